@@ -1,0 +1,5 @@
+"""``python -m vpod`` runs the command-line interface."""
+
+from vpod.cli import main
+
+main()

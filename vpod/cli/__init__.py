@@ -1,0 +1,32 @@
+"""The ``vpod`` command line (click). Commands only parse and delegate.
+
+Each command lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from vpod import __version__
+from vpod.cli.config_cmd import config_group
+from vpod.cli.run_cmd import run_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vpod")
+def cli() -> None:
+    """vpod: watch folders and normalize video files by a track policy.
+
+    Drop files into a watched folder; vpod waits until each is completely written, then
+    sets default audio/subtitle tracks, removes, reorders and tags tracks, and remuxes
+    into MKV as the policy says, with ffprobe, mkvpropedit and mkvmerge.
+    """
+
+
+cli.add_command(run_command)
+cli.add_command(config_group)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vpod")

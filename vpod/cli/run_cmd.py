@@ -1,0 +1,39 @@
+"""``vpod run``: the watch-folder daemon in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from vpod import exitcodes
+from vpod.cli.common import config_option, fail, load_or_exit, positive_int, require_tools_or_exit
+from vpod.config import DEFAULT_HOME, with_overrides
+from vpod.daemon import run_daemon
+from vpod.db.pool import DatabaseError
+from vpod.logs import configure_logging, resolve_format
+
+
+@click.command("run")
+@config_option
+@click.option("--workers", "-w", type=int, callback=positive_int, help="Worker threads (overrides [processing] workers).")
+@click.option("--dry-run", is_flag=True, help="Log what would change; never write a media file.")
+def run_command(config_path: str | None, workers: int | None, dry_run: bool) -> None:
+    """Watch the configured folders and process every new video file until SIGTERM/SIGINT.
+
+    Stops on SIGTERM or SIGINT after files in progress finish (at most
+    [processing] shutdown_timeout_seconds); what is left stays queued for the next start.
+    """
+    config = with_overrides(load_or_exit(config_path), workers=workers)
+    require_tools_or_exit()
+    configure_logging(config.logging.level, config.logging.format)
+    default_inbox = DEFAULT_HOME.expanduser() / "inbox"
+    for path in config.watch.paths:
+        if path == default_inbox:
+            path.mkdir(parents=True, exist_ok=True)
+    if resolve_format(config.logging.format, click.get_text_stream("stderr")) == "console":
+        folders = ", ".join(str(p) for p in config.watch.paths)
+        click.echo(f"vpod: drop video files into {folders} (Ctrl-C stops)", err=True)
+    try:
+        code = run_daemon(config, dry_run=dry_run)
+    except DatabaseError as exc:
+        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    raise SystemExit(code)

@@ -1,0 +1,183 @@
+"""vpod's configuration: one immutable :class:`VPOConfig`, built once and passed down.
+
+Where the file comes from: ``--config PATH`` > ``$VPOD_CONFIG`` > ``~/.vpo/config.toml``.
+A missing default file means built-in defaults; a missing file named explicitly is an
+error. Values: CLI flag > config file > default. Every key is listed in
+``contrib/config.example.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vpod.errors import ConfigError
+from vpod.policy.policy import Policy, policy_from_table
+from vpod.tomlschema import at_least, build_section, load_toml, one_of, section_as_dict, setting
+
+CONFIG_ENV = "VPOD_CONFIG"
+DEFAULT_HOME = Path("~/.vpo")
+DEFAULT_EXTENSIONS = ("mkv", "mp4", "m4v", "mov", "avi", "webm", "ts")
+DEFAULT_IGNORE = (
+    ".*",  # hidden files, including rsync's ".name.XXXXXX" temp files and vpod's own temp files
+    "*.part",  # Firefox, wget, youtube-dl / yt-dlp
+    "*.partial~",  # Safari
+    "*.tmp",
+    "*.!qB",  # qBittorrent incomplete files
+    "*.crdownload",  # Chrome, Edge
+    "*.download",
+    "*.!ut",  # uTorrent
+)
+
+
+def _no_dot(value: Any) -> str | None:
+    return None if value and not value.startswith(".") else "an extension without a leading dot"
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """``[watch]``: which folders to watch and when a file counts as completely written."""
+
+    paths: tuple[Path, ...] = setting((DEFAULT_HOME.expanduser() / "inbox",), doc="watched folders")
+    recursive: bool = setting(True, doc="watch subfolders too")
+    extensions: tuple[str, ...] = setting(DEFAULT_EXTENSIONS, check=_no_dot, doc="case-insensitive")
+    ignore: tuple[str, ...] = setting(DEFAULT_IGNORE, doc="fnmatch globs on the file name")
+    settle_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="size+mtime quiet time")
+    observer: str = setting("auto", check=one_of("auto", "inotify", "polling"), doc="event source")
+    poll_interval_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="polling period")
+    scan_on_start: bool = setting(True, doc="queue files that appeared while vpod was down")
+    follow_symlinks: bool = setting(False, doc="process symlinks that point outside the roots")
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    """``[processing]``: worker threads, queue bound, batch windows and time limits."""
+
+    workers: int = setting(2, check=at_least(1), doc="worker threads; capped at half the CPUs")
+    queue_size: int = setting(256, check=at_least(1), doc="bound of the in-memory queue")
+    batch_window_seconds: float = setting(60.0, check=at_least(0, strict=True), doc="BatchResult period")
+    shutdown_timeout_seconds: float = setting(30.0, check=at_least(0, strict=True), doc="drain limit")
+    tool_timeout_seconds: float = setting(
+        3600.0, check=at_least(0, strict=True), doc="kill an ffprobe/mkvmerge/ffmpeg run after this"
+    )
+    max_attempts: int = setting(3, check=at_least(1), doc="tries for transient failures")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """``[database]``: where the SQLite database lives."""
+
+    path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file")
+    busy_timeout_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="SQLITE_BUSY wait")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``[logging]``: structured log level and format on stderr."""
+
+    level: str = setting("info", check=one_of("debug", "info", "warning", "error"), doc="minimum level")
+    format: str = setting(
+        "auto", check=one_of("auto", "json", "console"), doc="auto: console on a terminal, else JSON"
+    )
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``[http]``: optional health and metrics listener."""
+
+    listen: str = setting("", doc='"HOST:PORT"; empty turns the listener off')
+
+
+@dataclass(frozen=True)
+class VPOConfig:
+    """The whole configuration. Build it with :func:`load_config`; never mutate it."""
+
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    policy: Policy = field(default_factory=Policy)
+    allow_root: bool = False
+    source: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data (for ``vpod config check``)."""
+        data = section_as_dict(self)
+        data["source"] = str(self.source) if self.source else None
+        return data
+
+
+_SECTIONS = {
+    "watch": WatchConfig,
+    "processing": ProcessingConfig,
+    "database": DatabaseConfig,
+    "logging": LoggingConfig,
+    "http": HttpConfig,
+}
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """Which config file to read, and whether it was named explicitly.
+
+    ``explicit`` (the ``--config`` flag) wins over ``$VPOD_CONFIG``, which wins over
+    ``~/.vpo/config.toml``.
+    """
+    if explicit:
+        return Path(explicit).expanduser().absolute(), True
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser().absolute(), True
+    return (DEFAULT_HOME / "config.toml").expanduser(), False
+
+
+def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
+    """Build a :class:`VPOConfig` from parsed TOML.
+
+    Raises:
+        ConfigError: unknown section or key, wrong type, or a value out of range.
+    """
+    base_dir = source.parent if source else None
+    sections: dict[str, Any] = {}
+    allow_root = False
+    for name, table in data.items():
+        if name == "allow_root":
+            if not isinstance(table, bool):
+                raise ConfigError(source, "allow_root", f"expected a boolean, got {table!r}")
+            allow_root = table
+        elif name == "policy":
+            sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
+        elif name in _SECTIONS:
+            sections[name] = build_section(
+                _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
+            )
+        else:
+            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy"))
+            raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
+    return VPOConfig(**sections, allow_root=allow_root, source=source)
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> VPOConfig:
+    """Load the configuration from the file :func:`config_path` picks.
+
+    Raises:
+        ConfigError: the file is missing although named explicitly, unreadable, not
+            TOML, or holds a bad value.
+    """
+    path, named = config_path(explicit)
+    if not path.exists():
+        if named:
+            raise ConfigError(path, None, "config file not found")
+        return VPOConfig()
+    return config_from_data(load_toml(path), source=path)
+
+
+def with_overrides(config: VPOConfig, *, workers: int | None = None, on_error: str | None = None) -> VPOConfig:
+    """Apply CLI flags on top of the file's values (CLI > file > default)."""
+    if workers is not None:
+        config = replace(config, processing=replace(config.processing, workers=workers))
+    if on_error is not None:
+        config = replace(config, policy=replace(config.policy, on_error=on_error))
+    return config

@@ -1,0 +1,1 @@
+"""Persistence: the connection pool, the schema and the Store interface."""

@@ -1,0 +1,149 @@
+"""DaemonConnectionPool: every database access of vpod goes through one of these.
+
+SQLite in WAL mode lets readers run beside one writer (https://sqlite.org/wal.html),
+so reads open their own short-lived connection, while writes share a single
+connection serialized by a lock. A write transaction starts with ``BEGIN IMMEDIATE``,
+which takes the write lock up front, so ``SQLITE_BUSY`` can only happen at that
+statement (https://sqlite.org/lang_transaction.html) and is retried there with
+exponential backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from vpod.errors import VpodError
+
+_BUSY_ATTEMPTS = 6
+_BACKOFF_START_SECONDS = 0.05
+
+
+class DatabaseBusy(VpodError):
+    """The database stayed locked by another process for longer than the busy timeout."""
+
+
+class DatabaseError(VpodError):
+    """The database cannot be opened, read or written (path, permissions, corruption)."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class DaemonConnectionPool:
+    """Connections to one SQLite database file, safe to share between threads.
+
+    Args:
+        path: the database file; its folder is created (mode 0700) when missing and the
+            file is created with mode 0600, so neither is world-readable or -writable.
+        busy_timeout_seconds: how long one write waits for another process's lock in
+            total, across retries, before :class:`DatabaseBusy` is raised.
+
+    Raises:
+        DatabaseError: the file cannot be created or opened.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_seconds: float = 5.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_seconds = busy_timeout_seconds
+        self._write_lock = threading.RLock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
+            self._writer = self._connect(busy_timeout_seconds / _BUSY_ATTEMPTS)
+            self._writer.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        # WAL + NORMAL survives a crash of the process (kill -9); only a power loss can
+        # drop the last commits (https://sqlite.org/pragma.html#pragma_synchronous).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A fresh read-only connection, closed on exit. Reads never wait for the writer.
+
+        Raises:
+            DatabaseError: the database cannot be opened.
+        """
+        try:
+            conn = self._connect(self.busy_timeout_seconds)
+            conn.execute("PRAGMA query_only=ON")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot read database {self.path}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The shared write connection inside ``BEGIN IMMEDIATE`` … ``COMMIT``.
+
+        Threads queue on a lock; another process holding the database lock is waited
+        for with exponential backoff (50 ms doubling, with jitter) for about
+        ``busy_timeout_seconds`` in total. An exception in the body rolls back.
+
+        Raises:
+            DatabaseBusy: the lock could not be taken in time.
+            DatabaseError: the database is not writable.
+        """
+        with self._write_lock:
+            if self._closed:
+                raise DatabaseError(f"database {self.path} is closed")
+            conn = self._writer
+            self._begin(conn)
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise DatabaseError(f"cannot commit to {self.path}: {exc}") from exc
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        delay = _BACKOFF_START_SECONDS
+        for attempt in range(_BUSY_ATTEMPTS):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise DatabaseError(f"cannot write to {self.path}: {exc}") from exc
+                if attempt == _BUSY_ATTEMPTS - 1:
+                    break
+                time.sleep(delay * (0.5 + random.random()))
+                delay *= 2
+        raise DatabaseBusy(
+            f"database {self.path} stayed locked by another process for more than "
+            f"{self.busy_timeout_seconds:g} s"
+        )
+
+    def close(self) -> None:
+        """Close the write connection. Later writes raise :class:`DatabaseError`."""
+        with self._write_lock:
+            if not self._closed:
+                self._closed = True
+                self._writer.close()

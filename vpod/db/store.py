@@ -1,0 +1,104 @@
+"""The Store: all queue and result persistence behind one interface.
+
+Workers, the watcher and the CLI talk to a :class:`Store`, never to SQL. The first
+implementation is :class:`vpod.db.sqlite_store.SqliteStore`; a PostgreSQL one for
+several nodes on one library can follow without touching its callers.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+from vpod.fingerprint import StatKey
+from vpod.media.model import Track
+from vpod.results import BatchResult, FileProcessingResult
+
+
+class EnqueueOutcome(enum.Enum):
+    """What :meth:`Store.enqueue` did with a stable file."""
+
+    QUEUED = "queued"  # new or changed content: a job now waits
+    ALREADY_QUEUED = "already_queued"  # waiting or in progress already
+    UNCHANGED = "unchanged"  # same content as a processed (or conforming) file
+    FAILED_UNCHANGED = "failed_unchanged"  # same content as a permanent failure or skip
+
+
+@dataclass(frozen=True)
+class Job:
+    """A queued file. ``relpath`` is relative to ``root``, as raw bytes."""
+
+    id: int
+    root: Path
+    relpath: bytes
+    fingerprint: str | None
+    attempts: int
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the file."""
+        return self.root / os.fsdecode(self.relpath)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything :meth:`Store.finish` records about a processed file.
+
+    ``result_fingerprint`` and ``result_stat`` describe the file as vpod left it
+    (``None`` when it failed or vanished); ``final_relpath`` is set when the file now
+    lives under another name (container change to ``.mkv``).
+    """
+
+    result: FileProcessingResult
+    result_fingerprint: str | None = None
+    result_stat: StatKey | None = None
+    final_relpath: bytes | None = None
+    tracks: Sequence[Track] = ()
+
+
+class Store(Protocol):
+    """Durable queue and results. Every method is thread-safe and commits before returning.
+
+    Raises (every method):
+        vpod.db.pool.DatabaseBusy: another process held the lock beyond the busy timeout.
+        vpod.db.pool.DatabaseError: the database is unusable.
+    """
+
+    def enqueue(self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey) -> EnqueueOutcome:
+        """Queue a stable file unless the same content was already handled."""
+
+    def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
+        """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of ``root``."""
+
+    def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
+        """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""
+
+    def start(self, job: Job, worker: str, batch_id: str) -> bool:
+        """Mark a job in progress; False when it is no longer queued."""
+
+    def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
+        """Record a final outcome (done, failed or skipped) and its result row."""
+
+    def retry_later(self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None) -> None:
+        """Put a job back in the queue after a transient failure, due in ``delay_seconds``."""
+
+    def requeue_interrupted(self) -> int:
+        """Return jobs left in progress by a crash to the queue; returns how many."""
+
+    def record_batch(self, batch: BatchResult, source: str) -> None:
+        """Store a closed batch."""
+
+    def register_temp(self, path: Path) -> None:
+        """Remember a temp file before creating it, so a crash cannot leave it behind."""
+
+    def forget_temp(self, path: Path) -> None:
+        """The temp file is gone (renamed into place or removed)."""
+
+    def pending_temps(self) -> list[Path]:
+        """Temp files registered and not forgotten (left by a crash)."""
+
+    def queue_depth(self) -> int:
+        """Number of queued jobs."""

@@ -1,0 +1,75 @@
+"""Exceptions shared across vpod, each carrying what a user needs to act on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VpodError(Exception):
+    """Base of every error vpod raises on purpose."""
+
+
+class ConfigError(VpodError):
+    """A config or policy file is unreadable or holds a bad value.
+
+    ``str(error)`` reads ``FILE: [section] key: reason``; the CLI prints it and exits 2.
+    """
+
+    def __init__(self, source: Path | str | None, key: str | None, reason: str) -> None:
+        self.source = str(source) if source is not None else "<defaults>"
+        self.key = key
+        self.reason = reason
+        where = f"{self.source}: {key}" if key else self.source
+        super().__init__(f"{where}: {reason}")
+
+
+class MediaError(VpodError):
+    """A media file cannot be processed.
+
+    ``permanent`` is True when retrying the same bytes cannot help (unreadable media,
+    a format the tools reject); such files wait until their content changes.
+    ``reason`` is a short machine-friendly tag (``probe_failed``, ``timeout`` ...)
+    used in logs, the database and metrics.
+    """
+
+    def __init__(self, message: str, *, reason: str = "error", permanent: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class ToolError(MediaError):
+    """An external tool failed: non-zero exit, or output vpod cannot understand.
+
+    The message holds the command name, the exit status and the tool's stderr.
+    """
+
+
+class ToolMissing(ToolError):
+    """An external tool is not installed or not on ``PATH``."""
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            f"{tool} not found on PATH; install it "
+            f"(Debian/Ubuntu: apt-get install {package_for_tool(tool)})",
+            reason="tool_missing",
+            permanent=False,
+        )
+        self.tool = tool
+
+
+class ToolTimeout(ToolError):
+    """An external tool ran longer than its timeout and was killed."""
+
+    def __init__(self, tool: str, timeout_seconds: float) -> None:
+        super().__init__(
+            f"{tool} did not finish within {timeout_seconds:g} s and was killed",
+            reason="timeout",
+            permanent=False,
+        )
+        self.tool = tool
+
+
+def package_for_tool(tool: str) -> str:
+    """The Debian/Ubuntu package that ships ``tool`` (ffprobe → ffmpeg, mkv* → mkvtoolnix)."""
+    return "mkvtoolnix" if tool.startswith("mkv") else "ffmpeg"

@@ -1,0 +1,94 @@
+"""Run one queued job through the pipeline and record the outcome: shared by both front ends."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from vpod.db.store import Job, Outcome, Store
+from vpod.pipeline import FileProcessor
+from vpod.policy.policy import Policy
+from vpod.results import FileProcessingResult, display_path
+
+RETRY_BASE_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Backoff before retry number ``attempt`` (1-based): 5 s doubling, at most 5 min."""
+    return min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS)
+
+
+class JobRunner:
+    """Marks a job in progress, processes it, records and logs the outcome.
+
+    Transient failures (a tool timed out or was killed, the file was locked) go back to
+    the queue with backoff until ``max_attempts`` tries were made; everything else is
+    final. Log events: ``file_processed``, ``file_failed``, ``file_skipped``,
+    ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
+    and ``batch_id``.
+    """
+
+    def __init__(self, store: Store, processor: FileProcessor, *, max_attempts: int) -> None:
+        self.store = store
+        self.processor = processor
+        self.max_attempts = max_attempts
+        self.log = structlog.get_logger("vpod")
+
+    def run(self, job: Job, policy: Policy, worker: str, batch_id: str) -> FileProcessingResult | None:
+        """Process ``job``; ``None`` when another worker or process took it first.
+
+        Raises:
+            vpod.db.pool.DatabaseBusy / DatabaseError: the outcome could not be recorded
+                (the job stays ``processing`` and is requeued at the next start).
+        """
+        if not self.store.start(job, worker, batch_id):
+            return None
+        with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
+            output = self.processor.process(job.path, policy)
+            result = replace(output.result, worker=worker)
+            attempt = job.attempts + 1
+            if result.failed and not result.permanent and attempt < self.max_attempts:
+                delay = retry_delay(attempt)
+                self.store.retry_later(job, result, delay, batch_id)
+                self.log.warning(
+                    "file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay
+                )
+                return result
+            final_relpath = None
+            if result.final_path is not None and result.final_path != job.path:
+                final_relpath = _relative(result.final_path, job.root)
+            tracks = output.media_after.tracks if output.media_after else ()
+            self.store.finish(
+                job,
+                Outcome(result, output.fingerprint_after, output.stat_after, final_relpath, tracks),
+                batch_id,
+            )
+            self._log(result)
+            return result
+
+    def _log(self, result: FileProcessingResult) -> None:
+        if result.success:
+            self.log.info(
+                "file_processed",
+                success=True,
+                changes=result.changes,
+                duration_seconds=round(result.duration_seconds, 3),
+                actions=list(result.actions),
+            )
+        elif result.reason == "dry_run":
+            self.log.info("file_planned", actions=list(result.actions))
+        elif result.skipped:
+            self.log.info("file_skipped", reason=result.reason, detail=result.error)
+        else:
+            self.log.error("file_failed", error=result.error, reason=result.reason)
+
+
+def _relative(path: Path, root: Path) -> bytes | None:
+    try:
+        return os.fsencode(path.relative_to(root))
+    except ValueError:
+        return None  # a followed symlink's target lives outside the root

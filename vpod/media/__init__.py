@@ -1,0 +1,1 @@
+"""Reading and rewriting media files with FFmpeg and MKVToolNix."""

@@ -1,0 +1,208 @@
+"""Probe a media file into a :class:`MediaInfo`.
+
+Which tool: ``mkvmerge -J`` first. It starts in about a third of ffprobe's time
+(see BENCHMARKS.md) and knows Matroska best: track numbers, the default flag as
+Matroska defines it (absent means set), ``LanguageIETF``. When the file is not
+Matroska or mkvmerge cannot read it, ``ffprobe -of json`` answers instead: it reads
+more formats (MP4 ``mov_text`` subtitles, which MKVToolNix 74 does not list) and says
+why a broken file is broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vpod.errors import MediaError, ToolError
+from vpod.media.model import MATROSKA, MediaInfo, Track
+from vpod.media.tools import ToolRunner
+from vpod.policy.languages import track_language
+
+_MKVMERGE_TYPES = {"video": "video", "audio": "audio", "subtitles": "subtitle"}
+_EBML_ID = b"\x1a\x45\xdf\xa3"
+_SEGMENT_ID = b"\x18\x53\x80\x67"
+
+
+def ffmpeg_input(path: Path) -> str:
+    """``path`` as an ffmpeg/ffprobe input URL: absolute, behind the ``file:`` protocol,
+    so names with a leading ``-`` or a ``proto:`` prefix are never parsed otherwise."""
+    return "file:" + os.fspath(path.absolute())
+
+
+def probe(path: Path, runner: ToolRunner) -> MediaInfo:
+    """Probe ``path`` (a regular file) and return its container and tracks.
+
+    Raises:
+        MediaError: the file is not media, is truncated, or has no tracks (permanent).
+        ToolMissing / ToolTimeout: a tool is missing or hung (transient).
+    """
+    path = path.absolute()
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)", reason="empty")
+    info = _probe_mkvmerge(path, size, runner)
+    if info is None:
+        info = _probe_ffprobe(path, size, runner)
+    if not info.tracks:
+        raise MediaError(f"{path}: no tracks found ({info.probed_with})", reason="no_tracks")
+    return info
+
+
+def _probe_mkvmerge(path: Path, size: int, runner: ToolRunner) -> MediaInfo | None:
+    result = runner.run(["mkvmerge", "-J", path], ok_codes=(0, 1, 2))
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise ToolError(f"{path}: mkvmerge -J printed no JSON: {result.stdout[-300:]!r}", reason="tool_failed") from None
+    container = data.get("container") or {}
+    if container.get("type") != "Matroska" or data.get("errors"):
+        return None
+    _check_matroska_size(path, size)
+    tracks = tuple(_mkvmerge_track(t) for t in data.get("tracks", []))
+    duration_ns = (container.get("properties") or {}).get("duration")
+    return MediaInfo(
+        path=path,
+        container=MATROSKA,
+        duration_seconds=duration_ns / 1e9 if duration_ns else None,
+        tracks=tracks,
+        size_bytes=size,
+        probed_with="mkvmerge",
+        attachments=len(data.get("attachments", [])),
+        extra={"mkvmerge": data},
+    )
+
+
+def _mkvmerge_track(raw: dict[str, Any]) -> Track:
+    props = raw.get("properties", {})
+    duration = props.get("tag_duration")
+    return Track(
+        index=raw["id"],
+        type=_MKVMERGE_TYPES.get(raw.get("type", ""), raw.get("type", "data")),
+        codec=raw.get("codec", ""),
+        language=track_language(props.get("language"), props.get("language_ietf")),
+        title=props.get("track_name") or None,
+        default=bool(props.get("default_track", True)),
+        forced=bool(props.get("forced_track", False)),
+        channels=props.get("audio_channels"),
+        number=props.get("number"),
+        duration_seconds=_hms_seconds(duration) if duration else None,
+    )
+
+
+def _probe_ffprobe(path: Path, size: int, runner: ToolRunner) -> MediaInfo:
+    args = ["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", ffmpeg_input(path)]
+    try:
+        result = runner.run(args)
+    except ToolError as exc:
+        if exc.reason != "tool_failed":
+            raise
+        raise MediaError(f"{path}: not a readable media file: {exc}", reason="unreadable") from None
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise ToolError(f"{path}: ffprobe printed no JSON", reason="tool_failed") from None
+    fmt = data.get("format") or {}
+    tracks = tuple(_ffprobe_track(s) for s in data.get("streams", []))
+    duration = fmt.get("duration")
+    name = fmt.get("format_name", "unknown")
+    return MediaInfo(
+        path=path,
+        container=MATROSKA if name.startswith("matroska") else name,
+        duration_seconds=float(duration) if duration else None,
+        tracks=tracks,
+        size_bytes=size,
+        probed_with="ffprobe",
+        attachments=sum(1 for t in tracks if t.type == "attachment"),
+        extra={"ffprobe": data},
+    )
+
+
+def _ffprobe_track(raw: dict[str, Any]) -> Track:
+    tags = {k.lower(): v for k, v in (raw.get("tags") or {}).items()}
+    disposition = raw.get("disposition") or {}
+    kind = raw.get("codec_type", "data")
+    if kind == "video" and disposition.get("attached_pic"):
+        kind = "attachment"  # cover art: an image, not a video track
+    duration = raw.get("duration") or tags.get("duration")
+    return Track(
+        index=raw["index"],
+        type=kind if kind in ("video", "audio", "subtitle", "attachment") else "data",
+        codec=raw.get("codec_name", ""),
+        language=track_language(tags.get("language")),
+        title=tags.get("title") or None,
+        default=bool(disposition.get("default")),
+        forced=bool(disposition.get("forced")),
+        channels=raw.get("channels"),
+        duration_seconds=_duration_value(duration),
+    )
+
+
+def _duration_value(value: Any) -> float | None:
+    if value in (None, "", "N/A"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return _hms_seconds(str(value))
+
+
+def _hms_seconds(value: str) -> float | None:
+    """``"00:01:02.500000000"`` → 62.5 (the form of Matroska ``DURATION`` tags)."""
+    try:
+        hours, minutes, seconds = value.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _read_vint(data: bytes, pos: int) -> tuple[int, int, bool]:
+    """Decode an EBML variable-size integer at ``pos``: (value, length, all_ones).
+
+    EBML encoding per RFC 8794 §4: the count of leading zero bits of the first byte
+    gives the length; an all-ones value means "unknown size".
+    """
+    first = data[pos]
+    length = 1
+    mask = 0x80
+    while length <= 8 and not first & mask:
+        mask >>= 1
+        length += 1
+    if length > 8 or pos + length > len(data):
+        raise ValueError("bad EBML integer")
+    value = first & (mask - 1)
+    for byte in data[pos + 1 : pos + length]:
+        value = (value << 8) | byte
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _check_matroska_size(path: Path, size: int) -> None:
+    """Fail on a Matroska file shorter than its Segment element says it is.
+
+    mkvmerge -J and ffprobe both accept a cut-off file as long as its headers are
+    intact, so a download that stopped early would otherwise look fine.
+
+    Raises:
+        MediaError: reason ``truncated``.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    try:
+        if not head.startswith(_EBML_ID):
+            return
+        header_size, length, _ = _read_vint(head, 4)
+        pos = 4 + length + header_size
+        if head[pos : pos + 4] != _SEGMENT_ID:
+            return
+        segment_size, length, unknown = _read_vint(head, pos + 4)
+    except (ValueError, IndexError):
+        return
+    if unknown:
+        return  # live-streamed Matroska: size not recorded
+    expected = pos + 4 + length + segment_size
+    if size < expected:
+        raise MediaError(
+            f"{path}: truncated Matroska file: its Segment declares {expected} bytes, the file has {size}",
+            reason="truncated",
+        )

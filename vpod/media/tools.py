@@ -1,0 +1,137 @@
+"""Run external tools safely: argument lists, no shell, a timeout, stderr kept.
+
+Every ffprobe, ffmpeg, mkvmerge and mkvpropedit call in vpod goes through
+:func:`run_tool`, so the rules hold everywhere: no shell ever parses a file name, a
+hung tool is killed after ``timeout_seconds``, and the tool's own message ends up in
+the error that is logged and recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+from vpod.errors import ToolError, ToolMissing, ToolTimeout
+
+# Tools print localized, colorized or interactive output otherwise.
+_TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
+_STDERR_LIMIT = 2000  # characters of a tool's stderr kept in an error message
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A finished tool run: exit status and decoded output (UTF-8, bad bytes replaced)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of ``name`` on ``PATH``.
+
+    Raises:
+        ToolMissing: the tool is not installed.
+    """
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(name)
+    return found
+
+
+class ToolRunner:
+    """Runs external tools and can kill every one still running (at shutdown).
+
+    Thread-safe: worker threads share one runner. ``timeout_seconds`` is the default
+    wall-clock limit of one tool run.
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+
+    def run(
+        self,
+        args: Sequence[str | os.PathLike[str]],
+        *,
+        timeout_seconds: float | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> ToolResult:
+        """Run ``args[0]`` (looked up on ``PATH``) with the remaining arguments.
+
+        Args:
+            args: program name then arguments; paths may hold any bytes (``os.fsencode``).
+            timeout_seconds: wall-clock limit (default: the runner's); the tool is
+                killed (SIGKILL) when it passes.
+            ok_codes: exit statuses that count as success. mkvmerge and mkvpropedit exit
+                1 for "finished with warnings" (mkvmerge(1), section "EXIT CODES").
+
+        Raises:
+            ToolMissing: the program is not on ``PATH`` (also when it vanished at run time).
+            ToolTimeout: it ran longer than the timeout.
+            ToolError: it exited with a status not in ``ok_codes``; the message holds
+                the command name, the status and the tool's stderr.
+        """
+        name = os.fspath(args[0])
+        limit = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        argv = [tool_path(name), *(os.fspath(a) for a in args[1:])]
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **_TOOL_ENV},
+            )
+        except FileNotFoundError:
+            raise ToolMissing(name) from None
+        with self._lock:
+            self._running.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise ToolTimeout(name, limit) from None
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        result = ToolResult(
+            process.returncode,
+            stdout.decode("utf-8", "replace"),
+            stderr.decode("utf-8", "replace"),
+        )
+        if result.returncode not in ok_codes:
+            reason = "killed" if result.returncode < 0 else "tool_failed"
+            raise ToolError(
+                f"{name} exited with status {result.returncode}: {tool_message(result)}",
+                reason=reason,
+                permanent=result.returncode >= 0,
+            )
+        return result
+
+    def kill_all(self) -> int:
+        """Kill every tool still running; returns how many were killed."""
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+        return len(running)
+
+
+def tool_message(result: ToolResult) -> str:
+    """The useful part of a tool's complaint: stderr, else the tail of stdout.
+
+    mkvmerge and mkvpropedit print their errors on stdout, prefixed ``Error:``.
+    """
+    text = result.stderr.strip()
+    if not text:
+        lines = [line for line in result.stdout.splitlines() if line.startswith(("Error", "Warning"))]
+        text = "\n".join(lines) or result.stdout.strip()[-_STDERR_LIMIT:]
+    return text[-_STDERR_LIMIT:] or "(no message)"

@@ -1,0 +1,1 @@
+"""The track policy: what a conforming file looks like, and how to get there."""

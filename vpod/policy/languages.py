@@ -1,0 +1,94 @@
+"""ISO 639-2 language codes: parse what users write, normalize what files carry.
+
+The table is ``vpod/data/iso_639-2.json`` from Debian's iso-codes project (LGPL-2.1+,
+https://salsa.debian.org/iso-codes-team/iso-codes), itself taken from the ISO 639-2
+registration authority (Library of Congress). Matroska's ``Language`` element holds
+ISO 639-2/B codes (Matroska specification, RFC 9559 §5.1.4.1.19), so that is vpod's
+canonical form: ``ger`` not ``deu``, ``fre`` not ``fra``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+UNDETERMINED = "und"
+"""ISO 639-2 code for "no language known"; also what Matroska assumes when the element is absent."""
+
+
+class LanguageError(ValueError):
+    """A language string is not an ISO 639-2 or 639-1 code or an ISO 639-2 English name."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    by_key: dict[str, str]  # lower-case code or name -> ISO 639-2/B code
+    names: dict[str, str]  # ISO 639-2/B code -> English name
+
+
+@lru_cache(maxsize=1)
+def _table() -> _Table:
+    raw = json.loads(resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8"))
+    by_key: dict[str, str] = {}
+    names: dict[str, str] = {}
+    name_owners: dict[str, set[str]] = {}
+    for entry in raw["639-2"]:
+        code_b = entry.get("bibliographic", entry["alpha_3"])
+        names[code_b] = entry["name"]
+        for code in (entry["alpha_3"], entry.get("bibliographic"), entry.get("alpha_2")):
+            if code:
+                by_key[code.lower()] = code_b
+        # "Spanish; Castilian" and "Greek, Modern (1453-)" are also known as
+        # "Spanish", "Castilian" and "Greek"; only unambiguous short names are kept.
+        for part in entry["name"].split(";"):
+            part = part.strip().lower()
+            name_owners.setdefault(part, set()).add(code_b)
+            short = part.split(",")[0].split("(")[0].strip()
+            if short != part:
+                name_owners.setdefault(short, set()).add(code_b)
+    for name, owners in name_owners.items():
+        if len(owners) == 1 and name not in by_key:
+            by_key[name] = next(iter(owners))
+    return _Table(by_key=by_key, names=names)
+
+
+def normalize_language(value: str) -> str:
+    """Return the ISO 639-2/B code for a code or English name a user wrote.
+
+    Accepts ISO 639-2/B (``ger``), ISO 639-2/T (``deu``), ISO 639-1 (``de``) and
+    English names (``German``), case-insensitively; ``und`` stays ``und``.
+
+    Raises:
+        LanguageError: ``value`` matches none of these.
+    """
+    key = value.strip().lower()
+    code = _table().by_key.get(key)
+    if code is None:
+        raise LanguageError(
+            f"{value!r} is not an ISO 639-2 code, an ISO 639-1 code or an English language name"
+        )
+    return code
+
+
+def track_language(language: str | None, language_ietf: str | None = None) -> str:
+    """The ISO 639-2/B code of a track's language as a file carries it.
+
+    Files carry 639-2/B, 639-2/T, 639-1, BCP 47 tags (``pt-BR``, Matroska's
+    ``LanguageIETF``) or nothing. Never raises: an unknown value comes back lower-cased
+    so it still compares equal to itself, and a missing one is ``und``.
+    """
+    for candidate in (language, language_ietf):
+        if not candidate:
+            continue
+        primary = candidate.strip().split("-")[0].split("_")[0].lower()
+        if not primary or primary == UNDETERMINED:
+            continue
+        return _table().by_key.get(primary, primary)
+    return UNDETERMINED
+
+
+def language_name(code: str) -> str:
+    """English name of an ISO 639-2/B code, or the code itself when unknown."""
+    return _table().names.get(code, code)

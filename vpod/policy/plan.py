@@ -1,0 +1,130 @@
+"""A :class:`Plan`: the actions that make one file conform to the policy.
+
+Actions name tracks by their stream index in the probed file (``Track.index``).
+Header actions (flags, language, title) can be applied in place by ``mkvpropedit``;
+structural ones (removal, reorder, container) need a remux into a new file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SetFlag:
+    """Set a track's ``default`` or ``forced`` flag (Matroska FlagDefault / FlagForced)."""
+
+    track: int
+    flag: str
+    value: bool
+    structural = False
+
+    def describe(self) -> str:
+        return f"track {self.track}: set {self.flag} flag {'on' if self.value else 'off'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "set_flag", "track": self.track, "flag": self.flag, "value": self.value}
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    """Set a track's language (ISO 639-2/B code)."""
+
+    track: int
+    language: str
+    structural = False
+
+    def describe(self) -> str:
+        return f"track {self.track}: set language {self.language}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "set_language", "track": self.track, "language": self.language}
+
+
+@dataclass(frozen=True)
+class SetTitle:
+    """Set a track's title; ``None`` removes it."""
+
+    track: int
+    title: str | None
+    structural = False
+
+    def describe(self) -> str:
+        return f"track {self.track}: " + (f"set title {self.title!r}" if self.title else "clear title")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "set_title", "track": self.track, "title": self.title}
+
+
+@dataclass(frozen=True)
+class RemoveTrack:
+    """Drop a track from the file; ``reason`` says which policy key asked for it."""
+
+    track: int
+    reason: str
+    structural = True
+
+    def describe(self) -> str:
+        return f"track {self.track}: remove ({self.reason})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "remove_track", "track": self.track, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Reorder:
+    """Write the kept tracks in this order of stream indexes."""
+
+    order: tuple[int, ...]
+    structural = True
+
+    def describe(self) -> str:
+        return "reorder tracks to " + ", ".join(str(i) for i in self.order)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "reorder", "order": list(self.order)}
+
+
+@dataclass(frozen=True)
+class ChangeContainer:
+    """Remux into another container (``mkv``), under the same name with its extension."""
+
+    container: str
+    structural = True
+
+    def describe(self) -> str:
+        return f"remux into {self.container.upper()}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": "change_container", "container": self.container}
+
+
+Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do to one file. Empty ``actions`` means the file already conforms.
+
+    ``warnings`` are policy conflicts resolved safely (for example "every audio track
+    would be removed; all kept").
+    """
+
+    actions: tuple[Action, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.actions
+
+    @property
+    def needs_remux(self) -> bool:
+        """True when any action needs a new file rather than an in-place header edit."""
+        return any(a.structural for a in self.actions)
+
+    def describe(self) -> tuple[str, ...]:
+        return tuple(a.describe() for a in self.actions)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.actions]

@@ -1,0 +1,105 @@
+"""The ``[policy]`` section: a user's rules for tracks, flags and container.
+
+Every key is documented in ``docs/policy.md``; example policies live in
+``contrib/policies/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from vpod.errors import ConfigError
+from vpod.policy.languages import LanguageError, normalize_language
+from vpod.tomlschema import build_section, load_toml, one_of, setting
+
+TRACK_TYPES = ("video", "audio", "subtitle", "attachment")
+LANGUAGE_LIST_KEYS = (
+    "audio_languages",
+    "subtitle_languages",
+    "keep_audio_languages",
+    "keep_subtitle_languages",
+)
+
+
+def _track_type(value: Any) -> str | None:
+    return None if value in TRACK_TYPES else "one of " + ", ".join(TRACK_TYPES)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a conforming file looks like. Language codes are stored as ISO 639-2/B."""
+
+    audio_languages: tuple[str, ...] = setting(
+        ("eng",), doc="preference order; the first present becomes the only default audio track"
+    )
+    subtitle_languages: tuple[str, ...] = setting((), doc="preference order for subtitles")
+    default_subtitle: str = setting(
+        "forced", check=one_of("none", "forced", "preferred"), doc="which subtitle is default"
+    )
+    keep_audio_languages: tuple[str, ...] = setting((), doc="audio languages kept; empty keeps all")
+    keep_subtitle_languages: tuple[str, ...] = setting(
+        (), doc="subtitle languages kept; empty keeps all"
+    )
+    remove_commentary: bool = setting(False, doc="remove tracks whose title matches a pattern")
+    commentary_patterns: tuple[str, ...] = setting(
+        ("commentary", "director"), doc="case-insensitive substrings of commentary titles"
+    )
+    track_order: tuple[str, ...] = setting(
+        TRACK_TYPES, check=_track_type, doc="order of track types; empty keeps the file's order"
+    )
+    untagged_language: str = setting("", doc="language given to tracks tagged und or untagged")
+    clear_track_titles: bool = setting(False, doc="remove every track title")
+    container: str = setting("keep", check=one_of("keep", "mkv"), doc="target container")
+    backup: bool = setting(False, doc="keep NAME.orig.EXT beside a rewritten file")
+    break_hardlinks: bool = setting(False, doc="allow a remux to split a file from its hard links")
+    on_error: str = setting("skip", check=one_of("skip", "fail"), doc="what a failed file does to its batch")
+
+
+def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
+    changes: dict[str, Any] = {}
+    for key in LANGUAGE_LIST_KEYS:
+        try:
+            changes[key] = tuple(dict.fromkeys(normalize_language(v) for v in getattr(policy, key)))
+        except LanguageError as exc:
+            raise ConfigError(source, f"[policy] {key}", str(exc)) from None
+    if policy.untagged_language:
+        try:
+            changes["untagged_language"] = normalize_language(policy.untagged_language)
+        except LanguageError as exc:
+            raise ConfigError(source, "[policy] untagged_language", str(exc)) from None
+    if len(set(policy.track_order)) != len(policy.track_order):
+        raise ConfigError(source, "[policy] track_order", "expected each track type at most once")
+    return replace(policy, **changes)
+
+
+def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir: Path | None) -> Policy:
+    """Build a :class:`Policy` from the ``[policy]`` table of a config file.
+
+    ``policy_file = "PATH"`` (relative to ``base_dir``) loads the policy from that file
+    instead: either its top level or its own ``[policy]`` table. It cannot be combined
+    with other keys, so there is one place that says what the policy is.
+
+    Raises:
+        ConfigError: an unknown key, a wrong type, a bad language code or value.
+    """
+    if "policy_file" in table:
+        others = sorted(k for k in table if k != "policy_file")
+        if others:
+            raise ConfigError(
+                source, "[policy] policy_file", f"cannot be combined with other keys ({', '.join(others)})"
+            )
+        raw = table["policy_file"]
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(source, "[policy] policy_file", f"expected a path string, got {raw!r}")
+        path = Path(raw).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        data = load_toml(path)
+        inner = data["policy"] if set(data) == {"policy"} else data
+        if "policy_file" in inner:
+            raise ConfigError(path, "policy_file", "a policy file cannot name another policy file")
+        return policy_from_table(inner, source=path, base_dir=path.parent)
+    policy = build_section(Policy, table, source=source, section="policy", base_dir=base_dir)
+    return _normalize_languages(policy, source)

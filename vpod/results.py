@@ -1,0 +1,122 @@
+"""Outcomes: one file's :class:`FileProcessingResult`, one batch's :class:`BatchResult`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def display_path(path: Path | str) -> str:
+    """A path as text for logs and JSON: undecodable bytes shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class FileProcessingResult:
+    """What happened to one file.
+
+    Attributes:
+        path: the file as it was queued.
+        success: True when the file conforms now (changed or already conforming).
+        changes: number of plan actions applied (0 when it already conformed).
+        duration_seconds: wall time spent on this file.
+        error: why it failed or was skipped, with the tool's message; ``None`` on success.
+        skipped: True when vpod chose not to process it (``reason`` says why).
+        reason: short tag (``vanished``, ``truncated``, ``timeout``, ...).
+        actions: human descriptions of the actions taken (or planned, in a dry run).
+        final_path: where the file is now (differs after a container change).
+        permanent: for failures, True when retrying the same bytes cannot help.
+    """
+
+    path: Path
+    success: bool
+    changes: int = 0
+    duration_seconds: float = 0.0
+    error: str | None = None
+    skipped: bool = False
+    reason: str | None = None
+    actions: tuple[str, ...] = ()
+    final_path: Path | None = None
+    permanent: bool = True
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    worker: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True for a real failure (not a skip)."""
+        return not self.success and not self.skipped
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "path": display_path(self.path),
+            "success": self.success,
+            "skipped": self.skipped,
+            "changes": self.changes,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "error": self.error,
+            "reason": self.reason,
+            "actions": list(self.actions),
+            "final_path": display_path(self.final_path) if self.final_path else None,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "worker": self.worker,
+        }
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one batch window (daemon) or one ``vpod process`` run.
+
+    Attributes:
+        total_files: files in the batch (for ``vpod process``: all files named, including
+            those never started because the batch stopped early).
+        success_count / fail_count / skipped_count: outcomes among ``results``.
+        results: one entry per file processed, in completion order.
+        total_duration_seconds: wall time from the first start to the end of the batch.
+        stopped_early: True when ``on_error = "fail"`` stopped the batch.
+    """
+
+    batch_id: str
+    started_at: float
+    ended_at: float = 0.0
+    total_files: int = 0
+    results: list[FileProcessingResult] = field(default_factory=list)
+    total_duration_seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def success_count(self) -> int:
+        return sum(1 for r in self.results if r.success)
+
+    @property
+    def fail_count(self) -> int:
+        return sum(1 for r in self.results if r.failed)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(1 for r in self.results if r.skipped)
+
+    def counts(self) -> dict[str, Any]:
+        """The summary fields, as logged in ``batch_completed``."""
+        return {
+            "batch_id": self.batch_id,
+            "total_files": self.total_files,
+            "success_count": self.success_count,
+            "fail_count": self.fail_count,
+            "skipped_count": self.skipped_count,
+            "total_duration_seconds": round(self.total_duration_seconds, 6),
+            "stopped_early": self.stopped_early,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, JSON-friendly (``vpod process --json``)."""
+        return {
+            **self.counts(),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "results": [r.as_dict() for r in self.results],
+        }

@@ -1,0 +1,150 @@
+"""Opening a file for processing without surprises: symlinks, FIFOs, other writers.
+
+:func:`open_for_processing` decides *which* file may be processed and holds an
+exclusive ``flock`` on it, so two vpod workers (or a daemon and ``vpod process``) never
+modify the same file at once. Rules:
+
+* only regular files: a FIFO named ``x.mkv`` is never opened, a folder named
+  ``x.mkv`` is skipped;
+* a symlink is processed only when it points outside the watched roots and
+  ``follow_symlinks`` is on (a target inside the roots is processed on its own);
+  symlink loops and dangling links are skipped;
+* the file must resolve to a path under one of the roots, or be a followed symlink.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from vpod.errors import MediaError
+
+
+class Skip(MediaError):
+    """The file is not something vpod should process; ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        # A file that vanished may come back with the same bytes; that is worth a new look.
+        super().__init__(message, reason=reason, permanent=reason != "vanished")
+
+
+class Busy(MediaError):
+    """Another process holds the file's lock (another vpod worker or a ``vpod process``)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: locked by another vpod process", reason="locked", permanent=False)
+
+
+def is_under(path: Path, roots: tuple[Path, ...]) -> bool:
+    """True when ``path`` is one of ``roots`` or inside one (purely lexical)."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+@dataclass
+class LockedFile:
+    """An open, ``flock``-ed regular file. ``path`` is the real path tools should use."""
+
+    path: Path
+    fd: int
+    stat: os.stat_result
+
+    def still_current(self) -> bool:
+        """True while ``path`` still names the inode that is locked (not replaced or removed)."""
+        try:
+            now = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (now.st_ino, now.st_dev) == (self.stat.st_ino, self.stat.st_dev)
+
+    def close(self) -> None:
+        """Release the lock and close the descriptor (idempotent)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "LockedFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _real_target(path: Path, roots: tuple[Path, ...], follow_symlinks: bool) -> Path:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise Skip(f"{path}: vanished before processing", "vanished") from None
+    if not stat.S_ISLNK(st.st_mode):
+        return path
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise Skip(f"{path}: dangling symlink", "dangling_symlink") from None
+    except (RuntimeError, OSError) as exc:  # RuntimeError: symlink loop on Python < 3.13
+        raise Skip(f"{path}: symlink loop ({exc})", "symlink_loop") from None
+    if is_under(target, roots):
+        raise Skip(f"{path}: symlink to {target}, which is processed on its own", "symlink_inside")
+    if not follow_symlinks:
+        raise Skip(
+            f"{path}: symlink to {target} outside the watched folders (set [watch] follow_symlinks = true)",
+            "symlink_outside",
+        )
+    return target
+
+
+def open_for_processing(
+    path: Path, roots: tuple[Path, ...], *, follow_symlinks: bool, wait: bool
+) -> LockedFile:
+    """Open ``path`` read-only and take an exclusive ``flock`` on it.
+
+    Args:
+        path: an absolute path under one of ``roots``.
+        roots: the folders vpod may write in (watch roots, or ``vpod process`` targets).
+        follow_symlinks: process symlinks that point outside ``roots``.
+        wait: block until the lock is free (``vpod process``) instead of raising
+            :class:`Busy` (the daemon retries later).
+
+    Raises:
+        Skip: vanished, not a regular file, a symlink vpod must not follow, outside the roots.
+        Busy: the lock is held elsewhere and ``wait`` is False.
+        MediaError: permission denied (reason ``permission_denied``) or another OS error.
+    """
+    real = _real_target(path, roots, follow_symlinks)
+    if real == path and not is_under(path, roots):
+        raise Skip(f"{path}: outside the watched folders", "outside_roots")
+    try:
+        st = os.stat(real, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Skip(f"{path}: vanished before processing", "vanished") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
+        raise Skip(f"{path}: a {kind}, not a regular file", "not_a_regular_file")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Skip(f"{path}: vanished before processing", "vanished") from None
+    except PermissionError as exc:
+        raise MediaError(f"{path}: cannot read: {exc.strerror}", reason="permission_denied") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Skip(f"{path}: became a symlink while opening", "symlink_race") from None
+        raise MediaError(f"{path}: cannot open: {exc.strerror}", reason="os_error", permanent=False) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Skip(f"{path}: not a regular file", "not_a_regular_file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(path) from None
+        locked = LockedFile(real, fd, st)
+        if not locked.still_current():  # replaced while we waited for the lock
+            raise Busy(path)
+        return locked
+    except BaseException:
+        os.close(fd)
+        raise

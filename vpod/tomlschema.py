@@ -1,0 +1,182 @@
+"""Typed, validated sections built from parsed TOML tables.
+
+Each config or policy section is a frozen dataclass. Its fields carry their own
+validation in ``metadata`` (see :func:`setting`), so one generic builder can turn a
+TOML table into a section and name the file, the key and what was expected when a
+value is wrong. TOML itself is parsed by :mod:`tomllib` (``tomli`` before 3.11).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from vpod.errors import ConfigError
+
+Check = Callable[[Any], "str | None"]
+"""A validator: returns ``None`` when the value is acceptable, else what was expected."""
+
+
+def setting(default: Any, *, check: Check | None = None, doc: str = "") -> Any:
+    """Declare a section field with an optional validator and a one-line description.
+
+    ``check(value)`` returns ``None`` for a good value or a short phrase saying what
+    was expected (for example ``"an integer >= 1"``).
+    """
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults so sections stay immutable")
+    return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
+
+
+def at_least(minimum: float, *, strict: bool = False) -> Check:
+    """Validator for numbers ``>= minimum`` (``> minimum`` when ``strict``)."""
+
+    def check(value: Any) -> str | None:
+        ok = value > minimum if strict else value >= minimum
+        if ok:
+            return None
+        return f"a number {'>' if strict else '>='} {minimum:g}"
+
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    """Validator for a string among ``choices``."""
+
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        return "one of " + ", ".join(f'"{c}"' for c in choices)
+
+    return check
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read and parse a TOML file.
+
+    Raises:
+        ConfigError: the file cannot be read or is not valid TOML (the message names
+            the file and the parser's reason, which includes line and column).
+    """
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        inner = typing.get_args(hint)[0]
+        return f"a list of {_type_name(inner)}s"
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        Path: "a path string",
+    }.get(hint, str(hint))
+
+
+def _coerce(hint: Any, value: Any, base_dir: Path | None) -> Any:
+    """Convert a TOML value to ``hint`` or raise ``TypeError``."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise TypeError
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, item, base_dir) for item in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise TypeError
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return path
+    raise AssertionError(f"unsupported setting type {hint!r}")
+
+
+def build_section(
+    cls: type,
+    table: Mapping[str, Any],
+    *,
+    source: Path | None,
+    section: str,
+    base_dir: Path | None = None,
+    skip: tuple[str, ...] = (),
+) -> Any:
+    """Build the dataclass ``cls`` from a TOML ``table``.
+
+    Keys listed in ``skip`` are left to the caller. Unknown keys, wrong types and values
+    rejected by a field's validator raise :class:`ConfigError` naming ``source``,
+    ``[section] key`` and what was expected. Relative ``Path`` values are resolved
+    against ``base_dir`` (the config file's folder).
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(source, f"[{section}]", "expected a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key in skip:
+            continue
+        if key not in fields:
+            known = ", ".join(sorted(k for k in fields if k not in skip))
+            raise ConfigError(source, f"[{section}] {key}", f"unknown key (known keys: {known})")
+        hint = hints[key]
+        try:
+            value = _coerce(hint, raw, base_dir)
+        except TypeError:
+            raise ConfigError(
+                source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {raw!r}"
+            ) from None
+        check = fields[key].metadata.get("check")
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            problem = check(item) if check else None
+            if problem:
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {item!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def section_as_dict(section: Any) -> dict[str, Any]:
+    """A JSON- and TOML-friendly dict of a section (paths as strings, tuples as lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return plain(section)

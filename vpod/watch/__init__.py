@@ -1,0 +1,1 @@
+"""Finding files: watchdog observers, the stabilizer, the catch-up scan."""

@@ -1,0 +1,91 @@
+"""The watchdog event handler: filter, then hand off. It never blocks.
+
+Events that mean "this file may have new content" (created, modified, closed after
+write, moved in) go to the :class:`Stabilizer`; a folder created or moved in goes to
+the scanner to be walked (watchdog reports a moved-in tree as ``created``, and files
+written before its watch was set up would otherwise be missed); deleted and
+moved-away paths are forgotten.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+from vpod.watch.filters import PathFilter, fs_name
+from vpod.watch.stabilizer import Stabilizer
+
+_CONTENT_EVENTS = (EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED)
+
+
+class WatchEventHandler(FileSystemEventHandler):
+    """Routes one watch root's events.
+
+    Args:
+        root: the watch root this handler serves.
+        path_filter: extension and ignore rules.
+        stabilizer: receives candidate files.
+        walk_folder: called with ``(root, folder)`` for folders created or moved in;
+            must only enqueue the walk, not perform it.
+        on_root_deleted: called when the root folder itself is deleted.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        path_filter: PathFilter,
+        stabilizer: Stabilizer,
+        walk_folder: Callable[[Path, Path], None],
+        on_root_deleted: Callable[[Path], None],
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.filter = path_filter
+        self.stabilizer = stabilizer
+        self.walk_folder = walk_folder
+        self.on_root_deleted = on_root_deleted
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        src = fs_name(event.src_path)
+        if kind == EVENT_TYPE_MOVED:
+            self._gone(src)
+            dest = fs_name(event.dest_path)
+            if event.is_directory:
+                self._folder(dest)
+            else:
+                self._file(dest)
+        elif kind == EVENT_TYPE_DELETED:
+            if src == self.root:
+                self.on_root_deleted(self.root)
+            self._gone(src)
+        elif kind in _CONTENT_EVENTS:
+            if event.is_directory:
+                if kind == EVENT_TYPE_CREATED:
+                    self._folder(src)
+            else:
+                self._file(src)
+
+    def _file(self, path: Path) -> None:
+        if self.filter.wants(path, self.root):
+            self.stabilizer.notify(path)
+
+    def _folder(self, path: Path) -> None:
+        if self.filter.wants_folder(path, self.root):
+            self.walk_folder(self.root, path)
+            # A folder with a media extension ("x.mkv/") is reported like a bad file.
+            if self.filter.has_media_extension(path.name):
+                self.stabilizer.notify(path)
+
+    def _gone(self, path: Path) -> None:
+        self.stabilizer.forget(path)

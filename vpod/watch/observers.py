@@ -1,0 +1,181 @@
+"""One watchdog observer per watch root: inotify where it works, polling where it cannot.
+
+inotify only reports changes made through the local kernel, so a folder on a
+network filesystem (NFS, SMB/CIFS, sshfs and other FUSE mounts) is polled under
+``observer = "auto"``: writes made by other hosts would otherwise never be seen
+(inotify(7), "Limitations and caveats").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import structlog
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+try:
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # not Linux
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre", "davfs", "sshfs"}
+)
+_OBSERVER_TIMEOUT_SECONDS = 5.0  # how long an idle observer thread sleeps between stop checks
+
+
+def _unescape_mountinfo(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (proc(5)).
+    return field.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def filesystem_type(path: Path, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The filesystem type of the mount holding ``path``, from ``/proc/self/mountinfo``.
+
+    Format per proc(5): field 5 is the mount point, the field after ``-`` the type.
+    Returns ``None`` when the file cannot be read (not Linux).
+    """
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    best, best_type = "", None
+    for line in lines:
+        fields = line.split(" ")
+        try:
+            mount_point = _unescape_mountinfo(fields[4])
+            fstype = fields[fields.index("-") + 1]
+        except (IndexError, ValueError):
+            continue
+        inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, fstype
+    return best_type
+
+
+def is_network_filesystem(fstype: str | None) -> bool:
+    """True for filesystems whose remote writes inotify cannot see (including any FUSE)."""
+    if fstype is None:
+        return False
+    return fstype in NETWORK_FILESYSTEMS or fstype.startswith("fuse")
+
+
+def choose_observer(path: Path, configured: str) -> tuple[str, str]:
+    """Pick ``inotify`` or ``polling`` for ``path``; returns (kind, why)."""
+    if configured == "polling":
+        return "polling", "configured"
+    if InotifyObserver is None:
+        return "polling", "inotify is not available on this system"
+    if configured == "inotify":
+        return "inotify", "configured"
+    fstype = filesystem_type(path)
+    if is_network_filesystem(fstype):
+        return "polling", f"{fstype} is a network filesystem; inotify cannot see writes made by other hosts"
+    return "inotify", f"local filesystem ({fstype or 'unknown'})"
+
+
+@dataclass
+class _Watch:
+    observer: BaseObserver
+    kind: str
+
+
+class WatchManager:
+    """Starts, stops and re-creates the observers of the watch roots.
+
+    Args:
+        make_handler: builds the event handler of one root.
+        observer: ``auto``, ``inotify`` or ``polling`` (``[watch] observer``).
+        poll_interval_seconds: period of the polling observer.
+        recursive: watch subfolders.
+    """
+
+    def __init__(
+        self,
+        make_handler: Callable[[Path], FileSystemEventHandler],
+        *,
+        observer: str,
+        poll_interval_seconds: float,
+        recursive: bool,
+    ) -> None:
+        self.make_handler = make_handler
+        self.observer = observer
+        self.poll_interval_seconds = poll_interval_seconds
+        self.recursive = recursive
+        self._lock = threading.Lock()
+        self._watches: dict[Path, _Watch] = {}
+        self.log = structlog.get_logger("vpod")
+
+    def roots(self) -> tuple[Path, ...]:
+        """Roots currently watched."""
+        with self._lock:
+            return tuple(self._watches)
+
+    def watch(self, root: Path) -> bool:
+        """Start watching ``root``; False when it does not exist (yet).
+
+        Falls back to polling when inotify runs out of watches, with an error naming
+        the ``fs.inotify.max_user_watches`` sysctl.
+        """
+        with self._lock:
+            if root in self._watches:
+                return True
+        if not root.is_dir():
+            return False
+        kind, why = choose_observer(root, self.observer)
+        try:
+            watch = self._start(root, kind)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE) or kind != "inotify":
+                self.log.error("watch_failed", root=str(root), error=str(exc))
+                return False
+            self.log.error(
+                "inotify_limit_reached",
+                root=str(root),
+                error=str(exc),
+                hint="raise the sysctl fs.inotify.max_user_watches (or max_user_instances); polling this folder meanwhile",
+            )
+            kind, why = "polling", "inotify watch limit reached"
+            watch = self._start(root, kind)
+        with self._lock:
+            self._watches[root] = watch
+        self.log.info("watch_started", root=str(root), observer=kind, why=why)
+        return True
+
+    def _start(self, root: Path, kind: str) -> _Watch:
+        if kind == "polling":
+            observer: BaseObserver = PollingObserver(timeout=self.poll_interval_seconds)
+        else:
+            observer = InotifyObserver(timeout=_OBSERVER_TIMEOUT_SECONDS)
+        observer.schedule(self.make_handler(root), str(root), recursive=self.recursive)
+        observer.daemon = True
+        try:
+            observer.start()
+        except BaseException:
+            observer.stop()
+            raise
+        return _Watch(observer, kind)
+
+    def unwatch(self, root: Path) -> None:
+        """Stop watching ``root`` (removed from the config, or deleted)."""
+        with self._lock:
+            watch = self._watches.pop(root, None)
+        if watch is not None:
+            watch.observer.stop()
+            if watch.observer is not threading.current_thread():
+                watch.observer.join(timeout=10)
+            self.log.info("watch_stopped", root=str(root))
+
+    def stop_all(self) -> None:
+        """Stop every observer and wait for their threads."""
+        for root in self.roots():
+            self.unwatch(root)

@@ -1,0 +1,108 @@
+"""Walking folders: the catch-up scan at start, and folders created or moved in.
+
+Both feed the same :class:`Stabilizer` as live events, so a file found by a walk is
+queued under the same stability test. A file whose size, mtime, inode and device
+equal what the database recorded is skipped without being read (the stat fast path);
+anything else is fingerprinted by the intake, which still recognizes unchanged content.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+from pathlib import Path
+
+import structlog
+
+from vpod.db.store import Store
+from vpod.fingerprint import StatKey
+from vpod.watch.filters import PathFilter
+from vpod.watch.stabilizer import Stabilizer
+
+
+class Scanner:
+    """A thread that walks folders on request, never following symlinked folders.
+
+    Args:
+        store: source of the recorded stat keys (fast path).
+        path_filter: extension and ignore rules.
+        stabilizer: receives the candidate files.
+        stop: ends the thread and any walk in progress.
+        recursive: descend into subfolders.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        path_filter: PathFilter,
+        stabilizer: Stabilizer,
+        stop: threading.Event,
+        *,
+        recursive: bool,
+    ) -> None:
+        self.store = store
+        self.filter = path_filter
+        self.stabilizer = stabilizer
+        self.stop = stop
+        self.recursive = recursive
+        self._requests: queue.Queue[tuple[Path, Path, bool] | None] = queue.Queue()
+        self.log = structlog.get_logger("vpod")
+
+    def request(self, root: Path, folder: Path, *, catch_up: bool = False) -> None:
+        """Ask for ``folder`` (under ``root``) to be walked. Never blocks."""
+        self._requests.put((root, folder, catch_up))
+
+    def wake(self) -> None:
+        """Unblock the thread after ``stop`` was set."""
+        self._requests.put(None)
+
+    def run(self) -> None:
+        """Thread body: serve walk requests until ``stop`` is set."""
+        while not self.stop.is_set():
+            item = self._requests.get()
+            if item is None:
+                continue
+            root, folder, catch_up = item
+            found, candidates = self.walk(root, folder)
+            if catch_up:
+                self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates)
+
+    def walk(self, root: Path, folder: Path) -> tuple[int, int]:
+        """Walk ``folder``; returns (media files seen, files handed to the stabilizer)."""
+        seen = candidates = 0
+        stack = [folder]
+        while stack and not self.stop.is_set():
+            current = stack.pop()
+            try:
+                entries = list(os.scandir(current))
+            except OSError as exc:
+                self.log.warning("scan_folder_unreadable", folder=os.fsdecode(current), error=str(exc))
+                continue
+            try:
+                rel_folder = os.fsencode(current.relative_to(root)) if current != root else b""
+            except ValueError:
+                continue
+            known: dict[bytes, StatKey] | None = None
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                is_folder = stat.S_ISDIR(st.st_mode)
+                if is_folder and self.recursive and self.filter.wants_folder(path, root):
+                    stack.append(path)
+                # A folder named x.mkv goes on like a file, to be recorded as skipped.
+                if not self.filter.wants(path, root):
+                    continue
+                seen += 1
+                if known is None:
+                    known = self.store.known_stats(root, rel_folder)
+                name = os.fsencode(entry.name)
+                if known.get(rel_folder + b"/" + name if rel_folder else name) == StatKey.of(st):
+                    continue
+                candidates += 1
+                self.stabilizer.notify(path)
+        return seen, candidates

@@ -1,0 +1,149 @@
+"""The Stabilizer: a file is ready once it has stopped changing for ``settle_seconds``.
+
+"Changing" is known two ways: filesystem events (created, modified, closed after
+write, moved in) reported through :meth:`Stabilizer.notify`, and the file's size and
+mtime, taken with ``lstat`` by the stabilizer's own thread. A file is ready when
+``settle_seconds`` have passed since its last change *and* its size and mtime equal
+an observation taken after that change. The stat comparison catches writers whose
+events are missed (network filesystems, mmap). Nothing here busy-polls: the thread
+sleeps on a condition variable until the next file is due or a new event arrives.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+Observation = tuple[int, int, int, int]  # size (bytes), mtime (ns), inode, st_mode
+
+
+@dataclass
+class _Pending:
+    last_change: float  # monotonic seconds
+    due: float
+    obs: Observation | None = None
+    obs_time: float = 0.0
+
+
+class Stabilizer:
+    """Tracks files in flux and hands each to ``on_ready`` once it is stable.
+
+    Args:
+        settle_seconds: quiet time (seconds) after the last change.
+        on_ready: called from the stabilizer thread with the path and its last
+            ``os.stat_result``; it may block (hashing, database) without delaying events.
+        stop: set to end :meth:`run`.
+        on_gone: called with a path that vanished while pending (optional).
+
+    Memory is one small record per file currently in flux, whatever the backlog.
+    """
+
+    def __init__(
+        self,
+        settle_seconds: float,
+        on_ready: Callable[[Path, os.stat_result], None],
+        stop: threading.Event,
+        on_gone: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.settle_seconds = settle_seconds
+        self._on_ready = on_ready
+        self._on_gone = on_gone
+        self._stop = stop
+        self._cond = threading.Condition()
+        self._pending: dict[Path, _Pending] = {}
+        self._heap: list[tuple[float, int, Path]] = []
+        self._seq = itertools.count()
+
+    def notify(self, path: Path) -> None:
+        """Something happened to ``path``: (re)start its settle time. Never blocks on I/O."""
+        now = time.monotonic()
+        with self._cond:
+            entry = self._pending.get(path)
+            if entry is not None:
+                entry.last_change = now
+                return
+            self._pending[path] = _Pending(last_change=now, due=now)
+            heapq.heappush(self._heap, (now, next(self._seq), path))
+            self._cond.notify()
+
+    def forget(self, path: Path) -> None:
+        """``path`` was deleted or moved away: stop tracking it (and anything below it)."""
+        with self._cond:
+            self._pending.pop(path, None)
+            prefix = str(path) + os.sep
+            for other in [p for p in self._pending if str(p).startswith(prefix)]:
+                del self._pending[other]
+
+    def pending_count(self) -> int:
+        """How many files are waiting to settle."""
+        with self._cond:
+            return len(self._pending)
+
+    def wake(self) -> None:
+        """Wake the thread (used at shutdown after setting ``stop``)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def run(self) -> None:
+        """Thread body: check files as they come due until ``stop`` is set."""
+        while not self._stop.is_set():
+            due = self._next_due()
+            for path in due:
+                if self._stop.is_set():
+                    return
+                self._check(path)
+
+    def _next_due(self) -> list[Path]:
+        with self._cond:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    ready: list[Path] = []
+                    while self._heap and self._heap[0][0] <= now and len(ready) < 1024:
+                        _, _, path = heapq.heappop(self._heap)
+                        if path in self._pending:
+                            ready.append(path)
+                    return ready
+                timeout = self._heap[0][0] - now if self._heap else None
+                self._cond.wait(timeout)
+            return []
+
+    def _check(self, path: Path) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError:  # gone, or its folder became unreadable: nothing to wait for
+            with self._cond:
+                gone = self._pending.pop(path, None) is not None
+            if gone and self._on_gone:
+                self._on_gone(path)
+            return
+        now = time.monotonic()
+        obs = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+        with self._cond:
+            entry = self._pending.get(path)
+            if entry is None:
+                return
+            settled = False
+            if obs != entry.obs:
+                # A change no event explained happened just now; one an event
+                # explained happened at the event's time.
+                if entry.obs is not None and entry.last_change <= entry.obs_time:
+                    entry.last_change = now
+                entry.obs, entry.obs_time = obs, now
+            elif entry.obs_time >= entry.last_change:
+                settled = True
+            else:
+                entry.obs_time = now  # unchanged, and now observed after the last event
+            ready_at = entry.last_change + self.settle_seconds
+            if not (settled and now >= ready_at):
+                entry.due = max(ready_at, now + 0.001)
+                heapq.heappush(self._heap, (entry.due, next(self._seq), path))
+                return
+            del self._pending[path]
+        self._on_ready(path, st)
