@@ -33,24 +33,32 @@ def _table() -> _Table:
     raw = json.loads(resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8"))
     by_key: dict[str, str] = {}
     names: dict[str, str] = {}
-    name_owners: dict[str, set[str]] = {}
+    full_names: dict[str, str] = {}
+    short_owners: dict[str, set[str]] = {}
+    modern: dict[str, str] = {}
     for entry in raw["639-2"]:
         code_b = entry.get("bibliographic", entry["alpha_3"])
         names[code_b] = entry["name"]
         for code in (entry["alpha_3"], entry.get("bibliographic"), entry.get("alpha_2")):
             if code:
                 by_key[code.lower()] = code_b
-        # "Spanish; Castilian" and "Greek, Modern (1453-)" are also known as
-        # "Spanish", "Castilian" and "Greek"; only unambiguous short names are kept.
+        # "Spanish; Castilian" is also "Spanish" and "Castilian"; "Greek, Modern
+        # (1453-)" is also "Greek", but "English, Middle" must not take "English".
         for part in entry["name"].split(";"):
             part = part.strip().lower()
-            name_owners.setdefault(part, set()).add(code_b)
+            full_names.setdefault(part, code_b)
             short = part.split(",")[0].split("(")[0].strip()
             if short != part:
-                name_owners.setdefault(short, set()).add(code_b)
-    for name, owners in name_owners.items():
-        if len(owners) == 1 and name not in by_key:
-            by_key[name] = next(iter(owners))
+                short_owners.setdefault(short, set()).add(code_b)
+                if "modern" in part:  # "Greek" means modern Greek, not Ancient Greek
+                    modern.setdefault(short, code_b)
+    for name, code_b in full_names.items():
+        by_key.setdefault(name, code_b)
+    for name, owners in short_owners.items():
+        if len(owners) == 1:
+            by_key.setdefault(name, next(iter(owners)))
+        elif name in modern:
+            by_key.setdefault(name, modern[name])
     return _Table(by_key=by_key, names=names)
 
 

@@ -1,0 +1,78 @@
+"""Shared fixtures. Integration tests need ffmpeg and MKVToolNix on PATH (.ci/run installs them)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from support.daemon import DaemonProcess, test_env, write_config
+from support.media import T, audio, make_media, video
+
+REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [t for t in REQUIRED if shutil.which(t) is None]
+    if missing:
+        # Failing loudly beats skipping: a green run without the tools proves nothing.
+        raise pytest.UsageError(f"tests need {', '.join(missing)} on PATH (run .ci/run, which installs them)")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(home: Path) -> dict[str, str]:
+    return test_env(home)
+
+
+@pytest.fixture(scope="session")
+def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list[T]], Path]:
+    """Generate each distinct media file once per session; tests copy it."""
+    folder = tmp_path_factory.mktemp("media-cache")
+    made: dict[tuple[str, tuple[T, ...]], Path] = {}
+
+    def get(name: str, tracks: list[T]) -> Path:
+        key = (name, tuple(tracks))
+        if key not in made:
+            made[key] = make_media(folder / f"{len(made)}-{name}", tracks)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture
+def jpn_eng_mkv(media_cache: Callable[[str, list[T]], Path]) -> Path:
+    """video + audio jpn (default) + audio eng: the default policy makes eng the default."""
+    return media_cache("jpn-eng.mkv", [video(), audio("jpn", default=True), audio("eng")])
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start real ``vpod run`` processes; all are stopped at teardown."""
+    started: list[DaemonProcess] = []
+
+    def start(sections: dict[str, Any], *, args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None,
+              name: str = "daemon") -> DaemonProcess:
+        sections = {k: dict(v) if isinstance(v, dict) else v for k, v in sections.items()}
+        sections.setdefault("database", {}).setdefault("path", str(tmp_path / "vpod.db"))
+        sections.setdefault("logging", {}).setdefault("format", "json")
+        sections["logging"].setdefault("level", "debug")
+        config = write_config(tmp_path / f"{name}.toml", sections)
+        proc = DaemonProcess(config, env={**env, **(extra_env or {})}, log_path=tmp_path / f"{name}-{len(started)}.log", args=args)
+        started.append(proc)
+        proc.wait_started()
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,122 @@
+"""Generate small real media files with ffmpeg, and read them back with mkvmerge/ffprobe.
+
+Every test that checks a media outcome uses files made here at test time (never
+committed binaries) and checks them with the real tools.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SRT = "1\n00:00:00,000 --> 00:00:00,900\nHello {n}\n\n"
+
+
+@dataclass(frozen=True)
+class T:
+    """One track to generate.
+
+    ``kind`` is video, audio or subtitle. ``codec`` defaults to mpeg4 / aac / srt
+    (mov_text for MP4 subtitles).
+    """
+
+    kind: str
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    forced: bool = False
+    codec: str | None = None
+
+
+def video(**kw: Any) -> T:
+    return T("video", **kw)
+
+
+def audio(language: str | None = None, **kw: Any) -> T:
+    return T("audio", language, **kw)
+
+
+def subtitle(language: str | None = None, **kw: Any) -> T:
+    return T("subtitle", language, **kw)
+
+
+def make_media(path: Path, tracks: list[T], *, duration: float = 1.0) -> Path:
+    """Write ``path`` (container from its extension) with ``tracks`` in that order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["ffmpeg", "-v", "error", "-y", "-nostdin"]
+    maps: list[str] = []
+    codecs: list[str] = []
+    meta: list[str] = []
+    ext = path.suffix.lower()
+    work = path.parent
+    for i, track in enumerate(tracks):
+        if track.kind == "video":
+            args += ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=10:duration={duration}"]
+            codec = track.codec or "mpeg4"
+            codecs += [f"-c:{i}", codec]
+        elif track.kind == "audio":
+            args += ["-f", "lavfi", "-i", f"sine=frequency={300 + 100 * i}:duration={duration}:sample_rate=8000"]
+            codec = track.codec or "aac"
+            codecs += [f"-c:{i}", codec, f"-b:{i}", "16k"]
+        else:
+            srt = work / f".gen-{path.stem}-{i}.srt"
+            srt.write_text(_SRT.format(n=i))
+            args += ["-i", str(srt)]
+            codec = track.codec or ("mov_text" if ext in (".mp4", ".m4v", ".mov") else "srt")
+            codecs += [f"-c:{i}", codec]
+        maps += ["-map", f"{i}:0"]
+        if track.language:
+            meta += [f"-metadata:s:{i}", f"language={track.language}"]
+        if track.title:
+            meta += [f"-metadata:s:{i}", f"title={track.title}"]
+        flags = [f for f, on in (("default", track.default), ("forced", track.forced)) if on]
+        meta += [f"-disposition:{i}", "+".join(flags) if flags else "0"]
+    extra = ["-default_mode", "passthrough"] if ext in (".mkv", ".webm") else []
+    subprocess.run([*args, *maps, *codecs, *meta, *extra, str(path)], check=True)
+    for leftover in work.glob(f".gen-{path.stem}-*.srt"):
+        leftover.unlink()
+    return path
+
+
+def mkvmerge_tracks(path: Path) -> list[dict[str, Any]]:
+    """Tracks as ``mkvmerge -J`` reports them, simplified: type, language, default, forced, title, codec."""
+    data = json.loads(subprocess.run(["mkvmerge", "-J", str(path)], capture_output=True, check=True).stdout)
+    out = []
+    for t in data["tracks"]:
+        p = t["properties"]
+        out.append(
+            {
+                "id": t["id"],
+                "type": t["type"],
+                "codec": t["codec"],
+                "language": p.get("language", "und"),
+                "default": p.get("default_track", True),
+                "forced": p.get("forced_track", False),
+                "title": p.get("track_name"),
+            }
+        )
+    return out
+
+
+def ffprobe_streams(path: Path, *, count_packets: bool = False) -> list[dict[str, Any]]:
+    """Streams as ``ffprobe -show_streams`` reports them (optionally with packet counts)."""
+    args = ["ffprobe", "-v", "error", "-of", "json", "-show_streams"]
+    if count_packets:
+        args.append("-count_packets")
+    data = json.loads(subprocess.run([*args, str(path)], capture_output=True, check=True).stdout)
+    return data["streams"]
+
+
+def default_audio_languages(path: Path) -> list[str]:
+    """Languages of the audio tracks whose default flag is set."""
+    return [t["language"] for t in mkvmerge_tracks(path) if t["type"] == "audio" and t["default"]]
+
+
+def copy_media(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest
