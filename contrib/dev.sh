@@ -59,6 +59,10 @@ case "${1:-}" in
         check_python
         need_packages "${tools[@]}"
         make_venv ""
+        if [ "$(id -u)" -eq 0 ]; then
+            say "running as root: vpod refuses root unless told otherwise; passing --allow-root for this quick start"
+            set -- --allow-root "$@"
+        fi
         exec "$venv/bin/vpod" run "$@"
         ;;
     test)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from vpod import exitcodes
@@ -16,13 +18,20 @@ from vpod.logs import configure_logging, resolve_format
 @config_option
 @click.option("--workers", "-w", type=int, callback=positive_int, help="Worker threads (overrides [processing] workers).")
 @click.option("--dry-run", is_flag=True, help="Log what would change; never write a media file.")
-def run_command(config_path: str | None, workers: int | None, dry_run: bool) -> None:
+@click.option("--allow-root", is_flag=True, help="Run even as root (same as allow_root = true in the config).")
+def run_command(config_path: str | None, workers: int | None, dry_run: bool, allow_root: bool) -> None:
     """Watch the configured folders and process every new video file until SIGTERM/SIGINT.
 
     Stops on SIGTERM or SIGINT after files in progress finish (at most
     [processing] shutdown_timeout_seconds); what is left stays queued for the next start.
     """
     config = with_overrides(load_or_exit(config_path), workers=workers)
+    if os.geteuid() == 0 and not (allow_root or config.allow_root):
+        fail(
+            "vpod: refusing to run as root: a daemon that rewrites media files should run as its own user "
+            "(see systemd/vpod.service). Set allow_root = true in the config or pass --allow-root to override.",
+            exitcodes.USAGE,
+        )
     require_tools_or_exit()
     configure_logging(config.logging.level, config.logging.format)
     default_inbox = DEFAULT_HOME.expanduser() / "inbox"
