@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from support.daemon import DaemonProcess, test_env, write_config
+from support.daemon import DaemonProcess, daemon_env, write_config
 from support.media import T, audio, make_media, video
 
 REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
@@ -31,7 +31,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(home: Path) -> dict[str, str]:
-    return test_env(home)
+    return daemon_env(home)
 
 
 @pytest.fixture(scope="session")

@@ -167,10 +167,14 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> VPOConfig:
             TOML, or holds a bad value.
     """
     path, named = config_path(explicit)
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         if named:
-            raise ConfigError(path, None, "config file not found")
+            raise ConfigError(path, None, "config file not found") from None
         return VPOConfig()
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read the file: {exc.strerror}") from None
     return config_from_data(load_toml(path), source=path)
 
 

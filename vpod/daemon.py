@@ -212,7 +212,9 @@ class Daemon:
             PipelineOptions(roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run),
             self.store,
         )
-        self.job_runner = JobRunner(self.store, self.processor, max_attempts=cfg.processing.max_attempts)
+        self.job_runner = JobRunner(
+            self.store, self.processor, max_attempts=cfg.processing.max_attempts, stop=self.stop
+        )
         self.controller = BatchController(cfg.policy.on_error)
         self.windows = BatchWindows(cfg.processing.batch_window_seconds)
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=cfg.processing.queue_size)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
+from vpod.db.pool import DatabaseBusy
 from vpod.db.store import Job, Outcome, Store
 from vpod.pipeline import FileProcessor
 from vpod.policy.policy import Policy
@@ -32,11 +35,37 @@ class JobRunner:
     and ``batch_id``.
     """
 
-    def __init__(self, store: Store, processor: FileProcessor, *, max_attempts: int) -> None:
+    def __init__(
+        self, store: Store, processor: FileProcessor, *, max_attempts: int, stop: threading.Event | None = None
+    ) -> None:
         self.store = store
         self.processor = processor
         self.max_attempts = max_attempts
+        self.stop = stop or threading.Event()
         self.log = structlog.get_logger("vpod")
+
+    def _record(self, write: Callable[[], None]) -> None:
+        """Run a Store write, waiting out a database locked by another process.
+
+        The outcome of work already done must not be lost, so a busy database is
+        retried with backoff (1 s doubling to 30 s) until it answers or the daemon
+        stops; then the job stays ``processing`` and is requeued at the next start.
+
+        Raises:
+            DatabaseBusy: still locked when the stop flag was set.
+            DatabaseError: the database is unusable.
+        """
+        delay = 1.0
+        while True:
+            try:
+                write()
+                return
+            except DatabaseBusy as exc:
+                if self.stop.is_set():
+                    raise
+                self.log.warning("database_busy", error=str(exc), retry_in_seconds=delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def run(self, job: Job, policy: Policy, worker: str, batch_id: str) -> FileProcessingResult | None:
         """Process ``job``; ``None`` when another worker or process took it first.
@@ -53,7 +82,7 @@ class JobRunner:
             attempt = job.attempts + 1
             if result.failed and not result.permanent and attempt < self.max_attempts:
                 delay = retry_delay(attempt)
-                self.store.retry_later(job, result, delay, batch_id)
+                self._record(lambda: self.store.retry_later(job, result, delay, batch_id))
                 self.log.warning(
                     "file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay
                 )
@@ -62,11 +91,8 @@ class JobRunner:
             if result.final_path is not None and result.final_path != job.path:
                 final_relpath = _relative(result.final_path, job.root)
             tracks = output.media_after.tracks if output.media_after else ()
-            self.store.finish(
-                job,
-                Outcome(result, output.fingerprint_after, output.stat_after, final_relpath, tracks),
-                batch_id,
-            )
+            outcome = Outcome(result, output.fingerprint_after, output.stat_after, final_relpath, tracks)
+            self._record(lambda: self.store.finish(job, outcome, batch_id))
             self._log(result)
             return result
 

@@ -23,7 +23,7 @@ def write_config(path: Path, sections: dict[str, Any]) -> Path:
     return path
 
 
-def test_env(home: Path, **extra: str) -> dict[str, str]:
+def daemon_env(home: Path, **extra: str) -> dict[str, str]:
     """Environment for a vpod subprocess: its own HOME, unbuffered output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VPOD_")}
     env.update({"HOME": str(home), "PYTHONUNBUFFERED": "1"})
@@ -43,16 +43,26 @@ def run_vpod(args: list[str], *, env: dict[str, str], timeout: float = 120, **kw
 class DaemonProcess:
     """``vpod run`` in the background; JSON logs go to ``log_path``.
 
+    ``prefix`` runs it under another command (``setpriv`` to drop root, ``unshare``).
+
     Use :meth:`wait_for` to block until an event appears (tests may poll; the product
     never does).
     """
 
-    def __init__(self, config: Path, *, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        args: tuple[str, ...] = (),
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.config = config
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vpod", "run", "--config", str(config), *args],
+            [*prefix, sys.executable, "-m", "vpod", "run", "--config", str(config), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ class ToolRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={**os.environ, **_TOOL_ENV},
+                # Its own process group: a timeout kills helpers it spawned too, and a
+                # Ctrl-C meant for vpod does not cut a tool off mid-write.
+                start_new_session=True,
             )
         except FileNotFoundError:
             raise ToolMissing(name) from None
@@ -95,7 +99,7 @@ class ToolRunner:
         try:
             stdout, stderr = process.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process)
             process.communicate()
             raise ToolTimeout(name, limit) from None
         finally:
@@ -121,8 +125,15 @@ class ToolRunner:
             running = list(self._running)
         for process in running:
             if process.poll() is None:
-                process.kill()
+                _kill_group(process)
         return len(running)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def tool_message(result: ToolResult) -> str:

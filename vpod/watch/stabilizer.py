@@ -1,12 +1,14 @@
 """The Stabilizer: a file is ready once it has stopped changing for ``settle_seconds``.
 
-"Changing" is known two ways: filesystem events (created, modified, closed after
-write, moved in) reported through :meth:`Stabilizer.notify`, and the file's size and
-mtime, taken with ``lstat`` by the stabilizer's own thread. A file is ready when
-``settle_seconds`` have passed since its last change *and* its size and mtime equal
-an observation taken after that change. The stat comparison catches writers whose
-events are missed (network filesystems, mmap). Nothing here busy-polls: the thread
-sleeps on a condition variable until the next file is due or a new event arrives.
+"Changing" is known three ways: filesystem events (created, modified, closed after
+write, moved in) reported through :meth:`Stabilizer.notify`; the file's size and
+mtime, taken with ``lstat`` by the stabilizer's own thread; and a process that still
+holds the file open for writing (:mod:`vpod.watch.writers`). A file is ready when
+``settle_seconds`` have passed since its last change, its size and mtime equal an
+observation taken after that change, and no visible process has it open for writing.
+The stat comparison catches writers whose events are missed (network filesystems,
+mmap). Nothing here busy-polls: the thread sleeps on a condition variable until the
+next file is due or a new event arrives.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from vpod.watch.writers import open_for_writing
 
 Observation = tuple[int, int, int, int]  # size (bytes), mtime (ns), inode, st_mode
 
@@ -40,6 +44,8 @@ class Stabilizer:
             ``os.stat_result``; it may block (hashing, database) without delaying events.
         stop: set to end :meth:`run`.
         on_gone: called with a path that vanished while pending (optional).
+        writers: returns the given paths that a process still has open for writing
+            (default: :func:`vpod.watch.writers.open_for_writing`); those wait longer.
 
     Memory is one small record per file currently in flux, whatever the backlog.
     """
@@ -50,8 +56,10 @@ class Stabilizer:
         on_ready: Callable[[Path, os.stat_result], None],
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
+        writers: Callable[[list[Path]], set[Path]] = open_for_writing,
     ) -> None:
         self.settle_seconds = settle_seconds
+        self._writers = writers
         self._on_ready = on_ready
         self._on_gone = on_gone
         self._stop = stop
@@ -93,11 +101,26 @@ class Stabilizer:
     def run(self) -> None:
         """Thread body: check files as they come due until ``stop`` is set."""
         while not self._stop.is_set():
-            due = self._next_due()
-            for path in due:
+            settled = [item for item in map(self._check, self._next_due()) if item is not None]
+            if not settled:
+                continue
+            busy = self._writers([path for path, _ in settled])
+            for path, st in settled:
                 if self._stop.is_set():
                     return
-                self._check(path)
+                if path in busy:
+                    self._still_writing(path)
+                else:
+                    self._on_ready(path, st)
+
+    def _still_writing(self, path: Path) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if path in self._pending:
+                return  # a new event arrived meanwhile and re-added it
+            entry = _Pending(last_change=now, due=now + self.settle_seconds)
+            self._pending[path] = entry
+            heapq.heappush(self._heap, (entry.due, next(self._seq), path))
 
     def _next_due(self) -> list[Path]:
         with self._cond:
@@ -114,7 +137,8 @@ class Stabilizer:
                 self._cond.wait(timeout)
             return []
 
-    def _check(self, path: Path) -> None:
+    def _check(self, path: Path) -> tuple[Path, os.stat_result] | None:
+        """Look at one due file; returns it with its stat when it has settled."""
         try:
             st = os.lstat(path)
         except OSError:  # gone, or its folder became unreadable: nothing to wait for
@@ -122,13 +146,13 @@ class Stabilizer:
                 gone = self._pending.pop(path, None) is not None
             if gone and self._on_gone:
                 self._on_gone(path)
-            return
+            return None
         now = time.monotonic()
         obs = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
         with self._cond:
             entry = self._pending.get(path)
             if entry is None:
-                return
+                return None
             settled = False
             if obs != entry.obs:
                 # A change no event explained happened just now; one an event
@@ -144,6 +168,6 @@ class Stabilizer:
             if not (settled and now >= ready_at):
                 entry.due = max(ready_at, now + 0.001)
                 heapq.heappush(self._heap, (entry.due, next(self._seq), path))
-                return
+                return None
             del self._pending[path]
-        self._on_ready(path, st)
+        return path, st

@@ -1,0 +1,212 @@
+"""Bad input never stops the daemon, never damages a source, always says why (issue 5, item 7)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from support.daemon import DaemonProcess, daemon_env, write_config
+from support.media import default_audio_languages
+
+pytestmark = pytest.mark.integration
+
+SETTLE = 0.3
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def db_state(db: Path, path: Path) -> tuple[str, str | None]:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT state, reason FROM files WHERE root || '/' || CAST(relpath AS TEXT) = ? OR (root = ? AND relpath = ?)",
+            (str(path), str(path.parent), os.fsencode(path.name)),
+        ).fetchone()
+    assert row is not None, f"no database row for {path}"
+    return row
+
+
+def test_bad_files_are_reported_and_the_daemon_goes_on(tmp_path, daemon_factory, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    outside = tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}})
+
+    data = jpn_eng_mkv.read_bytes()
+    bad: dict[str, tuple[str, str]] = {}  # name -> (event, reason)
+
+    (inbox / "empty.mkv").write_bytes(b"")
+    bad["empty.mkv"] = ("file_failed", "empty")
+    (inbox / "truncated.mkv").write_bytes(data[: len(data) // 2])
+    bad["truncated.mkv"] = ("file_failed", "truncated")
+    (inbox / "text.mkv").write_text("just some text, not Matroska\n" * 20)
+    bad["text.mkv"] = ("file_failed", "unreadable")
+    (inbox / "folder.mkv").mkdir()
+    bad["folder.mkv"] = ("file_skipped", "not_a_regular_file")
+    os.mkfifo(inbox / "pipe.mkv")
+    bad["pipe.mkv"] = ("file_skipped", "not_a_regular_file")
+    shutil.copyfile(jpn_eng_mkv, outside / "elsewhere.mkv")
+    os.symlink(outside / "elsewhere.mkv", inbox / "link-out.mkv")
+    bad["link-out.mkv"] = ("file_skipped", "symlink_outside")
+    os.symlink(inbox / "loop-b.mkv", inbox / "loop-a.mkv")
+    os.symlink(inbox / "loop-a.mkv", inbox / "loop-b.mkv")
+    bad["loop-a.mkv"] = ("file_skipped", "symlink_loop")
+    bad["loop-b.mkv"] = ("file_skipped", "symlink_loop")
+
+    sources = {n: digest(inbox / n) for n in ("truncated.mkv", "text.mkv")}
+    outside_digest = digest(outside / "elsewhere.mkv")
+
+    for name, (event, reason) in bad.items():
+        found = daemon.wait_for(event, path=str(inbox / name))
+        assert found[0].get("reason") == reason, (name, found[0])
+        assert name in (found[0].get("error") or found[0].get("detail") or ""), found[0]
+        assert db_state(tmp_path / "vpod.db", inbox / name) == (
+            "failed" if event == "file_failed" else "skipped",
+            reason,
+        )
+
+    # the daemon keeps processing good files afterwards
+    shutil.copyfile(jpn_eng_mkv, inbox / "good.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "good.mkv"))
+    assert default_audio_languages(inbox / "good.mkv") == ["eng"]
+    assert daemon.proc.poll() is None
+    assert daemon.stop() == 0
+
+    for name, before in sources.items():
+        assert digest(inbox / name) == before, f"{name} was modified"
+    assert digest(outside / "elsewhere.mkv") == outside_digest
+    assert stat_is_fifo(inbox / "pipe.mkv")
+
+
+def stat_is_fifo(path: Path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+NAMES = [
+    "with spaces.mkv",
+    "quotes ' and \" here.mkv",
+    "-leading-dash.mkv",
+    "new\nline.mkv",
+    os.fsdecode(b"bad\xffbytes.mkv"),
+    "x" * 251 + ".mkv",  # 255 bytes, the longest name ext4 allows
+]
+
+
+def test_odd_names_are_processed(tmp_path, daemon_factory, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}})
+    for name in NAMES:
+        shutil.copyfile(jpn_eng_mkv, inbox / name)
+    for name in NAMES:
+        shown = os.fsencode(str(inbox / name)).decode("utf-8", "backslashreplace")
+        daemon.wait_for("file_processed", path=shown)
+        assert default_audio_languages(inbox / name) == ["eng"], repr(name)
+    assert daemon.stop() == 0
+
+
+def test_symlink_outside_is_processed_when_follow_symlinks(tmp_path, daemon_factory, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    outside = tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    shutil.copyfile(jpn_eng_mkv, outside / "target.mkv")
+    daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE, "follow_symlinks": True}})
+    os.symlink(outside / "target.mkv", inbox / "link.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "link.mkv"))
+    assert default_audio_languages(outside / "target.mkv") == ["eng"]
+    assert (inbox / "link.mkv").is_symlink()
+    assert daemon.stop() == 0
+
+
+def _drop_privileges_prefix() -> list[str]:
+    """Root reads any file; run the daemon as nobody so a mode-000 file is really unreadable."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root for this test")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+@pytest.fixture
+def world_dir():
+    """A folder every user can enter (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="vpod-test-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unreadable_file_fails_with_permission_reason(world_dir, jpn_eng_mkv):
+    base = world_dir
+    inbox = base / "inbox"
+    inbox.mkdir()
+    inbox.chmod(0o777)
+    home = base / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    config = write_config(
+        base / "config.toml",
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(base / "db" / "vpod.db")},
+            "logging": {"format": "json", "level": "debug"},
+        },
+    )
+    config.chmod(0o644)
+    (base / "db").mkdir()
+    (base / "db").chmod(0o777)
+    daemon = DaemonProcess(
+        config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(_drop_privileges_prefix())
+    )
+    daemon.wait_started()
+
+    secret = inbox / "secret.mkv"
+    shutil.copyfile(jpn_eng_mkv, secret)
+    secret.chmod(0o000)
+    event = daemon.wait_for("file_failed", path=str(secret))[0]
+    assert event["reason"] == "permission_denied"
+    assert "secret.mkv" in event["error"] and "ermission" in event["error"]
+    shutil.copyfile(jpn_eng_mkv, inbox / "fine.mkv")
+    (inbox / "fine.mkv").chmod(0o666)
+    daemon.wait_for("file_processed", path=str(inbox / "fine.mkv"))
+    assert daemon.stop() == 0
+    secret.chmod(0o644)
+    assert default_audio_languages(secret) == ["jpn"]
+
+
+def test_hung_tool_is_killed_after_its_timeout(tmp_path, daemon_factory, jpn_eng_mkv):
+    """A stand-in mkvmerge on PATH that never answers: the file fails with reason timeout."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bin_dir = tmp_path / "hangbin"
+    bin_dir.mkdir()
+    fake = bin_dir / "mkvmerge"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "processing": {"tool_timeout_seconds": 1.0, "max_attempts": 2},
+        },
+        extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    shutil.copyfile(jpn_eng_mkv, inbox / "hang.mkv")
+    retry = daemon.wait_for("file_retry", path=str(inbox / "hang.mkv"))[0]
+    assert retry["reason"] == "timeout" and "mkvmerge" in retry["error"]
+    failed = daemon.wait_for("file_failed", path=str(inbox / "hang.mkv"), timeout=60)[0]
+    assert failed["reason"] == "timeout"
+    assert daemon.stop() == 0
+    leftovers = subprocess.run(["pgrep", "-f", str(fake)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], "the hung tool was not killed"
