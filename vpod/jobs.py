@@ -12,7 +12,7 @@ import structlog
 
 from vpod.db.pool import DatabaseBusy
 from vpod.db.store import Job, Outcome, Store
-from vpod.pipeline import FileProcessor
+from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path
 
@@ -77,8 +77,10 @@ class JobRunner:
         if not self.store.start(job, worker, batch_id):
             return None
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
-            output = self.processor.process(job.path, policy)
-            result = replace(output.result, worker=worker)
+            output = self.processor.process(
+                job.path, policy, before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe()))
+            )
+            result = _account_interrupted(job, output, replace(output.result, worker=worker))
             attempt = job.attempts + 1
             if result.failed and not result.permanent and attempt < self.max_attempts:
                 delay = retry_delay(attempt)
@@ -111,6 +113,24 @@ class JobRunner:
             self.log.info("file_skipped", reason=result.reason, detail=result.error)
         else:
             self.log.error("file_failed", error=result.error, reason=result.reason)
+
+
+def _account_interrupted(job: Job, output: PipelineOutput, result: FileProcessingResult) -> FileProcessingResult:
+    """Count changes an interrupted attempt made (killed after applying, before recording).
+
+    The redo finds the file conforming; its content differs from what was queued and
+    the Store still holds the interrupted plan, so that plan's changes are reported
+    now, exactly once.
+    """
+    if (
+        job.pending_actions
+        and result.success
+        and result.changes == 0
+        and output.fingerprint_before is not None
+        and output.fingerprint_before != job.fingerprint
+    ):
+        return replace(result, changes=len(job.pending_actions), actions=job.pending_actions)
+    return result
 
 
 def _relative(path: Path, root: Path) -> bytes | None:

@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
@@ -68,13 +69,17 @@ class FileProcessor:
         self.options = options
         self.temps = temps
 
-    def process(self, path: Path, policy: Policy) -> PipelineOutput:
+    def process(
+        self, path: Path, policy: Policy, before_apply: Callable[[Plan], None] | None = None
+    ) -> PipelineOutput:
         """Make ``path`` conform to ``policy``. Never raises for a bad file: the
         returned result says what happened (``success``, ``skipped`` with ``reason``,
         or ``error`` with the tool's message).
 
+        ``before_apply(plan)`` runs after planning and before the file is touched.
+
         Raises:
-            vpod.db.pool.DatabaseError: only from callers' hooks; media problems never raise.
+            vpod.db.pool.DatabaseBusy / DatabaseError: only from ``before_apply``.
         """
         started = time.time()
         clock = time.monotonic()
@@ -118,6 +123,8 @@ class FileProcessor:
                         ),
                         fingerprint_before,
                     )
+                if before_apply is not None:
+                    before_apply(plan)
                 final_path, media_after = self._apply(media, plan, policy, locked.stat)
                 fingerprint_after, stat_after = fingerprint_path(final_path)
                 return PipelineOutput(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.watch.writers import open_for_writing
 
 
 class Skip(MediaError):
@@ -33,10 +34,11 @@ class Skip(MediaError):
 
 
 class Busy(MediaError):
-    """Another process holds the file's lock (another vpod worker or a ``vpod process``)."""
+    """Another process holds the file's lock (another vpod worker or a ``vpod process``),
+    or still has it open for writing."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{path}: locked by another vpod process", reason="locked", permanent=False)
+    def __init__(self, path: Path, why: str = "locked by another vpod process") -> None:
+        super().__init__(f"{path}: {why}", reason="locked", permanent=False)
 
 
 def is_under(path: Path, roots: tuple[Path, ...]) -> bool:
@@ -144,6 +146,10 @@ def open_for_processing(
         locked = LockedFile(real, fd, st)
         if not locked.still_current():  # replaced while we waited for the lock
             raise Busy(path)
+        if open_for_writing([real]):
+            # A writer vpod does not know (a stalled copy, a tool orphaned by a crash of
+            # an earlier vpod) still has it open: changing it now could corrupt it.
+            raise Busy(path, "still open for writing by another process")
         return locked
     except BaseException:
         os.close(fd)

@@ -25,6 +25,7 @@ MIGRATIONS: tuple[str, ...] = (
         permanent INTEGER NOT NULL DEFAULT 0,
         not_before REAL NOT NULL DEFAULT 0,
         reason TEXT, last_error TEXT,
+        pending_actions TEXT,              -- JSON list: plan being applied (exactly-once accounting)
         worker TEXT, batch_id TEXT,
         queued_at REAL, started_at REAL, updated_at REAL NOT NULL,
         UNIQUE (root, relpath)

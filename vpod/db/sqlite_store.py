@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.schema import migrate
@@ -118,12 +118,15 @@ class SqliteStore:
         skip = set(exclude)
         with self.pool.read() as conn:
             rows = conn.execute(
-                "SELECT id, root, relpath, fingerprint, attempts FROM files"
+                "SELECT id, root, relpath, fingerprint, attempts, pending_actions FROM files"
                 " WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT ?",
                 (time.time(), limit + len(skip)),
             ).fetchall()
         jobs = [
-            Job(r["id"], Path(r["root"]), r["relpath"], r["fingerprint"], r["attempts"])
+            Job(
+                r["id"], Path(r["root"]), r["relpath"], r["fingerprint"], r["attempts"],
+                tuple(json.loads(r["pending_actions"])) if r["pending_actions"] else (),
+            )
             for r in rows
             if r["id"] not in skip
         ]
@@ -145,6 +148,14 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
+    def note_plan(self, job: Job, actions: Sequence[str]) -> None:
+        """Record the actions about to be applied (cleared by :meth:`finish`)."""
+        with self.pool.transaction() as conn:
+            conn.execute(
+                "UPDATE files SET pending_actions = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(list(actions)), time.time(), job.id),
+            )
+
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
         """Record a final outcome: ``done``, ``failed`` or ``skipped``, plus a result row."""
         result = outcome.result
@@ -155,7 +166,7 @@ class SqliteStore:
             stat_cols = _stat_columns(outcome.result_stat)
             conn.execute(
                 "UPDATE files SET state = ?, result_fingerprint = ?, permanent = ?, reason = ?,"
-                " last_error = ?, worker = NULL, updated_at = ?,"
+                " last_error = ?, worker = NULL, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " inode = COALESCE(?, inode), device = COALESCE(?, device) WHERE id = ?",
                 (
@@ -199,7 +210,7 @@ class SqliteStore:
             self._insert_result(conn, job, result, batch_id, None)
             conn.execute(
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
-                " worker = NULL, updated_at = ? WHERE id = ?",
+                " worker = NULL, pending_actions = NULL, updated_at = ? WHERE id = ?",
                 (time.time() + delay_seconds, result.reason, result.error, time.time(), job.id),
             )
 

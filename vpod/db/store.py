@@ -36,6 +36,8 @@ class Job:
     relpath: bytes
     fingerprint: str | None
     attempts: int
+    pending_actions: tuple[str, ...] = ()
+    """Actions an interrupted attempt was applying (their outcome is not recorded yet)."""
 
     @property
     def path(self) -> Path:
@@ -78,6 +80,10 @@ class Store(Protocol):
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""
+
+    def note_plan(self, job: Job, actions: Sequence[str]) -> None:
+        """Record the actions about to be applied, before touching the file, so a crash
+        between applying and :meth:`finish` still has the change accounted once."""
 
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
         """Record a final outcome (done, failed or skipped) and its result row."""
