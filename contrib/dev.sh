@@ -68,7 +68,7 @@ case "${1:-}" in
     test)
         shift
         check_python
-        need_packages "${tools[@]}" rsync:rsync curl:curl
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs
         make_venv "test"
         cd "$here"
         exec "$venv/bin/python" -m pytest "$@"

@@ -22,6 +22,8 @@ from watchdog.observers.polling import PollingObserver
 
 try:
     from watchdog.observers.inotify import InotifyObserver
+
+    from vpod.watch.inotify_budget import watches_exhausted
 except ImportError:  # not Linux
     InotifyObserver = None  # type: ignore[assignment,misc]
 
@@ -134,6 +136,9 @@ class WatchManager:
         kind, why = choose_observer(root, self.observer)
         try:
             watch = self._start(root, kind)
+            if kind == "inotify" and watches_exhausted(root):
+                watch.observer.stop()
+                raise OSError(errno.ENOSPC, "inotify watch limit reached while watching the subfolders")
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE) or kind != "inotify":
                 self.log.error("watch_failed", root=str(root), error=str(exc))
@@ -142,7 +147,8 @@ class WatchManager:
                 "inotify_limit_reached",
                 root=str(root),
                 error=str(exc),
-                hint="raise the sysctl fs.inotify.max_user_watches (or max_user_instances); polling this folder meanwhile",
+                hint="raise the sysctl fs.inotify.max_user_watches (or fs.inotify.max_user_instances); "
+                "this folder is polled meanwhile",
             )
             kind, why = "polling", "inotify watch limit reached"
             watch = self._start(root, kind)

@@ -1,0 +1,144 @@
+"""Missing tools, a locked database, file modes (issue 5, items 8, 9, 11)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support.daemon import run_vpod, write_config
+from support.media import default_audio_languages
+
+pytestmark = pytest.mark.integration
+
+SETTLE = 0.3
+TOOLS = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
+
+
+def tool_dir(tmp_path: Path, tools: tuple[str, ...]) -> Path:
+    """A folder with symlinks to the real tools: PATH=this folder only."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in tools:
+        os.symlink(shutil.which(tool), folder / tool)
+    return folder
+
+
+def test_missing_tool_at_start_exits_69(tmp_path, env):
+    folder = tool_dir(tmp_path, ("ffmpeg", "ffprobe", "mkvpropedit"))
+    config = write_config(tmp_path / "c.toml", {"watch": {"paths": [str(tmp_path / "inbox")]}})
+    result = run_vpod(["run", "--config", str(config)], env={**env, "PATH": str(folder)})
+    assert result.returncode == 69
+    assert "mkvmerge" in result.stderr and "mkvtoolnix" in result.stderr
+
+
+def test_tool_vanishing_at_run_time_fails_files_with_that_reason(tmp_path, daemon_factory, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    folder = tool_dir(tmp_path, TOOLS)
+    daemon = daemon_factory(
+        {"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}, "processing": {"max_attempts": 1}},
+        extra_env={"PATH": str(folder)},
+    )
+    (folder / "mkvmerge").unlink()
+    shutil.copyfile(jpn_eng_mkv, inbox / "movie.mkv")
+    failed = daemon.wait_for("file_failed", path=str(inbox / "movie.mkv"))[0]
+    assert failed["reason"] == "tool_missing"
+    assert "mkvmerge" in failed["error"] and "apt-get install mkvtoolnix" in failed["error"]
+    assert default_audio_languages(inbox / "movie.mkv") == ["jpn"]
+    os.symlink(shutil.which("mkvmerge", path=os.environ["PATH"]), folder / "mkvmerge")
+    shutil.copyfile(jpn_eng_mkv, inbox / "later.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "later.mkv"))  # the daemon kept going
+    assert daemon.stop() == 0
+
+
+def test_database_locked_beyond_busy_timeout_loses_nothing(tmp_path, daemon_factory, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = tmp_path / "vpod.db"
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(db), "busy_timeout_seconds": 0.3},
+        }
+    )
+    holder = hold_lock(db, 4)
+    shutil.copyfile(jpn_eng_mkv, inbox / "during-lock.mkv")
+    busy = daemon.wait_for("queue_busy", path=str(inbox / "during-lock.mkv"))[0]
+    assert "locked" in busy["error"]
+    assert holder.wait(30) == 0
+    daemon.wait_for("file_processed", path=str(inbox / "during-lock.mkv"), timeout=60)
+    assert default_audio_languages(inbox / "during-lock.mkv") == ["eng"]
+    assert daemon.stop() == 0
+
+
+def test_database_is_private(tmp_path, daemon_factory):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = tmp_path / "state" / "vpod.db"
+    daemon = daemon_factory({"watch": {"paths": [str(inbox)]}, "database": {"path": str(db)}})
+    assert daemon.stop() == 0
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    for path in db.parent.iterdir():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is readable or writable by others: {oct(mode)}"
+
+
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """Another process takes the database's write lock for ``seconds``."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "conn.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\n"
+            "conn.execute('COMMIT')\n",
+            str(db),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_result_written_after_the_lock_is_released(tmp_path, daemon_factory, jpn_eng_mkv):
+    """The database is locked while a worker is busy with a file: the outcome is recorded
+    once the lock is gone, exactly once, and nothing is redone."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = tmp_path / "vpod.db"
+    slow = tmp_path / "slowbin"
+    slow.mkdir()
+    (slow / "mkvpropedit").write_text(f'#!/bin/sh\nsleep 2\nexec "{shutil.which("mkvpropedit")}" "$@"\n')
+    (slow / "mkvpropedit").chmod(0o755)
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(db), "busy_timeout_seconds": 0.3},
+        },
+        extra_env={"PATH": f"{slow}:{os.environ['PATH']}"},
+    )
+    shutil.copyfile(jpn_eng_mkv, inbox / "movie.mkv")
+    daemon.wait_for("file_queued", path=str(inbox / "movie.mkv"))
+    time.sleep(0.8)  # the worker is inside the slow mkvpropedit now
+    holder = hold_lock(db, 5)
+    busy = daemon.wait_for("database_busy", timeout=30)[0]
+    assert busy["path"] == str(inbox / "movie.mkv")
+    assert holder.wait(30) == 0
+    daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)
+    assert daemon.stop() == 0
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT changes FROM results WHERE success = 1").fetchall()
+    assert rows == [(2,)]
