@@ -44,8 +44,13 @@ def subtitle(language: str | None = None, **kw: Any) -> T:
     return T("subtitle", language, **kw)
 
 
-def make_media(path: Path, tracks: list[T], *, duration: float = 1.0) -> Path:
-    """Write ``path`` (container from its extension) with ``tracks`` in that order."""
+def make_media(
+    path: Path, tracks: list[T], *, duration: float = 1.0, video_size: str = "64x48", video_source: str = "testsrc"
+) -> Path:
+    """Write ``path`` (container from its extension) with ``tracks`` in that order.
+
+    ``video_source`` is an ffmpeg lavfi source; ``testsrc2`` compresses far less (big files).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     args = ["ffmpeg", "-v", "error", "-y", "-nostdin"]
     maps: list[str] = []
@@ -55,7 +60,7 @@ def make_media(path: Path, tracks: list[T], *, duration: float = 1.0) -> Path:
     work = path.parent
     for i, track in enumerate(tracks):
         if track.kind == "video":
-            args += ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=10:duration={duration}"]
+            args += ["-f", "lavfi", "-i", f"{video_source}=size={video_size}:rate=10:duration={duration}"]
             codec = track.codec or "mpeg4"
             codecs += [f"-c:{i}", codec]
         elif track.kind == "audio":
