@@ -79,7 +79,7 @@ def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin is tuple:
         inner = typing.get_args(hint)[0]
-        return f"a list of {_type_name(inner)}s"
+        return "a list of " + {str: "strings", Path: "path strings"}.get(inner, f"{_type_name(inner)} values")
     return {
         bool: "a boolean",
         int: "an integer",

@@ -1,0 +1,85 @@
+"""BatchController and the daemon's batch windows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from vpod.batch import BatchController, BatchWindows
+from vpod.results import FileProcessingResult
+
+OK = FileProcessingResult(path=Path("/a"), success=True, changes=1)
+FAIL = FileProcessingResult(path=Path("/b"), success=False, error="broken")
+SKIP = FileProcessingResult(path=Path("/c"), success=False, skipped=True, reason="vanished")
+
+
+def test_fail_stops_at_the_first_failure():
+    controller = BatchController("fail")
+    assert not controller.record(OK)
+    assert not controller.record(SKIP)
+    assert controller.record(FAIL)
+    assert controller.should_stop()
+    assert controller.first_failure is FAIL
+    assert not controller.record(FAIL)  # only the first one stops
+    controller.reset()
+    assert not controller.should_stop()
+
+
+def test_skip_never_stops():
+    controller = BatchController("skip")
+    assert not controller.record(FAIL)
+    assert not controller.should_stop()
+    controller.signal_stop()
+    assert controller.should_stop()
+
+
+def test_bad_on_error():
+    with pytest.raises(ValueError):
+        BatchController("retry")
+
+
+def test_window_closes_when_idle_with_counts():
+    windows = BatchWindows(60)
+    ids = [windows.start_file() for _ in range(3)]
+    assert len(set(ids)) == 1
+    windows.finish_file(ids[0], OK)
+    windows.finish_file(ids[1], FAIL)
+    assert windows.close_ready(idle=True) == []  # one file still in progress
+    windows.finish_file(ids[2], SKIP)
+    [batch] = windows.close_ready(idle=True)
+    assert (batch.total_files, batch.success_count, batch.fail_count, batch.skipped_count) == (3, 1, 1, 1)
+    assert batch.total_duration_seconds >= 0 and batch.ended_at >= batch.started_at
+    assert windows.close_ready(idle=True) == []
+
+
+def test_window_deadline_starts_a_new_window():
+    windows = BatchWindows(0.05)
+    first = windows.start_file()
+    time.sleep(0.06)
+    second = windows.start_file()
+    assert first != second
+    windows.finish_file(first, OK)
+    [closed] = windows.close_ready(idle=False)
+    assert closed.batch_id == first
+    windows.finish_file(second, OK)
+    time.sleep(0.06)
+    [closed] = windows.close_ready(idle=False)
+    assert closed.batch_id == second
+
+
+def test_cancelled_files_do_not_count_and_empty_windows_vanish():
+    windows = BatchWindows(60)
+    batch_id = windows.start_file()
+    windows.cancel_file(batch_id)
+    assert windows.close_ready(idle=True) == []
+
+
+def test_stopped_early():
+    windows = BatchWindows(60)
+    batch_id = windows.start_file()
+    windows.finish_file(batch_id, FAIL)
+    windows.mark_stopped_early()
+    [batch] = windows.close_ready(idle=False)
+    assert batch.stopped_early

@@ -1,0 +1,120 @@
+"""Config loading and validation: every error names the file, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vpod.config import VPOConfig, config_from_data, config_path, load_config, with_overrides
+from vpod.errors import ConfigError
+
+
+def test_defaults_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("VPOD_CONFIG", raising=False)
+    config = load_config(None)
+    assert config.processing.workers == 2
+    assert config.processing.queue_size == 256
+    assert config.watch.settle_seconds == 5.0
+    assert config.policy.audio_languages == ("eng",)
+    assert config.source is None
+
+
+def test_explicit_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_precedence_flag_env_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("VPOD_CONFIG", str(tmp_path / "env.toml"))
+    assert config_path(str(tmp_path / "flag.toml")) == (tmp_path / "flag.toml", True)
+    assert config_path(None) == (tmp_path / "env.toml", True)
+    monkeypatch.delenv("VPOD_CONFIG")
+    path, named = config_path(None)
+    assert path.name == "config.toml" and not named
+
+
+def test_cli_overrides_file_values():
+    config = config_from_data({"processing": {"workers": 4}, "policy": {"on_error": "skip"}}, source=None)
+    config = with_overrides(config, workers=1, on_error="fail")
+    assert config.processing.workers == 1
+    assert config.policy.on_error == "fail"
+    assert with_overrides(config).processing.workers == 1
+
+
+@pytest.mark.parametrize(
+    "data, key, expected",
+    [
+        ({"processing": {"workers": 0}}, "[processing] workers", ">= 1"),
+        ({"processing": {"workers": 1.5}}, "[processing] workers", "an integer"),
+        ({"processing": {"workers": True}}, "[processing] workers", "an integer"),
+        ({"watch": {"settle_seconds": 0}}, "[watch] settle_seconds", "> 0"),
+        ({"watch": {"settle_seconds": "5"}}, "[watch] settle_seconds", "a number"),
+        ({"watch": {"paths": "/media"}}, "[watch] paths", "a list of path strings"),
+        ({"watch": {"extensions": [".mkv"]}}, "[watch] extensions", "without a leading dot"),
+        ({"watch": {"observer": "fanotify"}}, "[watch] observer", '"inotify"'),
+        ({"watch": {"colour": 1}}, "[watch] colour", "unknown key"),
+        ({"logging": {"level": "verbose"}}, "[logging] level", '"debug"'),
+        ({"policy": {"audio_languages": ["klingonese"]}}, "[policy] audio_languages", "ISO 639-2"),
+        ({"policy": {"on_error": "retry"}}, "[policy] on_error", '"skip"'),
+        ({"policy": {"track_order": ["audio", "audio"]}}, "[policy] track_order", "at most once"),
+        ({"nonsense": {}}, "[nonsense]", "unknown section"),
+        ({"allow_root": "yes"}, "allow_root", "a boolean"),
+    ],
+)
+def test_bad_values_name_file_key_and_expectation(tmp_path, data, key, expected):
+    source = tmp_path / "config.toml"
+    with pytest.raises(ConfigError) as info:
+        config_from_data(data, source=source)
+    message = str(info.value)
+    assert message.startswith(str(source)), message
+    assert key in message and expected in message, message
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    config = config_from_data(
+        {"watch": {"paths": ["inbox", "~/x"]}, "database": {"path": "db/vpod.db"}}, source=tmp_path / "c.toml"
+    )
+    assert config.watch.paths[0] == tmp_path / "inbox"
+    assert config.watch.paths[1] == Path("~/x").expanduser()
+    assert config.database.path == tmp_path / "db" / "vpod.db"
+
+
+def test_policy_file(tmp_path):
+    (tmp_path / "policy.toml").write_text('audio_languages = ["Japanese", "en"]\non_error = "fail"\n')
+    config = config_from_data({"policy": {"policy_file": "policy.toml"}}, source=tmp_path / "c.toml")
+    assert config.policy.audio_languages == ("jpn", "eng")
+    assert config.policy.on_error == "fail"
+
+
+def test_policy_file_with_a_policy_table(tmp_path):
+    (tmp_path / "p.toml").write_text('[policy]\naudio_languages = ["fr"]\n')
+    config = config_from_data({"policy": {"policy_file": "p.toml"}}, source=tmp_path / "c.toml")
+    assert config.policy.audio_languages == ("fre",)
+
+
+def test_policy_file_errors_name_the_policy_file(tmp_path):
+    (tmp_path / "p.toml").write_text('audio_languages = ["zz-top"]\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_data({"policy": {"policy_file": "p.toml"}}, source=tmp_path / "c.toml")
+    assert str(tmp_path / "p.toml") in str(info.value)
+
+
+def test_policy_file_cannot_be_mixed_with_keys(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        config_from_data({"policy": {"policy_file": "p.toml", "on_error": "fail"}}, source=tmp_path / "c.toml")
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[watch\npaths = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "invalid TOML" in str(info.value)
+
+
+def test_as_dict_round_trips_paths_as_strings():
+    data = VPOConfig().as_dict()
+    assert isinstance(data["watch"]["paths"][0], str)
+    assert data["policy"]["track_order"] == ["video", "audio", "subtitle", "attachment"]

@@ -1,0 +1,141 @@
+"""The stabilizer on real files: settle time, changes, writers, vanished files."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vpod.watch.stabilizer import Stabilizer
+
+SETTLE = 0.3
+
+
+class Harness:
+    def __init__(self, writers=lambda paths: set()) -> None:
+        self.ready: list[tuple[Path, float]] = []
+        self.gone: list[Path] = []
+        self.stop = threading.Event()
+        self.event = threading.Condition()
+        self.stabilizer = Stabilizer(SETTLE, self._ready, self.stop, on_gone=self.gone.append, writers=writers)
+        self.thread = threading.Thread(target=self.stabilizer.run, daemon=True)
+        self.thread.start()
+
+    def _ready(self, path, st):
+        with self.event:
+            self.ready.append((path, time.monotonic()))
+            self.event.notify_all()
+
+    def wait_ready(self, count: int, timeout: float = 10) -> None:
+        with self.event:
+            assert self.event.wait_for(lambda: len(self.ready) >= count, timeout), self.ready
+
+    def close(self) -> None:
+        self.stop.set()
+        self.stabilizer.wake()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def harness():
+    h = Harness()
+    yield h
+    h.close()
+
+
+def test_ready_after_settle(tmp_path, harness):
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x" * 100)
+    start = time.monotonic()
+    harness.stabilizer.notify(path)
+    harness.wait_ready(1)
+    assert harness.ready[0][0] == path
+    assert harness.ready[0][1] - start >= SETTLE
+    assert harness.stabilizer.pending_count() == 0
+
+
+def test_each_event_restarts_the_settle_time(tmp_path, harness):
+    path = tmp_path / "a.mkv"
+    with open(path, "wb") as handle:
+        for _ in range(6):
+            handle.write(b"x" * 100)
+            handle.flush()
+            harness.stabilizer.notify(path)
+            time.sleep(SETTLE / 2)
+    last_write = time.monotonic()
+    harness.wait_ready(1)
+    assert harness.ready[0][1] >= last_write + SETTLE / 2
+    assert len(harness.ready) == 1
+
+
+def test_unreported_growth_is_seen_by_stat(tmp_path, harness):
+    """A writer whose events are missed (network FS): the size change alone delays readiness."""
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x")
+    harness.stabilizer.notify(path)
+    deadline = time.monotonic() + SETTLE * 5
+    while time.monotonic() < deadline:  # grow without telling the stabilizer
+        with open(path, "ab") as handle:
+            handle.write(b"y")
+        time.sleep(SETTLE / 3)
+        assert not harness.ready, "ready while the file was still growing"
+    harness.wait_ready(1)
+
+
+def test_vanished_file_is_dropped(tmp_path, harness):
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x")
+    harness.stabilizer.notify(path)
+    path.unlink()
+    deadline = time.monotonic() + 5
+    while not harness.gone and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert harness.gone == [path]
+    assert harness.ready == []
+
+
+def test_forget_drops_a_folder_and_its_files(tmp_path, harness):
+    folder = tmp_path / "show"
+    folder.mkdir()
+    for name in ("a.mkv", "b.mkv"):
+        (folder / name).write_bytes(b"x")
+        harness.stabilizer.notify(folder / name)
+    harness.stabilizer.forget(folder)
+    assert harness.stabilizer.pending_count() == 0
+    time.sleep(SETTLE * 2)
+    assert harness.ready == []
+
+
+def test_an_open_writer_delays_readiness(tmp_path):
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x")
+    writing = {path}
+    h = Harness(writers=lambda paths: {p for p in paths if p in writing})
+    try:
+        h.stabilizer.notify(path)
+        time.sleep(SETTLE * 4)
+        assert h.ready == []
+        writing.clear()
+        h.wait_ready(1)
+    finally:
+        h.close()
+
+
+def test_many_files_settle_together(tmp_path, harness):
+    paths = []
+    for i in range(500):
+        path = tmp_path / f"f{i}.mkv"
+        path.write_bytes(b"x")
+        paths.append(path)
+        harness.stabilizer.notify(path)
+    harness.wait_ready(500)
+    assert sorted(p for p, _ in harness.ready) == sorted(paths)
+
+
+def test_stop_ends_the_thread_promptly(tmp_path):
+    h = Harness()
+    h.stabilizer.notify(tmp_path / "never.mkv")
+    h.close()

@@ -1,0 +1,141 @@
+"""SqliteStore: the enqueue rules behind "nothing lost, nothing twice"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vpod.db.pool import DaemonConnectionPool
+from vpod.db.sqlite_store import SqliteStore
+from vpod.db.store import EnqueueOutcome, Outcome
+from vpod.fingerprint import StatKey
+from vpod.results import BatchResult, FileProcessingResult
+
+ROOT = Path("/library")
+
+
+def key(n: int = 1) -> StatKey:
+    return StatKey(size=100 + n, mtime_ns=n, inode=n, device=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    pool = DaemonConnectionPool(tmp_path / "s.db")
+    yield SqliteStore(pool)
+    pool.close()
+
+
+def done(store: SqliteStore, job, fingerprint_after: str, stat: StatKey) -> None:
+    result = FileProcessingResult(path=job.path, success=True, changes=1)
+    store.finish(job, Outcome(result, fingerprint_after, stat), "b1")
+
+
+def test_queue_then_start_then_finish(store):
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.ALREADY_QUEUED
+    [job] = store.next_queued(10, ())
+    assert job.path == ROOT / "a.mkv" and job.fingerprint == "fp-a"
+    assert store.start(job, "worker-1", "b1")
+    assert not store.start(job, "worker-2", "b1")  # one claim per file
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.ALREADY_QUEUED
+    done(store, job, "fp-a-out", key(2))
+    assert store.queue_depth() == 0
+    # vpod's own rewrite: the output fingerprint is recognized
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a-out", key(3)) is EnqueueOutcome.UNCHANGED
+    # a copy or hard link of the output elsewhere
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-a-out", key(4)) is EnqueueOutcome.UNCHANGED
+    # new content at the same path
+    assert store.enqueue(ROOT, b"a.mkv", "fp-new", key(5)) is EnqueueOutcome.QUEUED
+
+
+def test_permanent_failure_waits_for_new_content(store):
+    store.enqueue(ROOT, b"bad.mkv", "fp-bad", key())
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    failed = FileProcessingResult(path=job.path, success=False, error="broken", reason="unreadable", permanent=True)
+    store.finish(job, Outcome(failed), "b")
+    assert store.enqueue(ROOT, b"bad.mkv", "fp-bad", key(9)) is EnqueueOutcome.FAILED_UNCHANGED
+    assert store.enqueue(ROOT, b"bad.mkv", "fp-fixed", key(10)) is EnqueueOutcome.QUEUED
+
+
+def test_transient_outcomes_can_be_queued_again(store):
+    store.enqueue(ROOT, b"gone.mkv", "fp", key())
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    vanished = FileProcessingResult(path=job.path, success=False, skipped=True, reason="vanished", permanent=False)
+    store.finish(job, Outcome(vanished), "b")
+    assert store.enqueue(ROOT, b"gone.mkv", "fp", key()) is EnqueueOutcome.QUEUED
+
+
+def test_retry_later_is_not_due_yet(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    result = FileProcessingResult(path=job.path, success=False, reason="timeout", permanent=False)
+    store.retry_later(job, result, 60, "b")
+    assert store.next_queued(10, ()) == []
+    assert store.queue_depth() == 1
+    assert store.next_due_at() > 0
+
+
+def test_interrupted_jobs_are_requeued_with_their_pending_plan(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    store.note_plan(job, ["track 1: set default flag off"])
+    assert store.requeue_interrupted() == 1
+    [again] = store.next_queued(1, ())
+    assert again.pending_actions == ("track 1: set default flag off",)
+    assert again.attempts == 1
+
+
+def test_next_queued_excludes_and_limits(store):
+    for i in range(5):
+        store.enqueue(ROOT, f"f{i}.mkv".encode(), f"fp{i}", key(i))
+    first = store.next_queued(2, ())
+    assert [j.relpath for j in first] == [b"f0.mkv", b"f1.mkv"]
+    rest = store.next_queued(10, [j.id for j in first])
+    assert [j.relpath for j in rest] == [b"f2.mkv", b"f3.mkv", b"f4.mkv"]
+
+
+def test_known_stats_per_folder(store):
+    store.enqueue(ROOT, b"show/s1/e1.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"show/s1/e2.mkv", "fp2", key(2))
+    store.enqueue(ROOT, b"top.mkv", "fp3", key(3))
+    assert store.known_stats(ROOT, b"show/s1") == {b"show/s1/e1.mkv": key(1), b"show/s1/e2.mkv": key(2)}
+    assert store.known_stats(ROOT, b"") == {b"top.mkv": key(3)}
+
+
+def test_container_change_records_the_new_name(store):
+    store.enqueue(ROOT, b"movie.mp4", "fp-mp4", key(1))
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    result = FileProcessingResult(path=job.path, success=True, changes=1, final_path=ROOT / "movie.mkv")
+    store.finish(job, Outcome(result, "fp-mkv", key(2), b"movie.mkv"), "b")
+    assert store.enqueue(ROOT, b"movie.mkv", "fp-mkv", key(2)) is EnqueueOutcome.UNCHANGED
+
+
+def test_non_utf8_paths_round_trip(store):
+    name = b"bad\xffname.mkv"
+    store.enqueue(ROOT, name, "fp", key())
+    [job] = store.next_queued(1, ())
+    assert job.relpath == name
+    assert bytes(job.path)[-len(name):] == name if hasattr(job.path, "__bytes__") else True
+
+
+def test_temp_registry(store, tmp_path):
+    path = tmp_path / ".vpod-tmp-1.mkv"
+    store.register_temp(path)
+    assert store.pending_temps() == [path]
+    store.forget_temp(path)
+    assert store.pending_temps() == []
+
+
+def test_record_batch(store):
+    batch = BatchResult(batch_id="b-1", started_at=1.0, ended_at=2.0, total_files=1)
+    batch.results.append(FileProcessingResult(path=ROOT / "a.mkv", success=True))
+    store.record_batch(batch, "daemon")
+    with store.pool.read() as conn:
+        row = conn.execute("SELECT source, total_files, success_count FROM batches").fetchone()
+    assert tuple(row) == ("daemon", 1, 1)
