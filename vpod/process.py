@@ -159,15 +159,22 @@ class BatchProcessor:
 
     # -- signals -------------------------------------------------------------------
 
-    def install_signal_handlers(self) -> Callable[[], None]:
-        """SIGINT/SIGTERM stop the batch like a failure under ``fail``; returns a function
-        that restores the previous handlers. Main thread only."""
+    def install_signal_handlers(self, on_repeat: Callable[[], object]) -> Callable[[], None]:
+        """SIGINT/SIGTERM stop the batch like a failure under ``fail``; a second one calls
+        ``on_repeat`` (kill the tools still running). Returns a function that restores
+        the previous handlers. Main thread only."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            # Only flags: the futures are cancelled by the main loop, not in a handler.
-            if self.signal_number is None:
-                self.signal_number = signum
+            # No futures are touched here: the main loop cancels them after the flag is set.
+            if self.signal_number is not None:
+                on_repeat()
+                return
+            self.signal_number = signum
             self.controller.signal_stop()
+            self.progress.line.write(
+                f"vpod: {signal.Signals(signum).name}: no new file starts; files in progress finish "
+                "(send it again to kill their tools)\n"
+            )
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -327,7 +334,8 @@ def run_process(
             "process_started", batch_id=processor.batch.batch_id, total_files=len(targets.files),
             workers=workers, on_error=config.policy.on_error, dry_run=dry_run, abandoned_rows=abandoned,
         )
-        restore = processor.install_signal_handlers() if threading.current_thread() is threading.main_thread() else None
+        in_main = threading.current_thread() is threading.main_thread()
+        restore = processor.install_signal_handlers(on_repeat=runner.kill_all) if in_main else None
         try:
             batch = processor.run()
         finally:

@@ -258,3 +258,30 @@ def test_sigint_finishes_the_file_in_progress_and_starts_no_other(tmp_path, env,
     for f in files:
         expected = ["eng"] if str(f) in {r["path"] for r in done} else ["jpn"]
         assert default_audio_languages(f) == expected, f
+
+
+def test_a_second_sigint_kills_the_tools_in_progress(tmp_path, env, jpn_eng_mkv):
+    [target] = library(tmp_path, jpn_eng_mkv, 1)
+    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 300)  # would outlive any test timeout
+    config = config_file(tmp_path, logging={"format": "json", "level": "info"})
+    log = tmp_path / "stderr.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vpod", "process", "--config", str(config), str(target), "-v", "--json"],
+            env={**env, "PATH": path_with(slow)}, stdout=subprocess.PIPE, stderr=err,
+        )
+    deadline = time.monotonic() + 60
+    while b'"process_started"' not in log.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the (sleeping) mkvpropedit
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # the first one lets the file finish
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, log.read_text()
+    [item] = json.loads(stdout)["results"]
+    assert not item["success"] and item["reason"] == "killed"
+    assert default_audio_languages(target) == ["jpn"]  # killed before it wrote anything
+    assert "send it again to kill" in log.read_text()

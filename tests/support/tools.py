@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 
@@ -16,7 +17,11 @@ def slow_tool(folder: Path, name: str, seconds: float) -> Path:
     assert real, f"{name} not on PATH"
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / name
-    script.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "{real}" "$@"\n')
+    # One process (sleep, then exec), so killing it kills the whole stand-in.
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\ntime.sleep({seconds})\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
     script.chmod(0o755)
     return folder
 
