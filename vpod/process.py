@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,8 +94,12 @@ class ProcessReport:
         return self.batch.total_files - len(self.batch.results)
 
     def exit_code(self) -> int:
-        """128 + signal when interrupted; 3 stopped early; 1 a file failed or a folder
-        could not be read; else 0 (skipped files are not failures). See the README."""
+        """The process exit status (README "Exit codes").
+
+        128 + N when stopped by signal N, as shells report a command ended by a fatal
+        signal (Bash manual, 3.7.5 "Exit Status"); 3 stopped early at a failure; 1 a
+        file failed or a folder could not be read; else 0 (skips are not failures).
+        """
         if self.signal_number is not None:
             return 128 + self.signal_number
         if self.batch.stopped_early:
@@ -253,14 +258,19 @@ class BatchProcessor:
         return result
 
     def _collect(self, future: Future[FileProcessingResult | None]) -> None:
-        """Done callback: free the slot, keep the result (completion order)."""
+        """Done callback: keep the result (completion order) and free the slot, always,
+        or the submitting loop would wait for it forever."""
+        try:
+            result = None if future.cancelled() else future.result()
+        except Exception:  # _run_one catches everything; this is a last line of defence
+            self.log.exception("worker_error")
+            result = None
+        finally:
+            self._slots.release()
         with self._lock:
             self._pending.discard(future)
-            if not future.cancelled():
-                result = future.result()
-                if result is not None:
-                    self.batch.results.append(result)
-        self._slots.release()
+            if result is not None:
+                self.batch.results.append(result)
 
     def _cancel_pending(self) -> None:
         with self._lock:
@@ -270,13 +280,14 @@ class BatchProcessor:
 
 
 def _fingerprint(target: Target) -> tuple[str | None, StatKey | None]:
-    """Content identity for the Store; ``None`` for what the pipeline will refuse anyway."""
+    """Content identity for the Store; no fingerprint for what the pipeline will refuse
+    anyway (symlinks, FIFOs, folders) or cannot read (it records why)."""
     try:
         st = os.lstat(target.path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, StatKey.of(st)
     except OSError:
         return None, None
-    if not os.path.isfile(target.path) or os.path.islink(target.path):
-        return None, StatKey.of(st)
     try:
         return fingerprint_path(target.path)
     except OSError:

@@ -56,13 +56,16 @@ class StatusLine:
             return written
 
     def flush(self) -> None:
+        """Flush the underlying stream."""
         with self._lock:
             self.stream.flush()
 
     def isatty(self) -> bool:
+        """True when the underlying stream is a terminal (loggers pick colors by it)."""
         return self.interactive
 
     def fileno(self) -> int:
+        """The underlying stream's file descriptor."""
         return self.stream.fileno()
 
     # -- the status line ---------------------------------------------------------------

@@ -285,3 +285,28 @@ def test_a_second_sigint_kills_the_tools_in_progress(tmp_path, env, jpn_eng_mkv)
     assert not item["success"] and item["reason"] == "killed"
     assert default_audio_languages(target) == ["jpn"]  # killed before it wrote anything
     assert "send it again to kill" in log.read_text()
+
+
+def test_public_corpus_every_file_reported_and_failures_untouched(tmp_path, env):
+    """Files nobody on the team made: each gets one result, each failure names its file."""
+    from conftest import CORPUS
+
+    if not CORPUS.is_dir():
+        pytest.skip(f"{CORPUS} not present")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    originals = {}
+    for source in sorted(CORPUS.iterdir()):
+        if source.suffix.lower() in (".mkv", ".mp4", ".m4v", ".mov", ".avi", ".webm"):
+            originals[lib / source.name] = source
+            shutil.copyfile(source, lib / source.name)
+    result = process([str(lib), "-w", "2", "--json"], config=config_file(tmp_path), env=env, VPOD_CPU_COUNT="4")
+    data = json.loads(result.stdout)
+    assert result.returncode == (1 if data["fail_count"] else 0), result.stderr
+    assert sorted(r["path"] for r in data["results"]) == sorted(str(p) for p in originals)
+    for r in data["results"]:
+        path = Path(r["path"])
+        if not r["success"]:
+            assert r["reason"] and r["path"] in r["error"], r
+        if not r["changes"]:
+            assert path.read_bytes() == originals[path].read_bytes(), path  # nothing written
