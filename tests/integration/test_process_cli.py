@@ -211,13 +211,17 @@ def test_waits_for_a_file_locked_by_another_process(tmp_path, env, jpn_eng_mkv):
     assert default_audio_languages(target) == ["eng"]
 
 
-def test_dry_run_writes_nothing_and_reports_the_plan(tmp_path, env, jpn_eng_mkv):
+def test_dry_run_recursive_each_file_once_writes_nothing(tmp_path, env, jpn_eng_mkv):
     files = library(tmp_path, jpn_eng_mkv, 2)
+    (tmp_path / "lib" / "sub").mkdir()
+    files.append(Path(shutil.copyfile(jpn_eng_mkv, tmp_path / "lib" / "sub" / "03.mkv")))
     before = [f.read_bytes() for f in files]
-    result = process([str(tmp_path / "lib"), "--dry-run", "--json"], config=config_file(tmp_path), env=env)
+    lib = str(tmp_path / "lib")
+    result = process([lib, str(files[0]), lib, "-R", "--dry-run", "--json"], config=config_file(tmp_path), env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["dry_run"] is True and data["skipped_count"] == 2
+    assert data["dry_run"] is True and data["total_files"] == 3 and data["skipped_count"] == 3
+    assert sorted(r["path"] for r in data["results"]) == sorted(str(f) for f in files)
     assert all(r["reason"] == "dry_run" and r["actions"] for r in data["results"])
     assert [f.read_bytes() for f in files] == before
 
