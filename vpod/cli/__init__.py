@@ -9,6 +9,7 @@ import click
 
 from vpod import __version__
 from vpod.cli.config_cmd import config_group
+from vpod.cli.process_cmd import process_command
 from vpod.cli.run_cmd import run_command
 
 
@@ -25,6 +26,7 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(config_group)
+cli.add_command(process_command)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.schema import migrate
@@ -137,6 +137,58 @@ class SqliteStore:
         with self.pool.read() as conn:
             row = conn.execute("SELECT MIN(not_before) FROM files WHERE state = 'queued'").fetchone()
         return row[0]
+
+    def job_for_path(self, root: Path, relpath: bytes, fingerprint: str | None, stat: StatKey | None) -> Job | None:
+        """Queue a file named explicitly (``vpod process``); ``None`` while it is ``processing``.
+
+        Unlike :meth:`enqueue` this never skips known content: the user asked for this
+        file now. Attempts, errors and the retry time are reset; what vpod left at this
+        path before (``result_fingerprint``) is kept until :meth:`finish` replaces it.
+        """
+        now = time.time()
+        with self.pool.transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+                " attempts, permanent, not_before, queued_at, updated_at)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)"
+                " ON CONFLICT (root, relpath) DO UPDATE SET state = 'queued',"
+                " size = COALESCE(excluded.size, size), mtime_ns = COALESCE(excluded.mtime_ns, mtime_ns),"
+                " inode = COALESCE(excluded.inode, inode), device = COALESCE(excluded.device, device),"
+                # While an interrupted plan is pending, the queued fingerprint must stay the
+                # pre-change one so the redo can tell the change already happened.
+                " fingerprint = CASE WHEN files.pending_actions IS NULL THEN excluded.fingerprint"
+                " ELSE files.fingerprint END, attempts = 0, permanent = 0, not_before = 0,"
+                " reason = NULL, last_error = NULL, worker = NULL, queued_at = excluded.queued_at,"
+                " updated_at = excluded.updated_at"
+                " WHERE files.state != 'processing'"
+                " RETURNING id, attempts, fingerprint, pending_actions",
+                (str(root), relpath, _folder(relpath), *_stat_columns(stat), fingerprint, now, now),
+            ).fetchone()
+        if row is None:
+            return None
+        pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+        return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending)
+
+    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> int:
+        """Mark rows left ``processing`` by a dead owner as ``failed`` (reason
+        ``interrupted``, not permanent, so the next run or rescan takes them again)."""
+        now = time.time()
+        with self.pool.transaction() as conn:
+            owners = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT worker FROM files WHERE state = 'processing' AND worker IS NOT NULL"
+                )
+            ]
+            dead = [w for w in owners if not owner_alive(w)]
+            count = 0
+            for worker in dead:
+                count += conn.execute(
+                    "UPDATE files SET state = 'failed', permanent = 0, reason = 'interrupted',"
+                    " last_error = ?, worker = NULL, updated_at = ? WHERE state = 'processing' AND worker = ?",
+                    (f"{worker} ended while processing this file", now, worker),
+                ).rowcount
+            return count
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""

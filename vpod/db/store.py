@@ -11,7 +11,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
@@ -77,6 +77,15 @@ class Store(Protocol):
 
     def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
         """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""
+
+    def job_for_path(self, root: Path, relpath: bytes, fingerprint: str | None, stat: StatKey | None) -> Job | None:
+        """Queue a file named explicitly (``vpod process``), whatever was recorded about it
+        before: the row for (``root``, ``relpath``) becomes ``queued`` with fresh
+        attempts. ``None`` when the row is ``processing`` (another worker or process has it)."""
+
+    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> int:
+        """Mark rows left ``processing`` by a worker for which ``owner_alive(worker)`` is
+        False as ``failed`` (reason ``interrupted``, not permanent); returns how many."""
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""

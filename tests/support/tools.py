@@ -1,0 +1,31 @@
+"""Stand-ins for external tools on PATH (only to make timing certain, never to fake results)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+def slow_tool(folder: Path, name: str, seconds: float) -> Path:
+    """Put a ``name`` in ``folder`` that sleeps ``seconds``, then execs the real ``name``.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    # One process (sleep, then exec), so killing it kills the whole stand-in.
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\ntime.sleep({seconds})\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
+    script.chmod(0o755)
+    return folder
+
+
+def path_with(folder: Path) -> str:
+    """``PATH`` with ``folder`` first."""
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"

@@ -1,0 +1,136 @@
+"""``vpod process PATHS…``: normalize existing files once, in parallel, and report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vpod import exitcodes
+from vpod.cli.common import config_option, fail, load_or_exit, positive_int, require_tools_or_exit
+from vpod.config import with_overrides
+from vpod.cpu import CPU_COUNT_ENV, effective_workers
+from vpod.db.pool import DatabaseError
+from vpod.logs import configure_logging
+from vpod.process import ProcessReport, run_process
+from vpod.progress import StatusLine
+from vpod.results import FileProcessingResult, display_path
+from vpod.targets import collect_targets
+from vpod.watch.filters import PathFilter
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+@click.command("process")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-R", "--recursive", is_flag=True, help="Search folders recursively (default: only the files directly in them).")
+@click.option(
+    "--workers", "-w", type=int, callback=positive_int, metavar="N",
+    help="Files processed at once (overrides [processing] workers; default 2). Capped at half the CPUs "
+    f"available (${CPU_COUNT_ENV} overrides the detected count). Each worker may need about 2.5 times "
+    "the file's size in free disk space during a remux.",
+)
+@click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
+              'after a failure, "fail" stops at the first one (files in progress complete).')
+@click.option("--dry-run", is_flag=True, help="Report what would change; never write a media file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the BatchResult as one JSON document on stdout.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every file at the [logging] level (default: warnings and errors only).")
+@config_option
+def process_command(
+    paths: tuple[Path, ...],
+    recursive: bool,
+    workers: int | None,
+    on_error: str | None,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    config_path: str | None,
+) -> None:
+    """Normalize existing video files by the track policy, in parallel, then report.
+
+    PATHS are files and folders; files are chosen by [watch] extensions and ignore.
+    Each file is processed once, through the same pipeline as `vpod run`. A file that a
+    running daemon is working on is waited for, never modified twice at once.
+
+    Disk space: each worker may need about 2.5 times the file's size in free space
+    during a remux.
+
+    Progress goes to stderr (one line, updated in place on a terminal); the summary, or
+    with --json one JSON document, goes to stdout. Exit status: 0 all files fine or
+    nothing to do, 1 a file failed, 2 usage or config error, 3 stopped early at a failure
+    (on_error = "fail"), 69 a tool is missing, 70 database error, 128+N stopped by signal N.
+    """
+    config = with_overrides(load_or_exit(config_path), workers=workers, on_error=on_error)
+    require_tools_or_exit()
+    line = StatusLine(sys.stderr)
+    configure_logging(_log_level(config.logging.level, verbose), config.logging.format, stream=line)
+    requested = config.processing.workers
+    used, cap = effective_workers(requested)
+    if used < requested:
+        line.write(
+            f"vpod: warning: using {used} worker(s) instead of the {requested} requested: at most half of the "
+            f"CPUs available to vpod ({cap} worker(s)); set {CPU_COUNT_ENV} if the CPU count is wrong\n"
+        )
+    targets = collect_targets(
+        paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
+    )
+    try:
+        report = run_process(config, targets, workers=used, workers_requested=requested, dry_run=dry_run, line=line)
+    except DatabaseError as exc:
+        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(summary_text(report))
+    sys.exit(report.exit_code())
+
+
+def _log_level(configured: str, verbose: bool) -> str:
+    """A batch in a terminal shows progress and problems, not a line per file."""
+    if verbose:
+        return configured
+    return max(configured, "warning", key=_LEVELS.index)
+
+
+def summary_text(report: ProcessReport) -> str:
+    """The human summary: counts, total time, each failed or skipped file with its reason."""
+    batch = report.batch
+    if batch.total_files == 0:
+        lines = ["vpod process: nothing to do (no video files found)."]
+    else:
+        changed = sum(1 for r in batch.results if r.success and r.changes)
+        planned = [r for r in batch.results if r.reason == "dry_run"]
+        skipped = [r for r in batch.results if r.skipped and r.reason != "dry_run"]
+        head = "Dry run, nothing written: " if report.dry_run else ""
+        counts = [f"{batch.success_count} succeeded ({changed} changed)"]
+        if report.dry_run:
+            counts.append(f"{len(planned)} would change")
+        counts += [f"{batch.fail_count} failed", f"{len(skipped)} skipped"]
+        if report.not_started:
+            counts.append(f"{report.not_started} not started")
+        lines = [
+            f"{head}{batch.total_files} file(s) in {batch.total_duration_seconds:.1f} s with {report.workers} "
+            f"worker(s): {', '.join(counts)}. Batch {batch.batch_id}."
+        ]
+        lines += _section("Would change:", [f"{display_path(r.path)}: {'; '.join(r.actions)}" for r in planned])
+        lines += _section("Failed:", [_problem(r) for r in batch.results if r.failed])
+        lines += _section("Skipped:", [_problem(r) for r in skipped])
+    lines += _section("Not processed (named, but filtered out):", [f"{p}: {why}" for p, why in report.ignored])
+    lines += _section("Folders that could not be read:", [f"{p}: {err}" for p, err in report.unreadable])
+    if report.stop_message:
+        lines.append(f"Stopped early: {report.stop_message}")
+    return "\n".join(lines)
+
+
+def _section(title: str, items: list[str]) -> list[str]:
+    # Tools' messages span lines; indent them under their file.
+    return [title, *("  " + item.replace("\n", "\n      ") for item in items)] if items else []
+
+
+def _problem(result: FileProcessingResult) -> str:
+    path = display_path(result.path)
+    error = result.error or "(no message)"
+    text = error if error.startswith(path) else f"{path}: {error}"
+    return f"{text} [{result.reason}]"

@@ -1,0 +1,389 @@
+"""``vpod process``: one parallel batch over existing files, through the daemon's pipeline.
+
+Files from :func:`vpod.targets.collect_targets` go, in order, to a
+``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads. Each file becomes a
+Store job (:meth:`Store.job_for_path`) and runs through :meth:`JobRunner.run`, the
+same code as ``vpod run``. At most ``2 × workers`` files are submitted ahead of the
+workers (backpressure), so a library of any size costs little memory.
+
+Stopping: under ``on_error = "fail"`` the first failure stops the batch through the
+:class:`BatchController`: pending futures are cancelled, files in progress complete,
+the :class:`BatchResult` says ``stopped_early``. SIGINT and SIGTERM stop it the same
+way. The pipeline waits for each file's ``flock`` (``wait_for_lock``), so a running
+daemon and this command never modify one file at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Callable
+
+import structlog
+
+from vpod import exitcodes
+from vpod.batch import BatchController, new_batch_id
+from vpod.config import VPOConfig
+from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
+from vpod.db.sqlite_store import SqliteStore
+from vpod.db.store import Store
+from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.jobs import JobRunner
+from vpod.media.tools import ToolRunner
+from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.policy.policy import Policy
+from vpod.progress import ProgressTracker, StatusLine
+from vpod.results import BatchResult, FileProcessingResult, display_path
+from vpod.targets import Target, Targets
+
+WORKER_PREFIX = "process-"
+"""Worker threads are named ``process-<pid>_<n>``; the Store records that name."""
+_WORKER_NAME = re.compile(rf"^{WORKER_PREFIX}(\d+)_\d+$")
+
+
+def owner_alive(worker: str) -> bool:
+    """False only for a ``vpod process`` worker whose process (on this host) has ended.
+
+    Daemon workers are left to the daemon, which requeues its own rows at start.
+    """
+    match = _WORKER_NAME.match(worker)
+    if match is None:
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
+
+
+@dataclass
+class ProcessReport:
+    """The outcome of one ``vpod process`` run.
+
+    Attributes:
+        batch: the :class:`BatchResult` (``total_files`` counts every file found).
+        workers / workers_requested: threads used, and asked for before the CPU cap.
+        dry_run: nothing was written.
+        stop_message: why the batch stopped early (failed file and reason, or signal).
+        signal_number: the signal that interrupted the run, if any.
+        ignored: files named on the command line that the filters dropped, with why.
+        unreadable: folders that could not be listed, with the OS error.
+    """
+
+    batch: BatchResult
+    workers: int
+    workers_requested: int
+    dry_run: bool = False
+    stop_message: str | None = None
+    signal_number: int | None = None
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def not_started(self) -> int:
+        """Files of the batch that never started (stopped early)."""
+        return self.batch.total_files - len(self.batch.results)
+
+    def exit_code(self) -> int:
+        """The process exit status (README "Exit codes").
+
+        128 + N when stopped by signal N, as shells report a command ended by a fatal
+        signal (Bash manual, 3.7.5 "Exit Status"); 3 stopped early at a failure; 1 a
+        file failed or a folder could not be read; else 0 (skips are not failures).
+        """
+        if self.signal_number is not None:
+            return 128 + self.signal_number
+        if self.batch.stopped_early:
+            return exitcodes.STOPPED_EARLY
+        if self.batch.fail_count or self.unreadable:
+            return exitcodes.FILES_FAILED
+        return exitcodes.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every :class:`BatchResult` field plus the run's own, JSON-friendly (``--json``)."""
+        return {
+            **self.batch.as_dict(),
+            "not_started": self.not_started,
+            "workers": self.workers,
+            "workers_requested": self.workers_requested,
+            "dry_run": self.dry_run,
+            "stop_message": self.stop_message,
+            "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
+            "unreadable_folders": [{"path": p, "error": e} for p, e in self.unreadable],
+            "exit_code": self.exit_code(),
+        }
+
+
+class BatchProcessor:
+    """Runs one batch of files on a thread pool; see the module docstring.
+
+    Args:
+        files: the files, in input order.
+        store: the Store (through the :class:`DaemonConnectionPool`).
+        job_runner: the shared per-file pipeline front (``max_attempts = 1``: a
+            one-shot run reports failures instead of retrying them later).
+        policy: the track policy.
+        workers: thread count (already capped).
+        controller: ``on_error`` handling and the stop flag.
+        progress: the progress line.
+    """
+
+    def __init__(
+        self,
+        files: list[Target],
+        *,
+        store: Store,
+        job_runner: JobRunner,
+        policy: Policy,
+        workers: int,
+        controller: BatchController,
+        progress: ProgressTracker,
+    ) -> None:
+        self.files = files
+        self.store = store
+        self.job_runner = job_runner
+        self.policy = policy
+        self.workers = workers
+        self.controller = controller
+        self.progress = progress
+        self.batch = BatchResult(batch_id=new_batch_id(), started_at=time.time(), total_files=len(files))
+        self.signal_number: int | None = None
+        self.log = structlog.get_logger("vpod")
+        self._lock = threading.Lock()
+        self._pending: set[Future[FileProcessingResult | None]] = set()
+        self._slots = threading.BoundedSemaphore(2 * workers)
+
+    # -- signals -------------------------------------------------------------------
+
+    def install_signal_handlers(self, on_repeat: Callable[[], object]) -> Callable[[], None]:
+        """SIGINT/SIGTERM stop the batch like a failure under ``fail``; a second one calls
+        ``on_repeat`` (kill the tools still running). Returns a function that restores
+        the previous handlers. Main thread only."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            # No futures are touched here: the main loop cancels them after the flag is set.
+            if self.signal_number is not None:
+                on_repeat()
+                return
+            self.signal_number = signum
+            self.controller.signal_stop()
+            self.progress.line.write(
+                f"vpod: {signal.Signals(signum).name}: no new file starts; files in progress finish "
+                "(send it again to kill their tools)\n"
+            )
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return restore
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self) -> BatchResult:
+        """Process every file (or until stopped); returns the closed batch.
+
+        Never raises for a file: media problems, database errors and bugs all become
+        that file's failed result.
+        """
+        clock = time.monotonic()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{WORKER_PREFIX}{os.getpid()}") as pool:
+            for target in self.files:
+                self._slots.acquire()  # backpressure: at most 2 × workers submitted ahead
+                if self.controller.should_stop():
+                    self._slots.release()
+                    break
+                future = pool.submit(self._run_one, target)
+                with self._lock:
+                    self._pending.add(future)
+                future.add_done_callback(self._collect)
+            if self.controller.should_stop():
+                self._cancel_pending()
+        self.batch.ended_at = time.time()
+        self.batch.total_duration_seconds = time.monotonic() - clock
+        # A failure under "fail" stops the batch even when it was the last file: the
+        # stop was triggered, and the exit status must not depend on input order.
+        self.batch.stopped_early = self.controller.first_failure is not None or self.signal_number is not None
+        return self.batch
+
+    def _run_one(self, target: Target) -> FileProcessingResult | None:
+        """Worker thread body for one file; ``None`` when the batch stopped before it."""
+        if self.controller.should_stop():
+            return None
+        worker = threading.current_thread().name
+        self.progress.start_file()
+        result = self._process(target, worker)
+        self.progress.complete_file(not result.failed)
+        if self.controller.record(result):
+            self._cancel_pending()
+        return result
+
+    def _process(self, target: Target, worker: str) -> FileProcessingResult:
+        started, clock = time.time(), time.monotonic()
+
+        def own_result(**fields: Any) -> FileProcessingResult:
+            return FileProcessingResult(
+                path=target.path, duration_seconds=time.monotonic() - clock, started_at=started,
+                ended_at=time.time(), worker=worker, **fields,
+            )
+
+        try:
+            fingerprint, stat_key = _fingerprint(target)
+            job = self.store.job_for_path(target.root, target.relpath, fingerprint, stat_key)
+            result = None if job is None else self.job_runner.run(job, self.policy, worker, self.batch.batch_id)
+        except (DatabaseBusy, DatabaseError) as exc:
+            self.log.error("result_not_recorded", path=display_path(target.path), worker=worker, error=str(exc))
+            return own_result(success=False, reason="database_error", permanent=False,
+                              error=f"{target.path}: the database failed: {exc}")
+        except Exception as exc:  # a bug must not end the batch; it is reported as this file's failure
+            self.log.exception("worker_error", path=display_path(target.path), worker=worker)
+            return own_result(success=False, reason="internal_error", permanent=False,
+                              error=f"{target.path}: internal error: {exc!r}")
+        if result is None:
+            return own_result(
+                success=False, skipped=True, reason="in_progress_elsewhere", permanent=False,
+                error=f"{target.path}: being processed by another vpod (the daemon or another vpod process); left alone",
+            )
+        return result
+
+    def _collect(self, future: Future[FileProcessingResult | None]) -> None:
+        """Done callback: keep the result (completion order) and free the slot, always,
+        or the submitting loop would wait for it forever."""
+        try:
+            result = None if future.cancelled() else future.result()
+        except Exception:  # _run_one catches everything; this is a last line of defence
+            self.log.exception("worker_error")
+            result = None
+        finally:
+            self._slots.release()
+        with self._lock:
+            self._pending.discard(future)
+            if result is not None:
+                self.batch.results.append(result)
+
+    def _cancel_pending(self) -> None:
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()  # False for running ones: those complete
+
+
+def _fingerprint(target: Target) -> tuple[str | None, StatKey | None]:
+    """Content identity for the Store; no fingerprint for what the pipeline will refuse
+    anyway (symlinks, FIFOs, folders) or cannot read (it records why)."""
+    try:
+        st = os.lstat(target.path)
+        if not stat.S_ISREG(st.st_mode):
+            return None, StatKey.of(st)
+    except OSError:
+        return None, None
+    try:
+        return fingerprint_path(target.path)
+    except OSError:
+        return None, StatKey.of(st)
+
+
+def run_process(
+    config: VPOConfig,
+    targets: Targets,
+    *,
+    workers: int,
+    workers_requested: int,
+    dry_run: bool,
+    line: StatusLine,
+) -> ProcessReport:
+    """Run the batch and record it (``source = "process"``); returns the report.
+
+    Args:
+        config: the configuration, with CLI overrides applied (``policy.on_error``).
+        targets: the files and what was dropped while collecting them.
+        workers: threads to use (already capped); ``workers_requested`` is for the report.
+        dry_run: plan only; never write a media file.
+        line: stderr, for the progress line.
+
+    Raises:
+        DatabaseError: the database cannot be opened or migrated (nothing was processed).
+    """
+    log = structlog.get_logger("vpod")
+    ignored = [(display_path(p), why) for p, why in targets.ignored]
+    unreadable = [(display_path(p), err) for p, err in targets.unreadable]
+    for path, why in ignored:
+        log.warning("path_ignored", path=path, reason=why)
+    for path, error in unreadable:
+        log.warning("folder_unreadable", path=path, error=error)
+    controller = BatchController(config.policy.on_error)
+    progress = ProgressTracker(len(targets.files), line)
+    if not targets.files:
+        empty = BatchResult(batch_id=new_batch_id(), started_at=time.time(), ended_at=time.time())
+        return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
+
+    pool = DaemonConnectionPool(config.database.path, busy_timeout_seconds=config.database.busy_timeout_seconds)
+    try:
+        store = SqliteStore(pool)
+        abandoned = store.abandon_dead_owners(owner_alive)
+        runner = ToolRunner(config.processing.tool_timeout_seconds)
+        options = PipelineOptions(
+            roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True
+        )
+        give_up = threading.Event()  # a second signal: stop waiting for a locked database too
+        job_runner = JobRunner(store, FileProcessor(runner, options, store), max_attempts=1, stop=give_up)
+        processor = BatchProcessor(
+            targets.files, store=store, job_runner=job_runner, policy=config.policy,
+            workers=workers, controller=controller, progress=progress,
+        )
+        log.info(
+            "process_started", batch_id=processor.batch.batch_id, total_files=len(targets.files),
+            workers=workers, on_error=config.policy.on_error, dry_run=dry_run, abandoned_rows=abandoned,
+        )
+        in_main = threading.current_thread() is threading.main_thread()
+
+        def on_repeat() -> None:
+            give_up.set()
+            runner.kill_all()
+
+        restore = processor.install_signal_handlers(on_repeat=on_repeat) if in_main else None
+        try:
+            batch = processor.run()
+        finally:
+            if restore is not None:
+                restore()
+            progress.finish()
+        report = ProcessReport(
+            batch, workers, workers_requested, dry_run, signal_number=processor.signal_number,
+            ignored=ignored, unreadable=unreadable,
+        )
+        report.stop_message = _stop_message(report, controller)
+        if report.stop_message:
+            log.error("batch_stopped", batch_id=batch.batch_id, reason=report.stop_message, not_started=report.not_started)
+        try:
+            store.record_batch(batch, "process")
+        except (DatabaseBusy, DatabaseError) as exc:
+            log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
+        log.info("batch_completed", **batch.counts())
+        return report
+    finally:
+        pool.close()
+
+
+def _stop_message(report: ProcessReport, controller: BatchController) -> str | None:
+    if report.signal_number is not None:
+        name = signal.Signals(report.signal_number).name
+        return f"interrupted by {name}: {report.not_started} file(s) not started, files in progress completed"
+    failure = controller.first_failure
+    if failure is None:
+        return None
+    return (
+        f"{display_path(failure.path)} failed ({failure.reason}): {failure.error}; "
+        f'on_error = "fail" stopped the batch: {report.not_started} file(s) not started'
+    )

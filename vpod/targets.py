@@ -1,0 +1,154 @@
+"""The files a ``vpod process`` run works on: PATHS expanded, filtered and deduplicated.
+
+Rules:
+
+* a folder gives the files directly in it, or every file below it with ``recursive``;
+  symlinked subfolders are never followed, ignored folder names (``.*`` …) are pruned;
+* files are chosen by ``[watch] extensions`` and ``ignore`` (:class:`PathFilter`),
+  for files named on the command line too (those are reported when dropped);
+* a symlink named on the command line is followed (as ``cp`` or ``find -H`` do); one
+  found inside a folder is left to the pipeline's symlink rules;
+* order: PATHS as given, each folder's files sorted by their path below it;
+* each file once: a second name for the same inode (repeated PATH, ``a/../a``, a hard
+  link) is dropped, the first occurrence keeps its place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from vpod.watch.filters import PathFilter
+from vpod.watch.intake import root_of
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file to process.
+
+    Attributes:
+        path: absolute path the pipeline opens.
+        root: the library it belongs to in the Store: the innermost watch root that holds
+            it (so the daemon and ``vpod process`` share one row per file), else the
+            folder PATH it was found through, else its own folder.
+    """
+
+    path: Path
+    root: Path
+
+    @property
+    def relpath(self) -> bytes:
+        """``path`` relative to ``root``, as bytes (the Store's identity)."""
+        return os.fsencode(self.path.relative_to(self.root))
+
+
+@dataclass
+class Targets:
+    """What :func:`collect_targets` found.
+
+    Attributes:
+        files: the files to process, in order.
+        roots: where the pipeline may write (folder PATHS and named files), absolute.
+        ignored: (path, why) for files named on the command line that the filters drop.
+        unreadable: (folder, OS error) for folders that could not be listed.
+    """
+
+    files: list[Target] = field(default_factory=list)
+    roots: tuple[Path, ...] = ()
+    ignored: list[tuple[Path, str]] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def collect_targets(
+    paths: Sequence[Path],
+    path_filter: PathFilter,
+    *,
+    recursive: bool,
+    watch_roots: tuple[Path, ...] = (),
+) -> Targets:
+    """Expand ``paths`` (files and folders that exist) into the files to process.
+
+    Args:
+        paths: PATHS from the command line, relative or absolute.
+        path_filter: ``[watch] extensions`` and ``ignore``.
+        recursive: descend into subfolders.
+        watch_roots: ``[watch] paths``, to give each file the Store identity the
+            daemon uses.
+
+    Never raises for one bad entry: unreadable folders land in ``unreadable``.
+    """
+    found = Targets()
+    seen: set[object] = set()
+    roots: list[Path] = []
+    watch_roots = tuple(Path(os.path.abspath(r)) for r in watch_roots)
+    for given in paths:
+        absolute = Path(os.path.abspath(given))
+        if absolute.is_dir():
+            roots.append(absolute)
+            candidates = _folder_files(absolute, path_filter, recursive, found.unreadable)
+            default_root = absolute
+        else:
+            if not path_filter.wants(absolute, absolute.parent):
+                found.ignored.append((absolute, _why_ignored(absolute, path_filter)))
+                continue
+            real = absolute.resolve() if absolute.is_symlink() else absolute
+            roots.append(real)
+            candidates = [real]
+            default_root = real.parent
+        for path in candidates:
+            key = _identity(path)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.files.append(Target(path, root_of(path, watch_roots) or default_root))
+    found.roots = tuple(dict.fromkeys(roots))
+    return found
+
+
+def _folder_files(folder: Path, path_filter: PathFilter, recursive: bool, unreadable: list[tuple[Path, str]]) -> list[Path]:
+    """Candidate files below ``folder``, sorted by their path parts below it."""
+    out: list[tuple[tuple[str, ...], Path]] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            unreadable.append((current, exc.strerror or str(exc)))
+            continue
+        for entry in listed:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if recursive and path_filter.wants_folder(path, folder):
+                    stack.append(path)
+            elif path_filter.wants(path, folder):
+                # Symlinks and FIFOs stay in: the pipeline records why it skips them.
+                out.append((path.relative_to(folder).parts, path))
+    out.sort(key=lambda item: item[0])
+    return [path for _, path in out]
+
+
+def _identity(path: Path) -> object:
+    """Device and inode of ``path`` itself (a symlink is not its target)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return path
+    return (st.st_dev, st.st_ino)
+
+
+def _why_ignored(path: Path, path_filter: PathFilter) -> str:
+    name = path.name
+    if path_filter.is_ignored_name(name):
+        return "its name matches [watch] ignore (or is a vpod temp file)"
+    if path_filter.is_backup_name(name):
+        return "it is a backup vpod wrote (NAME.orig.EXT)"
+    extensions = ", ".join(sorted(path_filter.extensions))
+    return f"its extension is not one of [watch] extensions ({extensions})"
