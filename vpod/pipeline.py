@@ -69,6 +69,36 @@ class PipelineOutput:
     media_after: MediaInfo | None = None
 
 
+def needs_remux(media: MediaInfo, plan: Plan) -> bool:
+    """True when ``plan`` needs a new file: a structural action, or any change to a file
+    that ``mkvpropedit`` cannot edit in place (not Matroska)."""
+    return not plan.is_empty and (plan.needs_remux or not media.is_matroska)
+
+
+def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> Skip | None:
+    """Why the pipeline would not apply ``plan`` to this file, or ``None``.
+
+    ``container_not_supported``: a non-Matroska file needs changes but ``container =
+    "keep"``. ``hardlinked``: a remux would split a file with ``st.st_nlink > 1`` from
+    its other links and ``break_hardlinks`` is off.
+    """
+    if plan.is_empty:
+        return None
+    if not media.is_matroska and policy.container == "keep":
+        return Skip(
+            f"{media.path}: {media.container} files cannot be edited in place; set "
+            f'[policy] container = "mkv" to let vpod remux them into MKV',
+            "container_not_supported",
+        )
+    if needs_remux(media, plan) and st.st_nlink > 1 and not policy.break_hardlinks:
+        return Skip(
+            f"{media.path}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
+            f"from its other links (set [policy] break_hardlinks = true to allow that)",
+            "hardlinked",
+        )
+    return None
+
+
 class FileProcessor:
     """Runs the pipeline on one file at a time; share one instance between threads.
 
@@ -177,17 +207,14 @@ class FileProcessor:
                 untouched, unless an in-place header edit had already succeeded.
             OSError: the file system refused (a full disk while copying a backup).
         """
-        if not plan.needs_remux and media.is_matroska:
+        skip = skip_reason(media, plan, policy, locked.stat)
+        if skip is not None:
+            raise skip
+        if not needs_remux(media, plan):
             if policy.backup:
                 keep_backup(media.path, self.temps, copy=True)
             edit_in_place(media, plan, self.runner)
             return media.path, verify_written(media.path, media, plan, policy, self.runner)
-        if not media.is_matroska and policy.container == "keep":
-            raise Skip(
-                f"{media.path}: {media.container} files cannot be edited in place; set "
-                f'[policy] container = "mkv" to let vpod remux them into MKV',
-                "container_not_supported",
-            )
         return self._remux(media, plan, policy, locked)
 
     def _remux(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
@@ -196,12 +223,6 @@ class FileProcessor:
         st = locked.stat
         if not is_under(source, self.options.roots):
             raise Skip(f"{source}: a remux would write outside the watched folders", "outside_roots")
-        if st.st_nlink > 1 and not policy.break_hardlinks:
-            raise Skip(
-                f"{source}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
-                f"from its other links (set [policy] break_hardlinks = true to allow that)",
-                "hardlinked",
-            )
         changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
         target = source.with_suffix(".mkv") if changes_container else source
         if target != source and os.path.lexists(target):
