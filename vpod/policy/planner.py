@@ -9,7 +9,8 @@ are evaluated (each key is documented in ``docs/policy.md``):
 2. removal: ``keep_audio_languages``, ``keep_subtitle_languages``, ``remove_commentary``
    (never every audio track);
 3. default flags: ``audio_languages``, then ``default_subtitle`` and ``subtitle_languages``;
-4. titles: ``clear_track_titles``;
+4. titles: ``clear_track_titles`` (except a commentary track kept because it is needed
+   as audio: its title is what marks it);
 5. order: ``track_order``, preferred languages first within a type;
 6. container: ``container = "mkv"``.
 
@@ -154,6 +155,15 @@ def _default_subtitle(
     return next((t for t in subtitles if t.forced and languages[t.index] == audio_language), None)
 
 
+def _spared(policy: Policy, track: Track) -> bool:
+    """A commentary track kept only because removing it would leave no audio keeps its
+    title: without it the next pass would no longer see it as commentary and would
+    remove the other tracks instead."""
+    return policy.remove_commentary and track.type in ("audio", "subtitle") and is_commentary(
+        track, policy.commentary_patterns
+    )
+
+
 def _flag_actions(tracks: list[Track], chosen: Track | None) -> list[Action]:
     return [
         SetFlag(track.index, "default", track is chosen) for track in tracks if track.default != (track is chosen)
@@ -191,7 +201,7 @@ def plan(policy: Policy, media: MediaInfo) -> Plan:
         actions += _flag_actions(audio, chosen_audio)
     actions += _flag_actions(subtitles, chosen_subtitle)
     if policy.clear_track_titles:
-        actions += [SetTitle(t.index, None) for t in kept if t.title and t.type in TAGGED_TYPES]
+        actions += [SetTitle(t.index, None) for t in kept if t.title and t.type in TAGGED_TYPES and not _spared(policy, t)]
     if [t.index for t in ordered] != [t.index for t in kept]:
         actions.append(Reorder(tuple(t.index for t in ordered)))
     if wants_matroska_file(policy, media):
