@@ -46,8 +46,10 @@ class Pipeline:
         return sweep_temps(self.store)
 
 
-def make_pipeline(tmp_path: Path, *, timeout: float = 120, dry_run: bool = False) -> Pipeline:
-    library = tmp_path / "library"
+def make_pipeline(tmp_path: Path, *, library: Path | None = None, timeout: float = 120, dry_run: bool = False) -> Pipeline:
+    """The pipeline with its database in ``tmp_path`` and its one root ``library``
+    (default ``tmp_path/library``)."""
+    library = library or tmp_path / "library"
     library.mkdir(exist_ok=True)
     pool = DaemonConnectionPool(tmp_path / "vpod.db", busy_timeout_seconds=5)
     store = SqliteStore(pool)
