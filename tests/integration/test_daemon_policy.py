@@ -55,16 +55,19 @@ def test_dry_run_logs_the_plan_and_writes_nothing(tmp_path, daemon_factory, medi
     inbox.mkdir()
     path = copy_media(media_cache("remux.mkv", NEEDS_REMUX), inbox / "movie.mkv")
     mp4 = copy_media(media_cache("daemon.mp4", [video(), audio("eng", default=True)]), inbox / "clip.mp4")
-    digests = sha256(path), sha256(mp4)
+    russian = copy_media(media_cache("rus.mkv", [video(), audio("rus", default=True)]), inbox / "russian.mkv")
+    digests = sha256(path), sha256(mp4), sha256(russian)
     mtime = path.stat().st_mtime_ns
-    daemon = daemon_factory(config(inbox, container="mkv"), args=("--dry-run",))
+    daemon = daemon_factory(config(inbox, container="mkv", keep_audio_languages=["eng", "jpn"]), args=("--dry-run",))
     planned = daemon.wait_for("file_planned", path=str(path))[0]
     assert "reorder tracks to 0, 2, 1" in planned["actions"]
     assert daemon.wait_for("file_planned", path=str(mp4))[0]["actions"] == ["remux into MKV"]
+    warning = daemon.wait_for("policy_warning", path=str(russian))[0]
+    assert "every audio track" in warning["warning"]
     assert daemon.stop() == 0
-    assert (sha256(path), sha256(mp4)) == digests and path.stat().st_mtime_ns == mtime
-    assert sorted(p.name for p in inbox.iterdir()) == ["clip.mp4", "movie.mkv"]
-    assert not daemon.named("file_processed")
+    assert (sha256(path), sha256(mp4), sha256(russian)) == digests and path.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in inbox.iterdir()) == ["clip.mp4", "movie.mkv", "russian.mkv"]
+    assert [e["changes"] for e in daemon.named("file_processed")] == [0]  # the Russian file already conforms
 
 
 def _hanging_mkvmerge(tmp_path: Path) -> tuple[Path, Path]:

@@ -229,3 +229,31 @@ def test_temp_files_left_by_a_crash_are_swept(pipeline, media_cache):  # noqa: F
     leftover.write_bytes(b"partial")
     assert pipeline.sweep() == 1
     assert not leftover.exists() and path.exists()
+
+
+def test_a_source_changed_during_the_remux_is_not_replaced(tmp_path, pipeline, media_cache, monkeypatch):  # noqa: F811
+    path = copy_media(media_cache("reorder.mkv", REORDER), pipeline.library / "growing.mkv")
+    # A downloader still appending while mkvmerge works (the source is the argument before --track-order).
+    writer = stand_in(
+        tmp_path, "mkvmerge",
+        "import subprocess\nargs = sys.argv[1:]\nif '--output' in args:\n"
+        "    subprocess.run([REAL, *args], check=True)\n"
+        "    open(args[args.index('--track-order') - 1], 'ab').write(b'more bytes')\n"
+        "    sys.exit(0)\nos.execv(REAL, [REAL, *args])",
+    )
+    monkeypatch.setenv("PATH", f"{writer}:{os.environ['PATH']}")
+    grown_from = sha256(path)
+    out = pipeline.run(path, policy(audio_languages=["jpn"])).result
+    assert out.failed and out.reason == "source_changed" and not out.permanent, out.error
+    assert path.read_bytes().endswith(b"more bytes") and sha256(path) != grown_from  # the writer's bytes survive
+    assert pipeline.temps_left() == []
+
+
+def test_a_remux_never_writes_outside_the_roots(tmp_path, media_cache):
+    pipe = make_pipeline(tmp_path, follow_symlinks=True)
+    outside = copy_media(media_cache("reorder.mkv", REORDER), tmp_path / "elsewhere" / "film.mkv")
+    digest = sha256(outside)
+    (pipe.library / "film.mkv").symlink_to(outside)
+    out = pipe.run(pipe.library / "film.mkv", policy(audio_languages=["jpn"])).result
+    assert out.skipped and out.reason == "outside_roots", out.error
+    assert sha256(outside) == digest and sorted(p.name for p in outside.parent.iterdir()) == ["film.mkv"]

@@ -46,7 +46,9 @@ class Pipeline:
         return sweep_temps(self.store)
 
 
-def make_pipeline(tmp_path: Path, *, library: Path | None = None, timeout: float = 120, dry_run: bool = False) -> Pipeline:
+def make_pipeline(
+    tmp_path: Path, *, library: Path | None = None, timeout: float = 120, dry_run: bool = False, follow_symlinks: bool = False
+) -> Pipeline:
     """The pipeline with its database in ``tmp_path`` and its one root ``library``
     (default ``tmp_path/library``)."""
     library = library or tmp_path / "library"
@@ -54,7 +56,8 @@ def make_pipeline(tmp_path: Path, *, library: Path | None = None, timeout: float
     pool = DaemonConnectionPool(tmp_path / "vpod.db", busy_timeout_seconds=5)
     store = SqliteStore(pool)
     runner = ToolRunner(timeout)
-    processor = FileProcessor(runner, PipelineOptions(roots=(library,), dry_run=dry_run), store)
+    options = PipelineOptions(roots=(library,), dry_run=dry_run, follow_symlinks=follow_symlinks)
+    processor = FileProcessor(runner, options, store)
     return Pipeline(library, store, processor, runner)
 
 
