@@ -88,6 +88,9 @@ def test_disk_full_during_a_remux(tmp_path, tiny_disk, name, tracks, table, tool
     out = pipe.run(path, policy(**table)).result
     assert out.failed and out.reason == "disk_full", out.error
     assert "No space left on device" in out.error and str(path) in out.error
+    assert f"{tool} exited with status" in out.error  # the tool's own message is recorded too
+    if tool == "mkvmerge":
+        assert "drive may be full" in out.error
     assert sha256(path) == digest
     assert sorted(p.name for p in tiny_disk.iterdir()) == [name]  # no temp file, no .mkv
     assert pipe.store.pending_temps() == []

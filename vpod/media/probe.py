@@ -53,7 +53,9 @@ def probe(path: Path, runner: ToolRunner) -> MediaInfo:
     return info
 
 
-def _probe_mkvmerge(path: Path, size: int, runner: ToolRunner) -> tuple[MediaInfo | None, dict[str, Any] | None]:
+def _probe_mkvmerge(
+    path: Path, size: int, runner: ToolRunner
+) -> tuple[MediaInfo | None, dict[str, Any] | None]:
     """(the Matroska probe or ``None``, mkvmerge's JSON when it recognized the container)."""
     result = runner.run(["mkvmerge", "-J", path], ok_codes=(0, 1, 2))
     try:

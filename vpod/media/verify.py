@@ -40,7 +40,9 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
     for position, (g, e) in enumerate(zip(got, expected)):
         for name in ("language", "default", "forced"):
             if getattr(g, name) != getattr(e, name):
-                problems.append(f"{reader}: track {position} ({e.type}) {name} is {getattr(g, name)!r}, expected {getattr(e, name)!r}")
+                problems.append(
+                    f"{reader}: track {position} ({e.type}) {name} is {getattr(g, name)!r}, expected {getattr(e, name)!r}"
+                )
         if e.index in titles_of and g.title != e.title:
             problems.append(f"{reader}: track {position} ({e.type}) title is {g.title!r}, expected {e.title!r}")
     return problems
