@@ -51,8 +51,12 @@ def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, list
 
 @pytest.fixture
 def jpn_eng_mkv(media_cache: Callable[[str, list[T]], Path]) -> Path:
-    """video + audio jpn (default) + audio eng: the default policy makes eng the default."""
-    return media_cache("jpn-eng.mkv", [video(), audio("jpn", default=True), audio("eng")])
+    """video + audio eng + audio jpn (default): the default policy makes eng the default.
+
+    eng comes first, so the default policy (``track_order`` puts preferred languages
+    first) needs only two flag changes: a header-only ``mkvpropedit`` edit, no remux.
+    """
+    return media_cache("eng-jpn.mkv", [video(), audio("eng"), audio("jpn", default=True)])
 
 
 @pytest.fixture

@@ -3,28 +3,43 @@
 lock → fingerprint → probe → plan → apply → verify → fingerprint again. The source is
 changed only by ``mkvpropedit`` (headers, in place) or replaced atomically by a
 verified remux; every failure leaves it as it was.
+
+Apply, by plan:
+
+* header-only actions on a Matroska file: ``mkvpropedit`` in place (the inode, and so
+  every hard link, stays), then verify;
+* anything structural (removal, reorder, container), or a header change the file's
+  container cannot take in place: one remux into a temp file beside the source
+  (:mod:`vpod.media.remux`), verify it (:mod:`vpod.media.verify`), then put it in place
+  (:mod:`vpod.media.replace`). A remux would split a hard-linked file from its other
+  links, so it needs ``[policy] break_hardlinks = true``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
+
+import structlog
 
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
+from vpod.media.remux import Remuxer
+from vpod.media.replace import keep_backup, put_in_place
 from vpod.media.tools import ToolRunner
-from vpod.policy.plan import Plan
+from vpod.media.verify import verify_written
+from vpod.policy.plan import ChangeContainer, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult
-from vpod.safety import Skip, open_for_processing
-from vpod.tempfiles import TempRegistry
+from vpod.safety import LockedFile, Skip, is_under, open_for_processing
+from vpod.tempfiles import TempRegistry, temp_beside
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,36 @@ class PipelineOutput:
     media_after: MediaInfo | None = None
 
 
+def needs_remux(media: MediaInfo, plan: Plan) -> bool:
+    """True when ``plan`` needs a new file: a structural action, or any change to a file
+    that ``mkvpropedit`` cannot edit in place (not Matroska)."""
+    return not plan.is_empty and (plan.needs_remux or not media.is_matroska)
+
+
+def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> Skip | None:
+    """Why the pipeline would not apply ``plan`` to this file, or ``None``.
+
+    ``container_not_supported``: a non-Matroska file needs changes but ``container =
+    "keep"``. ``hardlinked``: a remux would split a file with ``st.st_nlink > 1`` from
+    its other links and ``break_hardlinks`` is off.
+    """
+    if plan.is_empty:
+        return None
+    if not media.is_matroska and policy.container == "keep":
+        return Skip(
+            f"{media.path}: {media.container} files cannot be edited in place; set "
+            f'[policy] container = "mkv" to let vpod remux them into MKV',
+            "container_not_supported",
+        )
+    if needs_remux(media, plan) and st.st_nlink > 1 and not policy.break_hardlinks:
+        return Skip(
+            f"{media.path}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
+            f"from its other links (set [policy] break_hardlinks = true to allow that)",
+            "hardlinked",
+        )
+    return None
+
+
 class FileProcessor:
     """Runs the pipeline on one file at a time; share one instance between threads.
 
@@ -68,6 +113,8 @@ class FileProcessor:
         self.runner = runner
         self.options = options
         self.temps = temps
+        self.remuxer = Remuxer(runner, temps)
+        self.log = structlog.get_logger("vpod")
 
     def process(
         self, path: Path, policy: Policy, before_apply: Callable[[Plan], None] | None = None
@@ -104,6 +151,8 @@ class FileProcessor:
                 fingerprint_before = fingerprint_fd(locked.fd, locked.stat.st_size)
                 media = probe(locked.path, self.runner)
                 plan = make_plan(policy, media)
+                for warning in plan.warnings:
+                    self.log.warning("policy_warning", warning=warning)
                 if plan.is_empty:
                     return PipelineOutput(
                         finish(success=True, final_path=locked.path),
@@ -125,7 +174,7 @@ class FileProcessor:
                     )
                 if before_apply is not None:
                     before_apply(plan)
-                final_path, media_after = self._apply(media, plan, policy, locked.stat)
+                final_path, media_after = self._apply(media, plan, policy, locked)
                 fingerprint_after, stat_after = fingerprint_path(final_path)
                 return PipelineOutput(
                     finish(
@@ -155,35 +204,64 @@ class FileProcessor:
                 finish(success=False, reason="os_error", error=message, permanent=False), fingerprint_before
             )
 
-    def _apply(self, media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> tuple[Path, MediaInfo]:
+    def _apply(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
         """Apply ``plan`` and verify the result; returns (final path, probe of it).
 
         Raises:
-            Skip: the container cannot be edited in place and remuxing is not allowed.
-            MediaError: a tool failed or the result does not conform (the source is
-                untouched unless an in-place header edit had already succeeded).
+            Skip: reasons ``container_not_supported`` (a non-Matroska file under
+                ``container = "keep"``), ``hardlinked``, ``outside_roots``.
+            MediaError: a tool failed or the result does not conform. The source is
+                untouched, unless an in-place header edit had already succeeded.
+            OSError: the file system refused (a full disk while copying a backup).
         """
-        if plan.needs_remux or not media.is_matroska:
-            raise Skip(
-                f"{media.path}: {media.container} files need a remux, which this vpod cannot do yet",
-                "container_not_supported",
-            )
-        final_path = edit_in_place(media, plan, self.runner)
-        return final_path, self._verify(final_path, media, policy)
+        skip = skip_reason(media, plan, policy, locked.stat)
+        if skip is not None:
+            raise skip
+        if not needs_remux(media, plan):
+            if policy.backup:
+                keep_backup(media.path, self.temps, copy=True)
+            edit_in_place(media, plan, self.runner)
+            return media.path, verify_written(media.path, media, plan, policy, self.runner, cross_check=False)
+        return self._remux(media, plan, policy, locked)
 
-    def _verify(self, path: Path, before: MediaInfo, policy: Policy) -> MediaInfo:
-        """Probe the written file: same track count and types, and nothing left to do.
-
-        Raises:
-            MediaError: reason ``verify_failed`` with what differs.
-        """
-        after = probe(path, self.runner)
-        if [t.type for t in after.tracks] != [t.type for t in before.tracks]:
-            raise MediaError(f"{path}: verification failed: tracks changed unexpectedly", reason="verify_failed")
-        leftover = make_plan(policy, after)
-        if not leftover.is_empty:
+    def _remux(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
+        """Remux into a temp file beside the source, verify, then put it in place."""
+        source = media.path
+        st = locked.stat
+        if not is_under(source, self.options.roots):
+            raise Skip(f"{source}: a remux would write outside the watched folders", "outside_roots")
+        changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
+        target = source.with_suffix(".mkv") if changes_container else source
+        if target != source and os.path.lexists(target):
             raise MediaError(
-                f"{path}: verification failed: still to do after applying: {'; '.join(leftover.describe())}",
-                reason="verify_failed",
+                f"{source}: cannot remux into {target.name}: a file with that name already exists",
+                reason="target_exists",
             )
-        return after
+        with temp_beside(source, self.temps, suffix=target.suffix) as temp:
+            tool = self.remuxer.remux(media, plan, temp)
+            try:
+                media_after = verify_written(temp, media, plan, policy, self.runner)
+            except MediaError as exc:
+                raise MediaError(f"{exc} (written by {tool})", reason=exc.reason, permanent=exc.permanent) from None
+            if not self._unchanged(locked):
+                raise MediaError(
+                    f"{source}: changed while vpod was remuxing it; the new content will be processed on its own",
+                    reason="source_changed",
+                    permanent=False,
+                )
+            if policy.backup:
+                keep_backup(source, self.temps, copy=False)
+            put_in_place(temp, source, target, st)
+        return target, replace(media_after, path=target)
+
+    @staticmethod
+    def _unchanged(locked: LockedFile) -> bool:
+        """True while the locked path still names the same, unmodified inode."""
+        try:
+            now = os.stat(locked.path, follow_symlinks=False)
+        except OSError:
+            return False
+        before = locked.stat
+        return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) == (
+            before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns
+        )  # fmt: skip

@@ -9,6 +9,8 @@ import click
 
 from vpod import __version__
 from vpod.cli.config_cmd import config_group
+from vpod.cli.inspect_cmd import inspect_command
+from vpod.cli.plan_cmd import plan_command
 from vpod.cli.process_cmd import process_command
 from vpod.cli.run_cmd import run_command
 
@@ -27,6 +29,8 @@ def cli() -> None:
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(process_command)
+cli.add_command(inspect_command)
+cli.add_command(plan_command)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vpod.errors import MediaError
+from vpod.errors import MediaError, ToolError
 from vpod.media.model import MediaInfo
 from vpod.media.tools import ToolRunner
 from vpod.policy.plan import Plan, SetFlag, SetLanguage, SetTitle
@@ -60,5 +60,8 @@ def edit_in_place(media: MediaInfo, plan: Plan, runner: ToolRunner) -> Path:
     """
     if not media.is_matroska:
         raise MediaError(f"{media.path}: mkvpropedit edits Matroska files only, not {media.container}")
-    runner.run(["mkvpropedit", *mkvpropedit_args(media, plan)], ok_codes=(0, 1))
+    try:
+        runner.run(["mkvpropedit", *mkvpropedit_args(media, plan)], ok_codes=(0, 1))
+    except ToolError as exc:
+        raise MediaError(f"{media.path}: {exc}", reason=exc.reason, permanent=exc.permanent) from None
     return media.path

@@ -19,7 +19,9 @@ class Track:
             ID; for other containers ffprobe's stream index.
         type: ``video``, ``audio``, ``subtitle``, ``attachment`` or ``data``.
         codec: codec name as the probing tool reports it (``AAC``, ``h264``, ``mov_text``).
-        language: ISO 639-2/B code, ``und`` when the file carries none.
+        language: ISO 639-2/B code, ``und`` when the file carries none. For Matroska, the
+            ``LanguageIETF`` (BCP 47) element wins over ``Language`` when both are present
+            (RFC 9559 §5.1.4.1.20: "any Language Elements ... MUST be ignored").
         title: track name, ``None`` when absent.
         default: the default flag (Matroska ``FlagDefault``; absent means set).
         forced: the forced flag (Matroska ``FlagForced``).
@@ -27,6 +29,10 @@ class Track:
         number: Matroska ``TrackNumber`` (what ``mkvpropedit --edit track:@N`` selects),
             ``None`` outside Matroska.
         duration_seconds: the track's own duration when the container records one.
+        languages_agree: False when a Matroska track's ``Language`` and ``LanguageIETF``
+            elements name different languages. ffprobe (FFmpeg 5.1) reads only
+            ``Language``, mkvmerge and the spec follow ``LanguageIETF``, so readers
+            disagree until the language is set again.
     """
 
     index: int
@@ -39,6 +45,7 @@ class Track:
     channels: int | None = None
     number: int | None = None
     duration_seconds: float | None = None
+    languages_agree: bool = True
 
 
 @dataclass(frozen=True)

@@ -42,53 +42,79 @@ def probe(path: Path, runner: ToolRunner) -> MediaInfo:
     size = path.stat().st_size
     if size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)", reason="empty")
-    info = _probe_mkvmerge(path, size, runner)
+    info, identified = _probe_mkvmerge(path, size, runner)
     if info is None:
         info = _probe_ffprobe(path, size, runner)
+        if identified is not None:
+            # What mkvmerge can read of a non-Matroska file decides the remux tool.
+            info.extra["mkvmerge"] = identified
     if not info.tracks:
         raise MediaError(f"{path}: no tracks found ({info.probed_with})", reason="no_tracks")
     return info
 
 
-def _probe_mkvmerge(path: Path, size: int, runner: ToolRunner) -> MediaInfo | None:
+def _probe_mkvmerge(
+    path: Path, size: int, runner: ToolRunner
+) -> tuple[MediaInfo | None, dict[str, Any] | None]:
+    """(the Matroska probe or ``None``, mkvmerge's JSON when it recognized the container)."""
     result = runner.run(["mkvmerge", "-J", path], ok_codes=(0, 1, 2))
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError:
         raise ToolError(f"{path}: mkvmerge -J printed no JSON: {result.stdout[-300:]!r}", reason="tool_failed") from None
     container = data.get("container") or {}
+    readable = container.get("recognized") and container.get("supported") and not data.get("errors")
+    identified = data if readable else None
     if container.get("type") != "Matroska" or data.get("errors"):
-        return None
+        return None, identified
     _check_matroska_size(path, size)
     tracks = tuple(_mkvmerge_track(t) for t in data.get("tracks", []))
     duration_ns = (container.get("properties") or {}).get("duration")
-    return MediaInfo(
-        path=path,
-        container=MATROSKA,
-        duration_seconds=duration_ns / 1e9 if duration_ns else None,
-        tracks=tracks,
-        size_bytes=size,
-        probed_with="mkvmerge",
-        attachments=len(data.get("attachments", [])),
-        extra={"mkvmerge": data},
+    return (
+        MediaInfo(
+            path=path,
+            container=MATROSKA,
+            duration_seconds=duration_ns / 1e9 if duration_ns else None,
+            tracks=tracks,
+            size_bytes=size,
+            probed_with="mkvmerge",
+            attachments=len(data.get("attachments", [])),
+            extra={"mkvmerge": data},
+        ),
+        identified,
     )
 
 
 def _mkvmerge_track(raw: dict[str, Any]) -> Track:
     props = raw.get("properties", {})
     duration = props.get("tag_duration")
+    legacy = track_language(props.get("language"))
+    ietf = track_language(props.get("language_ietf")) if props.get("language_ietf") else None
     return Track(
         index=raw["id"],
         type=_MKVMERGE_TYPES.get(raw.get("type", ""), raw.get("type", "data")),
         codec=raw.get("codec", ""),
-        language=track_language(props.get("language"), props.get("language_ietf")),
+        # RFC 9559 §5.1.4.1.20: when LanguageIETF is present, Language is ignored.
+        language=ietf if ietf is not None else legacy,
         title=props.get("track_name") or None,
         default=bool(props.get("default_track", True)),
         forced=bool(props.get("forced_track", False)),
         channels=props.get("audio_channels"),
         number=props.get("number"),
         duration_seconds=_hms_seconds(duration) if duration else None,
+        languages_agree=ietf is None or ietf == legacy,
     )
+
+
+def probe_with_ffprobe(path: Path, runner: ToolRunner) -> MediaInfo:
+    """Probe ``path`` with ``ffprobe`` only: the file as FFmpeg-based players and media
+    servers (Jellyfin, Plex, Kodi) read it.
+
+    Raises:
+        MediaError: reason ``unreadable`` when ffprobe rejects the file.
+    """
+    path = path.absolute()
+    return _probe_ffprobe(path, path.stat().st_size, runner)
 
 
 def _probe_ffprobe(path: Path, size: int, runner: ToolRunner) -> MediaInfo:
@@ -129,7 +155,8 @@ def _ffprobe_track(raw: dict[str, Any]) -> Track:
     return Track(
         index=raw["index"],
         type=kind if kind in ("video", "audio", "subtitle", "attachment") else "data",
-        codec=raw.get("codec_name", ""),
+        # Streams FFmpeg cannot decode (WebVTT in MP4: "wvtt") have only a codec tag.
+        codec=raw.get("codec_name") or raw.get("codec_tag_string", ""),
         language=track_language(tags.get("language")),
         title=tags.get("title") or None,
         default=bool(disposition.get("default")),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vpod.errors import ConfigError
-from vpod.policy.languages import LanguageError, normalize_language
+from vpod.policy.languages import UNDETERMINED, LanguageError, normalize_language
 from vpod.tomlschema import build_section, load_toml, one_of, setting
 
 TRACK_TYPES = ("video", "audio", "subtitle", "attachment")
@@ -25,6 +25,11 @@ LANGUAGE_LIST_KEYS = (
 
 def _track_type(value: Any) -> str | None:
     return None if value in TRACK_TYPES else "one of " + ", ".join(TRACK_TYPES)
+
+
+def _non_empty(value: Any) -> str | None:
+    # An empty pattern is a substring of every title: every track would count as commentary.
+    return None if value.strip() else "a non-empty text (an empty pattern matches every title)"
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Policy:
     )
     remove_commentary: bool = setting(False, doc="remove tracks whose title matches a pattern")
     commentary_patterns: tuple[str, ...] = setting(
-        ("commentary", "director"), doc="case-insensitive substrings of commentary titles"
+        ("commentary", "director"), check=_non_empty, doc="case-insensitive substrings of commentary titles"
     )
     track_order: tuple[str, ...] = setting(
         TRACK_TYPES, check=_track_type, doc="order of track types; empty keeps the file's order"
@@ -69,6 +74,10 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
             changes["untagged_language"] = normalize_language(policy.untagged_language)
         except LanguageError as exc:
             raise ConfigError(source, "[policy] untagged_language", str(exc)) from None
+        if changes["untagged_language"] == UNDETERMINED:
+            raise ConfigError(
+                source, "[policy] untagged_language", 'expected a language other than "und" (or "" to leave tags alone)'
+            )
     if len(set(policy.track_order)) != len(policy.track_order):
         raise ConfigError(source, "[policy] track_order", "expected each track type at most once")
     return replace(policy, **changes)

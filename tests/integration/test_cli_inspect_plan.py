@@ -1,0 +1,79 @@
+"""`vpod inspect` and `vpod plan` as a user runs them: real subprocesses, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from support.daemon import run_vpod, write_config
+from support.media import audio, copy_media, mkvmerge_tracks, subtitle, video
+from support.pipeline import sha256
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def movie(tmp_path, media_cache):
+    return copy_media(
+        media_cache("cli.mkv", [video(), audio("jpn", default=True, title="Japanese"), audio("eng"), subtitle("eng", forced=True)]),
+        tmp_path / "lib" / "movie.mkv",
+    )
+
+
+def snapshot(folder):
+    return {p.name: (sha256(p), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_inspect_json_lists_the_tracks(movie, env):
+    result = run_vpod(["inspect", str(movie), "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["path"] == str(movie) and data["container"] == "matroska"
+    got = [(t["index"], t["type"], t["language"], t["default"], t["forced"], t["title"]) for t in data["tracks"]]
+    want = [(t["id"], t["type"].replace("subtitles", "subtitle"), t["language"], t["default"], t["forced"], t["title"])
+            for t in mkvmerge_tracks(movie)]  # fmt: skip
+    assert got == want
+    human = run_vpod(["inspect", str(movie)], env=env)
+    assert human.returncode == 0 and "jpn (Japanese)" in human.stdout and "forced" in human.stdout
+
+
+def test_plan_json_says_what_would_change_and_writes_nothing(movie, env, tmp_path):
+    before = snapshot(movie.parent)
+    result = run_vpod(["plan", str(movie), "--json"], env=env)  # default policy: eng audio
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["path"] == str(movie) and data["skip"] is None
+    assert [(a["action"], a.get("track"), a.get("value")) for a in data["actions"]] == [
+        ("set_flag", 2, True), ("set_flag", 1, False), ("set_flag", 3, True), ("reorder", None, None),
+    ]  # fmt: skip
+    assert data["actions"][-1]["order"] == [0, 2, 1, 3]
+    assert all("track" in a["description"] or "reorder" in a["description"] for a in data["actions"])
+    assert snapshot(movie.parent) == before
+
+
+def test_plan_of_a_conforming_file_is_empty(movie, env, tmp_path):
+    config = write_config(tmp_path / "c.toml", {"policy": {"audio_languages": ["jpn"], "default_subtitle": "none"}})
+    result = run_vpod(["plan", str(movie), "--config", str(config), "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["actions"] == []
+    human = run_vpod(["plan", str(movie), "--config", str(config)], env=env)
+    assert "nothing to do" in human.stdout
+
+
+def test_plan_reports_warnings_and_why_run_would_skip(movie, env, tmp_path):
+    os.link(movie, tmp_path / "seeding.mkv")
+    config = write_config(tmp_path / "c.toml", {"policy": {"keep_audio_languages": ["ger"]}})
+    data = json.loads(run_vpod(["plan", str(movie), "--config", str(config), "--json"], env=env).stdout)
+    assert data["warnings"] and "every audio track" in data["warnings"][0]
+    assert data["skip"]["reason"] == "hardlinked"  # the default policy reorders: a remux
+
+
+def test_inspect_and_plan_of_a_non_media_file_exit_1_naming_it(tmp_path, env):
+    bad = tmp_path / "notes.mkv"
+    bad.write_text("just text")
+    for command in (["inspect", str(bad)], ["plan", str(bad)]):
+        result = run_vpod(command, env=env)
+        assert result.returncode == 1 and str(bad) in result.stderr, result.stderr
+    assert run_vpod(["inspect", str(tmp_path / "missing.mkv")], env=env).returncode == 2

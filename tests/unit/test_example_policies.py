@@ -1,0 +1,65 @@
+"""The example policies in contrib/policies load and do what their comments say."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from vpod.media.model import MATROSKA, MediaInfo, Track
+from vpod.policy.plan import RemoveTrack, SetFlag
+from vpod.policy.planner import plan
+from vpod.policy.policy import Policy, policy_from_table
+
+POLICIES = Path(__file__).resolve().parents[2] / "contrib" / "policies"
+
+
+def load(name: str) -> Policy:
+    return policy_from_table({"policy_file": str(POLICIES / name)}, source=None, base_dir=None)
+
+
+def media(*tracks: tuple[str, str], defaults: tuple[int, ...] = ()) -> MediaInfo:
+    built = tuple(
+        Track(index=i, type=kind, codec="x", language=language, default=i in defaults, number=i + 1)
+        for i, (kind, language) in enumerate(tracks)
+    )
+    return MediaInfo(Path("/lib/a.mkv"), MATROSKA, 10.0, built, 1, "mkvmerge")
+
+
+def test_every_example_loads():
+    assert sorted(p.name for p in POLICIES.glob("*.toml")) == ["anime.toml", "english-only.toml", "flags-only.toml"]
+    for path in POLICIES.glob("*.toml"):
+        load(path.name)
+
+
+def test_anime_japanese_audio_and_english_subtitles_by_default():
+    m = media(("video", "und"), ("audio", "eng"), ("audio", "jpn"), ("subtitle", "eng"), defaults=(1,))
+    p = plan(load("anime.toml"), m)
+    assert {a.track: a.value for a in p.actions if isinstance(a, SetFlag)} == {1: False, 2: True, 3: True}
+
+
+def test_english_only_removes_other_languages():
+    m = media(("video", "und"), ("audio", "eng"), ("audio", "fre"), ("subtitle", "eng"), ("subtitle", "spa"), defaults=(1,))
+    p = plan(load("english-only.toml"), m)
+    assert {a.track for a in p.actions if isinstance(a, RemoveTrack)} == {2, 4}
+
+
+def test_flags_only_never_needs_a_remux():
+    rng = random.Random(7)
+    policy = load("flags-only.toml")
+    for _ in range(300):
+        tracks = [(rng.choice(["video", "audio", "subtitle"]), rng.choice(["eng", "jpn", "und"])) for _ in range(6)]
+        m = media(*tracks, defaults=tuple(i for i in range(6) if rng.random() < 0.4))
+        assert not plan(policy, m).needs_remux
+        assert not plan(policy, replace(m, path=Path("/lib/a.mp4"))).needs_remux  # skipped, never remuxed
+
+
+@pytest.mark.parametrize("name", ["anime.toml", "english-only.toml", "flags-only.toml"])
+def test_examples_pass_config_check(name, tmp_path):
+    from vpod.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'allow_root = true\n[policy]\npolicy_file = "{POLICIES / name}"\n')
+    assert load_config(config).policy == load(name)

@@ -1,0 +1,55 @@
+"""``vpod plan FILE``: what the policy would change, without writing anything."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vpod.cli.common import config_option, load_or_exit
+from vpod.cli.inspect_cmd import format_media, probe_or_exit
+from vpod.pipeline import skip_reason
+from vpod.policy.planner import plan as make_plan
+from vpod.results import display_path
+
+
+@click.command("plan")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"path": ..., "actions": [...]} as JSON.')
+def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
+    """Show what the policy would change in FILE; nothing is written.
+
+    The JSON form is an object with "path", "actions" (empty when the file conforms;
+    each names its track by stream index, as `vpod inspect` lists them), "warnings",
+    and "skip" (why `vpod run` would leave the file alone, or null).
+    Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config,
+    69 when a tool is missing.
+    """
+    config = load_or_exit(config_path)
+    media = probe_or_exit(file)
+    plan = make_plan(config.policy, media)
+    skip = skip_reason(media, plan, config.policy, os.stat(media.path))
+    if as_json:
+        data: dict[str, Any] = {
+            "path": display_path(media.path),
+            "actions": [{**a.as_dict(), "description": a.describe()} for a in plan.actions],
+            "warnings": list(plan.warnings),
+            "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(format_media(media))
+    if plan.is_empty:
+        click.echo("conforms to the policy: nothing to do")
+    else:
+        click.echo(f"{len(plan.actions)} change(s):")
+        for line in plan.describe():
+            click.echo(f"  - {line}")
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}")
+    if skip is not None:
+        click.echo(f"vpod run would skip it ({skip.reason}): {skip}")

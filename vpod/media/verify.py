@@ -1,0 +1,104 @@
+"""Verify a written file before it replaces anything, or after an in-place edit.
+
+A file passes when, read back by ``mkvmerge -J`` *and* by ``ffprobe``, it has the
+expected tracks (count, types, order, languages, default and forced flags, the titles
+the plan set), the source's attachments and chapters, a duration within
+:data:`DURATION_TOLERANCE_SECONDS` of the source's, and an empty plan: nothing left
+to do (idempotence). Both readers are asked because they disagree on some files
+(ffprobe reads only Matroska's legacy ``Language`` element) and users meet both:
+MKVToolNix directly, ffprobe inside Jellyfin, Plex and Kodi. An in-place header edit
+is read back by ``mkvmerge -J`` only (see ``cross_check``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vpod.errors import MediaError
+from vpod.media.layout import changed_fields, expected_tracks
+from vpod.media.model import MediaInfo, Track
+from vpod.media.probe import probe, probe_with_ffprobe
+from vpod.media.tools import ToolRunner
+from vpod.policy.plan import Plan
+from vpod.policy.planner import plan as make_plan
+from vpod.policy.policy import Policy
+
+DURATION_TOLERANCE_SECONDS = 1.0
+"""How far the written file's duration may be from the source's (remuxers round the last frame)."""
+
+
+def _carried(tracks: tuple[Track, ...] | list[Track]) -> list[Track]:
+    return [t for t in tracks if t.type != "attachment"]
+
+
+def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles_of: set[int]) -> list[str]:
+    if [t.type for t in got] != [t.type for t in expected]:
+        return [
+            f"{reader} sees tracks {', '.join(t.type for t in got) or 'none'}; expected "
+            f"{', '.join(t.type for t in expected)}"
+        ]
+    problems = []
+    for position, (g, e) in enumerate(zip(got, expected)):
+        for name in ("language", "default", "forced"):
+            if getattr(g, name) != getattr(e, name):
+                problems.append(
+                    f"{reader}: track {position} ({e.type}) {name} is {getattr(g, name)!r}, expected {getattr(e, name)!r}"
+                )
+        if e.index in titles_of and g.title != e.title:
+            problems.append(f"{reader}: track {position} ({e.type}) title is {g.title!r}, expected {e.title!r}")
+    return problems
+
+
+def _chapter_entries(media: MediaInfo) -> int | None:
+    data = media.extra.get("mkvmerge")
+    if media.probed_with != "mkvmerge" or data is None:
+        return None
+    return sum(c.get("num_entries", 0) for c in data.get("chapters") or [])
+
+
+def verify_written(
+    path: Path, before: MediaInfo, plan: Plan, policy: Policy, runner: ToolRunner, *, cross_check: bool = True
+) -> MediaInfo:
+    """Check that ``path`` holds ``before`` with ``plan`` applied; returns its probe.
+
+    Args:
+        path: the written file (a temp file not yet in place, or the in-place edit).
+        before: the probe of the source.
+        plan: what was applied.
+        policy: the policy; the written file must need no further action.
+        cross_check: also read it with ffprobe. Off for in-place header edits: the
+            file is the source itself, ``mkvmerge -J`` reports every element
+            ``mkvpropedit`` changed (both language elements included), and ffprobe
+            cannot read some Matroska files mkvmerge edits correctly, which would turn
+            a good edit into a failure after the fact.
+
+    Raises:
+        MediaError: reason ``verify_failed``, naming every difference found.
+        ToolTimeout / ToolMissing: a probing tool hung or is missing.
+    """
+    after = probe(path, runner)
+    expected = _carried(expected_tracks(before, plan))
+    titles_of = {i for i, fields in changed_fields(before, plan).items() if "title" in fields}
+    problems = _compare_tracks(after.probed_with, _carried(after.tracks), expected, titles_of)
+    if after.attachments != before.attachments:
+        problems.append(f"{after.attachments} attachments, expected {before.attachments}")
+    chapters_before, chapters_after = _chapter_entries(before), _chapter_entries(after)
+    if chapters_before is not None and chapters_after is not None and chapters_before != chapters_after:
+        problems.append(f"{chapters_after} chapter entries, expected {chapters_before}")
+    if before.duration_seconds is not None:
+        if after.duration_seconds is None:
+            problems.append(f"no duration; the source lasts {before.duration_seconds:.3f} s")
+        elif abs(after.duration_seconds - before.duration_seconds) > DURATION_TOLERANCE_SECONDS:
+            problems.append(
+                f"duration {after.duration_seconds:.3f} s, the source lasts {before.duration_seconds:.3f} s"
+            )
+    if cross_check and after.probed_with != "ffprobe":
+        ffprobe_view = probe_with_ffprobe(path, runner)
+        problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
+    if not problems:
+        leftover = make_plan(policy, after)
+        if not leftover.is_empty:
+            problems.append("still to do: " + "; ".join(leftover.describe()))
+    if problems:
+        raise MediaError(f"{path}: verification failed: {'; '.join(problems)}", reason="verify_failed")
+    return after
