@@ -210,3 +210,28 @@ def test_sigint_also_stops_cleanly(tmp_path, daemon_factory):
     daemon.signal(signal.SIGINT)
     assert daemon.proc.wait(20) == 0
     assert daemon.named("daemon_stopped")
+
+
+def test_jpn_first_file_is_remuxed_once_and_its_output_not_requeued(tmp_path, daemon_factory, media_cache):
+    """audio jpn (default) then eng: the default track_order puts eng first, so this is a
+    remux (mkvmerge into a temp file, then os.replace). The rename of vpod's own output
+    into place must not queue the file again."""
+    from support.media import audio, mkvmerge_tracks, video
+
+    source = media_cache("jpn-first.mkv", [video(), audio("jpn", default=True), audio("eng")])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(watch_config(inbox))
+    subprocess.run(["cp", str(source), str(inbox / "copied.mkv")], check=True)
+    subprocess.run(["rsync", "-a", str(source), str(inbox / "synced.mkv")], check=True)
+    for name in ("copied.mkv", "synced.mkv"):
+        event = daemon.wait_for("file_processed", path=str(inbox / name))[0]
+        assert any("reorder" in a for a in event["actions"]), event
+    time.sleep(SETTLE * 4)
+    assert daemon.stop() == 0
+    for name in ("copied.mkv", "synced.mkv"):
+        tracks = [t for t in mkvmerge_tracks(inbox / name) if t["type"] == "audio"]
+        assert [(t["language"], t["default"]) for t in tracks] == [("eng", True), ("jpn", False)]
+        assert len(daemon.named("file_queued", path=str(inbox / name))) == 1
+        assert len(daemon.named("file_processed", path=str(inbox / name))) == 1
+    assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]
