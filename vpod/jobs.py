@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
@@ -32,10 +33,19 @@ class JobRunner:
     and ``batch_id``.
     """
 
-    def __init__(self, store: Store, processor: FileProcessor, *, max_attempts: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        processor: FileProcessor,
+        *,
+        max_attempts: int,
+        on_outcome: Callable[[FileProcessingResult, bool], None] | None = None,
+    ) -> None:
         self.store = store
         self.processor = processor
         self.max_attempts = max_attempts
+        # Called with (result, retrying) once the outcome is recorded (the daemon's metrics).
+        self.on_outcome = on_outcome
         self.log = structlog.get_logger("vpod")
 
     def run(self, job: Job, policy: Policy, worker: str, batch_id: str) -> FileProcessingResult | None:
@@ -57,6 +67,8 @@ class JobRunner:
                 self.log.warning(
                     "file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay
                 )
+                if self.on_outcome:
+                    self.on_outcome(result, True)
                 return result
             final_relpath = None
             if result.final_path is not None and result.final_path != job.path:
@@ -68,6 +80,8 @@ class JobRunner:
                 batch_id,
             )
             self._log(result)
+            if self.on_outcome:
+                self.on_outcome(result, False)
             return result
 
     def _log(self, result: FileProcessingResult) -> None:
