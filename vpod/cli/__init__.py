@@ -9,7 +9,11 @@ import click
 
 from vpod import __version__
 from vpod.cli.config_cmd import config_group
+from vpod.cli.doctor_cmd import doctor_command
+from vpod.cli.resume_cmd import resume_command
+from vpod.cli.retry_cmd import retry_command
 from vpod.cli.run_cmd import run_command
+from vpod.cli.status_cmd import status_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,6 +29,10 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(config_group)
+cli.add_command(status_command)
+cli.add_command(resume_command)
+cli.add_command(retry_command)
+cli.add_command(doctor_command)
 
 
 def main() -> None:
