@@ -53,8 +53,10 @@ WRAPPER
 chmod 0755 /usr/local/bin/vpod
 
 # /var/lib/vpod is the unit's StateDirectory; made here too so the inbox exists before the
-# first start. The inbox is group-writable (setgid vpod) and, where ACLs work, files copied
-# in by anyone stay writable by vpod, which rewrites them in place.
+# first start. vpod rewrites files in place, so they must be writable by user vpod. The
+# inbox is setgid vpod and group-writable; its default ACL gives vpod write access to files
+# that programs create with mode 0666 (browsers, downloaders, shell redirection). `cp` of a
+# 0644 file keeps 0644: copy as vpod (sudo -u vpod cp ...) or chmod g+w afterwards.
 install -d -o vpod -g vpod -m 0755 /var/lib/vpod
 install -d -o vpod -g vpod -m 2775 /var/lib/vpod/inbox
 if command -v setfacl >/dev/null && ! setfacl -d -m u:vpod:rwX,g:vpod:rwX /var/lib/vpod/inbox 2>/dev/null; then
