@@ -509,7 +509,7 @@ class Daemon:
             waits.append(deadline - now)
         if self._missing_roots:
             waits.append(_ROOT_RECHECK_SECONDS)
-        if self._status_dirty.is_set():
+        if self._status_dirty.is_set() and self.notifier.enabled:
             waits.append(self._status_sent_at + _STATUS_MIN_INTERVAL_SECONDS - now)
         if self.notifier.watchdog_seconds is not None:
             waits.append(self._next_watchdog - now)
@@ -517,6 +517,8 @@ class Daemon:
 
     def _report_to_systemd(self) -> None:
         now = time.monotonic()
+        if not self.notifier.enabled:
+            return
         if self._status_dirty.is_set() and now - self._status_sent_at >= _STATUS_MIN_INTERVAL_SECONDS:
             self._status_dirty.clear()
             self._status_sent_at = now
@@ -730,7 +732,7 @@ def run_daemon(
     try:
         daemon.startup()
     except BaseException:
-        notifier.send(STATUS="failed to start", ERRNO=1)
+        notifier.status("failed to start")
         raise
     try:
         daemon.main_loop()
