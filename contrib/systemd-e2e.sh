@@ -7,7 +7,9 @@
 #      and checked with mkvmerge -J);
 #   4. `systemctl reload vpod` must apply a changed policy to the next file;
 #   5. /health and /metrics answer; `vpod status --json` reports the daemon running;
-#   6. `systemctl stop vpod` must end with the main process exiting with status 0.
+#      STATUS= text reaches systemd; WATCHDOG=1 pings keep it alive (WatchdogSec=3 drop-in);
+#   6. `systemctl stop vpod` must end with the main process exiting with status 0;
+#   7. a wedged daemon (SIGSTOP) stops pinging and systemd's watchdog restarts it.
 #
 #   contrib/systemd-e2e.sh [--build-only] [--rebuild] [--keep-logs]
 #
@@ -194,6 +196,12 @@ wait_journal() {  # wait_journal SECONDS EVENT [PATH]: a JSON log line with that
   return 1
 }
 
+# A short watchdog for this test only (the unit says 60 s): the run below lasts several
+# periods, so it proves the WATCHDOG=1 pings reach systemd, and the wedge test is quick.
+ct 10 sh -c 'mkdir -p /etc/systemd/system/vpod.service.d &&
+  printf "[Service]\nWatchdogSec=3\n" > /etc/systemd/system/vpod.service.d/e2e-watchdog.conf &&
+  systemctl daemon-reload' || die "drop-in failed"
+
 log "systemctl start vpod"
 ct 30 systemd-analyze security vpod.service --no-pager 2>&1 | tail -1 | tee "$RUNDIR/security.txt" >&2
 if ct 120 systemctl start vpod; then
@@ -219,6 +227,10 @@ make_media /opt/e2e-media/first.mkv jpn eng
 ct 10 runuser -u vpod -- cp /opt/e2e-media/first.mkv /var/lib/vpod/inbox/first.mkv
 if wait_journal 90 file_processed /var/lib/vpod/inbox/first.mkv; then
   [[ $(default_audio /var/lib/vpod/inbox/first.mkv) == eng ]] || fail "first.mkv: default audio is not eng"
+  sleep 1.5  # STATUS= is sent at most once a second
+  status_text=$(ct 10 systemctl show -p StatusText --value vpod)
+  log "StatusText: $status_text"
+  [[ $status_text == *"1 done"* ]] || fail "STATUS= did not reach systemd after the first file ($status_text)"
 else
   fail "first.mkv not processed (no file_processed in journalctl -u vpod)"
 fi
@@ -243,6 +255,10 @@ else
   fail "second.mkv not processed after reload"
 fi
 
+sleep 3  # at least one full watchdog period more
+restarts=$(ct 10 systemctl show -p NRestarts --value vpod)
+[[ $restarts == 0 ]] || fail "vpod was restarted $restarts time(s) while healthy (watchdog pings lost?)"
+
 log "systemctl stop vpod"
 ct 120 systemctl stop vpod || fail "systemctl stop vpod failed"
 show=$(ct 10 systemctl show -p ActiveState,Result,ExecMainCode,ExecMainStatus vpod)
@@ -254,6 +270,19 @@ grep -q '^ExecMainCode=1$' <<<"$show" && grep -q '^ExecMainStatus=0$' <<<"$show"
   || fail "main process did not exit with status 0"
 ct 30 journalctl -u vpod --no-pager -o short-precise >"$RUNDIR/journal.txt" || true
 grep -q '"event": "daemon_stopped"' "$RUNDIR/journal.txt" || fail "no daemon_stopped in the journal"
+
+log "a wedged daemon (SIGSTOP) stops pinging: systemd's watchdog must restart it"
+ct 120 systemctl start vpod || fail "second start failed"
+pid=$(ct 10 systemctl show -p MainPID --value vpod)
+ct 10 kill -STOP "$pid"
+until_t=$(( $(date +%s) + 40 ))
+while (( $(date +%s) < until_t )); do
+  [[ $(ct 10 systemctl show -p NRestarts --value vpod) -ge 1 ]] && break
+  sleep 0.5
+done
+[[ $(ct 10 systemctl show -p NRestarts --value vpod) -ge 1 ]] || fail "a stopped (wedged) vpod was not restarted by the watchdog"
+ct 30 journalctl -u vpod --no-pager -o cat | grep -q "Watchdog timeout" || fail "no 'Watchdog timeout' in the journal"
+ct 60 systemctl stop vpod || true
 
 if [[ ${#FAILS[@]} -gt 0 ]]; then
   tail -60 "$RUNDIR/journal.txt" >&2

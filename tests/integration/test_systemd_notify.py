@@ -54,14 +54,17 @@ def test_ready_status_watchdog_reload_stopping(tmp_path, daemon_factory, jpn_eng
     pings = [t for t, m in notify.with_key("WATCHDOG") if m["WATCHDOG"] == "1"]
     assert len(pings) >= 5
 
-    shutil.copyfile(jpn_eng_mkv, inbox / "a.mkv")
-    daemon.wait_for("file_processed", path=str(inbox / "a.mkv"))
-    notify.wait_for(lambda m: "1 done" in m.get("STATUS", "") and "0 active" in m["STATUS"])
+    names = ("a.mkv", "b.mkv", "c.mkv")
+    for name in names:  # about a dozen status changes: queued x3, active +-1 x3, done x3
+        shutil.copyfile(jpn_eng_mkv, inbox / name)
+    for name in names:
+        daemon.wait_for("file_processed", path=str(inbox / name))
+    notify.wait_for(lambda m: "3 done" in m.get("STATUS", "") and "0 active" in m["STATUS"])
     assert default_audio_languages(inbox / "a.mkv") == ["eng"]
-    # STATUS= at most once a second (READY messages carry one too, but are not rate-limited)
+    # STATUS= at most once a second (READY=1 carries one too and is not rate-limited);
+    # the slack covers scheduling delays of this receiving thread
     status_times = [t for t, m in notify.with_key("STATUS") if "READY" not in m]
-    assert len(status_times) >= 1
-    assert all(b - a >= 0.95 for a, b in zip(status_times, status_times[1:]))
+    assert len(status_times) <= (status_times[-1] - status_times[0]) + 2
 
     count = len(notify.messages)
     daemon.signal(signal.SIGHUP)
