@@ -76,6 +76,10 @@ def check_database(config: VPOConfig) -> Finding:
         if os.access(folder, os.W_OK | os.X_OK):
             return Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
         return Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
+    owner = path.stat().st_uid
+    if os.geteuid() == 0 and owner != 0:
+        # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
+        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: sudo -u vpod vpod doctor")
     try:
         store = SqliteStore(DaemonConnectionPool(path))  # as the caller: doctor checks this user
         store.check_writable()
