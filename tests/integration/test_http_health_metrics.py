@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import time
@@ -15,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.daemon import run_vpod, wait_in_progress
 from support.http import get, health
 from support.media import default_audio_languages
-from support.tools import slow_tool
+from support.tools import path_with, slow_tool
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +129,7 @@ def test_health_is_503_while_stopping(tmp_path, daemon_factory, env, jpn_eng_mkv
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 3.0)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": f"{slow}:{os.environ['PATH']}"})
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(slow)})
     port = port_of(daemon)
     shutil.copyfile(jpn_eng_mkv, inbox / "slow.mkv")
     wait_in_progress(daemon.config, env, inbox / "slow.mkv")

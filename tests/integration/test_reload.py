@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import time
@@ -12,7 +11,7 @@ import pytest
 
 from support.daemon import run_vpod, wait_in_progress, write_config
 from support.media import audio, default_audio_languages, video
-from support.tools import slow_tool
+from support.tools import path_with, slow_tool
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ def test_changed_policy_applies_to_next_file_not_the_one_in_progress(tmp_path, d
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 3.0)
-    daemon = daemon_factory(sections(inbox, ["eng"], workers=1), extra_env={"PATH": f"{slow}:{os.environ['PATH']}"})
+    daemon = daemon_factory(sections(inbox, ["eng"], workers=1), extra_env={"PATH": path_with(slow)})
 
     shutil.copyfile(jpn_eng_mkv, inbox / "first.mkv")
     status = wait_in_progress(daemon.config, env, inbox / "first.mkv")

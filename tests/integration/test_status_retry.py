@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 
@@ -11,7 +10,7 @@ import pytest
 
 from support.daemon import run_vpod
 from support.media import default_audio_languages
-from support.tools import breakable_tool, slow_tool
+from support.tools import breakable_tool, path_with, slow_tool
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +32,7 @@ def test_status_json_during_processing_and_after_stop(tmp_path, daemon_factory, 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 2.0)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": f"{slow}:{os.environ['PATH']}"})
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(slow)})
     (inbox / "broken.mkv").write_text("not a video")
     daemon.wait_for("file_failed", path=str(inbox / "broken.mkv"))
     shutil.copyfile(jpn_eng_mkv, inbox / "one.mkv")
@@ -101,7 +100,7 @@ def test_retry_requeues_after_the_cause_is_fixed(tmp_path, daemon_factory, env, 
     flag = tmp_path / "mkvpropedit-broken"
     flag.touch()
     tools = breakable_tool(tmp_path / "bin", "mkvpropedit", flag)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": f"{tools}:{os.environ['PATH']}"})
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(tools)})
     for name in ("a.mkv", "b.mkv", "c.mkv"):
         shutil.copyfile(jpn_eng_mkv, inbox / name)
     for name in ("a.mkv", "b.mkv", "c.mkv"):
@@ -137,7 +136,7 @@ def test_retry_without_daemon_runs_at_next_start(tmp_path, daemon_factory, env, 
     flag = tmp_path / "broken"
     flag.touch()
     tools = breakable_tool(tmp_path / "bin", "mkvpropedit", flag)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": f"{tools}:{os.environ['PATH']}"})
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(tools)})
     shutil.copyfile(jpn_eng_mkv, inbox / "x.mkv")
     daemon.wait_for("file_failed", path=str(inbox / "x.mkv"))
     assert daemon.stop() == 0

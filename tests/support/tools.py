@@ -1,26 +1,46 @@
-"""Stand-ins for external tools on PATH (the tools are outside vpod's control)."""
+"""Stand-ins for external tools on PATH (only to make timing certain, never to fake results)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 
-def slow_tool(folder: Path, tool: str, seconds: float) -> Path:
-    """A ``tool`` on PATH in ``folder`` that sleeps ``seconds``, then runs the real one."""
+def slow_tool(folder: Path, name: str, seconds: float) -> Path:
+    """Put a ``name`` in ``folder`` that sleeps ``seconds``, then execs the real ``name``.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
     folder.mkdir(parents=True, exist_ok=True)
-    real = shutil.which(tool)
-    script = folder / tool
-    script.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "{real}" "$@"\n')
+    script = folder / name
+    # One process (sleep, then exec), so killing it kills the whole stand-in.
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\ntime.sleep({seconds})\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
     script.chmod(0o755)
     return folder
 
 
-def breakable_tool(folder: Path, tool: str, flag: Path) -> Path:
-    """A ``tool`` that fails (exit 2, a message on stderr) while ``flag`` exists, else runs the real one."""
+def path_with(folder: Path) -> str:
+    """``PATH`` with ``folder`` first."""
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def breakable_tool(folder: Path, name: str, flag: Path) -> Path:
+    """Put a ``name`` in ``folder`` that fails (exit 2, an error on stderr) while ``flag``
+    exists and execs the real ``name`` otherwise: a cause an operator can fix.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
     folder.mkdir(parents=True, exist_ok=True)
-    real = shutil.which(tool)
-    script = folder / tool
+    script = folder / name
     script.write_text(
         f'#!/bin/sh\nif [ -e "{flag}" ]; then echo "Error: simulated failure ({flag} exists)" >&2; exit 2; fi\n'
         f'exec "{real}" "$@"\n'
