@@ -37,7 +37,7 @@ def eng_jpn_mkv(media_cache):
 def test_changed_policy_applies_to_next_file_not_the_one_in_progress(tmp_path, daemon_factory, env, jpn_eng_mkv, eng_jpn_mkv):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 3.0)
+    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 5.0)  # room for the reload mid-file on a busy box
     daemon = daemon_factory(sections(inbox, ["eng"], workers=1), extra_env={"PATH": path_with(slow)})
 
     shutil.copyfile(jpn_eng_mkv, inbox / "first.mkv")
