@@ -11,6 +11,7 @@ import pytest
 
 from support.daemon import run_vpod, wait_in_progress, write_config
 from support.media import audio, default_audio_languages, video
+from support.notify import NotifyListener
 from support.tools import path_with, slow_tool
 
 pytestmark = pytest.mark.integration
@@ -115,4 +116,33 @@ def test_reload_moves_watches_and_changes_worker_count(tmp_path, daemon_factory,
     daemon.wait_for("worker_retired", count=2)
     shutil.copyfile(jpn_eng_mkv, new_inbox / "after-shrink.mkv")
     daemon.wait_for("file_processed", path=str(new_inbox / "after-shrink.mkv"))
+    assert daemon.stop() == 0
+
+
+def test_reload_applies_the_log_level(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    notify = NotifyListener()  # tells when the reload is done: it is not logged at level error
+    try:
+        daemon = daemon_factory(sections(inbox, ["eng"]), extra_env={"NOTIFY_SOCKET": notify.address})
+        quiet = sections(inbox, ["eng"])
+        quiet["logging"]["level"] = "error"
+        write_config(daemon.config, quiet)
+        count = len(notify.messages)
+        daemon.signal(signal.SIGHUP)
+        i, _ = notify.wait_for(lambda m: m.get("RELOADING") == "1", after=count)
+        notify.wait_for(lambda m: m.get("READY") == "1", after=i + 1)
+    finally:
+        notify.close()
+    shutil.copyfile(jpn_eng_mkv, inbox / "quiet.mkv")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+        if report["counts"]["done"] == 1:
+            break
+        time.sleep(0.2)
+    assert report["counts"]["done"] == 1
+    assert default_audio_languages(inbox / "quiet.mkv") == ["eng"]
+    assert daemon.named("config_reload_started")  # logged before the new level took effect
+    assert not daemon.named("file_processed") and not daemon.named("file_queued")  # info: filtered now
     assert daemon.stop() == 0
