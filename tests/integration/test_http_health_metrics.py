@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.daemon import run_vpod, wait_in_progress
 from support.http import get, health
 from support.media import default_audio_languages
-from support.tools import path_with, slow_tool
+from support.tools import gated_tool, path_with
 
 pytestmark = pytest.mark.integration
 
@@ -128,12 +128,14 @@ def test_pause_gives_503_until_vpod_resume(tmp_path, daemon_factory, env, jpn_en
 def test_health_is_503_while_stopping(tmp_path, daemon_factory, env, jpn_eng_mkv):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 3.0)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(slow)})
+    gate = tmp_path / "hold-mkvpropedit"
+    gate.touch()
+    tools = gated_tool(tmp_path / "bin", "mkvpropedit", gate)
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(tools)})
     port = port_of(daemon)
     shutil.copyfile(jpn_eng_mkv, inbox / "slow.mkv")
     wait_in_progress(daemon.config, env, inbox / "slow.mkv")
-    daemon.signal(signal.SIGTERM)
+    daemon.signal(signal.SIGTERM)  # the drain waits for the file held at the gate
     seen = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (seen and seen[-1][0] == 503):
@@ -143,5 +145,6 @@ def test_health_is_503_while_stopping(tmp_path, daemon_factory, env, jpn_eng_mkv
             raise AssertionError(f"listener gone before reporting 503; saw {seen}") from exc
         time.sleep(0.05)
     assert seen[-1][0] == 503 and seen[-1][1]["reason"] == "stopping"
+    gate.unlink()
     assert daemon.proc.wait(30) == 0
     daemon.wait_for("file_processed", path=str(inbox / "slow.mkv"))  # the file in progress finished

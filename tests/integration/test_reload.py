@@ -12,7 +12,7 @@ import pytest
 from support.daemon import run_vpod, wait_in_progress, write_config
 from support.media import audio, default_audio_languages, video
 from support.notify import NotifyListener
-from support.tools import path_with, slow_tool
+from support.tools import gated_tool, path_with
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,10 @@ def eng_jpn_mkv(media_cache):
 def test_changed_policy_applies_to_next_file_not_the_one_in_progress(tmp_path, daemon_factory, env, jpn_eng_mkv, eng_jpn_mkv):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 5.0)  # room for the reload mid-file on a busy box
-    daemon = daemon_factory(sections(inbox, ["eng"], workers=1), extra_env={"PATH": path_with(slow)})
+    gate = tmp_path / "hold-mkvpropedit"
+    gate.touch()  # the first file stays in progress until the reload is done
+    tools = gated_tool(tmp_path / "bin", "mkvpropedit", gate)
+    daemon = daemon_factory(sections(inbox, ["eng"], workers=1), extra_env={"PATH": path_with(tools)})
 
     shutil.copyfile(jpn_eng_mkv, inbox / "first.mkv")
     status = wait_in_progress(daemon.config, env, inbox / "first.mkv")
@@ -50,6 +52,7 @@ def test_changed_policy_applies_to_next_file_not_the_one_in_progress(tmp_path, d
     reloaded = daemon.wait_for("config_reloaded")[0]
     assert "[policy] audio_languages" in reloaded["changed"]
     shutil.copyfile(eng_jpn_mkv, inbox / "second.mkv")
+    gate.unlink()
 
     first = daemon.wait_for("file_processed", path=str(inbox / "first.mkv"))[0]
     daemon.wait_for("file_processed", path=str(inbox / "second.mkv"))

@@ -10,7 +10,7 @@ import pytest
 
 from support.daemon import run_vpod
 from support.media import default_audio_languages
-from support.tools import breakable_tool, path_with, slow_tool
+from support.tools import breakable_tool, gated_tool, path_with
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,10 @@ def status(config, env, *extra):
 def test_status_json_during_processing_and_after_stop(tmp_path, daemon_factory, env, jpn_eng_mkv):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 2.0)
-    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(slow)})
+    gate = tmp_path / "hold-mkvpropedit"
+    gate.touch()  # files stay in progress until the report was taken
+    tools = gated_tool(tmp_path / "gatebin", "mkvpropedit", gate)
+    daemon = daemon_factory(sections(inbox), extra_env={"PATH": path_with(tools)})
     (inbox / "broken.mkv").write_text("not a video")
     daemon.wait_for("file_failed", path=str(inbox / "broken.mkv"))
     shutil.copyfile(jpn_eng_mkv, inbox / "one.mkv")
@@ -63,6 +65,7 @@ def test_status_json_during_processing_and_after_stop(tmp_path, daemon_factory, 
     assert f"vpod: running (pid {daemon.proc.pid})" in text.stdout
     assert "worker-1" in text.stdout and "last failures:" in text.stdout
 
+    gate.unlink()
     daemon.wait_for("batch_completed", where=lambda e: e["total_files"] >= 2)
     daemon.wait_for("file_processed", count=2)
     assert daemon.stop() == 0

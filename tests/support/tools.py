@@ -47,3 +47,18 @@ def breakable_tool(folder: Path, name: str, flag: Path) -> Path:
     )
     script.chmod(0o755)
     return folder
+
+
+def gated_tool(folder: Path, name: str, gate: Path) -> Path:
+    """Put a ``name`` in ``folder`` that waits while ``gate`` exists, then execs the real
+    ``name``: the test decides when a file in progress may finish, whatever the load.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.05; done\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder
