@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vpod.errors import ConfigError
+from vpod.http_listener import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.tomlschema import at_least, build_section, load_toml, one_of, section_as_dict, setting
 
@@ -83,11 +84,21 @@ class LoggingConfig:
     )
 
 
+def _listen_address(value: Any) -> str | None:
+    if value == "":
+        return None
+    try:
+        parse_listen_address(value)
+    except ValueError:
+        return '"HOST:PORT" (e.g. "127.0.0.1:9810"), or "" for no listener'
+    return None
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     """``[http]``: optional health and metrics listener."""
 
-    listen: str = setting("", doc='"HOST:PORT"; empty turns the listener off')
+    listen: str = setting("", check=_listen_address, doc='"HOST:PORT"; empty turns the listener off')
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,14 @@ Threads, each with one loop that checks the shared stop Event:
 * the scanner thread: catch-up scan at start, walks of folders created or moved in
 * the feeder thread: queued rows → bounded ``queue.Queue`` (backpressure)
 * N worker threads: job → :class:`JobRunner` (the shared per-file pipeline)
-* the main thread: signals, batch windows, re-watching roots that come back
+* the main thread: signals, batch windows, re-watching roots that come back, config
+  reloads, ``STATUS=`` and ``WATCHDOG=1`` to systemd (:mod:`vpod.notify`)
+* optionally the HTTP listener: ``/health`` and ``/metrics`` (:mod:`vpod.http_listener`)
 
-Signal handlers only set flags and wake the main loop. Shutdown drains in order:
+Signal handlers only set flags and wake the main loop: SIGTERM/SIGINT stop, SIGHUP
+reloads the config, SIGUSR1 says "look at the database" (``vpod resume`` / ``vpod retry``
+wrote there). The daemon records its pid and state in the database (``daemon`` table)
+for ``vpod status``. Shutdown drains in order:
 stop observing, stop feeding, let files in progress finish (at most
 ``shutdown_timeout_seconds``, then their tools are killed and they go back to the
 queue), close the last batch.
@@ -17,13 +22,16 @@ queue), close the last batch.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import Callable
 
 import structlog
 
@@ -34,10 +42,16 @@ from vpod.cpu import effective_workers
 from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
+from vpod.errors import ConfigError
+from vpod.http_listener import HttpListener, ListenError
 from vpod.jobs import JobRunner
+from vpod.logs import configure_logging
 from vpod.media.tools import ToolRunner
+from vpod.metrics import Metrics
+from vpod.notify import SystemdNotifier, forget_environ
 from vpod.pipeline import FileProcessor, PipelineOptions
-from vpod.results import BatchResult
+from vpod.reload import ReloadPlan, plan_reload
+from vpod.results import BatchResult, FileProcessingResult
 from vpod.tempfiles import sweep_temps
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
@@ -47,6 +61,7 @@ from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
 
 _ROOT_RECHECK_SECONDS = 5.0  # how often a missing watch root is looked for
+_STATUS_MIN_INTERVAL_SECONDS = 1.0  # STATUS= to systemd at most this often
 
 
 class Feeder:
@@ -114,52 +129,59 @@ class Feeder:
 
 
 class Worker:
-    """One worker thread: take a job, run it, record it; checks the stop flags between jobs."""
+    """One worker thread: take a job, run it, record it; checks the stop flags between jobs.
+
+    A worker retires (its thread ends) between jobs when a reload lowered the worker count.
+    """
 
     def __init__(self, name: str, daemon: "Daemon") -> None:
         self.name = name
         self.daemon = daemon
+        self.thread: threading.Thread | None = None
 
     def run(self) -> None:
         """Thread body."""
         d = self.daemon
         while True:
             job = d.jobs.get()
-            if job is None or d.stop.is_set():
-                if job is not None:
-                    d.feeder.done(job)
+            if job is None:  # shutdown, or a wake-up to retire
+                if d.stop.is_set() or d.retire(self):
+                    return
+                continue
+            if d.stop.is_set():
+                d.feeder.done(job)
                 return
             if d.controller.should_stop():
                 d.feeder.done(job)  # paused: the job stays queued in the database
                 continue
-            batch_id = d.windows.start_file()
-            d.active_changed(+1)
-            try:
-                result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
-            except (DatabaseBusy, DatabaseError) as exc:
-                d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
-                result = None
-            except Exception:  # a bug must not kill the worker; the job is redone at restart
-                d.log.exception("worker_error", path=str(job.path))
-                result = None
-            finally:
-                d.active_changed(-1)
-                d.feeder.done(job)
-            if result is None:
-                d.windows.cancel_file(batch_id)
-            else:
-                d.windows.finish_file(batch_id, result)
-                if d.controller.record(result):
-                    d.windows.mark_stopped_early()
-                    d.paused.set()
-                    d.log.error(
-                        "processing_paused",
-                        reason='a file failed and on_error = "fail"',
-                        failed_path=str(result.path),
-                        error=result.error,
-                        hint="queued files stay queued; run `vpod resume` to go on",
-                    )
-            d.wake()
+            self._process(job)
+            if d.retire(self):
+                return
+
+    def _process(self, job: Job) -> None:
+        d = self.daemon
+        batch_id = d.windows.start_file()
+        d.active_changed(+1)
+        try:
+            # The policy is read once per file: a reload mid-file applies from the next one.
+            result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
+        except (DatabaseBusy, DatabaseError) as exc:
+            d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
+            result = None
+        except Exception:  # a bug must not kill the worker; the job is redone at restart
+            d.log.exception("worker_error", path=str(job.path))
+            result = None
+        finally:
+            d.active_changed(-1)
+            d.feeder.done(job)
+        if result is None:
+            d.windows.cancel_file(batch_id)
+        else:
+            d.windows.finish_file(batch_id, result)
+            if d.controller.record(result):
+                d.windows.mark_stopped_early()
+                d.pause(result)
+        d.wake()
 
 
 class Daemon:
@@ -169,42 +191,70 @@ class Daemon:
         config: the configuration (``config.processing.workers`` already holds any CLI
             override); replaced as a whole on reload.
         dry_run: plan and log, never write media files.
+        notifier: talks to systemd (default: off).
+        load_config: re-reads the configuration on SIGHUP, CLI overrides applied; raises
+            :class:`ConfigError` for a bad file (default: reload is not possible).
     """
 
-    def __init__(self, config: VPOConfig, *, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        config: VPOConfig,
+        *,
+        dry_run: bool = False,
+        notifier: SystemdNotifier | None = None,
+        load_config: Callable[[], VPOConfig] | None = None,
+    ) -> None:
         self.config = config
         self.dry_run = dry_run
+        self.notifier = notifier or SystemdNotifier(None)
+        self._load_config = load_config
         self.log = structlog.get_logger("vpod")
         self.stop = threading.Event()
         self.paused = threading.Event()
         self._wake = threading.Event()
+        self._reload_requested = threading.Event()
+        self._control_requested = threading.Event()
+        self._status_dirty = threading.Event()
+        self._status_sent_at = -math.inf  # monotonic
+        self._next_watchdog = 0.0  # monotonic
+        self._dead_reported: set[str] = set()
         self._missing_roots: set[Path] = set()
         self._active = 0
         self._active_lock = threading.Lock()
+        self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._threads: list[threading.Thread] = []
+        self._workers_lock = threading.Lock()
+        self.workers: list[Worker] = []
+        self._target_workers = 0
+        self._worker_seq = 0
+        self.http: HttpListener | None = None
         self.started_at = time.time()
 
     # -- wiring ----------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Open the database, recover from a crash, start every thread and the observers.
+        """Open the database, recover from a crash, start every thread and the observers,
+        then tell systemd ``READY=1``.
 
         Raises:
             DatabaseError: the database cannot be opened or migrated.
+            ListenError: ``[http] listen`` cannot be bound.
         """
         cfg = self.config
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
         requeued = self.store.requeue_interrupted()
         removed = sweep_temps(self.store)
-        workers, cap = effective_workers(cfg.processing.workers)
-        if workers < cfg.processing.workers:
-            self.log.warning(
-                "workers_capped",
-                requested=cfg.processing.workers,
-                used=workers,
-                reason=f"at most half the CPUs available to vpod ({cap} workers); set VPOD_CPU_COUNT if the CPU count is wrong",
-            )
+        self.metrics = Metrics(
+            queue_depth=self.store.ping,
+            active=self.active,
+            workers=self.worker_count,
+            paused=self.paused.is_set,
+            started_at=self.started_at,
+        )
+        if cfg.http.listen:
+            self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
+            self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
         self.runner = ToolRunner(cfg.processing.tool_timeout_seconds)
         self.processor = FileProcessor(
@@ -213,7 +263,11 @@ class Daemon:
             self.store,
         )
         self.job_runner = JobRunner(
-            self.store, self.processor, max_attempts=cfg.processing.max_attempts, stop=self.stop
+            self.store,
+            self.processor,
+            max_attempts=cfg.processing.max_attempts,
+            stop=self.stop,
+            on_outcome=self._on_outcome,
         )
         self.controller = BatchController(cfg.policy.on_error)
         self.windows = BatchWindows(cfg.processing.batch_window_seconds)
@@ -224,7 +278,7 @@ class Daemon:
             self.store,
             lambda: self.roots,
             follow_symlinks=cfg.watch.follow_symlinks,
-            on_queued=self.feeder.poke,
+            on_queued=self._queued,
             retry=lambda path: self.stabilizer.notify(path),
         )
         self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.file_ready, self.stop)
@@ -235,14 +289,28 @@ class Daemon:
             poll_interval_seconds=cfg.watch.poll_interval_seconds,
             recursive=cfg.watch.recursive,
         )
-        self._spawn("vpod-stabilizer", self.stabilizer.run)
-        self._spawn("vpod-scanner", self.scanner.run)
-        self._spawn("vpod-feeder", self.feeder.run)
-        self.workers = [Worker(f"worker-{i + 1}", self) for i in range(workers)]
-        for worker in self.workers:
-            self._spawn(f"vpod-{worker.name}", worker.run)
+        self._essential = [
+            self._spawn("vpod-stabilizer", self.stabilizer.run),
+            self._spawn("vpod-scanner", self.scanner.run),
+            self._spawn("vpod-feeder", self.feeder.run),
+        ]
+        workers = self._set_worker_count(cfg.processing.workers)
         for root in self.roots:
             self._watch_root(root, catch_up=cfg.watch.scan_on_start)
+        self._record_state(
+            "running",
+            pid=os.getpid(),
+            started_at=self.started_at,
+            version=__version__,
+            config=str(cfg.source) if cfg.source else None,
+            database=str(cfg.database.path),
+            workers=workers,
+            paused_at=None,
+            paused_path=None,
+            paused_error=None,
+            resume_requested_at=None,
+            stopped_at=None,
+        )
         self.log.info(
             "daemon_started",
             version=__version__,
@@ -254,12 +322,19 @@ class Daemon:
             requeued_after_crash=requeued,
             temp_files_removed=removed,
             dry_run=self.dry_run,
+            http=cfg.http.listen or None,
+            systemd_notify=self.notifier.enabled,
+            watchdog_seconds=self.notifier.watchdog_seconds,
         )
+        # Observers run and the catch-up scans are queued: systemd may consider us started.
+        self.notifier.ready(self._status_text())
+        self._status_sent_at = time.monotonic()
 
-    def _spawn(self, name: str, target: object) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def _make_handler(self, root: Path) -> WatchEventHandler:
         return WatchEventHandler(
@@ -286,6 +361,47 @@ class Daemon:
         self._missing_roots.add(root)
         self.wake()
 
+    # -- workers ---------------------------------------------------------------------
+
+    def _set_worker_count(self, requested: int) -> int:
+        """Start or retire worker threads to reach ``requested`` (capped); returns the count used."""
+        count, cap = effective_workers(requested)
+        if count < requested:
+            self.log.warning(
+                "workers_capped",
+                requested=requested,
+                used=count,
+                reason=f"at most half the CPUs available to vpod ({cap} workers); set VPOD_CPU_COUNT if the CPU count is wrong",
+            )
+        with self._workers_lock:
+            self._target_workers = count
+            while len(self.workers) < count:
+                self._worker_seq += 1
+                worker = Worker(f"worker-{self._worker_seq}", self)
+                worker.thread = self._spawn(f"vpod-{worker.name}", worker.run)
+                self.workers.append(worker)
+            surplus = len(self.workers) - count
+        for _ in range(surplus):  # wake idle workers so they can retire now
+            try:
+                self.jobs.put_nowait(None)
+            except queue.Full:
+                break  # busy workers retire after their current file
+        return count
+
+    def retire(self, worker: Worker) -> bool:
+        """Called by a worker between jobs: True (and forgotten) when there are too many."""
+        with self._workers_lock:
+            if worker in self.workers and len(self.workers) > self._target_workers:
+                self.workers.remove(worker)
+                self.log.info("worker_retired", worker=worker.name, workers=len(self.workers))
+                return True
+        return False
+
+    def worker_count(self) -> int:
+        """Worker threads now (retiring ones excluded)."""
+        with self._workers_lock:
+            return len(self.workers)
+
     # -- running -------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -295,41 +411,242 @@ class Daemon:
     def active_changed(self, delta: int) -> None:
         with self._active_lock:
             self._active += delta
+        self._status_changed()
 
     def active(self) -> int:
         """Files in progress now."""
         with self._active_lock:
             return self._active
 
+    def _queued(self) -> None:
+        self.feeder.poke()
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        self._status_dirty.set()
+        self.wake()
+
+    def _on_outcome(self, result: FileProcessingResult, retrying: bool) -> None:
+        self.metrics.observe_file(result, retrying=retrying)
+        if not retrying:
+            key = "done" if result.success else ("skipped" if result.skipped else "failed")
+            with self._active_lock:
+                self._counts[key] += 1
+        self._status_changed()
+
+    def state(self) -> str:
+        """``running``, ``paused`` or ``stopping``."""
+        if self.stop.is_set():
+            return "stopping"
+        return "paused" if self.paused.is_set() else "running"
+
+    def pause(self, result: FileProcessingResult) -> None:
+        """Stop starting files after ``result`` failed under ``on_error = "fail"``."""
+        self.paused.set()
+        self.log.error(
+            "processing_paused",
+            reason='a file failed and on_error = "fail"',
+            failed_path=str(result.path),
+            error=result.error,
+            hint="queued files stay queued; run `vpod resume` to go on",
+        )
+        self._record_state("paused", paused_at=time.time(), paused_path=str(result.path), paused_error=result.error)
+        self._status_changed()
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, or when the
+        database cannot be read."""
+        body: dict[str, object] = {
+            "status": "healthy",
+            "state": self.state(),
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "workers": self.worker_count(),
+            "active": self.active(),
+        }
+        try:
+            body["queue_depth"] = self.store.ping()
+        except (DatabaseBusy, DatabaseError) as exc:
+            body.update(status="unhealthy", reason="database_unreachable", error=str(exc))
+            return False, body
+        if body["state"] != "running":
+            body.update(status="unhealthy", reason=body["state"])
+            return False, body
+        return True, body
+
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the daemon; the handler only sets the stop flag."""
+        """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 reads control requests; handlers only set flags."""
 
-        def on_stop(signum: int, _frame: FrameType | None) -> None:
-            self.stop.set()
-            self.wake()
+        def on_signal(flag: threading.Event) -> Callable[[int, FrameType | None], None]:
+            def handler(_signum: int, _frame: FrameType | None) -> None:
+                flag.set()
+                self.wake()
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
+            return handler
+
+        signal.signal(signal.SIGTERM, on_signal(self.stop))
+        signal.signal(signal.SIGINT, on_signal(self.stop))
+        signal.signal(signal.SIGHUP, on_signal(self._reload_requested))
+        signal.signal(signal.SIGUSR1, on_signal(self._control_requested))
 
     def main_loop(self) -> None:
-        """Run until the stop flag is set: close batch windows, re-watch roots."""
+        """Run until the stop flag is set: reloads, control requests, batch windows,
+        re-watching roots, ``STATUS=`` and ``WATCHDOG=1``."""
         while not self.stop.is_set():
             self._wake.clear()
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
+            if self._control_requested.is_set():
+                self._control_requested.clear()
+                self._apply_control()
             self._close_batches()
             self._recheck_roots()
+            self._report_to_systemd()
             self._wake.wait(self._sleep_time())
 
     def _sleep_time(self) -> float | None:
+        now = time.monotonic()
         waits = []
         deadline = self.windows.next_deadline()
         if deadline is not None:
-            waits.append(max(0.0, deadline - time.monotonic()))
+            waits.append(deadline - now)
         if self._missing_roots:
             waits.append(_ROOT_RECHECK_SECONDS)
-        return min(waits) if waits else None
+        if self._status_dirty.is_set() and self.notifier.enabled:
+            waits.append(self._status_sent_at + _STATUS_MIN_INTERVAL_SECONDS - now)
+        if self.notifier.watchdog_seconds is not None:
+            waits.append(self._next_watchdog - now)
+        return max(0.0, min(waits)) if waits else None
 
-    def _idle(self) -> bool:
-        return self.active() == 0 and self.jobs.empty() and self.feeder.inflight() == 0
+    def _report_to_systemd(self) -> None:
+        now = time.monotonic()
+        if not self.notifier.enabled:
+            return
+        if self._status_dirty.is_set() and now - self._status_sent_at >= _STATUS_MIN_INTERVAL_SECONDS:
+            self._status_dirty.clear()
+            self._status_sent_at = now
+            self.notifier.status(self._status_text())
+        interval = self.notifier.watchdog_seconds
+        if interval is not None and now >= self._next_watchdog:
+            # Only a daemon whose threads all run is alive; otherwise systemd's watchdog restarts it.
+            if self._dead_threads():
+                return
+            self.notifier.watchdog()
+            self._next_watchdog = now + interval
+
+    def _dead_threads(self) -> list[str]:
+        with self._workers_lock:
+            threads = self._essential + [w.thread for w in self.workers if w.thread is not None]
+        dead = [t.name for t in threads if not t.is_alive()]
+        for name in set(dead) - self._dead_reported:
+            self.log.error("thread_died", thread=name, hint="systemd's watchdog will restart vpod")
+        self._dead_reported.update(dead)
+        return dead
+
+    def _status_text(self) -> str:
+        try:
+            queued: object = self.store.queue_depth()
+        except (DatabaseBusy, DatabaseError):
+            queued = "?"
+        with self._active_lock:
+            counts = dict(self._counts)
+        return (
+            f"{self.state()}: {self.active()} active, {queued} queued, {counts['done']} done, "
+            f"{counts['failed']} failed, {counts['skipped']} skipped"
+        )
+
+    def _record_state(self, state: str, **values: object) -> None:
+        try:
+            self.store.set_daemon_info(state=state, **values)
+        except (DatabaseBusy, DatabaseError) as exc:
+            self.log.warning("daemon_state_not_recorded", state=state, error=str(exc))
+
+    # -- reload and control ------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-read the config (SIGHUP). A bad file is rejected and the old config stays."""
+        self.notifier.reloading()
+        self.log.info("config_reload_started", config=str(self.config.source) if self.config.source else None)
+        try:
+            if self._load_config is None:
+                raise ConfigError(None, None, "this daemon was started without a config loader")
+            new = self._load_config()
+        except ConfigError as exc:
+            self.log.error(
+                "config_reload_failed",
+                config=exc.source,
+                key=exc.key,
+                error=exc.reason,
+                hint="the previous configuration stays in force",
+            )
+        else:
+            self._apply(plan_reload(self.config, new))
+        self.notifier.ready(self._status_text())
+        self._status_sent_at = time.monotonic()
+
+    def _apply(self, plan: ReloadPlan) -> None:
+        old, cfg = self.config, plan.config
+        if cfg.logging != old.logging:
+            configure_logging(cfg.logging.level, cfg.logging.format)
+        self.config = cfg  # workers read config.policy at the start of each file
+        self.controller.on_error = cfg.policy.on_error
+        self.windows.window_seconds = cfg.processing.batch_window_seconds
+        self.runner.timeout_seconds = cfg.processing.tool_timeout_seconds
+        self.job_runner.max_attempts = cfg.processing.max_attempts
+        self.stabilizer.settle_seconds = cfg.watch.settle_seconds
+        roots = tuple(p.absolute() for p in cfg.watch.paths)
+        if roots != self.roots:
+            self.processor.options = replace(self.processor.options, roots=roots)
+            for root in set(self.roots) - set(roots):
+                self.watches.unwatch(root)
+                self._missing_roots.discard(root)
+            previous, self.roots = self.roots, roots
+            for root in roots:
+                if root not in previous:
+                    self._watch_root(root, catch_up=True)
+        workers = self._set_worker_count(cfg.processing.workers)
+        if cfg.http.listen != old.http.listen:
+            self._restart_http(cfg.http.listen)
+        self._record_state(self.state(), workers=workers)
+        self.log.info(
+            "config_reloaded",
+            changed=list(plan.changed),
+            restart_needed=list(plan.needs_restart),
+            workers=workers,
+            watch_paths=[str(r) for r in self.roots],
+        )
+
+    def _restart_http(self, listen: str) -> None:
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+        if listen:
+            listener = HttpListener(listen, self.health, self.metrics.registry)
+            try:
+                listener.start()
+            except ListenError as exc:
+                self.log.error("http_listen_failed", listen=listen, error=str(exc))
+                return
+            self.http = listener
+
+    def _apply_control(self) -> None:
+        """SIGUSR1: a CLI wrote a request into the database (resume) or requeued files (retry)."""
+        try:
+            info = self.store.daemon_info()
+        except (DatabaseBusy, DatabaseError) as exc:
+            self.log.error("control_read_failed", error=str(exc))
+            return
+        requested = float(info.get("resume_requested_at", "nan"))
+        if self.paused.is_set() and requested >= float(info.get("paused_at", "0")):
+            self.controller.reset()
+            self.paused.clear()
+            self._record_state("running", paused_at=None, paused_path=None, paused_error=None, resume_requested_at=None)
+            self.log.info("processing_resumed", paused_path=info.get("paused_path"))
+        self.feeder.poke()  # retried files are queued in the database
+        self._status_changed()
+
+    # -- stopping --------------------------------------------------------------------
 
     def _close_batches(self, *, final: bool = False) -> None:
         idle = final or self._idle()
@@ -341,11 +658,15 @@ class Daemon:
         for batch in self.windows.close_ready(idle):
             self._record_batch(batch)
 
+    def _idle(self) -> bool:
+        return self.active() == 0 and self.jobs.empty() and self.feeder.inflight() == 0
+
     def _record_batch(self, batch: BatchResult) -> None:
         try:
             self.store.record_batch(batch, "daemon")
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
+        self.metrics.observe_batch(batch)
         self.log.info("batch_completed", **batch.counts())
 
     def _recheck_roots(self) -> None:
@@ -357,13 +678,15 @@ class Daemon:
                 self._watch_root(root, catch_up=True)
 
     def shutdown(self) -> None:
-        """Orderly drain; see the module docstring."""
+        """Orderly drain; see the module docstring. ``/health`` answers 503 meanwhile."""
         self.stop.set()
+        self.notifier.stopping()
+        self._record_state("stopping")
         self.watches.stop_all()
         self.stabilizer.wake()
         self.scanner.wake()
         self.feeder.poke()
-        for _ in self.workers:
+        for _ in range(self.worker_count()):
             try:
                 self.jobs.put_nowait(None)
             except queue.Full:
@@ -383,15 +706,38 @@ class Daemon:
             for thread in self._threads:
                 thread.join(5.0)
         self._close_batches(final=True)
+        self._record_state("stopped", stopped_at=time.time())
+        if self.http is not None:
+            self.http.close()
         self.pool.close()
+        self.notifier.close()
         self.log.info("daemon_stopped", uptime_seconds=round(time.time() - self.started_at, 3))
 
 
-def run_daemon(config: VPOConfig, *, dry_run: bool = False) -> int:
-    """Run the daemon in the foreground until SIGTERM or SIGINT; returns the exit status."""
-    daemon = Daemon(config, dry_run=dry_run)
+def run_daemon(
+    config: VPOConfig,
+    *,
+    dry_run: bool = False,
+    load_config: Callable[[], VPOConfig] | None = None,
+) -> int:
+    """Run the daemon in the foreground until SIGTERM or SIGINT; returns the exit status.
+
+    Speaks sd_notify when systemd passed ``NOTIFY_SOCKET`` (the variables are then removed
+    from the environment, so the tools vpod runs do not inherit them).
+
+    Raises:
+        DatabaseError: the database cannot be opened.
+        ListenError: ``[http] listen`` cannot be bound.
+    """
+    notifier = SystemdNotifier.from_environ()
+    forget_environ()
+    daemon = Daemon(config, dry_run=dry_run, notifier=notifier, load_config=load_config)
     daemon.install_signal_handlers()
-    daemon.startup()
+    try:
+        daemon.startup()
+    except BaseException:
+        notifier.status("failed to start")
+        raise
     try:
         daemon.main_loop()
     finally:

@@ -12,3 +12,9 @@ UNAVAILABLE = 69
 """A required tool (ffprobe, mkvmerge, ...) is missing: ``EX_UNAVAILABLE`` from sysexits.h."""
 SOFTWARE = 70
 """The database could not be opened or written: ``EX_SOFTWARE`` from sysexits.h."""
+OSERR = 71
+"""The HTTP listener cannot bind ``[http] listen``: ``EX_OSERR`` from sysexits.h."""
+CHECK_FAILED = 1
+"""``vpod doctor``: a blocking problem was found."""
+NOT_RUNNING = 3
+"""``vpod status``: no daemon is running for this database (as LSB's "program is not running")."""

@@ -36,12 +36,20 @@ class JobRunner:
     """
 
     def __init__(
-        self, store: Store, processor: FileProcessor, *, max_attempts: int, stop: threading.Event | None = None
+        self,
+        store: Store,
+        processor: FileProcessor,
+        *,
+        max_attempts: int,
+        stop: threading.Event | None = None,
+        on_outcome: Callable[[FileProcessingResult, bool], None] | None = None,
     ) -> None:
         self.store = store
         self.processor = processor
         self.max_attempts = max_attempts
         self.stop = stop or threading.Event()
+        # Called with (result, retrying) once the outcome is recorded (the daemon's metrics).
+        self.on_outcome = on_outcome
         self.log = structlog.get_logger("vpod")
 
     def _record(self, write: Callable[[], None]) -> None:
@@ -88,6 +96,8 @@ class JobRunner:
                 self.log.warning(
                     "file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay
                 )
+                if self.on_outcome:
+                    self.on_outcome(result, True)
                 return result
             final_relpath = None
             if result.final_path is not None and result.final_path != job.path:
@@ -96,6 +106,8 @@ class JobRunner:
             outcome = Outcome(result, output.fingerprint_after, output.stat_after, final_relpath, tracks)
             self._record(lambda: self.store.finish(job, outcome, batch_id))
             self._log(result)
+            if self.on_outcome:
+                self.on_outcome(result, False)
             return result
 
     def _log(self, result: FileProcessingResult) -> None:

@@ -149,45 +149,14 @@ class FileProcessor:
                 wait=self.options.wait_for_lock,
             ) as locked:
                 fingerprint_before = fingerprint_fd(locked.fd, locked.stat.st_size)
-                media = probe(locked.path, self.runner)
-                plan = make_plan(policy, media)
-                for warning in plan.warnings:
-                    self.log.warning("policy_warning", warning=warning)
-                if plan.is_empty:
-                    return PipelineOutput(
-                        finish(success=True, final_path=locked.path),
-                        fingerprint_before,
-                        fingerprint_before,
-                        StatKey.of(locked.stat),
-                        media,
-                    )
-                if self.options.dry_run:
-                    return PipelineOutput(
-                        finish(
-                            success=False,
-                            skipped=True,
-                            reason="dry_run",
-                            actions=plan.describe(),
-                            permanent=False,
-                        ),
-                        fingerprint_before,
-                    )
-                if before_apply is not None:
-                    before_apply(plan)
-                final_path, media_after = self._apply(media, plan, policy, locked)
-                fingerprint_after, stat_after = fingerprint_path(final_path)
-                return PipelineOutput(
-                    finish(
-                        success=True,
-                        changes=len(plan.actions),
-                        actions=plan.describe(),
-                        final_path=final_path,
-                    ),
-                    fingerprint_before,
-                    fingerprint_after,
-                    stat_after,
-                    media_after,
-                )
+                try:
+                    return self._run_locked(locked, fingerprint_before, policy, before_apply, finish)
+                except (MediaError, OSError) as exc:
+                    if isinstance(exc, Skip) or locked.still_current():
+                        raise
+                    # A tool failed because the file went away under it: that is not a
+                    # broken file. Its new name or new content gets its own event.
+                    raise Skip(f"{path}: vanished or replaced while being processed", "vanished") from exc
         except Skip as exc:
             return PipelineOutput(
                 finish(success=False, skipped=True, reason=exc.reason, error=str(exc), permanent=exc.permanent),
@@ -204,6 +173,47 @@ class FileProcessor:
                 finish(success=False, reason="os_error", error=message, permanent=False), fingerprint_before
             )
 
+    def _run_locked(
+        self,
+        locked: LockedFile,
+        fingerprint_before: str,
+        policy: Policy,
+        before_apply: Callable[[Plan], None] | None,
+        finish: Callable[..., FileProcessingResult],
+    ) -> PipelineOutput:
+        """Probe, plan, apply and verify the locked file (see :meth:`process`)."""
+        media = probe(locked.path, self.runner)
+        plan = make_plan(policy, media)
+        for warning in plan.warnings:
+            self.log.warning("policy_warning", warning=warning)
+        if plan.is_empty:
+            return PipelineOutput(
+                finish(success=True, final_path=locked.path),
+                fingerprint_before,
+                fingerprint_before,
+                StatKey.of(locked.stat),
+                media,
+            )
+        if self.options.dry_run:
+            result = finish(success=False, skipped=True, reason="dry_run", actions=plan.describe(), permanent=False)
+            return PipelineOutput(result, fingerprint_before)
+        if before_apply is not None:
+            before_apply(plan)
+        final_path, media_after = self._apply(media, plan, policy, locked)
+        fingerprint_after, stat_after = fingerprint_path(final_path)
+        return PipelineOutput(
+            finish(
+                success=True,
+                changes=len(plan.actions),
+                actions=plan.describe(),
+                final_path=final_path,
+            ),
+            fingerprint_before,
+            fingerprint_after,
+            stat_after,
+            media_after,
+        )
+
     def _apply(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
         """Apply ``plan`` and verify the result; returns (final path, probe of it).
 
@@ -217,7 +227,9 @@ class FileProcessor:
         skip = skip_reason(media, plan, policy, locked.stat)
         if skip is not None:
             raise skip
-        if not needs_remux(media, plan):
+        in_place = not needs_remux(media, plan)
+        _check_writable(media.path, in_place)
+        if in_place:
             if policy.backup:
                 keep_backup(media.path, self.temps, copy=True)
             edit_in_place(media, plan, self.runner)
@@ -265,3 +277,21 @@ class FileProcessor:
         return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) == (
             before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns
         )  # fmt: skip
+
+
+def _check_writable(path: Path, in_place: bool) -> None:
+    """Fail early, before any tool runs, when vpod may not write what the change needs:
+    the file itself for an in-place edit, its folder for a remux (temp file + rename).
+
+    Raises:
+        MediaError: reason ``not_writable`` (not permanent: fixing the permissions and
+            running ``vpod retry PATH`` is enough; a chmod is not a content change).
+    """
+    target, what = (path, "the file") if in_place else (path.parent, "its folder")
+    if not os.access(target, os.W_OK | (0 if in_place else os.X_OK)):
+        raise MediaError(
+            f"{path}: {what} is not writable by the user vpod runs as (uid {os.geteuid()}); "
+            "give it write access (for example group vpod with g+w), then run `vpod retry PATH`",
+            reason="not_writable",
+            permanent=False,
+        )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.daemon import DaemonProcess, daemon_env, write_config
+from support.daemon import DaemonProcess, daemon_env, run_vpod, write_config
 from support.media import default_audio_languages
 
 pytestmark = pytest.mark.integration
@@ -210,3 +210,47 @@ def test_hung_tool_is_killed_after_its_timeout(tmp_path, daemon_factory, jpn_eng
     assert daemon.stop() == 0
     leftovers = subprocess.run(["pgrep", "-f", str(fake)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], "the hung tool was not killed"
+
+
+def test_file_not_writable_by_the_daemon_user_then_retried(world_dir, jpn_eng_mkv):
+    """A file copied in by another user keeps mode 0644: the daemon user may read but not
+    edit it. It fails early with reason not_writable (nothing is touched), and after the
+    permissions are fixed, `vpod retry PATH` gets it processed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own a file the daemon user cannot write")
+    base = world_dir
+    inbox = base / "inbox"
+    inbox.mkdir()
+    inbox.chmod(0o777)
+    (base / "db").mkdir()
+    (base / "db").chmod(0o777)
+    home = base / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    config = write_config(
+        base / "config.toml",
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "processing": {"max_attempts": 1},
+            "database": {"path": str(base / "db" / "vpod.db")},
+            "logging": {"format": "json", "level": "debug"},
+        },
+    )
+    config.chmod(0o644)
+    daemon = DaemonProcess(
+        config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(_drop_privileges_prefix())
+    )
+    daemon.wait_started()
+    target = inbox / "rootowned.mkv"
+    shutil.copyfile(jpn_eng_mkv, target)
+    target.chmod(0o644)
+    before = digest(target)
+    event = daemon.wait_for("file_failed", path=str(target))[0]
+    assert event["reason"] == "not_writable" and "vpod retry" in event["error"]
+    assert digest(target) == before
+    target.chmod(0o666)
+    result = run_vpod(["retry", "--config", str(config), str(target)], env=daemon_env(home))
+    assert result.returncode == 0, result.stdout + result.stderr
+    daemon.wait_for("file_processed", path=str(target), timeout=60)
+    assert default_audio_languages(target) == ["eng"]
+    assert daemon.stop() == 0

@@ -121,3 +121,16 @@ class DaemonProcess:
             self.proc.kill()
             self.proc.wait(10)
         self._log.close()
+
+
+def wait_in_progress(config: Path, env: dict[str, str], path: Path, timeout: float = 60) -> dict[str, Any]:
+    """Poll ``vpod status --json`` until ``path`` is in progress; returns that report."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = run_vpod(["status", "--config", str(config), "--json"], env=env)
+        if out.returncode == 0:
+            report = json.loads(out.stdout)
+            if any(f["path"] == str(path) for f in report["in_progress"]):
+                return report
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never showed as in progress in vpod status")

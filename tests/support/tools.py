@@ -29,3 +29,36 @@ def slow_tool(folder: Path, name: str, seconds: float) -> Path:
 def path_with(folder: Path) -> str:
     """``PATH`` with ``folder`` first."""
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def breakable_tool(folder: Path, name: str, flag: Path) -> Path:
+    """Put a ``name`` in ``folder`` that fails (exit 2, an error on stderr) while ``flag``
+    exists and execs the real ``name`` otherwise: a cause an operator can fix.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(
+        f'#!/bin/sh\nif [ -e "{flag}" ]; then echo "Error: simulated failure ({flag} exists)" >&2; exit 2; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return folder
+
+
+def gated_tool(folder: Path, name: str, gate: Path) -> Path:
+    """Put a ``name`` in ``folder`` that waits while ``gate`` exists, then execs the real
+    ``name``: the test decides when a file in progress may finish, whatever the load.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.05; done\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder

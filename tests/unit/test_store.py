@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,14 @@ def test_retry_later_is_not_due_yet(store):
     store.retry_later(job, result, 60, "b")
     assert store.next_queued(10, ()) == []
     assert store.queue_depth() == 1
-    assert store.next_due_at() > 0
+    assert store.next_due_at() > time.time() + 50
+
+
+def test_next_due_at_ignores_jobs_due_now(store):
+    """Jobs due now are in the feeder's hands; only future retries set a wake-up time
+    (otherwise the feeder would wake every 50 ms while the in-memory queue is full)."""
+    store.enqueue(ROOT, b"now.mkv", "fp", key())
+    assert store.next_due_at() is None
 
 
 def test_interrupted_jobs_are_requeued_with_their_pending_plan(store):

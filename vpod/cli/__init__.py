@@ -12,7 +12,11 @@ from vpod.cli.config_cmd import config_group
 from vpod.cli.inspect_cmd import inspect_command
 from vpod.cli.plan_cmd import plan_command
 from vpod.cli.process_cmd import process_command
+from vpod.cli.doctor_cmd import doctor_command
+from vpod.cli.resume_cmd import resume_command
+from vpod.cli.retry_cmd import retry_command
 from vpod.cli.run_cmd import run_command
+from vpod.cli.status_cmd import status_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,6 +35,10 @@ cli.add_command(config_group)
 cli.add_command(process_command)
 cli.add_command(inspect_command)
 cli.add_command(plan_command)
+cli.add_command(status_command)
+cli.add_command(resume_command)
+cli.add_command(retry_command)
+cli.add_command(doctor_command)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -22,7 +22,7 @@ config_option = click.option(
 )
 
 
-def fail(message: str, code: int) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def fail(message: str, code: int) -> NoReturn:
     """Print ``message`` on stderr and exit with ``code``."""
     click.echo(message, err=True)
     sys.exit(code)

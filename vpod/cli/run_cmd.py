@@ -8,9 +8,10 @@ import click
 
 from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit, positive_int, require_tools_or_exit
-from vpod.config import DEFAULT_HOME, with_overrides
+from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
 from vpod.db.pool import DatabaseError
+from vpod.http_listener import ListenError
 from vpod.logs import configure_logging, resolve_format
 
 
@@ -24,6 +25,8 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
 
     Stops on SIGTERM or SIGINT after files in progress finish (at most
     [processing] shutdown_timeout_seconds); what is left stays queued for the next start.
+    SIGHUP reloads the config file; SIGUSR1 applies `vpod resume` / `vpod retry` requests.
+    Under systemd (Type=notify) it reports READY, STATUS, RELOADING, STOPPING and WATCHDOG.
     """
     config = with_overrides(load_or_exit(config_path), workers=workers)
     if os.geteuid() == 0 and not (allow_root or config.allow_root):
@@ -42,7 +45,11 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
         folders = ", ".join(str(p) for p in config.watch.paths)
         click.echo(f"vpod: drop video files into {folders} (Ctrl-C stops)", err=True)
     try:
-        code = run_daemon(config, dry_run=dry_run)
+        code = run_daemon(
+            config, dry_run=dry_run, load_config=lambda: with_overrides(load_config(config_path), workers=workers)
+        )
     except DatabaseError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    except ListenError as exc:
+        fail(f"vpod: {exc}", exitcodes.OSERR)
     raise SystemExit(code)

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from vpod.db.pool import DaemonConnectionPool
+from vpod.db.pool import DaemonConnectionPool, DatabaseError
+from vpod.db.records import BatchRecord, FailureRecord, InProgress, QueueReport, RetryOutcome
 from vpod.db.schema import migrate
 from vpod.db.store import EnqueueOutcome, Job, Outcome
 from vpod.fingerprint import StatKey
-from vpod.results import BatchResult, FileProcessingResult
+from vpod.results import BatchResult, FileProcessingResult, display_path
 
 
 def _folder(relpath: bytes) -> bytes:
@@ -133,9 +134,13 @@ class SqliteStore:
         return jobs[:limit]
 
     def next_due_at(self) -> float | None:
-        """When the earliest queued job becomes due (epoch seconds), or ``None``."""
+        """When the earliest job waiting for a retry becomes due (epoch seconds), or
+        ``None`` when none waits. Jobs due already are not counted: the feeder has them
+        (in memory) or is told about them."""
         with self.pool.read() as conn:
-            row = conn.execute("SELECT MIN(not_before) FROM files WHERE state = 'queued'").fetchone()
+            row = conn.execute(
+                "SELECT MIN(not_before) FROM files WHERE state = 'queued' AND not_before > ?", (time.time(),)
+            ).fetchone()
         return row[0]
 
     def job_for_path(self, root: Path, relpath: bytes, fingerprint: str | None, stat: StatKey | None) -> Job | None:
@@ -345,3 +350,129 @@ class SqliteStore:
         with self.pool.read() as conn:
             rows = conn.execute("SELECT path FROM temp_files").fetchall()
         return [Path(os.fsdecode(r[0])) for r in rows]
+
+    # -- daemon state, status and control (vpod status / resume / retry) ------------
+
+    def set_daemon_info(self, **values: object) -> None:
+        """Write keys of the ``daemon`` table (``None`` deletes a key); values are stored as text."""
+        with self.pool.transaction() as conn:
+            for key, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM daemon WHERE key = ?", (key,))
+                else:
+                    conn.execute(
+                        "INSERT INTO daemon (key, value) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, str(value)),
+                    )
+
+    def daemon_info(self) -> dict[str, str]:
+        """Every key of the ``daemon`` table (pid, state, started_at, ...)."""
+        with self.pool.read() as conn:
+            return {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM daemon")}
+
+    def queue_report(self, *, batches: int = 5, failures: int = 10) -> QueueReport:
+        """Counts by state, queue depth, files in progress, the last ``batches`` batches and
+        the last ``failures`` failed files (newest first), read in one snapshot."""
+        with self.pool.read() as conn:
+            conn.execute("BEGIN")  # one consistent snapshot across the queries (WAL)
+            counts = dict.fromkeys(("queued", "processing", "done", "failed", "skipped"), 0)
+            for row in conn.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
+                counts[row["state"]] = row["n"]
+            in_progress = [
+                InProgress(_text_path(r["root"], r["relpath"]), r["worker"], r["batch_id"], r["started_at"], r["attempts"])
+                for r in conn.execute(
+                    "SELECT root, relpath, worker, batch_id, started_at, attempts FROM files"
+                    " WHERE state = 'processing' ORDER BY started_at"
+                )
+            ]
+            last_batches = [
+                BatchRecord(
+                    r["batch_id"], r["source"], r["started_at"], r["ended_at"], r["total_files"] or 0,
+                    r["success_count"] or 0, r["fail_count"] or 0, r["skipped_count"] or 0,
+                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]),
+                )
+                for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
+            ]
+            last_failures = [
+                FailureRecord(_text_path(r["root"], r["relpath"]), r["reason"], r["last_error"], r["updated_at"], r["attempts"])
+                for r in conn.execute(
+                    "SELECT root, relpath, reason, last_error, updated_at, attempts FROM files"
+                    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?",
+                    (failures,),
+                )
+            ]
+            conn.execute("COMMIT")
+        return QueueReport(counts, counts["queued"], in_progress, last_batches, last_failures)
+
+    def ping(self) -> int:
+        """Prove the database answers; returns the queue depth.
+
+        Raises:
+            DatabaseError: it cannot be opened or read (any SQLite error, wrapped).
+        """
+        try:
+            return self.queue_depth()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot read database {self.pool.path}: {exc}") from exc
+
+    def check_writable(self) -> None:
+        """Take the write lock and roll back: proves this process may write the database.
+
+        Raises:
+            DatabaseBusy / DatabaseError: it cannot be written now.
+        """
+        try:
+            with self.pool.transaction() as conn:
+                conn.execute("UPDATE daemon SET value = value WHERE 0")
+                raise _Rollback
+        except _Rollback:
+            pass
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot write to {self.pool.path}: {exc}") from exc
+
+    def retry_paths(self, paths: Iterable[Path]) -> dict[Path, RetryOutcome]:
+        """Queue failed or skipped files again, with fresh attempts, due now.
+
+        A path is matched against every (root, relpath) split of it, so it works whatever
+        the configured roots are now. Files queued, in progress or done are left alone.
+        """
+        outcomes: dict[Path, RetryOutcome] = {}
+        now = time.time()
+        with self.pool.transaction() as conn:
+            for path in paths:
+                outcome = RetryOutcome.UNKNOWN
+                for root in path.parents:
+                    key = (str(root), os.fsencode(path.relative_to(root)))
+                    row = conn.execute("SELECT id, state FROM files WHERE root = ? AND relpath = ?", key).fetchone()
+                    if row is None:
+                        continue
+                    if row["state"] in ("failed", "skipped"):
+                        self._requeue(conn, "id = ?", (row["id"],), now)
+                        outcome = RetryOutcome.REQUEUED
+                    else:
+                        outcome = RetryOutcome.NOT_FAILED
+                    break
+                outcomes[path] = outcome
+        return outcomes
+
+    def retry_all_failed(self) -> int:
+        """Queue every failed file again (not skipped ones); returns how many."""
+        with self.pool.transaction() as conn:
+            return self._requeue(conn, "state = 'failed'", (), time.time())
+
+    @staticmethod
+    def _requeue(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], now: float) -> int:
+        return conn.execute(
+            "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
+            f" last_error = NULL, worker = NULL, queued_at = ?, updated_at = ? WHERE {where}",
+            (now, now, *args),
+        ).rowcount
+
+
+class _Rollback(Exception):
+    """Ends a transaction on purpose (rolled back by the pool)."""
+
+
+def _text_path(root: str, relpath: bytes) -> str:
+    return display_path(Path(root) / os.fsdecode(relpath))

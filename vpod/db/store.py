@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
 
+from vpod.db.records import QueueReport, RetryOutcome
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
@@ -117,3 +118,23 @@ class Store(Protocol):
 
     def queue_depth(self) -> int:
         """Number of queued jobs."""
+
+    # -- daemon state and control (vpod status, resume, retry; /health) -------------
+
+    def set_daemon_info(self, **values: object) -> None:
+        """Write the daemon's own record (pid, state, ...); ``None`` deletes a key."""
+
+    def daemon_info(self) -> dict[str, str]:
+        """The daemon's record as written by :meth:`set_daemon_info` and the CLI."""
+
+    def queue_report(self, *, batches: int = 5, failures: int = 10) -> QueueReport:
+        """Counts by state, queue depth, files in progress, last batches and failures."""
+
+    def ping(self) -> int:
+        """Prove the database answers; returns the queue depth."""
+
+    def retry_paths(self, paths: Iterable[Path]) -> dict[Path, RetryOutcome]:
+        """Queue failed or skipped files again with fresh attempts."""
+
+    def retry_all_failed(self) -> int:
+        """Queue every failed file again; returns how many."""

@@ -1,0 +1,116 @@
+"""vpod doctor: tool versions, config, database, watch folders, inotify limits (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support.daemon import run_vpod, write_config
+from vpod.config import VPOConfig, WatchConfig
+from vpod.db.pool import DaemonConnectionPool
+from vpod.db.sqlite_store import SqliteStore
+from vpod.doctor import check_inotify, parse_version
+
+pytestmark = pytest.mark.integration
+
+
+def findings(result) -> dict[str, dict]:
+    return {f["check"]: f for f in json.loads(result.stdout)}
+
+
+def good_config(tmp_path: Path) -> Path:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return write_config(tmp_path / "ok.toml", {"watch": {"paths": [str(inbox)]}, "database": {"path": str(tmp_path / "v.db")}})
+
+
+def tool_dir(tmp_path: Path, skip: str = "", fake: dict[str, str] | None = None) -> Path:
+    """A PATH folder with the real tools except ``skip``, and scripts printing ``fake`` versions."""
+    folder = tmp_path / "tools"
+    folder.mkdir(exist_ok=True)
+    for tool in ("ffprobe", "ffmpeg", "mkvmerge", "mkvpropedit"):
+        if tool == skip:
+            continue
+        if fake and tool in fake:
+            (folder / tool).write_text(f"#!/bin/sh\necho \"{fake[tool]}\"\n")
+            (folder / tool).chmod(0o755)
+        else:
+            (folder / tool).symlink_to(shutil.which(tool))
+    return folder
+
+
+def test_healthy_installation_passes(tmp_path, env):
+    result = run_vpod(["doctor", "--config", str(good_config(tmp_path)), "--json"], env=env)
+    assert result.returncode == 0, result.stdout
+    found = findings(result)
+    for tool in ("ffprobe", "ffmpeg", "mkvmerge", "mkvpropedit"):
+        assert found[f"tool {tool}"]["level"] == "ok" and ">=" in found[f"tool {tool}"]["detail"]
+    assert found["config"]["level"] == "ok"
+    assert found["database"]["level"] == "ok"
+    assert found[f"watch {tmp_path / 'inbox'}"]["level"] == "ok"
+    assert found["inotify"]["level"] == "ok" and "max_user_watches" in found["inotify"]["detail"]
+    assert "will be created" in found["database"]["detail"]
+    SqliteStore(DaemonConnectionPool(tmp_path / "v.db")).pool.close()  # now it exists
+    text = run_vpod(["doctor", "--config", str(good_config(tmp_path))], env=env)
+    assert text.returncode == 0
+    assert "no blocking problem" in text.stdout and "[ OK ] tool mkvmerge" in text.stdout
+    assert f"[ OK ] database: {tmp_path / 'v.db'} is writable" in text.stdout
+
+
+def test_missing_and_old_tools_block(tmp_path, env):
+    folder = tool_dir(tmp_path, skip="mkvpropedit", fake={"mkvmerge": "mkvmerge v9.0.0 ('old') 64-bit"})
+    result = run_vpod(["doctor", "--config", str(good_config(tmp_path)), "--json"], env={**env, "PATH": str(folder)})
+    assert result.returncode == 1
+    found = findings(result)
+    assert found["tool mkvpropedit"]["level"] == "fail" and "apt-get install mkvtoolnix" in found["tool mkvpropedit"]["detail"]
+    assert found["tool mkvmerge"]["level"] == "fail" and "9.0.0 is older than 52.0" in found["tool mkvmerge"]["detail"]
+    assert found["tool ffprobe"]["level"] == "ok"
+
+
+def test_bad_config_blocks_and_names_the_key(tmp_path, env):
+    config = write_config(tmp_path / "bad.toml", {"processing": {"workers": 0}})
+    result = run_vpod(["doctor", "--config", str(config), "--json"], env=env)
+    assert result.returncode == 1
+    assert "[processing] workers" in findings(result)["config"]["detail"]
+
+
+def test_unwritable_database_and_bad_watch_path_block(tmp_path, env):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    config = write_config(
+        tmp_path / "c.toml",
+        {"watch": {"paths": [str(not_a_folder), str(tmp_path / "missing")]}, "database": {"path": str(not_a_folder / "v.db")}},
+    )
+    result = run_vpod(["doctor", "--config", str(config), "--json"], env=env)
+    assert result.returncode == 1
+    found = findings(result)
+    assert found["database"]["level"] == "fail"
+    assert found[f"watch {not_a_folder}"]["level"] == "fail"
+    assert found[f"watch {tmp_path / 'missing'}"]["level"] == "warn"
+
+
+def test_inotify_limit_lower_than_the_folders_warns(tmp_path):
+    # /proc/sys/fs/inotify is the kernel's; a copy with tiny limits stands in for it
+    sysctl = tmp_path / "inotify"
+    sysctl.mkdir()
+    (sysctl / "max_user_watches").write_text("3\n")
+    (sysctl / "max_user_instances").write_text("128\n")
+    root = tmp_path / "library"
+    for name in ("a", "b", "c/d"):
+        (root / name).mkdir(parents=True)
+    config = VPOConfig(watch=WatchConfig(paths=(root,)))
+    finding = check_inotify(config, sysctl)
+    assert finding.level == "warn"
+    assert "5 folders" in finding.detail and "max_user_watches = 3" in finding.detail
+    (sysctl / "max_user_watches").write_text("100000\n")
+    assert check_inotify(config, sysctl).level == "ok"
+
+
+def test_parse_version_forms():
+    assert parse_version("ffprobe version 5.1.9-0+deb12u1 Copyright (c) 2007-2026") == (5, 1, 9)
+    assert parse_version("ffmpeg version n6.1 Copyright") == (6, 1)
+    assert parse_version("mkvmerge v74.0.0 ('You Oughta Know') 64-bit") == (74, 0, 0)
+    assert parse_version("ffmpeg version N-112233-gabcdef") is None

@@ -1,0 +1,38 @@
+"""``vpod status``: the daemon's state, queue, work in progress, batches and failures."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from vpod import exitcodes
+from vpod.cli.common import config_option, fail, load_or_exit
+from vpod.control import open_store
+from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.status import format_status, read_status
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--batches", default=5, show_default=True, help="How many recent batches to show.")
+@click.option("--failures", default=10, show_default=True, help="How many recent failures to show.")
+def status_command(config_path: str | None, as_json: bool, batches: int, failures: int) -> None:
+    """Show what the daemon is doing, read from its database (works while it runs).
+
+    State (running, paused, stopping or stopped) and pid, uptime, queue depth, files in
+    progress with worker and elapsed time, counts by state, the last batches and the
+    last failures with reasons. Exit status: 0 while a daemon runs, 3 when none does.
+    """
+    config = load_or_exit(config_path)
+    try:
+        store = open_store(config.database.path)
+        status = read_status(store, batches=batches, failures=failures)
+    except (DatabaseBusy, DatabaseError) as exc:
+        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), indent=2))
+    else:
+        click.echo(format_status(status))
+    raise SystemExit(exitcodes.OK if status.daemon.running else exitcodes.NOT_RUNNING)

@@ -1,0 +1,157 @@
+"""Reaching a running daemon from the command line: its record, ``vpod resume``, ``vpod retry``.
+
+The daemon never polls the database. A command writes its request there first, then
+sends SIGUSR1 to the pid the daemon recorded in the ``daemon`` table; the daemon's main
+loop wakes, reads the request and acts (resume), or finds the requeued files (retry).
+Without a running daemon, requeued files wait in the database for the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vpod.db.pool import DaemonConnectionPool, DatabaseError
+from vpod.db.sqlite_store import SqliteStore
+
+CONTROL_SIGNAL = signal.SIGUSR1
+"""Tells the daemon to read control requests from the database."""
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs and is a vpod process (``/proc/PID/cmdline`` mentions vpod,
+    which guards against a reused pid). A process of another user counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"vpod" in handle.read()
+    except OSError:
+        return True  # no /proc here, or hidden from us: trust the signal check
+
+
+@dataclass(frozen=True)
+class DaemonRecord:
+    """What the daemon recorded about itself, with its state checked against the process table.
+
+    ``state`` is ``running``, ``paused``, ``stopping`` or ``stopped``; ``stopped`` also
+    when the recorded process is gone without saying so (``unclean_stop``).
+    """
+
+    state: str
+    pid: int | None
+    started_at: float | None
+    stopped_at: float | None
+    version: str | None
+    config: str | None
+    workers: int | None
+    paused_at: float | None
+    paused_path: str | None
+    paused_error: str | None
+    unclean_stop: bool
+
+    @property
+    def running(self) -> bool:
+        """A daemon process is up (running, paused or stopping)."""
+        return self.state != "stopped"
+
+    @classmethod
+    def from_info(cls, info: dict[str, str]) -> "DaemonRecord":
+        """Build from :meth:`SqliteStore.daemon_info`."""
+        pid = _int(info.get("pid"))
+        recorded = info.get("state", "stopped")
+        alive = pid is not None and recorded != "stopped" and pid_alive(pid)
+        return cls(
+            state=recorded if alive else "stopped",
+            pid=pid,
+            started_at=_float(info.get("started_at")),
+            stopped_at=_float(info.get("stopped_at")),
+            version=info.get("version"),
+            config=info.get("config"),
+            workers=_int(info.get("workers")),
+            paused_at=_float(info.get("paused_at")),
+            paused_path=info.get("paused_path"),
+            paused_error=info.get("paused_error"),
+            unclean_stop=recorded != "stopped" and not alive and pid is not None,
+        )
+
+
+def open_store(database: Path) -> SqliteStore:
+    """Open an existing database for a command.
+
+    Run as root, the process first takes the uid and gid of the database's owner (the
+    ``vpod`` user under systemd), so the SQLite side files (``-wal``, ``-shm``) it may
+    create stay writable for the daemon, and the control signal is allowed.
+
+    Raises:
+        DatabaseError: there is no database at ``database`` (vpod never ran with this
+            config), or it cannot be opened.
+    """
+    try:
+        st = os.stat(database)
+    except FileNotFoundError:
+        raise DatabaseError(f"no database at {database}: vpod has not run with this config yet") from None
+    except OSError as exc:
+        raise DatabaseError(f"cannot open database {database}: {exc.strerror}") from exc
+    if os.geteuid() == 0 and st.st_uid != 0:
+        os.setgroups([])
+        os.setgid(st.st_gid)
+        os.setuid(st.st_uid)
+    return SqliteStore(DaemonConnectionPool(database))
+
+
+def wake_daemon(record: DaemonRecord) -> str | None:
+    """Send the control signal to a running daemon; returns an error message or ``None``."""
+    if not record.running or record.pid is None:
+        return "no vpod daemon is running for this database"
+    try:
+        os.kill(record.pid, CONTROL_SIGNAL)
+    except ProcessLookupError:
+        return f"vpod (pid {record.pid}) has just exited"
+    except PermissionError:
+        return f"not allowed to signal vpod (pid {record.pid}); run this as the daemon's user or as root"
+    return None
+
+
+def request_resume(store: SqliteStore) -> DaemonRecord:
+    """Record a resume request and wake the daemon; returns the daemon's record (before).
+
+    Raises:
+        DatabaseError: the request cannot be written.
+    """
+    record = DaemonRecord.from_info(store.daemon_info())
+    if record.state == "paused":
+        store.set_daemon_info(resume_requested_at=time.time())
+    return record
+
+
+def wait_for_state(store: SqliteStore, unwanted: str, timeout_seconds: float) -> DaemonRecord:
+    """Read the daemon record until its state is no longer ``unwanted`` or the time is up
+    (a command waiting for a confirmation; the daemon itself never polls)."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        record = DaemonRecord.from_info(store.daemon_info())
+        if record.state != unwanted or time.monotonic() >= deadline:
+            return record
+        time.sleep(0.1)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

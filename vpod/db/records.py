@@ -1,0 +1,67 @@
+"""Plain records the Store returns for reports: ``vpod status``, ``/health``, ``vpod retry``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """A file a worker is processing now; ``started_at`` in epoch seconds."""
+
+    path: str
+    worker: str | None
+    batch_id: str | None
+    started_at: float | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One closed batch as stored (times in epoch seconds, duration in seconds)."""
+
+    batch_id: str
+    source: str
+    started_at: float
+    ended_at: float | None
+    total_files: int
+    success_count: int
+    fail_count: int
+    skipped_count: int
+    total_duration_seconds: float
+    stopped_early: bool
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file whose last outcome was a failure; ``failed_at`` in epoch seconds."""
+
+    path: str
+    reason: str | None
+    error: str | None
+    failed_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class QueueReport:
+    """What the database says about the queue and recent work.
+
+    ``counts`` maps every file state (queued, processing, done, failed, skipped) to a
+    number of files; ``queue_depth`` counts queued files, due now or later.
+    """
+
+    counts: dict[str, int]
+    queue_depth: int
+    in_progress: list[InProgress]
+    last_batches: list[BatchRecord]
+    last_failures: list[FailureRecord]
+
+
+class RetryOutcome(enum.Enum):
+    """What ``vpod retry PATH`` did with one path."""
+
+    REQUEUED = "requeued"  # was failed or skipped; queued again with fresh attempts
+    NOT_FAILED = "not_failed"  # known, but queued, in progress or done: nothing to retry
+    UNKNOWN = "unknown"  # vpod has no record of this path

@@ -1,0 +1,155 @@
+"""``vpod doctor``: checks an installation before it runs (or while it runs).
+
+Each check yields a :class:`Finding` at level ``ok``, ``warn`` or ``fail``; ``fail``
+marks a problem that keeps vpod from working (a missing or too old tool, a bad config,
+a database it cannot write, an unreadable watch folder).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from vpod.config import VPOConfig
+from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
+from vpod.db.sqlite_store import SqliteStore
+from vpod.errors import ToolError
+from vpod.media.tools import ToolRunner
+
+# The oldest releases in Debian's supported distributions (bullseye: FFmpeg 4.3,
+# MKVToolNix 52). vpod relies on `ffprobe -of json -show_streams`, `mkvmerge -J` and
+# `mkvpropedit --edit track:@N`, all older than these; older tools are untested.
+MIN_VERSIONS: dict[str, tuple[int, ...]] = {
+    "ffprobe": (4, 3),
+    "ffmpeg": (4, 3),
+    "mkvmerge": (52, 0),
+    "mkvpropedit": (52, 0),
+}
+_VERSION_ARGS = {"ffprobe": "-version", "ffmpeg": "-version", "mkvmerge": "--version", "mkvpropedit": "--version"}
+# "ffprobe version 5.1.9-0+deb12u1 ...", "ffmpeg version n6.1 ...", "mkvmerge v74.0.0 ('...') 64-bit"
+_VERSION_RE = re.compile(r"^\S+ (?:version n?|v)(\d+(?:\.\d+)*)")
+INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result: ``level`` is ``ok``, ``warn`` or ``fail``."""
+
+    check: str
+    level: str
+    detail: str
+
+
+def parse_version(output: str) -> tuple[int, ...] | None:
+    """The version in a tool's ``-version``/``--version`` first line, e.g. ``(5, 1, 9)``."""
+    match = _VERSION_RE.match(output.strip())
+    return tuple(int(p) for p in match.group(1).split(".")) if match else None
+
+
+def check_tools(runner: ToolRunner) -> Iterator[Finding]:
+    """Each tool: present, and at least :data:`MIN_VERSIONS`."""
+    for tool, minimum in MIN_VERSIONS.items():
+        wanted = ".".join(map(str, minimum))
+        try:
+            out = runner.run([tool, _VERSION_ARGS[tool]], timeout_seconds=30).stdout
+        except ToolError as exc:
+            yield Finding(f"tool {tool}", "fail", str(exc))
+            continue
+        version = parse_version(out)
+        shown = ".".join(map(str, version)) if version else out.strip().splitlines()[0][:60] if out.strip() else "?"
+        if version is None:
+            yield Finding(f"tool {tool}", "warn", f"cannot read its version ({shown!r}); vpod needs >= {wanted}")
+        elif version < minimum:
+            yield Finding(f"tool {tool}", "fail", f"{shown} is older than {wanted}, the oldest vpod supports")
+        else:
+            yield Finding(f"tool {tool}", "ok", f"{shown} (>= {wanted})")
+
+
+def check_database(config: VPOConfig) -> Finding:
+    """The database can be written (or, when missing, created) by this user."""
+    path = config.database.path
+    if not path.exists():
+        folder = next((p for p in path.parents if p.exists()), Path("/"))
+        if os.access(folder, os.W_OK | os.X_OK):
+            return Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
+        return Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
+    owner = path.stat().st_uid
+    if os.geteuid() == 0 and owner != 0:
+        # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
+        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: sudo -u vpod vpod doctor")
+    try:
+        store = SqliteStore(DaemonConnectionPool(path))  # as the caller: doctor checks this user
+        store.check_writable()
+        store.pool.close()
+    except (DatabaseBusy, DatabaseError) as exc:
+        return Finding("database", "fail", str(exc))
+    return Finding("database", "ok", f"{path} is writable")
+
+
+def check_watch_paths(config: VPOConfig) -> Iterator[Finding]:
+    """Each watch root exists, is a readable folder, and (warning) is writable."""
+    for root in config.watch.paths:
+        name = f"watch {root}"
+        if not root.exists():
+            yield Finding(name, "warn", "does not exist; vpod starts watching when it appears")
+        elif not root.is_dir():
+            yield Finding(name, "fail", "is not a folder")
+        elif not os.access(root, os.R_OK | os.X_OK):
+            yield Finding(name, "fail", "is not readable by this user")
+        elif not os.access(root, os.W_OK):
+            yield Finding(name, "warn", "is not writable: vpod rewrites files in place (under systemd: ReadWritePaths=)")
+        else:
+            yield Finding(name, "ok", "readable and writable")
+
+
+def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
+    """Folders an inotify observer would watch: each root, plus its subfolders when recursive
+    (symlinked folders are not followed, as the watcher does not follow them)."""
+    total = 0
+    for root in roots:
+        if not root.is_dir():
+            continue
+        if not recursive:
+            total += 1
+            continue
+        for _dirpath, _dirnames, _files in os.walk(root):
+            total += 1
+    return total
+
+
+def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
+    """inotify limits (inotify(7), "/proc interfaces") against the folders to watch: one
+    watch per folder, one inotify instance per root."""
+    if config.watch.observer == "polling":
+        return Finding("inotify", "ok", "not used (observer = polling)")
+    try:
+        watches = int((sysctl / "max_user_watches").read_text())
+        instances = int((sysctl / "max_user_instances").read_text())
+    except (OSError, ValueError):
+        return Finding("inotify", "warn", f"cannot read {sysctl}: limits unknown")
+    folders = count_folders(config.watch.paths, recursive=config.watch.recursive)
+    roots = len(config.watch.paths)
+    detail = f"{folders} folders to watch, fs.inotify.max_user_watches = {watches}; {roots} roots, max_user_instances = {instances}"
+    if folders > watches or roots > instances:
+        return Finding(
+            "inotify",
+            "warn",
+            detail + ": too low, vpod falls back to polling; raise it, e.g. "
+            "`sysctl fs.inotify.max_user_watches=524288` (and in /etc/sysctl.d/)",
+        )
+    if folders > watches * 0.8:
+        return Finding("inotify", "warn", detail + ": close to the limit (other programs of this user share it)")
+    return Finding("inotify", "ok", detail)
+
+
+def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
+    """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
+    findings = list(check_tools(runner))
+    if config is not None:
+        findings.append(check_database(config))
+        findings.extend(check_watch_paths(config))
+        findings.append(check_inotify(config))
+    return findings

@@ -1,0 +1,114 @@
+"""Prometheus metrics of one daemon, in its own ``prometheus_client.CollectorRegistry``.
+
+Names follow the Prometheus naming rules (https://prometheus.io/docs/practices/naming/):
+a ``vpod_`` prefix, ``_total`` on counters, base units (seconds) in the name.
+
+| metric | type | labels |
+|---|---|---|
+| ``vpod_files_processed_total`` | counter | (files that conform now: changed or already conforming) |
+| ``vpod_files_failed_total`` | counter | ``reason`` (final failures; retries are not counted) |
+| ``vpod_files_skipped_total`` | counter | ``reason`` |
+| ``vpod_file_retries_total`` | counter | ``reason`` (transient failures sent back to the queue) |
+| ``vpod_file_processing_seconds`` | histogram | (wall time per file, every outcome) |
+| ``vpod_queue_depth`` | gauge | (queued files in the database, read at scrape time) |
+| ``vpod_active_workers`` | gauge | (files being processed now) |
+| ``vpod_workers`` | gauge | (worker threads running) |
+| ``vpod_paused`` | gauge | (1 while paused after a failure under ``on_error = "fail"``) |
+| ``vpod_batches_total`` | counter | (batches closed) |
+| ``vpod_last_batch_files`` | gauge | ``outcome``: total, success, failed, skipped |
+| ``vpod_last_batch_duration_seconds`` | gauge | |
+| ``vpod_last_batch_end_time_seconds`` | gauge | (epoch seconds) |
+| ``vpod_start_time_seconds`` | gauge | (epoch seconds) |
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.results import BatchResult, FileProcessingResult
+
+# From 0.1 s (a header edit of a small file) to an hour (the default tool timeout).
+PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+class Metrics:
+    """The daemon's metrics. Thread-safe (prometheus_client metrics are).
+
+    Args:
+        queue_depth: returns the number of queued files; called at scrape time. A
+            database error makes the gauge NaN for that scrape instead of failing it.
+        active: returns the number of files in progress.
+        workers: returns the number of worker threads.
+        paused: returns True while processing is paused.
+        started_at: daemon start, epoch seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_depth: Callable[[], int],
+        active: Callable[[], int],
+        workers: Callable[[], int],
+        paused: Callable[[], bool],
+        started_at: float,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.processed = Counter("vpod_files_processed", "Files that conform to the policy after processing", registry=r)
+        self.failed = Counter("vpod_files_failed", "Files that failed for good, by reason", ["reason"], registry=r)
+        self.skipped = Counter("vpod_files_skipped", "Files skipped, by reason", ["reason"], registry=r)
+        self.retries = Counter("vpod_file_retries", "Transient failures queued again, by reason", ["reason"], registry=r)
+        self.seconds = Histogram(
+            "vpod_file_processing_seconds", "Wall time spent on one file", buckets=PROCESSING_BUCKETS, registry=r
+        )
+        Gauge("vpod_queue_depth", "Files queued in the database", registry=r).set_function(_or_nan(queue_depth))
+        Gauge("vpod_active_workers", "Files being processed now", registry=r).set_function(active)
+        Gauge("vpod_workers", "Worker threads running", registry=r).set_function(workers)
+        Gauge("vpod_paused", "1 while paused after a failure (on_error = fail)", registry=r).set_function(
+            lambda: float(paused())
+        )
+        self.batches = Counter("vpod_batches", "Batches closed", registry=r)
+        self.last_batch_files = Gauge("vpod_last_batch_files", "Files in the last batch, by outcome", ["outcome"], registry=r)
+        self.last_batch_seconds = Gauge("vpod_last_batch_duration_seconds", "Duration of the last batch", registry=r)
+        self.last_batch_end = Gauge("vpod_last_batch_end_time_seconds", "When the last batch closed (epoch)", registry=r)
+        Gauge("vpod_start_time_seconds", "When the daemon started (epoch)", registry=r).set(started_at)
+
+    def observe_file(self, result: FileProcessingResult, *, retrying: bool) -> None:
+        """Count one file outcome; ``retrying`` when it went back to the queue."""
+        self.seconds.observe(result.duration_seconds)
+        reason = result.reason or "error"
+        if retrying:
+            self.retries.labels(reason).inc()
+        elif result.success:
+            self.processed.inc()
+        elif result.skipped:
+            self.skipped.labels(reason).inc()
+        else:
+            self.failed.labels(reason).inc()
+
+    def observe_batch(self, batch: BatchResult) -> None:
+        """Record a closed batch."""
+        self.batches.inc()
+        for outcome, value in (
+            ("total", batch.total_files),
+            ("success", batch.success_count),
+            ("failed", batch.fail_count),
+            ("skipped", batch.skipped_count),
+        ):
+            self.last_batch_files.labels(outcome).set(value)
+        self.last_batch_seconds.set(batch.total_duration_seconds)
+        self.last_batch_end.set(batch.ended_at)
+
+
+def _or_nan(read: Callable[[], int]) -> Callable[[], float]:
+    def value() -> float:
+        try:
+            return float(read())
+        except (DatabaseBusy, DatabaseError):
+            return math.nan
+
+    return value

@@ -1,0 +1,69 @@
+"""What a config reload (SIGHUP) may change in a running daemon, and what waits for a restart.
+
+:func:`plan_reload` compares the config in force with the one just loaded and returns the
+config to put in force: every key that can change live takes the new value; keys that
+only a restart can apply keep the old value and are listed, so the log can say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from vpod.config import VPOConfig
+
+RESTART_ONLY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("database", "path"),  # the queue lives there
+        ("database", "busy_timeout_seconds"),
+        ("processing", "queue_size"),  # the size of the in-memory queue
+        ("watch", "observer"),  # observers, filters and the pipeline's write rules are built once
+        ("watch", "poll_interval_seconds"),
+        ("watch", "recursive"),
+        ("watch", "extensions"),
+        ("watch", "ignore"),
+        ("watch", "follow_symlinks"),
+    }
+)
+"""``(section, key)`` pairs a reload does not apply (listed in the README)."""
+
+_SECTIONS = ("watch", "processing", "database", "logging", "http", "policy")
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    """The outcome of comparing two configs.
+
+    Attributes:
+        config: the config to put in force.
+        changed: ``"[section] key"`` names whose new value is applied.
+        needs_restart: ``"[section] key"`` names that changed in the file but keep their
+            old value until the daemon restarts.
+    """
+
+    config: VPOConfig
+    changed: tuple[str, ...]
+    needs_restart: tuple[str, ...]
+
+
+def plan_reload(old: VPOConfig, new: VPOConfig) -> ReloadPlan:
+    """Merge ``new`` into ``old`` by the rules of :data:`RESTART_ONLY`."""
+    changed: list[str] = []
+    needs_restart: list[str] = []
+    sections: dict[str, Any] = {}
+    for name in _SECTIONS:
+        old_section, new_section = getattr(old, name), getattr(new, name)
+        keep: dict[str, Any] = {}
+        for f in fields(new_section):
+            before, after = getattr(old_section, f.name), getattr(new_section, f.name)
+            if before == after:
+                continue
+            label = f"[{name}] {f.name}"
+            if (name, f.name) in RESTART_ONLY:
+                needs_restart.append(label)
+                keep[f.name] = before
+            else:
+                changed.append(label)
+        sections[name] = replace(new_section, **keep) if keep else new_section
+    config = replace(new, **sections)
+    return ReloadPlan(config, tuple(changed), tuple(needs_restart))

@@ -1,0 +1,121 @@
+"""``vpod status``: what the daemon is doing, read from its database while it runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from vpod.control import DaemonRecord
+from vpod.db.records import QueueReport
+from vpod.db.sqlite_store import SqliteStore
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """The daemon's record plus the queue report, taken at ``taken_at`` (epoch seconds)."""
+
+    daemon: DaemonRecord
+    queue: QueueReport
+    database: str
+    taken_at: float
+
+    @property
+    def uptime_seconds(self) -> float | None:
+        """Seconds since the daemon started, while it runs."""
+        if not self.daemon.running or self.daemon.started_at is None:
+            return None
+        return max(0.0, self.taken_at - self.daemon.started_at)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``vpod status --json``); times in epoch seconds."""
+        d = self.daemon
+        return {
+            "state": d.state,
+            "pid": d.pid if d.running else None,
+            "uptime_seconds": _round(self.uptime_seconds),
+            "started_at": d.started_at,
+            "stopped_at": d.stopped_at,
+            "unclean_stop": d.unclean_stop,
+            "version": d.version,
+            "config": d.config,
+            "database": self.database,
+            "workers": d.workers if d.running else None,
+            "paused": (
+                {"path": d.paused_path, "error": d.paused_error, "since": d.paused_at} if d.state == "paused" else None
+            ),
+            "queue_depth": self.queue.queue_depth,
+            "in_progress": [
+                {**asdict(f), "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None)}
+                for f in self.queue.in_progress
+            ],
+            "counts": self.queue.counts,
+            "last_batches": [asdict(b) for b in self.queue.last_batches],
+            "last_failures": [asdict(f) for f in self.queue.last_failures],
+        }
+
+
+def read_status(store: SqliteStore, *, batches: int = 5, failures: int = 10) -> StatusReport:
+    """Take a :class:`StatusReport` from ``store``.
+
+    Raises:
+        DatabaseError / DatabaseBusy: the database cannot be read.
+    """
+    record = DaemonRecord.from_info(store.daemon_info())
+    report = store.queue_report(batches=batches, failures=failures)
+    return StatusReport(record, report, str(store.pool.path), time.time())
+
+
+def format_status(status: StatusReport) -> str:
+    """Human-readable lines for a terminal."""
+    d, q = status.daemon, status.queue
+    lines = []
+    if d.running:
+        lines.append(f"vpod: {d.state} (pid {d.pid}), up {_duration(status.uptime_seconds)}, version {d.version or '?'}")
+    else:
+        how = " (it did not stop cleanly: crashed or killed)" if d.unclean_stop else ""
+        lines.append(f"vpod: stopped{how}")
+    lines.append(f"config: {d.config or 'built-in defaults'}   database: {status.database}")
+    if d.state == "paused":
+        lines.append(f"paused after a failure of {d.paused_path}: {d.paused_error}")
+        lines.append("  run `vpod resume` to go on")
+    workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
+    lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
+    for f in q.in_progress:
+        elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {f.path}")
+    lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
+    if q.last_batches:
+        lines.append("last batches:")
+        for b in q.last_batches:
+            early = "  stopped early" if b.stopped_early else ""
+            lines.append(
+                f"  {_clock(b.started_at)}  {b.batch_id}  {b.total_files} files: {b.success_count} ok, "
+                f"{b.fail_count} failed, {b.skipped_count} skipped, {b.total_duration_seconds:.1f} s{early}"
+            )
+    if q.last_failures:
+        lines.append("last failures:")
+        for f in q.last_failures:
+            lines.append(f"  {_clock(f.failed_at)}  {f.path}")
+            lines.append(f"      {f.reason or 'error'}: {f.error or ''}")
+    return "\n".join(lines)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours or days else "", f"{minutes}m", f"{secs}s"]
+    return " ".join(p for p in parts if p)
