@@ -112,12 +112,14 @@ class JobRunner:
 
     def _log(self, result: FileProcessingResult) -> None:
         if result.success:
+            moved = result.final_path is not None and result.final_path != result.path
             self.log.info(
                 "file_processed",
                 success=True,
                 changes=result.changes,
                 duration_seconds=round(result.duration_seconds, 3),
                 actions=list(result.actions),
+                **({"final_path": display_path(result.final_path)} if moved else {}),
             )
         elif result.reason == "dry_run":
             self.log.info("file_planned", actions=list(result.actions))

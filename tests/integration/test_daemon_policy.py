@@ -41,6 +41,7 @@ def test_mp4_becomes_mkv_and_the_new_file_is_not_processed_again(tmp_path, daemo
     copy_media(source, inbox / "film.mp4")
     event = daemon.wait_for("file_processed", path=str(inbox / "film.mp4"))[0]
     assert "remux into MKV" in event["actions"]
+    assert event["final_path"] == str(inbox / "film.mkv")
     time.sleep(SETTLE * 4)  # events caused by vpod's own new file come and go
     assert daemon.stop() == 0
     assert sorted(p.name for p in inbox.iterdir()) == ["film.mkv"]
