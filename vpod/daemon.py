@@ -43,6 +43,7 @@ from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
 from vpod.errors import ConfigError
+from vpod.feeder import Feeder
 from vpod.http_listener import HttpListener, ListenError
 from vpod.jobs import JobRunner
 from vpod.logs import configure_logging
@@ -59,129 +60,10 @@ from vpod.watch.intake import Intake
 from vpod.watch.observers import WatchManager
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
+from vpod.worker import Worker
 
 _ROOT_RECHECK_SECONDS = 5.0  # how often a missing watch root is looked for
 _STATUS_MIN_INTERVAL_SECONDS = 1.0  # STATUS= to systemd at most this often
-
-
-class Feeder:
-    """Moves due jobs from the Store into the bounded in-memory queue.
-
-    Only ``queue_size`` jobs (plus those in progress) are ever in memory; the rest wait
-    in the database, so a backlog of any size costs no memory and nothing is lost when
-    the queue is full.
-    """
-
-    def __init__(self, store: SqliteStore, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event) -> None:
-        self.store = store
-        self.jobs = jobs
-        self.stop = stop
-        self.paused = paused
-        self.wakeup = threading.Event()
-        self._inflight: set[int] = set()
-        self._lock = threading.Lock()
-        self.log = structlog.get_logger("vpod")
-
-    def poke(self) -> None:
-        """New work was queued or room was freed: look again."""
-        self.wakeup.set()
-
-    def done(self, job: Job) -> None:
-        """A job left the pipeline (finished, retried later or released)."""
-        with self._lock:
-            self._inflight.discard(job.id)
-        self.poke()
-
-    def inflight(self) -> int:
-        with self._lock:
-            return len(self._inflight)
-
-    def run(self) -> None:
-        """Thread body."""
-        while not self.stop.is_set():
-            self.wakeup.clear()
-            timeout = self._feed_once()
-            if not self.stop.is_set():
-                self.wakeup.wait(timeout)
-
-    def _feed_once(self) -> float | None:
-        """Feed what fits; returns how long to sleep unless poked (None: until poked)."""
-        if self.paused.is_set():
-            return None
-        room = self.jobs.maxsize - self.jobs.qsize()
-        if room <= 0:
-            return None
-        with self._lock:
-            exclude = set(self._inflight)
-        try:
-            batch = self.store.next_queued(room, exclude)
-        except (DatabaseBusy, DatabaseError) as exc:
-            self.log.warning("queue_read_failed", error=str(exc))
-            return 1.0
-        for job in batch:
-            with self._lock:
-                self._inflight.add(job.id)
-            self.jobs.put(job)  # never blocks: room was measured and only this thread puts jobs
-        if len(batch) == room:
-            return 0.0
-        due = self.store.next_due_at()
-        return None if due is None else max(0.05, due - time.time())
-
-
-class Worker:
-    """One worker thread: take a job, run it, record it; checks the stop flags between jobs.
-
-    A worker retires (its thread ends) between jobs when a reload lowered the worker count.
-    """
-
-    def __init__(self, name: str, daemon: "Daemon") -> None:
-        self.name = name
-        self.daemon = daemon
-        self.thread: threading.Thread | None = None
-
-    def run(self) -> None:
-        """Thread body."""
-        d = self.daemon
-        while True:
-            job = d.jobs.get()
-            if job is None:  # shutdown, or a wake-up to retire
-                if d.stop.is_set() or d.retire(self):
-                    return
-                continue
-            if d.stop.is_set():
-                d.feeder.done(job)
-                return
-            if d.controller.should_stop():
-                d.feeder.done(job)  # paused: the job stays queued in the database
-                continue
-            self._process(job)
-            if d.retire(self):
-                return
-
-    def _process(self, job: Job) -> None:
-        d = self.daemon
-        batch_id = d.windows.start_file()
-        d.active_changed(+1)
-        try:
-            # The policy is read once per file: a reload mid-file applies from the next one.
-            result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
-        except (DatabaseBusy, DatabaseError) as exc:
-            d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
-            result = None
-        except Exception:  # a bug must not kill the worker; the job is redone at restart
-            d.log.exception("worker_error", path=str(job.path))
-            result = None
-        finally:
-            d.active_changed(-1)
-            d.feeder.done(job)
-        if result is None:
-            d.windows.cancel_file(batch_id)
-        else:
-            d.windows.finish_file(batch_id, result)
-            if d.controller.record(result):
-                d.windows.mark_stopped_early()
-                d.pause(result)
-        d.wake()
 
 
 class Daemon:

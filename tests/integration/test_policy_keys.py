@@ -3,12 +3,11 @@ with mkvmerge -J and ffprobe; every processed file is then planned again (idempo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from support.media import audio, copy_media, ffprobe_streams, make_media, mkvmerge_tracks, subtitle, video
+from support.media import audio, copy_media, ffprobe_streams, mkvmerge_tracks, subtitle, video
 from support.pipeline import pipeline, sha256, stream_stats  # noqa: F401  (fixture)
 from vpod.policy.policy import policy_from_table
 

@@ -159,7 +159,7 @@ def ffmpeg_args(media: MediaInfo, plan: Plan, output: Path, covers: dict[int, Pa
             args += [f"-metadata:s:{n}", f"language={track.language}"]
         if "title" in fields:
             args += [f"-metadata:s:{n}", f"title={track.title or ''}"]
-    for n, (index, cover) in enumerate(covers.items(), start=len(layout)):
+    for n, index in enumerate(covers, start=len(layout)):
         extension, mimetype = _COVER_FORMATS[raw[index]["codec_name"]]
         name = "cover" + extension if n == len(layout) else f"cover-{n - len(layout) + 1}{extension}"
         args += [f"-metadata:s:{n}", f"mimetype={mimetype}", f"-metadata:s:{n}", f"filename={name}"]

@@ -1,0 +1,68 @@
+"""The daemon's worker threads: one job at a time through the shared pipeline."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.db.store import Job
+
+if TYPE_CHECKING:
+    from vpod.daemon import Daemon
+
+
+class Worker:
+    """One worker thread: take a job, run it, record it; checks the stop flags between jobs.
+
+    A worker retires (its thread ends) between jobs when a reload lowered the worker count.
+    """
+
+    def __init__(self, name: str, daemon: "Daemon") -> None:
+        self.name = name
+        self.daemon = daemon
+        self.thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Thread body."""
+        d = self.daemon
+        while True:
+            job = d.jobs.get()
+            if job is None:  # shutdown, or a wake-up to retire
+                if d.stop.is_set() or d.retire(self):
+                    return
+                continue
+            if d.stop.is_set():
+                d.feeder.done(job)
+                return
+            if d.controller.should_stop():
+                d.feeder.done(job)  # paused: the job stays queued in the database
+                continue
+            self._process(job)
+            if d.retire(self):
+                return
+
+    def _process(self, job: Job) -> None:
+        d = self.daemon
+        batch_id = d.windows.start_file()
+        d.active_changed(+1)
+        try:
+            # The policy is read once per file: a reload mid-file applies from the next one.
+            result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
+        except (DatabaseBusy, DatabaseError) as exc:
+            d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
+            result = None
+        except Exception:  # a bug must not kill the worker; the job is redone at restart
+            d.log.exception("worker_error", path=str(job.path))
+            result = None
+        finally:
+            d.active_changed(-1)
+            d.feeder.done(job)
+        if result is None:
+            d.windows.cancel_file(batch_id)
+        else:
+            d.windows.finish_file(batch_id, result)
+            if d.controller.record(result):
+                d.windows.mark_stopped_early()
+                d.pause(result)
+        d.wake()
