@@ -119,20 +119,19 @@ class BatchWindows:
                 window.active -= 1
                 window.result.total_files -= 1
 
-    def finish_file(self, batch_id: str, result: FileProcessingResult) -> None:
-        """Record a finished file in its window."""
+    def finish_file(self, batch_id: str, result: FileProcessingResult, *, stopped_early: bool = False) -> None:
+        """Record a finished file in its window; ``stopped_early`` ends that window
+        (``on_error = "fail"``): it takes no more files and closes once drained."""
         with self._lock:
             window = self._find(batch_id)
-            if window is not None:
-                window.active -= 1
-                window.result.results.append(result)
-
-    def mark_stopped_early(self) -> None:
-        """The current window ends early (``on_error = "fail"``)."""
-        with self._lock:
-            if self._open is not None:
-                self._open.result.stopped_early = True
-                self._retire_open()
+            if window is None:
+                return
+            window.active -= 1
+            window.result.results.append(result)
+            if stopped_early:
+                window.result.stopped_early = True
+                if window is self._open:
+                    self._retire_open()
 
     def next_deadline(self) -> float | None:
         """Monotonic time at which the open window stops taking files, if one is open."""

@@ -35,7 +35,7 @@ from typing import Callable
 
 import structlog
 
-from vpod import __version__
+from vpod import __version__, exitcodes
 from vpod.batch import BatchController, BatchWindows
 from vpod.config import VPOConfig
 from vpod.cpu import effective_workers
@@ -92,6 +92,7 @@ class Daemon:
         self._load_config = load_config
         self.log = structlog.get_logger("vpod")
         self.stop = threading.Event()
+        self.crashed = threading.Event()  # set when a thread died of an unexpected exception
         self.paused = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
@@ -213,7 +214,20 @@ class Daemon:
         self._status_sent_at = time.monotonic()
 
     def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException:  # a bug: stop loudly rather than idle on with a dead thread
+                self.log.exception(
+                    "thread_died",
+                    thread=name,
+                    hint="vpod stops with exit status 70; under systemd (Restart=on-failure) it is started again",
+                )
+                self.crashed.set()
+                self.stop.set()
+                self.wake()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
         return thread
@@ -624,4 +638,4 @@ def run_daemon(
         daemon.main_loop()
     finally:
         daemon.shutdown()
-    return 0
+    return exitcodes.SOFTWARE if daemon.crashed.is_set() else exitcodes.OK

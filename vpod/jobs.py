@@ -85,20 +85,23 @@ class JobRunner:
         if not self.store.start(job, worker, batch_id):
             return None
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
-            output = self.processor.process(
-                job.path, policy, before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe()))
-            )
+            try:
+                output = self.processor.process(
+                    job.path,
+                    policy,
+                    before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+                )
+            except DatabaseBusy as exc:
+                # A temp file could not be registered: nothing was changed yet (or, if the
+                # lock hit after the change, the redo finds the file done and counts it).
+                busy = FileProcessingResult(
+                    path=job.path, success=False, reason="database_busy", error=str(exc), permanent=False
+                )
+                return self._retry(job, busy, max(job.attempts, 1), batch_id)
             result = _account_interrupted(job, output, replace(output.result, worker=worker))
             attempt = job.attempts + 1
             if result.failed and not result.permanent and attempt < self.max_attempts:
-                delay = retry_delay(attempt)
-                self._record(lambda: self.store.retry_later(job, result, delay, batch_id))
-                self.log.warning(
-                    "file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay
-                )
-                if self.on_outcome:
-                    self.on_outcome(result, True)
-                return result
+                return self._retry(job, result, attempt, batch_id)
             final_relpath = None
             if result.final_path is not None and result.final_path != job.path:
                 final_relpath = _relative(result.final_path, job.root)
@@ -109,6 +112,16 @@ class JobRunner:
             if self.on_outcome:
                 self.on_outcome(result, False)
             return result
+
+    def _retry(self, job: Job, result: FileProcessingResult, attempt: int, batch_id: str) -> FileProcessingResult:
+        """Send a transient failure back to the queue with backoff; returns it marked ``retrying``."""
+        delay = retry_delay(attempt)
+        result = replace(result, retrying=True)
+        self._record(lambda: self.store.retry_later(job, result, delay, batch_id))
+        self.log.warning("file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay)
+        if self.on_outcome:
+            self.on_outcome(result, True)
+        return result
 
     def _log(self, result: FileProcessingResult) -> None:
         if result.success:

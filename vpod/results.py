@@ -28,6 +28,8 @@ class FileProcessingResult:
         actions: human descriptions of the actions taken (or planned, in a dry run).
         final_path: where the file is now (differs after a container change).
         permanent: for failures, True when retrying the same bytes cannot help.
+        retrying: a transient failure that went back to the queue (backoff); the file
+            is not finished, so batches do not count it.
     """
 
     path: Path
@@ -40,6 +42,7 @@ class FileProcessingResult:
     actions: tuple[str, ...] = ()
     final_path: Path | None = None
     permanent: bool = True
+    retrying: bool = False
     started_at: float = 0.0
     ended_at: float = 0.0
     worker: str | None = None
@@ -59,6 +62,7 @@ class FileProcessingResult:
             "duration_seconds": round(self.duration_seconds, 6),
             "error": self.error,
             "reason": self.reason,
+            "retrying": self.retrying,
             "actions": list(self.actions),
             "final_path": display_path(self.final_path) if self.final_path else None,
             "started_at": self.started_at,

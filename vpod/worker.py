@@ -58,11 +58,11 @@ class Worker:
         finally:
             d.active_changed(-1)
             d.feeder.done(job)
-        if result is None:
-            d.windows.cancel_file(batch_id)
+        if result is None or result.retrying:
+            d.windows.cancel_file(batch_id)  # not finished: counted when it is
         else:
-            d.windows.finish_file(batch_id, result)
-            if d.controller.record(result):
-                d.windows.mark_stopped_early()
+            stops = d.controller.record(result)
+            d.windows.finish_file(batch_id, result, stopped_early=stops)
+            if stops:
                 d.pause(result)
         d.wake()

@@ -142,3 +142,88 @@ def test_result_written_after_the_lock_is_released(tmp_path, daemon_factory, jpn
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT changes FROM results WHERE success = 1").fetchall()
     assert rows == [(2,)]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """An 8 MiB tmpfs (root only): the database's disk can really fill up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_database_disk_full_is_survived(tmp_path, daemon_factory, jpn_eng_mkv, small_tmpfs):
+    """The disk under the database fills up: the file waits (queue_write_failed), the
+    daemon keeps running, and once space is free again the file is processed."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = small_tmpfs / "vpod.db"
+    daemon = daemon_factory(
+        {"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}, "database": {"path": str(db)}}
+    )
+    filler = small_tmpfs / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)  # until ENOSPC
+    shutil.copyfile(jpn_eng_mkv, inbox / "movie.mkv")
+    failed = daemon.wait_for("queue_write_failed", path=str(inbox / "movie.mkv"))[0]
+    assert "full" in failed["error"]
+    assert daemon.proc.poll() is None
+    filler.unlink()
+    daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)
+    assert default_audio_languages(inbox / "movie.mkv") == ["eng"]
+    assert daemon.stop() == 0
+
+
+def test_lock_during_a_remux_does_not_leave_the_file_in_progress(tmp_path, daemon_factory, media_cache):
+    """Found by a first-time user: the database was locked while a remux finished, the
+    temp file's bookkeeping failed, and the file stayed "processing" until a restart.
+    Now the file goes back to the queue, is finished once the lock is gone, and its
+    change is recorded exactly once."""
+    from support.media import audio, mkvmerge_tracks, video
+
+    source = media_cache("jpn-first.mkv", [video(), audio("jpn", default=True), audio("eng")])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = tmp_path / "vpod.db"
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate.touch()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("mkvmerge")
+    (bin_dir / "mkvmerge").write_text(
+        f"#!{sys.executable}\nimport os, sys, time\n"
+        f"if '--output' in sys.argv:\n    open({str(started)!r}, 'w').close()\n"
+        f"    while os.path.exists({str(gate)!r}):\n        time.sleep(0.05)\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
+    (bin_dir / "mkvmerge").chmod(0o755)
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(db), "busy_timeout_seconds": 0.3},
+        },
+        extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    shutil.copyfile(source, inbox / "movie.mkv")
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, daemon.tail()
+        time.sleep(0.05)
+    holder = hold_lock(db, 6)
+    gate.unlink()  # the remux finishes while the database is locked
+    retry = daemon.wait_for("file_retry", path=str(inbox / "movie.mkv"), timeout=30)[0]
+    assert retry["reason"] == "database_busy"
+    assert holder.wait(30) == 0
+    done = daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)[0]
+    assert done["changes"] == 3 and any("reorder" in a for a in done["actions"])
+    assert daemon.stop() == 0
+    audio_tracks = [t for t in mkvmerge_tracks(inbox / "movie.mkv") if t["type"] == "audio"]
+    assert [(t["language"], t["default"]) for t in audio_tracks] == [("eng", True), ("jpn", False)]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT state FROM files").fetchall() == [("done",)]
+        assert conn.execute("SELECT COUNT(*) FROM results WHERE success = 1 AND changes > 0").fetchone() == (1,)
+    assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]

@@ -79,7 +79,17 @@ def test_cancelled_files_do_not_count_and_empty_windows_vanish():
 def test_stopped_early():
     windows = BatchWindows(60)
     batch_id = windows.start_file()
-    windows.finish_file(batch_id, FAIL)
-    windows.mark_stopped_early()
+    windows.finish_file(batch_id, FAIL, stopped_early=True)
     [batch] = windows.close_ready(idle=False)
     assert batch.stopped_early
+    assert windows.start_file() != batch_id  # a new window for what comes after resume
+
+
+def test_stopped_early_even_when_the_window_already_stopped_taking_files():
+    windows = BatchWindows(0.01)
+    batch_id = windows.start_file()
+    time.sleep(0.02)
+    assert windows.close_ready(idle=False) == []  # retired by its deadline, one file in progress
+    windows.finish_file(batch_id, FAIL, stopped_early=True)
+    [batch] = windows.close_ready(idle=False)
+    assert batch.stopped_early and batch.fail_count == 1

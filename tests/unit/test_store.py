@@ -148,3 +148,26 @@ def test_record_batch(store):
     with store.pool.read() as conn:
         row = conn.execute("SELECT source, total_files, success_count FROM batches").fetchone()
     assert tuple(row) == ("daemon", 1, 1)
+
+
+def test_version_1_database_is_migrated(tmp_path):
+    """A database written by the first schema (no pending_actions) opens and works."""
+    import sqlite3
+
+    from vpod.db.schema import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + ";\nPRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO files (root, relpath, dir, state, fingerprint, updated_at) VALUES ('/library', x'612e6d6b76', x'', 'queued', 'fp', 0)"
+    )
+    conn.commit()
+    conn.close()
+    pool = DaemonConnectionPool(path)
+    store = SqliteStore(pool)
+    [job] = store.next_queued(1, ())
+    assert job.relpath == b"a.mkv" and job.pending_actions == ()
+    with pool.read() as read:
+        assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    pool.close()

@@ -114,14 +114,24 @@ class DaemonConnectionPool:
             self._begin(conn)
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                self._rollback(conn)
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise DatabaseBusy(f"database {self.path} is locked: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    # "database or disk is full", "disk I/O error", "readonly database"...
+                    raise DatabaseError(f"cannot write to {self.path}: {exc}") from exc
+                raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # SQLite may already have rolled back on its own (a full disk, an I/O error).
+        if conn.in_transaction:
+            try:
                 conn.execute("ROLLBACK")
-                raise DatabaseError(f"cannot commit to {self.path}: {exc}") from exc
+            except sqlite3.Error:
+                pass
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         delay = _BACKOFF_START_SECONDS

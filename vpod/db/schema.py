@@ -25,7 +25,6 @@ MIGRATIONS: tuple[str, ...] = (
         permanent INTEGER NOT NULL DEFAULT 0,
         not_before REAL NOT NULL DEFAULT 0,
         reason TEXT, last_error TEXT,
-        pending_actions TEXT,              -- JSON list: plan being applied (exactly-once accounting)
         worker TEXT, batch_id TEXT,
         queued_at REAL, started_at REAL, updated_at REAL NOT NULL,
         UNIQUE (root, relpath)
@@ -56,6 +55,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX results_by_batch ON results (batch_id);
     CREATE TABLE temp_files (path BLOB PRIMARY KEY, created_at REAL NOT NULL);
     CREATE TABLE daemon (key TEXT PRIMARY KEY, value TEXT);
+    """,
+    # 2: the plan being applied, noted before the file is touched, so a change made by
+    # an attempt killed before recording it is still counted exactly once.
+    """
+    ALTER TABLE files ADD COLUMN pending_actions TEXT
     """,
 )
 

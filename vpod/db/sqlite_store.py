@@ -266,8 +266,11 @@ class SqliteStore:
         with self.pool.transaction() as conn:
             self._insert_result(conn, job, result, batch_id, None)
             conn.execute(
+                # pending_actions stays: the failure may have come after the change (the
+                # redo then counts it); if it came before, the content is unchanged and
+                # the redo plans and counts the change itself.
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
-                " worker = NULL, pending_actions = NULL, updated_at = ? WHERE id = ?",
+                " worker = NULL, updated_at = ? WHERE id = ?",
                 (time.time() + delay_seconds, result.reason, result.error, time.time(), job.id),
             )
 

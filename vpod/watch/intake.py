@@ -9,7 +9,7 @@ from typing import Callable
 
 import structlog
 
-from vpod.db.pool import DatabaseBusy
+from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import EnqueueOutcome, Store
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.results import display_path
@@ -32,7 +32,8 @@ class Intake:
         roots: returns the current watch roots (they change on reload).
         follow_symlinks: fingerprint symlink targets instead of the link itself.
         on_queued: called after a job was queued (wakes the feeder).
-        retry: called with a path the database was too busy to take, to try again later.
+        retry: called with a path the database could not take (locked, full), to try
+            again after the settle time.
     """
 
     def __init__(
@@ -76,6 +77,10 @@ class Intake:
             outcome = self.store.enqueue(root, relpath, fingerprint, key)
         except DatabaseBusy as exc:
             self.log.warning("queue_busy", path=display_path(path), error=str(exc))
+            self.retry(path)
+            return None
+        except DatabaseError as exc:  # a full disk under the database, an I/O error
+            self.log.error("queue_write_failed", path=display_path(path), error=str(exc))
             self.retry(path)
             return None
         if outcome is EnqueueOutcome.QUEUED:
