@@ -45,6 +45,7 @@ from vpod.db.store import Job
 from vpod.errors import ConfigError
 from vpod.feeder import Feeder
 from vpod.http_listener import HttpListener, ListenError
+from vpod.instance import InstanceLock
 from vpod.jobs import JobRunner
 from vpod.logs import configure_logging
 from vpod.media.tools import ToolRunner
@@ -120,10 +121,13 @@ class Daemon:
         then tell systemd ``READY=1``.
 
         Raises:
+            AlreadyRunning: another daemon uses the same database.
             DatabaseError: the database cannot be opened or migrated.
             ListenError: ``[http] listen`` cannot be bound.
         """
         cfg = self.config
+        self.instance = InstanceLock(cfg.database.path)
+        self.instance.acquire()
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
         requeued = self.store.requeue_interrupted()
@@ -606,6 +610,7 @@ class Daemon:
         if self.http is not None:
             self.http.close()
         self.pool.close()
+        self.instance.release()
         self.notifier.close()
         self.log.info("daemon_stopped", uptime_seconds=round(time.time() - self.started_at, 3))
 

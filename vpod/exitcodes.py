@@ -12,6 +12,8 @@ UNAVAILABLE = 69
 """A required tool (ffprobe, mkvmerge, ...) is missing: ``EX_UNAVAILABLE`` from sysexits.h."""
 SOFTWARE = 70
 """The database could not be opened or written: ``EX_SOFTWARE`` from sysexits.h."""
+ALREADY_RUNNING = 75
+"""``vpod run``: another daemon already uses this database: ``EX_TEMPFAIL`` from sysexits.h."""
 OSERR = 71
 """The HTTP listener cannot bind ``[http] listen``: ``EX_OSERR`` from sysexits.h."""
 CHECK_FAILED = 1

@@ -235,3 +235,14 @@ def test_jpn_first_file_is_remuxed_once_and_its_output_not_requeued(tmp_path, da
         assert len(daemon.named("file_queued", path=str(inbox / name))) == 1
         assert len(daemon.named("file_processed", path=str(inbox / name))) == 1
     assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]
+
+
+def test_second_daemon_on_the_same_database_is_refused(tmp_path, daemon_factory, env):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    first = daemon_factory(watch_config(inbox))
+    result = run_vpod(["run", "--config", str(first.config)], env=env, timeout=60)
+    assert result.returncode == 75, result.stderr
+    assert f"pid {first.proc.pid}" in result.stderr and "already using the database" in result.stderr
+    assert first.proc.poll() is None
+    assert first.stop() == 0

@@ -11,6 +11,7 @@ from vpod.cli.common import config_option, fail, load_or_exit, positive_int, req
 from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
 from vpod.db.pool import DatabaseError
+from vpod.instance import AlreadyRunning
 from vpod.http_listener import ListenError
 from vpod.logs import configure_logging, resolve_format
 
@@ -48,6 +49,8 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
         code = run_daemon(
             config, dry_run=dry_run, load_config=lambda: with_overrides(load_config(config_path), workers=workers)
         )
+    except AlreadyRunning as exc:
+        fail(f"vpod: {exc}", exitcodes.ALREADY_RUNNING)
     except DatabaseError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     except ListenError as exc:
