@@ -49,7 +49,7 @@ class WatchConfig:
     observer: str = setting("auto", check=one_of("auto", "inotify", "polling"), doc="event source")
     poll_interval_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="polling period")
     scan_on_start: bool = setting(True, doc="queue files that appeared while vpod was down")
-    follow_symlinks: bool = setting(False, doc="process symlinks that point outside the roots")
+    follow_symlinks: bool = setting(False, doc="read symlinks that point outside the roots (never written)")
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,9 @@ class FileProcessor:
         skip = skip_reason(media, plan, policy, locked.stat)
         if skip is not None:
             raise skip
+        if not is_under(media.path, self.options.roots):
+            # A followed symlink's target: read for inspection, never written.
+            raise Skip(f"{media.path}: changing it would write outside the watched folders", "outside_roots")
         in_place = not needs_remux(media, plan)
         _check_writable(media.path, in_place)
         if in_place:
@@ -240,8 +243,6 @@ class FileProcessor:
         """Remux into a temp file beside the source, verify, then put it in place."""
         source = media.path
         st = locked.stat
-        if not is_under(source, self.options.roots):
-            raise Skip(f"{source}: a remux would write outside the watched folders", "outside_roots")
         changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
         target = source.with_suffix(".mkv") if changes_container else source
         if target != source and os.path.lexists(target):
@@ -281,17 +282,19 @@ class FileProcessor:
 
 def _check_writable(path: Path, in_place: bool) -> None:
     """Fail early, before any tool runs, when vpod may not write what the change needs:
-    the file itself for an in-place edit, its folder for a remux (temp file + rename).
+    the file itself, and for a remux also its folder (temp file + rename). A file its
+    owner made read-only to vpod is respected by a remux too, although the folder would
+    let vpod replace it.
 
     Raises:
         MediaError: reason ``not_writable`` (not permanent: fixing the permissions and
             running ``vpod retry PATH`` is enough; a chmod is not a content change).
     """
-    target, what = (path, "the file") if in_place else (path.parent, "its folder")
-    if not os.access(target, os.W_OK | (0 if in_place else os.X_OK)):
-        raise MediaError(
-            f"{path}: {what} is not writable by the user vpod runs as (uid {os.geteuid()}); "
-            "give it write access (for example group vpod with g+w), then run `vpod retry PATH`",
-            reason="not_writable",
-            permanent=False,
-        )
+    for target, what in ((path, "the file"), *(() if in_place else ((path.parent, "its folder"),))):
+        if not os.access(target, os.W_OK | (0 if target is path else os.X_OK)):
+            raise MediaError(
+                f"{path}: {what} is not writable by the user vpod runs as (uid {os.geteuid()}); "
+                "give it write access (for example group vpod with g+w), then run `vpod retry PATH`",
+                reason="not_writable",
+                permanent=False,
+            )

@@ -6,8 +6,9 @@ modify the same file at once. Rules:
 
 * only regular files: a FIFO named ``x.mkv`` is never opened, a folder named
   ``x.mkv`` is skipped;
-* a symlink is processed only when it points outside the watched roots and
-  ``follow_symlinks`` is on (a target inside the roots is processed on its own);
+* a symlink is followed only when it points outside the watched roots and
+  ``follow_symlinks`` is on (a target inside the roots is processed on its own), and
+  then only to read it: the pipeline never writes outside the roots;
   symlink loops and dangling links are skipped;
 * the file must resolve to a path under one of the roots, or be a followed symlink.
 """

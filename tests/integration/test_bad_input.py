@@ -116,18 +116,30 @@ def test_odd_names_are_processed(tmp_path, daemon_factory, jpn_eng_mkv):
     assert daemon.stop() == 0
 
 
-def test_symlink_outside_is_processed_when_follow_symlinks(tmp_path, daemon_factory, jpn_eng_mkv):
+def test_follow_symlinks_reads_but_never_writes_outside(tmp_path, daemon_factory, jpn_eng_mkv, media_cache):
+    """follow_symlinks = true: a link to a file outside the watched folders is inspected
+    (a conforming target counts as done), but a target that needs changes is skipped
+    with reason outside_roots and stays byte-identical: vpod writes only under its roots."""
+    from support.media import audio, video
+
     inbox = tmp_path / "inbox"
     outside = tmp_path / "outside"
     inbox.mkdir()
     outside.mkdir()
-    shutil.copyfile(jpn_eng_mkv, outside / "target.mkv")
+    shutil.copyfile(jpn_eng_mkv, outside / "needs-change.mkv")
+    conforming = media_cache("conforming.mkv", [video(), audio("eng", default=True), audio("jpn")])
+    shutil.copyfile(conforming, outside / "conforms.mkv")
+    before = digest(outside / "needs-change.mkv")
     daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE, "follow_symlinks": True}})
-    os.symlink(outside / "target.mkv", inbox / "link.mkv")
-    daemon.wait_for("file_processed", path=str(inbox / "link.mkv"))
-    assert default_audio_languages(outside / "target.mkv") == ["eng"]
-    assert (inbox / "link.mkv").is_symlink()
+    os.symlink(outside / "needs-change.mkv", inbox / "link.mkv")
+    os.symlink(outside / "conforms.mkv", inbox / "ok-link.mkv")
+    skipped = daemon.wait_for("file_skipped", path=str(inbox / "link.mkv"))[0]
+    assert skipped["reason"] == "outside_roots"
+    done = daemon.wait_for("file_processed", path=str(inbox / "ok-link.mkv"))[0]
+    assert done["changes"] == 0
     assert daemon.stop() == 0
+    assert digest(outside / "needs-change.mkv") == before
+    assert (inbox / "link.mkv").is_symlink()
 
 
 def _drop_privileges_prefix() -> list[str]:
