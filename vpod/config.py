@@ -16,7 +16,17 @@ from typing import Any
 from vpod.errors import ConfigError
 from vpod.http_listener import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
-from vpod.tomlschema import at_least, build_section, load_toml, one_of, section_as_dict, setting
+from vpod.tomlschema import (
+    at_least,
+    build_section,
+    distinct,
+    load_toml,
+    non_empty,
+    one_of,
+    seconds,
+    section_as_dict,
+    setting,
+)
 
 CONFIG_ENV = "VPOD_CONFIG"
 DEFAULT_HOME = Path("~/.vpo")
@@ -41,13 +51,17 @@ def _no_dot(value: Any) -> str | None:
 class WatchConfig:
     """``[watch]``: which folders to watch and when a file counts as completely written."""
 
-    paths: tuple[Path, ...] = setting((DEFAULT_HOME.expanduser() / "inbox",), doc="watched folders")
+    paths: tuple[Path, ...] = setting(
+        (DEFAULT_HOME.expanduser() / "inbox",), check_list=(non_empty, distinct), doc="watched folders"
+    )
     recursive: bool = setting(True, doc="watch subfolders too")
-    extensions: tuple[str, ...] = setting(DEFAULT_EXTENSIONS, check=_no_dot, doc="case-insensitive")
+    extensions: tuple[str, ...] = setting(
+        DEFAULT_EXTENSIONS, check=_no_dot, check_list=(non_empty,), doc="case-insensitive"
+    )
     ignore: tuple[str, ...] = setting(DEFAULT_IGNORE, doc="fnmatch globs on the file name")
-    settle_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="size+mtime quiet time")
+    settle_seconds: float = setting(5.0, check=seconds(), doc="size+mtime quiet time")
     observer: str = setting("auto", check=one_of("auto", "inotify", "polling"), doc="event source")
-    poll_interval_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="polling period")
+    poll_interval_seconds: float = setting(5.0, check=seconds(), doc="polling period")
     scan_on_start: bool = setting(True, doc="queue files that appeared while vpod was down")
     follow_symlinks: bool = setting(False, doc="read symlinks that point outside the roots (never written)")
 
@@ -58,10 +72,10 @@ class ProcessingConfig:
 
     workers: int = setting(2, check=at_least(1), doc="worker threads; capped at half the CPUs")
     queue_size: int = setting(256, check=at_least(1), doc="bound of the in-memory queue")
-    batch_window_seconds: float = setting(60.0, check=at_least(0, strict=True), doc="BatchResult period")
-    shutdown_timeout_seconds: float = setting(30.0, check=at_least(0, strict=True), doc="drain limit")
+    batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
+    shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
     tool_timeout_seconds: float = setting(
-        3600.0, check=at_least(0, strict=True), doc="kill an ffprobe/mkvmerge/ffmpeg run after this"
+        3600.0, check=seconds(), doc="kill an ffprobe/mkvmerge/ffmpeg run after this"
     )
     max_attempts: int = setting(3, check=at_least(1), doc="tries for transient failures")
 
@@ -71,7 +85,7 @@ class DatabaseConfig:
     """``[database]``: where the SQLite database lives."""
 
     path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file")
-    busy_timeout_seconds: float = setting(5.0, check=at_least(0, strict=True), doc="SQLITE_BUSY wait")
+    busy_timeout_seconds: float = setting(5.0, check=seconds(), doc="SQLITE_BUSY wait")
 
 
 @dataclass(frozen=True)

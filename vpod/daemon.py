@@ -252,7 +252,14 @@ class Daemon:
                 self.scanner.request(root, root, catch_up=True)
         else:
             if root not in self._missing_roots:
-                self.log.warning("watch_path_missing", root=str(root), hint="watching starts when the folder exists")
+                if os.path.lexists(root) and not root.is_dir():
+                    self.log.error(
+                        "watch_path_not_a_folder", root=str(root), hint="[watch] paths lists folders; fix the config"
+                    )
+                else:
+                    self.log.warning(
+                        "watch_path_missing", root=str(root), hint="watching starts when the folder exists"
+                    )
             self._missing_roots.add(root)
 
     def _root_deleted(self, root: Path) -> None:

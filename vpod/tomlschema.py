@@ -9,6 +9,7 @@ value is wrong. TOML itself is parsed by :mod:`tomllib` (``tomli`` before 3.11).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from pathlib import Path
@@ -25,15 +26,18 @@ Check = Callable[[Any], "str | None"]
 """A validator: returns ``None`` when the value is acceptable, else what was expected."""
 
 
-def setting(default: Any, *, check: Check | None = None, doc: str = "") -> Any:
-    """Declare a section field with an optional validator and a one-line description.
+def setting(
+    default: Any, *, check: Check | None = None, check_list: tuple[Check, ...] = (), doc: str = ""
+) -> Any:
+    """Declare a section field with optional validators and a one-line description.
 
-    ``check(value)`` returns ``None`` for a good value or a short phrase saying what
-    was expected (for example ``"an integer >= 1"``).
+    ``check(value)`` (each item of a list setting) and each of ``check_list(list)``
+    return ``None`` for a good value or a short phrase saying what was expected (for
+    example ``"an integer >= 1"``).
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults so sections stay immutable")
-    return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
+    return dataclasses.field(default=default, metadata={"check": check, "check_list": check_list, "doc": doc})
 
 
 def at_least(minimum: float, *, strict: bool = False) -> Check:
@@ -46,6 +50,32 @@ def at_least(minimum: float, *, strict: bool = False) -> Check:
         return f"a number {'>' if strict else '>='} {minimum:g}"
 
     return check
+
+
+MAX_SECONDS = 7 * 24 * 3600.0
+"""Upper bound of every duration setting (7 days): longer waits overflow the OS's
+millisecond timers (poll(2) takes an int of milliseconds, about 24.8 days at most)."""
+
+
+def seconds() -> Check:
+    """Validator for a duration in seconds: more than 0 and at most :data:`MAX_SECONDS`."""
+
+    def check(value: Any) -> str | None:
+        if 0 < value <= MAX_SECONDS:
+            return None
+        return f"a number of seconds > 0 and <= {MAX_SECONDS:g} (7 days)"
+
+    return check
+
+
+def non_empty(value: tuple[Any, ...]) -> str | None:
+    """List validator: at least one item."""
+    return None if value else "at least one item"
+
+
+def distinct(value: tuple[Any, ...]) -> str | None:
+    """List validator: no item twice."""
+    return None if len(set(value)) == len(value) else "each item at most once"
 
 
 def one_of(*choices: str) -> Check:
@@ -73,6 +103,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (TOML files must be UTF-8): {exc.reason} at byte {exc.start}") from exc
 
 
 def _type_name(hint: Any) -> str:
@@ -83,7 +115,7 @@ def _type_name(hint: Any) -> str:
     return {
         bool: "a boolean",
         int: "an integer",
-        float: "a number",
+        float: "a finite number",
         str: "a string",
         Path: "a path string",
     }.get(hint, str(hint))
@@ -106,8 +138,8 @@ def _coerce(hint: Any, value: Any, base_dir: Path | None) -> Any:
             raise TypeError
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError  # inf and nan are TOML floats, but no setting means them
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -158,6 +190,10 @@ def build_section(
                 source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {raw!r}"
             ) from None
         check = fields[key].metadata.get("check")
+        for check_list in fields[key].metadata.get("check_list", ()):
+            problem = check_list(value)
+            if problem:
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {raw!r}")
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             problem = check(item) if check else None

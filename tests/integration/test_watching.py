@@ -231,3 +231,12 @@ def test_vanished_and_renamed_while_queued(tmp_path, daemon_factory, jpn_eng_mkv
     assert len(daemon.named("file_skipped", path=str(inbox / "b.mkv"))) == 1  # no retry storm
     assert not daemon.named("file_retry")
     assert default_audio_languages(inbox / "c-renamed.mkv") == ["eng"]
+
+
+def test_watch_path_that_is_a_file_is_reported(tmp_path, daemon_factory):
+    not_a_folder = tmp_path / "inbox"
+    not_a_folder.write_text("oops")
+    daemon = daemon_factory(config(not_a_folder))
+    assert daemon.named("watch_path_not_a_folder", root=str(not_a_folder))
+    assert not daemon.named("watch_path_missing")
+    assert daemon.stop() == 0

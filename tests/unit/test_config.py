@@ -50,7 +50,7 @@ def test_cli_overrides_file_values():
         ({"processing": {"workers": 1.5}}, "[processing] workers", "an integer"),
         ({"processing": {"workers": True}}, "[processing] workers", "an integer"),
         ({"watch": {"settle_seconds": 0}}, "[watch] settle_seconds", "> 0"),
-        ({"watch": {"settle_seconds": "5"}}, "[watch] settle_seconds", "a number"),
+        ({"watch": {"settle_seconds": "5"}}, "[watch] settle_seconds", "a finite number"),
         ({"watch": {"paths": "/media"}}, "[watch] paths", "a list of path strings"),
         ({"watch": {"extensions": [".mkv"]}}, "[watch] extensions", "without a leading dot"),
         ({"watch": {"observer": "fanotify"}}, "[watch] observer", '"inotify"'),
@@ -61,6 +61,13 @@ def test_cli_overrides_file_values():
         ({"policy": {"track_order": ["audio", "audio"]}}, "[policy] track_order", "at most once"),
         ({"nonsense": {}}, "[nonsense]", "unknown section"),
         ({"allow_root": "yes"}, "allow_root", "a boolean"),
+        ({"watch": {"settle_seconds": float("inf")}}, "[watch] settle_seconds", "a finite number"),
+        ({"watch": {"settle_seconds": float("nan")}}, "[watch] settle_seconds", "a finite number"),
+        ({"processing": {"tool_timeout_seconds": 3_000_000}}, "[processing] tool_timeout_seconds", "7 days"),
+        ({"processing": {"shutdown_timeout_seconds": -1}}, "[processing] shutdown_timeout_seconds", "> 0"),
+        ({"watch": {"paths": []}}, "[watch] paths", "at least one item"),
+        ({"watch": {"paths": ["/a", "/a/"]}}, "[watch] paths", "each item at most once"),
+        ({"watch": {"extensions": []}}, "[watch] extensions", "at least one item"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, data, key, expected):
@@ -104,6 +111,21 @@ def test_policy_file_errors_name_the_policy_file(tmp_path):
 def test_policy_file_cannot_be_mixed_with_keys(tmp_path):
     with pytest.raises(ConfigError, match="cannot be combined"):
         config_from_data({"policy": {"policy_file": "p.toml", "on_error": "fail"}}, source=tmp_path / "c.toml")
+
+
+def test_policy_file_with_other_sections(tmp_path):
+    (tmp_path / "p.toml").write_text('[policy]\naudio_languages = ["fr"]\n[watch]\npaths = ["/x"]\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_data({"policy": {"policy_file": "p.toml"}}, source=tmp_path / "c.toml")
+    assert str(tmp_path / "p.toml") in str(info.value) and "watch" in str(info.value)
+
+
+def test_non_utf8_file_names_the_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[watch]\npaths = ["/m\xe9dia"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "UTF-8" in str(info.value)
 
 
 def test_invalid_toml_names_the_file(tmp_path):

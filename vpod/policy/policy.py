@@ -106,7 +106,15 @@ def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         data = load_toml(path)
-        inner = data["policy"] if set(data) == {"policy"} else data
+        if "policy" in data:
+            others = sorted(k for k in data if k != "policy")
+            if others:
+                raise ConfigError(
+                    path, None, f"a policy file holds policy keys, or one [policy] table; it also has {', '.join(others)}"
+                )
+            inner = data["policy"]
+        else:
+            inner = data
         if "policy_file" in inner:
             raise ConfigError(path, "policy_file", "a policy file cannot name another policy file")
         return policy_from_table(inner, source=path, base_dir=path.parent)
