@@ -184,6 +184,23 @@ def test_language_elements_that_disagree_are_made_to_agree(pipeline, prepared): 
     assert summary(final)[1][1] == "fre" and ffprobe_summary(final)[1][1] == "fre"
 
 
+@pytest.mark.parametrize("tag, code", [("pt-BR", "por"), ("zh-Hant-TW", "chi")])
+def test_agreeing_again_keeps_the_full_language_tag(pipeline, prepared, tag, code):  # noqa: F811
+    """Found by a first-time user: making the two elements agree wrote a bare 'pt',
+    losing the region (Brazilian vs European Portuguese) or the script."""
+    import json
+    import subprocess
+
+    path = prepared(f"ietf-{code}.mkv", [video(), audio("eng", default=True)])
+    subprocess.run(["mkvpropedit", str(path), "--edit", "track:@2", "--set", "language=eng", "--set", f"language-ietf={tag}"],
+                   check=True, capture_output=True)  # fmt: skip
+    final = processed(pipeline, path, policy(audio_languages=[code], track_order=[]))
+    data = json.loads(subprocess.run(["mkvmerge", "-J", str(final)], capture_output=True, check=True).stdout)
+    props = data["tracks"][1]["properties"]
+    assert (props["language"], props["language_ietf"]) == (code, tag)
+    assert ffprobe_summary(final)[1][1] == code
+
+
 def test_clear_track_titles(pipeline, prepared):  # noqa: F811
     path = prepared("titles.mkv", [video(title="x264 encode"), audio("eng", default=True, title="Stereo"), subtitle("eng", title="SDH")])
     final = processed(pipeline, path, policy(clear_track_titles=True, default_subtitle="none"))

@@ -34,7 +34,7 @@ def mkvpropedit_args(media: MediaInfo, plan: Plan) -> list[str]:
             setting = f"{_FLAG_PROPERTIES[action.flag]}={int(action.value)}"
             edits.setdefault(action.track, []).extend(["--set", setting])
         elif isinstance(action, SetLanguage):
-            edits.setdefault(action.track, []).extend(["--set", f"language={action.language}"])
+            edits.setdefault(action.track, []).extend(["--set", f"language={action.tag or action.language}"])
         elif isinstance(action, SetTitle):
             if action.title:
                 edits.setdefault(action.track, []).extend(["--set", f"name={action.title}"])

@@ -27,7 +27,9 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
         if isinstance(action, SetFlag) and action.track in tracks:
             tracks[action.track] = replace(tracks[action.track], **{action.flag: action.value})
         elif isinstance(action, SetLanguage) and action.track in tracks:
-            tracks[action.track] = replace(tracks[action.track], language=action.language, languages_agree=True)
+            tracks[action.track] = replace(
+                tracks[action.track], language=action.language, language_tag=action.tag, languages_agree=True
+            )
         elif isinstance(action, SetTitle) and action.track in tracks:
             tracks[action.track] = replace(tracks[action.track], title=action.title)
     order = next((a.order for a in plan.actions if isinstance(a, Reorder)), None)

@@ -29,6 +29,8 @@ class Track:
         number: Matroska ``TrackNumber`` (what ``mkvpropedit --edit track:@N`` selects),
             ``None`` outside Matroska.
         duration_seconds: the track's own duration when the container records one.
+        language_tag: the BCP 47 tag of Matroska's ``LanguageIETF`` (``pt-BR``,
+            ``zh-Hant``) when the file has one; ``language`` is its ISO 639-2/B part.
         languages_agree: False when a Matroska track's ``Language`` and ``LanguageIETF``
             elements name different languages. ffprobe (FFmpeg 5.1) reads only
             ``Language``, mkvmerge and the spec follow ``LanguageIETF``, so readers
@@ -46,6 +48,7 @@ class Track:
     number: int | None = None
     duration_seconds: float | None = None
     languages_agree: bool = True
+    language_tag: str | None = None
 
 
 @dataclass(frozen=True)

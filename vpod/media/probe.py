@@ -103,6 +103,7 @@ def _mkvmerge_track(raw: dict[str, Any]) -> Track:
         number=props.get("number"),
         duration_seconds=_hms_seconds(duration) if duration else None,
         languages_agree=ietf is None or ietf == legacy,
+        language_tag=props.get("language_ietf") or None,
     )
 
 

@@ -109,7 +109,7 @@ def mkvmerge_args(media: MediaInfo, plan: Plan, output: Path) -> list[str]:
         args += ["--forced-display-flag", f"{tid}:{int(track.forced)}"]
         fields = changes.get(track.index, set())
         if "language" in fields:
-            args += ["--language", f"{tid}:{track.language}"]
+            args += ["--language", f"{tid}:{track.language_tag or track.language}"]
         if "title" in fields:
             args += ["--track-name", f"{tid}:{track.title or ''}"]
     args.append(os.fspath(media.path.absolute()))

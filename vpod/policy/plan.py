@@ -29,17 +29,24 @@ class SetFlag:
 
 @dataclass(frozen=True)
 class SetLanguage:
-    """Set a track's language (ISO 639-2/B code)."""
+    """Set a track's language: ``language`` is the ISO 639-2/B code; ``tag`` a full BCP 47
+    tag to write instead when there is one to keep (``pt-BR``: the region and script a
+    bare ``por`` would lose). MKVToolNix writes both Matroska elements from either."""
 
     track: int
     language: str
+    tag: str | None = None
     structural = False
 
     def describe(self) -> str:
-        return f"track {self.track}: set language {self.language}"
+        shown = f"{self.language} ({self.tag})" if self.tag else self.language
+        return f"track {self.track}: set language {shown}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"action": "set_language", "track": self.track, "language": self.language}
+        data = {"action": "set_language", "track": self.track, "language": self.language}
+        if self.tag:
+            data["tag"] = self.tag
+        return data
 
 
 @dataclass(frozen=True)

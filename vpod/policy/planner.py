@@ -65,7 +65,9 @@ def _languages(policy: Policy, media: MediaInfo) -> tuple[dict[int, str], list[A
             language = policy.untagged_language
         languages[track.index] = language
         if track.type in TAGGED_TYPES and (language != track.language or not track.languages_agree):
-            actions.append(SetLanguage(track.index, language))
+            # Making the two elements agree keeps LanguageIETF's full tag (pt-BR stays pt-BR).
+            tag = track.language_tag if language == track.language else None
+            actions.append(SetLanguage(track.index, language, tag))
     return languages, actions
 
 
