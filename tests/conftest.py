@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-
 from support.daemon import DaemonProcess, daemon_env, write_config
 from support.media import T, audio, make_media, video
 
 REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+# Sample media from public projects (see its README): ../shared/corpus beside the
+# checkout, or wherever VPOD_CORPUS points. Tests that use it skip when it is absent.
+CORPUS = Path(os.environ.get("VPOD_CORPUS") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

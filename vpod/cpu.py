@@ -14,10 +14,16 @@ CPU_COUNT_ENV = "VPOD_CPU_COUNT"
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: ``$VPOD_CPU_COUNT`` when set to a positive integer,
-    else ``len(os.sched_getaffinity(0))``, else ``os.cpu_count()``."""
+    """CPUs this process may use: ``$VPOD_CPU_COUNT`` when set, else
+    ``len(os.sched_getaffinity(0))``, else ``os.cpu_count()``.
+
+    Raises:
+        ValueError: ``$VPOD_CPU_COUNT`` is set but not a positive integer.
+    """
     override = os.environ.get(CPU_COUNT_ENV, "").strip()
-    if override.isdigit() and int(override) > 0:
+    if override:
+        if not (override.isdigit() and int(override) > 0):
+            raise ValueError(f"{CPU_COUNT_ENV} must be a positive integer, got {override!r}")
         return int(override)
     try:
         return len(os.sched_getaffinity(0))

@@ -182,6 +182,9 @@ class FileProcessor:
         finish: Callable[..., FileProcessingResult],
     ) -> PipelineOutput:
         """Probe, plan, apply and verify the locked file (see :meth:`process`)."""
+        if locked.stat.st_size == 0:
+            # A browser's placeholder or a download not started: nothing to judge yet.
+            raise Skip(f"{locked.path}: empty file (0 bytes), nothing to process yet", "empty")
         media = probe(locked.path, self.runner)
         plan = make_plan(policy, media)
         for warning in plan.warnings:

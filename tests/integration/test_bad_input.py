@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from support.daemon import DaemonProcess, daemon_env, run_vpod, write_config
 from support.media import default_audio_languages
 
@@ -45,7 +44,7 @@ def test_bad_files_are_reported_and_the_daemon_goes_on(tmp_path, daemon_factory,
     bad: dict[str, tuple[str, str]] = {}  # name -> (event, reason)
 
     (inbox / "empty.mkv").write_bytes(b"")
-    bad["empty.mkv"] = ("file_failed", "empty")
+    bad["empty.mkv"] = ("file_skipped", "empty")
     (inbox / "truncated.mkv").write_bytes(data[: len(data) // 2])
     bad["truncated.mkv"] = ("file_failed", "truncated")
     (inbox / "text.mkv").write_text("just some text, not Matroska\n" * 20)

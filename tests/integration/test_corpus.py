@@ -8,14 +8,13 @@ so a change in behaviour on real-world media shows up here.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
-
+from conftest import CORPUS  # noqa: E402  (../shared/corpus beside the checkout, or $VPOD_CORPUS)
 from support.pipeline import make_pipeline, sha256
+
 from vpod.policy.policy import policy_from_table
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"  # ../shared/corpus beside the checkout
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not CORPUS.is_dir(), reason=f"sample media folder {CORPUS} is absent"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from vpod.cpu import available_cpus, effective_workers, worker_cap
 
 
@@ -26,6 +28,8 @@ def test_never_below_one(monkeypatch):
     assert effective_workers(3) == (1, 1)
 
 
-def test_bad_override_is_ignored(monkeypatch):
-    monkeypatch.setenv("VPOD_CPU_COUNT", "lots")
-    assert available_cpus() == len(os.sched_getaffinity(0))
+@pytest.mark.parametrize("bad", ["lots", "0", "-4", "1.5"])
+def test_bad_override_is_an_error(monkeypatch, bad):
+    monkeypatch.setenv("VPOD_CPU_COUNT", bad)
+    with pytest.raises(ValueError, match="VPOD_CPU_COUNT must be a positive integer"):
+        available_cpus()

@@ -9,6 +9,7 @@ import click
 
 from vpod import exitcodes
 from vpod.config import VPOConfig, load_config
+from vpod.cpu import available_cpus
 from vpod.errors import ConfigError
 from vpod.requirements import missing_tools, missing_tools_message
 
@@ -30,6 +31,10 @@ def fail(message: str, code: int) -> NoReturn:
 
 def load_or_exit(config_path: str | None) -> VPOConfig:
     """Load the config; on error print the file, key and reason and exit 2."""
+    try:
+        available_cpus()  # a bad VPOD_CPU_COUNT is a usage error, not silently ignored
+    except ValueError as exc:
+        fail(f"vpod: {exc}", exitcodes.USAGE)
     try:
         return load_config(config_path)
     except ConfigError as exc:

@@ -7,12 +7,18 @@ import os
 import click
 
 from vpod import exitcodes
-from vpod.cli.common import config_option, fail, load_or_exit, positive_int, require_tools_or_exit
+from vpod.cli.common import (
+    config_option,
+    fail,
+    load_or_exit,
+    positive_int,
+    require_tools_or_exit,
+)
 from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
 from vpod.db.pool import DatabaseError
-from vpod.instance import AlreadyRunning
 from vpod.http_listener import ListenError
+from vpod.instance import AlreadyRunning
 from vpod.logs import configure_logging, resolve_format
 
 
@@ -39,6 +45,8 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
     require_tools_or_exit()
     configure_logging(config.logging.level, config.logging.format)
     default_inbox = DEFAULT_HOME.expanduser() / "inbox"
+    if default_inbox in config.watch.paths:
+        DEFAULT_HOME.expanduser().mkdir(mode=0o700, exist_ok=True)  # it holds the database too
     for path in config.watch.paths:
         if path == default_inbox:
             path.mkdir(parents=True, exist_ok=True)
