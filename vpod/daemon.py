@@ -227,7 +227,7 @@ class Daemon:
             on_queued=self.feeder.poke,
             retry=lambda path: self.stabilizer.notify(path),
         )
-        self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.file_ready, self.stop)
+        self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.files_ready, self.stop)
         self.scanner = Scanner(self.store, self.path_filter, self.stabilizer, self.stop, recursive=cfg.watch.recursive)
         self.watches = WatchManager(
             self._make_handler,

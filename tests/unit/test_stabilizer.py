@@ -14,18 +14,21 @@ SETTLE = 0.3
 
 
 class Harness:
-    def __init__(self, writers=lambda paths: set()) -> None:
+    def __init__(self, writers=lambda paths: set(), settle: float = SETTLE) -> None:
         self.ready: list[tuple[Path, float]] = []
+        self.batches: list[list[Path]] = []
         self.gone: list[Path] = []
         self.stop = threading.Event()
         self.event = threading.Condition()
-        self.stabilizer = Stabilizer(SETTLE, self._ready, self.stop, on_gone=self.gone.append, writers=writers)
+        self.stabilizer = Stabilizer(settle, self._ready, self.stop, on_gone=self.gone.append, writers=writers)
         self.thread = threading.Thread(target=self.stabilizer.run, daemon=True)
         self.thread.start()
 
-    def _ready(self, path, st):
+    def _ready(self, batch):
         with self.event:
-            self.ready.append((path, time.monotonic()))
+            now = time.monotonic()
+            self.ready += [(path, now) for path, _ in batch]
+            self.batches.append([path for path, _ in batch])
             self.event.notify_all()
 
     def wait_ready(self, count: int, timeout: float = 10) -> None:
@@ -139,3 +142,14 @@ def test_stop_ends_the_thread_promptly(tmp_path):
     h = Harness()
     h.stabilizer.notify(tmp_path / "never.mkv")
     h.close()
+
+
+def test_settled_files_arrive_in_batches(tmp_path, harness):
+    paths = [tmp_path / f"f{i}.mkv" for i in range(50)]
+    for path in paths:
+        path.write_bytes(b"x")
+    for path in paths:
+        harness.stabilizer.notify(path)
+    harness.wait_ready(50)
+    assert len(harness.batches) < 50  # not one call per file
+    assert sorted(p for batch in harness.batches for p in batch) == sorted(paths)

@@ -9,7 +9,7 @@ import pytest
 
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import EnqueueOutcome, Outcome
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Outcome
 from vpod.fingerprint import StatKey
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -140,3 +140,27 @@ def test_record_batch(store):
     with store.pool.read() as conn:
         row = conn.execute("SELECT source, total_files, success_count FROM batches").fetchone()
     assert tuple(row) == ("daemon", 1, 1)
+
+
+def test_enqueue_many_applies_the_enqueue_rules_to_each_file_in_one_transaction(store):
+    assert store.enqueue(ROOT, b"waiting.mkv", "fp-w", key(1)) is EnqueueOutcome.QUEUED
+    [job] = store.next_queued(10, ())
+    assert store.start(job, "worker-1", "b1")
+    done(store, job, "fp-w-out", key(2))
+    entries = [
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),  # named twice in one batch
+        EnqueueEntry(ROOT, b"copy-of-output.mkv", "fp-w-out", key(4)),
+        EnqueueEntry(ROOT, b"waiting.mkv", "fp-w-out", key(5)),  # vpod's own rewrite
+    ]
+    assert store.enqueue_many(entries) == [
+        EnqueueOutcome.QUEUED,
+        EnqueueOutcome.ALREADY_QUEUED,
+        EnqueueOutcome.UNCHANGED,
+        EnqueueOutcome.UNCHANGED,
+    ]
+    assert [j.relpath for j in store.next_queued(10, ())] == [b"new.mkv"]
+
+
+def test_enqueue_many_of_nothing(store):
+    assert store.enqueue_many([]) == []

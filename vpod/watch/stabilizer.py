@@ -9,6 +9,9 @@ observation taken after that change, and no visible process has it open for writ
 The stat comparison catches writers whose events are missed (network filesystems,
 mmap). Nothing here busy-polls: the thread sleeps on a condition variable until the
 next file is due or a new event arrives.
+
+Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
+the intake writes them in one transaction).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Callable
 from vpod.watch.writers import open_for_writing
 
 Observation = tuple[int, int, int, int]  # size (bytes), mtime (ns), inode, st_mode
+Settled = list[tuple[Path, os.stat_result]]
+MAX_BATCH = 1024  # files checked, scanned for writers and handed over at once
 
 
 @dataclass
@@ -40,8 +45,9 @@ class Stabilizer:
 
     Args:
         settle_seconds: quiet time (seconds) after the last change.
-        on_ready: called from the stabilizer thread with the path and its last
-            ``os.stat_result``; it may block (hashing, database) without delaying events.
+        on_ready: called from the stabilizer thread with a batch (at most
+            :data:`MAX_BATCH`) of settled files, each with its last ``os.stat_result``;
+            it may block (hashing, database) without delaying events.
         stop: set to end :meth:`run`.
         on_gone: called with a path that vanished while pending (optional).
         writers: returns the given paths that a process still has open for writing
@@ -53,7 +59,7 @@ class Stabilizer:
     def __init__(
         self,
         settle_seconds: float,
-        on_ready: Callable[[Path, os.stat_result], None],
+        on_ready: Callable[[Settled], None],
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
         writers: Callable[[list[Path]], set[Path]] = open_for_writing,
@@ -105,13 +111,11 @@ class Stabilizer:
             if not settled:
                 continue
             busy = self._writers([path for path, _ in settled])
-            for path, st in settled:
-                if self._stop.is_set():
-                    return
-                if path in busy:
-                    self._still_writing(path)
-                else:
-                    self._on_ready(path, st)
+            for path in busy:
+                self._still_writing(path)
+            ready = [(path, st) for path, st in settled if path not in busy]
+            if ready and not self._stop.is_set():
+                self._on_ready(ready)
 
     def _still_writing(self, path: Path) -> None:
         now = time.monotonic()
@@ -128,7 +132,7 @@ class Stabilizer:
                 now = time.monotonic()
                 if self._heap and self._heap[0][0] <= now:
                     ready: list[Path] = []
-                    while self._heap and self._heap[0][0] <= now and len(ready) < 1024:
+                    while self._heap and self._heap[0][0] <= now and len(ready) < MAX_BATCH:
                         _, _, path = heapq.heappop(self._heap)
                         if path in self._pending:
                             ready.append(path)
