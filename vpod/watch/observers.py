@@ -146,6 +146,12 @@ class WatchManager:
         with self._lock:
             return tuple(self._watches)
 
+    def kind(self, root: Path) -> str | None:
+        """``inotify`` or ``polling`` for a watched root, ``None`` when it is not watched."""
+        with self._lock:
+            watch = self._watches.get(root)
+        return watch.kind if watch else None
+
     def watch(self, root: Path) -> bool:
         """Start watching ``root``; False when it does not exist (yet).
 

@@ -1,7 +1,10 @@
 """Walking folders: the catch-up scan at start, and folders created or moved in.
 
 Both feed the same :class:`Stabilizer` as live events, so a file found by a walk is
-queued under the same stability test. A file whose size, mtime, inode and device
+queued under the same stability test; each folder's files go over in one call. Where
+the root is on a filesystem of the local kernel (``trust_ctime``), each file's
+``st_ctime`` tells the stabilizer when it last changed, so a file quiet for the settle
+time already is not made to wait it again. A file whose size, mtime, inode and device
 equal what the database recorded is skipped without being read (the stat fast path);
 anything else is fingerprinted by the intake, which still recognizes unchanged content.
 """
@@ -13,6 +16,7 @@ import queue
 import stat
 import threading
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
@@ -31,6 +35,8 @@ class Scanner:
         stabilizer: receives the candidate files.
         stop: ends the thread and any walk in progress.
         recursive: descend into subfolders.
+        trust_ctime: whether the ctimes of files under a root come from this host's
+            clock (the root is watched with inotify, not polled as a network share).
     """
 
     def __init__(
@@ -41,12 +47,14 @@ class Scanner:
         stop: threading.Event,
         *,
         recursive: bool,
+        trust_ctime: Callable[[Path], bool] = lambda root: False,
     ) -> None:
         self.store = store
         self.filter = path_filter
         self.stabilizer = stabilizer
         self.stop = stop
         self.recursive = recursive
+        self.trust_ctime = trust_ctime
         self._requests: queue.Queue[tuple[Path, Path, bool] | None] = queue.Queue()
         self.log = structlog.get_logger("vpod")
 
@@ -73,6 +81,7 @@ class Scanner:
         """Walk ``folder``; returns (media files seen, files handed to the stabilizer)."""
         seen = candidates = 0
         stack = [folder]
+        use_ctime = self.trust_ctime(root)
         while stack and not self.stop.is_set():
             current = stack.pop()
             try:
@@ -85,6 +94,7 @@ class Scanner:
             except ValueError:
                 continue
             known: dict[bytes, StatKey] | None = None
+            found: list[tuple[Path, float | None]] = []
             for entry in entries:
                 path = Path(entry.path)
                 try:
@@ -103,6 +113,8 @@ class Scanner:
                 name = os.fsencode(entry.name)
                 if known.get(rel_folder + b"/" + name if rel_folder else name) == StatKey.of(st):
                     continue
-                candidates += 1
-                self.stabilizer.notify(path)
+                found.append((path, st.st_ctime if use_ctime else None))
+            if found:
+                candidates += len(found)
+                self.stabilizer.notify_many(found)
         return seen, candidates

@@ -10,6 +10,14 @@ The stat comparison catches writers whose events are missed (network filesystems
 mmap). Nothing here busy-polls: the thread sleeps on a condition variable until the
 next file is due or a new event arrives.
 
+A file found by a folder walk had its last change when its inode last changed:
+``st_ctime``, which every write, rename, ``chmod`` and ``utime`` sets to the kernel's
+clock and no system call can set back (stat(2), inode(7)). The walk passes it as
+``changed_at``, so a file that has been quiet for ``settle_seconds`` already is ready
+after a second look, without waiting the settle time again. Only walks of folders on
+the local kernel's filesystems pass it: a network filesystem's ctime comes from
+another host's clock.
+
 Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
 the intake writes them in one transaction).
 """
@@ -23,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from vpod.watch.writers import open_for_writing
 
@@ -74,17 +82,34 @@ class Stabilizer:
         self._heap: list[tuple[float, int, Path]] = []
         self._seq = itertools.count()
 
-    def notify(self, path: Path) -> None:
-        """Something happened to ``path``: (re)start its settle time. Never blocks on I/O."""
+    def notify(self, path: Path, changed_at: float | None = None) -> None:
+        """Something happened to ``path``: (re)start its settle time. Never blocks on I/O.
+
+        Args:
+            path: the file.
+            changed_at: when it last changed (epoch seconds, e.g. ``st_ctime`` seen by
+                a folder walk); ``None`` means now (a filesystem event).
+        """
+        self.notify_many([(path, changed_at)])
+
+    def notify_many(self, items: Iterable[tuple[Path, float | None]]) -> None:
+        """:meth:`notify` for several files under one lock and one wake-up (a walked folder)."""
         now = time.monotonic()
+        wall = time.time()
+        added = False
         with self._cond:
-            entry = self._pending.get(path)
-            if entry is not None:
-                entry.last_change = now
-                return
-            self._pending[path] = _Pending(last_change=now, due=now)
-            heapq.heappush(self._heap, (now, next(self._seq), path))
-            self._cond.notify()
+            for path, changed_at in items:
+                # A change time in the future (a clock set back) counts as now.
+                last = now if changed_at is None else now - max(0.0, wall - changed_at)
+                entry = self._pending.get(path)
+                if entry is not None:
+                    entry.last_change = max(entry.last_change, last)
+                    continue
+                self._pending[path] = _Pending(last_change=last, due=now)
+                heapq.heappush(self._heap, (now, next(self._seq), path))
+                added = True
+            if added:
+                self._cond.notify()
 
     def forget(self, path: Path) -> None:
         """``path`` was deleted or moved away: stop tracking it (and anything below it)."""
