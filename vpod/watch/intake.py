@@ -101,7 +101,7 @@ class Intake:
         root = root_of(path, roots)
         if root is None:
             return None
-        relpath = os.fsencode(path.relative_to(root))
+        relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
         try:
             if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and path.exists()):
                 fingerprint, key = fingerprint_path(path)

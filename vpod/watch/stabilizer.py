@@ -14,7 +14,8 @@ A file found by a folder walk had its last change when its inode last changed:
 ``st_ctime``, which every write, rename, ``chmod`` and ``utime`` sets to the kernel's
 clock and no system call can set back (stat(2), inode(7)). The walk passes it as
 ``changed_at``, so a file that has been quiet for ``settle_seconds`` already is ready
-after a second look, without waiting the settle time again. Only walks of folders on
+at the first look whose own ``st_ctime`` is still that old, without waiting the settle
+time again. Only walks of folders on
 the local kernel's filesystems pass it: a network filesystem's ctime comes from
 another host's clock.
 
@@ -46,6 +47,7 @@ class _Pending:
     due: float
     obs: Observation | None = None
     obs_time: float = 0.0
+    by_ctime: bool = False  # last_change came from a walk's st_ctime
 
 
 class Stabilizer:
@@ -105,7 +107,7 @@ class Stabilizer:
                 if entry is not None:
                     entry.last_change = max(entry.last_change, last)
                     continue
-                self._pending[path] = _Pending(last_change=last, due=now)
+                self._pending[path] = _Pending(last_change=last, due=now, by_ctime=changed_at is not None)
                 heapq.heappush(self._heap, (now, next(self._seq), path))
                 added = True
             if added:
@@ -188,6 +190,11 @@ class Stabilizer:
                 # explained happened at the event's time.
                 if entry.obs is not None and entry.last_change <= entry.obs_time:
                     entry.last_change = now
+                # A first look whose own ctime is a settle time old is an observation
+                # taken after the last change: no second look needed.
+                settled = (
+                    entry.obs is None and entry.by_ctime and time.time() - st.st_ctime >= self.settle_seconds
+                )
                 entry.obs, entry.obs_time = obs, now
             elif entry.obs_time >= entry.last_change:
                 settled = True
