@@ -41,7 +41,7 @@ def burst(
     work: Path, media: MediaSource, *, files: int, runs: int, settle_seconds: float, profiles: Path | None = None
 ) -> list[Row]:
     """Rows: time until all are recorded, drop time, peak RSS, files lost."""
-    recorded, dropped, rss, lost, rate = [], [], [], [], []
+    recorded, lag, dropped, rss, lost, rate = [], [], [], [], [], []
     for run in range(runs):
         root = work / f"watched-{run}"
         folder = root / "drop"
@@ -59,7 +59,8 @@ def burst(
             for name, data in zip(names, contents):
                 with open(folder / name, "wb") as handle:
                     handle.write(data)
-            dropped.append(time.time() - t0)
+            t1 = time.time()
+            dropped.append(t1 - t0)
             daemon.wait(
                 lambda: len(daemon.events("file_queued")) >= files,
                 timeout=600,
@@ -68,6 +69,7 @@ def burst(
             )
             last = max(parse_ts(e["timestamp"]) for e in daemon.events("file_queued"))
             recorded.append(last - t0)
+            lag.append(last - t1)
             rate.append(files / (last - t0))
             rss.append(status_field(daemon.pid, "VmHWM") / 1024)
         finally:
@@ -87,7 +89,8 @@ def burst(
     return [
         Row("burst", f"{files} files: writing them (this process)", dropped, "s", note=note),
         Row("burst", "first file written → all recorded (last file_queued)", recorded, "s", note=note),
-        Row("burst", "intake rate", rate, "files/s", digits=0),
+        Row("burst", "last file written → all recorded", lag, "s", note="the daemon's lag behind the writer"),
+        Row("burst", "files recorded per second, from the first written", rate, "files/s", digits=0),
         Row("burst", "peak RSS of the daemon (VmHWM)", rss, "MB", goal="< 150", check=lambda v: v < 150, digits=1),
         Row("burst", "files without a database row after SIGTERM", [float(x) for x in lost], "files", goal="0",
             check=lambda v: v == 0, digits=0),
