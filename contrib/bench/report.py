@@ -47,11 +47,13 @@ def machine_info() -> dict[str, str]:
     """What the figures depend on: CPUs, Python, tools, kernel, commit."""
     from vpod import __version__
 
-    commit = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
     import watchdog.version
 
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    commit = head.stdout.strip() if head.returncode == 0 else "unknown: not a git checkout"
+    dirty = head.returncode == 0 and subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "CPUs": f"{len(os.sched_getaffinity(0))} available to this process ({os.cpu_count()} online): {_cpu_model()}",
         "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
