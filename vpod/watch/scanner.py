@@ -1,12 +1,13 @@
 """Walking folders: the catch-up scan at start, and folders created or moved in.
 
 Both feed the same :class:`Stabilizer` as live events, so a file found by a walk is
-queued under the same stability test; each folder's files go over in one call. Where
-the root is on a filesystem of the local kernel (``trust_ctime``), each file's
-``st_ctime`` tells the stabilizer when it last changed, so a file quiet for the settle
-time already is not made to wait it again. A file whose size, mtime, inode and device
-equal what the database recorded is skipped without being read (the stat fast path);
-anything else is fingerprinted by the intake, which still recognizes unchanged content.
+queued under the same stability test; files go over in batches of up to
+:data:`HANDOFF_BATCH`. Where the root is on a filesystem of the local kernel
+(``trust_ctime``), each file's ``st_ctime`` tells the stabilizer when it last changed,
+so a file quiet for the settle time already is not made to wait it again. A file
+whose size, mtime, inode and device equal what the database recorded is skipped
+without being read (the stat fast path); anything else is fingerprinted by the
+intake, which still recognizes unchanged content.
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ A file found by a folder walk had its last change when its inode last changed:
 clock and no system call can set back (stat(2), inode(7)). The walk passes it as
 ``changed_at``, so a file that has been quiet for ``settle_seconds`` already is ready
 at the first look whose own ``st_ctime`` is still that old, without waiting the settle
-time again. Only walks of folders on
-the local kernel's filesystems pass it: a network filesystem's ctime comes from
-another host's clock.
+time again. Only walks of folders on the local kernel's filesystems pass it: a network
+filesystem's ctime comes from another host's clock.
 
 Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
 the intake writes them in one transaction).
