@@ -3,11 +3,12 @@
 
 Run it through ``contrib/dev.sh bench [options]``, which installs what it needs first.
 
-    run.py                      every section at full size (about 10 minutes on 2 CPUs)
+    run.py                      every section at full size (6 to 10 minutes on 2 CPUs)
     run.py --only burst,scan    some sections (BENCHMARKS.md is left alone unless --output)
     run.py --smoke              every section at toy size, to check the suite itself works
-    run.py --profile            also attach py-spy to the daemons under test
+    run.py --profile            also attach py-spy to the daemons of burst and scan
                                 (collapsed stacks and a top list in .bench/profiles/)
+    run.py --note TEXT          a remark for the header of BENCHMARKS.md
 
 Exit status: 0 when every section ran and nothing was lost or wrong; 1 when a section
 found a lost file, a wrong result or an error (a slow figure is never a failure);
@@ -108,7 +109,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
 def section_note(name: str) -> str:
     """The section module's docstring, as Markdown: how the figures were taken."""
     text = inspect.getdoc(MODULES[name]) or ""
-    return text.replace("``", "`")
+    _, _, body = text.partition("\n\n")  # the first line repeats the section title
+    return (body or text).replace("``", "`")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -120,6 +122,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "(default: BENCHMARKS.md for a full run of every section, nowhere otherwise)")
     parser.add_argument("--profile", action="store_true", help="attach py-spy to the daemons of burst and scan")
     parser.add_argument("--workdir", type=Path, help="where the temporary trees go (default: the system temp folder)")
+    parser.add_argument("--note", help="a remark for the header of the Markdown table (e.g. what else ran meanwhile)")
     args = parser.parse_args(argv)
     args.sections = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(","))
     unknown = [s for s in args.sections if s not in SECTIONS]
@@ -175,6 +178,8 @@ def main(argv: list[str]) -> int:
             "suite time": f"{elapsed / 60:.1f} min",
             "load average (1, 5, 15 min) before / after": f"{load_before} / {report.load_average()}",
         }
+        if args.note:
+            header["note"] = args.note
         findings = (Path(__file__).parent / "findings.md").read_text()
         notes = {name: section_note(name) for name in args.sections}
         report.write(args.output, report.markdown(rows, info=info, header=header, notes=notes, findings=findings))
