@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -135,8 +137,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    # Unwind through every finally: daemons under test are stopped, trees removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)  # also when started in the background (SIGINT ignored)
     sizes = SMOKE if args.smoke else Sizes()
     if args.runs is not None:
         sizes = Sizes(**{**sizes.__dict__, "runs": args.runs, "overhead_rounds": max(args.runs, sizes.overhead_rounds)})
@@ -174,7 +183,7 @@ def main(argv: list[str]) -> int:
     if args.output is not None:
         header = {
             "date": report.utc_now(),
-            "command": "`" + " ".join(["contrib/dev.sh bench", *argv]) + "`",
+            "command": "`" + shlex.join(["contrib/dev.sh", "bench", *argv]) + "`",
             "suite time": f"{elapsed / 60:.1f} min",
             "load average (1, 5, 15 min) before / after": f"{load_before} / {report.load_average()}",
         }
