@@ -2,6 +2,8 @@
 # vpod's two set-up commands on a fresh Debian/Ubuntu machine:
 #   contrib/dev.sh run  [vpod run options]   install what is missing, then run the daemon
 #   contrib/dev.sh test [pytest options]     install what is missing, then run the test suite
+#   contrib/dev.sh bench [options]           install what is missing, then run the benchmark
+#                                            suite (contrib/bench/run.py --help) and rewrite BENCHMARKS.md
 # System packages come from apt-get when run as root; otherwise this script says what to
 # install. Python packages go into a venv at .venv in the checkout.
 set -euo pipefail
@@ -73,8 +75,16 @@ case "${1:-}" in
         cd "$here"
         exec "$venv/bin/python" -m pytest "$@"
         ;;
+    bench)
+        shift
+        check_python
+        need_packages "${tools[@]}"
+        make_venv "bench"
+        cd "$here"
+        exec "$venv/bin/python" contrib/bench/run.py "$@"
+        ;;
     *)
-        echo "usage: contrib/dev.sh run [vpod run options] | test [pytest options]" >&2
+        echo "usage: contrib/dev.sh run [vpod run options] | test [pytest options] | bench [options]" >&2
         exit 2
         ;;
 esac

@@ -168,8 +168,11 @@ class Daemon:
             on_queued=self._queued,
             retry=lambda path: self.stabilizer.notify(path),
         )
-        self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.file_ready, self.stop)
-        self.scanner = Scanner(self.store, self.path_filter, self.stabilizer, self.stop, recursive=cfg.watch.recursive)
+        self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.files_ready, self.stop)
+        self.scanner = Scanner(
+            self.store, self.path_filter, self.stabilizer, self.stop, recursive=cfg.watch.recursive,
+            trust_ctime=lambda root: self.watches.kind(root) == "inotify",
+        )
         self.watches = WatchManager(
             self._make_handler,
             observer=cfg.watch.observer,

@@ -30,7 +30,8 @@ class JobRunner:
 
     Transient failures (a tool timed out or was killed, the file was locked) go back to
     the queue with backoff until ``max_attempts`` tries were made; everything else is
-    final. Log events: ``file_processed``, ``file_failed``, ``file_skipped``,
+    final. Log events: ``file_started`` (debug level: a worker took the file, before
+    it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``.
     """
@@ -85,6 +86,7 @@ class JobRunner:
         if not self.store.start(job, worker, batch_id):
             return None
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
+            self.log.debug("file_started", attempt=job.attempts + 1)
             try:
                 output = self.processor.process(
                     job.path,

@@ -162,12 +162,20 @@ class FileProcessor:
                 finish(success=False, skipped=True, reason=exc.reason, error=str(exc), permanent=exc.permanent),
                 fingerprint_before,
             )
-        except MediaError as exc:
-            return PipelineOutput(
-                finish(success=False, reason=exc.reason, error=str(exc), permanent=exc.permanent),
-                fingerprint_before,
-            )
-        except OSError as exc:
+        except (MediaError, OSError) as exc:
+            if not os.path.lexists(path):
+                # Deleted or renamed while a tool or vpod was reading it: whatever failed
+                # (ENOENT, a tool that found nothing), the reason is that it vanished.
+                gone = Skip(f"{path}: vanished while being processed", "vanished")
+                return PipelineOutput(
+                    finish(success=False, skipped=True, reason=gone.reason, error=str(gone), permanent=gone.permanent),
+                    fingerprint_before,
+                )
+            if isinstance(exc, MediaError):
+                return PipelineOutput(
+                    finish(success=False, reason=exc.reason, error=str(exc), permanent=exc.permanent),
+                    fingerprint_before,
+                )
             message = f"{path}: {exc.strerror or exc}"
             return PipelineOutput(
                 finish(success=False, reason="os_error", error=message, permanent=False), fingerprint_before

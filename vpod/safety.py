@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpod.errors import MediaError
-from vpod.watch.writers import open_for_writing
+from vpod.watch.writers import has_writer
 
 
 class Skip(MediaError):
@@ -147,7 +147,7 @@ def open_for_processing(
         locked = LockedFile(real, fd, st)
         if not locked.still_current():  # replaced while we waited for the lock
             raise Busy(path)
-        if open_for_writing([real]):
+        if has_writer(fd, real):
             # A writer vpod does not know (a stalled copy, a tool orphaned by a crash of
             # an earlier vpod) still has it open: changing it now could corrupt it.
             raise Busy(path, "still open for writing by another process")

@@ -44,3 +44,15 @@ def test_custom_lists():
     assert not custom.wants(ROOT / "sample-x.mkv", ROOT)
     assert custom.wants(ROOT / ".hidden.mkv", ROOT)  # the default ignore list was replaced
     assert not custom.wants(ROOT / ".vpod-tmp-1.mkv", ROOT)  # vpod's own names never match
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["movie.mkv", "Movie.MKV", "show/s01/e01.mp4", "notes.txt", "movie.mkv.part", ".hidden.mkv", "movie.orig.mkv",
+     ".vpod-tmp-0123abcd.mkv", ".Trash-1000/movie.mkv", "show/.cache/e01.mkv"],
+)
+def test_the_name_alone_decides_below_wanted_folders(rel):
+    """What the scanner relies on: wants == every folder wanted and wants_name."""
+    path = ROOT / rel
+    folders_ok = all(FILTER.wants_folder(parent, ROOT) for parent in path.parents if parent != ROOT and ROOT in parent.parents)
+    assert FILTER.wants(path, ROOT) == (folders_ok and FILTER.wants_name(path.name))

@@ -1,12 +1,15 @@
-"""Observer choice: network filesystems (from /proc/self/mountinfo) are polled."""
+"""Observer choice: network filesystems (from /proc/self/mountinfo) are polled; which events inotify reports."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from vpod.watch.observers import choose_observer, filesystem_type, is_network_filesystem
+from vpod.watch.observers import InotifyObserver, WatchManager, choose_observer, filesystem_type, is_network_filesystem
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -56,3 +59,42 @@ def test_configured_observer_wins():
 
 def test_missing_mountinfo():
     assert filesystem_type(Path("/"), "/nonexistent/mountinfo") is None
+
+
+class _Recorder(FileSystemEventHandler):
+    """Records every event watchdog delivers, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str]] = []
+        self.changed = threading.Condition()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        with self.changed:
+            self.events.append((event.event_type, os.fsdecode(event.src_path)))
+            self.changed.notify_all()
+
+    def wait_for(self, kind: str, path: Path, timeout: float = 30) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: (kind, str(path)) in self.events, timeout), self.events
+
+
+@pytest.mark.skipif(InotifyObserver is None, reason="inotify is Linux-only")
+def test_inotify_watch_reports_writes_not_reads(tmp_path):
+    """Reading a watched file (vpod's own fingerprints and probes, a media server) wakes nothing."""
+    existing = tmp_path / "old.mkv"
+    existing.write_bytes(b"x" * 100)
+    recorder = _Recorder()
+    manager = WatchManager(lambda root: recorder, observer="inotify", poll_interval_seconds=1, recursive=True)
+    assert manager.watch(tmp_path)
+    try:
+        (tmp_path / "new.mkv").write_bytes(b"y")
+        recorder.wait_for("closed", tmp_path / "new.mkv")
+        existing.read_bytes()  # IN_OPEN + IN_CLOSE_NOWRITE, unless the mask leaves them out
+        (tmp_path / "sub").mkdir()  # a marker: inotify reports events in order
+        recorder.wait_for("created", tmp_path / "sub")
+    finally:
+        manager.stop_all()
+    kinds = {kind for kind, _ in recorder.events}
+    assert kinds.isdisjoint({"opened", "closed_no_write"}), recorder.events
+    assert not [e for e in recorder.events if e[1] == str(existing)], recorder.events

@@ -14,18 +14,21 @@ SETTLE = 0.3
 
 
 class Harness:
-    def __init__(self, writers=lambda paths: set()) -> None:
+    def __init__(self, writers=lambda paths: set(), settle: float = SETTLE) -> None:
         self.ready: list[tuple[Path, float]] = []
+        self.batches: list[list[Path]] = []
         self.gone: list[Path] = []
         self.stop = threading.Event()
         self.event = threading.Condition()
-        self.stabilizer = Stabilizer(SETTLE, self._ready, self.stop, on_gone=self.gone.append, writers=writers)
+        self.stabilizer = Stabilizer(settle, self._ready, self.stop, on_gone=self.gone.append, writers=writers)
         self.thread = threading.Thread(target=self.stabilizer.run, daemon=True)
         self.thread.start()
 
-    def _ready(self, path, st):
+    def _ready(self, batch):
         with self.event:
-            self.ready.append((path, time.monotonic()))
+            now = time.monotonic()
+            self.ready += [(path, now) for path, _ in batch]
+            self.batches.append([path for path, _ in batch])
             self.event.notify_all()
 
     def wait_ready(self, count: int, timeout: float = 10) -> None:
@@ -139,3 +142,56 @@ def test_stop_ends_the_thread_promptly(tmp_path):
     h = Harness()
     h.stabilizer.notify(tmp_path / "never.mkv")
     h.close()
+
+
+def test_settled_files_arrive_in_batches(tmp_path, harness):
+    paths = [tmp_path / f"f{i}.mkv" for i in range(50)]
+    for path in paths:
+        path.write_bytes(b"x")
+    harness.stabilizer.notify_many([(p, None) for p in paths])
+    harness.wait_ready(50)
+    assert len(harness.batches) < 50  # not one call per file
+    assert sorted(p for batch in harness.batches for p in batch) == sorted(paths)
+
+
+def test_a_file_quiet_since_long_ago_is_ready_without_a_new_settle_time(tmp_path):
+    """changed_at (a walk's st_ctime) older than settle_seconds: the quiet time has passed."""
+    old, new = tmp_path / "old.mkv", tmp_path / "new.mkv"
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    h = Harness(settle=3600)
+    try:
+        h.stabilizer.notify_many([(old, time.time() - 7200), (new, time.time())])
+        h.wait_ready(1, timeout=30)
+        assert [p for p, _ in h.ready] == [old]  # new.mkv changed just now: it waits the full hour
+        assert h.stabilizer.pending_count() == 1
+    finally:
+        h.close()
+
+
+def test_a_change_time_in_the_future_counts_as_now(tmp_path):
+    """A clock set back must not make a file look settled."""
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x")
+    start = time.monotonic()
+    h = Harness()
+    try:
+        h.stabilizer.notify(path, changed_at=time.time() + 3600)
+        h.wait_ready(1)
+        assert h.ready[0][1] - start >= SETTLE
+    finally:
+        h.close()
+
+
+def test_an_open_writer_delays_a_file_quiet_since_long_ago(tmp_path):
+    busy, idle = tmp_path / "busy.mkv", tmp_path / "idle.mkv"
+    busy.write_bytes(b"x")
+    idle.write_bytes(b"y")
+    h = Harness(writers=lambda paths: {p for p in paths if p == busy}, settle=3600)
+    try:
+        h.stabilizer.notify_many([(busy, time.time() - 7200), (idle, time.time() - 7200)])
+        h.wait_ready(1, timeout=30)
+        assert [p for p, _ in h.ready] == [idle]
+        assert h.stabilizer.pending_count() == 1  # busy.mkv waits another settle time
+    finally:
+        h.close()

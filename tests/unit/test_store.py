@@ -10,7 +10,7 @@ import pytest
 
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import EnqueueOutcome, Outcome
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Outcome
 from vpod.fingerprint import StatKey
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -171,3 +171,40 @@ def test_version_1_database_is_migrated(tmp_path):
     with pool.read() as read:
         assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     pool.close()
+
+
+def test_enqueue_many_applies_the_enqueue_rules_to_each_file_in_one_transaction(store):
+    assert store.enqueue(ROOT, b"waiting.mkv", "fp-w", key(1)) is EnqueueOutcome.QUEUED
+    [job] = store.next_queued(10, ())
+    assert store.start(job, "worker-1", "b1")
+    done(store, job, "fp-w-out", key(2))
+    entries = [
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),  # named twice in one batch
+        EnqueueEntry(ROOT, b"copy-of-output.mkv", "fp-w-out", key(4)),
+        EnqueueEntry(ROOT, b"waiting.mkv", "fp-w-out", key(5)),  # vpod's own rewrite
+    ]
+    assert store.enqueue_many(entries) == [
+        EnqueueOutcome.QUEUED,
+        EnqueueOutcome.ALREADY_QUEUED,
+        EnqueueOutcome.UNCHANGED,
+        EnqueueOutcome.UNCHANGED,
+    ]
+    assert [j.relpath for j in store.next_queued(10, ())] == [b"new.mkv"]
+
+
+def test_enqueue_many_of_nothing(store):
+    assert store.enqueue_many([]) == []
+
+
+def test_a_pending_plan_keeps_the_queued_fingerprint(store):
+    """After an interrupted attempt, the file's new content (vpod's own change) must not
+    replace the queued fingerprint: the redo compares them to count the change once."""
+    store.enqueue(ROOT, b"a.mkv", "fp-before", key(1))
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    store.note_plan(job, ["reorder tracks to 0, 2, 1"])
+    store.requeue_interrupted()
+    assert store.enqueue(ROOT, b"a.mkv", "fp-after", key(2)) is EnqueueOutcome.ALREADY_QUEUED
+    [again] = store.next_queued(1, ())
+    assert again.fingerprint == "fp-before" and again.pending_actions

@@ -29,6 +29,17 @@ class EnqueueOutcome(enum.Enum):
 
 
 @dataclass(frozen=True)
+class EnqueueEntry:
+    """A stable file to queue: its watch root, path below it (bytes), content
+    fingerprint and stat key."""
+
+    root: Path
+    relpath: bytes
+    fingerprint: str
+    stat: StatKey
+
+
+@dataclass(frozen=True)
 class Job:
     """A queued file. ``relpath`` is relative to ``root``, as raw bytes."""
 
@@ -72,6 +83,9 @@ class Store(Protocol):
 
     def enqueue(self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey) -> EnqueueOutcome:
         """Queue a stable file unless the same content was already handled."""
+
+    def enqueue_many(self, entries: Sequence[EnqueueEntry]) -> list[EnqueueOutcome]:
+        """:meth:`enqueue` for several files in one transaction; outcomes in order."""
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
         """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of ``root``."""

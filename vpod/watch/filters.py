@@ -50,15 +50,20 @@ class PathFilter:
         stem, dot, _ = name.rpartition(".")
         return bool(dot) and stem.endswith(".orig")
 
+    def wants_name(self, name: str) -> bool:
+        """True for a file called ``name`` in a folder that is not ignored: what
+        :meth:`wants` says once the folders above it have passed :meth:`wants_folder`."""
+        return self.has_media_extension(name) and not self.is_backup_name(name) and not self.is_ignored_name(name)
+
     def wants(self, path: Path, root: Path) -> bool:
         """True when ``path`` (under ``root``) should be watched for stability and queued."""
-        if not self.has_media_extension(path.name) or self.is_backup_name(path.name):
+        if not self.wants_name(path.name):
             return False
         try:
             parts = path.relative_to(root).parts
         except ValueError:
             return False
-        return not any(self.is_ignored_name(part) for part in parts)
+        return not any(self.is_ignored_name(part) for part in parts[:-1])
 
     def wants_folder(self, path: Path, root: Path) -> bool:
         """True when files below the folder ``path`` can be wanted (not in an ignored folder)."""

@@ -5,21 +5,24 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import structlog
 
 from vpod.db.pool import DatabaseBusy, DatabaseError
-from vpod.db.store import EnqueueOutcome, Store
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.results import display_path
 
 
 def root_of(path: Path, roots: tuple[Path, ...]) -> Path | None:
     """The innermost root that contains ``path``, or ``None``."""
+    text = os.fspath(path)
     best = None
     for root in roots:
-        if (path == root or root in path.parents) and (best is None or len(root.parts) > len(best.parts)):
+        prefix = os.fspath(root)
+        inside = text == prefix or text.startswith(prefix.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(root.parts) > len(best.parts)):
             best = root
     return best
 
@@ -31,7 +34,7 @@ class Intake:
         store: the durable queue.
         roots: returns the current watch roots (they change on reload).
         follow_symlinks: fingerprint symlink targets instead of the link itself.
-        on_queued: called after a job was queued (wakes the feeder).
+        on_queued: called after jobs were queued (wakes the feeder), once per batch.
         retry: called with a path the database could not take (locked, full), to try
             again after the settle time.
     """
@@ -53,16 +56,56 @@ class Intake:
         self.log = structlog.get_logger("vpod")
 
     def file_ready(self, path: Path, st: os.stat_result) -> EnqueueOutcome | None:
-        """Handle a file the stabilizer found stable. Returns what the Store did.
+        """Handle one file the stabilizer found stable. Returns what the Store did."""
+        return self.files_ready([(path, st)]).get(path)
+
+    def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
+        """Handle files the stabilizer found stable: fingerprint each, then enqueue them
+        all in one database transaction. Returns what the Store did with each path
+        (paths outside the roots, gone, or refused by a busy database are absent).
 
         A path that is not a regular file (a FIFO or folder named ``x.mkv``) and a symlink
         are queued too, so the pipeline records why it skips them; their content is
-        never read here.
+        never read here. When the database stays locked (``queue_busy``) or cannot be
+        written (``queue_write_failed``: a full disk), every path of the batch is handed
+        to ``retry``.
         """
-        root = root_of(path, self.roots())
+        roots = self.roots()
+        entries: list[EnqueueEntry] = []
+        paths: list[Path] = []
+        for path, st in batch:
+            entry = self._entry(path, st, roots)
+            if entry is not None:
+                entries.append(entry)
+                paths.append(path)
+        if not entries:
+            return {}
+        try:
+            outcomes = self.store.enqueue_many(entries)
+        except (DatabaseBusy, DatabaseError) as exc:
+            # Locked by another process, or its disk is full: try again after the settle time.
+            event = "queue_busy" if isinstance(exc, DatabaseBusy) else "queue_write_failed"
+            for path in paths:
+                self.log.warning(event, path=display_path(path), error=str(exc))
+                self.retry(path)
+            return {}
+        queued = False
+        for path, outcome in zip(paths, outcomes):
+            if outcome is EnqueueOutcome.QUEUED:
+                self.log.info("file_queued", path=display_path(path))
+                queued = True
+            else:
+                self.log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
+        if queued:
+            self.on_queued()
+        return dict(zip(paths, outcomes))
+
+    def _entry(self, path: Path, st: os.stat_result, roots: tuple[Path, ...]) -> EnqueueEntry | None:
+        """What the Store needs to queue ``path``, or ``None`` (outside the roots, or gone)."""
+        root = root_of(path, roots)
         if root is None:
             return None
-        relpath = os.fsencode(path.relative_to(root))
+        relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
         try:
             if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and path.exists()):
                 fingerprint, key = fingerprint_path(path)
@@ -73,22 +116,7 @@ class Intake:
         except OSError as exc:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
-        try:
-            outcome = self.store.enqueue(root, relpath, fingerprint, key)
-        except DatabaseBusy as exc:
-            self.log.warning("queue_busy", path=display_path(path), error=str(exc))
-            self.retry(path)
-            return None
-        except DatabaseError as exc:  # a full disk under the database, an I/O error
-            self.log.error("queue_write_failed", path=display_path(path), error=str(exc))
-            self.retry(path)
-            return None
-        if outcome is EnqueueOutcome.QUEUED:
-            self.log.info("file_queued", path=display_path(path))
-            self.on_queued()
-        else:
-            self.log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
-        return outcome
+        return EnqueueEntry(root, relpath, fingerprint, key)
 
 
 def _kind(mode: int) -> str:

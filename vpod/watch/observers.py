@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 import structlog
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
@@ -31,6 +41,20 @@ NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre", "davfs", "sshfs"}
 )
 _OBSERVER_TIMEOUT_SECONDS = 5.0  # how long an idle observer thread sleeps between stop checks
+HANDLED_EVENTS = (
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+)
+"""The events :class:`vpod.watch.handler.WatchEventHandler` acts on. watchdog's inotify
+emitter asks the kernel for these only (its ``event_filter``), so reads of watched files
+(``IN_OPEN``, ``IN_CLOSE_NOWRITE``: vpod's own fingerprints and probes, a media server
+streaming the library) and folder-modified events never wake the daemon."""
 
 
 def _unescape_mountinfo(field: str) -> str:
@@ -122,6 +146,12 @@ class WatchManager:
         with self._lock:
             return tuple(self._watches)
 
+    def kind(self, root: Path) -> str | None:
+        """``inotify`` or ``polling`` for a watched root, ``None`` when it is not watched."""
+        with self._lock:
+            watch = self._watches.get(root)
+        return watch.kind if watch else None
+
     def watch(self, root: Path) -> bool:
         """Start watching ``root``; False when it does not exist (yet).
 
@@ -162,7 +192,9 @@ class WatchManager:
             observer: BaseObserver = PollingObserver(timeout=self.poll_interval_seconds)
         else:
             observer = InotifyObserver(timeout=_OBSERVER_TIMEOUT_SECONDS)
-        observer.schedule(self.make_handler(root), str(root), recursive=self.recursive)
+        observer.schedule(
+            self.make_handler(root), str(root), recursive=self.recursive, event_filter=list(HANDLED_EVENTS)
+        )
         observer.daemon = True
         try:
             observer.start()

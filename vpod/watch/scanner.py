@@ -1,18 +1,22 @@
 """Walking folders: the catch-up scan at start, and folders created or moved in.
 
 Both feed the same :class:`Stabilizer` as live events, so a file found by a walk is
-queued under the same stability test. A file whose size, mtime, inode and device
-equal what the database recorded is skipped without being read (the stat fast path);
-anything else is fingerprinted by the intake, which still recognizes unchanged content.
+queued under the same stability test; files go over in batches of up to
+:data:`HANDOFF_BATCH`. Where the root is on a filesystem of the local kernel
+(``trust_ctime``), each file's ``st_ctime`` tells the stabilizer when it last changed,
+so a file quiet for the settle time already is not made to wait it again. A file
+whose size, mtime, inode and device equal what the database recorded is skipped
+without being read (the stat fast path); anything else is fingerprinted by the
+intake, which still recognizes unchanged content.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import stat
 import threading
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
@@ -20,6 +24,9 @@ from vpod.db.store import Store
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
 from vpod.watch.stabilizer import Stabilizer
+
+
+HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
 
 
 class Scanner:
@@ -31,6 +38,8 @@ class Scanner:
         stabilizer: receives the candidate files.
         stop: ends the thread and any walk in progress.
         recursive: descend into subfolders.
+        trust_ctime: whether the ctimes of files under a root come from this host's
+            clock (the root is watched with inotify, not polled as a network share).
     """
 
     def __init__(
@@ -41,12 +50,14 @@ class Scanner:
         stop: threading.Event,
         *,
         recursive: bool,
+        trust_ctime: Callable[[Path], bool] = lambda root: False,
     ) -> None:
         self.store = store
         self.filter = path_filter
         self.stabilizer = stabilizer
         self.stop = stop
         self.recursive = recursive
+        self.trust_ctime = trust_ctime
         self._requests: queue.Queue[tuple[Path, Path, bool] | None] = queue.Queue()
         self.log = structlog.get_logger("vpod")
 
@@ -70,8 +81,17 @@ class Scanner:
                 self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates)
 
     def walk(self, root: Path, folder: Path) -> tuple[int, int]:
-        """Walk ``folder``; returns (media files seen, files handed to the stabilizer)."""
+        """Walk ``folder``; returns (media files seen, files handed to the stabilizer).
+
+        Names are filtered before anything is stat-ed: below a folder that passed
+        :meth:`PathFilter.wants_folder`, a name alone decides (:meth:`PathFilter.wants_name`).
+        Candidates go to the stabilizer in batches of up to :data:`HANDOFF_BATCH`.
+        """
         seen = candidates = 0
+        if folder != root and not self.filter.wants_folder(folder, root):
+            return seen, candidates
+        use_ctime = self.trust_ctime(root)
+        found: list[tuple[Path, float | None]] = []
         stack = [folder]
         while stack and not self.stop.is_set():
             current = stack.pop()
@@ -86,23 +106,34 @@ class Scanner:
                 continue
             known: dict[bytes, StatKey] | None = None
             for entry in entries:
-                path = Path(entry.path)
+                name = entry.name
+                if self.filter.is_ignored_name(name):
+                    continue  # neither a file to take nor a folder to enter
+                try:
+                    is_folder = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_folder and self.recursive:
+                    stack.append(Path(entry.path))
+                # A folder named x.mkv goes on like a file, to be recorded as skipped.
+                if not self.filter.wants_name(name):
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                is_folder = stat.S_ISDIR(st.st_mode)
-                if is_folder and self.recursive and self.filter.wants_folder(path, root):
-                    stack.append(path)
-                # A folder named x.mkv goes on like a file, to be recorded as skipped.
-                if not self.filter.wants(path, root):
-                    continue
                 seen += 1
                 if known is None:
                     known = self.store.known_stats(root, rel_folder)
-                name = os.fsencode(entry.name)
-                if known.get(rel_folder + b"/" + name if rel_folder else name) == StatKey.of(st):
+                encoded = os.fsencode(name)
+                if known.get(rel_folder + b"/" + encoded if rel_folder else encoded) == StatKey.of(st):
                     continue
-                candidates += 1
-                self.stabilizer.notify(path)
+                found.append((Path(entry.path), st.st_ctime if use_ctime else None))
+            if len(found) >= HANDOFF_BATCH:
+                candidates += len(found)
+                self.stabilizer.notify_many(found)
+                found = []
+        if found:
+            candidates += len(found)
+            self.stabilizer.notify_many(found)
         return seen, candidates

@@ -9,6 +9,17 @@ observation taken after that change, and no visible process has it open for writ
 The stat comparison catches writers whose events are missed (network filesystems,
 mmap). Nothing here busy-polls: the thread sleeps on a condition variable until the
 next file is due or a new event arrives.
+
+A file found by a folder walk had its last change when its inode last changed:
+``st_ctime``, which every write, rename, ``chmod`` and ``utime`` sets to the kernel's
+clock and no system call can set back (stat(2), inode(7)). The walk passes it as
+``changed_at``, so a file that has been quiet for ``settle_seconds`` already is ready
+at the first look whose own ``st_ctime`` is still that old, without waiting the settle
+time again. Only walks of folders on the local kernel's filesystems pass it: a network
+filesystem's ctime comes from another host's clock.
+
+Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
+the intake writes them in one transaction).
 """
 
 from __future__ import annotations
@@ -20,11 +31,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from vpod.watch.writers import open_for_writing
 
 Observation = tuple[int, int, int, int]  # size (bytes), mtime (ns), inode, st_mode
+Settled = list[tuple[Path, os.stat_result]]
+MAX_BATCH = 1024  # files checked, scanned for writers and handed over at once
 
 
 @dataclass
@@ -33,6 +46,7 @@ class _Pending:
     due: float
     obs: Observation | None = None
     obs_time: float = 0.0
+    by_ctime: bool = False  # last_change came from a walk's st_ctime
 
 
 class Stabilizer:
@@ -40,8 +54,9 @@ class Stabilizer:
 
     Args:
         settle_seconds: quiet time (seconds) after the last change.
-        on_ready: called from the stabilizer thread with the path and its last
-            ``os.stat_result``; it may block (hashing, database) without delaying events.
+        on_ready: called from the stabilizer thread with a batch (at most
+            :data:`MAX_BATCH`) of settled files, each with its last ``os.stat_result``;
+            it may block (hashing, database) without delaying events.
         stop: set to end :meth:`run`.
         on_gone: called with a path that vanished while pending (optional).
         writers: returns the given paths that a process still has open for writing
@@ -53,7 +68,7 @@ class Stabilizer:
     def __init__(
         self,
         settle_seconds: float,
-        on_ready: Callable[[Path, os.stat_result], None],
+        on_ready: Callable[[Settled], None],
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
         writers: Callable[[list[Path]], set[Path]] = open_for_writing,
@@ -68,17 +83,34 @@ class Stabilizer:
         self._heap: list[tuple[float, int, Path]] = []
         self._seq = itertools.count()
 
-    def notify(self, path: Path) -> None:
-        """Something happened to ``path``: (re)start its settle time. Never blocks on I/O."""
+    def notify(self, path: Path, changed_at: float | None = None) -> None:
+        """Something happened to ``path``: (re)start its settle time. Never blocks on I/O.
+
+        Args:
+            path: the file.
+            changed_at: when it last changed (epoch seconds, e.g. ``st_ctime`` seen by
+                a folder walk); ``None`` means now (a filesystem event).
+        """
+        self.notify_many([(path, changed_at)])
+
+    def notify_many(self, items: Iterable[tuple[Path, float | None]]) -> None:
+        """:meth:`notify` for several files under one lock and one wake-up (a walked folder)."""
         now = time.monotonic()
+        wall = time.time()
+        added = False
         with self._cond:
-            entry = self._pending.get(path)
-            if entry is not None:
-                entry.last_change = now
-                return
-            self._pending[path] = _Pending(last_change=now, due=now)
-            heapq.heappush(self._heap, (now, next(self._seq), path))
-            self._cond.notify()
+            for path, changed_at in items:
+                # A change time in the future (a clock set back) counts as now.
+                last = now if changed_at is None else now - max(0.0, wall - changed_at)
+                entry = self._pending.get(path)
+                if entry is not None:
+                    entry.last_change = max(entry.last_change, last)
+                    continue
+                self._pending[path] = _Pending(last_change=last, due=now, by_ctime=changed_at is not None)
+                heapq.heappush(self._heap, (now, next(self._seq), path))
+                added = True
+            if added:
+                self._cond.notify()
 
     def forget(self, path: Path) -> None:
         """``path`` was deleted or moved away: stop tracking it (and anything below it)."""
@@ -105,13 +137,11 @@ class Stabilizer:
             if not settled:
                 continue
             busy = self._writers([path for path, _ in settled])
-            for path, st in settled:
-                if self._stop.is_set():
-                    return
-                if path in busy:
-                    self._still_writing(path)
-                else:
-                    self._on_ready(path, st)
+            for path in busy:
+                self._still_writing(path)
+            ready = [(path, st) for path, st in settled if path not in busy]
+            if ready and not self._stop.is_set():
+                self._on_ready(ready)
 
     def _still_writing(self, path: Path) -> None:
         now = time.monotonic()
@@ -128,7 +158,7 @@ class Stabilizer:
                 now = time.monotonic()
                 if self._heap and self._heap[0][0] <= now:
                     ready: list[Path] = []
-                    while self._heap and self._heap[0][0] <= now and len(ready) < 1024:
+                    while self._heap and self._heap[0][0] <= now and len(ready) < MAX_BATCH:
                         _, _, path = heapq.heappop(self._heap)
                         if path in self._pending:
                             ready.append(path)
@@ -159,6 +189,11 @@ class Stabilizer:
                 # explained happened at the event's time.
                 if entry.obs is not None and entry.last_change <= entry.obs_time:
                     entry.last_change = now
+                # A first look whose own ctime is a settle time old is an observation
+                # taken after the last change: no second look needed.
+                settled = (
+                    entry.obs is None and entry.by_ctime and time.time() - st.st_ctime >= self.settle_seconds
+                )
                 entry.obs, entry.obs_time = obs, now
             elif entry.obs_time >= entry.last_change:
                 settled = True

@@ -1,0 +1,32 @@
+"""The benchmark suite itself works (toy sizes): the README's `contrib/dev.sh bench` must not rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = ("Overhead", "Scaling", "Latency", "Idle cost", "Burst and memory", "Catch-up scan", "Database pool")
+
+
+def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "contrib" / "bench" / "run.py"), "--smoke", "--output", str(output),
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = output.read_text()
+    for title in SECTIONS:
+        assert title in text, title
+    assert "FAILED" not in text
+    for goal in ("≤ 1.10", "< 0.1", "< 150", "< 10", "| 0 |"):
+        assert goal in text, goal
+    assert "Python" in text and "mkvmerge v" in text and "CPUs" in text
+    assert list(tmp_path.iterdir()) == [output]  # the suite removed its trees

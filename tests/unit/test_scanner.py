@@ -1,0 +1,64 @@
+"""The catch-up walk: files found on disk go to the stabilizer, with their ctime where it can be trusted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from vpod.config import WatchConfig
+from vpod.db.pool import DaemonConnectionPool
+from vpod.db.sqlite_store import SqliteStore
+from vpod.watch.filters import PathFilter
+from vpod.watch.scanner import Scanner
+from vpod.watch.stabilizer import Stabilizer
+
+SETTLE = 2.0
+
+
+def test_walked_files_quiet_for_the_settle_time_are_ready_at_once_only_where_ctime_is_trusted(tmp_path: Path) -> None:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    for root in (local, remote):
+        (root / "show").mkdir(parents=True)
+        (root / "show" / "old.mkv").write_bytes(b"x")
+    time.sleep(SETTLE + 0.5)  # the old files have now been quiet for longer than the settle time
+    for root in (local, remote):
+        (root / "show" / "new.mkv").write_bytes(b"y")
+
+    batches: list[list[Path]] = []
+    arrived = threading.Condition()
+
+    def on_ready(batch):
+        with arrived:
+            batches.append([path for path, _ in batch])
+            arrived.notify_all()
+
+    stop = threading.Event()
+    stabilizer = Stabilizer(SETTLE, on_ready, stop)
+    thread = threading.Thread(target=stabilizer.run, daemon=True)
+    thread.start()
+    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    scanner = Scanner(
+        store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True,
+        trust_ctime=lambda root: root == local,  # remote stands for a polled network share
+    )
+    try:
+        walked_at = time.monotonic()
+        assert scanner.walk(local, local) == (2, 2)
+        assert scanner.walk(remote, remote) == (2, 2)
+        with arrived:
+            assert arrived.wait_for(lambda: sum(map(len, batches)) == 4, timeout=30), batches
+        done_at = time.monotonic()
+    finally:
+        stop.set()
+        stabilizer.wake()
+        thread.join(5)
+
+    def batch_of(path: Path) -> int:
+        return next(i for i, batch in enumerate(batches) if path in batch)
+
+    # Trusted: the old file went at once, the new one after its settle time.
+    assert batch_of(local / "show" / "old.mkv") < batch_of(local / "show" / "new.mkv")
+    # Untrusted: both waited a settle time from the walk, and settled together.
+    assert batch_of(remote / "show" / "old.mkv") == batch_of(remote / "show" / "new.mkv")
+    assert done_at - walked_at >= SETTLE
