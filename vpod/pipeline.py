@@ -40,6 +40,7 @@ from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
+from vpod.watch.writers import has_writer
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,13 @@ class FileProcessor:
                 raise MediaError(
                     f"{source}: changed while vpod was remuxing it; the new content will be processed on its own",
                     reason="source_changed",
+                    permanent=False,
+                )
+            if has_writer(locked.fd, source):
+                # Replacing it now would leave that writer's next bytes in a deleted file.
+                raise MediaError(
+                    f"{source}: opened for writing by another process during the remux; left as it was",
+                    reason="locked",
                     permanent=False,
                 )
             if policy.backup:

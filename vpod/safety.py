@@ -26,6 +26,9 @@ from vpod.errors import MediaError
 from vpod.watch.writers import has_writer
 
 
+_REOPEN_ATTEMPTS = 5  # times a waited-for file may turn out replaced before vpod gives up
+
+
 class Skip(MediaError):
     """The file is not something vpod should process; ``reason`` says why."""
 
@@ -107,9 +110,10 @@ def open_for_processing(
     Args:
         path: an absolute path under one of ``roots``.
         roots: the folders vpod may write in (watch roots, or ``vpod process`` targets).
-        follow_symlinks: process symlinks that point outside ``roots``.
+        follow_symlinks: follow symlinks that point outside ``roots`` (to read them).
         wait: block until the lock is free (``vpod process``) instead of raising
-            :class:`Busy` (the daemon retries later).
+            :class:`Busy` (the daemon retries later); a file replaced meanwhile (another
+            vpod's remux) is opened again under its name.
 
     Raises:
         Skip: vanished, not a regular file, a symlink vpod must not follow, outside the roots.
@@ -119,6 +123,18 @@ def open_for_processing(
     real = _real_target(path, roots, follow_symlinks)
     if real == path and not is_under(path, roots):
         raise Skip(f"{path}: outside the watched folders", "outside_roots")
+    # Waiting for another vpod's lock often ends with the file replaced by its remux;
+    # then the new file is the one to look at (it probably conforms already).
+    for _ in range(_REOPEN_ATTEMPTS if wait else 1):
+        locked = _lock_once(path, real, wait)
+        if locked is not None:
+            return locked
+    raise Busy(path, "replaced again and again while waiting for its lock")
+
+
+
+def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
+    """Open and lock ``real``; ``None`` when it was replaced while waiting for the lock."""
     try:
         st = os.stat(real, follow_symlinks=False)
     except FileNotFoundError:
@@ -146,7 +162,10 @@ def open_for_processing(
             raise Busy(path) from None
         locked = LockedFile(real, fd, st)
         if not locked.still_current():  # replaced while we waited for the lock
-            raise Busy(path)
+            if not wait:
+                raise Busy(path)
+            os.close(fd)
+            return None
         if has_writer(fd, real):
             # A writer vpod does not know (a stalled copy, a tool orphaned by a crash of
             # an earlier vpod) still has it open: changing it now could corrupt it.

@@ -314,3 +314,35 @@ def test_public_corpus_every_file_reported_and_failures_untouched(tmp_path, env)
             assert r["reason"] and r["path"] in r["error"], r
         if not r["changes"]:
             assert path.read_bytes() == originals[path].read_bytes(), path  # nothing written
+
+
+def test_two_process_runs_with_different_databases_on_the_same_files(tmp_path, env, media_cache):
+    """Found by a first-time user: the second run waited for each file's lock, found the
+    file replaced by the first run's remux, and reported it "locked". Now it looks at the
+    new file, which conforms already: both runs succeed and every file conforms once."""
+    from support.media import audio, mkvmerge_tracks, video
+
+    source = media_cache("jpn-first.mkv", [video(), audio("jpn", default=True), audio("eng")])
+    files = library(tmp_path, source, 5)
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vpod", "process", "--json", "--config", str(config_file(folder)), str(files[0].parent)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for folder in (first, second)
+    ]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err.decode()[-2000:]
+    reports = [json.loads(out) for out, _ in outputs]
+    for report in reports:
+        assert report["fail_count"] == 0 and report["success_count"] == 5, report
+    for path in files:
+        audio_tracks = [t for t in mkvmerge_tracks(path) if t["type"] == "audio"]
+        assert [(t["language"], t["default"]) for t in audio_tracks] == [("eng", True), ("jpn", False)]
+    changed = sum(r["changes"] > 0 for report in reports for r in report["results"])
+    assert changed == 5  # each file changed by exactly one of the two runs

@@ -139,3 +139,66 @@ def test_curl_limit_rate_straight_into_the_folder(tmp_path, daemon_factory, larg
         assert daemon.stop() == 0
     finally:
         server.shutdown()
+
+
+def test_other_users_paused_download_is_not_remuxed_under_its_writer(tmp_path_factory, jpn_eng_mkv):
+    """Found by a first-time user: the daemon ran as its own user (as under systemd), another
+    user's download paused longer than settle_seconds with the file open, and a container
+    change to MKV deleted the .ts while the writer still had bytes to write. With
+    CAP_LEASE, as systemd/vpod.service grants it, the kernel says the file is still open
+    for writing, so it waits; once the writer is done it is processed once, complete."""
+    import json
+    import tempfile
+
+    from support.daemon import DaemonProcess, daemon_env, write_config
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the daemon as another user")
+    base = Path(tempfile.mkdtemp(prefix="vpod-lease-"))
+    try:
+        base.chmod(0o777)
+        inbox = base / "inbox"
+        for folder in (inbox, base / "db", base / "home"):
+            folder.mkdir()
+            folder.chmod(0o777)
+        source = tmp_path_factory.mktemp("ts") / "movie.ts"
+        make_media(source, [video(), audio("jpn", default=True), audio("eng")], duration=6.0)
+        config = write_config(
+            base / "config.toml",
+            {
+                "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+                "policy": {"container": "mkv"},
+                "database": {"path": str(base / "db" / "vpod.db")},
+                "logging": {"format": "json", "level": "debug"},
+            },
+        )
+        config.chmod(0o644)
+        daemon = DaemonProcess(
+            config,
+            env=daemon_env(base / "home"),
+            log_path=base / "daemon.log",
+            prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "--inh-caps=+lease", "--ambient-caps=+lease", "--"),  # fmt: skip
+        )
+        daemon.wait_started()
+        data = source.read_bytes()
+        half = len(data) // 2
+        target = inbox / "movie.ts"
+        with open(target, "wb") as handle:  # written by root, not by the daemon's user
+            os.fchmod(handle.fileno(), 0o666)
+            handle.write(data[:half])
+            handle.flush()
+            time.sleep(SETTLE * 6)  # paused far longer than the settle time, file still open
+            handle.write(data[half:])
+        event = daemon.wait_for("file_processed", path=str(target), timeout=90)[0]
+        assert event["final_path"] == str(inbox / "movie.mkv")
+        assert daemon.stop() == 0
+        assert not target.exists()
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-of", "json", "-show_format", str(inbox / "movie.mkv")],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        assert float(json.loads(probe.stdout)["format"]["duration"]) > 5.5  # all 6 s, not the first half
+        assert len(daemon.named("file_processed")) == 1
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
