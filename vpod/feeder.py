@@ -29,17 +29,25 @@ class Feeder:
         self.wakeup = threading.Event()
         self._inflight: set[int] = set()
         self._lock = threading.Lock()
+        # True when the database may hold due jobs that are not in memory; False once a
+        # read found fewer than would fit. Then a freed slot alone needs no query.
+        self._look = True
+        self._due_at: float | None = None  # epoch seconds of the next retry, if any
         self.log = structlog.get_logger("vpod")
 
     def poke(self) -> None:
-        """New work was queued or room was freed: look again."""
+        """New or requeued work is in the database: look again."""
+        with self._lock:
+            self._look = True
         self.wakeup.set()
 
-    def done(self, job: Job) -> None:
-        """A job left the pipeline (finished, retried later or released)."""
+    def done(self, job: Job, *, requeued: bool = False) -> None:
+        """A job left the pipeline; ``requeued`` when it went back to the database
+        (a retry later, or a job that could not be started)."""
         with self._lock:
             self._inflight.discard(job.id)
-        self.poke()
+            self._look = self._look or requeued
+        self.wakeup.set()
 
     def inflight(self) -> int:
         with self._lock:
@@ -54,24 +62,35 @@ class Feeder:
                 self.wakeup.wait(timeout)
 
     def _feed_once(self) -> float | None:
-        """Feed what fits; returns how long to sleep unless poked (None: until poked)."""
+        """Feed what fits; returns how long to sleep unless woken (None: until woken)."""
         if self.paused.is_set():
             return None
         room = self.jobs.maxsize - self.jobs.qsize()
         if room <= 0:
             return None
+        now = time.time()
         with self._lock:
+            due_now = self._due_at is not None and self._due_at <= now
+            if not (self._look or due_now):
+                return None if self._due_at is None else self._due_at - now
+            self._look = False
             exclude = set(self._inflight)
         try:
             batch = self.store.next_queued(room, exclude)
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.warning("queue_read_failed", error=str(exc))
+            with self._lock:
+                self._look = True
             return 1.0
         for job in batch:
             with self._lock:
                 self._inflight.add(job.id)
             self.jobs.put(job)  # never blocks: room was measured and only this thread puts jobs
         if len(batch) == room:
+            with self._lock:
+                self._look = True  # more may wait: look again when a slot frees
             return 0.0
         due = self.store.next_due_at()
+        with self._lock:
+            self._due_at = due
         return None if due is None else max(0.05, due - time.time())

@@ -46,18 +46,17 @@ class Worker:
         d = self.daemon
         batch_id = d.windows.start_file()
         d.active_changed(+1)
+        result = None
         try:
             # The policy is read once per file: a reload mid-file applies from the next one.
             result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
         except (DatabaseBusy, DatabaseError) as exc:
             d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
-            result = None
         except Exception:  # a bug must not kill the worker; the job is redone at restart
             d.log.exception("worker_error", path=str(job.path))
-            result = None
         finally:
             d.active_changed(-1)
-            d.feeder.done(job)
+            d.feeder.done(job, requeued=result is None or result.retrying)
         if result is None or result.retrying:
             d.windows.cancel_file(batch_id)  # not finished: counted when it is
         else:
