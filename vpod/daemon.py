@@ -319,6 +319,7 @@ class Daemon:
         self._wake.set()
 
     def active_changed(self, delta: int) -> None:
+        """A worker started (+1) or ended (-1) a file."""
         with self._active_lock:
             self._active += delta
         self._status_changed()

@@ -50,6 +50,7 @@ class Feeder:
         self.wakeup.set()
 
     def inflight(self) -> int:
+        """Jobs handed to memory or a worker and not yet done."""
         with self._lock:
             return len(self._inflight)
 

@@ -94,14 +94,17 @@ class BatchResult:
 
     @property
     def success_count(self) -> int:
+        """Files that conform now (changed or already conforming)."""
         return sum(1 for r in self.results if r.success)
 
     @property
     def fail_count(self) -> int:
+        """Files that failed (not skips)."""
         return sum(1 for r in self.results if r.failed)
 
     @property
     def skipped_count(self) -> int:
+        """Files vpod chose not to process (vanished, dry run, hard-linked, ...)."""
         return sum(1 for r in self.results if r.skipped)
 
     def counts(self) -> dict[str, Any]:

@@ -21,11 +21,14 @@ from vpod.watch.filters import TEMP_PREFIX
 class TempRegistry(Protocol):
     """Where temp file paths are recorded (the Store)."""
 
-    def register_temp(self, path: Path) -> None: ...
+    def register_temp(self, path: Path) -> None:
+        """Record ``path`` before the file is created."""
 
-    def forget_temp(self, path: Path) -> None: ...
+    def forget_temp(self, path: Path) -> None:
+        """``path`` is gone (renamed into place or removed)."""
 
-    def pending_temps(self) -> list[Path]: ...
+    def pending_temps(self) -> list[Path]:
+        """Recorded paths not forgotten: what a crash left."""
 
 
 @contextmanager

@@ -21,9 +21,11 @@ class SetFlag:
     structural = False
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         return f"track {self.track}: set {self.flag} flag {'on' if self.value else 'off'}"
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         return {"action": "set_flag", "track": self.track, "flag": self.flag, "value": self.value}
 
 
@@ -39,10 +41,12 @@ class SetLanguage:
     structural = False
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         shown = f"{self.language} ({self.tag})" if self.tag else self.language
         return f"track {self.track}: set language {shown}"
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         data = {"action": "set_language", "track": self.track, "language": self.language}
         if self.tag:
             data["tag"] = self.tag
@@ -58,9 +62,11 @@ class SetTitle:
     structural = False
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         return f"track {self.track}: " + (f"set title {self.title!r}" if self.title else "clear title")
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         return {"action": "set_title", "track": self.track, "title": self.title}
 
 
@@ -73,9 +79,11 @@ class RemoveTrack:
     structural = True
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         return f"track {self.track}: remove ({self.reason})"
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         return {"action": "remove_track", "track": self.track, "reason": self.reason}
 
 
@@ -87,9 +95,11 @@ class Reorder:
     structural = True
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         return "reorder tracks to " + ", ".join(str(i) for i in self.order)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         return {"action": "reorder", "order": list(self.order)}
 
 
@@ -101,9 +111,11 @@ class ChangeContainer:
     structural = True
 
     def describe(self) -> str:
+        """One line for people: what it does to which track."""
         return f"remux into {self.container.upper()}"
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
         return {"action": "change_container", "container": self.container}
 
 
@@ -123,6 +135,7 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
+        """True when the file already conforms."""
         return not self.actions
 
     @property
@@ -131,7 +144,9 @@ class Plan:
         return any(a.structural for a in self.actions)
 
     def describe(self) -> tuple[str, ...]:
+        """Each action's one-line description, in order."""
         return tuple(a.describe() for a in self.actions)
 
     def as_dicts(self) -> list[dict[str, Any]]:
+        """Each action's JSON form, in order."""
         return [a.as_dict() for a in self.actions]

@@ -56,6 +56,7 @@ class WatchEventHandler(FileSystemEventHandler):
         self.on_root_deleted = on_root_deleted
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        """watchdog's callback (its observer thread): route the event, never block."""
         kind = event.event_type
         src = fs_name(event.src_path)
         if kind == EVENT_TYPE_MOVED:
