@@ -76,3 +76,17 @@ def test_has_writer_sees_this_process_writing(tmp_path):
         assert not has_writer(fd, path)
     finally:
         os.close(fd)
+
+
+def test_writers_among_asks_the_kernel_and_falls_back(tmp_path):
+    from vpod.watch.writers import writers_among
+
+    busy = tmp_path / "busy.mkv"
+    idle = tmp_path / "idle.mkv"
+    fifo = tmp_path / "pipe.mkv"
+    busy.write_bytes(b"x")
+    idle.write_bytes(b"y")
+    os.mkfifo(fifo)
+    with open(busy, "ab"):
+        assert writers_among([busy, idle, fifo, tmp_path / "gone.mkv"]) == {busy}
+    assert writers_among([busy, idle]) == set()

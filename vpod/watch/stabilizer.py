@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from vpod.watch.writers import open_for_writing
+from vpod.watch.writers import writers_among
 
 Observation = tuple[int, int, int, int]  # size (bytes), mtime (ns), inode, st_mode
 Settled = list[tuple[Path, os.stat_result]]
@@ -60,7 +60,7 @@ class Stabilizer:
         stop: set to end :meth:`run`.
         on_gone: called with a path that vanished while pending (optional).
         writers: returns the given paths that a process still has open for writing
-            (default: :func:`vpod.watch.writers.open_for_writing`); those wait longer.
+            (default: :func:`vpod.watch.writers.writers_among`); those wait longer.
 
     Memory is one small record per file currently in flux, whatever the backlog.
     """
@@ -71,7 +71,7 @@ class Stabilizer:
         on_ready: Callable[[Settled], None],
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
-        writers: Callable[[list[Path]], set[Path]] = open_for_writing,
+        writers: Callable[[list[Path]], set[Path]] = writers_among,
     ) -> None:
         self.settle_seconds = settle_seconds
         self._writers = writers

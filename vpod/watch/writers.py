@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import signal
+import stat
 from pathlib import Path
 
 _WRITE_MODES = (os.O_WRONLY, os.O_RDWR)
@@ -65,18 +66,15 @@ def open_for_writing(paths: list[Path], proc: str = "/proc") -> set[Path]:
     return found
 
 
-def has_writer(fd: int, path: Path) -> bool:
-    """Whether any process has the file open for writing; ``fd`` is vpod's own read-only
-    descriptor of it and ``path`` its name.
+def _lease_says(fd: int) -> bool | None:
+    """The kernel's answer for the open file ``fd``: True when some process has it open
+    for writing, False when none has, ``None`` when no lease can be taken here.
 
-    Asked of the kernel first, with a read lease taken and released at once: Linux
-    refuses a read lease (``EAGAIN``) while any open file description of the inode, of
-    any process and any user, has write access (F_SETLEASE(2const), Linux man-pages;
-    ``check_conflicting_open`` in the kernel's fs/locks.c). That costs microseconds,
-    where the ``/proc`` scan reads every descriptor of every process (3 ms on a
-    quiet host, BENCHMARKS.md). Where no lease can be taken (a file of another user
-    while vpod lacks ``CAP_LEASE``, a network filesystem, ``fs.leases-enable = 0``),
-    :func:`open_for_writing` answers instead.
+    A read lease is taken and released at once: Linux refuses it (``EAGAIN``) while any
+    open file description of the inode, of any process and any user, has write access
+    (F_SETLEASE(2const), Linux man-pages; ``check_conflicting_open`` in the kernel's
+    fs/locks.c). No lease for a file of another user while vpod lacks ``CAP_LEASE``,
+    on a network filesystem, or with ``fs.leases-enable = 0``.
     """
     try:
         fcntl.fcntl(fd, fcntl.F_SETSIG, _LEASE_BREAK_SIGNAL)
@@ -84,6 +82,41 @@ def has_writer(fd: int, path: Path) -> bool:
     except (OSError, AttributeError) as exc:  # AttributeError: no leases on this platform
         if isinstance(exc, OSError) and exc.errno == errno.EAGAIN:
             return True
-        return bool(open_for_writing([path]))
+        return None
     fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
     return False
+
+
+def has_writer(fd: int, path: Path) -> bool:
+    """Whether any process has the file open for writing; ``fd`` is vpod's own read-only
+    descriptor of it and ``path`` its name.
+
+    Asked of the kernel first (:func:`_lease_says`, microseconds), where the ``/proc``
+    scan reads every descriptor of every process (3 ms on a quiet host, BENCHMARKS.md);
+    :func:`open_for_writing` answers where no lease can be taken.
+    """
+    answer = _lease_says(fd)
+    return bool(open_for_writing([path])) if answer is None else answer
+
+
+def writers_among(paths: list[Path]) -> set[Path]:
+    """The subset of ``paths`` some process has open for writing: the kernel is asked
+    for each regular file (opened read-only for a moment), one ``/proc`` scan answers
+    for the rest. What the stabilizer asks before it calls a file settled."""
+    busy: set[Path] = set()
+    unknown: list[Path] = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            unknown.append(path)  # unreadable, a symlink, gone: /proc may still know
+            continue
+        try:
+            answer = _lease_says(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        finally:
+            os.close(fd)
+        if answer is None:
+            unknown.append(path)
+        elif answer:
+            busy.add(path)
+    return busy | (open_for_writing(unknown) if unknown else set())
