@@ -195,3 +195,57 @@ def test_an_open_writer_delays_a_file_quiet_since_long_ago(tmp_path):
         assert h.stabilizer.pending_count() == 1  # busy.mkv waits another settle time
     finally:
         h.close()
+
+
+def _quiet_files(tmp_path, *names):
+    """Real files whose ctime is older than SETTLE, with their lstat."""
+    paths = [tmp_path / name for name in names]
+    for path in paths:
+        path.write_bytes(b"x")
+    time.sleep(SETTLE + 0.2)
+    return [(path, path.lstat()) for path in paths]
+
+
+def test_walked_files_quiet_for_the_settle_time_are_handed_over_by_the_caller(tmp_path, harness):
+    walked = _quiet_files(tmp_path, "a.mkv", "b.mkv")
+    harness.stabilizer.notify_walked(walked, trust_ctime=True)
+    # No wait: the walk's own thread handed them over before notify_walked returned.
+    assert sorted(p for p, _ in harness.ready) == sorted(p for p, _ in walked)
+    assert harness.stabilizer.pending_count() == 0
+
+
+def test_walked_files_wait_when_ctime_is_not_trusted_or_recent(tmp_path, harness):
+    walked = _quiet_files(tmp_path, "share.mkv")
+    harness.stabilizer.notify_walked(walked, trust_ctime=False)  # a network share's clock
+    recent = tmp_path / "recent.mkv"
+    recent.write_bytes(b"y")
+    harness.stabilizer.notify_walked([(recent, recent.lstat())], trust_ctime=True)
+    assert harness.ready == []
+    assert harness.stabilizer.pending_count() == 2
+    harness.wait_ready(2)  # both after a settle time of their own
+
+
+def test_a_walked_file_an_event_put_in_flux_keeps_waiting(tmp_path):
+    h = Harness(settle=3600)
+    try:
+        (path, _), = walked = [(p, st) for p, st in _quiet_files(tmp_path, "a.mkv")]
+        h.stabilizer.notify(path)  # a write event just now
+        h.stabilizer.notify_walked(walked, trust_ctime=True)
+        assert h.ready == []
+        assert h.stabilizer.pending_count() == 1
+    finally:
+        h.close()
+
+
+def test_a_walked_file_still_open_for_writing_waits(tmp_path):
+    walked = _quiet_files(tmp_path, "busy.mkv", "idle.mkv")
+    busy = walked[0][0]
+    h = Harness(writers=lambda paths: {p for p in paths if p == busy})
+    try:
+        h.stabilizer.notify_walked(walked, trust_ctime=True)
+        assert [p for p, _ in h.ready] == [walked[1][0]]
+        assert h.stabilizer.pending_count() == 1  # busy.mkv waits another settle time
+        time.sleep(3 * SETTLE)
+        assert [p for p, _ in h.ready] == [walked[1][0]]  # and again, while it is open
+    finally:
+        h.close()

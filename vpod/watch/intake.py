@@ -90,12 +90,13 @@ class Intake:
                 self.retry(path)
             return {}
         queued = False
+        log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
-                self.log.info("file_queued", path=display_path(path))
+                log.info("file_queued", path=display_path(path))
                 queued = True
             else:
-                self.log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
+                log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
         if queued:
             self.on_queued()
         return dict(zip(paths, outcomes))

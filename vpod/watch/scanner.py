@@ -4,7 +4,8 @@ Both feed the same :class:`Stabilizer` as live events, so a file found by a walk
 queued under the same stability test; files go over in batches of up to
 :data:`HANDOFF_BATCH`. Where the root is on a filesystem of the local kernel
 (``trust_ctime``), each file's ``st_ctime`` tells the stabilizer when it last changed,
-so a file quiet for the settle time already is not made to wait it again. A file
+so a file quiet for the settle time already is not made to wait it again: the walk's
+thread hands it to the intake itself. A file
 whose size, mtime, inode and device equal what the database recorded is skipped
 without being read (the stat fast path); anything else is fingerprinted by the
 intake, which still recognizes unchanged content.
@@ -91,7 +92,7 @@ class Scanner:
         if folder != root and not self.filter.wants_folder(folder, root):
             return seen, candidates
         use_ctime = self.trust_ctime(root)
-        found: list[tuple[Path, float | None]] = []
+        found: list[tuple[Path, os.stat_result]] = []
         stack = [folder]
         while stack and not self.stop.is_set():
             current = stack.pop()
@@ -128,12 +129,12 @@ class Scanner:
                 encoded = os.fsencode(name)
                 if known.get(rel_folder + b"/" + encoded if rel_folder else encoded) == StatKey.of(st):
                     continue
-                found.append((Path(entry.path), st.st_ctime if use_ctime else None))
+                found.append((Path(entry.path), st))
             if len(found) >= HANDOFF_BATCH:
                 candidates += len(found)
-                self.stabilizer.notify_many(found)
+                self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
                 found = []
         if found:
             candidates += len(found)
-            self.stabilizer.notify_many(found)
+            self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
         return seen, candidates

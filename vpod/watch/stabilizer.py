@@ -12,11 +12,12 @@ next file is due or a new event arrives.
 
 A file found by a folder walk had its last change when its inode last changed:
 ``st_ctime``, which every write, rename, ``chmod`` and ``utime`` sets to the kernel's
-clock and no system call can set back (stat(2), inode(7)). The walk passes it as
-``changed_at``, so a file that has been quiet for ``settle_seconds`` already is ready
-at the first look whose own ``st_ctime`` is still that old, without waiting the settle
-time again. Only walks of folders on the local kernel's filesystems pass it: a network
-filesystem's ctime comes from another host's clock.
+clock and no system call can set back (stat(2), inode(7)). The walk hands over each
+file with its ``lstat`` (:meth:`Stabilizer.notify_walked`): one quiet for
+``settle_seconds`` already, with no event pending, is ready at once, without waiting
+the settle time again, a second look, or a hop to the stabilizer's thread. Only walks
+of folders on the local kernel's filesystems trust ctime: a network filesystem's
+ctime comes from another host's clock.
 
 Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
 the intake writes them in one transaction).
@@ -31,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from vpod.watch.writers import writers_among
 
@@ -112,6 +113,27 @@ class Stabilizer:
             if added:
                 self._cond.notify()
 
+    def notify_walked(self, items: Sequence[tuple[Path, os.stat_result]], *, trust_ctime: bool) -> None:
+        """Files a walk found, with their ``lstat``. One whose ctime is a settle time old,
+        and which no event has put in flux, has settled already: it is handed over at once
+        from the caller's thread (no second look, no hop to this thread; BENCHMARKS.md,
+        catch-up scan). The rest wait like :meth:`notify_many`. ``trust_ctime``: the
+        ctimes come from this host's clock.
+        """
+        wall = time.time()
+        settled: Settled = []
+        waiting: list[tuple[Path, float | None]] = []
+        with self._cond:
+            for path, st in items:
+                if trust_ctime and path not in self._pending and wall - st.st_ctime >= self.settle_seconds:
+                    settled.append((path, st))
+                else:
+                    waiting.append((path, st.st_ctime if trust_ctime else None))
+        if waiting:
+            self.notify_many(waiting)
+        if settled:
+            self._hand_over(settled)
+
     def forget(self, path: Path) -> None:
         """``path`` was deleted or moved away: stop tracking it (and anything below it)."""
         with self._cond:
@@ -134,14 +156,17 @@ class Stabilizer:
         """Thread body: check files as they come due until ``stop`` is set."""
         while not self._stop.is_set():
             settled = [item for item in map(self._check, self._next_due()) if item is not None]
-            if not settled:
-                continue
-            busy = self._writers([path for path, _ in settled])
-            for path in busy:
-                self._still_writing(path)
-            ready = [(path, st) for path, st in settled if path not in busy]
-            if ready and not self._stop.is_set():
-                self._on_ready(ready)
+            if settled:
+                self._hand_over(settled)
+
+    def _hand_over(self, settled: Settled) -> None:
+        """Give settled files to ``on_ready``, except those a process still writes."""
+        busy = self._writers([path for path, _ in settled])
+        for path in busy:
+            self._still_writing(path)
+        ready = [(path, st) for path, st in settled if path not in busy]
+        if ready and not self._stop.is_set():
+            self._on_ready(ready)
 
     def _still_writing(self, path: Path) -> None:
         now = time.monotonic()
