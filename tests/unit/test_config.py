@@ -46,7 +46,9 @@ def test_cli_overrides_file_values():
 @pytest.mark.parametrize(
     "data, key, expected",
     [
-        ({"processing": {"workers": 0}}, "[processing] workers", ">= 1"),
+        ({"processing": {"workers": 0}}, "[processing] workers", "from 1 to 256"),
+        ({"processing": {"workers": 10**20}}, "[processing] workers", "from 1 to 256"),
+        ({"processing": {"queue_size": 0}}, "[processing] queue_size", "from 1 to 1,000,000"),
         ({"processing": {"workers": 1.5}}, "[processing] workers", "an integer"),
         ({"processing": {"workers": True}}, "[processing] workers", "an integer"),
         ({"watch": {"settle_seconds": 0}}, "[watch] settle_seconds", "> 0"),
@@ -140,3 +142,18 @@ def test_as_dict_round_trips_paths_as_strings():
     data = VPOConfig().as_dict()
     assert isinstance(data["watch"]["paths"][0], str)
     assert data["policy"]["track_order"] == ["video", "audio", "subtitle", "attachment"]
+
+
+def test_a_missing_policy_file_names_the_config_key_and_the_target(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        config_from_data({"policy": {"policy_file": "gone.toml"}}, source=tmp_path / "c.toml")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'c.toml'}: [policy] policy_file: ")
+    assert str(tmp_path / "gone.toml") in message and "No such file" in message
+
+
+def test_a_config_naming_itself_as_policy_file_is_told_so(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[policy]\npolicy_file = "c.toml"\n')
+    with pytest.raises(ConfigError, match=r"c\.toml: \[policy\] policy_file: names this file itself"):
+        config_from_data({"policy": {"policy_file": "c.toml"}}, source=config)

@@ -105,7 +105,16 @@ def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir
         path = Path(raw).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        data = load_toml(path)
+        try:
+            if source is not None and path.resolve() == Path(source).resolve():
+                raise ConfigError(source, "[policy] policy_file", "names this file itself; name a separate policy file")
+        except (OSError, RuntimeError):
+            pass  # unresolvable (a symlink loop): load_toml below says why
+        try:
+            data = load_toml(path)
+        except ConfigError as exc:
+            # Name the file and key that pointed here, not only the missing target.
+            raise ConfigError(source, "[policy] policy_file", f"{exc.source}: {exc.reason}") from None
         if "policy" in data:
             others = sorted(k for k in data if k != "policy")
             if others:
