@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.http_listener import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.tomlschema import (
     at_least,
     build_section,
+    in_range,
     distinct,
     load_toml,
     non_empty,
@@ -70,14 +72,14 @@ class WatchConfig:
 class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
 
-    workers: int = setting(2, check=at_least(1), doc="worker threads; capped at half the CPUs")
-    queue_size: int = setting(256, check=at_least(1), doc="bound of the in-memory queue")
+    workers: int = setting(2, check=in_range(1, MAX_WORKERS), doc="worker threads; capped at half the CPUs")
+    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue")
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
     tool_timeout_seconds: float = setting(
         3600.0, check=seconds(), doc="kill an ffprobe/mkvmerge/ffmpeg run after this"
     )
-    max_attempts: int = setting(3, check=at_least(1), doc="tries for transient failures")
+    max_attempts: int = setting(3, check=in_range(1, 1000), doc="tries for transient failures")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+MAX_WORKERS = 256
+"""Upper bound of any worker count, whatever the CPUs: a typo must not ask for 10^20 threads."""
+
 CPU_COUNT_ENV = "VPOD_CPU_COUNT"
 """Overrides the detected CPU count, for containers that report a wrong one."""
 

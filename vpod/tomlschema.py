@@ -52,6 +52,17 @@ def at_least(minimum: float, *, strict: bool = False) -> Check:
     return check
 
 
+def in_range(minimum: int, maximum: int) -> Check:
+    """Validator for counts from ``minimum`` to ``maximum`` inclusive."""
+
+    def check(value: Any) -> str | None:
+        if minimum <= value <= maximum:
+            return None
+        return f"a number from {minimum:,} to {maximum:,}"
+
+    return check
+
+
 MAX_SECONDS = 7 * 24 * 3600.0
 """Upper bound of every duration setting (7 days): longer waits overflow the OS's
 millisecond timers (poll(2) takes an int of milliseconds, about 24.8 days at most)."""

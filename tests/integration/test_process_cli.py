@@ -346,3 +346,10 @@ def test_two_process_runs_with_different_databases_on_the_same_files(tmp_path, e
         assert [(t["language"], t["default"]) for t in audio_tracks] == [("eng", True), ("jpn", False)]
     changed = sum(r["changes"] > 0 for report in reports for r in report["results"])
     assert changed == 5  # each file changed by exactly one of the two runs
+
+
+@pytest.mark.parametrize("count, message", [("0", "at least 1"), ("-2", "at least 1"), ("257", "at most 256")])
+def test_a_worker_count_out_of_range_is_a_usage_error(tmp_path, env, count, message):
+    result = process([str(tmp_path), "--workers", count], config=config_file(tmp_path), env=env)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stdout == ""

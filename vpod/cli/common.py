@@ -9,7 +9,7 @@ import click
 
 from vpod import exitcodes
 from vpod.config import VPOConfig, load_config
-from vpod.cpu import available_cpus
+from vpod.cpu import MAX_WORKERS, available_cpus
 from vpod.errors import ConfigError
 from vpod.requirements import missing_tools, missing_tools_message
 
@@ -53,6 +53,13 @@ def positive_int(_ctx: Any, param: click.Parameter, value: int | None) -> int | 
     if value is not None and value < 1:
         raise click.BadParameter(f"must be at least 1, got {value}", param=param)
     return value
+
+
+def worker_count(ctx: Any, param: click.Parameter, value: int | None) -> int | None:
+    """click callback: a worker count from 1 to :data:`vpod.cpu.MAX_WORKERS` (else exit 2)."""
+    if value is not None and value > MAX_WORKERS:
+        raise click.BadParameter(f"must be at most {MAX_WORKERS}, got {value}", param=param)
+    return positive_int(ctx, param, value)
 
 
 Callback = Callable[..., Any]

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vpod import exitcodes
-from vpod.cli.common import config_option, fail, load_or_exit, positive_int, require_tools_or_exit
+from vpod.cli.common import config_option, fail, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import with_overrides
 from vpod.cpu import CPU_COUNT_ENV, effective_workers
 from vpod.db.pool import DatabaseError
@@ -27,7 +27,7 @@ _LEVELS = ("debug", "info", "warning", "error")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-R", "--recursive", is_flag=True, help="Search folders recursively (default: only the files directly in them).")
 @click.option(
-    "--workers", "-w", type=int, callback=positive_int, metavar="N",
+    "--workers", "-w", type=int, callback=worker_count, metavar="N",
     help="Files processed at once (overrides [processing] workers; default 2). Capped at half the CPUs "
     f"available (${CPU_COUNT_ENV} overrides the detected count). Each worker may need about 2.5 times "
     "the file's size in free disk space during a remux.",

@@ -11,8 +11,8 @@ from vpod.cli.common import (
     config_option,
     fail,
     load_or_exit,
-    positive_int,
     require_tools_or_exit,
+    worker_count,
 )
 from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
@@ -24,7 +24,7 @@ from vpod.logs import configure_logging, resolve_format
 
 @click.command("run")
 @config_option
-@click.option("--workers", "-w", type=int, callback=positive_int, help="Worker threads (overrides [processing] workers).")
+@click.option("--workers", "-w", type=int, callback=worker_count, help="Worker threads (overrides [processing] workers).")
 @click.option("--dry-run", is_flag=True, help="Log what would change; never write a media file.")
 @click.option("--allow-root", is_flag=True, help="Run even as root (same as allow_root = true in the config).")
 def run_command(config_path: str | None, workers: int | None, dry_run: bool, allow_root: bool) -> None:

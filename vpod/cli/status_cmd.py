@@ -16,8 +16,8 @@ from vpod.status import format_status, read_status
 @click.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--batches", default=5, show_default=True, help="How many recent batches to show.")
-@click.option("--failures", default=10, show_default=True, help="How many recent failures to show.")
+@click.option("--batches", default=5, show_default=True, type=click.IntRange(0, 1000), help="How many recent batches to show.")
+@click.option("--failures", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many recent failures to show.")
 def status_command(config_path: str | None, as_json: bool, batches: int, failures: int) -> None:
     """Show what the daemon is doing, read from its database (works while it runs).
 
