@@ -13,6 +13,14 @@ def display_path(path: Path | str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def one_line(text: str | None) -> str:
+    """``text`` for one line of terminal output: control characters (a newline in a file
+    name) shown as Python escapes such as ``\\n``; ``None`` as ``""``."""
+    if not text:
+        return ""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 @dataclass(frozen=True)
 class FileProcessingResult:
     """What happened to one file.

@@ -9,6 +9,7 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import QueueReport
 from vpod.db.sqlite_store import SqliteStore
+from vpod.results import one_line
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,13 @@ def format_status(status: StatusReport) -> str:
         lines.append(f"vpod: stopped{how}")
     lines.append(f"config: {d.config or 'built-in defaults'}   database: {status.database}")
     if d.state == "paused":
-        lines.append(f"paused after a failure of {d.paused_path}: {d.paused_error}")
+        lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
         lines.append("  run `vpod resume` to go on")
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {f.path}")
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {one_line(f.path)}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")
@@ -96,8 +97,8 @@ def format_status(status: StatusReport) -> str:
     if q.last_failures:
         lines.append("last failures:")
         for f in q.last_failures:
-            lines.append(f"  {_clock(f.failed_at)}  {f.path}")
-            lines.append(f"      {f.reason or 'error'}: {f.error or ''}")
+            lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
+            lines.append(f"      {f.reason or 'error'}: {one_line(f.error)}")
     return "\n".join(lines)
 
 

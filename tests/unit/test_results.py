@@ -1,0 +1,14 @@
+"""Text helpers for paths and messages in logs and terminal output."""
+
+from __future__ import annotations
+
+from vpod.results import display_path, one_line
+
+
+def test_one_line_escapes_control_characters_and_keeps_the_rest():
+    assert one_line("a name\nwith\ta tab é") == "a name\\nwith\\ta tab é"
+    assert one_line(None) == ""
+
+
+def test_display_path_shows_undecodable_bytes():
+    assert display_path(b"bad\xffname.mkv") == "bad\\xffname.mkv"
