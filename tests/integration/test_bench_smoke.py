@@ -28,5 +28,8 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert "FAILED" not in text
     for goal in ("≤ 1.10", "< 0.1", "< 150", "< 10", "| 0 |"):
         assert goal in text, goal
+    assert "not judged at smoke size" in text
+    tables = text.split("## Profiling and fixes")[0]
+    assert "| met |" not in tables and "missed" not in tables  # toy sizes never claim a goal
     assert "Python" in text and "mkvmerge v" in text and "CPUs" in text
     assert list(tmp_path.iterdir()) == [output]  # the suite removed its trees
