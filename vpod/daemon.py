@@ -164,6 +164,8 @@ class Daemon:
         self.intake = Intake(
             self.store,
             lambda: self.roots,
+            # The policy in force now, not at start: a reload swaps self.config.
+            policy_digest=lambda: self.config.policy.digest,
             follow_symlinks=cfg.watch.follow_symlinks,
             on_queued=self._queued,
             retry=lambda path: self.stabilizer.notify(path),

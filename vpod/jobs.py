@@ -108,7 +108,9 @@ class JobRunner:
             if result.final_path is not None and result.final_path != job.path:
                 final_relpath = _relative(result.final_path, job.root)
             tracks = output.media_after.tracks if output.media_after else ()
-            outcome = Outcome(result, output.fingerprint_after, output.stat_after, final_relpath, tracks)
+            outcome = Outcome(
+                result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest
+            )
             self._record(lambda: self.store.finish(job, outcome, batch_id))
             self._log(result)
             if self.on_outcome:

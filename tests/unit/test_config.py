@@ -8,6 +8,7 @@ import pytest
 
 from vpod.config import VPOConfig, config_from_data, config_path, load_config, with_overrides
 from vpod.errors import ConfigError
+from vpod.policy.policy import Policy
 
 
 def test_defaults_without_a_file(tmp_path, monkeypatch):
@@ -157,3 +158,21 @@ def test_a_config_naming_itself_as_policy_file_is_told_so(tmp_path):
     config.write_text('[policy]\npolicy_file = "c.toml"\n')
     with pytest.raises(ConfigError, match=r"c\.toml: \[policy\] policy_file: names this file itself"):
         config_from_data({"policy": {"policy_file": "c.toml"}}, source=config)
+
+
+def test_policy_digest_names_what_a_conforming_file_looks_like():
+    """Policy.digest (recorded with each result) changes with any key that changes the
+    judgement, not with spelling, key order, or keys that never change a result."""
+    base = config_from_data({"policy": {"audio_languages": ["jpn"]}}, source=None).policy
+    assert len(base.digest) == 16 and int(base.digest, 16) >= 0
+    assert base.digest == config_from_data({"policy": {"audio_languages": ["ja"]}}, source=None).policy.digest
+    assert base.digest == Policy(audio_languages=("jpn",)).digest  # another object, same value
+    eng = config_from_data({"policy": {"audio_languages": ["eng"]}}, source=None).policy
+    assert eng.digest != base.digest
+    for key, value in (("container", "mkv"), ("track_order", []), ("clear_track_titles", True)):
+        changed = config_from_data({"policy": {"audio_languages": ["jpn"], key: value}}, source=None).policy
+        assert changed.digest != base.digest, key
+    neutral = {"on_error": "fail", "backup": True, "break_hardlinks": True}
+    assert config_from_data({"policy": {"audio_languages": ["jpn"], **neutral}}, source=None).policy.digest == (
+        base.digest
+    )

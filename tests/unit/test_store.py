@@ -15,6 +15,8 @@ from vpod.fingerprint import StatKey
 from vpod.results import BatchResult, FileProcessingResult
 
 ROOT = Path("/library")
+POLICY_A = "digest-of-policy-a"
+POLICY_B = "digest-of-policy-b"
 
 
 def key(n: int = 1) -> StatKey:
@@ -28,9 +30,9 @@ def store(tmp_path):
     pool.close()
 
 
-def done(store: SqliteStore, job, fingerprint_after: str, stat: StatKey) -> None:
+def done(store: SqliteStore, job, fingerprint_after: str, stat: StatKey, policy_digest: str = POLICY_A) -> None:
     result = FileProcessingResult(path=job.path, success=True, changes=1)
-    store.finish(job, Outcome(result, fingerprint_after, stat), "b1")
+    store.finish(job, Outcome(result, fingerprint_after, stat, policy_digest=policy_digest), "b1")
 
 
 def test_queue_then_start_then_finish(store):
@@ -45,8 +47,10 @@ def test_queue_then_start_then_finish(store):
     assert store.queue_depth() == 0
     # vpod's own rewrite: the output fingerprint is recognized
     assert store.enqueue(ROOT, b"a.mkv", "fp-a-out", key(3)) is EnqueueOutcome.UNCHANGED
-    # a copy or hard link of the output elsewhere
-    assert store.enqueue(ROOT, b"copy.mkv", "fp-a-out", key(4)) is EnqueueOutcome.UNCHANGED
+    # a copy or hard link of the output elsewhere, under the same policy
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-a-out", key(4), policy_digest=POLICY_A) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
     # new content at the same path
     assert store.enqueue(ROOT, b"a.mkv", "fp-new", key(5)) is EnqueueOutcome.QUEUED
 
@@ -184,10 +188,10 @@ def test_enqueue_many_applies_the_enqueue_rules_to_each_file_in_one_transaction(
         EnqueueEntry(ROOT, b"copy-of-output.mkv", "fp-w-out", key(4)),
         EnqueueEntry(ROOT, b"waiting.mkv", "fp-w-out", key(5)),  # vpod's own rewrite
     ]
-    assert store.enqueue_many(entries) == [
+    assert store.enqueue_many(entries, policy_digest=POLICY_A) == [
         EnqueueOutcome.QUEUED,
         EnqueueOutcome.ALREADY_QUEUED,
-        EnqueueOutcome.UNCHANGED,
+        EnqueueOutcome.SAME_CONTENT_DONE,
         EnqueueOutcome.UNCHANGED,
     ]
     assert [j.relpath for j in store.next_queued(10, ())] == [b"new.mkv"]
@@ -208,3 +212,73 @@ def test_a_pending_plan_keeps_the_queued_fingerprint(store):
     assert store.enqueue(ROOT, b"a.mkv", "fp-after", key(2)) is EnqueueOutcome.ALREADY_QUEUED
     [again] = store.next_queued(1, ())
     assert again.fingerprint == "fp-before" and again.pending_actions
+
+
+def test_a_twin_counts_only_under_the_policy_it_was_judged_by(store):
+    """Content vpod left at one path vouches for a copy at another path only while the
+    same policy is in force; after a policy change the copy is queued (the reviewer's
+    bug: it used to be marked done without a look)."""
+    store.enqueue(ROOT, b"w4/x.mkv", "fp-base", key(1), policy_digest=POLICY_A)
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    conforming = FileProcessingResult(path=job.path, success=True, changes=0)
+    store.finish(job, Outcome(conforming, "fp-base", key(1), policy_digest=POLICY_A), "b")
+
+    assert store.enqueue(ROOT, b"w2/y.mkv", "fp-base", key(2), policy_digest=POLICY_A) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
+    assert store.enqueue(ROOT, b"w2/z.mkv", "fp-base", key(3), policy_digest=POLICY_B) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"w2/unknown.mkv", "fp-base", key(4)) is EnqueueOutcome.QUEUED  # no digest given
+    assert [j.relpath for j in store.next_queued(10, ())] == [b"w2/z.mkv", b"w2/unknown.mkv"]
+    # The twin row is recorded as judged under the policy that matched, so it vouches
+    # for further copies under that policy too; and the path vpod left keeps its rule.
+    with store.pool.read() as conn:
+        row = conn.execute("SELECT state, policy_digest FROM files WHERE relpath = ?", (b"w2/y.mkv",)).fetchone()
+    assert tuple(row) == ("done", POLICY_A)
+    assert store.enqueue(ROOT, b"w4/x.mkv", "fp-base", key(5), policy_digest=POLICY_B) is EnqueueOutcome.UNCHANGED
+
+
+def test_a_result_under_the_new_policy_vouches_for_later_copies(store):
+    store.enqueue(ROOT, b"a.mkv", "fp-in", key(1), policy_digest=POLICY_B)
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    done(store, job, "fp-out", key(2), policy_digest=POLICY_B)
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-out", key(3), policy_digest=POLICY_A) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"copy2.mkv", "fp-out", key(4), policy_digest=POLICY_B) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
+
+
+def test_a_failure_records_no_policy_digest(store):
+    store.enqueue(ROOT, b"bad.mkv", "fp-bad", key(1), policy_digest=POLICY_A)
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    failed = FileProcessingResult(path=job.path, success=False, reason="unreadable", permanent=True)
+    store.finish(job, Outcome(failed, policy_digest=POLICY_A), "b")
+    with store.pool.read() as conn:
+        row = conn.execute("SELECT result_fingerprint, policy_digest FROM files").fetchone()
+    assert tuple(row) == (None, None)
+
+
+def test_version_2_rows_never_count_as_twins(tmp_path):
+    """Results recorded before schema v3 do not say which policy judged them: a copy of
+    such content elsewhere is queued (at worst probed again), never taken as done."""
+    import sqlite3
+
+    from vpod.db.schema import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(";\n".join(MIGRATIONS[:2]) + ";\nPRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO files (root, relpath, dir, state, fingerprint, result_fingerprint, size, mtime_ns,"
+        " inode, device, updated_at) VALUES ('/library', x'612e6d6b76', x'', 'done', 'fp', 'fp', 1, 1, 1, 1, 0)"
+    )
+    conn.commit()
+    conn.close()
+    pool = DaemonConnectionPool(path)
+    store = SqliteStore(pool)
+    assert store.enqueue(ROOT, b"copy.mkv", "fp", key(7), policy_digest=POLICY_A) is EnqueueOutcome.QUEUED
+    # The path itself keeps its "unchanged since vpod left it" rule (a restart scan).
+    assert store.enqueue(ROOT, b"a.mkv", "fp", key(8), policy_digest=POLICY_A) is EnqueueOutcome.UNCHANGED
+    pool.close()

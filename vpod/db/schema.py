@@ -61,6 +61,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE files ADD COLUMN pending_actions TEXT
     """,
+    # 3: the policy (Policy.digest) result_fingerprint was judged under, so content
+    # handled under one policy is not taken as handled under another. Rows from before
+    # stay NULL: they never vouch for a copy elsewhere (at worst it is probed again).
+    """
+    ALTER TABLE files ADD COLUMN policy_digest TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

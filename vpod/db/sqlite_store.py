@@ -41,17 +41,25 @@ class SqliteStore:
 
     # -- queue ---------------------------------------------------------------------
 
-    def enqueue(self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey) -> EnqueueOutcome:
+    def enqueue(
+        self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey, *, policy_digest: str | None = None
+    ) -> EnqueueOutcome:
         """Queue a stable file unless the same content was already handled.
 
         The rules, in order: a file waiting or in progress stays so (its stat is
-        refreshed); content equal to what vpod left at this path, or at any other path
-        (a hard link, a copy), is not processed again; content equal to a permanent
-        failure or skip waits for a change; anything else is queued with fresh attempts.
+        refreshed); content equal to what vpod left at this path is not processed again
+        (``UNCHANGED``: vpod's own rewrite, ``touch``); content equal to what vpod left
+        at another path (a hard link, a copy) is not processed again if it was judged
+        under ``policy_digest``, the :attr:`~vpod.policy.policy.Policy.digest` in force
+        (``SAME_CONTENT_DONE``; ``None`` never matches, nor do rows recorded before
+        schema v3); content equal to a permanent failure or skip waits for a change;
+        anything else is queued with fresh attempts.
         """
-        return self.enqueue_many([EnqueueEntry(root, relpath, fingerprint, stat)])[0]
+        return self.enqueue_many([EnqueueEntry(root, relpath, fingerprint, stat)], policy_digest=policy_digest)[0]
 
-    def enqueue_many(self, entries: Sequence[EnqueueEntry]) -> list[EnqueueOutcome]:
+    def enqueue_many(
+        self, entries: Sequence[EnqueueEntry], *, policy_digest: str | None = None
+    ) -> list[EnqueueOutcome]:
         """:meth:`enqueue` for each entry, all in one transaction; outcomes in order.
 
         One transaction instead of one per file: the catch-up scan of 100,000 files
@@ -59,10 +67,19 @@ class SqliteStore:
         """
         now = time.time()
         with self.pool.transaction() as conn:
-            return [self._enqueue(conn, e.root, e.relpath, e.fingerprint, e.stat, now) for e in entries]
+            return [
+                self._enqueue(conn, e.root, e.relpath, e.fingerprint, e.stat, policy_digest, now) for e in entries
+            ]
 
     def _enqueue(
-        self, conn: sqlite3.Connection, root: Path, relpath: bytes, fingerprint: str, stat: StatKey, now: float
+        self,
+        conn: sqlite3.Connection,
+        root: Path,
+        relpath: bytes,
+        fingerprint: str,
+        stat: StatKey,
+        policy_digest: str | None,
+        now: float,
     ) -> EnqueueOutcome:
         """One file's :meth:`enqueue` rules inside the caller's transaction."""
         key = (str(root), relpath)
@@ -92,22 +109,27 @@ class SqliteStore:
         ):
             self._refresh_stat(conn, row["id"], stat, now)
             return EnqueueOutcome.FAILED_UNCHANGED
-        twin = conn.execute(
-            "SELECT 1 FROM files WHERE result_fingerprint = ? LIMIT 1", (fingerprint,)
-        ).fetchone()
-        state, outcome = ("done", EnqueueOutcome.UNCHANGED) if twin else ("queued", EnqueueOutcome.QUEUED)
+        # A twin vouches for this content only if it was judged under the policy in force:
+        # after a policy change the same bytes may need work (NULL = before v3: never).
+        twin = policy_digest is not None and conn.execute(
+            "SELECT 1 FROM files WHERE result_fingerprint = ? AND policy_digest = ? LIMIT 1",
+            (fingerprint, policy_digest),
+        ).fetchone() is not None
+        state, outcome = ("done", EnqueueOutcome.SAME_CONTENT_DONE) if twin else ("queued", EnqueueOutcome.QUEUED)
         conn.execute(
             "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, attempts, permanent, not_before, reason, last_error, queued_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
+            " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
+            " queued_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
             " ON CONFLICT (root, relpath) DO UPDATE SET state = excluded.state, size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
+            " policy_digest = excluded.policy_digest,"
             " attempts = 0, permanent = 0, not_before = 0, reason = NULL, last_error = NULL,"
             " queued_at = excluded.queued_at, updated_at = excluded.updated_at",
             (
                 *key, _folder(relpath), state, *_stat_columns(stat), fingerprint,
-                fingerprint if twin else None, now, now,
+                fingerprint if twin else None, policy_digest if twin else None, now, now,
             ),
         )
         return outcome
@@ -230,20 +252,25 @@ class SqliteStore:
             )
 
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
-        """Record a final outcome: ``done``, ``failed`` or ``skipped``, plus a result row."""
+        """Record a final outcome: ``done``, ``failed`` or ``skipped``, plus a result row.
+
+        ``outcome.policy_digest`` is kept with ``result_fingerprint`` (NULL without one):
+        the pair is what :meth:`enqueue` matches a copy at another path against.
+        """
         result = outcome.result
         state = "done" if result.success else ("skipped" if result.skipped else "failed")
+        digest = outcome.policy_digest if outcome.result_fingerprint is not None else None
         now = time.time()
         with self.pool.transaction() as conn:
             self._insert_result(conn, job, result, batch_id, outcome.result_fingerprint)
             stat_cols = _stat_columns(outcome.result_stat)
             conn.execute(
-                "UPDATE files SET state = ?, result_fingerprint = ?, permanent = ?, reason = ?,"
-                " last_error = ?, worker = NULL, pending_actions = NULL, updated_at = ?,"
+                "UPDATE files SET state = ?, result_fingerprint = ?, policy_digest = ?, permanent = ?,"
+                " reason = ?, last_error = ?, worker = NULL, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " inode = COALESCE(?, inode), device = COALESCE(?, device) WHERE id = ?",
                 (
-                    state, outcome.result_fingerprint, int(result.permanent), result.reason,
+                    state, outcome.result_fingerprint, digest, int(result.permanent), result.reason,
                     result.error, now, *stat_cols, job.id,
                 ),
             )
@@ -265,14 +292,15 @@ class SqliteStore:
     def _upsert_done(self, conn: sqlite3.Connection, root: Path, relpath: bytes, outcome: Outcome, now: float) -> int:
         row = conn.execute(
             "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, updated_at) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?)"
+            " result_fingerprint, policy_digest, updated_at) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (root, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
+            " policy_digest = excluded.policy_digest,"
             " reason = NULL, last_error = NULL, updated_at = excluded.updated_at RETURNING id",
             (
                 str(root), relpath, _folder(relpath), *_stat_columns(outcome.result_stat),
-                outcome.result_fingerprint, outcome.result_fingerprint, now,
+                outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest, now,
             ),
         ).fetchone()
         return row[0]

@@ -24,7 +24,8 @@ class EnqueueOutcome(enum.Enum):
 
     QUEUED = "queued"  # new or changed content: a job now waits
     ALREADY_QUEUED = "already_queued"  # waiting or in progress already
-    UNCHANGED = "unchanged"  # same content as a processed (or conforming) file
+    UNCHANGED = "unchanged"  # same content as vpod left (or found conforming) at this path
+    SAME_CONTENT_DONE = "same_content_done"  # a new path, same content as vpod left elsewhere under this policy
     FAILED_UNCHANGED = "failed_unchanged"  # same content as a permanent failure or skip
 
 
@@ -63,7 +64,9 @@ class Outcome:
 
     ``result_fingerprint`` and ``result_stat`` describe the file as vpod left it
     (``None`` when it failed or vanished); ``final_relpath`` is set when the file now
-    lives under another name (container change to ``.mkv``).
+    lives under another name (container change to ``.mkv``); ``policy_digest``
+    (:attr:`vpod.policy.policy.Policy.digest`) is the policy the file was judged under
+    (``None``: unknown, the result then never vouches for a copy at another path).
     """
 
     result: FileProcessingResult
@@ -71,6 +74,7 @@ class Outcome:
     result_stat: StatKey | None = None
     final_relpath: bytes | None = None
     tracks: Sequence[Track] = ()
+    policy_digest: str | None = None
 
 
 class Store(Protocol):
@@ -81,10 +85,16 @@ class Store(Protocol):
         vpod.db.pool.DatabaseError: the database is unusable.
     """
 
-    def enqueue(self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey) -> EnqueueOutcome:
-        """Queue a stable file unless the same content was already handled."""
+    def enqueue(
+        self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey, *, policy_digest: str | None = None
+    ) -> EnqueueOutcome:
+        """Queue a stable file unless the same content was already handled; content seen
+        at another path counts only if it was judged under ``policy_digest`` (the policy
+        in force; ``None`` never matches)."""
 
-    def enqueue_many(self, entries: Sequence[EnqueueEntry]) -> list[EnqueueOutcome]:
+    def enqueue_many(
+        self, entries: Sequence[EnqueueEntry], *, policy_digest: str | None = None
+    ) -> list[EnqueueOutcome]:
         """:meth:`enqueue` for several files in one transaction; outcomes in order."""
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:

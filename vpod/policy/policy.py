@@ -6,7 +6,10 @@ Every key is documented in ``docs/policy.md``; example policies live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import hashlib
+import json
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,6 +24,10 @@ LANGUAGE_LIST_KEYS = (
     "keep_audio_languages",
     "keep_subtitle_languages",
 )
+RESULT_NEUTRAL_KEYS = frozenset({"on_error", "backup", "break_hardlinks"})
+"""Policy keys that never change what a conforming file looks like (what a failure does
+to its batch, whether a backup is kept, whether a remux may split hard links), so they
+stay out of :attr:`Policy.digest`: ``vpod process --on-error fail`` judges like the daemon."""
 
 
 def _track_type(value: Any) -> str | None:
@@ -60,6 +67,20 @@ class Policy:
     backup: bool = setting(False, doc="keep NAME.orig.EXT beside a rewritten file")
     break_hardlinks: bool = setting(False, doc="allow a remux to split a file from its hard links")
     on_error: str = setting("skip", check=one_of("skip", "fail"), doc="what a failed file does to its batch")
+
+    @cached_property
+    def digest(self) -> str:
+        """A short, stable identity of what this policy asks of a file: 16 hex digits,
+        BLAKE2b (8 bytes) of the canonical JSON of every key except
+        :data:`RESULT_NEUTRAL_KEYS`. Equal for equal policies in any process or version
+        of Python; computed once per Policy object (a reload builds a new one).
+
+        The Store records it with each result, so content judged under one policy is
+        not taken as handled under another.
+        """
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in RESULT_NEUTRAL_KEYS}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.blake2b(canonical.encode("ascii"), digest_size=8).hexdigest()
 
 
 def _normalize_languages(policy: Policy, source: Path | None) -> Policy:

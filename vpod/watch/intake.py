@@ -33,6 +33,8 @@ class Intake:
     Args:
         store: the durable queue.
         roots: returns the current watch roots (they change on reload).
+        policy_digest: returns the :attr:`~vpod.policy.policy.Policy.digest` of the
+            policy in force (it changes on reload); read once per batch.
         follow_symlinks: fingerprint symlink targets instead of the link itself.
         on_queued: called after jobs were queued (wakes the feeder), once per batch.
         retry: called with a path the database could not take (locked, full), to try
@@ -44,12 +46,14 @@ class Intake:
         store: Store,
         roots: Callable[[], tuple[Path, ...]],
         *,
+        policy_digest: Callable[[], str],
         follow_symlinks: bool,
         on_queued: Callable[[], None],
         retry: Callable[[Path], None],
     ) -> None:
         self.store = store
         self.roots = roots
+        self.policy_digest = policy_digest
         self.follow_symlinks = follow_symlinks
         self.on_queued = on_queued
         self.retry = retry
@@ -69,8 +73,15 @@ class Intake:
         never read here. When the database stays locked (``queue_busy``) or cannot be
         written (``queue_write_failed``: a full disk), every path of the batch is handed
         to ``retry``.
+
+        Log events: ``file_queued`` (info); ``file_not_queued`` with ``outcome``: at info
+        level for ``same_content_done`` (a new path whose content vpod already handled
+        elsewhere under this policy: the user dropped it and deserves an answer), at
+        debug level for the rest (``unchanged``: vpod's own rewrite, ``touch``, a rescan;
+        ``already_queued``; ``failed_unchanged``), which happen routinely.
         """
         roots = self.roots()
+        digest = self.policy_digest()
         entries: list[EnqueueEntry] = []
         paths: list[Path] = []
         for path, st in batch:
@@ -81,7 +92,7 @@ class Intake:
         if not entries:
             return {}
         try:
-            outcomes = self.store.enqueue_many(entries)
+            outcomes = self.store.enqueue_many(entries, policy_digest=digest)
         except (DatabaseBusy, DatabaseError) as exc:
             # Locked by another process, or its disk is full: try again after the settle time.
             event = "queue_busy" if isinstance(exc, DatabaseBusy) else "queue_write_failed"
@@ -95,6 +106,14 @@ class Intake:
             if outcome is EnqueueOutcome.QUEUED:
                 log.info("file_queued", path=display_path(path))
                 queued = True
+            elif outcome is EnqueueOutcome.SAME_CONTENT_DONE:
+                log.info(
+                    "file_not_queued",
+                    path=display_path(path),
+                    outcome=outcome.value,
+                    hint="same content as a file vpod already handled under the current policy;"
+                    " `vpod process PATH` forces a new look",
+                )
             else:
                 log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
         if queued:
