@@ -14,7 +14,7 @@ from vpod.db.pool import DatabaseBusy
 from vpod.db.store import Job, Outcome, Store
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
-from vpod.results import FileProcessingResult, display_path
+from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -120,7 +120,7 @@ class JobRunner:
         delay = retry_delay(attempt)
         result = replace(result, retrying=True)
         self._record(lambda: self.store.retry_later(job, result, delay, batch_id))
-        self.log.warning("file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay)
+        self.log.warning("file_retry", error=utf8_text(result.error), reason=result.reason, attempt=attempt, retry_in_seconds=delay)
         if self.on_outcome:
             self.on_outcome(result, True)
         return result
@@ -139,9 +139,9 @@ class JobRunner:
         elif result.reason == "dry_run":
             self.log.info("file_planned", actions=list(result.actions))
         elif result.skipped:
-            self.log.info("file_skipped", reason=result.reason, detail=result.error)
+            self.log.info("file_skipped", reason=result.reason, detail=utf8_text(result.error))
         else:
-            self.log.error("file_failed", error=result.error, reason=result.reason)
+            self.log.error("file_failed", error=utf8_text(result.error), reason=result.reason)
 
 
 def _account_interrupted(job: Job, output: PipelineOutput, result: FileProcessingResult) -> FileProcessingResult:
