@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import structlog
 
-from vpod.db.pool import DatabaseBusy
+from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import Job, Outcome, Store
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
-from vpod.results import FileProcessingResult, display_path
+from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -79,53 +80,89 @@ class JobRunner:
     def run(self, job: Job, policy: Policy, worker: str, batch_id: str) -> FileProcessingResult | None:
         """Process ``job``; ``None`` when another worker or process took it first.
 
+        An unexpected exception (a bug in vpod, not a problem of the file) does not leave
+        the job ``processing``: it is logged as ``worker_error`` with the traceback and
+        recorded as a final failure, reason ``internal_error`` (not permanent: the next
+        start, a change or ``vpod retry`` tries the file again), so batches still count it.
+
         Raises:
             vpod.db.pool.DatabaseBusy / DatabaseError: the outcome could not be recorded
                 (the job stays ``processing`` and is requeued at the next start).
+            Exception: recording the ``internal_error`` failed too (the job stays
+                ``processing`` until the next start).
         """
         if not self.store.start(job, worker, batch_id):
             return None
+        started, clock = time.time(), time.monotonic()
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
             self.log.debug("file_started", attempt=job.attempts + 1)
             try:
-                output = self.processor.process(
-                    job.path,
-                    policy,
-                    before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+                result, attempt, write = self._attempt(job, policy, worker, batch_id)
+                self._record(write)
+            except (DatabaseBusy, DatabaseError):
+                raise
+            except Exception as exc:
+                self.log.exception("worker_error")
+                result = FileProcessingResult(
+                    path=job.path, success=False, reason="internal_error", permanent=False,
+                    error=f"{display_path(job.path)}: internal error in vpod (a bug, please report it): {exc!r}",
+                    duration_seconds=time.monotonic() - clock, started_at=started, ended_at=time.time(),
+                    worker=worker,
                 )
-            except DatabaseBusy as exc:
-                # A temp file could not be registered: nothing was changed yet (or, if the
-                # lock hit after the change, the redo finds the file done and counts it).
-                busy = FileProcessingResult(
-                    path=job.path, success=False, reason="database_busy", error=str(exc), permanent=False
+                attempt = job.attempts + 1
+                # Outcome(result) only: nothing from the failed attempt is trusted.
+                self._record(lambda: self.store.finish(job, Outcome(result), batch_id))
+            if result.retrying:
+                self.log.warning(
+                    "file_retry", error=utf8_text(result.error), reason=result.reason, attempt=attempt,
+                    retry_in_seconds=retry_delay(attempt),
                 )
-                return self._retry(job, busy, max(job.attempts, 1), batch_id)
-            result = _account_interrupted(job, output, replace(output.result, worker=worker))
-            attempt = job.attempts + 1
-            if result.failed and not result.permanent and attempt < self.max_attempts:
-                return self._retry(job, result, attempt, batch_id)
-            final_relpath = None
-            if result.final_path is not None and result.final_path != job.path:
-                final_relpath = _relative(result.final_path, job.root)
-            tracks = output.media_after.tracks if output.media_after else ()
-            outcome = Outcome(
-                result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest
-            )
-            self._record(lambda: self.store.finish(job, outcome, batch_id))
-            self._log(result)
+            else:
+                self._log(result)
             if self.on_outcome:
-                self.on_outcome(result, False)
+                self.on_outcome(result, result.retrying)
             return result
 
-    def _retry(self, job: Job, result: FileProcessingResult, attempt: int, batch_id: str) -> FileProcessingResult:
-        """Send a transient failure back to the queue with backoff; returns it marked ``retrying``."""
-        delay = retry_delay(attempt)
+    def _attempt(
+        self, job: Job, policy: Policy, worker: str, batch_id: str
+    ) -> tuple[FileProcessingResult, int, Callable[[], None]]:
+        """Run the pipeline on a started job; returns (result, attempt number, the Store
+        write that records it). A transient failure with attempts left comes back marked
+        ``retrying``, its write a :meth:`Store.retry_later` with backoff."""
+        try:
+            output = self.processor.process(
+                job.path,
+                policy,
+                before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+            )
+        except DatabaseBusy as exc:
+            # A temp file could not be registered: nothing was changed yet (or, if the
+            # lock hit after the change, the redo finds the file done and counts it).
+            busy = FileProcessingResult(
+                path=job.path, success=False, reason="database_busy", error=str(exc), permanent=False
+            )
+            return self._retry(job, busy, max(job.attempts, 1), batch_id)
+        result = _account_interrupted(job, output, replace(output.result, worker=worker))
+        attempt = job.attempts + 1
+        if result.failed and not result.permanent and attempt < self.max_attempts:
+            return self._retry(job, result, attempt, batch_id)
+        final_relpath = None
+        if result.final_path is not None and result.final_path != job.path:
+            final_relpath = _relative(result.final_path, job.root)
+        tracks = output.media_after.tracks if output.media_after else ()
+        outcome = Outcome(
+            result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest
+        )
+        return result, attempt, lambda: self.store.finish(job, outcome, batch_id)
+
+    def _retry(
+        self, job: Job, result: FileProcessingResult, attempt: int, batch_id: str
+    ) -> tuple[FileProcessingResult, int, Callable[[], None]]:
+        """A transient failure goes back to the queue with backoff: ``result`` marked
+        ``retrying``, ``attempt``, and the write that requeues it."""
         result = replace(result, retrying=True)
-        self._record(lambda: self.store.retry_later(job, result, delay, batch_id))
-        self.log.warning("file_retry", error=result.error, reason=result.reason, attempt=attempt, retry_in_seconds=delay)
-        if self.on_outcome:
-            self.on_outcome(result, True)
-        return result
+        delay = retry_delay(attempt)
+        return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id)
 
     def _log(self, result: FileProcessingResult) -> None:
         if result.success:
@@ -141,9 +178,9 @@ class JobRunner:
         elif result.reason == "dry_run":
             self.log.info("file_planned", actions=list(result.actions))
         elif result.skipped:
-            self.log.info("file_skipped", reason=result.reason, detail=result.error)
+            self.log.info("file_skipped", reason=result.reason, detail=utf8_text(result.error))
         else:
-            self.log.error("file_failed", error=result.error, reason=result.reason)
+            self.log.error("file_failed", error=utf8_text(result.error), reason=result.reason)
 
 
 def _account_interrupted(job: Job, output: PipelineOutput, result: FileProcessingResult) -> FileProcessingResult:

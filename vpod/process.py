@@ -40,7 +40,7 @@ from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
 from vpod.progress import ProgressTracker, StatusLine
-from vpod.results import BatchResult, FileProcessingResult, display_path
+from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets
 
 WORKER_PREFIX = "process-"
@@ -384,6 +384,6 @@ def _stop_message(report: ProcessReport, controller: BatchController) -> str | N
     if failure is None:
         return None
     return (
-        f"{display_path(failure.path)} failed ({failure.reason}): {failure.error}; "
+        f"{display_path(failure.path)} failed ({failure.reason}): {utf8_text(failure.error)}; "
         f'on_error = "fail" stopped the batch: {report.not_started} file(s) not started'
     )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def display_path(path: Path | str) -> str:
@@ -19,6 +22,33 @@ def one_line(text: str | None) -> str:
     if not text:
         return ""
     return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+@overload
+def utf8_text(text: str) -> str: ...
+
+
+@overload
+def utf8_text(text: None) -> None: ...
+
+
+def utf8_text(text: str | None) -> str | None:
+    """``text`` made encodable as UTF-8, for SQLite TEXT columns and JSON; ``None`` stays.
+
+    Messages name files, and a non-UTF-8 file name reaches Python as lone surrogates
+    (``os.fsdecode``'s ``surrogateescape``), which UTF-8 cannot encode: SQLite refuses
+    such a string with ``UnicodeEncodeError``. Each ``\\udc80``-``\\udcff`` becomes
+    ``\\xNN`` (the byte it stands for, as :func:`display_path` shows it), any other lone
+    surrogate ``\\uXXXX``. Text that is valid already is returned unchanged.
+    """
+    if text is None or not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True)
@@ -61,17 +91,17 @@ class FileProcessingResult:
         return not self.success and not self.skipped
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
+        """JSON-friendly form (texts valid UTF-8, see :func:`utf8_text`)."""
         return {
             "path": display_path(self.path),
             "success": self.success,
             "skipped": self.skipped,
             "changes": self.changes,
             "duration_seconds": round(self.duration_seconds, 6),
-            "error": self.error,
-            "reason": self.reason,
+            "error": utf8_text(self.error),
+            "reason": utf8_text(self.reason),
             "retrying": self.retrying,
-            "actions": list(self.actions),
+            "actions": [utf8_text(a) for a in self.actions],
             "final_path": display_path(self.final_path) if self.final_path else None,
             "started_at": self.started_at,
             "ended_at": self.ended_at,

@@ -52,7 +52,7 @@ class Worker:
             result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
         except (DatabaseBusy, DatabaseError) as exc:
             d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
-        except Exception:  # a bug must not kill the worker; the job is redone at restart
+        except Exception:  # a bug JobRunner could not even record: the job is redone at restart
             d.log.exception("worker_error", path=str(job.path))
         finally:
             d.active_changed(-1)

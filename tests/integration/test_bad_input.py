@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -265,3 +267,95 @@ def test_file_not_writable_by_the_daemon_user_then_retried(world_dir, jpn_eng_mk
     daemon.wait_for("file_processed", path=str(target), timeout=60)
     assert default_audio_languages(target) == ["eng"]
     assert daemon.stop() == 0
+
+
+# A junk file whose name holds a newline and a byte that is not UTF-8: its error message
+# names it, and that message must still reach the database (reviewer's bug: it crashed
+# result recording and the file stayed "processing" forever).
+UNDECODABLE = os.fsdecode(b"bad\nname\xff.mkv")
+
+
+def shown(path: Path) -> str:
+    """How logs, JSON and the database show a path: undecodable bytes as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def recorded_failure(db: Path, path: Path) -> tuple[str, str, str, str, str]:
+    """(files.state, files.reason, files.last_error, results.reason, results.error) of ``path``."""
+    with sqlite3.connect(db) as conn:
+        state, reason, last_error = conn.execute(
+            "SELECT state, reason, last_error FROM files WHERE root = ? AND relpath = ?",
+            (str(path.parent), os.fsencode(path.name)),
+        ).fetchone()
+        result_reason, result_error = conn.execute(
+            "SELECT reason, error FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (os.fsencode(path),)
+        ).fetchone()
+    return state, reason, last_error, result_reason, result_error
+
+
+def test_junk_with_an_undecodable_name_fails_cleanly_in_process(tmp_path, env, jpn_eng_mkv):
+    folder = tmp_path / "nu"
+    folder.mkdir()
+    junk = folder / UNDECODABLE
+    junk.write_bytes(b"junk\n")
+    good = Path(shutil.copyfile(jpn_eng_mkv, folder / "good.mkv"))
+    before = digest(junk)
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(tmp_path / "vpod.db")}, "logging": {"format": "json"}})
+
+    out = subprocess.run(
+        [sys.executable, "-m", "vpod", "process", "--config", str(config), str(folder), "--json"],
+        env=env, capture_output=True, timeout=240,
+    )
+    assert out.returncode == 1, out.stderr.decode(errors="replace")
+    data = json.loads(out.stdout.decode("utf-8"))  # strict: stdout is valid UTF-8
+    json.dumps(data, ensure_ascii=False).encode("utf-8")  # and holds no lone surrogate
+    by_path = {r["path"]: r for r in data["results"]}
+    failed = by_path[shown(junk)]
+    assert (failed["success"], failed["skipped"], failed["reason"]) == (False, False, "unreadable"), failed
+    assert shown(junk) in failed["error"] and "internal error" not in failed["error"]
+    assert by_path[str(good)]["success"] is True
+    assert (data["fail_count"], data["success_count"]) == (1, 1)
+
+    state, reason, last_error, result_reason, result_error = recorded_failure(tmp_path / "vpod.db", junk)
+    assert (state, reason, result_reason) == ("failed", "unreadable", "unreadable")
+    assert shown(junk) in last_error and shown(junk) in result_error
+    assert digest(junk) == before
+    assert default_audio_languages(good) == ["eng"]
+
+    # The human summary names the file once, readable, with the reason.
+    text = subprocess.run(
+        [sys.executable, "-m", "vpod", "process", "--config", str(config), str(junk)],
+        env=env, capture_output=True, timeout=240,
+    )
+    assert text.returncode == 1
+    summary = text.stdout.decode("utf-8")
+    assert "name\\xff.mkv" in summary and summary.count("name\\xff.mkv") == 1 and "[unreadable]" in summary, summary
+
+
+def test_junk_with_an_undecodable_name_fails_cleanly_in_the_daemon(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    inbox = tmp_path / "w2"
+    inbox.mkdir()
+    daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}})
+    junk = inbox / UNDECODABLE
+    junk.write_bytes(b"junk\n")
+    before = digest(junk)
+
+    failed = daemon.wait_for("file_failed", path=shown(junk))[0]
+    assert failed["reason"] == "unreadable" and shown(junk) in failed["error"], failed
+    batch = daemon.wait_for("batch_completed", where=lambda e: e["fail_count"] == 1)[0]
+    assert batch["total_files"] == 1 and batch["batch_id"] == failed["batch_id"]
+    state, reason, last_error, result_reason, _ = recorded_failure(tmp_path / "vpod.db", junk)
+    assert (state, reason, result_reason) == ("failed", "unreadable", "unreadable")
+    assert shown(junk) in last_error
+
+    report = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+    assert report["in_progress"] == [] and report["counts"]["processing"] == 0
+    assert [f["reason"] for f in report["last_failures"] if f["path"] == shown(junk)] == ["unreadable"]
+
+    # the daemon goes on with the next file
+    shutil.copyfile(jpn_eng_mkv, inbox / "good.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "good.mkv"))
+    assert default_audio_languages(inbox / "good.mkv") == ["eng"]
+    assert daemon.named("worker_error") == []
+    assert daemon.stop() == 0
+    assert digest(junk) == before

@@ -1,4 +1,6 @@
-"""Stand-ins for external tools on PATH (only to make timing certain, never to fake results)."""
+"""Stand-ins for external tools on PATH: to make timing certain, or (``odd_output_tool``)
+to print output of a shape vpod does not expect, which drives the "bug in vpod" path;
+never to fake a result vpod would accept."""
 
 from __future__ import annotations
 
@@ -60,5 +62,22 @@ def gated_tool(folder: Path, name: str, gate: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / name
     script.write_text(f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.05; done\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def odd_output_tool(folder: Path, name: str, marker: str, stdout: str) -> Path:
+    """Put a ``name`` in ``folder`` that prints ``stdout`` and exits 0 when an argument
+    contains ``marker``, and execs the real ``name`` otherwise.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(
+        f'#!/bin/sh\ncase "$*" in *{marker}*) printf "%s" {stdout!r}; exit 0;; esac\nexec "{real}" "$@"\n'
+    )
     script.chmod(0o755)
     return folder

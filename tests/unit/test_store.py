@@ -282,3 +282,38 @@ def test_version_2_rows_never_count_as_twins(tmp_path):
     # The path itself keeps its "unchanged since vpod left it" rule (a restart scan).
     assert store.enqueue(ROOT, b"a.mkv", "fp", key(8), policy_digest=POLICY_A) is EnqueueOutcome.UNCHANGED
     pool.close()
+
+
+def test_texts_naming_an_undecodable_file_are_stored_as_valid_utf8(store):
+    """Errors name the file; a non-UTF-8 name reaches them as lone surrogates, which
+    SQLite refuses. Every text written (results, files, tracks, daemon table) is stored
+    with the byte shown as ``\\xNN``, and the write succeeds."""
+    from vpod.media.model import Track
+
+    relpath = b"bad\nname\xff.mkv"
+    shown = "/library/bad\nname\\xff.mkv"
+    path = ROOT / os.fsdecode(relpath)
+    store.enqueue(ROOT, relpath, "fp", key())
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    busy = FileProcessingResult(path=path, success=False, error=f"{path}: locked", reason="locked", permanent=False)
+    store.retry_later(job, busy, 0, "b")
+    with store.pool.read() as conn:
+        assert conn.execute("SELECT last_error FROM files").fetchone()[0] == f"{shown}: locked"
+    [job] = store.next_queued(1, ())
+    store.start(job, "w", "b")
+    failed = FileProcessingResult(path=path, success=False, error=f"{path}: not media", reason="unreadable")
+    title = os.fsdecode(b"caf\xe9")  # a Latin-1 title, as surrogateescape decodes it
+    store.finish(job, Outcome(failed, tracks=[Track(0, "audio", "AAC", title=title)]), "b")
+    store.set_daemon_info(paused_path=str(path), paused_error=failed.error)
+    with store.pool.read() as conn:
+        assert tuple(conn.execute("SELECT state, reason, last_error FROM files").fetchone()) == (
+            "failed", "unreadable", f"{shown}: not media",
+        )
+        assert [tuple(r) for r in conn.execute("SELECT reason, error FROM results ORDER BY id")] == [
+            ("locked", f"{shown}: locked"), ("unreadable", f"{shown}: not media"),
+        ]
+        assert conn.execute("SELECT title FROM tracks").fetchone()[0] == "caf\\xe9"
+    assert store.daemon_info()["paused_path"] == shown
+    assert store.daemon_info()["paused_error"] == f"{shown}: not media"
+    assert store.queue_report().last_failures[0].error == f"{shown}: not media"

@@ -16,7 +16,7 @@ from vpod.db.pool import DatabaseError
 from vpod.logs import configure_logging
 from vpod.process import ProcessReport, run_process
 from vpod.progress import StatusLine
-from vpod.results import FileProcessingResult, display_path
+from vpod.results import FileProcessingResult, display_path, utf8_text
 from vpod.targets import collect_targets
 from vpod.watch.filters import PathFilter
 
@@ -131,6 +131,6 @@ def _section(title: str, items: list[str]) -> list[str]:
 
 def _problem(result: FileProcessingResult) -> str:
     path = display_path(result.path)
-    error = result.error or "(no message)"
+    error = utf8_text(result.error) or "(no message)"  # names the file as display_path does
     text = error if error.startswith(path) else f"{path}: {error}"
     return f"{text} [{result.reason}]"

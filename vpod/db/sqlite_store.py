@@ -14,7 +14,7 @@ from vpod.db.records import BatchRecord, FailureRecord, InProgress, QueueReport,
 from vpod.db.schema import migrate
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome
 from vpod.fingerprint import StatKey
-from vpod.results import BatchResult, FileProcessingResult, display_path
+from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 
 def _folder(relpath: bytes) -> bytes:
@@ -256,6 +256,10 @@ class SqliteStore:
 
         ``outcome.policy_digest`` is kept with ``result_fingerprint`` (NULL without one):
         the pair is what :meth:`enqueue` matches a copy at another path against.
+
+        Texts (error, reason, track codec/language/title) are stored as valid UTF-8
+        (:func:`~vpod.results.utf8_text`): an error naming a non-UTF-8 file must not
+        fail the write and leave the file ``processing``.
         """
         result = outcome.result
         state = "done" if result.success else ("skipped" if result.skipped else "failed")
@@ -270,8 +274,8 @@ class SqliteStore:
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " inode = COALESCE(?, inode), device = COALESCE(?, device) WHERE id = ?",
                 (
-                    state, outcome.result_fingerprint, digest, int(result.permanent), result.reason,
-                    result.error, now, *stat_cols, job.id,
+                    state, outcome.result_fingerprint, digest, int(result.permanent), utf8_text(result.reason),
+                    utf8_text(result.error), now, *stat_cols, job.id,
                 ),
             )
             file_id = job.id
@@ -283,8 +287,8 @@ class SqliteStore:
                     "INSERT INTO tracks (file_id, idx, type, codec, language, title, is_default,"
                     " is_forced, channels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (file_id, t.index, t.type, t.codec, t.language, t.title, int(t.default),
-                         int(t.forced), t.channels)
+                        (file_id, t.index, t.type, utf8_text(t.codec), utf8_text(t.language),
+                         utf8_text(t.title), int(t.default), int(t.forced), t.channels)
                         for t in outcome.tracks
                     ],
                 )
@@ -315,7 +319,7 @@ class SqliteStore:
                 # the redo plans and counts the change itself.
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
                 " worker = NULL, updated_at = ? WHERE id = ?",
-                (time.time() + delay_seconds, result.reason, result.error, time.time(), job.id),
+                (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), time.time(), job.id),
             )
 
     def release(self, job: Job) -> None:
@@ -341,7 +345,7 @@ class SqliteStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 batch_id, job.id, os.fsencode(result.path), int(result.success), int(result.skipped),
-                result.changes, json.dumps(list(result.actions)), result.reason, result.error,
+                result.changes, json.dumps(list(result.actions)), utf8_text(result.reason), utf8_text(result.error),
                 result.started_at, result.duration_seconds, job.fingerprint, fingerprint_after,
             ),
         )
@@ -401,7 +405,8 @@ class SqliteStore:
     # -- daemon state, status and control (vpod status / resume / retry) ------------
 
     def set_daemon_info(self, **values: object) -> None:
-        """Write keys of the ``daemon`` table (``None`` deletes a key); values are stored as text."""
+        """Write keys of the ``daemon`` table (``None`` deletes a key); values are stored as
+        valid UTF-8 text (a paused file's name or error may hold undecodable bytes)."""
         with self.pool.transaction() as conn:
             for key, value in values.items():
                 if value is None:
@@ -410,7 +415,7 @@ class SqliteStore:
                     conn.execute(
                         "INSERT INTO daemon (key, value) VALUES (?, ?)"
                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (key, str(value)),
+                        (key, utf8_text(str(value))),
                     )
 
     def daemon_info(self) -> dict[str, str]:
