@@ -270,8 +270,8 @@ class Daemon:
     def _root_deleted(self, root: Path, moved: bool = False) -> None:
         # Called from an observer thread (or the main loop): only record it; the main
         # loop unwatches, then re-watches whatever folder comes to have the path.
+        self._missing_roots.add(root)  # before the log line: /health agrees with the log
         self.log.warning("watch_path_deleted", root=str(root), moved=moved)
-        self._missing_roots.add(root)
         self.wake()
 
     def _check_displaced_roots(self) -> None:
@@ -382,7 +382,9 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, or when the
-        database cannot be read."""
+        database cannot be read. ``unwatched_paths`` lists configured folders not watched
+        now (missing, deleted or moved away; watched again when a folder has the path);
+        they do not make the daemon unhealthy: a restart would not bring them back."""
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -390,6 +392,7 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "workers": self.worker_count(),
             "active": self.active(),
+            "unwatched_paths": self._unwatched_paths(),
         }
         try:
             body["queue_depth"] = self.store.ping()
@@ -400,6 +403,13 @@ class Daemon:
             body.update(status="unhealthy", reason=body["state"])
             return False, body
         return True, body
+
+    def _unwatched_paths(self) -> list[str]:
+        watches = getattr(self, "watches", None)  # /health answers before the observers exist
+        if watches is None:
+            return []
+        missing = set(self._missing_roots)  # a root found gone may not be unwatched yet
+        return sorted(str(root) for root in self.roots if root in missing or watches.kind(root) is None)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 reads control requests; handlers only set flags."""
@@ -604,8 +614,9 @@ class Daemon:
             if root in self.watches.roots():
                 self.watches.unwatch(root)
             if root.is_dir():
-                self.log.info("watch_path_restored", root=str(root))
                 self._watch_root(root, catch_up=True)
+                if root not in self._missing_roots:  # logged once watched, so /health agrees
+                    self.log.info("watch_path_restored", root=str(root))
 
     def shutdown(self) -> None:
         """Orderly drain; see the module docstring. ``/health`` answers 503 meanwhile."""

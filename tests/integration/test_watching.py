@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support.daemon import DaemonProcess, daemon_env, write_config
+from support.http import health
 from support.media import default_audio_languages
 
 pytestmark = pytest.mark.integration
@@ -160,20 +161,27 @@ def files_in_database(db: Path) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("observer", ["inotify", "polling"])
 def test_watched_folder_moved_away_then_recreated(tmp_path, daemon_factory, jpn_eng_mkv, observer):
     """mv ROOT ROOT-away; mkdir ROOT: the new folder is watched, the moved one (an inotify
-    watch follows it, under the old name) no longer is."""
+    watch follows it, under the old name) no longer is; /health names the path meanwhile."""
     inbox, away = tmp_path / "inbox", tmp_path / "inbox-away"
     inbox.mkdir()
-    daemon = daemon_factory(config(inbox, observer=observer, poll_interval_seconds=0.3))
+    daemon = daemon_factory(
+        {**config(inbox, observer=observer, poll_interval_seconds=0.3), "http": {"listen": "127.0.0.1:0"}}
+    )
+    port = daemon.wait_for("http_listening")[0]["port"]
     shutil.copyfile(jpn_eng_mkv, inbox / "before.mkv")
     daemon.wait_for("file_processed", path=str(inbox / "before.mkv"))
+    assert health(port)[1]["unwatched_paths"] == []
 
     inbox.rename(away)
     deleted = daemon.wait_for("watch_path_deleted", root=str(inbox), timeout=30)[0]
     if observer == "inotify":  # the polling observer only sees the path gone
         assert deleted["moved"] is True
+    code, body = health(port)
+    assert code == 200 and body["unwatched_paths"] == [str(inbox)]
 
     inbox.mkdir()
     daemon.wait_for("watch_path_restored", root=str(inbox), timeout=30)
+    assert health(port)[1]["unwatched_paths"] == []
     shutil.copyfile(jpn_eng_mkv, away / "stray.mkv")  # first: settled by the time after.mkv is done
     shutil.copyfile(jpn_eng_mkv, inbox / "after.mkv")
     daemon.wait_for("file_processed", path=str(inbox / "after.mkv"))
