@@ -7,8 +7,9 @@ Threads, each with one loop that checks the shared stop Event:
 * the scanner thread: catch-up scan at start, walks of folders created or moved in
 * the feeder thread: queued rows → bounded ``queue.Queue`` (backpressure)
 * N worker threads: job → :class:`JobRunner` (the shared per-file pipeline)
-* the main thread: signals, batch windows, re-watching roots that come back, config
-  reloads, ``STATUS=`` and ``WATCHDOG=1`` to systemd (:mod:`vpod.notify`)
+* the main thread: signals, batch windows, noticing roots renamed away (inotify follows
+  the folder, not the path) and re-watching roots that come back, config reloads,
+  ``STATUS=`` and ``WATCHDOG=1`` to systemd (:mod:`vpod.notify`)
 * optionally the HTTP listener: ``/health`` and ``/metrics`` (:mod:`vpod.http_listener`)
 
 Signal handlers only set flags and wake the main loop: SIGTERM/SIGINT stop, SIGHUP
@@ -63,7 +64,7 @@ from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
 from vpod.worker import Worker
 
-_ROOT_RECHECK_SECONDS = 5.0  # how often a missing watch root is looked for
+_ROOT_RECHECK_SECONDS = 5.0  # how often a missing watch root is looked for, and inotify roots re-identified
 _STATUS_MIN_INTERVAL_SECONDS = 1.0  # STATUS= to systemd at most this often
 
 
@@ -103,6 +104,7 @@ class Daemon:
         self._next_watchdog = 0.0  # monotonic
         self._dead_reported: set[str] = set()
         self._missing_roots: set[Path] = set()
+        self._next_identity_check = 0.0  # monotonic
         self._active = 0
         self._active_lock = threading.Lock()
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
@@ -267,11 +269,25 @@ class Daemon:
                     )
             self._missing_roots.add(root)
 
-    def _root_deleted(self, root: Path) -> None:
-        # Called from an observer thread: only record it; the main loop unwatches.
-        self.log.warning("watch_path_deleted", root=str(root))
-        self._missing_roots.add(root)
+    def _root_deleted(self, root: Path, moved: bool = False) -> None:
+        # Called from an observer thread (or the main loop): only record it; the main
+        # loop unwatches, then re-watches whatever folder comes to have the path.
+        self._missing_roots.add(root)  # before the log line: /health agrees with the log
+        self.log.warning("watch_path_deleted", root=str(root), moved=moved)
         self.wake()
+
+    def _check_displaced_roots(self) -> None:
+        """Treat an inotify root whose path no longer names the watched folder (renamed
+        away, replaced by a rename, an ancestor renamed) like a deleted one: its observer
+        follows the old folder, so it is stopped and the path is watched anew. At most
+        once per ``_ROOT_RECHECK_SECONDS``; one stat(2) per inotify root."""
+        now = time.monotonic()
+        if now < self._next_identity_check:
+            return
+        self._next_identity_check = now + _ROOT_RECHECK_SECONDS
+        for root in self.watches.displaced():
+            if root not in self._missing_roots:
+                self._root_deleted(root, moved=True)
 
     # -- workers ---------------------------------------------------------------------
 
@@ -368,7 +384,9 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, or when the
-        database cannot be read."""
+        database cannot be read. ``unwatched_paths`` lists configured folders not watched
+        now (missing, deleted or moved away; watched again when a folder has the path);
+        they do not make the daemon unhealthy: a restart would not bring them back."""
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -376,6 +394,7 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "workers": self.worker_count(),
             "active": self.active(),
+            "unwatched_paths": self._unwatched_paths(),
         }
         try:
             body["queue_depth"] = self.store.ping()
@@ -386,6 +405,13 @@ class Daemon:
             body.update(status="unhealthy", reason=body["state"])
             return False, body
         return True, body
+
+    def _unwatched_paths(self) -> list[str]:
+        watches = getattr(self, "watches", None)  # /health answers before the observers exist
+        if watches is None:
+            return []
+        missing = set(self._missing_roots)  # a root found gone may not be unwatched yet
+        return sorted(str(root) for root in self.roots if root in missing or watches.kind(root) is None)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 reads control requests; handlers only set flags."""
@@ -414,6 +440,7 @@ class Daemon:
                 self._control_requested.clear()
                 self._apply_control()
             self._close_batches()
+            self._check_displaced_roots()
             self._recheck_roots()
             self._report_to_systemd()
             self._wake.wait(self._sleep_time())
@@ -426,6 +453,8 @@ class Daemon:
             waits.append(deadline - now)
         if self._missing_roots:
             waits.append(_ROOT_RECHECK_SECONDS)
+        if any(self.watches.kind(root) == "inotify" for root in self.roots):
+            waits.append(self._next_identity_check - now)
         if self._status_dirty.is_set() and self.notifier.enabled:
             waits.append(self._status_sent_at + _STATUS_MIN_INTERVAL_SECONDS - now)
         if self.notifier.watchdog_seconds is not None:
@@ -587,8 +616,9 @@ class Daemon:
             if root in self.watches.roots():
                 self.watches.unwatch(root)
             if root.is_dir():
-                self.log.info("watch_path_restored", root=str(root))
                 self._watch_root(root, catch_up=True)
+                if root not in self._missing_roots:  # logged once watched, so /health agrees
+                    self.log.info("watch_path_restored", root=str(root))
 
     def shutdown(self) -> None:
         """Orderly drain; see the module docstring. ``/health`` answers 503 meanwhile."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support.daemon import DaemonProcess, daemon_env, write_config
+from support.http import health
 from support.media import default_audio_languages
 
 pytestmark = pytest.mark.integration
@@ -148,6 +150,69 @@ def test_watched_folder_deleted_then_recreated(tmp_path, daemon_factory, jpn_eng
     shutil.copyfile(jpn_eng_mkv, inbox / "after.mkv")
     daemon.wait_for("file_processed", path=str(inbox / "after.mkv"))
     assert daemon.stop() == 0
+
+
+def files_in_database(db: Path) -> set[tuple[str, str]]:
+    """(root, relpath) of every file the daemon ever queued."""
+    with sqlite3.connect(db) as conn:
+        return {(root, os.fsdecode(relpath)) for root, relpath in conn.execute("SELECT root, relpath FROM files")}
+
+
+@pytest.mark.parametrize("observer", ["inotify", "polling"])
+def test_watched_folder_moved_away_then_recreated(tmp_path, daemon_factory, jpn_eng_mkv, observer):
+    """mv ROOT ROOT-away; mkdir ROOT: the new folder is watched, the moved one (an inotify
+    watch follows it, under the old name) no longer is; /health names the path meanwhile."""
+    inbox, away = tmp_path / "inbox", tmp_path / "inbox-away"
+    inbox.mkdir()
+    daemon = daemon_factory(
+        {**config(inbox, observer=observer, poll_interval_seconds=0.3), "http": {"listen": "127.0.0.1:0"}}
+    )
+    port = daemon.wait_for("http_listening")[0]["port"]
+    shutil.copyfile(jpn_eng_mkv, inbox / "before.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "before.mkv"))
+    assert health(port)[1]["unwatched_paths"] == []
+
+    inbox.rename(away)
+    deleted = daemon.wait_for("watch_path_deleted", root=str(inbox), timeout=30)[0]
+    if observer == "inotify":  # the polling observer only sees the path gone
+        assert deleted["moved"] is True
+    code, body = health(port)
+    assert code == 200 and body["unwatched_paths"] == [str(inbox)]
+
+    inbox.mkdir()
+    daemon.wait_for("watch_path_restored", root=str(inbox), timeout=30)
+    assert health(port)[1]["unwatched_paths"] == []
+    shutil.copyfile(jpn_eng_mkv, away / "stray.mkv")  # first: settled by the time after.mkv is done
+    shutil.copyfile(jpn_eng_mkv, inbox / "after.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "after.mkv"))
+    time.sleep(SETTLE * 4)
+    assert daemon.stop() == 0
+    assert files_in_database(tmp_path / "vpod.db") == {(str(inbox), "before.mkv"), (str(inbox), "after.mkv")}
+    assert default_audio_languages(away / "stray.mkv") == ["jpn"]  # untouched
+
+
+@pytest.mark.parametrize("first", ["root moved away", "root left empty"])
+def test_watched_folder_replaced_by_a_rename(tmp_path, daemon_factory, jpn_eng_mkv, first):
+    """mv READY ROOT (rename(2) also replaces an empty folder): the files already in READY
+    are found by the catch-up walk of the restored root, and new ones are seen."""
+    inbox, old, ready = tmp_path / "inbox", tmp_path / "inbox-old", tmp_path / "ready"
+    inbox.mkdir()
+    ready.mkdir()
+    shutil.copyfile(jpn_eng_mkv, ready / "waiting.mkv")
+    daemon = daemon_factory(config(inbox))
+    if first == "root moved away":
+        inbox.rename(old)
+    ready.rename(inbox)
+    daemon.wait_for("watch_path_deleted", root=str(inbox), timeout=30)
+    daemon.wait_for("watch_path_restored", root=str(inbox), timeout=30)
+    daemon.wait_for("file_processed", path=str(inbox / "waiting.mkv"))
+    if old.exists():
+        shutil.copyfile(jpn_eng_mkv, old / "stray.mkv")
+    shutil.copyfile(jpn_eng_mkv, inbox / "later.mkv")
+    daemon.wait_for("file_processed", path=str(inbox / "later.mkv"))
+    time.sleep(SETTLE * 4)
+    assert daemon.stop() == 0
+    assert files_in_database(tmp_path / "vpod.db") == {(str(inbox), "waiting.mkv"), (str(inbox), "later.mkv")}
 
 
 def test_missing_watch_folder_is_watched_once_it_appears(tmp_path, daemon_factory, jpn_eng_mkv):

@@ -98,3 +98,41 @@ def test_inotify_watch_reports_writes_not_reads(tmp_path):
     kinds = {kind for kind, _ in recorder.events}
     assert kinds.isdisjoint({"opened", "closed_no_write"}), recorder.events
     assert not [e for e in recorder.events if e[1] == str(existing)], recorder.events
+
+
+@pytest.mark.skipif(InotifyObserver is None, reason="inotify is Linux-only")
+@pytest.mark.parametrize("change", ["renamed away", "renamed away and re-created", "replaced by a rename", "parent renamed"])
+def test_displaced_inotify_root(tmp_path, change):
+    """watchdog reports none of these (no IN_MOVE_SELF); displaced() finds each one."""
+    parent = tmp_path / "parent"
+    root = parent / "inbox"
+    root.mkdir(parents=True)
+    manager = WatchManager(lambda root: _Recorder(), observer="inotify", poll_interval_seconds=1, recursive=True)
+    assert manager.watch(root)
+    try:
+        assert manager.displaced() == []
+        if change == "parent renamed":
+            parent.rename(tmp_path / "elsewhere")
+            parent.mkdir()
+            root.mkdir()
+        else:
+            root.rename(parent / "away")
+            if change == "renamed away and re-created":
+                root.mkdir()
+            elif change == "replaced by a rename":
+                (parent / "new").mkdir()
+                (parent / "new").rename(root)
+        assert manager.displaced() == [root]
+    finally:
+        manager.stop_all()
+
+
+def test_polling_roots_are_not_checked(tmp_path):
+    """The polling observer re-reads the path itself (and a hung mount must not block the caller)."""
+    manager = WatchManager(lambda root: _Recorder(), observer="polling", poll_interval_seconds=30, recursive=True)
+    assert manager.watch(tmp_path)
+    try:
+        tmp_path.rename(tmp_path.with_name(tmp_path.name + "-away"))
+        assert manager.displaced() == []
+    finally:
+        manager.stop_all()

@@ -37,7 +37,8 @@ class WatchEventHandler(FileSystemEventHandler):
         stabilizer: receives candidate files.
         walk_folder: called with ``(root, folder)`` for folders created or moved in;
             must only enqueue the walk, not perform it.
-        on_root_deleted: called when the root folder itself is deleted.
+        on_root_deleted: called with ``(root, moved)`` when the root folder itself is
+            deleted (``moved`` False) or reported moved away (``moved`` True).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class WatchEventHandler(FileSystemEventHandler):
         path_filter: PathFilter,
         stabilizer: Stabilizer,
         walk_folder: Callable[[Path, Path], None],
-        on_root_deleted: Callable[[Path], None],
+        on_root_deleted: Callable[[Path, bool], None],
     ) -> None:
         super().__init__()
         self.root = root
@@ -60,6 +61,12 @@ class WatchEventHandler(FileSystemEventHandler):
         kind = event.event_type
         src = fs_name(event.src_path)
         if kind == EVENT_TYPE_MOVED:
+            if src == self.root:
+                # Not from watchdog's inotify emitter (it drops IN_MOVE_SELF; the daemon
+                # finds such moves with WatchManager.displaced()), but should an
+                # observer report it, the destination is no longer under this root.
+                self.on_root_deleted(self.root, True)
+                return
             self._gone(src)
             dest = fs_name(event.dest_path)
             if event.is_directory:
@@ -68,7 +75,7 @@ class WatchEventHandler(FileSystemEventHandler):
                 self._file(dest)
         elif kind == EVENT_TYPE_DELETED:
             if src == self.root:
-                self.on_root_deleted(self.root)
+                self.on_root_deleted(self.root, False)
             self._gone(src)
         elif kind in _CONTENT_EVENTS:
             if event.is_directory:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +110,21 @@ def choose_observer(path: Path, configured: str) -> tuple[str, str]:
     return "inotify", f"local filesystem ({fstype or 'unknown'})"
 
 
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the folder ``path`` names now (symlinks followed);
+    ``None`` when it does not exist, cannot be read, or is not a folder."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
+
+
 @dataclass
 class _Watch:
     observer: BaseObserver
     kind: str
+    identity: tuple[int, int]  # the folder's (st_dev, st_ino) when watching began
 
 
 class WatchManager:
@@ -161,11 +173,14 @@ class WatchManager:
         with self._lock:
             if root in self._watches:
                 return True
-        if not root.is_dir():
+        # Taken before the observer starts: if the folder is replaced in between, the
+        # identity differs from the watched folder's and displaced() reports it.
+        identity = folder_identity(root)
+        if identity is None:
             return False
         kind, why = choose_observer(root, self.observer)
         try:
-            watch = self._start(root, kind)
+            watch = self._start(root, kind, identity)
             if kind == "inotify" and watches_exhausted(root):
                 watch.observer.stop()
                 raise OSError(errno.ENOSPC, "inotify watch limit reached while watching the subfolders")
@@ -181,13 +196,13 @@ class WatchManager:
                 "this folder is polled meanwhile",
             )
             kind, why = "polling", "inotify watch limit reached"
-            watch = self._start(root, kind)
+            watch = self._start(root, kind, identity)
         with self._lock:
             self._watches[root] = watch
         self.log.info("watch_started", root=str(root), observer=kind, why=why)
         return True
 
-    def _start(self, root: Path, kind: str) -> _Watch:
+    def _start(self, root: Path, kind: str, identity: tuple[int, int]) -> _Watch:
         if kind == "polling":
             observer: BaseObserver = PollingObserver(timeout=self.poll_interval_seconds)
         else:
@@ -201,7 +216,26 @@ class WatchManager:
         except BaseException:
             observer.stop()
             raise
-        return _Watch(observer, kind)
+        return _Watch(observer, kind, identity)
+
+    def displaced(self) -> list[Path]:
+        """inotify roots whose path no longer names the folder being watched.
+
+        That is a root renamed or moved away (whether or not a new folder now has its
+        name), replaced by a rename onto its path, or below a renamed folder. An inotify
+        watch follows the folder, not the path, and watchdog reports none of these: its
+        emitter does not ask the kernel for ``IN_MOVE_SELF`` and drops it, and keeps
+        reporting events in the moved folder under the old path. The caller must
+        :meth:`unwatch` such a root.
+
+        Polling roots are not checked: their observer re-reads the path on each poll and
+        reports a missing root as deleted; and a stat of a hung network mount would block.
+
+        Costs one stat(2) per inotify root; never raises.
+        """
+        with self._lock:
+            watches = [(root, w.identity) for root, w in self._watches.items() if w.kind == "inotify"]
+        return [root for root, identity in watches if folder_identity(root) != identity]
 
     def unwatch(self, root: Path) -> None:
         """Stop watching ``root`` (removed from the config, or deleted)."""
