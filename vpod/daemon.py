@@ -54,7 +54,7 @@ from vpod.notify import SystemdNotifier, forget_environ
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.reload import ReloadPlan, plan_reload
 from vpod.results import BatchResult, FileProcessingResult
-from vpod.tempfiles import sweep_temps
+from vpod.tempfiles import log_sweep, sweep_temps
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
@@ -131,7 +131,9 @@ class Daemon:
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
         requeued = self.store.requeue_interrupted()
-        removed = sweep_temps(self.store)
+        # Temp files a live `vpod process` on this database still writes are left alone.
+        swept = sweep_temps(self.store)
+        log_sweep(swept)
         self.metrics = Metrics(
             queue_depth=self.store.ping,
             active=self.active,
@@ -210,7 +212,7 @@ class Daemon:
             database=str(cfg.database.path),
             settle_seconds=cfg.watch.settle_seconds,
             requeued_after_crash=requeued,
-            temp_files_removed=removed,
+            temp_files_removed=len(swept.removed),
             dry_run=self.dry_run,
             http=cfg.http.listen or None,
             systemd_notify=self.notifier.enabled,

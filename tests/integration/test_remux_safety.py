@@ -230,7 +230,7 @@ def test_temp_files_left_by_a_crash_are_swept(pipeline, media_cache):  # noqa: F
     leftover = pipeline.library / f".vpod-tmp-{uuid.uuid4().hex[:16]}.mkv"
     pipeline.store.register_temp(leftover)
     leftover.write_bytes(b"partial")
-    assert pipeline.sweep() == 1
+    assert pipeline.sweep().removed == [leftover]
     assert not leftover.exists() and path.exists()
 
 
