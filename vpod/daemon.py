@@ -341,6 +341,10 @@ class Daemon:
 
     def _on_outcome(self, result: FileProcessingResult, retrying: bool) -> None:
         self.metrics.observe_file(result, retrying=retrying)
+        if result.reason == "source_changed" and not retrying:
+            # The rewrite's own events may have settled while the row was still in
+            # progress, and then were not queued: look at the new content once it settles.
+            self.stabilizer.notify(result.path)
         if not retrying:
             key = "done" if result.success else ("skipped" if result.skipped else "failed")
             with self._active_lock:
