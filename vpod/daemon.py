@@ -55,7 +55,7 @@ from vpod.notify import SystemdNotifier, forget_environ
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.reload import ReloadPlan, plan_reload
 from vpod.results import BatchResult, FileProcessingResult
-from vpod.tempfiles import sweep_temps
+from vpod.tempfiles import log_sweep, sweep_temps
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
@@ -133,7 +133,9 @@ class Daemon:
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
         requeued = self.store.requeue_interrupted()
-        removed = sweep_temps(self.store)
+        # Temp files a live `vpod process` on this database still writes are left alone.
+        swept = sweep_temps(self.store)
+        log_sweep(swept)
         self.metrics = Metrics(
             queue_depth=self.store.ping,
             active=self.active,
@@ -214,7 +216,7 @@ class Daemon:
             database=str(cfg.database.path),
             settle_seconds=cfg.watch.settle_seconds,
             requeued_after_crash=requeued,
-            temp_files_removed=removed,
+            temp_files_removed=len(swept.removed),
             dry_run=self.dry_run,
             http=cfg.http.listen or None,
             systemd_notify=self.notifier.enabled,
@@ -357,6 +359,10 @@ class Daemon:
 
     def _on_outcome(self, result: FileProcessingResult, retrying: bool) -> None:
         self.metrics.observe_file(result, retrying=retrying)
+        if result.reason == "source_changed" and not retrying:
+            # The rewrite's own events may have settled while the row was still in
+            # progress, and then were not queued: look at the new content once it settles.
+            self.stabilizer.notify(result.path)
         if not retrying:
             key = "done" if result.success else ("skipped" if result.skipped else "failed")
             with self._active_lock:

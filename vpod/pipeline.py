@@ -263,17 +263,16 @@ class FileProcessor:
                 reason="target_exists",
             )
         with temp_beside(source, self.temps, suffix=target.suffix) as temp:
-            tool = self.remuxer.remux(media, plan, temp)
+            tool = None
             try:
+                tool = self.remuxer.remux(media, plan, temp)
                 media_after = verify_written(temp, media, plan, policy, self.runner)
             except MediaError as exc:
-                raise MediaError(f"{exc} (written by {tool})", reason=exc.reason, permanent=exc.permanent) from None
-            if not self._unchanged(locked):
-                raise MediaError(
-                    f"{source}: changed while vpod was remuxing it; the new content will be processed on its own",
-                    reason="source_changed",
-                    permanent=False,
-                )
+                # A tool or the verification failed: if the source changed meanwhile (a user
+                # copying a new version over it), that is the reason, not a broken remux.
+                self._check_unchanged(locked)
+                raise _about_source(exc, source, temp, tool) from None
+            self._check_unchanged(locked)
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
@@ -287,16 +286,44 @@ class FileProcessor:
         return target, replace(media_after, path=target)
 
     @staticmethod
-    def _unchanged(locked: LockedFile) -> bool:
-        """True while the locked path still names the same, unmodified inode."""
+    def _check_unchanged(locked: LockedFile) -> None:
+        """Raise unless the locked path still names the same, unmodified inode (size and
+        mtime as read when the file was locked).
+
+        Raises:
+            Skip: reason ``vanished`` (the name is gone) or ``source_changed`` (rewritten
+                in place, or another file renamed over it); neither is permanent.
+        """
         try:
             now = os.stat(locked.path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise Skip(f"{locked.path}: vanished while vpod was remuxing it", "vanished") from None
         except OSError:
-            return False
+            return  # cannot tell; the replace itself would fail on a real problem
         before = locked.stat
-        return (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) == (
+        if (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (
             before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns
-        )  # fmt: skip
+        ):  # fmt: skip
+            raise Skip(
+                f"{locked.path}: changed while vpod was remuxing it (another program wrote or replaced it); "
+                "vpod's copy was discarded and the new content left as written, to be looked at again "
+                "(the daemon does so once it settles; after `vpod process`, run it again)",
+                "source_changed",
+            )
+
+
+def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None) -> MediaError:
+    """``exc``, from the remux of ``source`` into ``temp`` or from checking ``temp``,
+    reworded to name the source first (errors are about the user's file); the temp
+    file's name and the tool that wrote it follow."""
+    text = str(exc)
+    if text.startswith(f"{temp}: "):
+        text = f"{source}: the remuxed copy {temp.name}: {text[len(str(temp)) + 2:]}"
+    elif not text.startswith(f"{source}: "):
+        text = f"{source}: {text}"
+    if tool is not None:
+        text += f" (written by {tool})"
+    return MediaError(text, reason=exc.reason, permanent=exc.permanent)
 
 
 def _check_writable(path: Path, in_place: bool) -> None:

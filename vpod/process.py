@@ -42,6 +42,7 @@ from vpod.policy.policy import Policy
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets
+from vpod.tempfiles import log_sweep, sweep_temps
 
 WORKER_PREFIX = "process-"
 """Worker threads are named ``process-<pid>_<n>``; the Store records that name."""
@@ -77,6 +78,7 @@ class ProcessReport:
         signal_number: the signal that interrupted the run, if any.
         ignored: files named on the command line that the filters dropped, with why.
         unreadable: folders that could not be listed, with the OS error.
+        temp_files_removed: temp files of an interrupted vpod swept at the start.
     """
 
     batch: BatchResult
@@ -87,6 +89,7 @@ class ProcessReport:
     signal_number: int | None = None
     ignored: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    temp_files_removed: list[str] = field(default_factory=list)
 
     @property
     def not_started(self) -> int:
@@ -119,6 +122,7 @@ class ProcessReport:
             "stop_message": self.stop_message,
             "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
             "unreadable_folders": [{"path": p, "error": e} for p, e in self.unreadable],
+            "temp_files_removed": self.temp_files_removed,
             "exit_code": self.exit_code(),
         }
 
@@ -332,6 +336,13 @@ def run_process(
     try:
         store = SqliteStore(pool)
         abandoned = store.abandon_dead_owners(owner_alive)
+        # A crashed run's temp files (this command's or the daemon's): only those no live
+        # vpod owns go; a dry run changes nothing on disk, so it leaves them for later.
+        swept: list[str] = []
+        if not dry_run:
+            sweep = sweep_temps(store)
+            log_sweep(sweep)
+            swept = [display_path(p) for p in sweep.removed]
         runner = ToolRunner(config.processing.tool_timeout_seconds)
         options = PipelineOptions(
             roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True
@@ -345,6 +356,7 @@ def run_process(
         log.info(
             "process_started", batch_id=processor.batch.batch_id, total_files=len(targets.files),
             workers=workers, on_error=config.policy.on_error, dry_run=dry_run, abandoned_rows=abandoned,
+            temp_files_removed=len(swept),
         )
         in_main = threading.current_thread() is threading.main_thread()
 
@@ -361,7 +373,7 @@ def run_process(
             progress.finish()
         report = ProcessReport(
             batch, workers, workers_requested, dry_run, signal_number=processor.signal_number,
-            ignored=ignored, unreadable=unreadable,
+            ignored=ignored, unreadable=unreadable, temp_files_removed=swept,
         )
         report.stop_message = _stop_message(report, controller)
         if report.stop_message:

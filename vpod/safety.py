@@ -26,6 +26,7 @@ from vpod.errors import MediaError
 from vpod.watch.writers import has_writer
 
 
+_WORTH_ANOTHER_LOOK = frozenset({"vanished", "source_changed"})
 _REOPEN_ATTEMPTS = 5  # times a waited-for file may turn out replaced before vpod gives up
 
 
@@ -33,8 +34,9 @@ class Skip(MediaError):
     """The file is not something vpod should process; ``reason`` says why."""
 
     def __init__(self, message: str, reason: str) -> None:
-        # A file that vanished may come back with the same bytes; that is worth a new look.
-        super().__init__(message, reason=reason, permanent=reason != "vanished")
+        # A file that vanished may come back with the same bytes, and one that changed
+        # under vpod has new bytes: both are worth a new look.
+        super().__init__(message, reason=reason, permanent=reason not in _WORTH_ANOTHER_LOOK)
 
 
 class Busy(MediaError):

@@ -3,19 +3,34 @@
 A remux writes ``.vpod-tmp-<random><suffix>`` in the source's own folder (so the final
 ``os.replace`` is an atomic rename on the same filesystem), created with ``O_EXCL``
 and ``O_NOFOLLOW`` so it can never clobber or follow anything. Its path is recorded in
-the Store *before* it is created; :func:`sweep_temps` at startup removes whatever a
-crash (kill -9, power loss) left behind.
+the Store *before* it is created; :func:`sweep_temps`, run when a daemon or a
+``vpod process`` starts, removes whatever a crash (kill -9, power loss) left behind.
+
+Ownership: while a temp file is in use, the vpod process that made it holds an
+exclusive ``flock`` on it (a descriptor of its own, closed on exec, so tools never
+inherit it). The kernel drops that lock when the process ends, however it ends, so a
+sweep can tell a crash's leftover (lock free) from a file that a live daemon or another
+live ``vpod process`` on the same database is still writing (lock held): only the
+first is removed. ``flock`` is what the pipeline already requires of every filesystem
+it works on (it locks each source the same way).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import secrets
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
+import structlog
+
 from vpod.watch.filters import TEMP_PREFIX
+
+_CREATE_ATTEMPTS = 3  # fresh names to try when a sweep took a new temp file for a leftover
 
 
 class TempRegistry(Protocol):
@@ -28,13 +43,13 @@ class TempRegistry(Protocol):
         """``path`` is gone (renamed into place or removed)."""
 
     def pending_temps(self) -> list[Path]:
-        """Recorded paths not forgotten: what a crash left."""
+        """Recorded paths not forgotten: in use, or what a crash left."""
 
 
 @contextmanager
 def temp_beside(source: Path, registry: TempRegistry, suffix: str = ".mkv") -> Iterator[Path]:
-    """Create an empty temp file next to ``source``; remove it on exit unless it was
-    renamed away (moved into place).
+    """Create an empty temp file next to ``source``, owned (``flock``-ed) by this process
+    until exit; remove it on exit unless it was renamed away (moved into place).
 
     The file is created with mode 0600; the caller copies the source's mode before
     renaming it into place.
@@ -42,33 +57,146 @@ def temp_beside(source: Path, registry: TempRegistry, suffix: str = ".mkv") -> I
     Raises:
         OSError: the folder is not writable, or the disk is full.
     """
-    path = source.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
-    registry.register_temp(path)
+    path, fd = _create_owned(source, registry, suffix)
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         yield path
     finally:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        registry.forget_temp(path)
+        _discard(path, fd, registry)
 
 
-def sweep_temps(registry: TempRegistry) -> int:
-    """Remove temp files a crash left behind; returns how many were removed.
+def _create_owned(source: Path, registry: TempRegistry, suffix: str) -> tuple[Path, int]:
+    """Register, create and lock a new temp file; returns its path and the locked descriptor.
 
-    Only paths that were registered and still carry vpod's temp prefix are removed.
+    Raises:
+        OSError: creating failed, or every fresh name was swept away at once.
     """
-    removed = 0
+    for _ in range(_CREATE_ATTEMPTS):
+        path = source.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+        registry.register_temp(path)
+        try:
+            # Read-only: an open for writing would make vpod's own writer checks (read
+            # lease) see a writer on the file once it is renamed into place.
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except BaseException:
+            registry.forget_temp(path)
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: a sweep holds it for a moment at most
+            if _names(path, fd):
+                # Again: a sweep that found the name before the file existed has dropped it.
+                registry.register_temp(path)
+                return path, fd
+        except BaseException:
+            _discard(path, fd, registry)
+            raise
+        # Between our create and our lock, another vpod's sweep took it for a leftover
+        # and removed it (it also forgot it): start over under a new name.
+        os.close(fd)
+        registry.forget_temp(path)
+    raise OSError(errno.EAGAIN, f"temp files in {source.parent} were removed as soon as they were created")
+
+
+def _discard(path: Path, fd: int, registry: TempRegistry) -> None:
+    """Remove the temp file (if still there), then drop the lock, then the record: in that
+    order, so no sweep ever sees an unlocked temp file that is still in use."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+    registry.forget_temp(path)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """True when ``path`` is a name of the open file ``fd`` (same inode and device)."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    st = os.fstat(fd)
+    return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep_temps` did.
+
+    Attributes:
+        removed: leftovers removed (no live process owned them).
+        in_use: registered temp files a live vpod process owns; left alone.
+        failed: leftovers that could not be removed, with the OS error; still
+            registered, so the next start tries again.
+    """
+
+    removed: list[Path] = field(default_factory=list)
+    in_use: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def sweep_temps(registry: TempRegistry) -> SweepResult:
+    """Remove the temp files a crashed vpod left behind.
+
+    Only paths that were registered, still carry vpod's temp prefix and are not locked by
+    a live process (see the module docstring) are removed; a file some live daemon or
+    ``vpod process`` owns stays, and stays registered. Safe to run while other vpod
+    processes work on the same database.
+
+    Never raises for a file: what could not be removed is in the result.
+
+    Raises:
+        vpod.db.pool.DatabaseBusy / DatabaseError: the registry could not be read or written.
+    """
+    result = SweepResult()
     for path in registry.pending_temps():
-        if path.name.startswith(TEMP_PREFIX):
+        if not path.name.startswith(TEMP_PREFIX):
+            registry.forget_temp(path)  # never ours to remove
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            registry.forget_temp(path)
+            if os.path.lexists(path):
+                # Registered, then created by a live process between our look and the
+                # forget: keep its record (the owner re-registers too, after locking).
+                registry.register_temp(path)
+            continue
+        except OSError as exc:
+            result.failed.append((path, exc.strerror or str(exc)))
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                result.in_use.append(path)  # a live vpod owns it
+                continue
+            except OSError as exc:
+                result.failed.append((path, exc.strerror or str(exc)))
+                continue
+            if not _names(path, fd):
+                continue  # renamed or replaced since we opened it: not the file we locked
             try:
                 os.unlink(path)
-                removed += 1
             except FileNotFoundError:
                 pass
-            except OSError:
+            except OSError as exc:
+                result.failed.append((path, exc.strerror or str(exc)))
                 continue  # keep it registered; the next start tries again
+            result.removed.append(path)
+        finally:
+            os.close(fd)
         registry.forget_temp(path)
-    return removed
+    return result
+
+
+def log_sweep(result: SweepResult) -> None:
+    """Log what a sweep did: ``temp_file_removed`` (warning level, so ``vpod process``
+    shows it by default) per removed leftover, ``temp_file_not_removed`` per failure.
+    Files in use by a live vpod are only counted at debug level."""
+    log = structlog.get_logger("vpod")
+    for path in result.removed:
+        log.warning("temp_file_removed", path=str(path), why="left behind by a vpod that was killed or crashed")
+    for path, error in result.failed:
+        log.warning("temp_file_not_removed", path=str(path), error=error)
+    if result.in_use:
+        log.debug("temp_files_in_use", paths=[str(p) for p in result.in_use])

@@ -18,7 +18,7 @@ from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions, PipelineOutput
 from vpod.policy.planner import plan
 from vpod.policy.policy import Policy
-from vpod.tempfiles import sweep_temps
+from vpod.tempfiles import SweepResult, sweep_temps
 from vpod.watch.filters import TEMP_PREFIX
 
 
@@ -42,7 +42,7 @@ class Pipeline:
     def temps_left(self) -> list[Path]:
         return [p for p in self.library.rglob("*") if p.name.startswith(TEMP_PREFIX)]
 
-    def sweep(self) -> int:
+    def sweep(self) -> SweepResult:
         return sweep_temps(self.store)
 
 

@@ -119,6 +119,7 @@ def summary_text(report: ProcessReport) -> str:
         lines += _section("Skipped:", [_problem(r) for r in skipped])
     lines += _section("Not processed (named, but filtered out):", [f"{p}: {why}" for p, why in report.ignored])
     lines += _section("Folders that could not be read:", [f"{p}: {err}" for p, err in report.unreadable])
+    lines += _section("Removed temp files left by an interrupted vpod:", report.temp_files_removed)
     if report.stop_message:
         lines.append(f"Stopped early: {report.stop_message}")
     return "\n".join(lines)
