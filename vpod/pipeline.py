@@ -37,7 +37,7 @@ from vpod.media.verify import verify_written
 from vpod.policy.plan import ChangeContainer, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
-from vpod.results import FileProcessingResult
+from vpod.results import FileProcessingResult, display_path
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
 from vpod.watch.writers import has_writer
@@ -174,7 +174,7 @@ class FileProcessor:
                 )
             if isinstance(exc, MediaError):
                 return PipelineOutput(
-                    finish(success=False, reason=exc.reason, error=str(exc), permanent=exc.permanent),
+                    finish(success=False, reason=exc.reason, error=_naming(path, str(exc)), permanent=exc.permanent),
                     fingerprint_before,
                 )
             message = f"{path}: {exc.strerror or exc}"
@@ -344,3 +344,10 @@ def _check_writable(path: Path, in_place: bool) -> None:
                 reason="not_writable",
                 permanent=False,
             )
+
+
+def _naming(path: Path, message: str) -> str:
+    """``message`` led by the file's name unless it names the file already (a tool's
+    timeout or exit status says which tool, not which file)."""
+    shown = display_path(path)
+    return message if shown in message or str(path) in message else f"{shown}: {message}"

@@ -220,6 +220,7 @@ def test_hung_tool_is_killed_after_its_timeout(tmp_path, daemon_factory, jpn_eng
     assert retry["reason"] == "timeout" and "mkvmerge" in retry["error"]
     failed = daemon.wait_for("file_failed", path=str(inbox / "hang.mkv"), timeout=60)[0]
     assert failed["reason"] == "timeout"
+    assert failed["error"].startswith(f"{inbox / 'hang.mkv'}: mkvmerge did not finish")  # names the file
     assert daemon.stop() == 0
     leftovers = subprocess.run(["pgrep", "-f", str(fake)], capture_output=True, text=True).stdout.split()
     assert leftovers == [], "the hung tool was not killed"
