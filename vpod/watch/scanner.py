@@ -126,9 +126,11 @@ class Scanner:
                 seen += 1
                 if known is None:
                     known = self.store.known_stats(root, rel_folder)
-                encoded = os.fsencode(name)
-                if known.get(rel_folder + b"/" + encoded if rel_folder else encoded) == StatKey.of(st):
-                    continue
+                if known:  # a folder vpod has seen before: skip what is recorded unchanged
+                    encoded = os.fsencode(name)
+                    recorded = known.get(rel_folder + b"/" + encoded if rel_folder else encoded)
+                    if recorded is not None and recorded == StatKey.of(st):
+                        continue
                 found.append((Path(entry.path), st))
             if len(found) >= HANDOFF_BATCH:
                 candidates += len(found)
