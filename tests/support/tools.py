@@ -8,6 +8,18 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
+
+
+def _install(folder: Path, name: str, script: Callable[[str], str]) -> Path:
+    """Write ``folder/name``, an executable whose text is ``script(path of the real name)``."""
+    real = shutil.which(name)
+    assert real, f"{name} not on PATH"
+    folder.mkdir(parents=True, exist_ok=True)
+    stand_in = folder / name
+    stand_in.write_text(script(real))
+    stand_in.chmod(0o755)
+    return folder
 
 
 def slow_tool(folder: Path, name: str, seconds: float) -> Path:
@@ -15,17 +27,11 @@ def slow_tool(folder: Path, name: str, seconds: float) -> Path:
 
     Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
     """
-    real = shutil.which(name)
-    assert real, f"{name} not on PATH"
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / name
     # One process (sleep, then exec), so killing it kills the whole stand-in.
-    script.write_text(
+    return _install(folder, name, lambda real: (
         f"#!{sys.executable}\nimport os, sys, time\ntime.sleep({seconds})\n"
         f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
-    )
-    script.chmod(0o755)
-    return folder
+    ))
 
 
 def path_with(folder: Path) -> str:
@@ -39,16 +45,10 @@ def breakable_tool(folder: Path, name: str, flag: Path) -> Path:
 
     Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
     """
-    real = shutil.which(name)
-    assert real, f"{name} not on PATH"
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / name
-    script.write_text(
+    return _install(folder, name, lambda real: (
         f'#!/bin/sh\nif [ -e "{flag}" ]; then echo "Error: simulated failure ({flag} exists)" >&2; exit 2; fi\n'
         f'exec "{real}" "$@"\n'
-    )
-    script.chmod(0o755)
-    return folder
+    ))
 
 
 def gated_tool(folder: Path, name: str, gate: Path) -> Path:
@@ -57,13 +57,9 @@ def gated_tool(folder: Path, name: str, gate: Path) -> Path:
 
     Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
     """
-    real = shutil.which(name)
-    assert real, f"{name} not on PATH"
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / name
-    script.write_text(f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.05; done\nexec "{real}" "$@"\n')
-    script.chmod(0o755)
-    return folder
+    return _install(
+        folder, name, lambda real: f'#!/bin/sh\nwhile [ -e "{gate}" ]; do sleep 0.05; done\nexec "{real}" "$@"\n'
+    )
 
 
 def odd_output_tool(folder: Path, name: str, marker: str, stdout: str) -> Path:
@@ -72,12 +68,6 @@ def odd_output_tool(folder: Path, name: str, marker: str, stdout: str) -> Path:
 
     Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
     """
-    real = shutil.which(name)
-    assert real, f"{name} not on PATH"
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / name
-    script.write_text(
+    return _install(folder, name, lambda real: (
         f'#!/bin/sh\ncase "$*" in *{marker}*) printf "%s" {stdout!r}; exit 0;; esac\nexec "{real}" "$@"\n'
-    )
-    script.chmod(0o755)
-    return folder
+    ))
