@@ -53,12 +53,13 @@ from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier, forget_environ
 from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.reload import ReloadPlan, plan_reload
-from vpod.results import BatchResult, FileProcessingResult
+from vpod.results import BatchResult, FileProcessingResult, display_path
 from vpod.tempfiles import log_sweep, sweep_temps
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
-from vpod.watch.intake import Intake
+from vpod.watch.intake import Intake, root_of
 from vpod.watch.observers import WatchManager
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
@@ -132,7 +133,8 @@ class Daemon:
         self.instance.acquire()
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
-        requeued = self.store.requeue_interrupted()
+        # A live vpod process's rows are its own; dead ones are released by the main loop.
+        requeued = self.store.requeue_interrupted(except_workers=WORKER_PREFIX)
         # Temp files a live `vpod process` on this database still writes are left alone.
         swept = sweep_temps(self.store)
         log_sweep(swept)
@@ -290,6 +292,22 @@ class Daemon:
         for root in self.watches.displaced():
             if root not in self._missing_roots:
                 self._root_deleted(root, moved=True)
+        self._release_dead_process_rows()
+
+    def _release_dead_process_rows(self) -> None:
+        """Rows a ``vpod process`` left ``processing`` when it was killed: their events
+        were dropped as already queued, so they are released (``interrupted``) and those
+        under the watched roots looked at again, through the settle time like any event."""
+        try:
+            paths = self.store.abandon_dead_owners(owner_alive)
+        except (DatabaseBusy, DatabaseError) as exc:
+            self.log.warning("database_busy", error=str(exc), retry_in_seconds=_ROOT_RECHECK_SECONDS)
+            return
+        for path in paths:
+            inside = root_of(path, tuple(self.roots)) is not None
+            self.log.warning("abandoned_file_released", path=display_path(path), looked_at_again=inside)
+            if inside:
+                self.stabilizer.notify(path)
 
     # -- workers ---------------------------------------------------------------------
 
@@ -459,8 +477,7 @@ class Daemon:
             waits.append(deadline - now)
         if self._missing_roots:
             waits.append(_ROOT_RECHECK_SECONDS)
-        if any(self.watches.kind(root) == "inotify" for root in self.roots):
-            waits.append(self._next_identity_check - now)
+        waits.append(self._next_identity_check - now)  # roots re-identified, dead owners released
         if self._status_dirty.is_set() and self.notifier.enabled:
             waits.append(self._status_sent_at + _STATUS_MIN_INTERVAL_SECONDS - now)
         if self.notifier.watchdog_seconds is not None:

@@ -335,7 +335,7 @@ def run_process(
     pool = DaemonConnectionPool(config.database.path, busy_timeout_seconds=config.database.busy_timeout_seconds)
     try:
         store = SqliteStore(pool)
-        abandoned = store.abandon_dead_owners(owner_alive)
+        abandoned = len(store.abandon_dead_owners(owner_alive))
         # A crashed run's temp files (this command's or the daemon's): only those no live
         # vpod owns go; a dry run changes nothing on disk, so it leaves them for later.
         swept: list[str] = []

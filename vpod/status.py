@@ -9,6 +9,7 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import QueueReport
 from vpod.db.sqlite_store import SqliteStore
+from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
 
 
@@ -84,7 +85,10 @@ def format_status(status: StatusReport) -> str:
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {one_line(f.path)}")
+        # A row can outlive its owner (kill -9): say so instead of showing it as running.
+        gone = not owner_alive(f.worker or "") or (not d.running and not (f.worker or "").startswith(WORKER_PREFIX))
+        note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {one_line(f.path)}{note}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")

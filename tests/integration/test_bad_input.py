@@ -331,6 +331,9 @@ def test_junk_with_an_undecodable_name_fails_cleanly_in_process(tmp_path, env, j
     assert text.returncode == 1
     summary = text.stdout.decode("utf-8")
     assert "name\\xff.mkv" in summary and summary.count("name\\xff.mkv") == 1 and "[unreadable]" in summary, summary
+    # ... on one line: the newline in its name is shown as \n, not printed.
+    [line] = [ln for ln in summary.splitlines() if "name\\xff.mkv" in ln]
+    assert "bad\\nname\\xff.mkv" in line, summary
 
 
 def test_junk_with_an_undecodable_name_fails_cleanly_in_the_daemon(tmp_path, daemon_factory, env, jpn_eng_mkv):

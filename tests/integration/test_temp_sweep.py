@@ -176,3 +176,31 @@ def test_a_daemon_starting_beside_a_live_vpod_process_leaves_its_temp_file_alone
     assert code == 0, err
     assert report["results"][0]["success"], report
     assert audio_layout(path) == [("eng", True), ("jpn", False)]
+
+
+def test_a_file_a_killed_vpod_process_held_is_taken_up_by_the_running_daemon(
+    tmp_path, env, media_cache, daemon_factory
+):
+    """vpod process dies (kill -9) on a file in a watched folder while a daemon runs on the
+    same database: the daemon's events for it were dropped as 'already in progress', so
+    the daemon must notice the dead owner itself, not wait for its own restart."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    held, pidfile, _gate = held_mkvmerge(tmp_path)
+    path = copy_media(media_cache("remux.mkv", NEEDS_REMUX), inbox / "film.mkv")
+    crashed = vpod_process([str(path)], config=config_file(tmp_path), env=env, PATH=f"{held}:{os.environ['PATH']}")
+    try:
+        wait_for_file(pidfile)
+        # Started beside the live vpod process: its catch-up scan finds the row in progress.
+        daemon = daemon_factory({"watch": {"paths": [str(inbox)], "settle_seconds": 0.3}})  # same database
+        assert daemon.named("daemon_started")[0]["requeued_after_crash"] == 0  # not a crash: the owner lives
+        daemon.wait_for("scan_completed")
+        crashed.kill()  # kill -9 of vpod process, mid-remux
+        crashed.wait(30)
+    finally:
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned tool
+    released = daemon.wait_for("abandoned_file_released", path=str(path), timeout=60)[0]
+    assert released["looked_at_again"] is True
+    daemon.wait_for("file_processed", path=str(path), timeout=120)
+    assert audio_layout(path) == [("eng", True), ("jpn", False)]
+    assert daemon.stop() == 0

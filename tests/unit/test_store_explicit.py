@@ -74,7 +74,7 @@ def test_rows_of_a_dead_vpod_process_are_released(store):
     for relpath, worker in owners.items():
         job = store.job_for_path(ROOT, relpath, "fp", STAT)
         assert store.start(job, worker, "b")
-    assert store.abandon_dead_owners(owner_alive) == 1
+    assert store.abandon_dead_owners(owner_alive) == [ROOT / "dead.mkv"]
     assert state(store, b"dead.mkv") == ("failed", 1, "interrupted", None)
     assert state(store, b"live.mkv")[0] == "processing"
     assert state(store, b"daemon.mkv")[0] == "processing"
@@ -87,3 +87,16 @@ def test_owner_alive_only_judges_vpod_process_workers():
     dead = subprocess.Popen(["true"])
     dead.wait()
     assert not owner_alive(f"process-{dead.pid}_3")
+
+
+def test_status_says_when_a_row_in_progress_has_lost_its_owner(store):
+    from vpod.status import format_status, read_status
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for relpath, worker in {b"dead.mkv": f"process-{dead.pid}_0", b"live.mkv": f"process-{os.getpid()}_0"}.items():
+        assert store.start(store.job_for_path(ROOT, relpath, "fp", STAT), worker, "b")
+    lines = format_status(read_status(store, batches=0, failures=0)).splitlines()
+    [dead_line] = [line for line in lines if "dead.mkv" in line]
+    [live_line] = [line for line in lines if "live.mkv" in line]
+    assert "its owner ended" in dead_line and "its owner ended" not in live_line

@@ -16,7 +16,7 @@ from vpod.db.pool import DatabaseError
 from vpod.logs import configure_logging
 from vpod.process import ProcessReport, run_process
 from vpod.progress import StatusLine
-from vpod.results import FileProcessingResult, display_path, utf8_text
+from vpod.results import FileProcessingResult, display_path, one_line, utf8_text
 from vpod.targets import collect_targets
 from vpod.watch.filters import PathFilter
 
@@ -114,14 +114,14 @@ def summary_text(report: ProcessReport) -> str:
             f"{head}{batch.total_files} file(s) in {batch.total_duration_seconds:.1f} s with {report.workers} "
             f"worker(s): {', '.join(counts)}. Batch {batch.batch_id}."
         ]
-        lines += _section("Would change:", [f"{display_path(r.path)}: {'; '.join(r.actions)}" for r in planned])
+        lines += _section("Would change:", [f"{one_line(display_path(r.path))}: {'; '.join(r.actions)}" for r in planned])
         lines += _section("Failed:", [_problem(r) for r in batch.results if r.failed])
         lines += _section("Skipped:", [_problem(r) for r in skipped])
     lines += _section("Not processed (named, but filtered out):", [f"{p}: {why}" for p, why in report.ignored])
     lines += _section("Folders that could not be read:", [f"{p}: {err}" for p, err in report.unreadable])
     lines += _section("Removed temp files left by an interrupted vpod:", report.temp_files_removed)
     if report.stop_message:
-        lines.append(f"Stopped early: {report.stop_message}")
+        lines.append(f"Stopped early: {one_line(report.stop_message)}")
     return "\n".join(lines)
 
 
@@ -132,6 +132,7 @@ def _section(title: str, items: list[str]) -> list[str]:
 
 def _problem(result: FileProcessingResult) -> str:
     path = display_path(result.path)
-    error = utf8_text(result.error) or "(no message)"  # names the file as display_path does
-    text = error if error.startswith(path) else f"{path}: {error}"
+    # Tool messages may span lines, a file name must not: a newline in it is shown as \n.
+    error = (utf8_text(result.error) or "(no message)").replace(path, one_line(path))
+    text = error if error.startswith(one_line(path)) else f"{one_line(path)}: {error}"
     return f"{text} [{result.reason}]"

@@ -263,9 +263,10 @@ class SqliteStore:
         pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
         return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending)
 
-    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> int:
+    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> list[Path]:
         """Mark rows left ``processing`` by a dead owner as ``failed`` (reason
-        ``interrupted``, not permanent, so the next run or rescan takes them again)."""
+        ``interrupted``, not permanent, so the next run or rescan takes them again);
+        returns their paths."""
         now = time.time()
         with self.pool.transaction() as conn:
             owners = [
@@ -274,15 +275,18 @@ class SqliteStore:
                     "SELECT DISTINCT worker FROM files WHERE state = 'processing' AND worker IS NOT NULL"
                 )
             ]
-            dead = [w for w in owners if not owner_alive(w)]
-            count = 0
-            for worker in dead:
-                count += conn.execute(
+            paths: list[Path] = []
+            for worker in (w for w in owners if not owner_alive(w)):
+                rows = conn.execute(
+                    "SELECT root, relpath FROM files WHERE state = 'processing' AND worker = ?", (worker,)
+                ).fetchall()
+                paths += [Path(r["root"]) / os.fsdecode(bytes(r["relpath"])) for r in rows]
+                conn.execute(
                     "UPDATE files SET state = 'failed', permanent = 0, reason = 'interrupted',"
                     " last_error = ?, worker = NULL, updated_at = ? WHERE state = 'processing' AND worker = ?",
                     (f"{worker} ended while processing this file", now, worker),
-                ).rowcount
-            return count
+                )
+            return paths
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""
@@ -401,12 +405,15 @@ class SqliteStore:
             ),
         )
 
-    def requeue_interrupted(self) -> int:
-        """Return jobs left ``processing`` by a crash to the queue; returns how many."""
+    def requeue_interrupted(self, *, except_workers: str | None = None) -> int:
+        """Return jobs left ``processing`` by a crash to the queue; returns how many.
+        Rows whose worker name starts with ``except_workers`` (another front end's, which
+        may still be alive: see :meth:`abandon_dead_owners`) are left alone."""
         with self.pool.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE files SET state = 'queued', worker = NULL, updated_at = ? WHERE state = 'processing'",
-                (time.time(),),
+                "UPDATE files SET state = 'queued', worker = NULL, updated_at = ? WHERE state = 'processing'"
+                " AND (? IS NULL OR worker IS NULL OR substr(worker, 1, length(?)) != ?)",
+                (time.time(), except_workers, except_workers, except_workers),
             )
             return cursor.rowcount
 

@@ -108,9 +108,9 @@ class Store(Protocol):
         before: the row for (``root``, ``relpath``) becomes ``queued`` with fresh
         attempts. ``None`` when the row is ``processing`` (another worker or process has it)."""
 
-    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> int:
+    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> list[Path]:
         """Mark rows left ``processing`` by a worker for which ``owner_alive(worker)`` is
-        False as ``failed`` (reason ``interrupted``, not permanent); returns how many."""
+        False as ``failed`` (reason ``interrupted``, not permanent); returns their paths."""
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""
@@ -125,8 +125,9 @@ class Store(Protocol):
     def retry_later(self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None) -> None:
         """Put a job back in the queue after a transient failure, due in ``delay_seconds``."""
 
-    def requeue_interrupted(self) -> int:
-        """Return jobs left in progress by a crash to the queue; returns how many."""
+    def requeue_interrupted(self, *, except_workers: str | None = None) -> int:
+        """Return jobs left in progress by a crash to the queue; returns how many. Rows of
+        workers whose names start with ``except_workers`` are left alone."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch."""
