@@ -268,15 +268,20 @@ class SqliteStore:
         ``interrupted``, not permanent, so the next run or rescan takes them again);
         returns their paths."""
         now = time.time()
-        with self.pool.transaction() as conn:
+        # A read first: the daemon asks every few seconds, and nearly always nobody died.
+        with self.pool.read() as conn:
             owners = [
                 r[0]
                 for r in conn.execute(
                     "SELECT DISTINCT worker FROM files WHERE state = 'processing' AND worker IS NOT NULL"
                 )
             ]
+        dead = [w for w in owners if not owner_alive(w)]
+        if not dead:
+            return []
+        with self.pool.transaction() as conn:
             paths: list[Path] = []
-            for worker in (w for w in owners if not owner_alive(w)):
+            for worker in dead:
                 rows = conn.execute(
                     "SELECT root, relpath FROM files WHERE state = 'processing' AND worker = ?", (worker,)
                 ).fetchall()
