@@ -280,19 +280,24 @@ class Daemon:
         self.log.warning("watch_path_deleted", root=str(root), moved=moved)
         self.wake()
 
-    def _check_displaced_roots(self) -> None:
-        """Treat an inotify root whose path no longer names the watched folder (renamed
-        away, replaced by a rename, an ancestor renamed) like a deleted one: its observer
-        follows the old folder, so it is stopped and the path is watched anew. At most
-        once per ``_ROOT_RECHECK_SECONDS``; one stat(2) per inotify root."""
+    def _periodic_checks(self) -> None:
+        """At most once per ``_ROOT_RECHECK_SECONDS``: roots renamed away, and files a
+        killed ``vpod process`` left in progress."""
         now = time.monotonic()
         if now < self._next_identity_check:
             return
         self._next_identity_check = now + _ROOT_RECHECK_SECONDS
+        self._check_displaced_roots()
+        self._release_dead_process_rows()
+
+    def _check_displaced_roots(self) -> None:
+        """Treat an inotify root whose path no longer names the watched folder (renamed
+        away, replaced by a rename, an ancestor renamed) like a deleted one: its observer
+        follows the old folder, so it is stopped and the path is watched anew. One
+        stat(2) per inotify root."""
         for root in self.watches.displaced():
             if root not in self._missing_roots:
                 self._root_deleted(root, moved=True)
-        self._release_dead_process_rows()
 
     def _release_dead_process_rows(self) -> None:
         """Rows a ``vpod process`` left ``processing`` when it was killed: their events
@@ -464,7 +469,7 @@ class Daemon:
                 self._control_requested.clear()
                 self._apply_control()
             self._close_batches()
-            self._check_displaced_roots()
+            self._periodic_checks()
             self._recheck_roots()
             self._report_to_systemd()
             self._wake.wait(self._sleep_time())
