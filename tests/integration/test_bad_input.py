@@ -161,29 +161,31 @@ def world_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_unreadable_file_fails_with_permission_reason(world_dir, jpn_eng_mkv):
-    base = world_dir
-    inbox = base / "inbox"
-    inbox.mkdir()
-    inbox.chmod(0o777)
-    home = base / "home"
-    home.mkdir()
-    home.chmod(0o777)
-    config = write_config(
-        base / "config.toml",
-        {
-            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
-            "database": {"path": str(base / "db" / "vpod.db")},
-            "logging": {"format": "json", "level": "debug"},
-        },
-    )
+def unprivileged_daemon(
+    base: Path, processing: dict | None = None
+) -> tuple[DaemonProcess, Path, Path, Path]:
+    """A started daemon running as an unprivileged user in ``base`` (world-writable inbox,
+    database folder and HOME); returns it with its inbox, config and HOME."""
+    inbox, db, home = base / "inbox", base / "db", base / "home"
+    for folder in (inbox, db, home):
+        folder.mkdir()
+        folder.chmod(0o777)
+    sections: dict = {"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}}
+    if processing:
+        sections["processing"] = processing
+    sections["database"] = {"path": str(db / "vpod.db")}
+    sections["logging"] = {"format": "json", "level": "debug"}
+    config = write_config(base / "config.toml", sections)
     config.chmod(0o644)
-    (base / "db").mkdir()
-    (base / "db").chmod(0o777)
     daemon = DaemonProcess(
         config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(_drop_privileges_prefix())
     )
     daemon.wait_started()
+    return daemon, inbox, config, home
+
+
+def test_unreadable_file_fails_with_permission_reason(world_dir, jpn_eng_mkv):
+    daemon, inbox, _config, _home = unprivileged_daemon(world_dir)
 
     secret = inbox / "secret.mkv"
     shutil.copyfile(jpn_eng_mkv, secret)
@@ -232,29 +234,7 @@ def test_file_not_writable_by_the_daemon_user_then_retried(world_dir, jpn_eng_mk
     permissions are fixed, `vpod retry PATH` gets it processed."""
     if os.geteuid() != 0:
         pytest.skip("needs root to own a file the daemon user cannot write")
-    base = world_dir
-    inbox = base / "inbox"
-    inbox.mkdir()
-    inbox.chmod(0o777)
-    (base / "db").mkdir()
-    (base / "db").chmod(0o777)
-    home = base / "home"
-    home.mkdir()
-    home.chmod(0o777)
-    config = write_config(
-        base / "config.toml",
-        {
-            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
-            "processing": {"max_attempts": 1},
-            "database": {"path": str(base / "db" / "vpod.db")},
-            "logging": {"format": "json", "level": "debug"},
-        },
-    )
-    config.chmod(0o644)
-    daemon = DaemonProcess(
-        config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(_drop_privileges_prefix())
-    )
-    daemon.wait_started()
+    daemon, inbox, config, home = unprivileged_daemon(world_dir, processing={"max_attempts": 1})
     target = inbox / "rootowned.mkv"
     shutil.copyfile(jpn_eng_mkv, target)
     target.chmod(0o644)
