@@ -27,6 +27,7 @@ import structlog
 
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
+from vpod.media.attributes import check_owner_can_be_kept, read_attributes
 from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
@@ -231,7 +232,8 @@ class FileProcessor:
 
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
-                ``container = "keep"``), ``hardlinked``, ``outside_roots``.
+                ``container = "keep"``), ``hardlinked``, ``outside_roots``,
+                ``cannot_keep_owner`` (a remux would lose the source's owner or group).
             MediaError: a tool failed or the result does not conform. The source is
                 untouched, unless an in-place header edit had already succeeded.
             OSError: the file system refused (a full disk while copying a backup).
@@ -263,6 +265,8 @@ class FileProcessor:
                 reason="target_exists",
             )
         with temp_beside(source, self.temps, suffix=target.suffix) as temp:
+            # Before any tool writes: a new file that would lose the source's owner is not made.
+            check_owner_can_be_kept(temp, st, source)
             tool = None
             try:
                 tool = self.remuxer.remux(media, plan, temp)
@@ -282,7 +286,8 @@ class FileProcessor:
                 )
             if policy.backup:
                 keep_backup(source, self.temps, copy=False)
-            put_in_place(temp, source, target, st)
+            attrs = read_attributes(locked.fd, source)
+            put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
         return target, replace(media_after, path=target)
 
     @staticmethod
