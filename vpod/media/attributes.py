@@ -111,7 +111,8 @@ def _owner_skip(source: Path, st: os.stat_result, now: os.stat_result, why: str)
     return Skip(
         f"{source}: a remux writes a new file, and vpod (running as {_user(os.geteuid())}) cannot give it the "
         f"source's {' and '.join(lost)} ({why}): it would become {_user(now.st_uid)}, {_group(now.st_gid)}. "
-        "Left as it was; changes that need no remux are still made in place. To let vpod remux it, run vpod "
+        "Left as it was (vpod still edits such files when a change needs no remux: flags, languages or titles "
+        "alone, in place, which keeps the owner). To let vpod remux it, run vpod "
         "as the file's owner (under systemd: User= and Group= in a drop-in), or as root, then `vpod retry PATH`",
         "cannot_keep_owner",
     )
