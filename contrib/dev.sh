@@ -70,7 +70,7 @@ case "${1:-}" in
     test)
         shift
         check_python
-        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs setfacl:acl setfattr:attr chattr:e2fsprogs
         make_venv "test"
         cd "$here"
         exec "$venv/bin/python" -m pytest "$@"

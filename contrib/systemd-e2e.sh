@@ -176,11 +176,13 @@ ct 30 sed -i -e 's/^settle_seconds = .*/settle_seconds = 1.0/' -e 's/^listen = .
 ct 30 grep -q '^listen = "127.0.0.1:9810"' /etc/vpod/config.toml || fail "install.sh's config has no [http] listen line"
 
 # Media made inside with the container's ffmpeg: jpn audio default, eng second.
-make_media() {  # make_media PATH FIRST_LANG SECOND_LANG (first is default)
+make_media() {  # make_media PATH FIRST_LANG SECOND_LANG [DEFAULT: 1 or 2, the default audio track]
+  local d1=default d2=0
+  [[ ${4:-1} == 2 ]] && { d1=0; d2=default; }
   ct 60 ffmpeg -v error -y -nostdin -f lavfi -i testsrc=size=64x48:rate=10:duration=1 \
      -f lavfi -i sine=frequency=300:duration=1:sample_rate=8000 -f lavfi -i sine=frequency=400:duration=1:sample_rate=8000 \
      -map 0:0 -map 1:0 -map 2:0 -c:0 mpeg4 -c:1 aac -b:1 16k -c:2 aac -b:2 16k \
-     -metadata:s:1 language="$2" -metadata:s:2 language="$3" -disposition:1 default -disposition:2 0 \
+     -metadata:s:1 language="$2" -metadata:s:2 language="$3" -disposition:1 "$d1" -disposition:2 "$d2" \
      -default_mode passthrough "$1"
 }
 default_audio() {  # language of the default audio track, by mkvmerge -J
@@ -246,8 +248,10 @@ log "policy change + systemctl reload vpod"
 ct 10 sed -i 's/^audio_languages = .*/audio_languages = ["jpn"]/' /etc/vpod/config.toml
 ct 30 systemctl reload vpod || fail "systemctl reload vpod failed"
 wait_journal 30 config_reloaded || fail "no config_reloaded after systemctl reload"
-make_media /opt/e2e-media/second.mkv eng jpn
-# written by root the way downloaders write (open mode 0666): the default ACL lets vpod write it
+# jpn first, eng default: under the reloaded policy a header-only edit
+make_media /opt/e2e-media/second.mkv jpn eng 2
+# written by root the way downloaders write (open mode 0666): the default ACL lets vpod write
+# it in place (a remux would be skipped: vpod may not give the new file root as its owner)
 ct 10 sh -c 'cat /opt/e2e-media/second.mkv > /var/lib/vpod/inbox/second.mkv' 
 if wait_journal 90 file_processed /var/lib/vpod/inbox/second.mkv; then
   [[ $(default_audio /var/lib/vpod/inbox/second.mkv) == jpn ]] || fail "second.mkv: reloaded policy (jpn) not applied"

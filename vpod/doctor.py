@@ -18,6 +18,7 @@ from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.errors import ToolError
 from vpod.media.tools import ToolRunner
+from vpod.writability import sandbox_refusal, why_not_writable
 
 # The oldest releases in Debian's supported distributions (bullseye: FFmpeg 4.3,
 # MKVToolNix 52). vpod relies on `ffprobe -of json -show_streams`, `mkvmerge -J` and
@@ -32,6 +33,7 @@ _VERSION_ARGS = {"ffprobe": "-version", "ffmpeg": "-version", "mkvmerge": "--ver
 # "ffprobe version 5.1.9-0+deb12u1 ...", "ffmpeg version n6.1 ...", "mkvmerge v74.0.0 ('...') 64-bit"
 _VERSION_RE = re.compile(r"^\S+ (?:version n?|v)(\d+(?:\.\d+)*)")
 INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify")
+SERVICE = "vpod.service"  # the unit contrib/install.sh installs
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def check_database(config: VPOConfig) -> Finding:
 
 
 def check_watch_paths(config: VPOConfig) -> Iterator[Finding]:
-    """Each watch root exists, is a readable folder, and (warning) is writable."""
+    """Each watch root exists, is a readable folder, and (warning) is writable: not on a
+    read-only mount, not immutable, writable by this user (:mod:`vpod.writability`)."""
     for root in config.watch.paths:
         name = f"watch {root}"
         if not root.exists():
@@ -99,10 +102,42 @@ def check_watch_paths(config: VPOConfig) -> Iterator[Finding]:
             yield Finding(name, "fail", "is not a folder")
         elif not os.access(root, os.R_OK | os.X_OK):
             yield Finding(name, "fail", "is not readable by this user")
-        elif not os.access(root, os.W_OK):
-            yield Finding(name, "warn", "is not writable: vpod rewrites files in place (under systemd: ReadWritePaths=)")
+        elif (refusal := why_not_writable(root, f"the folder {root}", suggest=root)) is not None:
+            # The same words as the reason a file there fails with (vpod.writability).
+            yield Finding(name, "warn", refusal.sentence())
         else:
             yield Finding(name, "ok", "readable and writable")
+
+
+def _systemd_paths(value: str) -> list[Path]:
+    """Paths of a ``systemctl show`` list property; ``-`` (may be missing) and ``+``
+    (relative to RootDirectory=) prefixes dropped (systemd.exec(5), ReadWritePaths=)."""
+    return [Path(item.lstrip("-+")) for item in value.split() if item.lstrip("-+").startswith("/")]
+
+
+def check_service_sandbox(config: VPOConfig, runner: ToolRunner, unit: str = SERVICE) -> Iterator[Finding]:
+    """Under the systemd unit, ``ProtectSystem=strict`` makes every path outside the unit's
+    ``ReadWritePaths=`` (and its ``StateDirectory=`` under /var/lib) read-only for vpod,
+    which a check run outside the unit cannot see: ask systemd (``systemctl show``)
+    and name each watch folder outside them. Nothing when the unit is not installed or
+    systemd is not running."""
+    try:
+        out = runner.run(
+            ["systemctl", "show", unit, "--property=LoadState,ProtectSystem,ReadWritePaths,StateDirectory"],
+            timeout_seconds=30,
+        ).stdout
+    except ToolError:
+        return
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    if props.get("LoadState") != "loaded" or props.get("ProtectSystem") != "strict":
+        return
+    writable = _systemd_paths(props.get("ReadWritePaths", ""))
+    writable += [Path("/var/lib") / name for name in props.get("StateDirectory", "").split()]
+    outside = [root for root in config.watch.paths if not any(root == w or w in root.parents for w in writable)]
+    for root in outside:
+        yield Finding(f"sandbox {root}", "warn", sandbox_refusal(f"the folder {root}", unit, root).sentence())
+    if not outside:
+        yield Finding("sandbox", "ok", f"{unit}: every watch folder is in its ReadWritePaths= or StateDirectory=")
 
 
 def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
@@ -152,4 +187,5 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
         findings.append(check_database(config))
         findings.extend(check_watch_paths(config))
         findings.append(check_inotify(config))
+        findings.extend(check_service_sandbox(config, runner))
     return findings

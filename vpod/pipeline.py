@@ -27,6 +27,7 @@ import structlog
 
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
+from vpod.media.attributes import check_owner_can_be_kept, read_attributes
 from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
@@ -41,6 +42,7 @@ from vpod.results import FileProcessingResult, display_path
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
 from vpod.watch.writers import has_writer
+from vpod.writability import refusal_for_error, why_not_writable
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,14 @@ class FileProcessor:
                     finish(success=False, reason=exc.reason, error=_naming(path, str(exc)), permanent=exc.permanent),
                     fingerprint_before,
                 )
+            refusal = refusal_for_error(exc, path, suggest=self._root_of(path))
+            if refusal is not None:
+                # A write or rename refused although the early check passed (the state
+                # changed meanwhile, or a rule os.access cannot see): say why.
+                message = f"{refusal.message(path)} ({exc.strerror})"
+                return PipelineOutput(
+                    finish(success=False, reason=refusal.reason, error=message, permanent=False), fingerprint_before
+                )
             message = f"{path}: {exc.strerror or exc}"
             return PipelineOutput(
                 finish(success=False, reason="os_error", error=message, permanent=False), fingerprint_before
@@ -231,7 +241,8 @@ class FileProcessor:
 
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
-                ``container = "keep"``), ``hardlinked``, ``outside_roots``.
+                ``container = "keep"``), ``hardlinked``, ``outside_roots``,
+                ``cannot_keep_owner`` (a remux would lose the source's owner or group).
             MediaError: a tool failed or the result does not conform. The source is
                 untouched, unless an in-place header edit had already succeeded.
             OSError: the file system refused (a full disk while copying a backup).
@@ -243,7 +254,7 @@ class FileProcessor:
             # A followed symlink's target: read for inspection, never written.
             raise Skip(f"{media.path}: changing it would write outside the watched folders", "outside_roots")
         in_place = not needs_remux(media, plan)
-        _check_writable(media.path, in_place)
+        _check_writable(media.path, in_place, self._root_of(media.path))
         if in_place:
             if policy.backup:
                 keep_backup(media.path, self.temps, copy=True)
@@ -263,6 +274,8 @@ class FileProcessor:
                 reason="target_exists",
             )
         with temp_beside(source, self.temps, suffix=target.suffix) as temp:
+            # Before any tool writes: a new file that would lose the source's owner is not made.
+            check_owner_can_be_kept(temp, st, source)
             tool = None
             try:
                 tool = self.remuxer.remux(media, plan, temp)
@@ -282,8 +295,13 @@ class FileProcessor:
                 )
             if policy.backup:
                 keep_backup(source, self.temps, copy=False)
-            put_in_place(temp, source, target, st)
+            attrs = read_attributes(locked.fd, source)
+            put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
         return target, replace(media_after, path=target)
+
+    def _root_of(self, path: Path) -> Path:
+        """The root ``path`` lies under (what a ``ReadWritePaths=`` hint names), else its folder."""
+        return next((root for root in self.options.roots if is_under(path, (root,))), path.parent)
 
     @staticmethod
     def _check_unchanged(locked: LockedFile) -> None:
@@ -326,24 +344,22 @@ def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None) -
     return MediaError(text, reason=exc.reason, permanent=exc.permanent)
 
 
-def _check_writable(path: Path, in_place: bool) -> None:
+def _check_writable(path: Path, in_place: bool, root: Path) -> None:
     """Fail early, before any tool runs, when vpod may not write what the change needs:
     the file itself, and for a remux also its folder (temp file + rename). A file its
     owner made read-only to vpod is respected by a remux too, although the folder would
-    let vpod replace it.
+    let vpod replace it. ``root`` (the watch root) is the folder a ``ReadWritePaths=``
+    hint names.
 
     Raises:
-        MediaError: reason ``not_writable`` (not permanent: fixing the permissions and
-            running ``vpod retry PATH`` is enough; a chmod is not a content change).
+        MediaError: the reason says why (:mod:`vpod.writability`): ``read_only_filesystem``,
+            ``systemd_sandbox``, ``immutable`` or ``not_writable``; not permanent: fixing
+            the cause and running ``vpod retry PATH`` is enough (it is not a content change).
     """
-    for target, what in ((path, "the file"), *(() if in_place else ((path.parent, "its folder"),))):
-        if not os.access(target, os.W_OK | (0 if target is path else os.X_OK)):
-            raise MediaError(
-                f"{path}: {what} is not writable by the user vpod runs as (uid {os.geteuid()}); "
-                "give it write access (for example group vpod with g+w), then run `vpod retry PATH`",
-                reason="not_writable",
-                permanent=False,
-            )
+    for target, what in ((path, "the file"), *(() if in_place else ((path.parent, f"its folder {path.parent}"),))):
+        refusal = why_not_writable(target, what, suggest=root)
+        if refusal is not None:
+            raise MediaError(refusal.message(path), reason=refusal.reason, permanent=False)
 
 
 def _naming(path: Path, message: str) -> str:

@@ -9,12 +9,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from support.daemon import DaemonProcess, daemon_env, run_vpod, write_config
 from support.media import default_audio_languages
+from support.privileges import drop_privileges_prefix, world_dir  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -143,24 +143,6 @@ def test_follow_symlinks_reads_but_never_writes_outside(tmp_path, daemon_factory
     assert (inbox / "link.mkv").is_symlink()
 
 
-def _drop_privileges_prefix() -> list[str]:
-    """Root reads any file; run the daemon as nobody so a mode-000 file is really unreadable."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv to drop root for this test")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-
-
-@pytest.fixture
-def world_dir():
-    """A folder every user can enter (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="vpod-test-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def unprivileged_daemon(
     base: Path, processing: dict | None = None
 ) -> tuple[DaemonProcess, Path, Path, Path]:
@@ -178,7 +160,7 @@ def unprivileged_daemon(
     config = write_config(base / "config.toml", sections)
     config.chmod(0o644)
     daemon = DaemonProcess(
-        config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(_drop_privileges_prefix())
+        config, env=daemon_env(home), log_path=base / "daemon.log", prefix=tuple(drop_privileges_prefix())
     )
     daemon.wait_started()
     return daemon, inbox, config, home

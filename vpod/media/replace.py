@@ -1,7 +1,8 @@
 """Putting a verified file in place of its source, and keeping backups.
 
-* :func:`put_in_place`: the new file takes the source's permission bits (and owner and
-  group where the process may set them), is flushed to disk, and replaces the source
+* :func:`put_in_place`: the new file takes the source's owner, group, permission bits,
+  ACL, ``user.*`` extended attributes and (by default) mtime
+  (:mod:`vpod.media.attributes`), is flushed to disk, and replaces the source
   atomically (``os.replace``), or, for a container change, appears under its new name
   without ever overwriting an existing file; the source is removed last.
 * :func:`keep_backup`: ``NAME.orig.EXT`` beside the source holding its original bytes.
@@ -19,6 +20,7 @@ import stat
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.media.attributes import SourceAttributes, give_attributes
 from vpod.tempfiles import TempRegistry, temp_beside
 
 
@@ -107,20 +109,22 @@ def keep_backup(source: Path, registry: TempRegistry, *, copy: bool) -> Path | N
     return target
 
 
-def put_in_place(new: Path, source: Path, target: Path, st: os.stat_result) -> None:
+def put_in_place(new: Path, source: Path, target: Path, attrs: SourceAttributes, *, keep_mtime: bool) -> None:
     """Make the verified file ``new`` (beside ``source``) the file at ``target``.
 
     ``target == source``: ``os.replace``, atomic. Otherwise (a container change) ``new``
     gets the name ``target`` without overwriting anything, then ``source`` is
-    removed. ``new`` first takes the owner, group and mode in ``st`` (the source's)
-    and is flushed to disk, so a crash right after leaves a complete file.
+    removed. ``new`` first takes the source's attributes ``attrs`` (owner, group, mode,
+    ACL, ``user.*`` extended attributes; atime and mtime with ``keep_mtime``) and is
+    flushed to disk, so a crash right after leaves a complete file.
 
     Raises:
-        MediaError: reason ``target_exists`` when ``target`` is another existing file.
+        Skip: reason ``cannot_keep_owner`` (see :func:`vpod.media.attributes.give_attributes`).
+        MediaError: reason ``target_exists`` when ``target`` is another existing file;
+            ``attributes_not_kept`` or ``disk_full`` from copying extended attributes.
         OSError: a rename or link failed.
     """
-    copy_ownership_and_mode(st, new)
-    _fsync(new)
+    give_attributes(new, attrs, keep_mtime=keep_mtime)
     if target == source:
         os.replace(new, source)
     else:

@@ -24,10 +24,11 @@ LANGUAGE_LIST_KEYS = (
     "keep_audio_languages",
     "keep_subtitle_languages",
 )
-RESULT_NEUTRAL_KEYS = frozenset({"on_error", "backup", "break_hardlinks"})
+RESULT_NEUTRAL_KEYS = frozenset({"on_error", "backup", "break_hardlinks", "keep_mtime"})
 """Policy keys that never change what a conforming file looks like (what a failure does
-to its batch, whether a backup is kept, whether a remux may split hard links), so they
-stay out of :attr:`Policy.digest`: ``vpod process --on-error fail`` judges like the daemon."""
+to its batch, whether a backup is kept, whether a remux may split hard links, which
+mtime a rewritten file gets), so they stay out of :attr:`Policy.digest`:
+``vpod process --on-error fail`` judges like the daemon."""
 
 
 def _track_type(value: Any) -> str | None:
@@ -66,6 +67,7 @@ class Policy:
     container: str = setting("keep", check=one_of("keep", "mkv"), doc="target container")
     backup: bool = setting(False, doc="keep NAME.orig.EXT beside a rewritten file")
     break_hardlinks: bool = setting(False, doc="allow a remux to split a file from its hard links")
+    keep_mtime: bool = setting(True, doc="a remuxed file keeps its source's modification time")
     on_error: str = setting("skip", check=one_of("skip", "fail"), doc="what a failed file does to its batch")
 
     @cached_property
