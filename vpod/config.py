@@ -72,7 +72,9 @@ class WatchConfig:
 class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
 
-    workers: int = setting(2, check=in_range(1, MAX_WORKERS), doc="worker threads; capped at half the CPUs")
+    workers: int | None = setting(
+        None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs, which is also the cap"
+    )
     queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue")
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")

@@ -316,16 +316,13 @@ class Daemon:
 
     # -- workers ---------------------------------------------------------------------
 
-    def _set_worker_count(self, requested: int) -> int:
-        """Start or retire worker threads to reach ``requested`` (capped); returns the count used."""
-        count, cap = effective_workers(requested)
-        if count < requested:
-            self.log.warning(
-                "workers_capped",
-                requested=requested,
-                used=count,
-                reason=f"at most half the CPUs available to vpod ({cap} workers); set VPOD_CPU_COUNT if the CPU count is wrong",
-            )
+    def _set_worker_count(self, requested: int | None) -> int:
+        """Start or retire worker threads to reach ``requested`` (capped; ``None``: the
+        cap); returns the count used."""
+        workers = effective_workers(requested)
+        if workers.capped:
+            self.log.warning("workers_capped", requested=requested, used=workers.used, reason=workers.explanation())
+        count = workers.used
         with self._workers_lock:
             self._target_workers = count
             while len(self.workers) < count:

@@ -15,7 +15,7 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("VPOD_CONFIG", raising=False)
     config = load_config(None)
-    assert config.processing.workers == 2
+    assert config.processing.workers is None  # not set: the CPU cap (vpod.cpu)
     assert config.processing.queue_size == 256
     assert config.watch.settle_seconds == 5.0
     assert config.policy.audio_languages == ("eng",)
