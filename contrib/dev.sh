@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # vpod's two set-up commands on a fresh Debian/Ubuntu machine:
 #   contrib/dev.sh run  [vpod run options]   install what is missing, then run the daemon
+#   contrib/dev.sh vpod ARGS...              run any vpod command (status, process, ...) from the venv
 #   contrib/dev.sh test [pytest options]     install what is missing, then run the test suite
 #   contrib/dev.sh bench [options]           install what is missing, then run the benchmark
 #                                            suite (contrib/bench/run.py --help) and rewrite BENCHMARKS.md
 # System packages come from apt-get when run as root; otherwise this script says what to
-# install. Python packages go into a venv at .venv in the checkout.
+# install. Python packages go into a venv at .venv in the checkout, once: later calls
+# reuse it without pip (no network needed) until pyproject.toml changes. The install is
+# editable, so changes to vpod's code need no reinstall.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,15 +45,40 @@ check_python() {
         say "python3 >= 3.10 is required, found $(python3 --version 2>&1)"; exit 1; }
 }
 
+install_key() {
+    # What an install depends on: pyproject.toml (dependencies, entry points) and the venv's Python.
+    printf '%s python %s' "$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)" \
+        "$("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+}
+
 make_venv() {
-    # $1: pip extras to install with the package
-    if [ ! -x "$venv/bin/python" ]; then
+    # $1: pip extras the command needs ("" for none, else comma-separated). Pip runs only
+    # when the venv is new, pyproject.toml or its Python changed, or an extra is missing;
+    # the stamp file records what was installed (line 1: install_key, line 2: extras).
+    local stamp="$venv/.vpod-dev-installed" key="" extras="" wanted
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
         say "creating a virtual environment in $venv"
-        python3 -m venv "$venv"
+        python3 -m venv --clear "$venv"
+    fi
+    if [ -f "$stamp" ]; then
+        key="$(sed -n 1p "$stamp")"
+        extras="$(sed -n 2p "$stamp")"
+    fi
+    wanted="$(printf '%s\n' ${extras//,/ } ${1//,/ } | sort -u | paste -sd, -)"
+    if [ "$key" = "$(install_key)" ] && [ "$wanted" = "$extras" ]; then
+        return 0  # installed and unchanged: no pip, no network
     fi
     local target="$here"
-    [ -n "$1" ] && target="$here[$1]"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$target"
+    [ -n "$wanted" ] && target="$here[$wanted]"
+    say "installing vpod${wanted:+ [$wanted]} and its Python packages into $venv (again only when pyproject.toml changes)"
+    rm -f "$stamp"
+    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$target"; then
+        say "pip could not install vpod's Python packages (its message is above)."
+        say "They come from PyPI: without network access, point pip at a mirror or a folder of wheels"
+        say "(PIP_INDEX_URL, PIP_FIND_LINKS). Once installed, the venv is reused without pip."
+        exit 1
+    fi
+    printf '%s\n%s\n' "$(install_key)" "$wanted" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 }
 
 tools=(ffmpeg:ffmpeg ffprobe:ffmpeg mkvmerge:mkvtoolnix mkvpropedit:mkvtoolnix)
@@ -65,12 +93,21 @@ case "${1:-}" in
             say "running as root: vpod refuses root unless told otherwise; passing --allow-root for this quick start"
             set -- --allow-root "$@"
         fi
+        say "other vpod commands, from another terminal: contrib/dev.sh vpod status (or $venv/bin/vpod status)"
         exec "$venv/bin/vpod" run "$@"
+        ;;
+    vpod)
+        shift
+        check_python
+        need_packages "${tools[@]}"
+        make_venv ""
+        exec "$venv/bin/vpod" "$@"
         ;;
     test)
         shift
         check_python
-        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs setfacl:acl setfattr:attr chattr:e2fsprogs
+        # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential).
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs
         make_venv "test"
         cd "$here"
         exec "$venv/bin/python" -m pytest "$@"
@@ -84,7 +121,7 @@ case "${1:-}" in
         exec "$venv/bin/python" contrib/bench/run.py "$@"
         ;;
     *)
-        echo "usage: contrib/dev.sh run [vpod run options] | test [pytest options] | bench [options]" >&2
+        echo "usage: contrib/dev.sh run [vpod run options] | vpod ARGS... | test [pytest options] | bench [options]" >&2
         exit 2
         ;;
 esac

@@ -56,7 +56,7 @@ chmod 0755 /usr/local/bin/vpod
 # first start. vpod rewrites files in place, so they must be writable by user vpod. The
 # inbox is setgid vpod and group-writable; its default ACL gives vpod write access to files
 # that programs create with mode 0666 (browsers, downloaders, shell redirection). `cp` of a
-# 0644 file keeps 0644: copy as vpod (sudo -u vpod cp ...) or chmod g+w afterwards.
+# 0644 file keeps 0644: copy as vpod (runuser -u vpod -- cp ...) or chmod g+w afterwards.
 install -d -o vpod -g vpod -m 0755 /var/lib/vpod
 install -d -o vpod -g vpod -m 2775 /var/lib/vpod/inbox
 if command -v setfacl >/dev/null && ! setfacl -d -m u:vpod:rwX,g:vpod:rwX /var/lib/vpod/inbox 2>/dev/null; then

@@ -9,6 +9,7 @@ error. Values: CLI flag > config file > default. Every key is listed in
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from vpod.tomlschema import (
     seconds,
     section_as_dict,
     setting,
+    tomllib,
 )
 
 CONFIG_ENV = "VPOD_CONFIG"
@@ -72,7 +74,9 @@ class WatchConfig:
 class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
 
-    workers: int = setting(2, check=in_range(1, MAX_WORKERS), doc="worker threads; capped at half the CPUs")
+    workers: int | None = setting(
+        None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs, which is also the cap"
+    )
     queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue")
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
@@ -203,6 +207,51 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> VPOConfig:
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read the file: {exc.strerror}") from None
     return config_from_data(load_toml(path), source=path)
+
+
+def fallback_database_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The database a config file that does not load names, read leniently: only its
+    ``[database] path`` counts (``vpod status`` needs nothing else while the daemon runs
+    on its last good config).
+
+    When the file is not valid TOML, its ``[database]`` table alone (from the header to
+    the next table) is parsed. Returns the path, resolved as :func:`load_config` would;
+    the default database when the file sets none; ``None`` when the file cannot be read,
+    or its ``[database]`` table or path cannot be understood.
+    """
+    path, _named = config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        data = _database_table_alone(text)
+        if data is None:
+            return None
+    table = data.get("database", {})
+    try:
+        section = build_section(DatabaseConfig, table, source=path, section="database", base_dir=path.parent)
+    except ConfigError:
+        return None
+    return section.path
+
+
+def _database_table_alone(text: str) -> dict[str, Any] | None:
+    """``{"database": {...}}`` parsed from the ``[database]`` table of a file that is not
+    valid TOML as a whole; ``{}`` when it has no such table; ``None`` when that table is
+    broken too."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.fullmatch(r"\s*\[\s*database\s*\]\s*(#.*)?", line)), None)
+    if start is None:
+        # A dotted key or inline table (database.path = ..., database = {...}) is not guessed at.
+        return None if re.search(r"^\s*database\s*[.=]", text, re.MULTILINE) else {}
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    try:
+        return tomllib.loads("\n".join(lines[start:end]))
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 def with_overrides(config: VPOConfig, *, workers: int | None = None, on_error: str | None = None) -> VPOConfig:

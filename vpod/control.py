@@ -8,6 +8,7 @@ Without a running daemon, requeued files wait in the database for the next start
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -43,6 +44,9 @@ class DaemonRecord:
 
     ``state`` is ``running``, ``paused``, ``stopping`` or ``stopped``; ``stopped`` also
     when the recorded process is gone without saying so (``unclean_stop``).
+    ``config`` is the file the daemon last loaded (at start or reload; ``None``: built-in
+    defaults); ``watch_paths`` its configured folders, ``unwatched_paths`` those it does
+    not watch now (missing, deleted or moved away), as ``/health`` lists them.
     """
 
     state: str
@@ -56,6 +60,8 @@ class DaemonRecord:
     paused_path: str | None
     paused_error: str | None
     unclean_stop: bool
+    watch_paths: tuple[str, ...] = ()
+    unwatched_paths: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:
@@ -80,6 +86,8 @@ class DaemonRecord:
             paused_path=info.get("paused_path"),
             paused_error=info.get("paused_error"),
             unclean_stop=recorded != "stopped" and not alive and pid is not None,
+            watch_paths=_paths(info.get("watch_paths")),
+            unwatched_paths=_paths(info.get("unwatched_paths")),
         )
 
 
@@ -148,6 +156,15 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _paths(value: str | None) -> tuple[str, ...]:
+    """A JSON list of paths from the daemon table (absent or unreadable: none)."""
+    try:
+        items = json.loads(value) if value is not None else []
+    except ValueError:
+        return ()
+    return tuple(str(p) for p in items) if isinstance(items, list) else ()
 
 
 def _float(value: str | None) -> float | None:

@@ -1,4 +1,5 @@
-"""How many worker threads vpod may use: at most half the CPUs available to it.
+"""How many worker threads vpod may use: at most half the CPUs available to it, and by
+default exactly that many (a default that fits the machine needs no warning).
 
 Each worker drives an I/O- and CPU-heavy tool (mkvmerge, ffmpeg); more workers than
 half the CPUs only make them fight over disk and cores. The CPUs counted are those
@@ -8,6 +9,7 @@ this process may run on (``os.sched_getaffinity``), not all the machine's.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 MAX_WORKERS = 256
 """Upper bound of any worker count, whatever the CPUs: a typo must not ask for 10^20 threads."""
@@ -39,7 +41,45 @@ def worker_cap(cpus: int | None = None) -> int:
     return max(1, (available_cpus() if cpus is None else cpus) // 2)
 
 
-def effective_workers(requested: int) -> tuple[int, int]:
-    """``(used, cap)`` for a requested worker count; ``used < requested`` means capped."""
-    cap = worker_cap()
-    return min(requested, cap), cap
+@dataclass(frozen=True)
+class WorkerCount:
+    """How many workers run, and why.
+
+    Attributes:
+        used: worker threads to run.
+        requested: the count asked for (``--workers`` or ``[processing] workers``), or
+            ``None`` when nobody asked: then the cap itself is used, with no warning.
+        cap: :func:`worker_cap` of ``cpus``.
+        cpus: :func:`available_cpus`.
+    """
+
+    used: int
+    requested: int | None
+    cap: int
+    cpus: int
+
+    @property
+    def capped(self) -> bool:
+        """The user asked for more workers than the cap allows (worth a warning)."""
+        return self.requested is not None and self.requested > self.cap
+
+    def explanation(self) -> str:
+        """Where :attr:`used` comes from, in one phrase (logs, ``vpod config check``)."""
+        half = f"half of the {self.cpus} CPU(s) available to vpod"
+        if self.requested is None:
+            return f"not set: as many as fit, {half}"
+        if self.capped:
+            return f"{self.requested} requested, capped at {half}; set {CPU_COUNT_ENV} if that CPU count is wrong"
+        return "as set"
+
+
+def effective_workers(requested: int | None) -> WorkerCount:
+    """The workers to run for ``requested`` (``None``: not set, use the cap).
+
+    Raises:
+        ValueError: ``$VPOD_CPU_COUNT`` is set but not a positive integer.
+    """
+    cpus = available_cpus()
+    cap = worker_cap(cpus)
+    used = cap if requested is None else min(requested, cap)
+    return WorkerCount(used=used, requested=requested, cap=cap, cpus=cpus)

@@ -23,6 +23,7 @@ queue), close the last batch.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -45,7 +46,7 @@ from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
 from vpod.errors import ConfigError
 from vpod.feeder import Feeder
-from vpod.http_listener import HttpListener, ListenError
+from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
 from vpod.jobs import JobRunner
 from vpod.logs import configure_logging
@@ -105,6 +106,7 @@ class Daemon:
         self._next_watchdog = 0.0  # monotonic
         self._dead_reported: set[str] = set()
         self._missing_roots: set[Path] = set()
+        self._recorded_unwatched: list[str] | None = None  # what vpod status was last told
         self._next_identity_check = 0.0  # monotonic
         self._active = 0
         self._active_lock = threading.Lock()
@@ -203,6 +205,8 @@ class Daemon:
             config=str(cfg.source) if cfg.source else None,
             database=str(cfg.database.path),
             workers=workers,
+            watch_paths=json.dumps([str(r) for r in self.roots]),
+            unwatched_paths=None,  # the main loop records them
             paused_at=None,
             paused_path=None,
             paused_error=None,
@@ -316,16 +320,13 @@ class Daemon:
 
     # -- workers ---------------------------------------------------------------------
 
-    def _set_worker_count(self, requested: int) -> int:
-        """Start or retire worker threads to reach ``requested`` (capped); returns the count used."""
-        count, cap = effective_workers(requested)
-        if count < requested:
-            self.log.warning(
-                "workers_capped",
-                requested=requested,
-                used=count,
-                reason=f"at most half the CPUs available to vpod ({cap} workers); set VPOD_CPU_COUNT if the CPU count is wrong",
-            )
+    def _set_worker_count(self, requested: int | None) -> int:
+        """Start or retire worker threads to reach ``requested`` (capped; ``None``: the
+        cap); returns the count used."""
+        workers = effective_workers(requested)
+        if workers.capped:
+            self.log.warning("workers_capped", requested=requested, used=workers.used, reason=workers.explanation())
+        count = workers.used
         with self._workers_lock:
             self._target_workers = count
             while len(self.workers) < count:
@@ -471,6 +472,7 @@ class Daemon:
             self._close_batches()
             self._periodic_checks()
             self._recheck_roots()
+            self._record_unwatched()
             self._report_to_systemd()
             self._wake.wait(self._sleep_time())
 
@@ -526,11 +528,21 @@ class Daemon:
             f"{counts['failed']} failed, {counts['skipped']} skipped"
         )
 
-    def _record_state(self, state: str, **values: object) -> None:
+    def _record_state(self, state: str, **values: object) -> bool:
         try:
             self.store.set_daemon_info(state=state, **values)
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.warning("daemon_state_not_recorded", state=state, error=str(exc))
+            return False
+        return True
+
+    def _record_unwatched(self) -> None:
+        """Record the ``unwatched_paths`` of ``/health`` for ``vpod status`` when they change."""
+        unwatched = self._unwatched_paths()
+        if unwatched != self._recorded_unwatched and self._record_state(
+            self.state(), unwatched_paths=json.dumps(unwatched)
+        ):
+            self._recorded_unwatched = unwatched
 
     # -- reload and control ------------------------------------------------------------
 
@@ -556,7 +568,10 @@ class Daemon:
         self._status_sent_at = time.monotonic()
 
     def _apply(self, plan: ReloadPlan) -> None:
-        old, cfg = self.config, plan.config
+        old = self.config
+        if plan.config.http.listen != old.http.listen and not self._restart_http(plan.config.http.listen):
+            plan = plan.without(old, "http", "listen")  # the old listener keeps serving
+        cfg = plan.config
         if cfg.logging != old.logging:
             configure_logging(cfg.logging.level, cfg.logging.format)
         self.config = cfg  # workers read config.policy at the start of each file
@@ -576,29 +591,31 @@ class Daemon:
                 if root not in previous:
                     self._watch_root(root, catch_up=True)
         workers = self._set_worker_count(cfg.processing.workers)
-        if cfg.http.listen != old.http.listen:
-            self._restart_http(cfg.http.listen)
-        self._record_state(self.state(), workers=workers)
+        self._record_state(
+            self.state(),
+            workers=workers,
+            config=str(cfg.source) if cfg.source else None,
+            watch_paths=json.dumps([str(r) for r in self.roots]),
+        )
         self.log.info(
             "config_reloaded",
             changed=list(plan.changed),
             restart_needed=list(plan.needs_restart),
+            not_applied=list(plan.not_applied),
             workers=workers,
             watch_paths=[str(r) for r in self.roots],
         )
 
-    def _restart_http(self, listen: str) -> None:
-        if self.http is not None:
-            self.http.close()
-            self.http = None
-        if listen:
-            listener = HttpListener(listen, self.health, self.metrics.registry)
-            try:
-                listener.start()
-            except ListenError as exc:
-                self.log.error("http_listen_failed", listen=listen, error=str(exc))
-                return
-            self.http = listener
+    def _restart_http(self, listen: str) -> bool:
+        """Serve on ``listen`` (``""``: stop); False when it cannot be bound: the old
+        listener then keeps serving."""
+        try:
+            self.http = switch_listener(self.http, listen, self.health, self.metrics.registry)
+        except ListenError as exc:
+            kept = self.http.listen if self.http is not None and self.http.serving else None
+            self.log.error("http_listen_failed", listen=listen, error=str(exc), kept=kept)
+            return False
+        return True
 
     def _apply_control(self) -> None:
         """SIGUSR1: a CLI wrote a request into the database (resume) or requeued files (retry)."""

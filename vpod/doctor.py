@@ -81,7 +81,7 @@ def check_database(config: VPOConfig) -> Finding:
     owner = path.stat().st_uid
     if os.geteuid() == 0 and owner != 0:
         # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
-        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: sudo -u vpod vpod doctor")
+        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
     try:
         store = SqliteStore(DaemonConnectionPool(path))  # as the caller: doctor checks this user
         store.check_writable()

@@ -106,6 +106,11 @@ class HttpListener:
         self.log = structlog.get_logger("vpod")
 
     @property
+    def serving(self) -> bool:
+        """Bound and serving (between :meth:`start` and :meth:`close`)."""
+        return self._server is not None
+
+    @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
         assert self._server is not None
@@ -121,6 +126,7 @@ class HttpListener:
             self._server = _Server(self._address, self._health, self._registry)
         except OSError as exc:
             raise ListenError(f"cannot listen on {self.listen} ([http] listen): {exc.strerror or exc}") from exc
+        self._closing.clear()  # a listener closed for a switch may be started again
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._serve, name="vpod-http", daemon=True)
         self._thread.start()
@@ -148,3 +154,45 @@ class HttpListener:
         os.close(self._wake_r)
         os.close(self._wake_w)
         self._server = None
+
+
+def switch_listener(
+    current: HttpListener | None, listen: str, health: HealthCheck, registry: CollectorRegistry
+) -> HttpListener | None:
+    """Serve on ``listen`` instead of ``current`` (a config reload); ``""`` stops serving.
+
+    The new address is bound before the old listener closes, so a failure leaves
+    ``current`` serving. When the new address cannot be bound while ``current`` holds the
+    same port (for example ``127.0.0.1:9810`` → ``0.0.0.0:9810``), ``current`` is closed,
+    the new address tried again, and on failure ``current`` is bound again on its address.
+
+    Returns:
+        The listener now serving, or ``None`` for ``""``.
+
+    Raises:
+        ListenError: ``listen`` cannot be bound; ``current`` still serves (check
+            :attr:`HttpListener.serving`: false only if its own address could not be
+            bound again either).
+    """
+    if not listen:
+        if current is not None:
+            current.close()
+        return None
+    new = HttpListener(listen, health, registry)
+    try:
+        new.start()
+    except ListenError:
+        if current is None or not current.serving or current.port != parse_listen_address(listen)[1]:
+            raise
+        current.close()
+        try:
+            new.start()
+        except ListenError:
+            try:
+                current.start()
+            except ListenError:
+                pass  # current.serving is false: the caller says so
+            raise
+    if current is not None:
+        current.close()
+    return new

@@ -72,7 +72,8 @@ class ProcessReport:
 
     Attributes:
         batch: the :class:`BatchResult` (``total_files`` counts every file found).
-        workers / workers_requested: threads used, and asked for before the CPU cap.
+        workers / workers_requested: threads used, and asked for before the CPU cap (``None``:
+            neither ``--workers`` nor the config set a count; the cap was used).
         dry_run: nothing was written.
         stop_message: why the batch stopped early (failed file and reason, or signal).
         signal_number: the signal that interrupted the run, if any.
@@ -83,7 +84,7 @@ class ProcessReport:
 
     batch: BatchResult
     workers: int
-    workers_requested: int
+    workers_requested: int | None
     dry_run: bool = False
     stop_message: str | None = None
     signal_number: int | None = None
@@ -303,7 +304,7 @@ def run_process(
     targets: Targets,
     *,
     workers: int,
-    workers_requested: int,
+    workers_requested: int | None,
     dry_run: bool,
     line: StatusLine,
 ) -> ProcessReport:

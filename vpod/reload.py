@@ -39,11 +39,27 @@ class ReloadPlan:
         changed: ``"[section] key"`` names whose new value is applied.
         needs_restart: ``"[section] key"`` names that changed in the file but keep their
             old value until the daemon restarts.
+        not_applied: ``"[section] key"`` names the daemon tried to apply and could not
+            (see :meth:`without`); they keep their old value.
     """
 
     config: VPOConfig
     changed: tuple[str, ...]
     needs_restart: tuple[str, ...]
+    not_applied: tuple[str, ...] = ()
+
+    def without(self, old: VPOConfig, section: str, key: str) -> "ReloadPlan":
+        """This plan with ``[section] key`` back at its value in ``old``, moved from
+        :attr:`changed` to :attr:`not_applied`: the daemon could not apply it (an
+        ``[http] listen`` address that cannot be bound)."""
+        kept = replace(getattr(self.config, section), **{key: getattr(getattr(old, section), key)})
+        label = f"[{section}] {key}"
+        return replace(
+            self,
+            config=replace(self.config, **{section: kept}),
+            changed=tuple(c for c in self.changed if c != label),
+            not_applied=(*self.not_applied, label),
+        )
 
 
 def plan_reload(old: VPOConfig, new: VPOConfig) -> ReloadPlan:

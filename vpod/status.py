@@ -15,12 +15,17 @@ from vpod.results import one_line
 
 @dataclass(frozen=True)
 class StatusReport:
-    """The daemon's record plus the queue report, taken at ``taken_at`` (epoch seconds)."""
+    """The daemon's record plus the queue report, taken at ``taken_at`` (epoch seconds).
+
+    ``config_error`` is set when the config file could not be loaded and the database was
+    found by a lenient read of it (:func:`vpod.config.fallback_database_path`).
+    """
 
     daemon: DaemonRecord
     queue: QueueReport
     database: str
     taken_at: float
+    config_error: str | None = None
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -41,7 +46,10 @@ class StatusReport:
             "unclean_stop": d.unclean_stop,
             "version": d.version,
             "config": d.config,
+            "config_error": self.config_error,
             "database": self.database,
+            "watch_paths": list(d.watch_paths),
+            "unwatched_paths": list(d.unwatched_paths) if d.running else None,
             "workers": d.workers if d.running else None,
             "paused": (
                 {"path": d.paused_path, "error": d.paused_error, "since": d.paused_at} if d.state == "paused" else None
@@ -57,7 +65,9 @@ class StatusReport:
         }
 
 
-def read_status(store: SqliteStore, *, batches: int = 5, failures: int = 10) -> StatusReport:
+def read_status(
+    store: SqliteStore, *, batches: int = 5, failures: int = 10, config_error: str | None = None
+) -> StatusReport:
     """Take a :class:`StatusReport` from ``store``.
 
     Raises:
@@ -65,7 +75,7 @@ def read_status(store: SqliteStore, *, batches: int = 5, failures: int = 10) -> 
     """
     record = DaemonRecord.from_info(store.daemon_info())
     report = store.queue_report(batches=batches, failures=failures)
-    return StatusReport(record, report, str(store.pool.path), time.time())
+    return StatusReport(record, report, str(store.pool.path), time.time(), config_error)
 
 
 def format_status(status: StatusReport) -> str:
@@ -78,6 +88,15 @@ def format_status(status: StatusReport) -> str:
         how = " (it did not stop cleanly: crashed or killed)" if d.unclean_stop else ""
         lines.append(f"vpod: stopped{how}")
     lines.append(f"config: {d.config or 'built-in defaults'}   database: {status.database}")
+    if status.config_error:
+        lines.append(f"config error: {one_line(status.config_error)}")
+        if d.running:
+            lines.append("  the daemon keeps the configuration it last loaded; fix the file, then reload (SIGHUP)")
+        else:
+            lines.append("  `vpod run` refuses this file until it is fixed")
+    if d.running and d.unwatched_paths:
+        lines.append("not watched (missing, deleted or moved away; watched again once the folder is there):")
+        lines += [f"  {one_line(p)}" for p in d.unwatched_paths]
     if d.state == "paused":
         lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
         lines.append("  run `vpod resume` to go on")

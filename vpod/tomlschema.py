@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -118,7 +119,19 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, f"not UTF-8 text (TOML files must be UTF-8): {exc.reason} at byte {exc.start}") from exc
 
 
+def _optional_of(hint: Any) -> Any:
+    """``X`` for a hint ``X | None`` (a setting whose default ``None`` means "not set":
+    TOML has no null, so a file either gives an ``X`` or leaves the key out); else ``None``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return None
+
+
 def _type_name(hint: Any) -> str:
+    if _optional_of(hint) is not None:
+        return _type_name(_optional_of(hint))
     origin = typing.get_origin(hint)
     if origin is tuple:
         inner = typing.get_args(hint)[0]
@@ -134,6 +147,8 @@ def _type_name(hint: Any) -> str:
 
 def _coerce(hint: Any, value: Any, base_dir: Path | None) -> Any:
     """Convert a TOML value to ``hint`` or raise ``TypeError``."""
+    if _optional_of(hint) is not None:
+        return _coerce(_optional_of(hint), value, base_dir)
     origin = typing.get_origin(hint)
     if origin is tuple:
         if not isinstance(value, list):

@@ -43,25 +43,41 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _commit() -> str:
+    """The checkout's short commit, with ", with local changes" when tracked files differ;
+    "unknown: ..." when git is not installed or the tree is not a git checkout (a source
+    tarball): the benchmark runs the same either way."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        if head.returncode != 0:
+            return "unknown: not a git checkout"
+        dirty = subprocess.run(
+            # The table being rewritten is not a change to what is measured.
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout.strip()
+    except FileNotFoundError:
+        return "unknown: git is not installed"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown: git failed ({exc})"
+    return head.stdout.strip() + (", with local changes" if dirty else "")
+
+
 def machine_info() -> dict[str, str]:
     """What the figures depend on: CPUs, Python, tools, kernel, commit."""
     from vpod import __version__
 
     import watchdog.version
 
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    commit = head.stdout.strip() if head.returncode == 0 else "unknown: not a git checkout"
-    dirty = head.returncode == 0 and subprocess.run(
-        # The table being rewritten is not a change to what is measured.
-        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
-        capture_output=True, text=True,
-    ).stdout.strip()
+    commit = _commit()
     return {
         "CPUs": f"{len(os.sched_getaffinity(0))} available to this process ({os.cpu_count()} online): {_cpu_model()}",
         "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
         "kernel": platform.release(),
         "Python": sys.version.split()[0],
-        "vpod": f"{__version__} (commit {commit}{', with local changes' if dirty else ''})",
+        "vpod": f"{__version__} (commit {commit})",
         "ffprobe": _first_line(["ffprobe", "-version"]),
         "mkvmerge": _first_line(["mkvmerge", "--version"]),
         "mkvpropedit": _first_line(["mkvpropedit", "--version"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +35,19 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert "| met |" not in tables and "missed" not in tables  # toy sizes never claim a goal
     assert "Python" in text and "mkvmerge v" in text and "CPUs" in text
     assert list(tmp_path.iterdir()) == [output]  # the suite removed its trees
+
+
+def test_machine_info_without_git(tmp_path: Path) -> None:
+    """Issue 11 item 19: a machine without git (or a source tarball) still gets its report;
+    the commit field says why it is unknown."""
+    bin_dir = tmp_path / "bin"  # the tools the report names, but no git
+    bin_dir.mkdir()
+    for tool in ("ffprobe", "mkvmerge", "mkvpropedit"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import report; print(report.machine_info()['vpod'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "contrib" / "bench")],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": str(bin_dir)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(commit unknown: git is not installed)" in done.stdout

@@ -28,8 +28,13 @@ def test_example_config_is_valid_and_sets_every_key():
     data = tomllib.loads(path.read_text())
     expected = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in _SECTIONS.items()}
     expected["policy"] = {f.name for f in dataclasses.fields(Policy)}
+    # A key whose default depends on the machine is shown commented out, with an example.
+    unset = {"processing": {"workers"}}
     for section, keys in expected.items():
-        assert set(data[section]) == keys, section
+        assert set(data[section]) == keys - unset.get(section, set()), section
+    for section, keys in unset.items():
+        for key in keys:
+            assert f"\n# {key} = " in path.read_text(), key
     assert "allow_root" in data
     assert config.database.path == Path("/var/lib/vpod/vpod.db")
     assert config.watch.paths == (Path("/var/lib/vpod/inbox"),)
@@ -99,3 +104,42 @@ def test_sonarr_import_normalizes_the_file(env, tmp_path, jpn_eng_mkv):
     out = _import_script(env, sonarr_eventtype="Download", sonarr_episodefile_path=str(episode))
     assert out.returncode == 0, out.stderr
     assert default_audio_languages(episode) == ["eng"]
+
+
+def _dev_sh(checkout: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VPOD_", "PIP_", "VIRTUAL_ENV"))}
+    if offline:  # no index, no wheel folder, no pip config file: pip cannot install anything
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1")
+    return subprocess.run(
+        ["bash", str(checkout / "contrib" / "dev.sh"), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_dev_sh_installs_once_and_reuses_the_venv_offline(tmp_path):
+    """Issue 11 item 12: the second start needs neither pip nor the network, and says how
+    to run vpod commands; a changed pyproject.toml offline fails with a clear message."""
+    checkout = tmp_path / "checkout"
+    (checkout / "contrib").mkdir(parents=True)
+    shutil.copy2(CONTRIB / "dev.sh", checkout / "contrib" / "dev.sh")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, checkout / name)
+    shutil.copytree(ROOT / "vpod", checkout / "vpod", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+    first = _dev_sh(checkout, "vpod", "--version")
+    assert first.returncode == 0, first.stderr
+    assert "installing vpod" in first.stderr
+
+    again = _dev_sh(checkout, "vpod", "--version", offline=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("vpod, version")
+    assert "installing" not in again.stderr
+    run_help = _dev_sh(checkout, "run", "--help", offline=True)
+    assert run_help.returncode == 0, run_help.stderr
+    assert "contrib/dev.sh vpod status" in run_help.stderr and "Usage: vpod run" in run_help.stdout
+
+    with open(checkout / "pyproject.toml", "a") as handle:
+        handle.write("# a change: the install must be redone\n")
+    changed = _dev_sh(checkout, "vpod", "--version", offline=True)
+    assert changed.returncode == 1
+    assert "installing vpod" in changed.stderr
+    assert "pip could not install vpod's Python packages" in changed.stderr and "PIP_INDEX_URL" in changed.stderr

@@ -179,14 +179,33 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, env, sections, key):
         assert key in result.stderr and str(config) in result.stderr
 
 
+def test_default_workers_start_without_a_cap_warning(tmp_path, daemon_factory, env):
+    """Issue 11 item 13: on 2 CPUs the default worker count is 1, with no workers_capped;
+    `vpod config check` shows the count and where it comes from."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    two_cpus = {"VPOD_CPU_COUNT": "2"}
+    daemon = daemon_factory(watch_config(inbox), extra_env=two_cpus)
+    assert daemon.named("daemon_started")[0]["workers"] == 1
+    assert daemon.stop() == 0
+    assert not daemon.named("workers_capped")
+    check = run_vpod(["config", "check", "--config", str(daemon.config)], env={**env, **two_cpus})
+    assert "workers = 1  # not set: as many as fit, half of the 2 CPU(s) available to vpod" in check.stdout
+
+    asked = daemon_factory(watch_config(inbox, workers=3), extra_env=two_cpus, name="asked")
+    capped = asked.wait_for("workers_capped")[0]
+    assert (capped["requested"], capped["used"]) == (3, 1)
+    assert asked.stop() == 0
+
+
 def test_config_check_prints_effective_config(tmp_path, env):
     config = write_config(tmp_path / "ok.toml", {"processing": {"workers": 3}, "policy": {"audio_languages": ["English", "de"]}})
-    result = run_vpod(["config", "check", "--config", str(config), "--json"], env=env)
+    result = run_vpod(["config", "check", "--config", str(config), "--json"], env={**env, "VPOD_CPU_COUNT": "8"})
     assert result.returncode == 0, result.stderr
     import json
 
     data = json.loads(result.stdout)
-    assert data["processing"]["workers"] == 3
+    assert (data["processing"]["workers"], data["processing"]["workers_requested"]) == (3, 3)
     assert data["policy"]["audio_languages"] == ["eng", "ger"]
 
 

@@ -148,3 +148,32 @@ def test_health_is_503_while_stopping(tmp_path, daemon_factory, env, jpn_eng_mkv
     gate.unlink()
     assert daemon.proc.wait(30) == 0
     daemon.wait_for("file_processed", path=str(inbox / "slow.mkv"))  # the file in progress finished
+
+
+def test_reload_to_an_address_in_use_keeps_the_old_listener(tmp_path, daemon_factory):
+    """Issue 11 item 14: a reload whose [http] listen cannot be bound is not reported as
+    applied, and the old listener keeps answering."""
+    import socket
+
+    from support.daemon import write_config
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    port = port_of(daemon)
+    with socket.socket() as taken:  # another program holds the new address
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = {**sections(inbox), "http": {"listen": busy}, "policy": {"audio_languages": ["jpn"]}}
+        config.update(database={"path": str(tmp_path / "vpod.db")}, logging={"format": "json", "level": "debug"})
+        write_config(daemon.config, config)
+        daemon.signal(signal.SIGHUP)
+        reloaded = daemon.wait_for("config_reloaded")[0]
+    failed = daemon.named("http_listen_failed")
+    assert failed and failed[0]["listen"] == busy and failed[0]["kept"] == "127.0.0.1:0"
+    assert "[http] listen" not in reloaded["changed"] and reloaded["not_applied"] == ["[http] listen"]
+    assert "[policy] audio_languages" in reloaded["changed"]  # the rest of the file is applied
+    code, body = health(port)
+    assert code == 200 and body["status"] == "healthy"
+    assert daemon.stop() == 0

@@ -94,6 +94,20 @@ def test_worker_count_is_capped_at_half_the_cpus_with_a_warning(tmp_path, env, j
     assert (data["workers"], data["workers_requested"]) == (1, 3)
 
 
+def test_default_worker_count_fits_the_machine_without_a_warning(tmp_path, env, jpn_eng_mkv):
+    """Issue 11 item 13: on 2 CPUs, a config that does not set workers runs 1, silently;
+    only a count the user asked for is capped with a warning."""
+    library(tmp_path, jpn_eng_mkv, 1)
+    result = process([str(tmp_path / "lib"), "--json"], config=config_file(tmp_path), env=env, VPOD_CPU_COUNT="2")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    data = json.loads(result.stdout)
+    assert (data["workers"], data["workers_requested"]) == (1, None)
+    explicit = config_file(tmp_path, processing={"workers": 2})
+    capped = process([str(tmp_path / "lib"), "--json"], config=explicit, env=env, VPOD_CPU_COUNT="2")
+    assert "using 1 worker(s) instead of the 2 requested" in capped.stderr
+
+
 def test_config_workers_used_and_overridden_by_the_flag(tmp_path, env, jpn_eng_mkv):
     files = library(tmp_path, jpn_eng_mkv, 4)
     slow = slow_tool(tmp_path / "slowbin", "mkvpropedit", 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 
 import pytest
@@ -156,3 +157,80 @@ def test_retry_without_daemon_runs_at_next_start(tmp_path, daemon_factory, env, 
     again.wait_for("file_processed", path=str(inbox / "x.mkv"))
     assert default_audio_languages(inbox / "x.mkv") == ["eng"]
     assert again.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        "\n[watchh]\nsettle_seconds = 1\n",  # TOML, but an unknown table
+        "\n[policy\naudio_languages = 1\n",  # not TOML at all: only [database] is read
+    ],
+)
+def test_status_reads_the_database_despite_a_config_typo(tmp_path, daemon_factory, env, typo):
+    """Issue 11 item 14: the daemon runs on its last good config, so status still reports
+    it (exit 0, a warning naming the error); it exits 2 only when no database is found."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    good = daemon.config.read_text()
+    daemon.config.write_text(good + typo)
+
+    out = status(daemon.config, env, "--json")
+    assert out.returncode == 0, out.stderr
+    assert "config error" in out.stderr and str(daemon.config) in out.stderr
+    report = json.loads(out.stdout)
+    assert report["state"] == "running" and report["pid"] == daemon.proc.pid
+    assert report["config_error"] and report["database"] == str(tmp_path / "vpod.db")
+    text = status(daemon.config, env)
+    assert text.returncode == 0 and "config error:" in text.stdout
+    assert daemon.stop() == 0
+    assert status(daemon.config, env).returncode == 3
+
+    elsewhere = tmp_path / "elsewhere.toml"  # names a database that does not exist
+    elsewhere.write_text(f'[database]\npath = "{tmp_path / "none.db"}"\n' + typo)
+    out = status(elsewhere, env)
+    assert out.returncode == 2 and "config error" in out.stderr and str(elsewhere) in out.stderr
+
+
+def test_status_names_the_config_file_a_reload_loaded(tmp_path, home, env):
+    """Issue 11 item 14: a daemon started on built-in defaults (no ~/.vpo/config.toml)
+    that reloads a file created since reports that file."""
+    from support.daemon import DaemonProcess
+
+    daemon = DaemonProcess(None, env=env, log_path=tmp_path / "daemon.log", args=("--allow-root",))
+    try:
+        daemon.wait_started()
+        out = run_vpod(["status", "--json"], env=env)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["config"] is None
+        config = home / ".vpo" / "config.toml"
+        config.write_text('[policy]\naudio_languages = ["jpn"]\n')
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for("config_reloaded")
+        report = json.loads(run_vpod(["status", "--json"], env=env).stdout)
+        assert report["config"] == str(config)
+        assert f"config: {config}" in run_vpod(["status"], env=env).stdout
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+
+
+def test_status_shows_watch_folders_that_are_missing(tmp_path, daemon_factory, env):
+    """Issue 11 item 14: what /health calls unwatched_paths, vpod status shows too."""
+    inbox, later = tmp_path / "inbox", tmp_path / "later"
+    inbox.mkdir()
+    daemon = daemon_factory({**sections(inbox), "watch": {"paths": [str(inbox), str(later)], "settle_seconds": SETTLE}})
+    report = json.loads(status(daemon.config, env, "--json").stdout)
+    assert report["watch_paths"] == [str(inbox), str(later)]
+    assert report["unwatched_paths"] == [str(later)]
+    text = status(daemon.config, env).stdout
+    assert "not watched (missing" in text and f"  {later}" in text
+
+    later.mkdir()
+    daemon.wait_for("watch_path_restored", root=str(later))
+    deadline = time.monotonic() + 30  # recorded by the main loop right after it logs
+    while json.loads(status(daemon.config, env, "--json").stdout)["unwatched_paths"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(status(daemon.config, env, "--json").stdout)["unwatched_paths"] == []
+    assert "not watched" not in status(daemon.config, env).stdout
+    assert daemon.stop() == 0

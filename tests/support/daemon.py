@@ -44,6 +44,7 @@ class DaemonProcess:
     """``vpod run`` in the background; JSON logs go to ``log_path``.
 
     ``prefix`` runs it under another command (``setpriv`` to drop root, ``unshare``).
+    ``config`` ``None`` gives no ``--config``: the default file (``$HOME/.vpo/config.toml``).
 
     Use :meth:`wait_for` to block until an event appears (tests may poll; the product
     never does).
@@ -51,7 +52,7 @@ class DaemonProcess:
 
     def __init__(
         self,
-        config: Path,
+        config: Path | None,
         *,
         env: dict[str, str],
         log_path: Path,
@@ -62,7 +63,7 @@ class DaemonProcess:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "vpod", "run", "--config", str(config), *args],
+            [*prefix, sys.executable, "-m", "vpod", "run", *(("--config", str(config)) if config else ()), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,

@@ -15,7 +15,7 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("VPOD_CONFIG", raising=False)
     config = load_config(None)
-    assert config.processing.workers == 2
+    assert config.processing.workers is None  # not set: the CPU cap (vpod.cpu)
     assert config.processing.queue_size == 256
     assert config.watch.settle_seconds == 5.0
     assert config.policy.audio_languages == ("eng",)
@@ -176,3 +176,18 @@ def test_policy_digest_names_what_a_conforming_file_looks_like():
     assert config_from_data({"policy": {"audio_languages": ["jpn"], **neutral}}, source=None).policy.digest == (
         base.digest
     )
+
+
+def test_fallback_database_path_reads_only_the_database_table(tmp_path):
+    from vpod.config import DatabaseConfig, fallback_database_path
+
+    config = tmp_path / "c.toml"
+    config.write_text('[watch\npaths = 1\n[database]\npath = "db/vpod.db"  # relative to the file\n[policy]\nx = [\n')
+    assert fallback_database_path(config) == tmp_path / "db" / "vpod.db"
+    config.write_text("[watch]\nbogus = 1\n")  # TOML, no [database]: the default database
+    assert fallback_database_path(config) == DatabaseConfig().path
+    config.write_text('[watch\ndatabase.path = "x.db"\n')  # not guessed at
+    assert fallback_database_path(config) is None
+    config.write_text("[database]\npath = 5\n")
+    assert fallback_database_path(config) is None
+    assert fallback_database_path(tmp_path / "missing.toml") is None

@@ -13,8 +13,8 @@ def test_override(monkeypatch):
     monkeypatch.setenv("VPOD_CPU_COUNT", "8")
     assert available_cpus() == 8
     assert worker_cap() == 4
-    assert effective_workers(2) == (2, 4)
-    assert effective_workers(6) == (4, 4)
+    assert (effective_workers(2).used, effective_workers(2).capped) == (2, False)
+    assert (effective_workers(6).used, effective_workers(6).capped) == (4, True)
 
 
 def test_affinity_is_the_default(monkeypatch):
@@ -25,7 +25,7 @@ def test_affinity_is_the_default(monkeypatch):
 def test_never_below_one(monkeypatch):
     monkeypatch.setenv("VPOD_CPU_COUNT", "1")
     assert worker_cap() == 1
-    assert effective_workers(3) == (1, 1)
+    assert effective_workers(3).used == 1 and effective_workers(3).capped
 
 
 @pytest.mark.parametrize("bad", ["lots", "0", "-4", "1.5"])
@@ -33,3 +33,11 @@ def test_bad_override_is_an_error(monkeypatch, bad):
     monkeypatch.setenv("VPOD_CPU_COUNT", bad)
     with pytest.raises(ValueError, match="VPOD_CPU_COUNT must be a positive integer"):
         available_cpus()
+
+
+def test_unset_means_the_cap_without_a_warning(monkeypatch):
+    monkeypatch.setenv("VPOD_CPU_COUNT", "2")
+    workers = effective_workers(None)
+    assert (workers.used, workers.requested, workers.capped) == (1, None, False)
+    assert "not set" in workers.explanation() and "2 CPU(s)" in workers.explanation()
+    assert not effective_workers(1).capped

@@ -37,3 +37,11 @@ def test_restart_only_names_real_keys():
     config = VPOConfig()
     for section, key in RESTART_ONLY:
         assert hasattr(getattr(config, section), key), (section, key)
+
+
+def test_a_key_the_daemon_could_not_apply_keeps_its_old_value():
+    old = VPOConfig()
+    new = replace(old, http=replace(old.http, listen="127.0.0.1:9810"), policy=replace(old.policy, backup=True))
+    plan = plan_reload(old, new).without(old, "http", "listen")
+    assert plan.config.http.listen == "" and plan.config.policy.backup is True
+    assert plan.changed == ("[policy] backup",) and plan.not_applied == ("[http] listen",)

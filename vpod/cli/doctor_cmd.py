@@ -24,7 +24,7 @@ def doctor_command(config_path: str | None, as_json: bool) -> None:
     """Check that vpod can run: tool versions, config, database, watch folders, inotify.
 
     Permissions are checked for the user running this command: check as the service
-    user (`sudo -u vpod vpod doctor --config /etc/vpod/config.toml`). Exit status: 0
+    user, as root (`runuser -u vpod -- vpod doctor --config /etc/vpod/config.toml`). Exit status: 0
     when nothing blocks vpod (warnings allowed), 1 otherwise.
     """
     findings: list[Finding] = []

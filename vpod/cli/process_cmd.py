@@ -28,8 +28,8 @@ _LEVELS = ("debug", "info", "warning", "error")
 @click.option("-R", "--recursive", is_flag=True, help="Search folders recursively (default: only the files directly in them).")
 @click.option(
     "--workers", "-w", type=int, callback=worker_count, metavar="N",
-    help="Files processed at once (overrides [processing] workers; default 2). Capped at half the CPUs "
-    f"available (${CPU_COUNT_ENV} overrides the detected count). Each worker may need about 2.5 times "
+    help="Files processed at once (overrides [processing] workers; default: half the CPUs available, "
+    f"which is also the cap; ${CPU_COUNT_ENV} overrides the detected count). Each worker may need about 2.5 times "
     "the file's size in free disk space during a remux.",
 )
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
@@ -66,18 +66,16 @@ def process_command(
     require_tools_or_exit()
     line = StatusLine(sys.stderr)
     configure_logging(_log_level(config.logging.level, verbose), config.logging.format, stream=line)
-    requested = config.processing.workers
-    used, cap = effective_workers(requested)
-    if used < requested:
-        line.write(
-            f"vpod: warning: using {used} worker(s) instead of the {requested} requested: at most half of the "
-            f"CPUs available to vpod ({cap} worker(s)); set {CPU_COUNT_ENV} if the CPU count is wrong\n"
-        )
+    workers = effective_workers(config.processing.workers)
+    if workers.capped:
+        line.write(f"vpod: warning: using {workers.used} worker(s) instead of the {workers.explanation()}\n")
     targets = collect_targets(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
     try:
-        report = run_process(config, targets, workers=used, workers_requested=requested, dry_run=dry_run, line=line)
+        report = run_process(
+            config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
+        )
     except DatabaseError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     if as_json:

@@ -7,9 +7,11 @@ import json
 import click
 
 from vpod import exitcodes
-from vpod.cli.common import config_option, fail, load_or_exit
+from vpod.cli.common import config_option, fail
+from vpod.config import fallback_database_path, load_config
 from vpod.control import open_store
 from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.errors import ConfigError
 from vpod.status import format_status, read_status
 
 
@@ -23,12 +25,25 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
 
     State (running, paused, stopping or stopped) and pid, uptime, queue depth, files in
     progress with worker and elapsed time, counts by state, the last batches and the
-    last failures with reasons. Exit status: 0 while a daemon runs, 3 when none does.
+    last failures with reasons, and watch folders not watched now. Exit status: 0 while a
+    daemon runs, 3 when none does. A config file with an error only warns when the
+    database it names can still be found (the daemon keeps running on its last good
+    config); exit status 2 when not.
     """
-    config = load_or_exit(config_path)
+    config_error: str | None = None
     try:
-        store = open_store(config.database.path)
-        status = read_status(store, batches=batches, failures=failures)
+        database = load_config(config_path).database.path
+    except ConfigError as exc:
+        # A typo must not hide a daemon that runs on its last good config: read the database
+        # the file names, if that much of it can be read.
+        fallback = fallback_database_path(config_path)
+        if fallback is None or not fallback.exists():
+            fail(f"vpod: config error: {exc}", exitcodes.USAGE)
+        config_error, database = str(exc), fallback
+        click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {database}", err=True)
+    try:
+        store = open_store(database)
+        status = read_status(store, batches=batches, failures=failures, config_error=config_error)
     except (DatabaseBusy, DatabaseError) as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     if as_json:

@@ -1,0 +1,90 @@
+"""The docs name what the code does (issue 11 item 18): every log event in the README's
+table, every reason in docs/policy.md's, and commands that work on a minimal Debian."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+TAG = re.compile(r"[a-z]+(_[a-z]+)*")
+
+
+def _code() -> list[tuple[Path, ast.AST]]:
+    return [(f, ast.parse(f.read_text())) for f in sorted((ROOT / "vpod").rglob("*.py"))]
+
+
+def _log_events() -> dict[str, str]:
+    """Event name → where it is logged (a logger call whose first argument is a literal)."""
+    found = {}
+    for path, tree in _code():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_METHODS
+                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+                and TAG.fullmatch(node.args[0].value)
+            ):
+                found.setdefault(node.args[0].value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def _reasons() -> dict[str, str]:
+    """Reason tags a file's result can carry: ``reason=`` of a non-log call, the second
+    argument of ``Skip``, and ``reason = A if ... else B``."""
+    found = {}
+    for path, tree in _code():
+        for node in ast.walk(tree):
+            values: list[ast.AST] = []
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name not in LOG_METHODS and name != "update":  # log fields, /health's body
+                    values += [kw.value for kw in node.keywords if kw.arg == "reason"]
+                if name == "Skip" and len(node.args) >= 2:
+                    values.append(node.args[1])
+            elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "reason" for t in node.targets):
+                if isinstance(node.value, ast.IfExp):
+                    values += [node.value.body, node.value.orelse]
+            for value in values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str) and TAG.fullmatch(value.value):
+                    found.setdefault(value.value, f"{path.relative_to(ROOT)}:{value.lineno}")
+    return found
+
+
+def test_every_log_event_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n## Log events\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", "\n".join(
+        line.split("|")[1] for line in table.splitlines() if line.startswith("| `")
+    )))
+    events = _log_events()
+    assert {"watch_stopped", "shutdown_timeout", "daemon_started"} <= set(events)  # the scan works
+    missing = {name: where for name, where in events.items() if name not in documented}
+    assert not missing, f"log events missing from README.md's table: {missing}"
+
+
+def test_every_reason_is_in_the_policy_reasons_tables():
+    policy = (ROOT / "docs" / "policy.md").read_text()
+    section = policy.split("\n## Reasons\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", "\n".join(
+        line.split("|")[1] for line in section.splitlines() if line.startswith("| `")
+    )))
+    reasons = _reasons()
+    assert {"symlink_inside", "not_writable", "empty", "killed", "in_progress_elsewhere"} <= set(reasons)
+    missing = {name: where for name, where in reasons.items() if name not in documented}
+    assert not missing, f"reasons missing from docs/policy.md's tables: {missing}"
+
+
+def test_commands_for_the_service_user_work_without_sudo():
+    """Minimal Debian has no sudo; util-linux's runuser is always there."""
+    for path in [ROOT / "README.md", ROOT / "contrib" / "install.sh", *(ROOT / "vpod").rglob("*.py")]:
+        assert not re.search(r"sudo -u vpod [a-z]", path.read_text()), path
+
+
+def test_example_config_says_what_default_subtitle_does():
+    """Its comment follows docs/policy.md: "forced" and "preferred" go by the default audio's language."""
+    lines = (ROOT / "contrib" / "config.example.toml").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("default_subtitle ="))
+    comment = " ".join(line.lstrip("# ") for line in lines[at - 5:at] if line.startswith("#"))
+    assert "default audio" in comment and "preferred language present" not in comment
