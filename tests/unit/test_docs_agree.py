@@ -32,7 +32,7 @@ def _log_events() -> dict[str, str]:
 
 def _reasons() -> dict[str, str]:
     """Reason tags a file's result can carry: ``reason=`` of a non-log call, the second
-    argument of ``Skip``, and ``reason = A if ... else B``."""
+    argument of ``Skip``, the first of ``WriteRefusal``, and ``reason = A if ... else B``."""
     found = {}
     for path, tree in _code():
         for node in ast.walk(tree):
@@ -43,6 +43,8 @@ def _reasons() -> dict[str, str]:
                     values += [kw.value for kw in node.keywords if kw.arg == "reason"]
                 if name == "Skip" and len(node.args) >= 2:
                     values.append(node.args[1])
+                if name == "WriteRefusal" and node.args:
+                    values.append(node.args[0])
             elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "reason" for t in node.targets):
                 if isinstance(node.value, ast.IfExp):
                     values += [node.value.body, node.value.orelse]
