@@ -14,7 +14,8 @@ still use (statvfs(3)), so vpod never eats the blocks the filesystem keeps for r
 Writes this process has started and not finished are subtracted (:class:`SpaceLedger`),
 so two workers never count the same free bytes twice. What does not fit fails with
 :class:`InsufficientSpace` (reason ``insufficient_space``, not permanent), before anything
-is written.
+is written. A filesystem that does not report its free space (some FUSE filesystems
+report a size of 0) is not checked.
 """
 
 from __future__ import annotations
@@ -63,15 +64,16 @@ def format_bytes(count: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-def free_bytes(folder: Path) -> int:
+def free_bytes(folder: Path) -> int | None:
     """Bytes an unprivileged process may still write on ``folder``'s filesystem
-    (``f_bavail × f_frsize``, statvfs(3)).
-
-    Raises:
-        OSError: ``folder`` cannot be examined.
-    """
-    st = os.statvfs(folder)
-    return st.f_bavail * st.f_frsize
+    (``f_bavail × f_frsize``, statvfs(3)); ``None`` when the filesystem does not tell:
+    ``statvfs`` fails, or reports no size at all (``f_blocks == 0``, as some FUSE
+    filesystems do)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize if st.f_blocks else None
 
 
 def remux_need(size: int) -> int:
@@ -128,6 +130,9 @@ class SpaceLedger:
             margin: bytes that must stay free besides (not promised; checked only).
             what: the write, for the error: "the remux (the source's 1.0 GiB + 5 %)".
 
+        A filesystem that does not report its free space (:func:`free_bytes`) is
+        not checked: the write is tried, and fails as it would without vpod's check.
+
         Raises:
             InsufficientSpace: ``need + margin`` exceeds the free bytes minus those promised
                 to other writes in progress on that filesystem.
@@ -137,7 +142,7 @@ class SpaceLedger:
             device = os.stat(folder).st_dev
             free = free_bytes(folder)
             promised = sum(c.outstanding() for c in self._claims if c.device == device)
-            if free - promised < need + margin:
+            if free is not None and free - promised < need + margin:
                 others = f", {format_bytes(promised)} of it promised to writes vpod has under way" if promised else ""
                 raise InsufficientSpace(
                     f"{subject}: not enough free space for {what}: it needs {need + margin} bytes "

@@ -212,10 +212,8 @@ def _edit_undoably(
 def _short_of(path: Path, needed: int) -> bool:
     """True when ``path``'s filesystem has less than ``needed`` bytes free (False when
     that cannot be told)."""
-    try:
-        return free_bytes(path.parent) < needed
-    except OSError:
-        return False
+    free = free_bytes(path.parent)
+    return free is not None and free < needed
 
 
 _UNDONE = "the edit was undone: the file is byte for byte as it was before"
