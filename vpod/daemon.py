@@ -163,6 +163,7 @@ class Daemon:
             max_attempts=cfg.processing.max_attempts,
             stop=self.stop,
             on_outcome=self._on_outcome,
+            wait_for_space=True,
         )
         self.controller = BatchController(cfg.policy.on_error)
         self.windows = BatchWindows(cfg.processing.batch_window_seconds)

@@ -31,8 +31,12 @@ class JobRunner:
 
     Transient failures (a tool timed out or was killed, the file was locked) go back to
     the queue with backoff until ``max_attempts`` tries were made; everything else is
-    final. Log events: ``file_started`` (debug level: a worker took the file, before
-    it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
+    final. With ``wait_for_space`` (the daemon), a file that does not fit in the free
+    space (reason ``insufficient_space``) waits instead: it goes back to the queue with
+    backoff (5 s doubling to 5 min, counted per file in this runner), and the attempt
+    does not count against ``max_attempts``, so a disk that is full for a while never
+    makes a file fail for good. Log events: ``file_started`` (debug level: a worker
+    took the file, before it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``.
     """
@@ -45,10 +49,15 @@ class JobRunner:
         max_attempts: int,
         stop: threading.Event | None = None,
         on_outcome: Callable[[FileProcessingResult, bool], None] | None = None,
+        wait_for_space: bool = False,
     ) -> None:
         self.store = store
         self.processor = processor
         self.max_attempts = max_attempts
+        self.wait_for_space = wait_for_space
+        # Job id → how many times in a row it found too little free space (its backoff).
+        self._space_waits: dict[int, int] = {}
+        self._space_lock = threading.Lock()
         self.stop = stop or threading.Event()
         # Called with (result, retrying) once the outcome is recorded (the daemon's metrics).
         self.on_outcome = on_outcome
@@ -97,7 +106,7 @@ class JobRunner:
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
             self.log.debug("file_started", attempt=job.attempts + 1)
             try:
-                result, attempt, write = self._attempt(job, policy, worker, batch_id)
+                result, attempt, write, delay = self._attempt(job, policy, worker, batch_id)
                 self._record(write)
             except (DatabaseBusy, DatabaseError):
                 raise
@@ -109,13 +118,13 @@ class JobRunner:
                     duration_seconds=time.monotonic() - clock, started_at=started, ended_at=time.time(),
                     worker=worker,
                 )
-                attempt = job.attempts + 1
+                attempt, delay = job.attempts + 1, 0.0
                 # Outcome(result) only: nothing from the failed attempt is trusted.
                 self._record(lambda: self.store.finish(job, Outcome(result), batch_id))
             if result.retrying:
                 self.log.warning(
                     "file_retry", error=utf8_text(result.error), reason=result.reason, attempt=attempt,
-                    retry_in_seconds=retry_delay(attempt),
+                    retry_in_seconds=delay,
                 )
             else:
                 self._log(result)
@@ -125,10 +134,11 @@ class JobRunner:
 
     def _attempt(
         self, job: Job, policy: Policy, worker: str, batch_id: str
-    ) -> tuple[FileProcessingResult, int, Callable[[], None]]:
+    ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """Run the pipeline on a started job; returns (result, attempt number, the Store
-        write that records it). A transient failure with attempts left comes back marked
-        ``retrying``, its write a :meth:`Store.retry_later` with backoff."""
+        write that records it, the retry delay in seconds). A transient failure with
+        attempts left, or a file waiting for space, comes back marked ``retrying``, its
+        write a :meth:`Store.retry_later` with backoff."""
         try:
             output = self.processor.process(
                 job.path,
@@ -144,6 +154,9 @@ class JobRunner:
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
         result = _account_interrupted(job, output, replace(output.result, worker=worker))
         attempt = job.attempts + 1
+        waits = self._note_space_wait(job, result)
+        if waits:
+            return self._wait_for_space(job, result, attempt, waits, batch_id)
         if result.failed and not result.permanent and attempt < self.max_attempts:
             return self._retry(job, result, attempt, batch_id)
         final_relpath = None
@@ -153,16 +166,35 @@ class JobRunner:
         outcome = Outcome(
             result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest
         )
-        return result, attempt, lambda: self.store.finish(job, outcome, batch_id)
+        return result, attempt, lambda: self.store.finish(job, outcome, batch_id), 0.0
+
+    def _note_space_wait(self, job: Job, result: FileProcessingResult) -> int:
+        """How many times in a row ``job`` has now found too little free space (0: it did
+        not, or this runner does not wait for space; the count starts again then)."""
+        with self._space_lock:
+            if self.wait_for_space and result.failed and result.reason == "insufficient_space":
+                self._space_waits[job.id] = self._space_waits.get(job.id, 0) + 1
+                return self._space_waits[job.id]
+            self._space_waits.pop(job.id, None)
+            return 0
+
+    def _wait_for_space(
+        self, job: Job, result: FileProcessingResult, attempt: int, waits: int, batch_id: str
+    ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
+        """A file that found too little free space ``waits`` times in a row goes back to
+        the queue with backoff, and the attempt is given back."""
+        result = replace(result, retrying=True)
+        delay = retry_delay(waits)
+        return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id, counted=False), delay
 
     def _retry(
         self, job: Job, result: FileProcessingResult, attempt: int, batch_id: str
-    ) -> tuple[FileProcessingResult, int, Callable[[], None]]:
+    ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """A transient failure goes back to the queue with backoff: ``result`` marked
-        ``retrying``, ``attempt``, and the write that requeues it."""
+        ``retrying``, ``attempt``, the write that requeues it, and the delay."""
         result = replace(result, retrying=True)
         delay = retry_delay(attempt)
-        return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id)
+        return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id), delay
 
     def _log(self, result: FileProcessingResult) -> None:
         if result.success:

@@ -7,16 +7,22 @@ verified remux; every failure leaves it as it was.
 Apply, by plan:
 
 * header-only actions on a Matroska file: ``mkvpropedit`` in place (the inode, and so
-  every hard link, stays), then verify;
+  every hard link, stays), then verify; a failed edit or verification is undone byte
+  for byte (:mod:`vpod.media.edit`);
 * anything structural (removal, reorder, container), or a header change the file's
   container cannot take in place: one remux into a temp file beside the source
   (:mod:`vpod.media.remux`), verify it (:mod:`vpod.media.verify`), then put it in place
   (:mod:`vpod.media.replace`). A remux would split a hard-linked file from its other
   links, so it needs ``[policy] break_hardlinks = true``.
+
+Nothing starts that would not fit in the free space with a margin
+(:mod:`vpod.diskspace`): the file then fails with reason ``insufficient_space``, not
+permanent (the daemon lets it wait; see :class:`vpod.jobs.JobRunner`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, replace
@@ -25,6 +31,7 @@ from typing import Callable
 
 import structlog
 
+from vpod.diskspace import WRITE_MARGIN_BYTES, SpaceLedger, format_bytes, remux_need
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.media.attributes import check_owner_can_be_kept, read_attributes
@@ -32,7 +39,7 @@ from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
 from vpod.media.remux import Remuxer
-from vpod.media.replace import keep_backup, put_in_place
+from vpod.media.replace import backup_path, keep_backup, put_in_place
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
 from vpod.policy.plan import ChangeContainer, Plan
@@ -117,6 +124,7 @@ class FileProcessor:
         self.options = options
         self.temps = temps
         self.remuxer = Remuxer(runner, temps)
+        self.space = SpaceLedger()
         self.log = structlog.get_logger("vpod")
 
     def process(
@@ -188,8 +196,10 @@ class FileProcessor:
                     finish(success=False, reason=refusal.reason, error=message, permanent=False), fingerprint_before
                 )
             message = f"{path}: {exc.strerror or exc}"
+            # A full disk (another program took the space after vpod's check): transient.
+            reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os_error"
             return PipelineOutput(
-                finish(success=False, reason="os_error", error=message, permanent=False), fingerprint_before
+                finish(success=False, reason=reason, error=message, permanent=False), fingerprint_before
             )
 
     def _run_locked(
@@ -243,8 +253,10 @@ class FileProcessor:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
                 ``container = "keep"``), ``hardlinked``, ``outside_roots``,
                 ``cannot_keep_owner`` (a remux would lose the source's owner or group).
-            MediaError: a tool failed or the result does not conform. The source is
-                untouched, unless an in-place header edit had already succeeded.
+            InsufficientSpace: the remux, the backup copy or the in-place edit would not
+                fit in the free space with its margin; nothing was written.
+            MediaError: a tool failed or the result does not conform. The source is as it
+                was (a failed in-place edit is undone), except with reason ``undo_failed``.
             OSError: the file system refused (a full disk while copying a backup).
         """
         skip = skip_reason(media, plan, policy, locked.stat)
@@ -257,10 +269,27 @@ class FileProcessor:
         _check_writable(media.path, in_place, self._root_of(media.path))
         if in_place:
             if policy.backup:
-                keep_backup(media.path, self.temps, copy=True)
-            edit_in_place(media, plan, self.runner)
-            return media.path, verify_written(media.path, media, plan, policy, self.runner, cross_check=False)
+                self._copy_backup(media.path, locked.stat.st_size)
+            media_after = edit_in_place(
+                media, plan, self.runner, self.temps, self.space,
+                verify=lambda: verify_written(media.path, media, plan, policy, self.runner, cross_check=False),
+            )  # fmt: skip
+            return media.path, media_after
         return self._remux(media, plan, policy, locked)
+
+    def _copy_backup(self, source: Path, size: int) -> None:
+        """Copy ``source`` to its backup name before an in-place edit (a hard link would see
+        the edit), unless a backup exists; only when the copy and a margin fit.
+
+        Raises:
+            InsufficientSpace: not enough free space (nothing written).
+            OSError: the copy failed.
+        """
+        if os.path.lexists(backup_path(source)):
+            return
+        what = f"the backup copy {backup_path(source).name}"
+        with self.space.claim(source, source.parent, size, WRITE_MARGIN_BYTES, what):
+            keep_backup(source, self.temps, copy=True)
 
     def _remux(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
         """Remux into a temp file beside the source, verify, then put it in place."""
@@ -273,7 +302,12 @@ class FileProcessor:
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
                 reason="target_exists",
             )
-        with temp_beside(source, self.temps, suffix=target.suffix) as temp:
+        what = f"the remux (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
+        with (
+            self.space.claim(source, source.parent, remux_need(st.st_size), WRITE_MARGIN_BYTES, what) as claim,
+            temp_beside(source, self.temps, suffix=target.suffix) as temp,
+        ):
+            claim.track(temp)
             # Before any tool writes: a new file that would lose the source's owner is not made.
             check_owner_can_be_kept(temp, st, source)
             tool = None

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from support.filesystems import small_ext4
 from support.media import audio, copy_media, ffprobe_streams, make_media, mkvmerge_tracks, subtitle, video
 from support.pipeline import make_pipeline, pipeline, sha256  # noqa: F401  (fixture)
+from support.tools import disk_filling_tool, path_with
 from vpod.media.probe import probe
 from vpod.media.remux import choose_remuxer
 from vpod.policy.policy import policy_from_table
@@ -56,20 +58,6 @@ def test_mp4_is_removed_only_after_the_new_file_is_verified(tmp_path, pipeline, 
     assert pipeline.temps_left() == [] and pipeline.store.pending_temps() == []
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 160 KiB tmpfs; skips when mounting is not permitted here."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 @pytest.mark.parametrize(
     "name, tracks, table, tool",
     [
@@ -77,23 +65,26 @@ def tiny_disk(tmp_path):
         ("full.mp4", [video(), audio("eng"), audio("jpn", default=True), subtitle("eng")], {"container": "mkv"}, "ffmpeg"),
     ],
 )
-def test_disk_full_during_a_remux(tmp_path, tiny_disk, name, tracks, table, tool):
-    source = make_media(tmp_path / "gen" / name, tracks, duration=12)
-    assert 90_000 < source.stat().st_size < 150_000, source.stat().st_size  # fits once, not twice
-    pipe = make_pipeline(tmp_path, library=tiny_disk)
-    path = copy_media(source, tiny_disk / name)
-    digest = sha256(path)
-    media = probe(path, pipe.runner)
-    assert choose_remuxer(media) == tool
-    out = pipe.run(path, policy(**table)).result
-    assert out.failed and out.reason == "disk_full", out.error
-    assert "No space left on device" in out.error and str(path) in out.error
-    assert f"{tool} exited with status" in out.error  # the tool's own message is recorded too
-    if tool == "mkvmerge":
-        assert "drive may be full" in out.error
-    assert sha256(path) == digest
-    assert sorted(p.name for p in tiny_disk.iterdir()) == [name]  # no temp file, no .mkv
-    assert pipe.store.pending_temps() == []
+def test_disk_full_during_a_remux(tmp_path, monkeypatch, name, tracks, table, tool):
+    """Room when vpod checks (the source + 5 % + 64 MiB), then another program fills the
+    disk to its last block as the remux starts: the remux fails, the source stays."""
+    with small_ext4(tmp_path, 80) as disk:
+        pipe = make_pipeline(tmp_path, library=disk)
+        path = copy_media(make_media(tmp_path / "gen" / name, tracks), disk / name)
+        digest = sha256(path)
+        media = probe(path, pipe.runner)
+        assert choose_remuxer(media) == tool
+        filling = disk_filling_tool(tmp_path / "bin", tool, disk / ".filler", when="--output" if tool == "mkvmerge" else None)
+        monkeypatch.setenv("PATH", path_with(filling))
+        out = pipe.run(path, policy(**table)).result
+        assert out.failed and out.reason == "disk_full", out.error
+        assert "No space left on device" in out.error and str(path) in out.error
+        assert f"{tool} exited with status" in out.error  # the tool's own message is recorded too
+        if tool == "mkvmerge":
+            assert "drive may be full" in out.error
+        assert sha256(path) == digest
+        assert sorted(p.name for p in disk.iterdir()) == sorted([".filler", "lost+found", name])  # no temp, no .mkv
+        assert pipe.store.pending_temps() == []
 
 
 def test_remux_keeps_mode_owner_and_group(pipeline, media_cache):  # noqa: F811

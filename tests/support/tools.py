@@ -71,3 +71,29 @@ def odd_output_tool(folder: Path, name: str, marker: str, stdout: str) -> Path:
     return _install(folder, name, lambda real: (
         f'#!/bin/sh\ncase "$*" in *{marker}*) printf "%s" {stdout!r}; exit 0;; esac\nexec "{real}" "$@"\n'
     ))
+
+
+def disk_filling_tool(folder: Path, name: str, filler: Path, *, then: str = "exec", when: str | None = None) -> Path:
+    """Put a ``name`` in ``folder`` that first writes ``filler`` until its filesystem is
+    full to the last block (another program taking the space after vpod checked it),
+    then runs the real ``name``. ``then``: ``"exec"`` becomes the real tool; ``"exit 2"``
+    runs it and exits 2 whatever it did (a tool that changed the file, then failed);
+    ``"kill"`` runs it, then dies of SIGKILL. With ``when``, only a run with that
+    argument fills the disk (``"--output"``: mkvmerge's remux, not its probe).
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    ending = {
+        "exec": "os.execv(REAL, [REAL, *sys.argv[1:]])",
+        "exit 2": "subprocess.run([REAL, *sys.argv[1:]], stdout=subprocess.DEVNULL)\nsys.exit(2)",
+        "kill": "subprocess.run([REAL, *sys.argv[1:]], stdout=subprocess.DEVNULL)\nos.kill(os.getpid(), signal.SIGKILL)",
+    }[then]
+    return _install(folder, name, lambda real: (
+        f"#!{sys.executable}\nimport os, signal, subprocess, sys\nREAL, WHEN = {real!r}, {when!r}\n"
+        "if WHEN is None or WHEN in sys.argv:\n"
+        f"    fd = os.open({str(filler)!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)\n"
+        "    for chunk in (bytes(1 << 16), b'\\0'):  # whole blocks, then the last partial one\n"
+        "        try:\n            while True:\n                os.write(fd, chunk)\n"
+        "        except OSError:\n            pass\n"
+        f"    os.close(fd)\n{ending}\n"
+    ))

@@ -85,6 +85,18 @@ def test_retry_later_is_not_due_yet(store):
     assert store.next_due_at() > time.time() + 50
 
 
+def test_an_uncounted_retry_gives_the_attempt_back(store):
+    """Waiting for free space does not use up max_attempts; other retries do."""
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    for counted, attempts in ((False, 1), (False, 1), (True, 2)):
+        [job] = store.next_queued(1, ())
+        store.start(job, "w", "b")
+        result = FileProcessingResult(path=job.path, success=False, reason="insufficient_space", permanent=False)
+        store.retry_later(job, result, 0, "b", counted=counted)
+        [job] = store.next_queued(1, ())
+        assert job.attempts + 1 == attempts
+
+
 def test_next_due_at_ignores_jobs_due_now(store):
     """Jobs due now are in the feeder's hands; only future retries set a wake-up time
     (otherwise the feeder would wake every 50 ms while the in-memory queue is full)."""

@@ -369,8 +369,12 @@ class SqliteStore:
         ).fetchone()
         return row[0]
 
-    def retry_later(self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None) -> None:
-        """Put a job back in the queue after a transient failure, due in ``delay_seconds``."""
+    def retry_later(
+        self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None,
+        *, counted: bool = True,
+    ) -> None:
+        """Put a job back in the queue after a transient failure, due in ``delay_seconds``;
+        ``counted=False`` gives the attempt back (waiting for free space)."""
         with self.pool.transaction() as conn:
             self._insert_result(conn, job, result, batch_id, None)
             conn.execute(
@@ -378,9 +382,11 @@ class SqliteStore:
                 # redo then counts it); if it came before, the content is unchanged and
                 # the redo plans and counts the change itself.
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
+                " attempts = CASE WHEN ? THEN attempts ELSE MAX(attempts - 1, 0) END,"
                 " worker = NULL, updated_at = ? WHERE id = ?",
-                (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), time.time(), job.id),
-            )
+                (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), counted,
+                 time.time(), job.id),
+            )  # fmt: skip
 
     def release(self, job: Job) -> None:
         """Return a job that was started but not worked on (shutdown) to the queue."""

@@ -122,8 +122,12 @@ class Store(Protocol):
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
         """Record a final outcome (done, failed or skipped) and its result row."""
 
-    def retry_later(self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None) -> None:
-        """Put a job back in the queue after a transient failure, due in ``delay_seconds``."""
+    def retry_later(
+        self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None,
+        *, counted: bool = True,
+    ) -> None:
+        """Put a job back in the queue after a transient failure, due in ``delay_seconds``.
+        ``counted=False``: the attempt does not count against ``max_attempts``."""
 
     def requeue_interrupted(self, *, except_workers: str | None = None) -> int:
         """Return jobs left in progress by a crash to the queue; returns how many. Rows of
