@@ -30,7 +30,7 @@ from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
-from vpod.media.remux import Remuxer
+from vpod.media.remux import Remuxer, unsupported_stream_error
 from vpod.media.replace import keep_backup, put_in_place
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
@@ -50,7 +50,8 @@ class PipelineOptions:
     Attributes:
         roots: folders vpod may write in (watch roots, or what ``vpod process`` was given).
         follow_symlinks: process symlinks pointing outside ``roots``.
-        dry_run: plan only; never write a media file.
+        dry_run: plan only; never write a media file. A plan the run could not apply
+            (:func:`obstacle`) is reported as the run would report it.
         wait_for_lock: wait for another process's lock instead of failing with ``locked``.
     """
 
@@ -99,6 +100,21 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
             "hardlinked",
         )
     return None
+
+
+def obstacle(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> MediaError | None:
+    """What stops the pipeline from applying ``plan``, known before anything is written,
+    or ``None``. ``vpod plan``, ``--dry-run`` and the run all ask this one function.
+
+    Returns:
+        The :class:`Skip` of :func:`skip_reason` (the file is skipped), else, for a plan
+        that needs a remux, the ``unsupported_stream`` error of
+        :func:`vpod.media.remux.unsupported_stream_error` (the file fails), else ``None``.
+    """
+    skip = skip_reason(media, plan, policy, st)
+    if skip is not None:
+        return skip
+    return unsupported_stream_error(media, plan) if needs_remux(media, plan) else None
 
 
 class FileProcessor:
@@ -207,6 +223,9 @@ class FileProcessor:
                 media,
             )
         if self.options.dry_run:
+            blocked = obstacle(media, plan, policy, locked.stat)
+            if blocked is not None:
+                raise blocked  # reported as the run would report it, with its reason
             result = finish(success=False, skipped=True, reason="dry_run", actions=plan.describe(), permanent=False)
             return PipelineOutput(result, fingerprint_before)
         if before_apply is not None:
@@ -232,13 +251,14 @@ class FileProcessor:
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
                 ``container = "keep"``), ``hardlinked``, ``outside_roots``.
-            MediaError: a tool failed or the result does not conform. The source is
+            MediaError: ``unsupported_stream`` (see :func:`obstacle`), before anything
+                is written; a tool failed or the result does not conform. The source is
                 untouched, unless an in-place header edit had already succeeded.
             OSError: the file system refused (a full disk while copying a backup).
         """
-        skip = skip_reason(media, plan, policy, locked.stat)
-        if skip is not None:
-            raise skip
+        blocked = obstacle(media, plan, policy, locked.stat)
+        if blocked is not None:
+            raise blocked
         if not is_under(media.path, self.options.roots):
             # A followed symlink's target: read for inspection, never written.
             raise Skip(f"{media.path}: changing it would write outside the watched folders", "outside_roots")

@@ -199,6 +199,29 @@ def unsupported_streams(media: MediaInfo, plan: Plan, tool: str) -> list[Track]:
     return bad
 
 
+def unsupported_stream_error(media: MediaInfo, plan: Plan) -> MediaError | None:
+    """Why a remux of ``media`` by ``plan`` would fail before it starts, or ``None``.
+
+    The one stream-support rule of vpod: :func:`choose_remuxer` picks the tool and
+    :func:`unsupported_streams` lists the kept streams it cannot put into Matroska.
+    ``vpod plan``, ``--dry-run`` and the run itself all ask this function, so a plan
+    never promises a remux the run then refuses.
+
+    Returns:
+        A :class:`MediaError` with reason ``unsupported_stream`` (permanent: the same
+        bytes under the same policy always fail) naming each such stream, or ``None``.
+    """
+    bad = unsupported_streams(media, plan, choose_remuxer(media))
+    if not bad:
+        return None
+    names = ", ".join(f"stream {t.index} ({t.type}, codec {t.codec or 'unknown'})" for t in bad)
+    return MediaError(
+        f"{media.path}: cannot remux into Matroska without losing {names}: neither mkvmerge nor "
+        f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
+        reason="unsupported_stream",
+    )
+
+
 class Remuxer:
     """Writes a planned layout into a new file with mkvmerge or ffmpeg.
 
@@ -221,15 +244,10 @@ class Remuxer:
                 the tool's failure with its stderr.
             ToolTimeout / ToolMissing: the tool hung or is not installed.
         """
+        unsupported = unsupported_stream_error(media, plan)
+        if unsupported is not None:
+            raise unsupported
         tool = choose_remuxer(media)
-        bad = unsupported_streams(media, plan, tool)
-        if bad:
-            names = ", ".join(f"stream {t.index} ({t.type}, codec {t.codec or 'unknown'})" for t in bad)
-            raise MediaError(
-                f"{media.path}: cannot remux into Matroska without losing {names}: neither mkvmerge nor "
-                f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
-                reason="unsupported_stream",
-            )
         try:
             if tool == "mkvmerge":
                 # Exit status 1 means "finished with warnings" (mkvmerge(1), EXIT CODES).
