@@ -558,7 +558,7 @@ class Daemon:
     def _apply(self, plan: ReloadPlan) -> None:
         old, cfg = self.config, plan.config
         if cfg.logging != old.logging:
-            configure_logging(cfg.logging.level, cfg.logging.format)
+            configure_logging(cfg.logging.level, cfg.logging.format, timestamps=cfg.logging.timestamps)
         self.config = cfg  # workers read config.policy at the start of each file
         self.controller.on_error = cfg.policy.on_error
         self.windows.window_seconds = cfg.processing.batch_window_seconds

@@ -65,7 +65,10 @@ def process_command(
     config = with_overrides(load_or_exit(config_path), workers=workers, on_error=on_error)
     require_tools_or_exit()
     line = StatusLine(sys.stderr)
-    configure_logging(_log_level(config.logging.level, verbose), config.logging.format, stream=line)
+    configure_logging(
+        _log_level(config.logging.level, verbose), config.logging.format, stream=line,
+        timestamps=config.logging.timestamps,
+    )
     requested = config.processing.workers
     used, cap = effective_workers(requested)
     if used < requested:
