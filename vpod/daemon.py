@@ -625,8 +625,19 @@ class Daemon:
                 idle = not self.store.next_queued(1, ())
             except (DatabaseBusy, DatabaseError):
                 idle = False
+        if idle and self.windows.waiting() and (final or self.paused.is_set() or self._nothing_queued()):
+            # Retries that will not come back to this daemon now: their windows close without them.
+            self.windows.drop_waiting()
         for batch in self.windows.close_ready(idle):
             self._record_batch(batch)
+
+    def _nothing_queued(self) -> bool:
+        """No row is queued, due now or later: a retry a window waits for was taken by
+        another process (``vpod process``) and will not come back."""
+        try:
+            return self.store.queue_depth() == 0
+        except (DatabaseBusy, DatabaseError):
+            return False
 
     def _idle(self) -> bool:
         return self.active() == 0 and self.jobs.empty() and self.feeder.inflight() == 0
