@@ -174,7 +174,7 @@ class Daemon:
             policy_digest=lambda: self.config.policy.digest,
             follow_symlinks=cfg.watch.follow_symlinks,
             on_queued=self._queued,
-            retry=lambda path: self.stabilizer.notify(path),
+            retry=lambda paths, delay: self.stabilizer.notify_later(paths, delay),
         )
         self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.files_ready, self.stop)
         self.scanner = Scanner(
