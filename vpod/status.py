@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vpod.control import DaemonRecord
@@ -15,12 +17,17 @@ from vpod.results import one_line
 
 @dataclass(frozen=True)
 class StatusReport:
-    """The daemon's record plus the queue report, taken at ``taken_at`` (epoch seconds)."""
+    """The daemon's record plus the queue report, taken at ``taken_at`` (epoch seconds).
+
+    ``gone``: paths among ``queue.last_failures`` whose file no longer exists (deleted
+    or moved away since it failed; see :func:`is_gone`).
+    """
 
     daemon: DaemonRecord
     queue: QueueReport
     database: str
     taken_at: float
+    gone: frozenset[str] = field(default=frozenset())
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -53,7 +60,7 @@ class StatusReport:
             ],
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
-            "last_failures": [asdict(f) for f in self.queue.last_failures],
+            "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
         }
 
 
@@ -65,7 +72,23 @@ def read_status(store: SqliteStore, *, batches: int = 5, failures: int = 10) -> 
     """
     record = DaemonRecord.from_info(store.daemon_info())
     report = store.queue_report(batches=batches, failures=failures)
-    return StatusReport(record, report, str(store.pool.path), time.time())
+    gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
+    return StatusReport(record, report, str(store.pool.path), time.time(), gone)
+
+
+def is_gone(shown: str) -> bool:
+    """True when the file a failure names no longer exists: ``lstat`` says ENOENT (or
+    ENOTDIR: a folder on its path became a file). ``shown`` is the path as the database
+    reports it (:func:`vpod.results.display_path`); a name holding ``\\x`` escapes may
+    stand for undecodable bytes, and a file vpod may not look at could still exist:
+    neither counts as gone, so a failure is only hidden when it surely is."""
+    if "\\x" in shown:
+        return False
+    try:
+        os.lstat(shown)
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
 
 
 def format_status(status: StatusReport) -> str:
@@ -101,8 +124,13 @@ def format_status(status: StatusReport) -> str:
     if q.last_failures:
         lines.append("last failures:")
         for f in q.last_failures:
+            if f.path in status.gone:
+                continue  # deleted or moved away since: nothing left to fix there
             lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
             lines.append(f"      {f.reason or 'error'}: {one_line(f.error)}")
+        gone = sum(1 for f in q.last_failures if f.path in status.gone)
+        if gone:
+            lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")
     return "\n".join(lines)
 
 
