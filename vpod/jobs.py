@@ -13,6 +13,7 @@ import structlog
 
 from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import Job, Outcome, Store
+from vpod.file_progress import FileProgress
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path, utf8_text
@@ -32,7 +33,8 @@ class JobRunner:
     Transient failures (a tool timed out or was killed, the file was locked) go back to
     the queue with backoff until ``max_attempts`` tries were made; everything else is
     final. Log events: ``file_started`` (debug level: a worker took the file, before
-    it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
+    it is locked and probed), ``file_progress`` (a remux passed another 10 %:
+    :mod:`vpod.file_progress`), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``.
     """
@@ -129,11 +131,13 @@ class JobRunner:
         """Run the pipeline on a started job; returns (result, attempt number, the Store
         write that records it). A transient failure with attempts left comes back marked
         ``retrying``, its write a :meth:`Store.retry_later` with backoff."""
+        progress = FileProgress(lambda percent, eta: self.store.note_progress(job, percent, eta), self.log)
         try:
             output = self.processor.process(
                 job.path,
                 policy,
                 before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+                on_progress=progress.update,
             )
         except DatabaseBusy as exc:
             # A temp file could not be registered: nothing was changed yet (or, if the

@@ -31,6 +31,7 @@ from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
 from vpod.media.remux import Remuxer, unsupported_stream_error
+from vpod.media.tool_progress import ProgressSink
 from vpod.media.replace import keep_backup, put_in_place
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
@@ -134,13 +135,18 @@ class FileProcessor:
         self.log = structlog.get_logger("vpod")
 
     def process(
-        self, path: Path, policy: Policy, before_apply: Callable[[Plan], None] | None = None
+        self,
+        path: Path,
+        policy: Policy,
+        before_apply: Callable[[Plan], None] | None = None,
+        on_progress: ProgressSink | None = None,
     ) -> PipelineOutput:
         """Make ``path`` conform to ``policy``. Never raises for a bad file: the
         returned result says what happened (``success``, ``skipped`` with ``reason``,
         or ``error`` with the tool's message).
 
         ``before_apply(plan)`` runs after planning and before the file is touched.
+        ``on_progress(percent)`` follows a remux (:meth:`Remuxer.remux`), in this thread.
 
         Raises:
             vpod.db.pool.DatabaseBusy / DatabaseError: only from ``before_apply``.
@@ -167,7 +173,7 @@ class FileProcessor:
             ) as locked:
                 fingerprint_before = fingerprint_fd(locked.fd, locked.stat.st_size)
                 try:
-                    return self._run_locked(locked, fingerprint_before, policy, before_apply, finish)
+                    return self._run_locked(locked, fingerprint_before, policy, before_apply, finish, on_progress)
                 except (MediaError, OSError) as exc:
                     if isinstance(exc, Skip) or locked.still_current():
                         raise
@@ -205,6 +211,7 @@ class FileProcessor:
         policy: Policy,
         before_apply: Callable[[Plan], None] | None,
         finish: Callable[..., FileProcessingResult],
+        on_progress: ProgressSink | None = None,
     ) -> PipelineOutput:
         """Probe, plan, apply and verify the locked file (see :meth:`process`)."""
         if locked.stat.st_size == 0:
@@ -230,7 +237,7 @@ class FileProcessor:
             return PipelineOutput(result, fingerprint_before)
         if before_apply is not None:
             before_apply(plan)
-        final_path, media_after = self._apply(media, plan, policy, locked)
+        final_path, media_after = self._apply(media, plan, policy, locked, on_progress)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         return PipelineOutput(
             finish(
@@ -245,7 +252,9 @@ class FileProcessor:
             media_after,
         )
 
-    def _apply(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
+    def _apply(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+    ) -> tuple[Path, MediaInfo]:
         """Apply ``plan`` and verify the result; returns (final path, probe of it).
 
         Raises:
@@ -269,9 +278,11 @@ class FileProcessor:
                 keep_backup(media.path, self.temps, copy=True)
             edit_in_place(media, plan, self.runner)
             return media.path, verify_written(media.path, media, plan, policy, self.runner, cross_check=False)
-        return self._remux(media, plan, policy, locked)
+        return self._remux(media, plan, policy, locked, on_progress)
 
-    def _remux(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
+    def _remux(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+    ) -> tuple[Path, MediaInfo]:
         """Remux into a temp file beside the source, verify, then put it in place."""
         source = media.path
         st = locked.stat
@@ -285,7 +296,7 @@ class FileProcessor:
         with temp_beside(source, self.temps, suffix=target.suffix) as temp:
             tool = None
             try:
-                tool = self.remuxer.remux(media, plan, temp)
+                tool = self.remuxer.remux(media, plan, temp, on_progress)
                 media_after = verify_written(temp, media, plan, policy, self.runner)
             except MediaError as exc:
                 # A tool or the verification failed: if the source changed meanwhile (a user

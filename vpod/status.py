@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vpod.control import DaemonRecord
-from vpod.db.records import QueueReport
+from vpod.db.records import InProgress, QueueReport
 from vpod.db.sqlite_store import SqliteStore
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
@@ -55,7 +55,12 @@ class StatusReport:
             ),
             "queue_depth": self.queue.queue_depth,
             "in_progress": [
-                {**asdict(f), "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None)}
+                {
+                    **asdict(f),
+                    "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None),
+                    "progress_percent": None if f.progress_percent is None else round(f.progress_percent, 1),
+                    "eta_seconds": None if f.eta_seconds is None else round(f.eta_seconds),
+                }
                 for f in self.queue.in_progress
             ],
             "counts": self.queue.counts,
@@ -111,7 +116,7 @@ def format_status(status: StatusReport) -> str:
         # A row can outlive its owner (kill -9): say so instead of showing it as running.
         gone = not owner_alive(f.worker or "") or (not d.running and not (f.worker or "").startswith(WORKER_PREFIX))
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {one_line(f.path)}{note}")
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")
@@ -132,6 +137,14 @@ def format_status(status: StatusReport) -> str:
         if gone:
             lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")
     return "\n".join(lines)
+
+
+def _progress(f: InProgress) -> str:
+    """``43 %, 1m 2s left  `` for a remux that reported its progress, else ``""``."""
+    if f.progress_percent is None:
+        return ""
+    left = f", {_duration(f.eta_seconds)} left" if f.eta_seconds is not None else ""
+    return f"{f.progress_percent:.0f} %{left}  "
 
 
 def _round(value: float | None) -> float | None:
