@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import structlog
 from structlog.testing import capture_logs
+from support.clock import FakeClock
 
 from vpod.db.pool import DatabaseBusy
 from vpod.file_progress import STORE_INTERVAL_SECONDS, FileProgress
 from vpod.media.tool_progress import ffmpeg_line_reader, mkvmerge_line_reader
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_mkvmerge_gui_mode_lines_give_percentages():
@@ -42,7 +35,7 @@ def test_ffmpeg_progress_blocks_give_the_share_of_the_duration():
 
 
 def test_log_lines_at_each_ten_percent_step_and_database_writes_at_most_every_five_seconds():
-    clock = Clock()
+    clock = FakeClock(50.0)
     noted: list[tuple[float, float, float | None]] = []
     with capture_logs() as logs:
         progress = FileProgress(lambda p, eta: noted.append((clock.now, p, eta)), structlog.get_logger("vpod"), clock)
@@ -62,7 +55,7 @@ def test_a_busy_database_never_stops_the_remux():
         raise DatabaseBusy("locked")
 
     with capture_logs() as logs:
-        progress = FileProgress(busy, structlog.get_logger("vpod"), Clock())
+        progress = FileProgress(busy, structlog.get_logger("vpod"), FakeClock())
         progress.update(0.0)
         progress.update(50.0)
     assert [e["event"] for e in logs] == ["progress_not_recorded", "file_progress"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
 from structlog.testing import capture_logs
+from support.clock import FakeClock
 
 from vpod.db.store import EnqueueOutcome, Outcome
 from vpod.fingerprint import fingerprint_path
@@ -84,14 +85,6 @@ def test_a_copy_is_judged_under_the_policy_in_force_when_it_settles(tmp_path: Pa
     assert ("file_queued", None, "info") in levels
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: Path) -> None:
     """The database cannot be written (closed here; a full disk fails the same way): one
     warning per try, each wait twice the last up to a cap, files settling meanwhile wait
@@ -104,7 +97,7 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
     db = tmp_path / "vpod.db"
     broken = SqliteStore(DaemonConnectionPool(db))
     broken.pool.close()  # every write now raises DatabaseError
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     retried: list[tuple[list[Path], float]] = []
     intake = Intake(broken, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
                     on_queued=lambda: None, retry=lambda paths, delay: retried.append((list(paths), delay)),
