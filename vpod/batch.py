@@ -90,6 +90,13 @@ class BatchWindows:
     :class:`BatchResult`) once its last file has finished. Files that start after a
     window stopped taking files open the next one, so two windows can overlap while the
     older one drains. Thread-safe.
+
+    A file belongs to the window it first started in. A transient failure that goes
+    back to the queue (:meth:`defer_file`) has not finished: its retries run in the
+    same window (same batch id on every log line), which closes only once the file has
+    its final outcome, counted once. A file whose retry will not come back to this
+    daemon (shutdown, a pause, another process took it) is let go by
+    :meth:`drop_waiting`, and its window closes without it.
     """
 
     def __init__(self, window_seconds: float) -> None:
@@ -97,10 +104,15 @@ class BatchWindows:
         self._lock = threading.Lock()
         self._open: _Window | None = None
         self._draining: dict[str, _Window] = {}
+        self._waiting: dict[int, str] = {}  # job id → batch id of a file waiting for its retry
 
-    def start_file(self) -> str:
-        """A worker is about to start a file; returns the batch id it belongs to."""
+    def start_file(self, job_id: int | None = None) -> str:
+        """A worker is about to start a file (the queue's ``job_id``); returns the batch
+        id it belongs to: the window of its earlier attempt when it waits for a retry."""
         with self._lock:
+            earlier = self._waiting.pop(job_id, None) if job_id is not None else None
+            if earlier is not None and self._find(earlier) is not None:
+                return earlier  # still counted in that window since its first attempt
             now = time.monotonic()
             if self._open is not None and now >= self._open.deadline:
                 self._retire_open()
@@ -118,6 +130,31 @@ class BatchWindows:
             if window is not None:
                 window.active -= 1
                 window.result.total_files -= 1
+
+    def defer_file(self, batch_id: str, job_id: int) -> None:
+        """A file of ``batch_id`` failed transiently and waits in the queue for a retry:
+        it stays counted, and keeps its window from closing, until it finishes."""
+        with self._lock:
+            if self._find(batch_id) is not None:
+                self._waiting[job_id] = batch_id
+
+    def waiting(self) -> int:
+        """How many files wait for a retry in a window."""
+        with self._lock:
+            return len(self._waiting)
+
+    def drop_waiting(self) -> int:
+        """Stop waiting for the retries of :meth:`defer_file` (their windows close
+        without them; a retry that comes later opens a new window); returns how many."""
+        with self._lock:
+            dropped = list(self._waiting.values())
+            self._waiting.clear()
+            for batch_id in dropped:
+                window = self._find(batch_id)
+                if window is not None:
+                    window.active -= 1
+                    window.result.total_files -= 1
+            return len(dropped)
 
     def finish_file(self, batch_id: str, result: FileProcessingResult, *, stopped_early: bool = False) -> None:
         """Record a finished file in its window; ``stopped_early`` ends that window

@@ -102,6 +102,9 @@ class LoggingConfig:
     format: str = setting(
         "auto", check=one_of("auto", "json", "console"), doc="auto: console on a terminal, else JSON"
     )
+    timestamps: str = setting(
+        "utc", check=one_of("utc", "local"), doc="utc (…Z) or local time with its UTC offset"
+    )
 
 
 def _listen_address(value: Any) -> str | None:

@@ -177,7 +177,7 @@ class Daemon:
             policy_digest=lambda: self.config.policy.digest,
             follow_symlinks=cfg.watch.follow_symlinks,
             on_queued=self._queued,
-            retry=lambda path: self.stabilizer.notify(path),
+            retry=lambda paths, delay: self.stabilizer.notify_later(paths, delay),
         )
         self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.files_ready, self.stop)
         self.scanner = Scanner(
@@ -574,7 +574,7 @@ class Daemon:
             plan = plan.without(old, "http", "listen")  # the old listener keeps serving
         cfg = plan.config
         if cfg.logging != old.logging:
-            configure_logging(cfg.logging.level, cfg.logging.format)
+            configure_logging(cfg.logging.level, cfg.logging.format, timestamps=cfg.logging.timestamps)
         self.config = cfg  # workers read config.policy at the start of each file
         self.controller.on_error = cfg.policy.on_error
         self.windows.window_seconds = cfg.processing.batch_window_seconds
@@ -643,8 +643,19 @@ class Daemon:
                 idle = not self.store.next_queued(1, ())
             except (DatabaseBusy, DatabaseError):
                 idle = False
+        if idle and self.windows.waiting() and (final or self.paused.is_set() or self._nothing_queued()):
+            # Retries that will not come back to this daemon now: their windows close without them.
+            self.windows.drop_waiting()
         for batch in self.windows.close_ready(idle):
             self._record_batch(batch)
+
+    def _nothing_queued(self) -> bool:
+        """No row is queued, due now or later: a retry a window waits for was taken by
+        another process (``vpod process``) and will not come back."""
+        try:
+            return self.store.queue_depth() == 0
+        except (DatabaseBusy, DatabaseError):
+            return False
 
     def _idle(self) -> bool:
         return self.active() == 0 and self.jobs.empty() and self.feeder.inflight() == 0

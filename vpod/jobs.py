@@ -13,6 +13,7 @@ import structlog
 
 from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import Job, Outcome, Store
+from vpod.file_progress import FileProgress
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path, utf8_text
@@ -36,7 +37,8 @@ class JobRunner:
     backoff (5 s doubling to 5 min, counted per file in this runner), and the attempt
     does not count against ``max_attempts``, so a disk that is full for a while never
     makes a file fail for good. Log events: ``file_started`` (debug level: a worker
-    took the file, before it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
+    took the file, before it is locked and probed), ``file_progress`` (a remux passed
+    another 10 %: :mod:`vpod.file_progress`), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``.
     """
@@ -139,11 +141,13 @@ class JobRunner:
         write that records it, the retry delay in seconds). A transient failure with
         attempts left, or a file waiting for space, comes back marked ``retrying``, its
         write a :meth:`Store.retry_later` with backoff."""
+        progress = FileProgress(lambda percent, eta: self.store.note_progress(job, percent, eta), self.log)
         try:
             output = self.processor.process(
                 job.path,
                 policy,
                 before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+                on_progress=progress.update,
             )
         except DatabaseBusy as exc:
             # A temp file could not be registered: nothing was changed yet (or, if the

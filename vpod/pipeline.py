@@ -38,8 +38,9 @@ from vpod.media.attributes import check_owner_can_be_kept, read_attributes
 from vpod.media.edit import edit_in_place
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
-from vpod.media.remux import Remuxer
+from vpod.media.remux import Remuxer, unsupported_stream_error
 from vpod.media.replace import backup_path, keep_backup, put_in_place
+from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
 from vpod.policy.plan import ChangeContainer, Plan
@@ -59,7 +60,8 @@ class PipelineOptions:
     Attributes:
         roots: folders vpod may write in (watch roots, or what ``vpod process`` was given).
         follow_symlinks: process symlinks pointing outside ``roots``.
-        dry_run: plan only; never write a media file.
+        dry_run: plan only; never write a media file. A plan the run could not apply
+            (:func:`obstacle`) is reported as the run would report it.
         wait_for_lock: wait for another process's lock instead of failing with ``locked``.
     """
 
@@ -110,6 +112,21 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
     return None
 
 
+def obstacle(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> MediaError | None:
+    """What stops the pipeline from applying ``plan``, known before anything is written,
+    or ``None``. ``vpod plan``, ``--dry-run`` and the run all ask this one function.
+
+    Returns:
+        The :class:`Skip` of :func:`skip_reason` (the file is skipped), else, for a plan
+        that needs a remux, the ``unsupported_stream`` error of
+        :func:`vpod.media.remux.unsupported_stream_error` (the file fails), else ``None``.
+    """
+    skip = skip_reason(media, plan, policy, st)
+    if skip is not None:
+        return skip
+    return unsupported_stream_error(media, plan) if needs_remux(media, plan) else None
+
+
 class FileProcessor:
     """Runs the pipeline on one file at a time; share one instance between threads.
 
@@ -128,13 +145,18 @@ class FileProcessor:
         self.log = structlog.get_logger("vpod")
 
     def process(
-        self, path: Path, policy: Policy, before_apply: Callable[[Plan], None] | None = None
+        self,
+        path: Path,
+        policy: Policy,
+        before_apply: Callable[[Plan], None] | None = None,
+        on_progress: ProgressSink | None = None,
     ) -> PipelineOutput:
         """Make ``path`` conform to ``policy``. Never raises for a bad file: the
         returned result says what happened (``success``, ``skipped`` with ``reason``,
         or ``error`` with the tool's message).
 
         ``before_apply(plan)`` runs after planning and before the file is touched.
+        ``on_progress(percent)`` follows a remux (:meth:`Remuxer.remux`), in this thread.
 
         Raises:
             vpod.db.pool.DatabaseBusy / DatabaseError: only from ``before_apply``.
@@ -161,7 +183,7 @@ class FileProcessor:
             ) as locked:
                 fingerprint_before = fingerprint_fd(locked.fd, locked.stat.st_size)
                 try:
-                    return self._run_locked(locked, fingerprint_before, policy, before_apply, finish)
+                    return self._run_locked(locked, fingerprint_before, policy, before_apply, finish, on_progress)
                 except (MediaError, OSError) as exc:
                     if isinstance(exc, Skip) or locked.still_current():
                         raise
@@ -209,6 +231,7 @@ class FileProcessor:
         policy: Policy,
         before_apply: Callable[[Plan], None] | None,
         finish: Callable[..., FileProcessingResult],
+        on_progress: ProgressSink | None = None,
     ) -> PipelineOutput:
         """Probe, plan, apply and verify the locked file (see :meth:`process`)."""
         if locked.stat.st_size == 0:
@@ -227,11 +250,14 @@ class FileProcessor:
                 media,
             )
         if self.options.dry_run:
+            blocked = obstacle(media, plan, policy, locked.stat)
+            if blocked is not None:
+                raise blocked  # reported as the run would report it, with its reason
             result = finish(success=False, skipped=True, reason="dry_run", actions=plan.describe(), permanent=False)
             return PipelineOutput(result, fingerprint_before)
         if before_apply is not None:
             before_apply(plan)
-        final_path, media_after = self._apply(media, plan, policy, locked)
+        final_path, media_after = self._apply(media, plan, policy, locked, on_progress)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         return PipelineOutput(
             finish(
@@ -246,7 +272,9 @@ class FileProcessor:
             media_after,
         )
 
-    def _apply(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
+    def _apply(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+    ) -> tuple[Path, MediaInfo]:
         """Apply ``plan`` and verify the result; returns (final path, probe of it).
 
         Raises:
@@ -255,13 +283,14 @@ class FileProcessor:
                 ``cannot_keep_owner`` (a remux would lose the source's owner or group).
             InsufficientSpace: the remux, the backup copy or the in-place edit would not
                 fit in the free space with its margin; nothing was written.
-            MediaError: a tool failed or the result does not conform. The source is as it
-                was (a failed in-place edit is undone), except with reason ``undo_failed``.
+            MediaError: ``unsupported_stream`` (see :func:`obstacle`), before anything
+                is written; a tool failed or the result does not conform. The source is
+                as it was (a failed in-place edit is undone), except with reason ``undo_failed``.
             OSError: the file system refused (a full disk while copying a backup).
         """
-        skip = skip_reason(media, plan, policy, locked.stat)
-        if skip is not None:
-            raise skip
+        blocked = obstacle(media, plan, policy, locked.stat)
+        if blocked is not None:
+            raise blocked
         if not is_under(media.path, self.options.roots):
             # A followed symlink's target: read for inspection, never written.
             raise Skip(f"{media.path}: changing it would write outside the watched folders", "outside_roots")
@@ -275,7 +304,7 @@ class FileProcessor:
                 verify=lambda: verify_written(media.path, media, plan, policy, self.runner, cross_check=False),
             )  # fmt: skip
             return media.path, media_after
-        return self._remux(media, plan, policy, locked)
+        return self._remux(media, plan, policy, locked, on_progress)
 
     def _copy_backup(self, source: Path, size: int) -> None:
         """Copy ``source`` to its backup name before an in-place edit (a hard link would see
@@ -291,7 +320,9 @@ class FileProcessor:
         with self.space.claim(source, source.parent, size, WRITE_MARGIN_BYTES, what):
             keep_backup(source, self.temps, copy=True)
 
-    def _remux(self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile) -> tuple[Path, MediaInfo]:
+    def _remux(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+    ) -> tuple[Path, MediaInfo]:
         """Remux into a temp file beside the source, verify, then put it in place."""
         source = media.path
         st = locked.stat
@@ -312,7 +343,7 @@ class FileProcessor:
             check_owner_can_be_kept(temp, st, source)
             tool = None
             try:
-                tool = self.remuxer.remux(media, plan, temp)
+                tool = self.remuxer.remux(media, plan, temp, on_progress)
                 media_after = verify_written(temp, media, plan, policy, self.runner)
             except MediaError as exc:
                 # A tool or the verification failed: if the source changed meanwhile (a user

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vpod.control import DaemonRecord
-from vpod.db.records import QueueReport
+from vpod.db.records import InProgress, QueueReport
 from vpod.db.sqlite_store import SqliteStore
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
@@ -19,6 +21,8 @@ class StatusReport:
 
     ``config_error`` is set when the config file could not be loaded and the database was
     found by a lenient read of it (:func:`vpod.config.fallback_database_path`).
+    ``gone``: paths among ``queue.last_failures`` whose file no longer exists (deleted
+    or moved away since it failed; see :func:`is_gone`).
     """
 
     daemon: DaemonRecord
@@ -26,6 +30,7 @@ class StatusReport:
     database: str
     taken_at: float
     config_error: str | None = None
+    gone: frozenset[str] = field(default=frozenset())
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -56,12 +61,17 @@ class StatusReport:
             ),
             "queue_depth": self.queue.queue_depth,
             "in_progress": [
-                {**asdict(f), "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None)}
+                {
+                    **asdict(f),
+                    "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None),
+                    "progress_percent": None if f.progress_percent is None else round(f.progress_percent, 1),
+                    "eta_seconds": None if f.eta_seconds is None else round(f.eta_seconds),
+                }
                 for f in self.queue.in_progress
             ],
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
-            "last_failures": [asdict(f) for f in self.queue.last_failures],
+            "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
         }
 
 
@@ -75,7 +85,23 @@ def read_status(
     """
     record = DaemonRecord.from_info(store.daemon_info())
     report = store.queue_report(batches=batches, failures=failures)
-    return StatusReport(record, report, str(store.pool.path), time.time(), config_error)
+    gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
+    return StatusReport(record, report, str(store.pool.path), time.time(), config_error, gone)
+
+
+def is_gone(shown: str) -> bool:
+    """True when the file a failure names no longer exists: ``lstat`` says ENOENT (or
+    ENOTDIR: a folder on its path became a file). ``shown`` is the path as the database
+    reports it (:func:`vpod.results.display_path`); a name holding ``\\x`` escapes may
+    stand for undecodable bytes, and a file vpod may not look at could still exist:
+    neither counts as gone, so a failure is only hidden when it surely is."""
+    if "\\x" in shown:
+        return False
+    try:
+        os.lstat(shown)
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
 
 
 def format_status(status: StatusReport) -> str:
@@ -107,7 +133,7 @@ def format_status(status: StatusReport) -> str:
         # A row can outlive its owner (kill -9): say so instead of showing it as running.
         gone = not owner_alive(f.worker or "") or (not d.running and not (f.worker or "").startswith(WORKER_PREFIX))
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {one_line(f.path)}{note}")
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")
@@ -120,9 +146,22 @@ def format_status(status: StatusReport) -> str:
     if q.last_failures:
         lines.append("last failures:")
         for f in q.last_failures:
+            if f.path in status.gone:
+                continue  # deleted or moved away since: nothing left to fix there
             lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
             lines.append(f"      {f.reason or 'error'}: {one_line(f.error)}")
+        gone = sum(1 for f in q.last_failures if f.path in status.gone)
+        if gone:
+            lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")
     return "\n".join(lines)
+
+
+def _progress(f: InProgress) -> str:
+    """``43 %, 1m 2s left  `` for a remux that reported its progress, else ``""``."""
+    if f.progress_percent is None:
+        return ""
+    left = f", {_duration(f.eta_seconds)} left" if f.eta_seconds is not None else ""
+    return f"{f.progress_percent:.0f} %{left}  "
 
 
 def _round(value: float | None) -> float | None:

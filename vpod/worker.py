@@ -44,7 +44,7 @@ class Worker:
 
     def _process(self, job: Job) -> None:
         d = self.daemon
-        batch_id = d.windows.start_file()
+        batch_id = d.windows.start_file(job.id)
         d.active_changed(+1)
         result = None
         try:
@@ -57,8 +57,10 @@ class Worker:
         finally:
             d.active_changed(-1)
             d.feeder.done(job, requeued=result is None or result.retrying)
-        if result is None or result.retrying:
-            d.windows.cancel_file(batch_id)  # not finished: counted when it is
+        if result is None:
+            d.windows.cancel_file(batch_id)  # not processed here after all
+        elif result.retrying:
+            d.windows.defer_file(batch_id, job.id)  # not finished: its retry stays in this batch
         else:
             stops = d.controller.record(result)
             d.windows.finish_file(batch_id, result, stopped_early=stops)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -77,3 +78,41 @@ def test_inspect_and_plan_of_a_non_media_file_exit_1_naming_it(tmp_path, env):
         result = run_vpod(command, env=env)
         assert result.returncode == 1 and str(bad) in result.stderr, result.stderr
     assert run_vpod(["inspect", str(tmp_path / "missing.mkv")], env=env).returncode == 2
+
+
+def test_plan_and_dry_run_agree_with_the_run_on_a_stream_matroska_cannot_hold(tmp_path, env):
+    """A QuickTime timecode track (a data stream to FFmpeg 5.1, like WebVTT in MP4) makes
+    the run fail as unsupported_stream: `vpod plan` and `--dry-run` must say so instead
+    of promising "remux into MKV"."""
+    path = tmp_path / "lib" / "camera.mov"
+    path.parent.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1",
+                    "-f", "lavfi", "-i", "sine=duration=1:sample_rate=8000", "-map", "0", "-map", "1",
+                    "-c:v", "mpeg4", "-c:a", "aac", "-timecode", "00:00:00:00", str(path)], check=True)  # fmt: skip
+    config = write_config(tmp_path / "c.toml", {"policy": {"container": "mkv"}, "database": {"path": str(tmp_path / "db")}})
+    before = snapshot(path.parent)
+
+    plan = json.loads(run_vpod(["plan", str(path), "--config", str(config), "--json"], env=env).stdout)
+    dry = json.loads(run_vpod(["process", str(path), "--config", str(config), "--dry-run", "--json"], env=env).stdout)
+    real = json.loads(run_vpod(["process", str(path), "--config", str(config), "--json"], env=env).stdout)
+
+    [dry_result], [real_result] = dry["results"], real["results"]
+    assert real_result["reason"] == "unsupported_stream" and not real_result["success"]
+    assert plan["skip"] is None and plan["error"]["reason"] == real_result["reason"]
+    assert "stream 2 (data, codec tmcd)" in plan["error"]["detail"] and str(path) in plan["error"]["detail"]
+    assert (dry_result["reason"], dry_result["skipped"]) == (real_result["reason"], real_result["skipped"])
+    assert dry["exit_code"] == real["exit_code"] == 1
+    human = run_vpod(["plan", str(path), "--config", str(config)], env=env).stdout
+    assert "vpod run would fail it (unsupported_stream)" in human
+    assert snapshot(path.parent) == before
+
+
+def test_dry_run_reports_the_skip_the_run_would_make(movie, env, tmp_path):
+    """A hard-linked file whose plan needs a remux is skipped by the run (hardlinked):
+    `--dry-run` says so, instead of listing the remux as what would change."""
+    os.link(movie, tmp_path / "seeding.mkv")
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(tmp_path / "db")}})
+    dry = json.loads(run_vpod(["process", str(movie), "--config", str(config), "--dry-run", "--json"], env=env).stdout)
+    plan = json.loads(run_vpod(["plan", str(movie), "--config", str(config), "--json"], env=env).stdout)
+    [result] = dry["results"]
+    assert result["skipped"] and result["reason"] == plan["skip"]["reason"] == "hardlinked"

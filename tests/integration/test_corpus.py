@@ -7,10 +7,12 @@ so a change in behaviour on real-world media shows up here.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 from conftest import CORPUS  # noqa: E402  (../shared/corpus beside the checkout, or $VPOD_CORPUS)
+from support.daemon import run_vpod, write_config
 from support.pipeline import make_pipeline, sha256
 
 from vpod.policy.policy import policy_from_table
@@ -61,3 +63,16 @@ def test_corpus_file_conforms_or_fails_untouched(tmp_path, name):
         assert sha256(path) == digest
         assert sorted(p.name for p in pipeline.library.iterdir()) == [name]
     assert pipeline.temps_left() == []
+
+
+@pytest.mark.parametrize("name", sorted(n for n, why in EXPECTED.items() if why == "unsupported_stream"))
+def test_plan_says_what_the_run_does_with_a_stream_matroska_cannot_hold(tmp_path, env, name):
+    """XSUB in AVI, WebVTT in MP4: `vpod plan` names the failure the run then reports."""
+    path = tmp_path / name
+    shutil.copyfile(CORPUS / name, path)
+    config = write_config(tmp_path / "c.toml", {"policy": {"container": "mkv"}, "database": {"path": str(tmp_path / "db")}})
+    plan = json.loads(run_vpod(["plan", str(path), "--config", str(config), "--json"], env=env).stdout)
+    run = json.loads(run_vpod(["process", str(path), "--config", str(config), "--json"], env=env).stdout)
+    [result] = run["results"]
+    assert plan["error"] is not None and plan["error"]["reason"] == result["reason"] == "unsupported_stream"
+    assert plan["error"]["detail"] == result["error"]

@@ -175,6 +175,12 @@ def test_database_disk_full_is_survived(tmp_path, daemon_factory, jpn_eng_mkv, s
     filler.unlink()
     daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)
     assert default_audio_languages(inbox / "movie.mkv") == ["eng"]
+    # One warning per try, each wait longer than the last, and a line when it works again.
+    tries = daemon.named("queue_write_failed")
+    assert [e["attempt"] for e in tries] == list(range(1, len(tries) + 1))
+    assert all(a["retry_in_seconds"] < b["retry_in_seconds"] for a, b in zip(tries, tries[1:]))
+    [recovered] = daemon.named("queue_write_recovered")
+    assert recovered["failed_tries"] == len(tries)
     assert daemon.stop() == 0
 
 

@@ -93,3 +93,33 @@ def test_stopped_early_even_when_the_window_already_stopped_taking_files():
     windows.finish_file(batch_id, FAIL, stopped_early=True)
     [batch] = windows.close_ready(idle=False)
     assert batch.stopped_early and batch.fail_count == 1
+
+
+def test_a_retried_file_stays_in_the_window_it_started_in():
+    """A transient failure is not an outcome: the retry runs under the same batch id,
+    the window waits for it (idle or past its deadline) and counts the file once."""
+    windows = BatchWindows(60)
+    first = windows.start_file(job_id=7)
+    windows.defer_file(first, 7)
+    assert windows.close_ready(idle=True) == []  # idle while the retry waits: not closed
+    other = windows.start_file(job_id=8)  # a file arriving meanwhile opens the next window
+    assert other != first
+    assert windows.start_file(job_id=7) == first
+    windows.finish_file(first, OK)
+    windows.finish_file(other, SKIP)
+    batches = {b.batch_id: b for b in windows.close_ready(idle=True)}
+    assert (batches[first].total_files, batches[first].success_count) == (1, 1)
+    assert batches[other].total_files == 1
+
+
+def test_a_retry_that_will_not_come_back_is_let_go():
+    windows = BatchWindows(60)
+    batch_id = windows.start_file(job_id=1)
+    windows.finish_file(batch_id, OK)
+    windows.start_file(job_id=2)
+    windows.defer_file(batch_id, 2)
+    assert windows.waiting() == 1 and windows.close_ready(idle=True) == []
+    assert windows.drop_waiting() == 1
+    [batch] = windows.close_ready(idle=True)
+    assert (batch.batch_id, batch.total_files, batch.success_count) == (batch_id, 1, 1)
+    assert windows.start_file(job_id=2) != batch_id  # a late retry opens a new window

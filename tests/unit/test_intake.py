@@ -8,11 +8,12 @@ from pathlib import Path
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
 from structlog.testing import capture_logs
+from support.clock import FakeClock
 
 from vpod.db.store import EnqueueOutcome, Outcome
 from vpod.fingerprint import fingerprint_path
 from vpod.results import FileProcessingResult
-from vpod.watch.intake import Intake, root_of
+from vpod.watch.intake import WRITE_RETRY_MAX_SECONDS, Intake, root_of
 
 
 def test_a_batch_is_queued_together(tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_a_batch_is_queued_together(tmp_path: Path) -> None:
     woken: list[None] = []
     retried: list[Path] = []
     intake = Intake(store, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
-                    on_queued=lambda: woken.append(None), retry=retried.append)
+                    on_queued=lambda: woken.append(None), retry=lambda paths, delay: retried.extend(paths))
 
     outcomes = intake.files_ready(
         [(movie, movie.stat()), (fifo, os.lstat(fifo)), (gone, gone_stat), (outside, outside.stat())]
@@ -65,7 +66,7 @@ def test_a_copy_is_judged_under_the_policy_in_force_when_it_settles(tmp_path: Pa
     store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
     policy = {"digest": "policy-a"}
     intake = Intake(store, lambda: (root,), policy_digest=lambda: policy["digest"], follow_symlinks=False,
-                    on_queued=lambda: None, retry=lambda path: None)
+                    on_queued=lambda: None, retry=lambda paths, delay: None)
     intake.file_ready(original, original.stat())
     [job] = store.next_queued(1, ())
     store.start(job, "w", "b")
@@ -82,3 +83,51 @@ def test_a_copy_is_judged_under_the_policy_in_force_when_it_settles(tmp_path: Pa
     assert ("file_not_queued", "same_content_done", "info") in levels
     assert ("file_not_queued", "unchanged", "debug") in levels
     assert ("file_queued", None, "info") in levels
+
+
+def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: Path) -> None:
+    """The database cannot be written (closed here; a full disk fails the same way): one
+    warning per try, each wait twice the last up to a cap, files settling meanwhile wait
+    along without a try or a line of their own, and the first success says so."""
+    root = tmp_path / "inbox"
+    root.mkdir()
+    files = [root / f"{n}.mkv" for n in range(3)]
+    for n, path in enumerate(files):
+        path.write_bytes(bytes([n]) * 100)
+    db = tmp_path / "vpod.db"
+    broken = SqliteStore(DaemonConnectionPool(db))
+    broken.pool.close()  # every write now raises DatabaseError
+    clock = FakeClock(1000.0)
+    retried: list[tuple[list[Path], float]] = []
+    intake = Intake(broken, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
+                    on_queued=lambda: None, retry=lambda paths, delay: retried.append((list(paths), delay)),
+                    clock=clock)
+    with capture_logs() as logs:
+        assert intake.files_ready([(files[0], files[0].stat())]) == {}
+        clock.now += 1.0
+        assert intake.files_ready([(files[1], files[1].stat())]) == {}  # joins the wait: 1 s left
+        waits = []
+        for _ in range(10):
+            clock.now += retried[-1][1]
+            intake.files_ready([(files[0], files[0].stat()), (files[1], files[1].stat())])
+            waits.append(retried[-1][1])
+        intake.store = SqliteStore(DaemonConnectionPool(db))  # writable again
+        clock.now += retried[-1][1]
+        outcomes = intake.files_ready([(p, p.stat()) for p in files])
+    assert retried[0] == ([files[0]], 2.0) and retried[1] == ([files[1]], 1.0)
+    assert waits == [4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, WRITE_RETRY_MAX_SECONDS, 300.0, 300.0]
+    warnings = [e for e in logs if e["event"] == "queue_write_failed"]
+    assert [(e["attempt"], e["files"], e["retry_in_seconds"]) for e in warnings[:3]] == [
+        (1, 1, 2.0), (2, 2, 4.0), (3, 2, 8.0)
+    ]
+    assert len(warnings) == 11 and "closed" in warnings[0]["error"]  # one per try, none for the file that joined
+    assert set(outcomes.values()) == {EnqueueOutcome.QUEUED}
+    [recovered] = [e for e in logs if e["event"] == "queue_write_recovered"]
+    assert recovered["failed_tries"] == 11 and recovered["files"] == 3
+    assert recovered["failed_for_seconds"] == clock.now - 1000.0
+    intake.store = broken  # the episode is over: the next failure waits 2 s again
+    extra = root / "late.mkv"
+    extra.write_bytes(b"late")
+    with capture_logs() as logs:
+        intake.files_ready([(extra, extra.stat())])
+    assert retried[-1] == ([extra], 2.0) and [e["attempt"] for e in logs if e["event"] == "queue_write_failed"] == [1]

@@ -256,3 +256,14 @@ def test_a_walked_file_still_open_for_writing_waits(tmp_path):
         assert [p for p, _ in h.ready] == [walked[1][0]]  # and again, while it is open
     finally:
         h.close()
+
+
+def test_a_file_the_database_refused_comes_back_after_the_given_wait(tmp_path, harness):
+    """Intake's backoff: the file is handed over again after the wait, not the settle time."""
+    path = tmp_path / "a.mkv"
+    path.write_bytes(b"x" * 100)
+    start = time.monotonic()
+    harness.stabilizer.notify_later([path], 1.0)
+    harness.wait_ready(1)
+    assert harness.ready[0][0] == path and harness.ready[0][1] - start >= 1.0
+    assert harness.stabilizer.pending_count() == 0

@@ -11,7 +11,8 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit
-from vpod.pipeline import skip_reason
+from vpod.pipeline import obstacle
+from vpod.safety import Skip
 from vpod.policy.planner import plan as make_plan
 from vpod.results import display_path
 
@@ -25,20 +26,25 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
 
     The JSON form is an object with "path", "actions" (empty when the file conforms;
     each names its track by stream index, as `vpod inspect` lists them), "warnings",
-    and "skip" (why `vpod run` would leave the file alone, or null).
+    "skip" (why `vpod run` would leave the file alone, or null) and "error" (why
+    `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null).
     Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config,
     69 when a tool is missing.
     """
     config = load_or_exit(config_path)
     media = probe_or_exit(file)
     plan = make_plan(config.policy, media)
-    skip = skip_reason(media, plan, config.policy, os.stat(media.path))
+    # The run's own check (vpod.pipeline.obstacle): a skip, or a failure before any write.
+    blocked = obstacle(media, plan, config.policy, os.stat(media.path))
+    skip = blocked if isinstance(blocked, Skip) else None
+    error = blocked if blocked is not None and skip is None else None
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),
             "actions": [{**a.as_dict(), "description": a.describe()} for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
+            "error": {"reason": error.reason, "detail": str(error)} if error else None,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -53,3 +59,5 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"warning: {warning}")
     if skip is not None:
         click.echo(f"vpod run would skip it ({skip.reason}): {skip}")
+    if error is not None:
+        click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")

@@ -29,8 +29,8 @@ _LEVELS = ("debug", "info", "warning", "error")
 @click.option(
     "--workers", "-w", type=int, callback=worker_count, metavar="N",
     help="Files processed at once (overrides [processing] workers; default: half the CPUs available, "
-    f"which is also the cap; ${CPU_COUNT_ENV} overrides the detected count). Each worker may need about 2.5 times "
-    "the file's size in free disk space during a remux.",
+    f"which is also the cap; ${CPU_COUNT_ENV} overrides the detected count). A remux starts only when the file's size "
+    "+ 5 %% + 64 MiB is free beside it.",
 )
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
               'after a failure, "fail" stops at the first one (files in progress complete).')
@@ -54,8 +54,9 @@ def process_command(
     Each file is processed once, through the same pipeline as `vpod run`. A file that a
     running daemon is working on is waited for, never modified twice at once.
 
-    Disk space: each worker may need about 2.5 times the file's size in free space
-    during a remux.
+    Disk space: a remux starts only when the file's size + 5 % + 64 MiB is free on its
+    filesystem (less what other remuxes in progress will still write); otherwise the
+    file fails as insufficient_space and is left as it was.
 
     Progress goes to stderr (one line, updated in place on a terminal); the summary, or
     with --json one JSON document, goes to stdout. Exit status: 0 all files fine or
@@ -65,7 +66,10 @@ def process_command(
     config = with_overrides(load_or_exit(config_path), workers=workers, on_error=on_error)
     require_tools_or_exit()
     line = StatusLine(sys.stderr)
-    configure_logging(_log_level(config.logging.level, verbose), config.logging.format, stream=line)
+    configure_logging(
+        _log_level(config.logging.level, verbose), config.logging.format, stream=line,
+        timestamps=config.logging.timestamps,
+    )
     workers = effective_workers(config.processing.workers)
     if workers.capped:
         line.write(f"vpod: warning: using {workers.used} worker(s) instead of the {workers.explanation()}\n")

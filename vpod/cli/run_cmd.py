@@ -43,7 +43,7 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
             exitcodes.USAGE,
         )
     require_tools_or_exit()
-    configure_logging(config.logging.level, config.logging.format)
+    configure_logging(config.logging.level, config.logging.format, timestamps=config.logging.timestamps)
     default_inbox = DEFAULT_HOME.expanduser() / "inbox"
     if default_inbox in config.watch.paths:
         DEFAULT_HOME.expanduser().mkdir(mode=0o700, exist_ok=True)  # it holds the database too

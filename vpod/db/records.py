@@ -8,13 +8,19 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class InProgress:
-    """A file a worker is processing now; ``started_at`` in epoch seconds."""
+    """A file a worker is processing now; ``started_at`` in epoch seconds.
+
+    ``progress_percent`` (0 to 100) and ``eta_seconds`` (left, as of the report) come
+    from a running remux's tool, ``None`` before one reports (or for other work).
+    """
 
     path: str
     worker: str | None
     batch_id: str | None
     started_at: float | None
     attempt: int
+    progress_percent: float | None = None
+    eta_seconds: float | None = None
 
 
 @dataclass(frozen=True)

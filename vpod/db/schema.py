@@ -67,6 +67,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE files ADD COLUMN policy_digest TEXT
     """,
+    # 4: a remux's progress while the file is processing (vpod status): percent done,
+    # the estimated seconds left, and when both were noted (epoch seconds).
+    """
+    ALTER TABLE files ADD COLUMN progress_percent REAL;
+    ALTER TABLE files ADD COLUMN eta_seconds REAL;
+    ALTER TABLE files ADD COLUMN progress_at REAL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -298,10 +298,20 @@ class SqliteStore:
         with self.pool.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE files SET state = 'processing', worker = ?, batch_id = ?, started_at = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'queued'",
+                " attempts = attempts + 1, updated_at = ?,"
+                " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND state = 'queued'",
                 (worker, batch_id, time.time(), time.time(), job.id),
             )
             return cursor.rowcount == 1
+
+    def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
+        """Record how far a remux of a file in progress is (cleared by :meth:`start`)."""
+        with self.pool.transaction() as conn:
+            conn.execute(
+                "UPDATE files SET progress_percent = ?, eta_seconds = ?, progress_at = ?"
+                " WHERE id = ? AND state = 'processing'",
+                (percent, eta_seconds, time.time(), job.id),
+            )
 
     def note_plan(self, job: Job, actions: Sequence[str]) -> None:
         """Record the actions about to be applied (cleared by :meth:`finish`)."""
@@ -500,11 +510,15 @@ class SqliteStore:
             counts = dict.fromkeys(("queued", "processing", "done", "failed", "skipped"), 0)
             for row in conn.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
                 counts[row["state"]] = row["n"]
+            now = time.time()
             in_progress = [
-                InProgress(_text_path(r["root"], r["relpath"]), r["worker"], r["batch_id"], r["started_at"], r["attempts"])
+                InProgress(
+                    _text_path(r["root"], r["relpath"]), r["worker"], r["batch_id"], r["started_at"], r["attempts"],
+                    r["progress_percent"], _eta_now(r["eta_seconds"], r["progress_at"], now),
+                )
                 for r in conn.execute(
-                    "SELECT root, relpath, worker, batch_id, started_at, attempts FROM files"
-                    " WHERE state = 'processing' ORDER BY started_at"
+                    "SELECT root, relpath, worker, batch_id, started_at, attempts, progress_percent, eta_seconds,"
+                    " progress_at FROM files WHERE state = 'processing' ORDER BY started_at"
                 )
             ]
             last_batches = [
@@ -593,6 +607,13 @@ class SqliteStore:
 
 class _Rollback(Exception):
     """Ends a transaction on purpose (rolled back by the pool)."""
+
+
+def _eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
+    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``."""
+    if eta_seconds is None or noted_at is None:
+        return None
+    return max(0.0, eta_seconds - max(0.0, now - noted_at))
 
 
 def _text_path(root: str, relpath: bytes) -> str:

@@ -115,6 +115,10 @@ class Store(Protocol):
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""
 
+    def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
+        """Record how far the remux of a file in progress is (``percent`` 0 to 100, the
+        estimated seconds left or ``None``), for ``vpod status``; cleared by :meth:`start`."""
+
     def note_plan(self, job: Job, actions: Sequence[str]) -> None:
         """Record the actions about to be applied, before touching the file, so a crash
         between applying and :meth:`finish` still has the change accounted once."""

@@ -27,6 +27,7 @@ from vpod.errors import MediaError, ToolError
 from vpod.media.layout import changed_fields, expected_tracks
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import ffmpeg_input
+from vpod.media.tool_progress import FFMPEG_ARGS, MKVMERGE_ARGS, ProgressSink, ffmpeg_line_reader, mkvmerge_line_reader
 from vpod.media.tools import ToolRunner
 from vpod.policy.languages import track_language
 from vpod.policy.plan import Plan
@@ -199,6 +200,29 @@ def unsupported_streams(media: MediaInfo, plan: Plan, tool: str) -> list[Track]:
     return bad
 
 
+def unsupported_stream_error(media: MediaInfo, plan: Plan) -> MediaError | None:
+    """Why a remux of ``media`` by ``plan`` would fail before it starts, or ``None``.
+
+    The one stream-support rule of vpod: :func:`choose_remuxer` picks the tool and
+    :func:`unsupported_streams` lists the kept streams it cannot put into Matroska.
+    ``vpod plan``, ``--dry-run`` and the run itself all ask this function, so a plan
+    never promises a remux the run then refuses.
+
+    Returns:
+        A :class:`MediaError` with reason ``unsupported_stream`` (permanent: the same
+        bytes under the same policy always fail) naming each such stream, or ``None``.
+    """
+    bad = unsupported_streams(media, plan, choose_remuxer(media))
+    if not bad:
+        return None
+    names = ", ".join(f"stream {t.index} ({t.type}, codec {t.codec or 'unknown'})" for t in bad)
+    return MediaError(
+        f"{media.path}: cannot remux into Matroska without losing {names}: neither mkvmerge nor "
+        f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
+        reason="unsupported_stream",
+    )
+
+
 class Remuxer:
     """Writes a planned layout into a new file with mkvmerge or ffmpeg.
 
@@ -211,9 +235,12 @@ class Remuxer:
         self.runner = runner
         self.temps = temps
 
-    def remux(self, media: MediaInfo, plan: Plan, output: Path) -> str:
+    def remux(self, media: MediaInfo, plan: Plan, output: Path, on_progress: ProgressSink | None = None) -> str:
         """Write ``media`` with ``plan`` applied into ``output`` (an existing empty temp
         file beside the source); returns the tool used. The source is only read.
+
+        ``on_progress`` gets 0 when the tool starts, then the percentage done as the
+        tool reports it (:mod:`vpod.media.tool_progress`), in this thread.
 
         Raises:
             MediaError: reason ``unsupported_stream`` (a kept stream Matroska cannot
@@ -221,23 +248,29 @@ class Remuxer:
                 the tool's failure with its stderr.
             ToolTimeout / ToolMissing: the tool hung or is not installed.
         """
+        unsupported = unsupported_stream_error(media, plan)
+        if unsupported is not None:
+            raise unsupported
         tool = choose_remuxer(media)
-        bad = unsupported_streams(media, plan, tool)
-        if bad:
-            names = ", ".join(f"stream {t.index} ({t.type}, codec {t.codec or 'unknown'})" for t in bad)
-            raise MediaError(
-                f"{media.path}: cannot remux into Matroska without losing {names}: neither mkvmerge nor "
-                f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
-                reason="unsupported_stream",
-            )
         try:
             if tool == "mkvmerge":
+                extra, reader = (MKVMERGE_ARGS, mkvmerge_line_reader(on_progress)) if on_progress else ((), None)
+                if on_progress:
+                    on_progress(0.0)
                 # Exit status 1 means "finished with warnings" (mkvmerge(1), EXIT CODES).
-                self.runner.run(["mkvmerge", *mkvmerge_args(media, plan, output)], ok_codes=(0, 1))
+                self.runner.run(
+                    ["mkvmerge", *extra, *mkvmerge_args(media, plan, output)], ok_codes=(0, 1), on_output_line=reader
+                )
             else:
                 with ExitStack() as stack:
                     covers = self._extract_covers(media, plan, stack)
-                    self.runner.run(["ffmpeg", *ffmpeg_args(media, plan, output, covers)])
+                    extra, reader = (
+                        (FFMPEG_ARGS, ffmpeg_line_reader(on_progress, media.duration_seconds))
+                        if on_progress else ((), None)
+                    )  # fmt: skip
+                    if on_progress:
+                        on_progress(0.0)
+                    self.runner.run(["ffmpeg", *extra, *ffmpeg_args(media, plan, output, covers)], on_output_line=reader)
         except ToolError as exc:
             if any(hint in str(exc).lower() for hint in _NO_SPACE_HINTS):
                 # mkvmerge says "The drive may be full ... No space left to write to".

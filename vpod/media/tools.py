@@ -9,18 +9,23 @@ the error that is logged and recorded.
 from __future__ import annotations
 
 import os
+import re
+import selectors
 import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
 
 # Tools print localized, colorized or interactive output otherwise.
 _TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
 _STDERR_LIMIT = 2000  # characters of a tool's stderr kept in an error message
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class ToolRunner:
         *,
         timeout_seconds: float | None = None,
         ok_codes: tuple[int, ...] = (0,),
+        on_output_line: Callable[[str], None] | None = None,
     ) -> ToolResult:
         """Run ``args[0]`` (looked up on ``PATH``) with the remaining arguments.
 
@@ -71,6 +77,10 @@ class ToolRunner:
                 killed (SIGKILL) when it passes.
             ok_codes: exit statuses that count as success. mkvmerge and mkvpropedit exit
                 1 for "finished with warnings" (mkvmerge(1), section "EXIT CODES").
+            on_output_line: called in this thread with each line of the tool's stdout
+                as it is printed (decoded, without its line break), for progress; the
+                whole stdout is still in the result. If it raises, the tool is killed
+                and the exception propagates.
 
         Raises:
             ToolMissing: the program is not on ``PATH`` (also when it vanished at run time).
@@ -97,7 +107,10 @@ class ToolRunner:
         with self._lock:
             self._running.add(process)
         try:
-            stdout, stderr = process.communicate(timeout=limit)
+            if on_output_line is None:
+                stdout, stderr = process.communicate(timeout=limit)
+            else:
+                stdout, stderr = _communicate_by_line(process, limit, on_output_line)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
@@ -129,6 +142,55 @@ class ToolRunner:
         return len(running)
 
 
+def _communicate_by_line(
+    process: subprocess.Popen[bytes], timeout_seconds: float, on_line: Callable[[str], None]
+) -> tuple[bytes, bytes]:
+    """:meth:`Popen.communicate` that also hands each stdout line to ``on_line`` as it
+    arrives. Both pipes are drained together (one ``selectors`` loop, no thread, no
+    polling), so a tool that fills its stderr pipe never blocks; the deadline counts
+    from the call, as ``communicate(timeout=...)`` does.
+
+    Raises:
+        subprocess.TimeoutExpired: the tool ran past ``timeout_seconds`` (the caller kills it).
+        Exception: whatever ``on_line`` raised; the tool is killed and reaped first.
+    """
+    assert process.stdout is not None and process.stderr is not None
+    deadline = time.monotonic() + timeout_seconds
+    out: list[bytes] = []
+    err: list[bytes] = []
+    pending = b""  # the start of a stdout line not yet ended
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ, out)
+            selector.register(process.stderr, selectors.EVENT_READ, err)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise subprocess.TimeoutExpired(process.args, timeout_seconds)
+                for key, _ in selector.select(remaining):
+                    data = os.read(key.fd, _READ_SIZE)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        continue
+                    key.data.append(data)
+                    if key.data is out:
+                        *lines, pending = _LINE_BREAK.split(pending + data)
+                        for line in lines:
+                            on_line(line.decode("utf-8", "replace"))
+        if pending:
+            on_line(pending.decode("utf-8", "replace"))
+        process.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise  # the caller kills the tool and reaps it with communicate()
+    except BaseException:
+        _kill_group(process)
+        process.communicate()
+        raise
+    process.stdout.close()
+    process.stderr.close()
+    return b"".join(out), b"".join(err)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
@@ -139,10 +201,17 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 def tool_message(result: ToolResult) -> str:
     """The useful part of a tool's complaint: stderr, else the tail of stdout.
 
-    mkvmerge and mkvpropedit print their errors on stdout, prefixed ``Error:``.
+    mkvmerge and mkvpropedit print their errors on stdout, prefixed ``Error:``; under
+    ``--gui-mode`` (mkvmerge(1)) as ``#GUI#error …`` / ``#GUI#warning …``, which are
+    shown as ``Error: …`` / ``Warning: …`` too.
     """
     text = result.stderr.strip()
     if not text:
-        lines = [line for line in result.stdout.splitlines() if line.startswith(("Error", "Warning"))]
+        gui = {"#GUI#error ": "Error: ", "#GUI#warning ": "Warning: "}
+        lines = [
+            next((gui[tag] + line[len(tag):] for tag in gui if line.startswith(tag)), line)
+            for line in result.stdout.splitlines()
+        ]
+        lines = [line for line in lines if line.startswith(("Error", "Warning"))]
         text = "\n".join(lines) or result.stdout.strip()[-_STDERR_LIMIT:]
     return text[-_STDERR_LIMIT:] or "(no message)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,6 +15,47 @@ from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.results import display_path
+
+WRITE_RETRY_BASE_SECONDS = 2.0
+WRITE_RETRY_MAX_SECONDS = 300.0
+
+
+class WriteBackoff:
+    """When to try the database again after it refused a batch of files.
+
+    The first retry waits :data:`WRITE_RETRY_BASE_SECONDS`; each further failure in a
+    row doubles the wait, up to :data:`WRITE_RETRY_MAX_SECONDS`. A success ends the
+    episode. Times are ``clock()`` seconds (monotonic). Not thread-safe on its own.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.failures = 0  # in a row
+        self.since: float | None = None  # clock time of the first failure of the episode
+        self.next_try = 0.0  # clock time before which the database is not asked
+
+    def failed(self) -> float:
+        """Record a failure; returns the seconds to wait before the next try."""
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        delay = min(WRITE_RETRY_BASE_SECONDS * 2**self.failures, WRITE_RETRY_MAX_SECONDS)
+        self.failures += 1
+        self.next_try = now + delay
+        return delay
+
+    def waiting(self) -> float:
+        """Seconds left before the next try (0 when the database may be asked now)."""
+        return max(0.0, self.next_try - self.clock()) if self.failures else 0.0
+
+    def succeeded(self) -> tuple[int, float] | None:
+        """Record a success; returns (failures, seconds since the first) when it ends an
+        episode of failures, else ``None``."""
+        if not self.failures or self.since is None:
+            return None
+        episode = (self.failures, self.clock() - self.since)
+        self.failures, self.since, self.next_try = 0, None, 0.0
+        return episode
 
 
 def root_of(path: Path, roots: tuple[Path, ...]) -> Path | None:
@@ -37,8 +80,9 @@ class Intake:
             policy in force (it changes on reload); read once per batch.
         follow_symlinks: fingerprint symlink targets instead of the link itself.
         on_queued: called after jobs were queued (wakes the feeder), once per batch.
-        retry: called with a path the database could not take (locked, full), to try
-            again after the settle time.
+        retry: called with the paths the database could not take (locked, full) and
+            the seconds to wait before they come back (:class:`WriteBackoff`).
+        clock: monotonic seconds (tests pass a fake one).
     """
 
     def __init__(
@@ -49,7 +93,8 @@ class Intake:
         policy_digest: Callable[[], str],
         follow_symlinks: bool,
         on_queued: Callable[[], None],
-        retry: Callable[[Path], None],
+        retry: Callable[[Sequence[Path], float], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.roots = roots
@@ -57,6 +102,8 @@ class Intake:
         self.follow_symlinks = follow_symlinks
         self.on_queued = on_queued
         self.retry = retry
+        self.backoff = WriteBackoff(clock)
+        self._backoff_lock = threading.Lock()  # the stabilizer's and the scanner's threads both hand files in
         self.log = structlog.get_logger("vpod")
 
     def file_ready(self, path: Path, st: os.stat_result) -> EnqueueOutcome | None:
@@ -72,7 +119,10 @@ class Intake:
         are queued too, so the pipeline records why it skips them; their content is
         never read here. When the database stays locked (``queue_busy``) or cannot be
         written (``queue_write_failed``: a full disk), every path of the batch is handed
-        to ``retry``.
+        to ``retry`` with a wait that doubles with each failure in a row (2 s up to
+        5 min, :class:`WriteBackoff`): one warning per failed try, naming how many files
+        wait; files that settle meanwhile join the wait without asking the database or
+        logging. The first success after failures logs ``queue_write_recovered``.
 
         Log events: ``file_queued`` (info); ``file_not_queued`` with ``outcome``: at info
         level for ``same_content_done`` (a new path whose content vpod already handled
@@ -91,15 +141,35 @@ class Intake:
                 paths.append(path)
         if not entries:
             return {}
+        with self._backoff_lock:
+            wait = self.backoff.waiting()
+        if wait > 0:
+            self.retry(paths, wait)  # the database failed moments ago: join the files already waiting
+            return {}
         try:
             outcomes = self.store.enqueue_many(entries, policy_digest=digest)
         except (DatabaseBusy, DatabaseError) as exc:
-            # Locked by another process, or its disk is full: try again after the settle time.
-            event = "queue_busy" if isinstance(exc, DatabaseBusy) else "queue_write_failed"
-            for path in paths:
-                self.log.warning(event, path=display_path(path), error=str(exc))
-                self.retry(path)
+            # Locked by another process, or its disk is full: try again later, less often each time.
+            with self._backoff_lock:
+                delay = self.backoff.failed()
+                attempt = self.backoff.failures
+            self.log.warning(
+                "queue_busy" if isinstance(exc, DatabaseBusy) else "queue_write_failed",
+                path=display_path(paths[0]),
+                files=len(paths),
+                error=str(exc),
+                attempt=attempt,
+                retry_in_seconds=delay,
+            )
+            self.retry(paths, delay)
             return {}
+        with self._backoff_lock:
+            episode = self.backoff.succeeded()
+        if episode is not None:
+            self.log.info(
+                "queue_write_recovered", files=len(paths), failed_tries=episode[0],
+                failed_for_seconds=round(episode[1], 3),
+            )
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         for path, outcome in zip(paths, outcomes):

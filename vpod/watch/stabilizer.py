@@ -134,6 +134,22 @@ class Stabilizer:
         if settled:
             self._hand_over(settled)
 
+    def notify_later(self, paths: Iterable[Path], delay_seconds: float) -> None:
+        """Hand ``paths`` over again after ``delay_seconds`` (settled files the database
+        could not take: :class:`vpod.watch.intake.Intake` backs off). Each is looked at
+        then, and handed over once two looks agree; an event meanwhile restarts its
+        settle time as usual, and a path already waiting keeps its own time."""
+        now = time.monotonic()
+        due = now + delay_seconds
+        with self._cond:
+            for path in paths:
+                if path in self._pending:
+                    continue
+                # Quiet since a settle time before it is due: settled then, once a look confirms it.
+                self._pending[path] = _Pending(last_change=due - self.settle_seconds, due=due)
+                heapq.heappush(self._heap, (due, next(self._seq), path))
+            self._cond.notify()
+
     def forget(self, path: Path) -> None:
         """``path`` was deleted or moved away: stop tracking it (and anything below it)."""
         with self._cond:

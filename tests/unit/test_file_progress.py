@@ -1,0 +1,61 @@
+"""Progress of a remux: the tools' lines, the log steps and the bounded database writes."""
+
+from __future__ import annotations
+
+import structlog
+from structlog.testing import capture_logs
+from support.clock import FakeClock
+
+from vpod.db.pool import DatabaseBusy
+from vpod.file_progress import STORE_INTERVAL_SECONDS, FileProgress
+from vpod.media.tool_progress import ffmpeg_line_reader, mkvmerge_line_reader
+
+
+def test_mkvmerge_gui_mode_lines_give_percentages():
+    seen: list[float] = []
+    read = mkvmerge_line_reader(seen.append)
+    for line in ["mkvmerge v74.0.0 ('You Oughta Know') 64-bit", "#GUI#progress 0%", "#GUI#progress 39%",
+                 "#GUI#warning something", "#GUI#progress 100%", "Multiplexing took 1 second."]:  # fmt: skip
+        read(line)
+    assert seen == [0.0, 39.0, 100.0]
+
+
+def test_ffmpeg_progress_blocks_give_the_share_of_the_duration():
+    seen: list[float] = []
+    read = ffmpeg_line_reader(seen.append, 200.0)
+    for line in ["frame=1", "out_time_us=N/A", "out_time_us=50000000", "progress=continue",
+                 "out_time_us=250000000", "progress=end"]:  # fmt: skip
+        read(line)
+    assert seen == [25.0, 99.9, 100.0]  # past the probed duration: not done until the end
+    unknown: list[float] = []
+    read = ffmpeg_line_reader(unknown.append, None)
+    read("out_time_us=50000000")
+    read("progress=end")
+    assert unknown == [100.0]
+
+
+def test_log_lines_at_each_ten_percent_step_and_database_writes_at_most_every_five_seconds():
+    clock = FakeClock(50.0)
+    noted: list[tuple[float, float, float | None]] = []
+    with capture_logs() as logs:
+        progress = FileProgress(lambda p, eta: noted.append((clock.now, p, eta)), structlog.get_logger("vpod"), clock)
+        progress.update(0.0)  # the tool starts
+        for percent in (2, 4, 9, 12, 13, 35, 36, 61, 99.5, 100):
+            clock.now += 1.0
+            progress.update(float(percent))
+    lines = [(e["percent"], e["eta_seconds"]) for e in logs if e["event"] == "file_progress"]
+    assert lines == [(12.0, 29), (35.0, 11), (61.0, 5), (99.5, 0)]  # 4 s at 12 %: 29 s left at that pace
+    assert [(t - 50.0, p) for t, p, _ in noted] == [(1.0, 2.0), (6.0, 35.0)]
+    assert all(b - a >= STORE_INTERVAL_SECONDS for (a, _, _), (b, _, _) in zip(noted, noted[1:]))
+    assert noted[0][2] == 49.0  # 1 s for 2 %
+
+
+def test_a_busy_database_never_stops_the_remux():
+    def busy(percent: float, eta: float | None) -> None:
+        raise DatabaseBusy("locked")
+
+    with capture_logs() as logs:
+        progress = FileProgress(busy, structlog.get_logger("vpod"), FakeClock())
+        progress.update(0.0)
+        progress.update(50.0)
+    assert [e["event"] for e in logs] == ["progress_not_recorded", "file_progress"]
