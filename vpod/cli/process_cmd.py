@@ -30,7 +30,7 @@ _LEVELS = ("debug", "info", "warning", "error")
     "--workers", "-w", type=int, callback=worker_count, metavar="N",
     help="Files processed at once (overrides [processing] workers; default: half the CPUs available, "
     f"which is also the cap; ${CPU_COUNT_ENV} overrides the detected count). A remux starts only when the file's size "
-    "+ 5 %% + 64 MiB is free beside it.",
+    "+ 5 % + 64 MiB is free beside it.",
 )
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
               'after a failure, "fail" stops at the first one (files in progress complete).')
