@@ -19,6 +19,20 @@ from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
+TIMEOUT_REASONS = frozenset({"timeout", "probe_timeout"})
+"""A tool ran past its time limit (``[processing]`` ``probe_timeout_seconds``, or
+``tool_timeout_seconds`` plus ``tool_timeout_seconds_per_gib``) and was killed."""
+
+
+def attempts_allowed(reason: str | None, max_attempts: int) -> int:
+    """How many attempts a file that keeps failing for the transient ``reason`` gets.
+
+    ``max_attempts``, except after a timeout: at most 2. The same bytes usually hang the
+    same tool again (a malformed file mkvmerge spins on), so a file is tried once more
+    (the machine may have been overloaded) and then fails for good, instead of holding
+    a worker for ``max_attempts`` limits.
+    """
+    return min(max_attempts, 2) if reason in TIMEOUT_REASONS else max_attempts
 
 
 def retry_delay(attempt: int) -> float:
@@ -30,8 +44,10 @@ class JobRunner:
     """Marks a job in progress, processes it, records and logs the outcome.
 
     Transient failures (a tool timed out or was killed, the file was locked) go back to
-    the queue with backoff until ``max_attempts`` tries were made; everything else is
-    final. Log events: ``file_started`` (debug level: a worker took the file, before
+    the queue with backoff until ``max_attempts`` tries were made (a timeout: two, see
+    :func:`attempts_allowed`; its final failure is then permanent, so the file waits
+    until its content changes or ``vpod retry``); everything else is final.
+    Log events: ``file_started`` (debug level: a worker took the file, before
     it is locked and probed), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``.
@@ -144,8 +160,11 @@ class JobRunner:
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
         result = _account_interrupted(job, output, replace(output.result, worker=worker))
         attempt = job.attempts + 1
-        if result.failed and not result.permanent and attempt < self.max_attempts:
-            return self._retry(job, result, attempt, batch_id)
+        if result.failed and not result.permanent:
+            if attempt < attempts_allowed(result.reason, self.max_attempts):
+                return self._retry(job, result, attempt, batch_id)
+            if result.reason in TIMEOUT_REASONS:
+                result = replace(result, permanent=True)  # no more tries on these bytes
         final_relpath = None
         if result.final_path is not None and result.final_path != job.path:
             final_relpath = _relative(result.final_path, job.root)

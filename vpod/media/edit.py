@@ -61,7 +61,9 @@ def edit_in_place(media: MediaInfo, plan: Plan, runner: ToolRunner) -> Path:
     if not media.is_matroska:
         raise MediaError(f"{media.path}: mkvpropedit edits Matroska files only, not {media.container}")
     try:
-        runner.run(["mkvpropedit", *mkvpropedit_args(media, plan)], ok_codes=(0, 1))
+        # The size share of the limit: mkvpropedit may have to move header elements.
+        limit = runner.limits.for_size(media.size_bytes)
+        runner.run(["mkvpropedit", *mkvpropedit_args(media, plan)], ok_codes=(0, 1), timeout_seconds=limit)
     except ToolError as exc:
         raise MediaError(f"{media.path}: {exc}", reason=exc.reason, permanent=exc.permanent) from None
     return media.path

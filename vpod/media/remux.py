@@ -203,7 +203,8 @@ class Remuxer:
     """Writes a planned layout into a new file with mkvmerge or ffmpeg.
 
     Args:
-        runner: runs the tools (its timeout applies to each run).
+        runner: runs the tools; a run's limit grows with the source's size
+            (``ToolLimits.for_size``).
         temps: registers the extra temp files (cover pictures) a remux needs.
     """
 
@@ -230,14 +231,17 @@ class Remuxer:
                 f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
                 reason="unsupported_stream",
             )
+        limit = self.runner.limits.for_size(media.size_bytes)  # the whole file is read and written
         try:
             if tool == "mkvmerge":
                 # Exit status 1 means "finished with warnings" (mkvmerge(1), EXIT CODES).
-                self.runner.run(["mkvmerge", *mkvmerge_args(media, plan, output)], ok_codes=(0, 1))
+                self.runner.run(
+                    ["mkvmerge", *mkvmerge_args(media, plan, output)], ok_codes=(0, 1), timeout_seconds=limit
+                )
             else:
                 with ExitStack() as stack:
                     covers = self._extract_covers(media, plan, stack)
-                    self.runner.run(["ffmpeg", *ffmpeg_args(media, plan, output, covers)])
+                    self.runner.run(["ffmpeg", *ffmpeg_args(media, plan, output, covers)], timeout_seconds=limit)
         except ToolError as exc:
             if any(hint in str(exc).lower() for hint in _NO_SPACE_HINTS):
                 # mkvmerge says "The drive may be full ... No space left to write to".
@@ -263,7 +267,8 @@ class Remuxer:
             picture = stack.enter_context(temp_beside(media.path, self.temps, suffix=extension))
             self.runner.run(
                 ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y", "-i", ffmpeg_input(media.path),
-                 "-map", f"0:{track.index}", "-c", "copy", "-frames:v", "1", "-f", "image2", ffmpeg_input(picture)]
+                 "-map", f"0:{track.index}", "-c", "copy", "-frames:v", "1", "-f", "image2", ffmpeg_input(picture)],
+                timeout_seconds=self.runner.limits.for_size(media.size_bytes),
             )  # fmt: skip
             covers[track.index] = picture
         return covers

@@ -1,9 +1,9 @@
 """Run external tools safely: argument lists, no shell, a timeout, stderr kept.
 
 Every ffprobe, ffmpeg, mkvmerge and mkvpropedit call in vpod goes through
-:func:`run_tool`, so the rules hold everywhere: no shell ever parses a file name, a
-hung tool is killed after ``timeout_seconds``, and the tool's own message ends up in
-the error that is logged and recorded.
+:meth:`ToolRunner.run`, so the rules hold everywhere: no shell ever parses a file name,
+a hung tool is killed after its time limit (:mod:`vpod.media.limits`), and the tool's
+own message ends up in the error that is logged and recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
+from vpod.media.limits import ToolLimits
 
 # Tools print localized, colorized or interactive output otherwise.
 _TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
@@ -47,12 +48,12 @@ def tool_path(name: str) -> str:
 class ToolRunner:
     """Runs external tools and can kill every one still running (at shutdown).
 
-    Thread-safe: worker threads share one runner. ``timeout_seconds`` is the default
-    wall-clock limit of one tool run.
+    Thread-safe: worker threads share one runner. ``limits`` says how long a run may
+    take (a number: that many seconds for every run); a reload replaces it as a whole.
     """
 
-    def __init__(self, timeout_seconds: float) -> None:
-        self.timeout_seconds = timeout_seconds
+    def __init__(self, limits: ToolLimits | float) -> None:
+        self.limits = limits if isinstance(limits, ToolLimits) else ToolLimits.uniform(limits)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
 
@@ -67,8 +68,8 @@ class ToolRunner:
 
         Args:
             args: program name then arguments; paths may hold any bytes (``os.fsencode``).
-            timeout_seconds: wall-clock limit (default: the runner's); the tool is
-                killed (SIGKILL) when it passes.
+            timeout_seconds: wall-clock limit (default: ``limits.base_seconds``); the
+                tool is killed (SIGKILL) when it passes.
             ok_codes: exit statuses that count as success. mkvmerge and mkvpropedit exit
                 1 for "finished with warnings" (mkvmerge(1), section "EXIT CODES").
 
@@ -79,7 +80,7 @@ class ToolRunner:
                 the command name, the status and the tool's stderr.
         """
         name = os.fspath(args[0])
-        limit = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        limit = self.limits.base_seconds if timeout_seconds is None else timeout_seconds
         argv = [tool_path(name), *(os.fspath(a) for a in args[1:])]
         try:
             process = subprocess.Popen(
