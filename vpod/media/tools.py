@@ -2,8 +2,9 @@
 
 Every ffprobe, ffmpeg, mkvmerge and mkvpropedit call in vpod goes through
 :meth:`ToolRunner.run`, so the rules hold everywhere: no shell ever parses a file name,
-a hung tool is killed after its time limit (:mod:`vpod.media.limits`), and the tool's
-own message ends up in the error that is logged and recorded.
+a hung tool is killed after its time limit (:mod:`vpod.media.limits`), a tool never
+outlives the vpod that started it (:mod:`vpod.media.parent_death`), and the tool's own
+message ends up in the error that is logged and recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
 from vpod.media.limits import ToolLimits
+from vpod.media.parent_death import die_with_parent
 
 # Tools print localized, colorized or interactive output otherwise.
 _TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
@@ -92,6 +94,7 @@ class ToolRunner:
                 # Its own process group: a timeout kills helpers it spawned too, and a
                 # Ctrl-C meant for vpod does not cut a tool off mid-write.
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # killed when this thread or vpod ends
             )
         except FileNotFoundError:
             raise ToolMissing(name) from None
@@ -103,6 +106,10 @@ class ToolRunner:
             _kill_group(process)
             process.communicate()
             raise ToolTimeout(name, limit) from None
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) in inspect/plan: the tool goes too
+            _kill_group(process)
+            process.wait()
+            raise
         finally:
             with self._lock:
                 self._running.discard(process)
