@@ -8,7 +8,8 @@
 #   4. `systemctl reload vpod` must apply a changed policy to the next file;
 #   5. /health and /metrics answer; `vpod status --json` reports the daemon running;
 #      STATUS= text reaches systemd; WATCHDOG=1 pings keep it alive (WatchdogSec=3 drop-in);
-#   6. `systemctl stop vpod` must end with the main process exiting with status 0;
+#   6. `systemctl stop vpod` during a remux must let the remux finish (KillMode=mixed: the
+#      SIGTERM reaches vpod alone, which drains) and end with the main process exiting 0;
 #   7. a wedged daemon (SIGSTOP) stops pinging and systemd's watchdog restarts it.
 #
 #   contrib/systemd-e2e.sh [--build-only] [--rebuild] [--keep-logs]
@@ -263,6 +264,29 @@ sleep 3  # at least one full watchdog period more
 restarts=$(ct 10 systemctl show -p NRestarts --value vpod)
 [[ $restarts == 0 ]] || fail "vpod was restarted $restarts time(s) while healthy (watchdog pings lost?)"
 
+log "a remux in progress when systemctl stop comes must finish"
+# A stand-in mkvmerge, first on vpod's PATH (a drop-in), marks that the remux of third.mkv
+# started and holds it 5 s before running the real mkvmerge: the stop lands mid-remux
+# whatever the machine's speed. One process (it execs mkvmerge), like the real tool.
+ct 10 sh -c 'mkdir -p /opt/e2e-bin && cat > /opt/e2e-bin/mkvmerge && chmod 0755 /opt/e2e-bin/mkvmerge' <<'STANDIN'
+#!/usr/bin/python3
+import os, sys, time
+if "--output" in sys.argv and any("third" in a for a in sys.argv):
+    open("/var/lib/vpod/e2e-remux-started", "w").close()
+    time.sleep(5)
+os.execv("/usr/bin/mkvmerge", ["/usr/bin/mkvmerge", *sys.argv[1:]])
+STANDIN
+ct 10 sh -c 'printf "[Service]\nEnvironment=PATH=/opt/e2e-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" \
+  > /etc/systemd/system/vpod.service.d/e2e-slow-remux.conf && systemctl daemon-reload' || die "drop-in failed"
+ct 120 systemctl restart vpod || fail "restart with the slow-remux drop-in failed"
+make_media /opt/e2e-media/third.mkv eng jpn  # the policy in force (jpn) reorders: a remux
+ct 10 runuser -u vpod -- cp /opt/e2e-media/third.mkv /var/lib/vpod/inbox/third.mkv
+until_t=$(( $(date +%s) + 90 ))
+until ct 10 test -e /var/lib/vpod/e2e-remux-started; do
+  (( $(date +%s) < until_t )) || { fail "the remux of third.mkv never started"; break; }
+  sleep 0.2
+done
+
 log "systemctl stop vpod"
 ct 120 systemctl stop vpod || fail "systemctl stop vpod failed"
 show=$(ct 10 systemctl show -p ActiveState,Result,ExecMainCode,ExecMainStatus vpod)
@@ -274,6 +298,14 @@ grep -q '^ExecMainCode=1$' <<<"$show" && grep -q '^ExecMainStatus=0$' <<<"$show"
   || fail "main process did not exit with status 0"
 ct 30 journalctl -u vpod --no-pager -o short-precise >"$RUNDIR/journal.txt" || true
 grep -q '"event": "daemon_stopped"' "$RUNDIR/journal.txt" || fail "no daemon_stopped in the journal"
+# The stop came mid-remux: under KillMode=control-group mkvmerge got the SIGTERM too
+# ("mkvmerge exited with status -15"); with KillMode=mixed vpod drains and it completes.
+awk '/"event": "file_processed"/ && /"path": "\/var\/lib\/vpod\/inbox\/third.mkv"/ {found = 1} END {exit !found}' \
+    "$RUNDIR/journal.txt" || fail "third.mkv, in its remux when systemctl stop came, was not processed before vpod stopped"
+if grep -q 'exited with status -15' "$RUNDIR/journal.txt"; then fail "a tool was killed by the stop's SIGTERM (status -15)"; fi
+[[ $(default_audio /var/lib/vpod/inbox/third.mkv) == jpn ]] || fail "third.mkv: the remux did not complete"
+ct 10 rm -f /etc/systemd/system/vpod.service.d/e2e-slow-remux.conf
+ct 10 systemctl daemon-reload
 
 log "a wedged daemon (SIGSTOP) stops pinging: systemd's watchdog must restart it"
 ct 120 systemctl start vpod || fail "second start failed"

@@ -70,6 +70,10 @@ class WatchConfig:
     follow_symlinks: bool = setting(False, doc="read symlinks that point outside the roots (never written)")
 
 
+def _per_gib(value: Any) -> str | None:
+    return None if 0 <= value <= 86400 else "a number of seconds from 0 to 86400 (one day per GiB)"
+
+
 @dataclass(frozen=True)
 class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
@@ -80,8 +84,14 @@ class ProcessingConfig:
     queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue")
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
+    probe_timeout_seconds: float = setting(
+        60.0, check=seconds(), doc="kill one mkvmerge -J / ffprobe run (it reads headers) after this"
+    )
     tool_timeout_seconds: float = setting(
-        3600.0, check=seconds(), doc="kill an ffprobe/mkvmerge/ffmpeg run after this"
+        600.0, check=seconds(), doc="base limit of a remux, header edit or other tool run"
+    )
+    tool_timeout_seconds_per_gib: float = setting(
+        300.0, check=_per_gib, doc="added to tool_timeout_seconds per GiB of the file"
     )
     max_attempts: int = setting(3, check=in_range(1, 1000), doc="tries for transient failures")
 

@@ -50,6 +50,7 @@ from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
 from vpod.jobs import JobRunner
 from vpod.logs import configure_logging
+from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier, forget_environ
@@ -151,7 +152,7 @@ class Daemon:
             self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
-        self.runner = ToolRunner(cfg.processing.tool_timeout_seconds)
+        self.runner = ToolRunner(ToolLimits.from_config(cfg.processing))
         self.processor = FileProcessor(
             self.runner,
             PipelineOptions(roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run),
@@ -578,7 +579,7 @@ class Daemon:
         self.config = cfg  # workers read config.policy at the start of each file
         self.controller.on_error = cfg.policy.on_error
         self.windows.window_seconds = cfg.processing.batch_window_seconds
-        self.runner.timeout_seconds = cfg.processing.tool_timeout_seconds
+        self.runner.limits = ToolLimits.from_config(cfg.processing)
         self.job_runner.max_attempts = cfg.processing.max_attempts
         self.stabilizer.settle_seconds = cfg.watch.settle_seconds
         roots = tuple(p.absolute() for p in cfg.watch.paths)

@@ -20,6 +20,20 @@ from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
+TIMEOUT_REASONS = frozenset({"timeout", "probe_timeout"})
+"""A tool ran past its time limit (``[processing]`` ``probe_timeout_seconds``, or
+``tool_timeout_seconds`` plus ``tool_timeout_seconds_per_gib``) and was killed."""
+
+
+def attempts_allowed(reason: str | None, max_attempts: int) -> int:
+    """How many attempts a file that keeps failing for the transient ``reason`` gets.
+
+    ``max_attempts``, except after a timeout: at most 2. The same bytes usually hang the
+    same tool again (a malformed file mkvmerge spins on), so a file is tried once more
+    (the machine may have been overloaded) and then fails for good, instead of holding
+    a worker for ``max_attempts`` limits.
+    """
+    return min(max_attempts, 2) if reason in TIMEOUT_REASONS else max_attempts
 
 
 def retry_delay(attempt: int) -> float:
@@ -31,8 +45,10 @@ class JobRunner:
     """Marks a job in progress, processes it, records and logs the outcome.
 
     Transient failures (a tool timed out or was killed, the file was locked) go back to
-    the queue with backoff until ``max_attempts`` tries were made; everything else is
-    final. With ``wait_for_space`` (the daemon), a file that does not fit in the free
+    the queue with backoff until ``max_attempts`` tries were made (a timeout: two, see
+    :func:`attempts_allowed`; its final failure is then permanent, so the file waits
+    until its content changes or ``vpod retry``); everything else is final. With
+    ``wait_for_space`` (the daemon), a file that does not fit in the free
     space (reason ``insufficient_space``) waits instead: it goes back to the queue with
     backoff (5 s doubling to 5 min, counted per file in this runner), and the attempt
     does not count against ``max_attempts``, so a disk that is full for a while never
@@ -161,8 +177,11 @@ class JobRunner:
         waits = self._note_space_wait(job, result)
         if waits:
             return self._wait_for_space(job, result, attempt, waits, batch_id)
-        if result.failed and not result.permanent and attempt < self.max_attempts:
-            return self._retry(job, result, attempt, batch_id)
+        if result.failed and not result.permanent:
+            if attempt < attempts_allowed(result.reason, self.max_attempts):
+                return self._retry(job, result, attempt, batch_id)
+            if result.reason in TIMEOUT_REASONS:
+                result = replace(result, permanent=True)  # no more tries on these bytes
         final_relpath = None
         if result.final_path is not None and result.final_path != job.path:
             final_relpath = _relative(result.final_path, job.root)

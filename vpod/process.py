@@ -36,6 +36,7 @@ from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Store
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
+from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
@@ -344,7 +345,7 @@ def run_process(
             sweep = sweep_temps(store)
             log_sweep(sweep)
             swept = [display_path(p) for p in sweep.removed]
-        runner = ToolRunner(config.processing.tool_timeout_seconds)
+        runner = ToolRunner(ToolLimits.from_config(config.processing))
         options = PipelineOptions(
             roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True
         )

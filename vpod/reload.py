@@ -25,7 +25,10 @@ RESTART_ONLY: frozenset[tuple[str, str]] = frozenset(
         ("watch", "follow_symlinks"),
     }
 )
-"""``(section, key)`` pairs a reload does not apply (listed in the README)."""
+"""``(section, key)`` pairs a reload does not apply (listed in the README). Every other
+key applies live; the tool time limits (``probe_timeout_seconds``,
+``tool_timeout_seconds``, ``tool_timeout_seconds_per_gib``) from the next tool run on:
+a run in progress keeps the limit it started with."""
 
 _SECTIONS = ("watch", "processing", "database", "logging", "http", "policy")
 

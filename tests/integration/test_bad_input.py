@@ -50,7 +50,7 @@ def test_bad_files_are_reported_and_the_daemon_goes_on(tmp_path, daemon_factory,
     (inbox / "truncated.mkv").write_bytes(data[: len(data) // 2])
     bad["truncated.mkv"] = ("file_failed", "truncated")
     (inbox / "text.mkv").write_text("just some text, not Matroska\n" * 20)
-    bad["text.mkv"] = ("file_failed", "unreadable")
+    bad["text.mkv"] = ("file_failed", "not_media")  # by its first bytes, before any tool runs
     (inbox / "folder.mkv").mkdir()
     bad["folder.mkv"] = ("file_skipped", "not_a_regular_file")
     os.mkfifo(inbox / "pipe.mkv")
@@ -184,7 +184,7 @@ def test_unreadable_file_fails_with_permission_reason(world_dir, jpn_eng_mkv):
 
 
 def test_hung_tool_is_killed_after_its_timeout(tmp_path, daemon_factory, jpn_eng_mkv):
-    """A stand-in mkvmerge on PATH that never answers: the file fails with reason timeout."""
+    """A stand-in mkvmerge on PATH that never answers: the probe fails with reason probe_timeout."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     bin_dir = tmp_path / "hangbin"
@@ -195,15 +195,15 @@ def test_hung_tool_is_killed_after_its_timeout(tmp_path, daemon_factory, jpn_eng
     daemon = daemon_factory(
         {
             "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
-            "processing": {"tool_timeout_seconds": 1.0, "max_attempts": 2},
+            "processing": {"probe_timeout_seconds": 1.0, "max_attempts": 2},
         },
         extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
     shutil.copyfile(jpn_eng_mkv, inbox / "hang.mkv")
     retry = daemon.wait_for("file_retry", path=str(inbox / "hang.mkv"))[0]
-    assert retry["reason"] == "timeout" and "mkvmerge" in retry["error"]
+    assert retry["reason"] == "probe_timeout" and "mkvmerge" in retry["error"]
     failed = daemon.wait_for("file_failed", path=str(inbox / "hang.mkv"), timeout=60)[0]
-    assert failed["reason"] == "timeout"
+    assert failed["reason"] == "probe_timeout"
     assert failed["error"].startswith(f"{inbox / 'hang.mkv'}: mkvmerge did not finish")  # names the file
     assert daemon.stop() == 0
     leftovers = subprocess.run(["pgrep", "-f", str(fake)], capture_output=True, text=True).stdout.split()
@@ -274,13 +274,13 @@ def test_junk_with_an_undecodable_name_fails_cleanly_in_process(tmp_path, env, j
     json.dumps(data, ensure_ascii=False).encode("utf-8")  # and holds no lone surrogate
     by_path = {r["path"]: r for r in data["results"]}
     failed = by_path[shown(junk)]
-    assert (failed["success"], failed["skipped"], failed["reason"]) == (False, False, "unreadable"), failed
+    assert (failed["success"], failed["skipped"], failed["reason"]) == (False, False, "not_media"), failed
     assert shown(junk) in failed["error"] and "internal error" not in failed["error"]
     assert by_path[str(good)]["success"] is True
     assert (data["fail_count"], data["success_count"]) == (1, 1)
 
     state, reason, last_error, result_reason, result_error = recorded_failure(tmp_path / "vpod.db", junk)
-    assert (state, reason, result_reason) == ("failed", "unreadable", "unreadable")
+    assert (state, reason, result_reason) == ("failed", "not_media", "not_media")
     assert shown(junk) in last_error and shown(junk) in result_error
     assert digest(junk) == before
     assert default_audio_languages(good) == ["eng"]
@@ -292,7 +292,7 @@ def test_junk_with_an_undecodable_name_fails_cleanly_in_process(tmp_path, env, j
     )
     assert text.returncode == 1
     summary = text.stdout.decode("utf-8")
-    assert "name\\xff.mkv" in summary and summary.count("name\\xff.mkv") == 1 and "[unreadable]" in summary, summary
+    assert "name\\xff.mkv" in summary and summary.count("name\\xff.mkv") == 1 and "[not_media]" in summary, summary
     # ... on one line: the newline in its name is shown as \n, not printed.
     [line] = [ln for ln in summary.splitlines() if "name\\xff.mkv" in ln]
     assert "bad\\nname\\xff.mkv" in line, summary
@@ -307,16 +307,16 @@ def test_junk_with_an_undecodable_name_fails_cleanly_in_the_daemon(tmp_path, dae
     before = digest(junk)
 
     failed = daemon.wait_for("file_failed", path=shown(junk))[0]
-    assert failed["reason"] == "unreadable" and shown(junk) in failed["error"], failed
+    assert failed["reason"] == "not_media" and shown(junk) in failed["error"], failed
     batch = daemon.wait_for("batch_completed", where=lambda e: e["fail_count"] == 1)[0]
     assert batch["total_files"] == 1 and batch["batch_id"] == failed["batch_id"]
     state, reason, last_error, result_reason, _ = recorded_failure(tmp_path / "vpod.db", junk)
-    assert (state, reason, result_reason) == ("failed", "unreadable", "unreadable")
+    assert (state, reason, result_reason) == ("failed", "not_media", "not_media")
     assert shown(junk) in last_error
 
     report = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
     assert report["in_progress"] == [] and report["counts"]["processing"] == 0
-    assert [f["reason"] for f in report["last_failures"] if f["path"] == shown(junk)] == ["unreadable"]
+    assert [f["reason"] for f in report["last_failures"] if f["path"] == shown(junk)] == ["not_media"]
 
     # the daemon goes on with the next file
     shutil.copyfile(jpn_eng_mkv, inbox / "good.mkv")

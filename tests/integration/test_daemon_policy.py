@@ -14,6 +14,7 @@ import pytest
 
 from support.media import audio, copy_media, mkvmerge_tracks, subtitle, video
 from support.pipeline import sha256
+from support.tools import kill_if_running, process_ended
 
 pytestmark = pytest.mark.integration
 
@@ -117,10 +118,14 @@ def test_remux_killed_midway_leaves_the_original_and_no_temp_after_the_next_star
     assert retry["reason"] == "killed" and str(path) in retry["error"]
     assert temps(inbox) == [] and sha256(path) == digest
 
-    # 2. The daemon itself is killed during the retry's remux: the temp file stays behind...
+    # 2. The daemon itself is killed during the retry's remux: its tool ends with it (issue
+    # 11, item 11; no remux writes on for nobody), the temp file stays behind...
     pid = _wait_for_pid(pidfile)
     daemon.kill()
-    os.kill(pid, signal.SIGKILL)
+    try:
+        assert process_ended(pid), "the remux outlived the daemon killed with -9"
+    finally:
+        kill_if_running(pid)
     assert len(temps(inbox)) == 1 and sha256(path) == digest
 
     # ...until the next start sweeps it, then the file is processed normally.

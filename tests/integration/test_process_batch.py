@@ -57,7 +57,7 @@ def test_fail_cancels_pending_files_and_lets_the_running_one_finish(tmp_path, jp
     assert batch.stopped_early and batch.total_files == 8
     by_path = {r.path: r for r in batch.results}
     failure = by_path[files[1]]
-    assert failure.failed and failure.reason == "unreadable"
+    assert failure.failed and failure.reason == "not_media"
     running = by_path[files[0]]  # in progress when 02 failed: it completed
     assert running.success and running.ended_at > failure.ended_at
     assert default_audio_languages(files[0]) == ["eng"]

@@ -139,13 +139,13 @@ def test_fail_stops_after_the_third_of_six(tmp_path, env, jpn_eng_mkv):
     assert (data["success_count"], data["fail_count"], data["not_started"]) == (2, 1, 3)
     assert data["stopped_early"] is True and data["total_files"] == 6
     assert [r["path"] for r in data["results"]] == [str(f) for f in files[:3]]
-    assert str(files[2]) in data["stop_message"] and "unreadable" in data["stop_message"]
+    assert str(files[2]) in data["stop_message"] and "not_media" in data["stop_message"]
     assert [default_audio_languages(f) for f in files[3:]] == [["jpn"]] * 3  # never started, untouched
     assert files[2].read_text() == "this is text, not Matroska"
 
     human = process([str(tmp_path / "lib"), "-w", "1"], config=config, env=env)
     assert human.returncode == 3
-    assert f"Stopped early: {files[2]} failed (unreadable)" in human.stdout
+    assert f"Stopped early: {files[2]} failed (not_media)" in human.stdout
     assert "3 not started" in human.stdout and f"Failed:\n  {files[2]}: " in human.stdout
 
 

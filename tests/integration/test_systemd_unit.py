@@ -57,6 +57,16 @@ def test_unit_has_the_service_contract():
     assert "AF_UNIX" in service["RestrictAddressFamilies"][0]  # sd_notify needs it
 
 
+def test_stop_signals_vpod_alone_so_its_tools_finish_their_file():
+    """KillMode=mixed: SIGTERM to the main process only; the default (control-group) sends it
+    to the running mkvmerge/ffmpeg too, which ended remuxes with status -15 instead of
+    letting vpod drain (issue 11, item 10). The real `systemctl stop` during a remux:
+    contrib/systemd-e2e.sh."""
+    service = unit_keys(UNIT)["Service"]
+    assert service["KillMode"] == ["mixed"]
+    assert service.get("SendSIGKILL", ["yes"]) == ["yes"]  # what is left at the end is still killed
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_security_exposure_at_most_2():
     result = subprocess.run(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from support.daemon import write_config
 from support.media import audio, copy_media, mkvmerge_tracks, video
 from support.pipeline import sha256
+from support.tools import kill_if_running, process_ended
 
 pytestmark = pytest.mark.integration
 
@@ -102,8 +102,10 @@ def test_a_killed_vpod_process_leaves_a_temp_file_that_the_next_run_removes(tmp_
         assert leftover.stat().st_size > 0
         crashed.kill()  # kill -9 of vpod process, mid-remux
         crashed.wait(30)
+        # its tool ends with it (issue 11, item 11): no remux writes on for nobody
+        assert process_ended(int(pidfile.read_text())), "the remux outlived the killed vpod process"
     finally:
-        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned tool
+        kill_if_running(int(pidfile.read_text()))
     assert temps(lib) == [leftover] and sha256(path) == digest
 
     code, report, err = finished(vpod_process([str(lib)], config=config, env=env))
@@ -197,8 +199,9 @@ def test_a_file_a_killed_vpod_process_held_is_taken_up_by_the_running_daemon(
         daemon.wait_for("scan_completed")
         crashed.kill()  # kill -9 of vpod process, mid-remux
         crashed.wait(30)
+        assert process_ended(int(pidfile.read_text())), "the remux outlived the killed vpod process"
     finally:
-        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the orphaned tool
+        kill_if_running(int(pidfile.read_text()))
     released = daemon.wait_for("abandoned_file_released", path=str(path), timeout=60)[0]
     assert released["looked_at_again"] is True
     daemon.wait_for("file_processed", path=str(path), timeout=120)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -22,16 +24,66 @@ def _install(folder: Path, name: str, script: Callable[[str], str]) -> Path:
     return folder
 
 
-def slow_tool(folder: Path, name: str, seconds: float) -> Path:
-    """Put a ``name`` in ``folder`` that sleeps ``seconds``, then execs the real ``name``.
+def slow_tool(folder: Path, name: str, seconds: float, *, only_with: str | None = None) -> Path:
+    """Put a ``name`` in ``folder`` that sleeps ``seconds``, then execs the real ``name``;
+    with ``only_with``, it sleeps only when an argument is that text (``"--output"``: a
+    mkvmerge remux, not ``mkvmerge -J``).
 
     Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
     """
     # One process (sleep, then exec), so killing it kills the whole stand-in.
+    when = "True" if only_with is None else f"{only_with!r} in sys.argv[1:]"
     return _install(folder, name, lambda real: (
-        f"#!{sys.executable}\nimport os, sys, time\ntime.sleep({seconds})\n"
+        f"#!{sys.executable}\nimport os, sys, time\nif {when}:\n    time.sleep({seconds})\n"
         f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
     ))
+
+
+def hanging_tool(folder: Path, name: str, marker: str, pidfile: Path) -> Path:
+    """Put a ``name`` in ``folder`` that, when an argument contains ``marker``, writes its
+    pid to ``pidfile`` and then never ends (one process: it execs ``sleep``), and execs
+    the real ``name`` otherwise: a tool spinning on a malformed file, as far as vpod can
+    tell.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    return _install(folder, name, lambda real: (
+        f'#!/bin/sh\ncase "$*" in *{marker}*) echo $$ > "{pidfile}.tmp"; mv "{pidfile}.tmp" "{pidfile}"; '
+        f'exec sleep 3600;; esac\nexec "{real}" "$@"\n'
+    ))
+
+
+def logging_tool(folder: Path, name: str, log: Path) -> Path:
+    """Put a ``name`` in ``folder`` that appends its arguments to ``log``, then execs the
+    real ``name``: the test can tell whether vpod ran the tool at all.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    return _install(folder, name, lambda real: f'#!/bin/sh\necho "{name} $*" >> "{log}"\nexec "{real}" "$@"\n')
+
+
+def process_ended(pid: int, timeout: float = 10.0) -> bool:
+    """Wait up to ``timeout`` seconds for process ``pid`` to end; True when it did (gone
+    from ``/proc``, or a zombie: dead, waiting to be reaped by whoever adopted it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def kill_if_running(pid: int) -> None:
+    """Test clean-up: SIGKILL ``pid`` unless it is gone already."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def path_with(folder: Path) -> str:

@@ -11,6 +11,7 @@ from vpod import exitcodes
 from vpod.cli.common import fail, require_tools_or_exit
 from vpod.config import ProcessingConfig
 from vpod.errors import MediaError
+from vpod.media.limits import ToolLimits
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
@@ -20,11 +21,12 @@ from vpod.results import display_path
 PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
 
-def probe_or_exit(path: Path) -> MediaInfo:
-    """Probe ``path`` with the default tool timeout; on failure print why and exit 1."""
+def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
+    """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones); on
+    failure print why and exit 1."""
     require_tools_or_exit(PROBE_TOOLS)
     try:
-        return probe(path.absolute(), ToolRunner(ProcessingConfig().tool_timeout_seconds))
+        return probe(path.absolute(), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
     except MediaError as exc:
         fail(f"vpod: {exc}", exitcodes.FILES_FAILED)
     except OSError as exc:

@@ -11,6 +11,7 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit
+from vpod.media.limits import ToolLimits
 from vpod.pipeline import obstacle
 from vpod.safety import Skip
 from vpod.policy.planner import plan as make_plan
@@ -32,7 +33,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     69 when a tool is missing.
     """
     config = load_or_exit(config_path)
-    media = probe_or_exit(file)
+    media = probe_or_exit(file, ToolLimits.from_config(config.processing))
     plan = make_plan(config.policy, media)
     # The run's own check (vpod.pipeline.obstacle): a skip, or a failure before any write.
     blocked = obstacle(media, plan, config.policy, os.stat(media.path))

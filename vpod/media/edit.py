@@ -178,7 +178,8 @@ def _edit_undoably(
                 f"{exc.strerror}; nothing was written, the file is left as it was until there is room"
             ) from None
     try:
-        runner.run(["mkvpropedit", *args], ok_codes=(0, 1))
+        # The size share of the limit: mkvpropedit may have to move header elements.
+        runner.run(["mkvpropedit", *args], ok_codes=(0, 1), timeout_seconds=runner.limits.for_size(size))
         return verify()
     except BaseException as exc:
         # Without a reservation, a write mkvpropedit could not make is the likely cause

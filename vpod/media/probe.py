@@ -6,6 +6,11 @@ Matroska defines it (absent means set), ``LanguageIETF``. When the file is not
 Matroska or mkvmerge cannot read it, ``ffprobe -of json`` answers instead: it reads
 more formats (MP4 ``mov_text`` subtitles, which MKVToolNix 74 does not list) and says
 why a broken file is broken.
+
+Before either runs, the file's first bytes must look like media
+(:mod:`vpod.media.signature`), and each probing run has its own short time limit
+(``ToolLimits.probe_seconds``): it reads headers, so one that takes longer is stuck on
+a malformed file (mkvmerge can spin forever on bad lacing) and is killed.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vpod.errors import MediaError, ToolError
+from vpod.errors import MediaError, ToolError, ToolTimeout
 from vpod.media.model import MATROSKA, MediaInfo, Track
-from vpod.media.tools import ToolRunner
+from vpod.media.signature import check_media_signature
+from vpod.media.tools import ToolResult, ToolRunner
 from vpod.policy.languages import track_language
 
 _MKVMERGE_TYPES = {"video": "video", "audio": "audio", "subtitles": "subtitle"}
@@ -35,13 +41,16 @@ def probe(path: Path, runner: ToolRunner) -> MediaInfo:
     """Probe ``path`` (a regular file) and return its container and tracks.
 
     Raises:
-        MediaError: the file is not media, is truncated, or has no tracks (permanent).
-        ToolMissing / ToolTimeout: a tool is missing or hung (transient).
+        MediaError: the file is not media (reason ``not_media``, found before any tool
+            runs), is truncated, or has no tracks (permanent); a probing tool ran past
+            the probe limit (reason ``probe_timeout``, not permanent).
+        ToolMissing: a tool is missing (transient).
     """
     path = path.absolute()
     size = path.stat().st_size
     if size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)", reason="empty")
+    check_media_signature(path)
     info, identified = _probe_mkvmerge(path, size, runner)
     if info is None:
         info = _probe_ffprobe(path, size, runner)
@@ -57,7 +66,7 @@ def _probe_mkvmerge(
     path: Path, size: int, runner: ToolRunner
 ) -> tuple[MediaInfo | None, dict[str, Any] | None]:
     """(the Matroska probe or ``None``, mkvmerge's JSON when it recognized the container)."""
-    result = runner.run(["mkvmerge", "-J", path], ok_codes=(0, 1, 2))
+    result = _run_probe(runner, path, ["mkvmerge", "-J", path], ok_codes=(0, 1, 2))
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -83,6 +92,27 @@ def _probe_mkvmerge(
         ),
         identified,
     )
+
+
+def _run_probe(runner: ToolRunner, path: Path, args: list[Any], ok_codes: tuple[int, ...] = (0,)) -> ToolResult:
+    """Run a probing tool on ``path`` under the probe limit.
+
+    Raises:
+        MediaError: reason ``probe_timeout`` (not permanent; the job runner retries it
+            once at most, see :func:`vpod.jobs.attempts_allowed`).
+        ToolError / ToolMissing: as :meth:`ToolRunner.run`.
+    """
+    limit = runner.limits.probe_seconds
+    try:
+        return runner.run(args, timeout_seconds=limit, ok_codes=ok_codes)
+    except ToolTimeout as exc:
+        raise MediaError(
+            f"{path}: {exc.tool} did not finish reading the file's headers within {limit:g} s and was killed; "
+            "the file is probably malformed (if it lies on very slow storage, raise "
+            "[processing] probe_timeout_seconds)",
+            reason="probe_timeout",
+            permanent=False,
+        ) from None
 
 
 def _mkvmerge_track(raw: dict[str, Any]) -> Track:
@@ -121,7 +151,7 @@ def probe_with_ffprobe(path: Path, runner: ToolRunner) -> MediaInfo:
 def _probe_ffprobe(path: Path, size: int, runner: ToolRunner) -> MediaInfo:
     args = ["ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", ffmpeg_input(path)]
     try:
-        result = runner.run(args)
+        result = _run_probe(runner, path, args)
     except ToolError as exc:
         if exc.reason != "tool_failed":
             raise

@@ -227,7 +227,8 @@ class Remuxer:
     """Writes a planned layout into a new file with mkvmerge or ffmpeg.
 
     Args:
-        runner: runs the tools (its timeout applies to each run).
+        runner: runs the tools; a run's limit grows with the source's size
+            (``ToolLimits.for_size``).
         temps: registers the extra temp files (cover pictures) a remux needs.
     """
 
@@ -252,6 +253,7 @@ class Remuxer:
         if unsupported is not None:
             raise unsupported
         tool = choose_remuxer(media)
+        limit = self.runner.limits.for_size(media.size_bytes)  # the whole file is read and written
         try:
             if tool == "mkvmerge":
                 extra, reader = (MKVMERGE_ARGS, mkvmerge_line_reader(on_progress)) if on_progress else ((), None)
@@ -259,7 +261,8 @@ class Remuxer:
                     on_progress(0.0)
                 # Exit status 1 means "finished with warnings" (mkvmerge(1), EXIT CODES).
                 self.runner.run(
-                    ["mkvmerge", *extra, *mkvmerge_args(media, plan, output)], ok_codes=(0, 1), on_output_line=reader
+                    ["mkvmerge", *extra, *mkvmerge_args(media, plan, output)], ok_codes=(0, 1),
+                    on_output_line=reader, timeout_seconds=limit,
                 )
             else:
                 with ExitStack() as stack:
@@ -270,7 +273,10 @@ class Remuxer:
                     )  # fmt: skip
                     if on_progress:
                         on_progress(0.0)
-                    self.runner.run(["ffmpeg", *extra, *ffmpeg_args(media, plan, output, covers)], on_output_line=reader)
+                    self.runner.run(
+                        ["ffmpeg", *extra, *ffmpeg_args(media, plan, output, covers)],
+                        on_output_line=reader, timeout_seconds=limit,
+                    )
         except ToolError as exc:
             if any(hint in str(exc).lower() for hint in _NO_SPACE_HINTS):
                 # mkvmerge says "The drive may be full ... No space left to write to".
@@ -296,7 +302,8 @@ class Remuxer:
             picture = stack.enter_context(temp_beside(media.path, self.temps, suffix=extension))
             self.runner.run(
                 ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y", "-i", ffmpeg_input(media.path),
-                 "-map", f"0:{track.index}", "-c", "copy", "-frames:v", "1", "-f", "image2", ffmpeg_input(picture)]
+                 "-map", f"0:{track.index}", "-c", "copy", "-frames:v", "1", "-f", "image2", ffmpeg_input(picture)],
+                timeout_seconds=self.runner.limits.for_size(media.size_bytes),
             )  # fmt: skip
             covers[track.index] = picture
         return covers

@@ -1,9 +1,10 @@
 """Run external tools safely: argument lists, no shell, a timeout, stderr kept.
 
 Every ffprobe, ffmpeg, mkvmerge and mkvpropedit call in vpod goes through
-:func:`run_tool`, so the rules hold everywhere: no shell ever parses a file name, a
-hung tool is killed after ``timeout_seconds``, and the tool's own message ends up in
-the error that is logged and recorded.
+:meth:`ToolRunner.run`, so the rules hold everywhere: no shell ever parses a file name,
+a hung tool is killed after its time limit (:mod:`vpod.media.limits`), a tool never
+outlives the vpod that started it (:mod:`vpod.media.parent_death`), and the tool's own
+message ends up in the error that is logged and recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
+from vpod.media.limits import ToolLimits
+from vpod.media.parent_death import die_with_parent
 
 # Tools print localized, colorized or interactive output otherwise.
 _TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
@@ -52,12 +55,12 @@ def tool_path(name: str) -> str:
 class ToolRunner:
     """Runs external tools and can kill every one still running (at shutdown).
 
-    Thread-safe: worker threads share one runner. ``timeout_seconds`` is the default
-    wall-clock limit of one tool run.
+    Thread-safe: worker threads share one runner. ``limits`` says how long a run may
+    take (a number: that many seconds for every run); a reload replaces it as a whole.
     """
 
-    def __init__(self, timeout_seconds: float) -> None:
-        self.timeout_seconds = timeout_seconds
+    def __init__(self, limits: ToolLimits | float) -> None:
+        self.limits = limits if isinstance(limits, ToolLimits) else ToolLimits.uniform(limits)
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
 
@@ -73,8 +76,8 @@ class ToolRunner:
 
         Args:
             args: program name then arguments; paths may hold any bytes (``os.fsencode``).
-            timeout_seconds: wall-clock limit (default: the runner's); the tool is
-                killed (SIGKILL) when it passes.
+            timeout_seconds: wall-clock limit (default: ``limits.base_seconds``); the
+                tool is killed (SIGKILL) when it passes.
             ok_codes: exit statuses that count as success. mkvmerge and mkvpropedit exit
                 1 for "finished with warnings" (mkvmerge(1), section "EXIT CODES").
             on_output_line: called in this thread with each line of the tool's stdout
@@ -89,7 +92,7 @@ class ToolRunner:
                 the command name, the status and the tool's stderr.
         """
         name = os.fspath(args[0])
-        limit = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        limit = self.limits.base_seconds if timeout_seconds is None else timeout_seconds
         argv = [tool_path(name), *(os.fspath(a) for a in args[1:])]
         try:
             process = subprocess.Popen(
@@ -101,6 +104,7 @@ class ToolRunner:
                 # Its own process group: a timeout kills helpers it spawned too, and a
                 # Ctrl-C meant for vpod does not cut a tool off mid-write.
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # killed when this thread or vpod ends
             )
         except FileNotFoundError:
             raise ToolMissing(name) from None
@@ -115,6 +119,10 @@ class ToolRunner:
             _kill_group(process)
             process.communicate()
             raise ToolTimeout(name, limit) from None
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) in inspect/plan: the tool goes too
+            _kill_group(process)
+            process.wait()
+            raise
         finally:
             with self._lock:
                 self._running.discard(process)

@@ -1,0 +1,59 @@
+"""How long one external tool run may take, by what it does.
+
+A probe (``mkvmerge -J``, ``ffprobe``) reads a file's headers: seconds, whatever the
+file's size, so it gets its own short limit. A run that reads or writes the whole file
+(a remux, a cover extraction, an in-place header edit, which may have to move header
+elements) gets a base limit plus a number of seconds per GiB of the source, so a large
+file is not killed for being large and a small one that hangs is not waited on for
+hours. Built from ``[processing] probe_timeout_seconds``, ``tool_timeout_seconds`` and
+``tool_timeout_seconds_per_gib`` (README, "Configuration").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vpod.tomlschema import MAX_SECONDS
+
+if TYPE_CHECKING:
+    from vpod.config import ProcessingConfig
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """Wall-clock limits of tool runs, in seconds.
+
+    Attributes:
+        probe_seconds: one ``mkvmerge -J`` or ``ffprobe`` run.
+        base_seconds: any other run, before the size share; also the limit of a run
+            that names no file.
+        seconds_per_gib: added to ``base_seconds`` per GiB (2**30 bytes) of the file a
+            run reads or writes.
+    """
+
+    probe_seconds: float
+    base_seconds: float
+    seconds_per_gib: float
+
+    @classmethod
+    def uniform(cls, seconds: float) -> "ToolLimits":
+        """The same limit for every run, whatever it does and whatever the file's size."""
+        return cls(probe_seconds=seconds, base_seconds=seconds, seconds_per_gib=0.0)
+
+    @classmethod
+    def from_config(cls, processing: "ProcessingConfig") -> "ToolLimits":
+        """The limits ``[processing]`` sets (``ProcessingConfig()``: the built-in defaults)."""
+        return cls(
+            probe_seconds=processing.probe_timeout_seconds,
+            base_seconds=processing.tool_timeout_seconds,
+            seconds_per_gib=processing.tool_timeout_seconds_per_gib,
+        )
+
+    def for_size(self, size_bytes: int) -> float:
+        """The limit of a run over a file of ``size_bytes`` bytes:
+        ``base_seconds + seconds_per_gib × size / GiB``, at most 7 days
+        (:data:`vpod.tomlschema.MAX_SECONDS`, the longest wait the OS timers take)."""
+        return min(self.base_seconds + self.seconds_per_gib * max(size_bytes, 0) / GIB, MAX_SECONDS)
