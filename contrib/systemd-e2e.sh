@@ -249,13 +249,15 @@ log "policy change + systemctl reload vpod"
 ct 10 sed -i 's/^audio_languages = .*/audio_languages = ["jpn"]/' /etc/vpod/config.toml
 ct 30 systemctl reload vpod || fail "systemctl reload vpod failed"
 wait_journal 30 config_reloaded || fail "no config_reloaded after systemctl reload"
-# jpn first, eng default: under the reloaded policy a header-only edit
-make_media /opt/e2e-media/second.mkv jpn eng 2
+# eng first: under the reloaded policy (jpn first) a reorder, so a remux into a new file
+make_media /opt/e2e-media/second.mkv eng jpn
 # written by root the way downloaders write (open mode 0666): the default ACL lets vpod write
-# it in place (a remux would be skipped: vpod may not give the new file root as its owner)
+# it; the unit's CAP_CHOWN lets the remuxed file keep root as its owner
 ct 10 sh -c 'cat /opt/e2e-media/second.mkv > /var/lib/vpod/inbox/second.mkv' 
 if wait_journal 90 file_processed /var/lib/vpod/inbox/second.mkv; then
   [[ $(default_audio /var/lib/vpod/inbox/second.mkv) == jpn ]] || fail "second.mkv: reloaded policy (jpn) not applied"
+  owner=$(ct 10 stat -c %U:%G /var/lib/vpod/inbox/second.mkv)
+  [[ $owner == root:* ]] || fail "second.mkv: the remuxed file did not keep its owner (now $owner)"
 else
   fail "second.mkv not processed after reload"
 fi

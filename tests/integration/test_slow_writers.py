@@ -178,7 +178,7 @@ def test_other_users_paused_download_is_not_remuxed_under_its_writer(tmp_path_fa
             env=daemon_env(base / "home"),
             log_path=base / "daemon.log",
             prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    "--inh-caps=+lease", "--ambient-caps=+lease", "--"),  # fmt: skip
+                    "--inh-caps=+lease,+chown", "--ambient-caps=+lease,+chown", "--"),  # as the unit  # fmt: skip
         )
         daemon.wait_started()
         data = source.read_bytes()
