@@ -110,6 +110,7 @@ class Daemon:
         self._active_lock = threading.Lock()
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._threads: list[threading.Thread] = []
+        self._essential: list[threading.Thread] = []  # threads that must run until stop
         self._workers_lock = threading.Lock()
         self.workers: list[Worker] = []
         self._target_workers = 0
@@ -281,12 +282,13 @@ class Daemon:
         self.wake()
 
     def _periodic_checks(self) -> None:
-        """At most once per ``_ROOT_RECHECK_SECONDS``: roots renamed away, and files a
-        killed ``vpod process`` left in progress."""
+        """At most once per ``_ROOT_RECHECK_SECONDS``: dead threads, roots renamed away,
+        and files a killed ``vpod process`` left in progress."""
         now = time.monotonic()
         if now < self._next_identity_check:
             return
         self._next_identity_check = now + _ROOT_RECHECK_SECONDS
+        self._dead_threads()  # logs thread_died even where no systemd watchdog asks
         self._check_displaced_roots()
         self._release_dead_process_rows()
 
@@ -412,8 +414,9 @@ class Daemon:
         self._status_changed()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, or when the
-        database cannot be read. ``unwatched_paths`` lists configured folders not watched
+        """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, when the
+        database cannot be read, or when a thread died (``reason = "thread_died"``,
+        ``threads`` names them: a watch root's observer among them leaves that root unheard). ``unwatched_paths`` lists configured folders not watched
         now (missing, deleted or moved away; watched again when a folder has the path);
         they do not make the daemon unhealthy: a restart would not bring them back."""
         body: dict[str, object] = {
@@ -432,6 +435,10 @@ class Daemon:
             return False, body
         if body["state"] != "running":
             body.update(status="unhealthy", reason=body["state"])
+            return False, body
+        dead = self._dead_threads()
+        if dead:
+            body.update(status="unhealthy", reason="thread_died", threads=dead)
             return False, body
         return True, body
 
@@ -506,9 +513,15 @@ class Daemon:
             self._next_watchdog = now + interval
 
     def _dead_threads(self) -> list[str]:
+        """Names of threads that should run and do not: vpod's own, and the observers of
+        watched roots (a dead observer leaves its root unheard); each is logged once
+        (``thread_died``)."""
         with self._workers_lock:
             threads = self._essential + [w.thread for w in self.workers if w.thread is not None]
         dead = [t.name for t in threads if not t.is_alive()]
+        watches = getattr(self, "watches", None)  # /health answers before the observers exist
+        if watches is not None:
+            dead += watches.dead_observers()
         for name in set(dead) - self._dead_reported:
             self.log.error("thread_died", thread=name, hint="systemd's watchdog will restart vpod")
         self._dead_reported.update(dead)

@@ -5,13 +5,20 @@ write, moved in) go to the :class:`Stabilizer`; a folder created or moved in goe
 the scanner to be walked (watchdog reports a moved-in tree as ``created``, and files
 written before its watch was set up would otherwise be missed); deleted and
 moved-away paths are forgotten.
+
+The handler runs on the root's observer thread; an exception escaping it would end that
+thread (watchdog does not catch it) and leave vpod deaf to the root. :meth:`dispatch`
+therefore catches every error, logs it (``watch_handler_error``, with the traceback)
+and goes on with the next event.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
+import structlog
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
@@ -55,6 +62,22 @@ class WatchEventHandler(FileSystemEventHandler):
         self.stabilizer = stabilizer
         self.walk_folder = walk_folder
         self.on_root_deleted = on_root_deleted
+        self.log = structlog.get_logger("vpod")
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """watchdog's entry point (the observer thread): route ``event``; a failure is
+        logged as ``watch_handler_error`` with the traceback, never raised, so the
+        observer thread lives on and later events are still handled."""
+        try:
+            self.on_any_event(event)
+        except Exception:  # a bug in vpod: the next event may well work
+            self.log.exception(
+                "watch_handler_error",
+                root=str(self.root),
+                kind=event.event_type,
+                path=os.fsdecode(event.src_path),
+                hint="a bug in vpod (please report it); watching goes on",
+            )
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """watchdog's callback (its observer thread): route the event, never block."""

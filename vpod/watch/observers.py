@@ -41,6 +41,8 @@ except ImportError:  # not Linux
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre", "davfs", "sshfs"}
 )
+OBSERVER_THREAD_PREFIX = "vpod-watch "
+"""Name prefix of the observer threads (``vpod-watch /srv/inbox``): what ``thread_died`` names."""
 _OBSERVER_TIMEOUT_SECONDS = 5.0  # how long an idle observer thread sleeps between stop checks
 HANDLED_EVENTS = (
     FileCreatedEvent,
@@ -211,6 +213,7 @@ class WatchManager:
             self.make_handler(root), str(root), recursive=self.recursive, event_filter=list(HANDLED_EVENTS)
         )
         observer.daemon = True
+        observer.name = f"{OBSERVER_THREAD_PREFIX}{root}"
         try:
             observer.start()
         except BaseException:
@@ -236,6 +239,17 @@ class WatchManager:
         with self._lock:
             watches = [(root, w.identity) for root, w in self._watches.items() if w.kind == "inotify"]
         return [root for root, identity in watches if folder_identity(root) != identity]
+
+    def dead_observers(self) -> list[str]:
+        """Names of the observer threads that ended although their root is still watched.
+
+        An observer thread ends only when :meth:`unwatch` stops it, or when an exception
+        escapes watchdog's dispatch loop (a bug): then its root is heard no more. The
+        caller treats the name like any other dead thread. Costs no system call.
+        """
+        with self._lock:
+            watches = list(self._watches.values())
+        return [w.observer.name for w in watches if not w.observer.is_alive()]
 
     def unwatch(self, root: Path) -> None:
         """Stop watching ``root`` (removed from the config, or deleted)."""
