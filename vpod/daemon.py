@@ -255,6 +255,7 @@ class Daemon:
             self.stabilizer,
             walk_folder=lambda r, folder: self.scanner.request(r, folder),
             on_root_deleted=self._root_deleted,
+            events_lost=self.scanner.rescan,
         )
 
     def _watch_root(self, root: Path, *, catch_up: bool) -> None:

@@ -122,7 +122,9 @@ def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
 
 def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
     """inotify limits (inotify(7), "/proc interfaces") against the folders to watch: one
-    watch per folder, one inotify instance per root."""
+    watch per folder, one inotify instance per root; and the queue length
+    ``max_queued_events``, shown (events beyond it are lost; vpod then walks the roots
+    again, ``watch_events_lost``)."""
     if config.watch.observer == "polling":
         return Finding("inotify", "ok", "not used (observer = polling)")
     try:
@@ -130,9 +132,16 @@ def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
         instances = int((sysctl / "max_user_instances").read_text())
     except (OSError, ValueError):
         return Finding("inotify", "warn", f"cannot read {sysctl}: limits unknown")
+    try:
+        queued: object = int((sysctl / "max_queued_events").read_text())
+    except (OSError, ValueError):
+        queued = "unknown"
     folders = count_folders(config.watch.paths, recursive=config.watch.recursive)
     roots = len(config.watch.paths)
-    detail = f"{folders} folders to watch, fs.inotify.max_user_watches = {watches}; {roots} roots, max_user_instances = {instances}"
+    detail = (
+        f"{folders} folders to watch, fs.inotify.max_user_watches = {watches}; {roots} roots, max_user_instances = {instances}; "
+        f"fs.inotify.max_queued_events = {queued} (events beyond it are lost and the roots walked again)"
+    )
     if folders > watches or roots > instances:
         return Finding(
             "inotify",

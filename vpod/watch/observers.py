@@ -21,6 +21,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -53,11 +54,14 @@ HANDLED_EVENTS = (
     DirCreatedEvent,
     DirMovedEvent,
     DirDeletedEvent,
+    EventsLostEvent,
 )
 """The events :class:`vpod.watch.handler.WatchEventHandler` acts on. watchdog's inotify
 emitter asks the kernel for these only (its ``event_filter``), so reads of watched files
 (``IN_OPEN``, ``IN_CLOSE_NOWRITE``: vpod's own fingerprints and probes, a media server
-streaming the library) and folder-modified events never wake the daemon."""
+streaming the library) and folder-modified events never wake the daemon. An
+``EventsLostEvent`` (the kernel's ``IN_Q_OVERFLOW``, inotify(7)) is delivered only when
+listed here (watchdog's ``EventsLostEvent`` docstring, watchdog >= 7.1)."""
 
 
 def _unescape_mountinfo(field: str) -> str:
