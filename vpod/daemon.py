@@ -294,12 +294,17 @@ class Daemon:
         self._release_dead_process_rows()
 
     def _check_displaced_roots(self) -> None:
-        """Treat an inotify root whose path no longer names the watched folder (renamed
-        away, replaced by a rename, an ancestor renamed) like a deleted one: its observer
-        follows the old folder, so it is stopped and the path is watched anew. One
-        stat(2) per inotify root."""
+        """A root whose path no longer names the watched folder: a re-pointed symlink is
+        watched at its new folder at once, which is walked for files already there;
+        anything else (renamed away, replaced by a rename, an ancestor renamed) is
+        treated like a deleted root: its observer follows the old folder, so it is
+        stopped and the path is watched anew. One stat(2) per inotify root."""
         for root in self.watches.displaced():
-            if root not in self._missing_roots:
+            if root in self._missing_roots:
+                continue
+            if self.watches.repoint(root):
+                self.scanner.request(root, root, catch_up=True)
+            else:
                 self._root_deleted(root, moved=True)
 
     def _release_dead_process_rows(self) -> None:
