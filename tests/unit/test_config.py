@@ -176,3 +176,28 @@ def test_policy_digest_names_what_a_conforming_file_looks_like():
     assert config_from_data({"policy": {"audio_languages": ["jpn"], **neutral}}, source=None).policy.digest == (
         base.digest
     )
+
+
+def test_overlapping_watch_roots_are_refused_by_the_folders_they_name(tmp_path):
+    library = tmp_path / "library"
+    (library / "new").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to(library)
+    (tmp_path / "other").mkdir()
+
+    def load(paths, **watch):
+        return config_from_data({"watch": {"paths": [str(p) for p in paths], **watch}}, source=tmp_path / "c.toml")
+
+    with pytest.raises(ConfigError) as nested:
+        load([library, library / "new"])
+    assert nested.value.key == "[watch] paths"
+    assert f"{library / 'new'} is inside {library}" in nested.value.reason
+    with pytest.raises(ConfigError) as nested_reversed:
+        load([library / "new", library])
+    assert f"{library / 'new'} is inside {library}" in nested_reversed.value.reason
+    with pytest.raises(ConfigError) as alias:
+        load([library, tmp_path / "alias"])
+    assert f"{tmp_path / 'alias'} is the same folder as {library}" in alias.value.reason
+    # Not recursive: the subfolder's files are not the folder's.
+    assert load([library, library / "new"], recursive=False).watch.paths == (library, library / "new")
+    # Apart, or missing (nothing to compare yet): fine.
+    load([library, tmp_path / "other", tmp_path / "missing", tmp_path / "missing" / "x"])
