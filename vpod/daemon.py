@@ -23,6 +23,7 @@ queue), close the last batch.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -61,6 +62,7 @@ from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake, root_of
 from vpod.watch.observers import WatchManager
+from vpod.watch.ownership import LibraryClaims
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
 from vpod.worker import Worker
@@ -150,10 +152,14 @@ class Daemon:
             self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
+        self.claims = LibraryClaims(self.store.database_id(), cfg.database.path, read_only=self.dry_run)
         self.runner = ToolRunner(cfg.processing.tool_timeout_seconds)
         self.processor = FileProcessor(
             self.runner,
-            PipelineOptions(roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run),
+            PipelineOptions(
+                roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run,
+                refusal=self.claims.refusal,
+            ),
             self.store,
         )
         self.job_runner = JobRunner(
@@ -210,6 +216,7 @@ class Daemon:
             resume_requested_at=None,
             stopped_at=None,
         )
+        self._record_claims()  # also clears what a crashed run left
         self.log.info(
             "daemon_started",
             version=__version__,
@@ -259,6 +266,8 @@ class Daemon:
         )
 
     def _watch_root(self, root: Path, *, catch_up: bool) -> None:
+        if self._claimed_elsewhere(root):
+            return
         if self.watches.watch(root):
             self._missing_roots.discard(root)
             if catch_up:
@@ -275,6 +284,47 @@ class Daemon:
                     )
             self._missing_roots.add(root)
 
+    def _claimed_elsewhere(self, root: Path) -> bool:
+        """Claim ``root``'s library marker; True when a vpod of another database holds it
+        (logged once as ``library_claimed_elsewhere``): the root is then not watched."""
+        known = root in self.claims.held_elsewhere()
+        holder = self.claims.claim(root)
+        if holder is None:
+            return False
+        self._missing_roots.discard(root)
+        if not known:
+            self.log.error(
+                "library_claimed_elsewhere",
+                root=str(root),
+                holder=holder.describe(time.time()),
+                hint="two vpods with different databases on one folder would rewrite each other's files: "
+                "this one leaves it alone, and takes it over once the other stops",
+            )
+            self._record_claims()
+        return True
+
+    def _recheck_claims(self) -> None:
+        """Take up roots whose other vpod stopped (watched and walked); renew this vpod's
+        heartbeats; give up (unwatch) a root another vpod took meanwhile."""
+        changed = False
+        for root, marker in self.claims.held_elsewhere().items():
+            if root in self.roots and self.claims.claim(root) is None:
+                self.log.info("library_claimed", root=str(root), previous=marker.describe(time.time()))
+                self._watch_root(root, catch_up=True)
+                changed = True
+        for root, holder in self.claims.renew():
+            self.watches.unwatch(root)
+            self.log.error("library_claimed_elsewhere", root=str(root), holder=holder.describe(time.time()),
+                           hint="another vpod took this folder over; this one leaves it alone")
+            changed = True
+        if changed:
+            self._record_claims()
+
+    def _record_claims(self) -> None:
+        """Record the roots other vpods hold, for ``vpod status``."""
+        held = self._claimed_elsewhere_report()
+        self._record_state(self.state(), claimed_elsewhere=json.dumps(held) if held else None)
+
     def _root_deleted(self, root: Path, moved: bool = False) -> None:
         # Called from an observer thread (or the main loop): only record it; the main
         # loop unwatches, then re-watches whatever folder comes to have the path.
@@ -284,13 +334,14 @@ class Daemon:
 
     def _periodic_checks(self) -> None:
         """At most once per ``_ROOT_RECHECK_SECONDS``: dead threads, roots renamed away,
-        and files a killed ``vpod process`` left in progress."""
+        library markers, and files a killed ``vpod process`` left in progress."""
         now = time.monotonic()
         if now < self._next_identity_check:
             return
         self._next_identity_check = now + _ROOT_RECHECK_SECONDS
         self._dead_threads()  # logs thread_died even where no systemd watchdog asks
         self._check_displaced_roots()
+        self._recheck_claims()
         self._release_dead_process_rows()
 
     def _check_displaced_roots(self) -> None:
@@ -433,6 +484,7 @@ class Daemon:
             "workers": self.worker_count(),
             "active": self.active(),
             "unwatched_paths": self._unwatched_paths(),
+            "claimed_elsewhere": self._claimed_elsewhere_report(),
         }
         try:
             body["queue_depth"] = self.store.ping()
@@ -447,6 +499,13 @@ class Daemon:
             body.update(status="unhealthy", reason="thread_died", threads=dead)
             return False, body
         return True, body
+
+    def _claimed_elsewhere_report(self) -> list[dict[str, object]]:
+        claims = getattr(self, "claims", None)  # /health answers before the claims exist
+        if claims is None:
+            return []
+        now = time.time()
+        return [m.as_report(root, now) for root, m in sorted(claims.held_elsewhere().items())]
 
     def _unwatched_paths(self) -> list[str]:
         watches = getattr(self, "watches", None)  # /health answers before the observers exist
@@ -589,6 +648,7 @@ class Daemon:
             self.processor.options = replace(self.processor.options, roots=roots)
             for root in set(self.roots) - set(roots):
                 self.watches.unwatch(root)
+                self.claims.release(root)
                 self._missing_roots.discard(root)
             previous, self.roots = self.roots, roots
             for root in roots:
@@ -696,7 +756,8 @@ class Daemon:
             for thread in self._threads:
                 thread.join(5.0)
         self._close_batches(final=True)
-        self._record_state("stopped", stopped_at=time.time())
+        self.claims.release_all()  # nothing of ours runs any more: another vpod may take the folders
+        self._record_state("stopped", stopped_at=time.time(), claimed_elsewhere=None)
         if self.http is not None:
             self.http.close()
         self.pool.close()

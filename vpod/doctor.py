@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +20,7 @@ from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.errors import ToolError
 from vpod.media.tools import ToolRunner
+from vpod.watch.ownership import holds, read_marker
 
 # The oldest releases in Debian's supported distributions (bullseye: FFmpeg 4.3,
 # MKVToolNix 52). vpod relies on `ffprobe -of json -show_streams`, `mkvmerge -J` and
@@ -105,6 +108,33 @@ def check_watch_paths(config: VPOConfig) -> Iterator[Finding]:
             yield Finding(name, "ok", "readable and writable")
 
 
+def check_libraries(config: VPOConfig) -> Iterator[Finding]:
+    """Each watch root's library marker (:mod:`vpod.watch.ownership`): a folder a vpod
+    with another database holds is left alone by this one (``fail``). Its own marker is
+    recognized by the database path and host it names (doctor does not open the
+    database for this: as root it must not leave root-owned SQLite files)."""
+    host, now = socket.gethostname(), time.time()
+    for root in config.watch.paths:
+        found = read_marker(root)
+        if found is None:
+            continue
+        marker, locked = found
+        name = f"library {root}"
+        if marker is not None and marker.host == host and marker.database == str(config.database.path):
+            running = "its daemon runs" if locked else "no daemon runs now"
+            yield Finding(name, "ok", f"this database's library ({running})")
+        elif holds(marker, locked, database_id="", host=host, now=now):
+            who = marker.describe(now) if marker else "a running vpod (its marker is unreadable)"
+            yield Finding(
+                name, "fail",
+                f"held by {who}: this vpod leaves the folder alone while that one runs "
+                f"(two vpods with different databases would rewrite each other's files)",
+            )
+        else:
+            who = marker.describe(now) if marker else "an unreadable marker"
+            yield Finding(name, "ok", f"marked by {who}, which has ended; vpod takes it over")
+
+
 def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
     """Folders an inotify observer would watch: each root, plus its subfolders when recursive
     (symlinked folders are not followed, as the watcher does not follow them)."""
@@ -160,5 +190,6 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     if config is not None:
         findings.append(check_database(config))
         findings.extend(check_watch_paths(config))
+        findings.extend(check_libraries(config))
         findings.append(check_inotify(config))
     return findings

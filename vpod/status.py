@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +22,7 @@ class StatusReport:
     queue: QueueReport
     database: str
     taken_at: float
+    claimed_elsewhere: tuple[dict[str, Any], ...] = ()  # roots another vpod holds (while running)
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -54,6 +56,7 @@ class StatusReport:
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
             "last_failures": [asdict(f) for f in self.queue.last_failures],
+            "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
         }
 
 
@@ -63,9 +66,20 @@ def read_status(store: SqliteStore, *, batches: int = 5, failures: int = 10) -> 
     Raises:
         DatabaseError / DatabaseBusy: the database cannot be read.
     """
-    record = DaemonRecord.from_info(store.daemon_info())
+    info = store.daemon_info()
+    record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
-    return StatusReport(record, report, str(store.pool.path), time.time())
+    return StatusReport(record, report, str(store.pool.path), time.time(), _claimed_elsewhere(info))
+
+
+def _claimed_elsewhere(info: dict[str, str]) -> tuple[dict[str, Any], ...]:
+    """The roots the daemon leaves to another vpod (``claimed_elsewhere``, JSON, written by
+    the daemon; see :mod:`vpod.watch.ownership`)."""
+    try:
+        held = json.loads(info.get("claimed_elsewhere") or "[]")
+    except ValueError:
+        return ()
+    return tuple(h for h in held if isinstance(h, dict)) if isinstance(held, list) else ()
 
 
 def format_status(status: StatusReport) -> str:
@@ -81,6 +95,11 @@ def format_status(status: StatusReport) -> str:
     if d.state == "paused":
         lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
         lines.append("  run `vpod resume` to go on")
+    for held in status.claimed_elsewhere if d.running else ():
+        lines.append(
+            f"not watched: {one_line(str(held.get('root')))} is the library of the vpod of database "
+            f"{one_line(str(held.get('database')))} (pid {held.get('pid')} on {one_line(str(held.get('host')))})"
+        )
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
     for f in q.in_progress:

@@ -67,6 +67,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE files ADD COLUMN policy_digest TEXT
     """,
+    # 4: a random identity of this database, written into the marker (.vpod-library) of
+    # each watched folder, so that a vpod with another database leaves the folder alone.
+    """
+    CREATE TABLE identity (database_id TEXT NOT NULL);
+    INSERT INTO identity (database_id) VALUES (lower(hex(randomblob(16))))
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
