@@ -346,7 +346,8 @@ class Daemon:
 
     def _check_displaced_roots(self) -> None:
         """A root whose path no longer names the watched folder: a re-pointed symlink is
-        watched at its new folder at once, which is walked for files already there;
+        watched at its new folder at once (its library marker moves along), which is
+        walked for files already there;
         anything else (renamed away, replaced by a rename, an ancestor renamed) is
         treated like a deleted root: its observer follows the old folder, so it is
         stopped and the path is watched anew. One stat(2) per inotify root."""
@@ -354,7 +355,11 @@ class Daemon:
             if root in self._missing_roots:
                 continue
             if self.watches.repoint(root):
-                self.scanner.request(root, root, catch_up=True)
+                self.claims.release(root)  # the marker stays with the old folder: removed
+                if self._claimed_elsewhere(root):
+                    self.watches.unwatch(root)
+                else:
+                    self.scanner.request(root, root, catch_up=True)
             else:
                 self._root_deleted(root, moved=True)
 

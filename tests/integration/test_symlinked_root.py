@@ -44,6 +44,8 @@ def test_symlinked_root_is_watched_at_its_target_and_follows_a_repointed_link(tm
     shutil.copyfile(jpn_eng_mkv, second / "c.mkv")
     daemon.wait_for("file_processed", path=str(link / "c.mkv"), success=True)
     assert default_audio_languages(second / "c.mkv") == ["eng"]
+    # The library marker moved along with the watch.
+    assert (second / ".vpod-library").exists() and not (first / ".vpod-library").exists()
     assert daemon.stop() == 0
 
     # One library, identified by the configured path: the first folder's rows are kept.

@@ -274,6 +274,7 @@ class LibraryClaims:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._held: dict[Path, tuple[int, float]] = {}  # root -> (locked fd, last heartbeat)
+        self._written: dict[Path, Path] = {}  # root -> the marker's real path (a symlinked root may move)
         self._elsewhere: dict[Path, Marker] = {}
         self._elsewhere_lock = threading.Lock()  # read by worker threads and /health
         self.log = structlog.get_logger("vpod")
@@ -342,6 +343,7 @@ class LibraryClaims:
                 os.close(fd)
                 return holder
             self._held[root] = (fd, now)
+            self._written[root] = Path(os.path.realpath(root)) / MARKER_NAME
             if self._still_named(root):
                 return None
             self._drop(root)
@@ -399,10 +401,11 @@ class LibraryClaims:
         ``released`` first, for a vpod that opened it just before) and the lock dropped,
         so another vpod may take the folder at once and nothing is left in it."""
         held = self._held.get(root)
-        if held is not None and self._still_named(root):
+        written = self._written.get(root, root / MARKER_NAME)  # where it was written, if the link moved
+        if held is not None and self._still_named(root, written):
             try:
                 self._write(held[0], self.clock(), released=True)
-                os.unlink(root / MARKER_NAME)
+                os.unlink(written)
             except OSError:
                 pass  # the lock still goes: on this host that frees the library
         self._drop(root)
@@ -414,17 +417,19 @@ class LibraryClaims:
         for root in list(self._held) + list(self.held_elsewhere()):
             self.release(root)
 
-    def _still_named(self, root: Path) -> bool:
-        """True while the marker path of a held ``root`` names the file this vpod locked."""
+    def _still_named(self, root: Path, path: Path | None = None) -> bool:
+        """True while ``path`` (default: the marker path of ``root``) names the file this
+        vpod locked for ``root``."""
         try:
             ours = os.fstat(self._held[root][0])
-            named = os.stat(root / MARKER_NAME, follow_symlinks=False)
+            named = os.stat(path or root / MARKER_NAME, follow_symlinks=False)
         except (OSError, KeyError):
             return False
         return (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino)
 
     def _drop(self, root: Path) -> None:
         held = self._held.pop(root, None)
+        self._written.pop(root, None)
         if held is not None:
             os.close(held[0])  # closing the last descriptor drops the flock
 
