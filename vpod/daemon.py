@@ -113,6 +113,7 @@ class Daemon:
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._threads: list[threading.Thread] = []
         self._essential: list[threading.Thread] = []  # threads that must run until stop
+        self._claims_recorded = -1  # LibraryClaims.changes last written to the database
         self._workers_lock = threading.Lock()
         self.workers: list[Worker] = []
         self._target_workers = 0
@@ -216,7 +217,8 @@ class Daemon:
             resume_requested_at=None,
             stopped_at=None,
         )
-        self._record_claims()  # also clears what a crashed run left
+        self._claims_recorded = -1  # written now in any case: clears what a crashed run left
+        self._record_claims()
         self.log.info(
             "daemon_started",
             version=__version__,
@@ -286,44 +288,28 @@ class Daemon:
 
     def _claimed_elsewhere(self, root: Path) -> bool:
         """Claim ``root``'s library marker; True when a vpod of another database holds it
-        (logged once as ``library_claimed_elsewhere``): the root is then not watched."""
-        known = root in self.claims.held_elsewhere()
-        holder = self.claims.claim(root)
-        if holder is None:
+        (logged by the claims): the root is then not watched."""
+        if self.claims.claim(root) is None:
             return False
         self._missing_roots.discard(root)
-        if not known:
-            self.log.error(
-                "library_claimed_elsewhere",
-                root=str(root),
-                holder=holder.describe(time.time()),
-                hint="two vpods with different databases on one folder would rewrite each other's files: "
-                "this one leaves it alone, and takes it over once the other stops",
-            )
-            self._record_claims()
+        self._record_claims()
         return True
 
     def _recheck_claims(self) -> None:
         """Take up roots whose other vpod stopped (watched and walked); renew this vpod's
-        heartbeats; give up (unwatch) a root another vpod took meanwhile."""
-        changed = False
-        for root, marker in self.claims.held_elsewhere().items():
-            if root in self.roots and self.claims.claim(root) is None:
-                self.log.info("library_claimed", root=str(root), previous=marker.describe(time.time()))
-                self._watch_root(root, catch_up=True)
-                changed = True
-        for root, holder in self.claims.renew():
+        heartbeats; stop watching a root another vpod took meanwhile."""
+        for root in self.claims.retake(self.roots):
+            self._watch_root(root, catch_up=True)
+        for root in self.claims.renew():
             self.watches.unwatch(root)
-            self.log.error("library_claimed_elsewhere", root=str(root), holder=holder.describe(time.time()),
-                           hint="another vpod took this folder over; this one leaves it alone")
-            changed = True
-        if changed:
-            self._record_claims()
+        self._record_claims()
 
     def _record_claims(self) -> None:
-        """Record the roots other vpods hold, for ``vpod status``."""
-        held = self._claimed_elsewhere_report()
-        self._record_state(self.state(), claimed_elsewhere=json.dumps(held) if held else None)
+        """Record the roots other vpods hold, for ``vpod status``, when that changed."""
+        if self.claims.changes != self._claims_recorded:
+            self._claims_recorded = self.claims.changes
+            held = self.claims.report()
+            self._record_state(self.state(), claimed_elsewhere=json.dumps(held) if held else None)
 
     def _root_deleted(self, root: Path, moved: bool = False) -> None:
         # Called from an observer thread (or the main loop): only record it; the main
@@ -478,9 +464,11 @@ class Daemon:
     def health(self) -> tuple[bool, dict[str, object]]:
         """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, when the
         database cannot be read, or when a thread died (``reason = "thread_died"``,
-        ``threads`` names them: a watch root's observer among them leaves that root unheard). ``unwatched_paths`` lists configured folders not watched
-        now (missing, deleted or moved away; watched again when a folder has the path);
-        they do not make the daemon unhealthy: a restart would not bring them back."""
+        ``threads`` names them: a watch root's observer among them leaves that root
+        unheard). ``unwatched_paths`` lists configured folders not watched now (missing,
+        deleted or moved away, or held by another vpod: ``claimed_elsewhere``; watched
+        again when a folder has the path or the other vpod stops); they do not make the
+        daemon unhealthy: a restart would not bring them back."""
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -489,7 +477,8 @@ class Daemon:
             "workers": self.worker_count(),
             "active": self.active(),
             "unwatched_paths": self._unwatched_paths(),
-            "claimed_elsewhere": self._claimed_elsewhere_report(),
+            # /health answers before the claims exist
+            "claimed_elsewhere": self.claims.report() if hasattr(self, "claims") else [],
         }
         try:
             body["queue_depth"] = self.store.ping()
@@ -504,13 +493,6 @@ class Daemon:
             body.update(status="unhealthy", reason="thread_died", threads=dead)
             return False, body
         return True, body
-
-    def _claimed_elsewhere_report(self) -> list[dict[str, object]]:
-        claims = getattr(self, "claims", None)  # /health answers before the claims exist
-        if claims is None:
-            return []
-        now = time.time()
-        return [m.as_report(root, now) for root, m in sorted(claims.held_elsewhere().items())]
 
     def _unwatched_paths(self) -> list[str]:
         watches = getattr(self, "watches", None)  # /health answers before the observers exist

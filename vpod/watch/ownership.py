@@ -277,12 +277,18 @@ class LibraryClaims:
         self._written: dict[Path, Path] = {}  # root -> the marker's real path (a symlinked root may move)
         self._elsewhere: dict[Path, Marker] = {}
         self._elsewhere_lock = threading.Lock()  # read by worker threads and /health
+        self.changes = 0  # counts changes of held_elsewhere(), so callers record it only then
         self.log = structlog.get_logger("vpod")
 
     def held_elsewhere(self) -> dict[Path, Marker]:
         """Roots another database's vpod holds, with its marker (as last read). Any thread."""
         with self._elsewhere_lock:
             return dict(self._elsewhere)
+
+    def report(self) -> list[dict[str, object]]:
+        """:meth:`held_elsewhere` as JSON-friendly data (``/health``, ``vpod status``)."""
+        now = self.clock()
+        return [marker.as_report(root, now) for root, marker in sorted(self.held_elsewhere().items())]
 
     def refusal(self, path: Path) -> str | None:
         """Why the file ``path`` must be left alone (it lies in a root another vpod
@@ -302,9 +308,10 @@ class LibraryClaims:
         folder: then there is nothing to protect or nothing vpod could change). With
         ``read_only``, only looks.
 
-        Logs ``library_claim_taken_over`` (warning) when a marker of another database is
-        replaced because its owner is gone, ``library_marker_not_written`` (warning)
-        when the marker cannot be written.
+        Logs ``library_claimed_elsewhere`` (error) when another vpod holds a root that
+        was not known to be held, ``library_claim_taken_over`` (warning) when a marker
+        of another database is replaced because its owner is gone,
+        ``library_marker_not_written`` (warning) when the marker cannot be written.
         """
         if root in self._held:
             if self._still_named(root):
@@ -315,11 +322,32 @@ class LibraryClaims:
         else:
             holder = self._claim(root)
         with self._elsewhere_lock:
+            known = self._elsewhere.get(root)
             if holder is None:
                 self._elsewhere.pop(root, None)
             else:
                 self._elsewhere[root] = holder
+        if (known is None) != (holder is None):
+            self.changes += 1
+        if holder is not None and (known is None or known.database_id != holder.database_id):
+            self.log.error(
+                "library_claimed_elsewhere",
+                root=str(root),
+                holder=holder.describe(self.clock()),
+                hint="two vpods with different databases on one folder would rewrite each other's files: "
+                "this one leaves the folder alone, and takes it over once the other stops",
+            )
         return holder
+
+    def retake(self, roots: tuple[Path, ...]) -> list[Path]:
+        """Claim again each of ``roots`` that another vpod held; returns those now this
+        vpod's (their holder stopped: logged as ``library_claimed``)."""
+        freed = []
+        for root, marker in self.held_elsewhere().items():
+            if root in roots and self.claim(root) is None:
+                self.log.info("library_claimed", root=str(root), previous=marker.describe(self.clock()))
+                freed.append(root)
+        return freed
 
     def _claim(self, root: Path) -> Marker | None:
         """Open, lock and write the marker of ``root``; the holder's marker when it is not ours."""
@@ -374,12 +402,12 @@ class LibraryClaims:
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
 
-    def renew(self) -> list[tuple[Path, Marker]]:
+    def renew(self) -> list[Path]:
         """Renew the heartbeat of each held marker that is due. A marker deleted or
         replaced meanwhile is claimed again; the roots another vpod took meanwhile are
-        returned with its marker (the caller stops working there)."""
+        returned (logged by :meth:`claim`; the caller stops working there)."""
         now = self.clock()
-        lost: list[tuple[Path, Marker]] = []
+        lost: list[Path] = []
         for root, (fd, last) in list(self._held.items()):
             if now - last < self.heartbeat_seconds:
                 continue
@@ -391,9 +419,8 @@ class LibraryClaims:
                     self.log.warning("library_marker_not_written", root=str(root), error=str(exc))
                 continue
             self._drop(root)  # removed or replaced: claim it anew
-            holder = self.claim(root)
-            if holder is not None:
-                lost.append((root, holder))
+            if self.claim(root) is not None:
+                lost.append(root)
         return lost
 
     def release(self, root: Path) -> None:
@@ -410,7 +437,8 @@ class LibraryClaims:
                 pass  # the lock still goes: on this host that frees the library
         self._drop(root)
         with self._elsewhere_lock:
-            self._elsewhere.pop(root, None)
+            if self._elsewhere.pop(root, None) is not None:
+                self.changes += 1
 
     def release_all(self) -> None:
         """:meth:`release` every root (at shutdown)."""
