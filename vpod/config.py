@@ -31,6 +31,7 @@ from vpod.tomlschema import (
     setting,
     tomllib,
 )
+from vpod.watch.roots import overlapping_roots
 
 CONFIG_ENV = "VPOD_CONFIG"
 DEFAULT_HOME = Path("~/.vpo")
@@ -181,7 +182,8 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
     """Build a :class:`VPOConfig` from parsed TOML.
 
     Raises:
-        ConfigError: unknown section or key, wrong type, or a value out of range.
+        ConfigError: unknown section or key, wrong type, a value out of range, or watch
+            roots that overlap (the same folder twice, or one inside a recursive one).
     """
     base_dir = source.parent if source else None
     sections: dict[str, Any] = {}
@@ -200,7 +202,19 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
         else:
             known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy"))
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
-    return VPOConfig(**sections, allow_root=allow_root, source=source)
+    config = VPOConfig(**sections, allow_root=allow_root, source=source)
+    _refuse_overlapping_roots(config.watch, source)
+    return config
+
+
+def _refuse_overlapping_roots(watch: WatchConfig, source: Path | None) -> None:
+    """One folder, one root: two paths reaching the same folder (by device and inode:
+    a bind mount, a symlink) or, when recursive, one inside another, would give a file
+    one job per root. Refused rather than merged, so the config says what is watched
+    and under which path the files are recorded. Only roots that exist are compared."""
+    overlaps = overlapping_roots(watch.paths, recursive=watch.recursive)
+    if overlaps:
+        raise ConfigError(source, "[watch] paths", "; ".join(o.describe() for o in overlaps))
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> VPOConfig:

@@ -63,6 +63,7 @@ from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake, root_of
 from vpod.watch.observers import WatchManager
+from vpod.watch.ownership import LibraryClaims
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
 from vpod.worker import Worker
@@ -113,6 +114,8 @@ class Daemon:
         self._active_lock = threading.Lock()
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._threads: list[threading.Thread] = []
+        self._essential: list[threading.Thread] = []  # threads that must run until stop
+        self._claims_recorded = -1  # LibraryClaims.changes last written to the database
         self._workers_lock = threading.Lock()
         self.workers: list[Worker] = []
         self._target_workers = 0
@@ -152,10 +155,14 @@ class Daemon:
             self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
+        self.claims = LibraryClaims(self.store.database_id(), cfg.database.path, read_only=self.dry_run)
         self.runner = ToolRunner(ToolLimits.from_config(cfg.processing))
         self.processor = FileProcessor(
             self.runner,
-            PipelineOptions(roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run),
+            PipelineOptions(
+                roots=self.roots, follow_symlinks=cfg.watch.follow_symlinks, dry_run=self.dry_run,
+                refusal=self.claims.refusal,
+            ),
             self.store,
         )
         self.job_runner = JobRunner(
@@ -215,6 +222,8 @@ class Daemon:
             resume_requested_at=None,
             stopped_at=None,
         )
+        self._claims_recorded = -1  # written now in any case: clears what a crashed run left
+        self._record_claims()
         self.log.info(
             "daemon_started",
             version=__version__,
@@ -260,9 +269,12 @@ class Daemon:
             self.stabilizer,
             walk_folder=lambda r, folder: self.scanner.request(r, folder),
             on_root_deleted=self._root_deleted,
+            events_lost=self.scanner.rescan,
         )
 
     def _watch_root(self, root: Path, *, catch_up: bool) -> None:
+        if self._claimed_elsewhere(root):
+            return
         if self.watches.watch(root):
             self._missing_roots.discard(root)
             if catch_up:
@@ -279,6 +291,31 @@ class Daemon:
                     )
             self._missing_roots.add(root)
 
+    def _claimed_elsewhere(self, root: Path) -> bool:
+        """Claim ``root``'s library marker; True when a vpod of another database holds it
+        (logged by the claims): the root is then not watched."""
+        if self.claims.claim(root) is None:
+            return False
+        self._missing_roots.discard(root)
+        self._record_claims()
+        return True
+
+    def _recheck_claims(self) -> None:
+        """Take up roots whose other vpod stopped (watched and walked); renew this vpod's
+        heartbeats; stop watching a root another vpod took meanwhile."""
+        for root in self.claims.retake(self.roots):
+            self._watch_root(root, catch_up=True)
+        for root in self.claims.renew():
+            self.watches.unwatch(root)
+        self._record_claims()
+
+    def _record_claims(self) -> None:
+        """Record the roots other vpods hold, for ``vpod status``, when that changed."""
+        if self.claims.changes != self._claims_recorded:
+            self._claims_recorded = self.claims.changes
+            held = self.claims.report()
+            self._record_state(self.state(), claimed_elsewhere=json.dumps(held) if held else None)
+
     def _root_deleted(self, root: Path, moved: bool = False) -> None:
         # Called from an observer thread (or the main loop): only record it; the main
         # loop unwatches, then re-watches whatever folder comes to have the path.
@@ -287,22 +324,34 @@ class Daemon:
         self.wake()
 
     def _periodic_checks(self) -> None:
-        """At most once per ``_ROOT_RECHECK_SECONDS``: roots renamed away, and files a
-        killed ``vpod process`` left in progress."""
+        """At most once per ``_ROOT_RECHECK_SECONDS``: dead threads, roots renamed away,
+        library markers, and files a killed ``vpod process`` left in progress."""
         now = time.monotonic()
         if now < self._next_identity_check:
             return
         self._next_identity_check = now + _ROOT_RECHECK_SECONDS
+        self._dead_threads()  # logs thread_died even where no systemd watchdog asks
         self._check_displaced_roots()
+        self._recheck_claims()
         self._release_dead_process_rows()
 
     def _check_displaced_roots(self) -> None:
-        """Treat an inotify root whose path no longer names the watched folder (renamed
-        away, replaced by a rename, an ancestor renamed) like a deleted one: its observer
-        follows the old folder, so it is stopped and the path is watched anew. One
-        stat(2) per inotify root."""
+        """A root whose path no longer names the watched folder: a re-pointed symlink is
+        watched at its new folder at once (its library marker moves along), which is
+        walked for files already there;
+        anything else (renamed away, replaced by a rename, an ancestor renamed) is
+        treated like a deleted root: its observer follows the old folder, so it is
+        stopped and the path is watched anew. One stat(2) per inotify root."""
         for root in self.watches.displaced():
-            if root not in self._missing_roots:
+            if root in self._missing_roots:
+                continue
+            if self.watches.repoint(root):
+                self.claims.release(root)  # the marker stays with the old folder: removed
+                if self._claimed_elsewhere(root):
+                    self.watches.unwatch(root)
+                else:
+                    self.scanner.request(root, root, catch_up=True)
+            else:
                 self._root_deleted(root, moved=True)
 
     def _release_dead_process_rows(self) -> None:
@@ -415,10 +464,13 @@ class Daemon:
         self._status_changed()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, or when the
-        database cannot be read. ``unwatched_paths`` lists configured folders not watched
-        now (missing, deleted or moved away; watched again when a folder has the path);
-        they do not make the daemon unhealthy: a restart would not bring them back."""
+        """``(healthy, body)`` for ``/health``: unhealthy while paused, stopping, when the
+        database cannot be read, or when a thread died (``reason = "thread_died"``,
+        ``threads`` names them: a watch root's observer among them leaves that root
+        unheard). ``unwatched_paths`` lists configured folders not watched now (missing,
+        deleted or moved away, or held by another vpod: ``claimed_elsewhere``; watched
+        again when a folder has the path or the other vpod stops); they do not make the
+        daemon unhealthy: a restart would not bring them back."""
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -427,6 +479,8 @@ class Daemon:
             "workers": self.worker_count(),
             "active": self.active(),
             "unwatched_paths": self._unwatched_paths(),
+            # /health answers before the claims exist
+            "claimed_elsewhere": self.claims.report() if hasattr(self, "claims") else [],
         }
         try:
             body["queue_depth"] = self.store.ping()
@@ -435,6 +489,10 @@ class Daemon:
             return False, body
         if body["state"] != "running":
             body.update(status="unhealthy", reason=body["state"])
+            return False, body
+        dead = self._dead_threads()
+        if dead:
+            body.update(status="unhealthy", reason="thread_died", threads=dead)
             return False, body
         return True, body
 
@@ -510,9 +568,15 @@ class Daemon:
             self._next_watchdog = now + interval
 
     def _dead_threads(self) -> list[str]:
+        """Names of threads that should run and do not: vpod's own, and the observers of
+        watched roots (a dead observer leaves its root unheard); each is logged once
+        (``thread_died``)."""
         with self._workers_lock:
             threads = self._essential + [w.thread for w in self.workers if w.thread is not None]
         dead = [t.name for t in threads if not t.is_alive()]
+        watches = getattr(self, "watches", None)  # /health answers before the observers exist
+        if watches is not None:
+            dead += watches.dead_observers()
         for name in set(dead) - self._dead_reported:
             self.log.error("thread_died", thread=name, hint="systemd's watchdog will restart vpod")
         self._dead_reported.update(dead)
@@ -587,6 +651,7 @@ class Daemon:
             self.processor.options = replace(self.processor.options, roots=roots)
             for root in set(self.roots) - set(roots):
                 self.watches.unwatch(root)
+                self.claims.release(root)
                 self._missing_roots.discard(root)
             previous, self.roots = self.roots, roots
             for root in roots:
@@ -707,7 +772,8 @@ class Daemon:
             for thread in self._threads:
                 thread.join(5.0)
         self._close_batches(final=True)
-        self._record_state("stopped", stopped_at=time.time())
+        self.claims.release_all()  # nothing of ours runs any more: another vpod may take the folders
+        self._record_state("stopped", stopped_at=time.time(), claimed_elsewhere=None)
         if self.http is not None:
             self.http.close()
         self.pool.close()

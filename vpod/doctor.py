@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +21,7 @@ from vpod.db.sqlite_store import SqliteStore
 from vpod.errors import ToolError
 from vpod.media.tools import ToolRunner
 from vpod.writability import sandbox_refusal, why_not_writable
+from vpod.watch.ownership import holds, read_marker
 
 # The oldest releases in Debian's supported distributions (bullseye: FFmpeg 4.3,
 # MKVToolNix 52). vpod relies on `ffprobe -of json -show_streams`, `mkvmerge -J` and
@@ -138,6 +141,31 @@ def check_service_sandbox(config: VPOConfig, runner: ToolRunner, unit: str = SER
         yield Finding(f"sandbox {root}", "warn", sandbox_refusal(f"the folder {root}", unit, root).sentence())
     if not outside:
         yield Finding("sandbox", "ok", f"{unit}: every watch folder is in its ReadWritePaths= or StateDirectory=")
+def check_libraries(config: VPOConfig) -> Iterator[Finding]:
+    """Each watch root's library marker (:mod:`vpod.watch.ownership`): a folder a vpod
+    with another database holds is left alone by this one (``fail``). Its own marker is
+    recognized by the database path and host it names (doctor does not open the
+    database for this: as root it must not leave root-owned SQLite files)."""
+    host, now = socket.gethostname(), time.time()
+    for root in config.watch.paths:
+        found = read_marker(root)
+        if found is None:
+            continue
+        marker, locked = found
+        name = f"library {root}"
+        if marker is not None and marker.host == host and marker.database == str(config.database.path):
+            running = "its daemon runs" if locked else "no daemon runs now"
+            yield Finding(name, "ok", f"this database's library ({running})")
+        elif holds(marker, locked, database_id="", host=host, now=now):
+            who = marker.describe(now) if marker else "a running vpod (its marker is unreadable)"
+            yield Finding(
+                name, "fail",
+                f"held by {who}: this vpod leaves the folder alone while that one runs "
+                f"(two vpods with different databases would rewrite each other's files)",
+            )
+        else:
+            who = marker.describe(now) if marker else "an unreadable marker"
+            yield Finding(name, "ok", f"marked by {who}, which has ended; vpod takes it over")
 
 
 def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
@@ -157,7 +185,9 @@ def count_folders(roots: tuple[Path, ...], *, recursive: bool) -> int:
 
 def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
     """inotify limits (inotify(7), "/proc interfaces") against the folders to watch: one
-    watch per folder, one inotify instance per root."""
+    watch per folder, one inotify instance per root; and the queue length
+    ``max_queued_events``, shown (events beyond it are lost; vpod then walks the roots
+    again, ``watch_events_lost``)."""
     if config.watch.observer == "polling":
         return Finding("inotify", "ok", "not used (observer = polling)")
     try:
@@ -165,9 +195,16 @@ def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
         instances = int((sysctl / "max_user_instances").read_text())
     except (OSError, ValueError):
         return Finding("inotify", "warn", f"cannot read {sysctl}: limits unknown")
+    try:
+        queued: object = int((sysctl / "max_queued_events").read_text())
+    except (OSError, ValueError):
+        queued = "unknown"
     folders = count_folders(config.watch.paths, recursive=config.watch.recursive)
     roots = len(config.watch.paths)
-    detail = f"{folders} folders to watch, fs.inotify.max_user_watches = {watches}; {roots} roots, max_user_instances = {instances}"
+    detail = (
+        f"{folders} folders to watch, fs.inotify.max_user_watches = {watches}; {roots} roots, max_user_instances = {instances}; "
+        f"fs.inotify.max_queued_events = {queued} (events beyond it are lost and the roots walked again)"
+    )
     if folders > watches or roots > instances:
         return Finding(
             "inotify",
@@ -186,6 +223,7 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     if config is not None:
         findings.append(check_database(config))
         findings.extend(check_watch_paths(config))
+        findings.extend(check_libraries(config))
         findings.append(check_inotify(config))
         findings.extend(check_service_sandbox(config, runner))
     return findings

@@ -63,12 +63,16 @@ class PipelineOptions:
         dry_run: plan only; never write a media file. A plan the run could not apply
             (:func:`obstacle`) is reported as the run would report it.
         wait_for_lock: wait for another process's lock instead of failing with ``locked``.
+        refusal: says why a file must be left alone because it lies in the library of a
+            vpod with another database (:mod:`vpod.watch.ownership`), or ``None``; such
+            a file is skipped (``claimed_elsewhere``) before it is opened.
     """
 
     roots: tuple[Path, ...]
     follow_symlinks: bool = False
     dry_run: bool = False
     wait_for_lock: bool = False
+    refusal: Callable[[Path], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,9 @@ class FileProcessor:
 
         fingerprint_before = None
         try:
+            refusal = self.options.refusal(path) if self.options.refusal else None
+            if refusal:
+                raise Skip(refusal, "claimed_elsewhere")
             with open_for_processing(
                 path,
                 self.options.roots,

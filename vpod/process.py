@@ -44,6 +44,7 @@ from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets
 from vpod.tempfiles import log_sweep, sweep_temps
+from vpod.watch.ownership import MarkerLookup
 
 WORKER_PREFIX = "process-"
 """Worker threads are named ``process-<pid>_<n>``; the Store records that name."""
@@ -347,7 +348,9 @@ def run_process(
             swept = [display_path(p) for p in sweep.removed]
         runner = ToolRunner(ToolLimits.from_config(config.processing))
         options = PipelineOptions(
-            roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True
+            roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True,
+            # Files in the library of a running vpod with another database are skipped.
+            refusal=MarkerLookup(store.database_id()).refusal,
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         job_runner = JobRunner(store, FileProcessor(runner, options, store), max_attempts=1, stop=give_up)

@@ -26,7 +26,7 @@ from vpod.errors import MediaError
 from vpod.watch.writers import has_writer
 
 
-_WORTH_ANOTHER_LOOK = frozenset({"vanished", "source_changed"})
+_WORTH_ANOTHER_LOOK = frozenset({"vanished", "source_changed", "claimed_elsewhere"})
 _REOPEN_ATTEMPTS = 5  # times a waited-for file may turn out replaced before vpod gives up
 
 
@@ -35,7 +35,8 @@ class Skip(MediaError):
 
     def __init__(self, message: str, reason: str) -> None:
         # A file that vanished may come back with the same bytes, and one that changed
-        # under vpod has new bytes: both are worth a new look.
+        # under vpod has new bytes: both are worth a new look; so is one in another
+        # vpod's library, once this vpod takes the library over.
         super().__init__(message, reason=reason, permanent=reason not in _WORTH_ANOTHER_LOOK)
 
 

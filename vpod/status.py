@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ class StatusReport:
     taken_at: float
     config_error: str | None = None
     gone: frozenset[str] = field(default=frozenset())
+    claimed_elsewhere: tuple[dict[str, Any], ...] = ()  # roots another vpod holds (while running)
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -72,6 +74,7 @@ class StatusReport:
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
             "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
+            "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
         }
 
 
@@ -83,10 +86,13 @@ def read_status(
     Raises:
         DatabaseError / DatabaseBusy: the database cannot be read.
     """
-    record = DaemonRecord.from_info(store.daemon_info())
+    info = store.daemon_info()
+    record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
-    return StatusReport(record, report, str(store.pool.path), time.time(), config_error, gone)
+    return StatusReport(
+        record, report, str(store.pool.path), time.time(), config_error, gone, _claimed_elsewhere(info)
+    )
 
 
 def is_gone(shown: str) -> bool:
@@ -102,6 +108,16 @@ def is_gone(shown: str) -> bool:
     except OSError as exc:
         return exc.errno in (errno.ENOENT, errno.ENOTDIR)
     return False
+
+
+def _claimed_elsewhere(info: dict[str, str]) -> tuple[dict[str, Any], ...]:
+    """The roots the daemon leaves to another vpod (``claimed_elsewhere``, JSON, written by
+    the daemon; see :mod:`vpod.watch.ownership`)."""
+    try:
+        held = json.loads(info.get("claimed_elsewhere") or "[]")
+    except ValueError:
+        return ()
+    return tuple(h for h in held if isinstance(h, dict)) if isinstance(held, list) else ()
 
 
 def format_status(status: StatusReport) -> str:
@@ -126,6 +142,11 @@ def format_status(status: StatusReport) -> str:
     if d.state == "paused":
         lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
         lines.append("  run `vpod resume` to go on")
+    for held in status.claimed_elsewhere if d.running else ():
+        lines.append(
+            f"not watched: {one_line(str(held.get('root')))} is the library of the vpod of database "
+            f"{one_line(str(held.get('database')))} (pid {held.get('pid')} on {one_line(str(held.get('host')))})"
+        )
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
     for f in q.in_progress:

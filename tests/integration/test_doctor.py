@@ -109,6 +109,15 @@ def test_inotify_limit_lower_than_the_folders_warns(tmp_path):
     assert check_inotify(config, sysctl).level == "ok"
 
 
+def test_inotify_queue_length_is_shown(tmp_path):
+    # the kernel's own values: max_queued_events is readable wherever /proc is
+    root = tmp_path / "library"
+    root.mkdir()
+    queued = Path("/proc/sys/fs/inotify/max_queued_events").read_text().strip()
+    finding = check_inotify(VPOConfig(watch=WatchConfig(paths=(root,))))
+    assert f"fs.inotify.max_queued_events = {queued}" in finding.detail
+
+
 def test_parse_version_forms():
     assert parse_version("ffprobe version 5.1.9-0+deb12u1 Copyright (c) 2007-2026") == (5, 1, 9)
     assert parse_version("ffmpeg version n6.1 Copyright") == (6, 1)

@@ -191,3 +191,26 @@ def test_fallback_database_path_reads_only_the_database_table(tmp_path):
     config.write_text("[database]\npath = 5\n")
     assert fallback_database_path(config) is None
     assert fallback_database_path(tmp_path / "missing.toml") is None
+def test_overlapping_watch_roots_are_refused_by_the_folders_they_name(tmp_path):
+    library = tmp_path / "library"
+    (library / "new").mkdir(parents=True)
+    (tmp_path / "alias").symlink_to(library)
+    (tmp_path / "other").mkdir()
+
+    def load(paths, **watch):
+        return config_from_data({"watch": {"paths": [str(p) for p in paths], **watch}}, source=tmp_path / "c.toml")
+
+    with pytest.raises(ConfigError) as nested:
+        load([library, library / "new"])
+    assert nested.value.key == "[watch] paths"
+    assert f"{library / 'new'} is inside {library}" in nested.value.reason
+    with pytest.raises(ConfigError) as nested_reversed:
+        load([library / "new", library])
+    assert f"{library / 'new'} is inside {library}" in nested_reversed.value.reason
+    with pytest.raises(ConfigError) as alias:
+        load([library, tmp_path / "alias"])
+    assert f"{tmp_path / 'alias'} is the same folder as {library}" in alias.value.reason
+    # Not recursive: the subfolder's files are not the folder's.
+    assert load([library, library / "new"], recursive=False).watch.paths == (library, library / "new")
+    # Apart, or missing (nothing to compare yet): fine.
+    load([library, tmp_path / "other", tmp_path / "missing", tmp_path / "missing" / "x"])

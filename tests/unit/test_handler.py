@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
 from watchdog.events import DirDeletedEvent, DirMovedEvent
 
 from vpod.watch.handler import WatchEventHandler
+from vpod.watch.observers import WatchManager
 
 
 class _Stabilizer:
@@ -56,3 +59,48 @@ def test_subfolder_moved_within_root_is_walked(tmp_path):
     handler, gone, walked = _handler(tmp_path)
     handler.dispatch(DirMovedEvent(str(tmp_path / "a"), str(tmp_path / "b")))
     assert gone == [] and walked == [tmp_path / "b"]
+
+
+class _FailingStabilizer:
+    """Raises for one file name (a bug somewhere behind the handler), records the rest."""
+
+    def __init__(self, bad_name: str) -> None:
+        self.bad_name = bad_name
+        self.notified: list[Path] = []
+
+    def notify(self, path: Path) -> None:
+        if path.name == self.bad_name:
+            raise RuntimeError(f"injected failure for {path}")
+        self.notified.append(path)
+
+    def forget(self, path: Path) -> None:
+        pass
+
+
+def test_a_failing_event_is_logged_and_the_observer_thread_goes_on(tmp_path):
+    # A real inotify observer and the real handler; only the stabilizer is a stand-in,
+    # one that fails for one file the way a bug would.
+    stabilizer = _FailingStabilizer("boom.mkv")
+    manager = WatchManager(
+        lambda root: WatchEventHandler(
+            root, _Filter(), stabilizer, walk_folder=lambda r, f: None, on_root_deleted=lambda r, m: None  # type: ignore[arg-type]
+        ),
+        observer="inotify", poll_interval_seconds=1.0, recursive=True,
+    )
+    with capture_logs() as logs:
+        assert manager.watch(tmp_path)
+        try:
+            (tmp_path / "boom.mkv").write_bytes(b"x")
+            deadline = time.monotonic() + 10
+            while not any(e["event"] == "watch_handler_error" for e in logs) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            (tmp_path / "after.mkv").write_bytes(b"y")
+            while tmp_path / "after.mkv" not in stabilizer.notified and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert manager.dead_observers() == []
+        finally:
+            manager.stop_all()
+    errors = [e for e in logs if e["event"] == "watch_handler_error"]
+    assert errors and errors[0]["root"] == str(tmp_path) and errors[0]["path"] == str(tmp_path / "boom.mkv")
+    assert errors[0]["exc_info"] is True  # log.exception: the traceback goes to the log
+    assert tmp_path / "after.mkv" in stabilizer.notified  # the observer thread lived on

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from vpod.watch.observers import InotifyObserver, WatchManager, choose_observer, filesystem_type, is_network_filesystem
+from vpod.watch.observers import (
+    InotifyObserver,
+    WatchManager,
+    choose_observer,
+    filesystem_type,
+    is_network_filesystem,
+    link_target,
+)
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -134,5 +141,34 @@ def test_polling_roots_are_not_checked(tmp_path):
     try:
         tmp_path.rename(tmp_path.with_name(tmp_path.name + "-away"))
         assert manager.displaced() == []
+    finally:
+        manager.stop_all()
+
+
+def test_link_target_follows_a_chain_of_links_without_looking_at_the_folder(tmp_path):
+    folder = tmp_path / "real"
+    (tmp_path / "b").symlink_to("real")  # relative
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    assert link_target(tmp_path / "a") == folder  # the folder need not even exist
+    folder.mkdir()
+    assert link_target(folder) is None
+    assert link_target(tmp_path / "missing") is None
+
+
+def test_a_polled_symlinked_root_is_displaced_when_its_link_is_repointed(tmp_path):
+    one, two, link = tmp_path / "one", tmp_path / "two", tmp_path / "inbox"
+    one.mkdir()
+    two.mkdir()
+    link.symlink_to(one)
+    manager = WatchManager(lambda root: FileSystemEventHandler(), observer="polling", poll_interval_seconds=0.1, recursive=True)
+    assert manager.watch(link)
+    try:
+        assert manager.target(link) == one and manager.displaced() == []
+        tmp = tmp_path / "inbox.new"
+        tmp.symlink_to(two)
+        os.replace(tmp, link)
+        assert manager.displaced() == [link]
+        assert manager.repoint(link) is True
+        assert manager.target(link) == two and manager.displaced() == []
     finally:
         manager.stop_all()

@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from vpod.config import WatchConfig
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
@@ -62,3 +64,34 @@ def test_walked_files_quiet_for_the_settle_time_are_ready_at_once_only_where_cti
     # Untrusted: both waited a settle time from the walk, and settled together.
     assert batch_of(remote / "show" / "old.mkv") == batch_of(remote / "show" / "new.mkv")
     assert done_at - walked_at >= SETTLE
+
+
+def test_rescans_after_lost_events_are_coalesced_per_root(tmp_path: Path) -> None:
+    # Many overflows of one root before its rescan starts: one walk. Another root, or a
+    # loss once the walk has started, gets its own.
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        root.mkdir()
+        (root / "x.mkv").write_bytes(b"x")
+    stop = threading.Event()
+    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    stabilizer = Stabilizer(SETTLE, lambda batch: None, stop)
+    scanner = Scanner(store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True)
+    assert scanner.rescan(a) is True
+    assert [scanner.rescan(a) for _ in range(50)] == [False] * 50
+    assert scanner.rescan(b) is True
+
+    with capture_logs() as logs:
+        thread = threading.Thread(target=scanner.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while sum(e["event"] == "scan_completed" for e in logs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert scanner.rescan(a) is True  # the first walk of a has started: a new loss needs a new walk
+        while sum(e["event"] == "scan_completed" for e in logs) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        scanner.wake()
+        thread.join(5)
+    walks = [(e["root"], e["why"]) for e in logs if e["event"] == "scan_completed"]
+    assert walks == [(str(a), "events_lost"), (str(b), "events_lost"), (str(a), "events_lost")]

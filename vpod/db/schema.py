@@ -74,6 +74,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE files ADD COLUMN eta_seconds REAL;
     ALTER TABLE files ADD COLUMN progress_at REAL
     """,
+    # 5: a random identity of this database, written into the marker (.vpod-library) of
+    # each watched folder, so that a vpod with another database leaves the folder alone.
+    """
+    CREATE TABLE identity (database_id TEXT NOT NULL);
+    INSERT INTO identity (database_id) VALUES (lower(hex(randomblob(16))))
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -481,6 +481,11 @@ class SqliteStore:
             rows = conn.execute("SELECT path FROM temp_files").fetchall()
         return [Path(os.fsdecode(r[0])) for r in rows]
 
+    def database_id(self) -> str:
+        """This database's random identity (32 hex digits), made once by the schema migration."""
+        with self.pool.read() as conn:
+            return str(conn.execute("SELECT database_id FROM identity").fetchone()[0])
+
     # -- daemon state, status and control (vpod status / resume / retry) ------------
 
     def set_daemon_info(self, **values: object) -> None:

@@ -4,18 +4,28 @@ Events that mean "this file may have new content" (created, modified, closed aft
 write, moved in) go to the :class:`Stabilizer`; a folder created or moved in goes to
 the scanner to be walked (watchdog reports a moved-in tree as ``created``, and files
 written before its watch was set up would otherwise be missed); deleted and
-moved-away paths are forgotten.
+moved-away paths are forgotten. When the kernel's inotify queue overflowed, the events
+of the root were lost (watchdog >= 7.1 says so with one ``events_lost`` event per
+watch): the root is walked again (``events_lost`` callback).
+
+The handler runs on the root's observer thread; an exception escaping it would end that
+thread (watchdog does not catch it) and leave vpod deaf to the root. :meth:`dispatch`
+therefore catches every error, logs it (``watch_handler_error``, with the traceback)
+and goes on with the next event.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
+import structlog
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
     EVENT_TYPE_DELETED,
+    EVENT_TYPE_EVENTS_LOST,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
     FileSystemEvent,
@@ -39,6 +49,9 @@ class WatchEventHandler(FileSystemEventHandler):
             must only enqueue the walk, not perform it.
         on_root_deleted: called with ``(root, moved)`` when the root folder itself is
             deleted (``moved`` False) or reported moved away (``moved`` True).
+        events_lost: called with ``root`` when events of the root were lost (the inotify
+            queue overflowed); must only enqueue a rescan, not perform it, and return
+            False when one was waiting already (coalesced).
     """
 
     def __init__(
@@ -48,6 +61,7 @@ class WatchEventHandler(FileSystemEventHandler):
         stabilizer: Stabilizer,
         walk_folder: Callable[[Path, Path], None],
         on_root_deleted: Callable[[Path, bool], None],
+        events_lost: Callable[[Path], bool] = lambda root: False,
     ) -> None:
         super().__init__()
         self.root = root
@@ -55,10 +69,37 @@ class WatchEventHandler(FileSystemEventHandler):
         self.stabilizer = stabilizer
         self.walk_folder = walk_folder
         self.on_root_deleted = on_root_deleted
+        self.events_lost = events_lost
+        self.log = structlog.get_logger("vpod")
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """watchdog's entry point (the observer thread): route ``event``; a failure is
+        logged as ``watch_handler_error`` with the traceback, never raised, so the
+        observer thread lives on and later events are still handled."""
+        try:
+            self.on_any_event(event)
+        except Exception:  # a bug in vpod: the next event may well work
+            self.log.exception(
+                "watch_handler_error",
+                root=str(self.root),
+                kind=event.event_type,
+                path=os.fsdecode(event.src_path),
+                hint="a bug in vpod (please report it); watching goes on",
+            )
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         """watchdog's callback (its observer thread): route the event, never block."""
         kind = event.event_type
+        if kind == EVENT_TYPE_EVENTS_LOST:
+            queued = self.events_lost(self.root)
+            self.log.warning(
+                "watch_events_lost",
+                root=str(self.root),
+                rescan="queued" if queued else "coalesced",
+                hint="the kernel's inotify queue overflowed (sysctl fs.inotify.max_queued_events);"
+                " the folder is walked again for what was missed",
+            )
+            return
         src = fs_name(event.src_path)
         if kind == EVENT_TYPE_MOVED:
             if src == self.root:

@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,11 +21,13 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
+    FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
@@ -41,6 +43,8 @@ except ImportError:  # not Linux
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs", "lustre", "davfs", "sshfs"}
 )
+OBSERVER_THREAD_PREFIX = "vpod-watch "
+"""Name prefix of the observer threads (``vpod-watch /srv/inbox``): what ``thread_died`` names."""
 _OBSERVER_TIMEOUT_SECONDS = 5.0  # how long an idle observer thread sleeps between stop checks
 HANDLED_EVENTS = (
     FileCreatedEvent,
@@ -51,11 +55,14 @@ HANDLED_EVENTS = (
     DirCreatedEvent,
     DirMovedEvent,
     DirDeletedEvent,
+    EventsLostEvent,
 )
 """The events :class:`vpod.watch.handler.WatchEventHandler` acts on. watchdog's inotify
 emitter asks the kernel for these only (its ``event_filter``), so reads of watched files
 (``IN_OPEN``, ``IN_CLOSE_NOWRITE``: vpod's own fingerprints and probes, a media server
-streaming the library) and folder-modified events never wake the daemon."""
+streaming the library) and folder-modified events never wake the daemon. An
+``EventsLostEvent`` (the kernel's ``IN_Q_OVERFLOW``, inotify(7)) is delivered only when
+listed here (watchdog's ``EventsLostEvent`` docstring, watchdog >= 7.1)."""
 
 
 def _unescape_mountinfo(field: str) -> str:
@@ -120,11 +127,73 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
+_MAX_LINKS = 40  # symlinks followed in a chain, as the kernel does (path_resolution(7))
+
+
+def link_target(path: Path) -> Path | None:
+    """Where the symlink ``path`` leads, following a chain of links, or ``None`` when
+    ``path`` is not a symlink (or cannot be read).
+
+    Only the links themselves are read (readlink(2), lstat(2)): the folder they lead to
+    is never stat-ed, so a hung network mount behind a link cannot block the caller.
+    The result is made absolute and normalized lexically; a chain longer than
+    :data:`_MAX_LINKS` (a loop) gives the last link reached.
+    """
+    current = path
+    for _ in range(_MAX_LINKS):
+        try:
+            text = os.readlink(current)
+        except OSError:  # not a symlink (EINVAL), or gone
+            break
+        current = Path(os.path.normpath(os.path.join(os.path.dirname(current), text)))
+    return None if current == path else current
+
+
+def watched_folder(root: Path) -> Path:
+    """The folder an observer of ``root`` must be given: ``root`` itself, or, when
+    ``root`` is a symlink, the folder it leads to.
+
+    watchdog's inotify emitter adds its watch on the root with ``IN_DONT_FOLLOW``
+    (inotify(7)), so a symlinked root would watch the link, not the folder: files put
+    directly in it would never be reported (those in subfolders would).
+    """
+    return Path(os.path.realpath(root)) if os.path.islink(root) else root
+
+
+class _ReportedUnderRoot(FileSystemEventHandler):
+    """Passes events of the folder a symlinked root leads to (``target``) on to the
+    root's handler with their paths under the configured ``root``: the root's path is
+    the library's identity (database rows, logs, the pipeline's roots)."""
+
+    def __init__(self, handler: FileSystemEventHandler, root: Path, target: Path) -> None:
+        super().__init__()
+        self.handler = handler
+        self.root = os.fspath(root)
+        self.target = os.fspath(target)
+
+    def _under_root(self, path: str | bytes) -> str | bytes:
+        text = os.fsdecode(path)
+        if text == self.target:
+            return self.root
+        if text.startswith(self.target.rstrip(os.sep) + os.sep):
+            return self.root.rstrip(os.sep) + text[len(self.target.rstrip(os.sep)) :]
+        return path
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """Translate the paths, then let the root's handler route the event."""
+        changes: dict[str, object] = {"src_path": self._under_root(event.src_path)}
+        if event.dest_path:
+            changes["dest_path"] = self._under_root(event.dest_path)
+        self.handler.dispatch(replace(event, **changes))
+
+
 @dataclass
 class _Watch:
     observer: BaseObserver
     kind: str
     identity: tuple[int, int]  # the folder's (st_dev, st_ino) when watching began
+    target: Path  # the folder watched: the root, or where the symlinked root led
+    link: Path | None  # link_target(root) when watching began
 
 
 class WatchManager:
@@ -164,23 +233,34 @@ class WatchManager:
             watch = self._watches.get(root)
         return watch.kind if watch else None
 
+    def target(self, root: Path) -> Path | None:
+        """The folder watched for ``root`` (where a symlinked root led when watching
+        began), ``None`` when it is not watched."""
+        with self._lock:
+            watch = self._watches.get(root)
+        return watch.target if watch else None
+
     def watch(self, root: Path) -> bool:
         """Start watching ``root``; False when it does not exist (yet).
 
-        Falls back to polling when inotify runs out of watches, with an error naming
-        the ``fs.inotify.max_user_watches`` sysctl.
+        A symlinked root is watched at the folder it leads to (:func:`watched_folder`);
+        events are still reported under ``root``. Falls back to polling when inotify
+        runs out of watches, with an error naming the ``fs.inotify.max_user_watches``
+        sysctl. Logs ``watch_started`` with ``root`` and the watched ``target``.
         """
         with self._lock:
             if root in self._watches:
                 return True
         # Taken before the observer starts: if the folder is replaced in between, the
         # identity differs from the watched folder's and displaced() reports it.
-        identity = folder_identity(root)
+        link = link_target(root)
+        target = watched_folder(root)
+        identity = folder_identity(target)
         if identity is None:
             return False
-        kind, why = choose_observer(root, self.observer)
+        kind, why = choose_observer(target, self.observer)
         try:
-            watch = self._start(root, kind, identity)
+            watch = self._start(root, kind, identity, target, link)
             if kind == "inotify" and watches_exhausted(root):
                 watch.observer.stop()
                 raise OSError(errno.ENOSPC, "inotify watch limit reached while watching the subfolders")
@@ -196,46 +276,87 @@ class WatchManager:
                 "this folder is polled meanwhile",
             )
             kind, why = "polling", "inotify watch limit reached"
-            watch = self._start(root, kind, identity)
+            watch = self._start(root, kind, identity, target, link)
         with self._lock:
             self._watches[root] = watch
-        self.log.info("watch_started", root=str(root), observer=kind, why=why)
+        self.log.info("watch_started", root=str(root), target=str(target), observer=kind, why=why)
         return True
 
-    def _start(self, root: Path, kind: str, identity: tuple[int, int]) -> _Watch:
+    def _start(
+        self, root: Path, kind: str, identity: tuple[int, int], target: Path, link: Path | None
+    ) -> _Watch:
         if kind == "polling":
             observer: BaseObserver = PollingObserver(timeout=self.poll_interval_seconds)
         else:
             observer = InotifyObserver(timeout=_OBSERVER_TIMEOUT_SECONDS)
-        observer.schedule(
-            self.make_handler(root), str(root), recursive=self.recursive, event_filter=list(HANDLED_EVENTS)
-        )
+        handler = self.make_handler(root)
+        if target != root:
+            handler = _ReportedUnderRoot(handler, root, target)
+        observer.schedule(handler, str(target), recursive=self.recursive, event_filter=list(HANDLED_EVENTS))
         observer.daemon = True
+        observer.name = f"{OBSERVER_THREAD_PREFIX}{root}"
         try:
             observer.start()
         except BaseException:
             observer.stop()
             raise
-        return _Watch(observer, kind, identity)
+        return _Watch(observer, kind, identity, target, link)
 
     def displaced(self) -> list[Path]:
-        """inotify roots whose path no longer names the folder being watched.
+        """Roots whose path no longer names the folder being watched.
 
-        That is a root renamed or moved away (whether or not a new folder now has its
-        name), replaced by a rename onto its path, or below a renamed folder. An inotify
-        watch follows the folder, not the path, and watchdog reports none of these: its
-        emitter does not ask the kernel for ``IN_MOVE_SELF`` and drops it, and keeps
-        reporting events in the moved folder under the old path. The caller must
-        :meth:`unwatch` such a root.
+        For inotify roots: a root renamed or moved away (whether or not a new folder now
+        has its name), replaced by a rename onto its path, below a renamed folder, or a
+        symlinked root re-pointed. An inotify watch follows the folder, not the path,
+        and watchdog reports none of these: its emitter does not ask the kernel for
+        ``IN_MOVE_SELF`` and drops it, and keeps reporting events in the moved folder
+        under the old path. The caller must :meth:`repoint` or :meth:`unwatch` such a root.
 
-        Polling roots are not checked: their observer re-reads the path on each poll and
-        reports a missing root as deleted; and a stat of a hung network mount would block.
+        Polling roots are checked only for a symlink that now leads elsewhere (or is no
+        longer one), from the link alone: their observer re-reads the path on each poll
+        and reports a missing root as deleted; and a stat of a hung network mount would
+        block.
 
-        Costs one stat(2) per inotify root; never raises.
+        Costs one stat(2) per inotify root, one readlink(2) per root; never raises.
         """
         with self._lock:
-            watches = [(root, w.identity) for root, w in self._watches.items() if w.kind == "inotify"]
-        return [root for root, identity in watches if folder_identity(root) != identity]
+            watches = list(self._watches.items())
+        return [
+            root
+            for root, w in watches
+            if link_target(root) != w.link or (w.kind == "inotify" and folder_identity(root) != w.identity)
+        ]
+
+    def repoint(self, root: Path) -> bool:
+        """Watch a displaced ``root`` anew when it is a symlink that now leads to another
+        folder: the old observer is stopped and one started on the new folder (logs
+        ``watch_root_repointed`` with ``root``, ``old_target``, ``new_target``).
+
+        Returns False, changing nothing, when ``root`` is not a symlink to a folder
+        other than the one watched (the caller treats it as deleted or moved away), and
+        when the new folder could not be watched (then ``root`` is no longer watched).
+        The caller walks the new folder for files already there.
+        """
+        old = self.target(root)
+        if old is None or not os.path.islink(root):
+            return False
+        new = watched_folder(root)
+        if new == old or folder_identity(new) is None:
+            return False
+        self.log.info("watch_root_repointed", root=str(root), old_target=str(old), new_target=str(new))
+        self.unwatch(root)
+        return self.watch(root)
+
+    def dead_observers(self) -> list[str]:
+        """Names of the observer threads that ended although their root is still watched.
+
+        An observer thread ends only when :meth:`unwatch` stops it, or when an exception
+        escapes watchdog's dispatch loop (a bug): then its root is heard no more. The
+        caller treats the name like any other dead thread. Costs no system call.
+        """
+        with self._lock:
+            watches = list(self._watches.values())
+        return [w.observer.name for w in watches if not w.observer.is_alive()]
 
     def unwatch(self, root: Path) -> None:
         """Stop watching ``root`` (removed from the config, or deleted)."""

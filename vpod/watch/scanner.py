@@ -1,4 +1,5 @@
-"""Walking folders: the catch-up scan at start, and folders created or moved in.
+"""Walking folders: the catch-up scan at start, folders created or moved in, and a root
+whose events were lost (the inotify queue overflowed).
 
 Both feed the same :class:`Stabilizer` as live events, so a file found by a walk is
 queued under the same stability test; files go over in batches of up to
@@ -9,6 +10,10 @@ thread hands it to the intake itself. A file
 whose size, mtime, inode and device equal what the database recorded is skipped
 without being read (the stat fast path); anything else is fingerprinted by the
 intake, which still recognizes unchanged content.
+
+A rescan after lost events is coalesced: while one of a root waits to start, more
+requests for that root add nothing; once it has started, one more may wait (events
+lost during the walk may concern folders it has passed already).
 """
 
 from __future__ import annotations
@@ -59,12 +64,31 @@ class Scanner:
         self.stop = stop
         self.recursive = recursive
         self.trust_ctime = trust_ctime
-        self._requests: queue.Queue[tuple[Path, Path, bool] | None] = queue.Queue()
+        self._requests: queue.Queue[tuple[Path, Path, str | None] | None] = queue.Queue()
+        self._rescans_waiting: set[Path] = set()
+        self._lock = threading.Lock()
         self.log = structlog.get_logger("vpod")
 
     def request(self, root: Path, folder: Path, *, catch_up: bool = False) -> None:
-        """Ask for ``folder`` (under ``root``) to be walked. Never blocks."""
-        self._requests.put((root, folder, catch_up))
+        """Ask for ``folder`` (under ``root``) to be walked. Never blocks.
+
+        ``catch_up``: a whole root walked for files that arrived unseen (at start, or a
+        root watched again); ``scan_completed`` is logged when it ends.
+        """
+        self._requests.put((root, folder, "catch_up" if catch_up else None))
+
+    def rescan(self, root: Path) -> bool:
+        """Ask for ``root`` to be walked because its events were lost; never blocks.
+
+        Returns False when a rescan of ``root`` is already waiting to start: it will
+        see whatever this request would have (the requests are coalesced).
+        """
+        with self._lock:
+            if root in self._rescans_waiting:
+                return False
+            self._rescans_waiting.add(root)
+        self._requests.put((root, root, "events_lost"))
+        return True
 
     def wake(self) -> None:
         """Unblock the thread after ``stop`` was set."""
@@ -76,10 +100,13 @@ class Scanner:
             item = self._requests.get()
             if item is None:
                 continue
-            root, folder, catch_up = item
+            root, folder, why = item
+            if why == "events_lost":
+                with self._lock:
+                    self._rescans_waiting.discard(root)  # from now on, a new loss needs a new walk
             found, candidates = self.walk(root, folder)
-            if catch_up:
-                self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates)
+            if why is not None:
+                self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates, why=why)
 
     def walk(self, root: Path, folder: Path) -> tuple[int, int]:
         """Walk ``folder``; returns (media files seen, files handed to the stabilizer).
