@@ -33,22 +33,24 @@ def written(root: Path, m: Marker) -> Path:
 
 
 @pytest.mark.parametrize(
-    "m, locked, expected",
+    "make, locked, expected",
     [
-        (None, False, False),  # no marker
-        (None, True, True),  # locked, unreadable: someone runs there
-        (marker("mine"), True, False),  # our own daemon holds it
-        (marker(), True, True),  # another database's daemon runs
-        (marker(), False, False),  # same host, lock dropped: its daemon ended
-        (marker(), None, True),  # no locks here, fresh heartbeat
-        (marker(age=STALE_AFTER_HEARTBEATS * 60 + 1), None, False),  # no locks, stale
-        (marker(host="elsewhere"), False, True),  # another host: its lock may be invisible here
-        (marker(host="elsewhere", age=STALE_AFTER_HEARTBEATS * 60 + 1), False, False),
-        (marker(host="elsewhere", released=True), False, False),  # it stopped cleanly
+        (lambda: None, False, False),  # no marker
+        (lambda: None, True, True),  # locked, unreadable: someone runs there
+        (lambda: marker("mine"), True, False),  # our own daemon holds it
+        (lambda: marker(), True, True),  # another database's daemon runs
+        (lambda: marker(), False, False),  # same host, lock dropped: its daemon ended
+        (lambda: marker(), None, True),  # no locks here, fresh heartbeat
+        (lambda: marker(age=STALE_AFTER_HEARTBEATS * 60 + 1), None, False),  # no locks, stale
+        (lambda: marker(host="elsewhere"), False, True),  # another host: its lock may be invisible here
+        (lambda: marker(host="elsewhere", age=STALE_AFTER_HEARTBEATS * 60 + 1), False, False),
+        (lambda: marker(host="elsewhere", released=True), False, False),  # it stopped cleanly
     ],
 )
-def test_who_holds_a_library(m, locked, expected):
-    assert holds(m, locked, database_id="mine", host=HOST, now=time.time()) is expected
+def test_who_holds_a_library(make, locked, expected):
+    # Markers are made when the test runs: a heartbeat taken at collection time would be
+    # minutes old by then in a full run, and stale.
+    assert holds(make(), locked, database_id="mine", host=HOST, now=time.time()) is expected
 
 
 def test_a_claim_writes_the_marker_and_keeps_another_database_out_until_released(tmp_path):
