@@ -107,7 +107,7 @@ case "${1:-}" in
         shift
         check_python
         # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential).
-        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb
         make_venv "test"
         cd "$here"
         exec "$venv/bin/python" -m pytest "$@"

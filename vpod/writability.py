@@ -7,7 +7,11 @@
   (a read-only bind mount; mount(8), options ``ro`` and ``bind``);
 * ``systemd_sandbox``: the mount is read-only only inside the systemd service vpod runs
   in: ``ProtectSystem=strict`` makes the whole file system read-only except the
-  service's ``ReadWritePaths=`` (systemd.exec(5), "Sandboxing");
+  service's ``ReadWritePaths=`` (systemd.exec(5), "Sandboxing"). systemd does that in a
+  mount namespace of the service's own, so a read-only mount counts as the sandbox's only
+  when vpod runs in a service and its mount namespace is not PID 1's (or PID 1's cannot
+  be seen, as under ``ProtectProc=invisible``); a service without sandboxing sees the
+  system's mounts, and a read-only bind mount there is just that;
 * ``immutable``: the file or folder has the immutable (``chattr +i``) or append-only
   (``chattr +a``) attribute, which refuse changes, renames and removal even to root
   (chattr(1), attributes ``i`` and ``a``);
@@ -166,7 +170,19 @@ def _inode_flags(path: Path) -> int | None:
         os.close(fd)
 
 
-def _read_only_refusal(path: Path, what: str, suggest: Path, mountinfo: str, cgroup: str) -> WriteRefusal | None:
+def own_mount_namespace() -> bool:
+    """True unless this process shares PID 1's mount namespace (namespaces(7),
+    ``/proc/PID/ns/mnt``); also True when PID 1's cannot be read (a hidden /proc, or no
+    permission to look), since a sandbox is then the likelier case."""
+    try:
+        return os.readlink("/proc/self/ns/mnt") != os.readlink("/proc/1/ns/mnt")
+    except OSError:
+        return True
+
+
+def _read_only_refusal(
+    path: Path, what: str, suggest: Path, mountinfo: str, cgroup: str, private_mounts: bool
+) -> WriteRefusal | None:
     try:
         if not os.statvfs(path).f_flag & os.ST_RDONLY:
             return None
@@ -181,7 +197,7 @@ def _read_only_refusal(path: Path, what: str, suggest: Path, mountinfo: str, cgr
             f"remount it read-write (mount -o remount,rw {mount.mount_point}) or stop watching it",
         )
     unit = systemd_service(cgroup)
-    if unit is not None:
+    if unit is not None and private_mounts:
         return sandbox_refusal(what, unit, suggest)
     point = mount.mount_point if mount else str(path)
     return WriteRefusal(
@@ -240,6 +256,7 @@ def why_not_writable(
     suggest: Path | None = None,
     mountinfo: str | None = None,
     cgroup: str | None = None,
+    private_mounts: bool | None = None,
 ) -> WriteRefusal | None:
     """Why vpod may not write ``path`` (a file, or a folder to create and rename files in),
     or ``None`` when it may.
@@ -251,6 +268,8 @@ def why_not_writable(
             default ``path``'s folder.
         mountinfo, cgroup: the texts of ``/proc/self/mountinfo`` and
             ``/proc/self/cgroup`` (read when not given).
+        private_mounts: whether vpod has a mount namespace of its own
+            (:func:`own_mount_namespace` when not given).
 
     Checks, in order: a read-only mount (``statvfs`` ``ST_RDONLY``), the immutable or
     append-only attribute, then ``os.access`` (write, and search for a folder).
@@ -263,6 +282,7 @@ def why_not_writable(
         suggest,
         _read(MOUNTINFO) if mountinfo is None else mountinfo,
         _read(CGROUP) if cgroup is None else cgroup,
+        own_mount_namespace() if private_mounts is None else private_mounts,
     )
     if refusal is None:
         refusal = _attribute_refusal(path, what)

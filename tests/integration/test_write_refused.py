@@ -100,16 +100,21 @@ def test_read_only_mount_is_named_in_the_result_the_database_and_doctor(tmp_path
 
 
 def test_read_only_mount_under_systemd_names_read_write_paths(read_only_bind):
-    """The same mount seen from a systemd service (the unit's control group in
-    /proc/self/cgroup): the fix is the unit's ReadWritePaths=; and a filesystem that is
-    itself read-only (superblock option ro) is called so."""
+    """The same mount seen from a sandboxed systemd service (the unit's control group in
+    /proc/self/cgroup, a mount namespace of its own): the fix is the unit's
+    ReadWritePaths=; the same service without a namespace of its own sees a plain
+    read-only mount; and a filesystem that is itself read-only (superblock option ro) is
+    called so."""
     _backing, mount = read_only_bind
-    refusal = why_not_writable(mount, "the folder", cgroup="0::/system.slice/vpod.service\n")
+    service = "0::/system.slice/vpod.service\n"
+    plain = why_not_writable(mount, "the folder", cgroup=service, private_mounts=False)
+    assert plain is not None and plain.reason == "read_only_filesystem"
+    refusal = why_not_writable(mount, "the folder", cgroup=service, private_mounts=True)
     assert refusal is not None and refusal.reason == "systemd_sandbox"
     assert "ReadWritePaths=" in refusal.cause and "vpod.service" in refusal.cause
     assert f"`systemctl edit vpod.service` ([Service] ReadWritePaths={mount})" in refusal.fix
     mountinfo = f"99 1 8:1 / {mount} ro,relatime shared:1 - ext4 /dev/sdz1 ro\n"
-    refusal = why_not_writable(mount, "the folder", mountinfo=mountinfo, cgroup="0::/system.slice/vpod.service\n")
+    refusal = why_not_writable(mount, "the folder", mountinfo=mountinfo, cgroup=service, private_mounts=True)
     assert refusal is not None and refusal.reason == "read_only_filesystem"
     assert refusal.cause == f"the folder is on a read-only filesystem (ext4 /dev/sdz1, mounted read-only at {mount})"
 
