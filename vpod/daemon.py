@@ -54,6 +54,7 @@ from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier, forget_environ
+from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.reload import ReloadPlan, plan_reload
@@ -434,7 +435,7 @@ class Daemon:
 
     def _on_outcome(self, result: FileProcessingResult, retrying: bool) -> None:
         self.metrics.observe_file(result, retrying=retrying)
-        if result.reason == "source_changed" and not retrying:
+        if result.reason == Reason.SOURCE_CHANGED and not retrying:
             # The rewrite's own events may have settled while the row was still in
             # progress, and then were not queued: look at the new content once it settles.
             self.stabilizer.notify(result.path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpod.outcomes import Reason
+
 
 class VpodError(Exception):
     """Base of every error vpod raises on purpose."""
@@ -28,11 +30,11 @@ class MediaError(VpodError):
 
     ``permanent`` is True when retrying the same bytes cannot help (unreadable media,
     a format the tools reject); such files wait until their content changes.
-    ``reason`` is a short machine-friendly tag (``probe_failed``, ``timeout`` ...)
-    used in logs, the database and metrics.
+    ``reason`` (:class:`vpod.outcomes.Reason`) is the short tag used in logs, the
+    database and metrics.
     """
 
-    def __init__(self, message: str, *, reason: str = "error", permanent: bool = True) -> None:
+    def __init__(self, message: str, *, reason: Reason = Reason.ERROR, permanent: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.permanent = permanent
@@ -52,7 +54,7 @@ class ToolMissing(ToolError):
         super().__init__(
             f"{tool} not found on PATH; install it "
             f"(Debian/Ubuntu: apt-get install {package_for_tool(tool)})",
-            reason="tool_missing",
+            reason=Reason.TOOL_MISSING,
             permanent=False,
         )
         self.tool = tool
@@ -64,7 +66,7 @@ class ToolTimeout(ToolError):
     def __init__(self, tool: str, timeout_seconds: float) -> None:
         super().__init__(
             f"{tool} did not finish within {timeout_seconds:g} s and was killed",
-            reason="timeout",
+            reason=Reason.TIMEOUT,
             permanent=False,
         )
         self.tool = tool

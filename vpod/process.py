@@ -38,6 +38,7 @@ from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
+from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
 from vpod.progress import ProgressTracker, StatusLine
@@ -251,15 +252,15 @@ class BatchProcessor:
             result = None if job is None else self.job_runner.run(job, self.policy, worker, self.batch.batch_id)
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.error("result_not_recorded", path=display_path(target.path), worker=worker, error=str(exc))
-            return own_result(success=False, reason="database_error", permanent=False,
+            return own_result(success=False, reason=Reason.DATABASE_ERROR, permanent=False,
                               error=f"{target.path}: the database failed: {exc}")
         except Exception as exc:  # a bug must not end the batch; it is reported as this file's failure
             self.log.exception("worker_error", path=display_path(target.path), worker=worker)
-            return own_result(success=False, reason="internal_error", permanent=False,
+            return own_result(success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
                               error=f"{target.path}: internal error: {exc!r}")
         if result is None:
             return own_result(
-                success=False, skipped=True, reason="in_progress_elsewhere", permanent=False,
+                success=False, skipped=True, reason=Reason.IN_PROGRESS_ELSEWHERE, permanent=False,
                 error=f"{target.path}: being processed by another vpod (the daemon or another vpod process); left alone",
             )
         return result

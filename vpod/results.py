@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+from vpod.outcomes import Reason, Status
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -62,7 +64,8 @@ class FileProcessingResult:
         duration_seconds: wall time spent on this file.
         error: why it failed or was skipped, with the tool's message; ``None`` on success.
         skipped: True when vpod chose not to process it (``reason`` says why).
-        reason: short tag (``vanished``, ``truncated``, ``timeout``, ...).
+        reason: why it was skipped or failed (:class:`vpod.outcomes.Reason`); ``None`` on
+            success.
         actions: human descriptions of the actions taken (or planned, in a dry run).
         final_path: where the file is now (differs after a container change).
         permanent: for failures, True when retrying the same bytes cannot help.
@@ -76,7 +79,7 @@ class FileProcessingResult:
     duration_seconds: float = 0.0
     error: str | None = None
     skipped: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
     actions: tuple[str, ...] = ()
     final_path: Path | None = None
     permanent: bool = True
@@ -84,6 +87,13 @@ class FileProcessingResult:
     started_at: float = 0.0
     ended_at: float = 0.0
     worker: str | None = None
+
+    @property
+    def status(self) -> Status:
+        """``done``, ``skipped`` or ``failed`` (:class:`vpod.outcomes.Status`)."""
+        if self.success:
+            return Status.DONE
+        return Status.SKIPPED if self.skipped else Status.FAILED
 
     @property
     def failed(self) -> bool:

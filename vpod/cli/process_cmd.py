@@ -14,6 +14,7 @@ from vpod.config import with_overrides
 from vpod.cpu import CPU_COUNT_ENV, effective_workers
 from vpod.db.pool import DatabaseError
 from vpod.logs import configure_logging
+from vpod.outcomes import Reason
 from vpod.process import ProcessReport, run_process
 from vpod.progress import StatusLine
 from vpod.results import FileProcessingResult, display_path, one_line, utf8_text
@@ -103,8 +104,8 @@ def summary_text(report: ProcessReport) -> str:
         lines = ["vpod process: nothing to do (no video files found)."]
     else:
         changed = sum(1 for r in batch.results if r.success and r.changes)
-        planned = [r for r in batch.results if r.reason == "dry_run"]
-        skipped = [r for r in batch.results if r.skipped and r.reason != "dry_run"]
+        planned = [r for r in batch.results if r.reason == Reason.DRY_RUN]
+        skipped = [r for r in batch.results if r.skipped and r.reason != Reason.DRY_RUN]
         head = "Dry run, nothing written: " if report.dry_run else ""
         counts = [f"{batch.success_count} succeeded ({changed} changed)"]
         if report.dry_run:
