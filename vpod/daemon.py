@@ -37,7 +37,7 @@ from typing import Callable
 
 import structlog
 
-from vpod import __version__, exitcodes
+from vpod import __version__
 from vpod.batch import BatchController, BatchWindows
 from vpod.config import VPOConfig
 from vpod.cpu import effective_workers
@@ -45,6 +45,7 @@ from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
 from vpod.errors import ConfigError
+from vpod.exitcodes import ExitCode
 from vpod.feeder import Feeder
 from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
@@ -811,4 +812,4 @@ def run_daemon(
         daemon.main_loop()
     finally:
         daemon.shutdown()
-    return exitcodes.SOFTWARE if daemon.crashed.is_set() else exitcodes.OK
+    return ExitCode.SOFTWARE if daemon.crashed.is_set() else ExitCode.OK

@@ -25,6 +25,11 @@ class ConfigError(VpodError):
         super().__init__(f"{where}: {reason}")
 
 
+class UsageProblem(VpodError):
+    """A bad command line or environment that click cannot see (``$VPOD_CPU_COUNT``,
+    running as root without ``allow_root``); the CLI prints it and exits 2."""
+
+
 class MediaError(VpodError):
     """A media file cannot be processed.
 

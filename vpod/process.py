@@ -28,12 +28,12 @@ from typing import Any, Callable
 
 import structlog
 
-from vpod import exitcodes
 from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
 from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Store
+from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
@@ -108,12 +108,12 @@ class ProcessReport:
         file failed or a folder could not be read; else 0 (skips are not failures).
         """
         if self.signal_number is not None:
-            return 128 + self.signal_number
+            return SIGNAL_BASE + self.signal_number
         if self.batch.stopped_early:
-            return exitcodes.STOPPED_EARLY
+            return ExitCode.STOPPED_EARLY
         if self.batch.fail_count or self.unreadable:
-            return exitcodes.FILES_FAILED
-        return exitcodes.OK
+            return ExitCode.FILES_FAILED
+        return ExitCode.OK
 
     def as_dict(self) -> dict[str, Any]:
         """Every :class:`BatchResult` field plus the run's own, JSON-friendly (``--json``)."""
@@ -127,7 +127,7 @@ class ProcessReport:
             "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
             "unreadable_folders": [{"path": p, "error": e} for p, e in self.unreadable],
             "temp_files_removed": self.temp_files_removed,
-            "exit_code": self.exit_code(),
+            "exit_code": int(self.exit_code()),
         }
 
 

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import click
 
-from vpod import exitcodes
-from vpod.cli.common import config_option, fail, load_or_exit, require_tools_or_exit, worker_count
+from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import with_overrides
 from vpod.cpu import CPU_COUNT_ENV, effective_workers
-from vpod.db.pool import DatabaseError
 from vpod.logs import configure_logging
 from vpod.outcomes import Reason
 from vpod.process import ProcessReport, run_process
@@ -77,12 +75,9 @@ def process_command(
     targets = collect_targets(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
-    try:
-        report = run_process(
-            config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
-        )
-    except DatabaseError as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    report = run_process(  # DatabaseError: exit 70 (vpod.cli.exits)
+        config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
+    )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
