@@ -98,7 +98,7 @@ class FileProcessingResult:
     @property
     def failed(self) -> bool:
         """True for a real failure (not a skip)."""
-        return not self.success and not self.skipped
+        return self.status is Status.FAILED
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (texts valid UTF-8, see :func:`utf8_text`)."""
@@ -143,17 +143,17 @@ class BatchResult:
     @property
     def success_count(self) -> int:
         """Files that conform now (changed or already conforming)."""
-        return sum(1 for r in self.results if r.success)
+        return sum(1 for r in self.results if r.status is Status.DONE)
 
     @property
     def fail_count(self) -> int:
         """Files that failed (not skips)."""
-        return sum(1 for r in self.results if r.failed)
+        return sum(1 for r in self.results if r.status is Status.FAILED)
 
     @property
     def skipped_count(self) -> int:
         """Files vpod chose not to process (vanished, dry run, hard-linked, ...)."""
-        return sum(1 for r in self.results if r.skipped)
+        return sum(1 for r in self.results if r.status is Status.SKIPPED)
 
     def counts(self) -> dict[str, Any]:
         """The summary fields, as logged in ``batch_completed``."""
