@@ -37,7 +37,7 @@ from typing import Callable
 
 import structlog
 
-from vpod import __version__, exitcodes
+from vpod import __version__
 from vpod.batch import BatchController, BatchWindows
 from vpod.config import VPOConfig
 from vpod.cpu import effective_workers
@@ -45,6 +45,7 @@ from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
 from vpod.errors import ConfigError
+from vpod.exitcodes import ExitCode
 from vpod.feeder import Feeder
 from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
@@ -54,6 +55,7 @@ from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier, forget_environ
+from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.reload import ReloadPlan, plan_reload
@@ -434,7 +436,7 @@ class Daemon:
 
     def _on_outcome(self, result: FileProcessingResult, retrying: bool) -> None:
         self.metrics.observe_file(result, retrying=retrying)
-        if result.reason == "source_changed" and not retrying:
+        if result.reason == Reason.SOURCE_CHANGED and not retrying:
             # The rewrite's own events may have settled while the row was still in
             # progress, and then were not queued: look at the new content once it settles.
             self.stabilizer.notify(result.path)
@@ -810,4 +812,4 @@ def run_daemon(
         daemon.main_loop()
     finally:
         daemon.shutdown()
-    return exitcodes.SOFTWARE if daemon.crashed.is_set() else exitcodes.OK
+    return ExitCode.SOFTWARE if daemon.crashed.is_set() else ExitCode.OK

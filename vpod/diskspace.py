@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vpod.errors import MediaError
+from vpod.outcomes import Reason
 
 MiB = 1 << 20
 REMUX_MARGIN_PERCENT = 5
@@ -49,7 +50,7 @@ class InsufficientSpace(MediaError):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="insufficient_space", permanent=False)
+        super().__init__(message, reason=Reason.INSUFFICIENT_SPACE, permanent=False)
 
 
 def format_bytes(count: int) -> str:

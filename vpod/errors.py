@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpod.outcomes import Reason
+
 
 class VpodError(Exception):
     """Base of every error vpod raises on purpose."""
@@ -23,16 +25,21 @@ class ConfigError(VpodError):
         super().__init__(f"{where}: {reason}")
 
 
+class UsageProblem(VpodError):
+    """A bad command line or environment that click cannot see (``$VPOD_CPU_COUNT``,
+    running as root without ``allow_root``); the CLI prints it and exits 2."""
+
+
 class MediaError(VpodError):
     """A media file cannot be processed.
 
     ``permanent`` is True when retrying the same bytes cannot help (unreadable media,
     a format the tools reject); such files wait until their content changes.
-    ``reason`` is a short machine-friendly tag (``probe_failed``, ``timeout`` ...)
-    used in logs, the database and metrics.
+    ``reason`` (:class:`vpod.outcomes.Reason`) is the short tag used in logs, the
+    database and metrics.
     """
 
-    def __init__(self, message: str, *, reason: str = "error", permanent: bool = True) -> None:
+    def __init__(self, message: str, *, reason: Reason = Reason.ERROR, permanent: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.permanent = permanent
@@ -52,7 +59,7 @@ class ToolMissing(ToolError):
         super().__init__(
             f"{tool} not found on PATH; install it "
             f"(Debian/Ubuntu: apt-get install {package_for_tool(tool)})",
-            reason="tool_missing",
+            reason=Reason.TOOL_MISSING,
             permanent=False,
         )
         self.tool = tool
@@ -64,7 +71,7 @@ class ToolTimeout(ToolError):
     def __init__(self, tool: str, timeout_seconds: float) -> None:
         super().__init__(
             f"{tool} did not finish within {timeout_seconds:g} s and was killed",
-            reason="timeout",
+            reason=Reason.TIMEOUT,
             permanent=False,
         )
         self.tool = tool

@@ -14,18 +14,19 @@ import structlog
 from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.store import Job, Outcome, Store
 from vpod.file_progress import FileProgress
+from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
-TIMEOUT_REASONS = frozenset({"timeout", "probe_timeout"})
-"""A tool ran past its time limit (``[processing]`` ``probe_timeout_seconds``, or
+TIMEOUT_REASONS = frozenset(r for r in Reason if r.retry is Retry.ONCE)
+"""``timeout`` and ``probe_timeout``: a tool ran past its time limit (``[processing]`` ``probe_timeout_seconds``, or
 ``tool_timeout_seconds`` plus ``tool_timeout_seconds_per_gib``) and was killed."""
 
 
-def attempts_allowed(reason: str | None, max_attempts: int) -> int:
+def attempts_allowed(reason: Reason | None, max_attempts: int) -> int:
     """How many attempts a file that keeps failing for the transient ``reason`` gets.
 
     ``max_attempts``, except after a timeout: at most 2. The same bytes usually hang the
@@ -131,7 +132,7 @@ class JobRunner:
             except Exception as exc:
                 self.log.exception("worker_error")
                 result = FileProcessingResult(
-                    path=job.path, success=False, reason="internal_error", permanent=False,
+                    path=job.path, success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
                     error=f"{display_path(job.path)}: internal error in vpod (a bug, please report it): {exc!r}",
                     duration_seconds=time.monotonic() - clock, started_at=started, ended_at=time.time(),
                     worker=worker,
@@ -169,7 +170,7 @@ class JobRunner:
             # A temp file could not be registered: nothing was changed yet (or, if the
             # lock hit after the change, the redo finds the file done and counts it).
             busy = FileProcessingResult(
-                path=job.path, success=False, reason="database_busy", error=str(exc), permanent=False
+                path=job.path, success=False, reason=Reason.DATABASE_BUSY, error=str(exc), permanent=False
             )
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
         result = _account_interrupted(job, output, replace(output.result, worker=worker))
@@ -195,7 +196,7 @@ class JobRunner:
         """How many times in a row ``job`` has now found too little free space (0: it did
         not, or this runner does not wait for space; the count starts again then)."""
         with self._space_lock:
-            if self.wait_for_space and result.failed and result.reason == "insufficient_space":
+            if self.wait_for_space and result.failed and result.reason == Reason.INSUFFICIENT_SPACE:
                 self._space_waits[job.id] = self._space_waits.get(job.id, 0) + 1
                 return self._space_waits[job.id]
             self._space_waits.pop(job.id, None)
@@ -220,7 +221,7 @@ class JobRunner:
         return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id), delay
 
     def _log(self, result: FileProcessingResult) -> None:
-        if result.success:
+        if result.status is Status.DONE:
             moved = result.final_path is not None and result.final_path != result.path
             self.log.info(
                 "file_processed",
@@ -230,9 +231,9 @@ class JobRunner:
                 actions=list(result.actions),
                 **({"final_path": display_path(result.final_path)} if moved else {}),
             )
-        elif result.reason == "dry_run":
+        elif result.reason == Reason.DRY_RUN:
             self.log.info("file_planned", actions=list(result.actions))
-        elif result.skipped:
+        elif result.status is Status.SKIPPED:
             self.log.info("file_skipped", reason=result.reason, detail=utf8_text(result.error))
         else:
             self.log.error("file_failed", error=utf8_text(result.error), reason=result.reason)

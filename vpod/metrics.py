@@ -29,6 +29,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult
 
 # From 0.1 s (a header edit of a small file) to an hour (the default tool timeout).
@@ -80,12 +81,12 @@ class Metrics:
     def observe_file(self, result: FileProcessingResult, *, retrying: bool) -> None:
         """Count one file outcome; ``retrying`` when it went back to the queue."""
         self.seconds.observe(result.duration_seconds)
-        reason = result.reason or "error"
+        reason = result.reason or Reason.ERROR
         if retrying:
             self.retries.labels(reason).inc()
-        elif result.success:
+        elif result.status is Status.DONE:
             self.processed.inc()
-        elif result.skipped:
+        elif result.status is Status.SKIPPED:
             self.skipped.labels(reason).inc()
         else:
             self.failed.labels(reason).inc()

@@ -43,6 +43,7 @@ from vpod.media.replace import backup_path, keep_backup, put_in_place
 from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
+from vpod.outcomes import Reason
 from vpod.policy.plan import ChangeContainer, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
@@ -105,13 +106,13 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
         return Skip(
             f"{media.path}: {media.container} files cannot be edited in place; set "
             f'[policy] container = "mkv" to let vpod remux them into MKV',
-            "container_not_supported",
+            Reason.CONTAINER_NOT_SUPPORTED,
         )
     if needs_remux(media, plan) and st.st_nlink > 1 and not policy.break_hardlinks:
         return Skip(
             f"{media.path}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
             f"from its other links (set [policy] break_hardlinks = true to allow that)",
-            "hardlinked",
+            Reason.HARDLINKED,
         )
     return None
 
@@ -181,7 +182,7 @@ class FileProcessor:
         try:
             refusal = self.options.refusal(path) if self.options.refusal else None
             if refusal:
-                raise Skip(refusal, "claimed_elsewhere")
+                raise Skip(refusal, Reason.CLAIMED_ELSEWHERE)
             with open_for_processing(
                 path,
                 self.options.roots,
@@ -196,7 +197,7 @@ class FileProcessor:
                         raise
                     # A tool failed because the file went away under it: that is not a
                     # broken file. Its new name or new content gets its own event.
-                    raise Skip(f"{path}: vanished or replaced while being processed", "vanished") from exc
+                    raise Skip(f"{path}: vanished or replaced while being processed", Reason.VANISHED) from exc
         except Skip as exc:
             return PipelineOutput(
                 finish(success=False, skipped=True, reason=exc.reason, error=str(exc), permanent=exc.permanent),
@@ -206,7 +207,7 @@ class FileProcessor:
             if not os.path.lexists(path):
                 # Deleted or renamed while a tool or vpod was reading it: whatever failed
                 # (ENOENT, a tool that found nothing), the reason is that it vanished.
-                gone = Skip(f"{path}: vanished while being processed", "vanished")
+                gone = Skip(f"{path}: vanished while being processed", Reason.VANISHED)
                 return PipelineOutput(
                     finish(success=False, skipped=True, reason=gone.reason, error=str(gone), permanent=gone.permanent),
                     fingerprint_before,
@@ -226,7 +227,7 @@ class FileProcessor:
                 )
             message = f"{path}: {exc.strerror or exc}"
             # A full disk (another program took the space after vpod's check): transient.
-            reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "os_error"
+            reason = Reason.DISK_FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else Reason.OS_ERROR
             return PipelineOutput(
                 finish(success=False, reason=reason, error=message, permanent=False), fingerprint_before
             )
@@ -243,7 +244,7 @@ class FileProcessor:
         """Probe, plan, apply and verify the locked file (see :meth:`process`)."""
         if locked.stat.st_size == 0:
             # A browser's placeholder or a download not started: nothing to judge yet.
-            raise Skip(f"{locked.path}: empty file (0 bytes), nothing to process yet", "empty")
+            raise Skip(f"{locked.path}: empty file (0 bytes), nothing to process yet", Reason.EMPTY)
         media = probe(locked.path, self.runner)
         plan = make_plan(policy, media)
         for warning in plan.warnings:
@@ -260,7 +261,7 @@ class FileProcessor:
             blocked = obstacle(media, plan, policy, locked.stat)
             if blocked is not None:
                 raise blocked  # reported as the run would report it, with its reason
-            result = finish(success=False, skipped=True, reason="dry_run", actions=plan.describe(), permanent=False)
+            result = finish(success=False, skipped=True, reason=Reason.DRY_RUN, actions=plan.describe(), permanent=False)
             return PipelineOutput(result, fingerprint_before)
         if before_apply is not None:
             before_apply(plan)
@@ -300,7 +301,7 @@ class FileProcessor:
             raise blocked
         if not is_under(media.path, self.options.roots):
             # A followed symlink's target: read for inspection, never written.
-            raise Skip(f"{media.path}: changing it would write outside the watched folders", "outside_roots")
+            raise Skip(f"{media.path}: changing it would write outside the watched folders", Reason.OUTSIDE_ROOTS)
         in_place = not needs_remux(media, plan)
         _check_writable(media.path, in_place, self._root_of(media.path))
         if in_place:
@@ -338,7 +339,7 @@ class FileProcessor:
         if target != source and os.path.lexists(target):
             raise MediaError(
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
-                reason="target_exists",
+                reason=Reason.TARGET_EXISTS,
             )
         what = f"the remux (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
         with (
@@ -362,7 +363,7 @@ class FileProcessor:
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
                     f"{source}: opened for writing by another process during the remux; left as it was",
-                    reason="locked",
+                    reason=Reason.LOCKED,
                     permanent=False,
                 )
             if policy.backup:
@@ -387,7 +388,7 @@ class FileProcessor:
         try:
             now = os.stat(locked.path, follow_symlinks=False)
         except FileNotFoundError:
-            raise Skip(f"{locked.path}: vanished while vpod was remuxing it", "vanished") from None
+            raise Skip(f"{locked.path}: vanished while vpod was remuxing it", Reason.VANISHED) from None
         except OSError:
             return  # cannot tell; the replace itself would fail on a real problem
         before = locked.stat
@@ -398,7 +399,7 @@ class FileProcessor:
                 f"{locked.path}: changed while vpod was remuxing it (another program wrote or replaced it); "
                 "vpod's copy was discarded and the new content left as written, to be looked at again "
                 "(the daemon does so once it settles; after `vpod process`, run it again)",
-                "source_changed",
+                Reason.SOURCE_CHANGED,
             )
 
 

@@ -28,16 +28,17 @@ from typing import Any, Callable
 
 import structlog
 
-from vpod import exitcodes
 from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
 from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Store
+from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
+from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
 from vpod.progress import ProgressTracker, StatusLine
@@ -107,12 +108,12 @@ class ProcessReport:
         file failed or a folder could not be read; else 0 (skips are not failures).
         """
         if self.signal_number is not None:
-            return 128 + self.signal_number
+            return SIGNAL_BASE + self.signal_number
         if self.batch.stopped_early:
-            return exitcodes.STOPPED_EARLY
+            return ExitCode.STOPPED_EARLY
         if self.batch.fail_count or self.unreadable:
-            return exitcodes.FILES_FAILED
-        return exitcodes.OK
+            return ExitCode.FILES_FAILED
+        return ExitCode.OK
 
     def as_dict(self) -> dict[str, Any]:
         """Every :class:`BatchResult` field plus the run's own, JSON-friendly (``--json``)."""
@@ -126,7 +127,7 @@ class ProcessReport:
             "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
             "unreadable_folders": [{"path": p, "error": e} for p, e in self.unreadable],
             "temp_files_removed": self.temp_files_removed,
-            "exit_code": self.exit_code(),
+            "exit_code": int(self.exit_code()),
         }
 
 
@@ -251,15 +252,15 @@ class BatchProcessor:
             result = None if job is None else self.job_runner.run(job, self.policy, worker, self.batch.batch_id)
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.error("result_not_recorded", path=display_path(target.path), worker=worker, error=str(exc))
-            return own_result(success=False, reason="database_error", permanent=False,
+            return own_result(success=False, reason=Reason.DATABASE_ERROR, permanent=False,
                               error=f"{target.path}: the database failed: {exc}")
         except Exception as exc:  # a bug must not end the batch; it is reported as this file's failure
             self.log.exception("worker_error", path=display_path(target.path), worker=worker)
-            return own_result(success=False, reason="internal_error", permanent=False,
+            return own_result(success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
                               error=f"{target.path}: internal error: {exc!r}")
         if result is None:
             return own_result(
-                success=False, skipped=True, reason="in_progress_elsewhere", permanent=False,
+                success=False, skipped=True, reason=Reason.IN_PROGRESS_ELSEWHERE, permanent=False,
                 error=f"{target.path}: being processed by another vpod (the daemon or another vpod process); left alone",
             )
         return result

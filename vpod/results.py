@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+from vpod.outcomes import Reason, Status
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -62,7 +64,8 @@ class FileProcessingResult:
         duration_seconds: wall time spent on this file.
         error: why it failed or was skipped, with the tool's message; ``None`` on success.
         skipped: True when vpod chose not to process it (``reason`` says why).
-        reason: short tag (``vanished``, ``truncated``, ``timeout``, ...).
+        reason: why it was skipped or failed (:class:`vpod.outcomes.Reason`); ``None`` on
+            success.
         actions: human descriptions of the actions taken (or planned, in a dry run).
         final_path: where the file is now (differs after a container change).
         permanent: for failures, True when retrying the same bytes cannot help.
@@ -76,7 +79,7 @@ class FileProcessingResult:
     duration_seconds: float = 0.0
     error: str | None = None
     skipped: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
     actions: tuple[str, ...] = ()
     final_path: Path | None = None
     permanent: bool = True
@@ -86,9 +89,16 @@ class FileProcessingResult:
     worker: str | None = None
 
     @property
+    def status(self) -> Status:
+        """``done``, ``skipped`` or ``failed`` (:class:`vpod.outcomes.Status`)."""
+        if self.success:
+            return Status.DONE
+        return Status.SKIPPED if self.skipped else Status.FAILED
+
+    @property
     def failed(self) -> bool:
         """True for a real failure (not a skip)."""
-        return not self.success and not self.skipped
+        return self.status is Status.FAILED
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (texts valid UTF-8, see :func:`utf8_text`)."""
@@ -133,17 +143,17 @@ class BatchResult:
     @property
     def success_count(self) -> int:
         """Files that conform now (changed or already conforming)."""
-        return sum(1 for r in self.results if r.success)
+        return sum(1 for r in self.results if r.status is Status.DONE)
 
     @property
     def fail_count(self) -> int:
         """Files that failed (not skips)."""
-        return sum(1 for r in self.results if r.failed)
+        return sum(1 for r in self.results if r.status is Status.FAILED)
 
     @property
     def skipped_count(self) -> int:
         """Files vpod chose not to process (vanished, dry run, hard-linked, ...)."""
-        return sum(1 for r in self.results if r.skipped)
+        return sum(1 for r in self.results if r.status is Status.SKIPPED)
 
     def counts(self) -> dict[str, Any]:
         """The summary fields, as logged in ``batch_completed``."""

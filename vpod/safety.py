@@ -23,21 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.outcomes import Reason, Retry
 from vpod.watch.writers import has_writer
 
 
-_WORTH_ANOTHER_LOOK = frozenset({"vanished", "source_changed", "claimed_elsewhere"})
 _REOPEN_ATTEMPTS = 5  # times a waited-for file may turn out replaced before vpod gives up
 
 
 class Skip(MediaError):
     """The file is not something vpod should process; ``reason`` says why."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: Reason) -> None:
         # A file that vanished may come back with the same bytes, and one that changed
         # under vpod has new bytes: both are worth a new look; so is one in another
-        # vpod's library, once this vpod takes the library over.
-        super().__init__(message, reason=reason, permanent=reason not in _WORTH_ANOTHER_LOOK)
+        # vpod's library, once this vpod takes the library over (Retry.NEXT_EVENT).
+        super().__init__(message, reason=reason, permanent=reason.retry is not Retry.NEXT_EVENT)
 
 
 class Busy(MediaError):
@@ -45,7 +45,7 @@ class Busy(MediaError):
     or still has it open for writing."""
 
     def __init__(self, path: Path, why: str = "locked by another vpod process") -> None:
-        super().__init__(f"{path}: {why}", reason="locked", permanent=False)
+        super().__init__(f"{path}: {why}", reason=Reason.LOCKED, permanent=False)
 
 
 def is_under(path: Path, roots: tuple[Path, ...]) -> bool:
@@ -86,21 +86,21 @@ def _real_target(path: Path, roots: tuple[Path, ...], follow_symlinks: bool) -> 
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        raise Skip(f"{path}: vanished before processing", "vanished") from None
+        raise Skip(f"{path}: vanished before processing", Reason.VANISHED) from None
     if not stat.S_ISLNK(st.st_mode):
         return path
     try:
         target = path.resolve(strict=True)
     except FileNotFoundError:
-        raise Skip(f"{path}: dangling symlink", "dangling_symlink") from None
+        raise Skip(f"{path}: dangling symlink", Reason.DANGLING_SYMLINK) from None
     except (RuntimeError, OSError) as exc:  # RuntimeError: symlink loop on Python < 3.13
-        raise Skip(f"{path}: symlink loop ({exc})", "symlink_loop") from None
+        raise Skip(f"{path}: symlink loop ({exc})", Reason.SYMLINK_LOOP) from None
     if is_under(target, roots):
-        raise Skip(f"{path}: symlink to {target}, which is processed on its own", "symlink_inside")
+        raise Skip(f"{path}: symlink to {target}, which is processed on its own", Reason.SYMLINK_INSIDE)
     if not follow_symlinks:
         raise Skip(
             f"{path}: symlink to {target} outside the watched folders (set [watch] follow_symlinks = true)",
-            "symlink_outside",
+            Reason.SYMLINK_OUTSIDE,
         )
     return target
 
@@ -125,7 +125,7 @@ def open_for_processing(
     """
     real = _real_target(path, roots, follow_symlinks)
     if real == path and not is_under(path, roots):
-        raise Skip(f"{path}: outside the watched folders", "outside_roots")
+        raise Skip(f"{path}: outside the watched folders", Reason.OUTSIDE_ROOTS)
     # Waiting for another vpod's lock often ends with the file replaced by its remux;
     # then the new file is the one to look at (it probably conforms already).
     for _ in range(_REOPEN_ATTEMPTS if wait else 1):
@@ -141,24 +141,24 @@ def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
     try:
         st = os.stat(real, follow_symlinks=False)
     except FileNotFoundError:
-        raise Skip(f"{path}: vanished before processing", "vanished") from None
+        raise Skip(f"{path}: vanished before processing", Reason.VANISHED) from None
     if not stat.S_ISREG(st.st_mode):
         kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
-        raise Skip(f"{path}: a {kind}, not a regular file", "not_a_regular_file")
+        raise Skip(f"{path}: a {kind}, not a regular file", Reason.NOT_A_REGULAR_FILE)
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise Skip(f"{path}: vanished before processing", "vanished") from None
+        raise Skip(f"{path}: vanished before processing", Reason.VANISHED) from None
     except PermissionError as exc:
-        raise MediaError(f"{path}: cannot read: {exc.strerror}", reason="permission_denied") from None
+        raise MediaError(f"{path}: cannot read: {exc.strerror}", reason=Reason.PERMISSION_DENIED) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise Skip(f"{path}: became a symlink while opening", "symlink_race") from None
-        raise MediaError(f"{path}: cannot open: {exc.strerror}", reason="os_error", permanent=False) from None
+            raise Skip(f"{path}: became a symlink while opening", Reason.SYMLINK_RACE) from None
+        raise MediaError(f"{path}: cannot open: {exc.strerror}", reason=Reason.OS_ERROR, permanent=False) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise Skip(f"{path}: not a regular file", "not_a_regular_file")
+            raise Skip(f"{path}: not a regular file", Reason.NOT_A_REGULAR_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -12,6 +12,7 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import InProgress, QueueReport
 from vpod.db.sqlite_store import SqliteStore
+from vpod.outcomes import Reason
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
 
@@ -170,7 +171,7 @@ def format_status(status: StatusReport) -> str:
             if f.path in status.gone:
                 continue  # deleted or moved away since: nothing left to fix there
             lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
-            lines.append(f"      {f.reason or 'error'}: {one_line(f.error)}")
+            lines.append(f"      {f.reason or Reason.ERROR}: {one_line(f.error)}")
         gone = sum(1 for f in q.last_failures if f.path in status.gone)
         if gone:
             lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")

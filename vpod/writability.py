@@ -35,6 +35,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from vpod.outcomes import Reason
+
 MOUNTINFO = Path("/proc/self/mountinfo")
 CGROUP = Path("/proc/self/cgroup")
 
@@ -79,7 +81,7 @@ class WriteRefusal:
         fix: what to do about it.
     """
 
-    reason: str
+    reason: Reason
     cause: str
     fix: str
 
@@ -192,7 +194,7 @@ def _read_only_refusal(
     where = f"mounted read-only at {mount.mount_point}" if mount else "mounted read-only"
     if mount is not None and mount.filesystem_read_only:
         return WriteRefusal(
-            "read_only_filesystem",
+            Reason.READ_ONLY_FILESYSTEM,
             f"{what} is on a read-only filesystem ({mount.fstype} {mount.source}, {where})",
             f"remount it read-write (mount -o remount,rw {mount.mount_point}) or stop watching it",
         )
@@ -201,7 +203,7 @@ def _read_only_refusal(
         return sandbox_refusal(what, unit, suggest)
     point = mount.mount_point if mount else str(path)
     return WriteRefusal(
-        "read_only_filesystem",
+        Reason.READ_ONLY_FILESYSTEM,
         f"{what} is on a read-only mount ({where}; the filesystem itself is writable, so this mount "
         "was made read-only, e.g. a read-only bind mount or a container volume)",
         f"make the mount writable (mount -o remount,rw,bind {point}) or stop watching it",
@@ -212,7 +214,7 @@ def sandbox_refusal(what: str, unit: str, suggest: Path) -> WriteRefusal:
     """``what`` lies outside the ``ReadWritePaths=`` of the systemd service ``unit``, whose
     ``ProtectSystem=strict`` makes it read-only for vpod; ``suggest`` is the folder to add."""
     return WriteRefusal(
-        "systemd_sandbox",
+        Reason.SYSTEMD_SANDBOX,
         f"{what} is read-only for vpod: it runs in the systemd service {unit}, whose sandbox "
         f"(ProtectSystem=strict) makes every path outside the unit's ReadWritePaths= read-only",
         f"add the folder with `systemctl edit {unit}` ([Service] ReadWritePaths={suggest}) and "
@@ -226,14 +228,14 @@ def _attribute_refusal(path: Path, what: str) -> WriteRefusal | None:
         return None
     if flags & _FS_IMMUTABLE_FL:
         return WriteRefusal(
-            "immutable",
+            Reason.IMMUTABLE,
             f"{what} has the immutable attribute (lsattr shows 'i'): nobody, not even root, may change, "
             "rename or remove it",
             f"if it should change, remove the attribute (chattr -i {path})",
         )
     if flags & _FS_APPEND_FL:
         return WriteRefusal(
-            "immutable",
+            Reason.IMMUTABLE,
             f"{what} has the append-only attribute (lsattr shows 'a'): it may only grow, "
             "never be rewritten, renamed or removed",
             f"if it should change, remove the attribute (chattr -a {path})",
@@ -243,7 +245,7 @@ def _attribute_refusal(path: Path, what: str) -> WriteRefusal | None:
 
 def _permission_refusal(what: str) -> WriteRefusal:
     return WriteRefusal(
-        "not_writable",
+        Reason.NOT_WRITABLE,
         f"{what} is not writable by the user vpod runs as (uid {os.geteuid()})",
         "give it write access (for example group vpod with g+w)",
     )
@@ -312,7 +314,7 @@ def refusal_for_error(exc: OSError, file: Path, *, suggest: Path | None = None) 
             return None
         if folder.st_mode & stat.S_ISVTX and os.geteuid() not in (0, st.st_uid, folder.st_uid):
             return WriteRefusal(
-                "not_writable",
+                Reason.NOT_WRITABLE,
                 f"its folder {file.parent} is sticky (mode +t) and the file belongs to uid {st.st_uid}: only "
                 "its owner, the folder's owner or root may replace it",
                 "run vpod as that user, or clear the sticky bit (chmod -t) if it is not needed",

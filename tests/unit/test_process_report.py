@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vpod import exitcodes
+from vpod.exitcodes import ExitCode
 from vpod.cli.process_cmd import _log_level, summary_text
 from vpod.process import ProcessReport
 from vpod.results import BatchResult, FileProcessingResult
@@ -41,11 +41,11 @@ def report(results, total=None, **kw) -> ProcessReport:
 @pytest.mark.parametrize(
     "make, code",
     [
-        (lambda: report([]), exitcodes.OK),
-        (lambda: report([ok("a.mkv"), skipped("b.mp4")]), exitcodes.OK),
-        (lambda: report([ok("a.mkv"), failed("b.mkv")]), exitcodes.FILES_FAILED),
-        (lambda: report([ok("a.mkv")], unreadable=[("/lib/locked", "Permission denied")]), exitcodes.FILES_FAILED),
-        (lambda: report([ok("a.mkv"), failed("b.mkv")], total=5, stopped_early=True), exitcodes.STOPPED_EARLY),
+        (lambda: report([]), ExitCode.OK),
+        (lambda: report([ok("a.mkv"), skipped("b.mp4")]), ExitCode.OK),
+        (lambda: report([ok("a.mkv"), failed("b.mkv")]), ExitCode.FILES_FAILED),
+        (lambda: report([ok("a.mkv")], unreadable=[("/lib/locked", "Permission denied")]), ExitCode.FILES_FAILED),
+        (lambda: report([ok("a.mkv"), failed("b.mkv")], total=5, stopped_early=True), ExitCode.STOPPED_EARLY),
         (lambda: report([ok("a.mkv")], total=5, stopped_early=True, signal_number=signal.SIGINT), 130),
     ],
 )
@@ -54,8 +54,8 @@ def test_exit_codes(make, code):
 
 
 def test_stopped_early_code_is_distinct():
-    codes = {exitcodes.OK, exitcodes.FILES_FAILED, exitcodes.USAGE}
-    assert exitcodes.STOPPED_EARLY not in codes
+    codes = {ExitCode.OK, ExitCode.FILES_FAILED, ExitCode.USAGE}
+    assert ExitCode.STOPPED_EARLY not in codes
 
 
 def test_summary_names_counts_time_and_each_failed_file():

@@ -13,13 +13,14 @@ from vpod.cli.inspect_cmd import inspect_command
 from vpod.cli.plan_cmd import plan_command
 from vpod.cli.process_cmd import process_command
 from vpod.cli.doctor_cmd import doctor_command
+from vpod.cli.exits import ExitOnError
 from vpod.cli.resume_cmd import resume_command
 from vpod.cli.retry_cmd import retry_command
 from vpod.cli.run_cmd import run_command
 from vpod.cli.status_cmd import status_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ExitOnError, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="vpod")
 def cli() -> None:
     """vpod: watch folders and normalize video files by a track policy.

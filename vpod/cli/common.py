@@ -1,4 +1,7 @@
-"""Pieces shared by the commands: the --config option and turning errors into exit codes."""
+"""Pieces shared by the commands: the --config option, loading the config, checking the tools.
+
+Errors become exit statuses in one place: :mod:`vpod.cli.exits`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ from typing import Any, Callable, NoReturn
 
 import click
 
-from vpod import exitcodes
 from vpod.config import VPOConfig, load_config
 from vpod.cpu import MAX_WORKERS, available_cpus
-from vpod.errors import ConfigError
-from vpod.requirements import missing_tools, missing_tools_message
+from vpod.errors import UsageProblem
+from vpod.exitcodes import ExitCode
+from vpod.requirements import ToolsMissing, missing_tools
 
 config_option = click.option(
     "--config",
@@ -23,29 +26,36 @@ config_option = click.option(
 )
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """Print ``message`` on stderr and exit with ``code``."""
+def fail(message: str, code: ExitCode) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code``: for statuses that are a
+    command's outcome, not an error (errors: :data:`vpod.cli.exits.EXIT_CODES`)."""
     click.echo(message, err=True)
     sys.exit(code)
 
 
 def load_or_exit(config_path: str | None) -> VPOConfig:
-    """Load the config; on error print the file, key and reason and exit 2."""
+    """Load the config.
+
+    Raises:
+        ConfigError: the file, key and reason (exit 2).
+        UsageProblem: ``$VPOD_CPU_COUNT`` is not a positive integer (exit 2).
+    """
     try:
         available_cpus()  # a bad VPOD_CPU_COUNT is a usage error, not silently ignored
     except ValueError as exc:
-        fail(f"vpod: {exc}", exitcodes.USAGE)
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        fail(f"vpod: config error: {exc}", exitcodes.USAGE)
+        raise UsageProblem(str(exc)) from exc
+    return load_config(config_path)
 
 
 def require_tools_or_exit(tools: tuple[str, ...] | None = None) -> None:
-    """Exit 69 (EX_UNAVAILABLE) naming each missing tool and its package."""
+    """Check that ``tools`` (default: all vpod needs) are on ``PATH``.
+
+    Raises:
+        ToolsMissing: naming each missing tool and its package (exit 69, EX_UNAVAILABLE).
+    """
     missing = missing_tools(tools) if tools else missing_tools()
     if missing:
-        fail(missing_tools_message(missing), exitcodes.UNAVAILABLE)
+        raise ToolsMissing(missing)
 
 
 def positive_int(_ctx: Any, param: click.Parameter, value: int | None) -> int | None:

@@ -7,11 +7,11 @@ import os
 
 import click
 
-from vpod import exitcodes
 from vpod.cli.common import config_option
 from vpod.config import load_config
 from vpod.doctor import Finding, run_checks
 from vpod.errors import ConfigError
+from vpod.exitcodes import ExitCode
 from vpod.media.tools import ToolRunner
 
 _MARK = {"ok": "[ OK ]", "warn": "[WARN]", "fail": "[FAIL]"}
@@ -45,4 +45,4 @@ def doctor_command(config_path: str | None, as_json: bool) -> None:
     failed = [f for f in findings if f.level == "fail"]
     if not as_json:
         click.echo(f"vpod doctor: {len(failed)} blocking problem(s)" if failed else "vpod doctor: no blocking problem")
-    raise SystemExit(exitcodes.CHECK_FAILED if failed else exitcodes.OK)
+    raise SystemExit(ExitCode.CHECK_FAILED if failed else ExitCode.OK)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from vpod import exitcodes
-from vpod.cli.common import fail, require_tools_or_exit
+from vpod.cli.common import require_tools_or_exit
 from vpod.config import ProcessingConfig
 from vpod.errors import MediaError
 from vpod.media.limits import ToolLimits
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
+from vpod.outcomes import Reason
 from vpod.policy.languages import language_name
 from vpod.results import display_path
 
@@ -22,15 +22,17 @@ PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
 
 def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
-    """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones); on
-    failure print why and exit 1."""
+    """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones).
+
+    Raises:
+        MediaError: the file cannot be read as media, or not at all (exit 1).
+        ToolsMissing: mkvmerge or ffprobe is not on ``PATH`` (exit 69).
+    """
     require_tools_or_exit(PROBE_TOOLS)
     try:
         return probe(path.absolute(), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
-    except MediaError as exc:
-        fail(f"vpod: {exc}", exitcodes.FILES_FAILED)
     except OSError as exc:
-        fail(f"vpod: {display_path(path)}: {exc.strerror or exc}", exitcodes.FILES_FAILED)
+        raise MediaError(f"{display_path(path)}: {exc.strerror or exc}", reason=Reason.OS_ERROR) from exc
 
 
 def format_media(media: MediaInfo) -> str:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import click
 
-from vpod import exitcodes
-from vpod.cli.common import config_option, fail, load_or_exit, require_tools_or_exit, worker_count
+from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import with_overrides
 from vpod.cpu import CPU_COUNT_ENV, effective_workers
-from vpod.db.pool import DatabaseError
 from vpod.logs import configure_logging
+from vpod.outcomes import Reason, Status
 from vpod.process import ProcessReport, run_process
 from vpod.progress import StatusLine
 from vpod.results import FileProcessingResult, display_path, one_line, utf8_text
@@ -76,12 +75,9 @@ def process_command(
     targets = collect_targets(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
-    try:
-        report = run_process(
-            config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
-        )
-    except DatabaseError as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    report = run_process(  # DatabaseError: exit 70 (vpod.cli.exits)
+        config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
+    )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -102,9 +98,9 @@ def summary_text(report: ProcessReport) -> str:
     if batch.total_files == 0:
         lines = ["vpod process: nothing to do (no video files found)."]
     else:
-        changed = sum(1 for r in batch.results if r.success and r.changes)
-        planned = [r for r in batch.results if r.reason == "dry_run"]
-        skipped = [r for r in batch.results if r.skipped and r.reason != "dry_run"]
+        changed = sum(1 for r in batch.results if r.status is Status.DONE and r.changes)
+        planned = [r for r in batch.results if r.reason == Reason.DRY_RUN]
+        skipped = [r for r in batch.results if r.status is Status.SKIPPED and r.reason != Reason.DRY_RUN]
         head = "Dry run, nothing written: " if report.dry_run else ""
         counts = [f"{batch.success_count} succeeded ({changed} changed)"]
         if report.dry_run:
@@ -117,7 +113,7 @@ def summary_text(report: ProcessReport) -> str:
             f"worker(s): {', '.join(counts)}. Batch {batch.batch_id}."
         ]
         lines += _section("Would change:", [f"{one_line(display_path(r.path))}: {'; '.join(r.actions)}" for r in planned])
-        lines += _section("Failed:", [_problem(r) for r in batch.results if r.failed])
+        lines += _section("Failed:", [_problem(r) for r in batch.results if r.status is Status.FAILED])
         lines += _section("Skipped:", [_problem(r) for r in skipped])
     lines += _section("Not processed (named, but filtered out):", [f"{p}: {why}" for p, why in report.ignored])
     lines += _section("Folders that could not be read:", [f"{p}: {err}" for p, err in report.unreadable])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit
 from vpod.control import open_store, request_resume, wait_for_state, wake_daemon
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.exitcodes import ExitCode
 
 
 @click.command("resume")
@@ -22,21 +21,18 @@ def resume_command(config_path: str | None, wait_seconds: float) -> None:
     1 not confirmed in time, 3 no daemon running.
     """
     config = load_or_exit(config_path)
-    try:
-        store = open_store(config.database.path)
-        record = request_resume(store)
-        if not record.running:
-            fail("vpod: no daemon is running for this database; nothing is paused", exitcodes.NOT_RUNNING)
-        if record.state != "paused":
-            click.echo(f"vpod: the daemon (pid {record.pid}) is {record.state}, not paused: nothing to do")
-            return
-        problem = wake_daemon(record)
-        if problem:
-            fail(f"vpod: {problem}", exitcodes.CHECK_FAILED)
-        after = wait_for_state(store, "paused", wait_seconds)
-    except (DatabaseBusy, DatabaseError) as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    store = open_store(config.database.path)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+    record = request_resume(store)
+    if not record.running:
+        fail("vpod: no daemon is running for this database; nothing is paused", ExitCode.NOT_RUNNING)
+    if record.state != "paused":
+        click.echo(f"vpod: the daemon (pid {record.pid}) is {record.state}, not paused: nothing to do")
+        return
+    problem = wake_daemon(record)
+    if problem:
+        fail(f"vpod: {problem}", ExitCode.CHECK_FAILED)
+    after = wait_for_state(store, "paused", wait_seconds)
     if after.state == "paused":
         fail(f"vpod: resume requested, but the daemon (pid {record.pid}) has not confirmed within {wait_seconds:g} s",
-             exitcodes.CHECK_FAILED)
+             ExitCode.CHECK_FAILED)
     click.echo(f"vpod: resumed (pid {record.pid}); it was paused after {record.paused_path} failed")

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit
 from vpod.control import DaemonRecord, open_store, wake_daemon
-from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.db.records import RetryOutcome
+from vpod.exitcodes import ExitCode
 
 
 @click.command("retry")
@@ -28,29 +27,26 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
     if not paths and not all_failed:
         raise click.UsageError("give PATH... or --all-failed")
     config = load_or_exit(config_path)
-    code = exitcodes.OK
-    try:
-        store = open_store(config.database.path)
-        requeued = 0
-        if all_failed:
-            requeued += store.retry_all_failed()
-        if paths:
-            outcomes = store.retry_paths(p.absolute() for p in paths)
-            for path, outcome in outcomes.items():
-                if outcome is RetryOutcome.REQUEUED:
-                    requeued += 1
-                    continue
-                code = exitcodes.CHECK_FAILED
-                why = "vpod has no record of it" if outcome is RetryOutcome.UNKNOWN else "not failed (queued, in progress or done)"
-                click.echo(f"vpod: {path}: {why}", err=True)
-        record = DaemonRecord.from_info(store.daemon_info())
-    except (DatabaseBusy, DatabaseError) as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    code = ExitCode.OK
+    store = open_store(config.database.path)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+    requeued = 0
+    if all_failed:
+        requeued += store.retry_all_failed()
+    if paths:
+        outcomes = store.retry_paths(p.absolute() for p in paths)
+        for path, outcome in outcomes.items():
+            if outcome is RetryOutcome.REQUEUED:
+                requeued += 1
+                continue
+            code = ExitCode.CHECK_FAILED
+            why = "vpod has no record of it" if outcome is RetryOutcome.UNKNOWN else "not failed (queued, in progress or done)"
+            click.echo(f"vpod: {path}: {why}", err=True)
+    record = DaemonRecord.from_info(store.daemon_info())
     click.echo(f"vpod: {requeued} file(s) queued again")
     if requeued and record.running:
         problem = wake_daemon(record)
         if problem:
-            fail(f"vpod: {problem}; the files wait in the queue", exitcodes.CHECK_FAILED)
+            fail(f"vpod: {problem}; the files wait in the queue", ExitCode.CHECK_FAILED)
         if record.state == "paused":
             click.echo("vpod: the daemon is paused: run `vpod resume` to process them")
     elif requeued:

@@ -6,19 +6,10 @@ import os
 
 import click
 
-from vpod import exitcodes
-from vpod.cli.common import (
-    config_option,
-    fail,
-    load_or_exit,
-    require_tools_or_exit,
-    worker_count,
-)
+from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
-from vpod.db.pool import DatabaseError
-from vpod.http_listener import ListenError
-from vpod.instance import AlreadyRunning
+from vpod.errors import UsageProblem
 from vpod.logs import configure_logging, resolve_format
 
 
@@ -37,10 +28,9 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
     """
     config = with_overrides(load_or_exit(config_path), workers=workers)
     if os.geteuid() == 0 and not (allow_root or config.allow_root):
-        fail(
-            "vpod: refusing to run as root: a daemon that rewrites media files should run as its own user "
-            "(see systemd/vpod.service). Set allow_root = true in the config or pass --allow-root to override.",
-            exitcodes.USAGE,
+        raise UsageProblem(
+            "refusing to run as root: a daemon that rewrites media files should run as its own user "
+            "(see systemd/vpod.service). Set allow_root = true in the config or pass --allow-root to override."
         )
     require_tools_or_exit()
     configure_logging(config.logging.level, config.logging.format, timestamps=config.logging.timestamps)
@@ -53,14 +43,8 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
     if resolve_format(config.logging.format, click.get_text_stream("stderr")) == "console":
         folders = ", ".join(str(p) for p in config.watch.paths)
         click.echo(f"vpod: drop video files into {folders} (Ctrl-C stops)", err=True)
-    try:
-        code = run_daemon(
-            config, dry_run=dry_run, load_config=lambda: with_overrides(load_config(config_path), workers=workers)
-        )
-    except AlreadyRunning as exc:
-        fail(f"vpod: {exc}", exitcodes.ALREADY_RUNNING)
-    except DatabaseError as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
-    except ListenError as exc:
-        fail(f"vpod: {exc}", exitcodes.OSERR)
+    # AlreadyRunning (75), DatabaseError (70), ListenError (71): vpod.cli.exits.
+    code = run_daemon(
+        config, dry_run=dry_run, load_config=lambda: with_overrides(load_config(config_path), workers=workers)
+    )
     raise SystemExit(code)

@@ -6,12 +6,11 @@ import json
 
 import click
 
-from vpod import exitcodes
-from vpod.cli.common import config_option, fail
+from vpod.cli.common import config_option
 from vpod.config import fallback_database_path, load_config
 from vpod.control import open_store
-from vpod.db.pool import DatabaseBusy, DatabaseError
 from vpod.errors import ConfigError
+from vpod.exitcodes import ExitCode
 from vpod.status import format_status, read_status
 
 
@@ -38,16 +37,13 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
         # the file names, if that much of it can be read.
         fallback = fallback_database_path(config_path)
         if fallback is None or not fallback.exists():
-            fail(f"vpod: config error: {exc}", exitcodes.USAGE)
+            raise
         config_error, database = str(exc), fallback
         click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {database}", err=True)
-    try:
-        store = open_store(database)
-        status = read_status(store, batches=batches, failures=failures, config_error=config_error)
-    except (DatabaseBusy, DatabaseError) as exc:
-        fail(f"vpod: {exc}", exitcodes.SOFTWARE)
+    store = open_store(database)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+    status = read_status(store, batches=batches, failures=failures, config_error=config_error)
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))
     else:
         click.echo(format_status(status))
-    raise SystemExit(exitcodes.OK if status.daemon.running else exitcodes.NOT_RUNNING)
+    raise SystemExit(ExitCode.OK if status.daemon.running else ExitCode.NOT_RUNNING)

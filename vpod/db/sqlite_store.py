@@ -14,6 +14,7 @@ from vpod.db.records import BatchRecord, FailureRecord, InProgress, QueueReport,
 from vpod.db.schema import migrate
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome
 from vpod.fingerprint import StatKey
+from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 
@@ -287,9 +288,9 @@ class SqliteStore:
                 ).fetchall()
                 paths += [Path(r["root"]) / os.fsdecode(bytes(r["relpath"])) for r in rows]
                 conn.execute(
-                    "UPDATE files SET state = 'failed', permanent = 0, reason = 'interrupted',"
+                    "UPDATE files SET state = ?, permanent = 0, reason = ?,"
                     " last_error = ?, worker = NULL, updated_at = ? WHERE state = 'processing' AND worker = ?",
-                    (f"{worker} ended while processing this file", now, worker),
+                    (Status.FAILED, Reason.INTERRUPTED, f"{worker} ended while processing this file", now, worker),
                 )
             return paths
 
@@ -332,7 +333,7 @@ class SqliteStore:
         fail the write and leave the file ``processing``.
         """
         result = outcome.result
-        state = "done" if result.success else ("skipped" if result.skipped else "failed")
+        state = result.status
         digest = outcome.policy_digest if outcome.result_fingerprint is not None else None
         now = time.time()
         with self.pool.transaction() as conn:

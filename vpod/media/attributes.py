@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.outcomes import Reason
 from vpod.safety import Skip
 
 ACL_XATTR = "system.posix_acl_access"
@@ -114,7 +115,7 @@ def _owner_skip(source: Path, st: os.stat_result, now: os.stat_result, why: str)
         "Left as it was (vpod still edits such files when a change needs no remux: flags, languages or titles "
         "alone, in place, which keeps the owner). To let vpod remux it, run vpod "
         "as the file's owner (under systemd: User= and Group= in a drop-in), or as root, then `vpod retry PATH`",
-        "cannot_keep_owner",
+        Reason.CANNOT_KEEP_OWNER,
     )
 
 
@@ -190,7 +191,7 @@ def give_attributes(temp: Path, attrs: SourceAttributes, *, keep_mtime: bool) ->
             raise MediaError(
                 f"{attrs.path}: cannot give the remuxed copy the source's extended attributes "
                 f"({', '.join(sorted(attrs.xattrs)) or 'none'}): {exc.strerror}; left as it was",
-                reason="disk_full" if full else "attributes_not_kept",
+                reason=Reason.DISK_FULL if full else Reason.ATTRIBUTES_NOT_KEPT,
                 permanent=not full,
             ) from None
         os.chmod(fd, stat.S_IMODE(st.st_mode))

@@ -43,6 +43,7 @@ from vpod.media.ebml import CLUSTER_ID, SEEK_HEAD_ID, VOID_ID, EbmlError, Matros
 from vpod.media.model import MediaInfo
 from vpod.media.tools import ToolRunner
 from vpod.media.undo import EditUndo, UndoFailed, ranges_to_save
+from vpod.outcomes import Reason
 from vpod.policy.plan import Plan, SetFlag, SetLanguage, SetTitle
 from vpod.tempfiles import TempRegistry, temp_beside
 
@@ -184,7 +185,7 @@ def _edit_undoably(
     except BaseException as exc:
         # Without a reservation, a write mkvpropedit could not make is the likely cause
         # (it does not say why: "An unknown error occurred").
-        tool_failed = isinstance(exc, ToolError) and exc.reason == "tool_failed"
+        tool_failed = isinstance(exc, ToolError) and exc.reason == Reason.TOOL_FAILED
         disk_full = tool_failed and not reserved and _short_of(path, append)
         reserved = False  # the restore truncates the file, which frees the reservation too
         try:
@@ -198,7 +199,7 @@ def _edit_undoably(
             raise MediaError(
                 f"{text}; the filesystem had less than the {format_bytes(append)} free that the edit may need; "
                 f"{_UNDONE}",
-                reason="disk_full",
+                reason=Reason.DISK_FULL,
                 permanent=False,
             ) from None
         raise MediaError(f"{text}; {_UNDONE}", reason=exc.reason, permanent=exc.permanent) from None

@@ -24,6 +24,7 @@ from vpod.errors import MediaError, ToolError, ToolTimeout
 from vpod.media.model import MATROSKA, MediaInfo, Track
 from vpod.media.signature import check_media_signature
 from vpod.media.tools import ToolResult, ToolRunner
+from vpod.outcomes import Reason
 from vpod.policy.languages import track_language
 
 _MKVMERGE_TYPES = {"video": "video", "audio": "audio", "subtitles": "subtitle"}
@@ -49,7 +50,7 @@ def probe(path: Path, runner: ToolRunner) -> MediaInfo:
     path = path.absolute()
     size = path.stat().st_size
     if size == 0:
-        raise MediaError(f"{path}: empty file (0 bytes)", reason="empty")
+        raise MediaError(f"{path}: empty file (0 bytes)", reason=Reason.EMPTY)
     check_media_signature(path)
     info, identified = _probe_mkvmerge(path, size, runner)
     if info is None:
@@ -58,7 +59,7 @@ def probe(path: Path, runner: ToolRunner) -> MediaInfo:
             # What mkvmerge can read of a non-Matroska file decides the remux tool.
             info.extra["mkvmerge"] = identified
     if not info.tracks:
-        raise MediaError(f"{path}: no tracks found ({info.probed_with})", reason="no_tracks")
+        raise MediaError(f"{path}: no tracks found ({info.probed_with})", reason=Reason.NO_TRACKS)
     return info
 
 
@@ -70,7 +71,7 @@ def _probe_mkvmerge(
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError:
-        raise ToolError(f"{path}: mkvmerge -J printed no JSON: {result.stdout[-300:]!r}", reason="tool_failed") from None
+        raise ToolError(f"{path}: mkvmerge -J printed no JSON: {result.stdout[-300:]!r}", reason=Reason.TOOL_FAILED) from None
     container = data.get("container") or {}
     readable = container.get("recognized") and container.get("supported") and not data.get("errors")
     identified = data if readable else None
@@ -110,7 +111,7 @@ def _run_probe(runner: ToolRunner, path: Path, args: list[Any], ok_codes: tuple[
             f"{path}: {exc.tool} did not finish reading the file's headers within {limit:g} s and was killed; "
             "the file is probably malformed (if it lies on very slow storage, raise "
             "[processing] probe_timeout_seconds)",
-            reason="probe_timeout",
+            reason=Reason.PROBE_TIMEOUT,
             permanent=False,
         ) from None
 
@@ -153,13 +154,13 @@ def _probe_ffprobe(path: Path, size: int, runner: ToolRunner) -> MediaInfo:
     try:
         result = _run_probe(runner, path, args)
     except ToolError as exc:
-        if exc.reason != "tool_failed":
+        if exc.reason != Reason.TOOL_FAILED:
             raise
-        raise MediaError(f"{path}: not a readable media file: {exc}", reason="unreadable") from None
+        raise MediaError(f"{path}: not a readable media file: {exc}", reason=Reason.UNREADABLE) from None
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError:
-        raise ToolError(f"{path}: ffprobe printed no JSON", reason="tool_failed") from None
+        raise ToolError(f"{path}: ffprobe printed no JSON", reason=Reason.TOOL_FAILED) from None
     fmt = data.get("format") or {}
     tracks = tuple(_ffprobe_track(s) for s in data.get("streams", []))
     duration = fmt.get("duration")
@@ -262,5 +263,5 @@ def _check_matroska_size(path: Path, size: int) -> None:
     if size < expected:
         raise MediaError(
             f"{path}: truncated Matroska file: its Segment declares {expected} bytes, the file has {size}",
-            reason="truncated",
+            reason=Reason.TRUNCATED,
         )

@@ -29,6 +29,7 @@ from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import ffmpeg_input
 from vpod.media.tool_progress import FFMPEG_ARGS, MKVMERGE_ARGS, ProgressSink, ffmpeg_line_reader, mkvmerge_line_reader
 from vpod.media.tools import ToolRunner
+from vpod.outcomes import Reason
 from vpod.policy.languages import track_language
 from vpod.policy.plan import Plan
 from vpod.tempfiles import TempRegistry, temp_beside
@@ -219,7 +220,7 @@ def unsupported_stream_error(media: MediaInfo, plan: Plan) -> MediaError | None:
     return MediaError(
         f"{media.path}: cannot remux into Matroska without losing {names}: neither mkvmerge nor "
         f"ffmpeg can write it there, and vpod never drops a stream silently; the file is left unchanged",
-        reason="unsupported_stream",
+        reason=Reason.UNSUPPORTED_STREAM,
     )
 
 
@@ -282,7 +283,7 @@ class Remuxer:
                 # mkvmerge says "The drive may be full ... No space left to write to".
                 raise MediaError(
                     f"{media.path}: remux with {tool} failed: {os.strerror(errno.ENOSPC)} ({exc})",
-                    reason="disk_full",
+                    reason=Reason.DISK_FULL,
                     permanent=False,
                 ) from None
             raise MediaError(

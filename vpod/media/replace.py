@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vpod.errors import MediaError
 from vpod.media.attributes import SourceAttributes, give_attributes
+from vpod.outcomes import Reason
 from vpod.tempfiles import TempRegistry, temp_beside
 
 
@@ -133,7 +134,7 @@ def put_in_place(new: Path, source: Path, target: Path, attrs: SourceAttributes,
         except FileExistsError:
             raise MediaError(
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
-                reason="target_exists",
+                reason=Reason.TARGET_EXISTS,
             ) from None
         os.unlink(source)
     _fsync(source.parent, os.O_RDONLY | os.O_DIRECTORY)

@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.outcomes import Reason
 
 HEAD_BYTES = 64 * 1024
 """How much of a file is read: enough for 300 MPEG-TS packets or the first MP4 boxes."""
@@ -118,7 +119,7 @@ def check_media_signature(path: Path) -> None:
         raise MediaError(
             f"{path}: not media: its first {len(head):,} bytes are all zero (a sparse or preallocated file, or a "
             "download whose start is not written yet); vpod looks at it again when its content changes",
-            reason="not_media",
+            reason=Reason.NOT_MEDIA,
         )
     extension = os.path.splitext(path.name)[1][1:].lower()
     if extension not in CHECKED_EXTENSIONS or container_family(head) is not None:
@@ -126,7 +127,7 @@ def check_media_signature(path: Path) -> None:
     raise MediaError(
         f"{path}: not media: it starts with {_show(head[:16])}, which is no video container "
         f"(Matroska/WebM, MP4/MOV, AVI, MPEG-TS) whatever its name says; no tool was run on it",
-        reason="not_media",
+        reason=Reason.NOT_MEDIA,
     )
 
 

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
 from vpod.media.limits import ToolLimits
 from vpod.media.parent_death import die_with_parent
+from vpod.outcomes import Reason
 
 # Tools print localized, colorized or interactive output otherwise.
 _TOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "AV_LOG_FORCE_NOCOLOR": "1"}
@@ -132,7 +133,7 @@ class ToolRunner:
             stderr.decode("utf-8", "replace"),
         )
         if result.returncode not in ok_codes:
-            reason = "killed" if result.returncode < 0 else "tool_failed"
+            reason = Reason.KILLED if result.returncode < 0 else Reason.TOOL_FAILED
             raise ToolError(
                 f"{name} exited with status {result.returncode}: {tool_message(result)}",
                 reason=reason,

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from vpod.errors import MediaError
 from vpod.media.ebml import CLUSTER_ID, MatroskaLayout
+from vpod.outcomes import Reason
 
 Range = tuple[int, int]  # (offset, length) in bytes
 _CHUNK = 1 << 20
@@ -28,7 +29,7 @@ class UndoFailed(MediaError):
     """The saved bytes could not be written back, or read back differently."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="undo_failed", permanent=True)
+        super().__init__(message, reason=Reason.UNDO_FAILED, permanent=True)
 
 
 def ranges_to_save(layout: MatroskaLayout) -> list[Range]:

@@ -19,6 +19,7 @@ from vpod.media.layout import changed_fields, expected_tracks
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe, probe_with_ffprobe
 from vpod.media.tools import ToolRunner
+from vpod.outcomes import Reason
 from vpod.policy.plan import Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
@@ -100,5 +101,5 @@ def verify_written(
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:
-        raise MediaError(f"{path}: verification failed: {'; '.join(problems)}", reason="verify_failed")
+        raise MediaError(f"{path}: verification failed: {'; '.join(problems)}", reason=Reason.VERIFY_FAILED)
     return after
