@@ -28,7 +28,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.db.store import StoreError
 from vpod.results import BatchResult, FileProcessingResult
 
 # From 0.1 s (a header edit of a small file) to an hour (the default tool timeout).
@@ -108,7 +108,7 @@ def _or_nan(read: Callable[[], int]) -> Callable[[], float]:
     def value() -> float:
         try:
             return float(read())
-        except (DatabaseBusy, DatabaseError):
+        except StoreError:
             return math.nan
 
     return value

@@ -96,7 +96,7 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
         path.write_bytes(bytes([n]) * 100)
     db = tmp_path / "vpod.db"
     broken = SqliteStore(DaemonConnectionPool(db))
-    broken.pool.close()  # every write now raises DatabaseError
+    broken.pool.close()  # every write now raises StoreError
     clock = FakeClock(1000.0)
     retried: list[tuple[list[Path], float]] = []
     intake = Intake(broken, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,

@@ -12,7 +12,7 @@ from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import with_overrides
 from vpod.cpu import CPU_COUNT_ENV, effective_workers
-from vpod.db.pool import DatabaseError
+from vpod.db.store import StoreError
 from vpod.logs import configure_logging
 from vpod.process import ProcessReport, run_process
 from vpod.progress import StatusLine
@@ -80,7 +80,7 @@ def process_command(
         report = run_process(
             config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
         )
-    except DatabaseError as exc:
+    except StoreError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

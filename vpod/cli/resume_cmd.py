@@ -6,8 +6,8 @@ import click
 
 from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit
-from vpod.control import open_store, request_resume, wait_for_state, wake_daemon
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.control import open_existing_store, request_resume, wait_for_state, wake_daemon
+from vpod.db.store import StoreError
 
 
 @click.command("resume")
@@ -23,7 +23,7 @@ def resume_command(config_path: str | None, wait_seconds: float) -> None:
     """
     config = load_or_exit(config_path)
     try:
-        store = open_store(config.database.path)
+        store = open_existing_store(config.database)
         record = request_resume(store)
         if not record.running:
             fail("vpod: no daemon is running for this database; nothing is paused", exitcodes.NOT_RUNNING)
@@ -34,7 +34,7 @@ def resume_command(config_path: str | None, wait_seconds: float) -> None:
         if problem:
             fail(f"vpod: {problem}", exitcodes.CHECK_FAILED)
         after = wait_for_state(store, "paused", wait_seconds)
-    except (DatabaseBusy, DatabaseError) as exc:
+    except StoreError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     if after.state == "paused":
         fail(f"vpod: resume requested, but the daemon (pid {record.pid}) has not confirmed within {wait_seconds:g} s",

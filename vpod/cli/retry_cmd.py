@@ -8,9 +8,9 @@ import click
 
 from vpod import exitcodes
 from vpod.cli.common import config_option, fail, load_or_exit
-from vpod.control import DaemonRecord, open_store, wake_daemon
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.control import DaemonRecord, open_existing_store, wake_daemon
 from vpod.db.records import RetryOutcome
+from vpod.db.store import StoreError
 
 
 @click.command("retry")
@@ -30,7 +30,7 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
     config = load_or_exit(config_path)
     code = exitcodes.OK
     try:
-        store = open_store(config.database.path)
+        store = open_existing_store(config.database)
         requeued = 0
         if all_failed:
             requeued += store.retry_all_failed()
@@ -44,7 +44,7 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
                 why = "vpod has no record of it" if outcome is RetryOutcome.UNKNOWN else "not failed (queued, in progress or done)"
                 click.echo(f"vpod: {path}: {why}", err=True)
         record = DaemonRecord.from_info(store.daemon_info())
-    except (DatabaseBusy, DatabaseError) as exc:
+    except StoreError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     click.echo(f"vpod: {requeued} file(s) queued again")
     if requeued and record.running:

@@ -16,7 +16,7 @@ from vpod.cli.common import (
 )
 from vpod.config import DEFAULT_HOME, load_config, with_overrides
 from vpod.daemon import run_daemon
-from vpod.db.pool import DatabaseError
+from vpod.db.store import StoreError
 from vpod.http_listener import ListenError
 from vpod.instance import AlreadyRunning
 from vpod.logs import configure_logging, resolve_format
@@ -59,7 +59,7 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
         )
     except AlreadyRunning as exc:
         fail(f"vpod: {exc}", exitcodes.ALREADY_RUNNING)
-    except DatabaseError as exc:
+    except StoreError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     except ListenError as exc:
         fail(f"vpod: {exc}", exitcodes.OSERR)

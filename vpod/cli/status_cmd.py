@@ -8,9 +8,9 @@ import click
 
 from vpod import exitcodes
 from vpod.cli.common import config_option, fail
-from vpod.config import fallback_database_path, load_config
-from vpod.control import open_store
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.config import DatabaseConfig, fallback_database_path, load_config
+from vpod.control import open_existing_store
+from vpod.db.store import StoreError
 from vpod.errors import ConfigError
 from vpod.status import format_status, read_status
 
@@ -32,19 +32,19 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
     """
     config_error: str | None = None
     try:
-        database = load_config(config_path).database.path
+        database = load_config(config_path).database
     except ConfigError as exc:
         # A typo must not hide a daemon that runs on its last good config: read the database
         # the file names, if that much of it can be read.
         fallback = fallback_database_path(config_path)
         if fallback is None or not fallback.exists():
             fail(f"vpod: config error: {exc}", exitcodes.USAGE)
-        config_error, database = str(exc), fallback
-        click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {database}", err=True)
+        config_error, database = str(exc), DatabaseConfig(path=fallback)
+        click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {fallback}", err=True)
     try:
-        store = open_store(database)
+        store = open_existing_store(database)
         status = read_status(store, batches=batches, failures=failures, config_error=config_error)
-    except (DatabaseBusy, DatabaseError) as exc:
+    except StoreError as exc:
         fail(f"vpod: {exc}", exitcodes.SOFTWARE)
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))
