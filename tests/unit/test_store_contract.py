@@ -83,8 +83,11 @@ def fail(store: Store, job: Job, reason: str = "unreadable", *, permanent: bool 
 
 
 def test_the_store_errors_are_backend_neutral_vpod_errors():
+    """Under vpod's error root (the CLI maps them to exit status 70), defined by no backend."""
+    import vpod.errors
+
     assert issubclass(StoreError, VpodError) and issubclass(StoreBusy, StoreError)
-    assert StoreError.__module__ == "vpod.errors"
+    assert (StoreError, StoreBusy) == (vpod.errors.StoreError, vpod.errors.StoreBusy)
 
 
 def test_writes_after_close_raise_store_error(database):
@@ -550,3 +553,16 @@ def test_a_store_says_where_it_lives_and_that_it_is_writable(store):
     assert store.location
     store.check_writable()
     assert store.daemon_info() == {} and store.queue_depth() == 0  # the check wrote nothing
+
+
+def test_only_the_store_package_names_a_backend():
+    """Callers reach a backend through the factory and the protocol only: no module
+    outside vpod/db/ imports the SQLite backend, its pool, its schema or sqlite3."""
+    package = Path(__file__).resolve().parents[2] / "vpod"
+    backend = re.compile(r"^\s*(from|import)\s+(sqlite3|vpod\.db\.(sqlite_store|pool|schema))\b", re.M)
+    offenders = [
+        str(module.relative_to(package))
+        for module in package.rglob("*.py")
+        if module.parent != package / "db" and backend.search(module.read_text())
+    ]
+    assert offenders == []
