@@ -1,7 +1,9 @@
 """The Store: all queue and result persistence behind one interface.
 
 Workers, the watcher and the CLI talk to a :class:`Store`, never to SQL, and catch
-only the backend-neutral :class:`StoreBusy` and :class:`StoreError` defined here. A
+only the backend-neutral :class:`StoreBusy` and :class:`StoreError` exported here
+(defined under vpod's error root in :mod:`vpod.errors`, so the exit-status table can
+name them without importing a backend). A
 store is opened by :func:`vpod.db.factory.open_store` from ``[database]``; the first
 backend is SQLite (:mod:`vpod.db.sqlite_store`), and a PostgreSQL one for several
 nodes on one library can follow without touching its callers: it is proven by
@@ -22,6 +24,7 @@ from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
 
+# Listed so that importing StoreBusy/StoreError from here is an explicit re-export (mypy --strict).
 __all__ = [
     "EnqueueEntry", "EnqueueOutcome", "Job", "Outcome", "Store", "StoreBusy", "StoreError",
 ]
