@@ -13,10 +13,13 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vpod.db.pool import DaemonConnectionPool, DatabaseError
-from vpod.db.sqlite_store import SqliteStore
+from vpod.db.factory import open_store
+from vpod.db.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from vpod.config import DatabaseConfig
 
 CONTROL_SIGNAL = signal.SIGUSR1
 """Tells the daemon to read control requests from the database."""
@@ -70,7 +73,7 @@ class DaemonRecord:
 
     @classmethod
     def from_info(cls, info: dict[str, str]) -> "DaemonRecord":
-        """Build from :meth:`SqliteStore.daemon_info`."""
+        """Build from :meth:`Store.daemon_info`."""
         pid = _int(info.get("pid"))
         recorded = info.get("state", "stopped")
         alive = pid is not None and recorded != "stopped" and pid_alive(pid)
@@ -91,28 +94,29 @@ class DaemonRecord:
         )
 
 
-def open_store(database: Path) -> SqliteStore:
-    """Open an existing database for a command.
+def open_existing_store(database: DatabaseConfig) -> Store:
+    """Open an existing database for a command (through :func:`vpod.db.factory.open_store`).
 
     Run as root, the process first takes the uid and gid of the database's owner (the
     ``vpod`` user under systemd), so the SQLite side files (``-wal``, ``-shm``) it may
     create stay writable for the daemon, and the control signal is allowed.
 
     Raises:
-        DatabaseError: there is no database at ``database`` (vpod never ran with this
-            config), or it cannot be opened.
+        StoreError: there is no database at ``database.path`` (vpod never ran with
+            this config), or it cannot be opened.
     """
+    path = database.path
     try:
-        st = os.stat(database)
+        st = os.stat(path)
     except FileNotFoundError:
-        raise DatabaseError(f"no database at {database}: vpod has not run with this config yet") from None
+        raise StoreError(f"no database at {path}: vpod has not run with this config yet") from None
     except OSError as exc:
-        raise DatabaseError(f"cannot open database {database}: {exc.strerror}") from exc
+        raise StoreError(f"cannot open database {path}: {exc.strerror}") from exc
     if os.geteuid() == 0 and st.st_uid != 0:
         os.setgroups([])
         os.setgid(st.st_gid)
         os.setuid(st.st_uid)
-    return SqliteStore(DaemonConnectionPool(database))
+    return open_store(database)
 
 
 def wake_daemon(record: DaemonRecord) -> str | None:
@@ -128,11 +132,11 @@ def wake_daemon(record: DaemonRecord) -> str | None:
     return None
 
 
-def request_resume(store: SqliteStore) -> DaemonRecord:
+def request_resume(store: Store) -> DaemonRecord:
     """Record a resume request and wake the daemon; returns the daemon's record (before).
 
     Raises:
-        DatabaseError: the request cannot be written.
+        StoreError: the request cannot be written.
     """
     record = DaemonRecord.from_info(store.daemon_info())
     if record.state == "paused":
@@ -140,7 +144,7 @@ def request_resume(store: SqliteStore) -> DaemonRecord:
     return record
 
 
-def wait_for_state(store: SqliteStore, unwanted: str, timeout_seconds: float) -> DaemonRecord:
+def wait_for_state(store: Store, unwanted: str, timeout_seconds: float) -> DaemonRecord:
     """Read the daemon record until its state is no longer ``unwanted`` or the time is up
     (a command waiting for a confirmation; the daemon itself never polls)."""
     deadline = time.monotonic() + timeout_seconds

@@ -41,9 +41,8 @@ from vpod import __version__
 from vpod.batch import BatchController, BatchWindows
 from vpod.config import VPOConfig
 from vpod.cpu import effective_workers
-from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
-from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import Job
+from vpod.db.factory import open_store
+from vpod.db.store import Job, StoreError
 from vpod.errors import ConfigError
 from vpod.exitcodes import ExitCode
 from vpod.feeder import Feeder
@@ -133,14 +132,13 @@ class Daemon:
 
         Raises:
             AlreadyRunning: another daemon uses the same database.
-            DatabaseError: the database cannot be opened or migrated.
+            StoreError: the database cannot be opened or migrated.
             ListenError: ``[http] listen`` cannot be bound.
         """
         cfg = self.config
         self.instance = InstanceLock(cfg.database.path)
         self.instance.acquire()
-        self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
-        self.store = SqliteStore(self.pool)
+        self.store = open_store(cfg.database)
         # A live vpod process's rows are its own; dead ones are released by the main loop.
         requeued = self.store.requeue_interrupted(except_workers=WORKER_PREFIX)
         # Temp files a live `vpod process` on this database still writes are left alone.
@@ -362,7 +360,7 @@ class Daemon:
         under the watched roots looked at again, through the settle time like any event."""
         try:
             paths = self.store.abandon_dead_owners(owner_alive)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.warning("database_busy", error=str(exc), retry_in_seconds=_ROOT_RECHECK_SECONDS)
             return
         for path in paths:
@@ -486,7 +484,7 @@ class Daemon:
         }
         try:
             body["queue_depth"] = self.store.ping()
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             body.update(status="unhealthy", reason="database_unreachable", error=str(exc))
             return False, body
         if body["state"] != "running":
@@ -587,7 +585,7 @@ class Daemon:
     def _status_text(self) -> str:
         try:
             queued: object = self.store.queue_depth()
-        except (DatabaseBusy, DatabaseError):
+        except StoreError:
             queued = "?"
         with self._active_lock:
             counts = dict(self._counts)
@@ -599,7 +597,7 @@ class Daemon:
     def _record_state(self, state: str, **values: object) -> bool:
         try:
             self.store.set_daemon_info(state=state, **values)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.warning("daemon_state_not_recorded", state=state, error=str(exc))
             return False
         return True
@@ -690,7 +688,7 @@ class Daemon:
         """SIGUSR1: a CLI wrote a request into the database (resume) or requeued files (retry)."""
         try:
             info = self.store.daemon_info()
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.error("control_read_failed", error=str(exc))
             return
         requested = float(info.get("resume_requested_at", "nan"))
@@ -709,7 +707,7 @@ class Daemon:
         if idle and not final and not self.paused.is_set():
             try:
                 idle = not self.store.next_queued(1, ())
-            except (DatabaseBusy, DatabaseError):
+            except StoreError:
                 idle = False
         if idle and self.windows.waiting() and (final or self.paused.is_set() or self._nothing_queued()):
             # Retries that will not come back to this daemon now: their windows close without them.
@@ -722,7 +720,7 @@ class Daemon:
         another process (``vpod process``) and will not come back."""
         try:
             return self.store.queue_depth() == 0
-        except (DatabaseBusy, DatabaseError):
+        except StoreError:
             return False
 
     def _idle(self) -> bool:
@@ -731,7 +729,7 @@ class Daemon:
     def _record_batch(self, batch: BatchResult) -> None:
         try:
             self.store.record_batch(batch, "daemon")
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
         self.metrics.observe_batch(batch)
         self.log.info("batch_completed", **batch.counts())
@@ -778,7 +776,7 @@ class Daemon:
         self._record_state("stopped", stopped_at=time.time(), claimed_elsewhere=None)
         if self.http is not None:
             self.http.close()
-        self.pool.close()
+        self.store.close()
         self.instance.release()
         self.notifier.close()
         self.log.info("daemon_stopped", uptime_seconds=round(time.time() - self.started_at, 3))
@@ -796,7 +794,7 @@ def run_daemon(
     from the environment, so the tools vpod runs do not inherit them).
 
     Raises:
-        DatabaseError: the database cannot be opened.
+        StoreError: the database cannot be opened.
         ListenError: ``[http] listen`` cannot be bound.
     """
     notifier = SystemdNotifier.from_environ()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 from vpod.config import VPOConfig
-from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
-from vpod.db.sqlite_store import SqliteStore
+from vpod.db.factory import open_store
+from vpod.db.store import StoreError
 from vpod.errors import ToolError
 from vpod.media.tools import ToolRunner
 from vpod.writability import sandbox_refusal, why_not_writable
@@ -86,10 +86,12 @@ def check_database(config: VPOConfig) -> Finding:
         # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
         return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
     try:
-        store = SqliteStore(DaemonConnectionPool(path))  # as the caller: doctor checks this user
-        store.check_writable()
-        store.pool.close()
-    except (DatabaseBusy, DatabaseError) as exc:
+        store = open_store(config.database)  # as the caller: doctor checks this user
+        try:
+            store.check_writable()
+        finally:
+            store.close()
+    except StoreError as exc:
         return Finding("database", "fail", str(exc))
     return Finding("database", "ok", f"{path} is writable")
 

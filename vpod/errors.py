@@ -80,3 +80,17 @@ class ToolTimeout(ToolError):
 def package_for_tool(tool: str) -> str:
     """The Debian/Ubuntu package that ships ``tool`` (ffprobe → ffmpeg, mkv* → mkvtoolnix)."""
     return "mkvtoolnix" if tool.startswith("mkv") else "ffmpeg"
+
+
+class StoreError(VpodError):
+    """The store (the durable queue and results) cannot be opened, read or written:
+    a bad path or permissions, a full disk, corruption, a database newer than this vpod.
+
+    Backend-neutral: every Store implementation raises it (or :class:`StoreBusy`) and
+    never its driver's own exceptions. Importable from :mod:`vpod.db.store`.
+    """
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock beyond the configured busy timeout
+    (``[database] busy_timeout_seconds``); trying again later can succeed."""

@@ -8,9 +8,7 @@ import time
 
 import structlog
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
-from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import Job
+from vpod.db.store import Job, Store, StoreError
 
 
 class Feeder:
@@ -21,7 +19,7 @@ class Feeder:
     the queue is full.
     """
 
-    def __init__(self, store: SqliteStore, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event) -> None:
+    def __init__(self, store: Store, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event) -> None:
         self.store = store
         self.jobs = jobs
         self.stop = stop
@@ -78,7 +76,7 @@ class Feeder:
             exclude = set(self._inflight)
         try:
             batch = self.store.next_queued(room, exclude)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.warning("queue_read_failed", error=str(exc))
             with self._lock:
                 self._look = True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.db.store import StoreError
 
 LOG_STEP_PERCENT = 10.0
 STORE_INTERVAL_SECONDS = 5.0
@@ -61,7 +61,7 @@ class FileProgress:
             self._stored_at = now
             try:
                 self.note(percent, eta)
-            except (DatabaseBusy, DatabaseError) as exc:
+            except StoreError as exc:
                 self.log.debug("progress_not_recorded", error=str(exc))
         step = int(percent // LOG_STEP_PERCENT)
         if step > self._logged_step:

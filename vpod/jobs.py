@@ -11,8 +11,7 @@ from typing import Callable
 
 import structlog
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
-from vpod.db.store import Job, Outcome, Store
+from vpod.db.store import Job, Outcome, Store, StoreBusy, StoreError
 from vpod.file_progress import FileProgress
 from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
@@ -90,15 +89,15 @@ class JobRunner:
         stops; then the job stays ``processing`` and is requeued at the next start.
 
         Raises:
-            DatabaseBusy: still locked when the stop flag was set.
-            DatabaseError: the database is unusable.
+            StoreBusy: still locked when the stop flag was set.
+            StoreError: the database is unusable.
         """
         delay = 1.0
         while True:
             try:
                 write()
                 return
-            except DatabaseBusy as exc:
+            except StoreBusy as exc:
                 if self.stop.is_set():
                     raise
                 self.log.warning("database_busy", error=str(exc), retry_in_seconds=delay)
@@ -114,7 +113,7 @@ class JobRunner:
         start, a change or ``vpod retry`` tries the file again), so batches still count it.
 
         Raises:
-            vpod.db.pool.DatabaseBusy / DatabaseError: the outcome could not be recorded
+            vpod.db.store.StoreBusy / StoreError: the outcome could not be recorded
                 (the job stays ``processing`` and is requeued at the next start).
             Exception: recording the ``internal_error`` failed too (the job stays
                 ``processing`` until the next start).
@@ -127,7 +126,7 @@ class JobRunner:
             try:
                 result, attempt, write, delay = self._attempt(job, policy, worker, batch_id)
                 self._record(write)
-            except (DatabaseBusy, DatabaseError):
+            except StoreError:
                 raise
             except Exception as exc:
                 self.log.exception("worker_error")
@@ -166,7 +165,7 @@ class JobRunner:
                 before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
                 on_progress=progress.update,
             )
-        except DatabaseBusy as exc:
+        except StoreBusy as exc:
             # A temp file could not be registered: nothing was changed yet (or, if the
             # lock hit after the change, the redo finds the file done and counts it).
             busy = FileProcessingResult(

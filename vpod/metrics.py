@@ -28,7 +28,7 @@ from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.db.store import StoreError
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -109,7 +109,7 @@ def _or_nan(read: Callable[[], int]) -> Callable[[], float]:
     def value() -> float:
         try:
             return float(read())
-        except (DatabaseBusy, DatabaseError):
+        except StoreError:
             return math.nan
 
     return value

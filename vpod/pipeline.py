@@ -164,7 +164,7 @@ class FileProcessor:
         ``on_progress(percent)`` follows a remux (:meth:`Remuxer.remux`), in this thread.
 
         Raises:
-            vpod.db.pool.DatabaseBusy / DatabaseError: only from ``before_apply``.
+            vpod.db.store.StoreBusy / StoreError: only from ``before_apply``.
         """
         started = time.time()
         clock = time.monotonic()

@@ -30,9 +30,8 @@ import structlog
 
 from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
-from vpod.db.pool import DaemonConnectionPool, DatabaseBusy, DatabaseError
-from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import Store
+from vpod.db.factory import open_store
+from vpod.db.store import Store, StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
@@ -136,7 +135,7 @@ class BatchProcessor:
 
     Args:
         files: the files, in input order.
-        store: the Store (through the :class:`DaemonConnectionPool`).
+        store: the Store.
         job_runner: the shared per-file pipeline front (``max_attempts = 1``: a
             one-shot run reports failures instead of retrying them later).
         policy: the track policy.
@@ -250,7 +249,7 @@ class BatchProcessor:
             fingerprint, stat_key = _fingerprint(target)
             job = self.store.job_for_path(target.root, target.relpath, fingerprint, stat_key)
             result = None if job is None else self.job_runner.run(job, self.policy, worker, self.batch.batch_id)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             self.log.error("result_not_recorded", path=display_path(target.path), worker=worker, error=str(exc))
             return own_result(success=False, reason=Reason.DATABASE_ERROR, permanent=False,
                               error=f"{target.path}: the database failed: {exc}")
@@ -321,7 +320,7 @@ def run_process(
         line: stderr, for the progress line.
 
     Raises:
-        DatabaseError: the database cannot be opened or migrated (nothing was processed).
+        StoreError: the database cannot be opened or migrated (nothing was processed).
     """
     log = structlog.get_logger("vpod")
     ignored = [(display_path(p), why) for p, why in targets.ignored]
@@ -336,9 +335,8 @@ def run_process(
         empty = BatchResult(batch_id=new_batch_id(), started_at=time.time(), ended_at=time.time())
         return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
 
-    pool = DaemonConnectionPool(config.database.path, busy_timeout_seconds=config.database.busy_timeout_seconds)
+    store = open_store(config.database)
     try:
-        store = SqliteStore(pool)
         abandoned = len(store.abandon_dead_owners(owner_alive))
         # A crashed run's temp files (this command's or the daemon's): only those no live
         # vpod owns go; a dry run changes nothing on disk, so it leaves them for later.
@@ -386,12 +384,12 @@ def run_process(
             log.error("batch_stopped", batch_id=batch.batch_id, reason=report.stop_message, not_started=report.not_started)
         try:
             store.record_batch(batch, "process")
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
         log.info("batch_completed", **batch.counts())
         return report
     finally:
-        pool.close()
+        store.close()
 
 
 def _stop_message(report: ProcessReport, controller: BatchController) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from vpod.control import DaemonRecord
 from vpod.db.records import InProgress, QueueReport
-from vpod.db.sqlite_store import SqliteStore
+from vpod.db.store import Store
 from vpod.outcomes import Reason
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
@@ -80,19 +80,19 @@ class StatusReport:
 
 
 def read_status(
-    store: SqliteStore, *, batches: int = 5, failures: int = 10, config_error: str | None = None
+    store: Store, *, batches: int = 5, failures: int = 10, config_error: str | None = None
 ) -> StatusReport:
     """Take a :class:`StatusReport` from ``store``.
 
     Raises:
-        DatabaseError / DatabaseBusy: the database cannot be read.
+        StoreError / StoreBusy: the database cannot be read.
     """
     info = store.daemon_info()
     record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
     return StatusReport(
-        record, report, str(store.pool.path), time.time(), config_error, gone, _claimed_elsewhere(info)
+        record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info)
     )
 
 

@@ -145,7 +145,7 @@ def sweep_temps(registry: TempRegistry) -> SweepResult:
     Never raises for a file: what could not be removed is in the result.
 
     Raises:
-        vpod.db.pool.DatabaseBusy / DatabaseError: the registry could not be read or written.
+        vpod.db.store.StoreBusy / StoreError: the registry could not be read or written.
     """
     result = SweepResult()
     for path in registry.pending_temps():

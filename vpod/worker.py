@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
-from vpod.db.store import Job
+from vpod.db.store import Job, StoreError
 
 if TYPE_CHECKING:
     from vpod.daemon import Daemon
@@ -50,7 +49,7 @@ class Worker:
         try:
             # The policy is read once per file: a reload mid-file applies from the next one.
             result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
         except Exception:  # a bug JobRunner could not even record: the job is redone at restart
             d.log.exception("worker_error", path=str(job.path))

@@ -22,16 +22,15 @@ from common import REPO, BenchFailure, Row
 WRITER = r"""
 import json, sys, threading, time
 from pathlib import Path
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.db.store import Outcome
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import FileProcessingResult
 
 db, tag, threads, per_thread = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-pool = DaemonConnectionPool(Path(db), busy_timeout_seconds=5.0)
-store = SqliteStore(pool)
+store = open_store(DatabaseConfig(path=Path(db), busy_timeout_seconds=5.0))  # SQLite: a DaemonConnectionPool
 root = Path("/bench/library")
 tracks = (Track(0, "video", "mpeg4", "und", None, True, False, None),
           Track(1, "audio", "aac", "eng", None, True, False, 1),
@@ -58,7 +57,7 @@ workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
 for w in workers: w.start()
 for w in workers: w.join()
 print(json.dumps({"seconds": time.monotonic() - start, "errors": errors}))
-pool.close()
+store.close()
 """
 
 

@@ -15,6 +15,7 @@ import pytest
 from support.daemon import DaemonProcess, daemon_env, run_vpod, write_config
 from support.media import default_audio_languages
 from support.privileges import drop_privileges_prefix, world_dir  # noqa: F401  (fixture)
+from support.store import file_record
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +27,8 @@ def digest(path: Path) -> str:
 
 
 def db_state(db: Path, path: Path) -> tuple[str, str | None]:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute(
-            "SELECT state, reason FROM files WHERE root || '/' || CAST(relpath AS TEXT) = ? OR (root = ? AND relpath = ?)",
-            (str(path), str(path.parent), os.fsencode(path.name)),
-        ).fetchone()
-    assert row is not None, f"no database row for {path}"
-    return row
+    record = file_record(db, path)
+    return record.state, record.reason
 
 
 def test_bad_files_are_reported_and_the_daemon_goes_on(tmp_path, daemon_factory, jpn_eng_mkv):
@@ -244,16 +240,14 @@ def shown(path: Path) -> str:
 
 
 def recorded_failure(db: Path, path: Path) -> tuple[str, str, str, str, str]:
-    """(files.state, files.reason, files.last_error, results.reason, results.error) of ``path``."""
+    """(state, reason, error) of ``path`` as the Store says, then (reason, error) of its
+    last row in the ``results`` history (read with SQL: no Store method reads it back)."""
+    record = file_record(db, path)
     with sqlite3.connect(db) as conn:
-        state, reason, last_error = conn.execute(
-            "SELECT state, reason, last_error FROM files WHERE root = ? AND relpath = ?",
-            (str(path.parent), os.fsencode(path.name)),
-        ).fetchone()
         result_reason, result_error = conn.execute(
             "SELECT reason, error FROM results WHERE path = ? ORDER BY id DESC LIMIT 1", (os.fsencode(path),)
         ).fetchone()
-    return state, reason, last_error, result_reason, result_error
+    return record.state, record.reason, record.error, result_reason, result_error
 
 
 def test_junk_with_an_undecodable_name_fails_cleanly_in_process(tmp_path, env, jpn_eng_mkv):

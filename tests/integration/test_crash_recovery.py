@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.media import default_audio_languages
+from support.store import file_record, store_at
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +68,16 @@ def test_kill_9_at_random_moments(tmp_path, daemon_factory, jpn_eng_mkv):
     assert requeued >= 1, "no kill landed while a file was in progress; the test proved nothing"
 
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        open_rows = query(db, "SELECT COUNT(*) FROM files WHERE state IN ('queued', 'processing')")[0][0]
-        final_rows = query(db, "SELECT COUNT(*) FROM files WHERE state IN ('done', 'failed')")[0][0]
-        if open_rows == 0 and final_rows >= len(good) + len(bad):
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail(f"not everything was processed (seed {seed}):\n{daemon.tail()}")
+    with store_at(db) as store:
+        while time.monotonic() < deadline:
+            counts = store.queue_report(batches=0, failures=0).counts
+            open_rows = counts["queued"] + counts["processing"]
+            final_rows = counts["done"] + counts["failed"]
+            if open_rows == 0 and final_rows >= len(good) + len(bad):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"not everything was processed (seed {seed}):\n{daemon.tail()}")
     assert daemon.stop() == 0
 
     for name in good:
@@ -82,9 +85,10 @@ def test_kill_9_at_random_moments(tmp_path, daemon_factory, jpn_eng_mkv):
         assert changes_recorded(db, name) == 1, (name, seed)
     for name in bad:
         assert sha(inbox / name) == dropped[name], (name, seed)
-        assert query(db, "SELECT state FROM files WHERE CAST(relpath AS TEXT) = ?", name) == [("failed",)]
+        assert file_record(db, inbox / name).state == "failed", (name, seed)
     assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]
-    assert query(db, "SELECT COUNT(*) FROM temp_files")[0][0] == 0
+    with store_at(db) as store:
+        assert store.pending_temps() == []
 
 
 def test_files_dropped_while_down_are_processed_at_start(tmp_path, daemon_factory, jpn_eng_mkv):

@@ -14,6 +14,7 @@ import pytest
 
 from support.daemon import run_vpod, write_config
 from support.media import default_audio_languages
+from support.store import batch_record, state_counts
 
 pytestmark = pytest.mark.integration
 
@@ -119,11 +120,8 @@ def test_batch_completed_counts_and_sigterm(tmp_path, daemon_factory, jpn_eng_mk
     assert daemon.stop(timeout=25) == 0
     assert time.monotonic() - started < 20
     assert daemon.named("daemon_stopped")
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        row = conn.execute(
-            "SELECT total_files, success_count, fail_count FROM batches WHERE batch_id = ?", (batch["batch_id"],)
-        ).fetchone()
-    assert row == (4, 3, 1)
+    stored = batch_record(tmp_path / "vpod.db", batch["batch_id"])
+    assert (stored.total_files, stored.success_count, stored.fail_count) == (4, 3, 1)
 
 
 def test_sigterm_leaves_unstarted_files_queued(tmp_path, daemon_factory, jpn_eng_mkv, env):
@@ -139,9 +137,7 @@ def test_sigterm_leaves_unstarted_files_queued(tmp_path, daemon_factory, jpn_eng
     assert daemon.stop() == 0
     done_first = len(daemon.named("file_processed"))
     assert done_first < 6
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        queued = conn.execute("SELECT COUNT(*) FROM files WHERE state = 'queued'").fetchone()[0]
-    assert queued == 6 - done_first
+    assert state_counts(tmp_path / "vpod.db")["queued"] == 6 - done_first
 
     again = daemon_factory(watch_config(inbox), name="again")
     again.wait_for("file_processed", count=6 - done_first)

@@ -10,8 +10,8 @@ import pytest
 
 from support.daemon import run_vpod, write_config
 from vpod.config import VPOConfig, WatchConfig
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.doctor import check_inotify, parse_version
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def test_healthy_installation_passes(tmp_path, env):
     assert found[f"watch {tmp_path / 'inbox'}"]["level"] == "ok"
     assert found["inotify"]["level"] == "ok" and "max_user_watches" in found["inotify"]["detail"]
     assert "will be created" in found["database"]["detail"]
-    SqliteStore(DaemonConnectionPool(tmp_path / "v.db")).pool.close()  # now it exists
+    open_store(DatabaseConfig(path=tmp_path / "v.db")).close()  # now it exists
     text = run_vpod(["doctor", "--config", str(good_config(tmp_path))], env=env)
     assert text.returncode == 0
     assert "no blocking problem" in text.stdout and "[ OK ] tool mkvmerge" in text.stdout

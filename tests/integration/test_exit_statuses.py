@@ -12,12 +12,11 @@ import pytest
 
 from support.daemon import run_vpod, write_config
 from vpod.cli.exits import EXIT_CODES
-from vpod.db.pool import DatabaseBusy
 from vpod.errors import ConfigError, MediaError, ToolMissing, UsageProblem
 from vpod.exitcodes import ExitCode
 from vpod.http_listener import ListenError
 from vpod.instance import AlreadyRunning
-from vpod.db.pool import DatabaseError
+from vpod.db.store import StoreError
 from vpod.requirements import ToolsMissing
 
 pytestmark = pytest.mark.integration
@@ -27,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_RUN_HERE = {
     AlreadyRunning: "tests/integration/test_daemon_run.py::test_second_daemon_on_the_same_database_is_refused",
     ToolMissing: "the commands check every tool first (ToolsMissing); one vanishing during a probe is this row",
-    DatabaseBusy: "needs another process to hold the write lock for the busy timeout; same status as DatabaseError",
 }
 
 
@@ -92,7 +90,7 @@ CASES = {
     ConfigError: _config_error,
     UsageProblem: _usage_problem,
     ToolsMissing: _tools_missing,
-    DatabaseError: _database_error,
+    StoreError: _database_error,
     ListenError: _listen_error,
     MediaError: _media_error,
 }

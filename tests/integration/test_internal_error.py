@@ -9,9 +9,7 @@ does not expect (a list instead of an object) for one file name only.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import pytest
 from support.daemon import run_vpod, write_config
 from support.media import default_audio_languages
+from support.store import file_record
 from support.tools import odd_output_tool, path_with
 
 pytestmark = pytest.mark.integration
@@ -26,12 +25,9 @@ pytestmark = pytest.mark.integration
 MARKER = "trips-a-bug"
 
 
-def file_row(db: Path, path: Path) -> tuple[str, str, str, str | None]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            "SELECT state, reason, last_error, worker FROM files WHERE root = ? AND relpath = ?",
-            (str(path.parent), os.fsencode(path.name)),
-        ).fetchone()
+def file_row(db: Path, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    record = file_record(db, path)
+    return record.state, record.reason, record.error, record.worker
 
 
 def test_daemon_records_a_bug_as_internal_error_and_goes_on(tmp_path, daemon_factory, env, jpn_eng_mkv):

@@ -16,8 +16,8 @@ from support.media import default_audio_languages
 from support.tools import path_with, slow_tool
 from vpod.batch import BatchController
 from vpod.config import WatchConfig
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.jobs import JobRunner
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
@@ -38,8 +38,7 @@ def test_fail_cancels_pending_files_and_lets_the_running_one_finish(tmp_path, jp
     # 01 is in mkvpropedit for a second while 02 fails beside it
     monkeypatch.setenv("PATH", path_with(slow_tool(tmp_path / "slowbin", "mkvpropedit", 1.0)))
     targets = collect_targets([lib], PathFilter.from_config(WatchConfig()), recursive=False)
-    pool = DaemonConnectionPool(tmp_path / "vpod.db")
-    store = SqliteStore(pool)
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     options = PipelineOptions(roots=targets.roots, wait_for_lock=True)
     stderr = io.StringIO()
     processor = BatchProcessor(
@@ -52,7 +51,7 @@ def test_fail_cancels_pending_files_and_lets_the_running_one_finish(tmp_path, jp
         progress=ProgressTracker(len(targets.files), StatusLine(stderr)),
     )
     batch = processor.run()
-    pool.close()
+    store.close()
 
     assert batch.stopped_early and batch.total_files == 8
     by_path = {r.path: r for r in batch.results}

@@ -18,6 +18,7 @@ import pytest
 
 from support.daemon import write_config
 from support.media import default_audio_languages
+from support.store import batch_record, state_counts
 from support.tools import path_with, slow_tool
 
 pytestmark = pytest.mark.integration
@@ -72,16 +73,14 @@ def test_two_workers_overlap_and_every_file_conforms(tmp_path, env, jpn_eng_mkv)
         assert default_audio_languages(f) == ["eng"], f
     assert "\r" not in result.stderr and "Processing:" not in result.stdout
     assert "instead of the" not in result.stderr  # 2 workers fit under a cap of 2
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        batch = conn.execute(
-            "SELECT source, total_files, success_count, fail_count, stopped_early FROM batches WHERE batch_id = ?",
-            (data["batch_id"],),
-        ).fetchone()
+    batch = batch_record(tmp_path / "vpod.db", data["batch_id"])
+    assert (batch.source, batch.total_files, batch.success_count, batch.fail_count, batch.stopped_early) == (
+        "process", 10, 10, 0, False
+    )
+    with sqlite3.connect(tmp_path / "vpod.db") as conn:  # the results history: no Store method reads it back
         recorded = conn.execute("SELECT COUNT(*) FROM results WHERE batch_id = ?", (data["batch_id"],)).fetchone()[0]
-        states = conn.execute("SELECT DISTINCT state FROM files").fetchall()
-    assert batch == ("process", 10, 10, 0, 0)
     assert recorded == 10
-    assert states == [("done",)]
+    assert state_counts(tmp_path / "vpod.db") == {"queued": 0, "processing": 0, "done": 10, "failed": 0, "skipped": 0}
 
 
 def test_worker_count_is_capped_at_half_the_cpus_with_a_warning(tmp_path, env, jpn_eng_mkv):

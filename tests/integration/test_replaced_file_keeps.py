@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from support.daemon import daemon_env, write_config
 from support.media import audio, copy_media, default_audio_languages, video
 from support.pipeline import sha256
 from support.privileges import NOBODY, drop_privileges_prefix, world_dir  # noqa: F401  (fixture)
+from support.store import file_record
 from vpod.watch.filters import TEMP_PREFIX
 
 pytestmark = pytest.mark.integration
@@ -108,11 +108,8 @@ def test_remux_keeps_acl_xattrs_and_mtime(tmp_path, env, media_cache, config, na
     assert oct(st.st_mode & 0o7777) == oct(0o640)
     # What the database keeps for the "unchanged" fast path is the final file's stat, with
     # the kept mtime; the inode is new, and the content fingerprint is the new content's.
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        row = conn.execute(
-            "SELECT mtime_ns, inode, size FROM files WHERE relpath = ?", (os.fsencode(final),)
-        ).fetchone()
-    assert row == (OLD_MTIME_NS, st.st_ino, st.st_size)
+    kept = file_record(tmp_path / "vpod.db", out).stat
+    assert (kept.mtime_ns, kept.inode, kept.size) == (OLD_MTIME_NS, st.st_ino, st.st_size)
 
 
 def test_keep_mtime_false_gives_the_processing_time(tmp_path, env, media_cache, config):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from support.daemon import write_config
 from support.media import audio, mkvmerge_tracks, video
+from support.store import file_record
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +38,6 @@ def base_mkv(media_cache) -> Path:
 
 def audio_tracks(path: Path) -> list[tuple[str, bool]]:
     return [(t["language"], t["default"]) for t in mkvmerge_tracks(path) if t["type"] == "audio"]
-
-
-def rows(db: Path) -> dict[str, str]:
-    with sqlite3.connect(db) as conn:
-        return {Path(r[0]).name + "/" + r[1].decode(): r[2] for r in conn.execute("SELECT root, relpath, state FROM files")}
 
 
 def drop_conforming_pair(daemon, base_mkv: Path, w4: Path, w2: Path) -> None:
@@ -82,7 +77,7 @@ def test_same_content_dropped_after_a_policy_change_is_processed_under_the_new_p
     assert audio_tracks(w4 / "x.mkv") == audio_tracks(w2 / "y.mkv") == [("jpn", True), ("eng", False)]
     assert daemon.named("file_queued", path=str(w2 / "y.mkv")) == []
     assert daemon.stop() == 0
-    assert rows(db)["w2/z_samecontent.mkv"] == "done"
+    assert file_record(db, target).state == "done"
 
 
 def test_same_content_at_a_new_path_is_not_reprocessed_while_the_policy_holds(
@@ -111,4 +106,4 @@ def test_same_content_at_a_new_path_is_not_reprocessed_while_the_policy_holds(
     assert daemon.named("file_queued", path=str(target)) == []
     assert daemon.named("file_processed", path=str(target)) == []
     assert not list(w2.glob("*.orig.*"))
-    assert rows(db)["w2/z_samecontent.mkv"] == "done"
+    assert file_record(db, target).state == "done"

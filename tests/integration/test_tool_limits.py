@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from support.daemon import write_config
 from support.media import audio, default_audio_languages, make_media, mkvmerge_tracks, video
+from support.store import file_record, state_counts
 from support.tools import hanging_tool, kill_if_running, logging_tool, path_with, process_ended, slow_tool
 
 from vpod.errors import MediaError
@@ -113,8 +113,9 @@ def test_a_sparse_20_gib_mkv_fails_at_once_by_its_first_bytes_and_no_tool_runs(t
     assert (result["success"], result["reason"]) == (False, "not_media"), result
     assert str(sparse) in result["error"] and "all zero" in result["error"], result
     assert not calls.exists(), calls.read_text()  # rejected before any tool ran
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        assert conn.execute("SELECT state, reason, permanent FROM files").fetchall() == [("failed", "not_media", 1)]
+    record = file_record(tmp_path / "vpod.db", sparse)
+    assert (record.state, record.reason, record.permanent) == ("failed", "not_media", True)
+    assert state_counts(tmp_path / "vpod.db") == {"queued": 0, "processing": 0, "done": 0, "failed": 1, "skipped": 0}
 
 
 def test_text_named_mp4_is_not_media_and_the_message_shows_its_first_bytes(tmp_path, env):
@@ -206,9 +207,8 @@ def test_a_hanging_probe_is_retried_once_then_fails_for_good(tmp_path, daemon_fa
     assert failed["reason"] == "probe_timeout"
     retries = daemon.named("file_retry", path=str(spinning))
     assert [r["reason"] for r in retries] == ["probe_timeout"]  # one retry, not max_attempts - 1
-    with sqlite3.connect(tmp_path / "vpod.db") as conn:
-        row = conn.execute("SELECT state, reason, permanent FROM files WHERE relpath = ?", (b"spin.mkv",))
-        assert row.fetchone() == ("failed", "probe_timeout", 1)  # waits for a change or `vpod retry`
+    record = file_record(tmp_path / "vpod.db", spinning)
+    assert (record.state, record.reason, record.permanent) == ("failed", "probe_timeout", True)  # waits for a change or `vpod retry`
     # the only worker is free again: the next file is processed
     good = Path(shutil.copyfile(source, inbox / "good.mkv"))
     daemon.wait_for("file_processed", path=str(good))

@@ -1,4 +1,4 @@
-"""Run the real per-file pipeline in-process (real tools, a real SQLite Store) and check outcomes."""
+"""Run the real per-file pipeline in-process (real tools, a real Store) and check outcomes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
+from vpod.db.store import Store
 from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions, PipelineOutput
@@ -27,7 +28,7 @@ class Pipeline:
     """A FileProcessor whose root is ``library``; temp files are registered in a real Store."""
 
     library: Path
-    store: SqliteStore
+    store: Store
     processor: FileProcessor
     runner: ToolRunner
 
@@ -53,8 +54,7 @@ def make_pipeline(
     (default ``tmp_path/library``)."""
     library = library or tmp_path / "library"
     library.mkdir(exist_ok=True)
-    pool = DaemonConnectionPool(tmp_path / "vpod.db", busy_timeout_seconds=5)
-    store = SqliteStore(pool)
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db", busy_timeout_seconds=5))
     runner = ToolRunner(timeout)
     options = PipelineOptions(roots=(library,), dry_run=dry_run, follow_symlinks=follow_symlinks)
     processor = FileProcessor(runner, options, store)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.feeder import Feeder
 from vpod.fingerprint import StatKey
 from vpod.results import FileProcessingResult
@@ -24,8 +24,7 @@ def key(n: int) -> StatKey:
 
 @pytest.fixture
 def rig(tmp_path):
-    pool = DaemonConnectionPool(tmp_path / "f.db")
-    store = SqliteStore(pool)
+    store = open_store(DatabaseConfig(path=tmp_path / "f.db"))
     jobs: queue.Queue = queue.Queue(maxsize=2)
     stop, paused = threading.Event(), threading.Event()
     feeder = Feeder(store, jobs, stop, paused)
@@ -35,7 +34,7 @@ def rig(tmp_path):
     stop.set()
     feeder.wakeup.set()
     thread.join(5)
-    pool.close()
+    store.close()
 
 
 def finish(store, job) -> None:

@@ -6,7 +6,7 @@ import structlog
 from structlog.testing import capture_logs
 from support.clock import FakeClock
 
-from vpod.db.pool import DatabaseBusy
+from vpod.db.store import StoreBusy
 from vpod.file_progress import STORE_INTERVAL_SECONDS, FileProgress
 from vpod.media.tool_progress import ffmpeg_line_reader, mkvmerge_line_reader
 
@@ -52,7 +52,7 @@ def test_log_lines_at_each_ten_percent_step_and_database_writes_at_most_every_fi
 
 def test_a_busy_database_never_stops_the_remux():
     def busy(percent: float, eta: float | None) -> None:
-        raise DatabaseBusy("locked")
+        raise StoreBusy("locked")
 
     with capture_logs() as logs:
         progress = FileProgress(busy, structlog.get_logger("vpod"), FakeClock())

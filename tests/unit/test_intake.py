@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from structlog.testing import capture_logs
 from support.clock import FakeClock
 
@@ -29,7 +29,7 @@ def test_a_batch_is_queued_together(tmp_path: Path) -> None:
     gone.unlink()
     outside = tmp_path / "elsewhere.mkv"
     outside.write_bytes(b"z")
-    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     woken: list[None] = []
     retried: list[Path] = []
     intake = Intake(store, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
@@ -63,7 +63,7 @@ def test_a_copy_is_judged_under_the_policy_in_force_when_it_settles(tmp_path: Pa
     original, copy, later = root / "x.mkv", root / "y.mkv", root / "z.mkv"
     for path in (original, copy, later):
         path.write_bytes(b"same bytes" * 100)
-    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     policy = {"digest": "policy-a"}
     intake = Intake(store, lambda: (root,), policy_digest=lambda: policy["digest"], follow_symlinks=False,
                     on_queued=lambda: None, retry=lambda paths, delay: None)
@@ -95,8 +95,8 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
     for n, path in enumerate(files):
         path.write_bytes(bytes([n]) * 100)
     db = tmp_path / "vpod.db"
-    broken = SqliteStore(DaemonConnectionPool(db))
-    broken.pool.close()  # every write now raises DatabaseError
+    broken = open_store(DatabaseConfig(path=db))
+    broken.close()  # every write now raises StoreError
     clock = FakeClock(1000.0)
     retried: list[tuple[list[Path], float]] = []
     intake = Intake(broken, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
@@ -111,7 +111,7 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
             clock.now += retried[-1][1]
             intake.files_ready([(files[0], files[0].stat()), (files[1], files[1].stat())])
             waits.append(retried[-1][1])
-        intake.store = SqliteStore(DaemonConnectionPool(db))  # writable again
+        intake.store = open_store(DatabaseConfig(path=db))  # writable again
         clock.now += retried[-1][1]
         outcomes = intake.files_ready([(p, p.stat()) for p in files])
     assert retried[0] == ([files[0]], 2.0) and retried[1] == ([files[1]], 1.0)

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from vpod.db.pool import DaemonConnectionPool, DatabaseBusy
+from vpod.db.pool import DaemonConnectionPool
+from vpod.db.store import StoreBusy
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_busy_raises_after_the_timeout_then_recovers(pool):
     other = sqlite3.connect(pool.path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     started = time.monotonic()
-    with pytest.raises(DatabaseBusy, match="locked"):
+    with pytest.raises(StoreBusy, match="locked"):
         with pool.transaction():
             pass
     assert time.monotonic() - started >= 0.4

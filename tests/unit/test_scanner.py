@@ -9,8 +9,8 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from vpod.config import WatchConfig
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.watch.filters import PathFilter
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
@@ -39,7 +39,7 @@ def test_walked_files_quiet_for_the_settle_time_are_ready_at_once_only_where_cti
     stabilizer = Stabilizer(SETTLE, on_ready, stop)
     thread = threading.Thread(target=stabilizer.run, daemon=True)
     thread.start()
-    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     scanner = Scanner(
         store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True,
         trust_ctime=lambda root: root == local,  # remote stands for a polled network share
@@ -74,7 +74,7 @@ def test_rescans_after_lost_events_are_coalesced_per_root(tmp_path: Path) -> Non
         root.mkdir()
         (root / "x.mkv").write_bytes(b"x")
     stop = threading.Event()
-    store = SqliteStore(DaemonConnectionPool(tmp_path / "vpod.db"))
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     stabilizer = Stabilizer(SETTLE, lambda batch: None, stop)
     scanner = Scanner(store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True)
     assert scanner.rescan(a) is True

@@ -1,4 +1,8 @@
-"""SqliteStore.job_for_path and abandon_dead_owners (vpod process's Store additions)."""
+"""Who owns a row in progress: ``owner_alive`` and what ``vpod status`` says of a dead owner.
+
+The Store side (``job_for_path``, ``abandon_dead_owners``) is in the contract suite,
+tests/unit/test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vpod.db.pool import DaemonConnectionPool
-from vpod.db.sqlite_store import SqliteStore
-from vpod.db.store import EnqueueOutcome, Outcome
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
 from vpod.fingerprint import StatKey
 from vpod.process import owner_alive
-from vpod.results import FileProcessingResult
 
 ROOT = Path("/library")
 STAT = StatKey(10, 1, 2, 3)
@@ -21,64 +23,9 @@ STAT = StatKey(10, 1, 2, 3)
 
 @pytest.fixture
 def store(tmp_path):
-    pool = DaemonConnectionPool(tmp_path / "vpod.db")
-    yield SqliteStore(pool)
-    pool.close()
-
-
-def state(store: SqliteStore, relpath: bytes) -> tuple:
-    with store.pool.read() as conn:
-        row = conn.execute(
-            "SELECT state, attempts, reason, worker FROM files WHERE root = ? AND relpath = ?", (str(ROOT), relpath)
-        ).fetchone()
-    return tuple(row) if row else None
-
-
-def finish(store: SqliteStore, job, **fields) -> None:
-    result = FileProcessingResult(path=job.path, **{"success": True, **fields})
-    store.finish(job, Outcome(result, result_fingerprint="fp-after"), "b1")
-
-
-def test_new_path_becomes_a_queued_job(store):
-    job = store.job_for_path(ROOT, b"a/x.mkv", "fp", STAT)
-    assert job is not None and job.path == ROOT / "a" / "x.mkv" and job.attempts == 0
-    assert state(store, b"a/x.mkv") == ("queued", 0, None, None)
-    assert store.start(job, "process-1_0", "b1")
-
-
-def test_done_or_failed_rows_are_queued_again_with_fresh_attempts(store):
-    job = store.job_for_path(ROOT, b"x.mkv", "fp", STAT)
-    store.start(job, "w", "b1")
-    finish(store, job, success=False, reason="unreadable", error="bad")
-    assert state(store, b"x.mkv")[:3] == ("failed", 1, "unreadable")
-    again = store.job_for_path(ROOT, b"x.mkv", "fp", STAT)
-    assert again is not None and again.id == job.id
-    assert state(store, b"x.mkv") == ("queued", 0, None, None)
-    store.start(again, "w", "b2")
-    finish(store, again)
-    assert store.job_for_path(ROOT, b"x.mkv", "fp-after", STAT) is not None  # done: explicit runs redo it
-
-
-def test_a_row_in_progress_is_left_alone(store):
-    assert store.enqueue(ROOT, b"busy.mkv", "fp", STAT) is EnqueueOutcome.QUEUED
-    [job] = store.next_queued(1, ())
-    assert store.start(job, "worker-1", "daemon-batch")
-    assert store.job_for_path(ROOT, b"busy.mkv", "fp", STAT) is None
-    assert state(store, b"busy.mkv") == ("processing", 1, None, "worker-1")
-
-
-def test_rows_of_a_dead_vpod_process_are_released(store):
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    owners = {b"dead.mkv": f"process-{dead.pid}_0", b"live.mkv": f"process-{os.getpid()}_1", b"daemon.mkv": "worker-1"}
-    for relpath, worker in owners.items():
-        job = store.job_for_path(ROOT, relpath, "fp", STAT)
-        assert store.start(job, worker, "b")
-    assert store.abandon_dead_owners(owner_alive) == [ROOT / "dead.mkv"]
-    assert state(store, b"dead.mkv") == ("failed", 1, "interrupted", None)
-    assert state(store, b"live.mkv")[0] == "processing"
-    assert state(store, b"daemon.mkv")[0] == "processing"
-    assert store.job_for_path(ROOT, b"dead.mkv", "fp", STAT) is not None
+    opened = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
+    yield opened
+    opened.close()
 
 
 def test_owner_alive_only_judges_vpod_process_workers():
@@ -87,6 +34,18 @@ def test_owner_alive_only_judges_vpod_process_workers():
     dead = subprocess.Popen(["true"])
     dead.wait()
     assert not owner_alive(f"process-{dead.pid}_3")
+
+
+def test_rows_of_a_dead_vpod_process_are_released(store):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owners = {b"dead.mkv": f"process-{dead.pid}_0", b"live.mkv": f"process-{os.getpid()}_1", b"daemon.mkv": "worker-1"}
+    for relpath, worker in owners.items():
+        assert store.start(store.job_for_path(ROOT, relpath, "fp", STAT), worker, "b")
+    assert store.abandon_dead_owners(owner_alive) == [ROOT / "dead.mkv"]
+    assert store.file_record(ROOT / "dead.mkv").reason == "interrupted"
+    assert store.file_record(ROOT / "live.mkv").state == "processing"
+    assert store.file_record(ROOT / "daemon.mkv").state == "processing"
 
 
 def test_status_says_when_a_row_in_progress_has_lost_its_owner(store):

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
+from vpod.db.store import StoreError
 from vpod.errors import ConfigError, MediaError, ToolMissing, UsageProblem, VpodError
 from vpod.exitcodes import ExitCode
 from vpod.http_listener import ListenError
@@ -26,8 +26,7 @@ EXIT_CODES: tuple[tuple[type[VpodError], ExitCode, str], ...] = (
     (UsageProblem, ExitCode.USAGE, ""),
     (ToolsMissing, ExitCode.UNAVAILABLE, ""),
     (ToolMissing, ExitCode.UNAVAILABLE, ""),  # a MediaError: listed before it
-    (DatabaseBusy, ExitCode.SOFTWARE, ""),
-    (DatabaseError, ExitCode.SOFTWARE, ""),
+    (StoreError, ExitCode.SOFTWARE, ""),  # StoreBusy too: a subclass
     (ListenError, ExitCode.OSERR, ""),
     (AlreadyRunning, ExitCode.ALREADY_RUNNING, ""),
     (MediaError, ExitCode.FILES_FAILED, ""),  # vpod inspect / plan: the file is not readable media

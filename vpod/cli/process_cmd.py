@@ -75,7 +75,7 @@ def process_command(
     targets = collect_targets(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
-    report = run_process(  # DatabaseError: exit 70 (vpod.cli.exits)
+    report = run_process(  # StoreError: exit 70 (vpod.cli.exits)
         config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
     )
     if as_json:

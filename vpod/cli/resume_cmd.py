@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vpod.cli.common import config_option, fail, load_or_exit
-from vpod.control import open_store, request_resume, wait_for_state, wake_daemon
+from vpod.control import open_existing_store, request_resume, wait_for_state, wake_daemon
 from vpod.exitcodes import ExitCode
 
 
@@ -21,7 +21,7 @@ def resume_command(config_path: str | None, wait_seconds: float) -> None:
     1 not confirmed in time, 3 no daemon running.
     """
     config = load_or_exit(config_path)
-    store = open_store(config.database.path)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+    store = open_existing_store(config.database)  # StoreError: exit 70 (vpod.cli.exits)
     record = request_resume(store)
     if not record.running:
         fail("vpod: no daemon is running for this database; nothing is paused", ExitCode.NOT_RUNNING)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vpod.cli.common import config_option, fail, load_or_exit
-from vpod.control import DaemonRecord, open_store, wake_daemon
+from vpod.control import DaemonRecord, open_existing_store, wake_daemon
 from vpod.db.records import RetryOutcome
 from vpod.exitcodes import ExitCode
 
@@ -28,7 +28,7 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
         raise click.UsageError("give PATH... or --all-failed")
     config = load_or_exit(config_path)
     code = ExitCode.OK
-    store = open_store(config.database.path)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+    store = open_existing_store(config.database)  # StoreError: exit 70 (vpod.cli.exits)
     requeued = 0
     if all_failed:
         requeued += store.retry_all_failed()

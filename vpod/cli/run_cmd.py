@@ -43,7 +43,7 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
     if resolve_format(config.logging.format, click.get_text_stream("stderr")) == "console":
         folders = ", ".join(str(p) for p in config.watch.paths)
         click.echo(f"vpod: drop video files into {folders} (Ctrl-C stops)", err=True)
-    # AlreadyRunning (75), DatabaseError (70), ListenError (71): vpod.cli.exits.
+    # AlreadyRunning (75), StoreError (70), ListenError (71): vpod.cli.exits.
     code = run_daemon(
         config, dry_run=dry_run, load_config=lambda: with_overrides(load_config(config_path), workers=workers)
     )

@@ -7,8 +7,8 @@ import json
 import click
 
 from vpod.cli.common import config_option
-from vpod.config import fallback_database_path, load_config
-from vpod.control import open_store
+from vpod.config import DatabaseConfig, fallback_database_path, load_config
+from vpod.control import open_existing_store
 from vpod.errors import ConfigError
 from vpod.exitcodes import ExitCode
 from vpod.status import format_status, read_status
@@ -31,16 +31,16 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
     """
     config_error: str | None = None
     try:
-        database = load_config(config_path).database.path
+        database = load_config(config_path).database
     except ConfigError as exc:
         # A typo must not hide a daemon that runs on its last good config: read the database
         # the file names, if that much of it can be read.
         fallback = fallback_database_path(config_path)
         if fallback is None or not fallback.exists():
             raise
-        config_error, database = str(exc), fallback
-        click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {database}", err=True)
-    store = open_store(database)  # DatabaseBusy, DatabaseError: exit 70 (vpod.cli.exits)
+        config_error, database = str(exc), DatabaseConfig(path=fallback)
+        click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {fallback}", err=True)
+    store = open_existing_store(database)  # StoreError: exit 70 (vpod.cli.exits)
     status = read_status(store, batches=batches, failures=failures, config_error=config_error)
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))

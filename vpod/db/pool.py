@@ -19,18 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from vpod.errors import VpodError
+from vpod.errors import StoreBusy, StoreError
 
 _BUSY_ATTEMPTS = 6
 _BACKOFF_START_SECONDS = 0.05
-
-
-class DatabaseBusy(VpodError):
-    """The database stayed locked by another process for longer than the busy timeout."""
-
-
-class DatabaseError(VpodError):
-    """The database cannot be opened, read or written (path, permissions, corruption)."""
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -48,10 +40,10 @@ class DaemonConnectionPool:
         path: the database file; its folder is created (mode 0700) when missing and the
             file is created with mode 0600, so neither is world-readable or -writable.
         busy_timeout_seconds: how long one write waits for another process's lock in
-            total, across retries, before :class:`DatabaseBusy` is raised.
+            total, across retries, before :class:`StoreBusy` is raised.
 
     Raises:
-        DatabaseError: the file cannot be created or opened.
+        StoreError: the file cannot be created or opened.
     """
 
     def __init__(self, path: Path, *, busy_timeout_seconds: float = 5.0) -> None:
@@ -65,7 +57,7 @@ class DaemonConnectionPool:
             self._writer = self._connect(busy_timeout_seconds / _BUSY_ATTEMPTS)
             self._writer.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
-            raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -83,13 +75,13 @@ class DaemonConnectionPool:
         """A fresh read-only connection, closed on exit. Reads never wait for the writer.
 
         Raises:
-            DatabaseError: the database cannot be opened.
+            StoreError: the database cannot be opened.
         """
         try:
             conn = self._connect(self.busy_timeout_seconds)
             conn.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot read database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot read database {self.path}: {exc}") from exc
         try:
             yield conn
         finally:
@@ -104,12 +96,12 @@ class DaemonConnectionPool:
         ``busy_timeout_seconds`` in total. An exception in the body rolls back.
 
         Raises:
-            DatabaseBusy: the lock could not be taken in time.
-            DatabaseError: the database is not writable.
+            StoreBusy: the lock could not be taken in time.
+            StoreError: the database is not writable.
         """
         with self._write_lock:
             if self._closed:
-                raise DatabaseError(f"database {self.path} is closed")
+                raise StoreError(f"database {self.path} is closed")
             conn = self._writer
             self._begin(conn)
             try:
@@ -118,10 +110,10 @@ class DaemonConnectionPool:
             except BaseException as exc:
                 self._rollback(conn)
                 if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                    raise DatabaseBusy(f"database {self.path} is locked: {exc}") from exc
+                    raise StoreBusy(f"database {self.path} is locked: {exc}") from exc
                 if isinstance(exc, sqlite3.Error):
                     # "database or disk is full", "disk I/O error", "readonly database"...
-                    raise DatabaseError(f"cannot write to {self.path}: {exc}") from exc
+                    raise StoreError(f"cannot write to {self.path}: {exc}") from exc
                 raise
 
     @staticmethod
@@ -141,18 +133,18 @@ class DaemonConnectionPool:
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
-                    raise DatabaseError(f"cannot write to {self.path}: {exc}") from exc
+                    raise StoreError(f"cannot write to {self.path}: {exc}") from exc
                 if attempt == _BUSY_ATTEMPTS - 1:
                     break
                 time.sleep(delay * (0.5 + random.random()))
                 delay *= 2
-        raise DatabaseBusy(
+        raise StoreBusy(
             f"database {self.path} stayed locked by another process for more than "
             f"{self.busy_timeout_seconds:g} s"
         )
 
     def close(self) -> None:
-        """Close the write connection. Later writes raise :class:`DatabaseError`."""
+        """Close the write connection. Later writes raise :class:`StoreError`."""
         with self._write_lock:
             if not self._closed:
                 self._closed = True

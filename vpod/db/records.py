@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from vpod.fingerprint import StatKey
+
 
 @dataclass(frozen=True)
 class InProgress:
@@ -71,3 +73,30 @@ class RetryOutcome(enum.Enum):
     REQUEUED = "requeued"  # was failed or skipped; queued again with fresh attempts
     NOT_FAILED = "not_failed"  # known, but queued, in progress or done: nothing to retry
     UNKNOWN = "unknown"  # vpod has no record of this path
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the Store holds about one file (:meth:`vpod.db.store.Store.file_record`).
+
+    ``state`` is ``queued``, ``processing``, ``done``, ``failed`` or ``skipped``;
+    ``reason`` and ``error`` are the last failure's tag and message (``None`` after a
+    success or a requeue); ``permanent`` says the failure waits for new content;
+    ``attempts`` counts started attempts since the file was last queued afresh;
+    ``worker`` names the owner of a row in progress; ``fingerprint`` is the content
+    queued, ``result_fingerprint`` the content vpod left (or found conforming) and
+    ``policy_digest`` the policy that judged it; ``stat`` is the last stat key
+    recorded (``None`` when none was).
+    """
+
+    path: str
+    state: str
+    reason: str | None
+    error: str | None
+    permanent: bool
+    attempts: int
+    worker: str | None
+    fingerprint: str | None
+    result_fingerprint: str | None
+    policy_digest: str | None
+    stat: StatKey | None

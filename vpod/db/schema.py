@@ -7,7 +7,8 @@ non-UTF-8 ones, round-trips exactly.
 
 from __future__ import annotations
 
-from vpod.db.pool import DaemonConnectionPool, DatabaseError
+from vpod.db.pool import DaemonConnectionPool
+from vpod.errors import StoreError
 
 # Each entry upgrades from version i to i + 1. Never edit a released migration; append.
 MIGRATIONS: tuple[str, ...] = (
@@ -89,13 +90,13 @@ def migrate(pool: DaemonConnectionPool) -> int:
     """Bring the database to :data:`SCHEMA_VERSION`; returns the version found before.
 
     Raises:
-        DatabaseError: the database is newer than this vpod (a downgrade), or a
+        StoreError: the database is newer than this vpod (a downgrade), or a
             migration failed (it is rolled back as a whole).
     """
     with pool.transaction() as conn:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
-            raise DatabaseError(
+            raise StoreError(
                 f"database {pool.path} has schema version {found}, newer than this vpod "
                 f"understands ({SCHEMA_VERSION}); upgrade vpod"
             )

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from vpod.db.pool import DaemonConnectionPool, DatabaseError
-from vpod.db.records import BatchRecord, FailureRecord, InProgress, QueueReport, RetryOutcome
+from vpod.db.pool import DaemonConnectionPool
+from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress, QueueReport, RetryOutcome
 from vpod.db.schema import migrate
-from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.fingerprint import StatKey
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -89,6 +89,15 @@ class SqliteStore:
     def __init__(self, pool: DaemonConnectionPool) -> None:
         self.pool = pool
         migrate(pool)
+
+    @property
+    def location(self) -> str:
+        """The database file's path."""
+        return str(self.pool.path)
+
+    def close(self) -> None:
+        """Close the pool's write connection; later writes raise :class:`StoreError`."""
+        self.pool.close()
 
     # -- queue ---------------------------------------------------------------------
 
@@ -444,6 +453,27 @@ class SqliteStore:
         with self.pool.read() as conn:
             return conn.execute("SELECT COUNT(*) FROM files WHERE state = 'queued'").fetchone()[0]
 
+    def file_record(self, path: Path) -> FileRecord | None:
+        """The ``files`` row of absolute ``path``, tried under every (root, relpath) split."""
+        with self.pool.read() as conn:
+            for root in path.parents:
+                row = conn.execute(
+                    "SELECT root, relpath, state, reason, last_error, permanent, attempts, worker, fingerprint,"
+                    " result_fingerprint, policy_digest, size, mtime_ns, inode, device FROM files"
+                    " WHERE root = ? AND relpath = ?",
+                    (str(root), os.fsencode(path.relative_to(root))),
+                ).fetchone()
+                if row is not None:
+                    stat = None if row["size"] is None else StatKey(
+                        row["size"], row["mtime_ns"], row["inode"], row["device"]
+                    )
+                    return FileRecord(
+                        _text_path(row["root"], row["relpath"]), row["state"], row["reason"], row["last_error"],
+                        bool(row["permanent"]), row["attempts"], row["worker"], row["fingerprint"],
+                        row["result_fingerprint"], row["policy_digest"], stat,
+                    )
+        return None
+
     # -- batches -------------------------------------------------------------------
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
@@ -550,18 +580,18 @@ class SqliteStore:
         """Prove the database answers; returns the queue depth.
 
         Raises:
-            DatabaseError: it cannot be opened or read (any SQLite error, wrapped).
+            StoreError: it cannot be opened or read (any SQLite error, wrapped).
         """
         try:
             return self.queue_depth()
         except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot read database {self.pool.path}: {exc}") from exc
+            raise StoreError(f"cannot read database {self.pool.path}: {exc}") from exc
 
     def check_writable(self) -> None:
         """Take the write lock and roll back: proves this process may write the database.
 
         Raises:
-            DatabaseBusy / DatabaseError: it cannot be written now.
+            StoreBusy / StoreError: it cannot be written now.
         """
         try:
             with self.pool.transaction() as conn:
@@ -570,7 +600,7 @@ class SqliteStore:
         except _Rollback:
             pass
         except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot write to {self.pool.path}: {exc}") from exc
+            raise StoreError(f"cannot write to {self.pool.path}: {exc}") from exc
 
     def retry_paths(self, paths: Iterable[Path]) -> dict[Path, RetryOutcome]:
         """Queue failed or skipped files again, with fresh attempts, due now.

@@ -1,8 +1,13 @@
 """The Store: all queue and result persistence behind one interface.
 
-Workers, the watcher and the CLI talk to a :class:`Store`, never to SQL. The first
-implementation is :class:`vpod.db.sqlite_store.SqliteStore`; a PostgreSQL one for
-several nodes on one library can follow without touching its callers.
+Workers, the watcher and the CLI talk to a :class:`Store`, never to SQL, and catch
+only the backend-neutral :class:`StoreBusy` and :class:`StoreError` exported here
+(defined under vpod's error root in :mod:`vpod.errors`, so the exit-status table can
+name them without importing a backend). A
+store is opened by :func:`vpod.db.factory.open_store` from ``[database]``; the first
+backend is SQLite (:mod:`vpod.db.sqlite_store`), and a PostgreSQL one for several
+nodes on one library can follow without touching its callers: it is proven by
+passing the contract suite (tests/unit/test_store_contract.py).
 """
 
 from __future__ import annotations
@@ -13,10 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
 
-from vpod.db.records import QueueReport, RetryOutcome
+from vpod.db.records import FileRecord, QueueReport, RetryOutcome
+from vpod.errors import StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
+
+# Listed so that importing StoreBusy/StoreError from here is an explicit re-export (mypy --strict).
+__all__ = [
+    "EnqueueEntry", "EnqueueOutcome", "Job", "Outcome", "Store", "StoreBusy", "StoreError",
+]
 
 
 class EnqueueOutcome(enum.Enum):
@@ -81,9 +92,14 @@ class Store(Protocol):
     """Durable queue and results. Every method is thread-safe and commits before returning.
 
     Raises (every method):
-        vpod.db.pool.DatabaseBusy: another process held the lock beyond the busy timeout.
-        vpod.db.pool.DatabaseError: the database is unusable.
+        StoreBusy: another process held the lock beyond the busy timeout.
+        StoreError: the store is unusable (never a driver's own exception).
     """
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for people: a file path (SQLite) or a URL without
+        its password."""
 
     def enqueue(
         self, root: Path, relpath: bytes, fingerprint: str, stat: StatKey, *, policy_digest: str | None = None
@@ -102,6 +118,10 @@ class Store(Protocol):
 
     def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
         """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""
+
+    def next_due_at(self) -> float | None:
+        """When the earliest job waiting for a retry becomes due (epoch seconds), or
+        ``None`` when none waits; jobs due now already are not counted."""
 
     def job_for_path(self, root: Path, relpath: bytes, fingerprint: str | None, stat: StatKey | None) -> Job | None:
         """Queue a file named explicitly (``vpod process``), whatever was recorded about it
@@ -152,6 +172,14 @@ class Store(Protocol):
     def queue_depth(self) -> int:
         """Number of queued jobs."""
 
+    def file_record(self, path: Path) -> FileRecord | None:
+        """What the store holds about the file at absolute ``path`` (matched against
+        every (root, relpath) split of it, like :meth:`retry_paths`), or ``None``."""
+
+    def database_id(self) -> str:
+        """This store's random identity (32 hex digits), made once when it was created:
+        library markers name it."""
+
     # -- daemon state and control (vpod status, resume, retry; /health) -------------
 
     def set_daemon_info(self, **values: object) -> None:
@@ -166,8 +194,14 @@ class Store(Protocol):
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth."""
 
+    def check_writable(self) -> None:
+        """Prove this process may write the store (``vpod doctor``); writes nothing."""
+
     def retry_paths(self, paths: Iterable[Path]) -> dict[Path, RetryOutcome]:
         """Queue failed or skipped files again with fresh attempts."""
 
     def retry_all_failed(self) -> int:
         """Queue every failed file again; returns how many."""
+
+    def close(self) -> None:
+        """Release the store's connections; later writes raise :class:`StoreError`."""

@@ -11,8 +11,7 @@ from typing import Callable, Sequence
 
 import structlog
 
-from vpod.db.pool import DatabaseBusy, DatabaseError
-from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.results import display_path
 
@@ -148,13 +147,13 @@ class Intake:
             return {}
         try:
             outcomes = self.store.enqueue_many(entries, policy_digest=digest)
-        except (DatabaseBusy, DatabaseError) as exc:
+        except StoreError as exc:
             # Locked by another process, or its disk is full: try again later, less often each time.
             with self._backoff_lock:
                 delay = self.backoff.failed()
                 attempt = self.backoff.failures
             self.log.warning(
-                "queue_busy" if isinstance(exc, DatabaseBusy) else "queue_write_failed",
+                "queue_busy" if isinstance(exc, StoreBusy) else "queue_write_failed",
                 path=display_path(paths[0]),
                 files=len(paths),
                 error=str(exc),

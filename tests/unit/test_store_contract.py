@@ -1,0 +1,568 @@
+"""The Store contract: one set of behavioural tests that every backend must pass.
+
+Each test runs once per entry of :data:`BACKENDS`, through the same factory the daemon
+uses (:func:`vpod.db.factory.open_store`) and only the :class:`~vpod.db.store.Store`
+protocol: no SQL, no backend class. A second backend (PostgreSQL) is proven by adding
+its one line to :data:`BACKENDS` and passing this file. What only one backend has (SQLite's
+WAL, file modes, migrations of old schema versions) is tested beside that backend
+(tests/unit/test_store.py, tests/unit/test_pool.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
+from vpod.db.records import RetryOutcome
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError
+from vpod.errors import VpodError
+from vpod.fingerprint import StatKey
+from vpod.media.model import Track
+from vpod.results import BatchResult, FileProcessingResult
+
+BACKENDS: dict[str, Callable[[Path], DatabaseConfig]] = {
+    "sqlite": lambda tmp_path: DatabaseConfig(path=tmp_path / "contract.db", busy_timeout_seconds=2.0),
+}
+"""Each backend's ``[database]`` section for a fresh, empty store in ``tmp_path``."""
+
+ROOT = Path("/library")
+POLICY_A = "digest-of-policy-a"
+POLICY_B = "digest-of-policy-b"
+
+
+def key(n: int = 1) -> StatKey:
+    return StatKey(size=100 + n, mtime_ns=n, inode=n, device=1)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend's name in turn."""
+    return request.param
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path) -> DatabaseConfig:
+    """The ``[database]`` section of a fresh store of ``backend``."""
+    return BACKENDS[backend](tmp_path)
+
+
+@pytest.fixture
+def store(database: DatabaseConfig) -> Iterator[Store]:
+    opened = open_store(database)
+    yield opened
+    opened.close()
+
+
+def claim(store: Store, worker: str = "w", batch_id: str = "b") -> Job:
+    """The one job due now, started by ``worker``."""
+    [job] = store.next_queued(1, ())
+    assert store.start(job, worker, batch_id)
+    return job
+
+
+def done(store: Store, job: Job, fingerprint_after: str, stat: StatKey, policy_digest: str = POLICY_A) -> None:
+    result = FileProcessingResult(path=job.path, success=True, changes=1)
+    store.finish(job, Outcome(result, fingerprint_after, stat, policy_digest=policy_digest), "b1")
+
+
+def fail(store: Store, job: Job, reason: str = "unreadable", *, permanent: bool = True, **outcome) -> None:
+    result = FileProcessingResult(path=job.path, success=False, error=f"{job.path}: {reason}", reason=reason,
+                                  permanent=permanent)
+    store.finish(job, Outcome(result, **outcome), "b")
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_the_store_errors_are_backend_neutral_vpod_errors():
+    """Under vpod's error root (the CLI maps them to exit status 70), defined by no backend."""
+    import vpod.errors
+
+    assert issubclass(StoreError, VpodError) and issubclass(StoreBusy, StoreError)
+    assert (StoreError, StoreBusy) == (vpod.errors.StoreError, vpod.errors.StoreBusy)
+
+
+def test_writes_after_close_raise_store_error(database):
+    store = open_store(database)
+    store.close()
+    with pytest.raises(StoreError):
+        store.enqueue(ROOT, b"a.mkv", "fp", key())
+
+
+# -- enqueue and dedupe ----------------------------------------------------------------
+
+
+def test_queue_then_start_then_finish(store):
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.ALREADY_QUEUED
+    [job] = store.next_queued(10, ())
+    assert job.path == ROOT / "a.mkv" and job.fingerprint == "fp-a" and job.attempts == 0
+    assert store.start(job, "worker-1", "b1")
+    assert not store.start(job, "worker-2", "b1")  # one claim per file
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a", key()) is EnqueueOutcome.ALREADY_QUEUED
+    done(store, job, "fp-a-out", key(2))
+    assert store.queue_depth() == 0
+    assert not store.start(job, "worker-2", "b1")  # finished: nothing to claim
+    # vpod's own rewrite: the output fingerprint is recognized
+    assert store.enqueue(ROOT, b"a.mkv", "fp-a-out", key(3)) is EnqueueOutcome.UNCHANGED
+    # a copy or hard link of the output elsewhere, under the same policy
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-a-out", key(4), policy_digest=POLICY_A) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
+    # new content at the same path
+    assert store.enqueue(ROOT, b"a.mkv", "fp-new", key(5)) is EnqueueOutcome.QUEUED
+
+
+def test_start_is_a_compare_and_set_between_threads(store):
+    """Workers racing for the same job: exactly one wins it."""
+    store.enqueue(ROOT, b"race.mkv", "fp", key())
+    [job] = store.next_queued(1, ())
+    racers = 8
+    barrier = threading.Barrier(racers)
+    won: list[str] = []
+
+    def race(name: str) -> None:
+        barrier.wait()
+        if store.start(job, name, "b"):
+            won.append(name)
+
+    threads = [threading.Thread(target=race, args=(f"worker-{i}",)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    record = store.file_record(job.path)
+    assert record is not None and record.state == "processing" and record.worker == won[0] and record.attempts == 1
+
+
+def test_permanent_failure_waits_for_new_content(store):
+    store.enqueue(ROOT, b"bad.mkv", "fp-bad", key())
+    fail(store, claim(store))
+    assert store.enqueue(ROOT, b"bad.mkv", "fp-bad", key(9)) is EnqueueOutcome.FAILED_UNCHANGED
+    assert store.enqueue(ROOT, b"bad.mkv", "fp-fixed", key(10)) is EnqueueOutcome.QUEUED
+
+
+def test_transient_outcomes_can_be_queued_again(store):
+    store.enqueue(ROOT, b"gone.mkv", "fp", key())
+    job = claim(store)
+    vanished = FileProcessingResult(path=job.path, success=False, skipped=True, reason="vanished", permanent=False)
+    store.finish(job, Outcome(vanished), "b")
+    assert store.file_record(job.path).state == "skipped"
+    assert store.enqueue(ROOT, b"gone.mkv", "fp", key()) is EnqueueOutcome.QUEUED
+
+
+def test_a_queued_file_whose_content_changed_takes_the_new_fingerprint(store):
+    store.enqueue(ROOT, b"a.mkv", "fp-1", key(1))
+    assert store.enqueue(ROOT, b"a.mkv", "fp-2", key(2)) is EnqueueOutcome.ALREADY_QUEUED
+    [job] = store.next_queued(1, ())
+    assert job.fingerprint == "fp-2"
+    assert store.file_record(job.path).stat == key(2)
+
+
+def test_container_change_records_the_new_name(store):
+    store.enqueue(ROOT, b"movie.mp4", "fp-mp4", key(1))
+    job = claim(store)
+    result = FileProcessingResult(path=job.path, success=True, changes=1, final_path=ROOT / "movie.mkv")
+    store.finish(job, Outcome(result, "fp-mkv", key(2), b"movie.mkv"), "b")
+    assert store.enqueue(ROOT, b"movie.mkv", "fp-mkv", key(2)) is EnqueueOutcome.UNCHANGED
+    renamed = store.file_record(ROOT / "movie.mkv")
+    assert renamed is not None and renamed.state == "done" and renamed.stat == key(2)
+
+
+def test_non_utf8_paths_round_trip(store):
+    name = b"bad\xffname.mkv"
+    store.enqueue(ROOT, name, "fp", key())
+    [job] = store.next_queued(1, ())
+    assert job.relpath == name
+    assert os.fsencode(job.path) == b"/library/" + name
+    assert store.file_record(job.path).path == "/library/bad\\xffname.mkv"
+
+
+def test_enqueue_many_applies_the_enqueue_rules_to_each_file_in_order(store):
+    assert store.enqueue(ROOT, b"waiting.mkv", "fp-w", key(1)) is EnqueueOutcome.QUEUED
+    done(store, claim(store, "worker-1", "b1"), "fp-w-out", key(2))
+    entries = [
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),
+        EnqueueEntry(ROOT, b"new.mkv", "fp-n", key(3)),  # named twice in one batch
+        EnqueueEntry(ROOT, b"copy-of-output.mkv", "fp-w-out", key(4)),
+        EnqueueEntry(ROOT, b"waiting.mkv", "fp-w-out", key(5)),  # vpod's own rewrite
+    ]
+    assert store.enqueue_many(entries, policy_digest=POLICY_A) == [
+        EnqueueOutcome.QUEUED,
+        EnqueueOutcome.ALREADY_QUEUED,
+        EnqueueOutcome.SAME_CONTENT_DONE,
+        EnqueueOutcome.UNCHANGED,
+    ]
+    assert [j.relpath for j in store.next_queued(10, ())] == [b"new.mkv"]
+
+
+def test_enqueue_many_of_nothing(store):
+    assert store.enqueue_many([]) == []
+
+
+def test_a_twin_counts_only_under_the_policy_it_was_judged_by(store):
+    """Content vpod left at one path vouches for a copy at another path only while the
+    same policy is in force; after a policy change the copy is queued."""
+    store.enqueue(ROOT, b"w4/x.mkv", "fp-base", key(1), policy_digest=POLICY_A)
+    job = claim(store)
+    conforming = FileProcessingResult(path=job.path, success=True, changes=0)
+    store.finish(job, Outcome(conforming, "fp-base", key(1), policy_digest=POLICY_A), "b")
+
+    assert store.enqueue(ROOT, b"w2/y.mkv", "fp-base", key(2), policy_digest=POLICY_A) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
+    assert store.enqueue(ROOT, b"w2/z.mkv", "fp-base", key(3), policy_digest=POLICY_B) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"w2/unknown.mkv", "fp-base", key(4)) is EnqueueOutcome.QUEUED  # no digest given
+    assert [j.relpath for j in store.next_queued(10, ())] == [b"w2/z.mkv", b"w2/unknown.mkv"]
+    # The twin is recorded as judged under the policy that matched, so it vouches for
+    # further copies under that policy too; and the path vpod left keeps its rule.
+    twin = store.file_record(ROOT / "w2" / "y.mkv")
+    assert (twin.state, twin.policy_digest, twin.result_fingerprint) == ("done", POLICY_A, "fp-base")
+    assert store.enqueue(ROOT, b"w4/x.mkv", "fp-base", key(5), policy_digest=POLICY_B) is EnqueueOutcome.UNCHANGED
+
+
+def test_a_result_under_the_new_policy_vouches_for_later_copies(store):
+    store.enqueue(ROOT, b"a.mkv", "fp-in", key(1), policy_digest=POLICY_B)
+    done(store, claim(store), "fp-out", key(2), policy_digest=POLICY_B)
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-out", key(3), policy_digest=POLICY_A) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"copy2.mkv", "fp-out", key(4), policy_digest=POLICY_B) is (
+        EnqueueOutcome.SAME_CONTENT_DONE
+    )
+
+
+def test_a_failure_records_no_policy_digest(store):
+    store.enqueue(ROOT, b"bad.mkv", "fp-bad", key(1), policy_digest=POLICY_A)
+    fail(store, claim(store), policy_digest=POLICY_A)
+    record = store.file_record(ROOT / "bad.mkv")
+    assert (record.state, record.reason, record.permanent) == ("failed", "unreadable", True)
+    assert (record.result_fingerprint, record.policy_digest) == (None, None)
+
+
+def test_known_stats_per_folder(store):
+    store.enqueue(ROOT, b"show/s1/e1.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"show/s1/e2.mkv", "fp2", key(2))
+    store.enqueue(ROOT, b"top.mkv", "fp3", key(3))
+    assert store.known_stats(ROOT, b"show/s1") == {b"show/s1/e1.mkv": key(1), b"show/s1/e2.mkv": key(2)}
+    assert store.known_stats(ROOT, b"") == {b"top.mkv": key(3)}
+
+
+def test_known_stats_leave_out_what_needs_a_new_look(store):
+    """A transient failure is looked at again by the next scan; a permanent one is not."""
+    store.enqueue(ROOT, b"transient.mkv", "fp1", key(1))
+    fail(store, claim(store), "vanished", permanent=False)
+    store.enqueue(ROOT, b"permanent.mkv", "fp2", key(2))
+    fail(store, claim(store))
+    assert store.known_stats(ROOT, b"") == {b"permanent.mkv": key(2)}
+
+
+def test_next_queued_excludes_and_limits(store):
+    for i in range(5):
+        store.enqueue(ROOT, f"f{i}.mkv".encode(), f"fp{i}", key(i))
+    first = store.next_queued(2, ())
+    assert [j.relpath for j in first] == [b"f0.mkv", b"f1.mkv"]
+    rest = store.next_queued(10, [j.id for j in first])
+    assert [j.relpath for j in rest] == [b"f2.mkv", b"f3.mkv", b"f4.mkv"]
+
+
+def test_file_record_of_an_unknown_path(store):
+    assert store.file_record(ROOT / "never.mkv") is None
+    assert store.file_record(Path("/")) is None
+
+
+# -- retry -----------------------------------------------------------------------------
+
+
+def test_retry_later_is_not_due_yet(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = claim(store)
+    result = FileProcessingResult(path=job.path, success=False, error="busy", reason="timeout", permanent=False)
+    store.retry_later(job, result, 60, "b")
+    assert store.next_queued(10, ()) == []
+    assert store.queue_depth() == 1
+    assert store.next_due_at() > time.time() + 50
+    record = store.file_record(job.path)
+    assert (record.state, record.reason, record.error, record.worker) == ("queued", "timeout", "busy", None)
+
+
+def test_an_uncounted_retry_gives_the_attempt_back(store):
+    """Waiting for free space does not use up max_attempts; other retries do."""
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    for counted, attempts in ((False, 1), (False, 1), (True, 2)):
+        job = claim(store)
+        result = FileProcessingResult(path=job.path, success=False, reason="insufficient_space", permanent=False)
+        store.retry_later(job, result, 0, "b", counted=counted)
+        [job] = store.next_queued(1, ())
+        assert job.attempts + 1 == attempts
+
+
+def test_next_due_at_ignores_jobs_due_now(store):
+    """Jobs due now are in the feeder's hands; only future retries set a wake-up time."""
+    assert store.next_due_at() is None
+    store.enqueue(ROOT, b"now.mkv", "fp", key())
+    assert store.next_due_at() is None
+
+
+def test_retry_paths_and_retry_all_failed(store):
+    for name in (b"failed.mkv", b"skipped.mkv", b"done.mkv", b"failed2.mkv"):
+        store.enqueue(ROOT, name, "fp-" + name.decode(), key())
+    fail(store, claim(store))
+    skipped = claim(store)
+    store.finish(skipped, Outcome(FileProcessingResult(path=skipped.path, success=False, skipped=True,
+                                                       reason="not_media", permanent=True)), "b")
+    done(store, claim(store), "fp-out", key(2))
+    fail(store, claim(store), "probe_failed")
+    outcomes = store.retry_paths([ROOT / "failed.mkv", ROOT / "skipped.mkv", ROOT / "done.mkv", ROOT / "nope.mkv"])
+    assert outcomes == {
+        ROOT / "failed.mkv": RetryOutcome.REQUEUED,
+        ROOT / "skipped.mkv": RetryOutcome.REQUEUED,
+        ROOT / "done.mkv": RetryOutcome.NOT_FAILED,
+        ROOT / "nope.mkv": RetryOutcome.UNKNOWN,
+    }
+    again = store.file_record(ROOT / "failed.mkv")
+    assert (again.state, again.attempts, again.reason, again.permanent) == ("queued", 0, None, False)
+    assert store.retry_all_failed() == 1  # failed2.mkv: the others are queued or done
+    assert sorted(j.relpath for j in store.next_queued(10, ())) == [b"failed.mkv", b"failed2.mkv", b"skipped.mkv"]
+
+
+# -- crashes and explicit runs (vpod process) -------------------------------------------
+
+
+def test_interrupted_jobs_are_requeued_with_their_pending_plan(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = claim(store)
+    store.note_plan(job, ["track 1: set default flag off"])
+    assert store.requeue_interrupted() == 1
+    [again] = store.next_queued(1, ())
+    assert again.pending_actions == ("track 1: set default flag off",)
+    assert again.attempts == 1
+
+
+def test_requeue_after_a_crash_spares_another_front_ends_rows(store):
+    store.enqueue(ROOT, b"daemon.mkv", "fp1", key(1))
+    claim(store, "worker-1")
+    store.enqueue(ROOT, b"process.mkv", "fp2", key(2))
+    claim(store, "process-4242_0")
+    assert store.requeue_interrupted(except_workers="process-") == 1
+    assert store.file_record(ROOT / "daemon.mkv").state == "queued"
+    assert store.file_record(ROOT / "process.mkv").state == "processing"
+
+
+def test_a_pending_plan_keeps_the_queued_fingerprint(store):
+    """After an interrupted attempt, the file's new content (vpod's own change) must not
+    replace the queued fingerprint: the redo compares them to count the change once."""
+    store.enqueue(ROOT, b"a.mkv", "fp-before", key(1))
+    job = claim(store)
+    store.note_plan(job, ["reorder tracks to 0, 2, 1"])
+    store.requeue_interrupted()
+    assert store.enqueue(ROOT, b"a.mkv", "fp-after", key(2)) is EnqueueOutcome.ALREADY_QUEUED
+    [again] = store.next_queued(1, ())
+    assert again.fingerprint == "fp-before" and again.pending_actions
+
+
+def test_finish_clears_the_pending_plan(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = claim(store)
+    store.note_plan(job, ["set language"])
+    done(store, job, "fp-out", key(2))
+    again = store.job_for_path(ROOT, b"a.mkv", "fp-out", key(2))
+    assert again is not None and again.pending_actions == ()
+
+
+def test_a_named_path_becomes_a_queued_job(store):
+    job = store.job_for_path(ROOT, b"a/x.mkv", "fp", key())
+    assert job is not None and job.path == ROOT / "a" / "x.mkv" and job.attempts == 0
+    record = store.file_record(job.path)
+    assert (record.state, record.attempts, record.reason, record.worker) == ("queued", 0, None, None)
+    assert store.start(job, "process-1_0", "b1")
+
+
+def test_a_named_path_done_or_failed_is_queued_again_with_fresh_attempts(store):
+    job = store.job_for_path(ROOT, b"x.mkv", "fp", key())
+    store.start(job, "w", "b1")
+    fail(store, job)
+    assert store.file_record(job.path).attempts == 1
+    again = store.job_for_path(ROOT, b"x.mkv", "fp", key())
+    assert again is not None and again.id == job.id
+    record = store.file_record(job.path)
+    assert (record.state, record.attempts, record.reason, record.worker) == ("queued", 0, None, None)
+    store.start(again, "w", "b2")
+    done(store, again, "fp-after", key(2))
+    assert store.job_for_path(ROOT, b"x.mkv", "fp-after", key(2)) is not None  # done: explicit runs redo it
+
+
+def test_a_named_path_in_progress_is_left_alone(store):
+    assert store.enqueue(ROOT, b"busy.mkv", "fp", key()) is EnqueueOutcome.QUEUED
+    claim(store, "worker-1", "daemon-batch")
+    assert store.job_for_path(ROOT, b"busy.mkv", "fp", key()) is None
+    record = store.file_record(ROOT / "busy.mkv")
+    assert (record.state, record.attempts, record.worker) == ("processing", 1, "worker-1")
+
+
+def test_rows_of_a_dead_owner_are_released(store):
+    owners = {b"dead.mkv": "process-1_0", b"live.mkv": "process-2_1", b"daemon.mkv": "worker-1"}
+    for relpath, worker in owners.items():
+        assert store.start(store.job_for_path(ROOT, relpath, "fp", key()), worker, "b")
+    assert store.abandon_dead_owners(lambda owner: owner != "process-1_0") == [ROOT / "dead.mkv"]
+    record = store.file_record(ROOT / "dead.mkv")
+    assert (record.state, record.attempts, record.reason, record.permanent, record.worker) == (
+        "failed", 1, "interrupted", False, None
+    )
+    assert store.file_record(ROOT / "live.mkv").state == "processing"
+    assert store.file_record(ROOT / "daemon.mkv").state == "processing"
+    assert store.abandon_dead_owners(lambda owner: True) == []
+    assert store.job_for_path(ROOT, b"dead.mkv", "fp", key()) is not None
+
+
+# -- batches, temp files, progress, the status report ----------------------------------
+
+
+def test_batches_are_reported_newest_first(store):
+    for n in (1, 2, 3):
+        batch = BatchResult(batch_id=f"b-{n}", started_at=float(n), ended_at=n + 0.5, total_files=2,
+                            stopped_early=n == 3)
+        batch.results.append(FileProcessingResult(path=ROOT / "a.mkv", success=True))
+        batch.results.append(FileProcessingResult(path=ROOT / "b.mkv", success=False, reason="unreadable"))
+        store.record_batch(batch, "daemon" if n < 3 else "process")
+    report = store.queue_report(batches=2)
+    assert [b.batch_id for b in report.last_batches] == ["b-3", "b-2"]
+    newest = report.last_batches[0]
+    assert (newest.source, newest.total_files, newest.success_count, newest.fail_count, newest.skipped_count) == (
+        "process", 2, 1, 1, 0
+    )
+    assert newest.stopped_early and (newest.started_at, newest.ended_at) == (3.0, 3.5)
+
+
+def test_temp_registry(store, tmp_path):
+    path = tmp_path / ".vpod-tmp-1.mkv"
+    odd = Path(os.fsdecode(b"/library/.vpod-tmp-\xff.mkv"))
+    store.register_temp(path)
+    store.register_temp(odd)
+    assert sorted(store.pending_temps()) == sorted([path, odd])
+    store.forget_temp(path)
+    assert store.pending_temps() == [odd]
+    store.forget_temp(odd)
+    assert store.pending_temps() == []
+
+
+def test_progress_notes_show_in_the_report_until_the_next_start(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = claim(store, "worker-1", "b7")
+    [shown] = store.queue_report().in_progress
+    assert (shown.path, shown.worker, shown.batch_id, shown.attempt) == ("/library/a.mkv", "worker-1", "b7", 1)
+    assert shown.progress_percent is None and shown.eta_seconds is None
+    store.note_progress(job, 42.5, 3600.0)
+    [shown] = store.queue_report().in_progress
+    assert shown.progress_percent == 42.5 and 3590 < shown.eta_seconds <= 3600
+    store.retry_later(job, FileProcessingResult(path=job.path, success=False, reason="timeout", permanent=False), 0, "b7")
+    store.start(store.next_queued(1, ())[0], "worker-2", "b8")
+    [shown] = store.queue_report().in_progress
+    assert shown.worker == "worker-2" and shown.progress_percent is None
+
+
+def test_the_status_report_counts_states_and_lists_failures_newest_first(store):
+    for name in (b"f1.mkv", b"f2.mkv", b"d.mkv", b"p.mkv", b"q.mkv"):  # claimed in this order
+        store.enqueue(ROOT, name, "fp-" + name.decode(), key())
+    assert store.ping() == 5
+    fail(store, claim(store), "unreadable")
+    fail(store, claim(store), "probe_failed", permanent=False)
+    done(store, claim(store), "fp-out", key(2))
+    claim(store)
+    report = store.queue_report(failures=5)
+    assert report.counts == {"queued": 1, "processing": 1, "done": 1, "failed": 2, "skipped": 0}
+    assert report.queue_depth == 1 == store.queue_depth() == store.ping()
+    assert [(f.path, f.reason, f.attempts) for f in report.last_failures] == [
+        ("/library/f2.mkv", "probe_failed", 1), ("/library/f1.mkv", "unreadable", 1),
+    ]
+    assert report.last_failures[0].error == "/library/f2.mkv: probe_failed"
+    assert [f.path for f in store.queue_report(failures=1).last_failures] == ["/library/f2.mkv"]
+
+
+def test_texts_naming_an_undecodable_file_come_back_as_valid_utf8(store):
+    """Errors name the file; a non-UTF-8 name reaches them as lone surrogates. Every text
+    is stored with the byte shown as ``\\xNN``, and the write succeeds."""
+    relpath = b"bad\nname\xff.mkv"
+    shown = "/library/bad\nname\\xff.mkv"
+    path = ROOT / os.fsdecode(relpath)
+    store.enqueue(ROOT, relpath, "fp", key())
+    job = claim(store)
+    busy = FileProcessingResult(path=path, success=False, error=f"{path}: locked", reason="locked", permanent=False)
+    store.retry_later(job, busy, 0, "b")
+    assert store.file_record(path).error == f"{shown}: locked"
+    job = claim(store)
+    failed = FileProcessingResult(path=path, success=False, error=f"{path}: not media", reason="unreadable")
+    title = os.fsdecode(b"caf\xe9")  # a Latin-1 track title, as surrogateescape decodes it
+    store.finish(job, Outcome(failed, tracks=[Track(0, "audio", "AAC", title=title)]), "b")
+    store.set_daemon_info(paused_path=str(path), paused_error=failed.error)
+    record = store.file_record(path)
+    assert (record.state, record.reason, record.error) == ("failed", "unreadable", f"{shown}: not media")
+    assert store.daemon_info()["paused_path"] == shown
+    assert store.daemon_info()["paused_error"] == f"{shown}: not media"
+    assert store.queue_report().last_failures[0].error == f"{shown}: not media"
+
+
+# -- the daemon's record and the store's identity ---------------------------------------
+
+
+def test_daemon_info_is_written_as_text_and_none_deletes(store):
+    assert store.daemon_info() == {}
+    store.set_daemon_info(pid=4242, state="running", started_at=1.5)
+    store.set_daemon_info(state="paused", paused_path="/library/a.mkv")
+    assert store.daemon_info() == {"pid": "4242", "state": "paused", "started_at": "1.5", "paused_path": "/library/a.mkv"}
+    store.set_daemon_info(paused_path=None, absent=None)
+    assert store.daemon_info() == {"pid": "4242", "state": "paused", "started_at": "1.5"}
+
+
+def test_the_daemon_record_and_the_queue_survive_a_reopen(database):
+    first = open_store(database)
+    first.set_daemon_info(state="stopped")
+    first.enqueue(ROOT, b"a.mkv", "fp", key())
+    identity = first.database_id()
+    first.close()
+    again = open_store(database)
+    try:
+        assert again.daemon_info() == {"state": "stopped"}
+        assert [j.relpath for j in again.next_queued(10, ())] == [b"a.mkv"]
+        assert again.database_id() == identity
+    finally:
+        again.close()
+
+
+def test_database_identity_is_random_and_stable(store, backend, tmp_path):
+    identity = store.database_id()
+    assert re.fullmatch(r"[0-9a-f]{32}", identity)
+    assert store.database_id() == identity
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = open_store(BACKENDS[backend](other_dir))
+    try:
+        assert other.database_id() != identity
+    finally:
+        other.close()
+
+
+def test_a_store_says_where_it_lives_and_that_it_is_writable(store):
+    assert store.location
+    store.check_writable()
+    assert store.daemon_info() == {} and store.queue_depth() == 0  # the check wrote nothing
+
+
+def test_only_the_store_package_names_a_backend():
+    """Callers reach a backend through the factory and the protocol only: no module
+    outside vpod/db/ imports the SQLite backend, its pool, its schema or sqlite3."""
+    package = Path(__file__).resolve().parents[2] / "vpod"
+    backend = re.compile(r"^\s*(from|import)\s+(sqlite3|vpod\.db\.(sqlite_store|pool|schema))\b", re.M)
+    offenders = [
+        str(module.relative_to(package))
+        for module in package.rglob("*.py")
+        if module.parent != package / "db" and backend.search(module.read_text())
+    ]
+    assert offenders == []
