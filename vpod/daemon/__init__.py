@@ -28,6 +28,7 @@ reloads the config (each part's ``reconfigure(config)``), SIGUSR1 says "look at 
 database" (``vpod resume`` / ``vpod retry`` wrote there).
 """
 
-from vpod.daemon.lifecycle import Daemon, run_daemon
+from vpod.daemon.lifecycle import Daemon
+from vpod.daemon.run import run_daemon
 
 __all__ = ["Daemon", "run_daemon"]

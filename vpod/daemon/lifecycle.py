@@ -17,7 +17,7 @@ from typing import Callable
 
 import structlog
 
-from vpod import __version__, exitcodes
+from vpod import __version__
 from vpod.config import VPOConfig
 from vpod.daemon.wiring import Parts, wire
 from vpod.db.pool import DaemonConnectionPool
@@ -27,7 +27,7 @@ from vpod.errors import ConfigError
 from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
 from vpod.logs import configure_logging
-from vpod.notify import SystemdNotifier, forget_environ
+from vpod.notify import SystemdNotifier
 from vpod.process import WORKER_PREFIX
 from vpod.reload import ReloadPlan, plan_reload
 from vpod.tempfiles import log_sweep, sweep_temps
@@ -53,6 +53,9 @@ class Daemon:
         open_store: opens the store for a config and returns it with its closer
             (default: the SQLite database at ``[database] path``).
     """
+
+    parts: Parts  # built by startup()
+    store: Store
 
     def __init__(
         self,
@@ -293,34 +296,3 @@ class Daemon:
 
 def _paths_json(roots: tuple[Path, ...]) -> str:
     return json.dumps([str(r) for r in roots])
-
-
-def run_daemon(
-    config: VPOConfig,
-    *,
-    dry_run: bool = False,
-    load_config: Callable[[], VPOConfig] | None = None,
-) -> int:
-    """Run the daemon in the foreground until SIGTERM or SIGINT; returns the exit status.
-
-    Speaks sd_notify when systemd passed ``NOTIFY_SOCKET`` (the variables are then removed
-    from the environment, so the tools vpod runs do not inherit them).
-
-    Raises:
-        DatabaseError: the database cannot be opened.
-        ListenError: ``[http] listen`` cannot be bound.
-    """
-    notifier = SystemdNotifier.from_environ()
-    forget_environ()
-    daemon = Daemon(config, dry_run=dry_run, notifier=notifier, load_config=load_config)
-    daemon.install_signal_handlers()
-    try:
-        daemon.startup()
-    except BaseException:
-        notifier.status("failed to start")
-        raise
-    try:
-        daemon.main_loop()
-    finally:
-        daemon.shutdown()
-    return exitcodes.SOFTWARE if daemon.crashed.is_set() else exitcodes.OK

@@ -136,7 +136,7 @@ class RootSupervisor:
         return sorted(str(root) for root in self.roots if root in missing or self.watches.kind(root) is None)
 
     def stop(self) -> None:
-        """Stop every observer and release this vpod's library markers."""
+        """Stop every observer (shutdown)."""
         self.watches.stop_all()
 
     def _discard(self, root: Path) -> None:
