@@ -59,16 +59,19 @@ class WatchConfig:
     paths: tuple[Path, ...] = setting(
         (DEFAULT_HOME.expanduser() / "inbox",), check_list=(non_empty, distinct), doc="watched folders"
     )
-    recursive: bool = setting(True, doc="watch subfolders too")
+    recursive: bool = setting(True, doc="watch subfolders too", live=False)
     extensions: tuple[str, ...] = setting(
-        DEFAULT_EXTENSIONS, check=_no_dot, check_list=(non_empty,), doc="case-insensitive"
+        DEFAULT_EXTENSIONS, check=_no_dot, check_list=(non_empty,), doc="case-insensitive", live=False
     )
-    ignore: tuple[str, ...] = setting(DEFAULT_IGNORE, doc="fnmatch globs on the file name")
+    ignore: tuple[str, ...] = setting(DEFAULT_IGNORE, doc="fnmatch globs on the file name", live=False)
     settle_seconds: float = setting(5.0, check=seconds(), doc="size+mtime quiet time")
-    observer: str = setting("auto", check=one_of("auto", "inotify", "polling"), doc="event source")
-    poll_interval_seconds: float = setting(5.0, check=seconds(), doc="polling period")
+    # Observers, filters and the pipeline's write rules are built once: restart-only.
+    observer: str = setting("auto", check=one_of("auto", "inotify", "polling"), doc="event source", live=False)
+    poll_interval_seconds: float = setting(5.0, check=seconds(), doc="polling period", live=False)
     scan_on_start: bool = setting(True, doc="queue files that appeared while vpod was down")
-    follow_symlinks: bool = setting(False, doc="read symlinks that point outside the roots (never written)")
+    follow_symlinks: bool = setting(
+        False, doc="read symlinks that point outside the roots (never written)", live=False
+    )
 
 
 def _per_gib(value: Any) -> str | None:
@@ -82,7 +85,7 @@ class ProcessingConfig:
     workers: int | None = setting(
         None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs, which is also the cap"
     )
-    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue")
+    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue", live=False)
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
     probe_timeout_seconds: float = setting(
@@ -101,8 +104,9 @@ class ProcessingConfig:
 class DatabaseConfig:
     """``[database]``: where the SQLite database lives."""
 
-    path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file")
-    busy_timeout_seconds: float = setting(5.0, check=seconds(), doc="SQLITE_BUSY wait")
+    # The queue lives there: restart-only.
+    path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file", live=False)
+    busy_timeout_seconds: float = setting(5.0, check=seconds(), doc="SQLITE_BUSY wait", live=False)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class JobRunner:
         max_attempts: int,
         stop: threading.Event | None = None,
         on_outcome: Callable[[FileProcessingResult, bool], None] | None = None,
+        on_start: Callable[[Job, str, str], None] | None = None,
         wait_for_space: bool = False,
     ) -> None:
         self.store = store
@@ -79,6 +80,8 @@ class JobRunner:
         self.stop = stop or threading.Event()
         # Called with (result, retrying) once the outcome is recorded (the daemon's metrics).
         self.on_outcome = on_outcome
+        # Called with (job, worker, batch_id) once the job is ours (the daemon's events).
+        self.on_start = on_start
         self.log = structlog.get_logger("vpod")
 
     def _record(self, write: Callable[[], None]) -> None:
@@ -120,6 +123,8 @@ class JobRunner:
         """
         if not self.store.start(job, worker, batch_id):
             return None
+        if self.on_start:
+            self.on_start(job, worker, batch_id)
         started, clock = time.time(), time.monotonic()
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
             self.log.debug("file_started", attempt=job.attempts + 1)

@@ -29,6 +29,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from vpod.db.store import StoreError
+from vpod.events import BatchClosed, FileFinished
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -37,7 +38,8 @@ PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 30
 
 
 class Metrics:
-    """The daemon's metrics. Thread-safe (prometheus_client metrics are).
+    """The daemon's metrics. Thread-safe (prometheus_client metrics are). A subscriber
+    of the daemon's :class:`vpod.events.EventBus` (file outcomes, closed batches).
 
     Args:
         queue_depth: returns the number of queued files; called at scrape time. A
@@ -77,6 +79,14 @@ class Metrics:
         self.last_batch_seconds = Gauge("vpod_last_batch_duration_seconds", "Duration of the last batch", registry=r)
         self.last_batch_end = Gauge("vpod_last_batch_end_time_seconds", "When the last batch closed (epoch)", registry=r)
         Gauge("vpod_start_time_seconds", "When the daemon started (epoch)", registry=r).set(started_at)
+
+    def on_file_finished(self, event: FileFinished) -> None:
+        """Event subscriber: :meth:`observe_file`."""
+        self.observe_file(event.result, retrying=event.retrying)
+
+    def on_batch_closed(self, event: BatchClosed) -> None:
+        """Event subscriber: :meth:`observe_batch`."""
+        self.observe_batch(event.batch)
 
     def observe_file(self, result: FileProcessingResult, *, retrying: bool) -> None:
         """Count one file outcome; ``retrying`` when it went back to the queue."""

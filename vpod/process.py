@@ -32,6 +32,8 @@ from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
 from vpod.db.factory import open_store
 from vpod.db.store import Store, StoreError
+from vpod.eventlog import EventLog
+from vpod.events import BatchClosed, EventBus, FileFinished, FileStarted
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.jobs import JobRunner
@@ -352,7 +354,12 @@ def run_process(
             refusal=MarkerLookup(store.database_id()).refusal,
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
-        job_runner = JobRunner(store, FileProcessor(runner, options, store), max_attempts=1, stop=give_up)
+        events = process_events()
+        job_runner = JobRunner(
+            store, FileProcessor(runner, options, store), max_attempts=1, stop=give_up,
+            on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
+            on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
+        )
         processor = BatchProcessor(
             targets.files, store=store, job_runner=job_runner, policy=config.policy,
             workers=workers, controller=controller, progress=progress,
@@ -386,10 +393,18 @@ def run_process(
             store.record_batch(batch, "process")
         except StoreError as exc:
             log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
-        log.info("batch_completed", **batch.counts())
+        events.publish(BatchClosed(batch, "process"))  # logged batch_completed
         return report
     finally:
         store.close()
+
+
+def process_events() -> EventBus:
+    """The event bus of one ``vpod process`` run: logging subscribes (the daemon's
+    subscribers are in :func:`vpod.daemon.wiring.wire`)."""
+    events = EventBus()
+    events.subscribe(EventLog())
+    return events
 
 
 def _stop_message(report: ProcessReport, controller: BatchController) -> str | None:

@@ -12,25 +12,25 @@ from typing import Any
 
 from vpod.config import VPOConfig
 
-RESTART_ONLY: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("database", "path"),  # the queue lives there
-        ("database", "busy_timeout_seconds"),
-        ("processing", "queue_size"),  # the size of the in-memory queue
-        ("watch", "observer"),  # observers, filters and the pipeline's write rules are built once
-        ("watch", "poll_interval_seconds"),
-        ("watch", "recursive"),
-        ("watch", "extensions"),
-        ("watch", "ignore"),
-        ("watch", "follow_symlinks"),
-    }
-)
-"""``(section, key)`` pairs a reload does not apply (listed in the README). Every other
-key applies live; the tool time limits (``probe_timeout_seconds``,
+_SECTIONS = ("watch", "processing", "database", "logging", "http", "policy")
+
+
+def _restart_only() -> frozenset[tuple[str, str]]:
+    defaults = VPOConfig()
+    return frozenset(
+        (name, f.name)
+        for name in _SECTIONS
+        for f in fields(getattr(defaults, name))
+        if not f.metadata.get("live", True)
+    )
+
+
+RESTART_ONLY: frozenset[tuple[str, str]] = _restart_only()
+"""``(section, key)`` pairs a reload does not apply (listed in the README), read from
+the keys' declarations (``setting(..., live=False)`` in :mod:`vpod.config`). Every
+other key applies live; the tool time limits (``probe_timeout_seconds``,
 ``tool_timeout_seconds``, ``tool_timeout_seconds_per_gib``) from the next tool run on:
 a run in progress keeps the limit it started with."""
-
-_SECTIONS = ("watch", "processing", "database", "logging", "http", "policy")
 
 
 @dataclass(frozen=True)

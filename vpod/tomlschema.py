@@ -28,17 +28,25 @@ Check = Callable[[Any], "str | None"]
 
 
 def setting(
-    default: Any, *, check: Check | None = None, check_list: tuple[Check, ...] = (), doc: str = ""
+    default: Any,
+    *,
+    check: Check | None = None,
+    check_list: tuple[Check, ...] = (),
+    doc: str = "",
+    live: bool = True,
 ) -> Any:
     """Declare a section field with optional validators and a one-line description.
 
     ``check(value)`` (each item of a list setting) and each of ``check_list(list)``
     return ``None`` for a good value or a short phrase saying what was expected (for
-    example ``"an integer >= 1"``).
+    example ``"an integer >= 1"``). ``live``: a config reload (SIGHUP) applies a new
+    value in the running daemon; ``False``: only a restart does (:mod:`vpod.reload`).
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults so sections stay immutable")
-    return dataclasses.field(default=default, metadata={"check": check, "check_list": check_list, "doc": doc})
+    return dataclasses.field(
+        default=default, metadata={"check": check, "check_list": check_list, "doc": doc, "live": live}
+    )
 
 
 def at_least(minimum: float, *, strict: bool = False) -> Check:

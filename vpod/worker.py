@@ -1,68 +1,63 @@
-"""The daemon's worker threads: one job at a time through the shared pipeline."""
+"""The daemon's worker threads: one job at a time through a per-file handler."""
 
 from __future__ import annotations
 
+import queue
 import threading
-from typing import TYPE_CHECKING
+from typing import Callable, Protocol
 
-from vpod.db.store import Job, StoreError
+from vpod.db.store import Job
 
-if TYPE_CHECKING:
-    from vpod.daemon import Daemon
+
+class JobHandler(Protocol):
+    """What a worker does with a job (:class:`vpod.daemon.files.FileHandler`)."""
+
+    def __call__(self, job: Job, worker: str) -> None:
+        """Process ``job`` (or leave it queued while paused); never raises."""
+
+    def release(self, job: Job) -> None:
+        """Give ``job`` back untouched (stopping): it stays queued in the database."""
 
 
 class Worker:
-    """One worker thread: take a job, run it, record it; checks the stop flags between jobs.
+    """One worker thread: take a job, hand it to the handler; checks the stop flag
+    between jobs, and retires (its thread ends) when the pool has too many workers.
 
-    A worker retires (its thread ends) between jobs when a reload lowered the worker count.
+    Args:
+        name: ``worker-N``, recorded as the row's worker.
+        jobs: the bounded job queue; ``None`` is a wake-up (stop or retire).
+        stop: set when the daemon stops.
+        handler: processes one job.
+        retire: asked between jobs; True ends this worker.
     """
 
-    def __init__(self, name: str, daemon: "Daemon") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        jobs: "queue.Queue[Job | None]",
+        stop: threading.Event,
+        handler: JobHandler,
+        retire: Callable[["Worker"], bool],
+    ) -> None:
         self.name = name
-        self.daemon = daemon
+        self.jobs = jobs
+        self.stop = stop
+        self.handler = handler
+        self.retire = retire
         self.thread: threading.Thread | None = None
 
     def run(self) -> None:
         """Thread body."""
-        d = self.daemon
         while True:
-            job = d.jobs.get()
+            job = self.jobs.get()
             if job is None:  # shutdown, or a wake-up to retire
-                if d.stop.is_set() or d.retire(self):
+                if self.stop.is_set() or self.retire(self):
                     return
                 continue
-            if d.stop.is_set():
-                d.feeder.done(job)
+            if self.stop.is_set():
+                self.handler.release(job)
                 return
-            if d.controller.should_stop():
-                d.feeder.done(job)  # paused: the job stays queued in the database
-                continue
-            self._process(job)
-            if d.retire(self):
+            self.handler(job, self.name)
+            if self.retire(self):
                 return
-
-    def _process(self, job: Job) -> None:
-        d = self.daemon
-        batch_id = d.windows.start_file(job.id)
-        d.active_changed(+1)
-        result = None
-        try:
-            # The policy is read once per file: a reload mid-file applies from the next one.
-            result = d.job_runner.run(job, d.config.policy, self.name, batch_id)
-        except StoreError as exc:
-            d.log.error("result_not_recorded", path=str(job.path), error=str(exc))
-        except Exception:  # a bug JobRunner could not even record: the job is redone at restart
-            d.log.exception("worker_error", path=str(job.path))
-        finally:
-            d.active_changed(-1)
-            d.feeder.done(job, requeued=result is None or result.retrying)
-        if result is None:
-            d.windows.cancel_file(batch_id)  # not processed here after all
-        elif result.retrying:
-            d.windows.defer_file(batch_id, job.id)  # not finished: its retry stays in this batch
-        else:
-            stops = d.controller.record(result)
-            d.windows.finish_file(batch_id, result, stopped_early=stops)
-            if stops:
-                d.pause(result)
-        d.wake()

@@ -1,6 +1,6 @@
 """Which config keys a reload applies and which wait for a restart (vpod/reload.py)."""
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from vpod.config import VPOConfig
@@ -45,3 +45,15 @@ def test_a_key_the_daemon_could_not_apply_keeps_its_old_value():
     plan = plan_reload(old, new).without(old, "http", "listen")
     assert plan.config.http.listen == "" and plan.config.policy.backup is True
     assert plan.changed == ("[policy] backup",) and plan.not_applied == ("[http] listen",)
+
+
+def test_whether_a_key_reloads_is_declared_with_the_key():
+    config = VPOConfig()
+    declared = {
+        (section, f.name)
+        for section in ("watch", "processing", "database", "logging", "http", "policy")
+        for f in fields(getattr(config, section))
+        if f.metadata["live"] is False  # a KeyError: a key declared without setting()
+    }
+    assert declared == RESTART_ONLY
+    assert ("watch", "paths") not in declared and ("processing", "workers") not in declared

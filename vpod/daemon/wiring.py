@@ -1,0 +1,243 @@
+"""Building the daemon's parts: the one place that knows how they connect.
+
+:func:`wire` takes the collaborators from outside (the config, an open store, the
+systemd notifier, the clock) and returns :class:`Parts`, owned by the
+:class:`~vpod.daemon.lifecycle.Daemon`. Tests call it (through the Daemon) with a fake
+clock and a store of their own. Nothing here starts a thread or touches the file system
+except the library-claim checks' database id.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Protocol
+
+from vpod.batch import BatchController, BatchWindows
+from vpod.config import VPOConfig
+from vpod.daemon.abandoned import AbandonedRows
+from vpod.daemon.batches import BatchCloser
+from vpod.daemon.files import FileHandler
+from vpod.daemon.pausing import PauseControl
+from vpod.daemon.pool import ActiveFiles, WorkerPool
+from vpod.outcomes import Reason
+from vpod.daemon.snapshot import StatusSnapshot
+from vpod.daemon.systemd import SystemdReporter
+from vpod.daemon.threads import Threads
+from vpod.db.store import Job, Store
+from vpod.eventlog import EventLog
+from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
+from vpod.feeder import Feeder
+from vpod.jobs import JobRunner
+from vpod.media.limits import ToolLimits
+from vpod.media.tools import ToolRunner
+from vpod.metrics import Metrics
+from vpod.notify import SystemdNotifier
+from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.watch.filters import PathFilter
+from vpod.watch.handler import WatchEventHandler
+from vpod.watch.intake import Intake
+from vpod.watch.observers import WatchManager
+from vpod.watch.ownership import LibraryClaims
+from vpod.watch.scanner import Scanner
+from vpod.watch.stabilizer import Stabilizer
+from vpod.watch.supervision import RootSupervisor
+
+
+class Ticking(Protocol):
+    """A part with a periodic duty, driven by the main loop."""
+
+    def tick(self, now: float) -> float:
+        """Do what is due at ``now`` (seconds); return the next deadline (``inf``: none)."""
+
+
+class Reconfigurable(Protocol):
+    """A part whose settings a reload changes live."""
+
+    def reconfigure(self, config: VPOConfig) -> None:
+        """Apply the keys of ``config`` this part uses (see :mod:`vpod.reload`)."""
+
+
+class ProcessingSettings:
+    """The settings of the pipeline's pieces that are not parts themselves: the tool
+    time limits, the settle time, the roots the pipeline may write in, and the policy
+    digest files are queued under."""
+
+    def __init__(self, config: VPOConfig, runner: ToolRunner, processor: FileProcessor, stabilizer: Stabilizer) -> None:
+        self.config = config
+        self.runner = runner
+        self.processor = processor
+        self.stabilizer = stabilizer
+
+    def reconfigure(self, config: VPOConfig) -> None:
+        """Apply the ``[processing]`` tool limits, ``[watch] settle_seconds`` and ``paths``."""
+        self.config = config
+        self.runner.limits = ToolLimits.from_config(config.processing)
+        self.stabilizer.settle_seconds = config.watch.settle_seconds
+        roots = tuple(p.absolute() for p in config.watch.paths)
+        if roots != self.processor.options.roots:
+            self.processor.options = replace(self.processor.options, roots=roots)
+
+
+class LookAgainWhenChanged:
+    """Event subscriber: a file whose source changed while it was processed is handed to
+    the stabilizer again (the rewrite's own events may have settled while the row was in
+    progress, and then were not queued)."""
+
+    def __init__(self, notify: Callable[[Path], None]) -> None:
+        self.notify = notify
+
+    def on_file_finished(self, event: FileFinished) -> None:
+        """Look at ``source_changed`` files again once their new content settles."""
+        if event.result.reason == Reason.SOURCE_CHANGED and not event.retrying:
+            self.notify(event.result.path)
+
+
+@dataclass
+class Parts:
+    """The daemon's parts; each has one job (docs/architecture.md)."""
+
+    events: EventBus
+    threads: Threads
+    metrics: Metrics
+    runner: ToolRunner
+    processor: FileProcessor
+    jobs: "queue.Queue[Job | None]"
+    feeder: Feeder
+    stabilizer: Stabilizer
+    scanner: Scanner
+    watches: WatchManager
+    claims: LibraryClaims
+    roots: RootSupervisor
+    pool: WorkerPool
+    files: FileHandler
+    batches: BatchCloser
+    pausing: PauseControl
+    abandoned: AbandonedRows
+    snapshot: StatusSnapshot
+    reporter: SystemdReporter
+    settings: ProcessingSettings
+
+    @property
+    def ticking(self) -> list[Ticking]:
+        """Parts with a periodic duty, in the order the main loop runs them."""
+        return [self.batches, self.threads, self.roots, self.abandoned, self.snapshot, self.reporter]
+
+    @property
+    def reconfigurable(self) -> list[Reconfigurable]:
+        """Parts a reload reconfigures, in order (the pipeline's roots before new roots
+        are watched and walked)."""
+        return [self.settings, self.files, self.pausing, self.batches, self.roots, self.pool]
+
+
+def wire(
+    config: VPOConfig,
+    store: Store,
+    *,
+    notifier: SystemdNotifier,
+    stop: threading.Event,
+    crashed: threading.Event,
+    wake: Callable[[], None],
+    started_at: float,
+    dry_run: bool = False,
+) -> Parts:
+    """Build every part of a daemon for ``config`` on an open ``store``.
+
+    Args:
+        stop: set to stop every thread; ``crashed``: set when one died of a bug.
+        wake: wakes the main loop.
+        started_at: the daemon's start, epoch seconds.
+        dry_run: plan and log, never write media files.
+    """
+    events = EventBus()
+    paused = threading.Event()
+    threads = Threads(stop, crashed, wake)
+    roots = tuple(p.absolute() for p in config.watch.paths)
+    claims = LibraryClaims(store.database_id(), config.database.path, read_only=dry_run)
+    runner = ToolRunner(ToolLimits.from_config(config.processing))
+    processor = FileProcessor(
+        runner,
+        PipelineOptions(roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal),
+        store,
+    )
+    job_runner = JobRunner(
+        store,
+        processor,
+        max_attempts=config.processing.max_attempts,
+        stop=stop,
+        on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
+        on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
+        wait_for_space=True,
+    )
+    controller = BatchController(config.policy.on_error)
+    windows = BatchWindows(config.processing.batch_window_seconds)
+    jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.processing.queue_size)
+    feeder = Feeder(store, jobs, stop, paused)
+    path_filter = PathFilter.from_config(config.watch)
+
+    def queued() -> None:
+        feeder.poke()
+        events.publish(FilesQueued())
+
+    def make_handler(root: Path) -> WatchEventHandler:
+        return WatchEventHandler(
+            root, path_filter, stabilizer,
+            walk_folder=lambda r, folder: scanner.request(r, folder),
+            on_root_deleted=supervisor.root_deleted,
+            events_lost=scanner.rescan,
+        )
+
+    watches = WatchManager(
+        make_handler,
+        observer=config.watch.observer,
+        poll_interval_seconds=config.watch.poll_interval_seconds,
+        recursive=config.watch.recursive,
+    )
+    intake = Intake(
+        store,
+        lambda: supervisor.roots,
+        policy_digest=lambda: settings.config.policy.digest,  # the policy in force now
+        follow_symlinks=config.watch.follow_symlinks,
+        on_queued=queued,
+        retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
+    )
+    stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop)
+    scanner = Scanner(
+        store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
+        trust_ctime=lambda root: watches.kind(root) == "inotify",
+    )
+    supervisor = RootSupervisor(roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake)
+    settings = ProcessingSettings(config, runner, processor, stabilizer)
+    active = ActiveFiles()
+    snapshot = StatusSnapshot(
+        store, stop=stop, paused=paused, workers=lambda: pool.count(), active=active.count, roots=supervisor,
+        claims=claims, dead_threads=threads.dead, started_at=started_at,
+    )
+    reporter = SystemdReporter(notifier, text=snapshot.text, dead_threads=threads.dead, wake=wake)
+    active.changed = reporter.changed
+    pausing = PauseControl(
+        controller, paused, store=store, record=snapshot.record, feeder=feeder, events=events, changed=reporter.changed
+    )
+    files = FileHandler(
+        job_runner=job_runner, feeder=feeder, windows=windows, controller=controller, policy=config.policy,
+        active_changed=active.add, pause=pausing.pause, wake=wake,
+    )
+    pool = WorkerPool(jobs, stop, files, threads.spawn, active)
+    threads.others += [pool.dead_threads, watches.dead_observers]
+    metrics = Metrics(
+        queue_depth=store.ping, active=pool.active, workers=pool.count, paused=paused.is_set, started_at=started_at
+    )
+    batches = BatchCloser(
+        windows, store, events, busy=lambda: pool.active() > 0 or not jobs.empty() or feeder.inflight() > 0,
+        paused=paused,
+    )
+    for subscriber in (metrics, snapshot, LookAgainWhenChanged(stabilizer.notify), EventLog(), reporter):
+        events.subscribe(subscriber)
+    return Parts(
+        events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
+        stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
+        files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
+        stabilizer.notify), snapshot=snapshot, reporter=reporter, settings=settings,
+    )
