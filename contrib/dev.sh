@@ -2,7 +2,9 @@
 # vpod's two set-up commands on a fresh Debian/Ubuntu machine:
 #   contrib/dev.sh run  [vpod run options]   install what is missing, then run the daemon
 #   contrib/dev.sh vpod ARGS...              run any vpod command (status, process, ...) from the venv
-#   contrib/dev.sh test [pytest options]     install what is missing, then run the test suite
+#   contrib/dev.sh test [pytest options]     install what is missing, type-check vpod/ with mypy
+#                                            (always, also with pytest options; a few seconds),
+#                                            then run the test suite (or the tests named)
 #   contrib/dev.sh bench [options]           install what is missing, then run the benchmark
 #                                            suite (contrib/bench/run.py --help) and rewrite BENCHMARKS.md
 # System packages come from apt-get when run as root; otherwise this script says what to
@@ -110,6 +112,19 @@ case "${1:-}" in
         need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb
         make_venv "test"
         cd "$here"
+        # mypy reads [tool.mypy] in pyproject.toml (strict, vpod/ as Python 3.10). It runs
+        # before pytest, whatever pytest options are given, and a type error stops here.
+        if [ "${VPOD_DEV_SKIP_MYPY:-}" = 1 ]; then
+            say "mypy skipped (VPOD_DEV_SKIP_MYPY=1)"
+        else
+            say "mypy: type-checking vpod/ ([tool.mypy] in pyproject.toml)"
+            if ! "$venv/bin/python" -m mypy; then
+                say "mypy found type errors (listed above): the tests were not run"
+                say "fix them, or run the tests anyway with VPOD_DEV_SKIP_MYPY=1 contrib/dev.sh test ..."
+                exit 1
+            fi
+        fi
+        say "pytest${*:+ $*}"
         exec "$venv/bin/python" -m pytest "$@"
         ;;
     bench)

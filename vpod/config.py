@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
@@ -29,7 +35,6 @@ from vpod.tomlschema import (
     seconds,
     section_as_dict,
     setting,
-    tomllib,
 )
 from vpod.watch.roots import overlapping_roots
 
@@ -255,6 +260,7 @@ def fallback_database_path(explicit: str | os.PathLike[str] | None) -> Path | No
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    data: dict[str, Any] | None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:

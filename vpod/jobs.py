@@ -38,7 +38,7 @@ def attempts_allowed(reason: Reason | None, max_attempts: int) -> int:
 
 def retry_delay(attempt: int) -> float:
     """Backoff before retry number ``attempt`` (1-based): 5 s doubling, at most 5 min."""
-    return min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS)
+    return min(RETRY_BASE_SECONDS * 2.0 ** (attempt - 1), RETRY_MAX_SECONDS)
 
 
 class JobRunner:
@@ -226,14 +226,14 @@ class JobRunner:
 
     def _log(self, result: FileProcessingResult) -> None:
         if result.status is Status.DONE:
-            moved = result.final_path is not None and result.final_path != result.path
+            moved_to = result.final_path if result.final_path != result.path else None
             self.log.info(
                 "file_processed",
                 success=True,
                 changes=result.changes,
                 duration_seconds=round(result.duration_seconds, 3),
                 actions=list(result.actions),
-                **({"final_path": display_path(result.final_path)} if moved else {}),
+                **({"final_path": display_path(moved_to)} if moved_to is not None else {}),
             )
         elif result.reason == Reason.DRY_RUN:
             self.log.info("file_planned", actions=list(result.actions))

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Any, MutableMapping, TextIO
+from typing import Any, MutableMapping, Protocol
 
 import structlog
 
@@ -37,7 +37,18 @@ _COLORS = {"error": "\033[31m", "critical": "\033[31m", "warning": "\033[33m"}
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
 
 
-def resolve_format(configured: str, stream: TextIO) -> str:
+class TextSink(Protocol):
+    """Where log lines go: a text stream (``sys.stderr``) or anything with its
+    ``write``, ``flush`` and ``isatty`` (:class:`vpod.progress.StatusLine`)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
+
+
+def resolve_format(configured: str, stream: TextSink) -> str:
     """``json`` or ``console`` for ``[logging] format``.
 
     ``auto`` means JSON under systemd (``INVOCATION_ID`` or ``JOURNAL_STREAM`` set,
@@ -142,7 +153,7 @@ def _short_time(timestamp: Any) -> str:
     return f"{day} {clock}{millis or ''}{zone}"
 
 
-def configure_logging(level: str, fmt: str, stream: TextIO | None = None, *, timestamps: str = "utc") -> None:
+def configure_logging(level: str, fmt: str, stream: TextSink | None = None, *, timestamps: str = "utc") -> None:
     """(Re)configure structlog; safe to call again on reload.
 
     Args:
@@ -166,6 +177,7 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None, *, tim
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        # structlog annotates file as TextIO, but its WriteLogger only calls write and flush.
+        logger_factory=structlog.WriteLoggerFactory(file=stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -63,6 +63,7 @@ class Reason(str, Enum):
     pipeline as an error (``empty`` in ``vpod inspect``). The values are the words docs/policy.md documents.
     """
 
+    _value_: str
     status: Status
     retry: Retry
     meaning: str
@@ -76,7 +77,7 @@ class Reason(str, Enum):
         return member
 
     def __str__(self) -> str:
-        return self.value
+        return self._value_
 
     # -- skipped ------------------------------------------------------------------
     CONTAINER_NOT_SUPPORTED = (

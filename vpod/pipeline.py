@@ -217,13 +217,13 @@ class FileProcessor:
                     finish(success=False, reason=exc.reason, error=_naming(path, str(exc)), permanent=exc.permanent),
                     fingerprint_before,
                 )
-            refusal = refusal_for_error(exc, path, suggest=self._root_of(path))
-            if refusal is not None:
+            write_refusal = refusal_for_error(exc, path, suggest=self._root_of(path))
+            if write_refusal is not None:
                 # A write or rename refused although the early check passed (the state
                 # changed meanwhile, or a rule os.access cannot see): say why.
-                message = f"{refusal.message(path)} ({exc.strerror})"
+                message = f"{write_refusal.message(path)} ({exc.strerror})"
                 return PipelineOutput(
-                    finish(success=False, reason=refusal.reason, error=message, permanent=False), fingerprint_before
+                    finish(success=False, reason=write_refusal.reason, error=message, permanent=False), fingerprint_before
                 )
             message = f"{path}: {exc.strerror or exc}"
             # A full disk (another program took the space after vpod's check): transient.

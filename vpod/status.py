@@ -167,14 +167,14 @@ def format_status(status: StatusReport) -> str:
             )
     if q.last_failures:
         lines.append("last failures:")
-        for f in q.last_failures:
-            if f.path in status.gone:
+        for failure in q.last_failures:
+            if failure.path in status.gone:
                 continue  # deleted or moved away since: nothing left to fix there
-            lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
-            lines.append(f"      {f.reason or Reason.ERROR}: {one_line(f.error)}")
-        gone = sum(1 for f in q.last_failures if f.path in status.gone)
-        if gone:
-            lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")
+            lines.append(f"  {_clock(failure.failed_at)}  {one_line(failure.path)}")
+            lines.append(f"      {failure.reason or Reason.ERROR}: {one_line(failure.error)}")
+        not_shown = sum(1 for failure in q.last_failures if failure.path in status.gone)
+        if not_shown:
+            lines.append(f"  ({not_shown} more of files that no longer exist: not shown; --json marks them \"gone\")")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +22,13 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from vpod.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    SectionT = TypeVar("SectionT", bound=DataclassInstance)
+else:
+    SectionT = TypeVar("SectionT")
 
 Check = Callable[[Any], "str | None"]
 """A validator: returns ``None`` when the value is acceptable, else what was expected."""
@@ -190,14 +197,14 @@ def _coerce(hint: Any, value: Any, base_dir: Path | None) -> Any:
 
 
 def build_section(
-    cls: type,
+    cls: type[SectionT],
     table: Mapping[str, Any],
     *,
     source: Path | None,
     section: str,
     base_dir: Path | None = None,
     skip: tuple[str, ...] = (),
-) -> Any:
+) -> SectionT:
     """Build the dataclass ``cls`` from a TOML ``table``.
 
     Keys listed in ``skip`` are left to the caller. Unknown keys, wrong types and values
@@ -238,7 +245,8 @@ def build_section(
 
 
 def section_as_dict(section: Any) -> dict[str, Any]:
-    """A JSON- and TOML-friendly dict of a section (paths as strings, tuples as lists)."""
+    """A JSON- and TOML-friendly dict of a section, a dataclass instance (paths as
+    strings, tuples as lists, nested sections as dicts)."""
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
@@ -249,4 +257,4 @@ def section_as_dict(section: Any) -> dict[str, Any]:
             return str(value)
         return value
 
-    return plain(section)
+    return {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}

@@ -69,14 +69,14 @@ def process_command(
         _log_level(config.logging.level, verbose), config.logging.format, stream=line,
         timestamps=config.logging.timestamps,
     )
-    workers = effective_workers(config.processing.workers)
-    if workers.capped:
-        line.write(f"vpod: warning: using {workers.used} worker(s) instead of the {workers.explanation()}\n")
+    chosen = effective_workers(config.processing.workers)
+    if chosen.capped:
+        line.write(f"vpod: warning: using {chosen.used} worker(s) instead of the {chosen.explanation()}\n")
     targets = collect_targets(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
     report = run_process(  # StoreError: exit 70 (vpod.cli.exits)
-        config, targets, workers=workers.used, workers_requested=workers.requested, dry_run=dry_run, line=line
+        config, targets, workers=chosen.used, workers_requested=chosen.requested, dry_run=dry_run, line=line
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -40,7 +41,7 @@ def run_command(config_path: str | None, workers: int | None, dry_run: bool, all
     for path in config.watch.paths:
         if path == default_inbox:
             path.mkdir(parents=True, exist_ok=True)
-    if resolve_format(config.logging.format, click.get_text_stream("stderr")) == "console":
+    if resolve_format(config.logging.format, sys.stderr) == "console":
         folders = ", ".join(str(p) for p in config.watch.paths)
         click.echo(f"vpod: drop video files into {folders} (Ctrl-C stops)", err=True)
     # AlreadyRunning (75), StoreError (70), ListenError (71): vpod.cli.exits.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ _BACKOFF_START_SECONDS = 0.05
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
+    if code is not None and sys.version_info >= (3, 11):  # the error codes are new in Python 3.11
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     text = str(exc)
     return "locked" in text or "busy" in text

@@ -94,7 +94,7 @@ def migrate(pool: DaemonConnectionPool) -> int:
             migration failed (it is rolled back as a whole).
     """
     with pool.transaction() as conn:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        found: int = conn.execute("PRAGMA user_version").fetchone()[0]
         if found > SCHEMA_VERSION:
             raise StoreError(
                 f"database {pool.path} has schema version {found}, newer than this vpod "

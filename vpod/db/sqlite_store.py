@@ -240,7 +240,8 @@ class SqliteStore:
             row = conn.execute(
                 "SELECT MIN(not_before) FROM files WHERE state = 'queued' AND not_before > ?", (time.time(),)
             ).fetchone()
-        return row[0]
+        earliest: float | None = row[0]
+        return earliest
 
     def job_for_path(self, root: Path, relpath: bytes, fingerprint: str | None, stat: StatKey | None) -> Job | None:
         """Queue a file named explicitly (``vpod process``); ``None`` while it is ``processing``.
@@ -387,7 +388,8 @@ class SqliteStore:
                 outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest, now,
             ),
         ).fetchone()
-        return row[0]
+        file_id: int = row[0]
+        return file_id
 
     def retry_later(
         self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None,
@@ -451,7 +453,8 @@ class SqliteStore:
     def queue_depth(self) -> int:
         """Number of queued jobs (due now or later)."""
         with self.pool.read() as conn:
-            return conn.execute("SELECT COUNT(*) FROM files WHERE state = 'queued'").fetchone()[0]
+            depth: int = conn.execute("SELECT COUNT(*) FROM files WHERE state = 'queued'").fetchone()[0]
+        return depth
 
     def file_record(self, path: Path) -> FileRecord | None:
         """The ``files`` row of absolute ``path``, tried under every (root, relpath) split."""

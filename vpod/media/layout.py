@@ -25,7 +25,11 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
     tracks = {t.index: t for t in media.tracks if t.index not in removed}
     for action in plan.actions:
         if isinstance(action, SetFlag) and action.track in tracks:
-            tracks[action.track] = replace(tracks[action.track], **{action.flag: action.value})
+            track = tracks[action.track]
+            if action.flag == "default":
+                tracks[action.track] = replace(track, default=action.value)
+            else:
+                tracks[action.track] = replace(track, forced=action.value)
         elif isinstance(action, SetLanguage) and action.track in tracks:
             tracks[action.track] = replace(
                 tracks[action.track], language=action.language, language_tag=action.tag, languages_agree=True

@@ -16,8 +16,8 @@ from typing import Callable
 ProgressSink = Callable[[float], None]
 """Called with the percentage done (0 to 100)."""
 
-MKVMERGE_ARGS = ("--gui-mode",)
-FFMPEG_ARGS = ("-progress", "pipe:1", "-nostats")
+MKVMERGE_ARGS: tuple[str, ...] = ("--gui-mode",)
+FFMPEG_ARGS: tuple[str, ...] = ("-progress", "pipe:1", "-nostats")
 
 _MKVMERGE_PROGRESS = re.compile(r"^#GUI#progress (\d{1,3})%")
 

@@ -54,7 +54,8 @@ def _chapter_entries(media: MediaInfo) -> int | None:
     data = media.extra.get("mkvmerge")
     if media.probed_with != "mkvmerge" or data is None:
         return None
-    return sum(c.get("num_entries", 0) for c in data.get("chapters") or [])
+    entries: int = sum(c.get("num_entries", 0) for c in data.get("chapters") or [])
+    return entries
 
 
 def verify_written(

@@ -8,7 +8,7 @@ structural ones (removal, reorder, container) need a remux into a new file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class SetFlag:
     """Set a track's ``default`` or ``forced`` flag (Matroska FlagDefault / FlagForced)."""
 
     track: int
-    flag: str
+    flag: Literal["default", "forced"]
     value: bool
     structural = False
 

@@ -55,10 +55,10 @@ def is_commentary(track: Track, patterns: tuple[str, ...]) -> bool:
     return bool(title) and any(p.casefold() in title for p in patterns if p)
 
 
-def _languages(policy: Policy, media: MediaInfo) -> tuple[dict[int, str], list[Action]]:
+def _languages(policy: Policy, media: MediaInfo) -> tuple[dict[int, str], list[SetLanguage]]:
     """Each track's language after the plan, and the SetLanguage actions that get it there."""
     languages: dict[int, str] = {}
-    actions: list[Action] = []
+    actions: list[SetLanguage] = []
     for track in media.tracks:
         language = track.language
         if track.type in TAGGED_TYPES and language == UNDETERMINED and policy.untagged_language:

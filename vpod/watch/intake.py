@@ -38,7 +38,7 @@ class WriteBackoff:
         now = self.clock()
         if self.since is None:
             self.since = now
-        delay = min(WRITE_RETRY_BASE_SECONDS * 2**self.failures, WRITE_RETRY_MAX_SECONDS)
+        delay = min(WRITE_RETRY_BASE_SECONDS * 2.0**self.failures, WRITE_RETRY_MAX_SECONDS)
         self.failures += 1
         self.next_try = now + delay
         return delay

@@ -181,10 +181,8 @@ class _ReportedUnderRoot(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         """Translate the paths, then let the root's handler route the event."""
-        changes: dict[str, object] = {"src_path": self._under_root(event.src_path)}
-        if event.dest_path:
-            changes["dest_path"] = self._under_root(event.dest_path)
-        self.handler.dispatch(replace(event, **changes))
+        dest_path = self._under_root(event.dest_path) if event.dest_path else event.dest_path
+        self.handler.dispatch(replace(event, src_path=self._under_root(event.src_path), dest_path=dest_path))
 
 
 @dataclass

@@ -57,7 +57,8 @@ class Stabilizer:
         settle_seconds: quiet time (seconds) after the last change.
         on_ready: called from the stabilizer thread with a batch (at most
             :data:`MAX_BATCH`) of settled files, each with its last ``os.stat_result``;
-            it may block (hashing, database) without delaying events.
+            it may block (hashing, database) without delaying events. What it returns
+            is ignored.
         stop: set to end :meth:`run`.
         on_gone: called with a path that vanished while pending (optional).
         writers: returns the given paths that a process still has open for writing
@@ -69,7 +70,7 @@ class Stabilizer:
     def __init__(
         self,
         settle_seconds: float,
-        on_ready: Callable[[Settled], None],
+        on_ready: Callable[[Settled], object],
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
         writers: Callable[[list[Path]], set[Path]] = writers_among,
