@@ -47,6 +47,9 @@ def vpod_with_a_hanging_tool(
     vpod = subprocess.Popen(
         [sys.executable, "-m", "vpod", *args], env={**env, "PATH": path_with(bin_dir)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # As from a terminal: a suite started in the background (`cmd &` in a script) hands
+        # its children SIGINT ignored, and Python then installs no KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         yield vpod, wait_for_pid(pidfile, vpod)
