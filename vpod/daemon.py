@@ -64,8 +64,10 @@ from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake, root_of
 from vpod.watch.observers import WatchManager
 from vpod.watch.ownership import LibraryClaims
+from vpod.watch.roots import RuntimeOverlaps
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
+from vpod.watch.unwatched import unwatched
 from vpod.worker import Worker
 
 _ROOT_RECHECK_SECONDS = 5.0  # how often a missing watch root is looked for, and inotify roots re-identified
@@ -108,7 +110,7 @@ class Daemon:
         self._next_watchdog = 0.0  # monotonic
         self._dead_reported: set[str] = set()
         self._missing_roots: set[Path] = set()
-        self._recorded_unwatched: list[str] | None = None  # what vpod status was last told
+        self._recorded_unwatched: list[dict[str, str]] | None = None  # what vpod status was last told
         self._next_identity_check = 0.0  # monotonic
         self._active = 0
         self._active_lock = threading.Lock()
@@ -155,7 +157,9 @@ class Daemon:
             self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
-        self.claims = LibraryClaims(self.store.database_id(), cfg.database.path, read_only=self.dry_run)
+        self.claims = LibraryClaims(
+            self.store.database_id(), cfg.database.path, read_only=self.dry_run, recursive=cfg.watch.recursive
+        )
         self.runner = ToolRunner(ToolLimits.from_config(cfg.processing))
         self.processor = FileProcessor(
             self.runner,
@@ -186,6 +190,7 @@ class Daemon:
             follow_symlinks=cfg.watch.follow_symlinks,
             on_queued=self._queued,
             retry=lambda paths, delay: self.stabilizer.notify_later(paths, delay),
+            refusal=self.claims.refusal,  # a subfolder another vpod claimed is not queued
         )
         self.stabilizer = Stabilizer(cfg.watch.settle_seconds, self.intake.files_ready, self.stop)
         self.scanner = Scanner(
@@ -198,6 +203,7 @@ class Daemon:
             poll_interval_seconds=cfg.watch.poll_interval_seconds,
             recursive=cfg.watch.recursive,
         )
+        self.overlaps = RuntimeOverlaps(recursive=cfg.watch.recursive)
         self._essential = [
             self._spawn("vpod-stabilizer", self.stabilizer.run),
             self._spawn("vpod-scanner", self.scanner.run),
@@ -216,6 +222,7 @@ class Daemon:
             workers=workers,
             watch_paths=json.dumps([str(r) for r in self.roots]),
             unwatched_paths=None,  # the main loop records them
+            unwatched=None,
             paused_at=None,
             paused_path=None,
             paused_error=None,
@@ -269,10 +276,20 @@ class Daemon:
             self.stabilizer,
             walk_folder=lambda r, folder: self.scanner.request(r, folder),
             on_root_deleted=self._root_deleted,
-            events_lost=self.scanner.rescan,
+            events_lost=self._events_lost,
         )
 
+    def _events_lost(self, root: Path) -> bool:
+        # An observer thread: a rescan is queued (coalesced); a root in an overflow loop
+        # is switched to polling by the main loop (WatchManager.poll_overflowing).
+        if self.watches.events_lost(root):
+            self.wake()
+        return self.scanner.rescan(root)
+
     def _watch_root(self, root: Path, *, catch_up: bool) -> None:
+        if self.overlaps.check(root, self.watches.roots()) is not None:
+            self._missing_roots.discard(root)  # not watched while it overlaps; _recheck_roots looks again
+            return
         if self._claimed_elsewhere(root):
             return
         if self.watches.watch(root):
@@ -307,6 +324,10 @@ class Daemon:
             self._watch_root(root, catch_up=True)
         for root in self.claims.renew():
             self.watches.unwatch(root)
+        for folder in self.claims.freed_subfolders():  # another vpod gave a subfolder up: walk it
+            root = root_of(folder, self.roots)
+            if root is not None:
+                self.scanner.request(root, folder)
         self._record_claims()
 
     def _record_claims(self) -> None:
@@ -344,6 +365,10 @@ class Daemon:
         stopped and the path is watched anew. One stat(2) per inotify root."""
         for root in self.watches.displaced():
             if root in self._missing_roots:
+                continue
+            if self.overlaps.check(root, self.watches.roots()) is not None:
+                self.watches.unwatch(root)  # re-pointed into (or around) another root: one job per file
+                self.claims.release(root)
                 continue
             if self.watches.repoint(root):
                 self.claims.release(root)  # the marker stays with the old folder: removed
@@ -469,8 +494,10 @@ class Daemon:
         ``threads`` names them: a watch root's observer among them leaves that root
         unheard). ``unwatched_paths`` lists configured folders not watched now (missing,
         deleted or moved away, or held by another vpod: ``claimed_elsewhere``; watched
-        again when a folder has the path or the other vpod stops); they do not make the
-        daemon unhealthy: a restart would not bring them back."""
+        again when a folder has the path or the other vpod stops; or overlapping another
+        root now), and ``unwatched`` the same with each one's reason
+        (:mod:`vpod.watch.unwatched`); they do not make the daemon unhealthy: a restart
+        would not bring them back."""
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -478,7 +505,8 @@ class Daemon:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "workers": self.worker_count(),
             "active": self.active(),
-            "unwatched_paths": self._unwatched_paths(),
+            "unwatched_paths": [entry["path"] for entry in self._unwatched()],
+            "unwatched": self._unwatched(),
             # /health answers before the claims exist
             "claimed_elsewhere": self.claims.report() if hasattr(self, "claims") else [],
         }
@@ -496,12 +524,17 @@ class Daemon:
             return False, body
         return True, body
 
-    def _unwatched_paths(self) -> list[str]:
-        watches = getattr(self, "watches", None)  # /health answers before the observers exist
-        if watches is None:
+    def _unwatched(self) -> list[dict[str, str]]:
+        """Configured roots not watched now, each with its reason (:func:`unwatched`)."""
+        if getattr(self, "overlaps", None) is None:  # /health answers before the observers exist
             return []
-        missing = set(self._missing_roots)  # a root found gone may not be unwatched yet
-        return sorted(str(root) for root in self.roots if root in missing or watches.kind(root) is None)
+        return unwatched(
+            self.roots,
+            watched=lambda root: self.watches.kind(root) is not None,
+            missing=set(self._missing_roots),  # a root found gone may not be unwatched yet
+            claimed_elsewhere=set(self.claims.held_elsewhere()),
+            overlap=self.overlaps.detail,
+        )
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads, SIGUSR1 reads control requests; handlers only set flags."""
@@ -531,6 +564,8 @@ class Daemon:
                 self._apply_control()
             self._close_batches()
             self._periodic_checks()
+            for root in self.watches.poll_overflowing():  # walked once more: nothing is lost
+                self.scanner.request(root, root, catch_up=True)
             self._recheck_roots()
             self._record_unwatched()
             self._report_to_systemd()
@@ -604,11 +639,11 @@ class Daemon:
 
     def _record_unwatched(self) -> None:
         """Record the ``unwatched_paths`` of ``/health`` for ``vpod status`` when they change."""
-        unwatched = self._unwatched_paths()
-        if unwatched != self._recorded_unwatched and self._record_state(
-            self.state(), unwatched_paths=json.dumps(unwatched)
+        now = self._unwatched()
+        if now != self._recorded_unwatched and self._record_state(
+            self.state(), unwatched_paths=json.dumps([entry["path"] for entry in now]), unwatched=json.dumps(now)
         ):
-            self._recorded_unwatched = unwatched
+            self._recorded_unwatched = now
 
     # -- reload and control ------------------------------------------------------------
 
@@ -652,6 +687,8 @@ class Daemon:
             for root in set(self.roots) - set(roots):
                 self.watches.unwatch(root)
                 self.claims.release(root)
+                self.overlaps.forget(root)
+                self.watches.forget_overflows(root)
                 self._missing_roots.discard(root)
             previous, self.roots = self.roots, roots
             for root in roots:
@@ -735,12 +772,16 @@ class Daemon:
         self.log.info("batch_completed", **batch.counts())
 
     def _recheck_roots(self) -> None:
-        for root in list(self._missing_roots):
+        for root in self.overlaps.pending():  # overlapping another root when last looked at
+            if not root.is_dir():
+                self.overlaps.forget(root)
+                self._missing_roots.add(root)
+        for root in list(self._missing_roots) + self.overlaps.pending():
             if root in self.watches.roots():
                 self.watches.unwatch(root)
             if root.is_dir():
                 self._watch_root(root, catch_up=True)
-                if root not in self._missing_roots:  # logged once watched, so /health agrees
+                if root in self.watches.roots():  # logged once watched, so /health agrees
                     self.log.info("watch_path_restored", root=str(root))
 
     def shutdown(self) -> None:
