@@ -158,7 +158,8 @@ class Daemon:
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
         self.claims = LibraryClaims(
-            self.store.database_id(), cfg.database.path, read_only=self.dry_run, recursive=cfg.watch.recursive
+            self.store.database_id(), cfg.database.path, read_only=self.dry_run, recursive=cfg.watch.recursive,
+            roots=lambda: self.roots,
         )
         self.runner = ToolRunner(ToolLimits.from_config(cfg.processing))
         self.processor = FileProcessor(

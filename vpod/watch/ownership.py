@@ -240,15 +240,19 @@ class MarkerLookup:
         self._folders: dict[Path, tuple[tuple[Path, Marker] | None, float]] = {}  # folder -> (answer, expiry)
         self._lock = threading.Lock()  # the batch's worker threads share it
 
-    def holder_of(self, path: Path) -> tuple[Path, Marker] | None:
+    def holder_of(self, path: Path, below: Path | None = None) -> tuple[Path, Marker] | None:
         """``(root, marker)`` of the library of another database that ``path`` lies in,
-        or ``None``. Each folder's answer is cached (``ttl_seconds``). Costs one open(2)
-        per folder not cached, up to the innermost marker."""
+        or ``None``. ``below``: look only in folders below this one (the daemon's root,
+        whose own marker it handles itself); always pass the same for one folder, as the
+        answers are cached per folder (``ttl_seconds``). Costs one open(2) per folder
+        not cached, up to the innermost marker."""
         folder = path.parent
         chain: list[Path] = []
         found: tuple[Path, Marker] | None = None
         now = self.clock()
         for current in (folder, *folder.parents):
+            if below is not None and below not in current.parents:
+                break
             with self._lock:
                 entry = self._folders.get(current)
             if entry is not None and entry[1] > now:
@@ -289,6 +293,8 @@ class LibraryClaims:
         database: this database's path (written into the markers, for people).
         heartbeat_seconds: renewal interval (seconds).
         read_only: never write a marker (``vpod run --dry-run``), only respect others'.
+        roots: the daemon's roots now (they change on reload): :meth:`refusal` looks for
+            other vpods' markers only between a file and its innermost root.
         recursive: this vpod watches subfolders (written into the markers: a vpod whose
             root lies below one of ours then leaves it to us).
         clock: epoch seconds (tests pass their own).
@@ -304,12 +310,14 @@ class LibraryClaims:
         *,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         read_only: bool = False,
+        roots: Callable[[], tuple[Path, ...]] = tuple,
         recursive: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.database_id = database_id
         self.read_only = read_only
         self.recursive = recursive
+        self.roots = roots
         self.database = str(database)
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
@@ -350,7 +358,10 @@ class LibraryClaims:
                     f"{path}: {root} is the library of {marker.describe(now)}; vpod leaves it to "
                     "that vpod and takes it over once that one stops"
                 )
-        found = self._subfolders.holder_of(path)
+        inside = [root for root in self.roots() if root in path.parents]
+        if not inside:
+            return None
+        found = self._subfolders.holder_of(path, below=max(inside, key=lambda root: len(root.parts)))
         if found is None:
             return None
         folder, marker = found
