@@ -51,7 +51,7 @@ def unwatched(
         if root in claimed_elsewhere:
             entry["reason"] = "claimed_elsewhere"
         elif detail is not None:
-            entry.update(reason="overlaps", detail=detail)
+            entry["reason"], entry["detail"] = "overlaps", detail
         else:
             entry["reason"] = "missing"
         found.append(entry)
