@@ -48,7 +48,7 @@ def test_nested_libraries_of_two_vpods_give_each_file_one_owner(tmp_path, daemon
     assert default_audio_languages(a) == [language] and default_audio_languages(b) == [language]
     assert not other.named("file_processed", path=str(a)) and not other.named("file_processed", path=str(b))
     assert len(owner.named("file_processed", path=str(a))) == 1  # no back and forth
-    refused = other.named("library_claimed_elsewhere")
+    refused = other.wait_for("library_claimed_elsewhere")
     assert refused and str(tmp_path / f"{first}.db") in refused[0]["holder"], other.tail()
 
     if first == "inner":
