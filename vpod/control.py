@@ -49,7 +49,9 @@ class DaemonRecord:
     when the recorded process is gone without saying so (``unclean_stop``).
     ``config`` is the file the daemon last loaded (at start or reload; ``None``: built-in
     defaults); ``watch_paths`` its configured folders, ``unwatched_paths`` those it does
-    not watch now (missing, deleted or moved away), as ``/health`` lists them.
+    not watch now (missing, deleted or moved away), as ``/health`` lists them, and
+    ``unwatched`` the same with each one's reason (``{"path", "reason", "detail"?}``,
+    :mod:`vpod.watch.unwatched`; empty when recorded by an older daemon).
     """
 
     state: str
@@ -65,6 +67,7 @@ class DaemonRecord:
     unclean_stop: bool
     watch_paths: tuple[str, ...] = ()
     unwatched_paths: tuple[str, ...] = ()
+    unwatched: tuple[dict[str, str], ...] = ()
 
     @property
     def running(self) -> bool:
@@ -91,7 +94,20 @@ class DaemonRecord:
             unclean_stop=recorded != "stopped" and not alive and pid is not None,
             watch_paths=_paths(info.get("watch_paths")),
             unwatched_paths=_paths(info.get("unwatched_paths")),
+            unwatched=_reasons(info.get("unwatched")),
         )
+
+
+def _reasons(value: str | None) -> tuple[dict[str, str], ...]:
+    try:
+        found = json.loads(value or "[]")
+    except ValueError:
+        return ()
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        {str(k): str(v) for k, v in entry.items()} for entry in found if isinstance(entry, dict) and "path" in entry
+    )
 
 
 def open_existing_store(database: DatabaseConfig) -> Store:

@@ -153,3 +153,30 @@ class Reason(str, Enum):
     ATTRIBUTES_NOT_KEPT = (
         "attributes_not_kept", Status.FAILED, Retry.NO, "the copy could not get the original's xattrs or ACL"
     )
+
+
+class Unwatched(str, Enum):
+    """Why a configured watch folder is not watched now (``/health`` ``unwatched``, the
+    ``daemon`` table, ``vpod status``): not a file's outcome, so not a :class:`Reason`.
+
+    Each member has ``heading``: its line in ``vpod status``. docs/policy.md ("Reasons",
+    "Not watched") documents each; a test checks that they agree.
+    """
+
+    _value_: str
+    heading: str
+
+    def __new__(cls, value: str, heading: str) -> Unwatched:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.heading = heading
+        return member
+
+    def __str__(self) -> str:
+        return self._value_
+
+    MISSING = "missing", "missing, deleted or moved away; watched again once the folder is there"
+    OVERLAPS = "overlaps", "it reaches the files of another watch folder now; watched again once it does not"
+    CLAIMED_ELSEWHERE = (
+        Reason.CLAIMED_ELSEWHERE.value, "the library of another vpod; watched again once that vpod stops"
+    )

@@ -12,9 +12,10 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import InProgress, QueueReport
 from vpod.db.store import Store
-from vpod.outcomes import Reason
+from vpod.outcomes import Reason, Unwatched
 from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
+from vpod.watch.unwatched import REASONS
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class StatusReport:
             "database": self.database,
             "watch_paths": list(d.watch_paths),
             "unwatched_paths": list(d.unwatched_paths) if d.running else None,
+            "unwatched": _unwatched(self) if d.running else None,
             "workers": d.workers if d.running else None,
             "paused": (
                 {"path": d.paused_path, "error": d.paused_error, "since": d.paused_at} if d.state == "paused" else None
@@ -121,6 +123,35 @@ def _claimed_elsewhere(info: dict[str, str]) -> tuple[dict[str, Any], ...]:
     return tuple(h for h in held if isinstance(h, dict)) if isinstance(held, list) else ()
 
 
+def _unwatched(status: StatusReport) -> list[dict[str, str]]:
+    """The daemon's unwatched folders with their reasons; for a record of an older daemon
+    (paths only), a folder another vpod holds is told apart from a missing one."""
+    if status.daemon.unwatched:
+        return list(status.daemon.unwatched)
+    held = {str(h.get("root")) for h in status.claimed_elsewhere}
+    return [
+        {"path": p, "reason": (Unwatched.CLAIMED_ELSEWHERE if p in held else Unwatched.MISSING).value}
+        for p in status.daemon.unwatched_paths
+    ]
+
+
+def _unwatched_lines(status: StatusReport) -> list[str]:
+    """One heading per reason a folder is not watched (:data:`REASONS`), then its folders.
+    Folders another vpod holds are told below with their holder."""
+    lines = []
+    by_reason: dict[str, list[dict[str, str]]] = {}
+    for entry in _unwatched(status):
+        by_reason.setdefault(entry.get("reason", Unwatched.MISSING.value), []).append(entry)
+    for reason, entries in by_reason.items():
+        if reason == Unwatched.CLAIMED_ELSEWHERE:
+            continue  # the claimed_elsewhere lines name the holder
+        lines.append(f"not watched ({REASONS.get(reason, reason)}):")
+        for entry in entries:
+            detail = f": {one_line(entry['detail'])}" if entry.get("detail") else ""
+            lines.append(f"  {one_line(entry['path'])}{detail}")
+    return lines
+
+
 def format_status(status: StatusReport) -> str:
     """Human-readable lines for a terminal."""
     d, q = status.daemon, status.queue
@@ -137,9 +168,8 @@ def format_status(status: StatusReport) -> str:
             lines.append("  the daemon keeps the configuration it last loaded; fix the file, then reload (SIGHUP)")
         else:
             lines.append("  `vpod run` refuses this file until it is fixed")
-    if d.running and d.unwatched_paths:
-        lines.append("not watched (missing, deleted or moved away; watched again once the folder is there):")
-        lines += [f"  {one_line(p)}" for p in d.unwatched_paths]
+    if d.running:
+        lines += _unwatched_lines(status)
     if d.state == "paused":
         lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
         lines.append("  run `vpod resume` to go on")

@@ -52,3 +52,23 @@ def test_symlinked_root_is_watched_at_its_target_and_follows_a_repointed_link(tm
     assert rows(tmp_path / "vpod.db") == {
         (str(link), os.fsencode(name)) for name in ("a.mkv", "b.mkv", "sub/there-before.mkv", "c.mkv")
     }
+
+
+def test_a_link_repointed_to_a_folder_made_later_leaves_no_marker_behind(tmp_path, daemon_factory, jpn_eng_mkv):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    link = tmp_path / "inbox"
+    link.symlink_to(old)
+    daemon = daemon_factory({"watch": {"paths": [str(link)], "settle_seconds": 0.3}})
+    assert (old / ".vpod-library").exists()
+    subprocess.run(["ln", "-sfn", str(new), str(link)], check=True)  # not there yet
+    daemon.wait_for("watch_path_deleted", root=str(link), timeout=30)
+    new.mkdir()
+    daemon.wait_for("watch_path_restored", root=str(link), timeout=30)
+    # The library moved: the old folder keeps no marker, the new one has this vpod's.
+    assert not (old / ".vpod-library").exists()
+    assert (new / ".vpod-library").exists()
+    shutil.copyfile(jpn_eng_mkv, new / "x.mkv")
+    daemon.wait_for("file_processed", path=str(link / "x.mkv"), success=True)
+    assert daemon.stop() == 0
+    assert not (old / ".vpod-library").exists() and not (new / ".vpod-library").exists()

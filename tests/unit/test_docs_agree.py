@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from vpod.outcomes import Reason, Status
+from vpod.outcomes import Reason, Status, Unwatched
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
@@ -92,6 +92,12 @@ def test_every_reason_is_in_the_policy_table_of_its_status():
     assert not misplaced, f"reasons missing from the docs/policy.md table of their status: {misplaced}"
     unknown = (tables[Status.SKIPPED] | tables[Status.FAILED]) - {r.value for r in Reason}
     assert not unknown, f"docs/policy.md documents reasons vpod.outcomes.Reason does not have: {unknown}"
+
+
+def test_every_unwatched_reason_is_in_the_policy_table():
+    """docs/policy.md's "Not watched" table lists exactly the members of Unwatched."""
+    documented = _policy_reasons_table("Not watched (")
+    assert documented == {r.value for r in Unwatched}, documented
 
 
 def test_no_reason_is_a_string_literal_outside_the_enum():

@@ -137,3 +137,60 @@ def test_a_dry_run_daemon_only_looks(tmp_path):
     assert looker.claim(tmp_path) is not None
     owner.release_all()
     assert looker.claim(tmp_path) is None and not (tmp_path / MARKER_NAME).exists()
+
+
+def test_nested_libraries_the_first_claim_keeps_its_folder(tmp_path):
+    outer, inner = tmp_path / "tp", tmp_path / "tp" / "two"
+    inner.mkdir(parents=True)
+    first = LibraryClaims("first", tmp_path / "first.db", roots=lambda: (inner,))
+    second = LibraryClaims("second", tmp_path / "second.db", roots=lambda: (outer,))
+    try:
+        assert first.claim(inner) is None
+        assert second.claim(outer) is None  # nothing above tp: its own
+        # The second leaves the first's subfolder alone, and only it.
+        with capture_logs() as logs:
+            assert "is the library of" in second.refusal(inner / "m.mkv")
+            assert second.refusal(inner / "deeper" / "n.mkv") is not None
+        assert [(e["event"], e["root"], e["subfolder"]) for e in logs] == [
+            ("library_claimed_elsewhere", str(inner), True)
+        ]
+        assert second.refusal(outer / "x.mkv") is None
+        assert first.refusal(inner / "m.mkv") is None
+        first.release_all()
+        assert second.freed_subfolders() == [inner]
+    finally:
+        first.release_all()
+        second.release_all()
+
+
+def test_a_root_below_another_vpods_recursive_root_is_held_elsewhere(tmp_path):
+    outer, inner = tmp_path / "tp", tmp_path / "tp" / "two"
+    inner.mkdir(parents=True)
+    owner = LibraryClaims("owner", tmp_path / "owner.db")
+    late = LibraryClaims("late", tmp_path / "late.db")
+    try:
+        assert owner.claim(outer) is None
+        holder = late.claim(inner)
+        assert holder is not None and holder.database_id == "owner"
+        assert not (inner / MARKER_NAME).exists()
+        owner.release_all()
+        assert late.retake((inner,)) == [inner]
+    finally:
+        owner.release_all()
+        late.release_all()
+
+
+def test_a_claim_after_the_link_moved_removes_the_marker_in_the_old_folder(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    link = tmp_path / "inbox"
+    link.symlink_to(old)
+    claims = LibraryClaims("mine", tmp_path / "mine.db")
+    assert claims.claim(link) is None and (old / MARKER_NAME).exists()
+    link.unlink()
+    link.symlink_to(new)
+    assert claims.claim(link) is None
+    assert not (old / MARKER_NAME).exists() and (new / MARKER_NAME).exists()
+    claims.release_all()
+    assert not (new / MARKER_NAME).exists()

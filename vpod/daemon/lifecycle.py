@@ -127,6 +127,7 @@ class Daemon:
             workers=workers,
             watch_paths=_paths_json(p.roots.roots),
             unwatched_paths=None,  # the main loop records them
+            unwatched=None,
             paused_at=None,
             paused_path=None,
             paused_error=None,

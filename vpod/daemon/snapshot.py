@@ -28,7 +28,7 @@ class StatusSnapshot:
         store: where the ``daemon`` row is recorded.
         stop / paused: the daemon's Events (state ``stopping`` / ``paused``).
         workers / active: the pool's counts.
-        roots: the root supervisor (``unwatched_paths``).
+        roots: the root supervisor (``unwatched_paths``, ``unwatched``).
         claims: library markers other vpods hold (``claimed_elsewhere``).
         dead_threads: names of threads that died (:meth:`vpod.daemon.threads.Threads.dead`).
         started_at: epoch seconds.
@@ -59,7 +59,7 @@ class StatusSnapshot:
         self.log = structlog.get_logger("vpod")
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._counts_lock = threading.Lock()
-        self._recorded_unwatched: list[str] | None = None  # what vpod status was last told
+        self._recorded_unwatched: list[dict[str, str]] | None = None  # what vpod status was last told
         self._claims_recorded = -1  # LibraryClaims.changes last written to the database
 
     def state(self) -> str:
@@ -100,8 +100,11 @@ class StatusSnapshot:
         ``threads`` names them: a watch root's observer among them leaves that root
         unheard). ``unwatched_paths`` lists configured folders not watched now (missing,
         deleted or moved away, or held by another vpod: ``claimed_elsewhere``; watched
-        again when a folder has the path or the other vpod stops); they do not make the
-        daemon unhealthy: a restart would not bring them back."""
+        again when a folder has the path or the other vpod stops; or overlapping another
+        root now), and ``unwatched`` the same with each one's reason
+        (:mod:`vpod.watch.unwatched`); they do not make the daemon unhealthy: a restart
+        would not bring them back."""
+        unwatched = self.roots.unwatched()
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
@@ -109,7 +112,8 @@ class StatusSnapshot:
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "workers": self.workers(),
             "active": self.active(),
-            "unwatched_paths": self.roots.unwatched_paths(),
+            "unwatched_paths": [entry["path"] for entry in unwatched],
+            "unwatched": unwatched,
             "claimed_elsewhere": self.claims.report(),
         }
         try:
@@ -138,13 +142,15 @@ class StatusSnapshot:
         return True
 
     def tick(self, now: float) -> float:
-        """Record ``unwatched_paths`` and ``claimed_elsewhere`` for ``vpod status`` when
+        """Record ``unwatched_paths`` / ``unwatched`` and ``claimed_elsewhere`` for ``vpod status`` when
         they changed. No deadline of its own (``inf``): changes wake the main loop."""
         if self.claims.changes != self._claims_recorded:
             self._claims_recorded = self.claims.changes
             held = self.claims.report()
             self.record(claimed_elsewhere=json.dumps(held) if held else None)
-        unwatched = self.roots.unwatched_paths()
-        if unwatched != self._recorded_unwatched and self.record(unwatched_paths=json.dumps(unwatched)):
+        unwatched = self.roots.unwatched()
+        if unwatched != self._recorded_unwatched and self.record(
+            unwatched_paths=json.dumps([entry["path"] for entry in unwatched]), unwatched=json.dumps(unwatched)
+        ):
             self._recorded_unwatched = unwatched
         return math.inf

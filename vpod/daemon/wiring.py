@@ -155,7 +155,10 @@ def wire(
     paused = threading.Event()
     threads = Threads(stop, crashed, wake)
     roots = tuple(p.absolute() for p in config.watch.paths)
-    claims = LibraryClaims(store.database_id(), config.database.path, read_only=dry_run)
+    claims = LibraryClaims(
+        store.database_id(), config.database.path, read_only=dry_run, recursive=config.watch.recursive,
+        roots=lambda: supervisor.roots,  # the roots now (a reload changes them)
+    )
     runner = ToolRunner(ToolLimits.from_config(config.processing))
     processor = FileProcessor(
         runner,
@@ -186,7 +189,7 @@ def wire(
             root, path_filter, stabilizer,
             walk_folder=lambda r, folder: scanner.request(r, folder),
             on_root_deleted=supervisor.root_deleted,
-            events_lost=scanner.rescan,
+            events_lost=supervisor.events_lost,  # counts overflow loops, then rescans
         )
 
     watches = WatchManager(
@@ -202,13 +205,17 @@ def wire(
         follow_symlinks=config.watch.follow_symlinks,
         on_queued=queued,
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
+        refusal=claims.refusal,  # a subfolder another vpod claimed is not queued
     )
     stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop)
     scanner = Scanner(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",
     )
-    supervisor = RootSupervisor(roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake)
+    supervisor = RootSupervisor(
+        roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,
+        recursive=config.watch.recursive,
+    )
     settings = ProcessingSettings(config, runner, processor, stabilizer)
     active = ActiveFiles()
     snapshot = StatusSnapshot(

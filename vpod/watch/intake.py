@@ -13,6 +13,7 @@ import structlog
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
 from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.outcomes import Reason
 from vpod.results import display_path
 
 WRITE_RETRY_BASE_SECONDS = 2.0
@@ -82,6 +83,9 @@ class Intake:
         retry: called with the paths the database could not take (locked, full) and
             the seconds to wait before they come back (:class:`WriteBackoff`).
         clock: monotonic seconds (tests pass a fake one).
+        refusal: says why a file must be left alone (it lies below a folder another vpod
+            claimed, :meth:`vpod.watch.ownership.LibraryClaims.refusal`): such a file is
+            not queued (``file_not_queued`` with ``outcome = "claimed_elsewhere"``, debug).
     """
 
     def __init__(
@@ -94,8 +98,10 @@ class Intake:
         on_queued: Callable[[], None],
         retry: Callable[[Sequence[Path], float], None],
         clock: Callable[[], float] = time.monotonic,
+        refusal: Callable[[Path], str | None] | None = None,
     ) -> None:
         self.store = store
+        self.refusal = refusal
         self.roots = roots
         self.policy_digest = policy_digest
         self.follow_symlinks = follow_symlinks
@@ -134,6 +140,9 @@ class Intake:
         entries: list[EnqueueEntry] = []
         paths: list[Path] = []
         for path, st in batch:
+            if self.refusal is not None and self.refusal(path) is not None:
+                self.log.debug("file_not_queued", path=display_path(path), outcome=Reason.CLAIMED_ELSEWHERE.value)
+                continue
             entry = self._entry(path, st, roots)
             if entry is not None:
                 entries.append(entry)

@@ -4,6 +4,15 @@ inotify only reports changes made through the local kernel, so a folder on a
 network filesystem (NFS, SMB/CIFS, sshfs and other FUSE mounts) is polled under
 ``observer = "auto"``: writes made by other hosts would otherwise never be seen
 (inotify(7), "Limitations and caveats").
+
+A root whose inotify queue overflows again and again is polled instead. After an overflow
+(``IN_Q_OVERFLOW``) watchdog (7.1) rebuilds a recursive root's watches: it removes every
+watch and adds it again, and each removal queues an ``IN_IGNORED`` event (inotify(7)). A
+tree with more folders than ``fs.inotify.max_queued_events`` therefore overflows the
+queue with those alone, which makes watchdog rebuild again, forever: a busy loop that
+reports lost events many times a second, whatever vpod does (measured: 60 folders, a
+queue of 16: about 450 losses per second with no vpod at all). vpod breaks the loop
+(:meth:`WatchManager.events_lost`, :meth:`WatchManager.poll_overflowing`).
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import errno
 import os
 import stat
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -46,6 +57,11 @@ NETWORK_FILESYSTEMS = frozenset(
 OBSERVER_THREAD_PREFIX = "vpod-watch "
 """Name prefix of the observer threads (``vpod-watch /srv/inbox``): what ``thread_died`` names."""
 _OBSERVER_TIMEOUT_SECONDS = 5.0  # how long an idle observer thread sleeps between stop checks
+OVERFLOW_LOOP_LOSSES = 20
+OVERFLOW_LOOP_WINDOW_SECONDS = 10.0
+"""A root whose events were lost :data:`OVERFLOW_LOOP_LOSSES` times within
+:data:`OVERFLOW_LOOP_WINDOW_SECONDS` seconds is in watchdog's rebuild loop (module
+docstring), or under a flood no queue of this size can hold: it is polled from then on."""
 HANDLED_EVENTS = (
     FileCreatedEvent,
     FileModifiedEvent,
@@ -218,6 +234,10 @@ class WatchManager:
         self.recursive = recursive
         self._lock = threading.Lock()
         self._watches: dict[Path, _Watch] = {}
+        self._losses: dict[Path, deque[float]] = {}  # root -> monotonic times of its recent losses
+        self._overflowing: set[Path] = set()  # found looping, not switched to polling yet
+        self._polled_after_overflow: set[Path] = set()
+        self.clock = time.monotonic
         self.log = structlog.get_logger("vpod")
 
     def roots(self) -> tuple[Path, ...]:
@@ -257,6 +277,8 @@ class WatchManager:
         if identity is None:
             return False
         kind, why = choose_observer(target, self.observer)
+        if kind == "inotify" and root in self._polled_after_overflow:
+            kind, why = "polling", "its inotify queue overflowed again and again (fs.inotify.max_queued_events)"
         try:
             watch = self._start(root, kind, identity, target, link)
             if kind == "inotify" and watches_exhausted(root):
@@ -344,6 +366,53 @@ class WatchManager:
         self.log.info("watch_root_repointed", root=str(root), old_target=str(old), new_target=str(new))
         self.unwatch(root)
         return self.watch(root)
+
+    def events_lost(self, root: Path) -> bool:
+        """Count a loss of ``root``'s events (any thread: its observer's). True when this
+        loss makes it a root in an overflow loop (:data:`OVERFLOW_LOOP_LOSSES` losses
+        within :data:`OVERFLOW_LOOP_WINDOW_SECONDS`) watched by inotify: the caller then
+        has the main thread call :meth:`poll_overflowing`. Costs no system call."""
+        now = self.clock()
+        with self._lock:
+            watch = self._watches.get(root)
+            if watch is None or watch.kind != "inotify" or root in self._overflowing:
+                return False
+            losses = self._losses.setdefault(root, deque(maxlen=OVERFLOW_LOOP_LOSSES))
+            losses.append(now)
+            if len(losses) < OVERFLOW_LOOP_LOSSES or now - losses[0] > OVERFLOW_LOOP_WINDOW_SECONDS:
+                return False
+            self._overflowing.add(root)
+            return True
+
+    def poll_overflowing(self) -> list[Path]:
+        """Watch each root found in an overflow loop (:meth:`events_lost`) with the polling
+        observer instead (until vpod restarts, or the root is removed from the config);
+        returns them: the caller walks each once more, for what arrived meanwhile. Logs
+        ``watch_overflow_loop`` (error) for each. Main thread."""
+        with self._lock:
+            roots, self._overflowing = sorted(self._overflowing), set()
+        for root in roots:
+            self._polled_after_overflow.add(root)
+            self._losses.pop(root, None)
+            self.log.error(
+                "watch_overflow_loop",
+                root=str(root),
+                losses=OVERFLOW_LOOP_LOSSES,
+                within_seconds=OVERFLOW_LOOP_WINDOW_SECONDS,
+                hint="the kernel's inotify queue (sysctl fs.inotify.max_queued_events) overflows again and again, "
+                "also from watchdog's own rebuild of the folder's watches; this folder is polled from now on "
+                "(nothing is lost); raise the sysctl above the number of its folders and restart vpod",
+            )
+            self.unwatch(root)
+            self.watch(root)
+        return roots
+
+    def forget_overflows(self, root: Path) -> None:
+        """``root`` left the config: a later root of that path starts with inotify again."""
+        self._polled_after_overflow.discard(root)
+        with self._lock:
+            self._losses.pop(root, None)
+            self._overflowing.discard(root)
 
     def dead_observers(self) -> list[str]:
         """Names of the observer threads that ended although their root is still watched.

@@ -16,7 +16,16 @@ A marker written for another database holds the root when:
   its heartbeat is younger than :data:`STALE_AFTER_HEARTBEATS` heartbeats.
 
 Otherwise (its daemon ended on this host, a heartbeat gone stale) the marker is taken
-over. A daemon that stops cleanly removes its markers (marking them ``released`` first,
+over.
+
+Libraries can nest: a vpod watching ``/srv/tv`` with its subfolders covers ``/srv/tv/new``
+too. So a root is held elsewhere also when a live marker of another database whose vpod
+watches subfolders (``recursive``) lies in a folder *above* it; and a file is left alone
+when a live marker of another database lies in a folder between the file and its root (a
+subfolder another vpod claimed): the daemon keeps watching the rest of its root and leaves
+that subtree to the other vpod, until the other one stops (its subtree is then walked).
+Whoever claimed first keeps its folder: a claim already held is not given up for a marker
+that appeared above it later. A daemon that stops cleanly removes its markers (marking them ``released`` first,
 for a vpod that opened one just before), so a stopped vpod leaves nothing behind. A
 ``--dry-run`` daemon writes no marker and respects the others'. The hidden name is never
 queued by the watcher (the default ``ignore`` has ``.*``; it has no media extension
@@ -28,6 +37,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import socket
 import stat
@@ -48,6 +58,10 @@ STALE_AFTER_HEARTBEATS = 3
 """A marker from another host whose heartbeat is older than this many of its own
 intervals belongs to a daemon that is gone."""
 _MAX_MARKER_BYTES = 64 * 1024
+_MAX_CACHED_FOLDERS = 10_000  # a MarkerLookup with a ttl drops expired answers beyond this
+SUBFOLDER_RECHECK_SECONDS = 5.0
+"""How long the daemon trusts what it found about the markers in a file's folders
+(seconds): a subfolder another vpod claims (or gives up) is seen within this time."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class Marker:
         heartbeat_at: when the owner last renewed the marker (epoch seconds).
         heartbeat_seconds: the owner's renewal interval (seconds).
         released: True when the owner stopped cleanly and gave the library up.
+        recursive: the owner watches the subfolders too (so it covers any folder below);
+            markers written before this field existed count as recursive.
     """
 
     database_id: str
@@ -71,6 +87,7 @@ class Marker:
     heartbeat_at: float
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     released: bool = False
+    recursive: bool = True
 
     @classmethod
     def parse(cls, data: bytes) -> "Marker | None":
@@ -85,6 +102,7 @@ class Marker:
                 heartbeat_at=float(fields["heartbeat_at"]),
                 heartbeat_seconds=float(fields.get("heartbeat_seconds", HEARTBEAT_SECONDS)),
                 released=bool(fields.get("released", False)),
+                recursive=bool(fields.get("recursive", True)),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -195,29 +213,50 @@ class MarkerLookup:
     """For ``vpod process``: finds, for a file, the marker of another database in its
     folder or any folder above it (a library's root), and says who holds it.
 
+    The innermost marker decides: a folder with a marker of this database (or one that
+    holds nothing: released, its owner gone) ends the search.
+
     Args:
         database_id: this database's identity (files of its own libraries pass).
         host: this host's name (default: the real one).
+        ttl_seconds: how long a folder's answer is reused (seconds); ``None``: for the
+            life of the object (a ``vpod process`` run). The daemon asks again after a
+            few seconds, so a subfolder claimed or given up meanwhile is seen.
+        clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, database_id: str, host: str | None = None) -> None:
+    def __init__(
+        self,
+        database_id: str,
+        host: str | None = None,
+        *,
+        ttl_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.database_id = database_id
         self.host = host or socket.gethostname()
-        self._folders: dict[Path, tuple[Path, Marker] | None] = {}
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._folders: dict[Path, tuple[tuple[Path, Marker] | None, float]] = {}  # folder -> (answer, expiry)
         self._lock = threading.Lock()  # the batch's worker threads share it
 
-    def holder_of(self, path: Path) -> tuple[Path, Marker] | None:
+    def holder_of(self, path: Path, below: Path | None = None) -> tuple[Path, Marker] | None:
         """``(root, marker)`` of the library of another database that ``path`` lies in,
-        or ``None``. Each folder's answer is cached for the life of this object."""
+        or ``None``. ``below``: look only in folders below this one (the daemon's root,
+        whose own marker it handles itself); always pass the same for one folder, as the
+        answers are cached per folder (``ttl_seconds``). Costs one open(2) per folder
+        not cached, up to the innermost marker."""
         folder = path.parent
         chain: list[Path] = []
         found: tuple[Path, Marker] | None = None
+        now = self.clock()
         for current in (folder, *folder.parents):
+            if below is not None and below not in current.parents:
+                break
             with self._lock:
-                cached = current in self._folders
-                if cached:
-                    found = self._folders[current]
-            if cached:
+                entry = self._folders.get(current)
+            if entry is not None and entry[1] > now:
+                found = entry[0]
                 break
             chain.append(current)
             marker = foreign_holder(current, database_id=self.database_id, host=self.host)
@@ -226,9 +265,12 @@ class MarkerLookup:
                 break
             if os.path.lexists(current / MARKER_NAME):
                 break  # a marker that does not hold: the innermost library is free
+        expiry = math.inf if self.ttl_seconds is None else now + self.ttl_seconds
         with self._lock:
+            if len(self._folders) > _MAX_CACHED_FOLDERS:
+                self._folders = {f: e for f, e in self._folders.items() if e[1] > now}
             for current in chain:
-                self._folders[current] = found
+                self._folders[current] = (found, expiry)
         return found
 
     def refusal(self, path: Path) -> str | None:
@@ -251,6 +293,10 @@ class LibraryClaims:
         database: this database's path (written into the markers, for people).
         heartbeat_seconds: renewal interval (seconds).
         read_only: never write a marker (``vpod run --dry-run``), only respect others'.
+        roots: the daemon's roots now (they change on reload): :meth:`refusal` looks for
+            other vpods' markers only between a file and its innermost root.
+        recursive: this vpod watches subfolders (written into the markers: a vpod whose
+            root lies below one of ours then leaves it to us).
         clock: epoch seconds (tests pass their own).
 
     The daemon's main thread claims, renews and releases; :meth:`held_elsewhere` and
@@ -264,10 +310,14 @@ class LibraryClaims:
         *,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         read_only: bool = False,
+        roots: Callable[[], tuple[Path, ...]] = tuple,
+        recursive: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.database_id = database_id
         self.read_only = read_only
+        self.recursive = recursive
+        self.roots = roots
         self.database = str(database)
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
@@ -278,6 +328,8 @@ class LibraryClaims:
         self._elsewhere: dict[Path, Marker] = {}
         self._elsewhere_lock = threading.Lock()  # read by worker threads and /health
         self.changes = 0  # counts changes of held_elsewhere(), so callers record it only then
+        self._subfolders = MarkerLookup(database_id, self.host, ttl_seconds=SUBFOLDER_RECHECK_SECONDS)
+        self._subfolders_elsewhere: dict[Path, Marker] = {}  # guarded by _elsewhere_lock
         self.log = structlog.get_logger("vpod")
 
     def held_elsewhere(self) -> dict[Path, Marker]:
@@ -291,14 +343,71 @@ class LibraryClaims:
         return [marker.as_report(root, now) for root, marker in sorted(self.held_elsewhere().items())]
 
     def refusal(self, path: Path) -> str | None:
-        """Why the file ``path`` must be left alone (it lies in a root another vpod
-        holds), or ``None``. Any thread; no I/O."""
+        """Why the file ``path`` must be left alone, or ``None``: it lies in a root another
+        vpod holds (no I/O), or below a subfolder of its root that another vpod claimed
+        (a marker between the file and its root; a few open(2) calls, each folder's
+        answer reused for :data:`SUBFOLDER_RECHECK_SECONDS`). Any thread.
+
+        Logs ``library_claimed_elsewhere`` (error, with ``subfolder = true``) the first
+        time such a subfolder is met: this vpod keeps watching the rest of its root.
+        """
+        now = self.clock()
         for root, marker in self.held_elsewhere().items():
             if path == root or root in path.parents:
                 return (
-                    f"{path}: {root} is the library of {marker.describe(self.clock())}; vpod leaves it to "
+                    f"{path}: {root} is the library of {marker.describe(now)}; vpod leaves it to "
                     "that vpod and takes it over once that one stops"
                 )
+        inside = [root for root in self.roots() if root in path.parents]
+        if not inside:
+            return None
+        found = self._subfolders.holder_of(path, below=max(inside, key=lambda root: len(root.parts)))
+        if found is None:
+            return None
+        folder, marker = found
+        with self._elsewhere_lock:
+            known = self._subfolders_elsewhere.get(folder)
+            self._subfolders_elsewhere[folder] = marker
+        if known is None or known.database_id != marker.database_id:
+            self.log.error(
+                "library_claimed_elsewhere",
+                root=str(folder),
+                subfolder=True,
+                holder=marker.describe(now),
+                hint="another vpod claimed this folder inside a folder this one watches: this one leaves "
+                "the folder and everything below it alone, watches the rest, and walks it once the other stops",
+            )
+        return (
+            f"{path}: {folder} is the library of {marker.describe(now)}; vpod leaves it to that vpod "
+            "and takes it over once that one stops"
+        )
+
+    def freed_subfolders(self) -> list[Path]:
+        """Subfolders found claimed by another vpod (:meth:`refusal`) whose claim ended
+        since: this vpod should walk them now (logged as ``library_claimed``). Main thread;
+        one open(2) per such subfolder."""
+        freed = []
+        for folder, marker in list(self._subfolders_elsewhere.items()):
+            if foreign_holder(folder, database_id=self.database_id, host=self.host, now=self.clock()) is None:
+                with self._elsewhere_lock:
+                    self._subfolders_elsewhere.pop(folder, None)
+                self.log.info("library_claimed", root=str(folder), subfolder=True, previous=marker.describe(self.clock()))
+                freed.append(folder)
+        return freed
+
+    def held_above(self, root: Path) -> tuple[Path, Marker] | None:
+        """``(folder, marker)``: a live marker of another database whose vpod watches
+        subfolders, in a folder above ``root`` (symlinks resolved): that vpod covers
+        ``root``. ``None`` when there is none. One open(2) per folder above ``root``."""
+        try:
+            real = Path(os.path.realpath(root))
+        except (OSError, ValueError):
+            return None
+        now = self.clock()
+        for folder in real.parents:
+            marker = foreign_holder(folder, database_id=self.database_id, host=self.host, now=now)
+            if marker is not None and marker.recursive:
+                return folder, marker
         return None
 
     def claim(self, root: Path) -> Marker | None:
@@ -306,9 +415,11 @@ class LibraryClaims:
         (another database; nothing is written then), or ``None`` when this vpod may work
         there: claimed now or before, or no marker can be kept (a missing or read-only
         folder: then there is nothing to protect or nothing vpod could change). With
-        ``read_only``, only looks.
+        ``read_only``, only looks. A root not held yet is held elsewhere also when a vpod
+        of another database that watches subfolders holds a folder above it
+        (:meth:`held_above`); a root this vpod holds already stays its own.
 
-        Logs ``library_claimed_elsewhere`` (error) when another vpod holds a root that
+        Logs ``library_claimed_elsewhere`` (error; ``marker`` names the marker found) when another vpod holds a root that
         was not known to be held, ``library_claim_taken_over`` (warning) when a marker
         of another database is replaced because its owner is gone,
         ``library_marker_not_written`` (warning) when the marker cannot be written.
@@ -316,11 +427,17 @@ class LibraryClaims:
         if root in self._held:
             if self._still_named(root):
                 return None
-            self._drop(root)  # the marker was removed or replaced (the folder too?): claim anew
-        if self.read_only:
-            holder = foreign_holder(root, database_id=self.database_id, host=self.host, now=self.clock())
+            # The marker was removed or replaced, or the path names another folder now (a
+            # re-pointed symlink): the one written before is removed where it still is ours.
+            self._give_up(root)
+        holder: Marker | None
+        above = self.held_above(root)
+        if above is not None:
+            where, holder = above  # a vpod watching a folder above covers this one: nothing is written
+        elif self.read_only:
+            where, holder = root, foreign_holder(root, database_id=self.database_id, host=self.host, now=self.clock())
         else:
-            holder = self._claim(root)
+            where, holder = root, self._claim(root)
         with self._elsewhere_lock:
             known = self._elsewhere.get(root)
             if holder is None:
@@ -333,6 +450,7 @@ class LibraryClaims:
             self.log.error(
                 "library_claimed_elsewhere",
                 root=str(root),
+                marker=str(where / MARKER_NAME),
                 holder=holder.describe(self.clock()),
                 hint="two vpods with different databases on one folder would rewrite each other's files: "
                 "this one leaves the folder alone, and takes it over once the other stops",
@@ -397,7 +515,8 @@ class LibraryClaims:
 
     def _write(self, fd: int, now: float, *, released: bool = False) -> None:
         data = Marker(
-            self.database_id, self.database, self.host, self.pid, now, self.heartbeat_seconds, released
+            self.database_id, self.database, self.host, self.pid, now, self.heartbeat_seconds, released,
+            self.recursive,
         ).encode()
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
@@ -418,7 +537,7 @@ class LibraryClaims:
                 except OSError as exc:
                     self.log.warning("library_marker_not_written", root=str(root), error=str(exc))
                 continue
-            self._drop(root)  # removed or replaced: claim it anew
+            self._give_up(root)  # removed or replaced: claim it anew
             if self.claim(root) is not None:
                 lost.append(root)
         return lost
@@ -427,6 +546,14 @@ class LibraryClaims:
         """Give ``root`` up (no longer watched, or stopping): the marker is removed (marked
         ``released`` first, for a vpod that opened it just before) and the lock dropped,
         so another vpod may take the folder at once and nothing is left in it."""
+        self._give_up(root)
+        with self._elsewhere_lock:
+            if self._elsewhere.pop(root, None) is not None:
+                self.changes += 1
+
+    def _give_up(self, root: Path) -> None:
+        """Remove the marker this vpod wrote for ``root`` (marked ``released`` first) where
+        it was written, if it is still ours there, and drop its lock."""
         held = self._held.get(root)
         written = self._written.get(root, root / MARKER_NAME)  # where it was written, if the link moved
         if held is not None and self._still_named(root, written):
@@ -436,9 +563,6 @@ class LibraryClaims:
             except OSError:
                 pass  # the lock still goes: on this host that frees the library
         self._drop(root)
-        with self._elsewhere_lock:
-            if self._elsewhere.pop(root, None) is not None:
-                self.changes += 1
 
     def release_all(self) -> None:
         """:meth:`release` every root (at shutdown)."""

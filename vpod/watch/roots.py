@@ -5,15 +5,22 @@ Two roots that reach the same folder (a bind mount, a symlink, ``/srv/a`` and
 jobs, one per root. Paths are compared by the folders they name, ``(st_dev, st_ino)``
 (stat(2)), not by their text: a bind mount of a folder has the folder's device and
 inode (mount(8), ``--bind``), so text comparison cannot see it.
+
+The config load refuses such roots (:func:`overlapping_roots`); a symlinked root re-pointed
+while vpod runs (or a folder re-created at a root's path) can come to overlap another root
+later: :class:`RuntimeOverlaps` keeps such a root unwatched, says so, and looks again.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
+
+import structlog
 
 FolderId = tuple[int, int]  # (st_dev, st_ino)
 
@@ -79,3 +86,68 @@ def overlapping_roots(paths: Sequence[Path], *, recursive: bool) -> list[Overlap
             elif recursive and chain_b[0] in chain_a[1:]:
                 found.append(Overlap(b, a, False, chain_b[0]))
     return found
+
+
+def overlap_with(root: Path, others: Iterable[Path], *, recursive: bool) -> Overlap | None:
+    """The first way ``root``, as it is now, reaches files of one of ``others`` (or they
+    reach its): same folder, or one inside another when ``recursive``; ``None`` when it
+    does not, or cannot be compared (missing). Same costs as :func:`overlapping_roots`."""
+    others = [other for other in others if other != root]
+    for overlap in overlapping_roots([*others, root], recursive=recursive):
+        if root in (overlap.outer, overlap.inner):
+            return overlap
+    return None
+
+
+class RuntimeOverlaps:
+    """Roots left unwatched while they overlap a root that is watched (a symlinked root
+    re-pointed into another root at run time, a root re-created inside another).
+
+    Args:
+        recursive: roots are watched with their subfolders (``[watch] recursive``).
+
+    The daemon's main thread calls :meth:`check`; :meth:`detail` answers any thread.
+    """
+
+    def __init__(self, *, recursive: bool) -> None:
+        self.recursive = recursive
+        self._found: dict[Path, Overlap] = {}
+        self._lock = threading.Lock()  # /health reads from the HTTP thread
+        self.log = structlog.get_logger("vpod")
+
+    def check(self, root: Path, watched: Iterable[Path]) -> Overlap | None:
+        """Whether ``root`` overlaps one of the ``watched`` roots now: the overlap (the
+        caller then does not watch ``root``) or ``None``. Logs ``watch_path_overlaps``
+        (error, naming both roots) when an overlap is found that was not known."""
+        overlap = overlap_with(root, watched, recursive=self.recursive)
+        with self._lock:
+            known = self._found.pop(root, None)
+            if overlap is not None:
+                self._found[root] = overlap
+        if overlap is not None and known != overlap:
+            other = overlap.outer if overlap.inner == root else overlap.inner
+            self.log.error(
+                "watch_path_overlaps",
+                root=str(root),
+                other=str(other),
+                error=overlap.describe(),
+                hint=f"{root} is not watched while it reaches the files of {other} (each file would get two "
+                "jobs); it is looked at again every few seconds",
+            )
+        return overlap
+
+    def pending(self) -> list[Path]:
+        """Roots left unwatched because they overlapped another when last checked."""
+        with self._lock:
+            return list(self._found)
+
+    def detail(self, root: Path) -> str | None:
+        """Why ``root`` is not watched (one sentence), or ``None`` when it does not overlap."""
+        with self._lock:
+            overlap = self._found.get(root)
+        return overlap.describe() if overlap is not None else None
+
+    def forget(self, root: Path) -> None:
+        """``root`` is no longer configured, or is missing now."""
+        with self._lock:
+            self._found.pop(root, None)

@@ -2,8 +2,11 @@
 
 A root can be missing at start, deleted, renamed away or replaced (inotify follows the
 folder, not the path), re-pointed (a symlinked root whose link now names another
-folder), or held by a vpod of another database (its library marker,
-:mod:`vpod.watch.ownership`). :class:`RootSupervisor` notices each, publishes
+folder), held by a vpod of another database (its library marker,
+:mod:`vpod.watch.ownership`), or overlapping another watched root now (a symlink
+re-pointed into it, :class:`vpod.watch.roots.RuntimeOverlaps`). A root whose inotify
+queue overflows again and again is switched to polling
+(:meth:`vpod.watch.observers.WatchManager.poll_overflowing`). :class:`RootSupervisor` notices each, publishes
 :class:`~vpod.events.WatchRootLost` / :class:`~vpod.events.WatchRootRestored`, and
 watches a root again when a folder has its path or the other vpod stops.
 """
@@ -21,8 +24,11 @@ import structlog
 from vpod.config import VPOConfig
 from vpod.events import EventBus, WatchRootLost, WatchRootRestored
 from vpod.watch.observers import WatchManager
+from vpod.watch.intake import root_of
 from vpod.watch.ownership import LibraryClaims
+from vpod.watch.roots import RuntimeOverlaps
 from vpod.watch.scanner import Scanner
+from vpod.watch.unwatched import unwatched
 
 RECHECK_SECONDS = 5.0
 """How often a missing root is looked for, inotify roots re-identified (one stat(2)
@@ -39,6 +45,8 @@ class RootSupervisor:
         scanner: walks a root that is (re)watched, for files already there.
         events: where losses and restorations are published.
         wake: wakes the main loop (an observer thread reports a deleted root).
+        recursive: roots are watched with their subfolders (``[watch] recursive``): a
+            root inside another overlaps it.
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class RootSupervisor:
         scanner: Scanner,
         events: EventBus,
         wake: Callable[[], None],
+        recursive: bool = True,
     ) -> None:
         self.roots = roots
         self.watches = watches
@@ -57,6 +66,7 @@ class RootSupervisor:
         self.scanner = scanner
         self.events = events
         self.wake = wake
+        self.overlaps = RuntimeOverlaps(recursive=recursive)
         self.log = structlog.get_logger("vpod")
         self._missing: set[Path] = set()
         self._lock = threading.Lock()  # observer threads add, the main loop reads and removes
@@ -75,7 +85,11 @@ class RootSupervisor:
     def watch(self, root: Path, *, catch_up: bool) -> None:
         """Watch ``root`` unless another vpod holds it; a root that is not a folder now is
         logged once (``watch_path_missing`` / ``watch_path_not_a_folder``) and looked
-        for again by :meth:`tick`."""
+        for again by :meth:`tick`. A root that overlaps a watched root now is not watched
+        (``watch_path_overlaps``) and looked at again by :meth:`tick`."""
+        if self.overlaps.check(root, self.watches.roots()) is not None:
+            self._discard(root)  # not watched while it overlaps; tick looks again
+            return
         if self._claimed_elsewhere(root):
             return
         if self.watches.watch(root):
@@ -99,21 +113,39 @@ class RootSupervisor:
         self.events.publish(WatchRootLost(root, moved))
         self.wake()
 
+    def events_lost(self, root: Path) -> bool:
+        """An observer lost ``root``'s events (its thread): a rescan is queued (coalesced,
+        :meth:`vpod.watch.scanner.Scanner.rescan`, whose answer is returned); a root found
+        in an overflow loop is switched to polling by :meth:`tick`, woken for it."""
+        if self.watches.events_lost(root):
+            self.wake()
+        return self.scanner.rescan(root)
+
     def tick(self, now: float) -> float:
         """Every :data:`RECHECK_SECONDS`: displaced roots and library markers; every call:
-        missing roots that are folders again. Returns the next deadline (``now``'s clock)."""
+        roots in an overflow loop switched to polling (and walked once more: nothing is
+        lost), missing or overlapping roots that are watchable again. Returns the next
+        deadline (``now``'s clock)."""
+        for root in self.watches.poll_overflowing():
+            self.scanner.request(root, root, catch_up=True)
         if now >= self._next_check:
             self._next_check = now + RECHECK_SECONDS
             self._check_displaced()
             self._recheck_claims()
-        for root in sorted(self.missing()):
+        for root in self.overlaps.pending():  # overlapping another root when last looked at
+            if not root.is_dir():
+                self.overlaps.forget(root)
+                with self._lock:
+                    self._missing.add(root)
+        for root in sorted(self.missing()) + self.overlaps.pending():
             if root in self.watches.roots():
                 self.watches.unwatch(root)
             if root.is_dir():
                 self.watch(root, catch_up=True)
-                if root not in self.missing():  # published once watched, so /health agrees
+                if root in self.watches.roots():  # published once watched, so /health agrees
                     self.events.publish(WatchRootRestored(root))
-        return min(self._next_check, now + RECHECK_SECONDS) if self.missing() else self._next_check
+        waiting = self.missing() or self.overlaps.pending()
+        return min(self._next_check, now + RECHECK_SECONDS) if waiting else self._next_check
 
     def reconfigure(self, config: VPOConfig) -> None:
         """Apply a reloaded ``[watch] paths``: stop watching (and release) roots no longer
@@ -124,16 +156,28 @@ class RootSupervisor:
         for root in set(self.roots) - set(roots):
             self.watches.unwatch(root)
             self.claims.release(root)
+            self.overlaps.forget(root)
+            self.watches.forget_overflows(root)
             self._discard(root)
         previous, self.roots = self.roots, roots
         for root in roots:
             if root not in previous:
                 self.watch(root, catch_up=True)
 
+    def unwatched(self) -> list[dict[str, str]]:
+        """Configured roots not watched now, each with its reason (missing or gone, held
+        by another vpod, overlapping another root): :func:`vpod.watch.unwatched.unwatched`."""
+        return unwatched(
+            self.roots,
+            watched=lambda root: self.watches.kind(root) is not None,
+            missing=self.missing(),  # a root found gone may not be unwatched yet
+            claimed_elsewhere=set(self.claims.held_elsewhere()),
+            overlap=self.overlaps.detail,
+        )
+
     def unwatched_paths(self) -> list[str]:
-        """Configured roots not watched now (missing, gone, or held by another vpod), sorted."""
-        missing = self.missing()  # a root found gone may not be unwatched yet
-        return sorted(str(root) for root in self.roots if root in missing or self.watches.kind(root) is None)
+        """The paths of :meth:`unwatched`, sorted."""
+        return [entry["path"] for entry in self.unwatched()]
 
     def stop(self) -> None:
         """Stop every observer (shutdown)."""
@@ -158,6 +202,10 @@ class RootSupervisor:
             self.watch(root, catch_up=True)
         for root in self.claims.renew():
             self.watches.unwatch(root)
+        for folder in self.claims.freed_subfolders():  # another vpod gave a subfolder up: walk it
+            inside = root_of(folder, self.roots)
+            if inside is not None:
+                self.scanner.request(inside, folder)
 
     def _check_displaced(self) -> None:
         """A root whose path no longer names the watched folder: a re-pointed symlink is
@@ -169,6 +217,10 @@ class RootSupervisor:
         missing = self.missing()
         for root in self.watches.displaced():
             if root in missing:
+                continue
+            if self.overlaps.check(root, self.watches.roots()) is not None:
+                self.watches.unwatch(root)  # re-pointed into (or around) another root: one job per file
+                self.claims.release(root)
                 continue
             if self.watches.repoint(root):
                 self.claims.release(root)  # the marker stays with the old folder: removed
