@@ -32,7 +32,10 @@ def small_ext4(tmp_path: Path, size_mib: int, name: str = "disk") -> Iterator[Pa
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            # Still busy (a daemon the test started has not let go yet): detach it now,
+            # the kernel frees it when the last file closes, so no mount outlives the test.
+            subprocess.run(["umount", "--lazy", str(mount)], capture_output=True)
         image.unlink(missing_ok=True)
 
 
