@@ -46,6 +46,7 @@ from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Job
 from vpod.errors import ConfigError
 from vpod.feeder import Feeder
+from vpod.heartbeat import OwnerHeartbeat
 from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
 from vpod.jobs import JobRunner
@@ -55,7 +56,6 @@ from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier, forget_environ
 from vpod.pipeline import FileProcessor, PipelineOptions
-from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.reload import ReloadPlan, plan_reload
 from vpod.results import BatchResult, FileProcessingResult, display_path
 from vpod.tempfiles import log_sweep, sweep_temps
@@ -139,8 +139,10 @@ class Daemon:
         self.instance.acquire()
         self.pool = DaemonConnectionPool(cfg.database.path, busy_timeout_seconds=cfg.database.busy_timeout_seconds)
         self.store = SqliteStore(self.pool)
+        self.store.register_owner("daemon")
+        self.heartbeat = OwnerHeartbeat(self.store)
         # A live vpod process's rows are its own; dead ones are released by the main loop.
-        requeued = self.store.requeue_interrupted(except_workers=WORKER_PREFIX)
+        requeued = self.store.requeue_interrupted()
         # Temp files a live `vpod process` on this database still writes are left alone.
         swept = sweep_temps(self.store)
         log_sweep(swept)
@@ -155,6 +157,8 @@ class Daemon:
             self.http = HttpListener(cfg.http.listen, self.health, self.metrics.registry)
             self.http.start()
         self.roots = tuple(p.absolute() for p in cfg.watch.paths)
+        self.library_names = cfg.watch.library_names
+        self._bind_libraries()
         self.claims = LibraryClaims(self.store.database_id(), cfg.database.path, read_only=self.dry_run)
         self.runner = ToolRunner(ToolLimits.from_config(cfg.processing))
         self.processor = FileProcessor(
@@ -229,6 +233,7 @@ class Daemon:
             version=__version__,
             pid=os.getpid(),
             watch_paths=[str(r) for r in self.roots],
+            libraries={name: str(root) for root, name in self.library_names.items()},
             workers=workers,
             database=str(cfg.database.path),
             settle_seconds=cfg.watch.settle_seconds,
@@ -283,11 +288,13 @@ class Daemon:
             if root not in self._missing_roots:
                 if os.path.lexists(root) and not root.is_dir():
                     self.log.error(
-                        "watch_path_not_a_folder", root=str(root), hint="[watch] paths lists folders; fix the config"
+                        "watch_path_not_a_folder", root=str(root), library=self.library_names.get(root),
+                        hint="[watch] paths lists folders; fix the config",
                     )
                 else:
                     self.log.warning(
-                        "watch_path_missing", root=str(root), hint="watching starts when the folder exists"
+                        "watch_path_missing", root=str(root), library=self.library_names.get(root),
+                        hint="watching starts when the folder exists",
                     )
             self._missing_roots.add(root)
 
@@ -320,7 +327,7 @@ class Daemon:
         # Called from an observer thread (or the main loop): only record it; the main
         # loop unwatches, then re-watches whatever folder comes to have the path.
         self._missing_roots.add(root)  # before the log line: /health agrees with the log
-        self.log.warning("watch_path_deleted", root=str(root), moved=moved)
+        self.log.warning("watch_path_deleted", root=str(root), library=self.library_names.get(root), moved=moved)
         self.wake()
 
     def _periodic_checks(self) -> None:
@@ -330,6 +337,7 @@ class Daemon:
         if now < self._next_identity_check:
             return
         self._next_identity_check = now + _ROOT_RECHECK_SECONDS
+        self.heartbeat.tick(now)
         self._dead_threads()  # logs thread_died even where no systemd watchdog asks
         self._check_displaced_roots()
         self._recheck_claims()
@@ -359,7 +367,7 @@ class Daemon:
         were dropped as already queued, so they are released (``interrupted``) and those
         under the watched roots looked at again, through the settle time like any event."""
         try:
-            paths = self.store.abandon_dead_owners(owner_alive)
+            paths = self.store.abandon_dead_owners()
         except (DatabaseBusy, DatabaseError) as exc:
             self.log.warning("database_busy", error=str(exc), retry_in_seconds=_ROOT_RECHECK_SECONDS)
             return
@@ -647,6 +655,9 @@ class Daemon:
         self.job_runner.max_attempts = cfg.processing.max_attempts
         self.stabilizer.settle_seconds = cfg.watch.settle_seconds
         roots = tuple(p.absolute() for p in cfg.watch.paths)
+        if cfg.watch.library_names != self.library_names:
+            self.library_names = cfg.watch.library_names
+            self._bind_libraries()
         if roots != self.roots:
             self.processor.options = replace(self.processor.options, roots=roots)
             for root in set(self.roots) - set(roots):
@@ -671,7 +682,24 @@ class Daemon:
             not_applied=list(plan.not_applied),
             workers=workers,
             watch_paths=[str(r) for r in self.roots],
+            libraries={name: str(root) for root, name in self.library_names.items()},
         )
+
+    def _bind_libraries(self) -> None:
+        """Give the database this config's library names and folders; a library that
+        moved (same name, new folder) or was renamed (same folder) keeps its files'
+        history: logged as ``library_moved`` / ``library_renamed``. A database that
+        cannot be written now keeps the old binding (logged); the next reload tries again."""
+        try:
+            changes = self.store.bind_libraries(self.library_names)
+        except (DatabaseBusy, DatabaseError) as exc:
+            self.log.error("libraries_not_recorded", error=str(exc), hint="reload (SIGHUP) to try again")
+            return
+        for change in changes:
+            if change.change == "moved":
+                self.log.info("library_moved", library=change.name, root=change.path, previous_root=change.previous)
+            elif change.change == "renamed":
+                self.log.info("library_renamed", library=change.name, root=change.path, previous_name=change.previous)
 
     def _restart_http(self, listen: str) -> bool:
         """Serve on ``listen`` (``""``: stop); False when it cannot be bound: the old
@@ -741,7 +769,7 @@ class Daemon:
             if root.is_dir():
                 self._watch_root(root, catch_up=True)
                 if root not in self._missing_roots:  # logged once watched, so /health agrees
-                    self.log.info("watch_path_restored", root=str(root))
+                    self.log.info("watch_path_restored", root=str(root), library=self.library_names.get(root))
 
     def shutdown(self) -> None:
         """Orderly drain; see the module docstring. ``/health`` answers 503 meanwhile."""
@@ -774,6 +802,10 @@ class Daemon:
         self._close_batches(final=True)
         self.claims.release_all()  # nothing of ours runs any more: another vpod may take the folders
         self._record_state("stopped", stopped_at=time.time(), claimed_elsewhere=None)
+        try:
+            self.store.end_owner()
+        except (DatabaseBusy, DatabaseError) as exc:  # its heartbeat goes stale instead
+            self.log.warning("daemon_state_not_recorded", state="stopped", error=str(exc))
         if self.http is not None:
             self.http.close()
         self.pool.close()

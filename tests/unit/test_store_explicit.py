@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,6 @@ from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import EnqueueOutcome, Outcome
 from vpod.fingerprint import StatKey
-from vpod.process import owner_alive
 from vpod.results import FileProcessingResult
 
 ROOT = Path("/library")
@@ -67,35 +66,40 @@ def test_a_row_in_progress_is_left_alone(store):
     assert state(store, b"busy.mkv") == ("processing", 1, None, "worker-1")
 
 
+def start_in_a_process_that_ends(db: Path, relpath: bytes, kind: str = "process") -> None:
+    """A real process registers as an owner of ``kind``, starts the row of ``relpath`` and
+    exits without ending its owner record (as a kill -9 would leave it)."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from vpod.db.pool import DaemonConnectionPool\n"
+        "from vpod.db.sqlite_store import SqliteStore\n"
+        "store = SqliteStore(DaemonConnectionPool(Path(sys.argv[1])))\n"
+        "store.register_owner(sys.argv[3])\n"
+        "job = store.job_for_path(Path(sys.argv[2]), sys.argv[4].encode(), 'fp', None)\n"
+        "assert store.start(job, 'process-x_0', 'b')\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(db), str(ROOT), kind, relpath.decode()], check=True)
+
+
 def test_rows_of_a_dead_vpod_process_are_released(store):
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    owners = {b"dead.mkv": f"process-{dead.pid}_0", b"live.mkv": f"process-{os.getpid()}_1", b"daemon.mkv": "worker-1"}
-    for relpath, worker in owners.items():
-        job = store.job_for_path(ROOT, relpath, "fp", STAT)
-        assert store.start(job, worker, "b")
-    assert store.abandon_dead_owners(owner_alive) == [ROOT / "dead.mkv"]
+    start_in_a_process_that_ends(store.pool.path, b"dead.mkv")
+    start_in_a_process_that_ends(store.pool.path, b"daemon.mkv", kind="daemon")
+    store.register_owner("process")
+    assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", STAT), "process-1_1", "b")
+    assert store.abandon_dead_owners() == [ROOT / "dead.mkv"]
     assert state(store, b"dead.mkv") == ("failed", 1, "interrupted", None)
     assert state(store, b"live.mkv")[0] == "processing"
-    assert state(store, b"daemon.mkv")[0] == "processing"
+    assert state(store, b"daemon.mkv")[0] == "processing"  # a daemon's rows: requeued when a daemon starts
     assert store.job_for_path(ROOT, b"dead.mkv", "fp", STAT) is not None
-
-
-def test_owner_alive_only_judges_vpod_process_workers():
-    assert owner_alive("worker-1")
-    assert owner_alive(f"process-{os.getpid()}_0")
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    assert not owner_alive(f"process-{dead.pid}_3")
 
 
 def test_status_says_when_a_row_in_progress_has_lost_its_owner(store):
     from vpod.status import format_status, read_status
 
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    for relpath, worker in {b"dead.mkv": f"process-{dead.pid}_0", b"live.mkv": f"process-{os.getpid()}_0"}.items():
-        assert store.start(store.job_for_path(ROOT, relpath, "fp", STAT), worker, "b")
+    start_in_a_process_that_ends(store.pool.path, b"dead.mkv")
+    store.register_owner("process")
+    assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", STAT), "process-2_0", "b")
     lines = format_status(read_status(store, batches=0, failures=0)).splitlines()
     [dead_line] = [line for line in lines if "dead.mkv" in line]
     [live_line] = [line for line in lines if "live.mkv" in line]
