@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import EnqueueOutcome, Outcome
 from vpod.fingerprint import StatKey
 from vpod.results import FileProcessingResult
 
+from tests.support.stores import own_a_row_and_exit
+from tests.support.stores import sqlite_store as store  # noqa: F401  (the fixture)
+
 ROOT = Path("/library")
 STAT = StatKey(10, 1, 2, 3)
-
-
-@pytest.fixture
-def store(tmp_path):
-    pool = DaemonConnectionPool(tmp_path / "vpod.db")
-    yield SqliteStore(pool)
-    pool.close()
 
 
 def state(store: SqliteStore, relpath: bytes) -> tuple:
@@ -66,25 +57,9 @@ def test_a_row_in_progress_is_left_alone(store):
     assert state(store, b"busy.mkv") == ("processing", 1, None, "worker-1")
 
 
-def start_in_a_process_that_ends(db: Path, relpath: bytes, kind: str = "process") -> None:
-    """A real process registers as an owner of ``kind``, starts the row of ``relpath`` and
-    exits without ending its owner record (as a kill -9 would leave it)."""
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from vpod.db.pool import DaemonConnectionPool\n"
-        "from vpod.db.sqlite_store import SqliteStore\n"
-        "store = SqliteStore(DaemonConnectionPool(Path(sys.argv[1])))\n"
-        "store.register_owner(sys.argv[3])\n"
-        "job = store.job_for_path(Path(sys.argv[2]), sys.argv[4].encode(), 'fp', None)\n"
-        "assert store.start(job, 'process-x_0', 'b')\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(db), str(ROOT), kind, relpath.decode()], check=True)
-
-
 def test_rows_of_a_dead_vpod_process_are_released(store):
-    start_in_a_process_that_ends(store.pool.path, b"dead.mkv")
-    start_in_a_process_that_ends(store.pool.path, b"daemon.mkv", kind="daemon")
+    own_a_row_and_exit(store.pool.path, ROOT, b"dead.mkv")
+    own_a_row_and_exit(store.pool.path, ROOT, b"daemon.mkv", kind="daemon")
     store.register_owner("process")
     assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", STAT), "process-1_1", "b")
     assert store.abandon_dead_owners() == [ROOT / "dead.mkv"]
@@ -97,7 +72,7 @@ def test_rows_of_a_dead_vpod_process_are_released(store):
 def test_status_says_when_a_row_in_progress_has_lost_its_owner(store):
     from vpod.status import format_status, read_status
 
-    start_in_a_process_that_ends(store.pool.path, b"dead.mkv")
+    own_a_row_and_exit(store.pool.path, ROOT, b"dead.mkv")
     store.register_owner("process")
     assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", STAT), "process-2_0", "b")
     lines = format_status(read_status(store, batches=0, failures=0)).splitlines()

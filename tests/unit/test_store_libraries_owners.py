@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
-
-import pytest
 
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.sqlite_store import SqliteStore
@@ -21,15 +17,11 @@ from vpod.db.store import EnqueueOutcome, Outcome
 from vpod.fingerprint import StatKey
 from vpod.results import FileProcessingResult
 
+from tests.support.stores import own_a_row_and_exit
+from tests.support.stores import sqlite_store as store  # noqa: F401  (the fixture)
+
 OLD, NEW = Path("/srv/movies"), Path("/mnt/big/movies")
 STAT = StatKey(10, 1, 2, 3)
-
-
-@pytest.fixture
-def store(tmp_path):
-    pool = DaemonConnectionPool(tmp_path / "vpod.db")
-    yield SqliteStore(pool)
-    pool.close()
 
 
 def handled(store, root: Path, relpath: bytes) -> None:
@@ -72,28 +64,11 @@ def test_a_folder_outside_every_library_is_named_by_its_path(store):
     assert store.job_for_path(Path("/home/u/Downloads"), b"x.mkv", "fp", STAT).id == job.id
 
 
-def own_a_row_and_exit(db: Path, relpath: str, kind: str) -> int:
-    """A real process registers as an owner, starts a row and exits without ending."""
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from vpod.db.pool import DaemonConnectionPool\n"
-        "from vpod.db.sqlite_store import SqliteStore\n"
-        "store = SqliteStore(DaemonConnectionPool(Path(sys.argv[1])))\n"
-        "owner = store.register_owner(sys.argv[2])\n"
-        "job = store.job_for_path(Path('/srv/movies'), sys.argv[3].encode(), 'fp', None)\n"
-        "assert store.start(job, 'w', 'b')\n"
-        "print(owner.id)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script, str(db), kind, relpath], check=True, capture_output=True)
-    return int(out.stdout)
-
-
 def test_owner_alive_is_a_store_question(store):
     me = store.register_owner("process")
     assert (me.kind, me.pid) == ("process", os.getpid()) and me.pid_start
     assert store.owner_alive(me.id)
-    dead = own_a_row_and_exit(store.pool.path, "x.mkv", "process")
+    dead = own_a_row_and_exit(store.pool.path, OLD, b"x.mkv")
     assert not store.owner_alive(dead)  # its pid is gone on this host
     assert not store.owner_alive(12345678)  # no record
     store.end_owner()
@@ -110,8 +85,8 @@ def test_a_stale_heartbeat_is_a_dead_owner_even_with_a_live_pid(store):
 
 
 def test_a_crashed_daemons_rows_are_requeued_and_a_dead_process_rows_released(store):
-    daemon = own_a_row_and_exit(store.pool.path, "d.mkv", "daemon")
-    process = own_a_row_and_exit(store.pool.path, "p.mkv", "process")
+    daemon = own_a_row_and_exit(store.pool.path, OLD, b"d.mkv", "daemon")
+    process = own_a_row_and_exit(store.pool.path, OLD, b"p.mkv")
     assert not store.owner_alive(daemon) and not store.owner_alive(process)
     store.register_owner("daemon")
     assert store.requeue_interrupted() == 1  # the daemon's row: queued again

@@ -43,10 +43,18 @@ def _named_libraries(conn: sqlite3.Connection) -> None:
         " host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, incarnation TEXT NOT NULL,"
         " started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, heartbeat_seconds REAL NOT NULL, ended_at REAL)"
     )
-    roots = [Path(r[0]) for r in conn.execute("SELECT DISTINCT root FROM files ORDER BY root")]
-    for root, name in library_names(roots).items():
+    texts = [str(r[0]) for r in conn.execute("SELECT DISTINCT root FROM files ORDER BY root")]
+    names = library_names([Path(t) for t in texts])
+    conn.execute("CREATE TEMP TABLE roots_v5 (root TEXT PRIMARY KEY, library_id INTEGER NOT NULL)")
+    for text in texts:  # two spellings of one folder ("/a", "/a/") become one library
+        folder = os.fspath(Path(text))
         conn.execute(
-            "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, strftime('%s', 'now'))", (name, os.fspath(root))
+            "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, strftime('%s', 'now'))"
+            " ON CONFLICT (path) DO NOTHING",
+            (names[Path(text)], folder),
+        )
+        conn.execute(
+            "INSERT INTO temp.roots_v5 (root, library_id) SELECT ?, id FROM libraries WHERE path = ?", (text, folder)
         )
     # Rebuilt as https://sqlite.org/lang_altertable.html#otheralter describes: a new table,
     # the rows copied, the old one dropped, the new one renamed. Foreign keys stay on (they
@@ -78,9 +86,12 @@ def _named_libraries(conn: sqlite3.Connection) -> None:
         " pending_actions, policy_digest, progress_percent, eta_seconds, progress_at"
     )
     conn.execute(
-        f"INSERT INTO files_v6 (library_id, {columns}) SELECT libraries.id, {', '.join('f.' + c.strip() for c in columns.split(','))}"
-        " FROM files AS f JOIN libraries ON libraries.path = f.root"
+        f"INSERT INTO files_v6 (library_id, {columns}) SELECT m.library_id, {', '.join('f.' + c.strip() for c in columns.split(','))}"
+        " FROM files AS f JOIN temp.roots_v5 AS m ON m.root = f.root"
     )
+    before, after = (conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("files", "files_v6"))
+    if before != after:
+        raise DatabaseError(f"schema 6: {after} of {before} files carried over; the migration is rolled back")
     conn.execute("DROP TABLE files")
     conn.execute("ALTER TABLE files_v6 RENAME TO files")
     conn.execute("INSERT INTO tracks SELECT * FROM temp.tracks_v5")
@@ -90,6 +101,7 @@ def _named_libraries(conn: sqlite3.Connection) -> None:
     )
     conn.execute("DROP TABLE temp.tracks_v5")
     conn.execute("DROP TABLE temp.results_v5")
+    conn.execute("DROP TABLE temp.roots_v5")
     conn.execute("CREATE INDEX files_by_state ON files (state, not_before, id)")
     conn.execute("CREATE INDEX files_by_dir ON files (library_id, dir)")
     conn.execute("CREATE INDEX files_by_result ON files (result_fingerprint)")
