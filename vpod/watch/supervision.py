@@ -39,6 +39,7 @@ class RootSupervisor:
         scanner: walks a root that is (re)watched, for files already there.
         events: where losses and restorations are published.
         wake: wakes the main loop (an observer thread reports a deleted root).
+        library_of: a root's library name for the log lines (``None``: unnamed).
     """
 
     def __init__(
@@ -50,8 +51,10 @@ class RootSupervisor:
         scanner: Scanner,
         events: EventBus,
         wake: Callable[[], None],
+        library_of: Callable[[Path], str | None] = lambda root: None,
     ) -> None:
         self.roots = roots
+        self.library_of = library_of
         self.watches = watches
         self.claims = claims
         self.scanner = scanner
@@ -85,9 +88,15 @@ class RootSupervisor:
             return
         if root not in self.missing():
             if os.path.lexists(root) and not root.is_dir():
-                self.log.error("watch_path_not_a_folder", root=str(root), hint="[watch] paths lists folders; fix the config")
+                self.log.error(
+                    "watch_path_not_a_folder", root=str(root), library=self.library_of(root),
+                    hint="[watch] paths lists folders; fix the config",
+                )
             else:
-                self.log.warning("watch_path_missing", root=str(root), hint="watching starts when the folder exists")
+                self.log.warning(
+                    "watch_path_missing", root=str(root), library=self.library_of(root),
+                    hint="watching starts when the folder exists",
+                )
         with self._lock:
             self._missing.add(root)
 
@@ -96,7 +105,7 @@ class RootSupervisor:
         it and re-watches whatever folder comes to have the path."""
         with self._lock:
             self._missing.add(root)  # before the event: /health agrees with the log
-        self.events.publish(WatchRootLost(root, moved))
+        self.events.publish(WatchRootLost(root, moved, self.library_of(root)))
         self.wake()
 
     def tick(self, now: float) -> float:
@@ -112,7 +121,7 @@ class RootSupervisor:
             if root.is_dir():
                 self.watch(root, catch_up=True)
                 if root not in self.missing():  # published once watched, so /health agrees
-                    self.events.publish(WatchRootRestored(root))
+                    self.events.publish(WatchRootRestored(root, self.library_of(root)))
         return min(self._next_check, now + RECHECK_SECONDS) if self.missing() else self._next_check
 
     def reconfigure(self, config: VPOConfig) -> None:
