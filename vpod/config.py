@@ -36,6 +36,7 @@ from vpod.tomlschema import (
     section_as_dict,
     setting,
 )
+from vpod.libraries import library_names, name_problem
 from vpod.watch.roots import overlapping_roots
 
 CONFIG_ENV = "VPOD_CONFIG"
@@ -77,6 +78,16 @@ class WatchConfig:
     follow_symlinks: bool = setting(
         False, doc="read symlinks that point outside the roots (never written)", live=False
     )
+    libraries: tuple[tuple[str, Path], ...] = setting(
+        (), doc='[watch.libraries] NAME = "/path": named watched folders (name, path); see vpod.libraries'
+    )
+
+    @property
+    def library_names(self) -> dict[Path, str]:
+        """The library name of each watched folder (absolute path -> name), see
+        :func:`vpod.libraries.library_names`."""
+        named = {name: path.absolute() for name, path in self.libraries}
+        return library_names([p.absolute() for p in self.paths], named)
 
 
 def _per_gib(value: Any) -> str | None:
@@ -160,6 +171,7 @@ class VPOConfig:
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data (for ``vpod config check``)."""
         data = section_as_dict(self)
+        data["watch"]["libraries"] = {str(name): str(path) for path, name in self.watch.library_names.items()}
         data["source"] = str(self.source) if self.source else None
         return data
 
@@ -204,6 +216,8 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             allow_root = table
         elif name == "policy":
             sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
+        elif name == "watch":
+            sections[name] = _watch_section(table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
@@ -214,6 +228,49 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)
     return config
+
+
+def _watch_section(table: Any, *, source: Path | None, base_dir: Path | None) -> WatchConfig:
+    """``[watch]`` with its ``[watch.libraries]`` table (``NAME = "/path"``).
+
+    A named folder is watched whether or not ``paths`` lists it too; when the file
+    sets ``[watch.libraries]`` and no ``paths``, only the named folders are watched
+    (not the default inbox).
+
+    Raises:
+        ConfigError: a bad name, a path that is not a string, one folder named twice,
+            or two folders whose names clash.
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(source, "[watch]", "expected a table")
+    section = build_section(WatchConfig, table, source=source, section="watch", base_dir=base_dir, skip=("libraries",))
+    raw = table.get("libraries")
+    if raw is None:
+        return section
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "[watch.libraries]", f'expected a table of NAME = "/path", got {raw!r}')
+    named: list[tuple[str, Path]] = []
+    for name, value in raw.items():
+        problem = name_problem(name)
+        if problem:
+            raise ConfigError(source, f"[watch.libraries] {name!r}", f"expected {problem}")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(source, f"[watch.libraries] {name}", f"expected a path string, got {value!r}")
+        path = Path(value).expanduser()
+        named.append((name, path if path.is_absolute() or base_dir is None else base_dir / path))
+    folders = [path.absolute() for _, path in named]
+    if len(set(folders)) != len(folders):
+        raise ConfigError(source, "[watch.libraries]", "each folder at most once (one name per library)")
+    listed = section.paths if "paths" in table else ()
+    paths = (*listed, *(p for _, p in named if p.absolute() not in {x.absolute() for x in listed}))
+    section = replace(section, paths=tuple(paths), libraries=tuple(named))
+    names = list(section.library_names.values())
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ConfigError(
+            source, "[watch.libraries]", f"two folders would share the library name {clashes[0]!r}: name them apart"
+        )
+    return section
 
 
 def _refuse_overlapping_roots(watch: WatchConfig, source: Path | None) -> None:

@@ -39,8 +39,8 @@ class EventLog:
 
     def on_watch_root_lost(self, event: WatchRootLost) -> None:
         """``watch_path_deleted`` (warning)."""
-        self.log.warning("watch_path_deleted", root=str(event.root), moved=event.moved)
+        self.log.warning("watch_path_deleted", root=str(event.root), library=event.library, moved=event.moved)
 
     def on_watch_root_restored(self, event: WatchRootRestored) -> None:
         """``watch_path_restored`` (info)."""
-        self.log.info("watch_path_restored", root=str(event.root))
+        self.log.info("watch_path_restored", root=str(event.root), library=event.library)

@@ -88,6 +88,7 @@ class WatchRootLost(Event):
     name: ClassVar[str] = "watch_root_lost"
     root: Path
     moved: bool = False
+    library: str | None = None  # the root's library name
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class WatchRootRestored(Event):
 
     name: ClassVar[str] = "watch_root_restored"
     root: Path
+    library: str | None = None  # the root's library name
 
 
 class EventBus:

@@ -16,7 +16,6 @@ daemon and this command never modify one file at once.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import stat
 import threading
@@ -36,6 +35,7 @@ from vpod.eventlog import EventLog
 from vpod.events import BatchClosed, EventBus, FileFinished, FileStarted
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.heartbeat import OwnerHeartbeat
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
@@ -49,25 +49,8 @@ from vpod.tempfiles import log_sweep, sweep_temps
 from vpod.watch.ownership import MarkerLookup
 
 WORKER_PREFIX = "process-"
-"""Worker threads are named ``process-<pid>_<n>``; the Store records that name."""
-_WORKER_NAME = re.compile(rf"^{WORKER_PREFIX}(\d+)_\d+$")
-
-
-def owner_alive(worker: str) -> bool:
-    """False only for a ``vpod process`` worker whose process (on this host) has ended.
-
-    Daemon workers are left to the daemon, which requeues its own rows at start.
-    """
-    match = _WORKER_NAME.match(worker)
-    if match is None:
-        return True
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user
-    return True
+"""Worker threads are named ``process-<pid>_<n>`` (for people: the Store records who owns
+a row as an owner record, :mod:`vpod.db.owners`)."""
 
 
 @dataclass
@@ -339,7 +322,11 @@ def run_process(
 
     store = open_store(config.database)
     try:
-        abandoned = len(store.abandon_dead_owners(owner_alive))
+        store.register_owner("process")
+        # The config's library names, as the daemon gives them: a file of a watched
+        # folder is the same row for both.
+        store.bind_libraries(config.watch.library_names)
+        abandoned = len(store.abandon_dead_owners())
         # A crashed run's temp files (this command's or the daemon's): only those no live
         # vpod owns go; a dry run changes nothing on disk, so it leaves them for later.
         swept: list[str] = []
@@ -376,9 +363,14 @@ def run_process(
             runner.kill_all()
 
         restore = processor.install_signal_handlers(on_repeat=on_repeat) if in_main else None
+        beating = threading.Event()
+        heartbeat = threading.Thread(target=OwnerHeartbeat(store).run, args=(beating,), name="vpod-heartbeat", daemon=True)
+        heartbeat.start()
         try:
             batch = processor.run()
         finally:
+            beating.set()
+            heartbeat.join()
             if restore is not None:
                 restore()
             progress.finish()
@@ -394,6 +386,10 @@ def run_process(
         except StoreError as exc:
             log.error("batch_not_recorded", batch_id=batch.batch_id, error=str(exc))
         events.publish(BatchClosed(batch, "process"))  # logged batch_completed
+        try:
+            store.end_owner()
+        except StoreError as exc:  # its heartbeat goes stale instead
+            log.warning("heartbeat_failed", error=str(exc))
         return report
     finally:
         store.close()

@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vpod.control import DaemonRecord
-from vpod.db.records import InProgress, QueueReport
+from vpod.db.records import InProgress, Library, QueueReport
 from vpod.db.store import Store
 from vpod.outcomes import Reason, Unwatched
-from vpod.process import WORKER_PREFIX, owner_alive
 from vpod.results import one_line
 from vpod.watch.unwatched import REASONS
 
@@ -35,6 +34,11 @@ class StatusReport:
     config_error: str | None = None
     gone: frozenset[str] = field(default=frozenset())
     claimed_elsewhere: tuple[dict[str, Any], ...] = ()  # roots another vpod holds (while running)
+    libraries: tuple[Library, ...] = ()  # every library the database knows, by name
+
+    def library_of(self, path: str) -> str | None:
+        """The name of the library whose folder is ``path``, if any."""
+        return next((lib.name for lib in self.libraries if lib.path == path), None)
 
     @property
     def uptime_seconds(self) -> float | None:
@@ -58,6 +62,7 @@ class StatusReport:
             "config_error": self.config_error,
             "database": self.database,
             "watch_paths": list(d.watch_paths),
+            "libraries": [{**asdict(lib), "watched": lib.path in d.watch_paths} for lib in self.libraries],
             "unwatched_paths": list(d.unwatched_paths) if d.running else None,
             "unwatched": _unwatched(self) if d.running else None,
             "workers": d.workers if d.running else None,
@@ -94,7 +99,8 @@ def read_status(
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
     return StatusReport(
-        record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info)
+        record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
+        tuple(store.libraries()),
     )
 
 
@@ -162,6 +168,9 @@ def format_status(status: StatusReport) -> str:
         how = " (it did not stop cleanly: crashed or killed)" if d.unclean_stop else ""
         lines.append(f"vpod: stopped{how}")
     lines.append(f"config: {d.config or 'built-in defaults'}   database: {status.database}")
+    named = [(status.library_of(p), p) for p in d.watch_paths]
+    if any(name for name, _ in named):
+        lines.append("libraries: " + ", ".join(f"{one_line(n or '?')} ({one_line(p)})" for n, p in named))
     if status.config_error:
         lines.append(f"config error: {one_line(status.config_error)}")
         if d.running:
@@ -183,7 +192,8 @@ def format_status(status: StatusReport) -> str:
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
         # A row can outlive its owner (kill -9): say so instead of showing it as running.
-        gone = not owner_alive(f.worker or "") or (not d.running and not (f.worker or "").startswith(WORKER_PREFIX))
+        # No owner record: a row of a daemon from before schema 6, alive only while one runs.
+        gone = f.owner_alive is False or (f.owner_alive is None and not d.running)
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
         lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))

@@ -17,11 +17,14 @@ from pathlib import Path
 from common import BenchFailure, Daemon, MediaSource, Row, parse_ts, remove_tree, status_field
 
 
+_LIBRARY = "library_id = (SELECT id FROM libraries WHERE path = ?)"  # a file is (library, relpath): schema 6
+
+
 def rows_of(db: Path, root: Path, folder: bytes) -> dict[str, int]:
     """State → count of the rows of ``folder`` (the harness reads the database directly)."""
     with sqlite3.connect(db) as conn:
         found = conn.execute(
-            "SELECT state, COUNT(*) FROM files WHERE root = ? AND dir = ? GROUP BY state", (str(root), folder)
+            f"SELECT state, COUNT(*) FROM files WHERE {_LIBRARY} AND dir = ? GROUP BY state", (str(root), folder)
         ).fetchall()
     return dict(found)
 
@@ -29,12 +32,12 @@ def rows_of(db: Path, root: Path, folder: bytes) -> dict[str, int]:
 def rows_count(db: Path, root: Path) -> int:
     """Rows of every file under ``root``."""
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COUNT(*) FROM files WHERE root = ?", (str(root),)).fetchone()[0]
+        return conn.execute(f"SELECT COUNT(*) FROM files WHERE {_LIBRARY}", (str(root),)).fetchone()[0]
 
 
 def distinct_relpaths(db: Path, root: Path, folder: bytes) -> set[bytes]:
     with sqlite3.connect(db) as conn:
-        return {r[0] for r in conn.execute("SELECT relpath FROM files WHERE root = ? AND dir = ?", (str(root), folder))}
+        return {r[0] for r in conn.execute(f"SELECT relpath FROM files WHERE {_LIBRARY} AND dir = ?", (str(root), folder))}
 
 
 def burst(

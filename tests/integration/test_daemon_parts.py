@@ -5,6 +5,7 @@ wait for what the daemon publishes on its event bus."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
@@ -175,3 +176,31 @@ def test_a_failure_pauses_under_on_error_fail_and_resume_goes_on(tmp_path, start
     events.wait_for("processing_resumed", paused_path=str(root / "broken.mkv"))
     assert daemon.store.daemon_info()["state"] == "running"
     assert events.wait_for("file_finished", result__path=root / "waiting.mkv").result.success
+
+
+def test_library_names_bind_at_start_and_on_reload_and_name_a_lost_root(tmp_path, started):
+    root = tmp_path / "inbox"
+    root.mkdir()
+
+    def named(name: str) -> Any:
+        config = _config(tmp_path, root)
+        watch = config_from_data(
+            {"watch": {"paths": [str(root)], "libraries": {name: str(root)}, "settle_seconds": 0.2},
+             "database": {"path": str(tmp_path / "vpod.db")}},
+            source=None,
+        ).watch
+        return dataclasses.replace(config, watch=watch)
+
+    configs = [_config(tmp_path, root)]
+    daemon, clock, events = started(configs[0], load_config=lambda: configs[-1])
+    assert [(lib.name, lib.path) for lib in daemon.store.libraries()] == [("inbox", str(root))]
+
+    configs.append(named("films"))
+    daemon.request_reload()
+    daemon.loop()
+    assert [(lib.name, lib.path) for lib in daemon.store.libraries()] == [("films", str(root))]
+
+    shutil.rmtree(root)
+    clock.now += 5
+    daemon.loop()
+    events.wait_for("watch_root_lost", root=root, library="films")

@@ -109,3 +109,49 @@ def test_texts_naming_an_undecodable_file_are_stored_as_valid_utf8(store):
             ("locked", f"{shown}: locked"), ("unreadable", f"{shown}: not media"),
         ]
         assert conn.execute("SELECT title FROM tracks").fetchone()[0] == "caf\\xe9"
+
+
+def test_a_version_5_database_is_migrated_in_place_with_its_data(tmp_path):
+    """Schema 6 rebuilds ``files``: every row, its tracks and its results stay; each
+    root becomes a library named by the config rule; a row a ``vpod process`` left in
+    progress gets a dead owner record and is released; a daemon's is requeued."""
+    import sqlite3
+
+    from vpod.db.schema import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(";\n".join(MIGRATIONS[:5]) + ";\nPRAGMA user_version = 5;")
+    rows = [
+        (1, "/srv/movies", b"a.mkv", "done", None),
+        (2, "/tmp/x/movies", b"b.mkv", "done", None),
+        (3, "/srv/tv", b"s01/e1.mkv", "processing", "process-999999_0"),
+        (4, "/srv/tv", b"s01/e2.mkv", "processing", "worker-1"),
+    ]
+    for file_id, root, relpath, state, worker in rows:
+        conn.execute(
+            "INSERT INTO files (id, root, relpath, dir, state, fingerprint, result_fingerprint, policy_digest,"
+            " size, mtime_ns, inode, device, worker, updated_at) VALUES (?, ?, ?, ?, ?, 'fp', 'fp', 'p', 10, 1, 2, 3, ?, 0)",
+            (file_id, root, relpath, relpath.rpartition(b"/")[0], state, worker),
+        )
+    conn.execute("INSERT INTO tracks (file_id, idx, type, is_default, is_forced) VALUES (1, 0, 'video', 1, 0)")
+    conn.execute("INSERT INTO results (file_id, path, success, skipped, changes) VALUES (1, x'2f', 1, 0, 1)")
+    conn.commit()
+    conn.close()
+
+    pool = DaemonConnectionPool(path)
+    store = SqliteStore(pool)
+    with pool.read() as read:
+        assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert [tuple(r) for r in read.execute("SELECT file_id FROM tracks")] == [(1,)]
+        assert [tuple(r) for r in read.execute("SELECT file_id FROM results")] == [(1,)]
+    assert {(lib.name, lib.path) for lib in store.libraries()} == {
+        ("srv/movies", "/srv/movies"), ("x/movies", "/tmp/x/movies"), ("tv", "/srv/tv"),
+    }
+    # the config's name for the folder takes over the library; its files stay known
+    assert store.bind_libraries({Path("/srv/movies"): "movies"})[0].change == "renamed"
+    assert store.enqueue(Path("/srv/movies"), b"a.mkv", "fp", StatKey(10, 1, 2, 3)) is EnqueueOutcome.UNCHANGED
+    store.register_owner("daemon")
+    assert store.requeue_interrupted() == 1
+    assert store.abandon_dead_owners() == [Path("/srv/tv/s01/e1.mkv")]
+    pool.close()

@@ -28,6 +28,8 @@ from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
 
+from tests.support.stores import own_a_row_and_exit
+
 BACKENDS: dict[str, Callable[[Path], DatabaseConfig]] = {
     "sqlite": lambda tmp_path: DatabaseConfig(path=tmp_path / "contract.db", busy_timeout_seconds=2.0),
 }
@@ -347,13 +349,20 @@ def test_interrupted_jobs_are_requeued_with_their_pending_plan(store):
 
 
 def test_requeue_after_a_crash_spares_another_front_ends_rows(store):
+    """A starting daemon requeues the rows of no owner or of a dead daemon; a live
+    ``vpod process``'s rows and a dead one's (left to :meth:`abandon_dead_owners`) stay."""
     store.enqueue(ROOT, b"daemon.mkv", "fp1", key(1))
-    claim(store, "worker-1")
-    store.enqueue(ROOT, b"process.mkv", "fp2", key(2))
-    claim(store, "process-4242_0")
-    assert store.requeue_interrupted(except_workers="process-") == 1
+    claim(store, "worker-1")  # no owner record: a daemon of before schema 6
+    own_a_row_and_exit(Path(store.location), ROOT, b"dead-process.mkv")
+    other = open_store(DatabaseConfig(path=Path(store.location)))
+    other.register_owner("process")
+    assert other.start(other.job_for_path(ROOT, b"process.mkv", "fp2", key(2)), "process-4242_0", "b")
+    store.register_owner("daemon")
+    assert store.requeue_interrupted() == 1
     assert store.file_record(ROOT / "daemon.mkv").state == "queued"
     assert store.file_record(ROOT / "process.mkv").state == "processing"
+    assert store.file_record(ROOT / "dead-process.mkv").state == "processing"
+    other.close()
 
 
 def test_a_pending_plan_keeps_the_queued_fingerprint(store):
@@ -408,18 +417,98 @@ def test_a_named_path_in_progress_is_left_alone(store):
 
 
 def test_rows_of_a_dead_owner_are_released(store):
-    owners = {b"dead.mkv": "process-1_0", b"live.mkv": "process-2_1", b"daemon.mkv": "worker-1"}
-    for relpath, worker in owners.items():
-        assert store.start(store.job_for_path(ROOT, relpath, "fp", key()), worker, "b")
-    assert store.abandon_dead_owners(lambda owner: owner != "process-1_0") == [ROOT / "dead.mkv"]
+    own_a_row_and_exit(Path(store.location), ROOT, b"dead.mkv")
+    own_a_row_and_exit(Path(store.location), ROOT, b"daemon.mkv", kind="daemon")
+    store.register_owner("process")
+    assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", key()), "process-1_1", "b")
+    assert store.abandon_dead_owners() == [ROOT / "dead.mkv"]
     record = store.file_record(ROOT / "dead.mkv")
     assert (record.state, record.attempts, record.reason, record.permanent, record.worker) == (
         "failed", 1, "interrupted", False, None
     )
     assert store.file_record(ROOT / "live.mkv").state == "processing"
-    assert store.file_record(ROOT / "daemon.mkv").state == "processing"
-    assert store.abandon_dead_owners(lambda owner: True) == []
+    assert store.file_record(ROOT / "daemon.mkv").state == "processing"  # requeued when a daemon starts
+    assert store.abandon_dead_owners() == []
     assert store.job_for_path(ROOT, b"dead.mkv", "fp", key()) is not None
+
+
+# -- libraries by name, owner records ---------------------------------------------------
+
+OLD, NEW = Path("/srv/movies"), Path("/mnt/big/movies")
+
+
+def handled(store, root: Path, relpath: bytes) -> None:
+    assert store.enqueue(root, relpath, "fp-in", key()) is EnqueueOutcome.QUEUED
+    [job] = store.next_queued(1, ())
+    assert store.start(job, "worker-1", "b")
+    result = FileProcessingResult(path=job.path, success=True, changes=1)
+    store.finish(job, Outcome(result, "fp-out", key(), policy_digest="p"), "b")
+
+
+def test_a_library_that_moves_keeps_its_files(store):
+    store.bind_libraries({OLD: "movies"})
+    handled(store, OLD, b"a.mkv")
+    [change] = store.bind_libraries({NEW: "movies"})
+    assert (change.name, change.path, change.change, change.previous) == ("movies", str(NEW), "moved", str(OLD))
+    # the same file, found at the new folder: vpod left it so, nothing to do
+    assert store.enqueue(NEW, b"a.mkv", "fp-out", key()) is EnqueueOutcome.UNCHANGED
+    assert store.known_stats(NEW, b"") == {b"a.mkv": key()}
+    assert store.known_stats(OLD, b"") == {}
+    assert [(lib.name, lib.path, lib.files) for lib in store.libraries()] == [("movies", str(NEW), 1)]
+    assert store.bind_libraries({NEW: "movies"}) == []  # the same binding again: nothing changes
+
+
+def test_a_renamed_library_keeps_its_files(store):
+    store.bind_libraries({OLD: "movies"})
+    handled(store, OLD, b"a.mkv")
+    [change] = store.bind_libraries({OLD: "films"})
+    assert (change.change, change.previous) == ("renamed", "movies")
+    assert store.enqueue(OLD, b"a.mkv", "fp-out", key()) is EnqueueOutcome.UNCHANGED
+    [job] = [j for j in [store.job_for_path(OLD, b"a.mkv", "fp-out", key())] if j]
+    assert job.library == "films" and job.path == OLD / "a.mkv"
+
+
+def test_a_folder_outside_every_library_is_named_by_its_path(store):
+    job = store.job_for_path(Path("/home/u/Downloads"), b"x.mkv", "fp", key())
+    assert job is not None and job.library == "/home/u/Downloads"
+    # once configured under a name, the folder's files keep their rows
+    [change] = store.bind_libraries({Path("/home/u/Downloads"): "Downloads"})
+    assert change.change == "renamed"
+    assert store.job_for_path(Path("/home/u/Downloads"), b"x.mkv", "fp", key()).id == job.id
+
+
+def test_owner_alive_is_a_store_question(store):
+    me = store.register_owner("process")
+    assert (me.kind, me.pid) == ("process", os.getpid()) and me.pid_start
+    assert store.owner_alive(me.id)
+    dead = own_a_row_and_exit(Path(store.location), OLD, b"x.mkv")
+    assert not store.owner_alive(dead)  # its pid is gone on this host
+    assert not store.owner_alive(12345678)  # no record
+    store.end_owner()
+    assert not store.owner_alive(me.id)
+
+
+def test_a_stale_heartbeat_is_a_dead_owner_even_with_a_live_pid(store, database):
+    me = store.register_owner("process", heartbeat_seconds=0.01)
+    other = open_store(database)  # judges from outside this owner
+    time.sleep(0.05)  # more than 3 heartbeats missed
+    assert not other.owner_alive(me.id)
+    store.heartbeat()
+    assert other.owner_alive(me.id)
+    other.close()
+
+
+def test_a_crashed_daemons_rows_are_requeued_and_a_dead_process_rows_released(store):
+    daemon = own_a_row_and_exit(Path(store.location), OLD, b"d.mkv", "daemon")
+    process = own_a_row_and_exit(Path(store.location), OLD, b"p.mkv")
+    assert not store.owner_alive(daemon) and not store.owner_alive(process)
+    store.register_owner("daemon")
+    assert store.requeue_interrupted() == 1  # the daemon's row: queued again
+    assert [j.relpath for j in store.next_queued(5, ())] == [b"d.mkv"]
+    assert store.abandon_dead_owners() == [OLD / "p.mkv"]
+    report = store.queue_report()
+    assert report.counts["failed"] == 1 and report.counts["processing"] == 0
+    assert "vpod process (pid" in report.last_failures[0].error
 
 
 # -- batches, temp files, progress, the status report ----------------------------------

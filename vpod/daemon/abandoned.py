@@ -8,9 +8,7 @@ from typing import Callable
 
 import structlog
 
-from vpod.db.store import StoreError
-from vpod.db.store import Store
-from vpod.process import owner_alive
+from vpod.db.store import Store, StoreError
 from vpod.results import display_path
 from vpod.watch.intake import root_of
 
@@ -18,7 +16,9 @@ RECHECK_SECONDS = 5.0
 
 
 class AbandonedRows:
-    """Every :data:`RECHECK_SECONDS`, releases rows whose owner died (``interrupted``);
+    """Every :data:`RECHECK_SECONDS`, releases rows whose owner died (``interrupted``):
+    the store judges by the owner records (:meth:`Store.owner_alive`: ended, a stale
+    heartbeat, or on this host a pid that is no longer that process);
     those under the watched roots go through the settle time again, like any event
     (their events were dropped as already queued).
 
@@ -41,7 +41,7 @@ class AbandonedRows:
             return self._next_check
         self._next_check = now + RECHECK_SECONDS
         try:
-            paths = self.store.abandon_dead_owners(owner_alive)
+            paths = self.store.abandon_dead_owners()
         except StoreError as exc:
             self.log.warning("database_busy", error=str(exc), retry_in_seconds=RECHECK_SECONDS)
             return self._next_check

@@ -21,13 +21,12 @@ from vpod import __version__
 from vpod.config import VPOConfig
 from vpod.daemon.wiring import Parts, wire
 from vpod.db.factory import open_store
-from vpod.db.store import Store
+from vpod.db.store import Store, StoreError
 from vpod.errors import ConfigError
 from vpod.http_listener import HttpListener, ListenError, switch_listener
 from vpod.instance import InstanceLock
 from vpod.logs import configure_logging
 from vpod.notify import SystemdNotifier
-from vpod.process import WORKER_PREFIX
 from vpod.reload import ReloadPlan, plan_reload
 from vpod.tempfiles import log_sweep, sweep_temps
 
@@ -100,12 +99,15 @@ class Daemon:
         self.instance = InstanceLock(cfg.database.path)
         self.instance.acquire()
         self.store, self._close_store = self._open_store(cfg)
+        self.store.register_owner("daemon")  # rows this daemon starts name it; heartbeat: parts.heartbeat
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
-            started_at=self.started_at, dry_run=self.dry_run,
+            started_at=self.started_at, dry_run=self.dry_run, clock=self.clock,
         )
-        # A live vpod process's rows are its own; dead ones are released by the main loop.
-        requeued = self.store.requeue_interrupted(except_workers=WORKER_PREFIX)
+        p.libraries.bind()  # before the roots are watched: the store knows each root's library
+        # Rows of a dead daemon go back to the queue; a vpod process's are left to
+        # parts.abandoned (released when its owner record says it ended).
+        requeued = self.store.requeue_interrupted()
         # Temp files a live `vpod process` on this database still writes are left alone.
         swept = sweep_temps(self.store)
         log_sweep(swept)
@@ -140,6 +142,7 @@ class Daemon:
             version=__version__,
             pid=os.getpid(),
             watch_paths=[str(r) for r in p.roots.roots],
+            libraries=p.libraries.as_json(),
             workers=workers,
             database=str(cfg.database.path),
             settle_seconds=cfg.watch.settle_seconds,
@@ -244,6 +247,7 @@ class Daemon:
             not_applied=list(plan.not_applied),
             workers=p.pool.target,
             watch_paths=[str(r) for r in p.roots.roots],
+            libraries=p.libraries.as_json(),
         )
 
     def _restart_http(self, listen: str) -> bool:
@@ -286,6 +290,10 @@ class Daemon:
         p.batches.close(final=True)
         p.claims.release_all()  # nothing of ours runs any more: another vpod may take the folders
         p.snapshot.record("stopped", stopped_at=time.time(), claimed_elsewhere=None)
+        try:
+            self.store.end_owner()
+        except StoreError as exc:  # its heartbeat goes stale instead
+            self.log.warning("daemon_state_not_recorded", state="stopped", error=str(exc))
         if self.http is not None:
             self.http.close()
         self._close_store()

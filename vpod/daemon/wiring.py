@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
@@ -20,6 +21,7 @@ from vpod.config import VPOConfig
 from vpod.daemon.abandoned import AbandonedRows
 from vpod.daemon.batches import BatchCloser
 from vpod.daemon.files import FileHandler
+from vpod.daemon.libraries import LibraryBinding
 from vpod.daemon.pausing import PauseControl
 from vpod.daemon.pool import ActiveFiles, WorkerPool
 from vpod.outcomes import Reason
@@ -30,6 +32,7 @@ from vpod.db.store import Job, Store
 from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
+from vpod.heartbeat import OwnerHeartbeat
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
@@ -116,6 +119,8 @@ class Parts:
     batches: BatchCloser
     pausing: PauseControl
     abandoned: AbandonedRows
+    libraries: LibraryBinding
+    heartbeat: OwnerHeartbeat
     snapshot: StatusSnapshot
     reporter: SystemdReporter
     settings: ProcessingSettings
@@ -123,13 +128,13 @@ class Parts:
     @property
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
-        return [self.batches, self.threads, self.roots, self.abandoned, self.snapshot, self.reporter]
+        return [self.batches, self.threads, self.heartbeat, self.roots, self.abandoned, self.snapshot, self.reporter]
 
     @property
     def reconfigurable(self) -> list[Reconfigurable]:
         """Parts a reload reconfigures, in order (the pipeline's roots before new roots
-        are watched and walked)."""
-        return [self.settings, self.files, self.pausing, self.batches, self.roots, self.pool]
+        are watched and walked; the library names before new roots are logged)."""
+        return [self.settings, self.libraries, self.files, self.pausing, self.batches, self.roots, self.pool]
 
 
 def wire(
@@ -142,6 +147,7 @@ def wire(
     wake: Callable[[], None],
     started_at: float,
     dry_run: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Parts:
     """Build every part of a daemon for ``config`` on an open ``store``.
 
@@ -150,8 +156,13 @@ def wire(
         wake: wakes the main loop.
         started_at: the daemon's start, epoch seconds.
         dry_run: plan and log, never write media files.
+        clock: monotonic seconds, the clock of the main loop's deadlines.
+
+    The store's owner must be registered (:meth:`Store.register_owner`): the parts
+    renew its heartbeat.
     """
     events = EventBus()
+    libraries = LibraryBinding(store, config)
     paused = threading.Event()
     threads = Threads(stop, crashed, wake)
     roots = tuple(p.absolute() for p in config.watch.paths)
@@ -215,6 +226,7 @@ def wire(
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,
         recursive=config.watch.recursive,
+        library_of=libraries.library_of,
     )
     settings = ProcessingSettings(config, runner, processor, stabilizer)
     active = ActiveFiles()
@@ -246,5 +258,5 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), snapshot=snapshot, reporter=reporter, settings=settings,
+        stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
     )

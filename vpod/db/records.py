@@ -23,6 +23,31 @@ class InProgress:
     attempt: int
     progress_percent: float | None = None
     eta_seconds: float | None = None
+    library: str | None = None
+    owner_alive: bool | None = None
+    """Whether the owner that started it is alive (:meth:`Store.owner_alive`); ``None``:
+    a row with no owner record (a daemon before schema 6)."""
+
+
+@dataclass(frozen=True)
+class Library:
+    """A library: its ``name``, its folder on this node (``None``: none now) and how
+    many files the database knows in it."""
+
+    name: str
+    path: str | None
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class LibraryChange:
+    """What :meth:`Store.bind_libraries` did to library ``name``: ``new``, ``moved``
+    (``previous``: the folder before) or ``renamed`` (``previous``: the name before)."""
+
+    name: str
+    path: str
+    change: str
+    previous: str | None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,130 @@
 """Database schema, versioned with ``PRAGMA user_version`` and upgraded by migrations.
 
-A file is identified by its watch root (library) and its path relative to that root,
-stored as bytes (``os.fsencode``) so that any file name the OS allows, including
-non-UTF-8 ones, round-trips exactly.
+A file is identified by its library (``libraries``: a name that stays when the folder
+moves, see :mod:`vpod.libraries`) and its path relative to the library's folder, stored
+as bytes (``os.fsencode``) so that any file name the OS allows, including non-UTF-8
+ones, round-trips exactly. A file in progress names its owner (``owners``: which
+daemon or ``vpod process``, on which host, alive while its heartbeat is fresh).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Callable, Union
+
 from vpod.db.pool import DaemonConnectionPool
 from vpod.errors import StoreError
+from vpod.libraries import library_names
+
+Migration = Union[str, Callable[[sqlite3.Connection], None]]
+"""SQL statements separated by ``;``, or a function run inside the migration's transaction."""
+
+
+def _named_libraries(conn: sqlite3.Connection) -> None:
+    """6: libraries by name, and owners as records (in place, data carried over).
+
+    Each distinct ``files.root`` becomes a library named by the rule of
+    :func:`vpod.libraries.library_names` (its folder's name, made unique), so the daemon
+    that watches it finds it under the name its config derives and may move it. The
+    ``files`` table is rebuilt: identity (library_id, relpath) instead of (root, relpath);
+    ``root`` stays as the library's folder on this node, for readers. Rows a
+    ``vpod process`` (worker ``process-<pid>_<n>``) left in progress get an owner record
+    with no heartbeat: dead, so they are released like any dead owner's.
+    """
+    conn.execute(
+        "CREATE TABLE libraries (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " path TEXT UNIQUE, created_at REAL NOT NULL, moved_at REAL)"
+    )
+    conn.execute(
+        "CREATE TABLE owners (id INTEGER PRIMARY KEY,"
+        " kind TEXT NOT NULL CHECK (kind IN ('daemon', 'process')),"
+        " host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, incarnation TEXT NOT NULL,"
+        " started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, heartbeat_seconds REAL NOT NULL, ended_at REAL)"
+    )
+    texts = [str(r[0]) for r in conn.execute("SELECT DISTINCT root FROM files ORDER BY root")]
+    names = library_names([Path(t) for t in texts])
+    conn.execute("CREATE TEMP TABLE roots_v5 (root TEXT PRIMARY KEY, library_id INTEGER NOT NULL)")
+    for text in texts:  # two spellings of one folder ("/a", "/a/") become one library
+        folder = os.fspath(Path(text))
+        conn.execute(
+            "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, strftime('%s', 'now'))"
+            " ON CONFLICT (path) DO NOTHING",
+            (names[Path(text)], folder),
+        )
+        conn.execute(
+            "INSERT INTO temp.roots_v5 (root, library_id) SELECT ?, id FROM libraries WHERE path = ?", (text, folder)
+        )
+    # Rebuilt as https://sqlite.org/lang_altertable.html#otheralter describes: a new table,
+    # the rows copied, the old one dropped, the new one renamed. Foreign keys stay on (they
+    # cannot be switched off inside a transaction), so dropping the old table fires the
+    # ON DELETE actions of tracks and results: what they lose is put back after.
+    conn.execute("CREATE TEMP TABLE tracks_v5 AS SELECT * FROM tracks")
+    conn.execute("CREATE TEMP TABLE results_v5 AS SELECT id, file_id FROM results WHERE file_id IS NOT NULL")
+    conn.execute("""
+        CREATE TABLE files_v6 (
+            id INTEGER PRIMARY KEY,
+            library_id INTEGER NOT NULL REFERENCES libraries (id),
+            root TEXT NOT NULL,                -- the library's folder on this node, for readers
+            relpath BLOB NOT NULL, dir BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued','processing','done','failed','skipped')),
+            size INTEGER, mtime_ns INTEGER, inode INTEGER, device INTEGER,
+            fingerprint TEXT, result_fingerprint TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, permanent INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0, reason TEXT, last_error TEXT,
+            worker TEXT,                       -- the thread's name, for people
+            owner_id INTEGER REFERENCES owners (id),
+            batch_id TEXT, queued_at REAL, started_at REAL, updated_at REAL NOT NULL,
+            pending_actions TEXT, policy_digest TEXT,
+            progress_percent REAL, eta_seconds REAL, progress_at REAL,
+            UNIQUE (library_id, relpath)
+        )""")
+    columns = (
+        "id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint, result_fingerprint, attempts,"
+        " permanent, not_before, reason, last_error, worker, batch_id, queued_at, started_at, updated_at,"
+        " pending_actions, policy_digest, progress_percent, eta_seconds, progress_at"
+    )
+    conn.execute(
+        f"INSERT INTO files_v6 (library_id, {columns}) SELECT m.library_id, {', '.join('f.' + c.strip() for c in columns.split(','))}"
+        " FROM files AS f JOIN temp.roots_v5 AS m ON m.root = f.root"
+    )
+    before, after = (conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("files", "files_v6"))
+    if before != after:
+        raise StoreError(f"schema 6: {after} of {before} files carried over; the migration is rolled back")
+    conn.execute("DROP TABLE files")
+    conn.execute("ALTER TABLE files_v6 RENAME TO files")
+    conn.execute("INSERT INTO tracks SELECT * FROM temp.tracks_v5")
+    conn.execute(
+        "UPDATE results SET file_id = (SELECT file_id FROM temp.results_v5 AS k WHERE k.id = results.id)"
+        " WHERE id IN (SELECT id FROM temp.results_v5)"
+    )
+    conn.execute("DROP TABLE temp.tracks_v5")
+    conn.execute("DROP TABLE temp.results_v5")
+    conn.execute("DROP TABLE temp.roots_v5")
+    conn.execute("CREATE INDEX files_by_state ON files (state, not_before, id)")
+    conn.execute("CREATE INDEX files_by_dir ON files (library_id, dir)")
+    conn.execute("CREATE INDEX files_by_result ON files (result_fingerprint)")
+    conn.execute("CREATE INDEX files_by_owner ON files (owner_id) WHERE owner_id IS NOT NULL")
+    legacy = {
+        int(m.group(1))
+        for (worker,) in conn.execute("SELECT DISTINCT worker FROM files WHERE state = 'processing'")
+        if worker and (m := re.match(r"^process-(\d+)_\d+$", worker))
+    }
+    for pid in sorted(legacy):
+        owner = conn.execute(
+            "INSERT INTO owners (kind, host, pid, incarnation, started_at, heartbeat_at, heartbeat_seconds)"
+            " VALUES ('process', '', ?, 'before-schema-6', 0, 0, 1) RETURNING id",
+            (pid,),
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE files SET owner_id = ? WHERE state = 'processing' AND worker GLOB ?", (owner, f"process-{pid}_*")
+        )
+
 
 # Each entry upgrades from version i to i + 1. Never edit a released migration; append.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     """
     CREATE TABLE files (
         id INTEGER PRIMARY KEY,
@@ -81,6 +194,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE identity (database_id TEXT NOT NULL);
     INSERT INTO identity (database_id) VALUES (lower(hex(randomblob(16))))
     """,
+    # 6: libraries by name, owners as records; see _named_libraries.
+    _named_libraries,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -101,7 +216,11 @@ def migrate(pool: DaemonConnectionPool) -> int:
                 f"understands ({SCHEMA_VERSION}); upgrade vpod"
             )
         for version in range(found, SCHEMA_VERSION):
-            for statement in MIGRATIONS[version].split(";"):
+            step = MIGRATIONS[version]
+            if callable(step):
+                step(conn)
+                continue
+            for statement in step.split(";"):
                 if statement.strip():
                     conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

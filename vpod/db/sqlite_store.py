@@ -7,13 +7,15 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
+from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pool import DaemonConnectionPool
-from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress, QueueReport, RetryOutcome
+from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, QueueReport, RetryOutcome
 from vpod.db.schema import migrate
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.fingerprint import StatKey
+from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
@@ -37,21 +39,53 @@ def _chunks(items: Sequence[Any], size: int = _LOOKUP_CHUNK) -> Iterator[Sequenc
         yield items[start : start + size]
 
 
-def _existing_rows(conn: sqlite3.Connection, entries: Sequence[EnqueueEntry]) -> dict[tuple[str, bytes], sqlite3.Row]:
-    """The current rows of the entries' files, by ``(root, relpath)``."""
-    found: dict[tuple[str, bytes], sqlite3.Row] = {}
-    by_root: dict[str, list[bytes]] = {}
+def _existing_rows(
+    conn: sqlite3.Connection, entries: Sequence[EnqueueEntry], library_ids: dict[str, int]
+) -> dict[tuple[int, bytes], sqlite3.Row]:
+    """The current rows of the entries' files, by ``(library_id, relpath)``;
+    ``library_ids`` maps each entry's root (text) to its library."""
+    found: dict[tuple[int, bytes], sqlite3.Row] = {}
+    by_library: dict[int, list[bytes]] = {}
     for entry in entries:
-        by_root.setdefault(str(entry.root), []).append(entry.relpath)
-    for root, relpaths in by_root.items():
+        by_library.setdefault(library_ids[str(entry.root)], []).append(entry.relpath)
+    for library_id, relpaths in by_library.items():
         for chunk in _chunks(relpaths):
             for row in conn.execute(
                 "SELECT id, relpath, state, fingerprint, result_fingerprint, permanent, pending_actions FROM files"
-                f" WHERE root = ? AND relpath IN ({','.join('?' * len(chunk))})",
-                (root, *chunk),
+                f" WHERE library_id = ? AND relpath IN ({','.join('?' * len(chunk))})",
+                (library_id, *chunk),
             ):
-                found[(root, bytes(row["relpath"]))] = row
+                found[(library_id, bytes(row["relpath"]))] = row
     return found
+
+
+def _library_of(conn: sqlite3.Connection, root: Path, now: float) -> tuple[int, str]:
+    """``(id, name)`` of the library whose folder on this node is ``root``; a folder no
+    library has is made an ad-hoc library named by its path (:func:`adhoc_name`). Inside
+    a write transaction."""
+    row = conn.execute("SELECT id, name FROM libraries WHERE path = ?", (os.fspath(root),)).fetchone()
+    if row is None:
+        row = conn.execute(
+            "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET path = excluded.path RETURNING id, name",
+            (adhoc_name(root), os.fspath(root), now),
+        ).fetchone()
+    return int(row[0]), str(row[1])
+
+
+_LIBRARY_BY_PATH = "(SELECT id FROM libraries WHERE path = ?)"
+_JOB_COLUMNS = (
+    "f.id, l.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions"
+    " FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+    return Job(
+        row["id"], Path(row["root"]), bytes(row["relpath"]), row["fingerprint"], row["attempts"], pending,
+        library=row["library"],
+    )
 
 
 def _vouched_contents(
@@ -88,6 +122,8 @@ class SqliteStore:
 
     def __init__(self, pool: DaemonConnectionPool) -> None:
         self.pool = pool
+        self.owner: OwnerRecord | None = None  # set by register_owner
+        self._host = this_host()
         migrate(pool)
 
     @property
@@ -130,22 +166,26 @@ class SqliteStore:
             # Two lookups per batch instead of two per file (a catch-up scan enqueues
             # 100,000 files; BENCHMARKS.md): the rows already there, and which of the
             # batch's contents a result under this policy vouches for.
-            rows = _existing_rows(conn, entries)
+            library_ids = {
+                root: _library_of(conn, Path(root), now)[0] for root in sorted({str(e.root) for e in entries})
+            }
+            rows = _existing_rows(conn, entries, library_ids)
             twins = _vouched_contents(conn, entries, policy_digest)
             outcomes = []
-            done: set[tuple[str, bytes]] = set()
+            done: set[tuple[int, bytes]] = set()
             for entry in entries:
-                key = (str(entry.root), entry.relpath)
+                key = (library_ids[str(entry.root)], entry.relpath)
                 # A file named twice in one batch: the second sees what the first did.
-                row = _existing_rows(conn, [entry]).get(key) if key in done else rows.get(key)
+                row = _existing_rows(conn, [entry], library_ids).get(key) if key in done else rows.get(key)
                 done.add(key)
-                outcomes.append(self._enqueue(conn, entry, row, entry.fingerprint in twins, policy_digest, now))
+                outcomes.append(self._enqueue(conn, entry, key[0], row, entry.fingerprint in twins, policy_digest, now))
             return outcomes
 
     def _enqueue(
         self,
         conn: sqlite3.Connection,
         entry: EnqueueEntry,
+        library_id: int,
         row: sqlite3.Row | None,
         twin: bool,
         policy_digest: str | None,
@@ -153,7 +193,6 @@ class SqliteStore:
     ) -> EnqueueOutcome:
         """One file's :meth:`enqueue` rules inside the caller's transaction; ``row`` is its
         current row, ``twin`` whether a result elsewhere vouches for its content."""
-        key = (str(entry.root), entry.relpath)
         relpath, fingerprint, stat = entry.relpath, entry.fingerprint, entry.stat
         if row is not None and row["state"] in ("queued", "processing"):
             if row["state"] == "queued" and row["fingerprint"] != fingerprint and not row["pending_actions"]:
@@ -178,18 +217,19 @@ class SqliteStore:
             return EnqueueOutcome.FAILED_UNCHANGED
         state, outcome = ("done", EnqueueOutcome.SAME_CONTENT_DONE) if twin else ("queued", EnqueueOutcome.QUEUED)
         conn.execute(
-            "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+            "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
             " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
             " queued_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
-            " ON CONFLICT (root, relpath) DO UPDATE SET state = excluded.state, size = excluded.size,"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
+            " ON CONFLICT (library_id, relpath) DO UPDATE SET root = excluded.root, state = excluded.state,"
+            " size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
             " policy_digest = excluded.policy_digest,"
             " attempts = 0, permanent = 0, not_before = 0, reason = NULL, last_error = NULL,"
             " queued_at = excluded.queued_at, updated_at = excluded.updated_at",
             (
-                *key, _folder(relpath), state, *_stat_columns(stat), fingerprint,
+                library_id, str(entry.root), relpath, _folder(relpath), state, *_stat_columns(stat), fingerprint,
                 fingerprint if twin else None, policy_digest if twin else None, now, now,
             ),
         )
@@ -207,7 +247,8 @@ class SqliteStore:
         done, waiting, in progress, or failed/skipped for a reason only a change can fix."""
         with self.pool.read() as conn:
             rows = conn.execute(
-                "SELECT relpath, size, mtime_ns, inode, device FROM files WHERE root = ? AND dir = ?"
+                f"SELECT relpath, size, mtime_ns, inode, device FROM files WHERE library_id = {_LIBRARY_BY_PATH}"
+                " AND dir = ?"
                 " AND size IS NOT NULL AND (state IN ('done', 'queued', 'processing') OR permanent = 1)",
                 (str(root), folder),
             ).fetchall()
@@ -217,19 +258,13 @@ class SqliteStore:
         """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""
         skip = set(exclude)
         with self.pool.read() as conn:
+            # A library detached from every folder (its path given to another) waits.
             rows = conn.execute(
-                "SELECT id, root, relpath, fingerprint, attempts, pending_actions FROM files"
-                " WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT ?",
+                f"SELECT {_JOB_COLUMNS} WHERE f.state = 'queued' AND f.not_before <= ? AND l.path IS NOT NULL"
+                " ORDER BY f.not_before, f.id LIMIT ?",
                 (time.time(), limit + len(skip)),
             ).fetchall()
-        jobs = [
-            Job(
-                r["id"], Path(r["root"]), r["relpath"], r["fingerprint"], r["attempts"],
-                tuple(json.loads(r["pending_actions"])) if r["pending_actions"] else (),
-            )
-            for r in rows
-            if r["id"] not in skip
-        ]
+        jobs = [_job(r) for r in rows if r["id"] not in skip]
         return jobs[:limit]
 
     def next_due_at(self) -> float | None:
@@ -252,66 +287,200 @@ class SqliteStore:
         """
         now = time.time()
         with self.pool.transaction() as conn:
+            library_id, library = _library_of(conn, root, now)
             row = conn.execute(
-                "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+                "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
                 " attempts, permanent, not_before, queued_at, updated_at)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)"
-                " ON CONFLICT (root, relpath) DO UPDATE SET state = 'queued',"
+                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)"
+                " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'queued', root = excluded.root,"
                 " size = COALESCE(excluded.size, size), mtime_ns = COALESCE(excluded.mtime_ns, mtime_ns),"
                 " inode = COALESCE(excluded.inode, inode), device = COALESCE(excluded.device, device),"
                 # While an interrupted plan is pending, the queued fingerprint must stay the
                 # pre-change one so the redo can tell the change already happened.
                 " fingerprint = CASE WHEN files.pending_actions IS NULL THEN excluded.fingerprint"
                 " ELSE files.fingerprint END, attempts = 0, permanent = 0, not_before = 0,"
-                " reason = NULL, last_error = NULL, worker = NULL, queued_at = excluded.queued_at,"
+                " reason = NULL, last_error = NULL, worker = NULL, owner_id = NULL, queued_at = excluded.queued_at,"
                 " updated_at = excluded.updated_at"
                 " WHERE files.state != 'processing'"
                 " RETURNING id, attempts, fingerprint, pending_actions",
-                (str(root), relpath, _folder(relpath), *_stat_columns(stat), fingerprint, now, now),
+                (library_id, str(root), relpath, _folder(relpath), *_stat_columns(stat), fingerprint, now, now),
             ).fetchone()
         if row is None:
             return None
         pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
-        return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending)
+        return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending, library=library)
 
-    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> list[Path]:
-        """Mark rows left ``processing`` by a dead owner as ``failed`` (reason
-        ``interrupted``, not permanent, so the next run or rescan takes them again);
-        returns their paths."""
+    def abandon_dead_owners(self, kinds: Sequence[str] = ("process",)) -> list[Path]:
+        """Mark rows left ``processing`` by a dead owner (:meth:`owner_alive`) of one of
+        ``kinds`` as ``failed`` (reason ``interrupted``, not permanent, so the next run or
+        rescan takes them again); returns their paths. This store's own owner is alive."""
         now = time.time()
         # A read first: the daemon asks every few seconds, and nearly always nobody died.
         with self.pool.read() as conn:
             owners = [
-                r[0]
+                self._owner_row(r)
                 for r in conn.execute(
-                    "SELECT DISTINCT worker FROM files WHERE state = 'processing' AND worker IS NOT NULL"
+                    "SELECT * FROM owners WHERE id IN (SELECT DISTINCT owner_id FROM files"
+                    f" WHERE state = 'processing') AND kind IN ({','.join('?' * len(kinds))})",
+                    tuple(kinds),
                 )
             ]
-        dead = [w for w in owners if not owner_alive(w)]
+        dead = [o for o in owners if not self._owner_is_alive(o, now)]
         if not dead:
             return []
         with self.pool.transaction() as conn:
             paths: list[Path] = []
-            for worker in dead:
+            for owner in dead:
                 rows = conn.execute(
-                    "SELECT root, relpath FROM files WHERE state = 'processing' AND worker = ?", (worker,)
+                    "SELECT COALESCE(l.path, f.root) AS root, f.relpath FROM files AS f"
+                    " JOIN libraries AS l ON l.id = f.library_id WHERE f.state = 'processing' AND f.owner_id = ?",
+                    (owner.id,),
                 ).fetchall()
                 paths += [Path(r["root"]) / os.fsdecode(bytes(r["relpath"])) for r in rows]
                 conn.execute(
                     "UPDATE files SET state = ?, permanent = 0, reason = ?,"
-                    " last_error = ?, worker = NULL, updated_at = ? WHERE state = 'processing' AND worker = ?",
-                    (Status.FAILED, Reason.INTERRUPTED, f"{worker} ended while processing this file", now, worker),
+                    " last_error = ?, worker = NULL, owner_id = NULL, updated_at = ?"
+                    " WHERE state = 'processing' AND owner_id = ?",
+                    (Status.FAILED, Reason.INTERRUPTED, f"{owner.describe()} ended while processing this file", now, owner.id),
                 )
             return paths
 
+    # -- owners (see vpod.db.owners) ---------------------------------------------------
+
+    def register_owner(self, kind: str, *, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> OwnerRecord:
+        """Record this process as an owner of ``kind`` (``daemon`` or ``process``); rows
+        this store starts from now on name it. Owner records of ended or dead owners
+        that no row names any more are removed. Returns the record.
+
+        Raises:
+            ValueError: an unknown ``kind``.
+        """
+        if kind not in OWNER_KINDS:
+            raise ValueError(f"owner kind {kind!r}: expected one of {OWNER_KINDS}")
+        now = time.time()
+        pid = os.getpid()
+        with self.pool.transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO owners (kind, host, pid, pid_start, incarnation, started_at, heartbeat_at,"
+                " heartbeat_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (kind, this_host(), pid, process_start(pid), new_incarnation(), now, now, heartbeat_seconds),
+            ).fetchone()
+            self.owner = self._owner_row(row)
+            gone = [
+                o.id for o in map(self._owner_row, conn.execute(
+                    "SELECT * FROM owners WHERE id != ? AND NOT EXISTS (SELECT 1 FROM files WHERE owner_id = owners.id)",
+                    (self.owner.id,),
+                ))
+                if not self._owner_is_alive(o, now)
+            ]  # fmt: skip
+            conn.executemany("DELETE FROM owners WHERE id = ?", [(i,) for i in gone])
+        return self.owner
+
+    def heartbeat(self) -> None:
+        """Renew this store's owner's heartbeat (nothing without :meth:`register_owner`)."""
+        if self.owner is None:
+            return
+        with self.pool.transaction() as conn:
+            conn.execute("UPDATE owners SET heartbeat_at = ? WHERE id = ?", (time.time(), self.owner.id))
+
+    def end_owner(self) -> None:
+        """This store's owner ends cleanly: its record goes (or is marked ended while a
+        row still names it, which is then released as a dead owner's)."""
+        if self.owner is None:
+            return
+        with self.pool.transaction() as conn:
+            conn.execute("UPDATE owners SET ended_at = ? WHERE id = ?", (time.time(), self.owner.id))
+            conn.execute(
+                "DELETE FROM owners WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE owner_id = owners.id)",
+                (self.owner.id,),
+            )
+        self.owner = None
+
+    def owner_alive(self, owner_id: int) -> bool:
+        """Whether the owner ``owner_id`` is alive (:func:`vpod.db.owners.is_alive`); an
+        owner without a record is not."""
+        with self.pool.read() as conn:
+            return self._alive(conn, owner_id, time.time()) is True
+
+    def _alive(self, conn: sqlite3.Connection, owner_id: int | None, now: float) -> bool | None:
+        """:meth:`owner_alive` on ``conn``; ``None`` for a row without an owner record."""
+        if owner_id is None:
+            return None
+        row = conn.execute("SELECT * FROM owners WHERE id = ?", (owner_id,)).fetchone()
+        return row is not None and self._owner_is_alive(self._owner_row(row), now)
+
+    def _owner_is_alive(self, owner: OwnerRecord, now: float) -> bool:
+        if self.owner is not None and owner.id == self.owner.id:
+            return True
+        return is_alive(owner, now=now, host=self._host)
+
+    @staticmethod
+    def _owner_row(row: sqlite3.Row) -> OwnerRecord:
+        return OwnerRecord(
+            row["id"], row["kind"], row["host"], row["pid"], row["pid_start"], row["incarnation"],
+            row["started_at"], row["heartbeat_at"], row["heartbeat_seconds"], row["ended_at"],
+        )
+
+    # -- libraries (see vpod.libraries) ------------------------------------------------
+
+    def bind_libraries(self, folders: dict[Path, str]) -> list[LibraryChange]:
+        """Make each library name of ``folders`` (folder -> name, this node's config)
+        name that folder; returns what changed.
+
+        For each (folder, name): a library of that name moves to the folder
+        (``moved``: its files keep their history, nothing is processed again); else a
+        library of that folder takes the name (``renamed``); else a new library is made
+        (``new``). A library that had the folder and is not named gives it up (its path
+        becomes empty: its rows stay, as history). Rename or move one at a time: a
+        library whose name and folder both changed is a new one.
+        """
+        now = time.time()
+        changes: list[LibraryChange] = []
+        with self.pool.transaction() as conn:
+            for folder, name in folders.items():
+                path = os.fspath(folder)
+                by_name = conn.execute("SELECT id, path FROM libraries WHERE name = ?", (name,)).fetchone()
+                by_path = conn.execute("SELECT id, name FROM libraries WHERE path = ?", (path,)).fetchone()
+                if by_name is not None and by_name["path"] == path:
+                    continue
+                if by_name is not None:
+                    if by_path is not None:
+                        conn.execute("UPDATE libraries SET path = NULL WHERE id = ?", (by_path["id"],))
+                    conn.execute("UPDATE libraries SET path = ?, moved_at = ? WHERE id = ?", (path, now, by_name["id"]))
+                    conn.execute("UPDATE files SET root = ? WHERE library_id = ?", (path, by_name["id"]))
+                    changes.append(LibraryChange(name, path, "moved", by_name["path"]))
+                elif by_path is not None:
+                    conn.execute("UPDATE libraries SET name = ? WHERE id = ?", (name, by_path["id"]))
+                    changes.append(LibraryChange(name, path, "renamed", by_path["name"]))
+                else:
+                    conn.execute(
+                        "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, ?)", (name, path, now)
+                    )
+                    changes.append(LibraryChange(name, path, "new", None))
+        return changes
+
+    def libraries(self) -> list[Library]:
+        """Every library, by name: its folder on this node (``None``: none now) and how
+        many files it has."""
+        with self.pool.read() as conn:
+            return [
+                Library(r["name"], r["path"], r["files"])
+                for r in conn.execute(
+                    "SELECT l.name, l.path, (SELECT COUNT(*) FROM files WHERE library_id = l.id) AS files"
+                    " FROM libraries AS l ORDER BY l.name"
+                )
+            ]
+
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
-        """Mark a job in progress; False when it is no longer queued."""
+        """Mark a job in progress by ``worker`` of this store's owner (:meth:`register_owner`);
+        False when it is no longer queued."""
+        owner = self.owner.id if self.owner is not None else None
         with self.pool.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE files SET state = 'processing', worker = ?, batch_id = ?, started_at = ?,"
+                "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
                 " attempts = attempts + 1, updated_at = ?,"
                 " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND state = 'queued'",
-                (worker, batch_id, time.time(), time.time(), job.id),
+                (worker, owner, batch_id, time.time(), time.time(), job.id),
             )
             return cursor.rowcount == 1
 
@@ -351,7 +520,7 @@ class SqliteStore:
             stat_cols = _stat_columns(outcome.result_stat)
             conn.execute(
                 "UPDATE files SET state = ?, result_fingerprint = ?, policy_digest = ?, permanent = ?,"
-                " reason = ?, last_error = ?, worker = NULL, pending_actions = NULL, updated_at = ?,"
+                " reason = ?, last_error = ?, worker = NULL, owner_id = NULL, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " inode = COALESCE(?, inode), device = COALESCE(?, device) WHERE id = ?",
                 (
@@ -361,7 +530,7 @@ class SqliteStore:
             )
             file_id = job.id
             if outcome.final_relpath is not None and outcome.final_relpath != job.relpath:
-                file_id = self._upsert_done(conn, job.root, outcome.final_relpath, outcome, now)
+                file_id = self._upsert_done(conn, job, outcome.final_relpath, outcome, now)
             if outcome.tracks:
                 conn.execute("DELETE FROM tracks WHERE file_id = ?", (file_id,))
                 conn.executemany(
@@ -374,18 +543,19 @@ class SqliteStore:
                     ],
                 )
 
-    def _upsert_done(self, conn: sqlite3.Connection, root: Path, relpath: bytes, outcome: Outcome, now: float) -> int:
+    def _upsert_done(self, conn: sqlite3.Connection, job: Job, relpath: bytes, outcome: Outcome, now: float) -> int:
         row = conn.execute(
-            "INSERT INTO files (root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, policy_digest, updated_at) VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (root, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
+            "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+            " result_fingerprint, policy_digest, updated_at)"
+            " SELECT library_id, root, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ? FROM files WHERE id = ?"
+            " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
             " policy_digest = excluded.policy_digest,"
             " reason = NULL, last_error = NULL, updated_at = excluded.updated_at RETURNING id",
             (
-                str(root), relpath, _folder(relpath), *_stat_columns(outcome.result_stat),
-                outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest, now,
+                relpath, _folder(relpath), *_stat_columns(outcome.result_stat),
+                outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest, now, job.id,
             ),
         ).fetchone()
         file_id: int = row[0]
@@ -405,7 +575,7 @@ class SqliteStore:
                 # the redo plans and counts the change itself.
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
                 " attempts = CASE WHEN ? THEN attempts ELSE MAX(attempts - 1, 0) END,"
-                " worker = NULL, updated_at = ? WHERE id = ?",
+                " worker = NULL, owner_id = NULL, updated_at = ? WHERE id = ?",
                 (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), counted,
                  time.time(), job.id),
             )  # fmt: skip
@@ -414,7 +584,7 @@ class SqliteStore:
         """Return a job that was started but not worked on (shutdown) to the queue."""
         with self.pool.transaction() as conn:
             conn.execute(
-                "UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), worker = NULL,"
+                "UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), worker = NULL, owner_id = NULL,"
                 " updated_at = ? WHERE id = ? AND state = 'processing'",
                 (time.time(), job.id),
             )
@@ -438,15 +608,24 @@ class SqliteStore:
             ),
         )
 
-    def requeue_interrupted(self, *, except_workers: str | None = None) -> int:
-        """Return jobs left ``processing`` by a crash to the queue; returns how many.
-        Rows whose worker name starts with ``except_workers`` (another front end's, which
-        may still be alive: see :meth:`abandon_dead_owners`) are left alone."""
+    def requeue_interrupted(self) -> int:
+        """Return jobs a crashed daemon left ``processing`` to the queue; returns how many.
+        Rows of a daemon owner that is not alive (:meth:`owner_alive`) or of no owner
+        go; a ``vpod process``'s rows are left to :meth:`abandon_dead_owners`."""
+        now = time.time()
         with self.pool.transaction() as conn:
+            owners = [
+                self._owner_row(r)
+                for r in conn.execute(
+                    "SELECT * FROM owners WHERE kind = 'daemon' AND id IN"
+                    " (SELECT DISTINCT owner_id FROM files WHERE state = 'processing')"
+                )
+            ]
+            dead = [o.id for o in owners if not self._owner_is_alive(o, now)]
             cursor = conn.execute(
-                "UPDATE files SET state = 'queued', worker = NULL, updated_at = ? WHERE state = 'processing'"
-                " AND (? IS NULL OR worker IS NULL OR substr(worker, 1, length(?)) != ?)",
-                (time.time(), except_workers, except_workers, except_workers),
+                "UPDATE files SET state = 'queued', worker = NULL, owner_id = NULL, updated_at = ?"
+                f" WHERE state = 'processing' AND (owner_id IS NULL OR owner_id IN ({','.join('?' * len(dead))}))",
+                (now, *dead),
             )
             return cursor.rowcount
 
@@ -554,11 +733,14 @@ class SqliteStore:
                 InProgress(
                     _text_path(r["root"], r["relpath"]), r["worker"], r["batch_id"], r["started_at"], r["attempts"],
                     r["progress_percent"], _eta_now(r["eta_seconds"], r["progress_at"], now),
+                    library=r["library"], owner_alive=self._alive(conn, r["owner_id"], now),
                 )
                 for r in conn.execute(
-                    "SELECT root, relpath, worker, batch_id, started_at, attempts, progress_percent, eta_seconds,"
-                    " progress_at FROM files WHERE state = 'processing' ORDER BY started_at"
-                )
+                    "SELECT COALESCE(l.path, f.root) AS root, l.name AS library, f.relpath, f.worker, f.owner_id,"
+                    " f.batch_id, f.started_at, f.attempts, f.progress_percent, f.eta_seconds, f.progress_at"
+                    " FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+                    " WHERE f.state = 'processing' ORDER BY f.started_at"
+                ).fetchall()
             ]
             last_batches = [
                 BatchRecord(
@@ -571,8 +753,9 @@ class SqliteStore:
             last_failures = [
                 FailureRecord(_text_path(r["root"], r["relpath"]), r["reason"], r["last_error"], r["updated_at"], r["attempts"])
                 for r in conn.execute(
-                    "SELECT root, relpath, reason, last_error, updated_at, attempts FROM files"
-                    " WHERE state = 'failed' ORDER BY updated_at DESC LIMIT ?",
+                    "SELECT COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
+                    " f.attempts FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+                    " WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT ?",
                     (failures,),
                 )
             ]
@@ -618,7 +801,9 @@ class SqliteStore:
                 outcome = RetryOutcome.UNKNOWN
                 for root in path.parents:
                     key = (str(root), os.fsencode(path.relative_to(root)))
-                    row = conn.execute("SELECT id, state FROM files WHERE root = ? AND relpath = ?", key).fetchone()
+                    row = conn.execute(
+                        f"SELECT id, state FROM files WHERE library_id = {_LIBRARY_BY_PATH} AND relpath = ?", key
+                    ).fetchone()
                     if row is None:
                         continue
                     if row["state"] in ("failed", "skipped"):
@@ -639,7 +824,7 @@ class SqliteStore:
     def _requeue(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], now: float) -> int:
         return conn.execute(
             "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
-            f" last_error = NULL, worker = NULL, queued_at = ?, updated_at = ? WHERE {where}",
+            f" last_error = NULL, worker = NULL, owner_id = NULL, queued_at = ?, updated_at = ? WHERE {where}",
             (now, now, *args),
         ).rowcount
 

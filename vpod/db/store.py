@@ -16,9 +16,10 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
-from vpod.db.records import FileRecord, QueueReport, RetryOutcome
+from vpod.db.owners import OwnerRecord
+from vpod.db.records import FileRecord, Library, LibraryChange, QueueReport, RetryOutcome
 from vpod.errors import StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
@@ -62,6 +63,8 @@ class Job:
     attempts: int
     pending_actions: tuple[str, ...] = ()
     """Actions an interrupted attempt was applying (their outcome is not recorded yet)."""
+    library: str = ""
+    """The name of the library ``root`` is the folder of (:mod:`vpod.libraries`)."""
 
     @property
     def path(self) -> Path:
@@ -128,9 +131,35 @@ class Store(Protocol):
         before: the row for (``root``, ``relpath``) becomes ``queued`` with fresh
         attempts. ``None`` when the row is ``processing`` (another worker or process has it)."""
 
-    def abandon_dead_owners(self, owner_alive: Callable[[str], bool]) -> list[Path]:
-        """Mark rows left ``processing`` by a worker for which ``owner_alive(worker)`` is
-        False as ``failed`` (reason ``interrupted``, not permanent); returns their paths."""
+    def abandon_dead_owners(self, kinds: Sequence[str] = ("process",)) -> list[Path]:
+        """Mark rows left ``processing`` by an owner of one of ``kinds`` that is not alive
+        (:meth:`owner_alive`) as ``failed`` (reason ``interrupted``, not permanent);
+        returns their paths."""
+
+    # -- owners: who has a file in progress (vpod.db.owners) -------------------------
+
+    def register_owner(self, kind: str, *, heartbeat_seconds: float = ...) -> OwnerRecord:
+        """Record this process as an owner (``daemon`` or ``process``: host, pid and its
+        start time, a new incarnation, a heartbeat); rows :meth:`start` marks name it."""
+
+    def heartbeat(self) -> None:
+        """Renew this process's owner heartbeat (every ``heartbeat_seconds``)."""
+
+    def end_owner(self) -> None:
+        """This process's owner ends cleanly."""
+
+    def owner_alive(self, owner_id: int) -> bool:
+        """Whether owner ``owner_id`` is alive: not ended, heartbeat fresh and, on this
+        host, its process still running (:func:`vpod.db.owners.is_alive`)."""
+
+    # -- libraries: a file is (library, path below it) (vpod.libraries) --------------
+
+    def bind_libraries(self, folders: dict[Path, str]) -> list[LibraryChange]:
+        """Name this node's library folders (folder -> name): a known name moves to its
+        folder, a known folder takes its new name; returns what changed."""
+
+    def libraries(self) -> list[Library]:
+        """Every library: name, folder on this node, number of files."""
 
     def start(self, job: Job, worker: str, batch_id: str) -> bool:
         """Mark a job in progress; False when it is no longer queued."""
@@ -153,9 +182,9 @@ class Store(Protocol):
         """Put a job back in the queue after a transient failure, due in ``delay_seconds``.
         ``counted=False``: the attempt does not count against ``max_attempts``."""
 
-    def requeue_interrupted(self, *, except_workers: str | None = None) -> int:
-        """Return jobs left in progress by a crash to the queue; returns how many. Rows of
-        workers whose names start with ``except_workers`` are left alone."""
+    def requeue_interrupted(self) -> int:
+        """Return jobs a crashed daemon left in progress (their owner not alive, or none)
+        to the queue; returns how many. A ``vpod process``'s rows are left alone."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch."""

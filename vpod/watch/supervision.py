@@ -47,6 +47,7 @@ class RootSupervisor:
         wake: wakes the main loop (an observer thread reports a deleted root).
         recursive: roots are watched with their subfolders (``[watch] recursive``): a
             root inside another overlaps it.
+        library_of: a root's library name for the log lines (``None``: unnamed).
     """
 
     def __init__(
@@ -59,8 +60,10 @@ class RootSupervisor:
         events: EventBus,
         wake: Callable[[], None],
         recursive: bool = True,
+        library_of: Callable[[Path], str | None] = lambda root: None,
     ) -> None:
         self.roots = roots
+        self.library_of = library_of
         self.watches = watches
         self.claims = claims
         self.scanner = scanner
@@ -99,9 +102,15 @@ class RootSupervisor:
             return
         if root not in self.missing():
             if os.path.lexists(root) and not root.is_dir():
-                self.log.error("watch_path_not_a_folder", root=str(root), hint="[watch] paths lists folders; fix the config")
+                self.log.error(
+                    "watch_path_not_a_folder", root=str(root), library=self.library_of(root),
+                    hint="[watch] paths lists folders; fix the config",
+                )
             else:
-                self.log.warning("watch_path_missing", root=str(root), hint="watching starts when the folder exists")
+                self.log.warning(
+                    "watch_path_missing", root=str(root), library=self.library_of(root),
+                    hint="watching starts when the folder exists",
+                )
         with self._lock:
             self._missing.add(root)
 
@@ -110,7 +119,7 @@ class RootSupervisor:
         it and re-watches whatever folder comes to have the path."""
         with self._lock:
             self._missing.add(root)  # before the event: /health agrees with the log
-        self.events.publish(WatchRootLost(root, moved))
+        self.events.publish(WatchRootLost(root, moved, self.library_of(root)))
         self.wake()
 
     def events_lost(self, root: Path) -> bool:
@@ -143,7 +152,7 @@ class RootSupervisor:
             if root.is_dir():
                 self.watch(root, catch_up=True)
                 if root in self.watches.roots():  # published once watched, so /health agrees
-                    self.events.publish(WatchRootRestored(root))
+                    self.events.publish(WatchRootRestored(root, self.library_of(root)))
         waiting = self.missing() or self.overlaps.pending()
         return min(self._next_check, now + RECHECK_SECONDS) if waiting else self._next_check
 
