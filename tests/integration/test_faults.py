@@ -233,3 +233,55 @@ def test_lock_during_a_remux_does_not_leave_the_file_in_progress(tmp_path, daemo
         assert conn.execute("SELECT state FROM files").fetchall() == [("done",)]
         assert conn.execute("SELECT COUNT(*) FROM results WHERE success = 1 AND changes > 0").fetchone() == (1,)
     assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]
+
+
+def test_results_not_recorded_on_a_full_disk_back_off(tmp_path, daemon_factory, jpn_eng_mkv, small_tmpfs):
+    """Found by a tester: with the database's disk full, a job whose outcome could not be
+    recorded went straight back to the queue (47,560 ``result_not_recorded`` lines in
+    20 s). Now the daemon takes no new work for a wait that doubles (one line per try),
+    then tries again; once space is free the waiting files are processed and the
+    recovery is logged."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    gate.touch()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("mkvpropedit")
+    (bin_dir / "mkvpropedit").write_text(
+        f"#!{sys.executable}\nimport os, sys, time\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        f"while os.path.exists({str(gate)!r}):\n    time.sleep(0.05)\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
+    (bin_dir / "mkvpropedit").chmod(0o755)
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(small_tmpfs / "vpod.db")},
+            "processing": {"workers": 1},
+        },
+        extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    names = [f"movie{i}.mkv" for i in range(4)]
+    for name in names:
+        shutil.copyfile(jpn_eng_mkv, inbox / name)
+    daemon.wait_for("file_queued", count=len(names))
+    deadline = time.monotonic() + 60
+    while not started.exists():  # one file is inside mkvpropedit, the others wait
+        assert time.monotonic() < deadline, daemon.tail()
+        time.sleep(0.05)
+    filler = small_tmpfs / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)  # until ENOSPC
+    gate.unlink()
+    daemon.wait_for("result_not_recorded", count=3, timeout=60)
+    filler.unlink()
+    [recovered] = daemon.wait_for("result_write_recovered", timeout=60)
+    tries = daemon.named("result_not_recorded")
+    assert [e["attempt"] for e in tries] == list(range(1, len(tries) + 1)), daemon.tail()
+    assert all(a["retry_in_seconds"] < b["retry_in_seconds"] for a, b in zip(tries, tries[1:]))
+    assert recovered["failed_tries"] == len(tries)
+    # Nothing lost: every file not in the middle of its recording when the disk filled is
+    # processed now; the one that was stays "processing" and is redone at the next start.
+    daemon.wait_for("file_processed", count=len(names) - 1, timeout=60)
+    assert daemon.stop() == 0
