@@ -13,7 +13,7 @@ from vpod.control import DaemonRecord
 from vpod.db.records import InProgress, QueueReport
 from vpod.db.sqlite_store import SqliteStore
 from vpod.process import WORKER_PREFIX, owner_alive
-from vpod.results import one_line
+from vpod.results import as_lines, one_line
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def format_status(status: StatusReport) -> str:
         lines.append("not watched (missing, deleted or moved away; watched again once the folder is there):")
         lines += [f"  {one_line(p)}" for p in d.unwatched_paths]
     if d.state == "paused":
-        lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
+        lines.append(f"paused after a failure of {one_line(d.paused_path)}: {as_lines(d.paused_error, '    ')}")
         lines.append("  run `vpod resume` to go on")
     for held in status.claimed_elsewhere if d.running else ():
         lines.append(
@@ -170,7 +170,7 @@ def format_status(status: StatusReport) -> str:
             if f.path in status.gone:
                 continue  # deleted or moved away since: nothing left to fix there
             lines.append(f"  {_clock(f.failed_at)}  {one_line(f.path)}")
-            lines.append(f"      {f.reason or 'error'}: {one_line(f.error)}")
+            lines.append(f"      {f.reason or 'error'}: {as_lines(f.error, ' ' * 8)}")
         gone = sum(1 for f in q.last_failures if f.path in status.gone)
         if gone:
             lines.append(f"  ({gone} more of files that no longer exist: not shown; --json marks them \"gone\")")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from support.daemon import run_vpod
-from support.media import default_audio_languages
+from support.media import default_audio_languages, video
 from support.tools import breakable_tool, gated_tool, path_with
 
 pytestmark = pytest.mark.integration
@@ -233,4 +233,24 @@ def test_status_shows_watch_folders_that_are_missing(tmp_path, daemon_factory, e
         time.sleep(0.1)
     assert json.loads(status(daemon.config, env, "--json").stdout)["unwatched_paths"] == []
     assert "not watched" not in status(daemon.config, env).stdout
+    assert daemon.stop() == 0
+
+
+def test_status_shows_a_multi_line_error_as_lines(tmp_path, daemon_factory, env, media_cache):
+    """Found by a tester: ``vpod status`` printed a tool's two-line error with a literal
+    ``\\n``. The text form now shows it as lines, the continuation indented; JSON keeps
+    the message as it is."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    whole = media_cache("plain.mp4", [video()])
+    (inbox / "cut.mp4").write_bytes(whole.read_bytes()[:3000])  # no moov atom
+    daemon.wait_for("file_failed", path=str(inbox / "cut.mp4"))
+    data = json.loads(status(daemon.config, env, "--json").stdout)
+    [failure] = data["last_failures"]
+    assert "\n" in failure["error"]  # ffprobe's two lines
+    text = status(daemon.config, env).stdout
+    assert "\\n" not in text
+    [first] = [i for i, line in enumerate(text.splitlines()) if "moov atom not found" in line]
+    assert text.splitlines()[first + 1].startswith(" " * 8 + "file:")
     assert daemon.stop() == 0
