@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -17,17 +18,20 @@ from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
 from vpod.policy.languages import language_name
 from vpod.results import display_path
+from vpod.safety import Skip, require_regular_file
 
 PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
 
 def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
     """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones); on
-    failure print why and exit 1."""
+    failure (not a regular file, e.g. a FIFO named ``x.mkv``; not readable as media)
+    print why and exit 1."""
     require_tools_or_exit(PROBE_TOOLS)
     try:
+        require_regular_file(path, os.stat(path))  # the pipeline's check: a FIFO is never opened
         return probe(path.absolute(), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
-    except MediaError as exc:
+    except (MediaError, Skip) as exc:
         fail(f"vpod: {exc}", exitcodes.FILES_FAILED)
     except OSError as exc:
         fail(f"vpod: {display_path(path)}: {exc.strerror or exc}", exitcodes.FILES_FAILED)
