@@ -5,6 +5,10 @@ Each command lives in its own module and is registered here.
 
 from __future__ import annotations
 
+import signal
+import sys
+from typing import Any
+
 import click
 
 from vpod import __version__
@@ -19,7 +23,22 @@ from vpod.cli.run_cmd import run_command
 from vpod.cli.status_cmd import status_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class InterruptExits(click.Group):
+    """A click group whose commands exit 130 (128 + SIGINT, the shells' convention and the
+    README's "Exit codes") on Ctrl-C, as ``vpod process`` does, instead of click's
+    "Aborted!" and status 1 (which ``vpod inspect`` documents as "cannot be read as media").
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a KeyboardInterrupt ends it with status 128 + SIGINT."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(file=sys.stderr)  # after the terminal's ^C
+            ctx.exit(128 + signal.SIGINT)
+
+
+@click.group(cls=InterruptExits, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="vpod")
 def cli() -> None:
     """vpod: watch folders and normalize video files by a track policy.
