@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -183,6 +184,17 @@ def test_status_reads_the_database_despite_a_config_typo(tmp_path, daemon_factor
     assert report["config_error"] and report["database"] == str(tmp_path / "vpod.db")
     text = status(daemon.config, env)
     assert text.returncode == 0 and "config error:" in text.stdout
+    # Found by a tester: a file that is not TOML at all made status report the daemon of
+    # the default database (~/.vpo/vpod.db), which that file never named.
+    default_db = Path(env["HOME"]) / ".vpo" / "vpod.db"
+    default_db.parent.mkdir(exist_ok=True)
+    default_db.symlink_to(tmp_path / "vpod.db")
+    not_toml = tmp_path / "notes.txt"
+    not_toml.write_text("just some notes, [not a config\n")
+    out = status(not_toml, env)
+    assert out.returncode == 2 and str(not_toml) in out.stderr and "no [database] path" in out.stderr
+    assert "running" not in out.stdout
+
     assert daemon.stop() == 0
     assert status(daemon.config, env).returncode == 3
 

@@ -37,7 +37,13 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
         # A typo must not hide a daemon that runs on its last good config: read the database
         # the file names, if that much of it can be read.
         fallback = fallback_database_path(config_path)
-        if fallback is None or not fallback.exists():
+        if fallback is None:
+            fail(
+                f"vpod: config error: {exc}\nvpod: no [database] path can be read from that file,"
+                " so which database (and daemon) to report is unknown; fix the file",
+                exitcodes.USAGE,
+            )
+        if not fallback.exists():
             fail(f"vpod: config error: {exc}", exitcodes.USAGE)
         config_error, database = str(exc), fallback
         click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {database}", err=True)
