@@ -74,6 +74,10 @@ class StatusReport:
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
             "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
+            "waiting_for_space": [
+                {**asdict(w), "retry_in_seconds": round(max(0.0, w.retry_at - self.taken_at), 1)}
+                for w in self.queue.waiting_for_space
+            ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
         }
 
@@ -155,6 +159,9 @@ def format_status(status: StatusReport) -> str:
         gone = not owner_alive(f.worker or "") or (not d.running and not (f.worker or "").startswith(WORKER_PREFIX))
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
         lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
+    for w in q.waiting_for_space:  # queued, but not before there is room: say why it does not start
+        lines.append(f"  waiting for space: {one_line(w.path)}, retry in {_duration(max(0.0, w.retry_at - status.taken_at))}")
+        lines.append(f"      {as_lines(w.error, ' ' * 6)}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")
