@@ -309,8 +309,10 @@ def fallback_database_path(explicit: str | os.PathLike[str] | None) -> Path | No
 
     When the file is not valid TOML, its ``[database]`` table alone (from the header to
     the next table) is parsed. Returns the path, resolved as :func:`load_config` would;
-    the default database when the file sets none; ``None`` when the file cannot be read,
-    or its ``[database]`` table or path cannot be understood.
+    the default database when the file is valid TOML and sets none; ``None`` when the
+    file cannot be read, or its ``[database]`` table or path cannot be understood, or it
+    is not valid TOML and has no readable ``[database] path`` (not even a config file,
+    perhaps: its database is unknown, not the default).
     """
     path, _named = config_path(explicit)
     try:
@@ -322,7 +324,9 @@ def fallback_database_path(explicit: str | os.PathLike[str] | None) -> Path | No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         data = _database_table_alone(text)
-        if data is None:
+        if data is None or "path" not in data.get("database", {}):
+            # Broken TOML without a readable [database] path: it may name one we cannot
+            # see (or not be a config at all); the default database would be a guess.
             return None
     table = data.get("database", {})
     try:

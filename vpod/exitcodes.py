@@ -6,7 +6,11 @@ exceptions a command lets through to them.
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
+
+SIGNAL_BASE = 128
+"""``vpod process`` stopped by signal N exits ``SIGNAL_BASE + N`` (the shells' convention)."""
 
 
 class ExitCode(IntEnum):
@@ -39,7 +43,8 @@ class ExitCode(IntEnum):
     """The HTTP listener cannot bind ``[http] listen``: ``EX_OSERR``."""
     ALREADY_RUNNING = 75
     """``vpod run``: another daemon already uses this database: ``EX_TEMPFAIL``."""
+    INTERRUPTED = SIGNAL_BASE + signal.SIGINT
+    """130: a command other than ``vpod run`` / ``vpod process`` was interrupted by Ctrl-C
+    (:class:`vpod.cli.exits.ExitOnError`; ``vpod process`` exits ``SIGNAL_BASE + N`` for
+    any signal N by its own table)."""
 
-
-SIGNAL_BASE = 128
-"""``vpod process`` stopped by signal N exits ``SIGNAL_BASE + N`` (the shells' convention)."""

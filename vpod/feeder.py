@@ -9,6 +9,7 @@ import time
 import structlog
 
 from vpod.db.store import Job, Store, StoreError
+from vpod.watch.intake import WriteBackoff
 
 
 class Feeder:
@@ -31,6 +32,8 @@ class Feeder:
         # read found fewer than would fit. Then a freed slot alone needs no query.
         self._look = True
         self._due_at: float | None = None  # epoch seconds of the next retry, if any
+        # The database could not record an outcome (its disk is full): no new work until then.
+        self._record_backoff = WriteBackoff()
         self.log = structlog.get_logger("vpod")
 
     def poke(self) -> None:
@@ -46,6 +49,37 @@ class Feeder:
             self._inflight.discard(job.id)
             self._look = self._look or requeued
         self.wakeup.set()
+
+    def record_failed(self, job: Job) -> tuple[int, float] | None:
+        """The database could not record ``job``'s outcome (e.g. its disk is full): the job
+        leaves memory (it stays ``queued`` or ``processing`` in the database and is redone)
+        and no job is handed out for a wait that starts at 2 s and doubles up to 5 min
+        (:class:`vpod.watch.intake.WriteBackoff`, the one ``queue_write_failed`` uses).
+
+        Returns (failures in a row, seconds to wait) when this failure starts a new wait;
+        ``None`` when it happened during a wait already running (another worker's job
+        that was in flight when the database failed): it joins that wait.
+        """
+        with self._lock:
+            self._inflight.discard(job.id)
+            self._look = True  # the job is still due in the database: read it again after the wait
+            if self._record_backoff.waiting() > 0:
+                return None
+            delay = self._record_backoff.failed()
+            step = (self._record_backoff.failures, delay)
+        self.wakeup.set()
+        return step
+
+    def holding(self) -> float:
+        """Seconds left of the wait :meth:`record_failed` started (0: jobs may run)."""
+        with self._lock:
+            return self._record_backoff.waiting()
+
+    def recorded(self) -> tuple[int, float] | None:
+        """An outcome was recorded; returns (failed tries, seconds since the first) when
+        this ends an episode of :meth:`record_failed`, else ``None``."""
+        with self._lock:
+            return self._record_backoff.succeeded()
 
     def inflight(self) -> int:
         """Jobs handed to memory or a worker and not yet done."""
@@ -64,6 +98,9 @@ class Feeder:
         """Feed what fits; returns how long to sleep unless woken (None: until woken)."""
         if self.paused.is_set():
             return None
+        hold = self.holding()
+        if hold > 0:
+            return hold  # the database cannot record outcomes: hand out no work yet
         room = self.jobs.maxsize - self.jobs.qsize()
         if room <= 0:
             return None

@@ -26,6 +26,14 @@ def one_line(text: str | None) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+def as_lines(text: str | None, indent: str) -> str:
+    """``text`` (a tool's multi-line error) for a terminal, one output line per line of
+    text: continuation lines start with ``indent``, blank lines are left out, and other
+    control characters are escaped as in :func:`one_line`. ``None`` gives ``""``."""
+    lines = [one_line(line) for line in (text or "").splitlines() if line.strip()]
+    return ("\n" + indent).join(lines)
+
+
 @overload
 def utf8_text(text: str) -> str: ...
 

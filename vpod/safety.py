@@ -136,15 +136,26 @@ def open_for_processing(
 
 
 
+def require_regular_file(path: Path, st: os.stat_result) -> None:
+    """Refuse what is not a regular file (``st`` from ``os.stat(..., follow_symlinks=False)``
+    of ``path`` or its target): a FIFO named ``x.mkv`` must never be opened (the open or
+    the read would block), a folder or device is no media file either.
+
+    Raises:
+        Skip: reason ``not_a_regular_file``, naming the kind (folder, FIFO, special file).
+    """
+    if not stat.S_ISREG(st.st_mode):
+        kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
+        raise Skip(f"{path}: a {kind}, not a regular file", Reason.NOT_A_REGULAR_FILE)
+
+
 def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
     """Open and lock ``real``; ``None`` when it was replaced while waiting for the lock."""
     try:
         st = os.stat(real, follow_symlinks=False)
     except FileNotFoundError:
         raise Skip(f"{path}: vanished before processing", Reason.VANISHED) from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
-        raise Skip(f"{path}: a {kind}, not a regular file", Reason.NOT_A_REGULAR_FILE)
+    require_regular_file(path, st)
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -13,7 +13,7 @@ from vpod.control import DaemonRecord
 from vpod.db.records import InProgress, Library, QueueReport
 from vpod.db.store import Store
 from vpod.outcomes import Reason, Unwatched
-from vpod.results import one_line
+from vpod.results import as_lines, one_line
 from vpod.watch.unwatched import REASONS
 
 
@@ -82,6 +82,10 @@ class StatusReport:
             "counts": self.queue.counts,
             "last_batches": [asdict(b) for b in self.queue.last_batches],
             "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
+            "waiting_for_space": [
+                {**asdict(w), "retry_in_seconds": round(max(0.0, w.retry_at - self.taken_at), 1)}
+                for w in self.queue.waiting_for_space
+            ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
         }
 
@@ -180,7 +184,7 @@ def format_status(status: StatusReport) -> str:
     if d.running:
         lines += _unwatched_lines(status)
     if d.state == "paused":
-        lines.append(f"paused after a failure of {one_line(d.paused_path)}: {one_line(d.paused_error)}")
+        lines.append(f"paused after a failure of {one_line(d.paused_path)}: {as_lines(d.paused_error, '    ')}")
         lines.append("  run `vpod resume` to go on")
     for held in status.claimed_elsewhere if d.running else ():
         lines.append(
@@ -196,6 +200,9 @@ def format_status(status: StatusReport) -> str:
         gone = f.owner_alive is False or (f.owner_alive is None and not d.running)
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
         lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
+    for w in q.waiting_for_space:  # queued, but not before there is room: say why it does not start
+        lines.append(f"  waiting for space: {one_line(w.path)}, retry in {_duration(max(0.0, w.retry_at - status.taken_at))}")
+        lines.append(f"      {as_lines(w.error, ' ' * 6)}")
     lines.append("files: " + ", ".join(f"{n} {state}" for state, n in q.counts.items()))
     if q.last_batches:
         lines.append("last batches:")
@@ -211,7 +218,7 @@ def format_status(status: StatusReport) -> str:
             if failure.path in status.gone:
                 continue  # deleted or moved away since: nothing left to fix there
             lines.append(f"  {_clock(failure.failed_at)}  {one_line(failure.path)}")
-            lines.append(f"      {failure.reason or Reason.ERROR}: {one_line(failure.error)}")
+            lines.append(f"      {failure.reason or Reason.ERROR}: {as_lines(failure.error, ' ' * 8)}")
         not_shown = sum(1 for failure in q.last_failures if failure.path in status.gone)
         if not_shown:
             lines.append(f"  ({not_shown} more of files that no longer exist: not shown; --json marks them \"gone\")")

@@ -98,13 +98,26 @@ def _create_owned(source: Path, registry: TempRegistry, suffix: str) -> tuple[Pa
 
 def _discard(path: Path, fd: int, registry: TempRegistry) -> None:
     """Remove the temp file (if still there), then drop the lock, then the record: in that
-    order, so no sweep ever sees an unlocked temp file that is still in use."""
+    order, so no sweep ever sees an unlocked temp file that is still in use.
+
+    A temp file that cannot be removed (the mount became read-only during the remux) is
+    logged as ``temp_file_not_removed`` and stays registered, so the sweep at the next
+    start removes it; the error that ended the remux, if any, is the one that propagates.
+    """
+    error = None
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        error = exc.strerror or str(exc)
     finally:
         os.close(fd)
+    if error is not None:
+        structlog.get_logger("vpod").warning(
+            "temp_file_not_removed", path=str(path), error=error, hint="removed at the next start of vpod"
+        )
+        return  # still registered: the next sweep removes it
     registry.forget_temp(path)
 
 
@@ -135,7 +148,7 @@ class SweepResult:
 
 
 def sweep_temps(registry: TempRegistry) -> SweepResult:
-    """Remove the temp files a crashed vpod left behind.
+    """Remove the temp files a crashed vpod left behind, or one that could not remove them.
 
     Only paths that were registered, still carry vpod's temp prefix and are not locked by
     a live process (see the module docstring) are removed; a file some live daemon or
@@ -195,7 +208,10 @@ def log_sweep(result: SweepResult) -> None:
     Files in use by a live vpod are only counted at debug level."""
     log = structlog.get_logger("vpod")
     for path in result.removed:
-        log.warning("temp_file_removed", path=str(path), why="left behind by a vpod that was killed or crashed")
+        log.warning(
+            "temp_file_removed", path=str(path),
+            why="left behind by an earlier vpod: killed or crashed, or it could not remove it (temp_file_not_removed)",
+        )
     for path, error in result.failed:
         log.warning("temp_file_not_removed", path=str(path), error=error)
     if result.in_use:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -116,3 +119,45 @@ def test_dry_run_reports_the_skip_the_run_would_make(movie, env, tmp_path):
     plan = json.loads(run_vpod(["plan", str(movie), "--config", str(config), "--json"], env=env).stdout)
     [result] = dry["results"]
     assert result["skipped"] and result["reason"] == plan["skip"]["reason"] == "hardlinked"
+
+
+def test_inspect_and_plan_of_a_fifo_say_it_is_a_fifo(tmp_path, env):
+    """Found by a tester: ``vpod inspect`` called a FIFO named x.mkv an "empty file"; the
+    daemon's check (vpod.safety) names it."""
+    fifo = tmp_path / "x.mkv"
+    os.mkfifo(fifo)
+    for command in (["inspect", str(fifo)], ["plan", str(fifo)]):
+        result = run_vpod(command, env=env, timeout=30)
+        assert result.returncode == 1, result.stderr
+        assert f"{fifo}: a FIFO, not a regular file" in result.stderr and "empty" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["inspect", "plan"])
+def test_ctrl_c_exits_130(movie, env, tmp_path, command):
+    """Found by a tester: Ctrl-C on ``vpod inspect`` printed "Aborted!" and exited 1, the
+    status of a file that cannot be read as media; now 128 + SIGINT, as ``vpod process``."""
+    started = tmp_path / "probing"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mkvmerge", "ffprobe"):  # whichever probes first waits to be interrupted
+        (bin_dir / tool).write_text(
+            f"#!{sys.executable}\nimport sys, time\n"
+            f"if '--version' not in sys.argv and '-version' not in sys.argv:\n"
+            f"    open({str(started)!r}, 'w').close()\n    time.sleep(60)\n"
+        )
+        (bin_dir / tool).chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vpod", command, str(movie)],
+        env={**env, "PATH": f"{bin_dir}:{env['PATH']}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Aborted" not in err

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from support.daemon import write_config
+from support.daemon import run_vpod, write_config
 from support.filesystems import fill, free_bytes, small_ext4
 from support.media import audio, default_audio_languages, make_media, mkvmerge_tracks, subtitle, video
 from support.pipeline import make_pipeline
@@ -220,9 +220,10 @@ def test_remux_that_cannot_fit_is_not_started(tmp_path, env, media_cache):
         assert names(disk) == ["film.mkv"]
 
 
-def test_daemon_waits_for_space_then_remuxes(tmp_path, daemon_factory, media_cache):
+def test_daemon_waits_for_space_then_remuxes(tmp_path, daemon_factory, media_cache, env):
     """With max_attempts = 1, a file that does not fit waits (file_retry, reason
-    insufficient_space) instead of failing, and is remuxed once there is room."""
+    insufficient_space) instead of failing, and is remuxed once there is room. Meanwhile
+    ``vpod status`` says it waits for space and why (a tester saw only "1 queued")."""
     with small_ext4(tmp_path, 80) as disk:
         filler = fill(disk, leave=1 << 20)
         daemon = daemon_factory({
@@ -236,6 +237,12 @@ def test_daemon_waits_for_space_then_remuxes(tmp_path, daemon_factory, media_cac
         assert waiting["reason"] == "insufficient_space"
         assert waiting["retry_in_seconds"] == 5
         assert f"{film}: not enough free space for the remux" in waiting["error"]
+        report = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+        [space] = report["waiting_for_space"]
+        assert space["path"] == str(film) and space["error"] == waiting["error"]
+        assert 0 <= space["retry_in_seconds"] <= 5
+        text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+        assert f"waiting for space: {film}, retry in" in text and "it needs" in text, text
         filler.unlink()
         daemon.wait_for("file_processed", path=str(film), timeout=60)
         assert default_audio_languages(film) == ["jpn"]

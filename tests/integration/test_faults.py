@@ -16,6 +16,7 @@ import pytest
 from support.daemon import run_vpod, write_config
 from support.media import default_audio_languages
 from support.store import state_counts
+from support.tools import gated_tool, path_with
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +235,43 @@ def test_lock_during_a_remux_does_not_leave_the_file_in_progress(tmp_path, daemo
     with sqlite3.connect(db) as conn:  # the results history: no Store method reads it back
         assert conn.execute("SELECT COUNT(*) FROM results WHERE success = 1 AND changes > 0").fetchone() == (1,)
     assert not [p for p in inbox.iterdir() if p.name.startswith(".vpod-tmp-")]
+
+
+def test_results_not_recorded_on_a_full_disk_back_off(tmp_path, daemon_factory, jpn_eng_mkv, small_tmpfs):
+    """Found by a tester: with the database's disk full, a job whose outcome could not be
+    recorded went straight back to the queue (47,560 ``result_not_recorded`` lines in
+    20 s). Now the daemon takes no new work for a wait that doubles (one line per try),
+    then tries again; once space is free the waiting files are processed and the
+    recovery is logged."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    gate = tmp_path / "gate"
+    gate.touch()  # the first file waits before its header edit; the others wait in the queue
+    tools = gated_tool(tmp_path / "bin", "mkvpropedit", gate)
+    daemon = daemon_factory(
+        {
+            "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+            "database": {"path": str(small_tmpfs / "vpod.db")},
+            "processing": {"workers": 1},
+        },
+        extra_env={"PATH": path_with(tools)},
+    )
+    names = [f"movie{i}.mkv" for i in range(4)]
+    for name in names:
+        shutil.copyfile(jpn_eng_mkv, inbox / name)
+    daemon.wait_for("file_queued", count=len(names))
+    filler = small_tmpfs / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)  # until ENOSPC
+    gate.unlink()
+    daemon.wait_for("result_not_recorded", count=3, timeout=60)
+    filler.unlink()
+    [recovered] = daemon.wait_for("result_write_recovered", timeout=60)
+    tries = daemon.named("result_not_recorded")
+    assert [e["attempt"] for e in tries] == list(range(1, len(tries) + 1)), daemon.tail()
+    assert all(a["retry_in_seconds"] < b["retry_in_seconds"] for a, b in zip(tries, tries[1:]))
+    assert recovered["failed_tries"] == len(tries)
+    # Nothing lost: every file not in the middle of its recording when the disk filled is
+    # processed now; one that was (at most one worker) stays "processing" and is redone at
+    # the next start.
+    daemon.wait_for("file_processed", count=len(names) - 1, timeout=60)
+    assert daemon.stop() == 0

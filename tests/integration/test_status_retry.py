@@ -6,11 +6,12 @@ import json
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from support.daemon import run_vpod
-from support.media import default_audio_languages
+from support.media import default_audio_languages, video
 from support.tools import breakable_tool, gated_tool, path_with
 
 pytestmark = pytest.mark.integration
@@ -183,6 +184,17 @@ def test_status_reads_the_database_despite_a_config_typo(tmp_path, daemon_factor
     assert report["config_error"] and report["database"] == str(tmp_path / "vpod.db")
     text = status(daemon.config, env)
     assert text.returncode == 0 and "config error:" in text.stdout
+    # Found by a tester: a file that is not TOML at all made status report the daemon of
+    # the default database (~/.vpo/vpod.db), which that file never named.
+    default_db = Path(env["HOME"]) / ".vpo" / "vpod.db"
+    default_db.parent.mkdir(exist_ok=True)
+    default_db.symlink_to(tmp_path / "vpod.db")
+    not_toml = tmp_path / "notes.txt"
+    not_toml.write_text("just some notes, [not a config\n")
+    out = status(not_toml, env)
+    assert out.returncode == 2 and str(not_toml) in out.stderr and "no [database] path" in out.stderr
+    assert "running" not in out.stdout
+
     assert daemon.stop() == 0
     assert status(daemon.config, env).returncode == 3
 
@@ -233,4 +245,24 @@ def test_status_shows_watch_folders_that_are_missing(tmp_path, daemon_factory, e
         time.sleep(0.1)
     assert json.loads(status(daemon.config, env, "--json").stdout)["unwatched_paths"] == []
     assert "not watched" not in status(daemon.config, env).stdout
+    assert daemon.stop() == 0
+
+
+def test_status_shows_a_multi_line_error_as_lines(tmp_path, daemon_factory, env, media_cache):
+    """Found by a tester: ``vpod status`` printed a tool's two-line error with a literal
+    ``\\n``. The text form now shows it as lines, the continuation indented; JSON keeps
+    the message as it is."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    whole = media_cache("plain.mp4", [video()])
+    (inbox / "cut.mp4").write_bytes(whole.read_bytes()[:3000])  # no moov atom
+    daemon.wait_for("file_failed", path=str(inbox / "cut.mp4"))
+    data = json.loads(status(daemon.config, env, "--json").stdout)
+    [failure] = data["last_failures"]
+    assert "\n" in failure["error"]  # ffprobe's two lines
+    text = status(daemon.config, env).stdout
+    assert "\\n" not in text
+    [first] = [i for i, line in enumerate(text.splitlines()) if "moov atom not found" in line]
+    assert text.splitlines()[first + 1].startswith(" " * 8 + "file:")
     assert daemon.stop() == 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from support.daemon import write_config
+from support.filesystems import small_ext4
 from support.media import audio, copy_media, mkvmerge_tracks, video
 from support.pipeline import sha256
 from support.tools import kill_if_running, process_ended
@@ -207,3 +208,35 @@ def test_a_file_a_killed_vpod_process_held_is_taken_up_by_the_running_daemon(
     daemon.wait_for("file_processed", path=str(path), timeout=120)
     assert audio_layout(path) == [("eng", True), ("jpn", False)]
     assert daemon.stop() == 0
+
+
+def test_a_temp_file_a_read_only_mount_keeps_is_logged_and_removed_by_the_next_run(tmp_path, env, media_cache):
+    """Found by a tester: the library's mount became read-only during a remux; the temp
+    file stayed without a ``temp_file_not_removed`` line, and the next run removed it
+    saying a vpod had been killed or crashed, which none had."""
+    held, pidfile, gate = held_mkvmerge(tmp_path)
+    config = config_file(tmp_path)
+    with small_ext4(tmp_path, 128, "ro") as lib:  # room for the remux (its size + 64 MiB)
+        path = copy_media(media_cache("remux.mkv", NEEDS_REMUX), lib / "r.mkv")
+        digest = sha256(path)
+        run = vpod_process([str(lib)], config=config, env=env, PATH=f"{held}:{os.environ['PATH']}")
+        try:
+            wait_for_file(pidfile)  # the temp file is written; the remux has not ended yet
+            [leftover] = temps(lib)
+            remount = subprocess.run(["mount", "-o", "remount,ro", str(lib)], capture_output=True, text=True)
+            assert remount.returncode == 0, remount.stderr
+        finally:
+            gate.unlink()
+        code, report, err = finished(run)
+        assert code == 1, err
+        events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        [kept] = [e for e in events if e["event"] == "temp_file_not_removed"]
+        assert kept["path"] == str(leftover) and "Read-only" in kept["error"], err
+        assert temps(lib) == [leftover] and sha256(path) == digest
+
+        subprocess.run(["mount", "-o", "remount,rw", str(lib)], check=True)
+        code, report, err = finished(vpod_process([str(lib)], config=config, env=env))
+        assert code == 0, err
+        assert report["temp_files_removed"] == [str(leftover)] and temps(lib) == []
+        [removed] = [json.loads(line) for line in err.splitlines() if '"temp_file_removed"' in line]
+        assert "could not remove it" in removed["why"]

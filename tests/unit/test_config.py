@@ -190,6 +190,11 @@ def test_fallback_database_path_reads_only_the_database_table(tmp_path):
     assert fallback_database_path(config) is None
     config.write_text("[database]\npath = 5\n")
     assert fallback_database_path(config) is None
+    # Not TOML at all, or broken with no [database] path: not the default database (found by a tester).
+    config.write_text("this is not a config file\n")
+    assert fallback_database_path(config) is None
+    config.write_text('[watch\npaths = 1\n[database]\nbusy_timeout_seconds = 1\n')
+    assert fallback_database_path(config) is None
     assert fallback_database_path(tmp_path / "missing.toml") is None
 def test_overlapping_watch_roots_are_refused_by_the_folders_they_name(tmp_path):
     library = tmp_path / "library"

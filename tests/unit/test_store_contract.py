@@ -575,6 +575,32 @@ def test_the_status_report_counts_states_and_lists_failures_newest_first(store):
     assert [f.path for f in store.queue_report(failures=1).last_failures] == ["/library/f2.mkv"]
 
 
+def test_the_status_report_lists_files_waiting_for_free_space_soonest_first(store):
+    """``vpod status`` says why a queued file does not start: its last try found too little
+    free space (an uncounted retry, reason ``insufficient_space``). Other retries and
+    files due now are not listed; ``failures`` limits the list."""
+    for name in (b"late.mkv", b"soon.mkv", b"timeout.mkv", b"new.mkv"):  # claimed in this order
+        store.enqueue(ROOT, name, "fp-" + name.decode(), key())
+    before = time.time()
+    for delay in (600, 60):
+        job = claim(store)
+        result = FileProcessingResult(path=job.path, success=False, error=f"{job.path}: needs 5 bytes, 1 free",
+                                      reason="insufficient_space", permanent=False)
+        store.retry_later(job, result, delay, "b", counted=False)
+    job = claim(store)
+    store.retry_later(job, FileProcessingResult(path=job.path, success=False, error="slow", reason="timeout",
+                                                permanent=False), 30, "b")
+    waiting = store.queue_report().waiting_for_space
+    assert [(w.path, w.error) for w in waiting] == [
+        ("/library/soon.mkv", "/library/soon.mkv: needs 5 bytes, 1 free"),
+        ("/library/late.mkv", "/library/late.mkv: needs 5 bytes, 1 free"),
+    ]
+    assert before + 60 <= waiting[0].retry_at < before + 600 <= waiting[1].retry_at
+    assert [w.path for w in store.queue_report(failures=1).waiting_for_space] == ["/library/soon.mkv"]
+    job = claim(store)  # new.mkv, due now
+    assert job.path == ROOT / "new.mkv" and len(store.queue_report().waiting_for_space) == 2
+
+
 def test_texts_naming_an_undecodable_file_come_back_as_valid_utf8(store):
     """Errors name the file; a non-UTF-8 name reaches them as lone surrogates. Every text
     is stored with the byte shown as ``\\xNN``, and the write succeeds."""

@@ -67,3 +67,18 @@ def test_mkvmerge_gui_mode_errors_read_like_its_usual_ones(tmp_path):
         ToolRunner(30).run(["mkvmerge", "--gui-mode", "-o", str(tmp_path / "out.mkv"), str(text)],
                            on_output_line=lambda line: None)  # fmt: skip
     assert "Error: The type of file" in str(failed.value) and "#GUI#" not in str(failed.value)
+
+
+def test_a_failure_without_an_error_line_leaves_the_progress_lines_out():
+    """Found by a tester: a remux killed at shutdown_timeout gave an error of ~50
+    ``#GUI#progress N%`` lines. The message keeps what else the tool said."""
+    script = (
+        "import sys\nprint('mkvmerge v1 (fake)')\n"
+        "for n in range(50):\n    print(f'#GUI#progress {n}%')\n    print(f'Progress: {n}%')\n"
+        "sys.exit(2)\n"
+    )
+    with pytest.raises(ToolError) as failed:
+        ToolRunner(30).run([PY, "-c", script])
+    message = str(failed.value)
+    assert "mkvmerge v1 (fake)" in message and "status 2" in message
+    assert "progress" not in message.lower()

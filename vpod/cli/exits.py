@@ -45,12 +45,19 @@ def exit_code_for(error: BaseException) -> tuple[ExitCode, str] | None:
 
 
 class ExitOnError(click.Group):
-    """A click group whose commands exit through :data:`EXIT_CODES`."""
+    """A click group whose commands exit through :data:`EXIT_CODES`, and with
+    ``ExitCode.INTERRUPTED`` (``SIGNAL_BASE + SIGINT``, 130, the shells' convention, as
+    ``vpod process``) on Ctrl-C instead of click's "Aborted!" and status 1 (which
+    ``vpod inspect`` documents as "cannot be read as media")."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; an exception in the table prints its message and exits with its status."""
+        """Run the command; an exception in the table prints its message and exits with its
+        status; a KeyboardInterrupt exits with ``ExitCode.INTERRUPTED`` (130)."""
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(err=True)  # after the terminal's ^C
+            ctx.exit(ExitCode.INTERRUPTED)  # SIGNAL_BASE + SIGINT
         except VpodError as exc:
             found = exit_code_for(exc)
             if found is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
 from vpod.policy.languages import language_name
 from vpod.results import display_path
+from vpod.safety import require_regular_file
 
 PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
@@ -25,11 +27,14 @@ def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
     """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones).
 
     Raises:
+        Skip: not a regular file (a FIFO named ``x.mkv``, a folder, a device), by the
+            pipeline's own check; a MediaError (exit 1).
         MediaError: the file cannot be read as media, or not at all (exit 1).
         ToolsMissing: mkvmerge or ffprobe is not on ``PATH`` (exit 69).
     """
     require_tools_or_exit(PROBE_TOOLS)
     try:
+        require_regular_file(path, os.stat(path))  # the pipeline's check: a FIFO is never opened
         return probe(path.absolute(), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
     except OSError as exc:
         raise MediaError(f"{display_path(path)}: {exc.strerror or exc}", reason=Reason.OS_ERROR) from exc

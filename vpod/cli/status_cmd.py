@@ -9,7 +9,7 @@ import click
 from vpod.cli.common import config_option
 from vpod.config import DatabaseConfig, fallback_database_path, load_config
 from vpod.control import open_existing_store
-from vpod.errors import ConfigError
+from vpod.errors import ConfigError, UsageProblem
 from vpod.exitcodes import ExitCode
 from vpod.status import format_status, read_status
 
@@ -36,7 +36,13 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
         # A typo must not hide a daemon that runs on its last good config: read the database
         # the file names, if that much of it can be read.
         fallback = fallback_database_path(config_path)
-        if fallback is None or not fallback.exists():
+        if fallback is None:
+            # Not even TOML, and no readable [database] path: the default database would be a guess.
+            raise UsageProblem(
+                f"config error: {exc}\nvpod: no [database] path can be read from that file,"
+                " so which database (and daemon) to report is unknown; fix the file"
+            ) from exc
+        if not fallback.exists():
             raise
         config_error, database = str(exc), DatabaseConfig(path=fallback)
         click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {fallback}", err=True)

@@ -14,7 +14,7 @@ from vpod.db.store import Job
 from vpod.feeder import Feeder
 from vpod.jobs import JobRunner
 from vpod.policy.policy import Policy
-from vpod.results import FileProcessingResult
+from vpod.results import FileProcessingResult, display_path
 
 
 class FileHandler:
@@ -63,25 +63,47 @@ class FileHandler:
         self.feeder.done(job)
 
     def __call__(self, job: Job, worker: str) -> None:
-        """Process ``job`` as ``worker``; while paused it stays queued. Never raises: a
-        database error is logged ``result_not_recorded``, a bug ``worker_error`` (the job
-        is redone at the next start)."""
+        """Process ``job`` as ``worker``; while paused, or while the database cannot record
+        outcomes (:meth:`vpod.feeder.Feeder.holding`), it stays queued. Never raises: a
+        database error is logged ``result_not_recorded`` (all new work then waits for a
+        backoff of 2 s doubling to 5 min; ``result_write_recovered`` when an outcome is
+        recorded again), a bug ``worker_error`` (the job is redone at the next start)."""
         if self.controller.should_stop():
             self.feeder.done(job)  # paused: the job stays queued in the database
+            return
+        if self.feeder.holding() > 0:
+            self.feeder.done(job)  # the database cannot record outcomes: the job waits in it
             return
         policy = self.policy  # a reload mid-file applies from the next one
         batch_id = self.windows.start_file(job.id)
         self.active_changed(+1)
         result = None
+        not_recorded = False
         try:
             result = self.job_runner.run(job, policy, worker, batch_id)
         except StoreError as exc:
-            self.log.error("result_not_recorded", path=str(job.path), error=str(exc))
+            # E.g. the database's disk is full: hold all new work for a backoff (one line
+            # per step), then try again; the job stays in the database and is redone.
+            not_recorded = True
+            step = self.feeder.record_failed(job)
+            if step is not None:
+                self.log.error(
+                    "result_not_recorded", path=display_path(job.path), error=str(exc),
+                    attempt=step[0], retry_in_seconds=step[1],
+                )
         except Exception:  # a bug JobRunner could not even record: the job is redone at restart
             self.log.exception("worker_error", path=str(job.path))
         finally:
             self.active_changed(-1)
-            self.feeder.done(job, requeued=result is None or result.retrying)
+            if not not_recorded:
+                self.feeder.done(job, requeued=result is None or result.retrying)
+        if result is not None:
+            episode = self.feeder.recorded()
+            if episode is not None:
+                self.log.info(
+                    "result_write_recovered", path=display_path(job.path), failed_tries=episode[0],
+                    failed_for_seconds=round(episode[1], 3),
+                )
         if result is None:
             self.windows.cancel_file(batch_id)  # not processed here after all
         elif result.retrying:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vpod.fingerprint import StatKey
 
@@ -78,11 +78,23 @@ class FailureRecord:
 
 
 @dataclass(frozen=True)
+class SpaceWait:
+    """A queued file waiting for free space: its last try found too little
+    (``insufficient_space``; ``error`` names the bytes needed and free), and the daemon
+    tries again at ``retry_at`` (epoch seconds) without counting an attempt."""
+
+    path: str
+    error: str | None
+    retry_at: float
+
+
+@dataclass(frozen=True)
 class QueueReport:
     """What the database says about the queue and recent work.
 
     ``counts`` maps every file state (queued, processing, done, failed, skipped) to a
-    number of files; ``queue_depth`` counts queued files, due now or later.
+    number of files; ``queue_depth`` counts queued files, due now or later, of which
+    ``waiting_for_space`` lists those that wait for free space (soonest retry first).
     """
 
     counts: dict[str, int]
@@ -90,6 +102,7 @@ class QueueReport:
     in_progress: list[InProgress]
     last_batches: list[BatchRecord]
     last_failures: list[FailureRecord]
+    waiting_for_space: list[SpaceWait] = field(default_factory=list)
 
 
 class RetryOutcome(enum.Enum):

@@ -11,7 +11,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pool import DaemonConnectionPool
-from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, QueueReport, RetryOutcome
+from vpod.db.records import (
+    BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, QueueReport, RetryOutcome, SpaceWait,
+)
 from vpod.db.schema import migrate
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.fingerprint import StatKey
@@ -722,7 +724,8 @@ class SqliteStore:
 
     def queue_report(self, *, batches: int = 5, failures: int = 10) -> QueueReport:
         """Counts by state, queue depth, files in progress, the last ``batches`` batches and
-        the last ``failures`` failed files (newest first), read in one snapshot."""
+        the last ``failures`` failed files (newest first), and up to ``failures`` queued
+        files waiting for free space, read in one snapshot."""
         with self.pool.read() as conn:
             conn.execute("BEGIN")  # one consistent snapshot across the queries (WAL)
             counts = dict.fromkeys(("queued", "processing", "done", "failed", "skipped"), 0)
@@ -759,8 +762,16 @@ class SqliteStore:
                     (failures,),
                 )
             ]
+            waiting_for_space = [
+                SpaceWait(_text_path(r["root"], r["relpath"]), r["last_error"], r["not_before"])
+                for r in conn.execute(
+                    "SELECT root, relpath, last_error, not_before FROM files"
+                    " WHERE state = 'queued' AND reason = ? ORDER BY not_before LIMIT ?",
+                    (Reason.INSUFFICIENT_SPACE, failures),
+                )
+            ]
             conn.execute("COMMIT")
-        return QueueReport(counts, counts["queued"], in_progress, last_batches, last_failures)
+        return QueueReport(counts, counts["queued"], in_progress, last_batches, last_failures, waiting_for_space)
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

@@ -218,7 +218,11 @@ class Store(Protocol):
         """The daemon's record as written by :meth:`set_daemon_info` and the CLI."""
 
     def queue_report(self, *, batches: int = 5, failures: int = 10) -> QueueReport:
-        """Counts by state, queue depth, files in progress, last batches and failures."""
+        """Counts by state, queue depth, files in progress, the last ``batches`` batches
+        and ``failures`` failures (newest first), and up to ``failures`` queued files
+        waiting for free space (:class:`~vpod.db.records.SpaceWait`: queued by
+        :meth:`retry_later` with reason ``insufficient_space``; soonest retry first), read
+        in one consistent snapshot."""
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth."""

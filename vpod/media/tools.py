@@ -212,7 +212,8 @@ def tool_message(result: ToolResult) -> str:
 
     mkvmerge and mkvpropedit print their errors on stdout, prefixed ``Error:``; under
     ``--gui-mode`` (mkvmerge(1)) as ``#GUI#error …`` / ``#GUI#warning …``, which are
-    shown as ``Error: …`` / ``Warning: …`` too.
+    shown as ``Error: …`` / ``Warning: …`` too. Without such lines, the tail of stdout
+    stands in, less its progress lines (``#GUI#progress N%`` / ``Progress: N%``).
     """
     text = result.stderr.strip()
     if not text:
@@ -221,6 +222,8 @@ def tool_message(result: ToolResult) -> str:
             next((gui[tag] + line[len(tag):] for tag in gui if line.startswith(tag)), line)
             for line in result.stdout.splitlines()
         ]
-        lines = [line for line in lines if line.startswith(("Error", "Warning"))]
-        text = "\n".join(lines) or result.stdout.strip()[-_STDERR_LIMIT:]
+        complaints = [line for line in lines if line.startswith(("Error", "Warning"))]
+        # Progress lines (``#GUI#progress 45%``, ``Progress: 45%``) say nothing about the failure.
+        rest = [line for line in lines if not line.startswith(("#GUI#progress", "Progress:"))]
+        text = "\n".join(complaints) or "\n".join(rest).strip()[-_STDERR_LIMIT:]
     return text[-_STDERR_LIMIT:] or "(no message)"
