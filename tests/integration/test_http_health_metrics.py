@@ -59,7 +59,14 @@ def test_health_and_metrics_from_a_running_daemon(tmp_path, daemon_factory, jpn_
     (inbox / "bad.mkv").write_text("not a video")
     daemon.wait_for("file_processed", path=str(inbox / "good.mkv"))
     failed = daemon.wait_for("file_failed", path=str(inbox / "bad.mkv"))[0]
-    daemon.wait_for("batch_completed", where=lambda e: e["total_files"] == 2)
+    # Usually one batch of two; a loaded machine may split them (windows close when the
+    # daemon is idle), so the metrics are checked against the batches the log shows.
+    deadline = time.monotonic() + 60
+    while sum(e["total_files"] for e in daemon.named("batch_completed")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    batches = daemon.named("batch_completed")
+    assert sum(e["total_files"] for e in batches) == 2, batches
+    last = batches[-1]
 
     m = samples(port)
     assert m[("vpod_files_processed_total", ())] == 1
@@ -68,9 +75,9 @@ def test_health_and_metrics_from_a_running_daemon(tmp_path, daemon_factory, jpn_
     assert m[("vpod_queue_depth", ())] == 0
     assert m[("vpod_active_workers", ())] == 0
     assert m[("vpod_workers", ())] == 1
-    assert m[("vpod_batches_total", ())] == 1
-    assert m[("vpod_last_batch_files", (("outcome", "total"),))] == 2
-    assert m[("vpod_last_batch_files", (("outcome", "failed"),))] == 1
+    assert m[("vpod_batches_total", ())] == len(batches)
+    assert m[("vpod_last_batch_files", (("outcome", "total"),))] == last["total_files"]
+    assert m[("vpod_last_batch_files", (("outcome", "failed"),))] == last["fail_count"]
     assert m[("vpod_paused", ())] == 0
     assert get(port, "/nothing-here")[0] == 404
 
