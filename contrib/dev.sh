@@ -109,7 +109,7 @@ case "${1:-}" in
         shift
         check_python
         # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential).
-        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb git:git
         make_venv "test"
         cd "$here"
         # mypy reads [tool.mypy] in pyproject.toml (strict, vpod/ as Python 3.10). It runs
