@@ -75,9 +75,6 @@ install -m 0644 "$src/systemd/vpod.service" /etc/systemd/system/vpod.service
 install -d /usr/share/bash-completion/completions
 install -m 0644 "$src/contrib/completion/vpod.bash" /usr/share/bash-completion/completions/vpod
 
-say "checking the installation as the vpod user (vpod doctor)"
-runuser -u vpod -- "$prefix/bin/vpod" doctor --config /etc/vpod/config.toml >&2 || say "vpod doctor reported a blocking problem (see above)"
-
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable vpod.service >/dev/null 2>&1
@@ -90,4 +87,9 @@ if [ -d /run/systemd/system ]; then
 else
   say "systemd is not running here: the unit is installed but not enabled"
 fi
+# After the restart: a running daemon of the old release would keep the database at its
+# old schema, which this release's doctor may not upgrade under it.
+say "checking the installation as the vpod user (vpod doctor)"
+runuser -u vpod -- "$prefix/bin/vpod" doctor --config /etc/vpod/config.toml >&2 || say "vpod doctor reported a blocking problem (see above)"
+
 say "drop video files into /var/lib/vpod/inbox; see: vpod status --config /etc/vpod/config.toml"

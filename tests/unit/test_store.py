@@ -155,3 +155,41 @@ def test_a_version_5_database_is_migrated_in_place_with_its_data(tmp_path):
     assert store.requeue_interrupted() == 1
     assert store.abandon_dead_owners() == [Path("/srv/tv/s01/e1.mkv")]
     pool.close()
+
+
+def test_an_older_daemon_still_running_keeps_its_database_from_being_upgraded(tmp_path):
+    """Observed: `vpod status` of a new release upgraded the schema under a running daemon
+    of the old one, which could then queue nothing. Another process's daemon lock on the
+    database refuses the upgrade, with the pid; once that daemon is gone it goes ahead."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from vpod.config import DatabaseConfig
+    from vpod.db.factory import open_store
+    from vpod.db.schema import MIGRATIONS, SCHEMA_VERSION
+    from vpod.db.store import StoreError
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(";\n".join(MIGRATIONS[:5]) + ";\nPRAGMA user_version = 5;")
+    conn.close()
+    holder = subprocess.Popen(  # an old daemon: its InstanceLock, then it waits
+        [sys.executable, "-c",
+         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0); "
+         "print('locked', flush=True); sys.stdin.read()",
+         str(path.with_name(path.name + ".lock"))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreError) as refused:
+            open_store(DatabaseConfig(path=path))
+        assert f"pid {holder.pid}" in str(refused.value) and "still running" in str(refused.value)
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+    finally:
+        holder.communicate("")
+    store = open_store(DatabaseConfig(path=path))
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -9,6 +9,7 @@ daemon or ``vpod process``, on which host, alive while its heartbeat is fresh).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sqlite3
@@ -215,6 +216,16 @@ def migrate(pool: DaemonConnectionPool) -> int:
                 f"database {pool.path} has schema version {found}, newer than this vpod "
                 f"understands ({SCHEMA_VERSION}); upgrade vpod"
             )
+        if 0 < found < SCHEMA_VERSION:
+            holder = _other_daemon(Path(pool.path))
+            if holder is not None:
+                # Upgrading under it would leave that daemon unable to queue anything.
+                raise StoreError(
+                    f"database {pool.path} has schema version {found}, from an older vpod whose daemon "
+                    f"(pid {holder}) is still running on it; this vpod would upgrade it to version "
+                    f"{SCHEMA_VERSION}, which that daemon cannot use: stop that daemon (or restart it "
+                    "with this release, which upgrades the database at its start), then run this again"
+                )
         for version in range(found, SCHEMA_VERSION):
             step = MIGRATIONS[version]
             if callable(step):
@@ -225,3 +236,24 @@ def migrate(pool: DaemonConnectionPool) -> int:
                     conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return found
+
+
+def _other_daemon(database: Path) -> str | None:
+    """The pid of another process's daemon holding ``DATABASE.lock`` (the flock of
+    :class:`vpod.instance.InstanceLock`), or ``None`` when no other daemon runs on it."""
+    lock = database.with_name(database.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if holder == str(os.getpid()):
+            return None  # this daemon, starting: it upgrades its own database
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder or "unknown"
+        return None
+    finally:
+        os.close(fd)
