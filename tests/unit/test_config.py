@@ -169,13 +169,38 @@ def test_policy_digest_names_what_a_conforming_file_looks_like():
     assert base.digest == Policy(audio_languages=("jpn",)).digest  # another object, same value
     eng = config_from_data({"policy": {"audio_languages": ["eng"]}}, source=None).policy
     assert eng.digest != base.digest
-    for key, value in (("container", "mkv"), ("track_order", []), ("clear_track_titles", True)):
+    for key, value in (
+        ("container", "mkv"),
+        ("track_order", []),
+        ("clear_track_titles", True),
+        ("hardlinks", "break"),  # a hard-linked file ends differently under "headers"
+        ("original_language", "kor"),
+    ):
         changed = config_from_data({"policy": {"audio_languages": ["jpn"], key: value}}, source=None).policy
         assert changed.digest != base.digest, key
-    neutral = {"on_error": "fail", "backup": True, "break_hardlinks": True, "keep_mtime": False}
+    neutral = {"on_error": "fail", "backup": True, "keep_mtime": False}
     assert config_from_data({"policy": {"audio_languages": ["jpn"], **neutral}}, source=None).policy.digest == (
         base.digest
     )
+
+
+def test_break_hardlinks_is_read_as_hardlinks():
+    """The key hardlinks replaced keeps working: true is "break", false "headers"."""
+    assert config_from_data({"policy": {"break_hardlinks": True}}, source=None).policy.hardlinks == "break"
+    assert config_from_data({"policy": {"break_hardlinks": False}}, source=None).policy.hardlinks == "headers"
+    with pytest.raises(ConfigError, match="cannot be combined with hardlinks"):
+        config_from_data({"policy": {"break_hardlinks": True, "hardlinks": "skip"}}, source=None)
+    with pytest.raises(ConfigError, match="hardlinks"):
+        config_from_data({"policy": {"hardlinks": "sometimes"}}, source=None)
+
+
+def test_original_stands_in_language_lists():
+    policy = config_from_data(
+        {"policy": {"audio_languages": ["Original", "en"], "original_language": "ko"}}, source=None
+    ).policy
+    assert policy.audio_languages == ("original", "eng") and policy.original_language == "kor"
+    with pytest.raises(ConfigError, match="original_language"):
+        config_from_data({"policy": {"original_language": "klingonish"}}, source=None)
 
 
 def test_fallback_database_path_reads_only_the_database_table(tmp_path):

@@ -31,6 +31,16 @@ class Track:
         duration_seconds: the track's own duration when the container records one.
         language_tag: the BCP 47 tag of Matroska's ``LanguageIETF`` (``pt-BR``,
             ``zh-Hant``) when the file has one; ``language`` is its ISO 639-2/B part.
+        hearing_impaired: Matroska ``FlagHearingImpaired`` (ffprobe disposition
+            ``hearing_impaired``): SDH / closed captions.
+        visual_impaired: Matroska ``FlagVisualImpaired`` (disposition ``visual_impaired``):
+            audio description for the visually impaired.
+        commentary: Matroska ``FlagCommentary`` (disposition ``comment``).
+        original: Matroska ``FlagOriginal`` (disposition ``original``): the track is in the
+            content's original language.
+        text_descriptions: Matroska ``FlagTextDescriptions`` (disposition ``descriptions``):
+            subtitles that describe sounds and action as text.
+            The five flags are RFC 9559 §5.1.4.1.(6-10); absent means not set.
         languages_agree: False when a Matroska track's ``Language`` and ``LanguageIETF``
             elements name different languages. ffprobe (FFmpeg 5.1) reads only
             ``Language``, mkvmerge and the spec follow ``LanguageIETF``, so readers
@@ -49,6 +59,11 @@ class Track:
     duration_seconds: float | None = None
     languages_agree: bool = True
     language_tag: str | None = None
+    hearing_impaired: bool = False
+    visual_impaired: bool = False
+    commentary: bool = False
+    original: bool = False
+    text_descriptions: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+FlagName = Literal[
+    "default", "forced", "hearing_impaired", "visual_impaired", "commentary", "original", "text_descriptions"
+]
+"""Track flags a plan may set; each is a Matroska ``Flag*`` element (RFC 9559 §5.1.4.1):
+FlagDefault, FlagForced, FlagHearingImpaired, FlagVisualImpaired, FlagCommentary,
+FlagOriginal, FlagTextDescriptions. They are also attributes of
+:class:`vpod.media.model.Track` of the same names."""
+
+
+def _with_why(data: dict[str, Any], why: str) -> dict[str, Any]:
+    if why:
+        data["why"] = why
+    return data
+
 
 @dataclass(frozen=True)
 class SetFlag:
-    """Set a track's ``default`` or ``forced`` flag (Matroska FlagDefault / FlagForced)."""
+    """Set one of a track's flags (:data:`FlagName`), a header-only change."""
 
     track: int
-    flag: Literal["default", "forced"]
+    flag: FlagName
     value: bool
+    why: str = field(default="", compare=False)
     structural = False
 
     def describe(self) -> str:
@@ -26,7 +41,7 @@ class SetFlag:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
-        return {"action": "set_flag", "track": self.track, "flag": self.flag, "value": self.value}
+        return _with_why({"action": "set_flag", "track": self.track, "flag": self.flag, "value": self.value}, self.why)
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class SetLanguage:
     track: int
     language: str
     tag: str | None = None
+    why: str = field(default="", compare=False)
     structural = False
 
     def describe(self) -> str:
@@ -50,7 +66,7 @@ class SetLanguage:
         data = {"action": "set_language", "track": self.track, "language": self.language}
         if self.tag:
             data["tag"] = self.tag
-        return data
+        return _with_why(data, self.why)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class SetTitle:
 
     track: int
     title: str | None
+    why: str = field(default="", compare=False)
     structural = False
 
     def describe(self) -> str:
@@ -67,7 +84,7 @@ class SetTitle:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
-        return {"action": "set_title", "track": self.track, "title": self.title}
+        return _with_why({"action": "set_title", "track": self.track, "title": self.title}, self.why)
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class RemoveTrack:
 
     track: int
     reason: str
+    why: str = field(default="", compare=False)
     structural = True
 
     def describe(self) -> str:
@@ -84,7 +102,7 @@ class RemoveTrack:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
-        return {"action": "remove_track", "track": self.track, "reason": self.reason}
+        return _with_why({"action": "remove_track", "track": self.track, "reason": self.reason}, self.why)
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,7 @@ class Reorder:
     """Write the kept tracks in this order of stream indexes."""
 
     order: tuple[int, ...]
+    why: str = field(default="", compare=False)
     structural = True
 
     def describe(self) -> str:
@@ -100,7 +119,7 @@ class Reorder:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
-        return {"action": "reorder", "order": list(self.order)}
+        return _with_why({"action": "reorder", "order": list(self.order)}, self.why)
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,7 @@ class ChangeContainer:
     """Remux into another container (``mkv``), under the same name with its extension."""
 
     container: str
+    why: str = field(default="", compare=False)
     structural = True
 
     def describe(self) -> str:
@@ -116,7 +136,7 @@ class ChangeContainer:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
-        return {"action": "change_container", "container": self.container}
+        return _with_why({"action": "change_container", "container": self.container}, self.why)
 
 
 Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.languages import UNDETERMINED
+from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import Action, ChangeContainer, Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
 from vpod.policy.policy import Policy
 
@@ -179,17 +180,32 @@ def wants_matroska_file(policy: Policy, media: MediaInfo) -> bool:
     return not (media.is_matroska and media.path.suffix.lower() in MATROSKA_SUFFIXES)
 
 
-def plan(policy: Policy, media: MediaInfo) -> Plan:
+def plan(
+    policy: Policy, media: MediaInfo, original: OriginalLanguage | None = None, *, header_only: bool = False
+) -> Plan:
     """The actions that make ``media`` conform to ``policy``; empty when it conforms.
 
     Actions come in this order: removals, language tags, default flags, titles,
     reorder, container change. Warnings say where the policy could not be followed
     safely (every audio track would be removed).
+
+    ``original``: the content's original language, which ``"original"`` in the
+    policy's language lists stands for (``None``: unknown, ``"original"`` matches
+    nothing). ``header_only``: plan only what an in-place header edit can do, as if
+    the policy removed, reordered and converted nothing (a hard-linked file under
+    ``hardlinks = "headers"``); applying it and planning again with ``header_only``
+    gives an empty plan.
     """
     languages, language_actions = _languages(policy, media)
-    removed, warnings = _removals(policy, media, languages)
-    kept = [t for t in media.tracks if t.index not in removed]
-    ordered = _order(policy, kept, languages)
+    if header_only:
+        removed: dict[int, str] = {}
+        warnings: list[str] = []
+        kept = list(media.tracks)
+        ordered = kept
+    else:
+        removed, warnings = _removals(policy, media, languages)
+        kept = [t for t in media.tracks if t.index not in removed]
+        ordered = _order(policy, kept, languages)
 
     audio = [t for t in ordered if t.type == "audio"]
     subtitles = [t for t in ordered if t.type == "subtitle"]
@@ -206,6 +222,6 @@ def plan(policy: Policy, media: MediaInfo) -> Plan:
         actions += [SetTitle(t.index, None) for t in kept if t.title and t.type in TAGGED_TYPES and not _spared(policy, t)]
     if [t.index for t in ordered] != [t.index for t in kept]:
         actions.append(Reorder(tuple(t.index for t in ordered)))
-    if wants_matroska_file(policy, media):
+    if not header_only and wants_matroska_file(policy, media):
         actions.append(ChangeContainer("mkv"))
     return Plan(actions=tuple(actions), warnings=tuple(warnings))

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from vpod.errors import ConfigError
 from vpod.policy.languages import UNDETERMINED, LanguageError, normalize_language
-from vpod.tomlschema import build_section, load_toml, one_of, setting
+from vpod.policy.original import ORIGINAL
+from vpod.tomlschema import build_section, in_range, load_toml, one_of, setting
 
 TRACK_TYPES = ("video", "audio", "subtitle", "attachment")
 LANGUAGE_LIST_KEYS = (
@@ -24,11 +25,13 @@ LANGUAGE_LIST_KEYS = (
     "keep_audio_languages",
     "keep_subtitle_languages",
 )
-RESULT_NEUTRAL_KEYS = frozenset({"on_error", "backup", "break_hardlinks", "keep_mtime"})
+RESULT_NEUTRAL_KEYS = frozenset({"on_error", "backup", "keep_mtime"})
 """Policy keys that never change what a conforming file looks like (what a failure does
-to its batch, whether a backup is kept, whether a remux may split hard links, which
-mtime a rewritten file gets), so they stay out of :attr:`Policy.digest`:
-``vpod process --on-error fail`` judges like the daemon."""
+to its batch, whether a backup is kept, which mtime a rewritten file gets), so they stay
+out of :attr:`Policy.digest`: ``vpod process --on-error fail`` judges like the daemon.
+``hardlinks`` is not among them: under ``"headers"`` a hard-linked file ends with only
+the header part of its plan applied."""
+HARDLINK_MODES = ("skip", "headers", "break")
 
 
 def _track_type(value: Any) -> str | None:
@@ -45,7 +48,7 @@ class Policy:
     """What a conforming file looks like. Language codes are stored as ISO 639-2/B."""
 
     audio_languages: tuple[str, ...] = setting(
-        ("eng",), doc="preference order; the first present becomes the only default audio track"
+        ("eng",), doc='preference order; the first present becomes the only default audio track; "original" allowed'
     )
     subtitle_languages: tuple[str, ...] = setting((), doc="preference order for subtitles")
     default_subtitle: str = setting(
@@ -55,10 +58,37 @@ class Policy:
     keep_subtitle_languages: tuple[str, ...] = setting(
         (), doc="subtitle languages kept; empty keeps all"
     )
-    remove_commentary: bool = setting(False, doc="remove tracks whose title matches a pattern")
-    commentary_patterns: tuple[str, ...] = setting(
-        ("commentary", "director"), check=_non_empty, doc="case-insensitive substrings of commentary titles"
+    original_language: str = setting(
+        "", doc='the original language when no *arr or FlagOriginal says; "" for none'
     )
+    remove_commentary: bool = setting(False, doc="remove commentary tracks (flag or title)")
+    remove_audio_description: bool = setting(False, doc="remove audio description tracks (flag or title)")
+    remove_sdh: bool = setting(False, doc="remove SDH / hearing-impaired subtitles (flag or title)")
+    remove_forced_subtitles: bool = setting(False, doc="remove forced subtitles (flag or title)")
+    commentary_patterns: tuple[str, ...] = setting(
+        ("commentary", "director"), check=_non_empty, doc="words in titles of commentary tracks"
+    )
+    forced_patterns: tuple[str, ...] = setting(
+        ("forced", "signs", "songs"), check=_non_empty, doc="words in titles of forced subtitles"
+    )
+    sdh_patterns: tuple[str, ...] = setting(
+        ("sdh", "cc", "hearing impaired"), check=_non_empty, doc="words in titles of SDH subtitles"
+    )
+    description_patterns: tuple[str, ...] = setting(
+        ("audio description", "descriptive", "described"),
+        check=_non_empty,
+        doc="words in titles of audio description tracks",
+    )
+    set_flags_from_titles: bool = setting(True, doc="set forced/SDH/commentary/description flags that titles imply")
+    mark_original: bool = setting(True, doc="set FlagOriginal on tracks in the original language")
+    subtitle_preference: str = setting(
+        "full", check=one_of("full", "sdh"), doc="full subtitles before SDH ones, or SDH first"
+    )
+    audio_codec_preference: tuple[str, ...] = setting(
+        (), check=_non_empty, doc="codec order that breaks ties between main audio tracks of one language"
+    )
+    max_audio_per_language: int = setting(0, check=in_range(0, 100), doc="0: keep all")
+    max_subtitles_per_language: int = setting(0, check=in_range(0, 100), doc="0: keep all")
     track_order: tuple[str, ...] = setting(
         TRACK_TYPES, check=_track_type, doc="order of track types; empty keeps the file's order"
     )
@@ -66,9 +96,16 @@ class Policy:
     clear_track_titles: bool = setting(False, doc="remove every track title")
     container: str = setting("keep", check=one_of("keep", "mkv"), doc="target container")
     backup: bool = setting(False, doc="keep NAME.orig.EXT beside a rewritten file")
-    break_hardlinks: bool = setting(False, doc="allow a remux to split a file from its hard links")
+    hardlinks: str = setting(
+        "headers", check=one_of(*HARDLINK_MODES), doc="what vpod may do to a file with several hard links"
+    )
     keep_mtime: bool = setting(True, doc="a remuxed file keeps its source's modification time")
     on_error: str = setting("skip", check=one_of("skip", "fail"), doc="what a failed file does to its batch")
+
+    @property
+    def break_hardlinks(self) -> bool:
+        """``hardlinks = "break"``: a remux may split a file from its other hard links."""
+        return self.hardlinks == "break"
 
     @cached_property
     def digest(self) -> str:
@@ -85,13 +122,22 @@ class Policy:
         return hashlib.blake2b(canonical.encode("ascii"), digest_size=8).hexdigest()
 
 
+def _list_language(value: str) -> str:
+    return ORIGINAL if value.strip().lower() == ORIGINAL else normalize_language(value)
+
+
 def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
     changes: dict[str, Any] = {}
     for key in LANGUAGE_LIST_KEYS:
         try:
-            changes[key] = tuple(dict.fromkeys(normalize_language(v) for v in getattr(policy, key)))
+            changes[key] = tuple(dict.fromkeys(_list_language(v) for v in getattr(policy, key)))
         except LanguageError as exc:
-            raise ConfigError(source, f"[policy] {key}", str(exc)) from None
+            raise ConfigError(source, f"[policy] {key}", f'{exc} (or "original")') from None
+    if policy.original_language:
+        try:
+            changes["original_language"] = normalize_language(policy.original_language)
+        except LanguageError as exc:
+            raise ConfigError(source, "[policy] original_language", str(exc)) from None
     if policy.untagged_language:
         try:
             changes["untagged_language"] = normalize_language(policy.untagged_language)
@@ -150,5 +196,24 @@ def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir
         if "policy_file" in inner:
             raise ConfigError(path, "policy_file", "a policy file cannot name another policy file")
         return policy_from_table(inner, source=path, base_dir=path.parent)
-    policy = build_section(Policy, table, source=source, section="policy", base_dir=base_dir)
+    policy = build_section(Policy, _legacy_hardlinks(table, source), source=source, section="policy", base_dir=base_dir)
     return _normalize_languages(policy, source)
+
+
+def _legacy_hardlinks(table: Mapping[str, Any], source: Path | None) -> Mapping[str, Any]:
+    """``break_hardlinks = true|false`` (before ``hardlinks``) as ``hardlinks``: true is
+    ``"break"``; false was "skip the file when a remux is needed", which is ``"headers"``
+    minus the in-place part, so it becomes ``"headers"`` (the header part of such a
+    file's plan is applied now)."""
+    if "break_hardlinks" not in table:
+        return table
+    value = table["break_hardlinks"]
+    if not isinstance(value, bool):
+        raise ConfigError(source, "[policy] break_hardlinks", f"expected true or false, got {value!r}")
+    if "hardlinks" in table:
+        raise ConfigError(
+            source, "[policy] break_hardlinks", 'cannot be combined with hardlinks (the key that replaces it); keep hardlinks'
+        )
+    rest = {k: v for k, v in table.items() if k != "break_hardlinks"}
+    rest["hardlinks"] = "break" if value else "headers"
+    return rest
