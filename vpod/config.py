@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from vpod.arr_config import ArrConfig, arr_section
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.http_listener import parse_listen_address
@@ -165,6 +166,7 @@ class VPOConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     policy: Policy = field(default_factory=Policy)
+    arr: ArrConfig = field(default_factory=ArrConfig)
     allow_root: bool = False
     source: Path | None = None
 
@@ -218,12 +220,14 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
         elif name == "watch":
             sections[name] = _watch_section(table, source=source, base_dir=base_dir)
+        elif name == "arr":
+            sections[name] = arr_section(table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
             )
         else:
-            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy"))
+            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "arr.NAME"))
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)

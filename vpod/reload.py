@@ -12,7 +12,7 @@ from typing import Any
 
 from vpod.config import VPOConfig
 
-_SECTIONS = ("watch", "processing", "database", "logging", "http", "policy")
+_SECTIONS = ("watch", "processing", "database", "logging", "http", "policy", "arr")
 
 
 def _restart_only() -> frozenset[tuple[str, str]]:

@@ -41,6 +41,7 @@ def setting(
     check_list: tuple[Check, ...] = (),
     doc: str = "",
     live: bool = True,
+    secret: bool = False,
 ) -> Any:
     """Declare a section field with optional validators and a one-line description.
 
@@ -48,12 +49,20 @@ def setting(
     return ``None`` for a good value or a short phrase saying what was expected (for
     example ``"an integer >= 1"``). ``live``: a config reload (SIGHUP) applies a new
     value in the running daemon; ``False``: only a restart does (:mod:`vpod.reload`).
+    ``secret``: a value never shown (an API key): left out of the dataclass's ``repr``
+    and shown as :data:`HIDDEN` by :func:`section_as_dict` (``vpod config check``).
     """
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults so sections stay immutable")
     return dataclasses.field(
-        default=default, metadata={"check": check, "check_list": check_list, "doc": doc, "live": live}
+        default=default,
+        repr=not secret,
+        metadata={"check": check, "check_list": check_list, "doc": doc, "live": live, "secret": secret},
     )
+
+
+HIDDEN = "(hidden)"
+"""What :func:`section_as_dict` shows instead of a set ``secret`` setting."""
 
 
 def at_least(minimum: float, *, strict: bool = False) -> Check:
@@ -246,15 +255,21 @@ def build_section(
 
 def section_as_dict(section: Any) -> dict[str, Any]:
     """A JSON- and TOML-friendly dict of a section, a dataclass instance (paths as
-    strings, tuples as lists, nested sections as dicts)."""
+    strings, tuples as lists, nested sections as dicts, ``secret`` settings as
+    :data:`HIDDEN` when set)."""
+
+    def shown(f: dataclasses.Field[Any], value: Any) -> Any:
+        if f.metadata.get("secret"):
+            return HIDDEN if value else value
+        return plain(value)
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {f.name: shown(f, getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, (tuple, list)):
             return [plain(v) for v in value]
         if isinstance(value, Path):
             return str(value)
         return value
 
-    return {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    return {f.name: shown(f, getattr(section, f.name)) for f in dataclasses.fields(section)}

@@ -1,0 +1,216 @@
+"""``[arr.NAME]``: the Sonarr and Radarr instances vpod talks to.
+
+One table per instance, named by the user (``[arr.movies]``, ``[arr.tv]``)::
+
+    [arr.movies]
+    kind = "radarr"
+    url = "http://127.0.0.1:7878"
+    api_key_file = "/etc/vpod/radarr.key"
+    path_mappings = { "/movies" = "/srv/media/movies" }
+
+The connection keys (``kind``, ``url``, ``api_key`` or ``api_key_file``,
+``timeout_seconds``, ``path_mappings``) are what any use of an instance needs: today the
+original language (:mod:`vpod.original`), later webhooks and notifications. The keys
+``refresh_seconds`` and ``when_unavailable`` are about the original language. Every key
+reloads live (SIGHUP): the next file asks the instances of the new config.
+
+The API key never appears in logs, ``repr`` or ``vpod config check`` (a ``secret``
+setting, :func:`vpod.tomlschema.setting`).
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from vpod.errors import ConfigError
+from vpod.tomlschema import build_section, one_of, setting
+
+ARR_KINDS = ("radarr", "sonarr")
+"""What an instance may be: the two *arr applications whose v3 API vpod reads."""
+
+UNAVAILABLE_CHOICES = ("retry", "fallback")
+"""``when_unavailable``: wait for the instance (the file is retried later, reason
+``original_language_unavailable``), or judge the file by the next sources of the
+original language (:mod:`vpod.original.resolver`)."""
+
+MAX_TIMEOUT_SECONDS = 120.0
+"""Upper bound of ``timeout_seconds``: a worker waits at most this long for an instance."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _http_url(value: Any) -> str | None:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return 'an http:// or https:// URL of the instance, with its URL base if it has one ("http://host:7878/radarr")'
+    if parts.username or parts.password:
+        return "a URL without a user name or password (the API key authenticates)"
+    return None
+
+
+def _timeout(value: Any) -> str | None:
+    if 0 < value <= MAX_TIMEOUT_SECONDS:
+        return None
+    return f"a number of seconds > 0 and <= {MAX_TIMEOUT_SECONDS:g}"
+
+
+def _refresh(value: Any) -> str | None:
+    return None if 10 <= value <= 7 * 24 * 3600 else "a number of seconds from 10 to 604800 (7 days)"
+
+
+def _no_blank(value: Any) -> str | None:
+    return None if value.strip() else "a non-empty API key"
+
+
+@dataclass(frozen=True)
+class ArrInstance:
+    """One Sonarr or Radarr instance (``[arr.NAME]``).
+
+    Attributes:
+        name: the table's name (``movies`` for ``[arr.movies]``): how logs and
+            ``vpod plan`` name the instance.
+        kind: ``radarr`` or ``sonarr``.
+        url: the base URL, with the instance's URL base if it has one
+            (``http://127.0.0.1:8989/sonarr``); vpod appends ``/api/v3/...``.
+        api_key: the instance's API key (Settings → General), sent as ``X-Api-Key``;
+            read from ``api_key_file`` when that is given. Never shown.
+        api_key_file: a file holding the API key (whitespace around it is ignored), so
+            the config file need not hold the secret.
+        timeout_seconds: the longest a request to the instance may take, connect to
+            last byte (seconds); a worker never waits longer for it.
+        path_mappings: ``(remote, local)`` pairs: a path the instance reports starting
+            with ``remote`` (as the *arr sees it, e.g. inside its Docker container) is
+            read as ``local`` + the rest. The longest matching ``remote`` wins; paths no
+            mapping matches are taken as they are.
+        refresh_seconds: the instance's list (movies or series) is fetched again when
+            it is older than this (seconds); see :mod:`vpod.original.catalog`.
+        when_unavailable: ``retry`` (the file waits and is retried later) or
+            ``fallback`` (judged without this instance) when it does not answer.
+    """
+
+    name: str = ""
+    kind: str = setting("", check=one_of(*ARR_KINDS), doc="radarr | sonarr")
+    url: str = setting("", check=_http_url, doc="base URL, with the URL base if any")
+    api_key: str = setting("", check=_no_blank, doc="the API key (Settings > General)", secret=True)
+    api_key_file: Path | None = setting(None, doc="a file holding the API key, instead of api_key")
+    timeout_seconds: float = setting(10.0, check=_timeout, doc="longest wait for one request, seconds")
+    path_mappings: tuple[tuple[str, str], ...] = setting(
+        (), doc='{ "/remote/path" = "/local/path" }: how the instance\'s paths read here'
+    )
+    refresh_seconds: float = setting(600.0, check=_refresh, doc="refetch the list when it is older than this")
+    when_unavailable: str = setting(
+        "retry", check=one_of(*UNAVAILABLE_CHOICES), doc="retry: the file waits for the instance; fallback: judged without it",
+    )
+
+    def describe(self) -> str:
+        """``radarr "movies" at http://127.0.0.1:7878`` (never the key)."""
+        return f'{self.kind} "{self.name}" at {self.url}'
+
+    def local_path(self, remote: str) -> Path:
+        """The path here of a path the instance reports (``path_mappings`` applied:
+        the longest matching remote prefix, compared by whole path components;
+        Windows-style remote paths are compared with ``/`` for ``\\``)."""
+        text = remote.replace("\\", "/") if _windows_path(remote) else remote
+        best: tuple[int, str, str] | None = None
+        for mapped_remote, local in self.path_mappings:
+            prefix = mapped_remote.replace("\\", "/") if _windows_path(mapped_remote) else mapped_remote
+            prefix = prefix.rstrip("/") or "/"
+            if _under(text, prefix) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), prefix, local)
+        if best is None:
+            return Path(text)
+        _, prefix, local = best
+        rest = text[len(prefix):].lstrip("/")
+        return Path(local) / rest if rest else Path(local)
+
+
+def _windows_path(text: str) -> bool:
+    return bool(re.match(r"[A-Za-z]:[\\/]", text)) or text.startswith("\\\\")
+
+
+def _under(path: str, prefix: str) -> bool:
+    if prefix == "/":
+        return path.startswith("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+@dataclass(frozen=True)
+class ArrConfig:
+    """``[arr]``: the configured instances, in the file's order (the order they are asked in)."""
+
+    instances: tuple[ArrInstance, ...] = setting((), doc="[arr.NAME] tables, one per Sonarr/Radarr instance")
+
+    def by_name(self, name: str) -> ArrInstance | None:
+        """The instance called ``name``, or ``None``."""
+        return next((i for i in self.instances if i.name == name), None)
+
+
+def arr_section(table: Any, *, source: Path | None, base_dir: Path | None) -> ArrConfig:
+    """Build :class:`ArrConfig` from the ``[arr]`` table: one sub-table per instance.
+
+    ``api_key_file`` is read here, once per load (a reload reads it again).
+
+    Raises:
+        ConfigError: not a table of tables, a bad name, an unknown key, a wrong type or
+            value, ``kind`` or ``url`` missing, neither or both of ``api_key`` and
+            ``api_key_file``, a key file that cannot be read or is empty, or a
+            ``path_mappings`` entry that is not remote = absolute local path.
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(source, "[arr]", "expected tables [arr.NAME], one per Sonarr or Radarr instance")
+    instances = []
+    for name, raw in table.items():
+        where = f"[arr.{name}]"
+        if not _NAME.fullmatch(name):
+            raise ConfigError(source, where, "expected a name of letters, digits, '_', '.' or '-'")
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                source, f"[arr] {name}", 'expected a table [arr.NAME] with kind, url and api_key (or api_key_file)'
+            )
+        if "name" in raw:
+            raise ConfigError(source, f"{where} name", "unknown key: the instance's name is its table's name")
+        instance = build_section(
+            ArrInstance, raw, source=source, section=f"arr.{name}", base_dir=base_dir, skip=("path_mappings",)
+        )
+        instance = replace(instance, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
+        for key in ("kind", "url"):
+            if not getattr(instance, key):
+                raise ConfigError(source, f"{where} {key}", "required")
+        instances.append(_with_key(instance, raw, source, where))
+    return ArrConfig(tuple(instances))
+
+
+def _mappings(raw: Any, source: Path | None, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            source, f"{where} path_mappings", f'expected a table {{ "/remote/path" = "/local/path" }}, got {raw!r}'
+        )
+    pairs = []
+    for remote, local in raw.items():
+        if not remote or not isinstance(local, str) or not PurePosixPath(local).is_absolute():
+            raise ConfigError(
+                source, f"{where} path_mappings",
+                f'expected "/remote/path" = "/absolute/local/path", got {remote!r} = {local!r}',
+            )
+        pairs.append((remote, local.rstrip("/") or "/"))
+    return tuple(pairs)
+
+
+def _with_key(instance: ArrInstance, raw: dict[str, Any], source: Path | None, where: str) -> ArrInstance:
+    """``instance`` with its API key, read from ``api_key_file`` when given."""
+    if ("api_key" in raw) == (instance.api_key_file is not None):
+        raise ConfigError(source, f"{where} api_key", "expected exactly one of api_key and api_key_file")
+    if instance.api_key_file is None:
+        return replace(instance, api_key=instance.api_key.strip())
+    try:
+        key = instance.api_key_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(source, f"{where} api_key_file", f"cannot read {instance.api_key_file}: {reason}") from None
+    if not key or any(c.isspace() for c in key):
+        raise ConfigError(source, f"{where} api_key_file", f"{instance.api_key_file} holds no API key (one word)")
+    return replace(instance, api_key=key)
