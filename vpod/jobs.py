@@ -20,6 +20,8 @@ from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
+WAIT_REASONS = frozenset(r for r in Reason if r.retry is Retry.WAITS)
+"""``insufficient_space`` and ``original_language_unavailable``: the file waits (see :class:`JobRunner`)."""
 TIMEOUT_REASONS = frozenset(r for r in Reason if r.retry is Retry.ONCE)
 """``timeout`` and ``probe_timeout``: a tool ran past its time limit (``[processing]`` ``probe_timeout_seconds``, or
 ``tool_timeout_seconds`` plus ``tool_timeout_seconds_per_gib``) and was killed."""
@@ -49,10 +51,11 @@ class JobRunner:
     :func:`attempts_allowed`; its final failure is then permanent, so the file waits
     until its content changes or ``vpod retry``); everything else is final. With
     ``wait_for_space`` (the daemon), a file that does not fit in the free
-    space (reason ``insufficient_space``) waits instead: it goes back to the queue with
-    backoff (5 s doubling to 5 min, counted per file in this runner), and the attempt
-    does not count against ``max_attempts``, so a disk that is full for a while never
-    makes a file fail for good. Log events: ``file_started`` (debug level: a worker
+    space (reason ``insufficient_space``), or whose original language waits for a
+    Sonarr/Radarr instance (``original_language_unavailable``), waits instead: it goes
+    back to the queue with backoff (5 s doubling to 5 min, counted per file in this
+    runner), and the attempt does not count against ``max_attempts``, so a disk that is
+    full for a while, or an instance down for a while, never makes a file fail for good. Log events: ``file_started`` (debug level: a worker
     took the file, before it is locked and probed), ``file_progress`` (a remux passed
     another 10 %: :mod:`vpod.file_progress`), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
@@ -197,10 +200,11 @@ class JobRunner:
         return result, attempt, lambda: self.store.finish(job, outcome, batch_id), 0.0
 
     def _note_space_wait(self, job: Job, result: FileProcessingResult) -> int:
-        """How many times in a row ``job`` has now found too little free space (0: it did
-        not, or this runner does not wait for space; the count starts again then)."""
+        """How many times in a row ``job`` has now had to wait (:data:`WAIT_REASONS`: too
+        little free space, an original language not known yet; 0: it did not, or this
+        runner does not wait; the count starts again then)."""
         with self._space_lock:
-            if self.wait_for_space and result.failed and result.reason == Reason.INSUFFICIENT_SPACE:
+            if self.wait_for_space and result.failed and result.reason in WAIT_REASONS:
                 self._space_waits[job.id] = self._space_waits.get(job.id, 0) + 1
                 return self._space_waits[job.id]
             self._space_waits.pop(job.id, None)
@@ -209,7 +213,7 @@ class JobRunner:
     def _wait_for_space(
         self, job: Job, result: FileProcessingResult, attempt: int, waits: int, batch_id: str
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
-        """A file that found too little free space ``waits`` times in a row goes back to
+        """A file that had to wait (too little free space, ...) ``waits`` times in a row goes back to
         the queue with backoff, and the attempt is given back."""
         result = replace(result, retrying=True)
         delay = retry_delay(waits)

@@ -122,6 +122,10 @@ class Reason(str, Enum):
         "insufficient_space", Status.FAILED, Retry.WAITS, "the change does not fit in the free space"
     )
     DISK_FULL = "disk_full", Status.FAILED, Retry.YES, "no space left on the device while writing"
+    ORIGINAL_LANGUAGE_UNAVAILABLE = (
+        "original_language_unavailable", Status.FAILED, Retry.WAITS,
+        'a Sonarr/Radarr instance with when_unavailable = "retry" did not answer',
+    )
     TOOL_FAILED = "tool_failed", Status.FAILED, Retry.NO, "mkvmerge, ffmpeg or mkvpropedit failed"
     UNDO_FAILED = "undo_failed", Status.FAILED, Retry.NO, "a failed in-place edit could not be undone"
     KILLED = "killed", Status.FAILED, Retry.YES, "the tool was killed by a signal"

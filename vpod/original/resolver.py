@@ -1,0 +1,175 @@
+"""A file's original language: the sources in order, first answer wins.
+
+1. the configured Sonarr and Radarr instances (``[arr.NAME]``), in the config's order:
+   the series or movie whose folder holds the file, its ``originalLanguage``;
+2. the Matroska ``FlagOriginal`` of the file's audio tracks (RFC 9559 §5.1.4.1.9: "the
+   track is in the content's original language"): their language, when the flagged
+   audio tracks agree on one (``und`` aside);
+3. the selected policy's ``original_language``.
+
+An instance that does not answer (down, too slow, a refused key) is skipped when its
+``when_unavailable`` is ``fallback``; when it is ``retry`` and no instance answered,
+the :class:`Resolution` says to wait (the pipeline fails the file with the transient
+reason ``original_language_unavailable``; the daemon tries it again later).
+
+The answer is looked up once per file and pass: the plan and its verification use the
+same one (:class:`vpod.pipeline.FileProcessor`), so does ``vpod plan``. No request is
+made per file: each instance's list is cached (:mod:`vpod.original.catalog`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vpod.arr_config import ArrConfig, ArrInstance
+from vpod.errors import MediaError
+from vpod.media.model import MediaInfo
+from vpod.original.catalog import ArrCatalog, Lookup
+from vpod.original.client import ArrItem, fetch_items
+from vpod.outcomes import Reason
+from vpod.policy.languages import UNDETERMINED
+from vpod.policy.original import ORIGINAL, OriginalLanguage
+from vpod.policy.policy import LANGUAGE_LIST_KEYS, Policy
+
+FLAG_ORIGINAL = "flag_original"
+POLICY = "policy"
+
+
+def needs_original(policy: Policy) -> bool:
+    """True when ``policy`` uses the original language: ``"original"`` in one of its
+    language lists, or ``mark_original`` (set ``FlagOriginal`` on original-language
+    tracks). Otherwise no source is asked."""
+    return policy.mark_original or any(ORIGINAL in getattr(policy, key) for key in LANGUAGE_LIST_KEYS)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The original language of one file, and how it was found.
+
+    Attributes:
+        original: the first answer, or ``None`` (no source answered: ``"original"``
+            matches nothing). While :attr:`waiting` is set it is what the later sources
+            say, shown by ``vpod plan``; the run waits instead of using it.
+        waiting: the instances with ``when_unavailable = "retry"`` that did not answer
+            when no instance did (each ``kind "name" at URL: why``); non-empty: the file
+            must wait (:meth:`error`).
+        notes: what people may want to know: instances skipped as unavailable
+            (``fallback``), a series or movie without an original language.
+    """
+
+    original: OriginalLanguage | None
+    waiting: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def error(self, path: Path) -> MediaError | None:
+        """The transient failure that makes the file wait, or ``None``."""
+        if not self.waiting:
+            return None
+        return MediaError(
+            f"{path}: its original language is not known yet: {'; '.join(self.waiting)} "
+            '(when_unavailable = "retry": tried again later)',
+            reason=Reason.ORIGINAL_LANGUAGE_UNAVAILABLE,
+            permanent=False,
+        )
+
+    def describe(self) -> str:
+        """One line for people: ``original language: kor (from radarr: Parasite)``, or
+        why it is unknown."""
+        if self.waiting:
+            return "original language unknown: waiting for " + "; ".join(self.waiting)
+        if self.original is None:
+            return "original language unknown: no source answered"
+        return f"original language: {self.original.describe()}"
+
+
+class OriginalResolver:
+    """Finds files' original language; thread-safe, one per process (the daemon's
+    workers share it, so they share each instance's cached list).
+
+    Args:
+        arr: the configured instances (``[arr]``).
+        clock, fetch: passed to each :class:`ArrCatalog` (tests).
+    """
+
+    def __init__(
+        self,
+        arr: ArrConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        fetch: Callable[[ArrInstance], list[ArrItem]] = fetch_items,
+    ) -> None:
+        self.clock = clock
+        self.fetch = fetch
+        self._lock = threading.Lock()
+        self._catalogs: tuple[ArrCatalog, ...] = tuple(self._catalog(i) for i in arr.instances)
+
+    def _catalog(self, instance: ArrInstance) -> ArrCatalog:
+        return ArrCatalog(instance, clock=self.clock, fetch=self.fetch)
+
+    def reconfigure(self, arr: ArrConfig) -> None:
+        """Put a reloaded ``[arr]`` in force from the next file on; an instance whose
+        settings did not change keeps its cached list."""
+        with self._lock:
+            kept = {c.instance: c for c in self._catalogs}
+            self._catalogs = tuple(kept.get(i) or self._catalog(i) for i in arr.instances)
+
+    def resolve(self, media: MediaInfo, policy: Policy) -> Resolution:
+        """The original language of ``media`` (its path and tracks) under ``policy``;
+        ``Resolution(None)`` without asking anything when the policy does not use it
+        (:func:`needs_original`). Never raises for an instance's failure."""
+        if not needs_original(policy):
+            return Resolution(None)
+        with self._lock:
+            catalogs = self._catalogs
+        waiting: list[str] = []
+        notes: list[str] = []
+        for catalog in catalogs:
+            lookup = _lookup(catalog, media.path)
+            instance = catalog.instance
+            if lookup.unavailable is not None:
+                (waiting if instance.when_unavailable == "retry" else notes).append(lookup.unavailable)
+                continue
+            title = lookup.title
+            if title is None:
+                continue
+            if title.code is not None:
+                detail = title.title if instance.name == instance.kind else f"{title.title} ({instance.name})"
+                return Resolution(OriginalLanguage(title.code, instance.kind, detail), notes=tuple(notes))
+            notes.append(
+                f"{instance.describe()}: {title.title!r} has no original language vpod knows "
+                f"({title.language or 'none given'})"
+            )
+            break  # its folder holds the file: no other instance does
+        return Resolution(_from_flags(media) or _from_policy(policy), tuple(waiting), tuple(notes))
+
+
+def _lookup(catalog: ArrCatalog, path: Path) -> Lookup:
+    """What ``catalog``'s instance says about ``path``; asked again by the path with
+    symlinks resolved when it holds the path as written nowhere."""
+    lookup = catalog.lookup(path)
+    if lookup.title is None and lookup.unavailable is None:
+        real = Path(os.path.realpath(path))
+        if real != path:
+            return catalog.lookup(real)
+    return lookup
+
+
+def _from_flags(media: MediaInfo) -> OriginalLanguage | None:
+    """The language of the audio tracks flagged ``FlagOriginal`` when they agree on one
+    (``und`` aside); ``None`` when none is flagged or they disagree."""
+    flagged = [t for t in media.tracks_of("audio") if t.original]
+    languages = sorted({t.language for t in flagged if t.language != UNDETERMINED})
+    if len(languages) != 1:
+        return None
+    tracks = ", ".join(str(t.index) for t in flagged if t.language == languages[0])
+    return OriginalLanguage(languages[0], FLAG_ORIGINAL, f"audio track {tracks}" if "," not in tracks else f"audio tracks {tracks}")
+
+
+def _from_policy(policy: Policy) -> OriginalLanguage | None:
+    """The selected policy's ``original_language``, or ``None`` when it sets none."""
+    return OriginalLanguage(policy.original_language, POLICY, "original_language") if policy.original_language else None
