@@ -31,6 +31,7 @@ from typing import Callable
 
 import structlog
 
+from vpod.arr_config import ArrConfig
 from vpod.diskspace import WRITE_MARGIN_BYTES, SpaceLedger, format_bytes, remux_need
 from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
@@ -43,7 +44,9 @@ from vpod.media.replace import backup_path, keep_backup, put_in_place
 from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
 from vpod.media.verify import verify_written
+from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
+from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import ChangeContainer, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
@@ -139,12 +142,17 @@ class FileProcessor:
         runner: runs the external tools (its timeout applies to each run).
         options: see :class:`PipelineOptions`.
         temps: records temp files (the Store), so a crash cannot leave one behind.
+        original: finds each file's original language (``[arr]`` instances, FlagOriginal,
+            the policy); ``None``: no instance, the file's flags and the policy only.
     """
 
-    def __init__(self, runner: ToolRunner, options: PipelineOptions, temps: TempRegistry) -> None:
+    def __init__(
+        self, runner: ToolRunner, options: PipelineOptions, temps: TempRegistry, original: OriginalResolver | None = None
+    ) -> None:
         self.runner = runner
         self.options = options
         self.temps = temps
+        self.original = original or OriginalResolver(ArrConfig())
         self.remuxer = Remuxer(runner, temps)
         self.space = SpaceLedger()
         self.log = structlog.get_logger("vpod")
@@ -246,7 +254,8 @@ class FileProcessor:
             # A browser's placeholder or a download not started: nothing to judge yet.
             raise Skip(f"{locked.path}: empty file (0 bytes), nothing to process yet", Reason.EMPTY)
         media = probe(locked.path, self.runner)
-        plan = make_plan(policy, media)
+        original = self._original_language(media, policy)
+        plan = make_plan(policy, media, original)
         for warning in plan.warnings:
             self.log.warning("policy_warning", warning=warning)
         if plan.is_empty:
@@ -265,7 +274,7 @@ class FileProcessor:
             return PipelineOutput(result, fingerprint_before)
         if before_apply is not None:
             before_apply(plan)
-        final_path, media_after = self._apply(media, plan, policy, locked, on_progress)
+        final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         return PipelineOutput(
             finish(
@@ -280,10 +289,27 @@ class FileProcessor:
             media_after,
         )
 
+    def _original_language(self, media: MediaInfo, policy: Policy) -> OriginalLanguage | None:
+        """The file's original language, once per pass: the plan and its verification use it.
+
+        Raises:
+            MediaError: ``original_language_unavailable`` (not permanent): a Sonarr/Radarr
+                instance with ``when_unavailable = "retry"`` did not answer.
+        """
+        resolution = self.original.resolve(media, policy)
+        waiting = resolution.error(media.path)
+        if waiting is not None:
+            raise waiting
+        if resolution.original is not None or resolution.notes:
+            self.log.debug("original_language", description=resolution.describe(), notes=list(resolution.notes))
+        return resolution.original
+
     def _apply(
-        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
+        original: OriginalLanguage | None = None,
     ) -> tuple[Path, MediaInfo]:
-        """Apply ``plan`` and verify the result; returns (final path, probe of it).
+        """Apply ``plan`` (made with the ``original`` language) and verify the result;
+        returns (final path, probe of it).
 
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
@@ -309,10 +335,10 @@ class FileProcessor:
                 self._copy_backup(media.path, locked.stat.st_size)
             media_after = edit_in_place(
                 media, plan, self.runner, self.temps, self.space,
-                verify=lambda: verify_written(media.path, media, plan, policy, self.runner, cross_check=False),
+                verify=lambda: verify_written(media.path, media, plan, policy, self.runner, cross_check=False, original=original),
             )  # fmt: skip
             return media.path, media_after
-        return self._remux(media, plan, policy, locked, on_progress)
+        return self._remux(media, plan, policy, locked, on_progress, original)
 
     def _copy_backup(self, source: Path, size: int) -> None:
         """Copy ``source`` to its backup name before an in-place edit (a hard link would see
@@ -329,7 +355,8 @@ class FileProcessor:
             keep_backup(source, self.temps, copy=True)
 
     def _remux(
-        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
+        original: OriginalLanguage | None = None,
     ) -> tuple[Path, MediaInfo]:
         """Remux into a temp file beside the source, verify, then put it in place."""
         source = media.path
@@ -352,7 +379,7 @@ class FileProcessor:
             tool = None
             try:
                 tool = self.remuxer.remux(media, plan, temp, on_progress)
-                media_after = verify_written(temp, media, plan, policy, self.runner)
+                media_after = verify_written(temp, media, plan, policy, self.runner, original=original)
             except MediaError as exc:
                 # A tool or the verification failed: if the source changed meanwhile (a user
                 # copying a new version over it), that is the reason, not a broken remux.

@@ -39,6 +39,7 @@ from vpod.heartbeat import OwnerHeartbeat
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
+from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
@@ -343,7 +344,7 @@ def run_process(
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         events = process_events()
         job_runner = JobRunner(
-            store, FileProcessor(runner, options, store), max_attempts=1, stop=give_up,
+            store, FileProcessor(runner, options, store, OriginalResolver(config.arr)), max_attempts=1, stop=give_up,
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )

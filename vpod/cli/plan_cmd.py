@@ -12,6 +12,8 @@ import click
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit
 from vpod.media.limits import ToolLimits
+from vpod.original.resolver import OriginalResolver, Resolution, needs_original
+from vpod.outcomes import Reason
 from vpod.pipeline import obstacle
 from vpod.safety import Skip
 from vpod.policy.planner import plan as make_plan
@@ -27,18 +29,24 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
 
     The JSON form is an object with "path", "actions" (empty when the file conforms;
     each names its track by stream index, as `vpod inspect` lists them), "warnings",
-    "skip" (why `vpod run` would leave the file alone, or null) and "error" (why
-    `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null).
+    "skip" (why `vpod run` would leave the file alone, or null), "error" (why
+    `vpod run` would fail the file without changing it, e.g. unsupported_stream, or
+    null) and "original_language" (the file's original language: "code", "source",
+    "detail", "description", "waiting" and "notes"; null when the policy does not use it).
     Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config,
     69 when a tool is missing.
     """
     config = load_or_exit(config_path)
     media = probe_or_exit(file, ToolLimits.from_config(config.processing))
-    plan = make_plan(config.policy, media)
+    # The run's sources in the run's order (vpod.original.resolver); when the run would
+    # wait for a Sonarr/Radarr instance, the plan shows what the later sources give.
+    resolution = OriginalResolver(config.arr).resolve(media, config.policy)
+    plan = make_plan(config.policy, media, resolution.original)
     # The run's own check (vpod.pipeline.obstacle): a skip, or a failure before any write.
-    blocked = obstacle(media, plan, config.policy, os.stat(media.path))
+    blocked = resolution.error(media.path) or obstacle(media, plan, config.policy, os.stat(media.path))
     skip = blocked if isinstance(blocked, Skip) else None
     error = blocked if blocked is not None and skip is None else None
+    original = _original_as_dict(resolution) if needs_original(config.policy) else None
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),
@@ -46,10 +54,15 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
+            "original_language": original,
         }
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(format_media(media))
+    if original is not None:
+        click.echo(resolution.describe())
+        for note in resolution.notes:
+            click.echo(f"  note: {note}")
     if plan.is_empty:
         click.echo("conforms to the policy: nothing to do")
     else:
@@ -60,5 +73,20 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"warning: {warning}")
     if skip is not None:
         click.echo(f"vpod run would skip it ({skip.reason}): {skip}")
-    if error is not None:
+    if error is not None and error.reason is Reason.ORIGINAL_LANGUAGE_UNAVAILABLE:
+        click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")
+    elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
+
+
+def _original_as_dict(resolution: Resolution) -> dict[str, Any]:
+    """The ``original_language`` member of ``vpod plan --json``."""
+    found = resolution.original
+    return {
+        "code": found.code if found else None,
+        "source": found.source if found else None,
+        "detail": found.detail if found else None,
+        "description": resolution.describe(),
+        "waiting": list(resolution.waiting),
+        "notes": list(resolution.notes),
+    }

@@ -38,6 +38,7 @@ from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier
+from vpod.original.resolver import OriginalResolver
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
@@ -75,8 +76,10 @@ class ProcessingSettings:
         self.stabilizer = stabilizer
 
     def reconfigure(self, config: VPOConfig) -> None:
-        """Apply the ``[processing]`` tool limits, ``[watch] settle_seconds`` and ``paths``."""
+        """Apply the ``[processing]`` tool limits, ``[watch] settle_seconds`` and ``paths``,
+        and the ``[arr]`` instances."""
         self.config = config
+        self.processor.original.reconfigure(config.arr)
         self.runner.limits = ToolLimits.from_config(config.processing)
         self.stabilizer.settle_seconds = config.watch.settle_seconds
         roots = tuple(p.absolute() for p in config.watch.paths)
@@ -175,6 +178,7 @@ def wire(
         runner,
         PipelineOptions(roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal),
         store,
+        OriginalResolver(config.arr),
     )
     job_runner = JobRunner(
         store,

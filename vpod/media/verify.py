@@ -20,6 +20,7 @@ from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe, probe_with_ffprobe
 from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
+from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
@@ -59,7 +60,14 @@ def _chapter_entries(media: MediaInfo) -> int | None:
 
 
 def verify_written(
-    path: Path, before: MediaInfo, plan: Plan, policy: Policy, runner: ToolRunner, *, cross_check: bool = True
+    path: Path,
+    before: MediaInfo,
+    plan: Plan,
+    policy: Policy,
+    runner: ToolRunner,
+    *,
+    cross_check: bool = True,
+    original: OriginalLanguage | None = None,
 ) -> MediaInfo:
     """Check that ``path`` holds ``before`` with ``plan`` applied; returns its probe.
 
@@ -68,6 +76,8 @@ def verify_written(
         before: the probe of the source.
         plan: what was applied.
         policy: the policy; the written file must need no further action.
+        original: the original language the plan was made with; the check plans again
+            with the same one (:func:`vpod.policy.planner.plan`).
         cross_check: also read it with ffprobe. Off for in-place header edits: the
             file is the source itself, ``mkvmerge -J`` reports every element
             ``mkvpropedit`` changed (both language elements included), and ffprobe
@@ -98,7 +108,7 @@ def verify_written(
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
     if not problems:
-        leftover = make_plan(policy, after)
+        leftover = make_plan(policy, after, original)
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:
