@@ -7,6 +7,7 @@ exactly what verification then checks for.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.plan import Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
@@ -25,11 +26,9 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
     tracks = {t.index: t for t in media.tracks if t.index not in removed}
     for action in plan.actions:
         if isinstance(action, SetFlag) and action.track in tracks:
-            track = tracks[action.track]
-            if action.flag == "default":
-                tracks[action.track] = replace(track, default=action.value)
-            else:
-                tracks[action.track] = replace(track, forced=action.value)
+            # Each flag name is also the Track attribute that holds it (vpod.policy.plan.FlagName).
+            flag: dict[str, Any] = {action.flag: action.value}
+            tracks[action.track] = replace(tracks[action.track], **flag)
         elif isinstance(action, SetLanguage) and action.track in tracks:
             tracks[action.track] = replace(
                 tracks[action.track], language=action.language, language_tag=action.tag, languages_agree=True
