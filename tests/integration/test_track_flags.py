@@ -4,10 +4,12 @@ checked by verification, on real files whose flags mkvmerge or ffmpeg set."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from support.daemon import run_vpod
 from support.media import audio, copy_media, ffprobe_streams, mkvmerge_tracks, subtitle, video
 from support.pipeline import pipeline, sha256  # noqa: F401  (fixture)
 from support.tools import flag_dropping_tool, path_with
@@ -200,3 +202,17 @@ def test_verification_names_a_flag_that_did_not_land(tmp_path, flagged, pipeline
     assert sha256(flagged) == digest
     assert pipeline.temps_left() == []
 
+
+def test_inspect_shows_every_flag(flagged, env):
+    result = run_vpod(["inspect", str(flagged), "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    tracks = json.loads(result.stdout)["tracks"]
+    assert [{f for f in ("default", "forced", *ROLES) if t[f]} for t in tracks] == WANTED
+    assert [set(t["flags"]) for t in tracks] == WANTED
+    human = run_vpod(["inspect", str(flagged)], env=env)
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    assert "flags" in lines[2]
+    assert "default,original " in lines[4]
+    assert "hearing-impaired,visual-impaired,commentary,original,text-descriptions " in lines[10]
+    assert all(word in human.stdout for word in ("forced", "text-descriptions", "visual-impaired"))
