@@ -7,8 +7,8 @@ exactly what verification then checks for.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
+from vpod.media.flags import flag_value
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.plan import Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
 
@@ -26,9 +26,7 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
     tracks = {t.index: t for t in media.tracks if t.index not in removed}
     for action in plan.actions:
         if isinstance(action, SetFlag) and action.track in tracks:
-            # Each flag name is also the Track attribute that holds it (vpod.policy.plan.FlagName).
-            flag: dict[str, Any] = {action.flag: action.value}
-            tracks[action.track] = replace(tracks[action.track], **flag)
+            tracks[action.track] = replace(tracks[action.track], **flag_value(action.flag, action.value))
         elif isinstance(action, SetLanguage) and action.track in tracks:
             tracks[action.track] = replace(
                 tracks[action.track], language=action.language, language_tag=action.tag, languages_agree=True
@@ -43,8 +41,9 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
 
 def changed_fields(media: MediaInfo, plan: Plan) -> dict[int, set[str]]:
     """Per source stream index, which properties the plan sets (``language``, ``title``,
-    ``default``, ``forced``). A remux passes only these, so a track's other
-    properties (a BCP 47 region like ``pt-BR``) stay as the source had them."""
+    or a flag's :data:`~vpod.policy.plan.FlagName`). A remux passes only these, so a
+    track's other properties (a BCP 47 region like ``pt-BR``) stay as the source had
+    them."""
     changes: dict[int, set[str]] = {}
     for action in plan.actions:
         if isinstance(action, SetFlag):
