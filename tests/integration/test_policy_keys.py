@@ -154,8 +154,11 @@ def test_remove_commentary_with_custom_patterns(pipeline, prepared):  # noqa: F8
     assert [(t[0], t[4]) for t in summary(final)] == [("video", None), ("audio", "Main")]
 
     untouched = prepared("commentary.mkv", tracks, as_name="off.mkv")
-    assert pipeline.run(untouched, policy(remove_commentary=False)).result.changes == 0
+    assert pipeline.run(untouched, policy(remove_commentary=False, set_flags_from_titles=False)).result.changes == 0
     assert len(summary(untouched)) == 5
+    # Kept, the commentary tracks get FlagCommentary from their titles (a header edit).
+    flagged = processed(pipeline, untouched, policy(remove_commentary=False))
+    assert [t["commentary"] for t in mkvmerge_tracks(flagged)] == [False, False, True, False, True]
 
 
 def test_track_order(pipeline, prepared):  # noqa: F811

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 _SRT = "1\n00:00:00,000 --> 00:00:00,900\nHello {n}\n\n"
+_ROLE_FLAGS = ("hearing_impaired", "visual_impaired", "commentary", "original", "text_descriptions")
+_DISPOSITIONS = {"commentary": "comment", "text_descriptions": "descriptions"}  # ffmpeg's names, where they differ
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,10 @@ class T:
     """One track to generate.
 
     ``kind`` is video, audio or subtitle. ``codec`` defaults to mpeg4 / aac / srt
-    (mov_text for MP4 subtitles).
+    (mov_text for MP4 subtitles). The five role flags (RFC 9559 FlagHearingImpaired …
+    FlagTextDescriptions) are set by mkvmerge in a Matroska file, as ffmpeg
+    dispositions in any other (FFmpeg's MP4 muxer stores them as DASH role ``kind``
+    boxes, lossily: see vpod/media/flags.py).
     """
 
     kind: str
@@ -30,6 +35,11 @@ class T:
     default: bool = False
     forced: bool = False
     codec: str | None = None
+    hearing_impaired: bool = False
+    visual_impaired: bool = False
+    commentary: bool = False
+    original: bool = False
+    text_descriptions: bool = False
 
 
 def video(**kw: Any) -> T:
@@ -57,6 +67,7 @@ def make_media(
     codecs: list[str] = []
     meta: list[str] = []
     ext = path.suffix.lower()
+    matroska = ext in (".mkv", ".webm")
     work = path.parent
     for i, track in enumerate(tracks):
         if track.kind == "video":
@@ -79,16 +90,32 @@ def make_media(
         if track.title:
             meta += [f"-metadata:s:{i}", f"title={track.title}"]
         flags = [f for f, on in (("default", track.default), ("forced", track.forced)) if on]
+        if not matroska:
+            flags += [_DISPOSITIONS.get(name, name) for name in _ROLE_FLAGS if getattr(track, name)]
         meta += [f"-disposition:{i}", "+".join(flags) if flags else "0"]
-    extra = ["-default_mode", "passthrough"] if ext in (".mkv", ".webm") else []
-    subprocess.run([*args, *maps, *codecs, *meta, *extra, str(path)], check=True)
+    extra = ["-default_mode", "passthrough"] if matroska else []
+    roles = [
+        arg
+        for i, track in enumerate(tracks)
+        for name in _ROLE_FLAGS
+        if getattr(track, name)
+        for arg in (f"--{name.replace('_', '-')}-flag", f"{i}:1")
+    ]
+    written = work / f".gen-{path.stem}-muxed{path.suffix}" if matroska and roles else path
+    subprocess.run([*args, *maps, *codecs, *meta, *extra, str(written)], check=True)
+    if written != path:
+        # mkvmerge(1) --hearing-impaired-flag etc.; exit status 1 is "finished with warnings".
+        done = subprocess.run(["mkvmerge", "-q", "-o", str(path), *roles, str(written)])
+        assert done.returncode in (0, 1), done
+        written.unlink()
     for leftover in work.glob(f".gen-{path.stem}-*.srt"):
         leftover.unlink()
     return path
 
 
 def mkvmerge_tracks(path: Path) -> list[dict[str, Any]]:
-    """Tracks as ``mkvmerge -J`` reports them, simplified: type, language, default, forced, title, codec."""
+    """Tracks as ``mkvmerge -J`` reports them, simplified: type, language, default, forced, title, codec,
+    and the five role flags (``hearing_impaired`` … ``text_descriptions``)."""
     data = json.loads(subprocess.run(["mkvmerge", "-J", str(path)], capture_output=True, check=True).stdout)
     out = []
     for t in data["tracks"]:
@@ -102,6 +129,7 @@ def mkvmerge_tracks(path: Path) -> list[dict[str, Any]]:
                 "default": p.get("default_track", True),
                 "forced": p.get("forced_track", False),
                 "title": p.get("track_name"),
+                **{name: p.get(f"flag_{name}", False) for name in _ROLE_FLAGS},
             }
         )
     return out

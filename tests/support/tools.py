@@ -149,3 +149,16 @@ def disk_filling_tool(folder: Path, name: str, filler: Path, *, then: str = "exe
         "        except OSError:\n            pass\n"
         f"    os.close(fd)\n{ending}\n"
     ))
+
+
+def flag_dropping_tool(folder: Path, name: str, option: str) -> Path:
+    """Put a ``name`` in ``folder`` that turns every ``option TID:1`` argument into
+    ``option TID:0``, then execs the real ``name``: a mkvmerge whose output is a good
+    file without one flag the plan asked for, which only verification can tell."""
+    return _install(folder, name, lambda real: (
+        f"#!{sys.executable}\nimport os, sys\nargs = sys.argv[1:]\n"
+        f"for i in range(1, len(args)):\n"
+        f"    if args[i - 1] == {option!r} and args[i].endswith(':1'):\n"
+        f"        args[i] = args[i][:-1] + '0'\n"
+        f"os.execv({real!r}, [{real!r}, *args])\n"
+    ))

@@ -122,3 +122,16 @@ def test_example_config_says_what_default_subtitle_does():
     at = next(i for i, line in enumerate(lines) if line.startswith("default_subtitle ="))
     comment = " ".join(line.lstrip("# ") for line in lines[at - 5:at] if line.startswith("#"))
     assert "default audio" in comment and "preferred language present" not in comment
+
+
+def test_every_policy_key_is_in_the_key_table_of_docs_policy_md():
+    """Each Policy field has a row in docs/policy.md's key table (issue 13: every new key
+    documented)."""
+    from dataclasses import fields
+
+    from vpod.policy.policy import Policy
+
+    text = (ROOT / "docs" / "policy.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
+    missing = [f.name for f in fields(Policy) if f.name not in rows]
+    assert not missing, f"docs/policy.md has no key-table row for {missing}"

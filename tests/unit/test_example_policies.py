@@ -11,9 +11,14 @@ import pytest
 from vpod.media.model import MATROSKA, MediaInfo, Track
 from vpod.policy.plan import RemoveTrack, SetFlag
 from vpod.policy.planner import plan
+from vpod.policy.original import OriginalLanguage
 from vpod.policy.policy import Policy, policy_from_table
 
 POLICIES = Path(__file__).resolve().parents[2] / "contrib" / "policies"
+EXAMPLES = [
+    "anime.toml", "english-only.toml", "flags-only.toml", "original-first.toml", "original-plus-english.toml"
+]  # fmt: skip
+KOREAN = OriginalLanguage("kor", "radarr", "Parasite")
 
 
 def load(name: str) -> Policy:
@@ -29,7 +34,7 @@ def media(*tracks: tuple[str, str], defaults: tuple[int, ...] = ()) -> MediaInfo
 
 
 def test_every_example_loads():
-    assert sorted(p.name for p in POLICIES.glob("*.toml")) == ["anime.toml", "english-only.toml", "flags-only.toml"]
+    assert sorted(p.name for p in POLICIES.glob("*.toml")) == EXAMPLES
     for path in POLICIES.glob("*.toml"):
         load(path.name)
 
@@ -56,7 +61,51 @@ def test_flags_only_never_needs_a_remux():
         assert not plan(policy, replace(m, path=Path("/lib/a.mp4"))).needs_remux  # skipped, never remuxed
 
 
-@pytest.mark.parametrize("name", ["anime.toml", "english-only.toml", "flags-only.toml"])
+def titled(*tracks: tuple[str, str, str | None], defaults: tuple[int, ...] = ()) -> MediaInfo:
+    built = tuple(
+        Track(index=i, type=kind, codec="x", language=language, title=title, default=i in defaults, number=i + 1)
+        for i, (kind, language, title) in enumerate(tracks)
+    )
+    return MediaInfo(Path("/lib/a.mkv"), MATROSKA, 10.0, built, 1, "mkvmerge")
+
+
+def flags(p, flag: str = "default") -> dict[int, bool]:  # type: ignore[no-untyped-def]
+    return {a.track: a.value for a in p.actions if isinstance(a, SetFlag) and a.flag == flag}
+
+
+FILM = titled(
+    ("video", "und", None), ("audio", "eng", "English dub"), ("audio", "kor", None), ("audio", "fre", None),
+    ("audio", "eng", "Commentary"), ("subtitle", "eng", "SDH"), ("subtitle", "eng", None), ("subtitle", "spa", None),
+    defaults=(1,),
+)  # fmt: skip
+
+
+def test_original_first_keeps_everything_and_makes_the_original_default():
+    p = plan(load("original-first.toml"), FILM, KOREAN)
+    assert not any(isinstance(a, RemoveTrack) for a in p.actions)
+    assert flags(p) == {1: False, 2: True, 6: True}  # Korean audio, full English subtitles
+    assert flags(p, "commentary") == {4: True} and flags(p, "hearing_impaired") == {5: True}
+    unknown = plan(load("original-first.toml"), FILM, None)
+    assert flags(unknown) == {}  # English audio stays default; no English subtitle is needed under it
+
+
+def test_original_plus_english_removes_other_dubs_commentary_and_spanish_subtitles():
+    p = plan(load("original-plus-english.toml"), FILM, KOREAN)
+    assert {a.track for a in p.actions if isinstance(a, RemoveTrack)} == {3, 4, 7}
+    assert flags(p) == {1: False, 2: True, 6: True}
+    # Not knowing the original language removes nothing by the keep lists.
+    unknown = plan(load("original-plus-english.toml"), FILM, None)
+    assert {a.track for a in unknown.actions if isinstance(a, RemoveTrack)} == {4}  # commentary only
+
+
+def test_anime_marks_signs_and_songs_forced():
+    m = titled(("video", "und", None), ("audio", "jpn", None), ("subtitle", "eng", "Signs & Songs"), ("subtitle", "eng", "Full"))
+    p = plan(load("anime.toml"), m)
+    assert flags(p, "forced") == {2: True}
+    assert flags(p) == {1: True, 3: True}
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_examples_pass_config_check(name, tmp_path):
     from vpod.config import load_config
 

@@ -21,8 +21,8 @@ from vpod.policy.planner import plan
 from vpod.policy.policy import Policy, policy_from_table
 
 
-def t(kind: str, language: str = "und", **kw: object) -> Track:
-    return Track(index=-1, type=kind, codec="x", language=language, **kw)  # type: ignore[arg-type]
+def t(kind: str, language: str = "und", codec: str = "x", **kw: object) -> Track:
+    return Track(index=-1, type=kind, codec=codec, language=language, **kw)  # type: ignore[arg-type]
 
 
 def media(*tracks: Track, name: str = "movie.mkv", container: str = MATROSKA) -> MediaInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import click
 
@@ -12,7 +13,8 @@ from vpod.cli.common import require_tools_or_exit
 from vpod.config import ProcessingConfig
 from vpod.errors import MediaError
 from vpod.media.limits import ToolLimits
-from vpod.media.model import MediaInfo
+from vpod.media.flags import TRACK_FLAGS
+from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
@@ -40,25 +42,52 @@ def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
         raise MediaError(f"{display_path(path)}: {exc.strerror or exc}", reason=Reason.OS_ERROR) from exc
 
 
-def format_media(media: MediaInfo) -> str:
-    """A human-readable table of the container and tracks."""
+def track_flags(track: Track) -> str:
+    """The flags set on ``track``, comma-separated in :data:`TRACK_FLAGS` order (``-``
+    when none), plus ``lang-mismatch`` when its two Matroska language elements disagree."""
+    shown = [flag.label for flag in TRACK_FLAGS if flag.of(track)]
+    if not track.languages_agree:
+        shown.append("lang-mismatch")
+    return ",".join(shown) or "-"
+
+
+def format_media(media: MediaInfo, roles: Mapping[int, Sequence[str]] | None = None) -> str:
+    """A human-readable table of the container and tracks: every flag set on each track
+    (:data:`vpod.media.flags.TRACK_FLAGS`) and, when ``roles`` is given (stream index →
+    role names), a ``roles`` column."""
     duration = f"{media.duration_seconds:.3f} s" if media.duration_seconds is not None else "unknown duration"
+    flags = {t.index: track_flags(t) for t in media.tracks}
+    width = max([len("flags"), *(len(f) for f in flags.values())])
+    roles_of = {t.index: ",".join((roles or {}).get(t.index, ())) or "-" for t in media.tracks}
+    roles_width = max([len("roles"), *(len(r) for r in roles_of.values())])
+    roles_head = f" {'roles':<{roles_width}}" if roles is not None else ""
     lines = [
         display_path(media.path),
         f"  {media.container} (probed with {media.probed_with}), {duration}, {media.size_bytes} bytes, "
         f"{media.attachments} attachment(s)",
-        f"  {'#':>3}  {'type':<10} {'codec':<22} {'language':<18} {'flags':<16} title",
+        f"  {'#':>3}  {'type':<10} {'codec':<22} {'language':<18} {'flags':<{width}}{roles_head} title",
     ]
     for t in media.tracks:
-        flags = ",".join(name for name, on in (("default", t.default), ("forced", t.forced)) if on) or "-"
-        if not t.languages_agree:
-            flags += ",lang-mismatch"
         language = f"{t.language} ({language_name(t.language)})"
         extra = f" [{t.channels} ch]" if t.channels else ""
+        role = f" {roles_of[t.index]:<{roles_width}}" if roles is not None else ""
         lines.append(
-            f"  {t.index:>3}  {t.type:<10} {t.codec[:22]:<22} {language[:18]:<18} {flags:<16} {t.title or ''}{extra}"
+            f"  {t.index:>3}  {t.type:<10} {t.codec[:22]:<22} {language[:18]:<18} {flags[t.index]:<{width}}{role} "
+            f"{t.title or ''}{extra}"
         )
     return "\n".join(lines)
+
+
+def media_json(media: MediaInfo, roles: Mapping[int, Sequence[str]] | None = None) -> dict[str, Any]:
+    """``vpod inspect --json``: :meth:`MediaInfo.as_dict` (each track with its seven flags
+    as booleans) plus, per track, ``flags``: the names of those set; and ``roles`` when
+    ``roles`` is given (stream index → role names)."""
+    data = media.as_dict()
+    for track, entry in zip(media.tracks, data["tracks"]):
+        entry["flags"] = [flag.name for flag in TRACK_FLAGS if flag.of(track)]
+        if roles is not None:
+            entry["roles"] = list(roles.get(track.index, ()))
+    return data
 
 
 @click.command("inspect")
@@ -71,6 +100,6 @@ def inspect_command(file: Path, as_json: bool) -> None:
     """
     media = probe_or_exit(file)
     if as_json:
-        click.echo(json.dumps(media.as_dict(), indent=2))
+        click.echo(json.dumps(media_json(media), indent=2))
     else:
         click.echo(format_media(media))

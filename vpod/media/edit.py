@@ -40,6 +40,7 @@ from vpod.diskspace import EDIT_MARGIN_BYTES, InsufficientSpace, SpaceLedger, fr
 from vpod.diskspace import release_reserved, reserve_after_end
 from vpod.errors import MediaError, ToolError
 from vpod.media.ebml import CLUSTER_ID, SEEK_HEAD_ID, VOID_ID, EbmlError, MatroskaLayout, walk
+from vpod.media.flags import FLAGS_BY_NAME
 from vpod.media.model import MediaInfo
 from vpod.media.tools import ToolRunner
 from vpod.media.undo import EditUndo, UndoFailed, ranges_to_save
@@ -47,7 +48,6 @@ from vpod.outcomes import Reason
 from vpod.policy.plan import Plan, SetFlag, SetLanguage, SetTitle
 from vpod.tempfiles import TempRegistry, temp_beside
 
-_FLAG_PROPERTIES = {"default": "flag-default", "forced": "flag-forced"}
 UNDO_IN_MEMORY_BYTES = 64 << 20  # saved bytes above this go to a temp file beside the source
 UNWALKABLE_APPEND_BYTES = 64 << 20  # assumed append of a file whose elements cannot be walked
 _EDIT_OVERHEAD_BYTES = 16  # per argument: an element's ID and size field, a longer parent size field
@@ -59,7 +59,9 @@ def mkvpropedit_args(media: MediaInfo, plan: Plan) -> list[str]:
     """The mkvpropedit argument list (without the program name) for a header-only plan.
 
     Tracks are selected by Matroska track number (``track:@N``), which stays valid
-    whatever order mkvmerge reports them in.
+    whatever order mkvmerge reports them in. A flag turned off is written as 0, not
+    deleted: for ``FlagOriginal`` an explicit 0 says "not the original language", the
+    same as a remux writes (:mod:`vpod.media.flags`).
 
     Raises:
         MediaError: the plan holds structural actions, or a track has no number.
@@ -68,7 +70,7 @@ def mkvpropedit_args(media: MediaInfo, plan: Plan) -> list[str]:
     edits: dict[int, list[str]] = {}
     for action in plan.actions:
         if isinstance(action, SetFlag):
-            setting = f"{_FLAG_PROPERTIES[action.flag]}={int(action.value)}"
+            setting = f"{FLAGS_BY_NAME[action.flag].mkvpropedit}={int(action.value)}"
             edits.setdefault(action.track, []).extend(["--set", setting])
         elif isinstance(action, SetLanguage):
             edits.setdefault(action.track, []).extend(["--set", f"language={action.tag or action.language}"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from vpod.media.flags import flag_value
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.plan import Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
 
@@ -25,11 +26,7 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
     tracks = {t.index: t for t in media.tracks if t.index not in removed}
     for action in plan.actions:
         if isinstance(action, SetFlag) and action.track in tracks:
-            track = tracks[action.track]
-            if action.flag == "default":
-                tracks[action.track] = replace(track, default=action.value)
-            else:
-                tracks[action.track] = replace(track, forced=action.value)
+            tracks[action.track] = replace(tracks[action.track], **flag_value(action.flag, action.value))
         elif isinstance(action, SetLanguage) and action.track in tracks:
             tracks[action.track] = replace(
                 tracks[action.track], language=action.language, language_tag=action.tag, languages_agree=True
@@ -44,8 +41,9 @@ def expected_tracks(media: MediaInfo, plan: Plan) -> tuple[Track, ...]:
 
 def changed_fields(media: MediaInfo, plan: Plan) -> dict[int, set[str]]:
     """Per source stream index, which properties the plan sets (``language``, ``title``,
-    ``default``, ``forced``). A remux passes only these, so a track's other
-    properties (a BCP 47 region like ``pt-BR``) stay as the source had them."""
+    or a flag's :data:`~vpod.policy.plan.FlagName`). A remux passes only these, so a
+    track's other properties (a BCP 47 region like ``pt-BR``) stay as the source had
+    them."""
     changes: dict[int, set[str]] = {}
     for action in plan.actions:
         if isinstance(action, SetFlag):

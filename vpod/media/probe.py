@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vpod.errors import MediaError, ToolError, ToolTimeout
+from vpod.media.flags import ffprobe_flags, mkvmerge_flags
 from vpod.media.model import MATROSKA, MediaInfo, Track
 from vpod.media.signature import check_media_signature
 from vpod.media.tools import ToolResult, ToolRunner
@@ -128,13 +129,12 @@ def _mkvmerge_track(raw: dict[str, Any]) -> Track:
         # RFC 9559 §5.1.4.1.20: when LanguageIETF is present, Language is ignored.
         language=ietf if ietf is not None else legacy,
         title=props.get("track_name") or None,
-        default=bool(props.get("default_track", True)),
-        forced=bool(props.get("forced_track", False)),
         channels=props.get("audio_channels"),
         number=props.get("number"),
         duration_seconds=_hms_seconds(duration) if duration else None,
         languages_agree=ietf is None or ietf == legacy,
         language_tag=props.get("language_ietf") or None,
+        **mkvmerge_flags(props),
     )
 
 
@@ -191,10 +191,9 @@ def _ffprobe_track(raw: dict[str, Any]) -> Track:
         codec=raw.get("codec_name") or raw.get("codec_tag_string", ""),
         language=track_language(tags.get("language")),
         title=tags.get("title") or None,
-        default=bool(disposition.get("default")),
-        forced=bool(disposition.get("forced")),
         channels=raw.get("channels"),
         duration_seconds=_duration_value(duration),
+        **ffprobe_flags(disposition, kind),
     )
 
 

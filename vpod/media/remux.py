@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vpod.errors import MediaError, ToolError
+from vpod.media.flags import TRACK_FLAGS
 from vpod.media.layout import changed_fields, expected_tracks
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import ffmpeg_input
@@ -42,10 +43,9 @@ _MATROSKA_SUBTITLES = frozenset(
     {"subrip", "srt", "ass", "ssa", "webvtt", "text", "dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle"}
 )
 _NO_SPACE_HINTS = ("no space left", "drive may be full", "disk full")
-_FFMPEG_DISPOSITIONS = (
-    "dub", "original", "comment", "lyrics", "karaoke", "hearing_impaired", "visual_impaired",
-    "clean_effects", "captions", "descriptions", "metadata", "dependent", "still_image",
-)  # fmt: skip
+# Dispositions a remux by ffmpeg keeps as the source has them: those that are not one of
+# vpod's track flags (vpod.media.flags), which come from the planned track instead.
+_OTHER_DISPOSITIONS = ("dub", "lyrics", "karaoke", "clean_effects", "captions", "metadata", "dependent", "still_image")
 
 
 def choose_remuxer(media: MediaInfo) -> str:
@@ -86,10 +86,15 @@ def mkvmerge_args(media: MediaInfo, plan: Plan, output: Path) -> list[str]:
     """The ``mkvmerge`` argument list (without the program name) for ``plan``.
 
     Track selection (``--video-tracks``/``--audio-tracks``/``--subtitle-tracks``),
-    ``--track-order``, the default and forced flags of every kept track, and the
-    language and name of the tracks the plan changes (options as in mkvmerge(1),
-    MKVToolNix 74). Paths are absolute, so no name is read as an option or as an
-    ``@options-file``.
+    ``--track-order``, the flags of every kept track, and the language and name of the
+    tracks the plan changes (options as in mkvmerge(1), MKVToolNix 74). Paths are
+    absolute, so no name is read as an option or as an ``@options-file``.
+
+    Every flag (:data:`vpod.media.flags.TRACK_FLAGS`) is given as ``TID:0`` or ``TID:1``
+    for every kept track, so flags that mkvmerge does not read from the source (MP4's
+    ``kind`` boxes, which ffprobe reads) are not lost; except ``FlagOriginal`` off, which
+    is given only when the plan turns it off: an explicit 0 means "a translation"
+    (FFmpeg reads it as ``dub``), so a track with no ``FlagOriginal`` keeps none.
     """
     layout = expected_tracks(media, plan)
     ids = _mkvmerge_ids(media)
@@ -107,9 +112,11 @@ def mkvmerge_args(media: MediaInfo, plan: Plan, output: Path) -> list[str]:
         if track.type not in ("video", "audio", "subtitle"):
             continue
         tid = ids[track.index]
-        args += ["--default-track-flag", f"{tid}:{int(track.default)}"]
-        args += ["--forced-display-flag", f"{tid}:{int(track.forced)}"]
         fields = changes.get(track.index, set())
+        for flag in TRACK_FLAGS:
+            value = flag.of(track)
+            if value or flag.name != "original" or flag.name in fields:
+                args += [flag.mkvmerge_option, f"{tid}:{int(value)}"]
         if "language" in fields:
             args += ["--language", f"{tid}:{track.language_tag or track.language}"]
         if "title" in fields:
@@ -154,9 +161,9 @@ def ffmpeg_args(media: MediaInfo, plan: Plan, output: Path, covers: dict[int, Pa
         target = _CONVERTED_SUBTITLES.get(stream.get("codec_name", ""))
         if target:
             args += [f"-c:{n}", target]
-        if track.type in ("video", "audio", "subtitle"):
-            args += [f"-disposition:{n}", _disposition(stream, track)]
         fields = changes.get(track.index, set())
+        if track.type in ("video", "audio", "subtitle"):
+            args += [f"-disposition:{n}", _disposition(stream, track, original_cleared="original" in fields)]
         if "language" in fields:
             args += [f"-metadata:s:{n}", f"language={track.language}"]
         if "title" in fields:
@@ -170,11 +177,16 @@ def ffmpeg_args(media: MediaInfo, plan: Plan, output: Path, covers: dict[int, Pa
     return args
 
 
-def _disposition(stream: dict[str, Any], track: Track) -> str:
-    """ffmpeg's ``-disposition`` value: the source's other flags plus the planned default/forced."""
+def _disposition(stream: dict[str, Any], track: Track, *, original_cleared: bool) -> str:
+    """ffmpeg's ``-disposition`` value: every flag of the planned ``track``, plus the
+    source's dispositions that are not vpod flags. ``dub`` is FFmpeg's ``FlagOriginal``
+    0: dropped from a track that is now original, added to one the plan turned off
+    (as mkvmerge writes it, :func:`mkvmerge_args`)."""
     source = stream.get("disposition") or {}
-    names = [name for name in _FFMPEG_DISPOSITIONS if source.get(name)]
-    names += [name for name, on in (("default", track.default), ("forced", track.forced)) if on]
+    names = [name for name in _OTHER_DISPOSITIONS if source.get(name) and not (name == "dub" and track.original)]
+    names += [flag.disposition for flag in TRACK_FLAGS if flag.of(track)]
+    if original_cleared and not track.original and "dub" not in names:
+        names.append("dub")
     return "+".join(names) or "0"
 
 

@@ -1,8 +1,10 @@
 """Verify a written file before it replaces anything, or after an in-place edit.
 
 A file passes when, read back by ``mkvmerge -J`` *and* by ``ffprobe``, it has the
-expected tracks (count, types, order, languages, default and forced flags, the titles
-the plan set), the source's attachments and chapters, a duration within
+expected tracks (count, types, order, languages, the seven flags of
+:data:`vpod.media.flags.TRACK_FLAGS` — ffprobe's view of ``FlagTextDescriptions``
+on subtitle tracks only, the only ones FFmpeg reads it on —, the titles the plan
+set), the source's attachments and chapters, a duration within
 :data:`DURATION_TOLERANCE_SECONDS` of the source's, and an empty plan: nothing left
 to do (idempotence). Both readers are asked because they disagree on some files
 (ffprobe reads only Matroska's legacy ``Language`` element) and users meet both:
@@ -15,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.media.flags import TRACK_FLAGS
 from vpod.media.layout import changed_fields, expected_tracks
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe, probe_with_ffprobe
@@ -41,10 +44,15 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
         ]
     problems = []
     for position, (g, e) in enumerate(zip(got, expected)):
-        for name in ("language", "default", "forced"):
-            if getattr(g, name) != getattr(e, name):
+        if g.language != e.language:
+            problems.append(f"{reader}: track {position} ({e.type}) language is {g.language!r}, expected {e.language!r}")
+        for flag in TRACK_FLAGS:
+            if reader == "ffprobe" and not flag.read_by_ffprobe(e.type):
+                continue
+            if flag.of(g) != flag.of(e):
                 problems.append(
-                    f"{reader}: track {position} ({e.type}) {name} is {getattr(g, name)!r}, expected {getattr(e, name)!r}"
+                    f"{reader}: track {position} ({e.type}) {flag.name} flag is {'on' if flag.of(g) else 'off'}, "
+                    f"expected {'on' if flag.of(e) else 'off'}"
                 )
         if e.index in titles_of and g.title != e.title:
             problems.append(f"{reader}: track {position} ({e.type}) title is {g.title!r}, expected {e.title!r}")

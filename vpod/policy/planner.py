@@ -1,31 +1,43 @@
 """Evaluate a :class:`Policy` against a probed file into a :class:`Plan`.
 
-Pure functions of (policy, media): no I/O, so every rule is testable on its own, and
-``vpod plan`` shows exactly what ``vpod run`` would do. The rules, in the order they
-are evaluated (each key is documented in ``docs/policy.md``):
+Pure functions of (policy, media, original language): no I/O, so every rule is
+testable on its own, and ``vpod plan`` shows exactly what ``vpod run`` would do. The
+rules, in the order they are evaluated (each key is documented in ``docs/policy.md``):
 
+0. ``"original"`` in the language lists becomes the original language, or matches
+   nothing when no source knew it;
 1. languages: ``untagged_language`` tags ``und`` tracks; a Matroska track whose two
    language elements disagree is set again so every reader agrees;
-2. removal: ``keep_audio_languages``, ``keep_subtitle_languages``, ``remove_commentary``
-   (never every audio track);
-3. default flags: ``audio_languages``, then ``default_subtitle`` and ``subtitle_languages``;
-4. titles: ``clear_track_titles`` (except a commentary track kept because it is needed
-   as audio: its title is what marks it);
-5. order: ``track_order``, preferred languages first within a type;
-6. container: ``container = "mkv"``.
+2. removal: ``keep_audio_languages``, ``keep_subtitle_languages``, the roles
+   (``remove_commentary``, ``remove_audio_description``, ``remove_sdh``,
+   ``remove_forced_subtitles``), then ``max_audio_per_language`` and
+   ``max_subtitles_per_language`` (never every audio track);
+3. default flags: ``audio_languages`` (the best main track of the first language
+   present, :mod:`vpod.policy.ranking`), then ``default_subtitle`` and
+   ``subtitle_languages``;
+4. role flags: ``set_flags_from_titles``, ``mark_original``;
+5. titles: ``clear_track_titles``;
+6. order: ``track_order``, preferred languages first within a type;
+7. container: ``container = "mkv"``.
 
 Later rules see the result of earlier ones (a track tagged by ``untagged_language`` is
 kept or removed by its new language), so applying the plan and planning again yields
-an empty plan.
+an empty plan. Each action carries ``why``: the key, and the rule, that asked for it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.languages import UNDETERMINED
-from vpod.policy.original import OriginalLanguage
+from vpod.policy.original import ORIGINAL, OriginalLanguage
 from vpod.policy.plan import Action, ChangeContainer, Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
 from vpod.policy.policy import Policy
+from vpod.policy.ranking import audio_rank, best_first, subtitle_kind, subtitle_rank
+from vpod.policy.roles import Roles, track_roles
 
 TAGGED_TYPES = ("video", "audio", "subtitle")
 """Track types that carry a language, a title and a default flag."""
@@ -34,143 +46,252 @@ MATROSKA_SUFFIXES = (".mkv",)
 """File name suffixes a file written for ``container = "mkv"`` ends with (compared lower-case)."""
 
 
-def first_preferred(
-    tracks: tuple[Track, ...] | list[Track],
-    preference: tuple[str, ...],
-    languages: dict[int, str] | None = None,
-) -> Track | None:
-    """The first track, in preference order of languages, then file order; ``None`` if no match.
+@dataclass(frozen=True)
+class LanguageList:
+    """A policy language list with ``"original"`` expanded.
 
-    ``languages`` maps stream index → language to judge by (default: ``Track.language``).
+    ``codes``: ISO 639-2/B codes in preference order, without duplicates. ``key``: the
+    policy key. ``unknown_original``: the list names ``"original"`` and no source knew it.
     """
-    for language in preference:
-        for track in tracks:
-            if (languages[track.index] if languages else track.language) == language:
-                return track
+
+    key: str
+    codes: tuple[str, ...]
+    labels: dict[str, str]
+    unknown_original: bool
+
+    @classmethod
+    def expand(cls, key: str, values: tuple[str, ...], original: OriginalLanguage | None) -> LanguageList:
+        """Expand ``values`` (the policy's list under ``key``) with ``original``."""
+        codes: dict[str, str] = {}
+        for position, value in enumerate(values):
+            if value == ORIGINAL:
+                if original is not None:
+                    codes.setdefault(original.code, f"{key}[{position}]=original→{original.describe()}")
+            else:
+                codes.setdefault(value, f"{key}[{position}]={value}")
+        return cls(key, tuple(codes), codes, ORIGINAL in values and original is None)
+
+    def rank(self, language: str) -> int:
+        """Position of ``language`` in the list; the list's length when absent."""
+        return self.codes.index(language) if language in self.codes else len(self.codes)
+
+    def shown(self) -> str:
+        """The list for people: ``[original→kor (from radarr), eng]``."""
+        return "[" + ", ".join(self.labels[c].split("=", 1)[1] for c in self.codes) + "]"
+
+
+class _Judgement:
+    """The state of one planning run: the policy's lists expanded, each track's roles
+    and language after the plan. Internal to :func:`plan`."""
+
+    def __init__(self, policy: Policy, media: MediaInfo, original: OriginalLanguage | None) -> None:
+        self.policy = policy
+        self.media = media
+        self.original = original
+        self.audio_languages = LanguageList.expand("audio_languages", policy.audio_languages, original)
+        self.subtitle_languages = LanguageList.expand("subtitle_languages", policy.subtitle_languages, original)
+        self.keep_audio = LanguageList.expand("keep_audio_languages", policy.keep_audio_languages, original)
+        self.keep_subtitle = LanguageList.expand("keep_subtitle_languages", policy.keep_subtitle_languages, original)
+        self._roles = {t.index: track_roles(t, policy) for t in media.tracks}
+        self.languages: dict[int, str] = {}
+        self.warnings: list[str] = []
+
+    def roles(self, track: Track) -> Roles:
+        return self._roles[track.index]
+
+    @cached_property
+    def audio_key(self) -> Callable[[tuple[int, Track]], tuple[int, ...]]:
+        return audio_rank(self.policy, self.roles)
+
+    @cached_property
+    def subtitle_key(self) -> Callable[[tuple[int, Track]], tuple[int, ...]]:
+        return subtitle_rank(self.policy, self.roles)
+
+
+def _languages(j: _Judgement) -> list[SetLanguage]:
+    """Fill ``j.languages`` (each track's language after the plan); the SetLanguage actions."""
+    actions: list[SetLanguage] = []
+    for track in j.media.tracks:
+        language = track.language
+        if track.type in TAGGED_TYPES and language == UNDETERMINED and j.policy.untagged_language:
+            language = j.policy.untagged_language
+        j.languages[track.index] = language
+        if track.type not in TAGGED_TYPES:
+            continue
+        if language != track.language:
+            actions.append(SetLanguage(track.index, language, None, why=f"untagged_language={language}"))
+        elif not track.languages_agree:
+            # Making the two elements agree keeps LanguageIETF's full tag (pt-BR stays pt-BR).
+            actions.append(
+                SetLanguage(track.index, language, track.language_tag, why="Language and LanguageIETF disagree")
+            )
+    return actions
+
+
+def _removal(j: _Judgement, track: Track) -> tuple[str, str] | None:
+    """(policy key, why) when a rule other than the per-language limits removes ``track``."""
+    language = j.languages[track.index]
+    roles = j.roles(track)
+    for kind, keep in (("audio", j.keep_audio), ("subtitle", j.keep_subtitle)):
+        if track.type == kind and keep.codes and not keep.unknown_original and language not in keep.codes:
+            return keep.key, f"language {language} not in {keep.key} {keep.shown()}"
+    if track.type not in ("audio", "subtitle"):
+        return None
+    p = j.policy
+    for wanted, flag, key in (
+        (p.remove_commentary, "commentary", "remove_commentary"),
+        (p.remove_audio_description and track.type == "audio", "visual_impaired", "remove_audio_description"),
+        (p.remove_sdh and track.type == "subtitle", "hearing_impaired", "remove_sdh"),
+        (p.remove_forced_subtitles and track.type == "subtitle", "forced", "remove_forced_subtitles"),
+    ):
+        if wanted and getattr(roles, flag):
+            return key, f"{key}: {roles.why(flag)}"
     return None
 
 
-def is_commentary(track: Track, patterns: tuple[str, ...]) -> bool:
-    """True when the track's title contains one of ``patterns``, case-insensitively."""
-    title = (track.title or "").casefold()
-    return bool(title) and any(p.casefold() in title for p in patterns if p)
-
-
-def _languages(policy: Policy, media: MediaInfo) -> tuple[dict[int, str], list[SetLanguage]]:
-    """Each track's language after the plan, and the SetLanguage actions that get it there."""
-    languages: dict[int, str] = {}
-    actions: list[SetLanguage] = []
-    for track in media.tracks:
-        language = track.language
-        if track.type in TAGGED_TYPES and language == UNDETERMINED and policy.untagged_language:
-            language = policy.untagged_language
-        languages[track.index] = language
-        if track.type in TAGGED_TYPES and (language != track.language or not track.languages_agree):
-            # Making the two elements agree keeps LanguageIETF's full tag (pt-BR stays pt-BR).
-            tag = track.language_tag if language == track.language else None
-            actions.append(SetLanguage(track.index, language, tag))
-    return languages, actions
-
-
-def _removals(policy: Policy, media: MediaInfo, languages: dict[int, str]) -> tuple[dict[int, str], list[str]]:
-    """Tracks to remove (stream index → policy key asking for it) and warnings."""
-    removed: dict[int, str] = {}
-    for track in media.tracks:
-        language = languages[track.index]
-        if track.type == "audio" and policy.keep_audio_languages and language not in policy.keep_audio_languages:
-            removed[track.index] = "keep_audio_languages"
-        elif (
-            track.type == "subtitle"
-            and policy.keep_subtitle_languages
-            and language not in policy.keep_subtitle_languages
-        ):
-            removed[track.index] = "keep_subtitle_languages"
-        elif (
-            track.type in ("audio", "subtitle")
-            and policy.remove_commentary
-            and is_commentary(track, policy.commentary_patterns)
-        ):
-            removed[track.index] = "remove_commentary"
-    warnings: list[str] = []
-    audio = media.tracks_of("audio")
+def _removals(j: _Judgement) -> dict[int, tuple[str, str]]:
+    """Tracks to remove: stream index → (policy key, why). Adds warnings to ``j``."""
+    for keep in (j.keep_audio, j.keep_subtitle):
+        if keep.unknown_original:
+            j.warnings.append(f'{keep.key} names "original", which no source knew: no track is removed by it')
+    removed: dict[int, tuple[str, str]] = {}
+    for track in j.media.tracks:
+        reason = _removal(j, track)
+        if reason is not None:
+            removed[track.index] = reason
+    for kind, limit, key, rank in (
+        ("audio", j.policy.max_audio_per_language, "max_audio_per_language", j.audio_key),
+        ("subtitle", j.policy.max_subtitles_per_language, "max_subtitles_per_language", j.subtitle_key),
+    ):
+        if not limit:
+            continue
+        by_language: dict[str, list[Track]] = {}
+        for track in j.media.tracks_of(kind):
+            if track.index not in removed:
+                by_language.setdefault(j.languages[track.index], []).append(track)
+        for language, tracks in by_language.items():
+            for track in best_first(tracks, rank)[limit:]:
+                removed[track.index] = (key, f"{key}={limit}: {len(tracks)} {language} {kind} tracks, this one ranks lower")
+    audio = j.media.tracks_of("audio")
     if audio and all(t.index in removed for t in audio):
-        keys = sorted({removed[t.index] for t in audio})
+        keys = sorted({removed[t.index][0] for t in audio})
         for track in audio:
             del removed[track.index]
-        warnings.append(
-            f"{', '.join(keys)} would remove every audio track; all {len(audio)} audio tracks are kept"
-        )
-    return removed, warnings
+        j.warnings.append(f"{', '.join(keys)} would remove every audio track; all {len(audio)} audio tracks are kept")
+    return removed
 
 
-def _order(policy: Policy, kept: list[Track], languages: dict[int, str]) -> list[Track]:
+def _order(j: _Judgement, kept: list[Track]) -> list[Track]:
     """Kept tracks in the policy's order: by type, then preferred languages, then file order."""
-    if not policy.track_order:
+    if not j.policy.track_order:
         return kept
-    type_rank = {kind: i for i, kind in enumerate(policy.track_order)}
-    preferences = {"audio": policy.audio_languages, "subtitle": policy.subtitle_languages}
+    type_rank = {kind: i for i, kind in enumerate(j.policy.track_order)}
+    preferences = {"audio": j.audio_languages, "subtitle": j.subtitle_languages}
 
     def key(item: tuple[int, Track]) -> tuple[int, int, int]:
         position, track = item
-        preference = preferences.get(track.type, ())
-        language = languages[track.index]
-        rank = preference.index(language) if language in preference else len(preference)
+        preference = preferences.get(track.type)
+        rank = preference.rank(j.languages[track.index]) if preference else 0
         return (type_rank.get(track.type, len(type_rank)), rank, position)
 
     return [track for _, track in sorted(enumerate(kept), key=key)]
 
 
-def _default_audio(policy: Policy, audio: list[Track], languages: dict[int, str]) -> tuple[Track | None, Track | None]:
-    """(the track to make the only default audio track or ``None``, the default audio afterwards).
+def _default_audio(j: _Judgement, audio: list[Track]) -> tuple[Track | None, Track | None, str]:
+    """(the track to make the only default audio track or ``None``, the default audio
+    afterwards, why).
 
-    When no audio track has a preferred language the flags are left alone: a file in
-    an unexpected language has no better choice to offer. The default afterwards is
-    then what players pick: the first flagged default, else the first audio track.
+    The best main track (:mod:`vpod.policy.ranking`) of the first language in
+    ``audio_languages`` that has one. When none has, the flags are left alone (a file
+    in an unexpected language has no better choice to offer), unless the track players
+    would pick (the first flagged default, else the first) is commentary or audio
+    description: then the best main track of any language is chosen.
     """
-    chosen = first_preferred(audio, policy.audio_languages, languages)
-    if chosen is not None:
-        return chosen, chosen
-    flagged = next((t for t in audio if t.default), None)
-    return None, flagged or (audio[0] if audio else None)
+    for language in j.audio_languages.codes:
+        main = [t for t in audio if j.languages[t.index] == language and not j.roles(t).secondary_audio]
+        if main:
+            best = best_first(main, j.audio_key)[0]
+            why = j.audio_languages.labels[language]
+            if len(main) > 1:
+                why += f"; the best of {len(main)} main {language} tracks"
+            return best, best, why
+    current = next((t for t in audio if t.default), None) or (audio[0] if audio else None)
+    if current is not None and j.roles(current).secondary_audio:
+        best = best_first(audio, j.audio_key)[0]
+        if not j.roles(best).secondary_audio:
+            return best, best, "a commentary or audio description track is never the default audio"
+    return None, current, ""
 
 
-def _default_subtitle(
-    policy: Policy, subtitles: list[Track], audio_language: str | None, languages: dict[int, str]
-) -> Track | None:
-    """The subtitle track that should be the only default one, or ``None`` for none.
+def _default_subtitle(j: _Judgement, subtitles: list[Track], audio_language: str | None) -> tuple[Track | None, str]:
+    """(the subtitle track that should be the only default one or ``None``, why).
 
     ``forced``: the first forced subtitle in the default audio language.
-    ``preferred``: the first subtitle in a preferred language (full subtitles before
-    forced ones of that language) when the default audio is in another language;
-    otherwise as ``forced``.
+    ``preferred``: when the default audio is in another language, the best subtitle
+    (:mod:`vpod.policy.ranking`) of the first ``subtitle_languages`` language that has a
+    full or SDH one, else of the first that has any; otherwise as ``forced``.
     """
+    policy = j.policy
     if policy.default_subtitle == "none":
-        return None
+        return None, ""
     if policy.default_subtitle == "preferred":
-        full = [t for t in subtitles if not t.forced]
-        candidate = first_preferred(full, policy.subtitle_languages, languages) or first_preferred(
-            subtitles, policy.subtitle_languages, languages
-        )
-        if candidate is not None and languages[candidate.index] != audio_language:
-            return candidate
+        readable = [t for t in subtitles if subtitle_kind(j.roles(t)) in ("full", "sdh")]
+        candidate = _first_language(j, readable) or _first_language(j, subtitles)
+        if candidate is not None and j.languages[candidate.index] != audio_language:
+            language = j.languages[candidate.index]
+            return candidate, (
+                f"default_subtitle=preferred: {j.subtitle_languages.labels[language]}, audio is {audio_language}; "
+                f"{subtitle_kind(j.roles(candidate))} subtitle first (subtitle_preference={policy.subtitle_preference})"
+            )
     if audio_language is None:
-        return None
-    return next((t for t in subtitles if t.forced and languages[t.index] == audio_language), None)
+        return None, ""
+    forced = next((t for t in subtitles if j.roles(t).forced and j.languages[t.index] == audio_language), None)
+    return forced, (f"default_subtitle={policy.default_subtitle}: forced subtitle in the audio language {audio_language}" if forced else "")
 
 
-def _spared(policy: Policy, track: Track) -> bool:
-    """A commentary track kept only because removing it would leave no audio keeps its
-    title: without it the next pass would no longer see it as commentary and would
-    remove the other tracks instead."""
-    return policy.remove_commentary and track.type in ("audio", "subtitle") and is_commentary(
-        track, policy.commentary_patterns
-    )
+def _first_language(j: _Judgement, subtitles: list[Track]) -> Track | None:
+    """The best of ``subtitles`` in the first ``subtitle_languages`` language any has."""
+    for language in j.subtitle_languages.codes:
+        of_language = [t for t in subtitles if j.languages[t.index] == language]
+        if of_language:
+            return best_first(of_language, j.subtitle_key)[0]
+    return None
 
 
-def _flag_actions(tracks: list[Track], chosen: Track | None) -> list[Action]:
-    return [
-        SetFlag(track.index, "default", track is chosen) for track in tracks if track.default != (track is chosen)
-    ]
+def _flag_actions(tracks: list[Track], chosen: Track | None, why: str) -> list[Action]:
+    actions: list[Action] = []
+    for track in tracks:
+        if track.default == (track is chosen):
+            continue
+        reason = why if track is chosen else (f"track {chosen.index} is the default" if chosen else "no default wanted")
+        actions.append(SetFlag(track.index, "default", track is chosen, why=reason))
+    return actions
+
+
+def _role_flags(j: _Judgement, kept: list[Track]) -> list[Action]:
+    """``set_flags_from_titles`` and ``mark_original``: flags players read."""
+    actions: list[Action] = []
+    for track in kept:
+        if track.type not in ("audio", "subtitle"):
+            continue
+        roles = j.roles(track)
+        if j.policy.set_flags_from_titles:
+            for flag, key, pattern in roles.matched:
+                actions.append(SetFlag(track.index, flag, True, why=f"set_flags_from_titles: {roles.why(flag)}"))  # type: ignore[arg-type]
+        if j.policy.mark_original and j.original is not None:
+            language = j.languages[track.index]
+            wanted = language == j.original.code
+            # The flags are the source themselves when no other answered: never contradicted.
+            if track.original != wanted and language != UNDETERMINED and (wanted or j.original.source != "flag_original"):
+                why = f"mark_original: {language} {'is' if wanted else 'is not'} the original language {j.original.describe()}"
+                actions.append(SetFlag(track.index, "original", wanted, why=why))
+    return actions
+
+
+def _keeps_title(j: _Judgement, track: Track) -> bool:
+    """A title that is the only mark of a role (its flag is not set in this plan) stays,
+    even with ``clear_track_titles``: without it the next pass would lose the role."""
+    return bool(j.roles(track).matched) and not j.policy.set_flags_from_titles and track.type in ("audio", "subtitle")
 
 
 def wants_matroska_file(policy: Policy, media: MediaInfo) -> bool:
@@ -185,9 +306,10 @@ def plan(
 ) -> Plan:
     """The actions that make ``media`` conform to ``policy``; empty when it conforms.
 
-    Actions come in this order: removals, language tags, default flags, titles,
-    reorder, container change. Warnings say where the policy could not be followed
-    safely (every audio track would be removed).
+    Actions come in this order: removals, language tags, default flags, role flags,
+    titles, reorder, container change. Warnings say where the policy could not be
+    followed safely (every audio track would be removed; a keep list names
+    ``"original"`` and no source knew it, so it removes nothing).
 
     ``original``: the content's original language, which ``"original"`` in the
     policy's language lists stands for (``None``: unknown, ``"original"`` matches
@@ -196,32 +318,32 @@ def plan(
     ``hardlinks = "headers"``); applying it and planning again with ``header_only``
     gives an empty plan.
     """
-    languages, language_actions = _languages(policy, media)
-    if header_only:
-        removed: dict[int, str] = {}
-        warnings: list[str] = []
-        kept = list(media.tracks)
-        ordered = kept
-    else:
-        removed, warnings = _removals(policy, media, languages)
-        kept = [t for t in media.tracks if t.index not in removed]
-        ordered = _order(policy, kept, languages)
+    j = _Judgement(policy, media, original)
+    language_actions = _languages(j)
+    removed = {} if header_only else _removals(j)
+    kept = [t for t in media.tracks if t.index not in removed]
+    ordered = kept if header_only else _order(j, kept)
 
     audio = [t for t in ordered if t.type == "audio"]
     subtitles = [t for t in ordered if t.type == "subtitle"]
-    chosen_audio, default_audio = _default_audio(policy, audio, languages)
-    audio_language = languages[default_audio.index] if default_audio is not None else None
-    chosen_subtitle = _default_subtitle(policy, subtitles, audio_language, languages)
+    chosen_audio, default_audio, audio_why = _default_audio(j, audio)
+    audio_language = j.languages[default_audio.index] if default_audio is not None else None
+    chosen_subtitle, subtitle_why = _default_subtitle(j, subtitles, audio_language)
 
-    actions: list[Action] = [RemoveTrack(index, reason) for index, reason in removed.items()]
+    actions: list[Action] = [RemoveTrack(index, key, why=why) for index, (key, why) in removed.items()]
     actions += [a for a in language_actions if a.track not in removed]
     if chosen_audio is not None:
-        actions += _flag_actions(audio, chosen_audio)
-    actions += _flag_actions(subtitles, chosen_subtitle)
+        actions += _flag_actions(audio, chosen_audio, audio_why)
+    actions += _flag_actions(subtitles, chosen_subtitle, subtitle_why)
+    actions += _role_flags(j, kept)
     if policy.clear_track_titles:
-        actions += [SetTitle(t.index, None) for t in kept if t.title and t.type in TAGGED_TYPES and not _spared(policy, t)]
+        actions += [
+            SetTitle(t.index, None, why="clear_track_titles")
+            for t in kept
+            if t.title and t.type in TAGGED_TYPES and not _keeps_title(j, t)
+        ]
     if [t.index for t in ordered] != [t.index for t in kept]:
-        actions.append(Reorder(tuple(t.index for t in ordered)))
+        actions.append(Reorder(tuple(t.index for t in ordered), why="track_order, then preferred languages"))
     if not header_only and wants_matroska_file(policy, media):
-        actions.append(ChangeContainer("mkv"))
-    return Plan(actions=tuple(actions), warnings=tuple(warnings))
+        actions.append(ChangeContainer("mkv", why='container="mkv"'))
+    return Plan(actions=tuple(actions), warnings=tuple(j.warnings))
