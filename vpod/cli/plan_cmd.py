@@ -11,6 +11,7 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit
+from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
 from vpod.original.resolver import OriginalResolver, Resolution, needs_original
 from vpod.outcomes import Reason
@@ -37,6 +38,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     69 when a tool is missing.
     """
     config = load_or_exit(config_path)
+    # Asking a Sonarr/Radarr instance may log (arr_unavailable): to stderr, warnings only,
+    # so stdout holds the plan alone.
+    configure_logging("warning", config.logging.format, timestamps=config.logging.timestamps)
     media = probe_or_exit(file, ToolLimits.from_config(config.processing))
     # The run's sources in the run's order (vpod.original.resolver); when the run would
     # wait for a Sonarr/Radarr instance, the plan shows what the later sources give.
