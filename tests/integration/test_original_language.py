@@ -82,6 +82,17 @@ def config_file(tmp_path: Path, arr: dict[str, Any] | None) -> Path:
     return write_config(tmp_path / "process.toml", sections)
 
 
+def start_daemon(daemon_factory: Callable[..., Any], tmp_path: Path, stand_in: ArrStandIn, **arr_keys: Any) -> tuple[Any, Path]:
+    """The real daemon watching ``tmp_path/lib``, whose ``movies`` folder is Radarr's /movies."""
+    movies = tmp_path / "lib" / "movies"
+    movies.mkdir(parents=True)
+    daemon = daemon_factory({
+        "watch": {"paths": [str(tmp_path / "lib")], "settle_seconds": 0.3}, "policy": POLICY,
+        "arr": arr_section(stand_in, movies, **arr_keys),
+    })
+    return daemon, movies
+
+
 def plan_json(path: Path, config: Path, env: dict[str, str]) -> dict[str, Any]:
     out = vpod(["plan", str(path), "--config", str(config), "--json"], env)
     assert out.returncode == 0, out.stderr
@@ -93,12 +104,7 @@ def sha(path: Path) -> str:
 
 
 def test_the_daemon_makes_the_korean_audio_default_as_radarr_says(tmp_path, env, daemon_factory, film, radarr):
-    movies = tmp_path / "lib" / "movies"
-    movies.mkdir(parents=True)
-    daemon = daemon_factory({
-        "watch": {"paths": [str(tmp_path / "lib")], "settle_seconds": 0.3}, "policy": POLICY,
-        "arr": arr_section(radarr, movies),
-    })
+    daemon, movies = start_daemon(daemon_factory, tmp_path, radarr)
     path = place(film, movies)
     daemon.wait_for("file_processed", path=str(path))
     assert default_audio(path) == [("kor", None)]
@@ -181,13 +187,8 @@ def test_radarr_down_with_retry_vpod_process_reports_it_then_judges_with_korean(
 
 
 def test_radarr_down_with_retry_the_daemon_waits_then_judges_with_korean(tmp_path, daemon_factory, film, radarr):
-    movies = tmp_path / "lib" / "movies"
-    movies.mkdir(parents=True)
     radarr.stop()
-    daemon = daemon_factory({
-        "watch": {"paths": [str(tmp_path / "lib")], "settle_seconds": 0.3}, "policy": POLICY,
-        "arr": arr_section(radarr, movies),
-    })
+    daemon, movies = start_daemon(daemon_factory, tmp_path, radarr)
     path = place(film, movies)
     retry = daemon.wait_for("file_retry", path=str(path), reason="original_language_unavailable")[0]
     assert retry["retry_in_seconds"] == 5.0 and "radarr" in retry["error"]
@@ -200,13 +201,8 @@ def test_radarr_down_with_retry_the_daemon_waits_then_judges_with_korean(tmp_pat
 
 
 def test_radarr_down_with_fallback_the_daemon_judges_by_english(tmp_path, daemon_factory, film, radarr):
-    movies = tmp_path / "lib" / "movies"
-    movies.mkdir(parents=True)
     radarr.stop()
-    daemon = daemon_factory({
-        "watch": {"paths": [str(tmp_path / "lib")], "settle_seconds": 0.3}, "policy": POLICY,
-        "arr": arr_section(radarr, movies, when_unavailable="fallback"),
-    })
+    daemon, movies = start_daemon(daemon_factory, tmp_path, radarr, when_unavailable="fallback")
     path = place(film, movies)
     daemon.wait_for("file_processed", path=str(path))
     assert default_audio(path) == [("eng", "English")]
