@@ -216,3 +216,23 @@ def test_inspect_shows_every_flag(flagged, env):
     assert "default,original " in lines[4]
     assert "hearing-impaired,visual-impaired,commentary,original,text-descriptions " in lines[10]
     assert all(word in human.stdout for word in ("forced", "text-descriptions", "visual-impaired"))
+
+
+def test_inspect_shows_roles_from_flags_and_titles(media_cache, pipeline, env):  # noqa: F811
+    """Roles come from flags and, by the policy's patterns, titles (issue 13 item 6)."""
+    tracks = [
+        video(),
+        audio("eng", title="Director's Commentary"),
+        audio("eng", visual_impaired=True),
+        subtitle("eng", title="English SDH"),
+        subtitle("eng", title="Signs & Songs"),
+        subtitle("eng"),
+    ]
+    path = copy_media(media_cache("roles.mkv", tracks), pipeline.library / "roles.mkv")
+    result = run_vpod(["inspect", str(path), "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert [t["roles"] for t in json.loads(result.stdout)["tracks"]] == [
+        [], ["commentary"], ["description"], ["sdh"], ["forced"], []
+    ]
+    human = run_vpod(["inspect", str(path)], env=env)
+    assert "roles" in human.stdout.splitlines()[2] and " sdh " in human.stdout

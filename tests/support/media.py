@@ -40,6 +40,7 @@ class T:
     commentary: bool = False
     original: bool = False
     text_descriptions: bool = False
+    channels: int | None = None
 
 
 def video(**kw: Any) -> T:
@@ -77,7 +78,9 @@ def make_media(
         elif track.kind == "audio":
             args += ["-f", "lavfi", "-i", f"sine=frequency={300 + 100 * i}:duration={duration}:sample_rate=8000"]
             codec = track.codec or "aac"
-            codecs += [f"-c:{i}", codec, f"-b:{i}", "16k"]
+            codecs += [f"-c:{i}", codec, f"-b:{i}", "16k" if not track.channels else f"{16 * track.channels}k"]
+            if track.channels:
+                codecs += [f"-ac:{i}", str(track.channels)]
         else:
             srt = work / f".gen-{path.stem}-{i}.srt"
             srt.write_text(_SRT.format(n=i))

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import click
 
-from vpod.cli.common import require_tools_or_exit
+from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit
 from vpod.config import ProcessingConfig
 from vpod.errors import MediaError
 from vpod.media.limits import ToolLimits
@@ -19,6 +19,8 @@ from vpod.media.probe import probe
 from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
 from vpod.policy.languages import language_name
+from vpod.policy.policy import Policy
+from vpod.policy.roles import track_roles
 from vpod.results import display_path
 from vpod.safety import require_regular_file
 
@@ -90,16 +92,29 @@ def media_json(media: MediaInfo, roles: Mapping[int, Sequence[str]] | None = Non
     return data
 
 
+def role_names(media: MediaInfo, policy: Policy) -> dict[int, tuple[str, ...]]:
+    """Stream index → the track's roles (``forced``, ``sdh``, ``commentary``,
+    ``description``, ``text_descriptions``) from its flags and, by ``policy``'s title
+    patterns, its title (:mod:`vpod.policy.roles`)."""
+    return {t.index: track_roles(t, policy).names() for t in media.tracks}
+
+
 @click.command("inspect")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the probe as JSON.")
-def inspect_command(file: Path, as_json: bool) -> None:
-    """Show FILE's container and tracks as vpod sees them (writes nothing).
+def inspect_command(file: Path, config_path: str | None, as_json: bool) -> None:
+    """Show FILE's container and tracks as vpod sees them (writes nothing): each track's
+    flags, and its roles (forced, SDH, commentary, audio description) from its flags and,
+    by the policy's title patterns, its title.
 
-    Exit status: 0, or 1 when the file cannot be read as media, 69 when a tool is missing.
+    Exit status: 0, or 1 when the file cannot be read as media, 2 for a bad config,
+    69 when a tool is missing.
     """
-    media = probe_or_exit(file)
+    config = load_or_exit(config_path)
+    media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    roles = role_names(media, config.policy)
     if as_json:
-        click.echo(json.dumps(media_json(media), indent=2))
+        click.echo(json.dumps(media_json(media, roles), indent=2))
     else:
-        click.echo(format_media(media))
+        click.echo(format_media(media, roles))

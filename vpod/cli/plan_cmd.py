@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from vpod.cli.common import config_option, load_or_exit
-from vpod.cli.inspect_cmd import format_media, probe_or_exit
+from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
 from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
 from vpod.original.resolver import OriginalResolver, Resolution, needs_original
@@ -62,7 +62,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         }
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(format_media(media))
+    click.echo(format_media(media, role_names(media, config.policy)))
     if original is not None:
         click.echo(resolution.describe())
         for note in resolution.notes:
@@ -71,8 +71,8 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo("conforms to the policy: nothing to do")
     else:
         click.echo(f"{len(plan.actions)} change(s):")
-        for line in plan.describe():
-            click.echo(f"  - {line}")
+        for action in plan.actions:
+            click.echo(f"  - {action.describe()}" + (f"  [{action.why}]" if action.why else ""))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
     if skip is not None:
