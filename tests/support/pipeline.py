@@ -36,8 +36,10 @@ class Pipeline:
         return self.processor.process(path, policy)
 
     def assert_conforms(self, path: Path, policy: Policy) -> None:
-        """A second pass plans nothing (idempotence)."""
-        again = plan(policy, probe(path, self.runner))
+        """A second pass plans nothing (idempotence), with the original language found
+        as the pipeline finds it (vpod.original.resolver)."""
+        media = probe(path, self.runner)
+        again = plan(policy, media, self.processor.original.resolve(media, policy).original)
         assert again.is_empty, again.describe()
 
     def temps_left(self) -> list[Path]:
