@@ -98,3 +98,16 @@ def test_flags_set_by_mkvmerge_decide_without_titles(pipeline, prepared):  # noq
     # FlagOriginal on the Japanese track makes "original" Japanese: its audio is default,
     # and the full English subtitles (not the SDH ones) are shown.
     assert [t[3] for t in kept(final)] == [False, False, False, True, False, True]
+
+
+def test_original_language_key_and_mark_original(pipeline, prepared):  # noqa: F811
+    """No *arr, no FlagOriginal: the policy's original_language answers; mark_original
+    writes FlagOriginal on the tracks in it (and the next pass finds it by that flag)."""
+    tracks = [video(), audio("eng", default=True), audio("jpn"), subtitle("jpn"), subtitle("eng")]
+    pol = policy(audio_languages=["original", "eng"], original_language="ja", track_order=[])
+    final = processed(pipeline, prepared("original-key.mkv", tracks), pol)
+    assert [t[3] for t in kept(final)][:3] == [False, False, True]
+    assert [t["original"] for t in mkvmerge_tracks(final)] == [False, False, True, True, False]
+    off = prepared("original-key.mkv", tracks, as_name="unmarked.mkv")
+    final = processed(pipeline, off, policy(audio_languages=["original", "eng"], original_language="ja", mark_original=False, track_order=[]))
+    assert not any(t["original"] for t in mkvmerge_tracks(final))
