@@ -39,6 +39,7 @@ from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier
 from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.policy.selection import PolicySelector
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
@@ -65,8 +66,7 @@ class Reconfigurable(Protocol):
 
 class ProcessingSettings:
     """The settings of the pipeline's pieces that are not parts themselves: the tool
-    time limits, the settle time, the roots the pipeline may write in, and the policy
-    digest files are queued under."""
+    time limits, the settle time and the roots the pipeline may write in."""
 
     def __init__(self, config: VPOConfig, runner: ToolRunner, processor: FileProcessor, stabilizer: Stabilizer) -> None:
         self.config = config
@@ -212,7 +212,7 @@ def wire(
     intake = Intake(
         store,
         lambda: supervisor.roots,
-        policy_digest=lambda: settings.config.policy.digest,  # the policy in force now
+        policy_digest=lambda root, path: files.policies.digest(path, root=root),  # the policies in force now
         follow_symlinks=config.watch.follow_symlinks,
         on_queued=queued,
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
@@ -240,7 +240,8 @@ def wire(
         controller, paused, store=store, record=snapshot.record, feeder=feeder, events=events, changed=reporter.changed
     )
     files = FileHandler(
-        job_runner=job_runner, feeder=feeder, windows=windows, controller=controller, policy=config.policy,
+        job_runner=job_runner, feeder=feeder, windows=windows, controller=controller,
+        policies=PolicySelector.from_config(config),
         active_changed=active.add, pause=pausing.pause, wake=wake,
     )
     pool = WorkerPool(jobs, stop, files, threads.spawn, active)
