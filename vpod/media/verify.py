@@ -59,7 +59,14 @@ def _chapter_entries(media: MediaInfo) -> int | None:
 
 
 def verify_written(
-    path: Path, before: MediaInfo, plan: Plan, policy: Policy, runner: ToolRunner, *, cross_check: bool = True
+    path: Path,
+    before: MediaInfo,
+    plan: Plan,
+    policy: Policy,
+    runner: ToolRunner,
+    *,
+    cross_check: bool = True,
+    header_only: bool = False,
 ) -> MediaInfo:
     """Check that ``path`` holds ``before`` with ``plan`` applied; returns its probe.
 
@@ -73,6 +80,8 @@ def verify_written(
             ``mkvpropedit`` changed (both language elements included), and ffprobe
             cannot read some Matroska files mkvmerge edits correctly, which would turn
             a good edit into a failure after the fact.
+        header_only: ``plan`` is the header part of a plan (a hard-linked file under
+            ``hardlinks = "headers"``): what only a remux can do may be left.
 
     Raises:
         MediaError: reason ``verify_failed``, naming every difference found.
@@ -98,7 +107,7 @@ def verify_written(
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
     if not problems:
-        leftover = make_plan(policy, after)
+        leftover = make_plan(policy, after, header_only=header_only)
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:
