@@ -24,6 +24,7 @@ from vpod.daemon.files import FileHandler
 from vpod.daemon.libraries import LibraryBinding
 from vpod.daemon.pausing import PauseControl
 from vpod.daemon.pool import ActiveFiles, WorkerPool
+from vpod.daemon.rejudge import HardlinkedRejudge
 from vpod.outcomes import Reason
 from vpod.daemon.snapshot import StatusSnapshot
 from vpod.daemon.systemd import SystemdReporter
@@ -124,6 +125,7 @@ class Parts:
     snapshot: StatusSnapshot
     reporter: SystemdReporter
     settings: ProcessingSettings
+    rejudge: HardlinkedRejudge
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -134,7 +136,9 @@ class Parts:
     def reconfigurable(self) -> list[Reconfigurable]:
         """Parts a reload reconfigures, in order (the pipeline's roots before new roots
         are watched and walked; the library names before new roots are logged)."""
-        return [self.settings, self.libraries, self.files, self.pausing, self.batches, self.roots, self.pool]
+        return [
+            self.settings, self.libraries, self.files, self.rejudge, self.pausing, self.batches, self.roots, self.pool,
+        ]
 
 
 def wire(
@@ -260,4 +264,5 @@ def wire(
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
         stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
+        rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )

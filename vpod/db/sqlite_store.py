@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pool import DaemonConnectionPool
@@ -656,6 +656,38 @@ class SqliteStore:
                 (now, *dead),
             )
             return cursor.rowcount
+
+    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
+        recorded policy digest differs from ``digest_of(library, folder, relpath)`` (the
+        policy that judges them now); returns their paths. ``digest_of`` runs outside any
+        transaction (it may read folder policy files); a row that changed meanwhile is
+        left alone."""
+        with self.pool.read() as conn:
+            rows = conn.execute(
+                "SELECT f.id, l.name, l.path, f.relpath, f.policy_digest FROM files AS f"
+                " JOIN libraries AS l ON l.id = f.library_id"
+                " WHERE f.state = 'skipped' AND f.reason = ? AND l.path IS NOT NULL",
+                (Reason.HARDLINKED,),
+            ).fetchall()
+        stale = [
+            (r["id"], r["policy_digest"], Path(r["path"]) / os.fsdecode(bytes(r["relpath"])))
+            for r in rows
+            if digest_of(r["name"], Path(r["path"]), bytes(r["relpath"])) != r["policy_digest"]
+        ]
+        requeued: list[Path] = []
+        now = time.time()
+        with self.pool.transaction() as conn:
+            for file_id, digest, path in stale:
+                cursor = conn.execute(
+                    "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
+                    " last_error = NULL, queued_at = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'skipped' AND reason = ? AND policy_digest IS ?",
+                    (now, now, file_id, Reason.HARDLINKED, digest),
+                )
+                if cursor.rowcount:
+                    requeued.append(path)
+        return requeued
 
     def queue_depth(self) -> int:
         """Number of queued jobs (due now or later)."""

@@ -16,7 +16,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
 from vpod.db.records import FileRecord, Library, LibraryChange, QueueReport, RetryOutcome
@@ -199,6 +199,12 @@ class Store(Protocol):
     def requeue_interrupted(self) -> int:
         """Return jobs a crashed daemon left in progress (their owner not alive, or none)
         to the queue; returns how many. A ``vpod process``'s rows are left alone."""
+
+    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
+        recorded policy digest differs from ``digest_of(library, folder, relpath)``, the
+        digest of the policy that judges each now (a policy change re-judges them);
+        returns their paths. ``digest_of`` is not called inside a transaction."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch."""
