@@ -142,10 +142,13 @@ def test_hardlinked_file_is_edited_in_place_when_only_headers_change(pipeline, l
 def test_hardlinked_file_is_never_split_by_a_remux(pipeline, linked):  # noqa: F811
     path, other = linked
     digest = sha256(path)
-    out = pipeline.run(path, policy(audio_languages=["jpn"])).result
+    out = pipeline.run(path, policy(audio_languages=["jpn"], hardlinks="skip")).result
     assert out.skipped and out.reason == "hardlinked"
-    assert "2 hard links" in out.error and "break_hardlinks" in out.error
+    assert "2 hard links" in out.error and "hardlinks" in out.error
     assert sha256(path) == digest and path.stat().st_ino == other.stat().st_ino
+    # Under the default ("headers") only the header part is applied, in place: never a remux.
+    out = pipeline.run(path, policy(audio_languages=["jpn"])).result
+    assert out.skipped and out.reason == "hardlinked" and path.stat().st_ino == other.stat().st_ino
 
 
 def test_break_hardlinks_lets_the_remux_split_the_file(pipeline, linked):  # noqa: F811
