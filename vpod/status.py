@@ -251,8 +251,8 @@ def _file_lines(path: str, record: FileRecord | None) -> list[str]:
     """A file asked about: its state and reason, and which policy judged it and why."""
     if record is None:
         return [f"{one_line(path)}: not known to this database"]
-    reason = f" ({record.reason})" if record.reason else ""
-    lines = [f"{one_line(record.path)}: {record.state}{reason}"]
+    why = f" ({record.reason})" if record.reason else ""
+    lines = [f"{one_line(record.path)}: {record.state}{why}"]
     if record.policy_name:
         lines.append(f"  policy: {one_line(record.policy_name)} ({one_line(record.policy_why)})")
     if record.error:
