@@ -13,6 +13,7 @@ import pytest
 
 from support.daemon import run_vpod, write_config
 from support.media import audio, copy_media, mkvmerge_tracks, video
+from vpod.tomlschema import tomllib
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,16 @@ def test_daemon_judges_each_folder_by_its_policy_and_a_reload_moves_a_folder(tmp
     event = daemon.wait_for("file_processed", path=str(second))[0]
     assert event["policy"] == "kids" and default_audio(second) == ["ger"]
     assert daemon.stop() == 0
+
+
+def test_config_check_prints_the_policies_and_choices_as_toml(tmp_path, env):
+    shows = tmp_path / "shows"
+    shows.mkdir()
+    config = write_config(tmp_path / "c.toml", sections(shows, tmp_path / "db"))
+    result = run_vpod(["config", "check", "--config", str(config)], env=env)
+    assert result.returncode == 0, result.stderr
+    data = tomllib.loads(result.stdout)  # the whole output reads back as TOML
+    assert data["policies"]["anime"]["audio_languages"] == ["jpn"]
+    assert data["libraries"]["shows"] == {
+        "policy": "tv", "rules": [{"match": "Anime/**", "policy": "anime"}], "folder_files": True,
+    }
