@@ -14,7 +14,7 @@ import pytest
 
 from support.daemon import run_vpod, write_config
 from support.media import audio, copy_media, mkvmerge_tracks, subtitle, video
-from support.pipeline import pipeline, sha256  # noqa: F401  (fixture)
+from support.pipeline import pipeline, seeding_link, sha256  # noqa: F401  (fixture)
 from vpod.policy.policy import policy_from_table
 
 pytestmark = pytest.mark.integration
@@ -36,11 +36,16 @@ def audio_tracks(path: Path) -> list[tuple[str, bool]]:
 def linked(pipeline, media_cache, tmp_path):  # noqa: F811
     """A file in the library with a second hard link outside it (the seeding copy)."""
     path = copy_media(media_cache("hardlinks.mkv", TRACKS), pipeline.library / "film.mkv")
-    seeding = tmp_path / "seeding"
-    seeding.mkdir()
-    other = seeding / "film.mkv"
-    os.link(path, other)
-    return path, other
+    return path, seeding_link(path, tmp_path)
+
+
+def test_a_hard_linked_file_whose_plan_is_header_only_is_edited_in_place_and_done(pipeline, linked):  # noqa: F811
+    """Under "headers" (and "break") a plan with no remux is the whole plan: the file is done."""
+    path, other = linked
+    out = pipeline.run(path, policy(track_order=[])).result
+    assert out.success and out.changes == 2, out
+    assert path.stat().st_ino == other.stat().st_ino and path.stat().st_nlink == 2
+    assert audio_tracks(other) == [("eng", False), ("jpn", True)]
 
 
 def test_skip_leaves_a_hard_linked_file_alone_even_for_header_changes(pipeline, linked):  # noqa: F811
