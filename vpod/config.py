@@ -25,6 +25,7 @@ from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.http_listener import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
+from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
 from vpod.tomlschema import (
     at_least,
     build_section,
@@ -167,6 +168,11 @@ class VPOConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     policy: Policy = field(default_factory=Policy)
     arr: ArrConfig = field(default_factory=ArrConfig)
+    policies: tuple[tuple[str, Policy], ...] = ()
+    """``[policies.NAME]``: the named policies (name, policy); ``[policy]`` is ``"default"``."""
+    library_policies: tuple[tuple[str, LibraryPolicy], ...] = ()
+    """``[libraries.NAME]``: which policy judges each library's files (library name, choice);
+    see :mod:`vpod.policy.selection`. Every key of both applies live on reload."""
     allow_root: bool = False
     source: Path | None = None
 
@@ -174,6 +180,9 @@ class VPOConfig:
         """The effective configuration as plain data (for ``vpod config check``)."""
         data = section_as_dict(self)
         data["watch"]["libraries"] = {str(name): str(path) for path, name in self.watch.library_names.items()}
+        data["policies"] = {name: section_as_dict(policy) for name, policy in self.policies}
+        data["libraries"] = {name: choice.as_dict() for name, choice in self.library_policies}
+        del data["library_policies"]
         data["source"] = str(self.source) if self.source else None
         return data
 
@@ -218,6 +227,8 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             allow_root = table
         elif name == "policy":
             sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
+        elif name in ("policies", "libraries"):
+            continue  # after [policy] and [watch], which they refer to
         elif name == "watch":
             sections[name] = _watch_section(table, source=source, base_dir=base_dir)
         elif name == "arr":
@@ -227,11 +238,29 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
             )
         else:
-            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "arr.NAME"))
+            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "policies", "libraries", "arr.NAME"))
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)
-    return config
+    return _with_policy_choices(config, data, base_dir)
+
+
+def _with_policy_choices(config: VPOConfig, data: dict[str, Any], base_dir: Path | None) -> VPOConfig:
+    """``config`` with its ``[policies]`` and ``[libraries]`` (:mod:`vpod.policy.selection`).
+
+    Raises:
+        ConfigError: a bad named policy, an unknown library or policy name, a bad rule.
+    """
+    policies: tuple[tuple[str, Policy], ...] = ()
+    if "policies" in data:
+        policies = policies_from_table(data["policies"], default=config.policy, source=config.source, base_dir=base_dir)
+    libraries: tuple[tuple[str, LibraryPolicy], ...] = ()
+    if "libraries" in data:
+        libraries = libraries_from_table(
+            data["libraries"], policies=(DEFAULT_POLICY, *(name for name, _ in policies)),
+            libraries=config.watch.library_names.values(), source=config.source,
+        )
+    return replace(config, policies=policies, library_policies=libraries)
 
 
 def _watch_section(table: Any, *, source: Path | None, base_dir: Path | None) -> WatchConfig:
@@ -361,5 +390,9 @@ def with_overrides(config: VPOConfig, *, workers: int | None = None, on_error: s
     if workers is not None:
         config = replace(config, processing=replace(config.processing, workers=workers))
     if on_error is not None:
-        config = replace(config, policy=replace(config.policy, on_error=on_error))
+        # Global: every named policy follows [policy] on_error.
+        config = replace(
+            config, policy=replace(config.policy, on_error=on_error),
+            policies=tuple((name, replace(policy, on_error=on_error)) for name, policy in config.policies),
+        )
     return config

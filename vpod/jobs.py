@@ -12,10 +12,11 @@ from typing import Callable
 import structlog
 
 from vpod.db.store import Job, Outcome, Store, StoreBusy, StoreError
+from vpod.errors import MediaError
 from vpod.file_progress import FileProgress
 from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
-from vpod.policy.policy import Policy
+from vpod.policy.selection import PolicySelector
 from vpod.results import FileProcessingResult, display_path, utf8_text
 
 RETRY_BASE_SECONDS = 5.0
@@ -59,7 +60,8 @@ class JobRunner:
     took the file, before it is locked and probed), ``file_progress`` (a remux passed
     another 10 %: :mod:`vpod.file_progress`), ``file_processed``, ``file_failed``, ``file_skipped``,
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
-    and ``batch_id``.
+    and ``batch_id``, and the outcome lines ``policy`` and ``policy_why``: which policy
+    judged the file and why (:class:`vpod.policy.selection.Selection`).
     """
 
     def __init__(
@@ -110,8 +112,10 @@ class JobRunner:
                 self.stop.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def run(self, job: Job, policy: Policy, worker: str, batch_id: str) -> FileProcessingResult | None:
-        """Process ``job``; ``None`` when another worker or process took it first.
+    def run(self, job: Job, policies: PolicySelector, worker: str, batch_id: str) -> FileProcessingResult | None:
+        """Process ``job`` under the policy ``policies`` selects for it; ``None`` when
+        another worker or process took it first. A folder policy file that cannot be
+        used fails the file (``bad_folder_policy``, permanent) before it is opened.
 
         An unexpected exception (a bug in vpod, not a problem of the file) does not leave
         the job ``processing``: it is logged as ``worker_error`` with the traceback and
@@ -132,7 +136,7 @@ class JobRunner:
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
             self.log.debug("file_started", attempt=job.attempts + 1)
             try:
-                result, attempt, write, delay = self._attempt(job, policy, worker, batch_id)
+                result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
                 self._record(write)
             except StoreError:
                 raise
@@ -159,12 +163,21 @@ class JobRunner:
             return result
 
     def _attempt(
-        self, job: Job, policy: Policy, worker: str, batch_id: str
+        self, job: Job, policies: PolicySelector, worker: str, batch_id: str
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """Run the pipeline on a started job; returns (result, attempt number, the Store
         write that records it, the retry delay in seconds). A transient failure with
         attempts left, or a file waiting for space, comes back marked ``retrying``, its
         write a :meth:`Store.retry_later` with backoff."""
+        try:
+            selection = policies.select(job.path, root=job.root, library=job.library or None)
+        except MediaError as exc:  # a bad folder file: the file cannot be judged until it is fixed
+            failed = FileProcessingResult(
+                path=job.path, success=False, reason=exc.reason, error=str(exc), permanent=exc.permanent,
+                started_at=time.time(), ended_at=time.time(), worker=worker,
+            )
+            return failed, job.attempts + 1, lambda: self.store.finish(job, Outcome(failed), batch_id), 0.0
+        policy = selection.policy
         progress = FileProgress(lambda percent, eta: self.store.note_progress(job, percent, eta), self.log)
         try:
             output = self.processor.process(
@@ -180,7 +193,9 @@ class JobRunner:
                 path=job.path, success=False, reason=Reason.DATABASE_BUSY, error=str(exc), permanent=False
             )
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
-        result = _account_interrupted(job, output, replace(output.result, worker=worker))
+        result = _account_interrupted(
+            job, output, replace(output.result, worker=worker, policy=selection.name, policy_why=selection.why)
+        )
         attempt = job.attempts + 1
         waits = self._note_space_wait(job, result)
         if waits:
@@ -195,7 +210,8 @@ class JobRunner:
             final_relpath = _relative(result.final_path, job.root)
         tracks = output.media_after.tracks if output.media_after else ()
         outcome = Outcome(
-            result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest
+            result, output.fingerprint_after, output.stat_after, final_relpath, tracks, policy.digest,
+            selection.name, selection.why,
         )
         return result, attempt, lambda: self.store.finish(job, outcome, batch_id), 0.0
 
@@ -229,6 +245,7 @@ class JobRunner:
         return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id), delay
 
     def _log(self, result: FileProcessingResult) -> None:
+        judged = {"policy": result.policy, "policy_why": result.policy_why} if result.policy is not None else {}
         if result.status is Status.DONE:
             moved_to = result.final_path if result.final_path != result.path else None
             self.log.info(
@@ -238,13 +255,16 @@ class JobRunner:
                 duration_seconds=round(result.duration_seconds, 3),
                 actions=list(result.actions),
                 **({"final_path": display_path(moved_to)} if moved_to is not None else {}),
+                **judged,
             )
         elif result.reason == Reason.DRY_RUN:
-            self.log.info("file_planned", actions=list(result.actions))
+            self.log.info("file_planned", actions=list(result.actions), **judged)
         elif result.status is Status.SKIPPED:
-            self.log.info("file_skipped", reason=result.reason, detail=utf8_text(result.error))
+            # A hard-linked file may have had the header part of its plan applied.
+            applied = {"changes": result.changes, "actions": list(result.actions)} if result.changes else {}
+            self.log.info("file_skipped", reason=result.reason, detail=utf8_text(result.error), **applied, **judged)
         else:
-            self.log.error("file_failed", error=utf8_text(result.error), reason=result.reason)
+            self.log.error("file_failed", error=utf8_text(result.error), reason=result.reason, **judged)
 
 
 def _account_interrupted(job: Job, output: PipelineOutput, result: FileProcessingResult) -> FileProcessingResult:

@@ -84,7 +84,10 @@ class Reason(str, Enum):
         "container_not_supported", Status.SKIPPED, Retry.CONTENT,
         'a non-Matroska file needs changes and container = "keep"',
     )
-    HARDLINKED = "hardlinked", Status.SKIPPED, Retry.CONTENT, "a remux would split a hard-linked file"
+    HARDLINKED = (
+        "hardlinked", Status.SKIPPED, Retry.CONTENT,
+        "a hard-linked file: left alone, or only the header part of its plan applied (hardlinks)",
+    )
     OUTSIDE_ROOTS = "outside_roots", Status.SKIPPED, Retry.CONTENT, "a remux would write outside the watched folders"
     SOURCE_CHANGED = (
         "source_changed", Status.SKIPPED, Retry.NEXT_EVENT, "another program rewrote the file during the remux"
@@ -156,6 +159,9 @@ class Reason(str, Enum):
     IMMUTABLE = "immutable", Status.FAILED, Retry.YES, "the immutable or append-only attribute"
     ATTRIBUTES_NOT_KEPT = (
         "attributes_not_kept", Status.FAILED, Retry.NO, "the copy could not get the original's xattrs or ACL"
+    )
+    BAD_FOLDER_POLICY = (
+        "bad_folder_policy", Status.FAILED, Retry.NO, "the folder's .vpod.toml cannot be read or holds a bad key"
     )
 
 

@@ -12,8 +12,13 @@ Apply, by plan:
 * anything structural (removal, reorder, container), or a header change the file's
   container cannot take in place: one remux into a temp file beside the source
   (:mod:`vpod.media.remux`), verify it (:mod:`vpod.media.verify`), then put it in place
-  (:mod:`vpod.media.replace`). A remux would split a hard-linked file from its other
-  links, so it needs ``[policy] break_hardlinks = true``.
+  (:mod:`vpod.media.replace`).
+
+A file with several hard links (``st_nlink > 1``) gets what ``[policy] hardlinks``
+allows: ``"skip"`` nothing (an in-place edit changes the bytes a torrent client seeds);
+``"headers"`` only the header part of its plan, in place (:func:`header_part`), the
+rest skipped as ``hardlinked``; ``"break"`` everything (a remux splits it from its
+other links).
 
 Nothing starts that would not fit in the free space with a margin
 (:mod:`vpod.diskspace`): the file then fails with reason ``insufficient_space``, not
@@ -97,11 +102,12 @@ def needs_remux(media: MediaInfo, plan: Plan) -> bool:
 
 
 def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> Skip | None:
-    """Why the pipeline would not apply ``plan`` to this file, or ``None``.
+    """Why the pipeline would not apply (all of) ``plan`` to this file, or ``None``.
 
     ``container_not_supported``: a non-Matroska file needs changes but ``container =
-    "keep"``. ``hardlinked``: a remux would split a file with ``st.st_nlink > 1`` from
-    its other links and ``break_hardlinks`` is off.
+    "keep"``. ``hardlinked``: a file with ``st.st_nlink > 1`` under ``hardlinks =
+    "skip"``, or one whose plan needs a remux (which would split it from its other
+    links) under ``"headers"``: there, :func:`header_part` is still applied.
     """
     if plan.is_empty:
         return None
@@ -111,13 +117,36 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
             f'[policy] container = "mkv" to let vpod remux them into MKV',
             Reason.CONTAINER_NOT_SUPPORTED,
         )
+    if st.st_nlink > 1 and policy.hardlinks == "skip":
+        return Skip(
+            f'{media.path}: has {st.st_nlink} hard links and [policy] hardlinks = "skip" leaves such files alone '
+            f'("headers" applies the header changes in place, "break" remuxes too)',
+            Reason.HARDLINKED,
+        )
     if needs_remux(media, plan) and st.st_nlink > 1 and not policy.break_hardlinks:
         return Skip(
             f"{media.path}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
-            f"from its other links (set [policy] break_hardlinks = true to allow that)",
+            f'from its other links; [policy] hardlinks = "headers" applies only its header part in place '
+            f'("break" allows the remux)',
             Reason.HARDLINKED,
         )
     return None
+
+
+def header_part(
+    media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result, original: OriginalLanguage | None = None
+) -> Plan:
+    """What the run applies in place to a hard-linked file whose ``plan`` it skips
+    (:func:`skip_reason`: ``hardlinked``) under ``hardlinks = "headers"``: the policy's
+    header-only plan (flags, languages, titles, as if it removed, reordered and
+    converted nothing: :func:`vpod.policy.planner.plan` with ``header_only``), for a
+    Matroska file. An empty plan otherwise (``"skip"``, ``"break"``, a file with one
+    link, a non-Matroska file, which cannot be edited in place). ``original``: as for
+    the plan.
+    """
+    if policy.hardlinks != "headers" or st.st_nlink < 2 or not media.is_matroska or not needs_remux(media, plan):
+        return Plan()
+    return make_plan(policy, media, original, header_only=True)
 
 
 def obstacle(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -> MediaError | None:
@@ -266,12 +295,23 @@ class FileProcessor:
                 StatKey.of(locked.stat),
                 media,
             )
+        blocked = obstacle(media, plan, policy, locked.stat)
+        part = header_part(media, plan, policy, locked.stat, original)
         if self.options.dry_run:
-            blocked = obstacle(media, plan, policy, locked.stat)
-            if blocked is not None:
+            if blocked is not None and part.is_empty:
                 raise blocked  # reported as the run would report it, with its reason
+            if blocked is not None:  # a hard-linked file: the run would apply the header part only
+                result = finish(
+                    success=False, skipped=True, reason=Reason.HARDLINKED, actions=part.describe(), permanent=False,
+                    error=f"{blocked}; would apply in place: {'; '.join(part.describe())}",
+                )
+                return PipelineOutput(result, fingerprint_before)
             result = finish(success=False, skipped=True, reason=Reason.DRY_RUN, actions=plan.describe(), permanent=False)
             return PipelineOutput(result, fingerprint_before)
+        if isinstance(blocked, Skip) and blocked.reason is Reason.HARDLINKED:
+            return self._hardlinked(
+                media, part, policy, locked, blocked, fingerprint_before, before_apply, finish, original
+            )
         if before_apply is not None:
             before_apply(plan)
         final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
@@ -303,6 +343,40 @@ class FileProcessor:
         if resolution.original is not None or resolution.notes:
             self.log.debug("original_language", description=resolution.describe(), notes=list(resolution.notes))
         return resolution.original
+    def _hardlinked(
+        self,
+        media: MediaInfo,
+        part: Plan,
+        policy: Policy,
+        locked: LockedFile,
+        skip: Skip,
+        fingerprint_before: str,
+        before_apply: Callable[[Plan], None] | None,
+        finish: Callable[..., FileProcessingResult],
+        original: OriginalLanguage | None = None,
+    ) -> PipelineOutput:
+        """A hard-linked file whose plan is skipped (``skip``, reason ``hardlinked``):
+        apply ``part`` (:func:`header_part`, may be empty) in place and report the file
+        as skipped, with the changes made. The outcome carries what vpod left (the
+        content after the edit, or as it was), permanent: the Store takes that content
+        as handled under this policy only (:meth:`vpod.db.store.Store.enqueue`).
+
+        Raises:
+            as :meth:`_apply` for an in-place edit.
+        """
+        if part.is_empty:
+            result = finish(success=False, skipped=True, reason=skip.reason, error=str(skip), permanent=True)
+            return PipelineOutput(result, fingerprint_before, fingerprint_before, StatKey.of(locked.stat), media)
+        if before_apply is not None:
+            before_apply(part)
+        media_after = self._edit_in_place(media, part, policy, locked, header_only=True, original=original)
+        fingerprint_after, stat_after = fingerprint_path(media.path)
+        result = finish(
+            success=False, skipped=True, reason=skip.reason, permanent=True, changes=len(part.actions),
+            actions=part.describe(), final_path=media.path,
+            error=f"{skip}; applied in place: {'; '.join(part.describe())}",
+        )
+        return PipelineOutput(result, fingerprint_before, fingerprint_after, stat_after, media_after)
 
     def _apply(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
@@ -325,20 +399,36 @@ class FileProcessor:
         blocked = obstacle(media, plan, policy, locked.stat)
         if blocked is not None:
             raise blocked
-        if not is_under(media.path, self.options.roots):
-            # A followed symlink's target: read for inspection, never written.
-            raise Skip(f"{media.path}: changing it would write outside the watched folders", Reason.OUTSIDE_ROOTS)
-        in_place = not needs_remux(media, plan)
-        _check_writable(media.path, in_place, self._root_of(media.path))
-        if in_place:
-            if policy.backup:
-                self._copy_backup(media.path, locked.stat.st_size)
-            media_after = edit_in_place(
-                media, plan, self.runner, self.temps, self.space,
-                verify=lambda: verify_written(media.path, media, plan, policy, self.runner, cross_check=False, original=original),
-            )  # fmt: skip
-            return media.path, media_after
+        if not needs_remux(media, plan):
+            return media.path, self._edit_in_place(media, plan, policy, locked, original=original)
+        self._may_write(media.path, in_place=False)
         return self._remux(media, plan, policy, locked, on_progress, original)
+
+    def _may_write(self, path: Path, *, in_place: bool) -> None:
+        """Raise unless vpod may make the change here (see :meth:`_apply`): the file lies
+        under the roots, and it (and for a remux its folder) is writable."""
+        if not is_under(path, self.options.roots):
+            # A followed symlink's target: read for inspection, never written.
+            raise Skip(f"{path}: changing it would write outside the watched folders", Reason.OUTSIDE_ROOTS)
+        _check_writable(path, in_place, self._root_of(path))
+
+    def _edit_in_place(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, *, header_only: bool = False,
+        original: OriginalLanguage | None = None,
+    ) -> MediaInfo:
+        """Apply the header-only ``plan`` (made with the ``original`` language) with
+        mkvpropedit and verify it (``header_only``: nothing may be left but what only a
+        remux can do); returns the file's new probe. Raises as :meth:`_apply`."""
+        self._may_write(media.path, in_place=True)
+        if policy.backup:
+            self._copy_backup(media.path, locked.stat.st_size)
+        return edit_in_place(
+            media, plan, self.runner, self.temps, self.space,
+            verify=lambda: verify_written(
+                media.path, media, plan, policy, self.runner, cross_check=False, header_only=header_only,
+                original=original,
+            ),
+        )  # fmt: skip
 
     def _copy_backup(self, source: Path, size: int) -> None:
         """Copy ``source`` to its backup name before an in-place edit (a hard link would see

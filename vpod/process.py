@@ -42,7 +42,7 @@ from vpod.media.tools import ToolRunner
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.pipeline import FileProcessor, PipelineOptions
-from vpod.policy.policy import Policy
+from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets
@@ -124,7 +124,7 @@ class BatchProcessor:
         store: the Store.
         job_runner: the shared per-file pipeline front (``max_attempts = 1``: a
             one-shot run reports failures instead of retrying them later).
-        policy: the track policy.
+        policies: chooses each file's track policy (as the daemon does).
         workers: thread count (already capped).
         controller: ``on_error`` handling and the stop flag.
         progress: the progress line.
@@ -136,7 +136,7 @@ class BatchProcessor:
         *,
         store: Store,
         job_runner: JobRunner,
-        policy: Policy,
+        policies: PolicySelector,
         workers: int,
         controller: BatchController,
         progress: ProgressTracker,
@@ -144,7 +144,7 @@ class BatchProcessor:
         self.files = files
         self.store = store
         self.job_runner = job_runner
-        self.policy = policy
+        self.policies = policies
         self.workers = workers
         self.controller = controller
         self.progress = progress
@@ -234,7 +234,7 @@ class BatchProcessor:
         try:
             fingerprint, stat_key = _fingerprint(target)
             job = self.store.job_for_path(target.root, target.relpath, fingerprint, stat_key)
-            result = None if job is None else self.job_runner.run(job, self.policy, worker, self.batch.batch_id)
+            result = None if job is None else self.job_runner.run(job, self.policies, worker, self.batch.batch_id)
         except StoreError as exc:
             self.log.error("result_not_recorded", path=display_path(target.path), worker=worker, error=str(exc))
             return own_result(success=False, reason=Reason.DATABASE_ERROR, permanent=False,
@@ -349,7 +349,7 @@ def run_process(
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )
         processor = BatchProcessor(
-            targets.files, store=store, job_runner=job_runner, policy=config.policy,
+            targets.files, store=store, job_runner=job_runner, policies=PolicySelector.from_config(config),
             workers=workers, controller=controller, progress=progress,
         )
         log.info(

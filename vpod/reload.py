@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from vpod.config import VPOConfig
+from vpod.policy.selection import table_name
 
 _SECTIONS = ("watch", "processing", "database", "logging", "http", "policy", "arr")
 
@@ -85,4 +86,28 @@ def plan_reload(old: VPOConfig, new: VPOConfig) -> ReloadPlan:
                 changed.append(label)
         sections[name] = replace(new_section, **keep) if keep else new_section
     config = replace(new, **sections)
+    changed += _policy_choices_changed(old, new)
     return ReloadPlan(config, tuple(changed), tuple(needs_restart))
+
+
+def _policy_choices_changed(old: VPOConfig, new: VPOConfig) -> list[str]:
+    """``[policies.NAME] key`` for each key of a named policy that changed (the name
+    alone when the policy was added or removed) and ``[libraries.NAME] key`` for each
+    changed choice of a library: which policy judges a folder. All apply live, from the
+    next file on, like ``[policy]``."""
+    changed: list[str] = []
+    for section, before, after in (
+        ("policies", dict(old.policies), dict(new.policies)),
+        ("libraries", dict(old.library_policies), dict(new.library_policies)),
+    ):
+        for name in sorted(set(before) | set(after)):
+            where = table_name(section, name)
+            if name not in before or name not in after:
+                changed.append(where)
+                continue
+            changed += [
+                f"{where} {f.name}"
+                for f in fields(after[name])
+                if getattr(before[name], f.name) != getattr(after[name], f.name)
+            ]
+    return changed

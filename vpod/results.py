@@ -79,6 +79,9 @@ class FileProcessingResult:
         permanent: for failures, True when retrying the same bytes cannot help.
         retrying: a transient failure that went back to the queue (backoff); the file
             is not finished, so batches do not count it.
+        policy / policy_why: the name of the policy that judged the file and why it was
+            chosen (:class:`vpod.policy.selection.Selection`); ``None`` when it was not
+            judged (its folder policy file is bad).
     """
 
     path: Path
@@ -95,6 +98,8 @@ class FileProcessingResult:
     started_at: float = 0.0
     ended_at: float = 0.0
     worker: str | None = None
+    policy: str | None = None
+    policy_why: str | None = None
 
     @property
     def status(self) -> Status:
@@ -124,6 +129,8 @@ class FileProcessingResult:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "worker": self.worker,
+            "policy": utf8_text(self.policy),
+            "policy_why": utf8_text(self.policy_why),
         }
 
 

@@ -7,10 +7,11 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vpod.control import DaemonRecord
-from vpod.db.records import InProgress, Library, QueueReport
+from vpod.db.records import FileRecord, InProgress, Library, QueueReport
 from vpod.db.store import Store
 from vpod.outcomes import Reason, Unwatched
 from vpod.results import as_lines, one_line
@@ -35,6 +36,9 @@ class StatusReport:
     gone: frozenset[str] = field(default=frozenset())
     claimed_elsewhere: tuple[dict[str, Any], ...] = ()  # roots another vpod holds (while running)
     libraries: tuple[Library, ...] = ()  # every library the database knows, by name
+    files: tuple[tuple[str, FileRecord | None], ...] = ()
+    """The files asked about (``vpod status PATH``): each path with its record (``None``:
+    the database knows no file there)."""
 
     def library_of(self, path: str) -> str | None:
         """The name of the library whose folder is ``path``, if any."""
@@ -87,13 +91,27 @@ class StatusReport:
                 for w in self.queue.waiting_for_space
             ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
+            **({"files": [_file_dict(path, record) for path, record in self.files]} if self.files else {}),
         }
 
 
+def _file_dict(path: str, record: FileRecord | None) -> dict[str, Any]:
+    """One file asked about, JSON-friendly: its state, last reason and error, and the
+    policy that judged it with why (``known`` false: the database has no such file)."""
+    if record is None:
+        return {"path": path, "known": False}
+    return {
+        "path": record.path, "known": True, "state": record.state, "reason": record.reason, "error": record.error,
+        "policy": record.policy_name, "policy_why": record.policy_why,
+    }
+
+
 def read_status(
-    store: Store, *, batches: int = 5, failures: int = 10, config_error: str | None = None
+    store: Store, *, batches: int = 5, failures: int = 10, config_error: str | None = None,
+    paths: tuple[Path, ...] = (),
 ) -> StatusReport:
-    """Take a :class:`StatusReport` from ``store``.
+    """Take a :class:`StatusReport` from ``store``; ``paths``: files to report on too
+    (their records, :meth:`Store.file_record`).
 
     Raises:
         StoreError / StoreBusy: the database cannot be read.
@@ -102,9 +120,10 @@ def read_status(
     record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
+    files = tuple((str(path), store.file_record(path.absolute())) for path in paths)
     return StatusReport(
         record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
-        tuple(store.libraries()),
+        tuple(store.libraries()), files,
     )
 
 
@@ -217,12 +236,28 @@ def format_status(status: StatusReport) -> str:
         for failure in q.last_failures:
             if failure.path in status.gone:
                 continue  # deleted or moved away since: nothing left to fix there
-            lines.append(f"  {_clock(failure.failed_at)}  {one_line(failure.path)}")
+            judged = f"  (policy {one_line(failure.policy)})" if failure.policy else ""
+            lines.append(f"  {_clock(failure.failed_at)}  {one_line(failure.path)}{judged}")
             lines.append(f"      {failure.reason or Reason.ERROR}: {as_lines(failure.error, ' ' * 8)}")
         not_shown = sum(1 for failure in q.last_failures if failure.path in status.gone)
         if not_shown:
             lines.append(f"  ({not_shown} more of files that no longer exist: not shown; --json marks them \"gone\")")
+    for path, file in status.files:
+        lines += _file_lines(path, file)
     return "\n".join(lines)
+
+
+def _file_lines(path: str, record: FileRecord | None) -> list[str]:
+    """A file asked about: its state and reason, and which policy judged it and why."""
+    if record is None:
+        return [f"{one_line(path)}: not known to this database"]
+    why = f" ({record.reason})" if record.reason else ""
+    lines = [f"{one_line(record.path)}: {record.state}{why}"]
+    if record.policy_name:
+        lines.append(f"  policy: {one_line(record.policy_name)} ({one_line(record.policy_why)})")
+    if record.error:
+        lines.append(f"  {as_lines(record.error, '    ')}")
+    return lines
 
 
 def _progress(f: InProgress) -> str:

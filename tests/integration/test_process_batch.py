@@ -22,6 +22,7 @@ from vpod.jobs import JobRunner
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.policy import Policy
+from vpod.policy.selection import PolicySelector
 from vpod.process import BatchProcessor
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.targets import collect_targets
@@ -45,7 +46,7 @@ def test_fail_cancels_pending_files_and_lets_the_running_one_finish(tmp_path, jp
         targets.files,
         store=store,
         job_runner=JobRunner(store, FileProcessor(ToolRunner(120), options, store), max_attempts=1),
-        policy=Policy(),
+        policies=PolicySelector.single(Policy()),
         workers=2,
         controller=BatchController("fail"),
         progress=ProgressTracker(len(targets.files), StatusLine(stderr)),

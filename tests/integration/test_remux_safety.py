@@ -1,5 +1,6 @@
 """The remux path never damages a source: verification before replacing, full disks,
-hard links, permissions, odd names, streams Matroska cannot hold (real tools, real files)."""
+permissions, odd names, streams Matroska cannot hold (real tools, real files; hard links:
+test_hardlinks.py)."""
 
 from __future__ import annotations
 
@@ -118,44 +119,6 @@ def test_odd_name_through_ffmpeg(pipeline, media_cache):  # noqa: F811
     out = pipeline.run(path, policy(container="mkv")).result
     assert out.success, out.error
     assert out.final_path.name == "-i x\n.mkv" and not path.exists()
-
-
-@pytest.fixture
-def linked(pipeline, media_cache, tmp_path):  # noqa: F811
-    """A file in the library with a second hard link outside it (a torrent client's copy)."""
-    path = copy_media(media_cache("reorder.mkv", REORDER), pipeline.library / "seeded.mkv")
-    seeding = tmp_path / "seeding"
-    seeding.mkdir()
-    other = seeding / "seeded.mkv"
-    os.link(path, other)
-    return path, other
-
-
-def test_hardlinked_file_is_edited_in_place_when_only_headers_change(pipeline, linked):  # noqa: F811
-    path, other = linked
-    out = pipeline.run(path, policy(audio_languages=["jpn"], track_order=[])).result
-    assert out.success and out.changes == 2
-    assert path.stat().st_ino == other.stat().st_ino and path.stat().st_nlink == 2
-    assert [t["default"] for t in mkvmerge_tracks(other) if t["type"] == "audio"] == [False, True]
-
-
-def test_hardlinked_file_is_never_split_by_a_remux(pipeline, linked):  # noqa: F811
-    path, other = linked
-    digest = sha256(path)
-    out = pipeline.run(path, policy(audio_languages=["jpn"])).result
-    assert out.skipped and out.reason == "hardlinked"
-    assert "2 hard links" in out.error and "break_hardlinks" in out.error
-    assert sha256(path) == digest and path.stat().st_ino == other.stat().st_ino
-
-
-def test_break_hardlinks_lets_the_remux_split_the_file(pipeline, linked):  # noqa: F811
-    path, other = linked
-    digest = sha256(other)
-    out = pipeline.run(path, policy(audio_languages=["jpn"], break_hardlinks=True)).result
-    assert out.success, out.error
-    assert sha256(other) == digest  # the seeding copy keeps its bytes
-    assert path.stat().st_ino != other.stat().st_ino
-    assert [t["language"] for t in mkvmerge_tracks(path) if t["type"] == "audio"] == ["jpn", "eng"]
 
 
 def test_container_change_never_overwrites_an_existing_mkv(pipeline, media_cache):  # noqa: F811

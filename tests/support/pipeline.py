@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,16 @@ def make_pipeline(
 def pipeline(tmp_path: Path) -> Pipeline:
     """The real pipeline on ``tmp_path/library`` (import this fixture into a test module)."""
     return make_pipeline(tmp_path)
+
+
+def seeding_link(path: Path, tmp_path: Path) -> Path:
+    """A second hard link to ``path`` in ``tmp_path/seeding`` (outside the library), as a
+    torrent client keeps seeding a file Sonarr/Radarr hard-linked into the library."""
+    seeding = tmp_path / "seeding"
+    seeding.mkdir(exist_ok=True)
+    other = seeding / path.name
+    os.link(path, other)
+    return other
 
 
 def sha256(path: Path) -> str:

@@ -32,7 +32,7 @@ def test_a_batch_is_queued_together(tmp_path: Path) -> None:
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     woken: list[None] = []
     retried: list[Path] = []
-    intake = Intake(store, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
+    intake = Intake(store, lambda: (root,), policy_digest=lambda root, path: "digest", follow_symlinks=False,
                     on_queued=lambda: woken.append(None), retry=lambda paths, delay: retried.extend(paths))
 
     outcomes = intake.files_ready(
@@ -65,7 +65,7 @@ def test_a_copy_is_judged_under_the_policy_in_force_when_it_settles(tmp_path: Pa
         path.write_bytes(b"same bytes" * 100)
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     policy = {"digest": "policy-a"}
-    intake = Intake(store, lambda: (root,), policy_digest=lambda: policy["digest"], follow_symlinks=False,
+    intake = Intake(store, lambda: (root,), policy_digest=lambda root, path: policy["digest"], follow_symlinks=False,
                     on_queued=lambda: None, retry=lambda paths, delay: None)
     intake.file_ready(original, original.stat())
     [job] = store.next_queued(1, ())
@@ -99,7 +99,7 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
     broken.close()  # every write now raises StoreError
     clock = FakeClock(1000.0)
     retried: list[tuple[list[Path], float]] = []
-    intake = Intake(broken, lambda: (root,), policy_digest=lambda: "digest", follow_symlinks=False,
+    intake = Intake(broken, lambda: (root,), policy_digest=lambda root, path: "digest", follow_symlinks=False,
                     on_queued=lambda: None, retry=lambda paths, delay: retried.append((list(paths), delay)),
                     clock=clock)
     with capture_logs() as logs:

@@ -249,6 +249,69 @@ def test_a_failure_records_no_policy_digest(store):
     assert (record.result_fingerprint, record.policy_digest) == (None, None)
 
 
+def test_each_entry_is_judged_under_its_own_policy_digest(store):
+    """The policy is chosen per path ([libraries] rules, folder files): a twin vouches for
+    an entry only under the digest of that entry's policy."""
+    store.enqueue(ROOT, b"anime/x.mkv", "fp-in", key(1), policy_digest=POLICY_A)
+    done(store, claim(store), "fp-out", key(2), policy_digest=POLICY_A)
+    entries = [
+        EnqueueEntry(ROOT, b"anime/copy.mkv", "fp-out", key(3), POLICY_A),
+        EnqueueEntry(ROOT, b"kids/copy.mkv", "fp-out", key(4), POLICY_B),
+        EnqueueEntry(ROOT, b"kids/other.mkv", "fp-out", key(5)),  # none of its own: the batch's
+    ]
+    assert store.enqueue_many(entries, policy_digest=POLICY_A) == [
+        EnqueueOutcome.SAME_CONTENT_DONE, EnqueueOutcome.QUEUED, EnqueueOutcome.SAME_CONTENT_DONE,
+    ]
+
+
+def test_the_policy_that_judged_a_file_is_recorded_with_why(store):
+    store.enqueue(ROOT, b"anime/a.mkv", "fp", key(1))
+    job = claim(store)
+    result = FileProcessingResult(path=job.path, success=False, error="x", reason="unreadable", permanent=True)
+    why = '[libraries.series] rules[0]: "anime/**" matches "anime/a.mkv"'
+    store.finish(job, Outcome(result, policy_digest=POLICY_A, policy_name="anime", policy_why=why), "b")
+    record = store.file_record(ROOT / "anime" / "a.mkv")
+    assert (record.policy_name, record.policy_why) == ("anime", why)
+    assert [f.policy for f in store.queue_report().last_failures] == ["anime"]
+
+
+def skip_hardlinked(store: Store, job: Job, fingerprint_after: str, policy_digest: str) -> None:
+    """The outcome of a hard-linked file: the header part applied, the rest skipped."""
+    result = FileProcessingResult(path=job.path, success=False, skipped=True, reason="hardlinked", changes=2,
+                                  error=f"{job.path}: has 2 hard links", permanent=True)
+    store.finish(job, Outcome(result, fingerprint_after, key(9), policy_digest=policy_digest), "b")
+
+
+def test_a_hardlinked_skip_is_done_only_for_the_policy_that_judged_it(store):
+    """Not queued again for its own content under the same policy (never requeued forever),
+    queued under another (a policy change re-judges it), and never a twin for a copy:
+    only part of its plan was applied."""
+    store.enqueue(ROOT, b"linked.mkv", "fp-in", key(1), policy_digest=POLICY_A)
+    skip_hardlinked(store, claim(store), "fp-headers", POLICY_A)
+    assert store.enqueue(ROOT, b"linked.mkv", "fp-headers", key(9), policy_digest=POLICY_A) is EnqueueOutcome.UNCHANGED
+    assert store.enqueue(ROOT, b"copy.mkv", "fp-headers", key(3), policy_digest=POLICY_A) is EnqueueOutcome.QUEUED
+    assert store.enqueue(ROOT, b"linked.mkv", "fp-headers", key(9), policy_digest=POLICY_B) is EnqueueOutcome.QUEUED
+    assert sorted(j.relpath for j in store.next_queued(10, ())) == [b"copy.mkv", b"linked.mkv"]
+
+
+def test_requeue_hardlinked_takes_the_files_a_changed_policy_judges_differently(store):
+    for name, digest in ((b"a.mkv", POLICY_A), (b"b.mkv", POLICY_B)):
+        store.enqueue(ROOT, name, f"fp-{name!r}", key(1))
+        skip_hardlinked(store, claim(store), f"out-{name!r}", digest)
+    asked: list[tuple[str, Path, bytes]] = []
+
+    def digest_of(library: str, folder: Path, relpath: bytes) -> str:
+        asked.append((library, folder, relpath))
+        return POLICY_A  # the policy now: a.mkv's, not b.mkv's
+
+    assert store.requeue_hardlinked(digest_of) == [ROOT / "b.mkv"]
+    assert sorted(relpath for _, _, relpath in asked) == [b"a.mkv", b"b.mkv"]
+    assert {folder for _, folder, _ in asked} == {ROOT}
+    [job] = store.next_queued(10, ())
+    assert job.relpath == b"b.mkv" and job.attempts == 0
+    assert store.requeue_hardlinked(digest_of) == []  # b.mkv is queued now; a.mkv stays done for policy A
+
+
 def test_known_stats_per_folder(store):
     store.enqueue(ROOT, b"show/s1/e1.mkv", "fp1", key(1))
     store.enqueue(ROOT, b"show/s1/e2.mkv", "fp2", key(2))

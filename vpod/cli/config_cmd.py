@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from vpod import config as config_module
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cpu import effective_workers
+from vpod.policy.selection import table_name
 
 
 @click.group("config")
@@ -40,10 +42,23 @@ def check_command(config_path: str | None, as_json: bool) -> None:
     click.echo(f"# config OK ({origin})")
     click.echo(f"allow_root = {json.dumps(data['allow_root'])}")
     for section, values in data.items():
-        if isinstance(values, dict):
+        if section in ("policies", "libraries"):
+            for name, table in values.items():  # [policies.NAME], [libraries.NAME]
+                click.echo(f"\n{table_name(section, name)}")
+                click.echo("\n".join(f"{key} = {_toml(value)}" for key, value in table.items()))
+        elif isinstance(values, dict):
             click.echo(f"\n[{section}]")
             for key, value in values.items():
                 if key == "workers_requested":
                     continue  # said in the note on workers
                 note = notes.get((section, key))
-                click.echo(f"{key} = {json.dumps(value)}" + (f"  # {note}" if note else ""))
+                click.echo(f"{key} = {_toml(value)}" + (f"  # {note}" if note else ""))
+
+
+def _toml(value: Any) -> str:
+    """``value`` as TOML: lists and inline tables (a rule: ``{ match = "...", policy = "..." }``)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return json.dumps(value)

@@ -11,13 +11,15 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
+from vpod.errors import MediaError, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
 from vpod.original.resolver import OriginalResolver, Resolution, needs_original
 from vpod.outcomes import Reason
-from vpod.pipeline import obstacle
+from vpod.pipeline import header_part, obstacle
 from vpod.safety import Skip
 from vpod.policy.planner import plan as make_plan
+from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
 
 
@@ -28,41 +30,54 @@ from vpod.results import display_path
 def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     """Show what the policy would change in FILE; nothing is written.
 
-    The JSON form is an object with "path", "actions" (empty when the file conforms;
+    The JSON form is an object with "path", "policy" ({"name", "why"}: the policy that
+    judges the file and why it was chosen), "actions" (empty when the file conforms;
     each names its track by stream index, as `vpod inspect` lists them), "warnings",
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
-    `vpod run` would fail the file without changing it, e.g. unsupported_stream, or
-    null) and "original_language" (the file's original language: "code", "source",
-    "detail", "description", "waiting" and "notes"; null when the policy does not use it).
-    Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config,
-    69 when a tool is missing.
+    `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
+    "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
+    hard-linked file under hardlinks = "headers" the header part) and "original_language"
+    (the file's original language: "code", "source", "detail", "description", "waiting"
+    and "notes"; null when the policy does not use it).
+    Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config or
+    folder policy file, 69 when a tool is missing.
     """
     config = load_or_exit(config_path)
     # Asking a Sonarr/Radarr instance may log (arr_unavailable): to stderr, warnings only,
     # so stdout holds the plan alone.
     configure_logging("warning", config.logging.format, timestamps=config.logging.timestamps)
     media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    try:
+        selection = PolicySelector.from_config(config).select(media.path)
+    except MediaError as exc:  # a bad .vpod.toml: the run would fail the file (bad_folder_policy)
+        raise UsageProblem(str(exc)) from exc
+    policy = selection.policy
     # The run's sources in the run's order (vpod.original.resolver); when the run would
     # wait for a Sonarr/Radarr instance, the plan shows what the later sources give.
-    resolution = OriginalResolver(config.arr).resolve(media, config.policy)
-    plan = make_plan(config.policy, media, resolution.original)
+    resolution = OriginalResolver(config.arr).resolve(media, policy)
+    plan = make_plan(policy, media, resolution.original)
+    st = os.stat(media.path)
     # The run's own check (vpod.pipeline.obstacle): a skip, or a failure before any write.
-    blocked = resolution.error(media.path) or obstacle(media, plan, config.policy, os.stat(media.path))
+    blocked = resolution.error(media.path) or obstacle(media, plan, policy, st)
     skip = blocked if isinstance(blocked, Skip) else None
     error = blocked if blocked is not None and skip is None else None
-    original = _original_as_dict(resolution) if needs_original(config.policy) else None
+    applied = plan if blocked is None else header_part(media, plan, policy, st, resolution.original)
+    original = _original_as_dict(resolution) if needs_original(policy) else None
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),
+            "policy": selection.as_dict(),
             "actions": [{**a.as_dict(), "description": a.describe()} for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
+            "would_apply": [{**a.as_dict(), "description": a.describe()} for a in applied.actions],
             "original_language": original,
         }
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(format_media(media, role_names(media, config.policy)))
+    click.echo(format_media(media, role_names(media, policy)))
+    click.echo(f"policy: {selection.name} ({selection.why})")
     if original is not None:
         click.echo(resolution.describe())
         for note in resolution.notes:
@@ -75,7 +90,12 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             click.echo(f"  - {action.describe()}" + (f"  [{action.why}]" if action.why else ""))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
-    if skip is not None:
+    if skip is not None and not applied.is_empty:
+        click.echo(f"vpod run would apply only the header part in place ({len(applied.actions)} change(s)):")
+        for line in applied.describe():
+            click.echo(f"  - {line}")
+        click.echo(f"and skip the rest ({skip.reason}): {skip}")
+    elif skip is not None:
         click.echo(f"vpod run would skip it ({skip.reason}): {skip}")
     if error is not None and error.reason is Reason.ORIGINAL_LANGUAGE_UNAVAILABLE:
         click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -15,12 +16,16 @@ from vpod.status import format_status, read_status
 
 
 @click.command("status")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--batches", default=5, show_default=True, type=click.IntRange(0, 1000), help="How many recent batches to show.")
 @click.option("--failures", default=10, show_default=True, type=click.IntRange(0, 1000), help="How many recent failures to show.")
-def status_command(config_path: str | None, as_json: bool, batches: int, failures: int) -> None:
+def status_command(paths: tuple[Path, ...], config_path: str | None, as_json: bool, batches: int, failures: int) -> None:
     """Show what the daemon is doing, read from its database (works while it runs).
+
+    PATHS (optional): files to report on too: state, last reason, and the policy that
+    judged each and why (a rule, a folder file, the library's policy, the default).
 
     State (running, paused, stopping or stopped) and pid, uptime, queue depth, files in
     progress with worker and elapsed time, counts by state, the last batches and the
@@ -47,7 +52,7 @@ def status_command(config_path: str | None, as_json: bool, batches: int, failure
         config_error, database = str(exc), DatabaseConfig(path=fallback)
         click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {fallback}", err=True)
     store = open_existing_store(database)  # StoreError: exit 70 (vpod.cli.exits)
-    status = read_status(store, batches=batches, failures=failures, config_error=config_error)
+    status = read_status(store, batches=batches, failures=failures, config_error=config_error, paths=paths)
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))
     else:

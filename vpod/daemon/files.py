@@ -13,7 +13,7 @@ from vpod.db.store import StoreError
 from vpod.db.store import Job
 from vpod.feeder import Feeder
 from vpod.jobs import JobRunner
-from vpod.policy.policy import Policy
+from vpod.policy.selection import PolicySelector
 from vpod.results import FileProcessingResult, display_path
 
 
@@ -25,7 +25,7 @@ class FileHandler:
         feeder: told when a job leaves memory.
         windows: the batch windows files are counted in.
         controller: the ``on_error`` rule; while it says stop, jobs stay queued.
-        policy: the policy in force (reloads replace it; read once per file).
+        policies: chooses the policy of each file (reloads replace it; read once per file).
         active_changed: +1 when a file starts, -1 when it ends.
         pause: called with the result that stopped the batch under ``on_error = "fail"``.
         wake: wakes the main loop (a finished file may close a batch).
@@ -38,7 +38,7 @@ class FileHandler:
         feeder: Feeder,
         windows: BatchWindows,
         controller: BatchController,
-        policy: Policy,
+        policies: PolicySelector,
         active_changed: Callable[[int], None],
         pause: Callable[[FileProcessingResult], None],
         wake: Callable[[], None],
@@ -47,15 +47,16 @@ class FileHandler:
         self.feeder = feeder
         self.windows = windows
         self.controller = controller
-        self.policy = policy
+        self.policies = policies
         self.active_changed = active_changed
         self.pause = pause
         self.wake = wake
         self.log = structlog.get_logger("vpod")
 
     def reconfigure(self, config: VPOConfig) -> None:
-        """Apply a reloaded ``[policy]`` (from the next file on) and ``max_attempts``."""
-        self.policy = config.policy
+        """Apply reloaded policies (``[policy]``, ``[policies]``, ``[libraries]``: from the
+        next file on) and ``max_attempts``."""
+        self.policies = PolicySelector.from_config(config)
         self.job_runner.max_attempts = config.processing.max_attempts
 
     def release(self, job: Job) -> None:
@@ -74,13 +75,13 @@ class FileHandler:
         if self.feeder.holding() > 0:
             self.feeder.done(job)  # the database cannot record outcomes: the job waits in it
             return
-        policy = self.policy  # a reload mid-file applies from the next one
+        policies = self.policies  # a reload mid-file applies from the next one
         batch_id = self.windows.start_file(job.id)
         self.active_changed(+1)
         result = None
         not_recorded = False
         try:
-            result = self.job_runner.run(job, policy, worker, batch_id)
+            result = self.job_runner.run(job, policies, worker, batch_id)
         except StoreError as exc:
             # E.g. the database's disk is full: hold all new work for a backoff (one line
             # per step), then try again; the job stays in the database and is redone.

@@ -108,6 +108,7 @@ class Daemon:
         # Rows of a dead daemon go back to the queue; a vpod process's are left to
         # parts.abandoned (released when its owner record says it ended).
         requeued = self.store.requeue_interrupted()
+        p.rejudge.run()  # hard-linked files a changed policy judges differently
         # Temp files a live `vpod process` on this database still writes are left alone.
         swept = sweep_temps(self.store)
         log_sweep(swept)

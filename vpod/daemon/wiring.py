@@ -24,6 +24,7 @@ from vpod.daemon.files import FileHandler
 from vpod.daemon.libraries import LibraryBinding
 from vpod.daemon.pausing import PauseControl
 from vpod.daemon.pool import ActiveFiles, WorkerPool
+from vpod.daemon.rejudge import HardlinkedRejudge
 from vpod.outcomes import Reason
 from vpod.daemon.snapshot import StatusSnapshot
 from vpod.daemon.systemd import SystemdReporter
@@ -40,6 +41,7 @@ from vpod.metrics import Metrics
 from vpod.notify import SystemdNotifier
 from vpod.original.resolver import OriginalResolver
 from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.policy.selection import PolicySelector
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
@@ -66,8 +68,7 @@ class Reconfigurable(Protocol):
 
 class ProcessingSettings:
     """The settings of the pipeline's pieces that are not parts themselves: the tool
-    time limits, the settle time, the roots the pipeline may write in, and the policy
-    digest files are queued under."""
+    time limits, the settle time and the roots the pipeline may write in."""
 
     def __init__(self, config: VPOConfig, runner: ToolRunner, processor: FileProcessor, stabilizer: Stabilizer) -> None:
         self.config = config
@@ -127,6 +128,7 @@ class Parts:
     snapshot: StatusSnapshot
     reporter: SystemdReporter
     settings: ProcessingSettings
+    rejudge: HardlinkedRejudge
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -137,7 +139,9 @@ class Parts:
     def reconfigurable(self) -> list[Reconfigurable]:
         """Parts a reload reconfigures, in order (the pipeline's roots before new roots
         are watched and walked; the library names before new roots are logged)."""
-        return [self.settings, self.libraries, self.files, self.pausing, self.batches, self.roots, self.pool]
+        return [
+            self.settings, self.libraries, self.files, self.rejudge, self.pausing, self.batches, self.roots, self.pool,
+        ]
 
 
 def wire(
@@ -216,7 +220,7 @@ def wire(
     intake = Intake(
         store,
         lambda: supervisor.roots,
-        policy_digest=lambda: settings.config.policy.digest,  # the policy in force now
+        policy_digest=lambda root, path: files.policies.digest(path, root=root),  # the policies in force now
         follow_symlinks=config.watch.follow_symlinks,
         on_queued=queued,
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
@@ -244,7 +248,8 @@ def wire(
         controller, paused, store=store, record=snapshot.record, feeder=feeder, events=events, changed=reporter.changed
     )
     files = FileHandler(
-        job_runner=job_runner, feeder=feeder, windows=windows, controller=controller, policy=config.policy,
+        job_runner=job_runner, feeder=feeder, windows=windows, controller=controller,
+        policies=PolicySelector.from_config(config),
         active_changed=active.add, pause=pausing.pause, wake=wake,
     )
     pool = WorkerPool(jobs, stop, files, threads.spawn, active)
@@ -263,4 +268,5 @@ def wire(
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
         stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
+        rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )

@@ -75,6 +75,8 @@ class FailureRecord:
     error: str | None
     failed_at: float
     attempts: int
+    policy: str | None = None
+    """The name of the policy that judged it (``None``: not known)."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,9 @@ class FileRecord:
     ``attempts`` counts started attempts since the file was last queued afresh;
     ``worker`` names the owner of a row in progress; ``fingerprint`` is the content
     queued, ``result_fingerprint`` the content vpod left (or found conforming) and
-    ``policy_digest`` the policy that judged it; ``stat`` is the last stat key
-    recorded (``None`` when none was).
+    ``policy_digest`` the policy that judged it, ``policy_name`` and ``policy_why``
+    which policy that was and why (:class:`vpod.policy.selection.Selection`); ``stat``
+    is the last stat key recorded (``None`` when none was).
     """
 
     path: str
@@ -138,3 +141,5 @@ class FileRecord:
     result_fingerprint: str | None
     policy_digest: str | None
     stat: StatKey | None
+    policy_name: str | None = None
+    policy_why: str | None = None

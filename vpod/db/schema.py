@@ -197,6 +197,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
     # 6: libraries by name, owners as records; see _named_libraries.
     _named_libraries,
+    # 7: which policy judged the file and why (vpod.policy.selection: a rule, a folder
+    # file, the library's policy, the default), for vpod status and people. Rows from
+    # before stay NULL: not known.
+    """
+    ALTER TABLE files ADD COLUMN policy_name TEXT;
+    ALTER TABLE files ADD COLUMN policy_why TEXT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pool import DaemonConnectionPool
@@ -53,7 +53,8 @@ def _existing_rows(
     for library_id, relpaths in by_library.items():
         for chunk in _chunks(relpaths):
             for row in conn.execute(
-                "SELECT id, relpath, state, fingerprint, result_fingerprint, permanent, pending_actions FROM files"
+                "SELECT id, relpath, state, fingerprint, result_fingerprint, permanent, pending_actions, reason,"
+                " policy_digest FROM files"
                 f" WHERE library_id = ? AND relpath IN ({','.join('?' * len(chunk))})",
                 (library_id, *chunk),
             ):
@@ -92,27 +93,37 @@ def _job(row: sqlite3.Row) -> Job:
 
 def _vouched_contents(
     conn: sqlite3.Connection, entries: Sequence[EnqueueEntry], policy_digest: str | None
-) -> set[str]:
-    """The entries' fingerprints that some file's result holds under ``policy_digest``.
+) -> set[tuple[str, str]]:
+    """(fingerprint, digest) of the entries whose content some ``done`` file's result
+    holds under the digest each entry is judged by (its own, else ``policy_digest``).
 
-    A twin vouches for content only if it was judged under the policy in force: after a
-    policy change the same bytes may need work. ``None``, and rows from before schema v3
-    (NULL digest), never vouch.
+    A twin vouches for content only if it was judged under the policy in force for the
+    new path: after a policy change the same bytes may need work. ``None``, rows from
+    before schema v3 (NULL digest), and rows that are not ``done`` (a ``hardlinked``
+    skip left only part of its plan applied) never vouch.
     """
-    if policy_digest is None:
-        return set()
-    fingerprints = sorted({entry.fingerprint for entry in entries})
-    vouched: set[str] = set()
-    for chunk in _chunks(fingerprints):
-        vouched.update(
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT result_fingerprint FROM files WHERE policy_digest = ?"
-                f" AND result_fingerprint IN ({','.join('?' * len(chunk))})",
-                (policy_digest, *chunk),
+    by_digest: dict[str, set[str]] = {}
+    for entry in entries:
+        digest = _digest_of(entry, policy_digest)
+        if digest is not None:
+            by_digest.setdefault(digest, set()).add(entry.fingerprint)
+    vouched: set[tuple[str, str]] = set()
+    for digest, fingerprints in sorted(by_digest.items()):
+        for chunk in _chunks(sorted(fingerprints)):
+            vouched.update(
+                (row[0], digest)
+                for row in conn.execute(
+                    "SELECT DISTINCT result_fingerprint FROM files WHERE policy_digest = ? AND state = 'done'"
+                    f" AND result_fingerprint IN ({','.join('?' * len(chunk))})",
+                    (digest, *chunk),
+                )
             )
-        )
     return vouched
+
+
+def _digest_of(entry: EnqueueEntry, policy_digest: str | None) -> str | None:
+    """The policy digest ``entry`` is judged by: its own, else the batch's."""
+    return entry.policy_digest if entry.policy_digest is not None else policy_digest
 
 
 class SqliteStore:
@@ -151,7 +162,10 @@ class SqliteStore:
         under ``policy_digest``, the :attr:`~vpod.policy.policy.Policy.digest` in force
         (``SAME_CONTENT_DONE``; ``None`` never matches, nor do rows recorded before
         schema v3); content equal to a permanent failure or skip waits for a change;
-        anything else is queued with fresh attempts.
+        anything else is queued with fresh attempts. A file skipped as ``hardlinked``
+        (left alone, or only the header part of its plan applied: ``[policy]
+        hardlinks``) is all of these only under the policy digest it was judged by:
+        under another it is queued again, so a policy change re-judges it.
         """
         return self.enqueue_many([EnqueueEntry(root, relpath, fingerprint, stat)], policy_digest=policy_digest)[0]
 
@@ -180,7 +194,8 @@ class SqliteStore:
                 # A file named twice in one batch: the second sees what the first did.
                 row = _existing_rows(conn, [entry], library_ids).get(key) if key in done else rows.get(key)
                 done.add(key)
-                outcomes.append(self._enqueue(conn, entry, key[0], row, entry.fingerprint in twins, policy_digest, now))
+                digest = _digest_of(entry, policy_digest)
+                outcomes.append(self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest, now))
             return outcomes
 
     def _enqueue(
@@ -196,6 +211,13 @@ class SqliteStore:
         """One file's :meth:`enqueue` rules inside the caller's transaction; ``row`` is its
         current row, ``twin`` whether a result elsewhere vouches for its content."""
         relpath, fingerprint, stat = entry.relpath, entry.fingerprint, entry.stat
+        if (
+            row is not None
+            and row["state"] == Status.SKIPPED
+            and row["reason"] == Reason.HARDLINKED
+            and row["policy_digest"] != policy_digest
+        ):
+            row = None  # judged under another policy: what it asks of a hard-linked file may differ now
         if row is not None and row["state"] in ("queued", "processing"):
             if row["state"] == "queued" and row["fingerprint"] != fingerprint and not row["pending_actions"]:
                 # With a plan pending, the queued fingerprint must stay the pre-change one:
@@ -524,10 +546,12 @@ class SqliteStore:
                 "UPDATE files SET state = ?, result_fingerprint = ?, policy_digest = ?, permanent = ?,"
                 " reason = ?, last_error = ?, worker = NULL, owner_id = NULL, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
-                " inode = COALESCE(?, inode), device = COALESCE(?, device) WHERE id = ?",
+                " inode = COALESCE(?, inode), device = COALESCE(?, device), policy_name = ?, policy_why = ?"
+                " WHERE id = ?",
                 (
                     state, outcome.result_fingerprint, digest, int(result.permanent), utf8_text(result.reason),
-                    utf8_text(result.error), now, *stat_cols, job.id,
+                    utf8_text(result.error), now, *stat_cols, utf8_text(outcome.policy_name),
+                    utf8_text(outcome.policy_why), job.id,
                 ),
             )
             file_id = job.id
@@ -548,16 +572,18 @@ class SqliteStore:
     def _upsert_done(self, conn: sqlite3.Connection, job: Job, relpath: bytes, outcome: Outcome, now: float) -> int:
         row = conn.execute(
             "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, policy_digest, updated_at)"
-            " SELECT library_id, root, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ? FROM files WHERE id = ?"
+            " result_fingerprint, policy_digest, policy_name, policy_why, updated_at)"
+            " SELECT library_id, root, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM files WHERE id = ?"
             " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
-            " policy_digest = excluded.policy_digest,"
+            " policy_digest = excluded.policy_digest, policy_name = excluded.policy_name,"
+            " policy_why = excluded.policy_why,"
             " reason = NULL, last_error = NULL, updated_at = excluded.updated_at RETURNING id",
             (
                 relpath, _folder(relpath), *_stat_columns(outcome.result_stat),
-                outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest, now, job.id,
+                outcome.result_fingerprint, outcome.result_fingerprint, outcome.policy_digest,
+                utf8_text(outcome.policy_name), utf8_text(outcome.policy_why), now, job.id,
             ),
         ).fetchone()
         file_id: int = row[0]
@@ -631,6 +657,38 @@ class SqliteStore:
             )
             return cursor.rowcount
 
+    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
+        recorded policy digest differs from ``digest_of(library, folder, relpath)`` (the
+        policy that judges them now); returns their paths. ``digest_of`` runs outside any
+        transaction (it may read folder policy files); a row that changed meanwhile is
+        left alone."""
+        with self.pool.read() as conn:
+            rows = conn.execute(
+                "SELECT f.id, l.name, l.path, f.relpath, f.policy_digest FROM files AS f"
+                " JOIN libraries AS l ON l.id = f.library_id"
+                " WHERE f.state = 'skipped' AND f.reason = ? AND l.path IS NOT NULL",
+                (Reason.HARDLINKED,),
+            ).fetchall()
+        stale = [
+            (r["id"], r["policy_digest"], Path(r["path"]) / os.fsdecode(bytes(r["relpath"])))
+            for r in rows
+            if digest_of(r["name"], Path(r["path"]), bytes(r["relpath"])) != r["policy_digest"]
+        ]
+        requeued: list[Path] = []
+        now = time.time()
+        with self.pool.transaction() as conn:
+            for file_id, digest, path in stale:
+                cursor = conn.execute(
+                    "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
+                    " last_error = NULL, queued_at = ?, updated_at = ?"
+                    " WHERE id = ? AND state = 'skipped' AND reason = ? AND policy_digest IS ?",
+                    (now, now, file_id, Reason.HARDLINKED, digest),
+                )
+                if cursor.rowcount:
+                    requeued.append(path)
+        return requeued
+
     def queue_depth(self) -> int:
         """Number of queued jobs (due now or later)."""
         with self.pool.read() as conn:
@@ -643,7 +701,8 @@ class SqliteStore:
             for root in path.parents:
                 row = conn.execute(
                     "SELECT root, relpath, state, reason, last_error, permanent, attempts, worker, fingerprint,"
-                    " result_fingerprint, policy_digest, size, mtime_ns, inode, device FROM files"
+                    " result_fingerprint, policy_digest, size, mtime_ns, inode, device, policy_name, policy_why"
+                    " FROM files"
                     " WHERE root = ? AND relpath = ?",
                     (str(root), os.fsencode(path.relative_to(root))),
                 ).fetchone()
@@ -654,7 +713,7 @@ class SqliteStore:
                     return FileRecord(
                         _text_path(row["root"], row["relpath"]), row["state"], row["reason"], row["last_error"],
                         bool(row["permanent"]), row["attempts"], row["worker"], row["fingerprint"],
-                        row["result_fingerprint"], row["policy_digest"], stat,
+                        row["result_fingerprint"], row["policy_digest"], stat, row["policy_name"], row["policy_why"],
                     )
         return None
 
@@ -754,10 +813,13 @@ class SqliteStore:
                 for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
             ]
             last_failures = [
-                FailureRecord(_text_path(r["root"], r["relpath"]), r["reason"], r["last_error"], r["updated_at"], r["attempts"])
+                FailureRecord(
+                    _text_path(r["root"], r["relpath"]), r["reason"], r["last_error"], r["updated_at"], r["attempts"],
+                    r["policy_name"],
+                )
                 for r in conn.execute(
                     "SELECT COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
-                    " f.attempts FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+                    " f.attempts, f.policy_name FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
                     " WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT ?",
                     (failures,),
                 )

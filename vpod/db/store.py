@@ -16,7 +16,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
 from vpod.db.records import FileRecord, Library, LibraryChange, QueueReport, RetryOutcome
@@ -44,12 +44,15 @@ class EnqueueOutcome(enum.Enum):
 @dataclass(frozen=True)
 class EnqueueEntry:
     """A stable file to queue: its watch root, path below it (bytes), content
-    fingerprint and stat key."""
+    fingerprint and stat key, and the :attr:`~vpod.policy.policy.Policy.digest` of the
+    policy that would judge it now (``None``: the ``policy_digest`` given to
+    :meth:`Store.enqueue_many`)."""
 
     root: Path
     relpath: bytes
     fingerprint: str
     stat: StatKey
+    policy_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,14 @@ class Outcome:
     (``None`` when it failed or vanished); ``final_relpath`` is set when the file now
     lives under another name (container change to ``.mkv``); ``policy_digest``
     (:attr:`vpod.policy.policy.Policy.digest`) is the policy the file was judged under
-    (``None``: unknown, the result then never vouches for a copy at another path).
+    (``None``: unknown, the result then never vouches for a copy at another path);
+    ``policy_name`` and ``policy_why`` say which policy that was and why it was chosen
+    (:class:`vpod.policy.selection.Selection`; ``None``: not known, the file was not judged).
+
+    A ``hardlinked`` skip (``[policy] hardlinks``) records what vpod left: the content
+    after the header part it applied, or the content as it was. Such a row never vouches
+    for a copy elsewhere (only ``done`` rows do), and its content counts as unchanged
+    only under the policy digest it was judged by (:meth:`Store.enqueue`).
     """
 
     result: FileProcessingResult
@@ -89,6 +99,8 @@ class Outcome:
     final_relpath: bytes | None = None
     tracks: Sequence[Track] = ()
     policy_digest: str | None = None
+    policy_name: str | None = None
+    policy_why: str | None = None
 
 
 class Store(Protocol):
@@ -109,12 +121,14 @@ class Store(Protocol):
     ) -> EnqueueOutcome:
         """Queue a stable file unless the same content was already handled; content seen
         at another path counts only if it was judged under ``policy_digest`` (the policy
-        in force; ``None`` never matches)."""
+        in force for this path; ``None`` never matches); a file skipped as
+        ``hardlinked`` counts as handled only under the policy digest it was judged by."""
 
     def enqueue_many(
         self, entries: Sequence[EnqueueEntry], *, policy_digest: str | None = None
     ) -> list[EnqueueOutcome]:
-        """:meth:`enqueue` for several files in one transaction; outcomes in order."""
+        """:meth:`enqueue` for several files in one transaction; outcomes in order. Each
+        entry is judged under its own ``policy_digest``, else under this one."""
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
         """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of ``root``."""
@@ -185,6 +199,12 @@ class Store(Protocol):
     def requeue_interrupted(self) -> int:
         """Return jobs a crashed daemon left in progress (their owner not alive, or none)
         to the queue; returns how many. A ``vpod process``'s rows are left alone."""
+
+    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
+        recorded policy digest differs from ``digest_of(library, folder, relpath)``, the
+        digest of the policy that judges each now (a policy change re-judges them);
+        returns their paths. ``digest_of`` is not called inside a transaction."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch."""

@@ -76,6 +76,7 @@ def verify_written(
     *,
     cross_check: bool = True,
     original: OriginalLanguage | None = None,
+    header_only: bool = False,
 ) -> MediaInfo:
     """Check that ``path`` holds ``before`` with ``plan`` applied; returns its probe.
 
@@ -91,6 +92,8 @@ def verify_written(
             ``mkvpropedit`` changed (both language elements included), and ffprobe
             cannot read some Matroska files mkvmerge edits correctly, which would turn
             a good edit into a failure after the fact.
+        header_only: ``plan`` is the header part of a plan (a hard-linked file under
+            ``hardlinks = "headers"``): what only a remux can do may be left.
 
     Raises:
         MediaError: reason ``verify_failed``, naming every difference found.
@@ -116,7 +119,7 @@ def verify_written(
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
     if not problems:
-        leftover = make_plan(policy, after, original)
+        leftover = make_plan(policy, after, original, header_only=header_only)
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:

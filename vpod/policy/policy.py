@@ -152,15 +152,22 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
     return replace(policy, **changes)
 
 
-def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir: Path | None) -> Policy:
+def policy_from_table(
+    table: Mapping[str, Any], *, source: Path | None, base_dir: Path | None, on_error: str | None = None
+) -> Policy:
     """Build a :class:`Policy` from the ``[policy]`` table of a config file.
 
     ``policy_file = "PATH"`` (relative to ``base_dir``) loads the policy from that file
     instead: either its top level or its own ``[policy]`` table. It cannot be combined
     with other keys, so there is one place that says what the policy is.
 
+    ``on_error``: for a named policy (``[policies.NAME]``), the global value of
+    ``[policy] on_error``, which the policy gets; its table (or file) may leave the key
+    out or give the same value, since one batch has one rule for failures.
+
     Raises:
-        ConfigError: an unknown key, a wrong type, a bad language code or value.
+        ConfigError: an unknown key, a wrong type, a bad language code or value, or an
+            ``on_error`` other than the global one.
     """
     if "policy_file" in table:
         others = sorted(k for k in table if k != "policy_file")
@@ -195,9 +202,41 @@ def policy_from_table(table: Mapping[str, Any], *, source: Path | None, base_dir
             inner = data
         if "policy_file" in inner:
             raise ConfigError(path, "policy_file", "a policy file cannot name another policy file")
-        return policy_from_table(inner, source=path, base_dir=path.parent)
+        return policy_from_table(inner, source=path, base_dir=path.parent, on_error=on_error)
     policy = build_section(Policy, _legacy_hardlinks(table, source), source=source, section="policy", base_dir=base_dir)
+    if on_error is not None:
+        policy = _global_on_error(policy, "on_error" in table, on_error, source, "[policy] on_error")
     return _normalize_languages(policy, source)
+
+
+def policy_with_overrides(base: Policy, table: Mapping[str, Any], *, source: Path | None) -> Policy:
+    """``base`` with the keys of ``table`` (policy keys, as in ``[policy]``) replaced by
+    their values there; every other key keeps ``base``'s value. ``on_error`` may only
+    repeat ``base``'s (it is global). Errors name ``source`` and the key as written
+    (no ``[policy]``: a folder's ``.vpod.toml`` has its keys at the top level).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type, a bad language code or value.
+    """
+    try:
+        rest = _legacy_hardlinks(table, source)
+        given = build_section(Policy, rest, source=source, section="policy", base_dir=None)
+        merged = replace(base, **{key: getattr(given, key) for key in rest})
+        merged = _global_on_error(merged, "on_error" in rest, base.on_error, source, "on_error")
+        return _normalize_languages(merged, source)
+    except ConfigError as exc:
+        key = exc.key[len("[policy] ") :] if exc.key and exc.key.startswith("[policy] ") else exc.key
+        raise ConfigError(exc.source, key, exc.reason) from None
+
+
+def _global_on_error(policy: Policy, given: bool, on_error: str, source: Path | None, key: str) -> Policy:
+    """``policy`` with the global ``on_error``, which it may only repeat."""
+    if given and policy.on_error != on_error:
+        raise ConfigError(
+            source, key, f'on_error is global: [policy] on_error = "{on_error}" applies to every policy; '
+            "leave it out here (or give the same value)",
+        )
+    return replace(policy, on_error=on_error)
 
 
 def _legacy_hardlinks(table: Mapping[str, Any], source: Path | None) -> Mapping[str, Any]:

@@ -76,8 +76,10 @@ class Intake:
     Args:
         store: the durable queue.
         roots: returns the current watch roots (they change on reload).
-        policy_digest: returns the :attr:`~vpod.policy.policy.Policy.digest` of the
-            policy in force (it changes on reload); read once per batch.
+        policy_digest: ``policy_digest(root, path)`` is the
+            :attr:`~vpod.policy.policy.Policy.digest` of the policy that would judge the
+            file now (:meth:`vpod.policy.selection.PolicySelector.digest`; it changes on
+            reload), ``None`` when none can be chosen (a bad folder policy file).
         follow_symlinks: fingerprint symlink targets instead of the link itself.
         on_queued: called after jobs were queued (wakes the feeder), once per batch.
         retry: called with the paths the database could not take (locked, full) and
@@ -93,7 +95,7 @@ class Intake:
         store: Store,
         roots: Callable[[], tuple[Path, ...]],
         *,
-        policy_digest: Callable[[], str],
+        policy_digest: Callable[[Path, Path], str | None],
         follow_symlinks: bool,
         on_queued: Callable[[], None],
         retry: Callable[[Sequence[Path], float], None],
@@ -131,12 +133,12 @@ class Intake:
 
         Log events: ``file_queued`` (info); ``file_not_queued`` with ``outcome``: at info
         level for ``same_content_done`` (a new path whose content vpod already handled
-        elsewhere under this policy: the user dropped it and deserves an answer), at
+        elsewhere under the policy that would judge it here: the user dropped it and
+        deserves an answer), at
         debug level for the rest (``unchanged``: vpod's own rewrite, ``touch``, a rescan;
         ``already_queued``; ``failed_unchanged``), which happen routinely.
         """
         roots = self.roots()
-        digest = self.policy_digest()
         entries: list[EnqueueEntry] = []
         paths: list[Path] = []
         for path, st in batch:
@@ -155,7 +157,7 @@ class Intake:
             self.retry(paths, wait)  # the database failed moments ago: join the files already waiting
             return {}
         try:
-            outcomes = self.store.enqueue_many(entries, policy_digest=digest)
+            outcomes = self.store.enqueue_many(entries)
         except StoreError as exc:
             # Locked by another process, or its disk is full: try again later, less often each time.
             with self._backoff_lock:
@@ -214,7 +216,7 @@ class Intake:
         except OSError as exc:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
-        return EnqueueEntry(root, relpath, fingerprint, key)
+        return EnqueueEntry(root, relpath, fingerprint, key, self.policy_digest(root, path))
 
 
 def _kind(mode: int) -> str:

@@ -1,0 +1,50 @@
+"""Hard-linked files judged under a policy that no longer judges them go back to the queue."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from vpod.config import VPOConfig
+from vpod.db.store import Store
+from vpod.policy.selection import PolicySelector
+
+
+class HardlinkedRejudge:
+    """A file skipped as ``hardlinked`` (``[policy] hardlinks``: left alone, or only the
+    header part of its plan applied) is done for the policy that judged it, not for
+    another: at start and after each reload, those whose policy (the one
+    :class:`PolicySelector` chooses for them now) has another digest are queued again
+    (:meth:`vpod.db.store.Store.requeue_hardlinked`), logged ``hardlinked_requeued``.
+
+    Args:
+        store: the Store.
+        policies: the selector in force (a reload replaces it).
+        queued: called when files were queued (wakes the feeder).
+    """
+
+    def __init__(self, store: Store, policies: Callable[[], PolicySelector], queued: Callable[[], None]) -> None:
+        self.store = store
+        self.policies = policies
+        self.queued = queued
+        self.log = structlog.get_logger("vpod")
+
+    def run(self) -> int:
+        """Queue again the files judged under another policy; returns how many."""
+        selector = self.policies()
+
+        def digest_of(library: str, folder: Path, relpath: bytes) -> str | None:
+            return selector.digest(folder / os.fsdecode(relpath), root=folder, library=library)
+
+        paths = self.store.requeue_hardlinked(digest_of)
+        if paths:
+            self.log.info("hardlinked_requeued", files=len(paths), reason="the policy that judges them changed")
+            self.queued()
+        return len(paths)
+
+    def reconfigure(self, config: VPOConfig) -> None:
+        """After a reload: re-judge what the new policies judge differently."""
+        self.run()
