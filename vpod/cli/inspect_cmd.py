@@ -11,7 +11,7 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit
 from vpod.config import ProcessingConfig
-from vpod.errors import MediaError
+from vpod.errors import MediaError, UsageProblem
 from vpod.media.limits import ToolLimits
 from vpod.media.flags import TRACK_FLAGS
 from vpod.media.model import MediaInfo, Track
@@ -21,6 +21,7 @@ from vpod.outcomes import Reason
 from vpod.policy.languages import language_name
 from vpod.policy.policy import Policy
 from vpod.policy.roles import track_roles
+from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
 from vpod.safety import require_regular_file
 
@@ -108,12 +109,16 @@ def inspect_command(file: Path, config_path: str | None, as_json: bool) -> None:
     flags, and its roles (forced, SDH, commentary, audio description) from its flags and,
     by the policy's title patterns, its title.
 
-    Exit status: 0, or 1 when the file cannot be read as media, 2 for a bad config,
-    69 when a tool is missing.
+    Exit status: 0, or 1 when the file cannot be read as media, 2 for a bad config or
+    folder policy file, 69 when a tool is missing.
     """
     config = load_or_exit(config_path)
     media = probe_or_exit(file, ToolLimits.from_config(config.processing))
-    roles = role_names(media, config.policy)
+    try:  # the title patterns of the policy that judges the file
+        policy = PolicySelector.from_config(config).select(media.path).policy
+    except MediaError as exc:  # a bad .vpod.toml, as vpod plan reports it
+        raise UsageProblem(str(exc)) from exc
+    roles = role_names(media, policy)
     if as_json:
         click.echo(json.dumps(media_json(media, roles), indent=2))
     else:
