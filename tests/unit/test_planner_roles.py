@@ -14,7 +14,7 @@ import pytest
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import ChangeContainer, RemoveTrack, Reorder, SetFlag, SetTitle
 from vpod.policy.planner import plan
-from vpod.policy.ranking import codec_family
+from vpod.policy.codecs import codec_family, track_codec_family
 from vpod.policy.roles import title_match, track_roles
 
 from test_planner import _applied, flags, media, order, policy, removed, t
@@ -230,10 +230,46 @@ def test_header_only_plans_no_removal_reorder_or_container():
 
 
 def test_codec_families():
-    assert codec_family("E-AC-3") == codec_family("eac3") == "eac3"
-    assert codec_family("AC-3") == "ac3"
-    assert codec_family("DTS-HD Master Audio") == "dtshd" and codec_family("DTS") == "dts"
-    assert codec_family("pcm_s24le") == "pcm"
+    assert codec_family("E-AC-3") == codec_family("eac3") == codec_family("DD+") == codec_family("ddp") == "eac3"
+    assert codec_family("ec3") == codec_family("Dolby Digital Plus") == "eac3"
+    assert codec_family("AC-3") == codec_family("DD") == "ac3"
+    assert codec_family("DTS-HD MA") == "dtshd" and codec_family("DTS") == "dts"
+    assert codec_family("eeac3") is None and codec_family("aacx") is None
+    assert track_codec_family("DTS-HD Master Audio") == "dtshd" and track_codec_family("TrueHD Atmos") == "truehd"
+    assert track_codec_family("pcm_s24le") == "pcm" and track_codec_family("E-AC-3") == "eac3"
+
+
+def test_an_unknown_codec_name_is_refused_at_load():
+    from vpod.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'eeac3': not a codec vpod knows; known: truehd"):
+        policy(audio_codec_preference=["eac3", "eeac3"])
+
+
+def test_original_language_und_is_refused():
+    from vpod.errors import ConfigError
+
+    with pytest.raises(ConfigError, match='original_language.*other than "und"'):
+        policy(original_language="und")
+
+
+def test_director_s_cut_is_no_commentary_and_non_sdh_is_no_sdh():
+    """A main track titled "Director's Cut" stays the default (issue 13 tester, 1.1)."""
+    m = media(
+        t("audio", "eng", title="English 5.1 (Director's Cut)", default=True, channels=6),
+        t("audio", "fre", title="Français"),
+        t("subtitle", "eng", title="English (Non-SDH)"),
+        t("subtitle", "eng", title="No Commentary"),
+    )
+    p = plan(policy(remove_commentary=True, remove_sdh=True), m)
+    assert removed(p) == {} and flags(p) == {}
+    assert title_match("English SDH (not forced)", ("forced",)) is None
+    assert title_match("SDH, non-forced, forced", ("forced",)) == "forced"
+
+
+def test_remove_sdh_removes_text_descriptions_too():
+    m = media(t("audio", "eng"), t("subtitle", "eng", text_descriptions=True), t("subtitle", "eng"))
+    assert removed(plan(policy(remove_sdh=True), m)) == {1: "remove_sdh"}
 
 
 def test_second_plan_is_empty_with_roles_original_and_limits():

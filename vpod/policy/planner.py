@@ -138,10 +138,11 @@ def _removal(j: _Judgement, track: Track) -> tuple[str, str] | None:
     if track.type not in ("audio", "subtitle"):
         return None
     p = j.policy
+    sdh_flag = "hearing_impaired" if roles.hearing_impaired else "text_descriptions"  # both are SDH
     for wanted, flag, key in (
         (p.remove_commentary, "commentary", "remove_commentary"),
         (p.remove_audio_description and track.type == "audio", "visual_impaired", "remove_audio_description"),
-        (p.remove_sdh and track.type == "subtitle", "hearing_impaired", "remove_sdh"),
+        (p.remove_sdh and track.type == "subtitle", sdh_flag, "remove_sdh"),
         (p.remove_forced_subtitles and track.type == "subtitle", "forced", "remove_forced_subtitles"),
     ):
         if wanted and getattr(roles, flag):

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from vpod.errors import ConfigError
 from vpod.policy.languages import UNDETERMINED, LanguageError, normalize_language
+from vpod.policy.codecs import CODEC_NAMES, codec_family
 from vpod.policy.original import ORIGINAL
 from vpod.tomlschema import build_section, in_range, load_toml, one_of, setting
 
@@ -66,7 +67,7 @@ class Policy:
     remove_sdh: bool = setting(False, doc="remove SDH / hearing-impaired subtitles (flag or title)")
     remove_forced_subtitles: bool = setting(False, doc="remove forced subtitles (flag or title)")
     commentary_patterns: tuple[str, ...] = setting(
-        ("commentary", "director"), check=_non_empty, doc="words in titles of commentary tracks"
+        ("commentary", "commentaries"), check=_non_empty, doc="words in titles of commentary tracks"
     )
     forced_patterns: tuple[str, ...] = setting(
         ("forced", "signs", "songs"), check=_non_empty, doc="words in titles of forced subtitles"
@@ -138,6 +139,16 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
             changes["original_language"] = normalize_language(policy.original_language)
         except LanguageError as exc:
             raise ConfigError(source, "[policy] original_language", str(exc)) from None
+        if changes["original_language"] == UNDETERMINED:
+            raise ConfigError(
+                source, "[policy] original_language", 'expected a language other than "und" (or "" for none)'
+            )
+    unknown = [c for c in policy.audio_codec_preference if codec_family(c) is None]
+    if unknown:
+        raise ConfigError(
+            source, "[policy] audio_codec_preference",
+            f"{', '.join(repr(c) for c in unknown)}: not a codec vpod knows; known: {', '.join(CODEC_NAMES)}",
+        )  # fmt: skip
     if policy.untagged_language:
         try:
             changes["untagged_language"] = normalize_language(policy.untagged_language)

@@ -12,51 +12,21 @@ subtitles last; then file order.
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from vpod.media.model import Track
+from vpod.policy.codecs import codec_family, track_codec_family
 from vpod.policy.policy import Policy
 from vpod.policy.roles import Roles
-
-_CODEC_FAMILIES = (
-    # (family, names as mkvmerge -J and ffprobe report them, normalized: lower-case, letters and digits only)
-    ("truehd", ("truehd", "mlp")),
-    ("dtshd", ("dtshd", "dtsma", "dtshdmasteraudio", "dtshdhighresolutionaudio", "dtsx")),
-    ("dts", ("dts",)),
-    ("eac3", ("eac3",)),
-    ("ac3", ("ac3",)),
-    ("aac", ("aac",)),
-    ("flac", ("flac",)),
-    ("opus", ("opus",)),
-    ("vorbis", ("vorbis",)),
-    ("mp3", ("mp3", "mpegaudio")),
-    ("pcm", ("pcm", "lpcm")),
-)
-_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
-
-
-def codec_family(name: str) -> str:
-    """A codec name as mkvmerge (``E-AC-3``, ``DTS-HD Master Audio``, ``TrueHD Atmos``)
-    or ffprobe (``eac3``, ``dts``, ``pcm_s24le``) reports it, or as a user writes it,
-    reduced to one family name (``eac3``, ``dtshd``, ``truehd``). The longest known
-    name the normalized text starts with decides; an unknown name is its own family."""
-    text = _NOT_ALNUM.sub("", name.casefold())
-    best = ("", "")
-    for family, names in _CODEC_FAMILIES:
-        for known in names:
-            if text.startswith(known) and len(known) > len(best[1]):
-                best = (family, known)
-    return best[0] or text
 
 
 def audio_rank(policy: Policy, roles: Callable[[Track], Roles]) -> Callable[[tuple[int, Track]], tuple[int, ...]]:
     """Sort key for (file position, audio track): smaller is better (module docstring)."""
-    preference = [codec_family(c) for c in policy.audio_codec_preference]
+    preference = [codec_family(c) for c in policy.audio_codec_preference]  # known: checked at load
 
     def key(item: tuple[int, Track]) -> tuple[int, ...]:
         position, track = item
-        family = codec_family(track.codec)
+        family = track_codec_family(track.codec)
         codec = preference.index(family) if family in preference else len(preference)
         return (int(roles(track).secondary_audio), -(track.channels or 0), codec, position)
 

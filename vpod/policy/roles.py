@@ -8,7 +8,8 @@ policy's patterns. Flags win: a title never clears a flag.
 Title patterns match whole words, case-insensitively, with any run of characters that
 are not letters or digits counting as one space: ``"sdh"`` matches "English (SDH)" and
 ``"hearing impaired"`` matches "Hearing-Impaired", but ``"cc"`` does not match
-"Occitan". Which patterns apply to which track type:
+"Occitan". A match right after the word "non", "no" or "not" does not count: "Non-SDH"
+and "No Commentary" name the opposite of the role. Which patterns apply to which track type:
 
 ============================  ==============  =======================  ===========
 role (flag)                   patterns key    track types by title     policy word
@@ -40,6 +41,7 @@ _TITLE_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "visual_impaired": ("description_patterns", ("audio",)),
 }
 _NOT_WORD = re.compile(r"[\W_]+")
+_NEGATIONS = ("non", "no", "not")
 
 
 def _words(text: str) -> str:
@@ -53,8 +55,14 @@ def title_match(title: str | None, patterns: tuple[str, ...]) -> str | None:
     words = _words(title)
     for pattern in patterns:
         wanted = _words(pattern)
-        if wanted.strip() and wanted in words:
-            return pattern
+        if not wanted.strip():
+            continue
+        start = words.find(wanted)
+        while start >= 0:
+            before = words[:start].split()
+            if not before or before[-1] not in _NEGATIONS:
+                return pattern
+            start = words.find(wanted, start + 1)
     return None
 
 

@@ -1,0 +1,56 @@
+"""Audio codec families: the names mkvmerge, ffprobe and users give one codec, reduced
+to one family name, for ``audio_codec_preference``.
+
+mkvmerge -J reports codecs by their MKVToolNix names (``AC-3``, ``E-AC-3``, ``TrueHD
+Atmos``, ``DTS-HD Master Audio``), ffprobe by FFmpeg's ``codec_name`` (``ac3``,
+``eac3``, ``truehd``, ``dts``, ``pcm_s24le``).
+"""
+
+from __future__ import annotations
+
+import re
+
+_FAMILIES = (
+    # (family, names: lower-case, letters and digits only, "+" read as "plus")
+    ("truehd", ("truehd", "mlp", "dolbytruehd")),
+    ("dtshd", ("dtshd", "dtsma", "dtshdma", "dtshdmasteraudio", "dtshdhighresolutionaudio", "dtshra", "dtsx")),
+    ("dts", ("dts",)),
+    ("eac3", ("eac3", "ec3", "ddp", "ddplus", "dolbydigitalplus")),
+    ("ac3", ("ac3", "dd", "dolbydigital")),
+    ("aac", ("aac",)),
+    ("flac", ("flac",)),
+    ("opus", ("opus",)),
+    ("vorbis", ("vorbis",)),
+    ("mp3", ("mp3", "mpegaudio")),
+    ("mp2", ("mp2",)),
+    ("pcm", ("pcm", "lpcm")),
+)
+CODEC_NAMES = tuple(family for family, _ in _FAMILIES)
+"""The family names, in the order docs/policy.md lists them."""
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def _normalized(name: str) -> str:
+    return _NOT_ALNUM.sub("", name.casefold().replace("+", "plus"))
+
+
+def codec_family(name: str) -> str | None:
+    """The family of a codec name as a user writes it in ``audio_codec_preference``
+    (``E-AC-3``, ``eac3``, ``DD+``, ``DTS-HD MA``), or ``None`` when vpod does not know
+    the name. Case, spaces and punctuation do not count."""
+    text = _normalized(name)
+    return next((family for family, names in _FAMILIES if text in names), None)
+
+
+def track_codec_family(codec: str) -> str:
+    """The family of a track's codec as mkvmerge (``TrueHD Atmos``) or ffprobe
+    (``pcm_s24le``) reports it: the family whose name the normalized text starts with
+    (the longest such name); an unknown codec is its own family."""
+    text = _normalized(codec)
+    best = ("", "")
+    for family, names in _FAMILIES:
+        for known in names:
+            if text.startswith(known) and len(known) > len(best[1]):
+                best = (family, known)
+    return best[0] or text
