@@ -185,3 +185,19 @@ def test_a_reload_with_a_bad_rule_keeps_the_old_config_and_the_daemon(tmp_path, 
     assert default_audio(files["Anime"]) == ["jpn"]
     assert daemon.proc.poll() is None
     assert daemon.stop() == 0
+
+
+def test_plan_reads_a_folder_file_with_a_bom_and_names_one_it_ignores(tmp_path, env, media_cache):
+    """Issue 13 findings I and J, through the real `vpod plan`."""
+    shows = tmp_path / "shows"
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    (shows / "Kids" / ".vpod.toml").write_bytes('\ufeffpolicy = "kids"\n'.encode())
+    config = write_config(tmp_path / "c.toml", sections(shows, tmp_path / "db"))
+    data = json.loads(run_vpod(["plan", str(files["Kids"]), "--config", str(config), "--json"], env=env).stdout)
+    assert data["policy"] == {"name": "kids", "why": expected_why("Kids", shows)}
+    off = sections(shows, tmp_path / "db")
+    off["libraries"]["shows"]["folder_files"] = False
+    write_config(config, off)
+    human = run_vpod(["plan", str(files["Kids"]), "--config", str(config)], env=env).stdout
+    assert 'policy: tv ([libraries.shows] policy = "tv")' in human
+    assert f"  note: {shows}/Kids/.vpod.toml is ignored: [libraries.shows] folder_files = false\n" in human

@@ -279,6 +279,30 @@ class PolicySelector:
             why = f"folder file {display_path(folder_file.path)}: {folder_file.describe()}"
         return Selection(policy, chosen, why)
 
+    def ignored_folder_file(self, path: Path, *, root: Path | None = None, library: str | None = None) -> str | None:
+        """Why the folder file nearest to ``path`` does not count, for people, when there
+        is one and the file's library leaves ``folder_files`` off (``None`` otherwise):
+        ``"/srv/x/Kids/.vpod.toml is ignored: [libraries.x] folder_files = false"``.
+        A folder file that cannot be looked at is not reported here."""
+        if root is None:
+            root = self._root_of(path)
+        if library is None and root is not None:
+            library = self.folders.get(root)
+        if root is None or library is None or library not in self.folders.values():
+            return None
+        choice = self.libraries.get(library)
+        if choice is not None and choice.folder_files:
+            return None
+        try:
+            found = nearest_folder_file(root, path)
+        except ConfigError:
+            return None
+        if found is None:
+            return None
+        where = table_name("libraries", library)
+        unset = "" if choice is not None else f" (the default; there is no {where} table)"
+        return f"{display_path(found[0])} is ignored: {where} folder_files = false{unset}"
+
     def digest(self, path: Path, *, root: Path | None = None, library: str | None = None) -> str | None:
         """:attr:`Policy.digest` of the policy that judges ``path`` (:meth:`select`);
         ``None`` when its folder file is bad (the file is judged, and fails, later)."""
