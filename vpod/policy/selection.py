@@ -252,12 +252,7 @@ class PolicySelector:
                 counts cannot be read or holds a bad key; the message names the file,
                 the folder file and the key.
         """
-        if root is None:
-            root = self._root_of(path)
-        if library is None and root is not None:
-            library = self.folders.get(root)
-        if library not in self.folders.values():
-            library = None  # a folder vpod process was given, outside every configured library
+        root, library = self._locate(path, root, library)
         name, why = self._configured(path, root, library)
         choice = self.libraries.get(library) if library is not None else None
         if choice is None or not choice.folder_files or root is None:
@@ -284,11 +279,8 @@ class PolicySelector:
         is one and the file's library leaves ``folder_files`` off (``None`` otherwise):
         ``"/srv/x/Kids/.vpod.toml is ignored: [libraries.x] folder_files = false"``.
         A folder file that cannot be looked at is not reported here."""
-        if root is None:
-            root = self._root_of(path)
-        if library is None and root is not None:
-            library = self.folders.get(root)
-        if root is None or library is None or library not in self.folders.values():
+        root, library = self._locate(path, root, library)
+        if root is None or library is None:
             return None
         choice = self.libraries.get(library)
         if choice is not None and choice.folder_files:
@@ -310,6 +302,15 @@ class PolicySelector:
             return self.select(path, root=root, library=library).policy.digest
         except MediaError:
             return None
+
+    def _locate(self, path: Path, root: Path | None, library: str | None) -> tuple[Path | None, str | None]:
+        """(root, library) of ``path``, filling in what the caller does not know; the
+        library is ``None`` outside every configured library (a folder vpod process was given)."""
+        if root is None:
+            root = self._root_of(path)
+        if library is None and root is not None:
+            library = self.folders.get(root)
+        return root, library if library in self.folders.values() else None
 
     def _root_of(self, path: Path) -> Path | None:
         inside = [folder for folder in self.folders if folder in path.parents]
