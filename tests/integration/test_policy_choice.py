@@ -138,3 +138,66 @@ def test_config_check_prints_the_policies_and_choices_as_toml(tmp_path, env):
     assert data["libraries"]["shows"] == {
         "policy": "tv", "rules": [{"match": "Anime/**", "policy": "anime"}], "folder_files": True,
     }
+
+
+BACKWARDS = '[libraries.shows] rules[0] match'
+
+
+@pytest.mark.parametrize("glob", ["Kids/[z-a]*", "[!a-Z]*/**", "[b-a-c]*/**", "[é-a]*/**"])
+def test_a_backwards_range_in_a_rule_is_a_config_error_naming_the_key(tmp_path, env, media_cache, glob):
+    """Issue 13 finding H: once a traceback and exit 1 from every command."""
+    shows = tmp_path / "shows"
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    data = sections(shows, tmp_path / "db")
+    data["libraries"]["shows"]["rules"] = [{"match": glob, "policy": "anime"}]
+    config = write_config(tmp_path / "c.toml", data)
+    for args in (["config", "check"], ["plan", str(files["Drama"])]):
+        result = run_vpod([*args, "--config", str(config)], env=env)
+        assert result.returncode == 2, result.stderr
+        assert f"{config}: {BACKWARDS}: {glob!r}: the range " in result.stderr
+        assert "is backwards" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "key"),
+    [
+        ({"libraries": {"shows": {"rules": [{"match": "Kids/[z-a]*", "policy": "anime"}]}}}, BACKWARDS),
+        # A value the loader does not foresee (a NUL in a path): whatever it raises, the
+        # reload fails and the daemon goes on.
+        ({"policies": {"anime": {"policy_file": "x\x00.toml"}}}, None),
+    ],
+)
+def test_a_reload_with_a_bad_rule_keeps_the_old_config_and_the_daemon(tmp_path, daemon_factory, media_cache, bad, key):
+    shows = tmp_path / "shows"
+    shows.mkdir()
+    db = tmp_path / "vpod.db"
+    daemon = daemon_factory(sections(shows, db))
+    write_config(daemon.config, {**sections(shows, db), **bad, "logging": {"format": "json", "level": "debug"}})
+    daemon.signal(signal.SIGHUP)
+    failed = daemon.wait_for("config_reload_failed")[0]
+    assert failed["config"] == str(daemon.config) and failed["error"]
+    if key is not None:
+        assert failed["key"] == key and "backwards" in failed["error"]
+    assert not daemon.named("config_reloaded") and not daemon.named("daemon_stopped")
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    event = daemon.wait_for("file_processed", path=str(files["Anime"]))[0]
+    assert (event["policy"], event["policy_why"]) == ("anime", RULE)  # the old rules still rule
+    assert default_audio(files["Anime"]) == ["jpn"]
+    assert daemon.proc.poll() is None
+    assert daemon.stop() == 0
+
+
+def test_plan_reads_a_folder_file_with_a_bom_and_names_one_it_ignores(tmp_path, env, media_cache):
+    """Issue 13 findings I and J, through the real `vpod plan`."""
+    shows = tmp_path / "shows"
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    (shows / "Kids" / ".vpod.toml").write_bytes('\ufeffpolicy = "kids"\n'.encode())
+    config = write_config(tmp_path / "c.toml", sections(shows, tmp_path / "db"))
+    data = json.loads(run_vpod(["plan", str(files["Kids"]), "--config", str(config), "--json"], env=env).stdout)
+    assert data["policy"] == {"name": "kids", "why": expected_why("Kids", shows)}
+    off = sections(shows, tmp_path / "db")
+    off["libraries"]["shows"]["folder_files"] = False
+    write_config(config, off)
+    human = run_vpod(["plan", str(files["Kids"]), "--config", str(config)], env=env).stdout
+    assert 'policy: tv ([libraries.shows] policy = "tv")' in human
+    assert f"  note: {shows}/Kids/.vpod.toml is ignored: [libraries.shows] folder_files = false\n" in human

@@ -112,3 +112,16 @@ def test_examples_pass_config_check(name, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'allow_root = true\n[policy]\npolicy_file = "{POLICIES / name}"\n')
     assert load_config(config).policy == load(name)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("on_error", ["skip", "fail"])
+def test_examples_serve_as_named_policies_whatever_the_global_on_error(name, on_error, tmp_path):
+    """on_error is global, so the examples leave it out (issue 13 finding K)."""
+    from vpod.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'allow_root = true\n[policy]\non_error = "{on_error}"\n[policies.x]\npolicy_file = "{POLICIES / name}"\n'
+    )
+    assert dict(load_config(config).policies)["x"].on_error == on_error

@@ -22,6 +22,8 @@ from vpod.policy.pathglob import GlobError, compile_glob
         ("[[]x]/*", ["[x]/e.mkv"], ["x/e.mkv"]),
         ("Films (2019)/*", ["Films (2019)/a.mkv"], ["Films 2019/a.mkv"]),  # regex characters are literal
         ("[+-0]*", [".x", "0x"], []),
+        ("[!-a]x", ["5x", "bx"], ["-x", "ax"]),  # a leading "-" is itself, after "!" too
+        ("[a-c-e]", ["b", "-", "e"], ["d"]),  # "-" after a range is itself, as in the regex
     ],
 )
 def test_globs_match_as_documented(pattern, matching, not_matching):
@@ -46,6 +48,10 @@ def test_a_set_never_matches_the_separator():
         ("../x/*", "'..'"),
         ("a**/b", "whole path component"),
         ("a/[bc", "closing ]"),
+        ("Kids/[z-a]*", "range z-a is backwards (it matches nothing); write a-z"),
+        ("[!a-Z]*", "range a-Z is backwards"),
+        ("[b-a-c]*", "range b-a is backwards"),
+        ("[é-a]*", "range é-a is backwards"),
     ],
 )
 def test_globs_outside_the_dialect_are_refused_with_what_to_write(pattern, says):

@@ -112,6 +112,7 @@ def test_folder_files_are_off_unless_the_library_enables_them(tmp_path):
         ('on_error = "fail"', ".vpod.toml: on_error: on_error is global"),
         ('policy_file = "x.toml"', ".vpod.toml: policy_file: a folder file cannot name a policy file"),
         ("policy = [", ".vpod.toml: invalid TOML"),
+        ('[policy]\naudio_languages = ["jpn"]', ".vpod.toml: [policy]: a folder file has no [policy] table: write its keys at the top level"),
         ("x" * 70_000, ".vpod.toml: larger than 64 KiB"),
     ],
 )
@@ -125,6 +126,33 @@ def test_a_bad_folder_file_is_an_error_of_the_file_naming_the_folder_file_and_ke
     assert str(caught.value).startswith(f"{series}/a.mkv: cannot choose its policy: folder policy file {series}/")
     assert says in str(caught.value)
     assert selector.digest(series / "a.mkv") is None  # the intake queues it; the worker reports the error
+
+
+def test_a_folder_file_may_start_with_a_byte_order_mark(tmp_path):
+    """Windows editors write UTF-8 with a BOM (issue 13 finding I)."""
+    config, series = make_config(tmp_path, libraries={"series": {"folder_files": True}})
+    (series / ".vpod.toml").write_bytes('\ufeffpolicy = "anime"\n'.encode())
+    assert PolicySelector.from_config(config).select(series / "a.mkv").name == "anime"
+
+
+def test_an_ignored_folder_file_is_named_with_the_key_that_ignores_it(tmp_path):
+    """Issue 13 finding J: vpod plan says why a .vpod.toml does not count."""
+    config, series = make_config(tmp_path, libraries={"series": {"policy": "tv"}})
+    (series / "Kids").mkdir()
+    (series / ".vpod.toml").write_text('policy = "kids"\n')
+    selector = PolicySelector.from_config(config)
+    said = f"{series}/.vpod.toml is ignored: [libraries.series] folder_files = false"
+    assert selector.ignored_folder_file(series / "Kids" / "a.mkv") == said
+    assert selector.ignored_folder_file(tmp_path / "elsewhere.mkv") is None  # outside every library
+    bare, series = make_config(tmp_path)  # no [libraries.series] table: off by default
+    assert PolicySelector.from_config(bare).ignored_folder_file(series / "a.mkv") == (
+        f"{series}/.vpod.toml is ignored: [libraries.series] folder_files = false "
+        "(the default; there is no [libraries.series] table)"
+    )
+    enabled, series = make_config(tmp_path, libraries={"series": {"folder_files": True}})
+    assert PolicySelector.from_config(enabled).ignored_folder_file(series / "a.mkv") is None
+    (series / ".vpod.toml").unlink()
+    assert selector.ignored_folder_file(series / "a.mkv") is None
 
 
 def test_a_fixed_folder_file_is_read_again(tmp_path):

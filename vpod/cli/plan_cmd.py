@@ -47,8 +47,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     # so stdout holds the plan alone.
     configure_logging("warning", config.logging.format, timestamps=config.logging.timestamps)
     media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    selector = PolicySelector.from_config(config)
     try:
-        selection = PolicySelector.from_config(config).select(media.path)
+        selection = selector.select(media.path)
     except MediaError as exc:  # a bad .vpod.toml: the run would fail the file (bad_folder_policy)
         raise UsageProblem(str(exc)) from exc
     policy = selection.policy
@@ -78,6 +79,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         return
     click.echo(format_media(media, role_names(media, policy)))
     click.echo(f"policy: {selection.name} ({selection.why})")
+    ignored = selector.ignored_folder_file(media.path)
+    if ignored is not None:
+        click.echo(f"  note: {ignored}")
     if original is not None:
         click.echo(resolution.describe())
         for note in resolution.notes:

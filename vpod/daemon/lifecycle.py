@@ -209,13 +209,17 @@ class Daemon:
     # -- reload ----------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Re-read the config (SIGHUP). A bad file is rejected and the old config stays."""
+        """Re-read the config (SIGHUP). A bad file is rejected and the old config stays;
+        so does it when reading the file fails in a way the loader did not foresee (a
+        bug): ``config_reload_failed`` then carries the exception and its traceback, and
+        the daemon goes on."""
         self.notifier.reloading()
-        self.log.info("config_reload_started", config=str(self.config.source) if self.config.source else None)
+        source = str(self.config.source) if self.config.source else None
+        self.log.info("config_reload_started", config=source)
         try:
             if self._load_config is None:
                 raise ConfigError(None, None, "this daemon was started without a config loader")
-            new = self._load_config()
+            plan = plan_reload(self.config, self._load_config())
         except ConfigError as exc:
             self.log.error(
                 "config_reload_failed",
@@ -224,8 +228,16 @@ class Daemon:
                 error=exc.reason,
                 hint="the previous configuration stays in force",
             )
+        except Exception as exc:  # a bug in a config parser must never stop the daemon
+            self.log.exception(
+                "config_reload_failed",
+                config=source,
+                key=None,
+                error=f"{type(exc).__name__}: {exc} (a bug in vpod; please report it)",
+                hint="the previous configuration stays in force",
+            )
         else:
-            self._apply(plan_reload(self.config, new))
+            self._apply(plan)
         self.parts.reporter.ready(self.clock())
 
     def _apply(self, plan: ReloadPlan) -> None:

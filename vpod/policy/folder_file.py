@@ -1,9 +1,9 @@
 """A folder's own policy file, ``.vpod.toml``, for libraries that enable it
 (``[libraries.NAME] folder_files = true``).
 
-The file holds, at its top level, ``policy = "NAME"`` (a policy of ``[policies]``, or
-``"default"`` for ``[policy]``) and/or policy keys (those of ``[policy]``, except
-``policy_file``) that override the chosen policy's values. Only the nearest one counts:
+The file holds, at its top level (no ``[policy]`` table), ``policy = "NAME"`` (a
+policy of ``[policies]``, or ``"default"`` for ``[policy]``) and/or policy keys (those
+of ``[policy]``, except ``policy_file``) that override the chosen policy's values. Only the nearest one counts:
 the one in the file's own folder, else in the closest folder above it, up to and
 including the library's folder (:func:`nearest_folder_file`); files are not merged.
 """
@@ -82,8 +82,9 @@ def read_folder_file(path: Path) -> FolderFile:
 
     Raises:
         ConfigError: unreadable, larger than :data:`FOLDER_FILE_MAX_BYTES`, not UTF-8
-            TOML, ``policy`` not a string, or ``policy_file`` present; it names the file
-            and the key.
+            TOML (a leading byte order mark is allowed), a ``[policy]`` table (keys go
+            at the top level), ``policy`` not a string, or ``policy_file`` present; it
+            names the file and the key.
     """
     try:
         with open(path, "rb") as handle:
@@ -93,12 +94,18 @@ def read_folder_file(path: Path) -> FolderFile:
     if len(data) > FOLDER_FILE_MAX_BYTES:
         raise ConfigError(path, None, f"larger than {FOLDER_FILE_MAX_BYTES // 1024} KiB; a folder policy file is small")
     try:
-        table = tomllib.loads(data.decode("utf-8"))
+        # A byte order mark (U+FEFF, as Windows editors write UTF-8) is no TOML; it is dropped.
+        table = tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError as exc:
         raise ConfigError(path, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from None
     name = table.pop("policy", None)
+    if isinstance(name, dict):
+        raise ConfigError(
+            path, "[policy]", 'a folder file has no [policy] table: write its keys at the top level '
+            '(policy = "NAME" to name a policy, any other key of [policy] to override it)',
+        )
     if name is not None and (not isinstance(name, str) or not name):
         raise ConfigError(path, "policy", f'expected the name of a policy of [policies] (or "default"), got {name!r}')
     if "policy_file" in table:

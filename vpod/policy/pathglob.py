@@ -17,7 +17,8 @@ The glob must match the whole relative path (``Kids/*`` matches ``Kids/a.mkv``, 
 ``Kids/Show/a.mkv`` and not ``More/Kids/a.mkv``). Refused, with what to write instead:
 an empty glob, a leading ``/`` (globs are relative), a trailing ``/`` (write ``X/**``),
 ``**`` inside a component (``a**``), an empty component (``a//b``), ``.`` or ``..``
-components, and an unclosed ``[``. This is the dialect of gitignore(5) for ``**``, and
+components, an unclosed ``[``, and a backwards range in a set (``[z-a]``: write
+``[a-z]``; fnmatch(3) would match nothing). This is the dialect of gitignore(5) for ``**``, and
 of fnmatch(3) with ``FNM_PATHNAME`` for the rest, except that no pattern floats: a glob
 without ``/`` matches files directly in the library's folder only.
 """
@@ -71,7 +72,10 @@ def compile_glob(pattern: str) -> PathGlob:
         if "**" in part:
             raise GlobError(f"{pattern!r}: ** must be a whole path component (a/**/b); use * within a name")
         regex += _component(part, pattern) + ("" if last else "/")
-    return PathGlob(pattern, re.compile(regex, re.DOTALL))
+    try:
+        return PathGlob(pattern, re.compile(regex, re.DOTALL))
+    except re.error as exc:  # a case the checks above miss must still be a config error
+        raise GlobError(f"{pattern!r}: not a glob vpod can read ({exc})") from None
 
 
 def _component(part: str, pattern: str) -> str:
@@ -92,14 +96,37 @@ def _component(part: str, pattern: str) -> str:
             negate = body.startswith("!")
             if negate:
                 body = body[1:]
+            _check_ranges(body, pattern)
             escaped = "".join("\\" + c if c in "\\^[]&~|" else c for c in body)
             # A range may span "/" ([+-0]): a set never matches it, as in fnmatch(3) with FNM_PATHNAME.
-            out += f"[^/{escaped}]" if negate else f"(?!/)[{escaped}]"
+            # "/" stays out of the set itself: "[^/-a]" would read as the range "/"-"a".
+            out += f"(?!/)[{'^' if negate else ''}{escaped}]"
             i = end
         else:
             out += re.escape(ch)
         i += 1
     return out
+
+
+def _check_ranges(body: str, pattern: str) -> None:
+    """Refuse a backwards range (``z-a``) in the set ``body`` (without ``[``, ``!``, ``]``).
+    Ranges are read as the regex of the set reads them: ``x-y`` left to right, a ``-``
+    first or last is itself.
+
+    Raises:
+        GlobError: names the range and the way round to write it.
+    """
+    j = 0
+    while j < len(body):
+        if j + 2 < len(body) and body[j + 1] == "-":
+            low, high = body[j], body[j + 2]
+            if low > high:
+                raise GlobError(
+                    f"{pattern!r}: the range {low}-{high} is backwards (it matches nothing); write {high}-{low}"
+                )
+            j += 3
+        else:
+            j += 1
 
 
 def _class_end(part: str, start: int) -> int:

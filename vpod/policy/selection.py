@@ -252,12 +252,7 @@ class PolicySelector:
                 counts cannot be read or holds a bad key; the message names the file,
                 the folder file and the key.
         """
-        if root is None:
-            root = self._root_of(path)
-        if library is None and root is not None:
-            library = self.folders.get(root)
-        if library not in self.folders.values():
-            library = None  # a folder vpod process was given, outside every configured library
+        root, library = self._locate(path, root, library)
         name, why = self._configured(path, root, library)
         choice = self.libraries.get(library) if library is not None else None
         if choice is None or not choice.folder_files or root is None:
@@ -279,6 +274,27 @@ class PolicySelector:
             why = f"folder file {display_path(folder_file.path)}: {folder_file.describe()}"
         return Selection(policy, chosen, why)
 
+    def ignored_folder_file(self, path: Path, *, root: Path | None = None, library: str | None = None) -> str | None:
+        """Why the folder file nearest to ``path`` does not count, for people, when there
+        is one and the file's library leaves ``folder_files`` off (``None`` otherwise):
+        ``"/srv/x/Kids/.vpod.toml is ignored: [libraries.x] folder_files = false"``.
+        A folder file that cannot be looked at is not reported here."""
+        root, library = self._locate(path, root, library)
+        if root is None or library is None:
+            return None
+        choice = self.libraries.get(library)
+        if choice is not None and choice.folder_files:
+            return None
+        try:
+            found = nearest_folder_file(root, path)
+        except ConfigError:
+            return None
+        if found is None:
+            return None
+        where = table_name("libraries", library)
+        unset = "" if choice is not None else f" (the default; there is no {where} table)"
+        return f"{display_path(found[0])} is ignored: {where} folder_files = false{unset}"
+
     def digest(self, path: Path, *, root: Path | None = None, library: str | None = None) -> str | None:
         """:attr:`Policy.digest` of the policy that judges ``path`` (:meth:`select`);
         ``None`` when its folder file is bad (the file is judged, and fails, later)."""
@@ -286,6 +302,15 @@ class PolicySelector:
             return self.select(path, root=root, library=library).policy.digest
         except MediaError:
             return None
+
+    def _locate(self, path: Path, root: Path | None, library: str | None) -> tuple[Path | None, str | None]:
+        """(root, library) of ``path``, filling in what the caller does not know; the
+        library is ``None`` outside every configured library (a folder vpod process was given)."""
+        if root is None:
+            root = self._root_of(path)
+        if library is None and root is not None:
+            library = self.folders.get(root)
+        return root, library if library in self.folders.values() else None
 
     def _root_of(self, path: Path) -> Path | None:
         inside = [folder for folder in self.folders if folder in path.parents]
