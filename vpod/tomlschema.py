@@ -130,17 +130,22 @@ def load_toml(path: Path) -> dict[str, Any]:
 
     Raises:
         ConfigError: the file cannot be read or is not valid TOML (the message names
-            the file and the parser's reason, which includes line and column).
+            the file and the parser's reason, which includes line and column). A
+            leading UTF-8 byte order mark is allowed.
     """
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read()
+        # Editors on Windows start UTF-8 files with a byte order mark, which TOML does not allow.
+        return tomllib.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read the file: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(path, None, f"not UTF-8 text (TOML files must be UTF-8): {exc.reason} at byte {exc.start}") from exc
+    except ValueError as exc:  # a path with a NUL byte ("embedded null byte")
+        raise ConfigError(path, None, f"cannot read the file: {exc}") from exc
 
 
 def _optional_of(hint: Any) -> Any:

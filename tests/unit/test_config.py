@@ -244,3 +244,13 @@ def test_overlapping_watch_roots_are_refused_by_the_folders_they_name(tmp_path):
     assert load([library, library / "new"], recursive=False).watch.paths == (library, library / "new")
     # Apart, or missing (nothing to compare yet): fine.
     load([library, tmp_path / "other", tmp_path / "missing", tmp_path / "missing" / "x"])
+
+
+def test_a_policy_file_path_with_a_nul_byte_and_a_config_with_a_bom(tmp_path):
+    """Found by the issue 13 tester: a NUL byte in policy_file raised ValueError (a
+    traceback); a byte order mark made a valid file "invalid TOML"."""
+    with pytest.raises(ConfigError, match="policy_file"):
+        config_from_data({"policy": {"policy_file": "a\x00b.toml"}}, source=tmp_path / "c.toml")
+    config = tmp_path / "bom.toml"
+    config.write_bytes(b'\xef\xbb\xbf[policy]\naudio_languages = ["jpn"]\n')
+    assert load_config(config).policy.audio_languages == ("jpn",)

@@ -195,8 +195,8 @@ def policy_from_table(
         try:
             if source is not None and path.resolve() == Path(source).resolve():
                 raise ConfigError(source, "[policy] policy_file", "names this file itself; name a separate policy file")
-        except (OSError, RuntimeError):
-            pass  # unresolvable (a symlink loop): load_toml below says why
+        except (OSError, RuntimeError, ValueError):
+            pass  # unresolvable (a symlink loop, a NUL byte): load_toml below says why
         try:
             data = load_toml(path)
         except ConfigError as exc:
