@@ -343,8 +343,10 @@ def run_process(
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         events = process_events()
+        # vpod process never retries a file: its failure text says so (not "tried again later").
+        original = OriginalResolver(config.arr, retried=False)
         job_runner = JobRunner(
-            store, FileProcessor(runner, options, store, OriginalResolver(config.arr)), max_attempts=1, stop=give_up,
+            store, FileProcessor(runner, options, store, original), max_attempts=1, stop=give_up,
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )

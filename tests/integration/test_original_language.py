@@ -73,9 +73,9 @@ def vpod(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     return subprocess.run([sys.executable, "-m", "vpod", *args], env=env, capture_output=True, text=True, timeout=240)
 
 
-def config_file(tmp_path: Path, arr: dict[str, Any] | None) -> Path:
+def config_file(tmp_path: Path, arr: dict[str, Any] | None, policy: dict[str, Any] = POLICY) -> Path:
     sections: dict[str, Any] = {
-        "database": {"path": str(tmp_path / "vpod.db")}, "logging": {"format": "json"}, "policy": POLICY,
+        "database": {"path": str(tmp_path / "vpod.db")}, "logging": {"format": "json"}, "policy": policy,
     }
     if arr:
         sections["arr"] = arr
@@ -178,12 +178,30 @@ def test_radarr_down_with_retry_vpod_process_reports_it_then_judges_with_korean(
     assert out.returncode == 1, out.stderr
     result = json.loads(out.stdout)["results"][0]
     assert result["reason"] == "original_language_unavailable" and "Parasite.mkv" in result["error"]
+    assert "run vpod process again once it answers" in result["error"] and "tried again later" not in result["error"]
     assert sha(path) == before  # nothing changed
     assert KEY not in out.stdout + out.stderr
     radarr.start()  # back, on the same port
     out = vpod(["process", str(path), "--config", str(config), "--json"], env)
     assert out.returncode == 0, out.stderr
     assert default_audio(path) == [("kor", None)]
+
+
+def test_a_policy_without_original_in_a_list_neither_waits_nor_prints_an_unknown_original(tmp_path, env, film, radarr):
+    movies = tmp_path / "movies"
+    path = place(film, movies)
+    radarr.stop()  # when_unavailable = "retry"; mark_original (default true) alone must not wait
+    policy = {"audio_languages": ["eng"], "subtitle_languages": ["eng"]}
+    down = config_file(tmp_path, arr_section(radarr, movies), policy)
+    planned = plan_json(path, down, env)
+    assert planned["error"] is None and planned["original_language"]["waiting"] == []
+    assert "radarr" in planned["original_language"]["notes"][0]  # said, not waited for
+    out = vpod(["process", str(path), "--config", str(down), "--json"], env)
+    assert out.returncode == 0, out.stderr
+    quiet = config_file(tmp_path, None, policy)  # no source at all: nothing to say
+    text = vpod(["plan", str(path), "--config", str(quiet)], env)
+    assert text.returncode == 0 and "original language" not in text.stdout, text.stdout
+    assert plan_json(path, quiet, env)["original_language"] is None
 
 
 def test_radarr_down_with_retry_the_daemon_waits_then_judges_with_korean(tmp_path, daemon_factory, film, radarr):

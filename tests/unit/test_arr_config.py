@@ -4,6 +4,7 @@ checked like every section, the API key never shown, and applied live by a reloa
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import replace
 
 import pytest
@@ -98,3 +99,22 @@ def test_config_check_hides_the_key(tmp_path):
         out = run_vpod(args, env=daemon_env(tmp_path))
         assert out.returncode == 0, out.stderr
         assert KEY not in out.stdout + out.stderr and "(hidden)" in out.stdout and "radarr" in out.stdout
+
+
+def test_config_check_prints_arr_tables_that_read_back_as_toml(tmp_path):
+    (tmp_path / "tv.key").write_text(KEY + "\n")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[arr.movies]\nkind = "radarr"\nurl = "http://127.0.0.1:7878"\napi_key = "{KEY}"\n'
+        'path_mappings = { "/movies" = "/srv/movies" }\n'
+        f'[arr."tv.4k"]\nkind = "sonarr"\nurl = "http://127.0.0.1:8989"\napi_key_file = "{tmp_path / "tv.key"}"\n'
+    )
+    out = run_vpod(["config", "check", "--config", str(path)], env=daemon_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    arr = tomllib.loads(out.stdout)["arr"]
+    assert arr["movies"] == {
+        "kind": "radarr", "url": "http://127.0.0.1:7878", "api_key": "(hidden)", "timeout_seconds": 10.0,
+        "path_mappings": {"/movies": "/srv/movies"}, "refresh_seconds": 600.0, "when_unavailable": "retry",
+    }
+    assert arr["tv.4k"]["api_key_file"] == str(tmp_path / "tv.key") and "api_key" not in arr["tv.4k"]
+    assert KEY not in out.stdout

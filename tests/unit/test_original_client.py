@@ -5,9 +5,12 @@ instance can fail to answer (issue 13 item 2)."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from support.arr import ArrStandIn
 from vpod.arr_config import ArrInstance
@@ -67,6 +70,61 @@ def test_json_of_another_shape_is_unavailable():
     assert parse_items(b'[{"title": "no path"}, {"path": "/m/A", "originalLanguage": "Korean"}]', "x") == [
         ArrItem("/m/A", "/m/A", None)  # a language that is no Language object is no answer
     ]
+
+
+def test_items_that_are_not_objects_are_left_out_and_counted():
+    body = b'[null, {"path": "/m/A", "title": "A", "originalLanguage": {"id": 21, "name": "Korean"}}, 3]'
+    with capture_logs() as logs:
+        assert parse_items(body, "/api/v3/movie") == [ArrItem("/m/A", "A", "Korean")]
+    assert [(e["event"], e["skipped"], e["first"]) for e in logs] == [("arr_items_skipped", 2, "item 0: null")]
+
+
+class _DrippingServer:
+    """A server that sends ``head``, then ``drip`` ``count`` times 0.05 s apart, then
+    ``tail``: every wait is short, the whole answer is not. :attr:`cut_off`: the client
+    hung up before the drip ended (a send failed)."""
+
+    def __init__(self, head: bytes, drip: bytes, count: int, tail: bytes) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut_off = False
+        self.thread = threading.Thread(target=self._serve, args=(head, drip, count, tail), daemon=True)
+        self.thread.start()
+
+    def _serve(self, head: bytes, drip: bytes, count: int, tail: bytes) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(head)
+                for _ in range(count):
+                    time.sleep(0.05)
+                    conn.sendall(drip)
+                conn.sendall(tail)
+            except OSError:
+                self.cut_off = True  # the client gave up mid-answer
+
+    def close(self) -> None:
+        self.thread.join(10)
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    "head, drip, tail",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[", b" ", b"]"),
+        (b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a", b"\r\nConnection: close\r\n\r\n[]"),
+    ],
+    ids=["body", "headers"],
+)
+def test_timeout_seconds_bounds_the_whole_request_of_a_dripping_server(head, drip, tail):
+    server = _DrippingServer(head, drip, 40, tail)  # about 2 s in all, a byte every 0.05 s
+    try:
+        with pytest.raises(ArrUnavailable, match=r"no answer within 0.5 s \(timeout_seconds\)"):
+            fetch_items(radarr(f"http://127.0.0.1:{server.port}", timeout_seconds=0.5))
+    finally:
+        server.close()
+    assert server.cut_off  # vpod hung up at its deadline, not after the whole drip
 
 
 def test_an_instance_that_is_down_is_unavailable():

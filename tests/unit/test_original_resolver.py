@@ -15,7 +15,7 @@ from support.clock import FakeClock
 from vpod.arr_config import ArrConfig, ArrInstance
 from vpod.media.model import MediaInfo, Track
 from vpod.original.catalog import MISS_REFETCH_SECONDS, UNAVAILABLE_HOLD_SECONDS
-from vpod.original.resolver import OriginalResolver, needs_original
+from vpod.original.resolver import OriginalResolver, names_original, needs_original
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.policy import Policy
@@ -82,6 +82,55 @@ def test_flags_that_disagree_give_no_answer_and_nothing_answered_says_so():
     found = resolver.resolve(media(flagged=("kor", "eng")), POLICY)
     assert found.original is None and found.error(FILM) is None
     assert found.describe() == "original language unknown: no source answered"
+    assert found.notes == ("FlagOriginal: the flagged audio tracks disagree (1 kor, 2 eng): no answer",)
+
+
+def test_a_new_movie_within_the_refetch_throttle_waits_instead_of_being_judged_without(radarr):
+    clock = FakeClock(1000.0)
+    resolver = OriginalResolver(ArrConfig((instance(radarr),)), clock=clock)
+    fallback = OriginalResolver(ArrConfig((instance(radarr, when_unavailable="fallback"),)), clock=clock)
+    assert resolver.resolve(media(), POLICY).original.code == "kor"
+    assert fallback.resolve(media(), POLICY).original.code == "kor"
+    radarr.items.append(("New", "/movies/New (2024)", "Korean"))
+    new = media(Path("/srv/movies/New (2024)/new.mkv"))
+    clock.now += 10.0
+    found = resolver.resolve(new, POLICY)
+    assert found.waiting and "New (2024)" in found.waiting[0] and found.error(new.path) is not None
+    assert radarr.requests == 2  # the throttle holds: no request, but no judgement either
+    judged = fallback.resolve(new, POLICY)  # fallback: judged by the later sources, with a note
+    assert not judged.waiting and judged.original is None and "New (2024)" in judged.notes[0]
+    clock.now += MISS_REFETCH_SECONDS
+    assert resolver.resolve(new, POLICY).original == OriginalLanguage("kor", "radarr", "New")
+
+
+def test_a_folder_written_decomposed_matches_the_arrs_composed_path():
+    composed = "/movies/Am\u00e9lie (2001)"
+    decomposed = Path("/srv/movies/Ame\u0301lie (2001)/Amelie.mkv")
+    with ArrStandIn("radarr", [("Amélie", composed, "French")], api_key=KEY) as stand_in:
+        found = OriginalResolver(ArrConfig((instance(stand_in),))).resolve(media(decomposed), POLICY)
+    assert found.original == OriginalLanguage("fre", "radarr", "Amélie")
+
+
+def test_mark_original_alone_never_waits_for_a_down_instance(radarr):
+    marks_only = Policy(audio_languages=("eng",))  # mark_original defaults to true
+    assert needs_original(marks_only) and not names_original(marks_only) and names_original(POLICY)
+    resolver = OriginalResolver(ArrConfig((instance(radarr),)))
+    assert resolver.resolve(media(), marks_only).original.code == "kor"  # asked while it answers
+    radarr.stop()
+    down = OriginalResolver(ArrConfig((instance(radarr),)))
+    found = down.resolve(media(flagged=("kor",)), marks_only)
+    assert not found.waiting and found.error(FILM) is None and "radarr" in found.notes[0]
+    assert found.original == OriginalLanguage("kor", "flag_original", "audio track 1")
+    assert down.resolve(media(), POLICY).waiting  # "original" in a list still waits
+
+
+def test_the_failure_text_of_vpod_process_says_what_to_do_instead_of_a_retry(radarr):
+    radarr.stop()
+    daemon = OriginalResolver(ArrConfig((instance(radarr),))).resolve(media(), POLICY).error(FILM)
+    assert daemon is not None and "tried again later" in str(daemon)
+    process = OriginalResolver(ArrConfig((instance(radarr),)), retried=False).resolve(media(), POLICY).error(FILM)
+    assert process is not None and process.reason is Reason.ORIGINAL_LANGUAGE_UNAVAILABLE
+    assert "tried again later" not in str(process) and "run vpod process again once it answers" in str(process)
 
 
 def test_a_policy_that_does_not_use_the_original_language_asks_nobody(radarr):
@@ -114,7 +163,7 @@ def test_the_list_is_cached_and_fetched_again_by_the_refresh_rule(radarr):
     # A file beside the known movies that the list cannot place: maybe a new movie.
     radarr.items.append(("The Host", "/movies/The Host (2006)", "Korean"))
     new = media(Path("/srv/movies/The Host (2006)/host.mkv"))
-    assert resolver.resolve(new, POLICY).original is None  # the list is younger than MISS_REFETCH_SECONDS
+    assert resolver.resolve(new, POLICY).waiting  # the list is younger than MISS_REFETCH_SECONDS: wait
     assert radarr.requests == 1
     clock.now += MISS_REFETCH_SECONDS
     assert resolver.resolve(new, POLICY).original == OriginalLanguage("kor", "radarr", "The Host")

@@ -42,7 +42,11 @@ def check_command(config_path: str | None, as_json: bool) -> None:
     click.echo(f"# config OK ({origin})")
     click.echo(f"allow_root = {json.dumps(data['allow_root'])}")
     for section, values in data.items():
-        if section in ("policies", "libraries"):
+        if section == "arr":
+            for instance in values["instances"]:  # [arr.NAME]
+                click.echo(f"\n{table_name(section, instance['name'])}")
+                click.echo("\n".join(_arr_lines(instance)))
+        elif section in ("policies", "libraries"):
             for name, table in values.items():  # [policies.NAME], [libraries.NAME]
                 click.echo(f"\n{table_name(section, name)}")
                 click.echo("\n".join(f"{key} = {_toml(value)}" for key, value in table.items()))
@@ -55,9 +59,26 @@ def check_command(config_path: str | None, as_json: bool) -> None:
                 click.echo(f"{key} = {_toml(value)}" + (f"  # {note}" if note else ""))
 
 
+def _arr_lines(instance: dict[str, Any]) -> list[str]:
+    """One ``[arr.NAME]`` table's keys as TOML that reads back: unset keys left out,
+    ``api_key`` shown as ``"(hidden)"`` unless it came from ``api_key_file``,
+    ``path_mappings`` as the ``{ "remote" = "/local" }`` table it is written as."""
+    lines = []
+    for key, value in instance.items():
+        if key == "name" or value is None or (key == "api_key" and instance.get("api_key_file") is not None):
+            continue
+        if key == "path_mappings":
+            lines.append(f"{key} = {_toml({json.dumps(remote): local for remote, local in value})}")
+        else:
+            lines.append(f"{key} = {_toml(value)}")
+    return lines
+
+
 def _toml(value: Any) -> str:
     """``value`` as TOML: lists and inline tables (a rule: ``{ match = "...", policy = "..." }``)."""
     if isinstance(value, dict):
+        if not value:
+            return "{}"
         return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(item) for item in value) + "]"

@@ -14,7 +14,7 @@ from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
 from vpod.errors import MediaError, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
-from vpod.original.resolver import OriginalResolver, Resolution, needs_original
+from vpod.original.resolver import OriginalResolver, Resolution, names_original
 from vpod.outcomes import Reason
 from vpod.pipeline import header_part, obstacle
 from vpod.safety import Skip
@@ -38,7 +38,8 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
     hard-linked file under hardlinks = "headers" the header part) and "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
-    and "notes"; null when the policy does not use it).
+    and "notes"; null when no language list of the policy names "original" and no
+    source answered or noted anything).
     Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config or
     folder policy file, 69 when a tool is missing.
     """
@@ -63,7 +64,10 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     skip = blocked if isinstance(blocked, Skip) else None
     error = blocked if blocked is not None and skip is None else None
     applied = plan if blocked is None else header_part(media, plan, policy, st, resolution.original)
-    original = _original_as_dict(resolution) if needs_original(policy) else None
+    # Shown when it matters: a language list names "original", or a source answered
+    # (mark_original would flag its tracks), or there is something to note.
+    shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
+    original = _original_as_dict(resolution) if shown else None
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),

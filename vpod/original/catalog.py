@@ -6,8 +6,10 @@ The refresh rule (docs/original-language.md):
   instance's ``refresh_seconds`` (600 s by default);
 - a file that no folder of the list holds, but that lies where the instance keeps its
   items (beside other series or movies: the instance may have added it since), makes
-  the list be fetched again if it is older than :data:`MISS_REFETCH_SECONDS`; a file
-  elsewhere does not (no request for files the instance cannot know);
+  the list be fetched again if it is older than :data:`MISS_REFETCH_SECONDS`; while it
+  is younger, the instance cannot say yet: the file finds it unavailable (a
+  ``when_unavailable = "retry"`` file waits for the next fetch instead of being judged
+  without its answer); a file elsewhere makes no request and is not the instance's;
 - after a failed fetch the instance is not asked again for :data:`UNAVAILABLE_HOLD_SECONDS`:
   files meanwhile get the failure at once, so a slow instance costs one worker one
   ``timeout_seconds``, not every worker;
@@ -94,8 +96,12 @@ class ArrCatalog:
             return Lookup()
         if error is not None:
             return Lookup(unavailable=error)  # an old list, and the file may be new to it
-        if self.clock() - self._current()[1] < MISS_REFETCH_SECONDS:
-            return Lookup()
+        age = self.clock() - self._current()[1]
+        if age < MISS_REFETCH_SECONDS:
+            return Lookup(
+                unavailable=f"{self.instance.describe()}: no item holds {path} in its list of {age:.0f} s ago; "
+                f"the list is fetched again once it is {MISS_REFETCH_SECONDS:.0f} s old"
+            )
         index, error = self._refresh("miss")
         if error is not None or index is None:
             return Lookup(unavailable=error)

@@ -16,20 +16,27 @@ What vpod reads, and where the *arr documents it (the v3 API; Sonarr's own docs 
   query string", Sonarr's API wiki); vpod sends the header only, so the key never
   appears in a URL (or a proxy's access log). A refused key is answered ``401``.
 
-Only the standard library is used (:mod:`http.client`), so the whole request, connect
-to last byte, has one deadline (``timeout_seconds``); a name lookup (DNS) is not
-bounded by it: give the instance's address, or a name ``/etc/hosts`` resolves.
+Only the standard library is used (:mod:`http.client`). The whole request, connect to
+last byte, has one deadline (``timeout_seconds``): every read from the socket (status
+line, headers, body) first sets the socket's timeout to the time left and fails once
+none is left, so a server that sends a byte now and then cannot stretch it. A name
+lookup (DNS) is not bounded by it: give the instance's address, or a name
+``/etc/hosts`` resolves.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
 import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from vpod import __version__
 from vpod.arr_config import ArrInstance
@@ -80,16 +87,16 @@ def fetch_items(instance: ArrInstance) -> list[ArrItem]:
     target = parts.path.rstrip("/") + ENDPOINTS[instance.kind]
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname or "", parts.port, timeout=instance.timeout_seconds)
+    connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
     headers = {"X-Api-Key": instance.api_key, "Accept": "application/json", "User-Agent": f"vpod/{__version__}"}
     try:
         connection.request("GET", target, headers=headers)
-        _limit(connection, deadline)
         response = connection.getresponse()
         if response.status == 401:
             raise ArrUnavailable(f"GET {target}: 401 Unauthorized: the instance refused the API key")
         if response.status != 200:
             raise ArrUnavailable(f"GET {target}: HTTP {response.status} {response.reason}")
-        body = _read(connection, response, deadline)
+        body = _read(response)
     except (TimeoutError, socket.timeout):
         raise ArrUnavailable(f"GET {target}: no answer within {instance.timeout_seconds:g} s (timeout_seconds)") from None
     except http.client.HTTPException as exc:
@@ -101,25 +108,48 @@ def fetch_items(instance: ArrInstance) -> list[ArrItem]:
     return parse_items(body, target)
 
 
-def _limit(connection: http.client.HTTPConnection, deadline: float) -> None:
-    """Make the socket's next wait end at ``deadline``.
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each wait for them bounded by what is left until ``deadline``
+    (:func:`time.monotonic` seconds)."""
 
-    Raises:
-        TimeoutError: the deadline has passed.
-    """
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    if connection.sock is not None:
-        connection.sock.settimeout(left)
+    def __init__(self, sock: socket.socket, deadline: float, holder: Any) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline = deadline
+        self.holder = holder  # the socket file http.client made: it keeps the socket open
+
+    def close(self) -> None:
+        self.holder.close()
+        super().close()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """One ``recv``: raises :class:`TimeoutError` once the deadline has passed, or
+        when no byte comes before it."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
 
 
-def _read(connection: http.client.HTTPConnection, response: http.client.HTTPResponse, deadline: float) -> bytes:
-    """The body, read in chunks, each wait bounded by what is left until ``deadline``."""
+class _DeadlineResponse(http.client.HTTPResponse):
+    """An :class:`http.client.HTTPResponse` that reads through a :class:`_DeadlineReader`
+    (``http.client`` sets the timeout once per ``recv`` only, so a dripping server would
+    hold it for as long as it drips)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    """The body, at most :data:`MAX_RESPONSE_BYTES`."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        _limit(connection, deadline)
         chunk = response.read(_CHUNK)
         if not chunk:
             return b"".join(chunks)
@@ -133,17 +163,28 @@ def parse_items(body: bytes, what: str) -> list[ArrItem]:
     """The items of a ``/api/v3/movie`` or ``/api/v3/series`` answer (``what`` names it
     in errors).
 
+    An item that is not an object (``null``, a number) is left out, and so is one
+    without a ``path``; ``arr_items_skipped`` (warning) counts the former and shows the
+    first.
+
     Raises:
-        ArrUnavailable: not UTF-8 JSON, or not an array of objects.
+        ArrUnavailable: not UTF-8 JSON, or not an array.
     """
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         start = body[:60].decode("utf-8", "replace")
         raise ArrUnavailable(f"GET {what}: the answer is not JSON ({exc}): {start!r}") from None
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+    if not isinstance(data, list):
         raise ArrUnavailable(f"GET {what}: expected a JSON array of objects, got {type(data).__name__}")
-    return [item for item in (_item(raw) for raw in data) if item is not None]
+    bad = [(n, raw) for n, raw in enumerate(data) if not isinstance(raw, dict)]
+    if bad:
+        first = json.dumps(bad[0][1])
+        structlog.get_logger("vpod").warning(
+            "arr_items_skipped", request=f"GET {what}", skipped=len(bad), items=len(data),
+            first=f"item {bad[0][0]}: {first[:60]}",
+        )
+    return [item for item in (_item(raw) for raw in data if isinstance(raw, dict)) if item is not None]
 
 
 def _item(raw: dict[str, Any]) -> ArrItem | None:

@@ -1,10 +1,12 @@
 """Which series or movie folder holds a file: the longest folder path that is a prefix
 of the file's path, compared by whole path components (``/movies/Up`` does not hold
-``/movies/Up (2009)/Up.mkv``)."""
+``/movies/Up (2009)/Up.mkv``) and Unicode-normalized (NFC) on both sides: macOS writes
+names decomposed (NFD), the *arr reports them as its own file system gave them."""
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,5 +66,7 @@ class FolderIndex:
 
 def _clean(path: Path) -> Path:
     """``path`` absolute and normalized (``..`` and doubled slashes gone, no symlink
-    resolved): what the *arr reports and what vpod watches are compared as written."""
-    return Path(os.path.normpath(os.path.abspath(path)))
+    resolved, Unicode NFC): what the *arr reports and what vpod watches are compared as
+    written, but for how accented letters are encoded (``é`` as one code point or as
+    ``e`` + a combining accent, Unicode Standard Annex #15)."""
+    return Path(unicodedata.normalize("NFC", os.path.normpath(os.path.abspath(path))))

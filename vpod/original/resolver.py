@@ -8,9 +8,12 @@
 3. the selected policy's ``original_language``.
 
 An instance that does not answer (down, too slow, a refused key) is skipped when its
-``when_unavailable`` is ``fallback``; when it is ``retry`` and no instance answered,
-the :class:`Resolution` says to wait (the pipeline fails the file with the transient
-reason ``original_language_unavailable``; the daemon tries it again later).
+``when_unavailable`` is ``fallback``; when it is ``retry``, no instance answered and a
+language list of the policy names ``"original"`` (:func:`names_original`), the
+:class:`Resolution` says to wait (the pipeline fails the file with the transient
+reason ``original_language_unavailable``; the daemon tries it again later). A policy
+that uses the original language only to set ``FlagOriginal`` (``mark_original``) never
+waits: it gets the *arr's answer when there is one, else the later sources'.
 
 The answer is looked up once per file and pass: the plan and its verification use the
 same one (:class:`vpod.pipeline.FileProcessor`), so does ``vpod plan``. No request is
@@ -40,11 +43,18 @@ FLAG_ORIGINAL = "flag_original"
 POLICY = "policy"
 
 
+def names_original(policy: Policy) -> bool:
+    """True when one of ``policy``'s language lists names ``"original"``: what the file
+    ends as depends on the answer, so it may wait for an instance (``when_unavailable =
+    "retry"``)."""
+    return any(ORIGINAL in getattr(policy, key) for key in LANGUAGE_LIST_KEYS)
+
+
 def needs_original(policy: Policy) -> bool:
-    """True when ``policy`` uses the original language: ``"original"`` in one of its
-    language lists, or ``mark_original`` (set ``FlagOriginal`` on original-language
-    tracks). Otherwise no source is asked."""
-    return policy.mark_original or any(ORIGINAL in getattr(policy, key) for key in LANGUAGE_LIST_KEYS)
+    """True when ``policy`` uses the original language at all: :func:`names_original`,
+    or ``mark_original`` (set ``FlagOriginal`` on original-language tracks; this alone
+    never waits for an instance). Otherwise no source is asked."""
+    return policy.mark_original or names_original(policy)
 
 
 @dataclass(frozen=True)
@@ -59,20 +69,30 @@ class Resolution:
             when no instance did (each ``kind "name" at URL: why``); non-empty: the file
             must wait (:meth:`error`).
         notes: what people may want to know: instances skipped as unavailable
-            (``fallback``), a series or movie without an original language.
+            (``fallback``), a series or movie without an original language, flagged
+            tracks that disagree.
+        retried: the file is tried again later when it waits (the daemon; not
+            ``vpod process``).
     """
 
     original: OriginalLanguage | None
     waiting: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    retried: bool = True
 
     def error(self, path: Path) -> MediaError | None:
-        """The transient failure that makes the file wait, or ``None``."""
+        """The transient failure that makes the file wait, or ``None``. Its text says
+        the file is tried again later when :attr:`retried` (the daemon), and what to do
+        instead when not (``vpod process``)."""
         if not self.waiting:
             return None
+        then = (
+            'when_unavailable = "retry": tried again later' if self.retried
+            else 'when_unavailable = "retry": run vpod process again once it answers, '
+            'or set when_unavailable = "fallback" to judge such files without it'
+        )
         return MediaError(
-            f"{path}: its original language is not known yet: {'; '.join(self.waiting)} "
-            '(when_unavailable = "retry": tried again later)',
+            f"{path}: its original language is not known yet: {'; '.join(self.waiting)} ({then})",
             reason=Reason.ORIGINAL_LANGUAGE_UNAVAILABLE,
             permanent=False,
         )
@@ -93,6 +113,8 @@ class OriginalResolver:
 
     Args:
         arr: the configured instances (``[arr]``).
+        retried: files that wait are tried again later by the caller (the daemon);
+            ``False`` for ``vpod process`` (:meth:`Resolution.error`'s wording).
         clock, fetch: passed to each :class:`ArrCatalog` (tests).
     """
 
@@ -100,9 +122,11 @@ class OriginalResolver:
         self,
         arr: ArrConfig,
         *,
+        retried: bool = True,
         clock: Callable[[], float] = time.monotonic,
         fetch: Callable[[ArrInstance], list[ArrItem]] = fetch_items,
     ) -> None:
+        self.retried = retried
         self.clock = clock
         self.fetch = fetch
         self._lock = threading.Lock()
@@ -121,9 +145,11 @@ class OriginalResolver:
     def resolve(self, media: MediaInfo, policy: Policy) -> Resolution:
         """The original language of ``media`` (its path and tracks) under ``policy``;
         ``Resolution(None)`` without asking anything when the policy does not use it
-        (:func:`needs_original`). Never raises for an instance's failure."""
+        (:func:`needs_original`). Only a policy that :func:`names_original` waits for
+        an instance. Never raises for an instance's failure."""
         if not needs_original(policy):
             return Resolution(None)
+        may_wait = names_original(policy)
         with self._lock:
             catalogs = self._catalogs
         waiting: list[str] = []
@@ -132,7 +158,7 @@ class OriginalResolver:
             lookup = _lookup(catalog, media.path)
             instance = catalog.instance
             if lookup.unavailable is not None:
-                (waiting if instance.when_unavailable == "retry" else notes).append(lookup.unavailable)
+                (waiting if may_wait and instance.when_unavailable == "retry" else notes).append(lookup.unavailable)
                 continue
             title = lookup.title
             if title is None:
@@ -145,7 +171,10 @@ class OriginalResolver:
                 f"({title.language or 'none given'})"
             )
             break  # its folder holds the file: no other instance does
-        return Resolution(_from_flags(media) or _from_policy(policy), tuple(waiting), tuple(notes))
+        flagged, disagreement = _from_flags(media)
+        if disagreement:
+            notes.append(disagreement)
+        return Resolution(flagged or _from_policy(policy), tuple(waiting), tuple(notes), self.retried)
 
 
 def _lookup(catalog: ArrCatalog, path: Path) -> Lookup:
@@ -159,15 +188,19 @@ def _lookup(catalog: ArrCatalog, path: Path) -> Lookup:
     return lookup
 
 
-def _from_flags(media: MediaInfo) -> OriginalLanguage | None:
+def _from_flags(media: MediaInfo) -> tuple[OriginalLanguage | None, str | None]:
     """The language of the audio tracks flagged ``FlagOriginal`` when they agree on one
-    (``und`` aside); ``None`` when none is flagged or they disagree."""
+    (``und`` aside), and a note when they disagree (which tracks, which languages)."""
     flagged = [t for t in media.tracks_of("audio") if t.original]
     languages = sorted({t.language for t in flagged if t.language != UNDETERMINED})
-    if len(languages) != 1:
-        return None
+    if len(languages) > 1:
+        which = ", ".join(f"{t.index} {t.language}" for t in flagged if t.language != UNDETERMINED)
+        return None, f"FlagOriginal: the flagged audio tracks disagree ({which}): no answer"
+    if not languages:
+        return None, None
     tracks = ", ".join(str(t.index) for t in flagged if t.language == languages[0])
-    return OriginalLanguage(languages[0], FLAG_ORIGINAL, f"audio track {tracks}" if "," not in tracks else f"audio tracks {tracks}")
+    detail = f"audio track {tracks}" if "," not in tracks else f"audio tracks {tracks}"
+    return OriginalLanguage(languages[0], FLAG_ORIGINAL, detail), None
 
 
 def _from_policy(policy: Policy) -> OriginalLanguage | None:
