@@ -44,7 +44,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _http_url(value: Any) -> str | None:
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018  (a bad port raises here)
+    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range
+        return f"a valid URL ({exc})"
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return 'an http:// or https:// URL of the instance, with its URL base if it has one ("http://host:7878/radarr")'
     if parts.username or parts.password:

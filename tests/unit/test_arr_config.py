@@ -50,6 +50,8 @@ def test_instances_in_file_order_with_their_keys(tmp_path):
         ({"m": {"kind": "radarr", "api_key": KEY}}, "[arr.m] url", "required"),
         ({"m": {"kind": "radarr", "url": "ftp://h", "api_key": KEY}}, "[arr.m] url", "http:// or https://"),
         ({"m": {"kind": "radarr", "url": "http://u:p@h:1", "api_key": KEY}}, "[arr.m] url", "without a user name"),
+        ({"m": {"kind": "radarr", "url": "http://[::1", "api_key": KEY}}, "[arr.m] url", "Invalid IPv6 URL"),
+        ({"m": {"kind": "radarr", "url": "http://h:99999", "api_key": KEY}}, "[arr.m] url", "Port out of range"),
         ({"m": {"kind": "radarr", "url": "http://h:1"}}, "[arr.m] api_key", "exactly one of api_key and api_key_file"),
         ({"m": {"kind": "radarr", "url": "http://h:1", "api_key": KEY, "api_key_file": "/k"}}, "[arr.m] api_key",
          "exactly one"),
