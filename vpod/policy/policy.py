@@ -127,6 +127,18 @@ def _list_language(value: str) -> str:
     return ORIGINAL if value.strip().lower() == ORIGINAL else normalize_language(value)
 
 
+def _single_language(value: str, key: str, empty_means: str, source: Path | None) -> str:
+    """``value`` of the one-language key ``key`` as ISO 639-2/B; ``und`` is refused
+    (``""`` says "none" there)."""
+    try:
+        language = normalize_language(value)
+    except LanguageError as exc:
+        raise ConfigError(source, f"[policy] {key}", str(exc)) from None
+    if language == UNDETERMINED:
+        raise ConfigError(source, f"[policy] {key}", f'expected a language other than "und" (or "" {empty_means})')
+    return language
+
+
 def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
     changes: dict[str, Any] = {}
     for key in LANGUAGE_LIST_KEYS:
@@ -134,30 +146,15 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
             changes[key] = tuple(dict.fromkeys(_list_language(v) for v in getattr(policy, key)))
         except LanguageError as exc:
             raise ConfigError(source, f"[policy] {key}", f'{exc} (or "original")') from None
-    if policy.original_language:
-        try:
-            changes["original_language"] = normalize_language(policy.original_language)
-        except LanguageError as exc:
-            raise ConfigError(source, "[policy] original_language", str(exc)) from None
-        if changes["original_language"] == UNDETERMINED:
-            raise ConfigError(
-                source, "[policy] original_language", 'expected a language other than "und" (or "" for none)'
-            )
+    for key, empty_means in (("original_language", "for none"), ("untagged_language", "to leave tags alone")):
+        if getattr(policy, key):
+            changes[key] = _single_language(getattr(policy, key), key, empty_means, source)
     unknown = [c for c in policy.audio_codec_preference if codec_family(c) is None]
     if unknown:
         raise ConfigError(
             source, "[policy] audio_codec_preference",
             f"{', '.join(repr(c) for c in unknown)}: not a codec vpod knows; known: {', '.join(CODEC_NAMES)}",
         )  # fmt: skip
-    if policy.untagged_language:
-        try:
-            changes["untagged_language"] = normalize_language(policy.untagged_language)
-        except LanguageError as exc:
-            raise ConfigError(source, "[policy] untagged_language", str(exc)) from None
-        if changes["untagged_language"] == UNDETERMINED:
-            raise ConfigError(
-                source, "[policy] untagged_language", 'expected a language other than "und" (or "" to leave tags alone)'
-            )
     if len(set(policy.track_order)) != len(policy.track_order):
         raise ConfigError(source, "[policy] track_order", "expected each track type at most once")
     return replace(policy, **changes)
