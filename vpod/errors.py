@@ -25,6 +25,12 @@ class ConfigError(VpodError):
         super().__init__(f"{where}: {reason}")
 
 
+class LeaseLost(VpodError):
+    """The claim on a job passed to someone else: its lease ended (this node froze, or
+    lost the database) and another node took the file, so this node must not replace
+    the file or record an outcome for it. The message names the file."""
+
+
 class UsageProblem(VpodError):
     """A bad command line or environment that click cannot see (``$VPOD_CPU_COUNT``,
     running as root without ``allow_root``); the CLI prints it and exits 2."""

@@ -18,9 +18,12 @@ if TYPE_CHECKING:
     from vpod.config import DatabaseConfig
 
 
-def open_store(database: DatabaseConfig) -> Store:
+def open_store(database: DatabaseConfig, *, node: str | None = None) -> Store:
     """Open the store ``database`` names, creating it when missing, with its schema
     migrated to this vpod's version.
+
+    ``node`` names this node (``[node] name``; ``None``: the host name): on a database
+    several nodes share, library folders are bound per node.
 
     SQLite: the file ``database.path`` (folder made with mode 0700, file 0600); a
     write waits up to ``database.busy_timeout_seconds`` (seconds) for another

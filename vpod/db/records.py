@@ -37,6 +37,31 @@ class Library:
     name: str
     path: str | None
     files: int = 0
+    uid: str | None = None
+    """The library's identity (32 hex digits), made once; its marker file names it."""
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One daemon node as :meth:`vpod.db.store.Store.nodes` reports it.
+
+    ``last_seen`` is its last heartbeat (epoch seconds, database clock),
+    ``heartbeat_age_seconds`` how long ago that was; ``clock_offset_seconds`` is the
+    node's clock minus the database clock at that heartbeat (``None``: not measured);
+    ``doing`` the paths it has in progress; ``alive`` whether its heartbeat is fresh.
+    """
+
+    node: str
+    host: str
+    pid: int
+    version: str | None
+    workers: int | None
+    started_at: float
+    last_seen: float
+    heartbeat_age_seconds: float
+    clock_offset_seconds: float | None
+    alive: bool
+    doing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

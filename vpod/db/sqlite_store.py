@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
-    BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, QueueReport, RetryOutcome, SpaceWait,
+    BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
+    SpaceWait,
 )
 from vpod.db.schema import migrate
-from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
+from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.fingerprint import StatKey
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
@@ -371,7 +373,10 @@ class SqliteStore:
 
     # -- owners (see vpod.db.owners) ---------------------------------------------------
 
-    def register_owner(self, kind: str, *, heartbeat_seconds: float = HEARTBEAT_SECONDS) -> OwnerRecord:
+    def register_owner(
+        self, kind: str, *, heartbeat_seconds: float = HEARTBEAT_SECONDS, node: str | None = None,
+        version: str | None = None, workers: int | None = None,
+    ) -> OwnerRecord:
         """Record this process as an owner of ``kind`` (``daemon`` or ``process``); rows
         this store starts from now on name it. Owner records of ended or dead owners
         that no row names any more are removed. Returns the record.
@@ -400,7 +405,7 @@ class SqliteStore:
             conn.executemany("DELETE FROM owners WHERE id = ?", [(i,) for i in gone])
         return self.owner
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, **info: object) -> None:
         """Renew this store's owner's heartbeat (nothing without :meth:`register_owner`)."""
         if self.owner is None:
             return
@@ -495,9 +500,9 @@ class SqliteStore:
                 )
             ]
 
-    def start(self, job: Job, worker: str, batch_id: str) -> bool:
+    def start(self, job: Job, worker: str, batch_id: str, *, lease_seconds: float = LEASE_SECONDS) -> Job | None:
         """Mark a job in progress by ``worker`` of this store's owner (:meth:`register_owner`);
-        False when it is no longer queued."""
+        ``None`` when it is no longer queued."""
         owner = self.owner.id if self.owner is not None else None
         with self.pool.transaction() as conn:
             cursor = conn.execute(
@@ -506,7 +511,36 @@ class SqliteStore:
                 " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND state = 'queued'",
                 (worker, owner, batch_id, time.time(), time.time(), job.id),
             )
-            return cursor.rowcount == 1
+            return job if cursor.rowcount == 1 else None
+
+    # Claims and leases: interface committed first (issue 14); implemented next.
+    def claim(
+        self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> Job | None:
+        """See :meth:`vpod.db.store.Store.claim`."""
+        raise NotImplementedError
+
+    def renew_leases(self, jobs: Sequence[Job], lease_seconds: float = LEASE_SECONDS) -> set[int]:
+        """See :meth:`vpod.db.store.Store.renew_leases`."""
+        raise NotImplementedError
+
+    def confirm_lease(self, job: Job, lease_seconds: float = LEASE_SECONDS) -> bool:
+        """See :meth:`vpod.db.store.Store.confirm_lease`."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def scan_lock(self, library: str) -> Iterator[bool]:
+        """One node: the scan lock is always this node's."""
+        yield True
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """One node: no other node signals work (the caller's own wake-ups do)."""
+        return False
+
+    def nodes(self) -> list[NodeRecord]:
+        """See :meth:`vpod.db.store.Store.nodes`."""
+        raise NotImplementedError
 
     def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
         """Record how far a remux of a file in progress is (cleared by :meth:`start`)."""
@@ -736,7 +770,7 @@ class SqliteStore:
 
     # -- temp files ----------------------------------------------------------------
 
-    def register_temp(self, path: Path) -> None:
+    def register_temp(self, path: Path, job: Job | None = None) -> None:
         """Remember a temp file before creating it, so a crash cannot leave it behind."""
         with self.pool.transaction() as conn:
             conn.execute(

@@ -16,19 +16,22 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Collection, ContextManager, Iterable, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
-from vpod.db.records import FileRecord, Library, LibraryChange, QueueReport, RetryOutcome
-from vpod.errors import StoreBusy, StoreError
+from vpod.db.records import FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
+from vpod.errors import LeaseLost, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
 
 # Listed so that importing StoreBusy/StoreError from here is an explicit re-export (mypy --strict).
 __all__ = [
-    "EnqueueEntry", "EnqueueOutcome", "Job", "Outcome", "Store", "StoreBusy", "StoreError",
+    "EnqueueEntry", "EnqueueOutcome", "Job", "LeaseLost", "Outcome", "Store", "StoreBusy", "StoreError",
 ]
+
+LEASE_SECONDS = 60.0
+"""Default lease of a claimed job (seconds, ``[database] lease_seconds``)."""
 
 
 class EnqueueOutcome(enum.Enum):
@@ -68,6 +71,10 @@ class Job:
     """Actions an interrupted attempt was applying (their outcome is not recorded yet)."""
     library: str = ""
     """The name of the library ``root`` is the folder of (:mod:`vpod.libraries`)."""
+    lease: str | None = None
+    """The fencing token of this claim (32 hex digits), set by :meth:`Store.claim` and
+    :meth:`Store.start`; ``None`` on a job not claimed yet. Writes about the job that
+    name a token succeed only while the row still holds that token (compare-and-set)."""
 
     @property
     def path(self) -> Path:
@@ -152,12 +159,21 @@ class Store(Protocol):
 
     # -- owners: who has a file in progress (vpod.db.owners) -------------------------
 
-    def register_owner(self, kind: str, *, heartbeat_seconds: float = ...) -> OwnerRecord:
+    def register_owner(
+        self, kind: str, *, heartbeat_seconds: float = ..., node: str | None = None,
+        version: str | None = None, workers: int | None = None,
+    ) -> OwnerRecord:
         """Record this process as an owner (``daemon`` or ``process``: host, pid and its
-        start time, a new incarnation, a heartbeat); rows :meth:`start` marks name it."""
+        start time, a new incarnation, a heartbeat; ``node``: the ``[node] name``, default
+        the host name; ``version`` and ``workers`` for ``vpod status``); rows :meth:`claim`
+        and :meth:`start` mark name it. A daemon's previous incarnations on the same node
+        release their rows at once (queued again: a restarted node does not wait for
+        its own old leases)."""
 
-    def heartbeat(self) -> None:
-        """Renew this process's owner heartbeat (every ``heartbeat_seconds``)."""
+    def heartbeat(self, **info: object) -> None:
+        """Renew this process's owner heartbeat (every ``heartbeat_seconds``), recording
+        this node's clock offset from the database clock (seconds) and ``info``
+        (``workers``...) for :meth:`nodes`."""
 
     def end_owner(self) -> None:
         """This process's owner ends cleanly."""
@@ -175,8 +191,55 @@ class Store(Protocol):
     def libraries(self) -> list[Library]:
         """Every library: name, folder on this node, number of files."""
 
-    def start(self, job: Job, worker: str, batch_id: str) -> bool:
-        """Mark a job in progress; False when it is no longer queued."""
+    def start(self, job: Job, worker: str, batch_id: str, *, lease_seconds: float = LEASE_SECONDS) -> Job | None:
+        """Claim the named ``job`` (``vpod process``) for ``worker`` of this store's owner:
+        ``processing``, attempts + 1, a fresh lease token and ``lease_until`` = the
+        database clock + ``lease_seconds``. Returns the job with its :attr:`Job.lease`,
+        or ``None`` when it is no longer ``queued``."""
+
+    # -- claims and leases (several nodes; docs/architecture.md "Claims and leases") --
+
+    def claim(
+        self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> Job | None:
+        """Claim the oldest job due now for ``worker`` of this store's owner, in one
+        statement: a ``queued`` row whose ``not_before`` has passed, or a ``processing``
+        row whose lease ended (its owner died, froze or lost the database), of a library
+        named in ``libraries`` (``None``: every library with a folder on this node).
+        The row becomes ``processing`` with attempts + 1, this owner, a fresh lease token
+        and ``lease_until`` = the database clock + ``lease_seconds``. PostgreSQL:
+        ``FOR UPDATE SKIP LOCKED``, so two nodes never claim one row. Returns the job
+        (:attr:`Job.lease` set) or ``None`` when nothing is due."""
+
+    def renew_leases(self, jobs: Sequence[Job], lease_seconds: float = LEASE_SECONDS) -> set[int]:
+        """Extend the leases of ``jobs`` to the database clock + ``lease_seconds``, each
+        only while its row still holds the job's token and is ``processing``; returns the
+        ids renewed (a job missing from it lost its claim). Bounded by a short statement
+        timeout: the caller measures its own deadline."""
+
+    def confirm_lease(self, job: Job, lease_seconds: float = LEASE_SECONDS) -> bool:
+        """The compare-and-set done just before a file is replaced or edited: True (and
+        the lease extended by ``lease_seconds``) only while the row is ``processing``,
+        holds ``job.lease`` and its lease has not ended by the database clock. A job
+        without a lease (``None``) is always confirmed."""
+
+    def scan_lock(self, library: str) -> ContextManager[bool]:
+        """Hold the catch-up-scan lock of ``library`` for the ``with`` block: True when
+        this node got it, False when another node scans it now (skip the scan; a
+        duplicate scan is harmless anyway). PostgreSQL: an advisory lock; SQLite (one
+        node): always True."""
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for another node's signal that work was queued
+        (PostgreSQL ``LISTEN``/``NOTIFY``); True when signalled. SQLite, or no
+        listener: returns False after at most ``timeout`` seconds without blocking
+        longer than needed (the caller also polls)."""
+
+    def nodes(self) -> list[NodeRecord]:
+        """Every daemon owner seen recently (``vpod status``): node name, host, pid,
+        version, workers, heartbeat age and clock offset as measured against the
+        database clock, files in progress; this node first."""
 
     def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
         """Record how far the remux of a file in progress is (``percent`` 0 to 100, the
@@ -187,14 +250,27 @@ class Store(Protocol):
         between applying and :meth:`finish` still has the change accounted once."""
 
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
-        """Record a final outcome (done, failed or skipped) and its result row."""
+        """Record a final outcome (done, failed or skipped) and its result row.
+
+        Raises:
+            LeaseLost: ``job.lease`` is set and the row no longer holds it (another
+                node took the file); nothing is written.
+        """
 
     def retry_later(
         self, job: Job, result: FileProcessingResult, delay_seconds: float, batch_id: str | None,
         *, counted: bool = True,
     ) -> None:
         """Put a job back in the queue after a transient failure, due in ``delay_seconds``.
-        ``counted=False``: the attempt does not count against ``max_attempts``."""
+        ``counted=False``: the attempt does not count against ``max_attempts``.
+
+        Raises:
+            LeaseLost: as :meth:`finish`.
+        """
+
+    def release(self, job: Job) -> None:
+        """Give back a claimed job that was not worked on (shutdown, paused, self-fenced):
+        ``queued`` again, the attempt given back, only while the row holds ``job.lease``."""
 
     def requeue_interrupted(self) -> int:
         """Return jobs a crashed daemon left in progress (their owner not alive, or none)
@@ -209,14 +285,16 @@ class Store(Protocol):
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch."""
 
-    def register_temp(self, path: Path) -> None:
-        """Remember a temp file before creating it, so a crash cannot leave it behind."""
+    def register_temp(self, path: Path, job: Job | None = None) -> None:
+        """Remember a temp file before creating it, so a crash cannot leave it behind;
+        ``job``: the claim it belongs to (its lease decides when a sweeper may remove it)."""
 
     def forget_temp(self, path: Path) -> None:
         """The temp file is gone (renamed into place or removed)."""
 
     def pending_temps(self) -> list[Path]:
-        """Temp files registered and not forgotten (left by a crash)."""
+        """Temp files registered and not forgotten whose claim's lease is gone (left by
+        a crash, on this node or another: paths on this node's folders)."""
 
     def queue_depth(self) -> int:
         """Number of queued jobs."""
