@@ -104,6 +104,7 @@ class PgStore:
         self.pool = pool
         self.node = node
         self.owner: OwnerRecord | None = None
+        self._owner_node: str | None = None  # the node name this process registered as
         self._host = this_host()
         self._listen_lock = threading.Lock()
         self._listener: PgConnection | None = None
@@ -447,6 +448,7 @@ class PgStore:
             ).fetchone()
             assert row is not None
             self.owner = _owner_row(row)
+            self._owner_node = name
             if kind == "daemon":
                 released = conn.execute(
                     f"UPDATE files SET state = 'queued', {_CLEAR_CLAIM}, updated_at = {NOW}"
@@ -523,11 +525,12 @@ class PgStore:
             ).fetchall()
             doing: dict[int, list[str]] = {}
             for r in conn.execute(
-                "SELECT f.owner_id, COALESCE(m.path, l.name) AS root, f.relpath FROM files AS f"
+                "SELECT f.owner_id, COALESCE(m.path, here.path, l.name) AS root, f.relpath FROM files AS f"
                 " JOIN libraries AS l ON l.id = f.library_id JOIN owners AS o ON o.id = f.owner_id"
                 " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = o.node"
+                " LEFT JOIN library_mounts AS here ON here.library_id = f.library_id AND here.node = %s"
                 " WHERE f.state = 'processing' AND f.owner_id = ANY(%s) ORDER BY f.started_at",
-                ([o["id"] for o in owners],),
+                (self.node, [o["id"] for o in owners]),
             ):
                 doing.setdefault(r["owner_id"], []).append(text_path(r["root"], bytes(r["relpath"])))
         records = [
@@ -539,8 +542,8 @@ class PgStore:
             )
             for o in owners
         ]
-        mine = self.owner.id if self.owner is not None else None
-        return sorted(records, key=lambda n: (n.node != self.node, n.pid != os.getpid() or mine is None, n.node))
+        me = self._owner_node or self.node
+        return sorted(records, key=lambda n: (n.node != me, n.node, n.started_at))
 
     # -- claims and leases -----------------------------------------------------------
 
@@ -589,8 +592,9 @@ class PgStore:
                 f"   OR (c.state = 'processing' AND c.lease_until < {NOW}))"
                 "   AND (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[]))"
                 "  ORDER BY c.not_before, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
-                " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts,"
-                " f.pending_actions, f.lease_token",
+                # attempts as next_queued reports them: those made before this claim
+                " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint,"
+                " f.attempts - 1 AS attempts, f.pending_actions, f.lease_token",
                 params,
             ).fetchone()
         return None if row is None else _job(row)
@@ -677,20 +681,23 @@ class PgStore:
     # -- progress, plans, outcomes ---------------------------------------------------
 
     def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
-        """Record how far a remux of a file in progress is (cleared by :meth:`start`)."""
+        """Record how far a remux of a file in progress is (cleared by :meth:`start`);
+        ignored once the row no longer holds ``job.lease``."""
         with self.pool.transaction() as conn:
             conn.execute(
                 f"UPDATE files SET progress_percent = %s, eta_seconds = %s, progress_at = {NOW}"
-                " WHERE id = %s AND state = 'processing'",
-                (percent, eta_seconds, job.id),
+                " WHERE id = %s AND state = 'processing' AND (%s::text IS NULL OR lease_token = %s)",
+                (percent, eta_seconds, job.id, job.lease, job.lease),
             )
 
     def note_plan(self, job: Job, actions: Sequence[str]) -> None:
-        """Record the actions about to be applied (cleared by :meth:`finish`)."""
+        """Record the actions about to be applied (cleared by :meth:`finish`); ignored once
+        the row no longer holds ``job.lease``."""
         with self.pool.transaction() as conn:
             conn.execute(
-                f"UPDATE files SET pending_actions = %s, updated_at = {NOW} WHERE id = %s",
-                (json.dumps(list(actions)), job.id),
+                f"UPDATE files SET pending_actions = %s, updated_at = {NOW}"
+                " WHERE id = %s AND (%s::text IS NULL OR lease_token = %s)",
+                (json.dumps(list(actions)), job.id, job.lease, job.lease),
             )
 
     @staticmethod
