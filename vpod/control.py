@@ -117,10 +117,14 @@ def open_existing_store(database: DatabaseConfig) -> Store:
     ``vpod`` user under systemd), so the SQLite side files (``-wal``, ``-shm``) it may
     create stay writable for the daemon, and the control signal is allowed.
 
+    A PostgreSQL database (``database.url``) is opened as it is: it is not a file here.
+
     Raises:
         StoreError: there is no database at ``database.path`` (vpod never ran with
             this config), or it cannot be opened.
     """
+    if database.url:
+        return open_store(database)
     path = database.path
     try:
         st = os.stat(path)
