@@ -2,27 +2,18 @@
 
 The backends differ in SQL only: each reads the file's current row and whether a result
 elsewhere vouches for its content, asks :func:`decide`, and carries out the
-:class:`Step` it returns. Small column helpers both backends use live here too.
+:class:`Step` it returns.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+
+from vpod.db.rows import Row
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome
-from vpod.fingerprint import StatKey
 from vpod.outcomes import Reason, Status
-from vpod.results import display_path
-
-
-class Row(Protocol):
-    """A database row read by column name (``sqlite3.Row``, a psycopg ``dict_row``)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
 
 
 class Write(enum.Enum):
@@ -80,28 +71,3 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
 def digest_of(entry: EnqueueEntry, policy_digest: str | None) -> str | None:
     """The policy digest ``entry`` is judged by: its own, else the batch's."""
     return entry.policy_digest if entry.policy_digest is not None else policy_digest
-
-
-def folder_of(relpath: bytes) -> bytes:
-    """The folder part of a relative path (``b""`` at the library's top)."""
-    head, _, _ = relpath.rpartition(b"/")
-    return head
-
-
-def stat_columns(stat: StatKey | None) -> tuple[Any, ...]:
-    """``(size, mtime_ns, inode, device)`` of ``stat``, or four ``None``."""
-    if stat is None:
-        return (None, None, None, None)
-    return (stat.size, stat.mtime_ns, stat.inode, stat.device)
-
-
-def eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
-    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``."""
-    if eta_seconds is None or noted_at is None:
-        return None
-    return max(0.0, eta_seconds - max(0.0, now - noted_at))
-
-
-def text_path(root: str, relpath: bytes) -> str:
-    """A file's path for people (undecodable bytes as ``\\xNN``)."""
-    return display_path(Path(root) / os.fsdecode(relpath))

@@ -30,12 +30,16 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 import psycopg
 
-from vpod.db.enqueue_rules import Write, decide, digest_of, eta_now, folder_of, stat_columns, text_path
+from vpod.db.enqueue_rules import Write, decide, digest_of
+from vpod.db.rows import (
+    batch_record, failure_record, file_record, folder_of, in_progress, owner_record, pending_actions, stat_columns,
+    text_path,
+)
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pg_pool import PgConnection, PgPool
 from vpod.db.pg_schema import SCHEMA_VERSION, migrate
 from vpod.db.records import (
-    BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
+    FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
     SpaceWait,
 )
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
@@ -61,17 +65,10 @@ _CLEAR_CLAIM = "worker = NULL, owner_id = NULL, lease_token = NULL, lease_until 
 
 
 def _job(row: dict[str, Any]) -> Job:
-    pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+    pending = pending_actions(row["pending_actions"])
     return Job(
         row["id"], Path(row["root"]), bytes(row["relpath"]), row["fingerprint"], row["attempts"], pending,
         library=row["library"], lease=row["lease_token"],
-    )
-
-
-def _owner_row(row: dict[str, Any]) -> OwnerRecord:
-    return OwnerRecord(
-        row["id"], row["kind"], row["host"], row["pid"], row["pid_start"], row["incarnation"],
-        row["started_at"], row["heartbeat_at"], row["heartbeat_seconds"], row["ended_at"],
     )
 
 
@@ -385,23 +382,14 @@ class PgStore:
                 _notify(conn)
         if row is None:
             return None
-        pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+        pending = pending_actions(row["pending_actions"])
         return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending, library=library)
 
     def abandon_dead_owners(self, kinds: Sequence[str] = ("process",)) -> list[Path]:
         """Mark rows left ``processing`` by a dead owner of one of ``kinds`` as ``failed``
         (reason ``interrupted``, not permanent); returns their paths on this node."""
         with self.pool.read() as conn:
-            now = _db_now(conn)
-            owners = [
-                _owner_row(r)
-                for r in conn.execute(
-                    "SELECT * FROM owners WHERE id IN (SELECT DISTINCT owner_id FROM files"
-                    " WHERE state = 'processing') AND kind = ANY(%s)",
-                    (list(kinds),),
-                )
-            ]
-        dead = [o for o in owners if not self._owner_is_alive(o, now)]
+            dead = self._dead_owners_in_progress(conn, kinds)
         if not dead:
             return []
         paths: list[Path] = []
@@ -445,7 +433,7 @@ class PgStore:
                  heartbeat_seconds),
             ).fetchone()
             assert row is not None
-            self.owner = _owner_row(row)
+            self.owner = owner_record(row)
             self._owner_node = name
             if kind == "daemon":
                 released = conn.execute(
@@ -463,7 +451,7 @@ class PgStore:
                     _notify(conn)
             now = _db_now(conn)
             gone = [
-                o.id for o in map(_owner_row, conn.execute(
+                o.id for o in map(owner_record, conn.execute(
                     "SELECT * FROM owners WHERE id != %s AND NOT EXISTS (SELECT 1 FROM files WHERE owner_id = owners.id)",
                     (self.owner.id,),
                 ))
@@ -504,7 +492,17 @@ class PgStore:
         """Whether owner ``owner_id`` is alive (:func:`vpod.db.owners.is_alive`, database clock)."""
         with self.pool.read() as conn:
             row = conn.execute(f"SELECT *, {NOW} AS now FROM owners WHERE id = %s", (owner_id,)).fetchone()
-        return row is not None and self._owner_is_alive(_owner_row(row), float(row["now"]))
+        return row is not None and self._owner_is_alive(owner_record(row), float(row["now"]))
+
+    def _dead_owners_in_progress(self, conn: PgConnection, kinds: Sequence[str]) -> list[OwnerRecord]:
+        """The owners of ``kinds`` that have rows ``processing`` and are not alive (database clock)."""
+        now = _db_now(conn)
+        owners = conn.execute(
+            "SELECT * FROM owners WHERE id IN (SELECT DISTINCT owner_id FROM files WHERE state = 'processing')"
+            " AND kind = ANY(%s)",
+            (list(kinds),),
+        )
+        return [o for o in map(owner_record, owners) if not self._owner_is_alive(o, now)]
 
     def _owner_is_alive(self, owner: OwnerRecord, now: float) -> bool:
         if self.owner is not None and owner.id == self.owner.id:
@@ -535,7 +533,7 @@ class PgStore:
                 node=o["node"], host=o["host"], pid=o["pid"], version=o["version"], workers=o["workers"],
                 started_at=o["started_at"], last_seen=o["heartbeat_at"],
                 heartbeat_age_seconds=max(0.0, now - o["heartbeat_at"]), clock_offset_seconds=o["clock_offset"],
-                alive=self._owner_is_alive(_owner_row(o), now), doing=tuple(doing.get(o["id"], ())),
+                alive=self._owner_is_alive(owner_record(o), now), doing=tuple(doing.get(o["id"], ())),
             )
             for o in owners
         ]
@@ -822,15 +820,7 @@ class PgStore:
         """Return rows a crashed daemon (any node's, its owner not alive) or no owner left
         ``processing`` to the queue; returns how many."""
         with self.pool.transaction() as conn:
-            now = _db_now(conn)
-            owners = [
-                _owner_row(r)
-                for r in conn.execute(
-                    "SELECT * FROM owners WHERE kind = 'daemon' AND id IN"
-                    " (SELECT DISTINCT owner_id FROM files WHERE state = 'processing')"
-                )
-            ]
-            dead = [o.id for o in owners if not self._owner_is_alive(o, now)]
+            dead = [o.id for o in self._dead_owners_in_progress(conn, ("daemon",))]
             count = conn.execute(
                 f"UPDATE files SET state = 'queued', {_CLEAR_CLAIM}, updated_at = {NOW}"
                 " WHERE state = 'processing' AND (owner_id IS NULL OR owner_id = ANY(%s))",
@@ -893,12 +883,7 @@ class PgStore:
             row = self._split(conn, path)
         if row is None:
             return None
-        stat = None if row["size"] is None else StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"])
-        return FileRecord(
-            text_path(row["root"], bytes(row["relpath"])), row["state"], row["reason"], row["last_error"],
-            bool(row["permanent"]), row["attempts"], row["worker"], row["fingerprint"], row["result_fingerprint"],
-            row["policy_digest"], stat, row["policy_name"], row["policy_why"],
-        )
+        return file_record(row, row["root"])
 
     # -- batches, temps, identity ----------------------------------------------------
 
@@ -1016,22 +1001,17 @@ class PgStore:
             counts = dict.fromkeys(("queued", "processing", "done", "failed", "skipped"), 0)
             for row in conn.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
                 counts[row["state"]] = row["n"]
-            owners = {r["id"]: _owner_row(r) for r in conn.execute(
+            owners = {r["id"]: owner_record(r) for r in conn.execute(
                 "SELECT * FROM owners WHERE id IN (SELECT owner_id FROM files WHERE state = 'processing')"
             )}  # fmt: skip
             located = (
                 " FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
                 " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s"
             )
-            in_progress = [
-                InProgress(
-                    text_path(r["root"], bytes(r["relpath"])), r["worker"], r["batch_id"], r["started_at"],
-                    r["attempts"], r["progress_percent"], eta_now(r["eta_seconds"], r["progress_at"], now),
-                    library=r["library"],
-                    owner_alive=None if r["owner_id"] is None else (
-                        r["owner_id"] in owners and self._owner_is_alive(owners[r["owner_id"]], now)
-                    ),
-                )
+            running = [
+                in_progress(r, now, None if r["owner_id"] is None else (
+                    r["owner_id"] in owners and self._owner_is_alive(owners[r["owner_id"]], now)
+                ))
                 for r in conn.execute(
                     "SELECT COALESCE(m.path, l.name) AS root, l.name AS library, f.relpath, f.worker, f.owner_id,"
                     f" f.batch_id, f.started_at, f.attempts, f.progress_percent, f.eta_seconds, f.progress_at{located}"
@@ -1040,18 +1020,11 @@ class PgStore:
                 ).fetchall()
             ]
             last_batches = [
-                BatchRecord(
-                    r["batch_id"], r["source"], r["started_at"], r["ended_at"], r["total_files"] or 0,
-                    r["success_count"] or 0, r["fail_count"] or 0, r["skipped_count"] or 0,
-                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]),
-                )
+                batch_record(r)
                 for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT %s", (batches,))
             ]
             last_failures = [
-                FailureRecord(
-                    text_path(r["root"], bytes(r["relpath"])), r["reason"], r["last_error"], r["updated_at"],
-                    r["attempts"], r["policy_name"],
-                )
+                failure_record(r)
                 for r in conn.execute(
                     "SELECT COALESCE(m.path, l.name) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     f" f.attempts, f.policy_name{located} WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT %s",
@@ -1066,7 +1039,7 @@ class PgStore:
                     (self.node, Reason.INSUFFICIENT_SPACE, failures),
                 )
             ]
-        return QueueReport(counts, counts["queued"], in_progress, last_batches, last_failures, waiting_for_space)
+        return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

@@ -15,13 +15,13 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.enqueue_rules import Write, decide
 from vpod.db.enqueue_rules import digest_of as _digest_of
-from vpod.db.enqueue_rules import eta_now as _eta_now
-from vpod.db.enqueue_rules import folder_of as _folder
-from vpod.db.enqueue_rules import stat_columns as _stat_columns
-from vpod.db.enqueue_rules import text_path as _text_path
+from vpod.db.rows import batch_record, failure_record, file_record, in_progress, owner_record, pending_actions
+from vpod.db.rows import folder_of as _folder
+from vpod.db.rows import stat_columns as _stat_columns
+from vpod.db.rows import text_path as _text_path
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
-    BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
+    FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
     SpaceWait,
 )
 from vpod.db.schema import migrate
@@ -95,7 +95,7 @@ def new_token() -> str:
 def _job(row: sqlite3.Row, *, attempts_before: int | None = None) -> Job:
     """The :class:`Job` of a row read with :data:`_JOB_COLUMNS` (``attempts_before``: the
     attempts made before a claim that just counted one more)."""
-    pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+    pending = pending_actions(row["pending_actions"])
     attempts = row["attempts"] if attempts_before is None else attempts_before
     return Job(
         row["id"], Path(row["root"]), bytes(row["relpath"]), row["fingerprint"], attempts, pending,
@@ -323,7 +323,7 @@ class SqliteStore:
             ).fetchone()
         if row is None:
             return None
-        pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+        pending = pending_actions(row["pending_actions"])
         return Job(row["id"], root, relpath, row["fingerprint"], row["attempts"], pending, library=library)
 
     def abandon_dead_owners(self, kinds: Sequence[str] = ("process",)) -> list[Path]:
@@ -460,12 +460,7 @@ class SqliteStore:
             return True
         return is_alive(owner, now=now, host=self._host)
 
-    @staticmethod
-    def _owner_row(row: sqlite3.Row) -> OwnerRecord:
-        return OwnerRecord(
-            row["id"], row["kind"], row["host"], row["pid"], row["pid_start"], row["incarnation"],
-            row["started_at"], row["heartbeat_at"], row["heartbeat_seconds"], row["ended_at"],
-        )
+    _owner_row = staticmethod(owner_record)
 
     # -- libraries (see vpod.libraries) ------------------------------------------------
 
@@ -861,14 +856,7 @@ class SqliteStore:
                     (str(root), os.fsencode(path.relative_to(root))),
                 ).fetchone()
                 if row is not None:
-                    stat = None if row["size"] is None else StatKey(
-                        row["size"], row["mtime_ns"], row["inode"], row["device"]
-                    )
-                    return FileRecord(
-                        _text_path(row["root"], row["relpath"]), row["state"], row["reason"], row["last_error"],
-                        bool(row["permanent"]), row["attempts"], row["worker"], row["fingerprint"],
-                        row["result_fingerprint"], row["policy_digest"], stat, row["policy_name"], row["policy_why"],
-                    )
+                    return file_record(row, row["root"])
         return None
 
     # -- batches -------------------------------------------------------------------
@@ -953,12 +941,8 @@ class SqliteStore:
             for row in conn.execute("SELECT state, COUNT(*) AS n FROM files GROUP BY state"):
                 counts[row["state"]] = row["n"]
             now = time.time()
-            in_progress = [
-                InProgress(
-                    _text_path(r["root"], r["relpath"]), r["worker"], r["batch_id"], r["started_at"], r["attempts"],
-                    r["progress_percent"], _eta_now(r["eta_seconds"], r["progress_at"], now),
-                    library=r["library"], owner_alive=self._alive(conn, r["owner_id"], now),
-                )
+            running = [
+                in_progress(r, now, self._alive(conn, r["owner_id"], now))
                 for r in conn.execute(
                     "SELECT COALESCE(l.path, f.root) AS root, l.name AS library, f.relpath, f.worker, f.owner_id,"
                     " f.batch_id, f.started_at, f.attempts, f.progress_percent, f.eta_seconds, f.progress_at"
@@ -967,18 +951,11 @@ class SqliteStore:
                 ).fetchall()
             ]
             last_batches = [
-                BatchRecord(
-                    r["batch_id"], r["source"], r["started_at"], r["ended_at"], r["total_files"] or 0,
-                    r["success_count"] or 0, r["fail_count"] or 0, r["skipped_count"] or 0,
-                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]),
-                )
+                batch_record(r)
                 for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
             ]
             last_failures = [
-                FailureRecord(
-                    _text_path(r["root"], r["relpath"]), r["reason"], r["last_error"], r["updated_at"], r["attempts"],
-                    r["policy_name"],
-                )
+                failure_record(r)
                 for r in conn.execute(
                     "SELECT COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     " f.attempts, f.policy_name FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
@@ -995,7 +972,7 @@ class SqliteStore:
                 )
             ]
             conn.execute("COMMIT")
-        return QueueReport(counts, counts["queued"], in_progress, last_batches, last_failures, waiting_for_space)
+        return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

@@ -1,0 +1,103 @@
+"""Rows to records, and records to columns, the same for every backend.
+
+Both stores read rows by column name (``sqlite3.Row``, a psycopg ``dict_row``) with the
+same column names; what a row becomes (an owner, a batch, a file's record) is decided
+here once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from vpod.db.owners import OwnerRecord
+from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress
+from vpod.fingerprint import StatKey
+from vpod.results import display_path
+
+
+class Row(Protocol):
+    """A database row read by column name (``sqlite3.Row``, a psycopg ``dict_row``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def folder_of(relpath: bytes) -> bytes:
+    """The folder part of a relative path (``b""`` at the library's top)."""
+    head, _, _ = relpath.rpartition(b"/")
+    return head
+
+
+def stat_columns(stat: StatKey | None) -> tuple[Any, ...]:
+    """``(size, mtime_ns, inode, device)`` of ``stat``, or four ``None``."""
+    if stat is None:
+        return (None, None, None, None)
+    return (stat.size, stat.mtime_ns, stat.inode, stat.device)
+
+
+def eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
+    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``."""
+    if eta_seconds is None or noted_at is None:
+        return None
+    return max(0.0, eta_seconds - max(0.0, now - noted_at))
+
+
+def text_path(root: str, relpath: bytes) -> str:
+    """A file's path for people (undecodable bytes as ``\\xNN``)."""
+    return display_path(Path(root) / os.fsdecode(relpath))
+
+
+def pending_actions(value: str | None) -> tuple[str, ...]:
+    """The ``pending_actions`` column (a JSON list, or NULL) as a tuple."""
+    return tuple(json.loads(value)) if value else ()
+
+
+def stat_key(row: Row) -> StatKey | None:
+    """The stat key of a row with ``size``, ``mtime_ns``, ``inode`` and ``device`` (``None``: not recorded)."""
+    return None if row["size"] is None else StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"])
+
+
+def owner_record(row: Row) -> OwnerRecord:
+    """An ``owners`` row as an :class:`~vpod.db.owners.OwnerRecord`."""
+    return OwnerRecord(
+        row["id"], row["kind"], row["host"], row["pid"], row["pid_start"], row["incarnation"],
+        row["started_at"], row["heartbeat_at"], row["heartbeat_seconds"], row["ended_at"],
+    )
+
+
+def batch_record(row: Row) -> BatchRecord:
+    """A ``batches`` row as a :class:`~vpod.db.records.BatchRecord` (missing counts are 0)."""
+    return BatchRecord(
+        row["batch_id"], row["source"], row["started_at"], row["ended_at"], row["total_files"] or 0,
+        row["success_count"] or 0, row["fail_count"] or 0, row["skipped_count"] or 0,
+        row["total_duration_seconds"] or 0.0, bool(row["stopped_early"]),
+    )
+
+
+def file_record(row: Row, root: str) -> FileRecord:
+    """A ``files`` row, found under the folder ``root``, as a :class:`~vpod.db.records.FileRecord`."""
+    return FileRecord(
+        text_path(root, bytes(row["relpath"])), row["state"], row["reason"], row["last_error"],
+        bool(row["permanent"]), row["attempts"], row["worker"], row["fingerprint"], row["result_fingerprint"],
+        row["policy_digest"], stat_key(row), row["policy_name"], row["policy_why"],
+    )
+
+
+def failure_record(row: Row) -> FailureRecord:
+    """A failed ``files`` row (with its folder as ``root``) as a :class:`~vpod.db.records.FailureRecord`."""
+    return FailureRecord(
+        text_path(row["root"], bytes(row["relpath"])), row["reason"], row["last_error"], row["updated_at"],
+        row["attempts"], row["policy_name"],
+    )
+
+
+def in_progress(row: Row, now: float, owner_alive: bool | None) -> InProgress:
+    """A ``processing`` row (with ``root`` and ``library``) as :class:`~vpod.db.records.InProgress`;
+    ``now`` (epoch seconds, the clock ``progress_at`` was noted by) counts the estimate down."""
+    return InProgress(
+        text_path(row["root"], bytes(row["relpath"])), row["worker"], row["batch_id"], row["started_at"],
+        row["attempts"], row["progress_percent"], eta_now(row["eta_seconds"], row["progress_at"], now),
+        library=row["library"], owner_alive=owner_alive,
+    )
