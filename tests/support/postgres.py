@@ -100,7 +100,9 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{folder}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                # fsync off (only an OS crash could lose data; tests restart the server, never
+                # the machine); synchronous_commit stays on: an immediate stop keeps every commit.
+                "fsync = off\nfull_page_writes = off\nmax_connections = 200\n"
             )
         self.start()
         self.admin_sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}' CREATEDB")

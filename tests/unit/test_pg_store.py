@@ -20,7 +20,7 @@ from vpod.db.pg_schema import SCHEMA_VERSION
 from vpod.db.store import EnqueueOutcome, Store, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 
-from tests.support.postgres import PASSWORD, PostgresServer
+from tests.support.postgres import PASSWORD, PostgresServer, running_postgres
 
 ROOT = Path("/library")
 LIVE = 3600.0
@@ -302,3 +302,39 @@ def test_connections_carry_a_statement_timeout_keepalives_and_the_node_name(post
         params = conn.info.get_parameters()
     assert settings == {"statement_timeout": "30s", "idle_in_transaction_session_timeout": "1min", "lock_timeout": "5s"}
     assert (params["keepalives_idle"], params["keepalives_interval"], params["keepalives_count"]) == ("10", "5", "3")
+
+
+# -- a database that goes away and comes back ----------------------------------------------
+
+
+@pytest.fixture
+def own_server() -> Iterator[PostgresServer]:
+    """A server of this test's own: the test stops and restarts it."""
+    with running_postgres() as server:
+        yield server
+
+
+def test_the_store_carries_on_after_a_database_restart_and_waits_out_a_stop(own_server, tmp_path):
+    database = own_server.database(tmp_path, busy_timeout_seconds=1.0)
+    store = open_store(database, node="node-a")
+    other = open_store(database, node="node-b")
+    try:
+        store.enqueue(ROOT, b"a.mkv", "fp", key(1))
+        job = store.claim("w", "b", lease_seconds=LIVE)
+        assert store.wait_for_work(0) is False  # listening
+        own_server.restart("fast")
+        # Every pooled connection was cut: each is checked before use and made again.
+        assert store.queue_depth() == 0 and store.renew_leases([job], LIVE) == {job.id}
+        assert store.wait_for_work(0.5) is False  # finds its LISTEN connection cut, makes it again, waits on
+        other.enqueue(ROOT, b"b.mkv", "fp", key(2))
+        assert store.wait_for_work(60) is True
+        own_server.stop("immediate")
+        with pytest.raises(StoreError):  # StoreBusy: the database does not answer (not a hang, not a driver error)
+            store.queue_depth()
+        with pytest.raises(StoreError):
+            store.renew_leases([job], LIVE)
+        own_server.start()
+        assert store.queue_depth() == 1 and store.confirm_lease(job, LIVE)
+    finally:
+        store.close()
+        other.close()

@@ -9,11 +9,16 @@ and server settings, https://www.postgresql.org/docs/current/runtime-config-clie
 - TCP keepalives on: first probe after 10 s idle, then every 5 s, the connection dead
   after 3 unanswered probes (about 25 s); ``tcp_user_timeout`` 20 s bounds unacknowledged
   writes. A cut-off database is noticed by the node, not waited on forever.
-- ``statement_timeout`` 30 s (a lease renewal sets a shorter one for itself),
+- ``statement_timeout`` 30 s.
   ``lock_timeout`` = the busy timeout, ``idle_in_transaction_session_timeout`` 60 s so
   a frozen node's open transaction cannot hold rows.
 - ``application_name`` ``vpod:NODE``, so ``pg_stat_activity`` says which node holds a
   connection.
+- Lease renewals and confirmations have connections of their own (at most 4), never
+  queued behind a worker's, with 5 s for the statement, the TCP user timeout and the
+  connect timeout: over a cut-off network a renewal fails in about 5 s (the server's
+  statement timeout cannot end a request that never reached it), so the lease keeper
+  learns in time that it must self-fence.
 
 The password is passed to libpq as a separate parameter (from ``password_file``) or stays
 in the URL; :func:`redacted` is what people see: the URL with no password.
@@ -43,7 +48,11 @@ TCP_USER_TIMEOUT_MS = 20_000
 STATEMENT_TIMEOUT_MS = 30_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 POOL_SIZE = 16
-"""Connections at most: each worker, the watcher, the lease keeper, status readers."""
+"""Connections at most: each worker, the watcher, status readers."""
+LEASE_TIMEOUT_MS = 5_000
+"""Statement timeout, TCP user timeout and connect timeout of the lease connections."""
+LEASE_POOL_SIZE = 4
+"""Connections at most for lease renewals and confirmations, apart from the others."""
 
 PgConnection = psycopg.Connection[DictRow]
 
@@ -131,16 +140,34 @@ class PgPool:
         # One connection first, outside the pool: a wrong URL, password or database fails
         # now with libpq's reason, instead of the pool retrying until its timeout.
         self.connect().close()
-        self._pool: ConnectionPool[PgConnection] = ConnectionPool(
-            url, kwargs=self._kwargs, min_size=1, max_size=POOL_SIZE, open=False,
-            timeout=max(busy_timeout_seconds, 1.0), check=ConnectionPool.check_connection,
-            name="vpod", connection_class=psycopg.Connection[DictRow],
-        )
+        lease_seconds = LEASE_TIMEOUT_MS // 1000
+        lease_kwargs = {
+            **self._kwargs,
+            "connect_timeout": lease_seconds,
+            "tcp_user_timeout": LEASE_TIMEOUT_MS,
+            "keepalives_idle": lease_seconds,
+            "keepalives_interval": 1,
+            "options": self._kwargs["options"].replace(
+                f"statement_timeout={STATEMENT_TIMEOUT_MS}", f"statement_timeout={LEASE_TIMEOUT_MS}"
+            ),
+            "application_name": f"vpod:{node}:lease"[:63],
+        }
+        self._pool: ConnectionPool[PgConnection] = self._make_pool(self._kwargs, POOL_SIZE, "vpod")
+        self._lease_pool: ConnectionPool[PgConnection] = self._make_pool(lease_kwargs, LEASE_POOL_SIZE, "vpod-lease")
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS + 2)
+            self._lease_pool.open(wait=False)
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
+            self._lease_pool.close()
             raise StoreError(f"cannot connect to {self.location}: {self.scrub(str(exc))}") from None
+
+    def _make_pool(self, kwargs: dict[str, Any], size: int, name: str) -> ConnectionPool[PgConnection]:
+        return ConnectionPool(
+            self.url, kwargs=kwargs, min_size=1, max_size=size, open=False,
+            timeout=max(self.busy_timeout_seconds, 1.0), check=ConnectionPool.check_connection,
+            name=name, connection_class=psycopg.Connection[DictRow],
+        )
 
     def scrub(self, message: str) -> str:
         """``message`` with the password removed."""
@@ -160,15 +187,18 @@ class PgPool:
     def error(self, exc: BaseException, doing: str) -> StoreError:
         """The store error a driver exception becomes (``doing``: "write to", "read")."""
         if isinstance(exc, PoolTimeout):
-            return StoreBusy(f"no free connection to {self.location} within {self.busy_timeout_seconds:g} s")
+            return StoreBusy(
+                f"no connection to {self.location} within {self.busy_timeout_seconds:g} s"
+                " (the database does not answer, or every connection is busy)"
+            )
         if isinstance(exc, _BUSY):
             return StoreBusy(f"{self.location} is busy: {self.scrub(str(exc).strip())}")
         return StoreError(f"cannot {doing} {self.location}: {self.scrub(str(exc).strip())}")
 
     @contextmanager
-    def transaction(self, *, statement_timeout_ms: int | None = None) -> Iterator[PgConnection]:
+    def transaction(self, *, lease: bool = False) -> Iterator[PgConnection]:
         """A pooled connection inside one transaction, committed on exit, rolled back on
-        an exception (``statement_timeout_ms``: a tighter limit for this transaction).
+        an exception (``lease``: one of the lease connections, 5 s limits).
 
         Raises:
             StoreBusy: no connection free, a lock or statement timeout, a deadlock.
@@ -177,10 +207,9 @@ class PgPool:
         if self._closed:
             raise StoreError(f"database {self.location} is closed")
         try:
-            with self._pool.connection(timeout=max(self.busy_timeout_seconds, 1.0)) as conn:
+            pool = self._lease_pool if lease else self._pool
+            with pool.connection(timeout=max(self.busy_timeout_seconds, 1.0)) as conn:
                 with conn.transaction():
-                    if statement_timeout_ms is not None:
-                        conn.execute(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
                     yield conn
         except (psycopg.Error, PoolTimeout) as exc:
             raise self.error(exc, "write to") from None
@@ -195,3 +224,4 @@ class PgPool:
             if not self._closed:
                 self._closed = True
                 self._pool.close()
+                self._lease_pool.close()

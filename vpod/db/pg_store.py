@@ -54,8 +54,6 @@ NOW = "extract(epoch from clock_timestamp())::float8"
 CHANNEL = "vpod_work"
 """The ``NOTIFY`` channel work is announced on."""
 SCAN_LOCK_CLASS = 0x7670_6F64  # "vpod": the first key of the scan locks' pg_try_advisory_lock(int, int)
-RENEW_TIMEOUT_MS = 5_000
-"""Statement timeout of a lease renewal or confirmation: the caller measures its own deadline."""
 
 _JOB_COLUMNS = (
     "f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions,"
@@ -618,7 +616,7 @@ class PgStore:
         held = [(j.id, j.lease) for j in jobs if j.lease is not None]
         if not held:
             return set()
-        with self.pool.transaction(statement_timeout_ms=RENEW_TIMEOUT_MS) as conn:
+        with self.pool.transaction(lease=True) as conn:
             rows = conn.execute(
                 f"UPDATE files SET lease_until = {NOW} + %s WHERE state = 'processing'"
                 " AND (id, lease_token) IN (SELECT * FROM unnest(%s::bigint[], %s::text[])) RETURNING id",
@@ -631,7 +629,7 @@ class PgStore:
         ``processing``, holds ``job.lease`` and its lease has not ended by the database clock."""
         if job.lease is None:
             return True
-        with self.pool.transaction(statement_timeout_ms=RENEW_TIMEOUT_MS) as conn:
+        with self.pool.transaction(lease=True) as conn:
             row = conn.execute(
                 f"UPDATE files SET lease_until = {NOW} + %s WHERE id = %s AND state = 'processing'"
                 f" AND lease_token = %s AND lease_until > {NOW} RETURNING id",
@@ -671,23 +669,26 @@ class PgStore:
     def wait_for_work(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for ``NOTIFY vpod_work`` (work queued by any node,
         this one included); True when signalled. The ``LISTEN`` connection is made at the
-        first call; when it fails the wait lasts ``timeout`` and returns False (the caller
-        polls the queue anyway)."""
+        first call; one found cut (a database restart) is made again at once and the wait
+        goes on (an announcement sent meanwhile is lost: the caller polls the queue too);
+        when it cannot be made, the wait lasts ``timeout`` and returns False."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._listen_lock:
-            try:
-                if self._listener is None or self._listener.closed:
-                    self._listener = self.pool.connect(autocommit=True)
-                    self._listener.execute(f"LISTEN {CHANNEL}")
-                signalled = any(True for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1))
-                if signalled:  # several announcements waiting count as one wake-up
-                    for _ in self._listener.notifies(timeout=0.0):
-                        pass
-                return signalled
-            except (psycopg.Error, StoreError):
-                if self._listener is not None:
-                    self._listener.close()
-                    self._listener = None
+            for _ in range(2):
+                try:
+                    if self._listener is None or self._listener.closed:
+                        self._listener = self.pool.connect(autocommit=True)
+                        self._listener.execute(f"LISTEN {CHANNEL}")
+                    left = max(0.0, deadline - time.monotonic())
+                    signalled = any(True for _ in self._listener.notifies(timeout=left, stop_after=1))
+                    if signalled:  # several announcements waiting count as one wake-up
+                        for _ in self._listener.notifies(timeout=0.0):
+                            pass
+                    return signalled
+                except (psycopg.Error, StoreError):
+                    if self._listener is not None:
+                        self._listener.close()
+                        self._listener = None
         time.sleep(max(0.0, deadline - time.monotonic()))
         return False
 
