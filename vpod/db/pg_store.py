@@ -59,6 +59,13 @@ _JOB_COLUMNS = (
     "f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions,"
     " f.lease_token"
 )
+_CANDIDATE = (
+    "SELECT c.id FROM files AS c"
+    " JOIN library_mounts AS cm ON cm.library_id = c.library_id AND cm.node = %(node)s"
+    " JOIN libraries AS cl ON cl.id = c.library_id"
+    " WHERE (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[])) AND"
+)
+"""The start of a claim's candidate query (files of this node's libraries, ``names`` only); a condition follows."""
 _CLEAR_CLAIM = "worker = NULL, owner_id = NULL, lease_token = NULL, lease_until = NULL"
 
 
@@ -581,16 +588,16 @@ class PgStore:
                 " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL,"
                 f" lease_token = %(token)s, lease_until = {NOW} + %(lease)s"
                 " FROM libraries AS l, library_mounts AS m"
-                " WHERE l.id = f.library_id AND m.library_id = f.library_id AND m.node = %(node)s AND f.id = ("
-                "  SELECT c.id FROM files AS c"
-                "  JOIN library_mounts AS cm ON cm.library_id = c.library_id AND cm.node = %(node)s"
-                "  JOIN libraries AS cl ON cl.id = c.library_id"
-                f"  WHERE ((c.state = 'queued' AND c.not_before <= {NOW})"
-                f"   OR (c.state = 'processing' AND c.lease_until <= {NOW}))"
-                "   AND (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[]))"
+                " WHERE l.id = f.library_id AND m.library_id = f.library_id AND m.node = %(node)s"
                 # A node newer than this one upgraded the schema: claim nothing (see below).
-                "   AND (SELECT max(version) FROM vpod_schema) <= %(schema)s"
-                "  ORDER BY c.not_before, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
+                "  AND (SELECT max(version) FROM vpod_schema) <= %(schema)s"
+                # An ended lease first (a dead or frozen node's file), else the oldest due
+                # queued row: two index walks, the second run only when the first finds
+                # nothing (COALESCE evaluates lazily), each skipping rows others lock.
+                f" AND f.id = COALESCE(({_CANDIDATE} c.state = 'processing' AND c.lease_until <= {NOW}"
+                "  ORDER BY c.lease_until, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED),"
+                f" ({_CANDIDATE} c.state = 'queued' AND c.not_before <= {NOW}"
+                "  ORDER BY c.not_before, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED))"
                 # attempts as next_queued reports them: those made before this claim
                 " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint,"
                 " f.attempts - 1 AS attempts, f.pending_actions, f.lease_token",
