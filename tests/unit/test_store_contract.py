@@ -2,10 +2,11 @@
 
 Each test runs once per entry of :data:`BACKENDS`, through the same factory the daemon
 uses (:func:`vpod.db.factory.open_store`) and only the :class:`~vpod.db.store.Store`
-protocol: no SQL, no backend class. A second backend (PostgreSQL) is proven by adding
-its one line to :data:`BACKENDS` and passing this file. What only one backend has (SQLite's
-WAL, file modes, migrations of old schema versions) is tested beside that backend
-(tests/unit/test_store.py, tests/unit/test_pool.py).
+protocol: no SQL, no backend class. SQLite, and PostgreSQL on a real server (the
+``postgres`` fixture, tests/support/postgres.py: a fresh database per test). What only
+one backend has (SQLite's WAL, file modes, migrations of old schema versions; PostgreSQL's
+SKIP LOCKED, NOTIFY, advisory locks, schema guard) is tested beside that backend
+(tests/unit/test_store.py, tests/unit/test_pool.py, tests/unit/test_pg_store.py).
 """
 
 from __future__ import annotations
