@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 import psycopg
+from psycopg.rows import DictRow
 
 from vpod.db.enqueue_rules import Write, decide, digest_of
 from vpod.db.rows import (
@@ -238,13 +239,24 @@ class PgStore:
             rows = self._existing_rows(conn, entries, library_ids)
             twins = self._vouched_contents(conn, entries, policy_digest)
             outcomes: list[EnqueueOutcome] = []
+            upserts: list[tuple[int, psycopg.Cursor[DictRow]]] = []
             seen: set[tuple[int, bytes]] = set()
-            for entry in entries:
-                key = (library_ids[str(entry.root)], entry.relpath)
-                row = self._existing_rows(conn, [entry], library_ids).get(key) if key in seen else rows.get(key)
-                seen.add(key)
-                digest = digest_of(entry, policy_digest)
-                outcomes.append(self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest))
+            # Pipeline mode: the writes go out without waiting for each answer (a catch-up
+            # scan's thousands of new files cost one round trip, not one each); a file
+            # named twice in the batch re-reads its row, which waits for what went before.
+            with conn.pipeline():
+                for entry in entries:
+                    key = (library_ids[str(entry.root)], entry.relpath)
+                    row = self._existing_rows(conn, [entry], library_ids).get(key) if key in seen else rows.get(key)
+                    seen.add(key)
+                    digest = digest_of(entry, policy_digest)
+                    outcome, upsert = self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest)
+                    if upsert is not None:
+                        upserts.append((len(outcomes), upsert))
+                    outcomes.append(outcome)
+            for index, cursor in upserts:
+                if cursor.fetchone() is None:  # another node queued or claimed it meanwhile
+                    outcomes[index] = EnqueueOutcome.ALREADY_QUEUED
             if EnqueueOutcome.QUEUED in outcomes:
                 _notify(conn)
             return outcomes
@@ -291,7 +303,10 @@ class PgStore:
     def _enqueue(
         self, conn: PgConnection, entry: EnqueueEntry, library_id: int, row: dict[str, Any] | None, twin: bool,
         policy_digest: str | None,
-    ) -> EnqueueOutcome:
+    ) -> tuple[EnqueueOutcome, psycopg.Cursor[DictRow] | None]:
+        """One file's enqueue rules (:func:`decide`) in the caller's transaction: the
+        outcome, and for an upsert its cursor, whose row is missing when another node
+        queued or claimed the file since the row was read (then ``ALREADY_QUEUED``)."""
         step = decide(row, entry.fingerprint, twin=twin, policy_digest=policy_digest)
         if step.write is Write.SET_FINGERPRINT:
             assert row is not None
@@ -304,8 +319,8 @@ class PgStore:
             assert row is not None
             self._refresh_stat(conn, row["id"], entry.stat)
         if step.write is not Write.UPSERT:
-            return step.outcome
-        written = conn.execute(
+            return step.outcome, None
+        upsert = conn.execute(
             "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
             " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
             f" queued_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, 0, NULL, NULL,"
@@ -322,8 +337,8 @@ class PgStore:
                 library_id, entry.relpath, folder_of(entry.relpath), step.state, *stat_columns(entry.stat),
                 entry.fingerprint, entry.fingerprint if twin else None, policy_digest if twin else None,
             ),
-        ).fetchone()
-        return step.outcome if written is not None else EnqueueOutcome.ALREADY_QUEUED
+        )
+        return step.outcome, upsert
 
     @staticmethod
     def _refresh_stat(conn: PgConnection, file_id: int, stat: StatKey | None) -> None:
