@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -17,8 +18,9 @@ import pytest
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
 from vpod.db.pg_schema import SCHEMA_VERSION
-from vpod.db.store import EnqueueOutcome, Store, StoreBusy, StoreError
+from vpod.db.store import EnqueueOutcome, Outcome, Store, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
+from vpod.results import FileProcessingResult
 
 from tests.support.postgres import PASSWORD, PostgresServer, running_postgres
 
@@ -338,3 +340,31 @@ def test_the_store_carries_on_after_a_database_restart_and_waits_out_a_stop(own_
     finally:
         store.close()
         other.close()
+
+
+def test_an_upsert_that_waited_for_another_nodes_claim_leaves_the_claim(postgres, store, database):
+    """The race the upsert's guard is for: this node reads a file as done (new content:
+    queue it), while another node, holding the row, queues and claims it. The upsert
+    waits for that row, then finds it in progress and leaves it: ALREADY_QUEUED."""
+    store.enqueue(ROOT, b"a.mkv", "fp-old", key(1))
+    job = store.claim("w", "b", lease_seconds=LIVE)
+    store.finish(job, Outcome(FileProcessingResult(path=job.path, success=True), "fp-out", key(2)), "b")
+    name = dbname(database)
+    with psycopg.connect(postgres.admin_url(name)) as other_node:
+        other_node.execute(
+            "UPDATE files SET state = 'processing', lease_token = 'x', lease_until = 1e12 WHERE relpath = %s",
+            (b"a.mkv",),
+        )  # not committed yet: the row is locked
+        outcome: list[EnqueueOutcome] = []
+        racer = threading.Thread(target=lambda: outcome.append(store.enqueue(ROOT, b"a.mkv", "fp-new", key(3))))
+        racer.start()
+        while not postgres.admin_sql(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", name
+        ):
+            assert racer.is_alive(), outcome
+            time.sleep(0.05)
+        other_node.commit()
+        racer.join()
+    assert outcome == [EnqueueOutcome.ALREADY_QUEUED]
+    record = store.file_record(ROOT / "a.mkv")
+    assert (record.state, record.fingerprint) == ("processing", "fp-old")
