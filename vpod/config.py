@@ -125,6 +125,14 @@ class DatabaseConfig:
     # The queue lives there: restart-only.
     path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file", live=False)
     busy_timeout_seconds: float = setting(5.0, check=seconds(), doc="SQLITE_BUSY wait", live=False)
+    # Claims and leases (docs/architecture.md "Claims and leases"): restart-only, a
+    # lease's length is promised to the database when a job is claimed.
+    lease_seconds: float = setting(
+        60.0, check=seconds(), doc="a claimed file's lease: another node may take it once it ends", live=False
+    )
+    lease_heartbeat_seconds: float = setting(
+        15.0, check=seconds(), doc="how often the leases of files making progress are renewed", live=False
+    )
 
 
 @dataclass(frozen=True)
@@ -242,7 +250,24 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)
+    _refuse_short_leases(config.database, source)
     return _with_policy_choices(config, data, base_dir)
+
+
+def _refuse_short_leases(database: DatabaseConfig, source: Path | None) -> None:
+    """A lease must outlast two renewals: ``lease_seconds`` >= 2 x ``lease_heartbeat_seconds``
+    (one lost renewal must not end a lease; docs/architecture.md "Claims and leases").
+
+    Raises:
+        ConfigError: the lease is shorter.
+    """
+    if database.lease_seconds < 2 * database.lease_heartbeat_seconds:
+        raise ConfigError(
+            source, "[database] lease_seconds",
+            f"{database.lease_seconds:g} s is shorter than two renewals "
+            f"(lease_heartbeat_seconds = {database.lease_heartbeat_seconds:g}): expected at least "
+            f"{2 * database.lease_heartbeat_seconds:g}",
+        )
 
 
 def _with_policy_choices(config: VPOConfig, data: dict[str, Any], base_dir: Path | None) -> VPOConfig:

@@ -420,11 +420,12 @@ class SqliteStore:
             self.owner = self._owner_row(row)
             if kind == "daemon":
                 earlier = "SELECT id FROM owners WHERE kind = 'daemon' AND COALESCE(node, host) = ? AND id != ?"
-                conn.execute(
+                released = conn.execute(
                     f"UPDATE files SET state = 'queued', {_NO_CLAIM}, updated_at = ?"
                     f" WHERE state = 'processing' AND owner_id IN ({earlier})",
                     (now, node, self.owner.id),
-                )
+                ).rowcount
+                self.owner = replace(self.owner, released=released)
                 conn.execute(
                     f"UPDATE owners SET ended_at = ? WHERE ended_at IS NULL AND id IN ({earlier})",
                     (now, node, self.owner.id),
