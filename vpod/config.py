@@ -103,7 +103,7 @@ class ProcessingConfig:
     workers: int | None = setting(
         None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs, which is also the cap"
     )
-    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue", live=False)
+    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="no longer used: free workers claim one file each, none are read ahead (accepted for old configs)", live=False)
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
     probe_timeout_seconds: float = setting(
