@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from support.daemon import write_config
 from support.media import audio, video
 from support.pipeline import sha256
 from support.tools import gated_tool, kill_if_running, path_with, process_ended, stubborn_tool
@@ -106,3 +110,32 @@ def test_a_claim_taken_by_another_node_discards_the_result_and_replaces_nothing(
         state, token = conn.execute("SELECT state, lease_token FROM files WHERE id = ?", (row[0],)).fetchone()
     assert (state, token) == ("processing", foreign)  # the other claim's row: nothing written over it
     assert sha256(source) == before and temps(inbox) == []
+
+
+def test_vpod_process_fences_a_hung_tool_by_the_same_lease(tmp_path, env, media_cache):
+    """`vpod process` claims its file with a lease too: a hung remux is killed at the
+    lease's deadline and the file fails as a timeout, left as it was."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    source = folder / "movie.mkv"
+    shutil.copyfile(media_cache("jpn-eng-remux.mkv", NEEDS_REMUX), source)
+    before = sha256(source)
+    pidfile = tmp_path / "mkvmerge.pid"
+    bin_dir = stubborn_tool(tmp_path / "bin", "mkvmerge", ".vpod-tmp-", pidfile)
+    config = write_config(tmp_path / "process.toml", {
+        "database": {"path": str(tmp_path / "vpod.db"), "lease_seconds": 2.0, "lease_heartbeat_seconds": 1.0},
+        "logging": {"format": "json"},
+    })  # fmt: skip
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "vpod", "process", "--config", str(config), "--json", str(source)],
+            env={**env, "PATH": path_with(bin_dir)}, capture_output=True, text=True, timeout=180,
+        )
+    finally:
+        if pidfile.exists():
+            kill_if_running(int(pidfile.read_text()))
+    [outcome] = json.loads(result.stdout)["results"]
+    assert outcome["reason"] == "timeout" and "made no progress" in outcome["error"], outcome
+    assert '"lease_self_fenced"' in result.stderr
+    assert process_ended(int(pidfile.read_text()))
+    assert sha256(source) == before and temps(folder) == []
