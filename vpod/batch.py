@@ -123,6 +123,14 @@ class BatchWindows:
             self._open.result.total_files += 1
             return self._open.result.batch_id
 
+    def open_batch_id(self) -> str:
+        """The id of the window files join now (``""`` when none is open): what a claim
+        names in its row before its file starts (:meth:`start_file` gives the file's own)."""
+        with self._lock:
+            if self._open is None or time.monotonic() >= self._open.deadline:
+                return ""
+            return self._open.result.batch_id
+
     def cancel_file(self, batch_id: str) -> None:
         """A file counted by :meth:`start_file` was not processed after all."""
         with self._lock:

@@ -104,7 +104,7 @@ class ProcessingConfig:
     workers: int | None = setting(
         None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs, which is also the cap"
     )
-    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="bound of the in-memory queue", live=False)
+    queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="no longer used: free workers claim one file each, none are read ahead (accepted for old configs)", live=False)
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")
     shutdown_timeout_seconds: float = setting(30.0, check=seconds(), doc="drain limit")
     probe_timeout_seconds: float = setting(
@@ -147,6 +147,14 @@ class DatabaseConfig:
     )
     password_file: str = setting(
         "", check=_absolute_or_empty, doc="file whose first line is the PostgreSQL password", live=False
+    )
+    # Claims and leases (docs/architecture.md "Claims and leases"): restart-only, a
+    # lease's length is promised to the database when a job is claimed.
+    lease_seconds: float = setting(
+        60.0, check=seconds(), doc="a claimed file's lease: another node may take it once it ends", live=False
+    )
+    lease_heartbeat_seconds: float = setting(
+        15.0, check=seconds(), doc="how often the leases of files making progress are renewed", live=False
     )
 
 
@@ -265,7 +273,24 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)
+    _refuse_short_leases(config.database, source)
     return _with_policy_choices(config, data, base_dir)
+
+
+def _refuse_short_leases(database: DatabaseConfig, source: Path | None) -> None:
+    """A lease must outlast two renewals: ``lease_seconds`` >= 2 x ``lease_heartbeat_seconds``
+    (one lost renewal must not end a lease; docs/architecture.md "Claims and leases").
+
+    Raises:
+        ConfigError: the lease is shorter.
+    """
+    if database.lease_seconds < 2 * database.lease_heartbeat_seconds:
+        raise ConfigError(
+            source, "[database] lease_seconds",
+            f"{database.lease_seconds:g} s is shorter than two renewals "
+            f"(lease_heartbeat_seconds = {database.lease_heartbeat_seconds:g}): expected at least "
+            f"{2 * database.lease_heartbeat_seconds:g}",
+        )
 
 
 def _with_policy_choices(config: VPOConfig, data: dict[str, Any], base_dir: Path | None) -> VPOConfig:

@@ -1,132 +1,197 @@
-"""The Feeder: durable queue (database) → bounded in-memory queue, the daemon's backpressure."""
+"""The Feeder: a free worker claims its next job from the Store, and nothing is held in memory.
+
+No prefetch: a job is claimed (:meth:`vpod.db.store.Store.claim`, with a lease) only by
+a worker that is free to start it now, so a node never hoards files other nodes could
+work on, and a backlog of any size costs no memory. The Feeder is the gate every claim
+passes (paused, or the database cannot record outcomes: no claim) and the idle wait
+(woken by a local poke, by another node's signal through
+:meth:`~vpod.db.store.Store.wait_for_work`, when a retry falls due, and every
+:data:`IDLE_POLL_SECONDS` anyway). docs/architecture.md "Claims and leases".
+"""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from typing import Callable, Collection
 
 import structlog
 
-from vpod.db.store import Job, Store, StoreError
+from vpod.db.store import LEASE_SECONDS, Job, Store, StoreError
 from vpod.watch.intake import WriteBackoff
+
+IDLE_POLL_SECONDS = 5.0
+"""An idle node looks for work this often (seconds) even when nothing told it to:
+another node may have queued work without a signal reaching it."""
 
 
 class Feeder:
-    """Moves due jobs from the Store into the bounded in-memory queue.
+    """Claims jobs for free workers, one at a time, in the workers' own threads.
 
-    Only ``queue_size`` jobs (plus those in progress) are ever in memory; the rest wait
-    in the database, so a backlog of any size costs no memory and nothing is lost when
-    the queue is full.
+    Args:
+        store: the durable queue.
+        stop: the daemon's stop Event; ``paused``: set while ``on_error`` paused work.
+        batch_id: the batch id a claim names in its row (for people; the outcome's batch
+            comes from :class:`vpod.batch.BatchWindows` when the file starts).
+        libraries: the names of the libraries this node may claim from now (``None``:
+            every library with a folder here); read before each claim.
+        lease_seconds: the lease a claim takes (``[database] lease_seconds``).
+        clock: monotonic seconds (the idle poll's timer).
     """
 
-    def __init__(self, store: Store, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event) -> None:
+    def __init__(
+        self,
+        store: Store,
+        stop: threading.Event,
+        paused: threading.Event,
+        *,
+        batch_id: Callable[[], str] = lambda: "",
+        libraries: Callable[[], Collection[str] | None] = lambda: None,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
-        self.jobs = jobs
         self.stop = stop
         self.paused = paused
-        self.wakeup = threading.Event()
+        self.batch_id = batch_id
+        self.libraries = libraries
+        self.lease_seconds = lease_seconds
+        self.clock = clock
         self._inflight: set[int] = set()
-        self._lock = threading.Lock()
-        # True when the database may hold due jobs that are not in memory; False once a
-        # read found fewer than would fit. Then a freed slot alone needs no query.
+        self._cond = threading.Condition()
+        self._generation = 0  # bumped by every poke: waiting workers try again
+        # True when the database may hold due jobs; False once a claim found none. Then
+        # a worker that frees up waits for a poke, a due retry or the idle poll.
         self._look = True
         self._due_at: float | None = None  # epoch seconds of the next retry, if any
+        self._next_poll = 0.0  # monotonic seconds of the next idle look
         # The database could not record an outcome (its disk is full): no new work until then.
         self._record_backoff = WriteBackoff()
         self.log = structlog.get_logger("vpod")
 
     def poke(self) -> None:
-        """New or requeued work is in the database: look again."""
-        with self._lock:
+        """New or requeued work may be in the database (or a worker must look at the stop
+        flag, a resume, a retirement): every waiting worker tries again."""
+        with self._cond:
             self._look = True
-        self.wakeup.set()
+            self._generation += 1
+            self._cond.notify_all()
 
     def done(self, job: Job, *, requeued: bool = False) -> None:
         """A job left the pipeline; ``requeued`` when it went back to the database
-        (a retry later, or a job that could not be started)."""
-        with self._lock:
+        (a retry later, a job given back)."""
+        with self._cond:
             self._inflight.discard(job.id)
-            self._look = self._look or requeued
-        self.wakeup.set()
+            if requeued:
+                self._look = True
+                self._generation += 1
+                self._cond.notify_all()
 
     def record_failed(self, job: Job) -> tuple[int, float] | None:
         """The database could not record ``job``'s outcome (e.g. its disk is full): the job
-        leaves memory (it stays ``queued`` or ``processing`` in the database and is redone)
-        and no job is handed out for a wait that starts at 2 s and doubles up to 5 min
-        (:class:`vpod.watch.intake.WriteBackoff`, the one ``queue_write_failed`` uses).
+        leaves memory (it stays ``processing`` in the database; its lease ends and it is
+        claimed again) and no job is claimed for a wait that starts at 2 s and doubles up
+        to 5 min (:class:`vpod.watch.intake.WriteBackoff`, the one ``queue_write_failed`` uses).
 
         Returns (failures in a row, seconds to wait) when this failure starts a new wait;
         ``None`` when it happened during a wait already running (another worker's job
         that was in flight when the database failed): it joins that wait.
         """
-        with self._lock:
+        with self._cond:
             self._inflight.discard(job.id)
-            self._look = True  # the job is still due in the database: read it again after the wait
+            self._look = True  # the job is still in the database: look again after the wait
             if self._record_backoff.waiting() > 0:
                 return None
             delay = self._record_backoff.failed()
-            step = (self._record_backoff.failures, delay)
-        self.wakeup.set()
-        return step
+            return (self._record_backoff.failures, delay)
 
     def holding(self) -> float:
         """Seconds left of the wait :meth:`record_failed` started (0: jobs may run)."""
-        with self._lock:
+        with self._cond:
             return self._record_backoff.waiting()
 
     def recorded(self) -> tuple[int, float] | None:
         """An outcome was recorded; returns (failed tries, seconds since the first) when
         this ends an episode of :meth:`record_failed`, else ``None``."""
-        with self._lock:
+        with self._cond:
             return self._record_backoff.succeeded()
 
     def inflight(self) -> int:
-        """Jobs handed to memory or a worker and not yet done."""
-        with self._lock:
+        """Jobs claimed by a worker and not yet done."""
+        with self._cond:
             return len(self._inflight)
 
-    def run(self) -> None:
-        """Thread body."""
-        while not self.stop.is_set():
-            self.wakeup.clear()
-            timeout = self._feed_once()
-            if not self.stop.is_set():
-                self.wakeup.wait(timeout)
+    def take(self, worker: str) -> Job | None:
+        """One turn of a free ``worker``: claim a job for it when work may be claimed now
+        (not paused, outcomes recordable, something may be due), else wait until poked,
+        a retry falls due or the idle poll; returns the claimed job, or ``None`` after
+        the wait (the worker checks its stop and retire flags, then calls again)."""
+        with self._cond:
+            seen = self._generation
+        outcome = self.try_claim(worker)
+        if isinstance(outcome, Job):
+            return outcome
+        with self._cond:
+            if self._generation == seen and not self.stop.is_set():
+                # Bounded: a poke lost in a race costs one idle poll at most.
+                self._cond.wait(IDLE_POLL_SECONDS if outcome is None else min(outcome, IDLE_POLL_SECONDS))
+        return None
 
-    def _feed_once(self) -> float | None:
-        """Feed what fits; returns how long to sleep unless woken (None: until woken)."""
-        if self.paused.is_set():
+    def try_claim(self, worker: str) -> Job | float | None:
+        """One claim for ``worker`` if one may be made now (not paused, outcomes
+        recordable, and work may be due: a poke, a due retry, or the idle poll); else how
+        long to wait (seconds; ``None``: until poked). Never waits itself."""
+        if self.stop.is_set() or self.paused.is_set():
             return None
         hold = self.holding()
         if hold > 0:
-            return hold  # the database cannot record outcomes: hand out no work yet
-        room = self.jobs.maxsize - self.jobs.qsize()
-        if room <= 0:
-            return None
-        now = time.time()
-        with self._lock:
+            return hold  # the database cannot record outcomes: claim no work yet
+        now, tick = time.time(), self.clock()
+        with self._cond:
             due_now = self._due_at is not None and self._due_at <= now
-            if not (self._look or due_now):
-                return None if self._due_at is None else self._due_at - now
+            if not (self._look or due_now or tick >= self._next_poll):
+                return self._until_next_look(now, tick)
             self._look = False
-            exclude = set(self._inflight)
         try:
-            batch = self.store.next_queued(room, exclude)
+            job = self.store.claim(
+                worker, self.batch_id(), libraries=self.libraries(), lease_seconds=self.lease_seconds
+            )
+            due = None if job is not None else self.store.next_due_at()
         except StoreError as exc:
             self.log.warning("queue_read_failed", error=str(exc))
-            with self._lock:
+            with self._cond:
                 self._look = True
             return 1.0
-        for job in batch:
-            with self._lock:
+        with self._cond:
+            if job is not None:
                 self._inflight.add(job.id)
-            self.jobs.put(job)  # never blocks: room was measured and only this thread puts jobs
-        if len(batch) == room:
-            with self._lock:
-                self._look = True  # more may wait: look again when a slot frees
-            return 0.0
-        due = self.store.next_due_at()
-        with self._lock:
+                # More may wait: another free worker tries at once.
+                self._look = True
+                self._generation += 1
+                self._cond.notify_all()
+                return job
             self._due_at = due
-        return None if due is None else max(0.05, due - time.time())
+            self._next_poll = tick + IDLE_POLL_SECONDS
+            return self._until_next_look(now, tick)
+
+    def _until_next_look(self, now: float, tick: float) -> float:
+        """Seconds until a due retry or the idle poll (at least 50 ms). Under the lock."""
+        wait = self._next_poll - tick
+        if self._due_at is not None:
+            wait = min(wait, self._due_at - now)
+        return max(0.05, wait)
+
+    def run(self) -> None:
+        """Thread body: waits for another node's signal that work was queued
+        (:meth:`Store.wait_for_work`; on SQLite there is none) and pokes the workers."""
+        while not self.stop.is_set():
+            started = self.clock()
+            try:
+                signalled = self.store.wait_for_work(IDLE_POLL_SECONDS)
+            except StoreError as exc:
+                self.log.warning("queue_read_failed", error=str(exc))
+                signalled = False
+            if signalled:
+                self.poke()
+                continue
+            self.stop.wait(max(0.0, IDLE_POLL_SECONDS - (self.clock() - started)))

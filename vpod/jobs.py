@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, ContextManager, Sequence
 
 import structlog
 
-from vpod.db.store import Job, Outcome, Store, StoreBusy, StoreError
-from vpod.errors import MediaError
+from vpod.db.store import LEASE_SECONDS, Job, Outcome, Store, StoreBusy, StoreError
+from vpod.errors import LeaseLost, MediaError
 from vpod.file_progress import FileProgress
 from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.selection import PolicySelector
 from vpod.results import FileProcessingResult, display_path, utf8_text
+
+if TYPE_CHECKING:
+    from vpod.leases import Claim, LeaseKeeper
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -62,6 +66,14 @@ class JobRunner:
     ``file_planned`` (dry run), ``file_retry``; each line carries ``path``, ``worker``
     and ``batch_id``, and the outcome lines ``policy`` and ``policy_why``: which policy
     judged the file and why (:class:`vpod.policy.selection.Selection`).
+
+    Claims (docs/architecture.md "Claims and leases"): a job comes claimed
+    (:meth:`Store.claim`, :attr:`Job.lease` set) or is started here with a lease
+    (:meth:`Store.start`); while it runs, ``leases`` (:class:`vpod.leases.LeaseKeeper`)
+    renews the lease and may fence the claim. A result whose claim is gone is discarded:
+    ``lease_lost`` when the compare-and-set before the replace, or the recording of the
+    outcome, found another claim on the row; nothing more when this node fenced the
+    claim itself (``lease_self_fenced`` was logged then).
     """
 
     def __init__(
@@ -74,8 +86,12 @@ class JobRunner:
         on_outcome: Callable[[FileProcessingResult, bool], None] | None = None,
         on_start: Callable[[Job, str, str], None] | None = None,
         wait_for_space: bool = False,
+        leases: LeaseKeeper | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
+        self.leases = leases
+        self.lease_seconds = lease_seconds
         self.processor = processor
         self.max_attempts = max_attempts
         self.wait_for_space = wait_for_space
@@ -128,39 +144,67 @@ class JobRunner:
             Exception: recording the ``internal_error`` failed too (the job stays
                 ``processing`` until the next start).
         """
-        if not self.store.start(job, worker, batch_id):
-            return None
+        if job.lease is None:
+            claimed = self.store.start(job, worker, batch_id, lease_seconds=self.lease_seconds)
+            if claimed is None:
+                return None
+            job = claimed
         if self.on_start:
             self.on_start(job, worker, batch_id)
-        started, clock = time.time(), time.monotonic()
-        with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
+        with (
+            structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id),
+            self._hold(job, worker) as claim,
+        ):
             self.log.debug("file_started", attempt=job.attempts + 1)
+            return self._run_claimed(job, policies, worker, batch_id, claim)
+
+    def _hold(self, job: Job, worker: str) -> ContextManager[Claim | None]:
+        """The lease keeper follows ``job`` for the block (no keeper: nothing)."""
+        return self.leases.hold(job, worker) if self.leases is not None else contextlib.nullcontext()
+
+    def _run_claimed(
+        self, job: Job, policies: PolicySelector, worker: str, batch_id: str, claim: Claim | None
+    ) -> FileProcessingResult | None:
+        """:meth:`run` once ``job`` is claimed; ``None`` when its result was discarded
+        because the claim is gone."""
+        started, clock = time.time(), time.monotonic()
+        try:
+            result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
+            if claim is not None and claim.fenced.is_set() and result.failed:
+                if claim.fence_reason != "no_progress":
+                    return None  # dropped by a self-fence (logged): the database could not keep the claim
+                result, attempt, write, delay = self._hung(job, result, batch_id)
+            self._record(write)
+        except StoreError:
+            raise
+        except LeaseLost as exc:
+            self.log.error("lease_lost", error=str(exc), hint="another node has the file; nothing was replaced")
+            return None
+        except Exception as exc:
+            self.log.exception("worker_error")
+            result = FileProcessingResult(
+                path=job.path, success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
+                error=f"{display_path(job.path)}: internal error in vpod (a bug, please report it): {exc!r}",
+                duration_seconds=time.monotonic() - clock, started_at=started, ended_at=time.time(),
+                worker=worker,
+            )
+            attempt, delay = job.attempts + 1, 0.0
+            # Outcome(result) only: nothing from the failed attempt is trusted.
             try:
-                result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
-                self._record(write)
-            except StoreError:
-                raise
-            except Exception as exc:
-                self.log.exception("worker_error")
-                result = FileProcessingResult(
-                    path=job.path, success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
-                    error=f"{display_path(job.path)}: internal error in vpod (a bug, please report it): {exc!r}",
-                    duration_seconds=time.monotonic() - clock, started_at=started, ended_at=time.time(),
-                    worker=worker,
-                )
-                attempt, delay = job.attempts + 1, 0.0
-                # Outcome(result) only: nothing from the failed attempt is trusted.
                 self._record(lambda: self.store.finish(job, Outcome(result), batch_id))
-            if result.retrying:
-                self.log.warning(
-                    "file_retry", error=utf8_text(result.error), reason=result.reason, attempt=attempt,
-                    retry_in_seconds=delay,
-                )
-            else:
-                self._log(result)
-            if self.on_outcome:
-                self.on_outcome(result, result.retrying)
-            return result
+            except LeaseLost as lost:
+                self.log.error("lease_lost", error=str(lost), hint="another node has the file")
+                return None
+        if result.retrying:
+            self.log.warning(
+                "file_retry", error=utf8_text(result.error), reason=result.reason, attempt=attempt,
+                retry_in_seconds=delay,
+            )
+        else:
+            self._log(result)
+        if self.on_outcome:
+            self.on_outcome(result, result.retrying)
+        return result
 
     def _attempt(
         self, job: Job, policies: PolicySelector, worker: str, batch_id: str
@@ -178,12 +222,12 @@ class JobRunner:
             )
             return failed, job.attempts + 1, lambda: self.store.finish(job, Outcome(failed), batch_id), 0.0
         policy = selection.policy
-        progress = FileProgress(lambda percent, eta: self.store.note_progress(job, percent, eta), self.log)
+        progress = FileProgress(lambda percent, eta: self._note_progress(job, percent, eta), self.log)
         try:
             output = self.processor.process(
                 job.path,
                 policy,
-                before_apply=lambda plan: self._record(lambda: self.store.note_plan(job, plan.describe())),
+                before_apply=lambda plan: self._record(lambda: self._note_plan(job, plan.describe())),
                 on_progress=progress.update,
             )
         except StoreBusy as exc:
@@ -214,6 +258,35 @@ class JobRunner:
             selection.name, selection.why,
         )
         return result, attempt, lambda: self.store.finish(job, outcome, batch_id), 0.0
+
+    def _hung(
+        self, job: Job, result: FileProcessingResult, batch_id: str
+    ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
+        """The work on ``job`` made no progress until its claim was fenced (its tool hung
+        and was killed): recorded as a ``timeout`` (tried once more, then a permanent
+        failure: :func:`attempts_allowed`), if the claim still holds the row."""
+        limit = self.leases.lease_seconds - self.leases.margin_seconds if self.leases is not None else 0.0
+        hung = replace(
+            result, reason=Reason.TIMEOUT, permanent=False, retrying=False,
+            error=f"{display_path(job.path)}: the work made no progress for {limit:g} s (its claim's lease was not "
+            f"renewed) and was stopped: {utf8_text(result.error)}",
+        )  # fmt: skip
+        attempt = job.attempts + 1
+        if attempt < attempts_allowed(Reason.TIMEOUT, self.max_attempts):
+            return self._retry(job, hung, attempt, batch_id)
+        hung = replace(hung, permanent=True)
+        return hung, attempt, lambda: self.store.finish(job, Outcome(hung), batch_id), 0.0
+
+    def _note_progress(self, job: Job, percent: float, eta: float | None) -> None:
+        """A remux's progress: recorded for ``vpod status``, and a step for the lease keeper."""
+        if self.leases is not None:
+            self.leases.beat()
+        self.store.note_progress(job, percent, eta)
+
+    def _note_plan(self, job: Job, actions: Sequence[str]) -> None:
+        if self.leases is not None:
+            self.leases.beat()
+        self.store.note_plan(job, actions)
 
     def _note_space_wait(self, job: Job, result: FileProcessingResult) -> int:
         """How many times in a row ``job`` has now had to wait (:data:`WAIT_REASONS`: too

@@ -75,6 +75,11 @@ class PipelineOptions:
         refusal: says why a file must be left alone because it lies in the library of a
             vpod with another database (:mod:`vpod.watch.ownership`), or ``None``; such
             a file is skipped (``claimed_elsewhere``) before it is opened.
+        confirm_lease: the compare-and-set of the file's claim
+            (:meth:`vpod.leases.LeaseKeeper.confirm`), called with the file's path just
+            before it is replaced or edited in place; it raises
+            :class:`~vpod.errors.LeaseLost` to discard the result (nothing is replaced,
+            the temp file is removed; the error propagates out of :meth:`FileProcessor.process`).
     """
 
     roots: tuple[Path, ...]
@@ -82,6 +87,7 @@ class PipelineOptions:
     dry_run: bool = False
     wait_for_lock: bool = False
     refusal: Callable[[Path], str | None] | None = None
+    confirm_lease: Callable[[Path], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,8 @@ class FileProcessor:
 
         Raises:
             vpod.db.store.StoreBusy / StoreError: only from ``before_apply``.
+            vpod.errors.LeaseLost: from ``options.confirm_lease``: the claim on the file
+                is gone; nothing was replaced or edited.
         """
         started = time.time()
         clock = time.monotonic()
@@ -422,6 +430,7 @@ class FileProcessor:
         self._may_write(media.path, in_place=True)
         if policy.backup:
             self._copy_backup(media.path, locked.stat.st_size)
+        self._confirm_lease(media.path)
         return edit_in_place(
             media, plan, self.runner, self.temps, self.space,
             verify=lambda: verify_written(
@@ -483,11 +492,22 @@ class FileProcessor:
                     reason=Reason.LOCKED,
                     permanent=False,
                 )
+            self._confirm_lease(source)
             if policy.backup:
                 keep_backup(source, self.temps, copy=False)
             attrs = read_attributes(locked.fd, source)
             put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
         return target, replace(media_after, path=target)
+
+    def _confirm_lease(self, path: Path) -> None:
+        """The claim's compare-and-set just before ``path`` is changed (see
+        :attr:`PipelineOptions.confirm_lease`).
+
+        Raises:
+            vpod.errors.LeaseLost: the claim is gone.
+        """
+        if self.options.confirm_lease is not None:
+            self.options.confirm_lease(path)
 
     def _root_of(self, path: Path) -> Path:
         """The root ``path`` lies under (what a ``ReadWritePaths=`` hint names), else its folder."""

@@ -37,6 +37,7 @@ from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.heartbeat import OwnerHeartbeat
 from vpod.jobs import JobRunner
+from vpod.leases import LeaseKeeper
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.original.resolver import OriginalResolver
@@ -336,17 +337,25 @@ def run_process(
             log_sweep(sweep)
             swept = [display_path(p) for p in sweep.removed]
         runner = ToolRunner(ToolLimits.from_config(config.processing))
+        # The same leases as the daemon's (docs/architecture.md "Claims and leases").
+        leases_done = threading.Event()
+        leases = LeaseKeeper(
+            store, runner, leases_done, lease_seconds=config.database.lease_seconds,
+            heartbeat_seconds=config.database.lease_heartbeat_seconds,
+        )
         options = PipelineOptions(
             roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True,
             # Files in the library of a running vpod with another database are skipped.
             refusal=MarkerLookup(store.database_id()).refusal,
+            confirm_lease=leases.confirm,
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         events = process_events()
         # vpod process never retries a file: its failure text says so (not "tried again later").
         original = OriginalResolver(config.arr, retried=False)
         job_runner = JobRunner(
-            store, FileProcessor(runner, options, store, original), max_attempts=1, stop=give_up,
+            store, FileProcessor(runner, options, leases.temps, original), max_attempts=1, stop=give_up,
+            leases=leases, lease_seconds=config.database.lease_seconds,
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )
@@ -369,11 +378,20 @@ def run_process(
         beating = threading.Event()
         heartbeat = threading.Thread(target=OwnerHeartbeat(store).run, args=(beating,), name="vpod-heartbeat", daemon=True)
         heartbeat.start()
+        keepers = [
+            threading.Thread(target=body, name=name, daemon=True)
+            for name, body in (("vpod-lease-renew", leases.renew_loop), ("vpod-lease-watch", leases.watch_loop))
+        ]
+        for keeper in keepers:
+            keeper.start()
         try:
             batch = processor.run()
         finally:
             beating.set()
+            leases_done.set()
             heartbeat.join()
+            for keeper in keepers:
+                keeper.join()
             if restore is not None:
                 restore()
             progress.finish()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Callable, Protocol
 
@@ -16,16 +15,23 @@ class JobHandler(Protocol):
         """Process ``job`` (or leave it queued while paused); never raises."""
 
     def release(self, job: Job) -> None:
-        """Give ``job`` back untouched (stopping): it stays queued in the database."""
+        """Give ``job`` back untouched (stopping): queued again in the database."""
+
+
+class JobSource(Protocol):
+    """Where a free worker gets its next job (:class:`vpod.feeder.Feeder`)."""
+
+    def take(self, worker: str) -> Job | None:
+        """Claim a job for ``worker``, or wait a while and return ``None``."""
 
 
 class Worker:
-    """One worker thread: take a job, hand it to the handler; checks the stop flag
-    between jobs, and retires (its thread ends) when the pool has too many workers.
+    """One worker thread: claim a job only when free, hand it to the handler; checks the
+    stop flag between jobs, and retires (its thread ends) when the pool has too many workers.
 
     Args:
         name: ``worker-N``, recorded as the row's worker.
-        jobs: the bounded job queue; ``None`` is a wake-up (stop or retire).
+        source: claims jobs (:meth:`JobSource.take`; ``None``: woken, look at the flags).
         stop: set when the daemon stops.
         handler: processes one job.
         retire: asked between jobs; True ends this worker.
@@ -35,13 +41,13 @@ class Worker:
         self,
         name: str,
         *,
-        jobs: "queue.Queue[Job | None]",
+        source: JobSource,
         stop: threading.Event,
         handler: JobHandler,
         retire: Callable[["Worker"], bool],
     ) -> None:
         self.name = name
-        self.jobs = jobs
+        self.source = source
         self.stop = stop
         self.handler = handler
         self.retire = retire
@@ -49,15 +55,11 @@ class Worker:
 
     def run(self) -> None:
         """Thread body."""
-        while True:
-            job = self.jobs.get()
-            if job is None:  # shutdown, or a wake-up to retire
-                if self.stop.is_set() or self.retire(self):
-                    return
+        while not (self.stop.is_set() or self.retire(self)):
+            job = self.source.take(self.name)
+            if job is None:  # woken (a poke, the stop flag, a retirement) or nothing due
                 continue
             if self.stop.is_set():
                 self.handler.release(job)
                 return
             self.handler(job, self.name)
-            if self.retire(self):
-                return

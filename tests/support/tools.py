@@ -53,6 +53,18 @@ def hanging_tool(folder: Path, name: str, marker: str, pidfile: Path) -> Path:
     ))
 
 
+def stubborn_tool(folder: Path, name: str, marker: str, pidfile: Path) -> Path:
+    """:func:`hanging_tool` that also ignores SIGTERM (the disposition survives its exec of
+    ``sleep``): only SIGKILL ends it, and it makes no progress (no CPU, no I/O).
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    return _install(folder, name, lambda real: (
+        f'#!/bin/sh\ncase "$*" in *{marker}*) trap "" TERM; echo $$ > "{pidfile}.tmp"; mv "{pidfile}.tmp" "{pidfile}"; '
+        f'exec sleep 3600;; esac\nexec "{real}" "$@"\n'
+    ))
+
+
 def logging_tool(folder: Path, name: str, log: Path) -> Path:
     """Put a ``name`` in ``folder`` that appends its arguments to ``log``, then execs the
     real ``name``: the test can tell whether vpod ran the tool at all.

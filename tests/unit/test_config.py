@@ -17,6 +17,7 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
     config = load_config(None)
     assert config.processing.workers is None  # not set: the CPU cap (vpod.cpu)
     assert config.processing.queue_size == 256
+    assert (config.database.lease_seconds, config.database.lease_heartbeat_seconds) == (60.0, 15.0)
     assert config.watch.settle_seconds == 5.0
     assert config.policy.audio_languages == ("eng",)
     assert config.source is None
@@ -71,6 +72,9 @@ def test_cli_overrides_file_values():
         ({"watch": {"paths": []}}, "[watch] paths", "at least one item"),
         ({"watch": {"paths": ["/a", "/a/"]}}, "[watch] paths", "each item at most once"),
         ({"watch": {"extensions": []}}, "[watch] extensions", "at least one item"),
+        ({"database": {"lease_seconds": 0}}, "[database] lease_seconds", "> 0"),
+        ({"database": {"lease_seconds": 20}}, "[database] lease_seconds", "shorter than two renewals"),
+        ({"database": {"lease_seconds": 3, "lease_heartbeat_seconds": 2}}, "[database] lease_seconds", "at least 4"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, data, key, expected):

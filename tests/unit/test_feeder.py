@@ -1,17 +1,16 @@
-"""The Feeder: durable queue → bounded memory queue, reading the database only when needed."""
+"""The Feeder: a free worker claims its next job; nothing is read ahead into memory."""
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
-from vpod.feeder import Feeder
+from vpod.db.store import Job, Outcome
+from vpod.feeder import IDLE_POLL_SECONDS, Feeder
 from vpod.fingerprint import StatKey
 from vpod.results import FileProcessingResult
 
@@ -22,69 +21,108 @@ def key(n: int) -> StatKey:
     return StatKey(n, n, n, 1)
 
 
+class Clock:
+    """Monotonic seconds the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-def rig(tmp_path):
-    store = open_store(DatabaseConfig(path=tmp_path / "f.db"))
-    jobs: queue.Queue = queue.Queue(maxsize=2)
-    stop, paused = threading.Event(), threading.Event()
-    feeder = Feeder(store, jobs, stop, paused)
-    thread = threading.Thread(target=feeder.run, daemon=True)
-    thread.start()
-    yield store, jobs, feeder
-    stop.set()
-    feeder.wakeup.set()
-    thread.join(5)
-    store.close()
+def store(tmp_path):
+    opened = open_store(DatabaseConfig(path=tmp_path / "f.db"))
+    yield opened
+    opened.close()
 
 
-def finish(store, job) -> None:
-    """What a worker does with a job: claim it, then record it done."""
-    from vpod.db.store import Outcome
-
-    assert store.start(job, "w", "b")
-    store.finish(job, Outcome(FileProcessingResult(path=job.path, success=True)), "b")
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
-def test_backpressure_and_refill(rig):
-    store, jobs, feeder = rig
+@pytest.fixture
+def feeder(store, clock):
+    return Feeder(store, threading.Event(), threading.Event(), batch_id=lambda: "b1", lease_seconds=60, clock=clock)
+
+
+def states(store) -> dict[str, int]:
+    return {k: v for k, v in store.queue_report().counts.items() if v}
+
+
+def test_a_free_worker_claims_one_job_and_the_rest_stay_queued(store, feeder):
+    """No prefetch: five queued files, one free worker, one claim."""
     for i in range(5):
         store.enqueue(ROOT, f"f{i}.mkv".encode(), f"fp{i}", key(i))
-    feeder.poke()
-    seen = []
-    while len(seen) < 5:
-        job = jobs.get(timeout=5)
-        assert jobs.qsize() <= 2  # never more than the bound in memory
-        seen.append(job.relpath)
-        finish(store, job)
-        feeder.done(job)
-    assert sorted(seen) == [f"f{i}.mkv".encode() for i in range(5)]
-
-
-def test_a_freed_slot_alone_reads_nothing_new(rig):
-    """Rows added without a poke (none in practice: intake pokes) stay until told;
-    a poke brings them in."""
-    store, jobs, feeder = rig
-    store.enqueue(ROOT, b"a.mkv", "fa", key(1))
-    feeder.poke()
-    job = jobs.get(timeout=5)
-    finish(store, job)
-    time.sleep(0.3)  # let the feeder finish looking
-    store.enqueue(ROOT, b"b.mkv", "fb", key(2))  # no poke
+    job = feeder.try_claim("worker-1")
+    assert isinstance(job, Job) and job.relpath == b"f0.mkv" and job.lease
+    assert states(store) == {"queued": 4, "processing": 1}
+    assert store.queue_report().in_progress[0].worker == "worker-1"
+    assert feeder.inflight() == 1
+    store.finish(job, Outcome(FileProcessingResult(path=job.path, success=True)), "b1")
     feeder.done(job)
-    with pytest.raises(queue.Empty):
-        jobs.get(timeout=0.5)
+    assert feeder.inflight() == 0
+
+
+def test_nothing_is_claimed_while_paused_or_while_outcomes_cannot_be_recorded(store, feeder):
+    store.enqueue(ROOT, b"a.mkv", "fa", key(1))
+    feeder.paused.set()
+    assert feeder.try_claim("worker-1") is None  # wait until poked (a resume)
+    feeder.paused.clear()
+    feeder.record_failed(Job(99, ROOT, b"gone.mkv", None, 0))
+    assert feeder.try_claim("worker-1") > 0  # the backoff's seconds
+    assert states(store) == {"queued": 1}
+
+
+def test_only_the_libraries_this_node_may_use_are_claimed_from(store, clock):
+    store.enqueue(ROOT, b"a.mkv", "fa", key(1))
+    allowed: list[str] = []
+    feeder = Feeder(store, threading.Event(), threading.Event(), libraries=lambda: allowed, clock=clock)
+    assert not isinstance(feeder.try_claim("worker-1"), Job)
+    [library] = store.libraries()
+    allowed.append(library.name)
     feeder.poke()
-    assert jobs.get(timeout=5).relpath == b"b.mkv"
+    assert isinstance(feeder.try_claim("worker-1"), Job)
 
 
-def test_a_retry_is_fed_when_due(rig):
-    store, jobs, feeder = rig
+def test_an_idle_node_looks_again_at_the_poll_without_being_told(store, feeder, clock):
+    """Another node may queue work without a signal reaching this one: the idle poll finds it."""
+    assert feeder.try_claim("worker-1") == pytest.approx(IDLE_POLL_SECONDS)  # nothing: wait for the poll
+    store.enqueue(ROOT, b"a.mkv", "fa", key(1))  # no poke
+    assert not isinstance(feeder.try_claim("worker-1"), Job)  # before the poll: no query
+    clock.now += IDLE_POLL_SECONDS
+    assert isinstance(feeder.try_claim("worker-1"), Job)
+
+
+def test_a_poke_makes_waiting_workers_look_at_once(store, feeder):
+    assert not isinstance(feeder.try_claim("worker-1"), Job)
     store.enqueue(ROOT, b"a.mkv", "fa", key(1))
     feeder.poke()
-    job = jobs.get(timeout=5)
-    assert store.start(job, "w", "b")
+    assert isinstance(feeder.try_claim("worker-1"), Job)
+
+
+def test_a_retry_is_claimed_when_due(store, feeder):
+    store.enqueue(ROOT, b"a.mkv", "fa", key(1))
+    job = feeder.try_claim("worker-1")
     result = FileProcessingResult(path=job.path, success=False, reason="timeout", permanent=False)
-    store.retry_later(job, result, 0.5, "b")
+    store.retry_later(job, result, 0.3, "b")
     feeder.done(job, requeued=True)
-    again = jobs.get(timeout=5)
-    assert again.id == job.id
+    wait = feeder.try_claim("worker-1")
+    assert not isinstance(wait, Job) and 0 < wait <= 0.3  # sleeps until the retry is due
+    again = None
+    for _ in range(50):  # take() waits at most until the retry is due, then claims it
+        again = feeder.take("worker-1")
+        if again is not None:
+            break
+    assert again is not None and again.id == job.id
+
+
+def test_take_returns_when_poked(store, feeder):
+    """An idle worker waiting in take() wakes on a poke (stop, retire, new work)."""
+    assert not isinstance(feeder.try_claim("worker-1"), Job)
+    timer = threading.Timer(0.1, feeder.poke)
+    timer.start()
+    assert feeder.take("worker-1") is None
+    timer.join()

@@ -921,7 +921,7 @@ def test_a_restarted_node_releases_its_previous_incarnation_at_once(store, other
     kept = other.claim("w", "b", lease_seconds=LIVE)
     restarted = open_store(database)
     try:
-        restarted.register_owner("daemon", node="node-a")
+        assert restarted.register_owner("daemon", node="node-a").released == 1
         assert restarted.file_record(old.path).state == "queued"
         assert restarted.file_record(kept.path).state == "processing"
         again = restarted.claim("w", "b", lease_seconds=LIVE)

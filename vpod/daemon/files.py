@@ -60,20 +60,25 @@ class FileHandler:
         self.job_runner.max_attempts = config.processing.max_attempts
 
     def release(self, job: Job) -> None:
-        """Give ``job`` back: it stays queued in the database."""
-        self.feeder.done(job)
+        """Give the claimed ``job`` back untouched: queued again, its attempt given back
+        (a database that cannot be written now: its lease ends and it is claimed again)."""
+        try:
+            self.job_runner.store.release(job)
+        except StoreError as exc:
+            self.log.warning("job_not_released", path=display_path(job.path), error=str(exc))
+        self.feeder.done(job, requeued=True)
 
     def __call__(self, job: Job, worker: str) -> None:
         """Process ``job`` as ``worker``; while paused, or while the database cannot record
-        outcomes (:meth:`vpod.feeder.Feeder.holding`), it stays queued. Never raises: a
+        outcomes (:meth:`vpod.feeder.Feeder.holding`), it is given back (queued). Never raises: a
         database error is logged ``result_not_recorded`` (all new work then waits for a
         backoff of 2 s doubling to 5 min; ``result_write_recovered`` when an outcome is
         recorded again), a bug ``worker_error`` (the job is redone at the next start)."""
         if self.controller.should_stop():
-            self.feeder.done(job)  # paused: the job stays queued in the database
+            self.release(job)  # paused: the job goes back to the queue
             return
         if self.feeder.holding() > 0:
-            self.feeder.done(job)  # the database cannot record outcomes: the job waits in it
+            self.release(job)  # the database cannot record outcomes: the job waits in it
             return
         policies = self.policies  # a reload mid-file applies from the next one
         batch_id = self.windows.start_file(job.id)

@@ -99,7 +99,9 @@ class Daemon:
         self.instance = InstanceLock(cfg.database.path)
         self.instance.acquire()
         self.store, self._close_store = self._open_store(cfg)
-        self.store.register_owner("daemon")  # rows this daemon starts name it; heartbeat: parts.heartbeat
+        # Rows this daemon claims name it (heartbeat: parts.heartbeat); its earlier incarnation on
+        # this node releases its rows now.
+        owner = self.store.register_owner("daemon", version=__version__, workers=cfg.processing.workers)
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
             started_at=self.started_at, dry_run=self.dry_run, clock=self.clock,
@@ -107,7 +109,7 @@ class Daemon:
         p.libraries.bind()  # before the roots are watched: the store knows each root's library
         # Rows of a dead daemon go back to the queue; a vpod process's are left to
         # parts.abandoned (released when its owner record says it ended).
-        requeued = self.store.requeue_interrupted()
+        requeued = owner.released + self.store.requeue_interrupted()
         p.rejudge.run()  # hard-linked files a changed policy judges differently
         # Temp files a live `vpod process` on this database still writes are left alone.
         swept = sweep_temps(self.store)
@@ -118,6 +120,8 @@ class Daemon:
         p.threads.spawn("vpod-stabilizer", p.stabilizer.run, essential=True)
         p.threads.spawn("vpod-scanner", p.scanner.run, essential=True)
         p.threads.spawn("vpod-feeder", p.feeder.run, essential=True)
+        p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
+        p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
         workers = p.pool.resize(cfg.processing.workers)
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
@@ -288,7 +292,7 @@ class Daemon:
         p.stabilizer.wake()
         p.scanner.wake()
         p.feeder.poke()
-        p.pool.send_sentinels(p.pool.count())  # a full queue: busy workers see the stop flag after their job
+        p.pool.wake_idle()  # busy workers see the stop flag after their job
         deadline = time.monotonic() + self.config.processing.shutdown_timeout_seconds
         stuck = p.threads.join(deadline, time.monotonic)
         if stuck:

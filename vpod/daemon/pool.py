@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Callable
 
@@ -10,7 +9,7 @@ import structlog
 
 from vpod.config import VPOConfig
 from vpod.cpu import effective_workers
-from vpod.db.store import Job
+from vpod.feeder import Feeder
 from vpod.worker import JobHandler, Worker
 
 
@@ -42,8 +41,8 @@ class WorkerPool:
     """Owns the worker threads and the count of files in progress.
 
     Args:
-        jobs: the bounded queue the feeder fills; ``None`` in it is a sentinel that wakes
-            an idle worker (to stop, or to retire).
+        feeder: where free workers claim their jobs; its poke wakes idle workers (to
+            stop, or to retire).
         stop: the daemon's stop Event.
         handler: what a worker does with each job.
         spawn: starts a thread (:meth:`vpod.daemon.threads.Threads.spawn`).
@@ -53,14 +52,14 @@ class WorkerPool:
 
     def __init__(
         self,
-        jobs: "queue.Queue[Job | None]",
+        feeder: Feeder,
         stop: threading.Event,
         handler: JobHandler,
         spawn: Callable[[str, Callable[[], None]], threading.Thread],
         active: ActiveFiles,
         worker_class: type[Worker] = Worker,
     ) -> None:
-        self.jobs = jobs
+        self.feeder = feeder
         self.stop = stop
         self.handler = handler
         self.spawn = spawn
@@ -75,7 +74,7 @@ class WorkerPool:
     def _create_worker(self) -> Worker:
         self._seq += 1
         return self.worker_class(
-            f"worker-{self._seq}", jobs=self.jobs, stop=self.stop, handler=self.handler, retire=self.retire
+            f"worker-{self._seq}", source=self.feeder, stop=self.stop, handler=self.handler, retire=self.retire
         )
 
     def resize(self, requested: int | None) -> int:
@@ -93,7 +92,8 @@ class WorkerPool:
                 worker.thread = self.spawn(f"vpod-{worker.name}", worker.run)
                 self.workers.append(worker)
             surplus = len(self.workers) - count
-        self.send_sentinels(surplus)
+        if surplus > 0:
+            self.wake_idle()
         return count
 
     def reconfigure(self, config: VPOConfig) -> None:
@@ -109,14 +109,10 @@ class WorkerPool:
                 return True
         return False
 
-    def send_sentinels(self, count: int) -> None:
-        """Put up to ``count`` wake-ups in the queue (a full queue: busy workers see the
-        stop flag or retire after their current file)."""
-        for _ in range(count):
-            try:
-                self.jobs.put_nowait(None)
-            except queue.Full:
-                break
+    def wake_idle(self) -> None:
+        """Wake the idle workers (to stop or retire); busy ones see the stop flag or
+        retire after their current file."""
+        self.feeder.poke()
 
     def count(self) -> int:
         """Worker threads now (retiring ones excluded)."""

@@ -9,7 +9,6 @@ except the library-claim checks' database id.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,12 +28,13 @@ from vpod.outcomes import Reason
 from vpod.daemon.snapshot import StatusSnapshot
 from vpod.daemon.systemd import SystemdReporter
 from vpod.daemon.threads import Threads
-from vpod.db.store import Job, Store
+from vpod.db.store import Store
 from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
 from vpod.jobs import JobRunner
+from vpod.leases import LeaseKeeper
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
@@ -111,7 +111,7 @@ class Parts:
     metrics: Metrics
     runner: ToolRunner
     processor: FileProcessor
-    jobs: "queue.Queue[Job | None]"
+    leases: LeaseKeeper
     feeder: Feeder
     stabilizer: Stabilizer
     scanner: Scanner
@@ -178,10 +178,17 @@ def wire(
         roots=lambda: supervisor.roots,  # the roots now (a reload changes them)
     )
     runner = ToolRunner(ToolLimits.from_config(config.processing))
+    leases = LeaseKeeper(
+        store, runner, stop, lease_seconds=config.database.lease_seconds,
+        heartbeat_seconds=config.database.lease_heartbeat_seconds,
+    )
     processor = FileProcessor(
         runner,
-        PipelineOptions(roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal),
-        store,
+        PipelineOptions(
+            roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal,
+            confirm_lease=leases.confirm,
+        ),
+        leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr),
     )
     job_runner = JobRunner(
@@ -192,11 +199,15 @@ def wire(
         on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
         on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         wait_for_space=True,
+        leases=leases,
+        lease_seconds=config.database.lease_seconds,
     )
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)
-    jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.processing.queue_size)
-    feeder = Feeder(store, jobs, stop, paused)
+    # No prefetch: a free worker claims its next job (libraries: every one with a folder here).
+    feeder = Feeder(
+        store, stop, paused, batch_id=windows.open_batch_id, lease_seconds=config.database.lease_seconds,
+    )
     path_filter = PathFilter.from_config(config.watch)
 
     def queued() -> None:
@@ -252,19 +263,19 @@ def wire(
         policies=PolicySelector.from_config(config),
         active_changed=active.add, pause=pausing.pause, wake=wake,
     )
-    pool = WorkerPool(jobs, stop, files, threads.spawn, active)
+    pool = WorkerPool(feeder, stop, files, threads.spawn, active)
     threads.others += [pool.dead_threads, watches.dead_observers]
     metrics = Metrics(
         queue_depth=store.ping, active=pool.active, workers=pool.count, paused=paused.is_set, started_at=started_at
     )
     batches = BatchCloser(
-        windows, store, events, busy=lambda: pool.active() > 0 or not jobs.empty() or feeder.inflight() > 0,
+        windows, store, events, busy=lambda: pool.active() > 0 or feeder.inflight() > 0,
         paused=paused,
     )
     for subscriber in (metrics, snapshot, LookAgainWhenChanged(stabilizer.notify), EventLog(), reporter):
         events.subscribe(subscriber)
     return Parts(
-        events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
+        events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, leases=leases, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
         stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,

@@ -36,6 +36,8 @@ class OwnerRecord:
         incarnation: random, new at each start.
         started_at / heartbeat_at: epoch seconds; ``heartbeat_seconds`` its interval.
         ended_at: when it ended cleanly (epoch seconds), else ``None``.
+        released: rows of this node's earlier daemon incarnations that registering this
+            one queued again (:meth:`vpod.db.store.Store.register_owner`); 0 otherwise.
     """
 
     id: int
@@ -48,6 +50,7 @@ class OwnerRecord:
     heartbeat_at: float
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     ended_at: float | None = None
+    released: int = 0
 
     def describe(self) -> str:
         """Who it is, for messages: ``vpod process (pid 12, host h)``."""

@@ -395,11 +395,12 @@ class SqliteStore:
             self.owner = self._owner_row(row)
             if kind == "daemon":
                 earlier = "SELECT id FROM owners WHERE kind = 'daemon' AND COALESCE(node, host) = ? AND id != ?"
-                conn.execute(
+                released = conn.execute(
                     f"UPDATE files SET state = 'queued', {_NO_CLAIM}, updated_at = ?"
                     f" WHERE state = 'processing' AND owner_id IN ({earlier})",
                     (now, node, self.owner.id),
-                )
+                ).rowcount
+                self.owner = replace(self.owner, released=released)
                 conn.execute(
                     f"UPDATE owners SET ended_at = ? WHERE ended_at IS NULL AND id IN ({earlier})",
                     (now, node, self.owner.id),
@@ -517,16 +518,25 @@ class SqliteStore:
         """Claim the named ``job`` for ``worker`` of this store's owner (:meth:`register_owner`)
         with a fresh lease of ``lease_seconds``; returns it with its :attr:`Job.lease`
         (``attempts`` as before this start), or ``None`` when it is no longer queued."""
+        with self.pool.transaction() as conn:
+            token = self._take(conn, job.id, "state = 'queued'", worker, batch_id, lease_seconds)
+            return replace(job, lease=token) if token is not None else None
+
+    def _take(
+        self, conn: sqlite3.Connection, file_id: int, only_if: str, worker: str, batch_id: str, lease_seconds: float
+    ) -> str | None:
+        """Make row ``file_id`` (when ``only_if`` holds) this owner's claim for ``worker``:
+        ``processing``, attempts + 1, progress cleared, a fresh token and a lease of
+        ``lease_seconds``; returns the token, or ``None`` when the row did not qualify."""
         now = time.time()
         token = new_token()
-        with self.pool.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
-                " attempts = attempts + 1, updated_at = ?, lease_token = ?, lease_until = ?,"
-                " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND state = 'queued'",
-                (worker, self._owner_id(), batch_id, now, now, token, now + lease_seconds, job.id),
-            )
-            return replace(job, lease=token) if cursor.rowcount == 1 else None
+        cursor = conn.execute(
+            "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
+            " attempts = attempts + 1, updated_at = ?, lease_token = ?, lease_until = ?,"
+            f" progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND {only_if}",
+            (worker, self._owner_id(), batch_id, now, now, token, now + lease_seconds, file_id),
+        )
+        return token if cursor.rowcount == 1 else None
 
     def _owner_id(self) -> int | None:
         return self.owner.id if self.owner is not None else None
@@ -547,7 +557,6 @@ class SqliteStore:
         names = sorted(set(libraries)) if libraries is not None else []
         only = f" AND l.name IN ({','.join('?' * len(names))})" if libraries is not None else ""
         now = time.time()
-        token = new_token()
         with self.pool.transaction() as conn:
             found = conn.execute(
                 "SELECT f.id FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
@@ -558,12 +567,7 @@ class SqliteStore:
             ).fetchone()
             if found is None:
                 return None
-            conn.execute(
-                "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
-                " attempts = attempts + 1, updated_at = ?, lease_token = ?, lease_until = ?,"
-                " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ?",
-                (worker, self._owner_id(), batch_id, now, now, token, now + lease_seconds, found["id"]),
-            )
+            self._take(conn, found["id"], "1", worker, batch_id, lease_seconds)
             row = conn.execute(f"SELECT {_JOB_COLUMNS} WHERE f.id = ?", (found["id"],)).fetchone()
             return _job(row, attempts_before=row["attempts"] - 1)
 

@@ -63,7 +63,7 @@ class ToolRunner:
     def __init__(self, limits: ToolLimits | float) -> None:
         self.limits = limits if isinstance(limits, ToolLimits) else ToolLimits.uniform(limits)
         self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running: dict[subprocess.Popen[bytes], int] = {}  # process -> the thread that runs it
 
     def run(
         self,
@@ -110,7 +110,7 @@ class ToolRunner:
         except FileNotFoundError:
             raise ToolMissing(name) from None
         with self._lock:
-            self._running.add(process)
+            self._running[process] = threading.get_ident()
         try:
             if on_output_line is None:
                 stdout, stderr = process.communicate(timeout=limit)
@@ -126,7 +126,7 @@ class ToolRunner:
             raise
         finally:
             with self._lock:
-                self._running.discard(process)
+                self._running.pop(process, None)
         result = ToolResult(
             process.returncode,
             stdout.decode("utf-8", "replace"),
@@ -140,6 +140,31 @@ class ToolRunner:
                 permanent=result.returncode >= 0,
             )
         return result
+
+    def pids_of(self, thread_id: int) -> list[int]:
+        """Process ids of the tools the thread ``thread_id`` (:func:`threading.get_ident`)
+        runs now (what :mod:`vpod.leases` measures)."""
+        with self._lock:
+            return sorted(p.pid for p, t in self._running.items() if t == thread_id and p.poll() is None)
+
+    def kill_thread(self, thread_id: int, *, grace_seconds: float) -> int:
+        """Stop the tools thread ``thread_id`` runs (a self-fence: :mod:`vpod.leases`):
+        SIGTERM to each one's process group, then SIGKILL to those still running after
+        ``grace_seconds``. Their :meth:`run` raises :class:`ToolError` (reason ``killed``).
+        Returns how many were signalled."""
+        with self._lock:
+            running = [p for p, t in self._running.items() if t == thread_id and p.poll() is None]
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            if process.poll() is None:
+                _kill_group(process)
+        return len(running)
 
     def kill_all(self) -> int:
         """Kill every tool still running; returns how many were killed."""
@@ -201,8 +226,12 @@ def _communicate_by_line(
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signum)
     except ProcessLookupError:
         pass
 

@@ -1,0 +1,180 @@
+"""The lease keeper (vpod.leases) with a fake clock and a fake progress measure, on a
+real SQLite store: what is renewed, what is fenced and when, what a fence removes, and
+the compare-and-set before a replace. The real tools and the real daemon:
+tests/integration/test_leases.py."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import structlog
+
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
+from vpod.db.store import Job
+from vpod.errors import LeaseLost, StoreError
+from vpod.fingerprint import StatKey
+from vpod.leases import LeaseKeeper
+from vpod.media.tools import ToolRunner
+
+ROOT = Path("/library")
+LEASE = 60.0
+BEAT = 15.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Progress:
+    """The progress measure the test moves: ``moving`` jobs change their sample at each look."""
+
+    def __init__(self) -> None:
+        self.moving: set[int] = set()
+        self.count = 0
+
+    def __call__(self, claim) -> object:
+        self.count += 1
+        return self.count if claim.job.id in self.moving else "still"
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = open_store(DatabaseConfig(path=tmp_path / "l.db"))
+    opened.register_owner("daemon")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def progress():
+    return Progress()
+
+
+@pytest.fixture
+def keeper(store, clock, progress):
+    return LeaseKeeper(
+        store, ToolRunner(10), threading.Event(), lease_seconds=LEASE, heartbeat_seconds=BEAT, clock=clock,
+        progress=progress,
+    )
+
+
+def claimed(store, name: bytes, lease: float = LEASE) -> Job:
+    store.enqueue(ROOT, name, name.decode(), StatKey(1, 1, 1, 1))
+    job = store.claim("worker-1", "b", lease_seconds=lease)
+    assert job is not None
+    return job
+
+
+def test_only_claims_that_make_progress_are_renewed(store, keeper, clock, progress):
+    moving, stuck = claimed(store, b"moving.mkv"), claimed(store, b"stuck.mkv")
+    with keeper.hold(moving, "worker-1"), _held_elsewhere(keeper, stuck):
+        progress.moving.add(moving.id)
+        clock.now += BEAT
+        assert keeper.renew_once() == {moving.id}
+        clock.now += BEAT
+        assert keeper.renew_once() == {moving.id}
+
+
+def test_a_claim_without_progress_is_fenced_before_its_lease_ends(store, keeper, clock, tmp_path):
+    job = claimed(store, b"stuck.mkv")
+    temp = tmp_path / ".vpod-tmp-stuck.mkv"
+    with structlog.testing.capture_logs() as logs, keeper.hold(job, "worker-1") as claim:
+        keeper.temps.register_temp(temp)
+        temp.write_bytes(b"partial")
+        clock.now += LEASE - keeper.margin_seconds - 1
+        keeper.renew_once()
+        assert keeper.fence_overdue() == pytest.approx(1.0)  # not yet: one second left
+        assert not claim.fenced.is_set()
+        clock.now += 1
+        keeper.fence_overdue()
+        assert claim.fenced.is_set() and claim.fence_reason == "no_progress"
+        assert not temp.exists()  # its temp file is removed with it
+        assert temp not in store.pending_temps()  # and forgotten
+        with pytest.raises(LeaseLost):
+            keeper.confirm(ROOT / "stuck.mkv")  # nothing may be replaced any more
+    [event] = [e for e in logs if e["event"] == "lease_self_fenced"]
+    assert event["reason"] == "no_progress" and event["path"] == str(job.path)
+    assert event["seconds_since_renewal"] == pytest.approx(LEASE - keeper.margin_seconds)
+
+
+def test_a_renewal_the_database_refuses_leads_to_a_fence_in_time(store, keeper, clock, progress, monkeypatch):
+    job = claimed(store, b"a.mkv")
+    progress.moving.add(job.id)
+
+    def unreachable(jobs, lease_seconds):
+        raise StoreError("could not connect to the database")
+
+    monkeypatch.setattr(store, "renew_leases", unreachable)
+    with structlog.testing.capture_logs() as logs, keeper.hold(job, "worker-1") as claim:
+        for _ in range(3):
+            clock.now += BEAT
+            assert keeper.renew_once() == set()
+            keeper.fence_overdue()
+        assert claim.fenced.is_set() and claim.fence_reason == "renew_failed"
+    assert [e["event"] for e in logs].count("lease_renew_failed") == 3
+    [event] = [e for e in logs if e["event"] == "lease_self_fenced"]
+    assert "could not connect" in event["error"]
+
+
+def test_a_claim_another_node_took_is_fenced_at_the_next_renewal(store, keeper, clock, progress, tmp_path):
+    job = claimed(store, b"a.mkv", lease=0.0)  # its lease ended: another node may take it
+    other = open_store(DatabaseConfig(path=tmp_path / "l.db"))
+    try:
+        assert other.claim("worker-9", "b", lease_seconds=LEASE).id == job.id
+    finally:
+        other.close()
+    progress.moving.add(job.id)
+    with keeper.hold(job, "worker-1") as claim:
+        clock.now += BEAT
+        assert keeper.renew_once() == set()
+        assert claim.fenced.is_set() and claim.fence_reason == "lease_lost"
+
+
+def test_confirm_is_the_compare_and_set_and_extends_the_lease(store, keeper, clock, tmp_path):
+    job = claimed(store, b"a.mkv")
+    keeper.confirm(ROOT / "a.mkv")  # no claim held by this thread: nothing to confirm
+    with keeper.hold(job, "worker-1") as claim:
+        clock.now += 40
+        keeper.confirm(ROOT / "a.mkv")
+        assert claim.renewed_at == clock.now  # confirmed: the deadline moves on
+        store.release(job)  # given back, and claimed by another node
+        assert store.claim("worker-9", "b", lease_seconds=LEASE).id == job.id
+        with pytest.raises(LeaseLost, match="another node"):
+            keeper.confirm(ROOT / "a.mkv")
+
+
+def _held_elsewhere(keeper, job):
+    """Hold ``job`` in another thread for the block (a second worker)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def held():
+        entered, leave = threading.Event(), threading.Event()
+
+        def body():
+            with keeper.hold(job, "worker-2"):
+                entered.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        entered.wait(10)
+        try:
+            yield
+        finally:
+            leave.set()
+            thread.join()
+
+    return held()

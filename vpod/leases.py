@@ -1,0 +1,352 @@
+"""The lease keeper: renews the leases of claimed files that make progress, and fences
+the claims it cannot keep (docs/architecture.md "Claims and leases").
+
+A claimed file's row carries a lease (``lease_until``, by the database's clock) and a
+fencing token (:attr:`vpod.db.store.Job.lease`). While a worker holds a claim
+(:meth:`LeaseKeeper.hold`), the keeper renews its lease every ``heartbeat_seconds``
+(:meth:`vpod.db.store.Store.renew_leases`), but only if the work made progress since
+the last look:
+
+* while an external tool runs for the claim (:meth:`vpod.media.tools.ToolRunner.pids_of`):
+  the tool's CPU time (``/proc/PID/stat`` utime + stime of it and its reaped children,
+  proc(5)) or its bytes read or written (``/proc/PID/io`` rchar + wchar) grew, or
+  another tool started;
+* between tools (vpod's own work: fingerprinting, probing, copying): the worker
+  thread's CPU time grew (``/proc/self/task/TID/stat``);
+* either way: the pipeline reported a step (:meth:`LeaseKeeper.beat`: a progress
+  line, a plan noted).
+
+A tool that hangs (sleeps, waits on a lock, ignores signals) makes none, so its lease
+runs out and another node may take the file. Where ``/proc`` cannot be read, every
+claim counts as progressing.
+
+**Self-fence.** A claim whose lease could not be renewed for ``lease_seconds -
+margin`` (:attr:`LeaseKeeper.margin_seconds`, a quarter of the lease) on this process's
+monotonic clock, whatever the reason (no progress, the database unreachable or slow),
+is dropped before the lease can end: its tools get SIGTERM, then SIGKILL after
+:attr:`LeaseKeeper.kill_grace_seconds`, its temp files are removed, and the worker
+discards whatever it produces (``lease_self_fenced``). Before a file is replaced or
+edited in place, :meth:`LeaseKeeper.confirm` does the compare-and-set
+(:meth:`Store.confirm_lease`): if the claim is fenced or the row no longer holds its
+token, :class:`~vpod.errors.LeaseLost` is raised and nothing is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Hashable, Iterator
+
+import structlog
+
+from vpod.db.store import LEASE_SECONDS, Job, Store
+from vpod.errors import LeaseLost, StoreError
+from vpod.media.tools import ToolRunner
+from vpod.results import display_path
+
+MARGIN_FRACTION = 0.25
+"""The self-fence margin as a part of the lease: a claim not renewed for 3/4 of its
+lease is dropped, leaving a quarter to kill the tool and for the clocks to disagree."""
+KILL_GRACE_MAX_SECONDS = 5.0
+"""At most this long between SIGTERM and SIGKILL when a claim is fenced (seconds)."""
+
+
+@dataclass(eq=False)
+class Claim:
+    """A job a worker thread holds, as the keeper follows it.
+
+    Attributes:
+        job: the claimed job (its :attr:`Job.lease` is the token).
+        worker: the worker's name.
+        thread_id: :func:`threading.get_ident` of the worker thread (its tools).
+        native_id: the thread's kernel id (its CPU time in ``/proc``).
+        renewed_at: monotonic seconds when the lease was last known extended.
+        fenced: set once the claim was dropped; ``fence_reason`` says why.
+    """
+
+    job: Job
+    worker: str
+    thread_id: int
+    native_id: int
+    renewed_at: float
+    fenced: threading.Event = field(default_factory=threading.Event)
+    fence_reason: str | None = None
+    temps: set[Path] = field(default_factory=set)
+    beats: int = 0
+    last_sample: Hashable = None
+    renew_error: str | None = None
+
+
+class ClaimTemps:
+    """The temp-file registry the pipeline writes through (:class:`vpod.tempfiles.TempRegistry`):
+    the Store's, with each temp tied to the claim of the thread that makes it, so a
+    sweeper leaves it while that lease lasts and a self-fence removes it."""
+
+    def __init__(self, store: Store, keeper: LeaseKeeper) -> None:
+        self.store = store
+        self.keeper = keeper
+
+    def register_temp(self, path: Path) -> None:
+        """Record ``path`` (with this thread's claim) before the file is created."""
+        claim = self.keeper.current()
+        self.store.register_temp(path, claim.job if claim is not None else None)
+        if claim is not None:
+            claim.temps.add(path)
+
+    def forget_temp(self, path: Path) -> None:
+        """``path`` is gone."""
+        self.store.forget_temp(path)
+        claim = self.keeper.current()
+        if claim is not None:
+            claim.temps.discard(path)
+
+    def pending_temps(self) -> list[Path]:
+        """Temps whose claim's lease is gone (:meth:`Store.pending_temps`)."""
+        return self.store.pending_temps()
+
+
+class LeaseKeeper:
+    """Renews, checks and fences the claims of this process's workers.
+
+    Args:
+        store: the store the claims were made in.
+        runner: the tool runner the workers' tools run through (to measure and kill them).
+        stop: the daemon's stop Event; the keeper's loops end once it is set and no
+            claim is held any more (files draining at shutdown keep their leases).
+        lease_seconds: ``[database] lease_seconds``; ``heartbeat_seconds``:
+            ``[database] lease_heartbeat_seconds`` (the renewal period).
+        clock: monotonic seconds.
+        progress: the progress sample of a claim (equal samples: no progress);
+            default :meth:`sample`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        runner: ToolRunner,
+        stop: threading.Event,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        heartbeat_seconds: float = LEASE_SECONDS / 4,
+        clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[Claim], Hashable] | None = None,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.stop = stop
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.margin_seconds = lease_seconds * MARGIN_FRACTION
+        self.kill_grace_seconds = min(self.margin_seconds / 2, KILL_GRACE_MAX_SECONDS)
+        self.clock = clock
+        self.progress = progress or self.sample
+        self._claims: dict[int, Claim] = {}  # by worker thread
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self.temps = ClaimTemps(store, self)
+        self.log = structlog.get_logger("vpod")
+
+    # -- the worker's side ------------------------------------------------------------
+
+    @contextmanager
+    def hold(self, job: Job, worker: str) -> Iterator[Claim]:
+        """Follow ``job`` (just claimed by this thread, its lease fresh) until the block
+        ends; yields its :class:`Claim` (``claim.fenced`` tells the worker to discard its
+        result)."""
+        claim = Claim(job, worker, threading.get_ident(), threading.get_native_id(), self.clock())
+        claim.last_sample = self.progress(claim)
+        with self._lock:
+            self._claims[claim.thread_id] = claim
+        self._changed.set()
+        try:
+            yield claim
+        finally:
+            with self._lock:
+                self._claims.pop(claim.thread_id, None)
+
+    def current(self) -> Claim | None:
+        """The claim this thread holds, if any."""
+        with self._lock:
+            return self._claims.get(threading.get_ident())
+
+    def beat(self) -> None:
+        """This thread's claim made a step (a progress line, a plan noted): it counts as progress."""
+        claim = self.current()
+        if claim is not None:
+            claim.beats += 1
+
+    def confirm(self, path: Path) -> None:
+        """The compare-and-set just before ``path`` is replaced or edited in place by this
+        thread's claim (no claim: nothing to confirm); extends the lease on success.
+
+        Raises:
+            LeaseLost: the claim was fenced, the row no longer holds its token or its
+                lease ended, or the database could not be asked: nothing may be replaced.
+        """
+        claim = self.current()
+        if claim is None:
+            return
+        if claim.fenced.is_set():
+            raise LeaseLost(f"{display_path(path)}: this node dropped its claim ({claim.fence_reason}); result discarded")
+        asked = self.clock()
+        try:
+            confirmed = self.store.confirm_lease(claim.job, self.lease_seconds)
+        except StoreError as exc:
+            raise LeaseLost(f"{display_path(path)}: the claim could not be confirmed ({exc}); result discarded") from exc
+        if not confirmed:
+            raise LeaseLost(f"{display_path(path)}: the claim's lease ended or another node took the file; result discarded")
+        claim.renewed_at = asked
+
+    # -- the keeper's threads ---------------------------------------------------------
+
+    def _running(self) -> bool:
+        with self._lock:
+            return not self.stop.is_set() or bool(self._claims)
+
+    def renew_loop(self) -> None:
+        """Thread body: every ``heartbeat_seconds``, renew the progressing claims' leases."""
+        due = self.clock() + self.heartbeat_seconds  # a claim starts with a fresh lease
+        while self._running():
+            if self.clock() >= due:
+                self.renew_once()
+                due = self.clock() + self.heartbeat_seconds
+            left = max(0.0, due - self.clock())
+            if self.stop.is_set():
+                time.sleep(min(left, 0.25))  # draining: look at the claims left now and then
+            else:
+                self.stop.wait(left)
+
+    def watch_loop(self) -> None:
+        """Thread body: fence each claim whose lease was not renewed in time. Separate from
+        :meth:`renew_loop` so a renewal stuck on an unreachable database cannot delay it."""
+        while self._running():
+            wait = self.fence_overdue()
+            self._changed.wait(min(wait, 0.5) if self.stop.is_set() else wait)
+            self._changed.clear()
+
+    def renew_once(self) -> set[int]:
+        """Renew the leases of the claims that made progress since the last look; returns
+        the job ids renewed. A claim the store says is no longer ours is fenced at once;
+        a failed renewal is logged (``lease_renew_failed``) and tried at the next beat."""
+        with self._lock:
+            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
+        progressing = [c for c in claims if self._progressed(c)]
+        if not progressing:
+            return set()
+        asked = self.clock()
+        try:
+            renewed = self.store.renew_leases([c.job for c in progressing], self.lease_seconds)
+        except StoreError as exc:
+            for claim in progressing:
+                claim.renew_error = str(exc)
+            self.log.warning("lease_renew_failed", files=len(progressing), error=str(exc))
+            return set()
+        for claim in progressing:
+            if claim.job.id in renewed:
+                claim.renewed_at = asked
+                claim.renew_error = None
+            else:
+                self._fence(claim, "lease_lost")
+        return renewed
+
+    def fence_overdue(self) -> float:
+        """Fence every claim not renewed for ``lease_seconds - margin_seconds``; returns
+        the seconds until the next such deadline (at most ``heartbeat_seconds``)."""
+        now = self.clock()
+        limit = self.lease_seconds - self.margin_seconds
+        wait = self.heartbeat_seconds
+        with self._lock:
+            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
+        for claim in claims:
+            left = claim.renewed_at + limit - now
+            if left <= 0:
+                self._fence(claim, "renew_failed" if claim.renew_error else "no_progress")
+            else:
+                wait = min(wait, left)
+        return max(0.01, wait)
+
+    def _fence(self, claim: Claim, reason: str) -> None:
+        """Drop ``claim``: mark it, kill its tools (SIGTERM, SIGKILL after the grace),
+        remove its temp files; logs ``lease_self_fenced``."""
+        claim.fence_reason = reason
+        claim.fenced.set()
+        killed = self.runner.kill_thread(claim.thread_id, grace_seconds=self.kill_grace_seconds)
+        removed = []
+        for path in list(claim.temps):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue  # left registered: a sweep removes it once the lease is gone
+            try:
+                self.store.forget_temp(path)
+            except StoreError:
+                pass  # its lease is gone: a sweep forgets it
+            claim.temps.discard(path)
+        self.log.error(
+            "lease_self_fenced", path=display_path(claim.job.path), worker=claim.worker, reason=reason,
+            seconds_since_renewal=round(self.clock() - claim.renewed_at, 3), lease_seconds=self.lease_seconds,
+            tools_killed=killed, temps_removed=[str(p) for p in removed],
+            **({"error": claim.renew_error} if claim.renew_error else {}),
+        )
+
+    # -- progress ---------------------------------------------------------------------
+
+    def _progressed(self, claim: Claim) -> bool:
+        sample = self.progress(claim)
+        moved = sample is None or sample != claim.last_sample
+        claim.last_sample = sample
+        return moved
+
+    def sample(self, claim: Claim) -> Hashable:
+        """What progress looks like for ``claim`` now (see the module docstring); ``None``
+        when it cannot be measured (counted as progress)."""
+        pids = self.runner.pids_of(claim.thread_id)
+        if pids:
+            counters = tuple(_process_counters(pid) for pid in pids)
+            if any(c is None for c in counters):
+                return None
+            return ("tools", tuple(pids), counters, claim.beats)
+        cpu = _thread_cpu(claim.native_id)
+        return None if cpu is None else ("thread", cpu, claim.beats)
+
+
+def _stat_fields(path: str) -> list[bytes] | None:
+    """The fields of a ``/proc/.../stat`` file after the command name (field 3 on; proc(5))."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def _thread_cpu(native_id: int) -> int | None:
+    """utime + stime of a thread of this process (clock ticks; proc(5) fields 14, 15)."""
+    fields = _stat_fields(f"/proc/self/task/{native_id}/stat")
+    return int(fields[11]) + int(fields[12]) if fields and len(fields) > 12 else None
+
+
+def _process_counters(pid: int) -> tuple[int, int] | None:
+    """(CPU ticks, bytes read + written) of process ``pid``: utime + stime + cutime +
+    cstime (proc(5) ``/proc/PID/stat`` fields 14-17) and rchar + wchar (``/proc/PID/io``)."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    if not fields or len(fields) <= 14:
+        return None
+    cpu = sum(int(f) for f in fields[11:15])
+    io = 0
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle:
+                name, _, value = line.partition(b":")
+                if name in (b"rchar", b"wchar"):
+                    io += int(value)
+    except (OSError, ValueError):
+        pass  # CPU time alone
+    return cpu, io
