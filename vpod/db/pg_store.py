@@ -434,8 +434,8 @@ class PgStore:
         version: str | None = None, workers: int | None = None,
     ) -> OwnerRecord:
         """Record this process as an owner of ``kind``; a daemon's previous incarnations on
-        this node release their rows at once (queued again) and are marked ended. Dead
-        owners no row names are removed.
+        this node release their rows at once (queued again; how many: the record's
+        ``released``) and are marked ended. Dead owners no row names are removed.
 
         Raises:
             ValueError: an unknown ``kind``.
@@ -469,6 +469,7 @@ class PgStore:
                 )
                 if released:
                     _notify(conn)
+                self.owner = dataclasses.replace(self.owner, released=released)
             now = _db_now(conn)
             gone = [
                 o.id for o in map(owner_record, conn.execute(
