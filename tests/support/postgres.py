@@ -46,8 +46,9 @@ def postgres_bin_dir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
-    return Path(candidates[-1]).parent if candidates else None
+    versions = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")]
+    versions.sort(key=lambda folder: int(folder.parent.name) if folder.parent.name.isdigit() else 0)
+    return versions[-1] if versions else None
 
 
 def free_port() -> int:

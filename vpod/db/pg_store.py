@@ -241,10 +241,11 @@ class PgStore:
             outcomes: list[EnqueueOutcome] = []
             upserts: list[tuple[int, psycopg.Cursor[DictRow]]] = []
             seen: set[tuple[int, bytes]] = set()
-            # Pipeline mode: the writes go out without waiting for each answer (a catch-up
-            # scan's thousands of new files cost one round trip, not one each); a file
-            # named twice in the batch re-reads its row, which waits for what went before.
-            with conn.pipeline():
+            # Pipeline mode (libpq 14 or newer): the writes go out without waiting for each
+            # answer (a catch-up scan's thousands of new files cost one round trip, not one
+            # each); a file named twice in the batch re-reads its row, which waits for what
+            # went before.
+            with conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext():
                 for entry in entries:
                     key = (library_ids[str(entry.root)], entry.relpath)
                     row = self._existing_rows(conn, [entry], library_ids).get(key) if key in seen else rows.get(key)
