@@ -358,13 +358,34 @@ def test_an_upsert_that_waited_for_another_nodes_claim_leaves_the_claim(postgres
         outcome: list[EnqueueOutcome] = []
         racer = threading.Thread(target=lambda: outcome.append(store.enqueue(ROOT, b"a.mkv", "fp-new", key(3))))
         racer.start()
-        while not postgres.admin_sql(
-            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", name
-        ):
-            assert racer.is_alive(), outcome
-            time.sleep(0.05)
+        wait_until_blocked(postgres, name, racer)
         other_node.commit()
         racer.join()
     assert outcome == [EnqueueOutcome.ALREADY_QUEUED]
     record = store.file_record(ROOT / "a.mkv")
     assert (record.state, record.fingerprint) == ("processing", "fp-old")
+
+
+def wait_until_blocked(postgres: PostgresServer, name: str, thread: threading.Thread) -> None:
+    """Until a session of database ``name`` waits for a lock (``thread`` is blocked on it)."""
+    while not postgres.admin_sql(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", name
+    ):
+        assert thread.is_alive()
+        time.sleep(0.05)
+
+
+def test_two_nodes_naming_a_new_library_at_once_share_it(postgres, store, database):
+    """Nodes started together both find no library "movies": the second to write it joins
+    the first's instead of failing on the unique name."""
+    name = dbname(database)
+    with psycopg.connect(postgres.admin_url(name)) as first_node:
+        first_node.execute("INSERT INTO libraries (name, created_at) VALUES ('movies', 0)")  # not committed yet
+        changes: list = []
+        second = threading.Thread(target=lambda: changes.extend(store.bind_libraries({Path("/b/movies"): "movies"})))
+        second.start()
+        wait_until_blocked(postgres, name, second)
+        first_node.commit()
+        second.join()
+    assert [(c.name, c.path, c.change) for c in changes] == [("movies", "/b/movies", "moved")]
+    assert [(lib.name, lib.path) for lib in store.libraries()] == [("movies", "/b/movies")]

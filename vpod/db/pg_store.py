@@ -186,15 +186,20 @@ class PgStore:
                     conn.execute("UPDATE libraries SET name = %s WHERE id = %s", (name, by_path["id"]))
                     changes.append(LibraryChange(name, path, "renamed", by_path["name"]))
                 else:
+                    # Another node starting at the same time may make the library first:
+                    # then this node joins it (its folder is new here: "moved" from none).
                     row = conn.execute(
-                        f"INSERT INTO libraries (name, created_at) VALUES (%s, {NOW}) RETURNING id", (name,)
+                        f"INSERT INTO libraries (name, created_at) VALUES (%s, {NOW})"
+                        " ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id, (xmax = 0) AS made",
+                        (name,),
                     ).fetchone()
                     assert row is not None
                     conn.execute(
-                        "INSERT INTO library_mounts (library_id, node, path) VALUES (%s, %s, %s)",
+                        "INSERT INTO library_mounts (library_id, node, path) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (library_id, node) DO UPDATE SET path = excluded.path",
                         (row["id"], self.node, path),
                     )
-                    changes.append(LibraryChange(name, path, "new", None))
+                    changes.append(LibraryChange(name, path, "new" if row["made"] else "moved", None))
         return changes
 
     def libraries(self) -> list[Library]:
