@@ -105,6 +105,7 @@ class BatchWindows:
         self._open: _Window | None = None
         self._draining: dict[str, _Window] = {}
         self._waiting: dict[int, str] = {}  # job id → batch id of a file waiting for its retry
+        self._reserved: str | None = None  # the id the next window opens with (named by a claim)
 
     def start_file(self, job_id: int | None = None) -> str:
         """A worker is about to start a file (the queue's ``job_id``); returns the batch
@@ -117,19 +118,23 @@ class BatchWindows:
             if self._open is not None and now >= self._open.deadline:
                 self._retire_open()
             if self._open is None:
-                result = BatchResult(batch_id=new_batch_id(), started_at=time.time())
+                result = BatchResult(batch_id=self._reserved or new_batch_id(), started_at=time.time())
+                self._reserved = None
                 self._open = _Window(result, now + self.window_seconds)
             self._open.active += 1
             self._open.result.total_files += 1
             return self._open.result.batch_id
 
-    def open_batch_id(self) -> str:
-        """The id of the window files join now (``""`` when none is open): what a claim
-        names in its row before its file starts (:meth:`start_file` gives the file's own)."""
+    def next_batch_id(self) -> str:
+        """The id of the window a file starting now joins: the open one's, else the id
+        the next window will open with. What a claim names in its row before its file
+        starts (:meth:`start_file` gives the file's own: a retry's earlier window)."""
         with self._lock:
-            if self._open is None or time.monotonic() >= self._open.deadline:
-                return ""
-            return self._open.result.batch_id
+            if self._open is not None and time.monotonic() < self._open.deadline:
+                return self._open.result.batch_id
+            if self._reserved is None:
+                self._reserved = new_batch_id()
+            return self._reserved
 
     def cancel_file(self, batch_id: str) -> None:
         """A file counted by :meth:`start_file` was not processed after all."""

@@ -158,10 +158,17 @@ class Feeder:
             )
             due = None if job is not None else self.store.next_due_at()
         except StoreError as exc:
-            self.log.warning("queue_read_failed", error=str(exc))
+            # A claim is a write: a database that cannot take one (its disk is full) is
+            # waited out like an outcome it cannot record, one line per try.
             with self._cond:
                 self._look = True
-            return 1.0
+                joined = self._record_backoff.waiting()
+                if joined > 0:
+                    return joined  # another worker's failure started this wait
+                delay = self._record_backoff.failed()
+                attempt = self._record_backoff.failures
+            self.log.warning("queue_read_failed", error=str(exc), attempt=attempt, retry_in_seconds=delay)
+            return delay
         with self._cond:
             if job is not None:
                 self._inflight.add(job.id)

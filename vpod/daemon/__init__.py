@@ -6,8 +6,12 @@ Threads, each with one loop that checks the shared stop Event:
   :class:`~vpod.watch.stabilizer.Stabilizer`
 * the stabilizer thread → :class:`~vpod.watch.intake.Intake` → durable queue (Store, state ``queued``)
 * the scanner thread: catch-up scan at start, walks of folders created or moved in
-* the feeder thread: queued rows → bounded ``queue.Queue`` (backpressure)
-* N worker threads (:class:`~vpod.daemon.pool.WorkerPool`): job →
+* the feeder thread: waits for another node's signal that work was queued
+  (:meth:`~vpod.db.store.Store.wait_for_work`) and wakes idle workers
+* the lease keeper's two threads (:mod:`vpod.leases`): renew the leases of claims making
+  progress; fence the claims not renewed in time
+* N worker threads (:class:`~vpod.daemon.pool.WorkerPool`): when free, claim one job
+  (:meth:`~vpod.feeder.Feeder.take`, no prefetch) →
   :class:`~vpod.daemon.files.FileHandler` → :class:`~vpod.jobs.JobRunner` (the shared per-file pipeline)
 * the main thread (:class:`~vpod.daemon.lifecycle.Daemon`): signals, then each part's
   ``tick(now)`` until the earliest deadline: batch windows

@@ -206,7 +206,7 @@ def wire(
     windows = BatchWindows(config.processing.batch_window_seconds)
     # No prefetch: a free worker claims its next job (libraries: every one with a folder here).
     feeder = Feeder(
-        store, stop, paused, batch_id=windows.open_batch_id, lease_seconds=config.database.lease_seconds,
+        store, stop, paused, batch_id=windows.next_batch_id, lease_seconds=config.database.lease_seconds,
     )
     path_filter = PathFilter.from_config(config.watch)
 

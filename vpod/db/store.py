@@ -168,7 +168,7 @@ class Store(Protocol):
         the host name; ``version`` and ``workers`` for ``vpod status``); rows :meth:`claim`
         and :meth:`start` mark name it. A daemon's previous incarnations on the same node
         release their rows at once (queued again: a restarted node does not wait for
-        its own old leases)."""
+        its own old leases); the record's ``released`` counts them."""
 
     def heartbeat(self, **info: object) -> None:
         """Renew this process's owner heartbeat (every ``heartbeat_seconds``), recording
