@@ -174,3 +174,21 @@ def test_jobs_of_an_unverified_library_are_neither_handed_out_nor_queued(tmp_pat
     )
     assert intake.files_ready([(bad / "new.mkv", (bad / "new.mkv").stat())]) == {}
     assert store.file_record(bad / "new.mkv") is None
+
+
+def test_a_library_from_before_markers_is_marked_only_where_its_own_files_are(tmp_path, store):
+    """Upgrading: a library with files and no marker is marked by a node whose folder holds
+    one of the files the database knows; a wrong folder (other files) is not marked."""
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    for folder in (right, wrong):
+        (folder / "season 1").mkdir(parents=True)
+    (right / "season 1" / "e1.mkv").write_bytes(b"x")
+    (wrong / "season 1" / "other.mkv").write_bytes(b"x")
+    store.bind_libraries({right: "tv"})
+    store.enqueue(right, b"season 1/e1.mkv", "fp", StatKey(1, 1, 1, 1))
+    wrong_node, _ = mounts_for(store, {wrong: "tv"})  # another node's path for "tv": the wrong folder
+    wrong_node.check()
+    assert "none of the first" in wrong_node.unverified()["tv"] and not (wrong / ID_MARKER_NAME).exists()
+    right_node, _ = mounts_for(store, {right: "tv"})
+    right_node.check()
+    assert right_node.verified() == {"tv"} and (right / ID_MARKER_NAME).exists()
