@@ -265,3 +265,35 @@ def test_node_name_defaults_to_the_host_name_and_refuses_a_slash():
     with pytest.raises(ConfigError) as bad:
         config_from_data({"node": {"name": "a/b"}}, source=None)
     assert "[node] name" in str(bad.value)
+
+
+# -- [database] url, password_file, $VPOD_DATABASE_URL (issue 14) ---------------------------
+
+
+def test_database_url_empty_means_sqlite_and_a_url_must_be_postgresql():
+    config = config_from_data({}, source=None)
+    assert (config.database.url, config.database.password_file) == ("", "")
+    url = "postgresql://vpod@db.lan:5432/vpod"
+    assert config_from_data({"database": {"url": url}}, source=None).database.url == url
+    with pytest.raises(ConfigError, match=r"\[database\] url.*postgresql://"):
+        config_from_data({"database": {"url": "mysql://db/vpod"}}, source=Path("/etc/vpod.toml"))
+    with pytest.raises(ConfigError, match=r"password_file.*absolute path"):
+        config_from_data({"database": {"password_file": "relative/pw"}}, source=None)
+
+
+def test_the_database_url_is_hidden_from_config_check_and_repr():
+    url = "postgresql://vpod:s3cret@db.lan/vpod"
+    config = config_from_data({"database": {"url": url}}, source=None)
+    assert "s3cret" not in repr(config) and "s3cret" not in str(config.as_dict())
+
+
+def test_vpod_database_url_overrides_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "postgresql://file@db/vpod"\n')
+    monkeypatch.setenv("VPOD_DATABASE_URL", "postgresql://env@db/vpod")
+    assert load_config(path).database.url == "postgresql://env@db/vpod"
+    monkeypatch.setenv("VPOD_DATABASE_URL", "")
+    assert load_config(path).database.url == "postgresql://file@db/vpod"
+    monkeypatch.setenv("VPOD_DATABASE_URL", "sqlite:///x")
+    with pytest.raises(ConfigError, match=r"environment: \$VPOD_DATABASE_URL"):
+        load_config(path)
