@@ -4,7 +4,8 @@ A remux writes ``.vpod-tmp-<claim><random><suffix>`` in the source's own folder 
 final ``os.replace`` is an atomic rename on the same filesystem), created with
 ``O_EXCL`` and ``O_NOFOLLOW`` so it can never clobber or follow anything. ``<claim>``
 names whose claim the file belongs to, ``j<job id>-<first 8 digits of the lease
-token>-`` (:class:`ClaimedTemps`; empty outside a claimed job), so a person or a
+token>-`` (:func:`claim_tag`, from a :class:`ClaimRegistry` such as
+:class:`ClaimedTemps`; empty outside a claimed job), so a person or a
 sweeper on any node can tell. Its path is recorded in the Store *before* it is created,
 with the claim (:meth:`vpod.db.store.Store.register_temp`); :func:`sweep_temps`, run
 when a daemon or a ``vpod process`` starts and by the daemon every
@@ -32,7 +33,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, runtime_checkable
 
 import structlog
 
@@ -60,6 +61,23 @@ class TempRegistry(Protocol):
         """Recorded paths not forgotten: in use, or what a crash left."""
 
 
+@runtime_checkable
+class ClaimRegistry(TempRegistry, Protocol):
+    """A :class:`TempRegistry` that knows which claimed job the calling thread works on:
+    :func:`temp_beside` names the temp files after it (:func:`claim_tag`)."""
+
+    def current_job(self) -> Job | None:
+        """The job this thread works on, or ``None``."""
+
+
+def claim_tag(job: Job | None) -> str:
+    """The start of a temp file's name made for ``job``: ``j<job id>-<first 8 digits of
+    its lease token>-`` (``j12-0-`` without a lease), ``""`` without a job."""
+    if job is None:
+        return ""
+    return f"j{job.id}-{(job.lease or '0')[:8]}-"
+
+
 class ClaimedTemps:
     """The Store as a :class:`TempRegistry` that knows which claimed job each thread works
     on (:meth:`working_on`): temp files are registered with that job
@@ -85,22 +103,14 @@ class ClaimedTemps:
         finally:
             self._current.job = previous
 
-    def job(self) -> Job | None:
+    def current_job(self) -> Job | None:
         """The job this thread works on, or ``None``."""
         job: Job | None = getattr(self._current, "job", None)
         return job
 
-    def claim_tag(self) -> str:
-        """``j<job id>-<lease prefix>-`` for this thread's job (``j12-0-`` without a lease),
-        ``""`` outside one: the start of its temp files' names."""
-        job = self.job()
-        if job is None:
-            return ""
-        return f"j{job.id}-{(job.lease or '0')[:8]}-"
-
     def register_temp(self, path: Path) -> None:
         """Record ``path`` with this thread's job before the file is created."""
-        self.store.register_temp(path, self.job())
+        self.store.register_temp(path, self.current_job())
 
     def forget_temp(self, path: Path) -> None:
         """``path`` is gone."""
@@ -145,7 +155,7 @@ def _create_owned(source: Path, registry: TempRegistry, suffix: str) -> tuple[Pa
         OSError: creating failed, or every fresh name was swept away at once.
     """
     for _ in range(_CREATE_ATTEMPTS):
-        tag = registry.claim_tag() if isinstance(registry, ClaimedTemps) else ""
+        tag = claim_tag(registry.current_job()) if isinstance(registry, ClaimRegistry) else ""
         path = source.parent / f"{TEMP_PREFIX}{tag}{secrets.token_hex(8)}{suffix}"
         registry.register_temp(path)
         try:

@@ -192,3 +192,14 @@ def test_a_library_from_before_markers_is_marked_only_where_its_own_files_are(tm
     right_node, _ = mounts_for(store, {right: "tv"})
     right_node.check()
     assert right_node.verified() == {"tv"} and (right / ID_MARKER_NAME).exists()
+
+
+def test_what_the_claim_loop_passes_to_store_claim(tmp_path, store):
+    folder = tmp_path / "movies"
+    (folder).mkdir()
+    shared, _ = mounts_for(store, {folder: "movies", tmp_path / "gone": "gone"})
+    shared.check()
+    assert shared.claim_libraries() == {"movies"}
+    single, _ = mounts_for(store, {folder: "movies"}, shared=False)
+    single.check()
+    assert single.claim_libraries() is None  # SQLite: every library with a folder here, as before

@@ -232,6 +232,12 @@ class LibraryMounts:
         with self._lock:
             return self._verified
 
+    def claim_libraries(self) -> frozenset[str] | None:
+        """What to pass as :meth:`vpod.db.store.Store.claim` ``libraries=``: the
+        :meth:`verified` names on a shared database; ``None`` (every library with a
+        folder here, as before several nodes existed) on SQLite. Any thread."""
+        return self.verified() if self.shared else None
+
     def unverified(self) -> dict[str, str]:
         """This node's libraries that are not verified now, each with the reason. Any thread."""
         with self._lock:
