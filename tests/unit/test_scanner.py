@@ -66,13 +66,19 @@ def test_walked_files_quiet_for_the_settle_time_are_ready_at_once_only_where_cti
     assert done_at - walked_at >= SETTLE
 
 
-def test_rescans_after_lost_events_are_coalesced_per_root(tmp_path: Path) -> None:
-    # Many overflows of one root before its rescan starts: one walk. Another root, or a
-    # loss once the walk has started, gets its own.
+def two_roots(tmp_path: Path) -> tuple[Path, Path]:
+    """Roots ``a`` and ``b``, each with one media file ``x.mkv``."""
     a, b = tmp_path / "a", tmp_path / "b"
     for root in (a, b):
         root.mkdir()
         (root / "x.mkv").write_bytes(b"x")
+    return a, b
+
+
+def test_rescans_after_lost_events_are_coalesced_per_root(tmp_path: Path) -> None:
+    # Many overflows of one root before its rescan starts: one walk. Another root, or a
+    # loss once the walk has started, gets its own.
+    a, b = two_roots(tmp_path)
     stop = threading.Event()
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     stabilizer = Stabilizer(SETTLE, lambda batch: None, stop)
@@ -117,10 +123,7 @@ class _OtherNodeScans:
 
 def test_a_catch_up_walk_holds_its_library_scan_lock_and_is_skipped_while_another_node_walks(tmp_path: Path) -> None:
     """Issue 14 item 4: one node at a time walks a library to catch up."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    for root in (a, b):
-        root.mkdir()
-        (root / "x.mkv").write_bytes(b"x")
+    a, b = two_roots(tmp_path)
     stop = threading.Event()
     stabilizer = Stabilizer(SETTLE, lambda batch: None, stop)
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
