@@ -25,6 +25,10 @@ IDLE_POLL_SECONDS = 5.0
 another node may have queued work without a signal reaching it."""
 
 
+_SKIP_READS = 8  # reads per feed that may pass over jobs of unverified libraries
+_SKIP_LIMIT = 256  # rows per such read
+
+
 class Feeder:
     """Claims jobs for free workers, one at a time, in the workers' own threads.
 

@@ -90,6 +90,12 @@ class ClaimTemps:
         self.store = store
         self.keeper = keeper
 
+    def current_job(self) -> Job | None:
+        """The claimed job this thread works on, or ``None`` (temp names carry it:
+        :func:`vpod.tempfiles.claim_tag`)."""
+        claim = self.keeper.current()
+        return claim.job if claim is not None else None
+
     def register_temp(self, path: Path) -> None:
         """Record ``path`` (with this thread's claim) before the file is created."""
         claim = self.keeper.current()

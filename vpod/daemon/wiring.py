@@ -33,6 +33,7 @@ from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
+from vpod.instance import several_nodes
 from vpod.jobs import JobRunner
 from vpod.leases import LeaseKeeper
 from vpod.media.limits import ToolLimits
@@ -42,9 +43,11 @@ from vpod.notify import SystemdNotifier
 from vpod.original.resolver import OriginalResolver
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.selection import PolicySelector
+from vpod.tempfiles import TempSweeper
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
+from vpod.watch.library_id import LibraryMounts
 from vpod.watch.observers import WatchManager
 from vpod.watch.ownership import LibraryClaims
 from vpod.watch.scanner import Scanner
@@ -124,6 +127,8 @@ class Parts:
     pausing: PauseControl
     abandoned: AbandonedRows
     libraries: LibraryBinding
+    mounts: LibraryMounts
+    sweeper: TempSweeper
     heartbeat: OwnerHeartbeat
     snapshot: StatusSnapshot
     reporter: SystemdReporter
@@ -133,14 +138,18 @@ class Parts:
     @property
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
-        return [self.batches, self.threads, self.heartbeat, self.roots, self.abandoned, self.snapshot, self.reporter]
+        return [
+            self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.sweeper,
+            self.snapshot, self.reporter,
+        ]
 
     @property
     def reconfigurable(self) -> list[Reconfigurable]:
         """Parts a reload reconfigures, in order (the pipeline's roots before new roots
         are watched and walked; the library names before new roots are logged)."""
         return [
-            self.settings, self.libraries, self.files, self.rejudge, self.pausing, self.batches, self.roots, self.pool,
+            self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
+            self.roots, self.pool,
         ]
 
 
@@ -174,7 +183,7 @@ def wire(
     threads = Threads(stop, crashed, wake)
     roots = tuple(p.absolute() for p in config.watch.paths)
     claims = LibraryClaims(
-        store.database_id(), config.database.path, read_only=dry_run, recursive=config.watch.recursive,
+        store.database_id(), store.location, read_only=dry_run, recursive=config.watch.recursive,
         roots=lambda: supervisor.roots,  # the roots now (a reload changes them)
     )
     runner = ToolRunner(ToolLimits.from_config(config.processing))
@@ -204,11 +213,24 @@ def wire(
     )
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)
-    # No prefetch: a free worker claims its next job (libraries: every one with a folder here).
+    # No prefetch: a free worker claims its next job, from the libraries whose folder
+    # here is proven (LibraryMounts; None on SQLite: every library with a folder here).
+    mounts = LibraryMounts(
+        store, lambda: libraries.names, node=config.node.node_name, read_only=dry_run,
+        shared=several_nodes(config.database.path, store.location),
+        on_verified=lambda roots: verified_again(roots), clock=clock,
+    )
     feeder = Feeder(
-        store, stop, paused, batch_id=windows.next_batch_id, lease_seconds=config.database.lease_seconds,
+        store, stop, paused, batch_id=windows.next_batch_id, libraries=mounts.claim_libraries,
+        lease_seconds=config.database.lease_seconds,
     )
     path_filter = PathFilter.from_config(config.watch)
+
+    def verified_again(roots: list[Path]) -> None:
+        for root in roots:  # its files were not queued while it was unverified
+            if root in watches.roots():
+                scanner.request(root, root, catch_up=True)
+        feeder.poke()
 
     def queued() -> None:
         feeder.poke()
@@ -236,11 +258,13 @@ def wire(
         on_queued=queued,
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
         refusal=claims.refusal,  # a subfolder another vpod claimed is not queued
+        unverified=mounts.refusal,  # nor a file of a library folder not proven here
     )
     stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop)
     scanner = Scanner(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",
+        library_of=libraries.library_of,
     )
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,
@@ -278,6 +302,7 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, leases=leases, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
+        stabilizer.notify), libraries=libraries, mounts=mounts,
+        sweeper=TempSweeper(store, clock=clock), heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )
