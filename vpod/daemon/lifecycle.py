@@ -21,6 +21,7 @@ from vpod import __version__
 from vpod.config import VPOConfig
 from vpod.daemon.wiring import Parts, wire
 from vpod.db.factory import open_store
+from vpod.db.owners import this_host
 from vpod.db.store import Store, StoreError
 from vpod.errors import ConfigError
 from vpod.http_listener import HttpListener, ListenError, switch_listener
@@ -102,7 +103,7 @@ class Daemon:
         self.store.register_owner("daemon")  # rows this daemon starts name it; heartbeat: parts.heartbeat
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
-            started_at=self.started_at, dry_run=self.dry_run, clock=self.clock,
+            started_at=self.started_at, node=this_host(), dry_run=self.dry_run, clock=self.clock,
         )
         p.libraries.bind()  # before the roots are watched: the store knows each root's library
         # Rows of a dead daemon go back to the queue; a vpod process's are left to
