@@ -31,16 +31,19 @@ class OwnerHeartbeat:
             clock (:meth:`Store.nodes`, this node first) and log ``node_clock_skew``
             when it grows beyond :data:`~vpod.db.records.CLOCK_SKEW_WARN_SECONDS`
             (``node_clock_ok`` when it is back within); a daemon's heartbeat does.
+        info: what each beat records about this node besides (``workers``...: see
+            :meth:`Store.heartbeat`); ``None``: nothing.
     """
 
     def __init__(
         self, store: Store, *, interval_seconds: float = HEARTBEAT_SECONDS, clock: Callable[[], float] = time.monotonic,
-        watch_clock: bool = False,
+        watch_clock: bool = False, info: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self.store = store
         self.interval_seconds = interval_seconds
         self.clock = clock
         self.watch_clock = watch_clock
+        self.info = info
         self._next = clock() + interval_seconds  # registering wrote the first beat
         self._skewed = False
         self.log = structlog.get_logger("vpod")
@@ -52,7 +55,7 @@ class OwnerHeartbeat:
         if now >= self._next:
             self._next = now + self.interval_seconds
             try:
-                self.store.heartbeat()
+                self.store.heartbeat(**(self.info() if self.info is not None else {}))
                 if self.watch_clock:
                     self._check_clock()
             except StoreError as exc:

@@ -100,10 +100,12 @@ class Daemon:
         self.instance = InstanceLock(cfg.database.path)
         self.instance.acquire()
         self.store, self._close_store = self._open_store(cfg)
-        self.store.register_owner("daemon")  # rows this daemon starts name it; heartbeat: parts.heartbeat
+        node = this_host()  # this node's name: [node] name (i14-nodes), the host name by default
+        # Rows this daemon claims name it; heartbeat: parts.heartbeat. version and workers: vpod status.
+        self.store.register_owner("daemon", node=node, version=__version__, workers=cfg.processing.workers)
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
-            started_at=self.started_at, node=this_host(), dry_run=self.dry_run, clock=self.clock,
+            started_at=self.started_at, node=node, dry_run=self.dry_run, clock=self.clock,
         )
         p.libraries.bind()  # before the roots are watched: the store knows each root's library
         # Rows of a dead daemon go back to the queue; a vpod process's are left to

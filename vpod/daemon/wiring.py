@@ -272,6 +272,8 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock, watch_clock=True), snapshot=snapshot, reporter=reporter, settings=settings,
+        stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(
+            store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
+        ), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )
