@@ -18,7 +18,6 @@ from typing import Iterator
 from vpod.config import VPOConfig
 from vpod.db.diagnose import DatabaseFacts, Keepalive, diagnose
 from vpod.db.factory import open_store
-from vpod.db.owners import this_host
 from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
@@ -115,7 +114,7 @@ def _check_sqlite(config: VPOConfig) -> Finding:
         owner = path.stat().st_uid
         return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
     try:
-        store = open_store(config.database)  # as the caller: doctor checks this user
+        store = open_store(config.database, node=config.node.node_name)  # as the caller: doctor checks this user
         try:
             store.check_writable()
         finally:
@@ -336,7 +335,7 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
     findings = list(check_tools(runner))
     if config is not None:
-        findings.extend(check_database(config, node=this_host()))  # [node] name: i14-nodes
+        findings.extend(check_database(config, node=config.node.node_name))
         findings.extend(check_watch_paths(config))
         findings.extend(check_libraries(config))
         findings.append(check_inotify(config))
