@@ -3,6 +3,8 @@ every backend of the store contract (tests/unit/test_store_contract.py BACKENDS)
 
 from __future__ import annotations
 
+import socket
+
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
 from vpod.results import BatchResult
@@ -23,11 +25,11 @@ def test_each_batch_names_the_node_that_closed_it(database: DatabaseConfig) -> N
             store.close()
 
 
-def test_a_batch_without_an_owner_names_no_node(database: DatabaseConfig) -> None:  # noqa: F811
+def test_a_batch_without_an_owner_names_this_host(database: DatabaseConfig) -> None:  # noqa: F811
     store = open_store(database)
     try:
         store.record_batch(BatchResult("cli", started_at=1.0, ended_at=2.0), "process")
         [batch] = store.queue_report(batches=5).last_batches
-        assert batch.batch_id == "cli" and batch.node is None
+        assert batch.batch_id == "cli" and batch.node == socket.gethostname()
     finally:
         store.close()
