@@ -17,7 +17,6 @@ from typing import Iterator
 
 from vpod.config import VPOConfig
 from vpod.db.diagnose import DatabaseFacts, Keepalive, diagnose
-from vpod.db.factory import open_store
 from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
@@ -80,48 +79,32 @@ def check_database(config: VPOConfig, *, node: str) -> Iterator[Finding]:
     PostgreSQL answers (the connection); then the schema version, and on PostgreSQL the
     TCP keepalives and a pooler that shares sessions (:func:`judge_database`). Facts are
     read by :func:`vpod.db.diagnose.diagnose` (``node``: this node's name), which
-    migrates and writes nothing."""
-    if not config.database.url:
-        finding = _check_sqlite(config)
-        yield finding
-        if finding.level == "fail" or not config.database.path.exists() or _as_root_elsewhere(config.database.path):
-            return
+    migrates nothing."""
+    database = config.database
+    path = database.path
+    if not database.url and not path.exists():
+        folder = next((p for p in path.parents if p.exists()), Path("/"))
+        if os.access(folder, os.W_OK | os.X_OK):
+            yield Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
+        else:
+            yield Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
+        return
+    if not database.url and os.geteuid() == 0 and (owner := path.stat().st_uid) != 0:
+        # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
+        yield Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
+        return
     try:
-        facts = diagnose(config.database, node=node)
+        facts = diagnose(database, node=node)
     except StoreError as exc:
         yield Finding("database", "fail", hide_password(str(exc)))
         return
-    if facts.backend != "sqlite":
+    if facts.unwritable:
+        yield Finding("database", "fail", facts.unwritable)
+    elif facts.backend == "sqlite":
+        yield Finding("database", "ok", f"{path} is writable")
+    else:
         yield Finding("database", "ok", f"{facts.location}: connected ({facts.server}, over {facts.transport})")
     yield from judge_database(facts)
-
-
-def _as_root_elsewhere(path: Path) -> bool:
-    """Run as root on a database another user owns: opening it could leave root-owned
-    SQLite side files the daemon cannot use."""
-    return os.geteuid() == 0 and path.stat().st_uid != 0
-
-
-def _check_sqlite(config: VPOConfig) -> Finding:
-    """The SQLite file can be written (or, when missing, created) by this user."""
-    path = config.database.path
-    if not path.exists():
-        folder = next((p for p in path.parents if p.exists()), Path("/"))
-        if os.access(folder, os.W_OK | os.X_OK):
-            return Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
-        return Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
-    if _as_root_elsewhere(path):
-        owner = path.stat().st_uid
-        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
-    try:
-        store = open_store(config.database, node=config.node.node_name)  # as the caller: doctor checks this user
-        try:
-            store.check_writable()
-        finally:
-            store.close()
-    except StoreError as exc:
-        return Finding("database", "fail", str(exc))
-    return Finding("database", "ok", f"{path} is writable")
 
 
 SERVER_KEEPALIVE_MAX_SECONDS = 600

@@ -71,13 +71,18 @@ class DatabaseFacts:
     client_keepalive: Keepalive | None = None
     server_keepalive: Keepalive | None = None
     pooler: Pooler | None = None
+    unwritable: str | None = None
+    """Why this user cannot write the database (``None``: it can, or it was not tried:
+    PostgreSQL, whose rights the store's own statements prove)."""
 
 
 def diagnose(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
     """Connect to the database ``database`` names (``node``: this node's name, for the
     connection's ``application_name``) and read its facts; nothing is written and no
     schema is migrated. A SQLite file that does not exist yet is reported as a new
-    database (``schema_found`` ``None``), not created.
+    database (``schema_found`` ``None``), not created; an existing one is opened for
+    writing (its side files are made as this user: run it as the daemon's user) and its
+    write lock taken and given back, to prove this user may write it.
 
     Raises:
         StoreError: the database cannot be reached or read (the message names it and
@@ -91,18 +96,30 @@ def diagnose(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
 
 
 def _diagnose_sqlite(database: DatabaseConfig) -> DatabaseFacts:
-    """SQLite: ``PRAGMA user_version`` read through a read-only connection
-    (https://www.sqlite.org/uri.html, ``mode=ro``), so no file is created or changed."""
+    """SQLite: ``PRAGMA user_version`` read through a connection that may not create the
+    file (https://www.sqlite.org/uri.html, ``mode=rw``), then ``BEGIN IMMEDIATE`` (the
+    write lock) rolled back."""
     path = database.path
     server = f"SQLite {sqlite3.sqlite_version}"
     if not path.exists():
         return DatabaseFacts("sqlite", str(path), server, None, SQLITE_SCHEMA_VERSION, "file")
+    unwritable = None
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=database.busy_timeout_seconds)
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=database.busy_timeout_seconds,
+            isolation_level=None,
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    try:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
         try:
-            found = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        finally:
-            conn.close()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            unwritable = f"cannot write to {path}: {exc}"
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read database {path}: {exc}") from None
-    return DatabaseFacts("sqlite", str(path), server, found or None, SQLITE_SCHEMA_VERSION, "file")
+    finally:
+        conn.close()
+    return DatabaseFacts("sqlite", str(path), server, found or None, SQLITE_SCHEMA_VERSION, "file", unwritable=unwritable)
