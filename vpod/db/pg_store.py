@@ -43,7 +43,7 @@ from vpod.errors import LeaseLost
 from vpod.fingerprint import StatKey
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
-from vpod.results import BatchResult, FileProcessingResult, utf8_text
+from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 NOW = "extract(epoch from clock_timestamp())::float8"
 """The database clock in epoch seconds, in SQL."""
@@ -52,8 +52,6 @@ CHANNEL = "vpod_work"
 SCAN_LOCK_CLASS = 0x7670_6F64  # "vpod": the first key of the scan locks' pg_try_advisory_lock(int, int)
 RENEW_TIMEOUT_MS = 5_000
 """Statement timeout of a lease renewal or confirmation: the caller measures its own deadline."""
-NODES_SEEN_SECONDS = 3600.0
-"""How long a daemon whose heartbeat stopped is still listed by :meth:`PgStore.nodes`."""
 
 _JOB_COLUMNS = (
     "f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions,"
@@ -104,6 +102,7 @@ class PgStore:
         self.pool = pool
         self.node = node
         self.owner: OwnerRecord | None = None
+        self._owner_node: str | None = None  # the node name this process registered as
         self._host = this_host()
         self._listen_lock = threading.Lock()
         self._listener: PgConnection | None = None
@@ -447,6 +446,7 @@ class PgStore:
             ).fetchone()
             assert row is not None
             self.owner = _owner_row(row)
+            self._owner_node = name
             if kind == "daemon":
                 released = conn.execute(
                     f"UPDATE files SET state = 'queued', {_CLEAR_CLAIM}, updated_at = {NOW}"
@@ -512,22 +512,22 @@ class PgStore:
         return is_alive(owner, now=now, host=self._host)
 
     def nodes(self) -> list[NodeRecord]:
-        """Every daemon owner not ended and seen in the last hour, this node first; what
-        each has in progress (paths as its own node sees them, else library/relpath)."""
+        """Every daemon owner that has not ended (a crashed one stays until its rows are
+        released), this store's own node first; what each has in progress (paths as its
+        own node sees them, else as this node does, else library name + path)."""
         with self.pool.read() as conn:
             now = _db_now(conn)
             owners = conn.execute(
-                "SELECT * FROM owners WHERE kind = 'daemon' AND ended_at IS NULL AND heartbeat_at > %s"
-                " ORDER BY started_at",
-                (now - NODES_SEEN_SECONDS,),
+                "SELECT * FROM owners WHERE kind = 'daemon' AND ended_at IS NULL ORDER BY started_at"
             ).fetchall()
             doing: dict[int, list[str]] = {}
             for r in conn.execute(
-                "SELECT f.owner_id, COALESCE(m.path, l.name) AS root, f.relpath FROM files AS f"
+                "SELECT f.owner_id, COALESCE(m.path, here.path, l.name) AS root, f.relpath FROM files AS f"
                 " JOIN libraries AS l ON l.id = f.library_id JOIN owners AS o ON o.id = f.owner_id"
                 " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = o.node"
+                " LEFT JOIN library_mounts AS here ON here.library_id = f.library_id AND here.node = %s"
                 " WHERE f.state = 'processing' AND f.owner_id = ANY(%s) ORDER BY f.started_at",
-                ([o["id"] for o in owners],),
+                (self.node, [o["id"] for o in owners]),
             ):
                 doing.setdefault(r["owner_id"], []).append(text_path(r["root"], bytes(r["relpath"])))
         records = [
@@ -539,8 +539,8 @@ class PgStore:
             )
             for o in owners
         ]
-        mine = self.owner.id if self.owner is not None else None
-        return sorted(records, key=lambda n: (n.node != self.node, n.pid != os.getpid() or mine is None, n.node))
+        me = self._owner_node or self.node
+        return sorted(records, key=lambda n: (n.node != me, n.node, n.started_at))
 
     # -- claims and leases -----------------------------------------------------------
 
@@ -586,11 +586,12 @@ class PgStore:
                 "  JOIN library_mounts AS cm ON cm.library_id = c.library_id AND cm.node = %(node)s"
                 "  JOIN libraries AS cl ON cl.id = c.library_id"
                 f"  WHERE ((c.state = 'queued' AND c.not_before <= {NOW})"
-                f"   OR (c.state = 'processing' AND c.lease_until < {NOW}))"
+                f"   OR (c.state = 'processing' AND c.lease_until <= {NOW}))"
                 "   AND (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[]))"
                 "  ORDER BY c.not_before, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
-                " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts,"
-                " f.pending_actions, f.lease_token",
+                # attempts as next_queued reports them: those made before this claim
+                " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint,"
+                " f.attempts - 1 AS attempts, f.pending_actions, f.lease_token",
                 params,
             ).fetchone()
         return None if row is None else _job(row)
@@ -617,7 +618,7 @@ class PgStore:
         with self.pool.transaction(statement_timeout_ms=RENEW_TIMEOUT_MS) as conn:
             row = conn.execute(
                 f"UPDATE files SET lease_until = {NOW} + %s WHERE id = %s AND state = 'processing'"
-                f" AND lease_token = %s AND lease_until >= {NOW} RETURNING id",
+                f" AND lease_token = %s AND lease_until > {NOW} RETURNING id",
                 (lease_seconds, job.id, job.lease),
             ).fetchone()
         return row is not None
@@ -677,25 +678,28 @@ class PgStore:
     # -- progress, plans, outcomes ---------------------------------------------------
 
     def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
-        """Record how far a remux of a file in progress is (cleared by :meth:`start`)."""
+        """Record how far a remux of a file in progress is (cleared by :meth:`start`);
+        ignored once the row no longer holds ``job.lease``."""
         with self.pool.transaction() as conn:
             conn.execute(
                 f"UPDATE files SET progress_percent = %s, eta_seconds = %s, progress_at = {NOW}"
-                " WHERE id = %s AND state = 'processing'",
-                (percent, eta_seconds, job.id),
+                " WHERE id = %s AND state = 'processing' AND (%s::text IS NULL OR lease_token = %s)",
+                (percent, eta_seconds, job.id, job.lease, job.lease),
             )
 
     def note_plan(self, job: Job, actions: Sequence[str]) -> None:
-        """Record the actions about to be applied (cleared by :meth:`finish`)."""
+        """Record the actions about to be applied (cleared by :meth:`finish`); ignored once
+        the row no longer holds ``job.lease``."""
         with self.pool.transaction() as conn:
             conn.execute(
-                f"UPDATE files SET pending_actions = %s, updated_at = {NOW} WHERE id = %s",
-                (json.dumps(list(actions)), job.id),
+                f"UPDATE files SET pending_actions = %s, updated_at = {NOW}"
+                " WHERE id = %s AND (%s::text IS NULL OR lease_token = %s)",
+                (json.dumps(list(actions)), job.id, job.lease, job.lease),
             )
 
     @staticmethod
     def _lost(job: Job) -> LeaseLost:
-        return LeaseLost(f"{job.path}: another node took this file (its lease passed); the result is discarded")
+        return LeaseLost(f"{display_path(job.path)}: another claim took this file; this result is discarded")
 
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
         """Record a final outcome and its result row (see the SQLite store).
@@ -944,7 +948,7 @@ class PgStore:
                 " LEFT JOIN library_mounts AS m ON m.library_id = t.library_id AND m.node = %s"
                 " WHERE (t.library_id IS NULL AND t.node = %s OR m.path IS NOT NULL)"
                 " AND (t.lease_token IS NULL OR NOT EXISTS (SELECT 1 FROM files AS f WHERE f.id = t.job_id"
-                f" AND f.state = 'processing' AND f.lease_token = t.lease_token AND f.lease_until >= {NOW}))"
+                f" AND f.state = 'processing' AND f.lease_token = t.lease_token AND f.lease_until > {NOW}))"
                 " ORDER BY t.id",
                 (self.node, self.node),
             ).fetchall()
