@@ -120,8 +120,7 @@ def open_existing_store(database: DatabaseConfig, *, node: str | None = None) ->
     ``node``: this node's ``[node] name`` (``None``: the host name), see
     :func:`~vpod.db.factory.open_store`.
 
-    A PostgreSQL database (``database.url``) is opened as it is: it has no file, and
-    its rights are the role's.
+    A PostgreSQL database (``database.url``) is opened as it is: it is not a file here.
 
     Raises:
         StoreError: there is no database at ``database.path`` (vpod never ran with
