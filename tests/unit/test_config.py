@@ -256,6 +256,17 @@ def test_a_policy_file_path_with_a_nul_byte_and_a_config_with_a_bom(tmp_path):
     assert load_config(config).policy.audio_languages == ("jpn",)
 
 
+def test_node_name_defaults_to_the_host_name_and_refuses_a_slash():
+    """Issue 14 item 3: ``[node] name`` names this node; "" means the host name."""
+    import socket
+
+    assert config_from_data({}, source=None).node.node_name == socket.gethostname()
+    assert config_from_data({"node": {"name": "nas-1"}}, source=None).node.node_name == "nas-1"
+    with pytest.raises(ConfigError) as bad:
+        config_from_data({"node": {"name": "a/b"}}, source=None)
+    assert "[node] name" in str(bad.value)
+
+
 # -- [database] url, password_file, $VPOD_DATABASE_URL (issue 14) ---------------------------
 
 

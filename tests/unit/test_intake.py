@@ -131,3 +131,36 @@ def test_a_database_that_refuses_writes_is_asked_less_and_less_often(tmp_path: P
     with capture_logs() as logs:
         intake.files_ready([(extra, extra.stat())])
     assert retried[-1] == ([extra], 2.0) and [e["attempt"] for e in logs if e["event"] == "queue_write_failed"] == [1]
+
+
+def test_two_nodes_seeing_one_new_file_make_one_job(tmp_path: Path) -> None:
+    """Issue 14 item 4: two watchers (two nodes, two connections to one database) hand in
+    the same stable file at once: the store's upsert on (library, path) makes one row."""
+    import threading
+
+    root = tmp_path / "inbox"
+    root.mkdir()
+    movie = root / "movie.mkv"
+    movie.write_bytes(b"x" * 100)
+    stores = [open_store(DatabaseConfig(path=tmp_path / "vpod.db", busy_timeout_seconds=10)) for _ in range(2)]
+    intakes = [
+        Intake(store, lambda: (root,), policy_digest=lambda root, path: "digest", follow_symlinks=False,
+               on_queued=lambda: None, retry=lambda paths, delay: None)
+        for store in stores
+    ]
+    outcomes: list[dict[Path, EnqueueOutcome]] = []
+    start = threading.Barrier(2)
+
+    def hand_in(intake: Intake) -> None:
+        start.wait()
+        outcomes.append(intake.files_ready([(movie, movie.stat())]))
+
+    threads = [threading.Thread(target=hand_in, args=(intake,)) for intake in intakes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(o[movie].value for o in outcomes) == ["already_queued", "queued"]
+    assert [job.relpath for job in stores[0].next_queued(10, ())] == [b"movie.mkv"]
+    for store in stores:
+        store.close()

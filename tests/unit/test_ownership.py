@@ -194,3 +194,27 @@ def test_a_claim_after_the_link_moved_removes_the_marker_in_the_old_folder(tmp_p
     assert not (old / MARKER_NAME).exists() and (new / MARKER_NAME).exists()
     claims.release_all()
     assert not (new / MARKER_NAME).exists()
+
+
+def test_nodes_of_one_database_share_a_root_and_the_survivor_takes_the_marker_over(tmp_path):
+    """Issue 14 item 3: several nodes of one database (a server) are one vpod. A second
+    node's claim on a root the first one's marker locks is not "another vpod": it works
+    there (nothing held elsewhere, nothing logged as claimed elsewhere) and takes the
+    marker over once the first node gives it up. Another database is still kept out."""
+    first = LibraryClaims("shared-db", "postgresql://db.example/vpod")
+    second = LibraryClaims("shared-db", "postgresql://db.example/vpod")
+    assert first.claim(tmp_path) is None
+    with capture_logs() as logs:
+        assert second.claim(tmp_path) is None
+    assert second.held_elsewhere() == {} and second.refusal(tmp_path / "a.mkv") is None
+    assert not [e for e in logs if e["event"] == "library_claimed_elsewhere"]
+    assert second.renew() == []  # the first still holds it: shared, nothing lost
+
+    first.release_all()  # the first node stops: its marker goes
+    assert not (tmp_path / MARKER_NAME).exists()
+    assert second.renew() == []  # the survivor takes it over at its next check
+    assert (tmp_path / MARKER_NAME).exists()
+    other = LibraryClaims("other-db", Path("/db/other.db"))
+    assert other.claim(tmp_path) is not None  # another database: kept out, as before
+    second.release_all()
+    assert not (tmp_path / MARKER_NAME).exists()

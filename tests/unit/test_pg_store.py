@@ -67,6 +67,16 @@ def test_a_database_newer_than_this_vpod_is_refused_naming_both_versions(postgre
     assert "upgrade vpod" in message
 
 
+def test_a_running_node_claims_nothing_once_a_newer_node_upgraded_the_schema(postgres, store, database):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    postgres.admin_sql(f"UPDATE vpod_schema SET version = {SCHEMA_VERSION + 1}", dbname(database))
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*claims nothing"):
+        store.claim("w", "b", lease_seconds=LIVE)
+    assert store.file_record(ROOT / "a.mkv").state == "queued"
+    postgres.admin_sql(f"UPDATE vpod_schema SET version = {SCHEMA_VERSION}", dbname(database))
+    assert store.claim("w", "b", lease_seconds=LIVE) is not None
+
+
 def test_nodes_opening_a_new_database_at_once_make_one_schema(postgres, database):
     """The migration runs under an advisory lock: racing nodes neither fail nor make it twice."""
     opened: list[Store] = []

@@ -95,3 +95,57 @@ def test_rescans_after_lost_events_are_coalesced_per_root(tmp_path: Path) -> Non
         thread.join(5)
     walks = [(e["root"], e["why"]) for e in logs if e["event"] == "scan_completed"]
     assert walks == [(str(a), "events_lost"), (str(b), "events_lost"), (str(a), "events_lost")]
+
+
+class _OtherNodeScans:
+    """A real store, as seen by a node while another node holds ``busy``'s scan lock (on
+    PostgreSQL an advisory lock; SQLite has one node, so the other node is stood in for
+    here). Records which libraries' locks were asked for."""
+
+    def __init__(self, store, busy: str) -> None:
+        self._store, self.busy, self.asked = store, busy, []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def scan_lock(self, library):
+        import contextlib
+
+        self.asked.append(library)
+        return contextlib.nullcontext(library != self.busy)
+
+
+def test_a_catch_up_walk_holds_its_library_scan_lock_and_is_skipped_while_another_node_walks(tmp_path: Path) -> None:
+    """Issue 14 item 4: one node at a time walks a library to catch up."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        root.mkdir()
+        (root / "x.mkv").write_bytes(b"x")
+    stop = threading.Event()
+    stabilizer = Stabilizer(SETTLE, lambda batch: None, stop)
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
+    other = _OtherNodeScans(store, busy="lib-b")
+    scanner = Scanner(
+        other, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True,
+        library_of={a: "lib-a", b: "lib-b"}.get,
+    )
+    thread = threading.Thread(target=scanner.run, daemon=True)
+    try:
+        with capture_logs() as logs:
+            thread.start()
+            scanner.request(a, a, catch_up=True)
+            scanner.request(b, b, catch_up=True)
+            deadline = time.monotonic() + 10
+            while len([e for e in logs if e["event"] in ("scan_completed", "scan_skipped")]) < 2:
+                assert time.monotonic() < deadline, logs
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        scanner.wake()
+        thread.join(5)
+        store.close()
+    assert other.asked == ["lib-a", "lib-b"]
+    [walked] = [e for e in logs if e["event"] == "scan_completed"]
+    assert (walked["root"], walked["candidates"], walked["why"]) == (str(a), 1, "catch_up")
+    [skipped] = [e for e in logs if e["event"] == "scan_skipped"]
+    assert skipped["library"] == "lib-b" and skipped["root"] == str(b)

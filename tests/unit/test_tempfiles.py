@@ -78,3 +78,47 @@ def test_only_registered_files_with_the_temp_prefix_are_removed(tmp_path):
     assert sweep_temps(registry).removed == []
     assert user_file.read_bytes() == b"mine" and unregistered.exists()
     assert registry.pending_temps() == []
+
+
+def test_a_temp_file_is_named_after_and_registered_with_its_claim(tmp_path):
+    """Issue 14 item 5: a sweeper on any node can tell whose claim a temp file is."""
+    from vpod.config import DatabaseConfig
+    from vpod.db.factory import open_store
+    from vpod.db.store import Job
+    from vpod.tempfiles import ClaimedTemps, claim_of
+
+    store = open_store(DatabaseConfig(path=tmp_path / "v.db"))
+    temps = ClaimedTemps(store)
+    source = tmp_path / "film.mkv"
+    source.write_bytes(b"source")
+    job = Job(17, tmp_path, b"film.mkv", None, 0, lease="0123456789abcdef0123456789abcdef")
+    with temps.working_on(job), temp_beside(source, temps) as temp:
+        assert temp.name.startswith(".vpod-tmp-j17-01234567-") and claim_of(temp) == (17, "01234567")
+        assert store.pending_temps() == [temp]
+    with temp_beside(source, temps) as outside:  # no claim on this thread
+        assert claim_of(outside) is None
+    assert store.pending_temps() == [] and source.read_bytes() == b"source"
+    store.close()
+
+
+def test_the_daemon_sweeps_leftovers_periodically_not_only_at_start(tmp_path):
+    """Issue 14 item 5: a node that died leaves a temp; whichever node sweeps next takes
+    it, without a restart. A temp in use (locked) stays."""
+    from vpod.config import DatabaseConfig
+    from vpod.db.factory import open_store
+    from vpod.tempfiles import SWEEP_SECONDS, TempSweeper
+
+    store = open_store(DatabaseConfig(path=tmp_path / "v.db"))
+    sweeper = TempSweeper(store, clock=lambda: 0.0)
+    source = tmp_path / "film.mkv"
+    source.write_bytes(b"source")
+    leftover = tmp_path / ".vpod-tmp-j3-deadbeef-0000000000000000.mkv"
+    store.register_temp(leftover)
+    leftover.write_bytes(b"a dead node's partial remux")
+    with temp_beside(source, store) as in_use:
+        assert sweeper.tick(1.0) == SWEEP_SECONDS and leftover.exists()  # not due yet
+        assert sweeper.tick(SWEEP_SECONDS) == 2 * SWEEP_SECONDS
+        assert not leftover.exists() and in_use.exists()
+        assert store.pending_temps() == [in_use]
+    assert source.read_bytes() == b"source"
+    store.close()

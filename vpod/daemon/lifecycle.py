@@ -154,6 +154,7 @@ class Daemon:
             "daemon_started",
             version=__version__,
             pid=os.getpid(),
+            node=cfg.node.node_name,
             watch_paths=[str(r) for r in p.roots.roots],
             libraries=p.libraries.as_json(),
             workers=workers,

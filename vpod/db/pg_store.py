@@ -33,7 +33,7 @@ import psycopg
 from vpod.db.enqueue_rules import Write, decide, digest_of, eta_now, folder_of, stat_columns, text_path
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pg_pool import PgConnection, PgPool
-from vpod.db.pg_schema import migrate
+from vpod.db.pg_schema import SCHEMA_VERSION, migrate
 from vpod.db.records import (
     BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
     SpaceWait,
@@ -565,14 +565,18 @@ class PgStore:
     ) -> Job | None:
         """Claim the oldest job due now (queued and due, or in progress with its lease
         ended) of ``libraries`` (``None``: every library with a folder on this node), in
-        one statement with ``FOR UPDATE SKIP LOCKED``; returns it with its lease, or ``None``."""
+        one statement with ``FOR UPDATE SKIP LOCKED``; returns it with its lease, or ``None``.
+
+        Raises:
+            StoreError: a newer node upgraded the schema past this node's (nothing claimed).
+        """
         if libraries is not None and not libraries:
             return None
         token = secrets.token_hex(16)
         params: dict[str, Any] = {
             "node": self.node, "worker": worker, "owner": self.owner.id if self.owner is not None else None,
             "batch": batch_id, "token": token, "lease": lease_seconds,
-            "names": sorted(libraries) if libraries is not None else None,
+            "names": sorted(libraries) if libraries is not None else None, "schema": SCHEMA_VERSION,
         }
         with self.pool.transaction() as conn:
             row = conn.execute(
@@ -588,13 +592,27 @@ class PgStore:
                 f"  WHERE ((c.state = 'queued' AND c.not_before <= {NOW})"
                 f"   OR (c.state = 'processing' AND c.lease_until <= {NOW}))"
                 "   AND (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[]))"
+                # A node newer than this one upgraded the schema: claim nothing (see below).
+                "   AND (SELECT max(version) FROM vpod_schema) <= %(schema)s"
                 "  ORDER BY c.not_before, c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
                 # attempts as next_queued reports them: those made before this claim
                 " RETURNING f.id, m.path AS root, l.name AS library, f.relpath, f.fingerprint,"
                 " f.attempts - 1 AS attempts, f.pending_actions, f.lease_token",
                 params,
             ).fetchone()
+            if row is None:
+                self._refuse_newer_schema(conn)
         return None if row is None else _job(row)
+
+    def _refuse_newer_schema(self, conn: PgConnection) -> None:
+        """Raise :class:`StoreError` when another node upgraded the schema past what this
+        node understands since it opened the store (it must claim nothing then)."""
+        found = conn.execute("SELECT max(version) AS version FROM vpod_schema").fetchone()
+        if found is not None and found["version"] is not None and found["version"] > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.location} has schema version {found['version']}, newer than this vpod "
+                f"understands ({SCHEMA_VERSION}): this node claims nothing; upgrade vpod on this node"
+            )
 
     def renew_leases(self, jobs: Sequence[Job], lease_seconds: float = LEASE_SECONDS) -> set[int]:
         """Extend the leases of ``jobs`` still holding their tokens (short statement timeout);

@@ -23,19 +23,21 @@ infers that a file was deleted and requeues nothing. The check runs again every
 (``library_mount_verified``), and the folder is then walked for files that came
 meanwhile.
 
-**When the marker is first written.** By the first node (not ``--dry-run``) that finds
-no marker in its folder of a library the database never saw marked, and only when that
-folder holds something: an empty folder is what an unmounted mount point looks like.
-An empty folder of a library the database knows no file of (a new library) counts as
-verified without a marker (no job of it exists to be taken wrongly); it is marked at
-the next check after its first file arrives. An empty folder of a library with files is
-unverified. The database then records
-the library as marked (``library_marked.<identity>`` in the daemon record), so a marker
-that disappears later (a mount point whose share is gone, a folder re-created) never
-leads to a second one: the node says how to restore it (``hint``). The file is created
-with ``O_EXCL`` (open(2)): two nodes marking at once write one marker, and each then
-reads the one that won. Its hidden name is never queued (the default ``ignore`` has
-``.*``, and it has no media extension).
+**When the marker is first written.** By a node (not ``--dry-run``) that finds no marker
+in its folder of a library, when that folder holds something (an empty folder is what
+an unmounted mount point looks like) and either the database knows no file of the
+library yet (a new library) or one of the first files found in the folder is a file
+the database knows in this library (a library from before markers, proven by its
+content; a wrong folder shows none). An empty folder of a library the database knows
+no file of counts as verified without a marker (no job of it exists to be taken
+wrongly); it is marked at the next check after its first file arrives. A node records
+in its daemon record each library it saw marked (``library_marked.<uid>``), and from
+then on a marker that disappears (a mount point whose share is gone, a folder
+re-created) makes that library unverified on it, never marked again by it: the
+``hint`` says how to restore the marker. The file is created with ``O_EXCL`` (open(2)):
+two nodes marking at once write one marker, and each then reads the one that won. Its
+hidden name is never queued (the default ``ignore`` has ``.*``, and it has no media
+extension).
 """
 
 from __future__ import annotations
@@ -60,9 +62,11 @@ RECHECK_SECONDS = 5.0
 """How often each library's folder is checked again (seconds): one stat(2) and one
 small read per library."""
 MARKED_KEY = "library_marked."
-"""Prefix of the daemon-record keys (:meth:`vpod.db.store.Store.set_daemon_info`) that
-say a library was marked once: ``library_marked.<uid>`` = epoch seconds."""
+"""Prefix of the daemon-record keys (:meth:`vpod.db.store.Store.set_daemon_info`, this
+node's record) that say this node saw a library marked: ``library_marked.<uid>`` =
+the marker's time, epoch seconds."""
 _MAX_MARKER_BYTES = 4096
+_EVIDENCE_FILES = 50  # files of a folder without a marker looked up in the database
 _OWN_NAMES = (".vpod-",)  # vpod's own files in a root do not make an empty mount point look mounted
 
 
@@ -299,7 +303,8 @@ class LibraryMounts:
             self.on_verified(newly)
 
     def _problem(self, root: Path, library: Library, marked: set[str]) -> str | None:
-        """Why ``root`` is not proven to be ``library``, or ``None``; writes the first marker."""
+        """Why ``root`` is not proven to be ``library``, or ``None``; writes the first
+        marker (the rules in the module docstring)."""
         if not root.is_dir():
             return f"{root} is missing or not a folder (not mounted?)"
         assert self._database_id is not None
@@ -308,16 +313,25 @@ class LibraryMounts:
             return found
         if found is not None:
             mismatch = found.mismatch(self._database_id, library)
-            return None if mismatch is None else f"{root / ID_MARKER_NAME}: {mismatch}"
+            if mismatch is not None:
+                return f"{root / ID_MARKER_NAME}: {mismatch}"
+            if identity_key(library) not in marked:
+                self._remember_marked(library, found.written_at)  # from now on a missing marker is suspicious
+            return None
         if identity_key(library) in marked:
             return (
-                f"no {ID_MARKER_NAME} in {root}, though this library was marked before: "
+                f"no {ID_MARKER_NAME} in {root}, though this node saw the library marked before: "
                 "this folder is not the library (a mount point whose share is not mounted?)"
             )
         if not _holds_something(root):
             if library.files == 0:
                 return None  # a new library: no job of it can be taken wrongly; marked at its first file
             return f"{root} is empty and has no {ID_MARKER_NAME}, though the library has files (not mounted?)"
+        if library.files and not self._holds_known_file(root):
+            return (
+                f"{root} has no {ID_MARKER_NAME} and none of the first {_EVIDENCE_FILES} files found in it is "
+                "known in this library: the wrong folder, or one not mounted yet?"
+            )
         if self.read_only:
             return None  # a dry run writes nothing; it proves as much as it can
         identity = LibraryIdentity(self._database_id, library.uid, library.name, self.node, time.time())
@@ -327,12 +341,46 @@ class LibraryMounts:
             return f"{root / ID_MARKER_NAME} cannot be written: {exc.strerror or exc}"
         if not written:  # another node was first: its marker decides
             return self._problem(root, library, set())
-        try:
-            self.store.set_daemon_info(**{identity_key(library): f"{identity.written_at:.3f}"})
-        except StoreError as exc:
-            self.log.warning("library_marked_not_recorded", library=library.name, error=str(exc))
+        self._remember_marked(library, identity.written_at)
         self.log.info("library_marker_written", library=library.name, root=str(root), marker=str(root / ID_MARKER_NAME))
         return None
+
+    def _remember_marked(self, library: Library, written_at: float) -> None:
+        """Record in this node's daemon record that ``library`` was seen marked."""
+        try:
+            self.store.set_daemon_info(**{identity_key(library): f"{written_at:.3f}"})
+        except StoreError as exc:
+            self.log.warning("library_marked_not_recorded", library=library.name, error=str(exc))
+
+    def _holds_known_file(self, root: Path) -> bool:
+        """Whether one of the first :data:`_EVIDENCE_FILES` files found below ``root``
+        (breadth first, hidden names and symlinks skipped) is one the database knows
+        (:meth:`vpod.db.store.Store.file_record`): the folder holds this library's files."""
+        folders, looked = [root], 0
+        while folders and looked < _EVIDENCE_FILES:
+            folder = folders.pop(0)
+            try:
+                with os.scandir(folder) as scan:
+                    entries = sorted(scan, key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(Path(entry.path))
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                looked += 1
+                if self.store.file_record(Path(entry.path)) is not None:
+                    return True
+                if looked >= _EVIDENCE_FILES:
+                    break
+        return False
 
     def _hint(self, root: Path, library: Library | None) -> str:
         base = "this node claims and queues nothing of this library (nothing is requeued or forgotten) and looks again every 5 s"
