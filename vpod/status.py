@@ -65,6 +65,7 @@ class StatusReport:
         d = self.daemon
         return {
             "state": d.state,
+            "running": self.running,
             "pid": d.pid if d.running else None,
             "uptime_seconds": _round(self.uptime_seconds),
             "started_at": d.started_at,

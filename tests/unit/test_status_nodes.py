@@ -84,6 +84,7 @@ def test_nodes_on_other_hosts_count_as_running(store: Store) -> None:
     """No daemon on this host wrote a live record, but nodes elsewhere beat: vpod runs."""
     status = read_status(_Nodes(store, [node("far", offset=0.0)]))  # type: ignore[arg-type]
     assert not status.daemon.running and status.running
+    assert status.as_dict()["state"] == "stopped" and status.as_dict()["running"] is True
     assert format_status(status).startswith("vpod: running on 1 node(s): far")
     dead = read_status(_Nodes(store, [node("far", alive=False)]))  # type: ignore[arg-type]
     assert not dead.running and format_status(dead).startswith("vpod: stopped")
