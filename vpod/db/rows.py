@@ -72,7 +72,7 @@ def batch_record(row: Row) -> BatchRecord:
     return BatchRecord(
         row["batch_id"], row["source"], row["started_at"], row["ended_at"], row["total_files"] or 0,
         row["success_count"] or 0, row["fail_count"] or 0, row["skipped_count"] or 0,
-        row["total_duration_seconds"] or 0.0, bool(row["stopped_early"]),
+        row["total_duration_seconds"] or 0.0, bool(row["stopped_early"]), row["node"],
     )
 
 
