@@ -4,9 +4,11 @@
 * A tool that hangs and ignores SIGTERM makes no progress: its claim's lease is not
   renewed, the worker fences itself before the lease ends (the tool is killed, the temp
   file removed, ``lease_self_fenced``) and the source is left as it was.
-* A claim taken by someone else while the remux ran (written into the store by the test,
-  as another node's claim would be): the compare-and-set before the replace fails, the
-  result is discarded and ``lease_lost`` is logged; the file is not replaced.
+* A slow tool that works (its CPU time grows) keeps its lease past several lease periods.
+* A claim taken by someone else while the file was worked on (written into the store by
+  the test, as another node's claim would be): the compare-and-set before the replace,
+  or before an in-place edit, fails, the result is discarded and ``lease_lost`` is
+  logged; the file is not changed.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import pytest
 from support.daemon import write_config
 from support.media import audio, video
 from support.pipeline import sha256
-from support.tools import gated_tool, kill_if_running, path_with, process_ended, stubborn_tool
+from support.tools import busy_tool, gated_tool, kill_if_running, path_with, process_ended, stubborn_tool
 
 pytestmark = pytest.mark.integration
 
 NEEDS_REMUX = [video(), audio("jpn", default=True), audio("eng")]  # default policy: eng first, so a remux
+HEADER_ONLY = [video(), audio("eng"), audio("jpn", default=True)]  # default policy: two flags, edited in place
 SETTLE = 0.3
 
 
@@ -71,20 +74,48 @@ def test_a_hung_tool_that_ignores_sigterm_is_fenced_and_the_source_left_intact(
     assert sha256(source) == before and temps(inbox) == []
 
 
+def test_a_slow_tool_that_makes_progress_keeps_its_lease(tmp_path, env, daemon_factory, media_cache):
+    """The other side of the fence: a remux that runs past several leases while it works
+    (CPU time grows) is renewed, never fenced, and its file is replaced."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bin_dir = busy_tool(tmp_path / "bin", "mkvmerge", 5, ".vpod-tmp-")  # 5 s of work: 2.5 leases
+    daemon = daemon_factory(
+        sections(inbox, lease_seconds=2.0, lease_heartbeat_seconds=1.0), extra_env={"PATH": path_with(bin_dir)}
+    )
+    source = inbox / "movie.mkv"
+    shutil.copyfile(media_cache("jpn-eng-remux.mkv", NEEDS_REMUX), source)
+    before = sha256(source)
+    try:
+        [processed] = daemon.wait_for("file_processed", timeout=90)
+        assert processed["duration_seconds"] > 2.0  # it did outlast its first lease
+        assert not daemon.named("lease_self_fenced") and not daemon.named("lease_lost")
+        assert sha256(source) != before and temps(inbox) == []
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize(
+    "media, tracks",
+    [
+        ("jpn-eng-remux.mkv", NEEDS_REMUX),  # a remux: the compare-and-set before put_in_place
+        ("eng-jpn.mkv", HEADER_ONLY),  # flags only: the compare-and-set before mkvpropedit edits in place
+    ],
+)
 def test_a_claim_taken_by_another_node_discards_the_result_and_replaces_nothing(
-    tmp_path, env, daemon_factory, media_cache
+    tmp_path, env, daemon_factory, media_cache, media, tracks
 ):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     gate = tmp_path / "gate"
-    gate.touch()  # every mkvmerge waits while it exists
+    gate.touch()  # every mkvmerge (the probe first) waits while it exists
     bin_dir = gated_tool(tmp_path / "bin", "mkvmerge", gate)
     # A long renewal period: the compare-and-set before the replace is what notices.
     daemon = daemon_factory(
         sections(inbox, lease_seconds=120.0, lease_heartbeat_seconds=60.0), extra_env={"PATH": path_with(bin_dir)}
     )
     source = inbox / "movie.mkv"
-    shutil.copyfile(media_cache("jpn-eng-remux.mkv", NEEDS_REMUX), source)
+    shutil.copyfile(media_cache(media, tracks), source)
     before = sha256(source)
     database = tmp_path / "vpod.db"
     foreign = "f" * 32

@@ -65,6 +65,18 @@ def stubborn_tool(folder: Path, name: str, marker: str, pidfile: Path) -> Path:
     ))
 
 
+def busy_tool(folder: Path, name: str, seconds: float, marker: str) -> Path:
+    """Put a ``name`` in ``folder`` that, when an argument contains ``marker``, spins on
+    the CPU for ``seconds`` (a slow tool that makes progress), then execs the real ``name``.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    return _install(folder, name, lambda real: (
+        f'#!/bin/sh\ncase "$*" in *{marker}*) end=$(( $(date +%s) + {int(seconds)} )); '
+        f'while [ "$(date +%s)" -lt "$end" ]; do :; done;; esac\nexec "{real}" "$@"\n'
+    ))
+
+
 def logging_tool(folder: Path, name: str, log: Path) -> Path:
     """Put a ``name`` in ``folder`` that appends its arguments to ``log``, then execs the
     real ``name``: the test can tell whether vpod ran the tool at all.

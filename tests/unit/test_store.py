@@ -193,3 +193,41 @@ def test_an_older_daemon_still_running_keeps_its_database_from_being_upgraded(tm
     store = open_store(DatabaseConfig(path=path))
     store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_version_7_database_gains_leases_and_library_identities(tmp_path):
+    """Schema 8 (issue 14): libraries made before it get their identity; a row in progress
+    from before has no lease (it is released as a dead owner's, never claimed as an ended lease)."""
+    import re
+    import sqlite3
+
+    from vpod.db.schema import MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "v7.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for step in MIGRATIONS[:7]:
+        if callable(step):
+            step(conn)
+        else:
+            for statement in step.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+    conn.execute("INSERT INTO libraries (name, path, created_at) VALUES ('movies', '/movies', 0), ('shows', '/shows', 0)")
+    conn.execute(
+        "INSERT INTO files (library_id, root, relpath, dir, state, fingerprint, updated_at)"
+        " VALUES (1, '/movies', x'612e6d6b76', x'', 'processing', 'fp', 0)"
+    )
+    conn.execute("PRAGMA user_version = 7")
+    conn.execute("COMMIT")
+    conn.close()
+    pool = DaemonConnectionPool(path)
+    store = SqliteStore(pool)
+    try:
+        uids = [library.uid for library in store.libraries()]
+        assert len(set(uids)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", u) for u in uids)
+        assert store.claim("w", "b") is None  # in progress without a lease: not an ended one
+        with pool.read() as read:
+            assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    finally:
+        pool.close()
