@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from support.daemon import DaemonProcess, daemon_env, write_config
 from support.media import T, audio, make_media, video
+from support.postgres import PostgresServer, in_ci, running_postgres
 
 REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
 # Sample media from public projects (see its README): ../shared/corpus beside the
@@ -22,6 +23,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if missing:
         # Failing loudly beats skipping: a green run without the tools proves nothing.
         raise pytest.UsageError(f"tests need {', '.join(missing)} on PATH (run .ci/run, which installs them)")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (tests/support/postgres.py): initdb + pg_ctl
+    in a temporary folder on a free 127.0.0.1 port. ``postgres.database(tmp_path)`` gives
+    the ``[database]`` section of a fresh database. Skipped (with the reason) when the
+    binaries are missing on a machine that is not CI; under CI that fails instead."""
+    try:
+        with running_postgres() as server:
+            yield server
+    except RuntimeError as exc:
+        if in_ci():
+            raise
+        pytest.skip(str(exc))
 
 
 @pytest.fixture

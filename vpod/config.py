@@ -42,6 +42,7 @@ from vpod.libraries import library_names, name_problem
 from vpod.watch.roots import overlapping_roots
 
 CONFIG_ENV = "VPOD_CONFIG"
+DATABASE_URL_ENV = "VPOD_DATABASE_URL"
 DEFAULT_HOME = Path("~/.vpo")
 DEFAULT_EXTENSIONS = ("mkv", "mp4", "m4v", "mov", "avi", "webm", "ts")
 DEFAULT_IGNORE = (
@@ -118,13 +119,35 @@ class ProcessingConfig:
     max_attempts: int = setting(3, check=in_range(1, 1000), doc="tries for transient failures")
 
 
+def _database_url(value: Any) -> str | None:
+    if value == "" or re.match(r"^postgres(ql)?://", value):
+        return None
+    return '"postgresql://USER@HOST:PORT/DATABASE" (PostgreSQL, several nodes), or "" for SQLite at path'
+
+
+def _absolute_or_empty(value: Any) -> str | None:
+    return None if value == "" or os.path.isabs(value) else 'an absolute path, or "" for none'
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
-    """``[database]``: where the SQLite database lives."""
+    """``[database]``: the SQLite file (one machine), or a PostgreSQL URL (several nodes).
+
+    ``url`` empty means SQLite at ``path``, exactly as before; ``$VPOD_DATABASE_URL``
+    overrides ``url`` (read once, by :func:`load_config`). The password is never written
+    in logs or messages: give it in ``password_file`` (or ``~/.pgpass``, libpq's own), or
+    in the URL, which is then shown without it.
+    """
 
     # The queue lives there: restart-only.
     path: Path = setting(DEFAULT_HOME.expanduser() / "vpod.db", doc="SQLite file", live=False)
     busy_timeout_seconds: float = setting(5.0, check=seconds(), doc="SQLITE_BUSY wait", live=False)
+    url: str = setting(
+        "", check=_database_url, doc='PostgreSQL URL; "" = SQLite at path', live=False, secret=True
+    )
+    password_file: str = setting(
+        "", check=_absolute_or_empty, doc="file whose first line is the PostgreSQL password", live=False
+    )
 
 
 @dataclass(frozen=True)
@@ -329,10 +352,26 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> VPOConfig:
     except FileNotFoundError:
         if named:
             raise ConfigError(path, None, "config file not found") from None
-        return VPOConfig()
+        return with_database_url_from_env(VPOConfig())
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read the file: {exc.strerror}") from None
-    return config_from_data(load_toml(path), source=path)
+    return with_database_url_from_env(config_from_data(load_toml(path), source=path))
+
+
+def with_database_url_from_env(config: VPOConfig, environ: dict[str, str] | None = None) -> VPOConfig:
+    """``config`` with ``[database] url`` taken from ``$VPOD_DATABASE_URL`` when that is
+    set and not empty (a URL, with its password if any, kept out of the config file).
+
+    Raises:
+        ConfigError: the variable holds something that is not a PostgreSQL URL.
+    """
+    url = (os.environ if environ is None else environ).get(DATABASE_URL_ENV, "")
+    if not url:
+        return config
+    problem = _database_url(url)
+    if problem:
+        raise ConfigError("environment", f"${DATABASE_URL_ENV}", f"expected {problem}")
+    return replace(config, database=replace(config.database, url=url))
 
 
 def fallback_database_path(explicit: str | os.PathLike[str] | None) -> Path | None:

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
+from vpod.db.enqueue_rules import Write, decide
+from vpod.db.enqueue_rules import digest_of as _digest_of
+from vpod.db.enqueue_rules import eta_now as _eta_now
+from vpod.db.enqueue_rules import folder_of as _folder
+from vpod.db.enqueue_rules import stat_columns as _stat_columns
+from vpod.db.enqueue_rules import text_path as _text_path
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
     BatchRecord, FailureRecord, FileRecord, InProgress, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
@@ -21,18 +27,7 @@ from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outc
 from vpod.fingerprint import StatKey
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
-from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
-
-
-def _folder(relpath: bytes) -> bytes:
-    head, _, _ = relpath.rpartition(b"/")
-    return head
-
-
-def _stat_columns(stat: StatKey | None) -> tuple[Any, ...]:
-    if stat is None:
-        return (None, None, None, None)
-    return (stat.size, stat.mtime_ns, stat.inode, stat.device)
+from vpod.results import BatchResult, FileProcessingResult, utf8_text
 
 
 _LOOKUP_CHUNK = 500  # bound variables per IN (...) lookup; SQLite allows 32,766 since 3.32
@@ -123,11 +118,6 @@ def _vouched_contents(
     return vouched
 
 
-def _digest_of(entry: EnqueueEntry, policy_digest: str | None) -> str | None:
-    """The policy digest ``entry`` is judged by: its own, else the batch's."""
-    return entry.policy_digest if entry.policy_digest is not None else policy_digest
-
-
 class SqliteStore:
     """SQLite implementation of the Store protocol (see :mod:`vpod.db.store`).
 
@@ -213,35 +203,20 @@ class SqliteStore:
         """One file's :meth:`enqueue` rules inside the caller's transaction; ``row`` is its
         current row, ``twin`` whether a result elsewhere vouches for its content."""
         relpath, fingerprint, stat = entry.relpath, entry.fingerprint, entry.stat
-        if (
-            row is not None
-            and row["state"] == Status.SKIPPED
-            and row["reason"] == Reason.HARDLINKED
-            and row["policy_digest"] != policy_digest
-        ):
-            row = None  # judged under another policy: what it asks of a hard-linked file may differ now
-        if row is not None and row["state"] in ("queued", "processing"):
-            if row["state"] == "queued" and row["fingerprint"] != fingerprint and not row["pending_actions"]:
-                # With a plan pending, the queued fingerprint must stay the pre-change one:
-                # it is how the redo tells that the interrupted attempt changed the file.
-                conn.execute(
-                    "UPDATE files SET fingerprint = ?, size = ?, mtime_ns = ?, inode = ?, device = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (fingerprint, *_stat_columns(stat), now, row["id"]),
-                )
-            return EnqueueOutcome.ALREADY_QUEUED
-        if row is not None and row["result_fingerprint"] == fingerprint:
+        step = decide(row, fingerprint, twin=twin, policy_digest=policy_digest)
+        if step.write is Write.SET_FINGERPRINT:
+            assert row is not None
+            conn.execute(
+                "UPDATE files SET fingerprint = ?, size = ?, mtime_ns = ?, inode = ?, device = ?,"
+                " updated_at = ? WHERE id = ?",
+                (fingerprint, *_stat_columns(stat), now, row["id"]),
+            )
+        if step.write is Write.REFRESH_STAT:
+            assert row is not None
             self._refresh_stat(conn, row["id"], stat, now)
-            return EnqueueOutcome.UNCHANGED
-        if (
-            row is not None
-            and row["state"] in ("failed", "skipped")
-            and row["permanent"]
-            and row["fingerprint"] == fingerprint
-        ):
-            self._refresh_stat(conn, row["id"], stat, now)
-            return EnqueueOutcome.FAILED_UNCHANGED
-        state, outcome = ("done", EnqueueOutcome.SAME_CONTENT_DONE) if twin else ("queued", EnqueueOutcome.QUEUED)
+        if step.write is not Write.UPSERT:
+            return step.outcome
+        state, outcome = step.state, step.outcome
         conn.execute(
             "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
             " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
@@ -940,12 +915,3 @@ class _Rollback(Exception):
     """Ends a transaction on purpose (rolled back by the pool)."""
 
 
-def _eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
-    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``."""
-    if eta_seconds is None or noted_at is None:
-        return None
-    return max(0.0, eta_seconds - max(0.0, now - noted_at))
-
-
-def _text_path(root: str, relpath: bytes) -> str:
-    return display_path(Path(root) / os.fsdecode(relpath))
