@@ -23,7 +23,7 @@ from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
 from vpod.db.records import RetryOutcome
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError
-from vpod.errors import VpodError
+from vpod.errors import LeaseLost, VpodError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
@@ -565,7 +565,9 @@ def test_a_crashed_daemons_rows_are_requeued_and_a_dead_process_rows_released(st
     daemon = own_a_row_and_exit(Path(store.location), OLD, b"d.mkv", "daemon")
     process = own_a_row_and_exit(Path(store.location), OLD, b"p.mkv")
     assert not store.owner_alive(daemon) and not store.owner_alive(process)
-    store.register_owner("daemon")
+    # Another node's name: a daemon of this host's node would release it at registration
+    # (test_a_restarted_node_releases_its_previous_incarnation_at_once).
+    store.register_owner("daemon", node="another-node")
     assert store.requeue_interrupted() == 1  # the daemon's row: queued again
     assert [j.relpath for j in store.next_queued(5, ())] == [b"d.mkv"]
     assert store.abandon_dead_owners() == [OLD / "p.mkv"]
@@ -744,3 +746,226 @@ def test_only_the_store_package_names_a_backend():
         if module.parent != package / "db" and backend.search(module.read_text())
     ]
     assert offenders == []
+
+
+# -- claims and leases (docs/architecture.md "Claims and leases") -----------------------
+#
+# No sleeps: a lease of 0 seconds has ended by the next statement (``lease_until`` is at
+# or before the database clock then), a lease of an hour lasts through any test.
+
+LIVE = 3600.0
+ENDED = 0.0
+
+
+@pytest.fixture
+def other(database: DatabaseConfig) -> Iterator[Store]:
+    """A second store on the same database: another node (or another incarnation)."""
+    opened = open_store(database)
+    yield opened
+    opened.close()
+
+
+def test_claim_takes_the_oldest_due_job_with_a_fresh_lease(store):
+    store.enqueue(ROOT, b"first.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"second.mkv", "fp2", key(2))
+    first = store.claim("worker-1", "b1", lease_seconds=LIVE)
+    second = store.claim("worker-2", "b1", lease_seconds=LIVE)
+    assert first is not None and second is not None
+    assert (first.relpath, second.relpath) == (b"first.mkv", b"second.mkv")
+    assert first.path == ROOT / "first.mkv" and first.fingerprint == "fp1" and first.library
+    assert first.attempts == 0  # attempts made before this claim, as next_queued reports them
+    assert re.fullmatch(r"[0-9a-f]{32}", first.lease) and first.lease != second.lease
+    assert store.claim("worker-3", "b1", lease_seconds=LIVE) is None  # nothing else is due
+    assert store.file_record(first.path).state == "processing"
+    assert not store.start(first, "worker-3", "b1")  # claimed: nobody starts it again
+
+
+def test_claim_leaves_jobs_not_due_yet_and_libraries_not_named(store, tmp_path):
+    store.enqueue(ROOT, b"later.mkv", "fp1", key(1))
+    job = store.claim("w", "b", lease_seconds=LIVE)
+    store.retry_later(job, FileProcessingResult(path=job.path, success=False, error="busy"), 3600, "b")
+    assert store.claim("w", "b", lease_seconds=LIVE) is None  # due in an hour
+    other_root = tmp_path / "shows"
+    store.bind_libraries({ROOT: "movies", other_root: "shows"})
+    store.enqueue(other_root, b"s.mkv", "fp2", key(2))
+    assert store.claim("w", "b", libraries=["movies"], lease_seconds=LIVE) is None
+    assert store.claim("w", "b", libraries=[], lease_seconds=LIVE) is None  # no library verified
+    claimed = store.claim("w", "b", libraries=["shows"], lease_seconds=LIVE)
+    assert claimed is not None and claimed.library == "shows" and claimed.relpath == b"s.mkv"
+
+
+def test_a_live_lease_is_not_claimed_by_another_node(store, other):
+    store.register_owner("daemon", node="node-a")
+    other.register_owner("daemon", node="node-b")
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    assert store.claim("w", "b", lease_seconds=LIVE) is not None
+    assert other.claim("w", "b", lease_seconds=LIVE) is None
+
+
+def test_an_ended_lease_is_claimed_again_and_fences_the_first_claim(store, other):
+    """The first claim's lease ended (its node froze or lost the database): another node
+    claims the file with a new token, and every write that names the old token fails."""
+    store.register_owner("daemon", node="node-a")
+    other.register_owner("daemon", node="node-b")
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    stale = store.claim("w", "b", lease_seconds=ENDED)
+    taken = other.claim("w", "b", lease_seconds=LIVE)
+    assert taken is not None and taken.id == stale.id and taken.lease != stale.lease
+    assert taken.attempts == 1  # the first claim's attempt counts
+    assert not store.confirm_lease(stale, LIVE)
+    assert store.renew_leases([stale], LIVE) == set()
+    store.note_plan(stale, ["set default"])  # ignored: not this claim's row any more
+    store.note_progress(stale, 50.0, 10.0)
+    with pytest.raises(LeaseLost):
+        done(store, stale, "fp-out", key(2))
+    with pytest.raises(LeaseLost):
+        store.retry_later(stale, FileProcessingResult(path=stale.path, success=False, error="x"), 5, "b")
+    store.release(stale)  # ignored too
+    assert store.file_record(stale.path).state == "processing"
+    [progress] = other.queue_report().in_progress
+    assert progress.progress_percent is None  # the stale note did not land on the new claim
+    assert other.confirm_lease(taken, LIVE)
+    done(other, taken, "fp-out", key(2))
+    record = store.file_record(taken.path)
+    assert (record.state, record.result_fingerprint) == ("done", "fp-out")
+
+
+def test_renewing_keeps_a_lease_and_reports_what_was_lost(store, other):
+    store.enqueue(ROOT, b"kept.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"lost.mkv", "fp2", key(2))
+    kept = store.claim("w1", "b", lease_seconds=ENDED)
+    assert store.renew_leases([kept], LIVE) == {kept.id}  # ended, but nobody took it: still ours
+    lost = store.claim("w2", "b", lease_seconds=ENDED)
+    assert lost.id != kept.id  # the renewed lease lasts
+    taken = other.claim("w", "b", lease_seconds=LIVE)
+    assert taken is not None and taken.id == lost.id  # the renewed one was not claimable
+    assert store.renew_leases([kept, lost], LIVE) == {kept.id}
+    assert store.renew_leases([], LIVE) == set()
+
+
+def test_confirm_lease_is_the_compare_and_set_before_a_replace(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key(1))
+    store.enqueue(ROOT, b"b.mkv", "fp2", key(2))
+    live = store.claim("w", "b", lease_seconds=LIVE)
+    ended = store.claim("w", "b", lease_seconds=ENDED)
+    assert store.confirm_lease(live, LIVE)
+    assert not store.confirm_lease(ended, LIVE)  # ended, even though nobody took it yet
+    assert store.confirm_lease(Job(live.id, ROOT, b"a.mkv", "fp", 0), LIVE)  # no lease: not fenced
+
+
+def test_confirming_extends_the_lease(store, other):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = store.claim("w", "b", lease_seconds=LIVE)
+    assert store.confirm_lease(job, LIVE)
+    assert other.claim("w", "b", lease_seconds=LIVE) is None
+
+
+def test_release_gives_the_job_back_with_its_attempt(store):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    job = store.claim("w", "b", lease_seconds=LIVE)
+    store.release(job)
+    record = store.file_record(job.path)
+    assert (record.state, record.attempts) == ("queued", 0)
+    again = store.claim("w", "b", lease_seconds=LIVE)
+    assert again is not None and again.attempts == 0 and again.lease != job.lease
+    with pytest.raises(LeaseLost):
+        done(store, job, "fp-out", key(2))  # the released claim is over
+
+
+def test_start_claims_a_named_job_with_a_lease(store, other):
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    [job] = store.next_queued(1, ())
+    assert job.lease is None
+    started = store.start(job, "process-1", "b", lease_seconds=LIVE)
+    assert started is not None and re.fullmatch(r"[0-9a-f]{32}", started.lease)
+    assert (started.id, started.attempts) == (job.id, 0)
+    assert other.claim("w", "b", lease_seconds=LIVE) is None
+    assert store.confirm_lease(started, LIVE)
+    done(store, started, "fp-out", key(2))
+    assert store.file_record(job.path).state == "done"
+
+
+def test_racing_claims_never_share_a_job(store, other):
+    """Eight workers on two stores claim three jobs: three claims, three different files."""
+    for n in range(3):
+        store.enqueue(ROOT, f"{n}.mkv".encode(), f"fp{n}", key(n))
+    racers = 8
+    barrier = threading.Barrier(racers)
+    won: list[Job] = []
+
+    def race(index: int) -> None:
+        barrier.wait()
+        job = (store if index % 2 else other).claim(f"worker-{index}", "b", lease_seconds=LIVE)
+        if job is not None:
+            won.append(job)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(j.relpath for j in won) == [b"0.mkv", b"1.mkv", b"2.mkv"]
+
+
+def test_a_restarted_node_releases_its_previous_incarnation_at_once(store, other, database):
+    """The new daemon of node-a queues node-a's rows again without waiting for their
+    leases; node-b's claim stays, and the old incarnation's writes are fenced."""
+    store.register_owner("daemon", node="node-a")
+    other.register_owner("daemon", node="node-b")
+    store.enqueue(ROOT, b"a.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"b.mkv", "fp2", key(2))
+    old = store.claim("w", "b", lease_seconds=LIVE)
+    kept = other.claim("w", "b", lease_seconds=LIVE)
+    restarted = open_store(database)
+    try:
+        restarted.register_owner("daemon", node="node-a")
+        assert restarted.file_record(old.path).state == "queued"
+        assert restarted.file_record(kept.path).state == "processing"
+        again = restarted.claim("w", "b", lease_seconds=LIVE)
+        assert again is not None and again.id == old.id
+        with pytest.raises(LeaseLost):
+            done(store, old, "fp-out", key(3))
+        assert [n.node for n in restarted.nodes()][0] == "node-a"
+        assert "node-b" in [n.node for n in restarted.nodes()]
+    finally:
+        restarted.close()
+
+
+def test_nodes_report_each_daemon_and_what_it_does(store, other):
+    store.register_owner("daemon", node="node-a", version="1.2.3", workers=2)
+    other.register_owner("daemon", node="node-b", version="1.2.4", workers=1)
+    store.enqueue(ROOT, b"a.mkv", "fp", key())
+    store.claim("w", "b", lease_seconds=LIVE)
+    other.heartbeat(workers=4)
+    nodes = store.nodes()
+    assert [n.node for n in nodes] == ["node-a", "node-b"]  # this node first
+    a, b = nodes
+    assert (a.version, a.workers, a.doing) == ("1.2.3", 2, (str(ROOT / "a.mkv"),))
+    assert (b.version, b.workers, b.doing) == ("1.2.4", 4, ())
+    assert a.pid == os.getpid() and a.alive and b.alive
+    assert a.heartbeat_age_seconds >= 0 and a.clock_offset_seconds is not None
+    assert abs(b.clock_offset_seconds) < 2  # one machine: the clocks agree
+    assert [n.node for n in other.nodes()] == ["node-b", "node-a"]
+    other.end_owner()
+    assert [n.node for n in store.nodes()] == ["node-a"]
+
+
+def test_pending_temps_leave_out_the_temps_of_a_live_claim(store, other):
+    store.enqueue(ROOT, b"live.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"gone.mkv", "fp2", key(2))
+    live = store.claim("w", "b", lease_seconds=LIVE)
+    gone = store.claim("w", "b", lease_seconds=ENDED)
+    store.register_temp(ROOT / ".vpod-tmp-live.mkv", live)
+    store.register_temp(ROOT / ".vpod-tmp-gone.mkv", gone)
+    store.register_temp(ROOT / ".vpod-tmp-none.mkv")
+    assert sorted(other.pending_temps()) == [ROOT / ".vpod-tmp-gone.mkv", ROOT / ".vpod-tmp-none.mkv"]
+    done(store, live, "fp-out", key(3))  # the claim is over: its temp is a leftover now
+    assert ROOT / ".vpod-tmp-live.mkv" in other.pending_temps()
+
+
+def test_every_library_has_its_own_identity(store, tmp_path):
+    store.bind_libraries({tmp_path / "movies": "movies", tmp_path / "shows": "shows"})
+    store.enqueue(ROOT, b"a.mkv", "fp", key())  # an ad-hoc library, made by the queue
+    uids = [library.uid for library in store.libraries()]
+    assert len(uids) == 3 and len(set(uids)) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{32}", uid) for uid in uids)

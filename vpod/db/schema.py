@@ -204,6 +204,27 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE files ADD COLUMN policy_name TEXT;
     ALTER TABLE files ADD COLUMN policy_why TEXT
     """,
+    # 8: several nodes (issue 14; docs/architecture.md "Claims and leases"). A claim's
+    # fencing token and when its lease ends (epoch seconds, the database's clock); who an
+    # owner is among the nodes (its [node] name, version, workers, and its clock minus the
+    # database's at its last heartbeat); each library's identity (its marker file names
+    # it; made now for the libraries already there); the claim a temp file belongs to
+    # (a sweeper removes it only once that lease is gone); the node that closed a batch.
+    """
+    ALTER TABLE files ADD COLUMN lease_token TEXT;
+    ALTER TABLE files ADD COLUMN lease_until REAL;
+    ALTER TABLE owners ADD COLUMN node TEXT;
+    ALTER TABLE owners ADD COLUMN version TEXT;
+    ALTER TABLE owners ADD COLUMN workers INTEGER;
+    ALTER TABLE owners ADD COLUMN clock_offset REAL;
+    ALTER TABLE libraries ADD COLUMN uid TEXT;
+    UPDATE libraries SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+    CREATE UNIQUE INDEX libraries_by_uid ON libraries (uid);
+    ALTER TABLE temp_files ADD COLUMN job_id INTEGER;
+    ALTER TABLE temp_files ADD COLUMN lease_token TEXT;
+    ALTER TABLE batches ADD COLUMN node TEXT;
+    CREATE INDEX files_by_lease ON files (state, lease_until) WHERE state = 'processing'
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
@@ -23,7 +25,7 @@ from vpod.db.records import (
     SpaceWait,
 )
 from vpod.db.schema import migrate
-from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
+from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
 from vpod.fingerprint import StatKey
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
@@ -66,25 +68,38 @@ def _library_of(conn: sqlite3.Connection, root: Path, now: float) -> tuple[int, 
     row = conn.execute("SELECT id, name FROM libraries WHERE path = ?", (os.fspath(root),)).fetchone()
     if row is None:
         row = conn.execute(
-            "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, ?)"
+            "INSERT INTO libraries (name, path, created_at, uid) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET path = excluded.path RETURNING id, name",
-            (adhoc_name(root), os.fspath(root), now),
+            (adhoc_name(root), os.fspath(root), now, new_token()),
         ).fetchone()
     return int(row[0]), str(row[1])
 
 
 _LIBRARY_BY_PATH = "(SELECT id FROM libraries WHERE path = ?)"
 _JOB_COLUMNS = (
-    "f.id, l.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions"
+    "f.id, l.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions, f.lease_token"
     " FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
 )
+_NO_CLAIM = "worker = NULL, owner_id = NULL, lease_token = NULL, lease_until = NULL"
+"""What a row that leaves ``processing`` forgets of its claim."""
+_HOLDS_LEASE = "(? IS NULL OR lease_token = ?)"
+"""The compare-and-set of a write about a claimed job: bound to ``(job.lease, job.lease)``;
+a job without a lease (``None``) matches any row, as before leases."""
 
 
-def _job(row: sqlite3.Row) -> Job:
+def new_token() -> str:
+    """A fresh lease token or library identity: 32 random hex digits."""
+    return secrets.token_hex(16)
+
+
+def _job(row: sqlite3.Row, *, attempts_before: int | None = None) -> Job:
+    """The :class:`Job` of a row read with :data:`_JOB_COLUMNS` (``attempts_before``: the
+    attempts made before a claim that just counted one more)."""
     pending = tuple(json.loads(row["pending_actions"])) if row["pending_actions"] else ()
+    attempts = row["attempts"] if attempts_before is None else attempts_before
     return Job(
-        row["id"], Path(row["root"]), bytes(row["relpath"]), row["fingerprint"], row["attempts"], pending,
-        library=row["library"],
+        row["id"], Path(row["root"]), bytes(row["relpath"]), row["fingerprint"], attempts, pending,
+        library=row["library"], lease=row["lease_token"],
     )
 
 
@@ -300,8 +315,8 @@ class SqliteStore:
                 # pre-change one so the redo can tell the change already happened.
                 " fingerprint = CASE WHEN files.pending_actions IS NULL THEN excluded.fingerprint"
                 " ELSE files.fingerprint END, attempts = 0, permanent = 0, not_before = 0,"
-                " reason = NULL, last_error = NULL, worker = NULL, owner_id = NULL, queued_at = excluded.queued_at,"
-                " updated_at = excluded.updated_at"
+                " reason = NULL, last_error = NULL, worker = NULL, owner_id = NULL, lease_token = NULL,"
+                " lease_until = NULL, queued_at = excluded.queued_at, updated_at = excluded.updated_at"
                 " WHERE files.state != 'processing'"
                 " RETURNING id, attempts, fingerprint, pending_actions",
                 (library_id, str(root), relpath, _folder(relpath), *_stat_columns(stat), fingerprint, now, now),
@@ -340,7 +355,7 @@ class SqliteStore:
                 paths += [Path(r["root"]) / os.fsdecode(bytes(r["relpath"])) for r in rows]
                 conn.execute(
                     "UPDATE files SET state = ?, permanent = 0, reason = ?,"
-                    " last_error = ?, worker = NULL, owner_id = NULL, updated_at = ?"
+                    f" last_error = ?, {_NO_CLAIM}, updated_at = ?"
                     " WHERE state = 'processing' AND owner_id = ?",
                     (Status.FAILED, Reason.INTERRUPTED, f"{owner.describe()} ended while processing this file", now, owner.id),
                 )
@@ -352,9 +367,13 @@ class SqliteStore:
         self, kind: str, *, heartbeat_seconds: float = HEARTBEAT_SECONDS, node: str | None = None,
         version: str | None = None, workers: int | None = None,
     ) -> OwnerRecord:
-        """Record this process as an owner of ``kind`` (``daemon`` or ``process``); rows
-        this store starts from now on name it. Owner records of ended or dead owners
-        that no row names any more are removed. Returns the record.
+        """Record this process as an owner of ``kind`` (``daemon`` or ``process``) of
+        ``node`` (default: the host name), with its ``version`` and ``workers``; rows this
+        store claims from now on name it. A daemon's earlier incarnations on the same node
+        end now and the rows they had in progress are queued again at once (attempts kept,
+        leases dropped: a write of theirs, if one still ran, fails its compare-and-set).
+        Owner records of ended or dead owners that no row names any more are removed.
+        Returns the record.
 
         Raises:
             ValueError: an unknown ``kind``.
@@ -363,13 +382,28 @@ class SqliteStore:
             raise ValueError(f"owner kind {kind!r}: expected one of {OWNER_KINDS}")
         now = time.time()
         pid = os.getpid()
+        host = this_host()
+        node = node or host
         with self.pool.transaction() as conn:
             row = conn.execute(
                 "INSERT INTO owners (kind, host, pid, pid_start, incarnation, started_at, heartbeat_at,"
-                " heartbeat_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (kind, this_host(), pid, process_start(pid), new_incarnation(), now, now, heartbeat_seconds),
-            ).fetchone()
+                " heartbeat_seconds, node, version, workers, clock_offset)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0.0) RETURNING *",
+                (kind, host, pid, process_start(pid), new_incarnation(), now, now, heartbeat_seconds, node,
+                 version, workers),
+            ).fetchone()  # fmt: skip
             self.owner = self._owner_row(row)
+            if kind == "daemon":
+                earlier = "SELECT id FROM owners WHERE kind = 'daemon' AND COALESCE(node, host) = ? AND id != ?"
+                conn.execute(
+                    f"UPDATE files SET state = 'queued', {_NO_CLAIM}, updated_at = ?"
+                    f" WHERE state = 'processing' AND owner_id IN ({earlier})",
+                    (now, node, self.owner.id),
+                )
+                conn.execute(
+                    f"UPDATE owners SET ended_at = ? WHERE ended_at IS NULL AND id IN ({earlier})",
+                    (now, node, self.owner.id),
+                )
             gone = [
                 o.id for o in map(self._owner_row, conn.execute(
                     "SELECT * FROM owners WHERE id != ? AND NOT EXISTS (SELECT 1 FROM files WHERE owner_id = owners.id)",
@@ -381,11 +415,19 @@ class SqliteStore:
         return self.owner
 
     def heartbeat(self, **info: object) -> None:
-        """Renew this store's owner's heartbeat (nothing without :meth:`register_owner`)."""
+        """Renew this store's owner's heartbeat (nothing without :meth:`register_owner`);
+        ``info`` may update ``workers`` (int) and ``version`` (str); other keys are
+        ignored. The clock offset is 0: on SQLite the database's clock is this node's."""
         if self.owner is None:
             return
+        workers, version = info.get("workers"), info.get("version")
         with self.pool.transaction() as conn:
-            conn.execute("UPDATE owners SET heartbeat_at = ? WHERE id = ?", (time.time(), self.owner.id))
+            conn.execute(
+                "UPDATE owners SET heartbeat_at = ?, clock_offset = 0.0, workers = COALESCE(?, workers),"
+                " version = COALESCE(?, version) WHERE id = ?",
+                (time.time(), workers if isinstance(workers, int) else None,
+                 version if isinstance(version, str) else None, self.owner.id),
+            )  # fmt: skip
 
     def end_owner(self) -> None:
         """This store's owner ends cleanly: its record goes (or is marked ended while a
@@ -458,7 +500,8 @@ class SqliteStore:
                     changes.append(LibraryChange(name, path, "renamed", by_path["name"]))
                 else:
                     conn.execute(
-                        "INSERT INTO libraries (name, path, created_at) VALUES (?, ?, ?)", (name, path, now)
+                        "INSERT INTO libraries (name, path, created_at, uid) VALUES (?, ?, ?, ?)",
+                        (name, path, now, new_token()),
                     )
                     changes.append(LibraryChange(name, path, "new", None))
         return changes
@@ -468,41 +511,99 @@ class SqliteStore:
         many files it has."""
         with self.pool.read() as conn:
             return [
-                Library(r["name"], r["path"], r["files"])
+                Library(r["name"], r["path"], r["files"], r["uid"])
                 for r in conn.execute(
-                    "SELECT l.name, l.path, (SELECT COUNT(*) FROM files WHERE library_id = l.id) AS files"
+                    "SELECT l.name, l.path, l.uid, (SELECT COUNT(*) FROM files WHERE library_id = l.id) AS files"
                     " FROM libraries AS l ORDER BY l.name"
                 )
             ]
 
     def start(self, job: Job, worker: str, batch_id: str, *, lease_seconds: float = LEASE_SECONDS) -> Job | None:
-        """Mark a job in progress by ``worker`` of this store's owner (:meth:`register_owner`);
-        ``None`` when it is no longer queued."""
-        owner = self.owner.id if self.owner is not None else None
+        """Claim the named ``job`` for ``worker`` of this store's owner (:meth:`register_owner`)
+        with a fresh lease of ``lease_seconds``; returns it with its :attr:`Job.lease`
+        (``attempts`` as before this start), or ``None`` when it is no longer queued."""
+        now = time.time()
+        token = new_token()
         with self.pool.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
-                " attempts = attempts + 1, updated_at = ?,"
+                " attempts = attempts + 1, updated_at = ?, lease_token = ?, lease_until = ?,"
                 " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ? AND state = 'queued'",
-                (worker, owner, batch_id, time.time(), time.time(), job.id),
+                (worker, self._owner_id(), batch_id, now, now, token, now + lease_seconds, job.id),
             )
-            return job if cursor.rowcount == 1 else None
+            return replace(job, lease=token) if cursor.rowcount == 1 else None
 
-    # Claims and leases: interface committed first (issue 14); implemented next.
+    def _owner_id(self) -> int | None:
+        return self.owner.id if self.owner is not None else None
+
     def claim(
         self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> Job | None:
-        """See :meth:`vpod.db.store.Store.claim`."""
-        raise NotImplementedError
+        """Claim the oldest job due now for ``worker``: a ``queued`` row whose retry time
+        has passed, or a ``processing`` row whose lease ended (``lease_until`` at or before
+        now), of a library in ``libraries`` (``None``: any library with a folder here; an
+        empty collection: none). One write transaction (``BEGIN IMMEDIATE`` serializes it
+        against every other writer of the file, so two claims never get one row). The row
+        becomes ``processing`` with attempts + 1, this owner, a fresh token and a lease of
+        ``lease_seconds``; returns the job (``attempts`` as before this claim), or ``None``."""
+        if libraries is not None and not libraries:
+            return None
+        names = sorted(set(libraries)) if libraries is not None else []
+        only = f" AND l.name IN ({','.join('?' * len(names))})" if libraries is not None else ""
+        now = time.time()
+        token = new_token()
+        with self.pool.transaction() as conn:
+            found = conn.execute(
+                "SELECT f.id FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+                " WHERE l.path IS NOT NULL AND ((f.state = 'queued' AND f.not_before <= ?)"
+                f" OR (f.state = 'processing' AND f.lease_until <= ?)){only}"
+                " ORDER BY f.not_before, f.id LIMIT 1",
+                (now, now, *names),
+            ).fetchone()
+            if found is None:
+                return None
+            conn.execute(
+                "UPDATE files SET state = 'processing', worker = ?, owner_id = ?, batch_id = ?, started_at = ?,"
+                " attempts = attempts + 1, updated_at = ?, lease_token = ?, lease_until = ?,"
+                " progress_percent = NULL, eta_seconds = NULL, progress_at = NULL WHERE id = ?",
+                (worker, self._owner_id(), batch_id, now, now, token, now + lease_seconds, found["id"]),
+            )
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} WHERE f.id = ?", (found["id"],)).fetchone()
+            return _job(row, attempts_before=row["attempts"] - 1)
 
     def renew_leases(self, jobs: Sequence[Job], lease_seconds: float = LEASE_SECONDS) -> set[int]:
-        """See :meth:`vpod.db.store.Store.renew_leases`."""
-        raise NotImplementedError
+        """Extend to now + ``lease_seconds`` the lease of each of ``jobs`` whose row is
+        ``processing`` and still holds its token; returns the ids renewed. One transaction."""
+        claimed = [j for j in jobs if j.lease is not None]
+        if not claimed:
+            return set()
+        now = time.time()
+        renewed: set[int] = set()
+        with self.pool.transaction() as conn:
+            for job in claimed:
+                cursor = conn.execute(
+                    "UPDATE files SET lease_until = ? WHERE id = ? AND state = 'processing' AND lease_token = ?",
+                    (now + lease_seconds, job.id, job.lease),
+                )
+                if cursor.rowcount:
+                    renewed.add(job.id)
+        return renewed
 
     def confirm_lease(self, job: Job, lease_seconds: float = LEASE_SECONDS) -> bool:
-        """See :meth:`vpod.db.store.Store.confirm_lease`."""
-        raise NotImplementedError
+        """The compare-and-set before a file is replaced or edited: True (and the lease
+        extended to now + ``lease_seconds``) only while the row is ``processing``, holds
+        ``job.lease`` and its lease has not ended; a job without a lease is confirmed."""
+        if job.lease is None:
+            return True
+        now = time.time()
+        with self.pool.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE files SET lease_until = ? WHERE id = ? AND state = 'processing' AND lease_token = ?"
+                " AND lease_until > ?",
+                (now + lease_seconds, job.id, job.lease, now),
+            )
+            return cursor.rowcount == 1
 
     @contextlib.contextmanager
     def scan_lock(self, library: str) -> Iterator[bool]:
@@ -514,24 +615,48 @@ class SqliteStore:
         return False
 
     def nodes(self) -> list[NodeRecord]:
-        """See :meth:`vpod.db.store.Store.nodes`."""
-        raise NotImplementedError
+        """Every daemon owner that has not ended (a crashed one stays until its rows are
+        released), this store's own first: node, host, pid, version, workers, heartbeat
+        age, clock offset (0 on SQLite) and the paths it has in progress."""
+        now = time.time()
+        me = self._owner_id()
+        with self.pool.read() as conn:
+            owners = conn.execute(
+                "SELECT * FROM owners WHERE kind = 'daemon' AND ended_at IS NULL"
+                " ORDER BY id != ?, COALESCE(node, host), id",
+                (me if me is not None else -1,),
+            ).fetchall()
+            doing: dict[int, list[str]] = {}
+            for r in conn.execute(
+                "SELECT f.owner_id, COALESCE(l.path, f.root) AS root, f.relpath FROM files AS f"
+                " JOIN libraries AS l ON l.id = f.library_id WHERE f.state = 'processing' AND f.owner_id IS NOT NULL"
+                " ORDER BY f.started_at"
+            ):
+                doing.setdefault(r["owner_id"], []).append(_text_path(r["root"], r["relpath"]))
+        return [
+            NodeRecord(
+                r["node"] or r["host"], r["host"], r["pid"], r["version"], r["workers"], r["started_at"],
+                r["heartbeat_at"], max(0.0, now - r["heartbeat_at"]), r["clock_offset"],
+                self._owner_is_alive(self._owner_row(r), now), tuple(doing.get(r["id"], ())),
+            )
+            for r in owners
+        ]
 
     def note_progress(self, job: Job, percent: float, eta_seconds: float | None) -> None:
         """Record how far a remux of a file in progress is (cleared by :meth:`start`)."""
         with self.pool.transaction() as conn:
             conn.execute(
                 "UPDATE files SET progress_percent = ?, eta_seconds = ?, progress_at = ?"
-                " WHERE id = ? AND state = 'processing'",
-                (percent, eta_seconds, time.time(), job.id),
+                f" WHERE id = ? AND state = 'processing' AND {_HOLDS_LEASE}",
+                (percent, eta_seconds, time.time(), job.id, job.lease, job.lease),
             )
 
     def note_plan(self, job: Job, actions: Sequence[str]) -> None:
         """Record the actions about to be applied (cleared by :meth:`finish`)."""
         with self.pool.transaction() as conn:
             conn.execute(
-                "UPDATE files SET pending_actions = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(list(actions)), time.time(), job.id),
+                f"UPDATE files SET pending_actions = ?, updated_at = ? WHERE id = ? AND {_HOLDS_LEASE}",
+                (json.dumps(list(actions)), time.time(), job.id, job.lease, job.lease),
             )
 
     def finish(self, job: Job, outcome: Outcome, batch_id: str | None) -> None:
@@ -543,17 +668,21 @@ class SqliteStore:
         Texts (error, reason, track codec/language/title) are stored as valid UTF-8
         (:func:`~vpod.results.utf8_text`): an error naming a non-UTF-8 file must not
         fail the write and leave the file ``processing``.
+
+        Raises:
+            LeaseLost: ``job.lease`` is set and the row no longer holds it; nothing written.
         """
         result = outcome.result
         state = result.status
         digest = outcome.policy_digest if outcome.result_fingerprint is not None else None
         now = time.time()
         with self.pool.transaction() as conn:
+            self._check_lease(conn, job)
             self._insert_result(conn, job, result, batch_id, outcome.result_fingerprint)
             stat_cols = _stat_columns(outcome.result_stat)
             conn.execute(
                 "UPDATE files SET state = ?, result_fingerprint = ?, policy_digest = ?, permanent = ?,"
-                " reason = ?, last_error = ?, worker = NULL, owner_id = NULL, pending_actions = NULL, updated_at = ?,"
+                f" reason = ?, last_error = ?, {_NO_CLAIM}, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " inode = COALESCE(?, inode), device = COALESCE(?, device), policy_name = ?, policy_why = ?"
                 " WHERE id = ?",
@@ -603,8 +732,13 @@ class SqliteStore:
         *, counted: bool = True,
     ) -> None:
         """Put a job back in the queue after a transient failure, due in ``delay_seconds``;
-        ``counted=False`` gives the attempt back (waiting for free space)."""
+        ``counted=False`` gives the attempt back (waiting for free space).
+
+        Raises:
+            LeaseLost: ``job.lease`` is set and the row no longer holds it; nothing written.
+        """
         with self.pool.transaction() as conn:
+            self._check_lease(conn, job)
             self._insert_result(conn, job, result, batch_id, None)
             conn.execute(
                 # pending_actions stays: the failure may have come after the change (the
@@ -612,19 +746,30 @@ class SqliteStore:
                 # the redo plans and counts the change itself.
                 "UPDATE files SET state = 'queued', not_before = ?, reason = ?, last_error = ?,"
                 " attempts = CASE WHEN ? THEN attempts ELSE MAX(attempts - 1, 0) END,"
-                " worker = NULL, owner_id = NULL, updated_at = ? WHERE id = ?",
+                f" {_NO_CLAIM}, updated_at = ? WHERE id = ?",
                 (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), counted,
                  time.time(), job.id),
             )  # fmt: skip
 
     def release(self, job: Job) -> None:
-        """Return a job that was started but not worked on (shutdown) to the queue."""
+        """Return a job that was claimed but not worked on (shutdown, paused) to the queue,
+        its attempt given back, only while the row holds ``job.lease``."""
         with self.pool.transaction() as conn:
             conn.execute(
-                "UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), worker = NULL, owner_id = NULL,"
-                " updated_at = ? WHERE id = ? AND state = 'processing'",
-                (time.time(), job.id),
+                f"UPDATE files SET state = 'queued', attempts = MAX(attempts - 1, 0), {_NO_CLAIM},"
+                f" updated_at = ? WHERE id = ? AND state = 'processing' AND {_HOLDS_LEASE}",
+                (time.time(), job.id, job.lease, job.lease),
             )
+
+    @staticmethod
+    def _check_lease(conn: sqlite3.Connection, job: Job) -> None:
+        """Raise :class:`LeaseLost` (rolling the transaction back) unless the row still
+        holds ``job.lease``; a job without a lease passes."""
+        if job.lease is None:
+            return
+        row = conn.execute("SELECT lease_token FROM files WHERE id = ?", (job.id,)).fetchone()
+        if row is None or row["lease_token"] != job.lease:
+            raise LeaseLost(f"{display_path(job.path)}: another claim took this file; this result is discarded")
 
     @staticmethod
     def _insert_result(
@@ -660,7 +805,7 @@ class SqliteStore:
             ]
             dead = [o.id for o in owners if not self._owner_is_alive(o, now)]
             cursor = conn.execute(
-                "UPDATE files SET state = 'queued', worker = NULL, owner_id = NULL, updated_at = ?"
+                f"UPDATE files SET state = 'queued', {_NO_CLAIM}, updated_at = ?"
                 f" WHERE state = 'processing' AND (owner_id IS NULL OR owner_id IN ({','.join('?' * len(dead))}))",
                 (now, *dead),
             )
@@ -746,11 +891,13 @@ class SqliteStore:
     # -- temp files ----------------------------------------------------------------
 
     def register_temp(self, path: Path, job: Job | None = None) -> None:
-        """Remember a temp file before creating it, so a crash cannot leave it behind."""
+        """Remember a temp file before creating it, so a crash cannot leave it behind;
+        ``job``: the claim it belongs to (:meth:`pending_temps` leaves it out while that
+        claim's lease lasts)."""
         with self.pool.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO temp_files (path, created_at) VALUES (?, ?)",
-                (os.fsencode(path), time.time()),
+                "INSERT OR REPLACE INTO temp_files (path, created_at, job_id, lease_token) VALUES (?, ?, ?, ?)",
+                (os.fsencode(path), time.time(), job.id if job else None, job.lease if job else None),
             )
 
     def forget_temp(self, path: Path) -> None:
@@ -759,9 +906,15 @@ class SqliteStore:
             conn.execute("DELETE FROM temp_files WHERE path = ?", (os.fsencode(path),))
 
     def pending_temps(self) -> list[Path]:
-        """Temp files registered and not forgotten (left by a crash)."""
+        """Temp files registered and not forgotten whose claim's lease is gone (or that
+        name no claim): left by a crash, or by a claim another node took since."""
         with self.pool.read() as conn:
-            rows = conn.execute("SELECT path FROM temp_files").fetchall()
+            rows = conn.execute(
+                "SELECT t.path FROM temp_files AS t WHERE t.lease_token IS NULL OR NOT EXISTS (SELECT 1 FROM files AS f"
+                " WHERE f.id = t.job_id AND f.state = 'processing' AND f.lease_token = t.lease_token"
+                " AND f.lease_until > ?)",
+                (time.time(),),
+            ).fetchall()
         return [Path(os.fsdecode(r[0])) for r in rows]
 
     def database_id(self) -> str:
@@ -906,7 +1059,7 @@ class SqliteStore:
     def _requeue(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], now: float) -> int:
         return conn.execute(
             "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
-            f" last_error = NULL, worker = NULL, owner_id = NULL, queued_at = ?, updated_at = ? WHERE {where}",
+            f" last_error = NULL, {_NO_CLAIM}, queued_at = ?, updated_at = ? WHERE {where}",
             (now, now, *args),
         ).rowcount
 
