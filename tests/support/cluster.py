@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from support.daemon import DaemonProcess, Event, daemon_env, run_vpod, write_config
+from vpod.config import DatabaseConfig
 
 LEASE_SECONDS = 3.0
 HEARTBEAT_SECONDS = 1.0
@@ -180,7 +181,8 @@ class Cluster:
 
     Args:
         base: a private folder for this case (pytest's ``tmp_path``).
-        database_url: ``postgresql://...`` of the shared database.
+        database: the shared database's ``[database]`` section
+            (:meth:`support.postgres.PostgresServer.database`: ``url`` and ``password_file``).
         policy: the ``[policy]`` table every node uses.
         settle_seconds: ``[watch] settle_seconds``.
         mounts: ``"bind"``, ``"symlink"`` or ``"auto"`` (bind when permitted).
@@ -190,10 +192,10 @@ class Cluster:
         how: ``"bind"`` or ``"symlink"``: how the nodes reach it.
     """
 
-    def __init__(self, base: Path, database_url: str, *, policy: dict[str, Any] | None = None,
+    def __init__(self, base: Path, database: DatabaseConfig, *, policy: dict[str, Any] | None = None,
                  settle_seconds: float = 0.5, mounts: str = "auto") -> None:
         self.base = base
-        self.database_url = database_url
+        self.database = database
         self.policy = dict(policy or {})
         self.settle_seconds = settle_seconds
         self.library = base / "library"
@@ -204,14 +206,15 @@ class Cluster:
         self.nodes: list[Node] = []
         self._mounted: list[Path] = []
 
-    def add(self, name: str, *, database_url: str | None = None, path_first: Path | None = None,
+    def add(self, name: str, *, port: int | None = None, path_first: Path | None = None,
             extra_env: dict[str, str] | None = None, workers: int = 1, observer: str = "auto",
             lease_seconds: float = LEASE_SECONDS, heartbeat_seconds: float = HEARTBEAT_SECONDS,
             start: bool = True, extra: dict[str, dict[str, Any]] | None = None) -> Node:
         """Configure (and by default start) node ``name``.
 
         Args:
-            database_url: this node's own URL (a proxy's port), default the cluster's.
+            port: this node's own PostgreSQL port (a :mod:`support.tcpproxy` proxy's),
+                default the server's.
             path_first: a folder of tool wrappers put first on this node's ``PATH``.
             extra_env: more environment (libfaketime's ``LD_PRELOAD``...).
             extra: more config sections, merged over the defaults.
@@ -230,7 +233,8 @@ class Cluster:
             "node": {"name": name},
             "watch": {"libraries": {LIBRARY: str(library)}, "settle_seconds": self.settle_seconds,
                       "observer": observer, "poll_interval_seconds": 0.5},
-            "database": {"url": database_url or self.database_url, "lease_seconds": lease_seconds,
+            "database": {"url": self.url(port), "password_file": str(self.database.password_file),
+                         "path": str(folder / "unused.db"), "lease_seconds": lease_seconds,
                          "lease_heartbeat_seconds": heartbeat_seconds},
             "processing": {"workers": workers, "shutdown_timeout_seconds": 5.0},
             "logging": {"format": "json", "level": "debug"},
@@ -249,6 +253,21 @@ class Cluster:
         if start:
             node.start()
         return node
+
+    def url(self, port: int | None = None) -> str:
+        """The database URL, through ``port`` (a proxy) when given."""
+        url = self.database.url
+        if port is None:
+            return url
+        head, _, rest = url.partition("@")
+        _, _, dbname = rest.partition("/")
+        return f"{head}@127.0.0.1:{port}/{dbname}"
+
+    def upstream(self) -> tuple[str, int]:
+        """(host, port) of the PostgreSQL server, for a proxy."""
+        hostport = self.database.url.partition("@")[2].partition("/")[0]
+        host, _, port = hostport.rpartition(":")
+        return host, int(port)
 
     def node(self, name: str) -> Node:
         [found] = [n for n in self.nodes if n.name == name]
