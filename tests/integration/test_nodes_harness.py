@@ -23,7 +23,7 @@ from support.faketime import faketime_library, monotonic_untouched
 from support.inotify_count import FolderEvents
 from support.media import mkvmerge_tracks
 from support.tcpproxy import BlackholeProxy
-from support.toolwrappers import hung_runs, hung_tools, slow_tools
+from support.toolwrappers import tool_runs, hung_tools, slow_tools
 from support.unique_media import UniqueMedia
 
 pytestmark = pytest.mark.integration
@@ -84,9 +84,9 @@ def test_hung_tool_ignores_sigterm_and_passes_probes(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(folder / "mkvmerge"), "--output", str(tmp_path / "out.mkv"), "in.mkv"],
                             stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while not hung_runs(folder) and time.monotonic() < deadline:
+    while not tool_runs(folder) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [pid for pid, _ in hung_runs(folder)] == [proc.pid]
+    assert [pid for pid, _ in tool_runs(folder)] == [proc.pid]
     proc.send_signal(signal.SIGTERM)
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(1.5)

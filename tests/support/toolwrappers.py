@@ -12,6 +12,7 @@ the real tool and acts only on a write (an ``-o``/``--output`` argument):
 * :func:`hung_tools`: the write hangs. It ignores SIGTERM (and SIGINT, SIGHUP),
   prints nothing and writes nothing, for ever: only SIGKILL ends it.
 
+Each write run appends ``PID ARGS`` to ``folder / "runs.log"`` (:func:`tool_runs`).
 Each wrapper is one Python process (``os.execv`` into the real tool), so the
 parent-death signal vpod sets on a tool (:mod:`vpod.media.parent_death`) applies to it.
 """
@@ -29,6 +30,8 @@ REAL = {real!r}
 writes = any(a in ("-o", "--output") or a.startswith("--output=") for a in sys.argv[1:])
 if not writes:
     os.execv(REAL, [REAL, *sys.argv[1:]])
+with open({runs!r}, "a") as note:
+    note.write("%d %s\\n" % (os.getpid(), " ".join(sys.argv[1:])))
 '''
 
 _SLOW = _COMMON + '''\
@@ -45,8 +48,6 @@ os.execv(REAL, [REAL, *sys.argv[1:]])
 _HUNG = _COMMON + '''\
 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(signum, signal.SIG_IGN)
-with open({marker!r}, "a") as note:
-    note.write("%d %s\\n" % (os.getpid(), " ".join(sys.argv[1:])))
 while True:
     time.sleep(3600)
 '''
@@ -74,23 +75,22 @@ def slow_tools(folder: Path, *, seconds: float, step: float = 0.2, tool: str = "
     Returns:
         ``folder``.
     """
-    return _install(folder, tool, _SLOW.format(python=sys.executable, real=_real(tool), seconds=seconds, step=step))
+    return _install(folder, tool, _SLOW.format(python=sys.executable, real=_real(tool), runs=str(folder / "runs.log"),
+                                               seconds=seconds, step=step))
 
 
 def hung_tools(folder: Path, *, tool: str = "mkvmerge") -> Path:
-    """A folder holding a ``tool`` whose writes hang for ever, deaf to SIGTERM. Each
-    hung run appends ``PID ARGS`` to ``folder / "hung.log"`` (:func:`hung_runs`).
+    """A folder holding a ``tool`` whose writes hang for ever, deaf to SIGTERM.
 
     Returns:
         ``folder``.
     """
-    marker = folder / "hung.log"
-    return _install(folder, tool, _HUNG.format(python=sys.executable, real=_real(tool), marker=str(marker)))
+    return _install(folder, tool, _HUNG.format(python=sys.executable, real=_real(tool), runs=str(folder / "runs.log")))
 
 
-def hung_runs(folder: Path) -> list[tuple[int, str]]:
-    """(pid, arguments) of every hung run started from ``folder`` so far."""
-    log = folder / "hung.log"
+def tool_runs(folder: Path) -> list[tuple[int, str]]:
+    """(pid, arguments) of every write run started from ``folder``'s wrappers so far."""
+    log = folder / "runs.log"
     if not log.exists():
         return []
     runs = []
@@ -98,6 +98,15 @@ def hung_runs(folder: Path) -> list[tuple[int, str]]:
         pid, _, args = line.partition(" ")
         runs.append((int(pid), args))
     return runs
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 def path_with(folder: Path, path: str) -> str:
