@@ -254,6 +254,28 @@ class Cluster:
             node.start()
         return node
 
+    def detach(self, node: Node) -> None:
+        """Take ``node``'s library away: its path becomes an empty folder (an unmounted
+        mount point; a NAS late to mount)."""
+        path = node.library
+        if path in self._mounted:
+            subprocess.run(["umount", str(path)], check=True)
+            self._mounted.remove(path)
+        elif path.is_symlink():
+            path.unlink()
+            path.mkdir()
+
+    def attach(self, node: Node, target: Path | None = None) -> None:
+        """Give ``node``'s path a folder again: ``target`` (default the library), by a
+        bind mount or a symlink as the cluster does."""
+        path, target = node.library, target or self.library
+        if self.how == "bind":
+            subprocess.run(["mount", "--bind", str(target), str(path)], check=True)
+            self._mounted.append(path)
+        else:
+            path.rmdir()
+            path.symlink_to(target, target_is_directory=True)
+
     def url(self, port: int | None = None) -> str:
         """The database URL, through ``port`` (a proxy) when given."""
         url = self.database.url

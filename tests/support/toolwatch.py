@@ -51,7 +51,8 @@ class ToolWatch:
     """Sample tools on library files per node.
 
     Args:
-        roots: every path that reaches the library folder (each node's, and the real one).
+        roots: returns every path that reaches the library folder (each node's, and the
+            real one), read again at each sample (nodes may be added meanwhile).
         nodes: returns ``{pid of a node's vpod run: node name}`` for the nodes running now.
         interval: seconds between samples.
 
@@ -60,8 +61,10 @@ class ToolWatch:
         seen: ``{file name: set of nodes that ever ran a tool on it}``.
     """
 
-    def __init__(self, roots: Iterable[Path], nodes: Callable[[], dict[int, str]], *, interval: float = 0.05) -> None:
-        self._roots = sorted({str(r).rstrip("/") + "/" for r in roots} | {os.path.realpath(r) + "/" for r in roots})
+    def __init__(self, roots: Callable[[], Iterable[Path]], nodes: Callable[[], dict[int, str]], *,
+                 interval: float = 0.05) -> None:
+        self._root_source = roots
+        self._roots: list[str] = []
         self._nodes = nodes
         self._interval = interval
         self.overlaps: list[Overlap] = []
@@ -95,6 +98,8 @@ class ToolWatch:
 
     def sample(self) -> dict[str, set[str]]:
         """One sample: ``{file name: nodes running a tool on it now}``."""
+        roots = list(self._root_source())
+        self._roots = sorted({str(r).rstrip("/") + "/" for r in roots} | {os.path.realpath(r) + "/" for r in roots})
         nodes = self._nodes()
         found: dict[str, set[str]] = {}
         for entry in os.listdir("/proc"):
