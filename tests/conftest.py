@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from support.daemon import DaemonProcess, daemon_env, write_config
 from support.media import T, audio, make_media, video
-from support.postgres import PostgresServer, in_ci, running_postgres
+from support.postgres import PostgresMissing, PostgresServer, in_ci, running_postgres
 
 REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
 # Sample media from public projects (see its README): ../shared/corpus beside the
@@ -34,7 +34,7 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         with running_postgres() as server:
             yield server
-    except RuntimeError as exc:
+    except PostgresMissing as exc:
         if in_ci():
             raise
         pytest.skip(str(exc))

@@ -36,6 +36,10 @@ ROLE = "vpod"
 PASSWORD = "vpod-test-secret-7f3a"  # what a test greps the logs for: it must never appear
 
 
+class PostgresMissing(Exception):
+    """PostgreSQL's server programs are not installed here."""
+
+
 def postgres_bin_dir() -> Path | None:
     """The folder of ``initdb``/``pg_ctl``: PATH first, then the newest
     ``/usr/lib/postgresql/VERSION/bin`` (Debian's layout); ``None`` when absent."""
@@ -66,8 +70,8 @@ class PostgresServer:
         bin_dir: where ``initdb`` and ``pg_ctl`` are.
 
     Raises:
-        subprocess.CalledProcessError: ``initdb`` or ``pg_ctl start`` failed (its output
-            is in the exception and in ``folder/server.log``).
+        RuntimeError: ``initdb`` or ``pg_ctl start`` failed (its output is in the
+            message; the server's in ``folder/server.log``).
     """
 
     def __init__(self, folder: Path, bin_dir: Path, *, port: int | None = None) -> None:
@@ -105,7 +109,9 @@ class PostgresServer:
         command = [str(self.bin_dir / program), *args]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, text=True, cwd="/")
+        done = subprocess.run(command, capture_output=True, text=True, cwd="/")
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stdout}{done.stderr}")
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
@@ -156,7 +162,7 @@ class PostgresServer:
 
     def close(self) -> None:
         """Stop the server (immediately) and remove its folder."""
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(RuntimeError):
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -166,13 +172,15 @@ def running_postgres() -> Iterator[PostgresServer]:
     """A :class:`PostgresServer` in a new temporary folder, stopped and removed after.
 
     Raises:
-        RuntimeError: the binaries are missing (callers skip or fail on it, see :func:`in_ci`).
+        PostgresMissing: the binaries are missing (callers skip or fail on it, see :func:`in_ci`).
+        RuntimeError: the server could not be made or started.
     """
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
-        raise RuntimeError("PostgreSQL's initdb/pg_ctl not found (Debian: apt-get install postgresql)")
+        raise PostgresMissing("PostgreSQL's initdb/pg_ctl not found (Debian: apt-get install postgresql)")
     # Not under pytest's tmp folders: those are mode 0700 to root, and the server runs as postgres.
     folder = Path(tempfile.mkdtemp(prefix="vpod-pg-"))
+    folder.chmod(0o755)  # the postgres user must reach the cluster inside
     server = PostgresServer(folder / "cluster", bin_dir)
     try:
         yield server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,13 @@ from vpod.db.factory import open_store
 from vpod.db.store import Store
 
 _SCRIPT = """
+import json
 import sys
 from pathlib import Path
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
-store = open_store(DatabaseConfig(path=Path(sys.argv[1])))
+fields = json.loads(sys.argv[1])
+store = open_store(DatabaseConfig(**{**fields, "path": Path(fields["path"])}))
 owner = store.register_owner(sys.argv[2])
 job = store.job_for_path(Path(sys.argv[3]), sys.argv[4].encode(), "fp", None)
 assert store.start(job, "process-x_0", "b")
@@ -26,12 +29,18 @@ print(owner.id)
 """
 
 
-def own_a_row_and_exit(db: Path, root: Path, relpath: bytes, kind: str = "process") -> int:
+def own_a_row_and_exit(db: Path | DatabaseConfig, root: Path, relpath: bytes, kind: str = "process") -> int:
     """A real process registers as an owner of ``kind`` (``process`` or ``daemon``) in the
-    database ``db``, starts the row of ``root``/``relpath`` and exits without ending its
-    owner record, as a kill -9 would leave it. Returns the owner's id."""
+    database ``db`` (an SQLite file, or any backend's ``[database]`` section), starts the
+    row of ``root``/``relpath`` and exits without ending its owner record, as a kill -9
+    would leave it. Returns the owner's id."""
+    database = db if isinstance(db, DatabaseConfig) else DatabaseConfig(path=db)
+    fields = {
+        "path": str(database.path), "url": database.url, "password_file": database.password_file,
+        "busy_timeout_seconds": database.busy_timeout_seconds,
+    }
     out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(db), kind, str(root), relpath.decode()],
+        [sys.executable, "-c", _SCRIPT, json.dumps(fields), kind, str(root), relpath.decode()],
         check=True, capture_output=True, text=True,
     )
     return int(out.stdout)

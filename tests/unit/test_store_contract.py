@@ -30,10 +30,12 @@ from vpod.results import BatchResult, FileProcessingResult
 
 from tests.support.stores import own_a_row_and_exit
 
-BACKENDS: dict[str, Callable[[Path], DatabaseConfig]] = {
-    "sqlite": lambda tmp_path: DatabaseConfig(path=tmp_path / "contract.db", busy_timeout_seconds=2.0),
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], DatabaseConfig]] = {
+    "sqlite": lambda request, tmp_path: DatabaseConfig(path=tmp_path / "contract.db", busy_timeout_seconds=2.0),
+    # A fresh database on the session's PostgreSQL server (tests/support/postgres.py).
+    "postgresql": lambda request, tmp_path: request.getfixturevalue("postgres").database(tmp_path),
 }
-"""Each backend's ``[database]`` section for a fresh, empty store in ``tmp_path``."""
+"""Each backend's ``[database]`` section for a fresh, empty store (``tmp_path``: a folder for it)."""
 
 ROOT = Path("/library")
 POLICY_A = "digest-of-policy-a"
@@ -51,9 +53,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database(backend: str, tmp_path: Path) -> DatabaseConfig:
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> DatabaseConfig:
     """The ``[database]`` section of a fresh store of ``backend``."""
-    return BACKENDS[backend](tmp_path)
+    return BACKENDS[backend](request, tmp_path)
 
 
 @pytest.fixture
@@ -411,13 +413,13 @@ def test_interrupted_jobs_are_requeued_with_their_pending_plan(store):
     assert again.attempts == 1
 
 
-def test_requeue_after_a_crash_spares_another_front_ends_rows(store):
+def test_requeue_after_a_crash_spares_another_front_ends_rows(store, database):
     """A starting daemon requeues the rows of no owner or of a dead daemon; a live
     ``vpod process``'s rows and a dead one's (left to :meth:`abandon_dead_owners`) stay."""
     store.enqueue(ROOT, b"daemon.mkv", "fp1", key(1))
     claim(store, "worker-1")  # no owner record: a daemon of before schema 6
-    own_a_row_and_exit(Path(store.location), ROOT, b"dead-process.mkv")
-    other = open_store(DatabaseConfig(path=Path(store.location)))
+    own_a_row_and_exit(database, ROOT, b"dead-process.mkv")
+    other = open_store(database)
     other.register_owner("process")
     assert other.start(other.job_for_path(ROOT, b"process.mkv", "fp2", key(2)), "process-4242_0", "b")
     store.register_owner("daemon")
@@ -479,9 +481,9 @@ def test_a_named_path_in_progress_is_left_alone(store):
     assert (record.state, record.attempts, record.worker) == ("processing", 1, "worker-1")
 
 
-def test_rows_of_a_dead_owner_are_released(store):
-    own_a_row_and_exit(Path(store.location), ROOT, b"dead.mkv")
-    own_a_row_and_exit(Path(store.location), ROOT, b"daemon.mkv", kind="daemon")
+def test_rows_of_a_dead_owner_are_released(store, database):
+    own_a_row_and_exit(database, ROOT, b"dead.mkv")
+    own_a_row_and_exit(database, ROOT, b"daemon.mkv", kind="daemon")
     store.register_owner("process")
     assert store.start(store.job_for_path(ROOT, b"live.mkv", "fp", key()), "process-1_1", "b")
     assert store.abandon_dead_owners() == [ROOT / "dead.mkv"]
@@ -540,11 +542,11 @@ def test_a_folder_outside_every_library_is_named_by_its_path(store):
     assert store.job_for_path(Path("/home/u/Downloads"), b"x.mkv", "fp", key()).id == job.id
 
 
-def test_owner_alive_is_a_store_question(store):
+def test_owner_alive_is_a_store_question(store, database):
     me = store.register_owner("process")
     assert (me.kind, me.pid) == ("process", os.getpid()) and me.pid_start
     assert store.owner_alive(me.id)
-    dead = own_a_row_and_exit(Path(store.location), OLD, b"x.mkv")
+    dead = own_a_row_and_exit(database, OLD, b"x.mkv")
     assert not store.owner_alive(dead)  # its pid is gone on this host
     assert not store.owner_alive(12345678)  # no record
     store.end_owner()
@@ -561,9 +563,9 @@ def test_a_stale_heartbeat_is_a_dead_owner_even_with_a_live_pid(store, database)
     other.close()
 
 
-def test_a_crashed_daemons_rows_are_requeued_and_a_dead_process_rows_released(store):
-    daemon = own_a_row_and_exit(Path(store.location), OLD, b"d.mkv", "daemon")
-    process = own_a_row_and_exit(Path(store.location), OLD, b"p.mkv")
+def test_a_crashed_daemons_rows_are_requeued_and_a_dead_process_rows_released(store, database):
+    daemon = own_a_row_and_exit(database, OLD, b"d.mkv", "daemon")
+    process = own_a_row_and_exit(database, OLD, b"p.mkv")
     assert not store.owner_alive(daemon) and not store.owner_alive(process)
     # Another node's name: a daemon of this host's node would release it at registration
     # (test_a_restarted_node_releases_its_previous_incarnation_at_once).
@@ -716,13 +718,13 @@ def test_the_daemon_record_and_the_queue_survive_a_reopen(database):
         again.close()
 
 
-def test_database_identity_is_random_and_stable(store, backend, tmp_path):
+def test_database_identity_is_random_and_stable(store, backend, tmp_path, request):
     identity = store.database_id()
     assert re.fullmatch(r"[0-9a-f]{32}", identity)
     assert store.database_id() == identity
     other_dir = tmp_path / "other"
     other_dir.mkdir()
-    other = open_store(BACKENDS[backend](other_dir))
+    other = open_store(BACKENDS[backend](request, other_dir))
     try:
         assert other.database_id() != identity
     finally:

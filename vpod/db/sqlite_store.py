@@ -29,7 +29,7 @@ from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Leas
 from vpod.fingerprint import StatKey
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
-from vpod.results import BatchResult, FileProcessingResult, utf8_text
+from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 
 _LOOKUP_CHUNK = 500  # bound variables per IN (...) lookup; SQLite allows 32,766 since 3.32
