@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,6 +151,26 @@ class DatabaseConfig:
     )
 
 
+def _node_name(value: Any) -> str | None:
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value) or "/" in value:
+        return 'a name without "/", control characters or leading or trailing spaces ("" = the host name)'
+    return None
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """``[node]``: this machine as one node of a database several vpods share."""
+
+    # Rows, temps and library folders are recorded under it: restart-only.
+    name: str = setting("", check=_node_name, doc='this node\'s name; "" = the host name', live=False)
+
+    @property
+    def node_name(self) -> str:
+        """The name in force: :attr:`name`, or this machine's host name when it is ``""``
+        (gethostname(2))."""
+        return self.name or socket.gethostname()
+
+
 @dataclass(frozen=True)
 class LoggingConfig:
     """``[logging]``: structured log level and format on stderr."""
@@ -187,6 +208,7 @@ class VPOConfig:
     watch: WatchConfig = field(default_factory=WatchConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     policy: Policy = field(default_factory=Policy)
@@ -214,6 +236,7 @@ _SECTIONS = {
     "watch": WatchConfig,
     "processing": ProcessingConfig,
     "database": DatabaseConfig,
+    "node": NodeConfig,
     "logging": LoggingConfig,
     "http": HttpConfig,
 }

@@ -110,12 +110,15 @@ def _reasons(value: str | None) -> tuple[dict[str, str], ...]:
     )
 
 
-def open_existing_store(database: DatabaseConfig) -> Store:
+def open_existing_store(database: DatabaseConfig, *, node: str | None = None) -> Store:
     """Open an existing database for a command (through :func:`vpod.db.factory.open_store`).
 
     Run as root, the process first takes the uid and gid of the database's owner (the
     ``vpod`` user under systemd), so the SQLite side files (``-wal``, ``-shm``) it may
     create stay writable for the daemon, and the control signal is allowed.
+
+    ``node``: this node's ``[node] name`` (``None``: the host name), see
+    :func:`~vpod.db.factory.open_store`.
 
     Raises:
         StoreError: there is no database at ``database.path`` (vpod never ran with
@@ -132,7 +135,7 @@ def open_existing_store(database: DatabaseConfig) -> Store:
         os.setgroups([])
         os.setgid(st.st_gid)
         os.setuid(st.st_uid)
-    return open_store(database)
+    return open_store(database, node=node)
 
 
 def wake_daemon(record: DaemonRecord) -> str | None:

@@ -86,7 +86,7 @@ def check_database(config: VPOConfig) -> Finding:
         # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
         return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
     try:
-        store = open_store(config.database)  # as the caller: doctor checks this user
+        store = open_store(config.database, node=config.node.node_name)  # as the caller: doctor checks this user
         try:
             store.check_writable()
         finally:

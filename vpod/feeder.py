@@ -5,11 +5,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Callable, Collection
 
 import structlog
 
 from vpod.db.store import Job, Store, StoreError
 from vpod.watch.intake import WriteBackoff
+
+
+_SKIP_READS = 8  # reads per feed that may pass over jobs of unverified libraries
+_SKIP_LIMIT = 256  # rows per such read
 
 
 class Feeder:
@@ -18,10 +23,18 @@ class Feeder:
     Only ``queue_size`` jobs (plus those in progress) are ever in memory; the rest wait
     in the database, so a backlog of any size costs no memory and nothing is lost when
     the queue is full.
+
+    ``unverified``: names of libraries whose folder on this node is not proven now
+    (:meth:`vpod.watch.library_id.LibraryMounts.unverified`): their jobs are left in the
+    database for the nodes that can reach them (and for this one once verified).
     """
 
-    def __init__(self, store: Store, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event) -> None:
+    def __init__(
+        self, store: Store, jobs: "queue.Queue[Job | None]", stop: threading.Event, paused: threading.Event,
+        *, unverified: Callable[[], Collection[str]] = tuple,
+    ) -> None:
         self.store = store
+        self.unverified = unverified
         self.jobs = jobs
         self.stop = stop
         self.paused = paused
@@ -94,6 +107,23 @@ class Feeder:
             if not self.stop.is_set():
                 self.wakeup.wait(timeout)
 
+    def _due_jobs(self, room: int, exclude: set[int]) -> tuple[list[Job], bool]:
+        """Up to ``room`` due jobs of libraries not :attr:`unverified`, and whether the
+        database may hold more. Jobs of unverified libraries are passed over (a few
+        reads at most), so they never block the others."""
+        unverified = self.unverified()
+        batch: list[Job] = []
+        for read in range(_SKIP_READS):
+            want = room - len(batch)
+            limit = want if read == 0 else max(want, _SKIP_LIMIT)
+            rows = self.store.next_queued(limit, exclude)
+            exclude |= {job.id for job in rows}
+            kept = [job for job in rows if job.library not in unverified][:want]
+            batch += kept
+            if len(rows) < limit or len(kept) == want:
+                break  # nothing more is due, or the batch is full
+        return batch, len(batch) == room
+
     def _feed_once(self) -> float | None:
         """Feed what fits; returns how long to sleep unless woken (None: until woken)."""
         if self.paused.is_set():
@@ -112,7 +142,7 @@ class Feeder:
             self._look = False
             exclude = set(self._inflight)
         try:
-            batch = self.store.next_queued(room, exclude)
+            batch, full = self._due_jobs(room, exclude)
         except StoreError as exc:
             self.log.warning("queue_read_failed", error=str(exc))
             with self._lock:
@@ -122,7 +152,7 @@ class Feeder:
             with self._lock:
                 self._inflight.add(job.id)
             self.jobs.put(job)  # never blocks: room was measured and only this thread puts jobs
-        if len(batch) == room:
+        if full:
             with self._lock:
                 self._look = True  # more may wait: look again when a slot frees
             return 0.0

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import structlog
 
+from vpod import __version__
 from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
 from vpod.db.factory import open_store
@@ -321,9 +322,9 @@ def run_process(
         empty = BatchResult(batch_id=new_batch_id(), started_at=time.time(), ended_at=time.time())
         return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
 
-    store = open_store(config.database)
+    store = open_store(config.database, node=config.node.node_name)
     try:
-        store.register_owner("process")
+        store.register_owner("process", node=config.node.node_name, version=__version__, workers=workers)
         # The config's library names, as the daemon gives them: a file of a watched
         # folder is the same row for both.
         store.bind_libraries(config.watch.library_names)

@@ -51,7 +51,7 @@ def test_whether_a_key_reloads_is_declared_with_the_key():
     config = VPOConfig()
     declared = {
         (section, f.name)
-        for section in ("watch", "processing", "database", "logging", "http", "policy")
+        for section in ("watch", "processing", "database", "node", "logging", "http", "policy")
         for f in fields(getattr(config, section))
         if f.metadata["live"] is False  # a KeyError: a key declared without setting()
     }

@@ -21,7 +21,7 @@ def resume_command(config_path: str | None, wait_seconds: float) -> None:
     1 not confirmed in time, 3 no daemon running.
     """
     config = load_or_exit(config_path)
-    store = open_existing_store(config.database)  # StoreError: exit 70 (vpod.cli.exits)
+    store = open_existing_store(config.database, node=config.node.node_name)  # StoreError: exit 70 (vpod.cli.exits)
     record = request_resume(store)
     if not record.running:
         fail("vpod: no daemon is running for this database; nothing is paused", ExitCode.NOT_RUNNING)

@@ -28,7 +28,7 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
         raise click.UsageError("give PATH... or --all-failed")
     config = load_or_exit(config_path)
     code = ExitCode.OK
-    store = open_existing_store(config.database)  # StoreError: exit 70 (vpod.cli.exits)
+    store = open_existing_store(config.database, node=config.node.node_name)  # StoreError: exit 70 (vpod.cli.exits)
     requeued = 0
     if all_failed:
         requeued += store.retry_all_failed()

@@ -24,7 +24,7 @@ from vpod.db.factory import open_store
 from vpod.db.store import Store, StoreError
 from vpod.errors import ConfigError
 from vpod.http_listener import HttpListener, ListenError, switch_listener
-from vpod.instance import InstanceLock
+from vpod.instance import instance_lock
 from vpod.logs import configure_logging
 from vpod.notify import SystemdNotifier
 from vpod.reload import ReloadPlan, plan_reload
@@ -32,7 +32,7 @@ from vpod.tempfiles import log_sweep, sweep_temps
 
 
 def _open_store(config: VPOConfig) -> tuple[Store, Callable[[], None]]:
-    store = open_store(config.database)
+    store = open_store(config.database, node=config.node.node_name)
     return store, store.close
 
 
@@ -91,20 +91,32 @@ class Daemon:
         then tell systemd ``READY=1``.
 
         Raises:
-            AlreadyRunning: another daemon uses the same database.
+            AlreadyRunning: another daemon uses the same database (SQLite), or runs as
+                the same node of it (a database server): :mod:`vpod.instance`.
             StoreError: the database cannot be opened or migrated.
             ListenError: ``[http] listen`` cannot be bound.
         """
         cfg = self.config
-        self.instance = InstanceLock(cfg.database.path)
-        self.instance.acquire()
+        node = cfg.node.node_name
         self.store, self._close_store = self._open_store(cfg)
-        self.store.register_owner("daemon")  # rows this daemon starts name it; heartbeat: parts.heartbeat
+        try:
+            # Before the owner is registered: registering releases this node's previous
+            # incarnations' claims, which must never be another live daemon's.
+            self.instance = instance_lock(
+                cfg.database.path, location=self.store.location, database_id=self.store.database_id(), node=node
+            )
+            self.instance.acquire()
+        except BaseException:
+            self._close_store()
+            raise
+        # Rows this daemon starts name it; heartbeat: parts.heartbeat.
+        self.store.register_owner("daemon", node=node, version=__version__, workers=cfg.processing.workers)
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
             started_at=self.started_at, dry_run=self.dry_run, clock=self.clock,
         )
         p.libraries.bind()  # before the roots are watched: the store knows each root's library
+        p.mounts.check()  # which library folders are proven here (their markers), before any is walked
         # Rows of a dead daemon go back to the queue; a vpod process's are left to
         # parts.abandoned (released when its owner record says it ended).
         requeued = self.store.requeue_interrupted()

@@ -45,6 +45,7 @@ from vpod.policy.selection import PolicySelector
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
+from vpod.watch.library_id import LibraryMounts
 from vpod.watch.observers import WatchManager
 from vpod.watch.ownership import LibraryClaims
 from vpod.watch.scanner import Scanner
@@ -124,6 +125,7 @@ class Parts:
     pausing: PauseControl
     abandoned: AbandonedRows
     libraries: LibraryBinding
+    mounts: LibraryMounts
     heartbeat: OwnerHeartbeat
     snapshot: StatusSnapshot
     reporter: SystemdReporter
@@ -133,14 +135,18 @@ class Parts:
     @property
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
-        return [self.batches, self.threads, self.heartbeat, self.roots, self.abandoned, self.snapshot, self.reporter]
+        return [
+            self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.snapshot,
+            self.reporter,
+        ]
 
     @property
     def reconfigurable(self) -> list[Reconfigurable]:
         """Parts a reload reconfigures, in order (the pipeline's roots before new roots
         are watched and walked; the library names before new roots are logged)."""
         return [
-            self.settings, self.libraries, self.files, self.rejudge, self.pausing, self.batches, self.roots, self.pool,
+            self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
+            self.roots, self.pool,
         ]
 
 
@@ -196,8 +202,18 @@ def wire(
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)
     jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.processing.queue_size)
-    feeder = Feeder(store, jobs, stop, paused)
+    mounts = LibraryMounts(
+        store, lambda: libraries.names, node=config.node.node_name, read_only=dry_run,
+        on_verified=lambda roots: verified_again(roots), clock=clock,
+    )
+    feeder = Feeder(store, jobs, stop, paused, unverified=lambda: mounts.unverified().keys())
     path_filter = PathFilter.from_config(config.watch)
+
+    def verified_again(roots: list[Path]) -> None:
+        for root in roots:  # its files were not queued while it was unverified
+            if root in watches.roots():
+                scanner.request(root, root, catch_up=True)
+        feeder.poke()
 
     def queued() -> None:
         feeder.poke()
@@ -225,11 +241,13 @@ def wire(
         on_queued=queued,
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
         refusal=claims.refusal,  # a subfolder another vpod claimed is not queued
+        unverified=mounts.refusal,  # nor a file of a library folder not proven here
     )
     stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop)
     scanner = Scanner(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",
+        library_of=libraries.library_of,
     )
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,
@@ -267,6 +285,6 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), libraries=libraries, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
+        stabilizer.notify), libraries=libraries, mounts=mounts, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )

@@ -88,6 +88,10 @@ class Intake:
         refusal: says why a file must be left alone (it lies below a folder another vpod
             claimed, :meth:`vpod.watch.ownership.LibraryClaims.refusal`): such a file is
             not queued (``file_not_queued`` with ``outcome = "claimed_elsewhere"``, debug).
+        unverified: says why a file's library folder is not proven on this node
+            (:meth:`vpod.watch.library_id.LibraryMounts.refusal`): such a file is not
+            queued (``file_not_queued`` with ``outcome = "mount_unverified"``, debug); the
+            folder is walked once it is verified.
     """
 
     def __init__(
@@ -101,8 +105,10 @@ class Intake:
         retry: Callable[[Sequence[Path], float], None],
         clock: Callable[[], float] = time.monotonic,
         refusal: Callable[[Path], str | None] | None = None,
+        unverified: Callable[[Path], str | None] = lambda path: None,
     ) -> None:
         self.store = store
+        self.unverified = unverified
         self.refusal = refusal
         self.roots = roots
         self.policy_digest = policy_digest
@@ -144,6 +150,9 @@ class Intake:
         for path, st in batch:
             if self.refusal is not None and self.refusal(path) is not None:
                 self.log.debug("file_not_queued", path=display_path(path), outcome=Reason.CLAIMED_ELSEWHERE.value)
+                continue
+            if self.unverified(path) is not None:
+                self.log.debug("file_not_queued", path=display_path(path), outcome="mount_unverified")
                 continue
             entry = self._entry(path, st, roots)
             if entry is not None:

@@ -14,10 +14,16 @@ intake, which still recognizes unchanged content.
 A rescan after lost events is coalesced: while one of a root waits to start, more
 requests for that root add nothing; once it has started, one more may wait (events
 lost during the walk may concern folders it has passed already).
+
+Several nodes on one library: a catch-up walk of a library holds its scan lock
+(:meth:`vpod.db.store.Store.scan_lock`), so one node at a time walks it; a node that
+finds the lock taken skips its walk (``scan_skipped``: the other node's walk queues the
+same files, and the store's upsert would make one job of each anyway).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -26,7 +32,7 @@ from typing import Callable
 
 import structlog
 
-from vpod.db.store import Store
+from vpod.db.store import Store, StoreError
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
 from vpod.watch.stabilizer import Stabilizer
@@ -46,6 +52,8 @@ class Scanner:
         recursive: descend into subfolders.
         trust_ctime: whether the ctimes of files under a root come from this host's
             clock (the root is watched with inotify, not polled as a network share).
+        library_of: the library name of a root (``None``: no library; its catch-up
+            walk then takes no scan lock).
     """
 
     def __init__(
@@ -57,7 +65,9 @@ class Scanner:
         *,
         recursive: bool,
         trust_ctime: Callable[[Path], bool] = lambda root: False,
+        library_of: Callable[[Path], str | None] = lambda root: None,
     ) -> None:
+        self.library_of = library_of
         self.store = store
         self.filter = path_filter
         self.stabilizer = stabilizer
@@ -104,9 +114,32 @@ class Scanner:
             if why == "events_lost":
                 with self._lock:
                     self._rescans_waiting.discard(root)  # from now on, a new loss needs a new walk
+            if why == "catch_up":
+                self._catch_up(root, folder)
+                continue
             found, candidates = self.walk(root, folder)
             if why is not None:
                 self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates, why=why)
+
+    def _catch_up(self, root: Path, folder: Path) -> None:
+        """A catch-up walk under its library's scan lock; skipped (``scan_skipped``) while
+        another node holds it. A database that cannot be asked does not stop the walk:
+        a duplicate walk is harmless."""
+        library = self.library_of(root)
+        with contextlib.ExitStack() as held:
+            try:
+                mine = held.enter_context(self.store.scan_lock(library)) if library is not None else True
+            except StoreError as exc:
+                self.log.warning("scan_lock_failed", root=str(root), library=library, error=str(exc))
+                mine = True
+            if not mine:
+                self.log.info(
+                    "scan_skipped", root=str(root), library=library, why="catch_up",
+                    reason="another node is walking this library now; its walk queues the same files",
+                )
+                return
+            found, candidates = self.walk(root, folder)
+        self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates, why="catch_up")
 
     def walk(self, root: Path, folder: Path) -> tuple[int, int]:
         """Walk ``folder``; returns (media files seen, files handed to the stabilizer).
