@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 from vpod.config import VPOConfig
-from vpod.db.factory import open_store
-from vpod.db.store import StoreError
+from vpod.db.diagnose import DatabaseFacts, Keepalive, diagnose
+from vpod.db.secrets import hide_password
+from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
 from vpod.media.tools import ToolRunner
 from vpod.writability import sandbox_refusal, why_not_writable
@@ -73,27 +74,121 @@ def check_tools(runner: ToolRunner) -> Iterator[Finding]:
             yield Finding(f"tool {tool}", "ok", f"{shown} (>= {wanted})")
 
 
-def check_database(config: VPOConfig) -> Finding:
-    """The database can be written (or, when missing, created) by this user."""
-    path = config.database.path
-    if not path.exists():
+def check_database(config: VPOConfig, *, node: str) -> Iterator[Finding]:
+    """The database: SQLite can be written (or, when missing, created) by this user;
+    PostgreSQL answers (the connection); then the schema version, and on PostgreSQL the
+    TCP keepalives and a pooler that shares sessions (:func:`judge_database`). Facts are
+    read by :func:`vpod.db.diagnose.diagnose` (``node``: this node's name), which
+    migrates nothing."""
+    database = config.database
+    path = database.path
+    if not database.url and not path.exists():
         folder = next((p for p in path.parents if p.exists()), Path("/"))
         if os.access(folder, os.W_OK | os.X_OK):
-            return Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
-        return Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
-    owner = path.stat().st_uid
-    if os.geteuid() == 0 and owner != 0:
+            yield Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
+        else:
+            yield Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
+        return
+    if not database.url and os.geteuid() == 0 and (owner := path.stat().st_uid) != 0:
         # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
-        return Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
+        yield Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
+        return
     try:
-        store = open_store(config.database, node=config.node.node_name)  # as the caller: doctor checks this user
-        try:
-            store.check_writable()
-        finally:
-            store.close()
+        facts = diagnose(database, node=node)
     except StoreError as exc:
-        return Finding("database", "fail", str(exc))
-    return Finding("database", "ok", f"{path} is writable")
+        yield Finding("database", "fail", hide_password(str(exc)))
+        return
+    if facts.unwritable:
+        yield Finding("database", "fail", facts.unwritable)
+    elif facts.backend == "sqlite":
+        yield Finding("database", "ok", f"{path} is writable")
+    else:
+        yield Finding("database", "ok", f"{facts.location}: connected ({facts.server}, over {facts.transport})")
+    yield from judge_database(facts)
+
+
+SERVER_KEEPALIVE_MAX_SECONDS = 600
+"""Longest time the server may take to find a vanished node's connection dead before
+doctor warns (seconds): until then it keeps that node's session and its catch-up scan
+lock (other nodes skip that library's catch-up scans meanwhile)."""
+
+
+def judge_database(facts: DatabaseFacts, *, lease_seconds: float = LEASE_SECONDS) -> Iterator[Finding]:
+    """Findings from a database's facts.
+
+    - schema: none yet or this vpod's (ok); older (it is upgraded at the next start; on
+      a database several nodes share, a warning: every node must then run this
+      version); newer than this vpod understands (fail: this node refuses to claim).
+    - keepalives, TCP to PostgreSQL only: this node's socket must find a vanished server
+      within ``lease_seconds`` (else warn), and the server should find a vanished node
+      within :data:`SERVER_KEEPALIVE_MAX_SECONDS`.
+    - pooler: a pooler that shares server sessions between clients (PgBouncer
+      ``pool_mode = transaction`` or ``statement``) breaks session advisory locks,
+      ``LISTEN``/``NOTIFY`` and session settings: fail.
+    """
+    supported, found = facts.schema_supported, facts.schema_found
+    if found is None:
+        yield Finding("schema", "ok", f"no vpod schema yet: the first vpod to start creates version {supported}")
+    elif found > supported:
+        yield Finding(
+            "schema", "fail",
+            f"version {found} is newer than this vpod understands ({supported}): it refuses to claim work "
+            "from this database; upgrade vpod on this node",
+        )
+    elif found < supported:
+        shared = facts.backend != "sqlite"
+        yield Finding(
+            "schema", "warn" if shared else "ok",
+            f"version {found}, older than this vpod's ({supported}): it is upgraded when this vpod starts"
+            + ("; then upgrade vpod on every node (an older vpod refuses a newer schema)" if shared else ""),
+        )
+    else:
+        yield Finding("schema", "ok", f"version {found}, this vpod's")
+    if facts.transport == "unix":
+        yield Finding("keepalive", "ok", "Unix socket: a local server, no TCP keepalives needed")
+    client, server = facts.client_keepalive, facts.server_keepalive
+    if client is not None:
+        if not client.enabled:
+            yield Finding(
+                "keepalive", "warn",
+                "TCP keepalives are off on this node's connections: an idle connection to a server that vanished "
+                "(a cable, a firewall dropping the state) is never noticed; remove keepalives=0 from the URL",
+            )
+        elif client.dead_after_seconds > lease_seconds:
+            yield Finding(
+                "keepalive", "warn",
+                f"this node finds a vanished server after {_keepalive_text(client)}, longer than a lease "
+                f"({lease_seconds:g} s): set keepalives_idle, keepalives_interval and keepalives_count lower in the URL",
+            )
+        else:
+            yield Finding("keepalive", "ok", f"this node finds a vanished server after {_keepalive_text(client)}")
+    if server is not None:
+        if server.dead_after_seconds > SERVER_KEEPALIVE_MAX_SECONDS:
+            yield Finding(
+                "keepalive server", "warn",
+                f"the server finds a vanished node after {_keepalive_text(server)}: until then that node's catch-up "
+                "scan lock stays held; set tcp_keepalives_idle = 60, tcp_keepalives_interval = 10, "
+                "tcp_keepalives_count = 6 in postgresql.conf",
+            )
+        else:
+            yield Finding("keepalive server", "ok", f"the server finds a vanished node after {_keepalive_text(server)}")
+    if facts.pooler is not None:
+        if facts.pooler.shares_sessions:
+            yield Finding(
+                "pooler", "fail",
+                f"a pooler shares server sessions between connections (PgBouncer pool_mode = transaction or "
+                f"statement): {facts.pooler.evidence}. vpod's scan locks, LISTEN/NOTIFY and session settings need a "
+                "session of their own: connect to PostgreSQL directly, or to a pool in pool_mode = session",
+            )
+        else:
+            yield Finding("pooler", "ok", f"no pooler sharing sessions: {facts.pooler.evidence}")
+
+
+def _keepalive_text(keepalive: Keepalive) -> str:
+    return (
+        f"about {keepalive.dead_after_seconds} s (first probe after {keepalive.idle_seconds} s idle, "
+        f"{keepalive.count} probes {keepalive.interval_seconds} s apart)"
+    )
 
 
 def check_watch_paths(config: VPOConfig) -> Iterator[Finding]:
@@ -223,7 +318,7 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
     findings = list(check_tools(runner))
     if config is not None:
-        findings.append(check_database(config))
+        findings.extend(check_database(config, node=config.node.node_name))
         findings.extend(check_watch_paths(config))
         findings.extend(check_libraries(config))
         findings.append(check_inotify(config))

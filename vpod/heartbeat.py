@@ -15,6 +15,7 @@ from typing import Callable
 import structlog
 
 from vpod.db.owners import HEARTBEAT_SECONDS
+from vpod.db.records import CLOCK_SKEW_WARN_SECONDS
 from vpod.db.store import Store
 from vpod.errors import StoreError
 
@@ -26,15 +27,25 @@ class OwnerHeartbeat:
         store: a store whose owner is registered (:meth:`Store.register_owner`).
         interval_seconds: the owner's ``heartbeat_seconds``.
         clock: monotonic seconds (tests pass their own).
+        watch_clock: after each beat, read this node's clock offset from the database
+            clock (:meth:`Store.nodes`, this node first) and log ``node_clock_skew``
+            when it grows beyond :data:`~vpod.db.records.CLOCK_SKEW_WARN_SECONDS`
+            (``node_clock_ok`` when it is back within); a daemon's heartbeat does.
+        info: what each beat records about this node besides (``workers``...: see
+            :meth:`Store.heartbeat`); ``None``: nothing.
     """
 
     def __init__(
-        self, store: Store, *, interval_seconds: float = HEARTBEAT_SECONDS, clock: Callable[[], float] = time.monotonic
+        self, store: Store, *, interval_seconds: float = HEARTBEAT_SECONDS, clock: Callable[[], float] = time.monotonic,
+        watch_clock: bool = False, info: Callable[[], dict[str, object]] | None = None,
     ) -> None:
         self.store = store
         self.interval_seconds = interval_seconds
         self.clock = clock
+        self.watch_clock = watch_clock
+        self.info = info
         self._next = clock() + interval_seconds  # registering wrote the first beat
+        self._skewed = False
         self.log = structlog.get_logger("vpod")
 
     def tick(self, now: float) -> float:
@@ -44,10 +55,26 @@ class OwnerHeartbeat:
         if now >= self._next:
             self._next = now + self.interval_seconds
             try:
-                self.store.heartbeat()
+                self.store.heartbeat(**(self.info() if self.info is not None else {}))
+                if self.watch_clock:
+                    self._check_clock()
             except StoreError as exc:
                 self.log.warning("heartbeat_failed", error=str(exc), retry_in_seconds=self.interval_seconds)
         return self._next
+
+    def _check_clock(self) -> None:
+        """Log a change of this node's clock skew (once per change, not at every beat)."""
+        own = next(iter(self.store.nodes()), None)
+        if own is None or own.clock_offset_seconds is None or own.clock_skewed == self._skewed:
+            return
+        self._skewed = own.clock_skewed
+        offset = round(own.clock_offset_seconds, 3)
+        if self._skewed:
+            self.log.warning(
+                "node_clock_skew", node=own.node, offset_seconds=offset, limit_seconds=CLOCK_SKEW_WARN_SECONDS,
+            )
+        else:
+            self.log.info("node_clock_ok", node=own.node, offset_seconds=offset)
 
     def run(self, stop: threading.Event) -> None:
         """Beat until ``stop`` is set (a thread's body)."""

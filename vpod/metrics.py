@@ -19,6 +19,15 @@ a ``vpod_`` prefix, ``_total`` on counters, base units (seconds) in the name.
 | ``vpod_last_batch_duration_seconds`` | gauge | |
 | ``vpod_last_batch_end_time_seconds`` | gauge | (epoch seconds) |
 | ``vpod_start_time_seconds`` | gauge | (epoch seconds) |
+| ``vpod_node_info`` | info (gauge, value 1) | ``node`` (``[node] name``), ``version`` |
+
+Several nodes: the ``node`` label is on one info metric, not on every metric. Prometheus
+tells exporters not to put one label on all their metrics ("Target labels, not static
+scraped labels", https://prometheus.io/docs/instrumenting/writing_exporters/): each node
+is its own scrape target, told apart by its ``instance`` label, and an ``_info`` pseudo
+metric carries the rest (https://prometheus.io/docs/practices/naming/, "foobar_build_info").
+A query joins it where the node name is wanted, e.g.
+``vpod_queue_depth * on (instance) group_left (node) vpod_node_info``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from vpod.db.store import StoreError
 from vpod.events import BatchClosed, FileFinished
@@ -48,6 +57,8 @@ class Metrics:
         workers: returns the number of worker threads.
         paused: returns True while processing is paused.
         started_at: daemon start, epoch seconds.
+        node: this node's name (``[node] name``), the ``node`` label of ``vpod_node_info``.
+        version: vpod's version, its ``version`` label.
     """
 
     def __init__(
@@ -58,6 +69,8 @@ class Metrics:
         workers: Callable[[], int],
         paused: Callable[[], bool],
         started_at: float,
+        node: str,
+        version: str,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -79,6 +92,9 @@ class Metrics:
         self.last_batch_seconds = Gauge("vpod_last_batch_duration_seconds", "Duration of the last batch", registry=r)
         self.last_batch_end = Gauge("vpod_last_batch_end_time_seconds", "When the last batch closed (epoch)", registry=r)
         Gauge("vpod_start_time_seconds", "When the daemon started (epoch)", registry=r).set(started_at)
+        Info("vpod_node", "This vpod node: its [node] name and version", registry=r).info(
+            {"node": node, "version": version}
+        )
 
     def on_file_finished(self, event: FileFinished) -> None:
         """Event subscriber: :meth:`observe_file`."""

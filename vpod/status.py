@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vpod.control import DaemonRecord
-from vpod.db.records import FileRecord, InProgress, Library, QueueReport
+from vpod.db.records import CLOCK_SKEW_WARN_SECONDS, FileRecord, InProgress, Library, NodeRecord, QueueReport
 from vpod.db.store import Store
 from vpod.outcomes import Reason, Unwatched
 from vpod.results import as_lines, one_line
@@ -39,6 +39,15 @@ class StatusReport:
     files: tuple[tuple[str, FileRecord | None], ...] = ()
     """The files asked about (``vpod status PATH``): each path with its record (``None``:
     the database knows no file there)."""
+    nodes: tuple[NodeRecord, ...] = ()
+    """Every daemon node the database has seen recently (:meth:`Store.nodes`)."""
+
+    @property
+    def running(self) -> bool:
+        """A daemon runs: the one the ``daemon`` record names (checked on this host), or
+        any node whose heartbeat is fresh (a node on another host cannot be checked by
+        its pid)."""
+        return self.daemon.running or any(n.alive for n in self.nodes)
 
     def library_of(self, path: str) -> str | None:
         """The name of the library whose folder is ``path``, if any."""
@@ -91,8 +100,20 @@ class StatusReport:
                 for w in self.queue.waiting_for_space
             ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
+            "nodes": [_node_dict(n) for n in self.nodes],
             **({"files": [_file_dict(path, record) for path, record in self.files]} if self.files else {}),
         }
+
+
+def _node_dict(node: NodeRecord) -> dict[str, Any]:
+    """One node, JSON-friendly; ``clock_skewed``: its clock is off from the database
+    clock by more than :data:`~vpod.db.records.CLOCK_SKEW_WARN_SECONDS`."""
+    return {
+        **asdict(node), "doing": list(node.doing),
+        "heartbeat_age_seconds": round(node.heartbeat_age_seconds, 1),
+        "clock_offset_seconds": _round(node.clock_offset_seconds),
+        "clock_skewed": node.clock_skewed,
+    }
 
 
 def _file_dict(path: str, record: FileRecord | None) -> dict[str, Any]:
@@ -123,7 +144,7 @@ def read_status(
     files = tuple((str(path), store.file_record(path.absolute())) for path in paths)
     return StatusReport(
         record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
-        tuple(store.libraries()), files,
+        tuple(store.libraries()), files, tuple(store.nodes()),
     )
 
 
@@ -187,6 +208,9 @@ def format_status(status: StatusReport) -> str:
     lines = []
     if d.running:
         lines.append(f"vpod: {d.state} (pid {d.pid}), up {_duration(status.uptime_seconds)}, version {d.version or '?'}")
+    elif status.running:  # no daemon here; nodes elsewhere run on this database
+        alive = [n.node for n in status.nodes if n.alive]
+        lines.append(f"vpod: running on {len(alive)} node(s): {', '.join(one_line(n) for n in alive)}")
     else:
         how = " (it did not stop cleanly: crashed or killed)" if d.unclean_stop else ""
         lines.append(f"vpod: stopped{how}")
@@ -210,6 +234,7 @@ def format_status(status: StatusReport) -> str:
             f"not watched: {one_line(str(held.get('root')))} is the library of the vpod of database "
             f"{one_line(str(held.get('database')))} (pid {held.get('pid')} on {one_line(str(held.get('host')))})"
         )
+    lines += _node_lines(status)
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
     for f in q.in_progress:
@@ -227,9 +252,10 @@ def format_status(status: StatusReport) -> str:
         lines.append("last batches:")
         for b in q.last_batches:
             early = "  stopped early" if b.stopped_early else ""
+            node = f"  on {one_line(b.node)}" if b.node and len(status.nodes) > 1 else ""
             lines.append(
                 f"  {_clock(b.started_at)}  {b.batch_id}  {b.total_files} files: {b.success_count} ok, "
-                f"{b.fail_count} failed, {b.skipped_count} skipped, {b.total_duration_seconds:.1f} s{early}"
+                f"{b.fail_count} failed, {b.skipped_count} skipped, {b.total_duration_seconds:.1f} s{early}{node}"
             )
     if q.last_failures:
         lines.append("last failures:")
@@ -245,6 +271,33 @@ def format_status(status: StatusReport) -> str:
     for path, file in status.files:
         lines += _file_lines(path, file)
     return "\n".join(lines)
+
+
+def _node_lines(status: StatusReport) -> list[str]:
+    """Every node: alive or not, host and pid, version, workers, heartbeat age and what
+    it does; then a warning for each node whose clock is off from the database clock by
+    more than :data:`~vpod.db.records.CLOCK_SKEW_WARN_SECONDS`."""
+    if not status.nodes:
+        return []
+    alive = sum(1 for n in status.nodes if n.alive)
+    lines = [f"nodes: {len(status.nodes)} ({alive} alive)"]
+    for n in status.nodes:
+        state = "alive" if n.alive else "gone "
+        workers = f"{n.workers} workers" if n.workers is not None else "? workers"
+        lines.append(
+            f"  {one_line(n.node):<12} {state}  pid {n.pid} on {one_line(n.host)}, version {n.version or '?'}, "
+            f"{workers}, heartbeat {_duration(n.heartbeat_age_seconds)} ago, {len(n.doing)} in progress"
+        )
+        lines += [f"      {one_line(path)}" for path in n.doing]
+    for n in status.nodes:
+        if n.clock_skewed and n.clock_offset_seconds is not None:
+            way = "ahead of" if n.clock_offset_seconds > 0 else "behind"
+            lines.append(
+                f"warning: the clock of node {one_line(n.node)} is {abs(n.clock_offset_seconds):.1f} s {way} the "
+                f"database clock (more than {CLOCK_SKEW_WARN_SECONDS:g} s): leases do not depend on it, but its "
+                "log times disagree with the other nodes'; run NTP (timedatectl set-ntp true) on that host"
+            )
+    return lines
 
 
 def _file_lines(path: str, record: FileRecord | None) -> list[str]:

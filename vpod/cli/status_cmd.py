@@ -59,4 +59,4 @@ def status_command(paths: tuple[Path, ...], config_path: str | None, as_json: bo
         click.echo(json.dumps(status.as_dict(), indent=2))
     else:
         click.echo(format_status(status))
-    raise SystemExit(ExitCode.OK if status.daemon.running else ExitCode.NOT_RUNNING)
+    raise SystemExit(ExitCode.OK if status.running else ExitCode.NOT_RUNNING)

@@ -113,7 +113,7 @@ class Daemon:
         self.store.register_owner("daemon", node=node, version=__version__, workers=cfg.processing.workers)
         self.parts = p = wire(
             cfg, self.store, notifier=self.notifier, stop=self.stop, crashed=self.crashed, wake=self.wake,
-            started_at=self.started_at, dry_run=self.dry_run, clock=self.clock,
+            started_at=self.started_at, node=node, dry_run=self.dry_run, clock=self.clock,
         )
         p.libraries.bind()  # before the roots are watched: the store knows each root's library
         p.mounts.check()  # which library folders are proven here (their markers), before any is walked

@@ -12,6 +12,7 @@ from typing import Callable
 
 import structlog
 
+from vpod.db.secrets import hide_password
 from vpod.db.store import StoreError
 from vpod.db.store import Store
 from vpod.events import FileFinished
@@ -32,6 +33,7 @@ class StatusSnapshot:
         claims: library markers other vpods hold (``claimed_elsewhere``).
         dead_threads: names of threads that died (:meth:`vpod.daemon.threads.Threads.dead`).
         started_at: epoch seconds.
+        node: this node's name (``[node] name``), reported by ``/health``.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class StatusSnapshot:
         claims: LibraryClaims,
         dead_threads: Callable[[], list[str]],
         started_at: float,
+        node: str,
     ) -> None:
         self.store = store
         self.stop = stop
@@ -56,6 +59,7 @@ class StatusSnapshot:
         self.claims = claims
         self.dead_threads = dead_threads
         self.started_at = started_at
+        self.node = node
         self.log = structlog.get_logger("vpod")
         self._counts = {"done": 0, "failed": 0, "skipped": 0}
         self._counts_lock = threading.Lock()
@@ -103,11 +107,16 @@ class StatusSnapshot:
         again when a folder has the path or the other vpod stops; or overlapping another
         root now), and ``unwatched`` the same with each one's reason
         (:mod:`vpod.watch.unwatched`); they do not make the daemon unhealthy: a restart
-        would not bring them back."""
+        would not bring them back. ``node`` names this node; ``database`` says where the
+        database is (``location``, never with a password) and whether it answered
+        (``connected``; else ``error``, the reason, password hidden)."""
         unwatched = self.roots.unwatched()
+        database: dict[str, object] = {"location": hide_password(self.store.location), "connected": True}
         body: dict[str, object] = {
             "status": "healthy",
             "state": self.state(),
+            "node": self.node,
+            "database": database,
             "pid": os.getpid(),
             "uptime_seconds": round(time.time() - self.started_at, 3),
             "workers": self.workers(),
@@ -119,7 +128,9 @@ class StatusSnapshot:
         try:
             body["queue_depth"] = self.store.ping()
         except StoreError as exc:
-            body.update(status="unhealthy", reason="database_unreachable", error=str(exc))
+            error = hide_password(str(exc))
+            database.update(connected=False, error=error)
+            body.update(status="unhealthy", reason="database_unreachable", error=error)
             return False, body
         if body["state"] != "running":
             body.update(status="unhealthy", reason=body["state"])

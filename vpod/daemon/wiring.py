@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
+from vpod import __version__
 from vpod.batch import BatchController, BatchWindows
 from vpod.config import VPOConfig
 from vpod.daemon.abandoned import AbandonedRows
@@ -159,6 +160,7 @@ def wire(
     crashed: threading.Event,
     wake: Callable[[], None],
     started_at: float,
+    node: str,
     dry_run: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> Parts:
@@ -168,6 +170,8 @@ def wire(
         stop: set to stop every thread; ``crashed``: set when one died of a bug.
         wake: wakes the main loop.
         started_at: the daemon's start, epoch seconds.
+        node: this node's name (``[node] name``; the host name by default), for
+            ``/health`` and ``/metrics``.
         dry_run: plan and log, never write media files.
         clock: monotonic seconds, the clock of the main loop's deadlines.
 
@@ -258,7 +262,7 @@ def wire(
     active = ActiveFiles()
     snapshot = StatusSnapshot(
         store, stop=stop, paused=paused, workers=lambda: pool.count(), active=active.count, roots=supervisor,
-        claims=claims, dead_threads=threads.dead, started_at=started_at,
+        claims=claims, dead_threads=threads.dead, started_at=started_at, node=node,
     )
     reporter = SystemdReporter(notifier, text=snapshot.text, dead_threads=threads.dead, wake=wake)
     active.changed = reporter.changed
@@ -273,7 +277,8 @@ def wire(
     pool = WorkerPool(jobs, stop, files, threads.spawn, active)
     threads.others += [pool.dead_threads, watches.dead_observers]
     metrics = Metrics(
-        queue_depth=store.ping, active=pool.active, workers=pool.count, paused=paused.is_set, started_at=started_at
+        queue_depth=store.ping, active=pool.active, workers=pool.count, paused=paused.is_set, started_at=started_at,
+        node=node, version=__version__,
     )
     batches = BatchCloser(
         windows, store, events, busy=lambda: pool.active() > 0 or not jobs.empty() or feeder.inflight() > 0,
@@ -285,6 +290,8 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), libraries=libraries, mounts=mounts, heartbeat=OwnerHeartbeat(store, clock=clock), snapshot=snapshot, reporter=reporter, settings=settings,
+        stabilizer.notify), libraries=libraries, mounts=mounts, heartbeat=OwnerHeartbeat(
+            store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
+        ), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
     )

@@ -1025,7 +1025,7 @@ class PgStore:
                 BatchRecord(
                     r["batch_id"], r["source"], r["started_at"], r["ended_at"], r["total_files"] or 0,
                     r["success_count"] or 0, r["fail_count"] or 0, r["skipped_count"] or 0,
-                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]),
+                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]), r["node"],
                 )
                 for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT %s", (batches,))
             ]

@@ -41,6 +41,13 @@ class Library:
     """The library's identity (32 hex digits), made once; its marker file names it."""
 
 
+CLOCK_SKEW_WARN_SECONDS = 2.0
+"""A node whose clock is off from the database clock by more than this (seconds) is
+warned about (``vpod status``, ``node_clock_skew``). Leases are timed by the database
+clock and each node's own monotonic clock, so skew does not move a lease; it makes the
+node's log times and the epoch times it writes disagree with the other nodes'."""
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     """One daemon node as :meth:`vpod.db.store.Store.nodes` reports it.
@@ -62,6 +69,12 @@ class NodeRecord:
     clock_offset_seconds: float | None
     alive: bool
     doing: tuple[str, ...] = ()
+
+    @property
+    def clock_skewed(self) -> bool:
+        """Its clock was off from the database clock by more than
+        :data:`CLOCK_SKEW_WARN_SECONDS` at its last heartbeat."""
+        return self.clock_offset_seconds is not None and abs(self.clock_offset_seconds) > CLOCK_SKEW_WARN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,8 @@ class BatchRecord:
     skipped_count: int
     total_duration_seconds: float
     stopped_early: bool
+    node: str | None = None
+    """The node that processed it (``[node] name``; ``None``: recorded before nodes were)."""
 
 
 @dataclass(frozen=True)

@@ -874,17 +874,19 @@ class SqliteStore:
     # -- batches -------------------------------------------------------------------
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
-        """Store a closed batch (``source`` is ``daemon`` or ``process``)."""
+        """Store a closed batch (``source`` is ``daemon`` or ``process``), with the node of
+        this store's owner (the host name without :meth:`register_owner`)."""
         counts = batch.counts()
+        owner = self.owner.id if self.owner is not None else None
         with self.pool.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO batches (batch_id, source, started_at, ended_at, total_files,"
-                " success_count, fail_count, skipped_count, total_duration_seconds, stopped_early)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " success_count, fail_count, skipped_count, total_duration_seconds, stopped_early, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE((SELECT node FROM owners WHERE id = ?), ?))",
                 (
                     batch.batch_id, source, batch.started_at, batch.ended_at, counts["total_files"],
                     counts["success_count"], counts["fail_count"], counts["skipped_count"],
-                    batch.total_duration_seconds, int(batch.stopped_early),
+                    batch.total_duration_seconds, int(batch.stopped_early), owner, self._host,
                 ),
             )
 
@@ -970,7 +972,7 @@ class SqliteStore:
                 BatchRecord(
                     r["batch_id"], r["source"], r["started_at"], r["ended_at"], r["total_files"] or 0,
                     r["success_count"] or 0, r["fail_count"] or 0, r["skipped_count"] or 0,
-                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]),
+                    r["total_duration_seconds"] or 0.0, bool(r["stopped_early"]), r["node"],
                 )
                 for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
             ]

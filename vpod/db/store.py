@@ -283,7 +283,9 @@ class Store(Protocol):
         returns their paths. ``digest_of`` is not called inside a transaction."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
-        """Store a closed batch."""
+        """Store a closed batch with this node's name (the ``node`` of :meth:`register_owner`
+        and :func:`~vpod.db.factory.open_store`; the host name by default): ``vpod status``
+        says which node processed it (:attr:`~vpod.db.records.BatchRecord.node`)."""
 
     def register_temp(self, path: Path, job: Job | None = None) -> None:
         """Remember a temp file before creating it, so a crash cannot leave it behind;
