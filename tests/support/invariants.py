@@ -104,6 +104,7 @@ def problems(
     overlap_allowed: Callable[[Overlap], bool] = lambda _: False,
     remuxed: bool = True,
     conforms: Callable[[Path], bool] | None = conforms_remux,
+    expect_done: bool = True,
 ) -> list[str]:
     """Every invariant broken, as sentences (empty: all hold).
 
@@ -116,6 +117,8 @@ def problems(
         toolwatch: the live-claim sampler of the case.
         overlap_allowed: overlaps the case expects (a frozen node's tool).
         conforms: checks a ``done`` file's content.
+        expect_done: every file is valid media the policy changes, so each must end
+            ``done`` (``False``: skipped and failed with a reason are fine too).
     """
     found: list[str] = []
     replaced = folder_events.replacements() if folder_events is not None else None
@@ -128,6 +131,8 @@ def problems(
             continue
         if state in ("failed", "skipped") and not record.get("reason"):
             found.append(f"{name}: {state} without a reason: {record}")
+        elif state != "done" and expect_done:
+            found.append(f"{name}: {state} ({record.get('reason')}: {record.get('error')}), expected done")
         if state != "done":
             if not path.exists() or digest(path) != dropped.originals[name]:
                 found.append(f"{name}: {state} ({record.get('reason')}) but its source changed or vanished")

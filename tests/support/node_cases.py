@@ -132,7 +132,7 @@ def events_about(node: Node, event: str, name: str) -> list[dict[str, object]]:
 
 def check_invariants(group: Cluster, witness: Witness, dropped: Dropped, *, reader: Node | None = None,
                      overlap_allowed: Callable[[Overlap], bool] = lambda _: False,
-                     timeout: float = 180) -> dict[str, dict[str, Any]]:
+                     timeout: float = 180, expect_done: bool = True) -> dict[str, dict[str, Any]]:
     """Wait until every dropped file is final, then assert every invariant
     (:func:`support.invariants.problems`) and that each file was processed (logged
     ``file_processed``) at most once over all nodes; returns the final records."""
@@ -140,7 +140,7 @@ def check_invariants(group: Cluster, witness: Witness, dropped: Dropped, *, read
     finals = wait_all_final(reader, dropped.names, timeout=timeout, describe=group.tails)
     time.sleep(0.5)  # the inotify reader and the sampler catch up (no time is asserted)
     found = problems(group.library, dropped, finals, folder_events=witness.folder_events,
-                     toolwatch=witness.toolwatch, overlap_allowed=overlap_allowed)
+                     toolwatch=witness.toolwatch, overlap_allowed=overlap_allowed, expect_done=expect_done)
     twice = {name: nodes for name, nodes in processed_by(group).items() if len(nodes) > 1}
     if twice:
         found.append(f"processed more than once: {twice}")
