@@ -21,8 +21,13 @@ say() { printf 'vpod-dev: %s\n' "$*" >&2; }
 need_packages() {
     # $@: "command:debian-package" pairs; installs the packages whose command is missing.
     local missing=() pair
+    # A "command" with a slash is a file pattern instead (PostgreSQL's server programs
+    # live in /usr/lib/postgresql/VERSION/bin, not on PATH).
     for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+        case "${pair%%:*}" in
+            */*) compgen -G "${pair%%:*}" >/dev/null || missing+=("${pair##*:}") ;;
+            *) command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}") ;;
+        esac
     done
     if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
         missing+=("python3-venv")
@@ -108,8 +113,11 @@ case "${1:-}" in
     test)
         shift
         check_python
-        # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential).
-        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb git:git
+        # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential);
+        # PostgreSQL's server (tests/support/postgres.py runs initdb + pg_ctl) and faketime
+        # (a node with a skewed clock) for the several-nodes tests.
+        need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb git:git \
+            '/usr/lib/postgresql/*/bin/initdb:postgresql' faketime:faketime
         make_venv "test"
         cd "$here"
         # mypy reads [tool.mypy] in pyproject.toml (strict, vpod/ as Python 3.10). It runs

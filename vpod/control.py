@@ -120,10 +120,14 @@ def open_existing_store(database: DatabaseConfig, *, node: str | None = None) ->
     ``node``: this node's ``[node] name`` (``None``: the host name), see
     :func:`~vpod.db.factory.open_store`.
 
+    A PostgreSQL database (``database.url``) is opened as it is: it is not a file here.
+
     Raises:
         StoreError: there is no database at ``database.path`` (vpod never ran with
             this config), or it cannot be opened.
     """
+    if database.url:
+        return open_store(database, node=node)
     path = database.path
     try:
         st = os.stat(path)

@@ -96,7 +96,13 @@ def check_database(config: VPOConfig, *, node: str) -> Iterator[Finding]:
     try:
         facts = diagnose(database, node=node)
     except StoreError as exc:
-        yield Finding("database", "fail", hide_password(str(exc)))
+        message = hide_password(str(exc))
+        if "unsupported startup parameter" in message:  # PgBouncer's refusal of libpq's `options`
+            message += (
+                " (a PgBouncer between this node and PostgreSQL refuses the server settings vpod sends when it"
+                " connects: connect vpod to PostgreSQL directly)"
+            )
+        yield Finding("database", "fail", message)
         return
     if facts.unwritable:
         yield Finding("database", "fail", facts.unwritable)

@@ -46,17 +46,21 @@ class OwnerHeartbeat:
         self.info = info
         self._next = clock() + interval_seconds  # registering wrote the first beat
         self._skewed = False
+        self._clock_unread = watch_clock
         self.log = structlog.get_logger("vpod")
 
     def tick(self, now: float) -> float:
         """Beat when ``now`` (``clock`` seconds) reached the deadline; returns the next one.
         A busy or failing database is logged (``heartbeat_failed``) and tried at the next
         deadline: a few missed beats do not make the owner look dead."""
-        if now >= self._next:
-            self._next = now + self.interval_seconds
+        beat = now >= self._next
+        if beat or self._clock_unread:  # registering measured the offset: read it at the first tick
             try:
-                self.store.heartbeat(**(self.info() if self.info is not None else {}))
+                if beat:
+                    self._next = now + self.interval_seconds
+                    self.store.heartbeat(**(self.info() if self.info is not None else {}))
                 if self.watch_clock:
+                    self._clock_unread = False
                     self._check_clock()
             except StoreError as exc:
                 self.log.warning("heartbeat_failed", error=str(exc), retry_in_seconds=self.interval_seconds)

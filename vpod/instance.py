@@ -96,11 +96,18 @@ class InstanceLock:
             self._fd = -1
 
 
+def several_nodes(database_path: Path, location: str) -> bool:
+    """Whether the store at ``location`` (:attr:`vpod.db.store.Store.location`) is a
+    database several nodes may share (a server), not the SQLite file ``database_path``
+    (``[database] path``) of one machine."""
+    return location != str(database_path)
+
+
 def instance_lock(database_path: Path, *, location: str, database_id: str, node: str) -> InstanceLock:
     """The lock for a daemon of node ``node`` on the store at ``location``
     (:attr:`vpod.db.store.Store.location`) whose identity is ``database_id``:
     :meth:`InstanceLock.beside` when the store is the SQLite file ``database_path``
     (``[database] path``), else :meth:`InstanceLock.for_node` in that path's folder."""
-    if location == str(database_path):
+    if not several_nodes(database_path, location):
         return InstanceLock.beside(database_path)
     return InstanceLock.for_node(database_path.parent, database_id, node, location)

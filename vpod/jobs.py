@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
 import structlog
 
@@ -18,6 +19,7 @@ from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.selection import PolicySelector
 from vpod.results import FileProcessingResult, display_path, utf8_text
+from vpod.tempfiles import ClaimedTemps
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -136,7 +138,8 @@ class JobRunner:
         with structlog.contextvars.bound_contextvars(path=display_path(job.path), worker=worker, batch_id=batch_id):
             self.log.debug("file_started", attempt=job.attempts + 1)
             try:
-                result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
+                with self._claimed(job):  # its temp files are named after, and registered with, this claim
+                    result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
                 self._record(write)
             except StoreError:
                 raise
@@ -161,6 +164,10 @@ class JobRunner:
             if self.on_outcome:
                 self.on_outcome(result, result.retrying)
             return result
+
+    def _claimed(self, job: Job) -> ContextManager[None]:
+        temps = self.processor.temps
+        return temps.working_on(job) if isinstance(temps, ClaimedTemps) else contextlib.nullcontext()
 
     def _attempt(
         self, job: Job, policies: PolicySelector, worker: str, batch_id: str

@@ -47,7 +47,7 @@ from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets
-from vpod.tempfiles import log_sweep, sweep_temps
+from vpod.tempfiles import ClaimedTemps, log_sweep, sweep_temps
 from vpod.watch.ownership import MarkerLookup
 
 WORKER_PREFIX = "process-"
@@ -347,7 +347,7 @@ def run_process(
         # vpod process never retries a file: its failure text says so (not "tried again later").
         original = OriginalResolver(config.arr, retried=False)
         job_runner = JobRunner(
-            store, FileProcessor(runner, options, store, original), max_attempts=1, stop=give_up,
+            store, FileProcessor(runner, options, ClaimedTemps(store), original), max_attempts=1, stop=give_up,
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )

@@ -1,10 +1,16 @@
 """vpod's temp files: created exclusively beside the source, never outliving a failure.
 
-A remux writes ``.vpod-tmp-<random><suffix>`` in the source's own folder (so the final
-``os.replace`` is an atomic rename on the same filesystem), created with ``O_EXCL``
-and ``O_NOFOLLOW`` so it can never clobber or follow anything. Its path is recorded in
-the Store *before* it is created; :func:`sweep_temps`, run when a daemon or a
-``vpod process`` starts, removes whatever a crash (kill -9, power loss) left behind.
+A remux writes ``.vpod-tmp-<claim><random><suffix>`` in the source's own folder (so the
+final ``os.replace`` is an atomic rename on the same filesystem), created with
+``O_EXCL`` and ``O_NOFOLLOW`` so it can never clobber or follow anything. ``<claim>``
+names whose claim the file belongs to, ``j<job id>-<first 8 digits of the lease
+token>-`` (:class:`ClaimedTemps`; empty outside a claimed job), so a person or a
+sweeper on any node can tell. Its path is recorded in the Store *before* it is created,
+with the claim (:meth:`vpod.db.store.Store.register_temp`); :func:`sweep_temps`, run
+when a daemon or a ``vpod process`` starts and by the daemon every
+:data:`SWEEP_SECONDS`, removes whatever a crash (kill -9, power loss), a node that died
+or lost its lease left behind: the Store hands it only the temps whose claim's lease
+is gone (:meth:`~vpod.db.store.Store.pending_temps`).
 
 Ownership: while a temp file is in use, the vpod process that made it holds an
 exclusive ``flock`` on it (a descriptor of its own, closed on exec, so tools never
@@ -20,17 +26,25 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import secrets
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import structlog
+
+from vpod.db.store import Job, Store, StoreError
 
 from vpod.watch.filters import TEMP_PREFIX
 
 _CREATE_ATTEMPTS = 3  # fresh names to try when a sweep took a new temp file for a leftover
+SWEEP_SECONDS = 60.0
+"""How often the daemon sweeps leftover temp files (seconds): once per default lease
+(``[database] lease_seconds``), so a dead node's temp goes soon after its claim ends."""
+_CLAIM_TAG = re.compile(r"j(\d+)-([0-9a-f]{1,8})-")
 
 
 class TempRegistry(Protocol):
@@ -44,6 +58,66 @@ class TempRegistry(Protocol):
 
     def pending_temps(self) -> list[Path]:
         """Recorded paths not forgotten: in use, or what a crash left."""
+
+
+class ClaimedTemps:
+    """The Store as a :class:`TempRegistry` that knows which claimed job each thread works
+    on (:meth:`working_on`): temp files are registered with that job
+    (:meth:`vpod.db.store.Store.register_temp`, its lease decides when a sweeper may
+    remove them) and named after it (:meth:`claim_tag`). One per daemon or ``vpod
+    process``, shared by its worker threads.
+
+    Args:
+        store: the Store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._current = threading.local()
+
+    @contextmanager
+    def working_on(self, job: Job) -> Iterator[None]:
+        """Temp files this thread makes inside the block belong to ``job``'s claim."""
+        previous = getattr(self._current, "job", None)
+        self._current.job = job
+        try:
+            yield
+        finally:
+            self._current.job = previous
+
+    def job(self) -> Job | None:
+        """The job this thread works on, or ``None``."""
+        job: Job | None = getattr(self._current, "job", None)
+        return job
+
+    def claim_tag(self) -> str:
+        """``j<job id>-<lease prefix>-`` for this thread's job (``j12-0-`` without a lease),
+        ``""`` outside one: the start of its temp files' names."""
+        job = self.job()
+        if job is None:
+            return ""
+        return f"j{job.id}-{(job.lease or '0')[:8]}-"
+
+    def register_temp(self, path: Path) -> None:
+        """Record ``path`` with this thread's job before the file is created."""
+        self.store.register_temp(path, self.job())
+
+    def forget_temp(self, path: Path) -> None:
+        """``path`` is gone."""
+        self.store.forget_temp(path)
+
+    def pending_temps(self) -> list[Path]:
+        """The Store's leftovers (:meth:`vpod.db.store.Store.pending_temps`)."""
+        return self.store.pending_temps()
+
+
+def claim_of(path: Path) -> tuple[int, str] | None:
+    """``(job id, lease prefix)`` a temp file's name says it belongs to, or ``None`` (a
+    name from before claims, or made outside a job)."""
+    if not path.name.startswith(TEMP_PREFIX):
+        return None
+    found = _CLAIM_TAG.match(path.name, len(TEMP_PREFIX))
+    return (int(found.group(1)), found.group(2)) if found else None
 
 
 @contextmanager
@@ -71,7 +145,8 @@ def _create_owned(source: Path, registry: TempRegistry, suffix: str) -> tuple[Pa
         OSError: creating failed, or every fresh name was swept away at once.
     """
     for _ in range(_CREATE_ATTEMPTS):
-        path = source.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+        tag = registry.claim_tag() if isinstance(registry, ClaimedTemps) else ""
+        path = source.parent / f"{TEMP_PREFIX}{tag}{secrets.token_hex(8)}{suffix}"
         registry.register_temp(path)
         try:
             # Read-only: an open for writing would make vpod's own writer checks (read
@@ -208,11 +283,49 @@ def log_sweep(result: SweepResult) -> None:
     Files in use by a live vpod are only counted at debug level."""
     log = structlog.get_logger("vpod")
     for path in result.removed:
+        claim = claim_of(path)
         log.warning(
-            "temp_file_removed", path=str(path),
-            why="left behind by an earlier vpod: killed or crashed, or it could not remove it (temp_file_not_removed)",
+            "temp_file_removed", path=str(path), job=claim[0] if claim else None,
+            why="left behind by a vpod that was killed, crashed or lost its claim's lease, or could not remove it "
+            "(temp_file_not_removed)",
         )
     for path, error in result.failed:
         log.warning("temp_file_not_removed", path=str(path), error=error)
     if result.in_use:
         log.debug("temp_files_in_use", paths=[str(p) for p in result.in_use])
+
+
+class TempSweeper:
+    """The daemon's periodic sweep (a part the main loop ticks): :func:`sweep_temps`
+    every ``interval_seconds``, so the temp file of a node that died, froze or lost its
+    lease is removed by whichever node sweeps first, not only at a start.
+
+    Args:
+        registry: the Store (only temps whose lease is gone are handed out).
+        interval_seconds: seconds between sweeps (:data:`SWEEP_SECONDS`).
+        clock: monotonic seconds, the main loop's.
+        enabled: False for a dry run (it changes nothing on disk).
+    """
+
+    def __init__(
+        self, registry: TempRegistry, *, interval_seconds: float = SWEEP_SECONDS,
+        clock: Callable[[], float] = lambda: 0.0, enabled: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.interval_seconds = interval_seconds
+        self.enabled = enabled
+        self._next = clock() + interval_seconds  # the start-up sweep just ran
+        self.log = structlog.get_logger("vpod")
+
+    def tick(self, now: float) -> float:
+        """Sweep when due; returns the next deadline. A database that cannot be read is
+        logged (``temp_sweep_failed``) and tried at the next deadline."""
+        if now < self._next:
+            return self._next
+        self._next = now + self.interval_seconds
+        if self.enabled:
+            try:
+                log_sweep(sweep_temps(self.registry))
+            except StoreError as exc:
+                self.log.warning("temp_sweep_failed", error=str(exc), retry_in_seconds=self.interval_seconds)
+        return self._next

@@ -154,6 +154,15 @@ def test_a_real_pgbouncer_in_transaction_mode_is_refused(tmp_path, env, postgres
     assert found["pooler"]["level"] == "fail" and "pool_mode = transaction" in found["pooler"]["detail"]
 
 
+def test_a_pgbouncer_refusing_vpods_connection_settings_is_named(tmp_path, env, postgres):
+    section = pg_section(postgres, tmp_path)
+    with pgbouncer(postgres, "session", ignore_options=False) as port:
+        url = str(section["url"]).replace(f":{postgres.port}/", f":{port}/")
+        code, found = doctor(config_for(tmp_path, {**section, "url": url}), env)
+    assert code == 1 and "unsupported startup parameter" in found["database"]["detail"]
+    assert "connect vpod to PostgreSQL directly" in found["database"]["detail"]
+
+
 def test_a_real_pgbouncer_in_session_mode_passes(tmp_path, env, postgres):
     section = pg_section(postgres, tmp_path)
     with pgbouncer(postgres, "session") as port:
@@ -200,9 +209,11 @@ def postgres_config(section: dict[str, object]) -> DatabaseConfig:
 
 
 @contextlib.contextmanager
-def pgbouncer(postgres: PostgresServer, pool_mode: str) -> Iterator[int]:
+def pgbouncer(postgres: PostgresServer, pool_mode: str, *, ignore_options: bool = True) -> Iterator[int]:
     """A real PgBouncer on a free port in front of ``postgres``, in ``pool_mode``; as root
-    it runs as the ``postgres`` user (PgBouncer refuses root)."""
+    it runs as the ``postgres`` user (PgBouncer refuses root). ``ignore_options``: it lets
+    connections through that set server settings at start-up (vpod's do: `options` in
+    vpod/db/pg_pool.py), else it refuses them as PgBouncer does by default."""
     binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
     if binary is None:
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
@@ -217,9 +228,8 @@ def pgbouncer(postgres: PostgresServer, pool_mode: str) -> Iterator[int]:
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = scram-sha-256\nauth_file = {folder / 'users.txt'}\n"
         f"pool_mode = {pool_mode}\ndefault_pool_size = 4\n"
-        # vpod's connections set server settings at start-up (vpod/db/pg_pool.py `options`)
-        "ignore_startup_parameters = options,extra_float_digits\n"
-        f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
+        + ("ignore_startup_parameters = options,extra_float_digits\n" if ignore_options else "")
+        + f"logfile = {folder / 'pgbouncer.log'}\npidfile = {folder / 'pgbouncer.pid'}\n"
     )
     command = [binary, str(folder / "pgbouncer.ini")]
     if os.geteuid() == 0:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.http import get, health
+from support.postgres import PASSWORD, PostgresMissing, in_ci, running_postgres
 from vpod import __version__
 from vpod.db.secrets import hide_password
 
@@ -69,3 +72,46 @@ def test_a_password_never_leaves_in_a_message(text, shown):
     hidden = hide_password(text)
     assert shown in hidden
     assert "s3cr" not in hidden and "two words" not in hidden
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, which it may stop (the session's is shared)."""
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresMissing as exc:
+        if in_ci():
+            raise
+        pytest.skip(str(exc))
+
+
+def test_health_reports_a_postgres_connection_lost_and_back_without_its_password(tmp_path, daemon_factory, own_postgres):
+    """/health says the database is gone and why while the server is stopped; the URL's
+    password (given in the URL itself here) appears nowhere."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    server = own_postgres
+    database = server.database(tmp_path)
+    url = database.url.replace("vpod@", f"vpod:{PASSWORD}@")
+    daemon = daemon_factory({**sections(inbox), "database": {"url": url}, "node": {"name": "nas-a"}})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    code, body = health(port)
+    assert code == 200 and body["node"] == "nas-a"
+    assert body["database"] == {"location": database.url, "connected": True}
+
+    server.stop("immediate")
+    code, _, text = get(port, "/health", timeout=60)
+    assert PASSWORD not in text
+    body = json.loads(text)
+    assert code == 503 and body["reason"] == "database_unreachable"
+    assert body["database"]["connected"] is False and body["database"]["location"] == database.url
+    assert body["database"]["error"]
+
+    server.start()
+    deadline = time.monotonic() + 60
+    while health(port)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health(port)[1]["database"]["connected"] is True
+    assert daemon.stop() == 0
+    assert PASSWORD not in daemon.log_path.read_text()

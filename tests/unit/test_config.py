@@ -254,3 +254,35 @@ def test_a_policy_file_path_with_a_nul_byte_and_a_config_with_a_bom(tmp_path):
     config = tmp_path / "bom.toml"
     config.write_bytes(b'\xef\xbb\xbf[policy]\naudio_languages = ["jpn"]\n')
     assert load_config(config).policy.audio_languages == ("jpn",)
+
+
+# -- [database] url, password_file, $VPOD_DATABASE_URL (issue 14) ---------------------------
+
+
+def test_database_url_empty_means_sqlite_and_a_url_must_be_postgresql():
+    config = config_from_data({}, source=None)
+    assert (config.database.url, config.database.password_file) == ("", "")
+    url = "postgresql://vpod@db.lan:5432/vpod"
+    assert config_from_data({"database": {"url": url}}, source=None).database.url == url
+    with pytest.raises(ConfigError, match=r"\[database\] url.*postgresql://"):
+        config_from_data({"database": {"url": "mysql://db/vpod"}}, source=Path("/etc/vpod.toml"))
+    with pytest.raises(ConfigError, match=r"password_file.*absolute path"):
+        config_from_data({"database": {"password_file": "relative/pw"}}, source=None)
+
+
+def test_the_database_url_is_hidden_from_config_check_and_repr():
+    url = "postgresql://vpod:s3cret@db.lan/vpod"
+    config = config_from_data({"database": {"url": url}}, source=None)
+    assert "s3cret" not in repr(config) and "s3cret" not in str(config.as_dict())
+
+
+def test_vpod_database_url_overrides_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "postgresql://file@db/vpod"\n')
+    monkeypatch.setenv("VPOD_DATABASE_URL", "postgresql://env@db/vpod")
+    assert load_config(path).database.url == "postgresql://env@db/vpod"
+    monkeypatch.setenv("VPOD_DATABASE_URL", "")
+    assert load_config(path).database.url == "postgresql://file@db/vpod"
+    monkeypatch.setenv("VPOD_DATABASE_URL", "sqlite:///x")
+    with pytest.raises(ConfigError, match=r"environment: \$VPOD_DATABASE_URL"):
+        load_config(path)

@@ -138,7 +138,7 @@ class Daemon:
             started_at=self.started_at,
             version=__version__,
             config=str(cfg.source) if cfg.source else None,
-            database=str(cfg.database.path),
+            database=self.store.location,  # a PostgreSQL URL without its password
             workers=workers,
             watch_paths=_paths_json(p.roots.roots),
             unwatched_paths=None,  # the main loop records them
@@ -157,7 +157,7 @@ class Daemon:
             watch_paths=[str(r) for r in p.roots.roots],
             libraries=p.libraries.as_json(),
             workers=workers,
-            database=str(cfg.database.path),
+            database=self.store.location,  # a PostgreSQL URL without its password
             settle_seconds=cfg.watch.settle_seconds,
             requeued_after_crash=requeued,
             temp_files_removed=len(swept.removed),

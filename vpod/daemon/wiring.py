@@ -35,6 +35,7 @@ from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
+from vpod.instance import several_nodes
 from vpod.jobs import JobRunner
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
@@ -43,6 +44,7 @@ from vpod.notify import SystemdNotifier
 from vpod.original.resolver import OriginalResolver
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.selection import PolicySelector
+from vpod.tempfiles import ClaimedTemps, TempSweeper
 from vpod.watch.filters import PathFilter
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.intake import Intake
@@ -127,6 +129,7 @@ class Parts:
     abandoned: AbandonedRows
     libraries: LibraryBinding
     mounts: LibraryMounts
+    sweeper: TempSweeper
     heartbeat: OwnerHeartbeat
     snapshot: StatusSnapshot
     reporter: SystemdReporter
@@ -137,8 +140,8 @@ class Parts:
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
         return [
-            self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.snapshot,
-            self.reporter,
+            self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.sweeper,
+            self.snapshot, self.reporter,
         ]
 
     @property
@@ -184,14 +187,14 @@ def wire(
     threads = Threads(stop, crashed, wake)
     roots = tuple(p.absolute() for p in config.watch.paths)
     claims = LibraryClaims(
-        store.database_id(), config.database.path, read_only=dry_run, recursive=config.watch.recursive,
+        store.database_id(), store.location, read_only=dry_run, recursive=config.watch.recursive,
         roots=lambda: supervisor.roots,  # the roots now (a reload changes them)
     )
     runner = ToolRunner(ToolLimits.from_config(config.processing))
     processor = FileProcessor(
         runner,
         PipelineOptions(roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal),
-        store,
+        ClaimedTemps(store),  # temp files named after, and registered with, the claim they belong to
         OriginalResolver(config.arr),
     )
     job_runner = JobRunner(
@@ -208,6 +211,7 @@ def wire(
     jobs: queue.Queue[Job | None] = queue.Queue(maxsize=config.processing.queue_size)
     mounts = LibraryMounts(
         store, lambda: libraries.names, node=config.node.node_name, read_only=dry_run,
+        shared=several_nodes(config.database.path, store.location),
         on_verified=lambda roots: verified_again(roots), clock=clock,
     )
     feeder = Feeder(store, jobs, stop, paused, unverified=lambda: mounts.unverified().keys())
@@ -290,7 +294,8 @@ def wire(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, jobs=jobs, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
         files=files, batches=batches, pausing=pausing, abandoned=AbandonedRows(store, lambda: supervisor.roots,
-        stabilizer.notify), libraries=libraries, mounts=mounts, heartbeat=OwnerHeartbeat(
+        stabilizer.notify), libraries=libraries, mounts=mounts,
+        sweeper=TempSweeper(store, clock=clock), heartbeat=OwnerHeartbeat(
             store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
         ), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),

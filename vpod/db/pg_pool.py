@@ -128,27 +128,19 @@ class PgPool:
         }
         if password is not None:
             self._kwargs["password"] = password
+        # One connection first, outside the pool: a wrong URL, password or database fails
+        # now with libpq's reason, instead of the pool retrying until its timeout.
+        self.connect().close()
+        self._pool: ConnectionPool[PgConnection] = ConnectionPool(
+            url, kwargs=self._kwargs, min_size=1, max_size=POOL_SIZE, open=False,
+            timeout=max(busy_timeout_seconds, 1.0), check=ConnectionPool.check_connection,
+            name="vpod", connection_class=psycopg.Connection[DictRow],
+        )
         try:
-            self._pool: ConnectionPool[PgConnection] = ConnectionPool(
-                url, kwargs=self._kwargs, min_size=1, max_size=POOL_SIZE, open=False,
-                timeout=max(busy_timeout_seconds, 1.0), check=ConnectionPool.check_connection,
-                name="vpod", connection_class=psycopg.Connection[DictRow],
-            )
-            # The first connection is made here, so a bad URL or login fails now, clearly.
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS + 2)
-        except PoolTimeout as exc:
+        except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
-            raise StoreError(f"cannot connect to {self.location}: {self._probe_error() or exc}") from None
-        except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.location}: {self.scrub(str(exc))}") from None
-
-    def _probe_error(self) -> str | None:
-        """Why a connection cannot be made now (the pool only says it timed out)."""
-        try:
-            psycopg.connect(self.url, **self._kwargs).close()
-        except psycopg.Error as exc:
-            return self.scrub(str(exc).strip())
-        return None
 
     def scrub(self, message: str) -> str:
         """``message`` with the password removed."""

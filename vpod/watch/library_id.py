@@ -8,6 +8,11 @@ files under this library's name. So each library root holds a small JSON file, w
 once, naming the library's identity (:attr:`vpod.db.records.Library.uid`, its name when
 the database has no uid) and the database's (:meth:`vpod.db.store.Store.database_id`).
 
+Only on a database several nodes share (a server: :func:`vpod.instance.several_nodes`).
+With SQLite (one machine, one node) every library folder counts as verified and no
+marker is written, as before several nodes existed: a user who starts over with a new
+SQLite file is not locked out of libraries an old one marked.
+
 A node's folder for a library is **verified** when the marker there names this
 database and this library. It is not (``library_mount_unverified``, with the reason)
 when the folder is missing or not a folder, the marker names another database or
@@ -20,8 +25,11 @@ meanwhile.
 
 **When the marker is first written.** By the first node (not ``--dry-run``) that finds
 no marker in its folder of a library the database never saw marked, and only when that
-folder holds something (an empty folder is what an unmounted mount point looks like; a
-new, empty library is marked when its first file arrives). The database then records
+folder holds something: an empty folder is what an unmounted mount point looks like.
+An empty folder of a library the database knows no file of (a new library) counts as
+verified without a marker (no job of it exists to be taken wrongly); it is marked at
+the next check after its first file arrives. An empty folder of a library with files is
+unverified. The database then records
 the library as marked (``library_marked.<identity>`` in the daemon record), so a marker
 that disappears later (a mount point whose share is gone, a folder re-created) never
 leads to a second one: the node says how to restore it (``hint``). The file is created
@@ -179,6 +187,8 @@ class LibraryMounts:
         names: this node's library folders now (folder -> name; a reload changes them).
         node: this node's name (written into new markers).
         read_only: never write a marker (``vpod run --dry-run``).
+        shared: the database is shared by several nodes; when False (SQLite) nothing is
+            checked: every library counts as verified.
         on_verified: called (main thread) with the roots of libraries that were
             unverified at the last check and are verified now: the caller walks them
             (their files were not queued meanwhile) and looks for work.
@@ -194,6 +204,7 @@ class LibraryMounts:
         *,
         node: str,
         read_only: bool = False,
+        shared: bool = True,
         on_verified: Callable[[list[Path]], None] = lambda roots: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -201,6 +212,7 @@ class LibraryMounts:
         self.names = names
         self.node = node
         self.read_only = read_only
+        self.shared = shared
         self.on_verified = on_verified
         self.clock = clock
         self._verified: frozenset[str] = frozenset()
@@ -246,6 +258,10 @@ class LibraryMounts:
         """Check each library's folder now; log what changed (``library_mount_unverified``,
         ``library_mount_verified``) and hand the newly verified roots to ``on_verified``.
         A database that cannot be read keeps the previous answers."""
+        if not self.shared:
+            with self._lock:
+                self._verified = frozenset(self.names().values())
+            return
         try:
             if self._database_id is None:
                 self._database_id = self.store.database_id()
@@ -299,7 +315,9 @@ class LibraryMounts:
                 "this folder is not the library (a mount point whose share is not mounted?)"
             )
         if not _holds_something(root):
-            return f"{root} is empty and has no {ID_MARKER_NAME} yet (not mounted? a new library is marked at its first file)"
+            if library.files == 0:
+                return None  # a new library: no job of it can be taken wrongly; marked at its first file
+            return f"{root} is empty and has no {ID_MARKER_NAME}, though the library has files (not mounted?)"
         if self.read_only:
             return None  # a dry run writes nothing; it proves as much as it can
         identity = LibraryIdentity(self._database_id, library.uid, library.name, self.node, time.time())

@@ -18,6 +18,11 @@ A marker written for another database holds the root when:
 Otherwise (its daemon ended on this host, a heartbeat gone stale) the marker is taken
 over.
 
+Several nodes of ONE database (a database server, :mod:`vpod.instance`) are one vpod:
+a marker of this database never holds a root. A node that finds it locked by another
+node of its database shares the root (works there without writing the marker) and
+takes the marker over once that node gives it up (looked at every few seconds).
+
 Libraries can nest: a vpod watching ``/srv/tv`` with its subfolders covers ``/srv/tv/new``
 too. So a root is held elsewhere also when a live marker of another database whose vpod
 watches subfolders (``recursive``) lies in a folder *above* it; and a file is left alone
@@ -131,6 +136,9 @@ class Marker:
             "pid": self.pid,
             "heartbeat_age_seconds": round(max(0.0, now - self.heartbeat_at), 1),
         }
+
+
+_SIBLING_HOLDS = Marker("", "another node of this database", "", 0, 0.0)
 
 
 def _read(fd: int) -> Marker | None:
@@ -290,7 +298,8 @@ class LibraryClaims:
 
     Args:
         database_id: this database's identity.
-        database: this database's path (written into the markers, for people).
+        database: this database's location (a path, or a URL without its password;
+            written into the markers, for people).
         heartbeat_seconds: renewal interval (seconds).
         read_only: never write a marker (``vpod run --dry-run``), only respect others'.
         roots: the daemon's roots now (they change on reload): :meth:`refusal` looks for
@@ -306,7 +315,7 @@ class LibraryClaims:
     def __init__(
         self,
         database_id: str,
-        database: Path,
+        database: Path | str,
         *,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         read_only: bool = False,
@@ -324,6 +333,7 @@ class LibraryClaims:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._held: dict[Path, tuple[int, float]] = {}  # root -> (locked fd, last heartbeat)
+        self._shared: set[Path] = set()  # roots whose marker another node of this database holds
         self._written: dict[Path, Path] = {}  # root -> the marker's real path (a symlinked root may move)
         self._elsewhere: dict[Path, Marker] = {}
         self._elsewhere_lock = threading.Lock()  # read by worker threads and /health
@@ -424,6 +434,7 @@ class LibraryClaims:
         of another database is replaced because its owner is gone,
         ``library_marker_not_written`` (warning) when the marker cannot be written.
         """
+        self._shared.discard(root)
         if root in self._held:
             if self._still_named(root):
                 return None
@@ -485,6 +496,10 @@ class LibraryClaims:
                 os.close(fd)
                 self.log.warning("library_marker_not_written", root=str(root), error=f"{path}: {exc.strerror or exc}")
                 return None
+            if holder is _SIBLING_HOLDS:
+                os.close(fd)
+                self._shared.add(root)  # another node of this database holds it: shared
+                return None
             if holder is not None:
                 os.close(fd)
                 return holder
@@ -501,6 +516,8 @@ class LibraryClaims:
             raise OSError(errno.EINVAL, "not a regular file")
         locked = _lock_exclusive(fd)
         previous = _read(fd)
+        if locked and previous is not None and previous.database_id == self.database_id:
+            return _SIBLING_HOLDS  # another node of this database: one vpod, the root is shared
         if locked or holds(previous, locked, database_id=self.database_id, host=self.host, now=now):
             return previous or Marker("?", "unknown (the marker is locked but unreadable)", "?", 0, now)
         if previous is not None and previous.database_id != self.database_id and not previous.released:
@@ -527,6 +544,9 @@ class LibraryClaims:
         returned (logged by :meth:`claim`; the caller stops working there)."""
         now = self.clock()
         lost: list[Path] = []
+        for root in list(self._shared):  # its node may have given it up: take it over
+            if self.claim(root) is not None:
+                lost.append(root)
         for root, (fd, last) in list(self._held.items()):
             if now - last < self.heartbeat_seconds:
                 continue
@@ -547,6 +567,7 @@ class LibraryClaims:
         ``released`` first, for a vpod that opened it just before) and the lock dropped,
         so another vpod may take the folder at once and nothing is left in it."""
         self._give_up(root)
+        self._shared.discard(root)
         with self._elsewhere_lock:
             if self._elsewhere.pop(root, None) is not None:
                 self.changes += 1
@@ -566,7 +587,7 @@ class LibraryClaims:
 
     def release_all(self) -> None:
         """:meth:`release` every root (at shutdown)."""
-        for root in list(self._held) + list(self.held_elsewhere()):
+        for root in list(self._held) + list(self._shared) + list(self.held_elsewhere()):
             self.release(root)
 
     def _still_named(self, root: Path, path: Path | None = None) -> bool:
