@@ -246,7 +246,6 @@ class Cluster:
         for key, table in (extra or {}).items():
             sections[key] = {**sections.get(key, {}), **table}
         config = write_config(folder / "config.toml", sections)
-        (folder / "unused.db").touch()  # TEMPORARY: vpod/control.py open_existing_store stats [database] path even with a url
         env = daemon_env(home, **(extra_env or {}))
         if path_first is not None:
             env["PATH"] = f"{path_first}:{env.get('PATH', os.defpath)}"
