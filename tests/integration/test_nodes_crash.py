@@ -95,7 +95,8 @@ def test_hung_tool_is_killed_and_another_node_finishes(cluster: Cluster, media: 
         pid, name, _ = wait_running_write(hung, cluster)
         healthy = cluster.add("healthy")
         wait_until(lambda: not alive(pid), timeout=60, what="the hung tool killed", on_timeout=cluster.tails)
-        assert events_about(sick, "lease_self_fenced", name), sick.tail()
+        wait_until(lambda: events_about(sick, "lease_self_fenced", name), timeout=30,
+                   what="lease_self_fenced from the sick node", on_timeout=sick.tail)
         check_invariants(cluster, witness, dropped, reader=healthy)
         assert processed_by(cluster)[name] == ["healthy"]
         assert not [p for p, _ in tool_runs(hung) if alive(p)]  # every hung run was killed
