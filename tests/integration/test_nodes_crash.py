@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from support.cluster import Cluster, wait_until
 from support.node_cases import (
-    check_invariants, cluster, drop, events_about, media, processed_by, started_by, wait_running_write, watch,
+    check_invariants, cluster, drop, events_about, media, processed_by, started_by, wait_processed_by,
+    wait_running_write, watch,
 )
 from support.toolwrappers import alive, hung_tools, slow_tools, tool_runs
 from support.unique_media import UniqueMedia
@@ -63,8 +64,7 @@ def test_frozen_node_never_replaces_after_losing_its_lease(cluster: Cluster, med
         pid, name, _ = wait_running_write(slow, cluster)
         other = cluster.add("other")  # started once the file is claimed: it can only take it over
         frozen.freeze()
-        wait_until(lambda: processed_by(cluster).get(name) == ["other"], timeout=120,
-                   what=f"{name} taken over and finished by the other node", on_timeout=cluster.tails)
+        wait_processed_by(cluster, name, "other")  # taken over and finished by the other node
         wait_until(lambda: not alive(pid), timeout=60, what="the frozen node's tool to end")  # its tool ran on
         frozen.thaw()
         wait_until(

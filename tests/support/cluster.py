@@ -240,9 +240,6 @@ class Cluster:
             "logging": {"format": "json", "level": "debug"},
             "policy": self.policy,
         }
-        import dataclasses  # TEMPORARY until i14-lease's keys land
-        if "lease_seconds" not in {f.name for f in dataclasses.fields(DatabaseConfig)}:
-            del sections["database"]["lease_seconds"], sections["database"]["lease_heartbeat_seconds"]
         for key, table in (extra or {}).items():
             sections[key] = {**sections.get(key, {}), **table}
         config = write_config(folder / "config.toml", sections)

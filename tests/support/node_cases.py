@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from support.cluster import Cluster, Node, wait_until
 from support.inotify_count import FolderEvents
-from support.invariants import Dropped, problems, wait_all_final
+from support.invariants import Dropped, problems, temps_left, wait_all_final
 from support.postgres import PostgresServer
 from support.toolwatch import Overlap, ToolWatch
 from support.toolwrappers import alive, tool_runs
@@ -117,6 +117,18 @@ def processed_by(group: Cluster) -> dict[str, list[str]]:
     return out
 
 
+def wait_processed_by(group: Cluster, name: str, node: str, *, timeout: float = 120) -> None:
+    """Wait until ``node`` (and no other) logged ``file_processed`` for ``name``; fail at
+    once when a node records a final failure or skip for it instead."""
+    def done() -> bool:
+        ended = [(n, e) for n, e in (*group.events("file_failed"), *group.events("file_skipped"))
+                 if Path(str(e.get("path", ""))).name == name]
+        assert not ended, f"{name} ended {ended[0][1]['event']} on {ended[0][0]}: {ended[0][1]}\n{group.tails()}"
+        return processed_by(group).get(name) == [node]
+
+    wait_until(done, timeout=timeout, what=f"{name} processed by {node}", on_timeout=group.tails)
+
+
 def started_by(group: Cluster) -> dict[str, Counter[str]]:
     """File name → how many times each node logged ``file_started`` for it."""
     out: dict[str, Counter[str]] = {}
@@ -138,6 +150,12 @@ def check_invariants(group: Cluster, witness: Witness, dropped: Dropped, *, read
     ``file_processed``) at most once over all nodes; returns the final records."""
     reader = reader or next(n for n in group.nodes if n.running)
     finals = wait_all_final(reader, dropped.names, timeout=timeout, describe=group.tails)
+    # A dead node's temp file is swept by a live node's periodic sweep (once its claim's
+    # lease is gone): wait for it, within a deadline; problems() names what is left.
+    try:
+        wait_until(lambda: not temps_left(group.library), timeout=150, interval=1.0, what="temp files swept")
+    except AssertionError:
+        pass
     time.sleep(0.5)  # the inotify reader and the sampler catch up (no time is asserted)
     found = problems(group.library, dropped, finals, folder_events=witness.folder_events,
                      toolwatch=witness.toolwatch, overlap_allowed=overlap_allowed, expect_done=expect_done)
