@@ -18,7 +18,7 @@ from support.cluster import Cluster, Node, wait_until
 from support.inotify_count import FolderEvents
 from support.invariants import Dropped, problems, temps_left, wait_all_final
 from support.postgres import PostgresServer
-from support.toolwatch import Overlap, ToolWatch
+from support.toolwatch import Overlap, ToolWatch, parent_pid
 from support.toolwrappers import alive, tool_runs
 from support.unique_media import REMUX_POLICY, UniqueMedia
 
@@ -80,20 +80,12 @@ def running_writes(folder: Path, group: Cluster) -> list[tuple[int, str, Node]]:
     for pid, args in tool_runs(folder):
         if not alive(pid):
             continue
-        parent = _ppid(pid)
+        parent = parent_pid(pid)
         if parent in pids:
             name = next((Path(a).name for a in args.split() if a.endswith(".mkv") and
                          not Path(a).name.startswith(".")), "?")
             found.append((pid, name, group.node(pids[parent])))
     return found
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return int(handle.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def wait_running_write(folder: Path, group: Cluster, *, exclude: frozenset[str] | set[str] = frozenset(),

@@ -31,7 +31,8 @@ class Overlap:
     nodes: tuple[str, ...]
 
 
-def _ppid(pid: int) -> int | None:
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` (``/proc/PID/stat`` field 4), ``None`` when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             return int(handle.read().rsplit(b")", 1)[1].split()[1])
@@ -88,7 +89,7 @@ class ToolWatch:
 
     def _node_of(self, pid: int, nodes: dict[int, str]) -> str | None:
         for _ in range(8):
-            parent = _ppid(pid)
+            parent = parent_pid(pid)
             if parent is None or parent <= 1:
                 return None
             if parent in nodes:
