@@ -64,13 +64,14 @@ def test_frozen_node_never_replaces_after_losing_its_lease(cluster: Cluster, med
         pid, name, _ = wait_running_write(slow, cluster)
         other = cluster.add("other")  # started once the file is claimed: it can only take it over
         frozen.freeze()
-        wait_processed_by(cluster, name, "other")  # taken over and finished by the other node
-        wait_until(lambda: not alive(pid), timeout=60, what="the frozen node's tool to end")  # its tool ran on
+        wait_until(lambda: events_about(other, "file_started", name), timeout=120,
+                   what=f"the other node taking {name} once the frozen node's lease ended", on_timeout=cluster.tails)
         frozen.thaw()
         wait_until(
             lambda: events_about(frozen, "lease_lost", name) or events_about(frozen, "lease_self_fenced", name),
             timeout=60, what="the frozen node to find its claim gone", on_timeout=cluster.tails,
         )
+        wait_processed_by(cluster, name, "other")
         # Its tool ran while it was frozen: only the other node's and the frozen one's tools overlap.
         check_invariants(cluster, witness, dropped, reader=other,
                          overlap_allowed=lambda o: set(o.nodes) == {"frozen", "other"})
