@@ -291,6 +291,8 @@ class Daemon:
         roots: watched folders.
         watch / processing / logging: extra config keys for those sections.
         events: log events to collect (``LogTail``).
+        sections: more config keys by section, merged last (``database``: a PostgreSQL
+            ``url``; ``node``: its ``name``).
     """
 
     def __init__(
@@ -304,21 +306,22 @@ class Daemon:
         events: Iterable[str] = ("file_queued", "file_processed", "file_failed", "scan_completed"),
         name: str = "daemon",
         profile: Path | None = None,
+        sections: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         work.mkdir(parents=True, exist_ok=True)
         (work / "home").mkdir(exist_ok=True)
         self.work = work
         self.log_path = work / f"{name}.log"
         self.db_path = work / f"{name}.db"
-        self.config = write_config(
-            work / f"{name}.toml",
-            {
-                "watch": {"paths": [str(r) for r in roots], **(watch or {})},
-                "processing": {"workers": 1, **(processing or {})},
-                "database": {"path": str(self.db_path)},
-                "logging": {"level": level, "format": "json"},
-            },
-        )
+        config: dict[str, dict[str, Any]] = {
+            "watch": {"paths": [str(r) for r in roots], **(watch or {})},
+            "processing": {"workers": 1, **(processing or {})},
+            "database": {"path": str(self.db_path)},
+            "logging": {"level": level, "format": "json"},
+        }
+        for section, values in (sections or {}).items():
+            config[section] = {**config.get(section, {}), **values}
+        self.config = write_config(work / f"{name}.toml", config)
         self.tail = LogTail(self.log_path, {"daemon_started", "watch_started", *events})
         self.env = vpod_env(work / "home")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -20,6 +20,7 @@ SECTION_TITLES = {
     "burst": "5. Burst and memory",
     "scan": "6. Catch-up scan",
     "pool": "7. Database pool",
+    "nodes": "8. Several nodes on one library (PostgreSQL)",
 }
 
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import burst as burst_section  # noqa: E402
 import idle as idle_section  # noqa: E402
 import latency as latency_section  # noqa: E402
+import nodes as nodes_section  # noqa: E402
 import overhead as overhead_section  # noqa: E402
 import pool as pool_section  # noqa: E402
 import report  # noqa: E402
@@ -42,7 +43,7 @@ import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "scaling", "latency", "idle", "burst", "scan", "pool")
+SECTIONS = ("overhead", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -52,6 +53,7 @@ MODULES = {
     "burst": burst_section,
     "scan": scan_section,
     "pool": pool_section,
+    "nodes": nodes_section,
 }
 
 
@@ -70,13 +72,16 @@ class Sizes:
     scan_files: int = 100_000
     scan_folders: int = 1000
     pool_per_thread: int = 500
+    claim_files: int = 500
+    node_files: int = 200
     runs: int = 3
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
-    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, runs=1, settle_seconds=0.5,
+    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
+    settle_seconds=0.5,
 )
 
 
@@ -103,6 +108,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
                                      runs=sizes.runs, settle_seconds=sizes.settle_seconds, profiles=profiles)
         if name == "pool":
             return pool_section.pool(folder, per_thread=sizes.pool_per_thread, runs=sizes.runs)
+        if name == "nodes":
+            return nodes_section.nodes(folder, media, claim_files=sizes.claim_files, node_files=sizes.node_files,
+                                       runs=sizes.runs, settle_seconds=sizes.settle_seconds)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
