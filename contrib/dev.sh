@@ -115,9 +115,11 @@ case "${1:-}" in
         check_python
         # Commands the tests run besides vpod's tools (util-linux, mount and coreutils are essential);
         # PostgreSQL's server (tests/support/postgres.py runs initdb + pg_ctl) and faketime
-        # (a node with a skewed clock) for the several-nodes tests.
+        # (a node with a skewed clock) for the several-nodes tests; a C compiler for the
+        # wall-clock shift library tests/support/faketime.py builds where libfaketime
+        # cannot run Python 3.11 (Debian 12's 0.9.10).
         need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb git:git \
-            '/usr/lib/postgresql/*/bin/initdb:postgresql' faketime:faketime
+            '/usr/lib/postgresql/*/bin/initdb:postgresql' faketime:faketime cc:gcc '/usr/include/stdlib.h:libc6-dev'
         make_venv "test"
         cd "$here"
         # mypy reads [tool.mypy] in pyproject.toml (strict, vpod/ as Python 3.10). It runs

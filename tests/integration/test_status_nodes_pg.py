@@ -1,6 +1,6 @@
 """vpod status across nodes on PostgreSQL (issue 14, must-have 6): two real daemons, one
-under libfaketime 10 minutes ahead (its monotonic clock untouched); status lists both and
-warns about the skewed one, which logs ``node_clock_skew`` itself."""
+with its wall clock 10 minutes ahead (its monotonic clock untouched: support.faketime); status
+lists both and warns about the skewed one, which logs ``node_clock_skew`` itself."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from support.daemon import run_vpod, write_config
+from support.faketime import skewed_env
 from vpod import __version__
 
 pytestmark = pytest.mark.integration
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-
-
 def test_status_shows_every_node_and_warns_about_a_skewed_clock(tmp_path, daemon_factory, env, postgres):
-    if not LIBFAKETIME.exists():
-        pytest.skip(f"libfaketime is not installed ({LIBFAKETIME}; Debian: apt-get install libfaketime)")
+    try:
+        ahead, _how = skewed_env(600, tmp_path / "clock")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
     database = postgres.database(tmp_path)
     section = {"url": database.url, "password_file": database.password_file, "path": str(database.path)}
 
@@ -33,10 +33,7 @@ def test_status_shows_every_node_and_warns_about_a_skewed_clock(tmp_path, daemon
         )
 
     node("steady")
-    skewed = node(
-        "ahead", LD_PRELOAD=str(LIBFAKETIME), FAKETIME="+10m", FAKETIME_DONT_FAKE_MONOTONIC="1",
-        FAKETIME_DONT_RESET="1",
-    )
+    skewed = node("ahead", **ahead)
     [event] = skewed.wait_for("node_clock_skew")
     assert event["node"] == "ahead" and 590 < event["offset_seconds"] < 610
 
