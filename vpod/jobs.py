@@ -74,6 +74,12 @@ class JobRunner:
     ``lease_lost`` when the compare-and-set before the replace, or the recording of the
     outcome, found another claim on the row; nothing more when this node fenced the
     claim itself (``lease_self_fenced`` was logged then).
+
+    A file found gone (``vanished``) whose library folder is no longer proven here
+    (``mount_lost``: :meth:`vpod.watch.library_id.LibraryMounts.lost`, its marker gone
+    with it: the share was unmounted) did not vanish: the job is given back
+    (:meth:`Store.release`, the attempt not counted), ``file_given_back`` is logged and
+    the result discarded, so another node, or this one once its mount is back, does it.
     """
 
     def __init__(
@@ -88,8 +94,10 @@ class JobRunner:
         wait_for_space: bool = False,
         leases: LeaseKeeper | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        mount_lost: Callable[[Path], str | None] = lambda path: None,
     ) -> None:
         self.store = store
+        self.mount_lost = mount_lost
         self.leases = leases
         self.lease_seconds = lease_seconds
         self.processor = processor
@@ -174,6 +182,10 @@ class JobRunner:
                 if claim.fence_reason != "no_progress":
                     return None  # dropped by a self-fence (logged): the database could not keep the claim
                 result, attempt, write, delay = self._hung(job, result, batch_id)
+            if result.reason is Reason.VANISHED and (lost := self.mount_lost(job.path)) is not None:
+                self._record(lambda: self.store.release(job))
+                self.log.warning("file_given_back", error=lost, hint="its library's folder is not there on this node")
+                return None
             self._record(write)
         except StoreError:
             raise

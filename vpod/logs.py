@@ -14,6 +14,12 @@ The console format (:class:`ConsoleLines`) leads with what happened and to which
 A value that spans lines (a tool's message, a traceback) follows the line, one
 indented line per line of text; the JSON format keeps every event on one line (JSON
 escapes the newlines).
+
+Libraries that log through the standard library's ``logging`` (the PostgreSQL driver
+psycopg and its pool, logger ``psycopg`` and ``psycopg.pool``) are routed through the
+same processors and renderer (structlog's ``ProcessorFormatter``, structlog docs
+"Standard Library Logging"), as the event ``database_driver`` with ``logger`` and
+``message`` (any password removed): stderr stays one format, JSON lines under systemd.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any, MutableMapping, Protocol
 
 import structlog
 
+from vpod.db.secrets import hide_password
 from vpod.results import one_line
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -34,6 +41,10 @@ _CONTEXT_LAST = ("worker", "batch_id")  # bound on every line about a file: they
 _ISO = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d{3})?\d*(.*)$")
 _BARE = re.compile(r"^[^\s\"'=\[\]]+$")  # a string shown without quotes
 _COLORS = {"error": "\033[31m", "critical": "\033[31m", "warning": "\033[33m"}
+DRIVER_LOGGERS = ("psycopg",)
+"""Standard-library loggers routed through structlog (``psycopg.pool`` propagates to
+``psycopg``); warnings and worse only, whatever ``[logging] level`` says (their info
+lines narrate every pooled connection)."""
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
 
 
@@ -153,6 +164,50 @@ def _short_time(timestamp: Any) -> str:
     return f"{day} {clock}{millis or ''}{zone}"
 
 
+class DriverEvent:
+    """structlog processor (``foreign_pre_chain``) turning a standard-library record into
+    vpod's shape: event ``database_driver``, ``logger`` (its name), ``message`` (its text
+    on one line, any connection password replaced by ``***``:
+    :func:`vpod.db.secrets.hide_password`)."""
+
+    def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        record = event_dict.get("_record")
+        message = hide_password(str(event_dict.get("event", "")))
+        event_dict["event"] = "database_driver"
+        event_dict["logger"] = record.name if record is not None else ""
+        event_dict["message"] = " ".join(message.split())
+        return event_dict
+
+
+class _DriverHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler :func:`configure_logging` puts on :data:`DRIVER_LOGGERS` (its own
+    class, so a reconfiguration replaces it instead of adding another)."""
+
+
+def _route_driver_logs(stream: TextSink, renderer: structlog.types.Processor, timestamps: str, level: str) -> None:
+    """Send the :data:`DRIVER_LOGGERS` records to ``stream`` through ``renderer``, with
+    the level and timestamp vpod's own lines have; never to Python's last-resort
+    handler (raw text on stderr)."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.processors.add_log_level,
+            Timestamper(local=timestamps == "local"),
+            structlog.processors.format_exc_info,
+            DriverEvent(),
+        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = _DriverHandler(stream)
+    handler.setFormatter(formatter)
+    for name in DRIVER_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _DriverHandler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(max(logging.WARNING, _LEVELS[level]))
+
+
 def configure_logging(level: str, fmt: str, stream: TextSink | None = None, *, timestamps: str = "utc") -> None:
     """(Re)configure structlog; safe to call again on reload.
 
@@ -161,6 +216,9 @@ def configure_logging(level: str, fmt: str, stream: TextSink | None = None, *, t
         fmt: ``auto``, ``json`` or ``console``.
         stream: where lines go (default: stderr).
         timestamps: ``utc`` or ``local`` (``[logging] timestamps``): see :class:`Timestamper`.
+
+    The standard-library loggers of :data:`DRIVER_LOGGERS` go to the same stream in the
+    same format (:class:`DriverEvent`).
     """
     stream = stream or sys.stderr
     renderer: structlog.types.Processor
@@ -181,3 +239,4 @@ def configure_logging(level: str, fmt: str, stream: TextSink | None = None, *, t
         logger_factory=structlog.WriteLoggerFactory(file=stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+    _route_driver_logs(stream, renderer, timestamps, level)

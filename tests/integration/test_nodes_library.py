@@ -27,6 +27,11 @@ def test_library_missing_or_wrong_on_one_node(cluster: Cluster, media: UniqueMed
     late = cluster.add("late", start=False)
     cluster.detach(late)  # its mount point is empty: the share is not mounted yet
     late.start()
+    # Even while the library has no file yet, an empty mount point is not the library: a
+    # node that trusted it would claim the files the others queue and find none of them.
+    wait_until(lambda: late.events("library_mount_unverified"), timeout=30,
+               what="the late node to refuse its empty mount point before any file exists", on_timeout=late.tail)
+    assert "empty" in late.events("library_mount_unverified")[0]["reason"]
     witness = watch(cluster)
     try:
         dropped = drop(cluster, media, 20)

@@ -4,10 +4,11 @@ own path (here a symlink: a bind mount needs privileges the test may not have).
 
 What is checked: two nodes of one database run on one machine, a third daemon with a
 node name in use is refused; they share the library's `.vpod-library` marker (neither
-is "another vpod"); one identity marker names the library; a file both watchers see
-makes one job and one processing; a node whose folder is an empty mount point claims
-nothing of the library until the share is mounted, then does the work without a
-restart, and nothing was requeued or failed meanwhile.
+is "another vpod"); a new library's empty folder is verified on no node, and the first
+file in it makes one node write the one identity marker naming the library; a file
+both watchers see makes one job and one processing; a node whose folder is an empty
+mount point claims nothing of the library until the share is mounted, then does the
+work without a restart, and nothing was requeued or failed meanwhile.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
         assert node.named("daemon_started")[0]["node"] == name
         assert not node.named("library_claimed_elsewhere")  # one database: one vpod, not two
     assert (library / MARKER_NAME).exists()
+    for node in (a, b):  # an empty folder proves nothing, even of a library with no files yet
+        [unverified] = node.wait_for("library_mount_unverified", library="movies")
+        assert "empty" in unverified["reason"]
+    assert not (library / ID_MARKER_NAME).exists()
 
     (library / "one.mkv").write_bytes(jpn_eng_mkv.read_bytes())  # both watchers see it
     deadline = time.monotonic() + 60
@@ -63,7 +68,8 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
         assert time.monotonic() < deadline, "no node processed one.mkv"
         time.sleep(0.05)
     assert default_audio_languages(library / "one.mkv") == ["eng"]
-    # A new library was empty: it is marked at the next check after its first file, once.
+    # A new library was empty: it is marked at the next check after its first file, once,
+    # by the node that saw it; then it is verified there and walked.
     while not (a.named("library_marker_written") or b.named("library_marker_written")):
         assert time.monotonic() < deadline, "no node marked the library"
         time.sleep(0.05)
@@ -79,6 +85,10 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
     done = a.named("file_processed") + b.named("file_processed")
     assert len(queued) == 1 and len(done) == 1, (queued, done)
     assert len(a.named("library_marker_written") + b.named("library_marker_written")) == 1
+    for node in (a, b):
+        names = [e["event"] for e in node.events()]
+        if "file_started" in names:  # nothing claimed before its folder was proven
+            assert names.index("library_mount_verified") < names.index("file_started"), names
     assert not (library / MARKER_NAME).exists()  # the last node to stop removed it
 
     # Node c's share is not mounted: its mount point is an empty folder. A queued file of

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from structlog.testing import capture_logs
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
+from vpod.db.store import Job
 from vpod.feeder import Feeder
 from vpod.fingerprint import StatKey
 from vpod.watch.intake import Intake
@@ -121,15 +121,101 @@ def test_an_empty_folder_of_a_library_with_files_is_not_verified_and_gets_no_mar
     assert "empty" in mounts.unverified()["movies"] and not (folder / ID_MARKER_NAME).exists()
 
 
-def test_a_new_empty_library_counts_as_verified_and_is_marked_at_its_first_file(tmp_path, store):
+def test_an_empty_folder_is_never_verified_even_of_a_new_library_and_is_marked_at_its_first_file(tmp_path, store):
+    """A NAS late to mount: its empty mount point must not count as the library, even
+    while the library has no files yet (other nodes may queue some any moment)."""
     folder = tmp_path / "inbox"
     folder.mkdir()
-    mounts, _ = mounts_for(store, {folder: "inbox"})
+    mounts, verified_again = mounts_for(store, {folder: "inbox"})
     mounts.check()
-    assert mounts.verified() == {"inbox"} and not (folder / ID_MARKER_NAME).exists()
-    (folder / "new.mkv").write_bytes(b"x")
+    assert mounts.verified() == frozenset() and mounts.claim_libraries() == frozenset()
+    assert "empty" in mounts.unverified()["inbox"] and not (folder / ID_MARKER_NAME).exists()
+    (folder / "new.mkv").write_bytes(b"x")  # the first file: this node marks it, verifies it and walks it
     mounts.check()
-    assert (folder / ID_MARKER_NAME).exists()
+    assert mounts.verified() == {"inbox"} and (folder / ID_MARKER_NAME).exists()
+    assert verified_again == [[folder]]
+
+
+def test_a_dry_run_writes_no_marker_and_claims_nothing_without_one(tmp_path, store):
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    (folder / "a.mkv").write_bytes(b"x")
+    mounts, _ = mounts_for(store, {folder: "movies"}, read_only=True)
+    mounts.check()
+    assert mounts.verified() == frozenset() and "--dry-run" in mounts.unverified()["movies"]
+    assert not (folder / ID_MARKER_NAME).exists()
+
+
+def test_a_node_that_loses_the_race_to_mark_reads_the_winners_marker(tmp_path, store):
+    """Two nodes marking at once: one O_EXCL create wins; the other finds the file, maybe
+    still empty, waits for its content and is verified by it, writing nothing."""
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    (folder / "a.mkv").write_bytes(b"x")
+    mounts, _ = mounts_for(store, {folder: "movies"})
+    library = next(lib for lib in store.libraries() if lib.name == "movies")
+    winner = LibraryIdentity(store.database_id(), library.uid, "movies", "node-b", 1.0)
+    real_open = os.open
+
+    def other_node_creates_it_first(path, flags, *args):
+        if flags & os.O_EXCL and not (folder / ID_MARKER_NAME).exists():
+            (folder / ID_MARKER_NAME).touch()  # created, not written yet
+            threading.Timer(0.2, (folder / ID_MARKER_NAME).write_bytes, [winner.encode()]).start()
+        return real_open(path, flags, *args)
+
+    os.open = other_node_creates_it_first
+    try:
+        with capture_logs() as logs:
+            mounts.check()
+    finally:
+        os.open = real_open
+    assert mounts.verified() == {"movies"}, mounts.unverified()
+    assert not [e for e in logs if e["event"] in ("library_marker_written", "library_mount_unverified")]
+    assert json.loads((folder / ID_MARKER_NAME).read_text())["node"] == "node-b"
+
+
+def test_a_deleted_marker_is_not_written_again_by_a_node_that_saw_it(tmp_path, store):
+    folder = tmp_path / "movies"
+    folder.mkdir()
+    (folder / "film.mkv").write_bytes(b"x")
+    mounts, _ = mounts_for(store, {folder: "movies"})
+    mounts.check()
+    queue_one(store, folder)
+    (folder / ID_MARKER_NAME).unlink()  # a user tidying hidden files
+    with capture_logs() as logs:
+        mounts.check()
+    assert mounts.verified() == frozenset() and not (folder / ID_MARKER_NAME).exists()
+    [unverified] = [e for e in logs if e["event"] == "library_mount_unverified"]
+    assert "marked before" in unverified["reason"] and "printf" in unverified["hint"]
+    assert store.file_record(folder / "film.mkv").state == "queued"  # nothing requeued or forgotten
+
+
+def test_a_file_gone_with_its_librarys_marker_did_not_vanish(tmp_path, store):
+    """:meth:`LibraryMounts.lost`: a worker found a file gone. With the marker still there
+    the file really vanished; with the marker gone too the share went away since the last
+    check: the library is unverified at once (nothing more is claimed from it)."""
+    mountpoint = tmp_path / "nas"
+    mountpoint.mkdir()
+    (mountpoint / "film.mkv").write_bytes(b"x")
+    mounts, verified_again = mounts_for(store, {mountpoint: "tv"})
+    mounts.check()
+    (mountpoint / "film.mkv").unlink()  # deleted by the user: it vanished
+    assert mounts.lost(mountpoint / "film.mkv") is None and mounts.verified() == {"tv"}
+    assert mounts.lost(tmp_path / "elsewhere.mkv") is None
+    os.rename(mountpoint, tmp_path / "share")  # the share is unmounted: an empty mount point
+    mountpoint.mkdir()
+    with capture_logs() as logs:
+        reason = mounts.lost(mountpoint / "film.mkv")
+    assert reason is not None and "gone" in reason
+    assert mounts.verified() == frozenset() and mounts.claim_libraries() == frozenset()
+    assert [e["event"] for e in logs] == ["library_mount_unverified"]
+    mountpoint.rmdir()
+    os.rename(tmp_path / "share", mountpoint)  # back
+    mounts.check()
+    assert mounts.verified() == {"tv"} and verified_again == [[mountpoint]]
+    single, _ = mounts_for(store, {mountpoint: "tv"}, shared=False)
+    single.check()
+    assert single.lost(mountpoint / "film.mkv") is None  # SQLite: one machine, nothing to prove
 
 
 def test_one_machine_sqlite_checks_nothing_and_writes_no_marker(tmp_path, store):
@@ -152,19 +238,12 @@ def test_jobs_of_an_unverified_library_are_neither_handed_out_nor_queued(tmp_pat
     queue_one(store, good, "g.mkv")
     mounts.check()
     assert mounts.verified() == {"good"} and "bad" in mounts.unverified()
-    jobs: queue.Queue = queue.Queue(maxsize=2)
     stop, paused = threading.Event(), threading.Event()
-    feeder = Feeder(store, jobs, stop, paused, unverified=lambda: mounts.unverified().keys())
-    thread = threading.Thread(target=feeder.run, daemon=True)
-    thread.start()
-    try:
-        job = jobs.get(timeout=10)
-        assert (job.library, job.relpath) == ("good", b"g.mkv")
-        assert jobs.empty()
-    finally:
-        stop.set()
-        feeder.wakeup.set()
-        thread.join(5)
+    feeder = Feeder(store, stop, paused, libraries=mounts.claim_libraries)
+    job = feeder.try_claim("worker-1")
+    assert isinstance(job, Job) and (job.library, job.relpath) == ("good", b"g.mkv")
+    assert not isinstance(feeder.try_claim("worker-2"), Job)
+    store.release(job)
     assert store.queue_report().counts["queued"] == 6  # nothing requeued, forgotten or failed
 
     (bad / "new.mkv").write_bytes(b"y")
@@ -197,6 +276,7 @@ def test_a_library_from_before_markers_is_marked_only_where_its_own_files_are(tm
 def test_what_the_claim_loop_passes_to_store_claim(tmp_path, store):
     folder = tmp_path / "movies"
     (folder).mkdir()
+    (folder / "a.mkv").write_bytes(b"x")
     shared, _ = mounts_for(store, {folder: "movies", tmp_path / "gone": "gone"})
     shared.check()
     assert shared.claim_libraries() == {"movies"}

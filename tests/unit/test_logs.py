@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 import structlog
 
-from vpod.logs import ConsoleLines, configure_logging
+from vpod.logs import DRIVER_LOGGERS, ConsoleLines, configure_logging
 
 TOOL_ERROR = (
     "/srv/inbox/broken.mkv: mkvmerge exited with status 2: mkvmerge v74.0.0 ('You Oughta Know') 64-bit\n"
@@ -87,3 +87,37 @@ def test_local_timestamps_carry_the_offset(reset_structlog):
     # The same instant, written two ways.
     local = datetime.fromisoformat(local_stamp).timestamp()
     assert abs(local - datetime.fromisoformat(utc_stamp.replace("Z", "+00:00")).timestamp()) < 5
+
+
+@pytest.fixture
+def driver_loggers():
+    """Put the driver loggers back as they were (the test attaches a handler to them)."""
+    import logging
+
+    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate) for name in DRIVER_LOGGERS}
+    yield
+    for name, (handlers, propagate) in saved.items():
+        logging.getLogger(name).handlers[:] = handlers
+        logging.getLogger(name).propagate = propagate
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_the_database_drivers_stdlib_lines_come_out_in_vpods_format_without_the_password(
+    reset_structlog, driver_loggers, fmt
+):
+    import logging
+
+    stream = io.StringIO()
+    configure_logging("debug", fmt, stream)
+    configure_logging("debug", fmt, stream)  # a reload replaces the handler: one line per record, not two
+    pool = logging.getLogger("psycopg.pool")
+    pool.info("connection given by %r", "vpod")  # the pool's chatter: below warning, not shown
+    pool.warning("error connecting in %r: %s", "vpod", "postgresql://vpod:s3cret@db/x: password=s3cret\n\tIs it up?")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "s3cret" not in lines[0], lines
+    if fmt == "json":
+        event = json.loads(lines[0])
+        assert (event["event"], event["logger"], event["level"]) == ("database_driver", "psycopg.pool", "warning")
+        assert event["message"].startswith("error connecting in 'vpod': postgresql://vpod:***@db/x") and "timestamp" in event
+    else:
+        assert lines[0].startswith("database_driver") and "[warning " in lines[0]

@@ -214,6 +214,7 @@ def wire(
         wait_for_space=True,
         leases=leases,
         lease_seconds=config.database.lease_seconds,
+        mount_lost=lambda path: mounts.lost(path),  # a file gone with its library's marker did not vanish
     )
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)

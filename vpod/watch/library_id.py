@@ -13,31 +13,38 @@ With SQLite (one machine, one node) every library folder counts as verified and 
 marker is written, as before several nodes existed: a user who starts over with a new
 SQLite file is not locked out of libraries an old one marked.
 
-A node's folder for a library is **verified** when the marker there names this
-database and this library. It is not (``library_mount_unverified``, with the reason)
-when the folder is missing or not a folder, the marker names another database or
-another library, cannot be read, or is absent after the library was first marked.
-A node claims no job of an unverified library and queues none of its files; it never
-infers that a file was deleted and requeues nothing. The check runs again every
-:data:`RECHECK_SECONDS`, so a NAS that mounts late becomes verified without a restart
-(``library_mount_verified``), and the folder is then walked for files that came
-meanwhile.
+A node's folder for a library is **verified** only when the marker there names this
+database and this library: a node claims jobs of a library, and queues its files, only
+from a folder that holds its marker. It is not (``library_mount_unverified``, with the
+reason) when the folder is missing or not a folder, holds no marker, or the marker names
+another database or another library or cannot be read. A node claims no job of an
+unverified library and queues none of its files; it never infers that a file was
+deleted and requeues nothing. The check runs again every :data:`RECHECK_SECONDS`, so a
+NAS that mounts late becomes verified without a restart (``library_mount_verified``),
+and the folder is then walked for files that came meanwhile.
 
 **When the marker is first written.** By a node (not ``--dry-run``) that finds no marker
 in its folder of a library, when that folder holds something (an empty folder is what
-an unmounted mount point looks like) and either the database knows no file of the
-library yet (a new library) or one of the first files found in the folder is a file
-the database knows in this library (a library from before markers, proven by its
-content; a wrong folder shows none). An empty folder of a library the database knows
-no file of counts as verified without a marker (no job of it exists to be taken
-wrongly); it is marked at the next check after its first file arrives. A node records
-in its daemon record each library it saw marked (``library_marked.<uid>``), and from
-then on a marker that disappears (a mount point whose share is gone, a folder
-re-created) makes that library unverified on it, never marked again by it: the
-``hint`` says how to restore the marker. The file is created with ``O_EXCL`` (open(2)):
-two nodes marking at once write one marker, and each then reads the one that won. Its
-hidden name is never queued (the default ``ignore`` has ``.*``, and it has no media
-extension).
+an unmounted mount point looks like: it is never marked, never verified) and either the
+database knows no file of the library yet (a new library) or one of the first files
+found in the folder is a file the database knows in this library (a library from before
+markers, proven by its content; a wrong folder shows none). So a brand-new library is
+claimed from by no node until a file appears in some node's folder; that node marks it
+at its next check, walks it, and the other nodes find the marker at theirs.
+
+A node records in its daemon record each library it saw marked
+(``library_marked.<uid>``), and from then on a marker that disappears (a mount point
+whose share is gone but that holds files written while it was unmounted, a folder
+re-created, a user who deleted the hidden file) makes that library unverified on it and
+is never written again by it: the ``hint`` says how to restore the marker (a node that
+never saw it may write it again, on the evidence above). The file is created with
+``O_EXCL`` (open(2)): two nodes marking at once write one marker, and each then reads
+the one that won (waiting up to :data:`_SETTLE_SECONDS` for its content). Its hidden
+name is never queued (the default ``ignore`` has ``.*``, and it has no media extension).
+
+:meth:`LibraryMounts.lost` answers, for a file a worker found gone, whether its library's
+marker is gone too (the mount went away since the last check): then the file did not
+vanish, the job is given back and the library is unverified at once.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ node's record) that say this node saw a library marked: ``library_marked.<uid>``
 the marker's time, epoch seconds."""
 _MAX_MARKER_BYTES = 4096
 _EVIDENCE_FILES = 50  # files of a folder without a marker looked up in the database
+_SETTLE_SECONDS = 1.0  # how long a marker another node just created may stay empty (being written)
 _OWN_NAMES = (".vpod-",)  # vpod's own files in a root do not make an empty mount point look mounted
 
 
@@ -173,6 +181,14 @@ def write_identity(root: Path, identity: LibraryIdentity) -> bool:
     return True
 
 
+def _settled_identity(root: Path) -> None:
+    """Wait (at most :data:`_SETTLE_SECONDS`) until the marker in ``root`` that another node
+    just created (``O_EXCL``) reads as a marker: it is created empty, then written."""
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    while isinstance(read_identity(root), str) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _holds_something(root: Path) -> bool:
     """Whether ``root`` has an entry that is not vpod's own (an unmounted mount point is empty)."""
     try:
@@ -221,6 +237,7 @@ class LibraryMounts:
         self.clock = clock
         self._verified: frozenset[str] = frozenset()
         self._unverified: dict[str, str] = {}  # name -> reason
+        self._libraries: dict[str, Library] = {}  # name -> the database's library, at the last check
         self._lock = threading.Lock()
         self._next = -float("inf")
         self._database_id: str | None = None
@@ -252,6 +269,49 @@ class LibraryMounts:
             return None
         reason = self.unverified().get(names[root])
         return None if reason is None else f"{path}: library {names[root]!r} at {root} is not verified: {reason}"
+
+    def lost(self, path: Path) -> str | None:
+        """Why the folder of the library holding ``path`` (a file a worker found gone) is
+        no longer proven here, or ``None`` when it still is: its marker still names the
+        library, so the file really vanished (deleted or renamed by someone). Also ``None``
+        on SQLite and for a path in no library.
+
+        When the folder is missing or its marker is gone, unreadable or changed (the
+        mount went away since the last check), the library is made unverified at once
+        (``library_mount_unverified``): this node claims no more of its jobs until a
+        check proves the folder again, and the caller gives the job back instead of
+        recording it vanished. One stat(2) and one small read; any thread.
+        """
+        if not self.shared or self._database_id is None:
+            return None
+        names = self.names()
+        root = root_of(path, tuple(names))
+        if root is None:
+            return None
+        name = names[root]
+        with self._lock:
+            library = self._libraries.get(name)
+        if library is None:
+            return None
+        found = read_identity(root) if root.is_dir() else f"{root} is missing or not a folder (not mounted?)"
+        if found is None:
+            problem = f"{root / ID_MARKER_NAME} is gone (the share was unmounted?)"
+        elif isinstance(found, str):
+            problem = found
+        else:
+            mismatch = found.mismatch(self._database_id, library)
+            if mismatch is None:
+                return None
+            problem = f"{root / ID_MARKER_NAME}: {mismatch}"
+        with self._lock:
+            known = name in self._unverified
+            self._verified = self._verified - {name}
+            self._unverified = {**self._unverified, name: problem}
+        if not known:
+            self.log.error(
+                "library_mount_unverified", library=name, root=str(root), reason=problem, hint=self._hint(root, library)
+            )
+        return problem
 
     def tick(self, now: float) -> float:
         """Check every library when due (every :data:`RECHECK_SECONDS`); returns the next deadline."""
@@ -305,6 +365,7 @@ class LibraryMounts:
         with self._lock:
             self._verified = frozenset(verified)
             self._unverified = unverified
+            self._libraries = libraries
         if newly:
             self.on_verified(newly)
 
@@ -330,22 +391,24 @@ class LibraryMounts:
                 "this folder is not the library (a mount point whose share is not mounted?)"
             )
         if not _holds_something(root):
-            if library.files == 0:
-                return None  # a new library: no job of it can be taken wrongly; marked at its first file
-            return f"{root} is empty and has no {ID_MARKER_NAME}, though the library has files (not mounted?)"
+            return (
+                f"{root} is empty and has no {ID_MARKER_NAME} (not mounted yet?): "
+                "it is marked once a file of the library is in it"
+            )
         if library.files and not self._holds_known_file(root):
             return (
                 f"{root} has no {ID_MARKER_NAME} and none of the first {_EVIDENCE_FILES} files found in it is "
                 "known in this library: the wrong folder, or one not mounted yet?"
             )
         if self.read_only:
-            return None  # a dry run writes nothing; it proves as much as it can
+            return f"{root} has no {ID_MARKER_NAME} and a --dry-run writes none (run a node without --dry-run once)"
         identity = LibraryIdentity(self._database_id, library.uid, library.name, self.node, time.time())
         try:
             written = write_identity(root, identity)
         except OSError as exc:
             return f"{root / ID_MARKER_NAME} cannot be written: {exc.strerror or exc}"
-        if not written:  # another node was first: its marker decides
+        if not written:  # another node was first: its marker decides, once its content is there
+            _settled_identity(root)
             return self._problem(root, library, set())
         self._remember_marked(library, identity.written_at)
         self.log.info("library_marker_written", library=library.name, root=str(root), marker=str(root / ID_MARKER_NAME))
