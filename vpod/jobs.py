@@ -178,6 +178,8 @@ class JobRunner:
         except StoreError:
             raise
         except LeaseLost as exc:
+            if claim is not None and claim.fenced.is_set() and claim.fence_reason != "lease_lost":
+                return None  # this node dropped the claim itself (lease_self_fenced was logged)
             self.log.error("lease_lost", error=str(exc), hint="another node has the file; nothing was replaced")
             return None
         except Exception as exc:
@@ -279,14 +281,21 @@ class JobRunner:
 
     def _note_progress(self, job: Job, percent: float, eta: float | None) -> None:
         """A remux's progress: recorded for ``vpod status``, and a step for the lease keeper."""
-        if self.leases is not None:
-            self.leases.beat()
-        self.store.note_progress(job, percent, eta)
+        if self.leases is None:
+            self.store.note_progress(job, percent, eta)
+            return
+        self.leases.beat()
+        try:
+            self.leases.bounded("recording progress", lambda: self.store.note_progress(job, percent, eta))
+        except LeaseLost:
+            pass  # the claim is fenced: its tool is being killed, its result discarded
 
     def _note_plan(self, job: Job, actions: Sequence[str]) -> None:
-        if self.leases is not None:
-            self.leases.beat()
-        self.store.note_plan(job, actions)
+        if self.leases is None:
+            self.store.note_plan(job, actions)
+            return
+        self.leases.beat()
+        self.leases.bounded("recording the plan", lambda: self.store.note_plan(job, actions))
 
     def _note_space_wait(self, job: Job, result: FileProcessingResult) -> int:
         """How many times in a row ``job`` has now had to wait (:data:`WAIT_REASONS`: too
