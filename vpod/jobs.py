@@ -171,15 +171,20 @@ class JobRunner:
         try:
             result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
             if claim is not None and claim.fenced.is_set() and result.failed:
+                if claim.fence_reason in ("suspended", "lease_lost"):
+                    # The claim is gone, not just dropped in time: this process was stopped
+                    # past its lease, or a renewal found the row taken. The result is discarded.
+                    self.log.error(
+                        "lease_lost", error=f"{display_path(job.path)}: the claim is gone ({claim.fence_reason}); "
+                        "result discarded", hint="another node has the file; nothing was replaced",
+                    )
                 if claim.fence_reason != "no_progress":
-                    return None  # dropped by a self-fence (logged): the database could not keep the claim
+                    return None  # dropped by a self-fence (logged): the claim could not be kept
                 result, attempt, write, delay = self._hung(job, result, batch_id)
             self._record(write)
         except StoreError:
             raise
         except LeaseLost as exc:
-            if claim is not None and claim.fenced.is_set() and claim.fence_reason != "lease_lost":
-                return None  # this node dropped the claim itself (lease_self_fenced was logged)
             self.log.error("lease_lost", error=str(exc), hint="another node has the file; nothing was replaced")
             return None
         except Exception as exc:

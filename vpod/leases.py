@@ -169,6 +169,7 @@ class LeaseKeeper:
         self._claims: dict[int, Claim] = {}  # by worker thread
         self._lock = threading.Lock()
         self._changed = threading.Event()
+        self._last_look: float | None = None  # monotonic seconds of the last fence_overdue
         self.temps = ClaimTemps(store, self)
         self.log = structlog.get_logger("vpod")
 
@@ -339,17 +340,22 @@ class LeaseKeeper:
         the seconds until the next such deadline (at most ``heartbeat_seconds``). Never
         waits on the database (nor on the keeper's renewals): the reason is
         ``renew_failed`` when the last renewal failed, ``database_unreachable`` when a
-        renewal or a worker's database call is still waiting for an answer, else
-        ``no_progress``."""
+        renewal or a worker's database call is still waiting for an answer,
+        ``suspended`` when this thread itself did not run for longer than a heartbeat
+        plus the margin (the process was stopped), else ``no_progress``."""
         now = self.clock()
         limit = self.lease_seconds - self.margin_seconds
         wait = self.heartbeat_seconds
+        # This thread looks at least every heartbeat: a much longer gap means the whole
+        # process was stopped (SIGSTOP, a suspended VM) or starved, not the database.
+        suspended = self._last_look is not None and now - self._last_look > self.heartbeat_seconds + self.margin_seconds
+        self._last_look = now
         with self._lock:
             claims = [c for c in self._claims.values() if not c.fenced.is_set()]
         for claim in claims:
             left = claim.renewed_at + limit - now
             if left <= 0:
-                self._fence(claim, _fence_reason(claim))
+                self._fence(claim, "suspended" if suspended else _fence_reason(claim, claim.renewed_at + limit))
             else:
                 wait = min(wait, left)
         return max(0.01, wait)
@@ -360,8 +366,11 @@ class LeaseKeeper:
         database from a thread of their own, so neither the kill's grace nor a database
         that does not answer delays this thread (the fences of the other claims).
         A temp the database could not forget is forgotten by a sweep once the lease is gone."""
-        claim.fence_reason = reason
-        claim.fenced.set()
+        with self._lock:  # the watch and renew threads may both fence a claim: the first one does
+            if claim.fenced.is_set():
+                return
+            claim.fence_reason = reason
+            claim.fenced.set()
         removed = []
         for path in list(claim.temps):
             try:
@@ -411,13 +420,15 @@ class LeaseKeeper:
         return None if cpu is None else ("thread", cpu, claim.beats)
 
 
-def _fence_reason(claim: Claim) -> str:
-    """Why an overdue claim is fenced: its last renewal failed (``renew_failed``), the
-    database has not answered a renewal or the worker's call (``database_unreachable``),
-    or the work made no progress, so it was not renewed (``no_progress``)."""
+def _fence_reason(claim: Claim, deadline: float) -> str:
+    """Why an overdue claim is fenced at ``deadline`` (monotonic seconds): its last
+    renewal failed (``renew_failed``), the database has left a renewal or the worker's
+    call sent before the deadline unanswered (``database_unreachable``), or the work
+    made no progress, so it was not renewed (``no_progress``)."""
     if claim.renew_error:
         return "renew_failed"
-    if claim.renewing_since is not None or claim.db_call_since is not None:
+    pending = [t for t in (claim.renewing_since, claim.db_call_since) if t is not None]
+    if pending and min(pending) <= deadline:
         return "database_unreachable"
     return "no_progress"
 
