@@ -199,7 +199,7 @@ def wire(
         runner,
         PipelineOptions(
             roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal,
-            confirm_lease=leases.confirm,
+            confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
         ),
         leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr),
