@@ -88,6 +88,7 @@ class JobRunner:
         wait_for_space: bool = False,
         leases: LeaseKeeper | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        on_hung: Callable[[Job], None] | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -103,6 +104,9 @@ class JobRunner:
         self.on_outcome = on_outcome
         # Called with (job, worker, batch_id) once the job is ours (the daemon's events).
         self.on_start = on_start
+        # Called with the job when its tool hung here and it goes back for a retry (the
+        # daemon's Feeder leaves it to the other nodes for a while: Feeder.avoid).
+        self.on_hung = on_hung
         self.log = structlog.get_logger("vpod")
 
     def _record(self, write: Callable[[], None]) -> None:
@@ -271,7 +275,8 @@ class JobRunner:
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """The work on ``job`` made no progress until its claim was fenced (its tool hung
         and was killed): recorded as a ``timeout`` (tried once more, then a permanent
-        failure: :func:`attempts_allowed`), if the claim still holds the row."""
+        failure: :func:`attempts_allowed`), if the claim still holds the row. A retry is
+        reported to ``on_hung`` first, so this node leaves it to the others for a while."""
         limit = self.leases.lease_seconds - self.leases.margin_seconds if self.leases is not None else 0.0
         hung = replace(
             result, reason=Reason.TIMEOUT, permanent=False, retrying=False,
@@ -280,6 +285,8 @@ class JobRunner:
         )  # fmt: skip
         attempt = job.attempts + 1
         if attempt < attempts_allowed(Reason.TIMEOUT, self.max_attempts):
+            if self.on_hung is not None:
+                self.on_hung(job)  # the retry is for another node first
             return self._retry(job, hung, attempt, batch_id)
         hung = replace(hung, permanent=True)
         return hung, attempt, lambda: self.store.finish(job, Outcome(hung), batch_id), 0.0

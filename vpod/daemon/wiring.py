@@ -214,6 +214,7 @@ def wire(
         wait_for_space=True,
         leases=leases,
         lease_seconds=config.database.lease_seconds,
+        on_hung=lambda job: feeder.avoid(job),  # feeder: made below, called only once files run
     )
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)
