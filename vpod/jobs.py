@@ -174,7 +174,7 @@ class JobRunner:
         started, clock = time.time(), time.monotonic()
         try:
             result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
-            if claim is not None and claim.fenced.is_set() and result.failed:
+            if claim is not None and claim.fenced.is_set():
                 if claim.fence_reason in ("suspended", "lease_lost"):
                     # The claim is gone, not just dropped in time: this process was stopped
                     # past its lease, or a renewal found the row taken. The result is discarded.
@@ -182,9 +182,13 @@ class JobRunner:
                         "lease_lost", error=f"{display_path(job.path)}: the claim is gone ({claim.fence_reason}); "
                         "result discarded", hint="another node has the file; nothing was replaced",
                     )
-                if claim.fence_reason != "no_progress":
-                    return None  # dropped by a self-fence (logged): the claim could not be kept
+                if claim.fence_reason != "no_progress" or not result.failed:
+                    # Dropped by a self-fence (logged): whatever this attempt found (a
+                    # failure, or a skip because the file changed under it) is not recorded.
+                    return None
                 result, attempt, write, delay = self._hung(job, result, batch_id)
+            if claim is not None:
+                claim.settled = True  # only the outcome's write is left: no renewal finds it done
             self._record(write)
         except StoreError:
             raise

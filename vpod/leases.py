@@ -74,6 +74,8 @@ class Claim:
             not answered yet (``None``: none is waiting).
         db_call_since: monotonic seconds when the worker started a database call for
             this claim that has not answered yet (:meth:`LeaseKeeper.bounded`).
+        settled: the work is over and its outcome is being recorded (that write names the
+            token, so it cannot land on another claim): no longer renewed nor fenced.
     """
 
     job: Job
@@ -89,6 +91,7 @@ class Claim:
     renew_error: str | None = None
     renewing_since: float | None = None
     db_call_since: float | None = None
+    settled: bool = False
 
 
 class ClaimTemps:
@@ -120,11 +123,16 @@ class ClaimTemps:
             claim.temps.add(path)
 
     def forget_temp(self, path: Path) -> None:
-        """``path`` is gone."""
-        self.store.forget_temp(path)
+        """``path`` is gone; waits for the database no longer than the claim lives (a
+        fenced claim's temps are forgotten by the fence, or by a sweep once its lease is
+        gone)."""
         claim = self.keeper.current()
         if claim is not None:
             claim.temps.discard(path)
+        try:
+            self.keeper.bounded("forgetting a temp file", lambda: self.store.forget_temp(path))
+        except LeaseLost:
+            pass
 
     def pending_temps(self) -> list[Path]:
         """Temps whose claim's lease is gone (:meth:`Store.pending_temps`)."""
@@ -309,7 +317,7 @@ class LeaseKeeper:
         the job ids renewed. A claim the store says is no longer ours is fenced at once;
         a failed renewal is logged (``lease_renew_failed``) and tried at the next beat."""
         with self._lock:
-            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
+            claims = [c for c in self._claims.values() if not c.fenced.is_set() and not c.settled]
         # A worker waiting on the database is not hung: the renewal tells whether it answers.
         progressing = [c for c in claims if self._progressed(c) or c.db_call_since is not None]
         if not progressing:
@@ -351,7 +359,7 @@ class LeaseKeeper:
         suspended = self._last_look is not None and now - self._last_look > self.heartbeat_seconds + self.margin_seconds
         self._last_look = now
         with self._lock:
-            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
+            claims = [c for c in self._claims.values() if not c.fenced.is_set() and not c.settled]
         for claim in claims:
             left = claim.renewed_at + limit - now
             if left <= 0:
