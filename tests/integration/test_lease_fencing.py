@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from support.daemon import write_config
+from support.flocks import hold_flock
 from support.media import audio, video
 from support.pipeline import sha256
 from support.tools import busy_tool, gated_tool, kill_if_running, path_with, process_ended, stubborn_tool
@@ -172,19 +173,6 @@ def test_vpod_process_fences_a_hung_tool_by_the_same_lease(tmp_path, env, media_
     assert sha256(source) == before and temps(folder) == []
 
 
-def _hold_flock(path: Path) -> subprocess.Popen[bytes]:
-    """Another process that takes ``path``'s ``flock`` and keeps it (as a node frozen or
-    cut off mid-file does); returns once the lock is held."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         "f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)",
-         str(path)],
-        stdout=subprocess.PIPE,
-    )
-    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-    return holder
-
-
 def test_a_claimed_file_is_not_kept_from_its_claim_by_a_lock_held_elsewhere(tmp_path, env, daemon_factory, media_cache):
     """Another process keeps the file's flock (a node whose claim ended, still frozen or
     cut off): the node that holds the live claim waits a moment, then works without the
@@ -193,18 +181,17 @@ def test_a_claimed_file_is_not_kept_from_its_claim_by_a_lock_held_elsewhere(tmp_
     inbox.mkdir()
     staged = tmp_path / "movie.mkv"
     shutil.copyfile(media_cache("jpn-eng-remux.mkv", NEEDS_REMUX), staged)
-    holder = _hold_flock(staged)  # the lock moves with the inode into the library
+    holder = hold_flock(staged)  # the lock moves with the inode into the library
     try:
         daemon = daemon_factory(sections(inbox, lease_seconds=2.0, lease_heartbeat_seconds=1.0))
         source = inbox / "movie.mkv"
         before = sha256(staged)
         staged.rename(source)
         try:
-            failed = lambda e: e.get("reason") == "locked"  # noqa: E731
             daemon.wait_for("file_processed", timeout=60)
             [waited] = daemon.named("lock_held_elsewhere")
             assert waited["path"] == str(source)
-            assert not [e for e in daemon.named("file_retry") + daemon.named("file_failed") if failed(e)]
+            assert not daemon.named("file_retry", reason="locked") and not daemon.named("file_failed", reason="locked")
             assert sha256(source) != before and temps(inbox) == []
         finally:
             daemon.stop()

@@ -4,25 +4,12 @@ its claim; without a claim it still does; a writer still does, claim or not."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.flocks import hold_flock
 
 from vpod.safety import Busy, open_for_processing
-
-
-def _holder(path: Path, mode: str) -> subprocess.Popen[bytes]:
-    """A process that opens ``path`` (``rb``, or ``r+b``: for writing) and holds its flock."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         "f = open(sys.argv[1], sys.argv[2]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-         str(path), mode],
-        stdout=subprocess.PIPE,
-    )
-    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-    return holder
 
 
 @pytest.fixture
@@ -33,7 +20,7 @@ def media(tmp_path: Path) -> Path:
 
 
 def test_a_claim_goes_on_without_a_lock_held_elsewhere_but_nothing_else_does(media: Path) -> None:
-    holder = _holder(media, "rb")
+    holder = hold_flock(media, "rb")
     try:
         with pytest.raises(Busy):
             open_for_processing(media, (media.parent,), follow_symlinks=False, wait=False)
@@ -49,7 +36,7 @@ def test_a_claim_goes_on_without_a_lock_held_elsewhere_but_nothing_else_does(med
 
 
 def test_a_file_open_for_writing_is_refused_even_with_a_claim(media: Path) -> None:
-    holder = _holder(media, "r+b")
+    holder = hold_flock(media, "r+b")
     try:
         with pytest.raises(Busy, match="open for writing"):
             open_for_processing(media, (media.parent,), follow_symlinks=False, wait=False, lock_wait_seconds=0.2)
