@@ -18,11 +18,17 @@ from typing import Callable, Collection
 import structlog
 
 from vpod.db.store import LEASE_SECONDS, Job, Store, StoreError
+from vpod.results import display_path
 from vpod.watch.intake import WriteBackoff
 
 IDLE_POLL_SECONDS = 5.0
 """An idle node looks for work this often (seconds) even when nothing told it to:
 another node may have queued work without a signal reaching it."""
+
+
+AVOID_LEASES = 5
+"""A file this node fenced because its tool hung is left to the other nodes for this
+many leases (:meth:`Feeder.avoid`): long enough for a healthy node to take its retry."""
 
 
 _SKIP_READS = 8  # reads per feed that may pass over jobs of unverified libraries
@@ -71,6 +77,8 @@ class Feeder:
         self._next_poll = 0.0  # monotonic seconds of the next idle look
         # The database could not record an outcome (its disk is full): no new work until then.
         self._record_backoff = WriteBackoff()
+        # Job id → monotonic seconds until which this node leaves it to the others.
+        self._avoid: dict[int, float] = {}
         self.log = structlog.get_logger("vpod")
 
     def poke(self) -> None:
@@ -90,6 +98,25 @@ class Feeder:
                 self._look = True
                 self._generation += 1
                 self._cond.notify_all()
+
+    def avoid(self, job: Job, seconds: float | None = None) -> None:
+        """Leave ``job`` to the other nodes for ``seconds`` (default :data:`AVOID_LEASES`
+        leases): this node's tool hung on it (a ``no_progress`` self-fence, recorded as a
+        ``timeout`` retry), so a healthy node should take the retry, not this one. The
+        claim passes it over (:meth:`Store.claim` ``exclude``) until then; after that this
+        node may take it again, so a file that hangs on every node still uses up its
+        attempts and ends ``failed``/``timeout`` (:func:`vpod.jobs.attempts_allowed`)."""
+        until = self.clock() + (AVOID_LEASES * self.lease_seconds if seconds is None else seconds)
+        with self._cond:
+            self._avoid[job.id] = until
+        self.log.info("file_left_to_other_nodes", path=display_path(job.path), seconds=round(until - self.clock(), 3))
+
+    def _avoided(self, tick: float) -> tuple[list[int], float | None]:
+        """The job ids avoided now and the monotonic seconds when the first such wait
+        ends (``None``: none). Under the lock; forgets the ended ones."""
+        for job_id in [j for j, until in self._avoid.items() if until <= tick]:
+            del self._avoid[job_id]
+        return sorted(self._avoid), min(self._avoid.values(), default=None)
 
     def record_failed(self, job: Job) -> tuple[int, float] | None:
         """The database could not record ``job``'s outcome (e.g. its disk is full): the job
@@ -156,11 +183,17 @@ class Feeder:
             if not (self._look or due_now or tick >= self._next_poll):
                 return self._until_next_look(now, tick)
             self._look = False
+            avoided, avoid_ends = self._avoided(tick)
         try:
             job = self.store.claim(
-                worker, self.batch_id(), libraries=self.libraries(), lease_seconds=self.lease_seconds
+                worker, self.batch_id(), libraries=self.libraries(), lease_seconds=self.lease_seconds,
+                exclude=avoided,
             )
             due = None if job is not None else self.store.next_due_at()
+            if job is None and avoid_ends is not None and (due is None or due <= now):
+                # What is due now is only what this node avoids: look again when that ends
+                # (or at a poke or the idle poll), not in a tight loop.
+                due = now + (avoid_ends - tick)
         except StoreError as exc:
             # A claim is a write: a database that cannot take one (its disk is full) is
             # waited out like an outcome it cannot record, one line per try.

@@ -95,6 +95,7 @@ class JobRunner:
         leases: LeaseKeeper | None = None,
         lease_seconds: float = LEASE_SECONDS,
         mount_lost: Callable[[Path], str | None] = lambda path: None,
+        on_hung: Callable[[Job], None] | None = None,
     ) -> None:
         self.store = store
         self.mount_lost = mount_lost
@@ -111,6 +112,9 @@ class JobRunner:
         self.on_outcome = on_outcome
         # Called with (job, worker, batch_id) once the job is ours (the daemon's events).
         self.on_start = on_start
+        # Called with the job when its tool hung here and it goes back for a retry (the
+        # daemon's Feeder leaves it to the other nodes for a while: Feeder.avoid).
+        self.on_hung = on_hung
         self.log = structlog.get_logger("vpod")
 
     def _record(self, write: Callable[[], None]) -> None:
@@ -178,14 +182,25 @@ class JobRunner:
         started, clock = time.time(), time.monotonic()
         try:
             result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
-            if claim is not None and claim.fenced.is_set() and result.failed:
-                if claim.fence_reason != "no_progress":
-                    return None  # dropped by a self-fence (logged): the database could not keep the claim
+            if claim is not None and claim.fenced.is_set():
+                if claim.fence_reason in ("suspended", "lease_lost"):
+                    # The claim is gone, not just dropped in time: this process was stopped
+                    # past its lease, or a renewal found the row taken. The result is discarded.
+                    self.log.error(
+                        "lease_lost", error=f"{display_path(job.path)}: the claim is gone ({claim.fence_reason}); "
+                        "result discarded", hint="another node has the file; nothing was replaced",
+                    )
+                if claim.fence_reason != "no_progress" or not result.failed:
+                    # Dropped by a self-fence (logged): whatever this attempt found (a
+                    # failure, or a skip because the file changed under it) is not recorded.
+                    return None
                 result, attempt, write, delay = self._hung(job, result, batch_id)
             if result.reason is Reason.VANISHED and (lost := self.mount_lost(job.path)) is not None:
                 self._record(lambda: self.store.release(job))
                 self.log.warning("file_given_back", error=lost, hint="its library's folder is not there on this node")
                 return None
+            if claim is not None:
+                claim.settled = True  # only the outcome's write is left: no renewal finds it done
             self._record(write)
         except StoreError:
             raise
@@ -276,7 +291,8 @@ class JobRunner:
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """The work on ``job`` made no progress until its claim was fenced (its tool hung
         and was killed): recorded as a ``timeout`` (tried once more, then a permanent
-        failure: :func:`attempts_allowed`), if the claim still holds the row."""
+        failure: :func:`attempts_allowed`), if the claim still holds the row. A retry is
+        reported to ``on_hung`` first, so this node leaves it to the others for a while."""
         limit = self.leases.lease_seconds - self.leases.margin_seconds if self.leases is not None else 0.0
         hung = replace(
             result, reason=Reason.TIMEOUT, permanent=False, retrying=False,
@@ -285,20 +301,29 @@ class JobRunner:
         )  # fmt: skip
         attempt = job.attempts + 1
         if attempt < attempts_allowed(Reason.TIMEOUT, self.max_attempts):
+            if self.on_hung is not None:
+                self.on_hung(job)  # the retry is for another node first
             return self._retry(job, hung, attempt, batch_id)
         hung = replace(hung, permanent=True)
         return hung, attempt, lambda: self.store.finish(job, Outcome(hung), batch_id), 0.0
 
     def _note_progress(self, job: Job, percent: float, eta: float | None) -> None:
         """A remux's progress: recorded for ``vpod status``, and a step for the lease keeper."""
-        if self.leases is not None:
-            self.leases.beat()
-        self.store.note_progress(job, percent, eta)
+        if self.leases is None:
+            self.store.note_progress(job, percent, eta)
+            return
+        self.leases.beat()
+        try:
+            self.leases.bounded("recording progress", lambda: self.store.note_progress(job, percent, eta))
+        except LeaseLost:
+            pass  # the claim is fenced: its tool is being killed, its result discarded
 
     def _note_plan(self, job: Job, actions: Sequence[str]) -> None:
-        if self.leases is not None:
-            self.leases.beat()
-        self.store.note_plan(job, actions)
+        if self.leases is None:
+            self.store.note_plan(job, actions)
+            return
+        self.leases.beat()
+        self.leases.bounded("recording the plan", lambda: self.store.note_plan(job, actions))
 
     def _note_space_wait(self, job: Job, result: FileProcessingResult) -> int:
         """How many times in a row ``job`` has now had to wait (:data:`WAIT_REASONS`: too

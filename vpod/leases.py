@@ -39,7 +39,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Hashable, Iterator
+from typing import Callable, Hashable, Iterator, TypeVar
 
 import structlog
 
@@ -53,6 +53,10 @@ MARGIN_FRACTION = 0.25
 lease is dropped, leaving a quarter to kill the tool and for the clocks to disagree."""
 KILL_GRACE_MAX_SECONDS = 5.0
 """At most this long between SIGTERM and SIGKILL when a claim is fenced (seconds)."""
+FENCE_POLL_SECONDS = 0.1
+"""How often a worker waiting on the database looks whether its claim was fenced (seconds)."""
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -66,6 +70,12 @@ class Claim:
         native_id: the thread's kernel id (its CPU time in ``/proc``).
         renewed_at: monotonic seconds when the lease was last known extended.
         fenced: set once the claim was dropped; ``fence_reason`` says why.
+        renewing_since: monotonic seconds when a renewal of this claim was sent that has
+            not answered yet (``None``: none is waiting).
+        db_call_since: monotonic seconds when the worker started a database call for
+            this claim that has not answered yet (:meth:`LeaseKeeper.bounded`).
+        settled: the work is over and its outcome is being recorded (that write names the
+            token, so it cannot land on another claim): no longer renewed nor fenced.
     """
 
     job: Job
@@ -79,6 +89,9 @@ class Claim:
     beats: int = 0
     last_sample: Hashable = None
     renew_error: str | None = None
+    renewing_since: float | None = None
+    db_call_since: float | None = None
+    settled: bool = False
 
 
 class ClaimTemps:
@@ -97,18 +110,29 @@ class ClaimTemps:
         return claim.job if claim is not None else None
 
     def register_temp(self, path: Path) -> None:
-        """Record ``path`` (with this thread's claim) before the file is created."""
+        """Record ``path`` (with this thread's claim) before the file is created; waits
+        for the database no longer than the claim lives (:meth:`LeaseKeeper.bounded`).
+
+        Raises:
+            LeaseLost: the claim was fenced before the database answered.
+        """
         claim = self.keeper.current()
-        self.store.register_temp(path, claim.job if claim is not None else None)
+        job = claim.job if claim is not None else None
+        self.keeper.bounded("registering a temp file", lambda: self.store.register_temp(path, job))
         if claim is not None:
             claim.temps.add(path)
 
     def forget_temp(self, path: Path) -> None:
-        """``path`` is gone."""
-        self.store.forget_temp(path)
+        """``path`` is gone; waits for the database no longer than the claim lives (a
+        fenced claim's temps are forgotten by the fence, or by a sweep once its lease is
+        gone)."""
         claim = self.keeper.current()
         if claim is not None:
             claim.temps.discard(path)
+        try:
+            self.keeper.bounded("forgetting a temp file", lambda: self.store.forget_temp(path))
+        except LeaseLost:
+            pass
 
     def pending_temps(self) -> list[Path]:
         """Temps whose claim's lease is gone (:meth:`Store.pending_temps`)."""
@@ -153,6 +177,7 @@ class LeaseKeeper:
         self._claims: dict[int, Claim] = {}  # by worker thread
         self._lock = threading.Lock()
         self._changed = threading.Event()
+        self._last_look: float | None = None  # monotonic seconds of the last fence_overdue
         self.temps = ClaimTemps(store, self)
         self.log = structlog.get_logger("vpod")
 
@@ -179,6 +204,13 @@ class LeaseKeeper:
         with self._lock:
             return self._claims.get(threading.get_ident())
 
+    def lock_wait_seconds(self) -> float | None:
+        """How long this thread's claimed file may wait for its ``flock`` held by another
+        process before going on without it (:func:`vpod.safety.open_for_processing`):
+        :attr:`margin_seconds`, long enough for a node whose lease ended to finish its
+        self-fence and let go; ``None`` when this thread holds no claim (the lock rules)."""
+        return self.margin_seconds if self.current() is not None else None
+
     def beat(self) -> None:
         """This thread's claim made a step (a progress line, a plan noted): it counts as progress."""
         claim = self.current()
@@ -200,12 +232,58 @@ class LeaseKeeper:
             raise LeaseLost(f"{display_path(path)}: this node dropped its claim ({claim.fence_reason}); result discarded")
         asked = self.clock()
         try:
-            confirmed = self.store.confirm_lease(claim.job, self.lease_seconds)
+            confirmed = self.bounded("the compare-and-set", lambda: self.store.confirm_lease(claim.job, self.lease_seconds))
         except StoreError as exc:
             raise LeaseLost(f"{display_path(path)}: the claim could not be confirmed ({exc}); result discarded") from exc
         if not confirmed:
             raise LeaseLost(f"{display_path(path)}: the claim's lease ended or another node took the file; result discarded")
         claim.renewed_at = asked
+
+    def bounded(self, what: str, call: Callable[[], T]) -> T:
+        """Run the database ``call`` for this thread's claim, waiting for it no longer than
+        the claim lives: a silent database (a cut network: a request that never reaches
+        the server is not ended by its statement timeout) must not hold a worker past its
+        self-fence. The call runs in a thread of its own while the worker watches
+        ``claim.fenced`` every :data:`FENCE_POLL_SECONDS`; while it waits the claim counts
+        as progressing (the renewal then tells whether the database answers). No claim
+        held: ``call`` runs here, unbounded (as before leases).
+
+        Raises:
+            LeaseLost: the claim was fenced before (or while) the call ran; the call's
+                late answer is ignored (the driver's own timeouts end it).
+            Exception: whatever ``call`` raised.
+        """
+        claim = self.current()
+        if claim is None:
+            return call()
+        if claim.fenced.is_set():
+            raise LeaseLost(f"{display_path(claim.job.path)}: this node dropped its claim ({claim.fence_reason})")
+        answer: list[T] = []
+        failure: list[BaseException] = []
+        answered = threading.Event()
+
+        def body() -> None:
+            try:
+                answer.append(call())
+            except BaseException as exc:  # handed to the worker
+                failure.append(exc)
+            finally:
+                answered.set()
+
+        claim.db_call_since = self.clock()
+        try:
+            threading.Thread(target=body, name="vpod-claim-db", daemon=True).start()
+            while not answered.wait(FENCE_POLL_SECONDS):
+                if claim.fenced.is_set():
+                    raise LeaseLost(
+                        f"{display_path(claim.job.path)}: {what} got no answer from the database before this node "
+                        f"dropped its claim ({claim.fence_reason})"
+                    )
+        finally:
+            claim.db_call_since = None
+        if failure:
+            raise failure[0]
+        return answer[0]
 
     # -- the keeper's threads ---------------------------------------------------------
 
@@ -239,11 +317,14 @@ class LeaseKeeper:
         the job ids renewed. A claim the store says is no longer ours is fenced at once;
         a failed renewal is logged (``lease_renew_failed``) and tried at the next beat."""
         with self._lock:
-            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
-        progressing = [c for c in claims if self._progressed(c)]
+            claims = [c for c in self._claims.values() if not c.fenced.is_set() and not c.settled]
+        # A worker waiting on the database is not hung: the renewal tells whether it answers.
+        progressing = [c for c in claims if self._progressed(c) or c.db_call_since is not None]
         if not progressing:
             return set()
         asked = self.clock()
+        for claim in progressing:
+            claim.renewing_since = asked
         try:
             renewed = self.store.renew_leases([c.job for c in progressing], self.lease_seconds)
         except StoreError as exc:
@@ -251,6 +332,9 @@ class LeaseKeeper:
                 claim.renew_error = str(exc)
             self.log.warning("lease_renew_failed", files=len(progressing), error=str(exc))
             return set()
+        finally:
+            for claim in progressing:
+                claim.renewing_since = None
         for claim in progressing:
             if claim.job.id in renewed:
                 claim.renewed_at = asked
@@ -261,46 +345,67 @@ class LeaseKeeper:
 
     def fence_overdue(self) -> float:
         """Fence every claim not renewed for ``lease_seconds - margin_seconds``; returns
-        the seconds until the next such deadline (at most ``heartbeat_seconds``)."""
+        the seconds until the next such deadline (at most ``heartbeat_seconds``). Never
+        waits on the database (nor on the keeper's renewals): the reason is
+        ``renew_failed`` when the last renewal failed, ``database_unreachable`` when a
+        renewal or a worker's database call is still waiting for an answer,
+        ``suspended`` when this thread itself did not run for longer than a heartbeat
+        plus the margin (the process was stopped), else ``no_progress``."""
         now = self.clock()
         limit = self.lease_seconds - self.margin_seconds
         wait = self.heartbeat_seconds
+        # This thread looks at least every heartbeat: a much longer gap means the whole
+        # process was stopped (SIGSTOP, a suspended VM) or starved, not the database.
+        suspended = self._last_look is not None and now - self._last_look > self.heartbeat_seconds + self.margin_seconds
+        self._last_look = now
         with self._lock:
-            claims = [c for c in self._claims.values() if not c.fenced.is_set()]
+            claims = [c for c in self._claims.values() if not c.fenced.is_set() and not c.settled]
         for claim in claims:
             left = claim.renewed_at + limit - now
             if left <= 0:
-                self._fence(claim, "renew_failed" if claim.renew_error else "no_progress")
+                self._fence(claim, "suspended" if suspended else _fence_reason(claim, claim.renewed_at + limit))
             else:
                 wait = min(wait, left)
         return max(0.01, wait)
 
     def _fence(self, claim: Claim, reason: str) -> None:
-        """Drop ``claim``: mark it, kill its tools (SIGTERM, SIGKILL after the grace),
-        remove its temp files; logs ``lease_self_fenced``."""
-        claim.fence_reason = reason
-        claim.fenced.set()
-        killed = self.runner.kill_thread(claim.thread_id, grace_seconds=self.kill_grace_seconds)
+        """Drop ``claim`` now: mark it, remove its temp files, log ``lease_self_fenced``,
+        then kill its tools (SIGTERM, SIGKILL after the grace) and forget its temps in the
+        database from a thread of their own, so neither the kill's grace nor a database
+        that does not answer delays this thread (the fences of the other claims).
+        A temp the database could not forget is forgotten by a sweep once the lease is gone."""
+        with self._lock:  # the watch and renew threads may both fence a claim: the first one does
+            if claim.fenced.is_set():
+                return
+            claim.fence_reason = reason
+            claim.fenced.set()
         removed = []
         for path in list(claim.temps):
             try:
                 os.unlink(path)
                 removed.append(path)
             except FileNotFoundError:
-                pass
+                removed.append(path)
             except OSError:
                 continue  # left registered: a sweep removes it once the lease is gone
-            try:
-                self.store.forget_temp(path)
-            except StoreError:
-                pass  # its lease is gone: a sweep forgets it
             claim.temps.discard(path)
+        now = self.clock()
         self.log.error(
             "lease_self_fenced", path=display_path(claim.job.path), worker=claim.worker, reason=reason,
-            seconds_since_renewal=round(self.clock() - claim.renewed_at, 3), lease_seconds=self.lease_seconds,
-            tools_killed=killed, temps_removed=[str(p) for p in removed],
-            **({"error": claim.renew_error} if claim.renew_error else {}),
+            seconds_since_renewal=round(now - claim.renewed_at, 3), lease_seconds=self.lease_seconds,
+            tools_killed=len(self.runner.pids_of(claim.thread_id)), temps_removed=[str(p) for p in removed],
+            **_waiting(claim, now),
         )
+
+        def finish() -> None:
+            self.runner.kill_thread(claim.thread_id, grace_seconds=self.kill_grace_seconds)
+            for path in removed:
+                try:
+                    self.store.forget_temp(path)
+                except StoreError:
+                    pass  # its lease is gone: a sweep forgets it
+
+        threading.Thread(target=finish, name="vpod-fence", daemon=True).start()
 
     # -- progress ---------------------------------------------------------------------
 
@@ -321,6 +426,31 @@ class LeaseKeeper:
             return ("tools", tuple(pids), counters, claim.beats)
         cpu = _thread_cpu(claim.native_id)
         return None if cpu is None else ("thread", cpu, claim.beats)
+
+
+def _fence_reason(claim: Claim, deadline: float) -> str:
+    """Why an overdue claim is fenced at ``deadline`` (monotonic seconds): its last
+    renewal failed (``renew_failed``), the database has left a renewal or the worker's
+    call sent before the deadline unanswered (``database_unreachable``), or the work
+    made no progress, so it was not renewed (``no_progress``)."""
+    if claim.renew_error:
+        return "renew_failed"
+    pending = [t for t in (claim.renewing_since, claim.db_call_since) if t is not None]
+    if pending and min(pending) <= deadline:
+        return "database_unreachable"
+    return "no_progress"
+
+
+def _waiting(claim: Claim, now: float) -> dict[str, object]:
+    """The log fields saying what the database left unanswered for ``claim``."""
+    fields: dict[str, object] = {}
+    if claim.renew_error:
+        fields["error"] = claim.renew_error
+    if claim.renewing_since is not None:
+        fields["renewal_waiting_seconds"] = round(now - claim.renewing_since, 3)
+    if claim.db_call_since is not None:
+        fields["db_call_waiting_seconds"] = round(now - claim.db_call_since, 3)
+    return fields
 
 
 def _stat_fields(path: str) -> list[bytes] | None:

@@ -80,6 +80,11 @@ class PipelineOptions:
             before it is replaced or edited in place; it raises
             :class:`~vpod.errors.LeaseLost` to discard the result (nothing is replaced,
             the temp file is removed; the error propagates out of :meth:`FileProcessor.process`).
+        claimed_lock_wait: how long (seconds) the file's ``flock`` held by another
+            process is waited for when this thread holds a live claim on it
+            (:meth:`vpod.leases.LeaseKeeper.lock_wait_seconds`; ``None``: no claim, the
+            lock decides as before); then the file is processed without the lock
+            (``lock_held_elsewhere`` is logged): :func:`vpod.safety.open_for_processing`.
     """
 
     roots: tuple[Path, ...]
@@ -88,6 +93,7 @@ class PipelineOptions:
     wait_for_lock: bool = False
     refusal: Callable[[Path], str | None] | None = None
     confirm_lease: Callable[[Path], None] | None = None
+    claimed_lock_wait: Callable[[], float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,14 @@ class FileProcessor:
                 self.options.roots,
                 follow_symlinks=self.options.follow_symlinks,
                 wait=self.options.wait_for_lock,
+                lock_wait_seconds=self.options.claimed_lock_wait() if self.options.claimed_lock_wait else None,
             ) as locked:
+                if not locked.locked:
+                    self.log.warning(
+                        "lock_held_elsewhere", path=display_path(path),
+                        hint="another process still holds the file's lock; this node's claim on it is live, so it "
+                        "goes on (the holder's compare-and-set fails before it replaces anything)",
+                    )
                 fingerprint_before = fingerprint_fd(locked.fd, locked.stat.st_size)
                 try:
                     return self._run_locked(locked, fingerprint_before, policy, before_apply, finish, on_progress)

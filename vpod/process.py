@@ -348,7 +348,7 @@ def run_process(
             roots=targets.roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, wait_for_lock=True,
             # Files in the library of a running vpod with another database are skipped.
             refusal=MarkerLookup(store.database_id()).refusal,
-            confirm_lease=leases.confirm,
+            confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         events = process_events()

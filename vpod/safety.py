@@ -11,6 +11,15 @@ modify the same file at once. Rules:
   then only to read it: the pipeline never writes outside the roots;
   symlink loops and dangling links are skipped;
 * the file must resolve to a path under one of the roots, or be a followed symlink.
+
+**Locks and claims.** With claims and leases (docs/architecture.md "Claims and
+leases"), the database claim is what keeps two vpod processes of one database off one
+file; the ``flock`` stays as a second guard. A worker that holds a live claim waits
+for a ``flock`` held by another process at most ``lock_wait_seconds`` and then works
+without it (``LockedFile.locked`` False): the holder is a node whose claim ended (frozen,
+cut off from the database, not yet fenced), and its own compare-and-set will fail
+before it replaces anything. A file some process has open *for writing* is still
+refused (``locked``), claim or not.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import errno
 import fcntl
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +38,8 @@ from vpod.watch.writers import has_writer
 
 
 _REOPEN_ATTEMPTS = 5  # times a waited-for file may turn out replaced before vpod gives up
+LOCK_POLL_SECONDS = 0.1
+"""How often a claimed file's lock held elsewhere is tried again (seconds)."""
 
 
 class Skip(MediaError):
@@ -55,11 +67,14 @@ def is_under(path: Path, roots: tuple[Path, ...]) -> bool:
 
 @dataclass
 class LockedFile:
-    """An open, ``flock``-ed regular file. ``path`` is the real path tools should use."""
+    """An open, ``flock``-ed regular file. ``path`` is the real path tools should use;
+    ``locked`` is False when another process held the lock and the caller's claim let it
+    go on without (:func:`open_for_processing` ``lock_wait_seconds``)."""
 
     path: Path
     fd: int
     stat: os.stat_result
+    locked: bool = True
 
     def still_current(self) -> bool:
         """True while ``path`` still names the inode that is locked (not replaced or removed)."""
@@ -106,7 +121,8 @@ def _real_target(path: Path, roots: tuple[Path, ...], follow_symlinks: bool) -> 
 
 
 def open_for_processing(
-    path: Path, roots: tuple[Path, ...], *, follow_symlinks: bool, wait: bool
+    path: Path, roots: tuple[Path, ...], *, follow_symlinks: bool, wait: bool,
+    lock_wait_seconds: float | None = None,
 ) -> LockedFile:
     """Open ``path`` read-only and take an exclusive ``flock`` on it.
 
@@ -117,6 +133,11 @@ def open_for_processing(
         wait: block until the lock is free (``vpod process``) instead of raising
             :class:`Busy` (the daemon retries later); a file replaced meanwhile (another
             vpod's remux) is opened again under its name.
+        lock_wait_seconds: the caller holds a live claim on the file (``None``: it does
+            not): a lock held by another process is waited for at most this long (seconds,
+            polled every :data:`LOCK_POLL_SECONDS`), then the file is returned unlocked
+            (``locked`` False) instead of raising :class:`Busy` or waiting on; this
+            overrides ``wait``.
 
     Raises:
         Skip: vanished, not a regular file, a symlink vpod must not follow, outside the roots.
@@ -128,8 +149,9 @@ def open_for_processing(
         raise Skip(f"{path}: outside the watched folders", Reason.OUTSIDE_ROOTS)
     # Waiting for another vpod's lock often ends with the file replaced by its remux;
     # then the new file is the one to look at (it probably conforms already).
-    for _ in range(_REOPEN_ATTEMPTS if wait else 1):
-        locked = _lock_once(path, real, wait)
+    deadline = None if lock_wait_seconds is None else time.monotonic() + max(0.0, lock_wait_seconds)
+    for _ in range(_REOPEN_ATTEMPTS if wait or deadline is not None else 1):
+        locked = _lock_once(path, real, wait and deadline is None, deadline)
         if locked is not None:
             return locked
     raise Busy(path, "replaced again and again while waiting for its lock")
@@ -149,8 +171,10 @@ def require_regular_file(path: Path, st: os.stat_result) -> None:
         raise Skip(f"{path}: a {kind}, not a regular file", Reason.NOT_A_REGULAR_FILE)
 
 
-def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
-    """Open and lock ``real``; ``None`` when it was replaced while waiting for the lock."""
+def _lock_once(path: Path, real: Path, wait: bool, deadline: float | None = None) -> LockedFile | None:
+    """Open and lock ``real``; ``None`` when it was replaced while waiting for the lock.
+    With a ``deadline`` (monotonic seconds: the caller holds a claim), a lock held
+    elsewhere is polled for until then, and the file is returned unlocked after."""
     try:
         st = os.stat(real, follow_symlinks=False)
     except FileNotFoundError:
@@ -170,13 +194,12 @@ def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Skip(f"{path}: not a regular file", Reason.NOT_A_REGULAR_FILE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise Busy(path) from None
-        locked = LockedFile(real, fd, st)
+        held = _take_lock(fd, wait, deadline)
+        if held is None:
+            raise Busy(path)
+        locked = LockedFile(real, fd, st, locked=held)
         if not locked.still_current():  # replaced while we waited for the lock
-            if not wait:
+            if not wait and deadline is None:
                 raise Busy(path)
             os.close(fd)
             return None
@@ -188,3 +211,20 @@ def _lock_once(path: Path, real: Path, wait: bool) -> LockedFile | None:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _take_lock(fd: int, wait: bool, deadline: float | None) -> bool | None:
+    """``flock(LOCK_EX)`` on ``fd`` (flock(2)): True once taken; without ``wait`` or a
+    ``deadline``, ``None`` when another process holds it; with a ``deadline``, polled
+    until then and False when still held (the caller's claim goes on without it)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait and deadline is None else fcntl.LOCK_NB))
+            return True
+        except BlockingIOError:
+            if deadline is None:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(LOCK_POLL_SECONDS, left))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from support.daemon import write_config
+from support.flocks import hold_flock
 from support.media import audio, video
 from support.pipeline import sha256
 from support.tools import busy_tool, gated_tool, kill_if_running, path_with, process_ended, stubborn_tool
@@ -170,3 +171,30 @@ def test_vpod_process_fences_a_hung_tool_by_the_same_lease(tmp_path, env, media_
     assert '"lease_self_fenced"' in result.stderr
     assert process_ended(int(pidfile.read_text()))
     assert sha256(source) == before and temps(folder) == []
+
+
+def test_a_claimed_file_is_not_kept_from_its_claim_by_a_lock_held_elsewhere(tmp_path, env, daemon_factory, media_cache):
+    """Another process keeps the file's flock (a node whose claim ended, still frozen or
+    cut off): the node that holds the live claim waits a moment, then works without the
+    lock (``lock_held_elsewhere``) instead of failing the file ``locked``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    staged = tmp_path / "movie.mkv"
+    shutil.copyfile(media_cache("jpn-eng-remux.mkv", NEEDS_REMUX), staged)
+    holder = hold_flock(staged)  # the lock moves with the inode into the library
+    try:
+        daemon = daemon_factory(sections(inbox, lease_seconds=2.0, lease_heartbeat_seconds=1.0))
+        source = inbox / "movie.mkv"
+        before = sha256(staged)
+        staged.rename(source)
+        try:
+            daemon.wait_for("file_processed", timeout=60)
+            [waited] = daemon.named("lock_held_elsewhere")
+            assert waited["path"] == str(source)
+            assert not daemon.named("file_retry", reason="locked") and not daemon.named("file_failed", reason="locked")
+            assert sha256(source) != before and temps(inbox) == []
+        finally:
+            daemon.stop()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -33,16 +33,25 @@ def test_a_retried_file_is_one_file_of_one_batch(tmp_path, daemon_factory, env, 
     batch counts it once. Before, each retry ran in a batch of its own."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    daemon = daemon_factory(sections(tmp_path, inbox))
+    config = sections(tmp_path, inbox)
+    config["database"].update(lease_seconds=20, lease_heartbeat_seconds=5)  # a claim waits 5 s for a lock
+    daemon = daemon_factory(config)
     staged = tmp_path / "movie.mkv"
     shutil.copyfile(jpn_eng_mkv, staged)
     fd = os.open(staged, os.O_RDONLY)
+    writer = -1
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the lock vpod takes: "another vpod" holds it
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the lock vpod takes: another process holds it
         os.rename(staged, inbox / "movie.mkv")
+        daemon.wait_for("file_started", path=str(inbox / "movie.mkv"))
+        # The claimed file waits for the lock a moment, then would go on without it
+        # (docs/architecture.md "Claims and leases"); a writer meanwhile makes it busy.
+        writer = os.open(inbox / "movie.mkv", os.O_WRONLY)
         [retry] = daemon.wait_for("file_retry", path=str(inbox / "movie.mkv"))
     finally:
         os.close(fd)
+        if writer >= 0:
+            os.close(writer)
     [done] = daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)
     [batch] = daemon.wait_for("batch_completed", timeout=60)
     assert retry["reason"] == "locked"

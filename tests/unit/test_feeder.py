@@ -126,3 +126,24 @@ def test_take_returns_when_poked(store, feeder):
     timer.start()
     assert feeder.take("worker-1") is None
     timer.join()
+
+
+def test_a_job_this_node_avoids_is_left_to_the_others_until_the_wait_ends(store, feeder, clock):
+    """After a hung tool (Feeder.avoid), this node claims the other due jobs, not that
+    one; with only that one due it waits (no tight loop) until the wait ends, then may
+    take it again (a file that hangs everywhere still uses up its attempts)."""
+    store.enqueue(ROOT, b"hung.mkv", "fh", key(1))
+    store.enqueue(ROOT, b"other.mkv", "fo", key(2))
+    hung = feeder.try_claim("worker-1")
+    assert isinstance(hung, Job) and hung.relpath == b"hung.mkv"
+    store.retry_later(hung, FileProcessingResult(path=hung.path, success=False, error="hung"), 0, "b1")
+    feeder.avoid(hung, 30.0)
+    feeder.done(hung, requeued=True)
+    taken = feeder.try_claim("worker-1")
+    assert isinstance(taken, Job) and taken.relpath == b"other.mkv"
+    wait = feeder.try_claim("worker-2")
+    assert isinstance(wait, float) and 0 < wait <= 30.0  # only the avoided job is due: wait for its end
+    clock.now += 30.0
+    feeder.poke()
+    again = feeder.try_claim("worker-2")
+    assert isinstance(again, Job) and again.id == hung.id

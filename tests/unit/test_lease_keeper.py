@@ -101,7 +101,7 @@ def test_a_claim_without_progress_is_fenced_before_its_lease_ends(store, keeper,
         keeper.fence_overdue()
         assert claim.fenced.is_set() and claim.fence_reason == "no_progress"
         assert not temp.exists()  # its temp file is removed with it
-        assert temp not in store.pending_temps()  # and forgotten
+        _wait(lambda: temp not in store.pending_temps())  # and forgotten (by the fence's own thread)
         with pytest.raises(LeaseLost):
             keeper.confirm(ROOT / "stuck.mkv")  # nothing may be replaced any more
     [event] = [e for e in logs if e["event"] == "lease_self_fenced"]
@@ -153,6 +153,60 @@ def test_confirm_is_the_compare_and_set_and_extends_the_lease(store, keeper, clo
         assert store.claim("worker-9", "b", lease_seconds=LEASE).id == job.id
         with pytest.raises(LeaseLost, match="another node"):
             keeper.confirm(ROOT / "a.mkv")
+
+
+def test_a_database_that_never_answers_does_not_delay_the_fence(store, keeper, clock, progress, monkeypatch, tmp_path):
+    """A cut network: the renewal and the worker's database calls hang (no error, no
+    answer). The fence comes at its deadline all the same, says the database is
+    unreachable, does not wait on the database to forget the temp, and the worker
+    waiting on the database gets LeaseLost as soon as the claim is fenced."""
+    job = claimed(store, b"a.mkv")
+    silent = threading.Event()  # set at the end: the "network" heals
+
+    def hang(*args, **kwargs):
+        silent.wait(30)
+        raise StoreError("connection timed out")
+
+    temp = tmp_path / ".vpod-tmp-a.mkv"
+    fenced_in: list[str | None] = []
+    try:
+        with structlog.testing.capture_logs() as logs, keeper.hold(job, "worker-1") as claim:
+            keeper.temps.register_temp(temp)
+            temp.write_bytes(b"partial")
+            for name in ("renew_leases", "forget_temp", "note_progress"):
+                monkeypatch.setattr(store, name, hang)
+
+            def keeper_side():
+                _wait(lambda: claim.db_call_since is not None)  # the worker waits on the database
+                clock.now += BEAT
+                threading.Thread(target=keeper.renew_once, daemon=True).start()  # counts as progress: sent
+                _wait(lambda: claim.renewing_since is not None)
+                clock.now = claim.renewed_at + LEASE - keeper.margin_seconds
+                keeper.fence_overdue()  # returns although the renewal and the forget hang
+                fenced_in.append(claim.fence_reason)
+
+            side = threading.Thread(target=keeper_side)
+            side.start()
+            with pytest.raises(LeaseLost, match="no answer"):
+                keeper.bounded("recording progress", lambda: store.note_progress(job, 10.0, None))
+            side.join(10)
+            assert fenced_in == ["database_unreachable"]
+            assert not temp.exists()
+    finally:
+        silent.set()
+    [event] = [e for e in logs if e["event"] == "lease_self_fenced"]
+    assert event["reason"] == "database_unreachable"
+    assert event["seconds_since_renewal"] == pytest.approx(LEASE - keeper.margin_seconds)
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (a deadline for a hung test, not a timed assertion)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.01)
 
 
 def _held_elsewhere(keeper, job):

@@ -797,6 +797,23 @@ def test_claim_leaves_jobs_not_due_yet_and_libraries_not_named(store, tmp_path):
     assert claimed is not None and claimed.library == "shows" and claimed.relpath == b"s.mkv"
 
 
+def test_claim_passes_over_the_excluded_jobs_and_their_ended_leases(store):
+    """A node keeps off the files it must leave to the others (its tool hung on them):
+    queued or with an ended lease, an excluded job is not claimed; the others are."""
+    store.enqueue(ROOT, b"hung.mkv", "fp1", key(1))
+    store.enqueue(ROOT, b"next.mkv", "fp2", key(2))
+    hung = store.claim("w", "b", lease_seconds=ENDED)  # its lease ended: claimable again
+    assert hung is not None and hung.relpath == b"hung.mkv"
+    taken = store.claim("w", "b", lease_seconds=LIVE, exclude=[hung.id])
+    assert taken is not None and taken.relpath == b"next.mkv"
+    assert store.claim("w", "b", lease_seconds=LIVE, exclude={hung.id, 999_999}) is None
+    store.retry_later(store.claim("w", "b", lease_seconds=LIVE), FileProcessingResult(
+        path=hung.path, success=False, error="hung"), 0, "b")  # queued and due now
+    assert store.claim("w", "b", lease_seconds=LIVE, exclude=[hung.id]) is None
+    again = store.claim("w", "b", lease_seconds=LIVE, exclude=[])
+    assert again is not None and again.id == hung.id
+
+
 def test_a_live_lease_is_not_claimed_by_another_node(store, other):
     store.register_owner("daemon", node="node-a")
     other.register_owner("daemon", node="node-b")

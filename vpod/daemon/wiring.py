@@ -199,7 +199,7 @@ def wire(
         runner,
         PipelineOptions(
             roots=roots, follow_symlinks=config.watch.follow_symlinks, dry_run=dry_run, refusal=claims.refusal,
-            confirm_lease=leases.confirm,
+            confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
         ),
         leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr),
@@ -215,6 +215,7 @@ def wire(
         leases=leases,
         lease_seconds=config.database.lease_seconds,
         mount_lost=lambda path: mounts.lost(path),  # a file gone with its library's marker did not vanish
+        on_hung=lambda job: feeder.avoid(job),  # feeder: made below, called only once files run
     )
     controller = BatchController(config.policy.on_error)
     windows = BatchWindows(config.processing.batch_window_seconds)

@@ -64,7 +64,8 @@ _CANDIDATE = (
     "SELECT c.id FROM files AS c"
     " JOIN library_mounts AS cm ON cm.library_id = c.library_id AND cm.node = %(node)s"
     " JOIN libraries AS cl ON cl.id = c.library_id"
-    " WHERE (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[])) AND"
+    " WHERE (%(names)s::text[] IS NULL OR cl.name = ANY(%(names)s::text[]))"
+    " AND NOT (c.id = ANY(%(exclude)s::bigint[])) AND"
 )
 """The start of a claim's candidate query (files of this node's libraries, ``names`` only); a condition follows."""
 _CLEAR_CLAIM = "worker = NULL, owner_id = NULL, lease_token = NULL, lease_until = NULL"
@@ -586,11 +587,12 @@ class PgStore:
 
     def claim(
         self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS, exclude: Collection[int] = (),
     ) -> Job | None:
         """Claim the oldest job due now (queued and due, or in progress with its lease
         ended) of ``libraries`` (``None``: every library with a folder on this node), in
         one statement with ``FOR UPDATE SKIP LOCKED``; returns it with its lease, or ``None``.
+        Job ids in ``exclude`` are passed over.
 
         Raises:
             StoreError: a newer node upgraded the schema past this node's (nothing claimed).
@@ -602,6 +604,7 @@ class PgStore:
             "node": self.node, "worker": worker, "owner": self.owner.id if self.owner is not None else None,
             "batch": batch_id, "token": token, "lease": lease_seconds,
             "names": sorted(libraries) if libraries is not None else None, "schema": SCHEMA_VERSION,
+            "exclude": sorted(set(exclude)),
         }
         with self.pool.transaction() as conn:
             row = conn.execute(

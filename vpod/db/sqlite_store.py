@@ -543,7 +543,7 @@ class SqliteStore:
 
     def claim(
         self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS, exclude: Collection[int] = (),
     ) -> Job | None:
         """Claim the oldest job due now for ``worker``: a ``queued`` row whose retry time
         has passed, or a ``processing`` row whose lease ended (``lease_until`` at or before
@@ -551,11 +551,15 @@ class SqliteStore:
         empty collection: none). One write transaction (``BEGIN IMMEDIATE`` serializes it
         against every other writer of the file, so two claims never get one row). The row
         becomes ``processing`` with attempts + 1, this owner, a fresh token and a lease of
-        ``lease_seconds``; returns the job (``attempts`` as before this claim), or ``None``."""
+        ``lease_seconds``; returns the job (``attempts`` as before this claim), or ``None``.
+        Job ids in ``exclude`` are passed over."""
         if libraries is not None and not libraries:
             return None
         names = sorted(set(libraries)) if libraries is not None else []
         only = f" AND l.name IN ({','.join('?' * len(names))})" if libraries is not None else ""
+        skipped = sorted(set(exclude))
+        if skipped:
+            only += f" AND f.id NOT IN ({','.join('?' * len(skipped))})"
         now = time.time()
         with self.pool.transaction() as conn:
             found = conn.execute(
@@ -563,7 +567,7 @@ class SqliteStore:
                 " WHERE l.path IS NOT NULL AND ((f.state = 'queued' AND f.not_before <= ?)"
                 f" OR (f.state = 'processing' AND f.lease_until <= ?)){only}"
                 " ORDER BY f.not_before, f.id LIMIT 1",
-                (now, now, *names),
+                (now, now, *names, *skipped),
             ).fetchone()
             if found is None:
                 return None

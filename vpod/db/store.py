@@ -201,7 +201,7 @@ class Store(Protocol):
 
     def claim(
         self, worker: str, batch_id: str, *, libraries: Collection[str] | None = None,
-        lease_seconds: float = LEASE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS, exclude: Collection[int] = (),
     ) -> Job | None:
         """Claim the oldest job due now for ``worker`` of this store's owner, in one
         statement: a ``queued`` row whose ``not_before`` has passed, or a ``processing``
@@ -209,7 +209,9 @@ class Store(Protocol):
         named in ``libraries`` (``None``: every library with a folder on this node).
         The row becomes ``processing`` with attempts + 1, this owner, a fresh lease token
         and ``lease_until`` = the database clock + ``lease_seconds``. PostgreSQL:
-        ``FOR UPDATE SKIP LOCKED``, so two nodes never claim one row. Returns the job
+        ``FOR UPDATE SKIP LOCKED``, so two nodes never claim one row. Job ids in
+        ``exclude`` are passed over (files this node must leave to the others for a while:
+        its tool hung on them, :class:`vpod.feeder.Feeder`). Returns the job
         (:attr:`Job.lease` set) or ``None`` when nothing is due."""
 
     def renew_leases(self, jobs: Sequence[Job], lease_seconds: float = LEASE_SECONDS) -> set[int]:
