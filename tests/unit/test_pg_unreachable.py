@@ -25,7 +25,7 @@ from vpod.fingerprint import StatKey
 from vpod.outcomes import Reason
 from vpod.results import BatchResult, FileProcessingResult
 
-from tests.support.postgres import PostgresMissing, PostgresServer, in_ci, running_postgres
+from tests.support.postgres import PostgresServer, running_postgres
 
 ROOT = Path("/library")
 LIVE = 3600.0
@@ -33,17 +33,6 @@ LIVE = 3600.0
 
 def key(n: int = 1) -> StatKey:
     return StatKey(size=100 + n, mtime_ns=n, inode=n, device=1)
-
-
-@contextlib.contextmanager
-def own_server() -> Iterator[PostgresServer]:
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresMissing as exc:
-        if in_ci():
-            raise
-        pytest.skip(str(exc))
 
 
 class Down:
@@ -57,8 +46,10 @@ class Down:
 
 
 @pytest.fixture(scope="module")
-def down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Down]:
-    with own_server() as server:
+def down(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Down]:
+    # ``postgres`` (the session's server, unused here) skips this module where PostgreSQL
+    # is missing, as everywhere; the server stopped here is this module's own.
+    with running_postgres() as server:
         database = server.database(tmp_path_factory.mktemp("down"), busy_timeout_seconds=0.5)
         store = open_store(database, node="node-a")
         try:
@@ -144,11 +135,11 @@ def test_waiting_for_work_on_a_stopped_server_waits_and_says_nothing_came(down: 
     assert down.store.wait_for_work(0.2) is False
 
 
-def test_a_store_answers_again_soon_after_a_long_outage(tmp_path: Path) -> None:
+def test_a_store_answers_again_soon_after_a_long_outage(postgres: PostgresServer, tmp_path: Path) -> None:
     """psycopg_pool alone tries to reconnect 1, 2, 4, 8, 16, 32 s apart: after 36 s of
     outage its next try comes about 20 to 30 s after the server is back. vpod's pool
     tries at most about 2 s apart while a caller waits (vpod/db/pg_pool.py)."""
-    with own_server() as server:
+    with running_postgres() as server:  # this test's own: it stops it
         database: DatabaseConfig = server.database(tmp_path, busy_timeout_seconds=1.0)
         store = open_store(database, node="node-a")
         try:
