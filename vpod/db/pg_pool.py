@@ -19,6 +19,17 @@ and server settings, https://www.postgresql.org/docs/current/runtime-config-clie
   connect timeout: over a cut-off network a renewal fails in about 5 s (the server's
   statement timeout cannot end a request that never reached it), so the lease keeper
   learns in time that it must self-fence.
+- Reconnecting after the server went away (stopped, restarted, cut off): psycopg_pool
+  makes a lost connection again in a background worker, waiting 1 s, then twice as long
+  after each failure, for ``reconnect_timeout`` (300 s by default; psycopg_pool's
+  ``AttemptWithBackoff``, https://www.psycopg.org/psycopg3/docs/api/pool.html). After a
+  75 s outage its next try came 50 s after the server was back. Here each series of
+  tries lasts :data:`RECONNECT_SECONDS` (tries at about 0, 1, 3 and 5 s), and when it
+  gives up while a caller waits for a connection, a new series starts at once
+  (``reconnect_failed`` -> ``ConnectionPool.check()``, which refills an empty pool): a
+  node reconnects within about 2 s of the server answering again, and tries about once
+  a second per pool, only while something waits for a connection (no storm, and no
+  tries at all from an idle pool).
 
 The password is passed to libpq as a separate parameter (from ``password_file``) or stays
 in the URL; :func:`redacted` is what people see: the URL with no password.
@@ -53,6 +64,10 @@ LEASE_TIMEOUT_MS = 5_000
 """Statement timeout, TCP user timeout and connect timeout of the lease connections."""
 LEASE_POOL_SIZE = 4
 """Connections at most for lease renewals and confirmations, apart from the others."""
+RECONNECT_SECONDS = 5.0
+"""How long one series of reconnection tries lasts (psycopg_pool ``reconnect_timeout``):
+its tries are about 1 s, then 2 s apart, so a lost connection is made again at most about
+2 s after the server answers (see the module's docstring)."""
 
 PgConnection = psycopg.Connection[DictRow]
 
@@ -97,6 +112,19 @@ def scrub(message: str, secret: str | None) -> str:
     """A driver's message with the password (if it ever appears) replaced by ``***``."""
     text = re.sub(r"(postgres(?:ql)?://[^:/@\s]+):[^@\s]*@", r"\1:***@", message)
     return text.replace(secret, "***") if secret else text
+
+
+def _try_again_if_awaited(pool: ConnectionPool[Any]) -> None:
+    """psycopg_pool's ``reconnect_failed`` callback: a series of tries to connect ended
+    (:data:`RECONNECT_SECONDS`). When a caller is waiting for a connection and none is
+    free, start another series now (``check()`` refills an empty pool: psycopg_pool 3.1.5
+    release notes) instead of leaving the caller to its timeout; else do nothing: the next
+    caller's request starts one (a pool with no connection tries at once)."""
+    if pool.closed:
+        return
+    stats = pool.get_stats()
+    if stats.get("requests_waiting", 0) > 0 and stats.get("pool_available", 0) == 0:
+        pool.check()
 
 
 class PgPool:
@@ -167,6 +195,7 @@ class PgPool:
             self.url, kwargs=kwargs, min_size=1, max_size=size, open=False,
             timeout=max(self.busy_timeout_seconds, 1.0), check=ConnectionPool.check_connection,
             name=name, connection_class=psycopg.Connection[DictRow],
+            reconnect_timeout=RECONNECT_SECONDS, reconnect_failed=_try_again_if_awaited,
         )
 
     def scrub(self, message: str) -> str:
