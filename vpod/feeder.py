@@ -21,6 +21,10 @@ from vpod.db.store import LEASE_SECONDS, Job, Store, StoreError
 from vpod.results import display_path
 from vpod.watch.intake import WriteBackoff
 
+CLAIM_RETRY_MAX_SECONDS = 15.0
+"""The longest wait between two claims the database refused (seconds): a claim costs
+one statement, and after a database outage work should resume within seconds."""
+
 IDLE_POLL_SECONDS = 5.0
 """An idle node looks for work this often (seconds) even when nothing told it to:
 another node may have queued work without a signal reaching it."""
@@ -76,7 +80,7 @@ class Feeder:
         self._due_at: float | None = None  # epoch seconds of the next retry, if any
         self._next_poll = 0.0  # monotonic seconds of the next idle look
         # The database could not record an outcome (its disk is full): no new work until then.
-        self._record_backoff = WriteBackoff()
+        self._record_backoff = WriteBackoff(clock)
         # Job id → monotonic seconds until which this node leaves it to the others.
         self._avoid: dict[int, float] = {}
         self.log = structlog.get_logger("vpod")
@@ -195,14 +199,16 @@ class Feeder:
                 # (or at a poke or the idle poll), not in a tight loop.
                 due = now + (avoid_ends - tick)
         except StoreError as exc:
-            # A claim is a write: a database that cannot take one (its disk is full) is
-            # waited out like an outcome it cannot record, one line per try.
+            # A claim is a write: a database that cannot take one (its disk is full, or
+            # the server is down) is waited out like an outcome it cannot record, one
+            # line per try; but at most CLAIM_RETRY_MAX_SECONDS apart, so a node is back
+            # at work soon after a long database outage ends.
             with self._cond:
                 self._look = True
                 joined = self._record_backoff.waiting()
                 if joined > 0:
                     return joined  # another worker's failure started this wait
-                delay = self._record_backoff.failed()
+                delay = self._record_backoff.failed(CLAIM_RETRY_MAX_SECONDS)
                 attempt = self._record_backoff.failures
             self.log.warning("queue_read_failed", error=str(exc), attempt=attempt, retry_in_seconds=delay)
             return delay

@@ -147,3 +147,18 @@ def test_a_job_this_node_avoids_is_left_to_the_others_until_the_wait_ends(store,
     feeder.poke()
     again = feeder.try_claim("worker-2")
     assert isinstance(again, Job) and again.id == hung.id
+
+
+def test_refused_claims_are_tried_again_at_most_fifteen_seconds_apart(store, feeder, clock):
+    """After a long database outage a node is back at work within seconds: the wait
+    between refused claims doubles from 2 s but stops at 15 s (not the 5 min of an
+    outcome that cannot be recorded)."""
+    store.enqueue(ROOT, b"a.mkv", "fa", key(1))
+    store.close()  # every write now raises StoreError, as an unreachable server does
+    waits = []
+    for _ in range(6):
+        wait = feeder.try_claim("worker-1")
+        assert isinstance(wait, float)
+        waits.append(wait)
+        clock.now += wait
+    assert waits == [2.0, 4.0, 8.0, 15.0, 15.0, 15.0]

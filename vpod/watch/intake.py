@@ -34,12 +34,13 @@ class WriteBackoff:
         self.since: float | None = None  # clock time of the first failure of the episode
         self.next_try = 0.0  # clock time before which the database is not asked
 
-    def failed(self) -> float:
-        """Record a failure; returns the seconds to wait before the next try."""
+    def failed(self, max_seconds: float = WRITE_RETRY_MAX_SECONDS) -> float:
+        """Record a failure; returns the seconds to wait before the next try (doubling,
+        at most ``max_seconds``)."""
         now = self.clock()
         if self.since is None:
             self.since = now
-        delay = min(WRITE_RETRY_BASE_SECONDS * 2.0**self.failures, WRITE_RETRY_MAX_SECONDS)
+        delay = min(WRITE_RETRY_BASE_SECONDS * 2.0**self.failures, max_seconds)
         self.failures += 1
         self.next_try = now + delay
         return delay
