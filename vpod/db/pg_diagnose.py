@@ -58,6 +58,7 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
             try:
                 server = str(first.execute("SELECT version() AS v").fetchone()["v"]).split(" on ")[0]  # type: ignore[index]
                 found = schema_version(first)
+                database_id = _database_id(first) if found is not None else None
                 transport, client = socket_keepalive(first)
                 server_side = _server_keepalive(first) if transport == "tcp" else None
                 pooler = sessions_shared(first, second)
@@ -69,8 +70,18 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
     finally:
         pool.close()
     return DatabaseFacts(
-        "postgresql", pool.location, server, found, SCHEMA_VERSION, transport, client, server_side, pooler
+        "postgresql", pool.location, server, found, SCHEMA_VERSION, transport, client, server_side, pooler,
+        database_id=database_id,
     )
+
+
+def _database_id(conn: PgConnection) -> str | None:
+    """The database's identity (the ``identity`` table the first migration makes), or
+    ``None`` when that table is absent."""
+    if conn.execute("SELECT to_regclass('identity') AS t").fetchone()["t"] is None:  # type: ignore[index]
+        return None
+    row = conn.execute("SELECT database_id FROM identity").fetchone()
+    return str(row["database_id"]) if row else None
 
 
 def socket_keepalive(conn: PgConnection) -> tuple[str, Keepalive | None]:
