@@ -13,6 +13,7 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import CLOCK_SKEW_WARN_SECONDS, FileRecord, InProgress, Library, NodeRecord, QueueReport
 from vpod.db.store import Store
+from vpod.library_paths import LibraryPaths, store_library_paths
 from vpod.outcomes import Reason, Unwatched
 from vpod.results import as_lines, one_line
 from vpod.watch.unwatched import REASONS
@@ -142,7 +143,10 @@ def read_status(
     record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
-    files = tuple((str(path), store.file_record(path.absolute())) for path in paths)
+    # A path through another name of a library folder (a bind mount, a symlink, a mount
+    # holding the library's marker) is looked up as that library's file.
+    libraries = store_library_paths(store) if paths else None
+    files = tuple((str(path), store.file_record(_in_library(libraries, path))) for path in paths)
     return StatusReport(
         record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
         tuple(store.libraries()), files, tuple(store.nodes()),
@@ -272,6 +276,12 @@ def format_status(status: StatusReport) -> str:
     for path, file in status.files:
         lines += _file_lines(path, file)
     return "\n".join(lines)
+
+
+def _in_library(libraries: LibraryPaths | None, path: Path) -> Path:
+    """``path`` named through the known library folder holding it, else absolute."""
+    located = libraries.locate(path) if libraries is not None else None
+    return located[1] if located is not None else path.absolute()
 
 
 def _node_lines(status: StatusReport) -> list[str]:
