@@ -26,6 +26,7 @@ import psycopg
 from vpod.config import DatabaseConfig
 from vpod.db.diagnose import DatabaseFacts, Keepalive, Pooler
 from vpod.db.pg_pool import PgConnection, PgPool, read_password
+from vpod.db.secrets import choose_password
 from vpod.db.pg_schema import SCHEMA_VERSION, schema_version
 from vpod.errors import StoreError
 
@@ -48,8 +49,9 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
     Raises:
         StoreError: no connection can be made (the message never holds the password).
     """
+    password, _source = choose_password(database.url, database.password_file, read_password)
     pool = PgPool(
-        database.url, password=read_password(database.password_file), node=f"{node}-doctor",
+        database.url, password=password, node=f"{node}-doctor",
         busy_timeout_seconds=database.busy_timeout_seconds,
     )
     try:
