@@ -135,6 +135,7 @@ class Daemon:
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
         workers = p.pool.resize(cfg.processing.workers)
+        self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
             "running",
