@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from support.cluster import wait_until
 from support.daemon import run_vpod, write_config
 from support.postgres import PASSWORD, ROLE, PostgresServer, free_port
 from vpod.config import DatabaseConfig
@@ -263,11 +264,12 @@ def test_a_folder_another_node_of_this_database_holds_passes_and_names_that_node
     section = pg_section(postgres, tmp_path)
     library = tmp_path / "library"
     library.mkdir()
+    (library / "notes.txt").write_text("not empty: a mounted share\n")  # an empty folder is never proven
     link = tmp_path / "link"
     link.symlink_to(library)  # node b reaches the same folder through another path
     for name, root in (("a", library), ("b", link)):
         daemon_factory({"watch": {"paths": [str(root)]}, "database": section, "node": {"name": name}}, name=name)
-    assert (library / ".vpod-library").exists()
+    wait_until(lambda: (library / ".vpod-library").exists(), timeout=30, what="a node's ownership marker")
     for name, root in (("a", library), ("b", link), ("c", library)):  # c: a node not running
         config = write_config(
             tmp_path / f"doctor-{name}.toml",
