@@ -137,7 +137,8 @@ class DatabaseConfig:
     ``url`` empty means SQLite at ``path``, exactly as before; ``$VPOD_DATABASE_URL``
     overrides ``url`` (read once, by :func:`load_config`). The password is never written
     in logs or messages: give it in ``password_file`` (or ``~/.pgpass``, libpq's own), or
-    in the URL, which is then shown without it.
+    in the URL, which is then shown without it. A password in the URL wins over
+    ``password_file`` (:func:`vpod.db.secrets.choose_password`).
     """
 
     # The queue lives there: restart-only.

@@ -80,19 +80,29 @@ def check_database(config: VPOConfig, *, node: str) -> Iterator[Finding]:
     TCP keepalives and a pooler that shares sessions (:func:`judge_database`). Facts are
     read by :func:`vpod.db.diagnose.diagnose` (``node``: this node's name), which
     migrates nothing."""
+    yield from database_findings(config, node=node)[0]
+
+
+def database_findings(config: VPOConfig, *, node: str) -> tuple[list[Finding], DatabaseFacts | None]:
+    """:func:`check_database`'s findings and the facts they came from (``None`` when the
+    database was not opened: missing, unreachable, or a SQLite file of another user that
+    root must not open)."""
+    findings: list[Finding] = []
     database = config.database
     path = database.path
     if not database.url and not path.exists():
         folder = next((p for p in path.parents if p.exists()), Path("/"))
         if os.access(folder, os.W_OK | os.X_OK):
-            yield Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}")
+            findings.append(Finding("database", "ok", f"{path} does not exist yet; it will be created in {folder}"))
         else:
-            yield Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user")
-        return
+            findings.append(Finding("database", "fail", f"{path} does not exist and {folder} is not writable by this user"))
+        return findings, None
     if not database.url and os.geteuid() == 0 and (owner := path.stat().st_uid) != 0:
         # Opening it as root could leave root-owned SQLite side files the daemon cannot use.
-        yield Finding("database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor")
-        return
+        findings.append(Finding(
+            "database", "ok", f"{path} exists (owner uid {owner}); check it as that user: runuser -u vpod -- vpod doctor"
+        ))
+        return findings, None
     try:
         facts = diagnose(database, node=node)
     except StoreError as exc:
@@ -102,15 +112,16 @@ def check_database(config: VPOConfig, *, node: str) -> Iterator[Finding]:
                 " (a PgBouncer between this node and PostgreSQL refuses the server settings vpod sends when it"
                 " connects: connect vpod to PostgreSQL directly)"
             )
-        yield Finding("database", "fail", message)
-        return
+        findings.append(Finding("database", "fail", message))
+        return findings, None
     if facts.unwritable:
-        yield Finding("database", "fail", facts.unwritable)
+        findings.append(Finding("database", "fail", facts.unwritable))
     elif facts.backend == "sqlite":
-        yield Finding("database", "ok", f"{path} is writable")
+        findings.append(Finding("database", "ok", f"{path} is writable"))
     else:
-        yield Finding("database", "ok", f"{facts.location}: connected ({facts.server}, over {facts.transport})")
-    yield from judge_database(facts)
+        findings.append(Finding("database", "ok", f"{facts.location}: connected ({facts.server}, over {facts.transport})"))
+    findings.extend(judge_database(facts))
+    return findings, facts
 
 
 SERVER_KEEPALIVE_MAX_SECONDS = 600
@@ -244,11 +255,15 @@ def check_service_sandbox(config: VPOConfig, runner: ToolRunner, unit: str = SER
         yield Finding(f"sandbox {root}", "warn", sandbox_refusal(f"the folder {root}", unit, root).sentence())
     if not outside:
         yield Finding("sandbox", "ok", f"{unit}: every watch folder is in its ReadWritePaths= or StateDirectory=")
-def check_libraries(config: VPOConfig) -> Iterator[Finding]:
+def check_libraries(config: VPOConfig, *, database_id: str | None = None) -> Iterator[Finding]:
     """Each watch root's library marker (:mod:`vpod.watch.ownership`): a folder a vpod
-    with another database holds is left alone by this one (``fail``). Its own marker is
-    recognized by the database path and host it names (doctor does not open the
-    database for this: as root it must not leave root-owned SQLite files)."""
+    with another database holds is left alone by this one (``fail``). A marker of this
+    database (``database_id``, :attr:`vpod.db.diagnose.DatabaseFacts.database_id`) is
+    this vpod's, whichever node of it wrote it: nodes of one database share a root, so
+    a running node there is information (``ok``), as the daemon judges it. Without
+    ``database_id`` (the database was not opened: as root doctor must not leave
+    root-owned SQLite files) its own marker is recognized by the database path and host
+    it names."""
     host, now = socket.gethostname(), time.time()
     for root in config.watch.paths:
         found = read_marker(root)
@@ -256,10 +271,19 @@ def check_libraries(config: VPOConfig) -> Iterator[Finding]:
             continue
         marker, locked = found
         name = f"library {root}"
-        if marker is not None and marker.host == host and marker.database == str(config.database.path):
-            running = "its daemon runs" if locked else "no daemon runs now"
+        running = "its daemon runs" if locked else "no daemon runs now"
+        if marker is not None and database_id and marker.database_id == database_id:
+            if locked or (marker.host != host and not marker.released and not marker.stale(now)):
+                yield Finding(
+                    name, "ok",
+                    f"this database's library, held now by its node at pid {marker.pid} on {marker.host}: "
+                    "nodes of one database share the folder",
+                )
+            else:
+                yield Finding(name, "ok", f"this database's library ({running})")
+        elif marker is not None and marker.host == host and marker.database == str(config.database.path):
             yield Finding(name, "ok", f"this database's library ({running})")
-        elif holds(marker, locked, database_id="", host=host, now=now):
+        elif holds(marker, locked, database_id=database_id or "", host=host, now=now):
             who = marker.describe(now) if marker else "a running vpod (its marker is unreadable)"
             yield Finding(
                 name, "fail",
@@ -324,9 +348,10 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
     findings = list(check_tools(runner))
     if config is not None:
-        findings.extend(check_database(config, node=config.node.node_name))
+        database, facts = database_findings(config, node=config.node.node_name)
+        findings.extend(database)
         findings.extend(check_watch_paths(config))
-        findings.extend(check_libraries(config))
+        findings.extend(check_libraries(config, database_id=facts.database_id if facts else None))
         findings.append(check_inotify(config))
         findings.extend(check_service_sandbox(config, runner))
     return findings

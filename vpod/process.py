@@ -37,6 +37,7 @@ from vpod.events import BatchClosed, EventBus, FileFinished, FileStarted
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.heartbeat import OwnerHeartbeat
+from vpod.library_paths import store_library_paths
 from vpod.jobs import JobRunner
 from vpod.leases import LeaseKeeper
 from vpod.media.limits import ToolLimits
@@ -47,7 +48,7 @@ from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
-from vpod.targets import Target, Targets
+from vpod.targets import Target, Targets, relocate
 from vpod.tempfiles import log_sweep, sweep_temps
 from vpod.watch.ownership import MarkerLookup
 
@@ -329,6 +330,9 @@ def run_process(
         # The config's library names, as the daemon gives them: a file of a watched
         # folder is the same row for both.
         store.bind_libraries(config.watch.library_names)
+        # A file named through another name of a library folder (a bind mount, a symlink,
+        # another node's mount with the library's marker) is that library's row.
+        targets = relocate(targets, store_library_paths(store, config.watch.paths))
         abandoned = len(store.abandon_dead_owners())
         # A crashed run's temp files (this command's or the daemon's): only those no live
         # vpod owns go; a dry run changes nothing on disk, so it leaves them for later.

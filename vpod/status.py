@@ -13,6 +13,7 @@ from typing import Any
 from vpod.control import DaemonRecord
 from vpod.db.records import CLOCK_SKEW_WARN_SECONDS, FileRecord, InProgress, Library, NodeRecord, QueueReport
 from vpod.db.store import Store
+from vpod.library_paths import LibraryPaths, store_library_paths
 from vpod.outcomes import Reason, Unwatched
 from vpod.results import as_lines, one_line
 from vpod.watch.unwatched import REASONS
@@ -41,6 +42,9 @@ class StatusReport:
     the database knows no file there)."""
     nodes: tuple[NodeRecord, ...] = ()
     """Every daemon node the database has seen recently (:meth:`Store.nodes`)."""
+    config_file: str | None = None
+    """The config file this command read (``vpod status --config``), shown when this
+    node's daemon record names none (no daemon of this node has run)."""
 
     @property
     def running(self) -> bool:
@@ -73,6 +77,7 @@ class StatusReport:
             "unclean_stop": d.unclean_stop,
             "version": d.version,
             "config": d.config,
+            "config_file": self.config_file,
             "config_error": self.config_error,
             "database": self.database,
             "watch_paths": list(d.watch_paths),
@@ -89,7 +94,8 @@ class StatusReport:
                     **asdict(f),
                     "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None),
                     "progress_percent": None if f.progress_percent is None else round(f.progress_percent, 1),
-                    "eta_seconds": None if f.eta_seconds is None else round(f.eta_seconds),
+                    # A dead owner's progress stopped: no time left is promised for it.
+                    "eta_seconds": None if f.eta_seconds is None or f.owner_alive is False else round(f.eta_seconds),
                 }
                 for f in self.queue.in_progress
             ],
@@ -130,7 +136,7 @@ def _file_dict(path: str, record: FileRecord | None) -> dict[str, Any]:
 
 def read_status(
     store: Store, *, batches: int = 5, failures: int = 10, config_error: str | None = None,
-    paths: tuple[Path, ...] = (),
+    paths: tuple[Path, ...] = (), config_file: str | None = None,
 ) -> StatusReport:
     """Take a :class:`StatusReport` from ``store``; ``paths``: files to report on too
     (their records, :meth:`Store.file_record`).
@@ -142,10 +148,13 @@ def read_status(
     record = DaemonRecord.from_info(info)
     report = store.queue_report(batches=batches, failures=failures)
     gone = frozenset(f.path for f in report.last_failures if is_gone(f.path))
-    files = tuple((str(path), store.file_record(path.absolute())) for path in paths)
+    # A path through another name of a library folder (a bind mount, a symlink, a mount
+    # holding the library's marker) is looked up as that library's file.
+    libraries = store_library_paths(store) if paths else None
+    files = tuple((str(path), store.file_record(_in_library(libraries, path))) for path in paths)
     return StatusReport(
         record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
-        tuple(store.libraries()), files, tuple(store.nodes()),
+        tuple(store.libraries()), files, tuple(store.nodes()), config_file,
     )
 
 
@@ -215,7 +224,8 @@ def format_status(status: StatusReport) -> str:
     else:
         how = " (it did not stop cleanly: crashed or killed)" if d.unclean_stop else ""
         lines.append(f"vpod: stopped{how}")
-    lines.append(f"config: {d.config or 'built-in defaults'}   database: {status.database}")
+    config = d.config or (f"{status.config_file} (read by this command)" if status.config_file else "built-in defaults")
+    lines.append(f"config: {config}   database: {status.database}")
     named = [(status.library_of(p), p) for p in d.watch_paths]
     if any(name for name, _ in named):
         lines.append("libraries: " + ", ".join(f"{one_line(n or '?')} ({one_line(p)})" for n, p in named))
@@ -244,7 +254,7 @@ def format_status(status: StatusReport) -> str:
         # No owner record: a row of a daemon from before schema 6, alive only while one runs.
         gone = f.owner_alive is False or (f.owner_alive is None and not d.running)
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f)}{one_line(f.path)}{note}")
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f, live=not gone)}{one_line(f.path)}{note}")
     for w in q.waiting_for_space:  # queued, but not before there is room: say why it does not start
         lines.append(f"  waiting for space: {one_line(w.path)}, retry in {_duration(max(0.0, w.retry_at - status.taken_at))}")
         lines.append(f"      {as_lines(w.error, ' ' * 6)}")
@@ -272,6 +282,12 @@ def format_status(status: StatusReport) -> str:
     for path, file in status.files:
         lines += _file_lines(path, file)
     return "\n".join(lines)
+
+
+def _in_library(libraries: LibraryPaths | None, path: Path) -> Path:
+    """``path`` named through the known library folder holding it, else absolute."""
+    located = libraries.locate(path) if libraries is not None else None
+    return located[1] if located is not None else path.absolute()
 
 
 def _node_lines(status: StatusReport) -> list[str]:
@@ -314,10 +330,13 @@ def _file_lines(path: str, record: FileRecord | None) -> list[str]:
     return lines
 
 
-def _progress(f: InProgress) -> str:
-    """``43 %, 1m 2s left  `` for a remux that reported its progress, else ``""``."""
+def _progress(f: InProgress, *, live: bool = True) -> str:
+    """``43 %, 1m 2s left  `` for a remux that reported its progress, else ``""``; for a
+    file whose owner ended (``live`` False) only where it stopped: ``43 % when it stopped  ``."""
     if f.progress_percent is None:
         return ""
+    if not live:
+        return f"{f.progress_percent:.0f} % when it stopped  "
     left = f", {_duration(f.eta_seconds)} left" if f.eta_seconds is not None else ""
     return f"{f.progress_percent:.0f} %{left}  "
 

@@ -10,7 +10,11 @@ Rules:
   found inside a folder is left to the pipeline's symlink rules;
 * order: PATHS as given, each folder's files sorted by their path below it;
 * each file once: a second name for the same inode (repeated PATH, ``a/../a``, a hard
-  link) is dropped, the first occurrence keeps its place.
+  link) is dropped, the first occurrence keeps its place;
+* a file inside a library folder reached through another name of it (a bind mount, a
+  symlinked path, another node's mount holding the library's marker:
+  :mod:`vpod.library_paths`) is named through the library folder, so it is that
+  library's row.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from vpod.library_paths import LibraryPaths
 from vpod.watch.filters import PathFilter
-from vpod.watch.intake import root_of
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Target:
     Attributes:
         path: absolute path the pipeline opens.
         root: the library it belongs to in the Store: the innermost watch root that holds
-            it (so the daemon and ``vpod process`` share one row per file), else the
-            folder PATH it was found through, else its own folder.
+            it, by name or as the same folder (so the daemon and ``vpod process`` share one
+            row per file), else the folder PATH it was found through, else its own folder.
     """
 
     path: Path
@@ -82,7 +86,7 @@ def collect_targets(
     found = Targets()
     seen: set[object] = set()
     roots: list[Path] = []
-    watch_roots = tuple(Path(os.path.abspath(r)) for r in watch_roots)
+    libraries = LibraryPaths(watch_roots)
     for given in paths:
         absolute = Path(os.path.abspath(given))
         if absolute.is_dir():
@@ -102,9 +106,28 @@ def collect_targets(
             if key in seen:
                 continue
             seen.add(key)
-            found.files.append(Target(path, root_of(path, watch_roots) or default_root))
+            located = libraries.locate(path)
+            if located is not None and located[1] != path:
+                roots.append(located[1])  # the same file through the library's folder
+            found.files.append(Target(located[1], located[0]) if located else Target(path, default_root))
     found.roots = tuple(dict.fromkeys(roots))
     return found
+
+
+def relocate(targets: Targets, libraries: LibraryPaths) -> Targets:
+    """``targets`` with each file inside a folder ``libraries`` knows named through that
+    folder (:meth:`LibraryPaths.locate`), so it is the library's row; the new names are
+    added to ``roots`` (where the pipeline may write). Order and everything else kept."""
+    files: list[Target] = []
+    roots = list(targets.roots)
+    for target in targets.files:
+        located = libraries.locate(target.path)
+        if located is None or located == (target.root, target.path):
+            files.append(target)
+            continue
+        files.append(Target(located[1], located[0]))
+        roots.append(located[1])
+    return Targets(files, tuple(dict.fromkeys(roots)), targets.ignored, targets.unreadable)
 
 
 def _folder_files(folder: Path, path_filter: PathFilter, recursive: bool, unreadable: list[tuple[Path, str]]) -> list[Path]:

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from support.cluster import wait_until
 from support.daemon import run_vpod, write_config
 from support.postgres import PASSWORD, ROLE, PostgresServer, free_port
 from vpod.config import DatabaseConfig
@@ -254,3 +255,33 @@ def pgbouncer(postgres: PostgresServer, pool_mode: str, *, ignore_options: bool 
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_folder_another_node_of_this_database_holds_passes_and_names_that_node(tmp_path, env, postgres, daemon_factory):
+    """Nodes of one database share a root (vpod.watch.ownership): doctor agrees, by the
+    database identity in the marker, not by the location it names; it still fails a
+    folder held by a vpod of another database."""
+    section = pg_section(postgres, tmp_path)
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "notes.txt").write_text("not empty: a mounted share\n")  # an empty folder is never proven
+    link = tmp_path / "link"
+    link.symlink_to(library)  # node b reaches the same folder through another path
+    for name, root in (("a", library), ("b", link)):
+        daemon_factory({"watch": {"paths": [str(root)]}, "database": section, "node": {"name": name}}, name=name)
+    wait_until(lambda: (library / ".vpod-library").exists(), timeout=30, what="a node's ownership marker")
+    for name, root in (("a", library), ("b", link), ("c", library)):  # c: a node not running
+        config = write_config(
+            tmp_path / f"doctor-{name}.toml",
+            {"watch": {"paths": [str(root)]}, "database": section, "node": {"name": name}},
+        )
+        _code, found = doctor(config, env)
+        finding = found[f"library {root}"]
+        assert finding["level"] == "ok", finding
+        assert "held now by its node at pid" in finding["detail"] and "share the folder" in finding["detail"]
+    other = postgres.database(tmp_path)  # a database of its own: another vpod
+    open_store(other).close()
+    section = {"url": other.url, "password_file": other.password_file, "path": str(other.path)}
+    config = write_config(tmp_path / "doctor-other.toml", {"watch": {"paths": [str(library)]}, "database": section})
+    _code, found = doctor(config, env)
+    assert found[f"library {library}"]["level"] == "fail"

@@ -56,11 +56,11 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
     for node, name in ((a, "node-a"), (b, "node-b")):
         assert node.named("daemon_started")[0]["node"] == name
         assert not node.named("library_claimed_elsewhere")  # one database: one vpod, not two
-    assert (library / MARKER_NAME).exists()
     for node in (a, b):  # an empty folder proves nothing, even of a library with no files yet
         [unverified] = node.wait_for("library_mount_unverified", library="movies")
         assert "empty" in unverified["reason"]
     assert not (library / ID_MARKER_NAME).exists()
+    assert not (library / MARKER_NAME).exists()  # nothing is written into a folder not proven
 
     (library / "one.mkv").write_bytes(jpn_eng_mkv.read_bytes())  # both watchers see it
     deadline = time.monotonic() + 60
@@ -74,6 +74,9 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
         assert time.monotonic() < deadline, "no node marked the library"
         time.sleep(0.05)
     marker = json.loads((library / ID_MARKER_NAME).read_text())
+    while not (library / MARKER_NAME).exists():  # proven now: the ownership marker follows
+        assert time.monotonic() < deadline, "no node wrote the ownership marker once the library was proven"
+        time.sleep(0.05)
     store = open_store(database, node="node-test")
     try:
         assert marker["database_id"] == store.database_id()
@@ -107,8 +110,9 @@ def test_two_nodes_share_a_library_and_an_unmounted_node_claims_nothing_until_mo
     [unverified] = c.wait_for("library_mount_unverified", library="movies")
     assert "empty" in unverified["reason"] and not (mount_c / ID_MARKER_NAME).exists()
     # The share mounts late (here: the mount point's path comes to name the library's
-    # folder; what c wrote in the bare mount point, its .vpod-library, stays hidden there).
+    # folder). c wrote nothing into the bare mount point, not even its .vpod-library.
     os.rename(mount_c, tmp_path / "bare-mount-point")
+    assert list((tmp_path / "bare-mount-point").iterdir()) == []
     mount_c.symlink_to(library)
     c.wait_for("library_mount_verified", library="movies")
     c.wait_for("file_processed", path=str(mount_c / "two.mkv"))

@@ -27,3 +27,35 @@ def test_status_says_when_a_row_in_progress_has_lost_its_owner(store):
     [dead_line] = [line for line in lines if "dead.mkv" in line]
     [live_line] = [line for line in lines if "live.mkv" in line]
     assert "its owner ended" in dead_line and "its owner ended" not in live_line
+
+
+def test_a_dead_owners_progress_shows_where_it_stopped_without_time_left(store):
+    """A row whose owner ended keeps its last progress note; status shows where it
+    stopped and promises no time left (text and JSON), while a live row's ETA shows."""
+    import contextlib
+    import json
+    import sqlite3
+    import time
+
+    from vpod.status import format_status, read_status
+
+    own_a_row_and_exit(Path(store.location), ROOT, b"dead.mkv")
+    with contextlib.closing(sqlite3.connect(store.location)) as conn:  # its last note before the kill
+        conn.execute(
+            "UPDATE files SET progress_percent = 18.0, eta_seconds = 1.0, progress_at = ? WHERE relpath = ?",
+            (time.time(), b"dead.mkv"),
+        )
+        conn.commit()
+    store.register_owner("process")
+    live = store.start(store.job_for_path(ROOT, b"live.mkv", "fp", STAT), "process-2_0", "b")
+    assert live is not None
+    store.note_progress(live, 40.0, 120.0)
+    report = read_status(store, batches=0, failures=0)
+    lines = format_status(report).splitlines()
+    [dead_line] = [line for line in lines if "dead.mkv" in line]
+    [live_line] = [line for line in lines if "live.mkv" in line]
+    assert "18 % when it stopped" in dead_line and "left" not in dead_line
+    assert "40 %, " in live_line and " left" in live_line
+    rows = {Path(r["path"]).name: r for r in json.loads(json.dumps(report.as_dict()))["in_progress"]}
+    assert rows["dead.mkv"]["eta_seconds"] is None and rows["dead.mkv"]["progress_percent"] == 18.0
+    assert rows["live.mkv"]["eta_seconds"] is not None

@@ -10,6 +10,7 @@ from vpod.cli.common import config_option, fail, load_or_exit
 from vpod.control import DaemonRecord, open_existing_store, wake_daemon
 from vpod.db.records import RetryOutcome
 from vpod.exitcodes import ExitCode
+from vpod.library_paths import store_library_paths
 
 
 @click.command("retry")
@@ -33,8 +34,16 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
     if all_failed:
         requeued += store.retry_all_failed()
     if paths:
-        outcomes = store.retry_paths(p.absolute() for p in paths)
-        for path, outcome in outcomes.items():
+        # A path through another name of a library folder (a bind mount, a symlink, a
+        # mount holding the library's marker) is that library's file.
+        libraries = store_library_paths(store)
+        named: dict[Path, Path] = {}
+        for given in paths:
+            located = libraries.locate(given)
+            named[located[1] if located else given.absolute()] = given
+        outcomes = store.retry_paths(named)
+        for found, outcome in outcomes.items():
+            path = named[found]
             if outcome is RetryOutcome.REQUEUED:
                 requeued += 1
                 continue

@@ -36,9 +36,11 @@ def status_command(paths: tuple[Path, ...], config_path: str | None, as_json: bo
     """
     config_error: str | None = None
     node: str | None = None  # the host name, unless the config names this node
+    config_file: str | None = None
     try:
         loaded = load_config(config_path)
         database, node = loaded.database, loaded.node.node_name
+        config_file = str(loaded.source) if loaded.source else None
     except ConfigError as exc:
         # A typo must not hide a daemon that runs on its last good config: read the database
         # the file names, if that much of it can be read.
@@ -54,7 +56,9 @@ def status_command(paths: tuple[Path, ...], config_path: str | None, as_json: bo
         config_error, database = str(exc), DatabaseConfig(path=fallback)
         click.echo(f"vpod: warning: config error: {exc}; reading the database it names, {fallback}", err=True)
     store = open_existing_store(database, node=node)  # StoreError: exit 70 (vpod.cli.exits)
-    status = read_status(store, batches=batches, failures=failures, config_error=config_error, paths=paths)
+    status = read_status(
+        store, batches=batches, failures=failures, config_error=config_error, paths=paths, config_file=config_file
+    )
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))
     else:

@@ -20,6 +20,7 @@ import structlog
 from vpod import __version__
 from vpod.config import VPOConfig
 from vpod.daemon.wiring import Parts, wire
+from vpod.db.secrets import password_source
 from vpod.db.factory import open_store
 from vpod.db.store import Store, StoreError
 from vpod.errors import ConfigError
@@ -134,6 +135,7 @@ class Daemon:
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
         workers = p.pool.resize(cfg.processing.workers)
+        self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
             "running",
@@ -142,6 +144,8 @@ class Daemon:
             version=__version__,
             config=str(cfg.source) if cfg.source else None,
             database=self.store.location,  # a PostgreSQL URL without its password
+            # where the password came from (url, password_file, libpq), never the password
+            database_password=password_source(cfg.database.url, cfg.database.password_file) if cfg.database.url else None,
             workers=workers,
             watch_paths=_paths_json(p.roots.roots),
             unwatched_paths=None,  # the main loop records them
@@ -162,6 +166,8 @@ class Daemon:
             libraries=p.libraries.as_json(),
             workers=workers,
             database=self.store.location,  # a PostgreSQL URL without its password
+            # where the password came from (url, password_file, libpq), never the password
+            database_password=password_source(cfg.database.url, cfg.database.password_file) if cfg.database.url else None,
             settle_seconds=cfg.watch.settle_seconds,
             requeued_after_crash=requeued,
             temp_files_removed=len(swept.removed),

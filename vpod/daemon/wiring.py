@@ -189,6 +189,7 @@ def wire(
     claims = LibraryClaims(
         store.database_id(), store.location, read_only=dry_run, recursive=config.watch.recursive,
         roots=lambda: supervisor.roots,  # the roots now (a reload changes them)
+        may_write=lambda root: mounts.proven(root),  # no marker into an unproven folder (an empty mount point)
     )
     runner = ToolRunner(ToolLimits.from_config(config.processing))
     leases = LeaseKeeper(

@@ -59,7 +59,9 @@ class DatabaseFacts:
     the one this vpod writes; ``transport``: ``file``, ``tcp`` or ``unix``;
     ``client_keepalive``: this node's socket (``None`` unless TCP);
     ``server_keepalive``: the server's on its side of the connection (``None`` unless
-    TCP on PostgreSQL); ``pooler``: ``None`` on SQLite.
+    TCP on PostgreSQL); ``pooler``: ``None`` on SQLite; ``database_id``: the
+    database's identity (:meth:`vpod.db.store.Store.database_id`, 32 hex digits;
+    ``None`` before its schema exists), which library markers name.
     """
 
     backend: str
@@ -74,6 +76,7 @@ class DatabaseFacts:
     unwritable: str | None = None
     """Why this user cannot write the database (``None``: it can, or it was not tried:
     PostgreSQL, whose rights the store's own statements prove)."""
+    database_id: str | None = None
 
 
 def diagnose(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
@@ -113,6 +116,10 @@ def _diagnose_sqlite(database: DatabaseConfig) -> DatabaseFacts:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
         found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        database_id = None
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'identity'").fetchone():
+            row = conn.execute("SELECT database_id FROM identity").fetchone()
+            database_id = str(row[0]) if row else None
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("ROLLBACK")
@@ -122,4 +129,7 @@ def _diagnose_sqlite(database: DatabaseConfig) -> DatabaseFacts:
         raise StoreError(f"cannot read database {path}: {exc}") from None
     finally:
         conn.close()
-    return DatabaseFacts("sqlite", str(path), server, found or None, SQLITE_SCHEMA_VERSION, "file", unwritable=unwritable)
+    return DatabaseFacts(
+        "sqlite", str(path), server, found or None, SQLITE_SCHEMA_VERSION, "file",
+        unwritable=unwritable, database_id=database_id,
+    )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from vpod.db.owners import this_host
 from vpod.db.pool import DaemonConnectionPool
+from vpod.db.secrets import choose_password
 from vpod.db.sqlite_store import SqliteStore
 from vpod.db.store import Store
 
@@ -54,8 +55,10 @@ def _open_postgres(database: DatabaseConfig, node: str) -> Store:
     from vpod.db.pg_pool import PgPool, read_password
     from vpod.db.pg_store import PgStore
 
+    # A password in the URL wins over password_file (vpod.db.secrets.choose_password).
+    password, _source = choose_password(database.url, database.password_file, read_password)
     pool = PgPool(
-        database.url, password=read_password(database.password_file), node=node,
+        database.url, password=password, node=node,
         busy_timeout_seconds=database.busy_timeout_seconds,
     )
     try:

@@ -26,6 +26,7 @@ import psycopg
 from vpod.config import DatabaseConfig
 from vpod.db.diagnose import DatabaseFacts, Keepalive, Pooler
 from vpod.db.pg_pool import PgConnection, PgPool, read_password
+from vpod.db.secrets import choose_password
 from vpod.db.pg_schema import SCHEMA_VERSION, schema_version
 from vpod.errors import StoreError
 
@@ -48,8 +49,9 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
     Raises:
         StoreError: no connection can be made (the message never holds the password).
     """
+    password, _source = choose_password(database.url, database.password_file, read_password)
     pool = PgPool(
-        database.url, password=read_password(database.password_file), node=f"{node}-doctor",
+        database.url, password=password, node=f"{node}-doctor",
         busy_timeout_seconds=database.busy_timeout_seconds,
     )
     try:
@@ -58,6 +60,7 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
             try:
                 server = str(first.execute("SELECT version() AS v").fetchone()["v"]).split(" on ")[0]  # type: ignore[index]
                 found = schema_version(first)
+                database_id = _database_id(first) if found is not None else None
                 transport, client = socket_keepalive(first)
                 server_side = _server_keepalive(first) if transport == "tcp" else None
                 pooler = sessions_shared(first, second)
@@ -69,8 +72,18 @@ def diagnose_postgres(database: DatabaseConfig, *, node: str) -> DatabaseFacts:
     finally:
         pool.close()
     return DatabaseFacts(
-        "postgresql", pool.location, server, found, SCHEMA_VERSION, transport, client, server_side, pooler
+        "postgresql", pool.location, server, found, SCHEMA_VERSION, transport, client, server_side, pooler,
+        database_id=database_id,
     )
+
+
+def _database_id(conn: PgConnection) -> str | None:
+    """The database's identity (the ``identity`` table the first migration makes), or
+    ``None`` when that table is absent."""
+    if conn.execute("SELECT to_regclass('identity') AS t").fetchone()["t"] is None:  # type: ignore[index]
+        return None
+    row = conn.execute("SELECT database_id FROM identity").fetchone()
+    return str(row["database_id"]) if row else None
 
 
 def socket_keepalive(conn: PgConnection) -> tuple[str, Keepalive | None]:

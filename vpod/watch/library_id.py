@@ -255,6 +255,15 @@ class LibraryMounts:
         folder here, as before several nodes existed) on SQLite. Any thread."""
         return self.verified() if self.shared else None
 
+    def proven(self, root: Path) -> bool:
+        """Whether this node may write into ``root``, a watch root: always on SQLite;
+        on a shared database, only when its library's folder is verified (never into
+        an empty mount point or a folder whose marker is missing or wrong). Any thread."""
+        if not self.shared:
+            return True
+        name = self.names().get(root)
+        return name is not None and name in self.verified()
+
     def unverified(self) -> dict[str, str]:
         """This node's libraries that are not verified now, each with the reason. Any thread."""
         with self._lock:
@@ -452,11 +461,20 @@ class LibraryMounts:
         return False
 
     def _hint(self, root: Path, library: Library | None) -> str:
+        """What to do about an unverified folder: mount it first; restore the marker
+        only once the folder is the library (writing it into an empty mount point would
+        prove the wrong folder)."""
         base = "this node claims and queues nothing of this library (nothing is requeued or forgotten) and looks again every 5 s"
+        if not root.is_dir():
+            return (
+                f"{base}; mount the library's share at {root} (or correct its folder in [watch.libraries]): "
+                f"its {ID_MARKER_NAME} is on the share"
+            )
         if library is None or self._database_id is None:
             return base
         identity = LibraryIdentity(self._database_id, library.uid, library.name, self.node, 0.0)
         return (
-            f"{base}; if {root} is the library, restore its marker: "
+            f"{base}; first check that {root} is the library with its share mounted (`findmnt {root}`, and its files "
+            f"are there): an empty mount point is not; only then restore its marker: "
             f"printf '%s' '{identity.encode().decode().strip()}' > '{root / ID_MARKER_NAME}'"
         )

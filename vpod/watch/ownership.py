@@ -307,6 +307,11 @@ class LibraryClaims:
         recursive: this vpod watches subfolders (written into the markers: a vpod whose
             root lies below one of ours then leaves it to us).
         clock: epoch seconds (tests pass their own).
+        may_write: whether this node may write a marker into a root now: ``False``
+            while the root is not proven to be its library's folder (an empty mount
+            point whose share is not mounted: :meth:`vpod.watch.library_id.LibraryMounts.proven`).
+            Such a root is only looked at (as with ``read_only``) and claimed once it is
+            proven (:meth:`renew`).
 
     The daemon's main thread claims, renews and releases; :meth:`held_elsewhere` and
     :meth:`refusal` answer any thread.
@@ -322,8 +327,11 @@ class LibraryClaims:
         roots: Callable[[], tuple[Path, ...]] = tuple,
         recursive: bool = True,
         clock: Callable[[], float] = time.time,
+        may_write: Callable[[Path], bool] = lambda _root: True,
     ) -> None:
         self.database_id = database_id
+        self.may_write = may_write
+        self._unproven: set[Path] = set()  # roots looked at but not written: not proven to be the library
         self.read_only = read_only
         self.recursive = recursive
         self.roots = roots
@@ -445,9 +453,13 @@ class LibraryClaims:
         above = self.held_above(root)
         if above is not None:
             where, holder = above  # a vpod watching a folder above covers this one: nothing is written
-        elif self.read_only:
+        elif self.read_only or not self.may_write(root):
+            # Not proven to be the library (an empty mount point): nothing is written there.
             where, holder = root, foreign_holder(root, database_id=self.database_id, host=self.host, now=self.clock())
+            if not self.read_only:
+                self._unproven.add(root)
         else:
+            self._unproven.discard(root)
             where, holder = root, self._claim(root)
         with self._elsewhere_lock:
             known = self._elsewhere.get(root)
@@ -547,6 +559,9 @@ class LibraryClaims:
         for root in list(self._shared):  # its node may have given it up: take it over
             if self.claim(root) is not None:
                 lost.append(root)
+        for root in [r for r in self._unproven if self.may_write(r)]:  # proven now: claimed
+            if self.claim(root) is not None:
+                lost.append(root)
         for root, (fd, last) in list(self._held.items()):
             if now - last < self.heartbeat_seconds:
                 continue
@@ -568,6 +583,7 @@ class LibraryClaims:
         so another vpod may take the folder at once and nothing is left in it."""
         self._give_up(root)
         self._shared.discard(root)
+        self._unproven.discard(root)
         with self._elsewhere_lock:
             if self._elsewhere.pop(root, None) is not None:
                 self.changes += 1
