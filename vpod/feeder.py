@@ -25,6 +25,10 @@ CLAIM_RETRY_MAX_SECONDS = 15.0
 """The longest wait between two claims the database refused (seconds): a claim costs
 one statement, and after a database outage work should resume within seconds."""
 
+LISTEN_SLICE_SECONDS = 1.0
+"""How long one wait for another node's signal lasts (seconds) before the stop flag is
+looked at again."""
+
 IDLE_POLL_SECONDS = 5.0
 """An idle node looks for work this often (seconds) even when nothing told it to:
 another node may have queued work without a signal reaching it."""
@@ -237,11 +241,12 @@ class Feeder:
         while not self.stop.is_set():
             started = self.clock()
             try:
-                signalled = self.store.wait_for_work(IDLE_POLL_SECONDS)
+                # In short slices: a stop is seen within one (the wait cannot watch the Event).
+                signalled = self.store.wait_for_work(LISTEN_SLICE_SECONDS)
             except StoreError as exc:
                 self.log.warning("queue_read_failed", error=str(exc))
                 signalled = False
             if signalled:
                 self.poke()
                 continue
-            self.stop.wait(max(0.0, IDLE_POLL_SECONDS - (self.clock() - started)))
+            self.stop.wait(max(0.0, LISTEN_SLICE_SECONDS - (self.clock() - started)))

@@ -198,6 +198,7 @@ class LeaseKeeper:
         finally:
             with self._lock:
                 self._claims.pop(claim.thread_id, None)
+            self._changed.set()  # a draining shutdown need not wait for the next look
 
     def current(self) -> Claim | None:
         """The claim this thread holds, if any."""
@@ -309,6 +310,14 @@ class LeaseKeeper:
         :meth:`renew_loop` so a renewal stuck on an unreachable database cannot delay it."""
         while self._running():
             wait = self.fence_overdue()
+            with self._lock:
+                idle = not self._claims
+            if idle:
+                # Nothing to fence, so wake for the stop (shutdown must not wait a heartbeat).
+                # A claim made meanwhile is due no sooner than lease - margin >= 1.5
+                # heartbeats from now (lease >= 2 heartbeats), and wait <= a heartbeat.
+                self.stop.wait(wait)
+                continue
             self._changed.wait(min(wait, 0.5) if self.stop.is_set() else wait)
             self._changed.clear()
 
