@@ -81,21 +81,26 @@ def test_only_registered_files_with_the_temp_prefix_are_removed(tmp_path):
 
 
 def test_a_temp_file_is_named_after_and_registered_with_its_claim(tmp_path):
-    """Issue 14 item 5: a sweeper on any node can tell whose claim a temp file is."""
+    """Issue 14 item 5: a sweeper on any node can tell whose claim a temp file is. The
+    registry is the lease keeper's (vpod.leases.ClaimTemps), as the daemon wires it."""
+    import threading
+
     from vpod.config import DatabaseConfig
     from vpod.db.factory import open_store
     from vpod.db.store import Job
-    from vpod.tempfiles import ClaimedTemps, claim_of
+    from vpod.leases import LeaseKeeper
+    from vpod.media.tools import ToolRunner
+    from vpod.tempfiles import claim_of
 
     store = open_store(DatabaseConfig(path=tmp_path / "v.db"))
-    temps = ClaimedTemps(store)
+    keeper = LeaseKeeper(store, ToolRunner(60.0), threading.Event())
     source = tmp_path / "film.mkv"
     source.write_bytes(b"source")
     job = Job(17, tmp_path, b"film.mkv", None, 0, lease="0123456789abcdef0123456789abcdef")
-    with temps.working_on(job), temp_beside(source, temps) as temp:
+    with keeper.hold(job, "worker-1"), temp_beside(source, keeper.temps) as temp:
         assert temp.name.startswith(".vpod-tmp-j17-01234567-") and claim_of(temp) == (17, "01234567")
-        assert store.pending_temps() == [temp]
-    with temp_beside(source, temps) as outside:  # no claim on this thread
+        assert store.pending_temps() == [temp]  # no live lease in the store holds job 17
+    with temp_beside(source, keeper.temps) as outside:  # no claim on this thread
         assert claim_of(outside) is None
     assert store.pending_temps() == [] and source.read_bytes() == b"source"
     store.close()
