@@ -44,7 +44,7 @@ from typing import Callable, Hashable, Iterator, TypeVar
 import structlog
 
 from vpod.db.store import LEASE_SECONDS, Job, Store
-from vpod.errors import LeaseLost, StoreError
+from vpod.errors import LeaseLost, StoreBusy, StoreError
 from vpod.media.tools import ToolRunner
 from vpod.results import display_path
 
@@ -225,6 +225,8 @@ class LeaseKeeper:
         Raises:
             LeaseLost: the claim was fenced, the row no longer holds its token or its
                 lease ended, or the database could not be asked: nothing may be replaced.
+            StoreBusy: the database was locked past its busy timeout: nothing may be
+                replaced now, but the claim may still hold (the file is retried).
         """
         claim = self.current()
         if claim is None:
@@ -234,6 +236,10 @@ class LeaseKeeper:
         asked = self.clock()
         try:
             confirmed = self.bounded("the compare-and-set", lambda: self.store.confirm_lease(claim.job, self.lease_seconds))
+        except StoreBusy:
+            # Locked, not lost: nothing is replaced, and the worker retries the file
+            # (``database_busy``) once its write of the retry gets through.
+            raise
         except StoreError as exc:
             raise LeaseLost(f"{display_path(path)}: the claim could not be confirmed ({exc}); result discarded") from exc
         if not confirmed:

@@ -518,6 +518,7 @@ class FileProcessor:
 
         Raises:
             vpod.errors.LeaseLost: the claim is gone.
+            vpod.errors.StoreBusy: the database was locked; the caller retries the file.
         """
         if self.options.confirm_lease is not None:
             self.options.confirm_lease(path)
