@@ -149,6 +149,22 @@ def _head(fd: int, offset: int, limit: int) -> tuple[int, int, int | None]:
     return element_id, id_length + size_length, None if unknown else size
 
 
+def element_at(fd: int, offset: int, limit: int) -> tuple[Element, bool]:
+    """The header of the element at ``offset`` of the file open on ``fd``, which must
+    start before ``limit``; returns (the element, whether its size is known). An
+    unknown size is given as the bytes up to ``limit``.
+
+    Raises:
+        EbmlError: no valid element header there, or (size known) it runs past ``limit``.
+        OSError: reading failed.
+    """
+    element_id, header_size, size = _head(fd, offset, limit)
+    element = Element(element_id, offset, header_size, size if size is not None else limit - offset - header_size)
+    if element.end > limit:
+        raise EbmlError(f"byte {offset}: the {element.name} element ({element.size} bytes) runs past its parent")
+    return element, size is not None
+
+
 def walk(fd: int) -> MatroskaLayout:
     """Walk the top-level structure of the Matroska file open on ``fd`` (read with
     ``pread``, so the descriptor's offset is not used).

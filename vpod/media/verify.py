@@ -1,15 +1,19 @@
 """Verify a written file before it replaces anything, or after an in-place edit.
 
-A file passes when, read back by ``mkvmerge -J`` *and* by ``ffprobe``, it has the
-expected tracks (count, types, order, languages, the seven flags of
-:data:`vpod.media.flags.TRACK_FLAGS` — ffprobe's view of ``FlagTextDescriptions``
-on subtitle tracks only, the only ones FFmpeg reads it on —, the titles the plan
-set), the source's attachments and chapters, a duration within
-:data:`DURATION_TOLERANCE_SECONDS` of the source's, and an empty plan: nothing left
-to do (idempotence). Both readers are asked because they disagree on some files
-(ffprobe reads only Matroska's legacy ``Language`` element) and users meet both:
-MKVToolNix directly, ffprobe inside Jellyfin, Plex and Kodi. An in-place header edit
-is read back by ``mkvmerge -J`` only (see ``cross_check``).
+A file passes when, read back, it has the expected tracks (count, types, order,
+languages — both Matroska language elements naming the expected one —, the seven flags
+of :data:`vpod.media.flags.TRACK_FLAGS`, the titles the plan set), the source's
+attachments and chapters, a duration within :data:`DURATION_TOLERANCE_SECONDS` of the
+source's, and an empty plan: nothing left to do (idempotence).
+
+Who reads it back: vpod's own Matroska header reader (:mod:`vpod.media.matroska`), in
+the process, which reads the very elements both ``mkvmerge -J`` and ``ffprobe`` read
+(``Language`` and ``LanguageBCP47`` separately, so what FFmpeg-based players see, the
+legacy element, is checked too) and gives what ``mkvmerge -J`` would (proven by
+``tests/integration/test_matroska_reader.py``). Only where it refuses (it cannot say
+for certain what ``mkvmerge -J`` would: see the module) is the file read by
+``mkvmerge -J``, and then, after a remux, also by ``ffprobe``, as before the reader
+existed (``cross_check``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.media.ebml import EbmlError
 from vpod.media.flags import TRACK_FLAGS
 from vpod.media.layout import changed_fields, expected_tracks
+from vpod.media.matroska import MatroskaHeaders, read_headers, to_media_info
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe, probe_with_ffprobe
 from vpod.media.tools import ToolRunner
@@ -46,6 +52,11 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
     for position, (g, e) in enumerate(zip(got, expected)):
         if g.language != e.language:
             problems.append(f"{reader}: track {position} ({e.type}) language is {g.language!r}, expected {e.language!r}")
+        elif e.languages_agree and not g.languages_agree:
+            problems.append(
+                f"{reader}: track {position} ({e.type}) Language element names another language than "
+                f"LanguageBCP47 ({e.language!r}): FFmpeg-based players would see another"
+            )
         for flag in TRACK_FLAGS:
             if reader == "ffprobe" and not flag.read_by_ffprobe(e.type):
                 continue
@@ -60,11 +71,38 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
 
 
 def _chapter_entries(media: MediaInfo) -> int | None:
+    headers = media.extra.get("matroska")
+    if isinstance(headers, MatroskaHeaders):
+        return headers.chapter_entries
     data = media.extra.get("mkvmerge")
     if media.probed_with != "mkvmerge" or data is None:
         return None
     entries: int = sum(c.get("num_entries", 0) for c in data.get("chapters") or [])
     return entries
+
+
+def read_back(path: Path, before: MediaInfo, expected: tuple[Track, ...] | list[Track]) -> MediaInfo | None:
+    """``path`` as ``mkvmerge -J`` would report it, read in-process by
+    :mod:`vpod.media.matroska`; ``None`` where that reader cannot say for certain.
+
+    ``expected`` (the tracks ``path`` should have, in order, with their source index)
+    names the codecs: a track keeps the mkvmerge name of the source track it comes
+    from when its ``CodecID`` is the source's.
+
+    Raises:
+        OSError: reading failed.
+    """
+    data = before.extra.get("mkvmerge") if before.probed_with == "mkvmerge" else None
+    by_id = {t.get("id"): t for t in (data or {}).get("tracks", [])}
+    sources: list[tuple[str, str] | None] = []
+    for track in expected:
+        raw = by_id.get(track.index)
+        codec_id = (raw or {}).get("properties", {}).get("codec_id")
+        sources.append((codec_id, raw.get("codec", "")) if raw is not None and codec_id else None)
+    try:
+        return to_media_info(read_headers(path), sources)
+    except EbmlError:
+        return None
 
 
 def verify_written(
@@ -87,7 +125,8 @@ def verify_written(
         policy: the policy; the written file must need no further action.
         original: the original language the plan was made with; the check plans again
             with the same one (:func:`vpod.policy.planner.plan`).
-        cross_check: also read it with ffprobe. Off for in-place header edits: the
+        cross_check: also read it with ffprobe when it had to be read by ``mkvmerge -J``
+            (see :func:`read_back`). Off for in-place header edits: the
             file is the source itself, ``mkvmerge -J`` reports every element
             ``mkvpropedit`` changed (both language elements included), and ffprobe
             cannot read some Matroska files mkvmerge edits correctly, which would turn
@@ -99,8 +138,10 @@ def verify_written(
         MediaError: reason ``verify_failed``, naming every difference found.
         ToolTimeout / ToolMissing: a probing tool hung or is missing.
     """
-    after = probe(path, runner)
     expected = _carried(expected_tracks(before, plan))
+    after = read_back(path, before, expected)
+    if after is None:
+        after = probe(path, runner)
     titles_of = {i for i, fields in changed_fields(before, plan).items() if "title" in fields}
     problems = _compare_tracks(after.probed_with, _carried(after.tracks), expected, titles_of)
     if after.attachments != before.attachments:
@@ -115,7 +156,7 @@ def verify_written(
             problems.append(
                 f"duration {after.duration_seconds:.3f} s, the source lasts {before.duration_seconds:.3f} s"
             )
-    if cross_check and after.probed_with != "ffprobe":
+    if cross_check and after.probed_with == "mkvmerge":
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
     if not problems:
