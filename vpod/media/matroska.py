@@ -322,7 +322,7 @@ def _track_entry(data: bytes, index: int, path: Path) -> TrackEntry:
         raise MatroskaUnsure(f"{path}: track {index} Language {legacy!r} is not a plain ISO 639-2/B code")
     tag = _text(fields[_LANGUAGE_BCP47]) if _LANGUAGE_BCP47 in fields else None
     if tag is not None:
-        if _LANGUAGE not in fields or not _BCP47_SIMPLE.fullmatch(tag) or _iso639_2b(tag.split("-")[0]) is None:
+        if not _BCP47_SIMPLE.fullmatch(tag) or _iso639_2b(tag.split("-")[0]) is None:
             raise MatroskaUnsure(f"{path}: track {index} LanguageBCP47 {tag!r} is not one the reader is sure of")
     ietf = track_language(tag) if tag else None
     channels = None
