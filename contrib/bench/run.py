@@ -38,15 +38,17 @@ import latency as latency_section  # noqa: E402
 import nodes as nodes_section  # noqa: E402
 import overhead as overhead_section  # noqa: E402
 import pool as pool_section  # noqa: E402
+import remux as remux_section  # noqa: E402
 import report  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes")
+SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
+    "remux": remux_section,
     "scaling": scaling_section,
     "latency": latency_section,
     "idle": idle_section,
@@ -63,6 +65,8 @@ class Sizes:
 
     overhead_files: int = 20
     overhead_rounds: int = 5
+    remux_files: int = 20
+    remux_rounds: int = 3
     scaling_files: int = 40
     issue4_files: int = 20
     latency_files: int = 20
@@ -79,7 +83,7 @@ class Sizes:
 
 
 SMOKE = Sizes(
-    overhead_files=3, overhead_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
+    overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
     settle_seconds=0.5,
 )
@@ -91,6 +95,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
     try:
         if name == "overhead":
             return overhead_section.overhead(folder, media, files=sizes.overhead_files, rounds=sizes.overhead_rounds)
+        if name == "remux":
+            return remux_section.remux(folder, files=sizes.remux_files, rounds=sizes.remux_rounds)
         if name == "scaling":
             cpus = len(os.sched_getaffinity(0))
             return scaling_section.scaling(folder, media, cpus=cpus, files=sizes.scaling_files,

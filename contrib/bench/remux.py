@@ -1,0 +1,113 @@
+"""Remux: the CPU vpod spends per remuxed file against the bare tool commands.
+
+The remux set: copies of a tiny MKV (video, subtitle eng, audio jpn default, audio eng)
+that the default policy must reorder (audio before subtitles, English first) and whose
+default flags it changes: one ``mkvmerge`` remux per file. CPU is user + system time of
+the children, from ``getrusage(RUSAGE_CHILDREN)`` around each command (the tools vpod
+starts are its children, so they count). vpod's figure is ``vpod process --workers 1``
+over the set, minus the same command over an empty folder (its start-up), divided by
+the number of files. The floor is the bare ``mkvmerge -J FILE`` + ``mkvmerge`` with the
+very arguments vpod builds (:func:`vpod.media.remux.mkvmerge_args`), as a shell loop
+over fresh copies of the same files. Each round runs the floor right before vpod.
+"""
+
+from __future__ import annotations
+
+import resource
+import shlex
+import subprocess
+from pathlib import Path
+
+from vpod.media.probe import probe
+from vpod.media.remux import mkvmerge_args
+from vpod.media.tools import ToolRunner
+from vpod.policy.planner import plan
+from vpod.policy.policy import Policy
+
+from common import MARKER, BenchFailure, MediaSource, Row, check_normalized
+from overhead import run_process
+
+
+def make_remux_template(folder: Path) -> Path:
+    """The remux set's template (see the module docstring), titled :data:`MARKER` so
+    that :class:`MediaSource` makes each copy unique."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "remux-template.mkv"
+    srt = folder / "remux.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,150\nHi\n\n")
+    args = ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=16x16:rate=10:duration=0.2",
+            "-i", str(srt)]  # fmt: skip
+    for frequency in (400, 500):
+        args += ["-f", "lavfi", "-i", f"sine=frequency={frequency}:duration=0.2:sample_rate=8000"]
+    args += ["-map", "0:0", "-map", "1:0", "-map", "2:0", "-map", "3:0", "-c:0", "mpeg4", "-c:1", "srt", "-c:2", "aac",
+             "-b:2", "16k", "-c:3", "aac", "-b:3", "16k", "-metadata:s:1", "language=eng", "-metadata:s:2", "language=jpn",
+             "-metadata:s:3", "language=eng", "-disposition:0", "0", "-disposition:1", "0", "-disposition:2", "default",
+             "-disposition:3", "0", "-metadata", f"title={MARKER.decode()}", "-write_crc32", "0", "-default_mode",
+             "passthrough", str(path)]  # fmt: skip
+    subprocess.run(args, check=True)
+    if path.read_bytes().count(MARKER) != 1:
+        raise BenchFailure(f"{path}: the title marker is not in the file exactly once")
+    return path
+
+
+def remux_arguments(template: Path) -> list[str]:
+    """vpod's own ``mkvmerge`` arguments for ``template`` (default policy), with
+    ``{out}`` and ``{in}`` where the file names go.
+
+    Raises:
+        BenchFailure: the plan is not a remux.
+    """
+    media = probe(template, ToolRunner(60))
+    the_plan = plan(Policy(), media)
+    args = mkvmerge_args(media, the_plan, Path("/OUT"))
+    if "--track-order" not in args:
+        raise BenchFailure(f"the remux template needs no reorder: {the_plan.describe()}")
+    return [{"/OUT": "{out}", str(template.absolute()): "{in}"}.get(a, a) for a in args]
+
+
+def children_cpu(fn) -> float:  # type: ignore[no-untyped-def]
+    """User + system CPU seconds of the children ``fn()`` waits for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fn()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_floor(args: list[str], files: list[Path]) -> float:
+    """CPU seconds of ``mkvmerge -J`` + ``mkvmerge`` per file over ``files``, in one shell."""
+    lines = []
+    for path in files:
+        out = path.with_name(path.stem + ".out.mkv")
+        words = [a.replace("{out}", str(out)).replace("{in}", str(path)) for a in args]
+        lines.append(f"mkvmerge -J {shlex.quote(str(path))} >/dev/null && mkvmerge -q {shlex.join(words)} >/dev/null "
+                     f"&& mv {shlex.quote(str(out))} {shlex.quote(str(path))}")  # fmt: skip
+    seconds = children_cpu(lambda: subprocess.run(["bash", "-ec", "\n".join(lines)], check=True))
+    check_normalized(files, "mkvmerge floor")
+    return seconds
+
+
+def remux(work: Path, *, files: int, rounds: int) -> list[Row]:
+    """The remux rows; see the module docstring."""
+    media = MediaSource(make_remux_template(work / "template"))
+    args = remux_arguments(media.template)
+    empty = work / "empty"
+    empty.mkdir()
+    floor, vpod, startup = [], [], []
+    for round_no in range(rounds):
+        floor.append(run_floor(args, media.copies(work / f"floor-{round_no}", files)) / files)
+        startup_cpu = children_cpu(lambda: run_process(work, empty, []))
+        folder = work / f"vpod-{round_no}"
+        batch = media.copies(folder, files)
+        total = children_cpu(lambda: run_process(work, folder, batch))
+        startup.append(startup_cpu)
+        vpod.append((total - startup_cpu) / files)
+    ratio = [v / f for v, f in zip(vpod, floor)]
+    note = f"{files} files per round, {rounds} rounds"
+    return [
+        Row("remux", "floor: mkvmerge -J + mkvmerge, CPU per file", [1000 * v for v in floor], "ms", note=note),
+        Row("remux", "vpod process: CPU per remuxed file (tools included, start-up excluded)",
+            [1000 * v for v in vpod], "ms", goal="≤ 100", check=lambda v: v <= 100, note=note),  # fmt: skip
+        Row("remux", "vpod ÷ floor (CPU per remuxed file)", ratio, "×", goal="≤ 1.25", check=lambda v: v <= 1.25,
+            note="paired per round"),  # fmt: skip
+        Row("remux", "vpod process on an empty folder: CPU (start-up, subtracted above)", startup, "s"),
+    ]
