@@ -13,6 +13,7 @@ over fresh copies of the same files. Each round runs the floor right before vpod
 
 from __future__ import annotations
 
+import json
 import resource
 import shlex
 import subprocess
@@ -24,8 +25,7 @@ from vpod.media.tools import ToolRunner
 from vpod.policy.planner import plan
 from vpod.policy.policy import Policy
 
-from common import MARKER, BenchFailure, MediaSource, Row, check_normalized
-from overhead import run_process
+from common import MARKER, BenchFailure, MediaSource, Row, check_normalized, vpod_command, vpod_env, write_config
 
 
 def make_remux_template(folder: Path) -> Path:
@@ -86,6 +86,28 @@ def run_floor(args: list[str], files: list[Path]) -> float:
     return seconds
 
 
+def run_vpod(work: Path, folder: Path, files: list[Path]) -> float:
+    """CPU seconds of ``vpod process FOLDER --workers 1`` (its tools included).
+
+    Raises:
+        BenchFailure: a file was not remuxed as planned.
+    """
+    config = work / "process.toml"
+    if not config.exists():
+        write_config(config, {"database": {"path": str(work / "process.db")}})
+    (work / "home").mkdir(exist_ok=True)
+    command = vpod_command("process", str(folder), "--workers", "1", "--json", "--config", str(config))
+    done: list[subprocess.CompletedProcess[str]] = []
+    seconds = children_cpu(
+        lambda: done.append(subprocess.run(command, env=vpod_env(work / "home"), capture_output=True, text=True))
+    )
+    report = json.loads(done[0].stdout or "{}")
+    if done[0].returncode != 0 or report.get("success_count") != len(files):
+        raise BenchFailure(f"vpod process: exit {done[0].returncode}: {done[0].stderr[-2000:]}")
+    check_normalized(files, "vpod process")  # after the measurement: its mkvmerge -J runs are the suite's
+    return seconds
+
+
 def remux(work: Path, *, files: int, rounds: int) -> list[Row]:
     """The remux rows; see the module docstring."""
     media = MediaSource(make_remux_template(work / "template"))
@@ -95,10 +117,9 @@ def remux(work: Path, *, files: int, rounds: int) -> list[Row]:
     floor, vpod, startup = [], [], []
     for round_no in range(rounds):
         floor.append(run_floor(args, media.copies(work / f"floor-{round_no}", files)) / files)
-        startup_cpu = children_cpu(lambda: run_process(work, empty, []))
+        startup_cpu = run_vpod(work, empty, [])
         folder = work / f"vpod-{round_no}"
-        batch = media.copies(folder, files)
-        total = children_cpu(lambda: run_process(work, folder, batch))
+        total = run_vpod(work, folder, media.copies(folder, files))
         startup.append(startup_cpu)
         vpod.append((total - startup_cpu) / files)
     ratio = [v / f for v, f in zip(vpod, floor)]
