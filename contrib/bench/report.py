@@ -14,6 +14,7 @@ from common import REPO, Row, median
 
 SECTION_TITLES = {
     "overhead": "1. Overhead against the bare tool commands",
+    "remux": "1b. Remux: CPU per remuxed file against the bare tool commands",
     "scaling": "2. Scaling with workers (vpod process)",
     "latency": "3. Latency: writer closes a file → processing",
     "idle": "4. Idle cost",
