@@ -13,8 +13,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("Overhead", "Remux: CPU per remuxed file", "Scaling", "Latency", "Idle cost", "Burst and memory", "Catch-up scan", "Database pool",
-            "Several nodes")
+SECTIONS = ("Overhead", "Remux: CPU per remuxed file", "Scaling", "Latency", "Idle cost", "Burst and memory",
+            "Catch-up scan", "Database pool", "Several nodes")
 
 
 def test_smoke_run_writes_every_section(tmp_path: Path) -> None:

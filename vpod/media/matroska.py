@@ -145,6 +145,7 @@ def read_headers(path: Path) -> MatroskaHeaders:
         EbmlError: not Matroska, or its structure cannot be delimited.
         OSError: reading failed.
     """
+    path = path.absolute()
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return _read(fd, path)
