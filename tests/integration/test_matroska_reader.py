@@ -138,8 +138,9 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
                     "--set", "language=eng", "--set", "language-ietf=fr", "--edit", "track:@1", "--delete", "language"],
                    check=True)  # fmt: skip
     files.append(edited)
-    mp4 = make_media(
-        folder / "film.mp4", [video(), audio("eng", default=True), audio("jpn", title="日本語"), subtitle("eng")]
+    mp4 = make_media(  # H.264, as MP4 files hold; MPEG-4 part 2 in MP4 becomes V_MS/VFW/FOURCC (the zoo has one)
+        folder / "film.mp4",
+        [video(codec="libx264"), audio("eng", default=True), audio("jpn", title="日本語"), subtitle("eng")],
     )
     from_mp4 = folder / "from-mp4-mkvmerge.mkv"
     _mkvmerge("-o", str(from_mp4), str(mp4))
@@ -330,18 +331,26 @@ def _logging_tools(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "tracks, expected",
+    "name, tracks, expected",
     [
         # subtitle before audio: a remux
-        ([video(), subtitle("eng"), audio("jpn", default=True), audio("eng")], ["mkvmerge -J", "mkvmerge"]),
+        ("film.mkv", [video(), subtitle("eng"), audio("jpn", default=True), audio("eng")], ["mkvmerge -J", "mkvmerge"]),
         # only the default flag changes: an in-place edit
-        ([video(), audio("eng"), audio("jpn", default=True)], ["mkvmerge -J", "mkvpropedit"]),
+        ("film.mkv", [video(), audio("eng"), audio("jpn", default=True)], ["mkvmerge -J", "mkvpropedit"]),
+        # a container change: MP4 is probed by both tools, the MKV read back by vpod
+        ("film.mp4", [video(codec="libx264"), audio("eng", default=True)], ["mkvmerge -J", "ffprobe", "mkvmerge"]),
+        # AC-3, which mkvmerge names from its frames, in a source mkvmerge -J did not name: the reader
+        # refuses, and both tools read the written file, as before the reader
+        ("film.mp4", [video(codec="libx264"), audio("eng", default=True, codec="ac3")],
+         ["mkvmerge -J", "ffprobe", "mkvmerge", "mkvmerge -J", "ffprobe"]),
     ],
-)
-def test_one_probe_and_one_write_per_file(tmp_path: Path, env: dict[str, str], tracks, expected) -> None:
+)  # fmt: skip
+def test_one_probe_and_one_write_per_file(tmp_path: Path, env: dict[str, str], name, tracks, expected) -> None:
     log = _logging_tools(tmp_path / "bin")
-    target = make_media(tmp_path / "lib" / "film.mkv", tracks)
-    config = write_config(tmp_path / "c.toml", {"database": {"path": str(tmp_path / "db")}})
+    target = make_media(tmp_path / "lib" / name, tracks)
+    config = write_config(
+        tmp_path / "c.toml", {"database": {"path": str(tmp_path / "db")}, "policy": {"container": "mkv"}}
+    )
     result = run_vpod(
         ["process", str(target), "--json", "--config", str(config)],
         env={**env, "PATH": f"{log.parent}:{os.environ['PATH']}"},
