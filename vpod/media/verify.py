@@ -87,10 +87,8 @@ def read_back(path: Path, before: MediaInfo, expected: tuple[Track, ...] | list[
 
     ``expected`` (the tracks ``path`` should have, in order, with their source index)
     names the codecs: a track keeps the mkvmerge name of the source track it comes
-    from when its ``CodecID`` is the source's.
-
-    Raises:
-        OSError: reading failed.
+    from when its ``CodecID`` is the source's. Never raises: a file it cannot read
+    (``OSError`` included) is left to ``mkvmerge -J``, which reports why.
     """
     data = before.extra.get("mkvmerge") if before.probed_with == "mkvmerge" else None
     by_id = {t.get("id"): t for t in (data or {}).get("tracks", [])}
@@ -101,7 +99,7 @@ def read_back(path: Path, before: MediaInfo, expected: tuple[Track, ...] | list[
         sources.append((codec_id, raw.get("codec", "")) if raw is not None and codec_id else None)
     try:
         return to_media_info(read_headers(path), sources)
-    except EbmlError:
+    except (EbmlError, OSError):
         return None
 
 
