@@ -18,21 +18,20 @@ import click
 
 from vpod.errors import ConfigError, MediaError, StoreError, ToolMissing, UsageProblem, VpodError
 from vpod.exitcodes import ExitCode
-from vpod.instance import AlreadyRunning
-from vpod.requirements import ToolsMissing
 
 _Kind = Union[type[VpodError], str]
-"""An exception type, or ``"module:Name"`` of one whose module is too heavy to import for
-every command (it is imported by the commands that can raise it)."""
+"""An exception type, or ``"module:Name"`` of one defined in a module that not every
+command needs (it is imported by the commands that can raise it): ``vpod --version``
+imports none of them."""
 
 _ROWS: tuple[tuple[_Kind, ExitCode, str], ...] = (
     (ConfigError, ExitCode.USAGE, "config error: "),
     (UsageProblem, ExitCode.USAGE, ""),
-    (ToolsMissing, ExitCode.UNAVAILABLE, ""),
+    ("vpod.requirements:ToolsMissing", ExitCode.UNAVAILABLE, ""),
     (ToolMissing, ExitCode.UNAVAILABLE, ""),  # a MediaError: listed before it
     (StoreError, ExitCode.SOFTWARE, ""),  # StoreBusy too: a subclass
-    ("vpod.http_listener:ListenError", ExitCode.OSERR, ""),  # only `vpod run` listens: the HTTP stack stays out of the rest
-    (AlreadyRunning, ExitCode.ALREADY_RUNNING, ""),
+    ("vpod.http_listener:ListenError", ExitCode.OSERR, ""),  # only `vpod run` listens
+    ("vpod.instance:AlreadyRunning", ExitCode.ALREADY_RUNNING, ""),
     (MediaError, ExitCode.FILES_FAILED, ""),  # vpod inspect / plan: the file is not readable media
 )
 

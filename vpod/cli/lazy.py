@@ -9,11 +9,32 @@ third of a second on a small machine (contrib/bench/startup.py reports the figur
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Iterable
 
 import click
 
 from vpod.cli.exits import ExitOnError
+
+DAEMON_STACKS = (
+    "http.server",
+    "prometheus_client",
+    "watchdog",
+    "psycopg",
+    "psycopg_pool",
+    "vpod.daemon",
+    "vpod.http_listener",
+    "vpod.metrics",
+    "vpod.watch.observers",
+)
+"""Packages and modules only ``vpod run`` needs (the HTTP listener, the metrics, the
+folder watcher, the daemon) and PostgreSQL's driver, which only a PostgreSQL database
+needs: ``vpod --version`` and ``vpod process`` on SQLite import none of them
+(tests/integration/test_startup_imports.py; contrib/bench/startup.py counts them)."""
+
+
+def daemon_stack_modules(modules: Iterable[str]) -> list[str]:
+    """The names in ``modules`` that are, or are inside, one of :data:`DAEMON_STACKS`."""
+    return [m for m in modules if any(m == s or m.startswith(s + ".") for s in DAEMON_STACKS)]
 
 
 class LazyGroup(ExitOnError):
