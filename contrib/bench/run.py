@@ -80,12 +80,14 @@ class Sizes:
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     startup_runs: int = 30
     startup_file_runs: int = 10
+    remux_files: int = 8
+    remux_megabytes: float = 40.0
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
-    settle_seconds=0.5, startup_runs=3, startup_file_runs=1,
+    settle_seconds=0.5, startup_runs=3, startup_file_runs=1, remux_files=2, remux_megabytes=4.0,
 )
 
 
@@ -98,7 +100,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "scaling":
             cpus = len(os.sched_getaffinity(0))
             return scaling_section.scaling(folder, media, cpus=cpus, files=sizes.scaling_files,
-                                          issue4_files=sizes.issue4_files, runs=sizes.runs)
+                                          issue4_files=sizes.issue4_files, runs=sizes.runs) + \
+                scaling_section.remux_scaling(folder, cpus=cpus, files=sizes.remux_files,
+                                              megabytes=sizes.remux_megabytes, runs=sizes.runs)
         if name == "latency":
             return latency_section.latency(folder, media, files=sizes.latency_files, runs=sizes.runs,
                                            settle_seconds=sizes.settle_seconds)
