@@ -52,6 +52,15 @@ def cpu_override(workers: int, cpus: int) -> int | None:
     return None if workers <= cpus // 2 else 2 * workers
 
 
+def worker_row(name: str, workers: int, values: list[float] | None, unit: str, cpus: int, digits: int = 2) -> Row:
+    """The row of a ``--workers`` figure: skipped (``values`` ``None``) when the machine
+    lacks the CPUs, else noting the ``VPOD_CPU_COUNT`` override it ran with, if any."""
+    if values is None:
+        return Row("scaling", name, unit=unit, skipped=f"skipped: needs ≥ {cpus_needed(workers)} CPUs")
+    override = cpu_override(workers, cpus)
+    return Row("scaling", name, values, unit, note=f"VPOD_CPU_COUNT={override}" if override else "", digits=digits)
+
+
 def measure(work: Path, media: MediaSource, files: int, workers: int, cpus: int, tag: str) -> float:
     """Wall seconds (start-up included) of one ``vpod process --workers N`` over fresh copies."""
     folder = work / f"{tag}-w{workers}"
@@ -73,12 +82,8 @@ def scaling(work: Path, media: MediaSource, *, cpus: int, files: int, issue4_fil
                 walls[workers].append(measure(work, media, count, workers, cpus, tag))
         label = "issue 4: " if tag == "issue4" else ""
         for workers in counts:
-            name = f"{label}{count} files, vpod process --workers {workers}: wall time"
-            if workers not in walls:
-                rows.append(Row("scaling", name, unit="s", skipped=f"skipped: needs ≥ {cpus_needed(workers)} CPUs"))
-                continue
-            override = cpu_override(workers, cpus)
-            rows.append(Row("scaling", name, walls[workers], "s", note=f"VPOD_CPU_COUNT={override}" if override else ""))
+            rows.append(worker_row(f"{label}{count} files, vpod process --workers {workers}: wall time", workers,
+                                   walls.get(workers), "s", cpus))
         for workers in counts[1:]:
             name = f"{label}{count} files: speedup of workers {workers} over workers 1 (t1 ÷ t{workers})"
             if workers in walls and 1 in walls:
@@ -183,13 +188,9 @@ def remux_scaling(work: Path, *, cpus: int, files: int, megabytes: float, runs: 
                     [total_mb / s for s in floors["mkvmerge"]], "MB/s", digits=0,
                     note="vpod's own remux arguments, one file after the other"))
     for workers in counts:
-        name = f"{label}: vpod process --workers {workers}, MB/s (start-up included)"
-        if workers not in walls:
-            rows.append(Row("scaling", name, unit="MB/s", skipped=f"skipped: needs ≥ {cpus_needed(workers)} CPUs"))
-            continue
-        override = cpu_override(workers, cpus)
-        rows.append(Row("scaling", name, [total_mb / s for s in walls[workers]], "MB/s", digits=0,
-                        note=f"VPOD_CPU_COUNT={override}" if override else ""))
+        speeds = [total_mb / s for s in walls[workers]] if workers in walls else None
+        rows.append(worker_row(f"{label}: vpod process --workers {workers}, MB/s (start-up included)", workers,
+                               speeds, "MB/s", cpus, digits=0))
     for workers in runnable:
         for kind in ("cp + fsync", "mkvmerge"):
             rows.append(Row("scaling", f"{label}: vpod process --workers {workers} ÷ {kind} floor (MB/s)",
