@@ -72,6 +72,8 @@ def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, t
     assert "vpod.pipeline" in modules and "sqlite3" in modules
     assert daemon_stack_modules(modules) == [], f"vpod process imported {daemon_stack_modules(modules)}"
     assert {"psycopg", "psycopg_pool"} <= set(DAEMON_STACKS)
+    # No [arr] instance configured: the arr client and its HTTP stack stay out too.
+    assert not {"http.client", "vpod.original.client"} & set(modules)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
