@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from vpod.arr_config import ArrConfig, arr_section
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
-from vpod.http_listener import parse_listen_address
+from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
 from vpod.tomlschema import (

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from vpod.errors import VpodError
+from vpod.listen_address import parse_listen_address  # moved there: the config check needs no HTTP stack
 
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
@@ -29,21 +30,6 @@ HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 
 class ListenError(VpodError):
     """The HTTP listener cannot bind its address (in use, not a local address, permission)."""
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """``"HOST:PORT"`` or ``"[IPv6]:PORT"`` → ``(host, port)``; port 0 picks a free port
-    (the ``http_listening`` log event says which).
-
-    Raises:
-        ValueError: no port, a port outside 0-65535, or an empty host.
-    """
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f'expected "HOST:PORT" (e.g. "127.0.0.1:9810"), got {text!r}')
-    return host, int(port)
 
 
 class _Server(ThreadingHTTPServer):

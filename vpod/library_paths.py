@@ -24,8 +24,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from vpod.watch.library_id import LibraryIdentity, read_identity
-
 if TYPE_CHECKING:
     from vpod.db.store import Store
 
@@ -73,6 +71,9 @@ class LibraryPaths:
         if folder in self._names:
             return folder
         if self.database_id and self.marked:
+            # Moved here: collecting the targets of vpod process needs no database module.
+            from vpod.watch.library_id import LibraryIdentity, read_identity
+
             found = read_identity(folder)
             if isinstance(found, LibraryIdentity) and found.database_id == self.database_id:
                 return self.marked.get(found.library_uid or found.name)

@@ -23,34 +23,26 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
 from vpod import __version__
 from vpod.batch import BatchController, new_batch_id
 from vpod.config import VPOConfig
-from vpod.db.factory import open_store
-from vpod.db.store import Store, StoreError
-from vpod.eventlog import EventLog
-from vpod.events import BatchClosed, EventBus, FileFinished, FileStarted
+from vpod.errors import StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
-from vpod.heartbeat import OwnerHeartbeat
-from vpod.library_paths import store_library_paths
-from vpod.jobs import JobRunner
-from vpod.leases import LeaseKeeper
-from vpod.media.limits import ToolLimits
-from vpod.media.tools import ToolRunner
-from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
-from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets, relocate
-from vpod.tempfiles import log_sweep, sweep_temps
-from vpod.watch.ownership import MarkerLookup
+
+if TYPE_CHECKING:  # imported in run_process: a run with no file needs no database and no pipeline
+    from vpod.db.store import Store
+    from vpod.events import EventBus
+    from vpod.jobs import JobRunner
 
 WORKER_PREFIX = "process-"
 """Worker threads are named ``process-<pid>_<n>`` (for people: the Store records who owns
@@ -324,6 +316,21 @@ def run_process(
         empty = BatchResult(batch_id=new_batch_id(), started_at=time.time(), ended_at=time.time())
         return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
 
+    # Moved here from the top of the module: the database and the pipeline, only when
+    # there is a file to process (contrib/bench/startup.py).
+    from vpod.db.factory import open_store
+    from vpod.events import BatchClosed, FileFinished, FileStarted
+    from vpod.heartbeat import OwnerHeartbeat
+    from vpod.jobs import JobRunner
+    from vpod.leases import LeaseKeeper
+    from vpod.library_paths import store_library_paths
+    from vpod.media.limits import ToolLimits
+    from vpod.media.tools import ToolRunner
+    from vpod.original.resolver import OriginalResolver
+    from vpod.pipeline import FileProcessor, PipelineOptions
+    from vpod.tempfiles import log_sweep, sweep_temps
+    from vpod.watch.ownership import MarkerLookup
+
     store = open_store(config.database, node=config.node.node_name)
     try:
         store.register_owner("process", node=config.node.node_name, version=__version__, workers=workers)
@@ -424,6 +431,9 @@ def run_process(
 def process_events() -> EventBus:
     """The event bus of one ``vpod process`` run: logging subscribes (the daemon's
     subscribers are in :func:`vpod.daemon.wiring.wire`)."""
+    from vpod.eventlog import EventLog  # moved here with run_process's imports
+    from vpod.events import EventBus
+
     events = EventBus()
     events.subscribe(EventLog())
     return events

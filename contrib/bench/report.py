@@ -22,6 +22,7 @@ SECTION_TITLES = {
     "scan": "6. Catch-up scan",
     "pool": "7. Database pool",
     "nodes": "8. Several nodes on one library (PostgreSQL)",
+    "startup": "9. Start-up: vpod --version and vpod process",
 }
 
 

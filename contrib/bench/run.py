@@ -42,9 +42,10 @@ import remux as remux_section  # noqa: E402
 import report  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
+import startup as startup_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes")
+SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -56,6 +57,7 @@ MODULES = {
     "scan": scan_section,
     "pool": pool_section,
     "nodes": nodes_section,
+    "startup": startup_section,
 }
 
 
@@ -80,12 +82,16 @@ class Sizes:
     node_files: int = 200
     runs: int = 3
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    startup_runs: int = 30
+    startup_file_runs: int = 10
+    heavy_files: int = 8  # the scaling section's remux-heavy set
+    heavy_megabytes: float = 40.0
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
-    settle_seconds=0.5,
+    settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
 )
 
 
@@ -100,7 +106,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "scaling":
             cpus = len(os.sched_getaffinity(0))
             return scaling_section.scaling(folder, media, cpus=cpus, files=sizes.scaling_files,
-                                          issue4_files=sizes.issue4_files, runs=sizes.runs)
+                                          issue4_files=sizes.issue4_files, runs=sizes.runs) + \
+                scaling_section.remux_scaling(folder, cpus=cpus, files=sizes.heavy_files,
+                                              megabytes=sizes.heavy_megabytes, runs=sizes.runs)
         if name == "latency":
             return latency_section.latency(folder, media, files=sizes.latency_files, runs=sizes.runs,
                                            settle_seconds=sizes.settle_seconds)
@@ -117,6 +125,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "nodes":
             return nodes_section.nodes(folder, media, claim_files=sizes.claim_files, node_files=sizes.node_files,
                                        runs=sizes.runs, settle_seconds=sizes.settle_seconds)
+        if name == "startup":
+            return startup_section.startup(folder, media, runs=sizes.startup_runs, file_runs=sizes.startup_file_runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -172,6 +182,9 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     failures: list[str] = []
     try:
+        # Every section runs vpod from its bytecode, as an installed vpod does, even with
+        # PYTHONDONTWRITEBYTECODE set (else each run compiles vpod's sources again).
+        startup_section.compile_vpod()
         media = MediaSource(make_template(work / "template"))
         for name in args.sections:
             section_start = time.monotonic()

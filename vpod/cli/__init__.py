@@ -1,6 +1,8 @@
 """The ``vpod`` command line (click). Commands only parse and delegate.
 
-Each command lives in its own module and is registered here.
+Each command lives in its own module and is registered here by name (:data:`COMMANDS`),
+imported only when it runs: ``vpod --version`` and ``vpod process`` start without the
+daemon, HTTP and metrics stacks.
 """
 
 from __future__ import annotations
@@ -8,19 +10,27 @@ from __future__ import annotations
 import click
 
 from vpod import __version__
-from vpod.cli.config_cmd import config_group
-from vpod.cli.inspect_cmd import inspect_command
-from vpod.cli.plan_cmd import plan_command
-from vpod.cli.process_cmd import process_command
-from vpod.cli.doctor_cmd import doctor_command
-from vpod.cli.exits import ExitOnError
-from vpod.cli.resume_cmd import resume_command
-from vpod.cli.retry_cmd import retry_command
-from vpod.cli.run_cmd import run_command
-from vpod.cli.status_cmd import status_command
+from vpod.cli.lazy import LazyGroup
+
+COMMANDS = {
+    "run": "vpod.cli.run_cmd:run_command",
+    "config": "vpod.cli.config_cmd:config_group",
+    "process": "vpod.cli.process_cmd:process_command",
+    "inspect": "vpod.cli.inspect_cmd:inspect_command",
+    "plan": "vpod.cli.plan_cmd:plan_command",
+    "status": "vpod.cli.status_cmd:status_command",
+    "resume": "vpod.cli.resume_cmd:resume_command",
+    "retry": "vpod.cli.retry_cmd:retry_command",
+    "doctor": "vpod.cli.doctor_cmd:doctor_command",
+}
+"""Each command and where it lives: imported only when it runs (:class:`LazyGroup`)."""
 
 
-@click.group(cls=ExitOnError, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="vpod")
 def cli() -> None:
     """vpod: watch folders and normalize video files by a track policy.
@@ -29,17 +39,6 @@ def cli() -> None:
     sets default audio/subtitle tracks, removes, reorders and tags tracks, and remuxes
     into MKV as the policy says, with ffprobe, mkvpropedit and mkvmerge.
     """
-
-
-cli.add_command(run_command)
-cli.add_command(config_group)
-cli.add_command(process_command)
-cli.add_command(inspect_command)
-cli.add_command(plan_command)
-cli.add_command(status_command)
-cli.add_command(resume_command)
-cli.add_command(retry_command)
-cli.add_command(doctor_command)
 
 
 def main() -> None:

@@ -27,17 +27,19 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from vpod.arr_config import ArrConfig, ArrInstance
 from vpod.errors import MediaError
 from vpod.media.model import MediaInfo
-from vpod.original.catalog import ArrCatalog, Lookup
-from vpod.original.client import ArrItem, fetch_items
 from vpod.outcomes import Reason
 from vpod.policy.languages import UNDETERMINED
 from vpod.policy.original import ORIGINAL, OriginalLanguage
 from vpod.policy.policy import LANGUAGE_LIST_KEYS, Policy
+
+if TYPE_CHECKING:  # the arr client (http.client, email) is imported only with an instance configured
+    from vpod.original.catalog import ArrCatalog, Lookup
+    from vpod.original.client import ArrItem
 
 FLAG_ORIGINAL = "flag_original"
 POLICY = "policy"
@@ -115,7 +117,8 @@ class OriginalResolver:
         arr: the configured instances (``[arr]``).
         retried: files that wait are tried again later by the caller (the daemon);
             ``False`` for ``vpod process`` (:meth:`Resolution.error`'s wording).
-        clock, fetch: passed to each :class:`ArrCatalog` (tests).
+        clock, fetch: passed to each :class:`ArrCatalog` (tests; ``fetch`` ``None``:
+            :func:`vpod.original.client.fetch_items`).
     """
 
     def __init__(
@@ -124,7 +127,7 @@ class OriginalResolver:
         *,
         retried: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        fetch: Callable[[ArrInstance], list[ArrItem]] = fetch_items,
+        fetch: Callable[[ArrInstance], list[ArrItem]] | None = None,
     ) -> None:
         self.retried = retried
         self.clock = clock
@@ -133,7 +136,11 @@ class OriginalResolver:
         self._catalogs: tuple[ArrCatalog, ...] = tuple(self._catalog(i) for i in arr.instances)
 
     def _catalog(self, instance: ArrInstance) -> ArrCatalog:
-        return ArrCatalog(instance, clock=self.clock, fetch=self.fetch)
+        # Imported here: a run without [arr] instances needs no HTTP client.
+        from vpod.original.catalog import ArrCatalog
+        from vpod.original.client import fetch_items
+
+        return ArrCatalog(instance, clock=self.clock, fetch=self.fetch or fetch_items)
 
     def reconfigure(self, arr: ArrConfig) -> None:
         """Put a reloaded ``[arr]`` in force from the next file on; an instance whose

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 UNDETERMINED = "und"
 """ISO 639-2 code for "no language known"; also what Matroska assumes when the element is absent."""
@@ -30,6 +29,8 @@ class _Table:
 
 @lru_cache(maxsize=1)
 def _table() -> _Table:
+    from importlib import resources  # moved here: read once, when a language is first looked up
+
     raw = json.loads(resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8"))
     by_key: dict[str, str] = {}
     names: dict[str, str] = {}

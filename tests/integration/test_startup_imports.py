@@ -1,0 +1,86 @@
+"""Issue 15 item 4: ``vpod --version`` and ``vpod process`` start without the stacks only
+``vpod run`` needs (HTTP listener, metrics, folder watcher, daemon) and without
+PostgreSQL's driver on a SQLite database.
+
+Each test runs the real command under ``python -X importtime`` (Python docs,
+"Command line and environment", ``-X importtime``: every import is reported on
+stderr, also those made while the command runs) and checks the module names, so a
+new top-level import cannot silently bring a stack back. No time is measured here:
+contrib/bench/startup.py reports the times.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from support.daemon import write_config
+from support.media import default_audio_languages
+from vpod.cli import COMMANDS, cli
+from vpod.cli.lazy import DAEMON_STACKS, daemon_stack_modules
+
+pytestmark = pytest.mark.integration
+
+
+def imported(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``python -X importtime -m vpod ARGS``; (the process, every module it imported)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "vpod", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    modules = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+               if line.startswith("import time:") and "cumulative" not in line]
+    assert modules, done.stderr  # -X importtime reported: the check below is not vacuous
+    return done, modules
+
+
+def sqlite_config(tmp_path: Path) -> Path:
+    # An [http] listener configured, as a daemon's config shares it: checking the address
+    # must not load the HTTP stack.
+    return write_config(tmp_path / "config.toml", {
+        "database": {"path": str(tmp_path / "vpod.db")}, "http": {"listen": "127.0.0.1:0"},
+    })
+
+
+def test_version_imports_no_command_and_no_daemon_stack(env):
+    done, modules = imported(["--version"], env)
+    assert done.returncode == 0 and "vpod, version" in done.stdout, done.stderr
+    assert daemon_stack_modules(modules) == []
+    # --version needs no command: neither the config, nor the logging, nor any command module.
+    assert not [m for m in modules if m in ("vpod.config", "structlog") or m.startswith("vpod.cli.") and
+                m.endswith("_cmd")], modules
+
+
+def test_process_on_an_empty_folder_imports_no_daemon_stack(env, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done, modules = imported(["process", str(empty), "--config", str(sqlite_config(tmp_path))], env)
+    assert done.returncode == 0 and "nothing to do" in done.stdout, done.stderr
+    assert daemon_stack_modules(modules) == [], f"vpod process imported {daemon_stack_modules(modules)}"
+
+
+def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, tmp_path, jpn_eng_mkv: Path):
+    folder = tmp_path / "films"
+    folder.mkdir()
+    film = Path(shutil.copy(jpn_eng_mkv, folder / "film.mkv"))
+    done, modules = imported(["process", str(folder), "--config", str(sqlite_config(tmp_path))], env)
+    assert done.returncode == 0, done.stderr
+    assert default_audio_languages(film) == ["eng"]  # the whole pipeline ran
+    assert "vpod.pipeline" in modules and "sqlite3" in modules
+    assert daemon_stack_modules(modules) == [], f"vpod process imported {daemon_stack_modules(modules)}"
+    assert {"psycopg", "psycopg_pool"} <= set(DAEMON_STACKS)
+    # No [arr] instance configured: the arr client and its HTTP stack stay out too.
+    assert not {"http.client", "vpod.original.client"} & set(modules)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_is_listed_and_loads(name: str):
+    # The commands are imported when used (vpod.cli.lazy.LazyGroup): each is still listed and runs.
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["--help"], prog_name="vpod")
+    assert listing.exit_code == 0 and f"\n  {name} " in listing.output, listing.output
+    own = runner.invoke(cli, [name, "--help"], prog_name="vpod")
+    assert own.exit_code == 0 and f"Usage: vpod {name}" in own.output, own.output
