@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -124,6 +125,13 @@ class Intake:
         """Handle one file the stabilizer found stable. Returns what the Store did."""
         return self.files_ready([(path, st)]).get(path)
 
+    def files_walked(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
+        """:meth:`files_ready` for files a folder walk found (a catch-up scan, a folder
+        moved in, a rescan): the same, except that ``file_queued`` is logged at debug
+        level; the walk reports them at info level in ``scan_progress`` and
+        ``scan_completed`` (a catch-up queues a whole library at once)."""
+        return self._take(batch, walked=True)
+
     def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
         """Handle files the stabilizer found stable: fingerprint each, then enqueue them
         all in one database transaction. Returns what the Store did with each path
@@ -138,24 +146,35 @@ class Intake:
         wait; files that settle meanwhile join the wait without asking the database or
         logging. The first success after failures logs ``queue_write_recovered``.
 
-        Log events: ``file_queued`` (info); ``file_not_queued`` with ``outcome``: at info
+        Log events: ``file_queued`` (info; debug for :meth:`files_walked`); ``file_not_queued`` with ``outcome``: at info
         level for ``same_content_done`` (a new path whose content vpod already handled
         elsewhere under the policy that would judge it here: the user dropped it and
         deserves an answer), at
         debug level for the rest (``unchanged``: vpod's own rewrite, ``touch``, a rescan;
         ``already_queued``; ``failed_unchanged``), which happen routinely.
         """
+        return self._take(batch, walked=False)
+
+    def _take(self, batch: Sequence[tuple[Path, os.stat_result]], *, walked: bool) -> dict[Path, EnqueueOutcome]:
         roots = self.roots()
         entries: list[EnqueueEntry] = []
         paths: list[Path] = []
+        # What depends on a file's folder alone is asked once per folder of the batch
+        # (a walk hands over 1,000 files of a few folders): the refusals look at the
+        # folders above a file only, and its root is the innermost that holds its folder.
+        folders: dict[Path, tuple[str | None, Path | None]] = {}
         for path, st in batch:
-            if self.refusal is not None and self.refusal(path) is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome=Reason.CLAIMED_ELSEWHERE.value)
+            parent = path.parent
+            known = folders.get(parent)
+            if known is None:
+                known = folders[parent] = self._folder_verdict(path, roots)
+            refused, root = known
+            if refused is not None:
+                self.log.debug("file_not_queued", path=display_path(path), outcome=refused)
                 continue
-            if self.unverified(path) is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome="mount_unverified")
-                continue
-            entry = self._entry(path, st, roots)
+            if root is None:
+                continue  # outside the roots
+            entry = self._entry(path, st, root)
             if entry is not None:
                 entries.append(entry)
                 paths.append(path)
@@ -192,9 +211,12 @@ class Intake:
             )
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
+        # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
+        queued_line = (log.debug if walked else log.info) if not walked or _debug_enabled(log) else None
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
-                log.info("file_queued", path=display_path(path))
+                if queued_line is not None:
+                    queued_line("file_queued", path=display_path(path))
                 queued = True
             elif outcome is EnqueueOutcome.SAME_CONTENT_DONE:
                 log.info(
@@ -210,11 +232,17 @@ class Intake:
             self.on_queued()
         return dict(zip(paths, outcomes))
 
-    def _entry(self, path: Path, st: os.stat_result, roots: tuple[Path, ...]) -> EnqueueEntry | None:
-        """What the Store needs to queue ``path``, or ``None`` (outside the roots, or gone)."""
-        root = root_of(path, roots)
-        if root is None:
-            return None
+    def _folder_verdict(self, path: Path, roots: tuple[Path, ...]) -> tuple[str | None, Path | None]:
+        """For the folder of ``path``: the ``file_not_queued`` outcome that keeps its files
+        out (``claimed_elsewhere``, ``mount_unverified``) or ``None``, and its root."""
+        if self.refusal is not None and self.refusal(path) is not None:
+            return Reason.CLAIMED_ELSEWHERE.value, None
+        if self.unverified(path) is not None:
+            return "mount_unverified", None
+        return None, root_of(path, roots)
+
+    def _entry(self, path: Path, st: os.stat_result, root: Path) -> EnqueueEntry | None:
+        """What the Store needs to queue ``path`` (under ``root``), or ``None`` (gone)."""
         relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
         try:
             if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and path.exists()):
@@ -227,6 +255,12 @@ class Intake:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
         return EnqueueEntry(root, relpath, fingerprint, key, self.policy_digest(root, path))
+
+
+def _debug_enabled(log: object) -> bool:
+    """Whether ``log`` writes debug lines (structlog's filtering loggers say; any other does)."""
+    enabled = getattr(log, "is_enabled_for", None)
+    return True if enabled is None else bool(enabled(logging.DEBUG))
 
 
 def _kind(mode: int) -> str:
