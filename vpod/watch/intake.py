@@ -162,9 +162,10 @@ class Intake:
         # What depends on a file's folder alone is asked once per folder of the batch
         # (a walk hands over 1,000 files of a few folders): the refusals look at the
         # folders above a file only, and its root is the innermost that holds its folder.
-        folders: dict[Path, tuple[str | None, Path | None]] = {}
+        folders: dict[str, tuple[str | None, Path | None]] = {}
         for path, st in batch:
-            parent = path.parent
+            text = os.fspath(path)
+            parent = text[: text.rfind(os.sep)]
             known = folders.get(parent)
             if known is None:
                 known = folders[parent] = self._folder_verdict(path, roots)

@@ -139,8 +139,9 @@ class Stabilizer:
         settled: Settled = []
         waiting: list[tuple[Path, float | None]] = []
         with self._cond:
+            pending = self._pending or ()  # none in flux (a catch-up's usual case): no path to hash
             for path, st in items:
-                if trust_ctime and path not in self._pending and wall - st.st_ctime >= self.settle_seconds:
+                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and path not in pending:
                     settled.append((path, st))
                 else:
                     waiting.append((path, st.st_ctime if trust_ctime else None))
