@@ -13,9 +13,10 @@ from typing import Callable, Sequence
 import structlog
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
-from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.outcomes import Reason
 from vpod.results import display_path
+from vpod.watch.writers import lease_says, open_for_writing
 
 WRITE_RETRY_BASE_SECONDS = 2.0
 WRITE_RETRY_MAX_SECONDS = 300.0
@@ -94,6 +95,11 @@ class Intake:
             (:meth:`vpod.watch.library_id.LibraryMounts.refusal`): such a file is not
             queued (``file_not_queued`` with ``outcome = "mount_unverified"``, debug); the
             folder is walked once it is verified.
+        still_writing: where :meth:`files_walked` hands the files some process still has
+            open for writing (:meth:`vpod.watch.stabilizer.Stabilizer.still_writing`);
+            given, it asks the kernel itself, on the descriptor the fingerprint is read
+            through (one open per file instead of two; BENCHMARKS.md, catch-up scan).
+            ``None``: the caller checked (the stabilizer does for :meth:`files_ready`).
     """
 
     def __init__(
@@ -108,8 +114,10 @@ class Intake:
         clock: Callable[[], float] = time.monotonic,
         refusal: Callable[[Path], str | None] | None = None,
         unverified: Callable[[Path], str | None] = lambda path: None,
+        still_writing: Callable[[Sequence[Path]], None] | None = None,
     ) -> None:
         self.store = store
+        self.still_writing = still_writing
         self.unverified = unverified
         self.refusal = refusal
         self.roots = roots
@@ -163,6 +171,9 @@ class Intake:
         # (a walk hands over 1,000 files of a few folders): the refusals look at the
         # folders above a file only, and its root is the innermost that holds its folder.
         folders: dict[str, tuple[str | None, Path | None]] = {}
+        check_writers = walked and self.still_writing is not None
+        busy: list[Path] = []  # a process has it open for writing: back to the stabilizer
+        unknown: list[tuple[Path, EnqueueEntry]] = []  # no lease here: one /proc scan decides
         for path, st in batch:
             text = os.fspath(path)
             parent = text[: text.rfind(os.sep)]
@@ -175,10 +186,27 @@ class Intake:
                 continue
             if root is None:
                 continue  # outside the roots
-            entry = self._entry(path, st, root)
-            if entry is not None:
+            writer: bool | None = False
+            if check_writers:
+                entry, writer = self._entry_unless_written(path, st, root)
+            else:
+                entry = self._entry(path, st, root)
+            if writer:
+                busy.append(path)
+            elif entry is not None and writer is None:
+                unknown.append((path, entry))
+            elif entry is not None:
                 entries.append(entry)
                 paths.append(path)
+        if unknown:
+            written = open_for_writing([path for path, _ in unknown])
+            busy.extend(path for path, _ in unknown if path in written)
+            for path, entry in unknown:
+                if path not in written:
+                    entries.append(entry)
+                    paths.append(path)
+        if busy and self.still_writing is not None:
+            self.still_writing(busy)
         if not entries:
             return {}
         with self._backoff_lock:
@@ -256,6 +284,38 @@ class Intake:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
         return EnqueueEntry(root, relpath, fingerprint, key, self.policy_digest(root, path))
+
+
+    def _entry_unless_written(
+        self, path: Path, st: os.stat_result, root: Path
+    ) -> tuple[EnqueueEntry | None, bool | None]:
+        """:meth:`_entry`, and whether some process has the file open for writing (``None``:
+        the kernel cannot say here, :func:`vpod.watch.writers.lease_says`). A regular file
+        is opened once, for the lease and the fingerprint; anything else, or a file that
+        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown."""
+        if stat.S_ISREG(st.st_mode):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None, False  # gone again; its deletion event says so
+            except OSError:
+                pass  # unreadable, or no longer a regular file: as before
+            else:
+                try:
+                    writer = lease_says(fd)
+                    if writer:
+                        return None, True
+                    now = os.fstat(fd)
+                    fingerprint = fingerprint_fd(fd, now.st_size)
+                except OSError:
+                    writer = None  # read as before, below
+                else:
+                    relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))
+                    entry = EnqueueEntry(root, relpath, fingerprint, StatKey.of(now), self.policy_digest(root, path))
+                    return entry, writer
+                finally:
+                    os.close(fd)
+        return self._entry(path, st, root), None
 
 
 def _debug_enabled(log: object) -> bool:

@@ -68,7 +68,9 @@ class Stabilizer:
             (default: :func:`vpod.watch.writers.writers_among`); those wait longer.
         on_walked: like ``on_ready``, for settled files that a folder walk found
             (:meth:`notify_walked`) and no event touched since; its return value is
-            :meth:`notify_walked`'s. Default: ``on_ready``.
+            :meth:`notify_walked`'s. Given, it checks their writers itself (the intake
+            does, on the descriptor it fingerprints through) and hands back those still
+            written to (:meth:`still_writing`). Default: ``on_ready``, after ``writers``.
 
     Memory is one small record per file currently in flux, whatever the backlog.
     """
@@ -84,6 +86,7 @@ class Stabilizer:
     ) -> None:
         self.settle_seconds = settle_seconds
         self._on_walked = on_walked or on_ready
+        self._walked_writers_checked = on_walked is not None
         self._writers = writers
         self._on_ready = on_ready
         self._on_gone = on_gone
@@ -195,6 +198,8 @@ class Stabilizer:
     def _hand_over(self, settled: Settled, *, walked: bool = False) -> object:
         """Give settled files to ``on_ready`` (``on_walked`` for a walk's), except those a
         process still writes; returns the callback's answer (``None``: not called)."""
+        if walked and self._walked_writers_checked:
+            return self._on_walked(settled) if not self._stop.is_set() else None
         busy = self._writers([path for path, _ in settled])
         for path in busy:
             self._still_writing(path, walked)
@@ -202,6 +207,12 @@ class Stabilizer:
         if ready and not self._stop.is_set():
             return (self._on_walked if walked else self._on_ready)(ready)
         return None
+
+    def still_writing(self, paths: Iterable[Path]) -> None:
+        """Settled files a walk found that a process still has open for writing (found
+        by ``on_walked``): each waits a settle time more, then is looked at again."""
+        for path in paths:
+            self._still_writing(path, True)
 
     def _still_writing(self, path: Path, walked: bool) -> None:
         now = time.monotonic()
