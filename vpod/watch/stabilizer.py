@@ -222,6 +222,7 @@ class Stabilizer:
             entry = _Pending(last_change=now, due=now + self.settle_seconds, walked=walked)
             self._pending[path] = entry
             heapq.heappush(self._heap, (entry.due, next(self._seq), path))
+            self._cond.notify()  # called from a walk's thread too (still_writing): the thread may sleep unbounded
 
     def _next_due(self) -> list[Path]:
         with self._cond:
