@@ -133,7 +133,7 @@ class Scanner:
             if why == "catch_up":
                 self._catch_up(root, folder)
                 continue
-            tally = self.tally(root, folder, why=why)
+            tally = self.tally(root, folder, why=why or "folder")
             if why is not None:
                 self._completed(root, why, tally)
 
