@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from vpod.config import WatchConfig
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
+from vpod.db.store import EnqueueOutcome
 from vpod.watch.filters import PathFilter
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
@@ -152,3 +153,42 @@ def test_a_catch_up_walk_holds_its_library_scan_lock_and_is_skipped_while_anothe
     assert (walked["root"], walked["candidates"], walked["why"]) == (str(a), 1, "catch_up")
     [skipped] = [e for e in logs if e["event"] == "scan_skipped"]
     assert skipped["library"] == "lib-b" and skipped["root"] == str(b)
+
+
+def test_a_walk_reports_scan_progress_with_files_seen_and_queued(tmp_path: Path, monkeypatch) -> None:
+    """Issue 15 item 1: at info level a walk says how far it got (every 5 s; every folder
+    here), counting the new jobs among the files it handed to the intake itself."""
+    import vpod.watch.scanner as scanner_module
+
+    monkeypatch.setattr(scanner_module, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(scanner_module, "HANDOFF_BATCH", 1)  # each folder's files handed over before its report
+    root = tmp_path / "lib"
+    for folder in ("a", "b"):
+        (root / folder).mkdir(parents=True)
+        for i in range(2):
+            (root / folder / f"e{i}.mkv").write_bytes(b"x")
+    time.sleep(SETTLE + 0.5)  # quiet for the settle time by their ctime
+    (root / "a" / "e0.mkv").touch()  # still settling: handed to the stabilizer's own thread
+    stop = threading.Event()
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
+    walked: list[Path] = []
+
+    def on_walked(batch):  # stands in for Intake.files_walked: the first file of each batch is new
+        walked.extend(path for path, _ in batch)
+        return {path: EnqueueOutcome.QUEUED if i == 0 else EnqueueOutcome.UNCHANGED for i, (path, _) in enumerate(batch)}
+
+    stabilizer = Stabilizer(SETTLE, lambda batch: None, stop, on_walked=on_walked)
+    scanner = Scanner(
+        store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True,
+        trust_ctime=lambda root: True, library_of=lambda root: "lib",
+    )
+    with capture_logs() as logs:
+        tally = scanner.tally(root, root, why="catch_up")
+    progress = [e for e in logs if e["event"] == "scan_progress"]
+    assert progress, logs
+    assert all((e["root"], e["library"], e["why"], e["log_level"]) == (str(root), "lib", "catch_up", "info")
+               for e in progress)
+    assert progress[-1]["files_seen"] == 4
+    assert (tally.seen, tally.candidates) == (4, 4)
+    assert tally.queued == progress[-1]["queued"] == 2  # a batch per folder handed over at once, one new job in each
+    assert root / "a" / "e0.mkv" not in walked  # waits for its settle time

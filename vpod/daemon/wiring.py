@@ -266,8 +266,9 @@ def wire(
         retry=lambda paths, delay: stabilizer.notify_later(paths, delay),
         refusal=claims.refusal,  # a subfolder another vpod claimed is not queued
         unverified=mounts.refusal,  # nor a file of a library folder not proven here
+        still_writing=lambda paths: stabilizer.still_writing(paths),  # a walk's files: one open for lease + fingerprint
     )
-    stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop)
+    stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop, on_walked=intake.files_walked)
     scanner = Scanner(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",

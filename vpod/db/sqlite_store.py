@@ -75,6 +75,29 @@ def _library_of(conn: sqlite3.Connection, root: Path, now: float) -> tuple[int, 
     return int(row[0]), str(row[1])
 
 
+_UPSERT = (
+    "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+    " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
+    " queued_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
+    " ON CONFLICT (library_id, relpath) DO UPDATE SET root = excluded.root, state = excluded.state,"
+    " size = excluded.size,"
+    " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
+    " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
+    " policy_digest = excluded.policy_digest,"
+    " attempts = 0, permanent = 0, not_before = 0, reason = NULL, last_error = NULL,"
+    " queued_at = excluded.queued_at, updated_at = excluded.updated_at"
+)
+"""A file's row (re)written as queued (or done, for content a twin vouches for) with fresh attempts."""
+
+
+def _upsert(conn: sqlite3.Connection, upserts: list[tuple[Any, ...]]) -> None:
+    """Write the collected :data:`_UPSERT` rows in one ``executemany``, and empty the list."""
+    if upserts:
+        conn.executemany(_UPSERT, upserts)
+        upserts.clear()
+
+
 _LIBRARY_BY_PATH = "(SELECT id FROM libraries WHERE path = ?)"
 _JOB_COLUMNS = (
     "f.id, l.path AS root, l.name AS library, f.relpath, f.fingerprint, f.attempts, f.pending_actions, f.lease_token"
@@ -196,13 +219,21 @@ class SqliteStore:
             twins = _vouched_contents(conn, entries, policy_digest)
             outcomes = []
             done: set[tuple[int, bytes]] = set()
+            upserts: list[tuple[Any, ...]] = []  # written with one executemany (a scan's batch: 1,000 new rows)
             for entry in entries:
                 key = (library_ids[str(entry.root)], entry.relpath)
-                # A file named twice in one batch: the second sees what the first did.
-                row = _existing_rows(conn, [entry], library_ids).get(key) if key in done else rows.get(key)
+                if key in done:
+                    # A file named twice in one batch: the second sees what the first did.
+                    _upsert(conn, upserts)
+                    row = _existing_rows(conn, [entry], library_ids).get(key)
+                else:
+                    row = rows.get(key)
                 done.add(key)
                 digest = _digest_of(entry, policy_digest)
-                outcomes.append(self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest, now))
+                outcomes.append(
+                    self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest, now, upserts)
+                )
+            _upsert(conn, upserts)
             return outcomes
 
     def _enqueue(
@@ -214,9 +245,12 @@ class SqliteStore:
         twin: bool,
         policy_digest: str | None,
         now: float,
+        upserts: list[tuple[Any, ...]] | None = None,
     ) -> EnqueueOutcome:
         """One file's :meth:`enqueue` rules inside the caller's transaction; ``row`` is its
-        current row, ``twin`` whether a result elsewhere vouches for its content."""
+        current row, ``twin`` whether a result elsewhere vouches for its content. The row
+        written anew goes to ``upserts`` when given (the caller writes them, :func:`_upsert`),
+        else at once."""
         relpath, fingerprint, stat = entry.relpath, entry.fingerprint, entry.stat
         step = decide(row, fingerprint, twin=twin, policy_digest=policy_digest)
         if step.write is Write.SET_FINGERPRINT:
@@ -232,23 +266,14 @@ class SqliteStore:
         if step.write is not Write.UPSERT:
             return step.outcome
         state, outcome = step.state, step.outcome
-        conn.execute(
-            "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
-            " queued_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
-            " ON CONFLICT (library_id, relpath) DO UPDATE SET root = excluded.root, state = excluded.state,"
-            " size = excluded.size,"
-            " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
-            " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
-            " policy_digest = excluded.policy_digest,"
-            " attempts = 0, permanent = 0, not_before = 0, reason = NULL, last_error = NULL,"
-            " queued_at = excluded.queued_at, updated_at = excluded.updated_at",
-            (
-                library_id, str(entry.root), relpath, _folder(relpath), state, *_stat_columns(stat), fingerprint,
-                fingerprint if twin else None, policy_digest if twin else None, now, now,
-            ),
+        values = (
+            library_id, str(entry.root), relpath, _folder(relpath), state, *_stat_columns(stat), fingerprint,
+            fingerprint if twin else None, policy_digest if twin else None, now, now,
         )
+        if upserts is None:
+            conn.execute(_UPSERT, values)
+        else:
+            upserts.append(values)
         return outcome
 
     @staticmethod

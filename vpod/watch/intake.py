@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -12,9 +13,10 @@ from typing import Callable, Sequence
 import structlog
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
-from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.outcomes import Reason
 from vpod.results import display_path
+from vpod.watch.writers import lease_says, open_for_writing
 
 WRITE_RETRY_BASE_SECONDS = 2.0
 WRITE_RETRY_MAX_SECONDS = 300.0
@@ -93,6 +95,11 @@ class Intake:
             (:meth:`vpod.watch.library_id.LibraryMounts.refusal`): such a file is not
             queued (``file_not_queued`` with ``outcome = "mount_unverified"``, debug); the
             folder is walked once it is verified.
+        still_writing: where :meth:`files_walked` hands the files some process still has
+            open for writing (:meth:`vpod.watch.stabilizer.Stabilizer.still_writing`);
+            given, it asks the kernel itself, on the descriptor the fingerprint is read
+            through (one open per file instead of two; BENCHMARKS.md, catch-up scan).
+            ``None``: the caller checked (the stabilizer does for :meth:`files_ready`).
     """
 
     def __init__(
@@ -107,8 +114,10 @@ class Intake:
         clock: Callable[[], float] = time.monotonic,
         refusal: Callable[[Path], str | None] | None = None,
         unverified: Callable[[Path], str | None] = lambda path: None,
+        still_writing: Callable[[Sequence[Path]], None] | None = None,
     ) -> None:
         self.store = store
+        self.still_writing = still_writing
         self.unverified = unverified
         self.refusal = refusal
         self.roots = roots
@@ -124,6 +133,13 @@ class Intake:
         """Handle one file the stabilizer found stable. Returns what the Store did."""
         return self.files_ready([(path, st)]).get(path)
 
+    def files_walked(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
+        """:meth:`files_ready` for files a folder walk found (a catch-up scan, a folder
+        moved in, a rescan): the same, except that ``file_queued`` is logged at debug
+        level; the walk reports them at info level in ``scan_progress`` and
+        ``scan_completed`` (a catch-up queues a whole library at once)."""
+        return self._take(batch, walked=True)
+
     def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
         """Handle files the stabilizer found stable: fingerprint each, then enqueue them
         all in one database transaction. Returns what the Store did with each path
@@ -138,27 +154,59 @@ class Intake:
         wait; files that settle meanwhile join the wait without asking the database or
         logging. The first success after failures logs ``queue_write_recovered``.
 
-        Log events: ``file_queued`` (info); ``file_not_queued`` with ``outcome``: at info
+        Log events: ``file_queued`` (info; debug for :meth:`files_walked`); ``file_not_queued`` with ``outcome``: at info
         level for ``same_content_done`` (a new path whose content vpod already handled
         elsewhere under the policy that would judge it here: the user dropped it and
         deserves an answer), at
         debug level for the rest (``unchanged``: vpod's own rewrite, ``touch``, a rescan;
         ``already_queued``; ``failed_unchanged``), which happen routinely.
         """
+        return self._take(batch, walked=False)
+
+    def _take(self, batch: Sequence[tuple[Path, os.stat_result]], *, walked: bool) -> dict[Path, EnqueueOutcome]:
         roots = self.roots()
         entries: list[EnqueueEntry] = []
         paths: list[Path] = []
+        # What depends on a file's folder alone is asked once per folder of the batch
+        # (a walk hands over 1,000 files of a few folders): the refusals look at the
+        # folders above a file only, and its root is the innermost that holds its folder.
+        folders: dict[str, tuple[str | None, Path | None]] = {}
+        check_writers = walked and self.still_writing is not None
+        busy: list[Path] = []  # a process has it open for writing: back to the stabilizer
+        unknown: list[tuple[Path, EnqueueEntry]] = []  # no lease here: one /proc scan decides
         for path, st in batch:
-            if self.refusal is not None and self.refusal(path) is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome=Reason.CLAIMED_ELSEWHERE.value)
+            text = os.fspath(path)
+            parent = text[: text.rfind(os.sep)]
+            known = folders.get(parent)
+            if known is None:
+                known = folders[parent] = self._folder_verdict(path, roots)
+            refused, root = known
+            if refused is not None:
+                self.log.debug("file_not_queued", path=display_path(path), outcome=refused)
                 continue
-            if self.unverified(path) is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome="mount_unverified")
-                continue
-            entry = self._entry(path, st, roots)
-            if entry is not None:
+            if root is None:
+                continue  # outside the roots
+            writer: bool | None = False
+            if check_writers:
+                entry, writer = self._entry_unless_written(path, st, root)
+            else:
+                entry = self._entry(path, st, root)
+            if writer:
+                busy.append(path)
+            elif entry is not None and writer is None:
+                unknown.append((path, entry))
+            elif entry is not None:
                 entries.append(entry)
                 paths.append(path)
+        if unknown:
+            written = open_for_writing([path for path, _ in unknown])
+            busy.extend(path for path, _ in unknown if path in written)
+            for path, entry in unknown:
+                if path not in written:
+                    entries.append(entry)
+                    paths.append(path)
+        if busy and self.still_writing is not None:
+            self.still_writing(busy)
         if not entries:
             return {}
         with self._backoff_lock:
@@ -192,9 +240,12 @@ class Intake:
             )
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
+        # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
+        queued_line = (log.debug if walked else log.info) if not walked or _debug_enabled(log) else None
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
-                log.info("file_queued", path=display_path(path))
+                if queued_line is not None:
+                    queued_line("file_queued", path=display_path(path))
                 queued = True
             elif outcome is EnqueueOutcome.SAME_CONTENT_DONE:
                 log.info(
@@ -210,11 +261,17 @@ class Intake:
             self.on_queued()
         return dict(zip(paths, outcomes))
 
-    def _entry(self, path: Path, st: os.stat_result, roots: tuple[Path, ...]) -> EnqueueEntry | None:
-        """What the Store needs to queue ``path``, or ``None`` (outside the roots, or gone)."""
-        root = root_of(path, roots)
-        if root is None:
-            return None
+    def _folder_verdict(self, path: Path, roots: tuple[Path, ...]) -> tuple[str | None, Path | None]:
+        """For the folder of ``path``: the ``file_not_queued`` outcome that keeps its files
+        out (``claimed_elsewhere``, ``mount_unverified``) or ``None``, and its root."""
+        if self.refusal is not None and self.refusal(path) is not None:
+            return Reason.CLAIMED_ELSEWHERE.value, None
+        if self.unverified(path) is not None:
+            return "mount_unverified", None
+        return None, root_of(path, roots)
+
+    def _entry(self, path: Path, st: os.stat_result, root: Path) -> EnqueueEntry | None:
+        """What the Store needs to queue ``path`` (under ``root``), or ``None`` (gone)."""
         relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
         try:
             if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and path.exists()):
@@ -227,6 +284,44 @@ class Intake:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
         return EnqueueEntry(root, relpath, fingerprint, key, self.policy_digest(root, path))
+
+
+    def _entry_unless_written(
+        self, path: Path, st: os.stat_result, root: Path
+    ) -> tuple[EnqueueEntry | None, bool | None]:
+        """:meth:`_entry`, and whether some process has the file open for writing (``None``:
+        the kernel cannot say here, :func:`vpod.watch.writers.lease_says`). A regular file
+        is opened once, for the lease and the fingerprint; anything else, or a file that
+        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown."""
+        if stat.S_ISREG(st.st_mode):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None, False  # gone again; its deletion event says so
+            except OSError:
+                pass  # unreadable, or no longer a regular file: as before
+            else:
+                try:
+                    writer = lease_says(fd)
+                    if writer:
+                        return None, True
+                    now = os.fstat(fd)
+                    fingerprint = fingerprint_fd(fd, now.st_size)
+                except OSError:
+                    writer = None  # read as before, below
+                else:
+                    relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))
+                    entry = EnqueueEntry(root, relpath, fingerprint, StatKey.of(now), self.policy_digest(root, path))
+                    return entry, writer
+                finally:
+                    os.close(fd)
+        return self._entry(path, st, root), None
+
+
+def _debug_enabled(log: object) -> bool:
+    """Whether ``log`` writes debug lines (structlog's filtering loggers say; any other does)."""
+    enabled = getattr(log, "is_enabled_for", None)
+    return True if enabled is None else bool(enabled(logging.DEBUG))
 
 
 def _kind(mode: int) -> str:

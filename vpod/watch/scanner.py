@@ -27,18 +27,34 @@ import contextlib
 import os
 import queue
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import structlog
 
-from vpod.db.store import Store, StoreError
+from vpod.db.store import EnqueueOutcome, Store, StoreError
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
 from vpod.watch.stabilizer import Stabilizer
 
 
 HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
+PROGRESS_SECONDS = 5.0  # a walk still running logs scan_progress this often
+
+
+@dataclass
+class WalkTally:
+    """What one walk found: media files ``seen``, ``candidates`` handed to the stabilizer
+    (not recorded unchanged), and ``queued``: new jobs among those the walk handed to the
+    intake itself (files still settling are queued later, by the stabilizer's thread).
+    ``next_report``: monotonic seconds of the next ``scan_progress`` line."""
+
+    seen: int = 0
+    candidates: int = 0
+    queued: int = 0
+    next_report: float = 0.0
 
 
 class Scanner:
@@ -117,9 +133,9 @@ class Scanner:
             if why == "catch_up":
                 self._catch_up(root, folder)
                 continue
-            found, candidates = self.walk(root, folder)
+            tally = self.tally(root, folder, why=why or "folder")
             if why is not None:
-                self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates, why=why)
+                self._completed(root, why, tally)
 
     def _catch_up(self, root: Path, folder: Path) -> None:
         """A catch-up walk under its library's scan lock; skipped (``scan_skipped``) while
@@ -138,65 +154,104 @@ class Scanner:
                     reason="another node is walking this library now; its walk queues the same files",
                 )
                 return
-            found, candidates = self.walk(root, folder)
-        self.log.info("scan_completed", root=str(root), files_seen=found, candidates=candidates, why="catch_up")
+            tally = self.tally(root, folder, why="catch_up")
+        self._completed(root, "catch_up", tally)
 
-    def walk(self, root: Path, folder: Path) -> tuple[int, int]:
+    def _completed(self, root: Path, why: str, tally: WalkTally) -> None:
+        self.log.info(
+            "scan_completed", root=str(root), library=self.library_of(root), files_seen=tally.seen,
+            candidates=tally.candidates, queued=tally.queued, why=why,
+        )
+
+    def walk(self, root: Path, folder: Path, *, why: str | None = None) -> tuple[int, int]:
         """Walk ``folder``; returns (media files seen, files handed to the stabilizer).
+
+        ``why``: the walk's reason, named in its ``scan_progress`` lines. See :meth:`tally`.
+        """
+        tally = self.tally(root, folder, why=why)
+        return tally.seen, tally.candidates
+
+    def tally(self, root: Path, folder: Path, *, why: str | None = None) -> WalkTally:
+        """Walk ``folder`` (under ``root``); returns what it found and queued.
 
         Names are filtered before anything is stat-ed: below a folder that passed
         :meth:`PathFilter.wants_folder`, a name alone decides (:meth:`PathFilter.wants_name`).
-        Candidates go to the stabilizer in batches of up to :data:`HANDOFF_BATCH`.
+        The walk works on ``str`` paths (no :class:`Path` per entry); candidates go to the
+        stabilizer in batches of up to :data:`HANDOFF_BATCH` (:meth:`Stabilizer.notify_walked`),
+        which hands those quiet for the settle time to the intake from this thread.
+
+        Every :data:`PROGRESS_SECONDS` a walk still running logs ``scan_progress`` (info):
+        ``root``, ``library``, ``files_seen``, ``queued`` (new jobs so far) and ``why``.
         """
-        seen = candidates = 0
+        tally = WalkTally(next_report=time.monotonic() + PROGRESS_SECONDS)
         if folder != root and not self.filter.wants_folder(folder, root):
-            return seen, candidates
+            return tally
         use_ctime = self.trust_ctime(root)
+        root_text = os.fspath(root)
+        inside = root_text.rstrip(os.sep) + os.sep
+        wants_name, is_ignored = self.filter.wants_name, self.filter.is_ignored_name
         found: list[tuple[Path, os.stat_result]] = []
-        stack = [folder]
+        stack = [os.fspath(folder)]
         while stack and not self.stop.is_set():
             current = stack.pop()
             try:
-                entries = list(os.scandir(current))
+                with os.scandir(current) as listing:
+                    entries = list(listing)
             except OSError as exc:
-                self.log.warning("scan_folder_unreadable", folder=os.fsdecode(current), error=str(exc))
+                self.log.warning("scan_folder_unreadable", folder=current, error=str(exc))
                 continue
-            try:
-                rel_folder = os.fsencode(current.relative_to(root)) if current != root else b""
-            except ValueError:
+            if current == root_text:
+                rel_folder = b""
+            elif current.startswith(inside):
+                rel_folder = os.fsencode(current[len(inside):])
+            else:
                 continue
+            prefix = rel_folder + b"/" if rel_folder else b""
             known: dict[bytes, StatKey] | None = None
             for entry in entries:
                 name = entry.name
-                if self.filter.is_ignored_name(name):
+                if is_ignored(name):
                     continue  # neither a file to take nor a folder to enter
                 try:
                     is_folder = entry.is_dir(follow_symlinks=False)
                 except OSError:
                     continue
                 if is_folder and self.recursive:
-                    stack.append(Path(entry.path))
+                    stack.append(entry.path)
                 # A folder named x.mkv goes on like a file, to be recorded as skipped.
-                if not self.filter.wants_name(name):
+                if not wants_name(name):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                seen += 1
+                tally.seen += 1
                 if known is None:
                     known = self.store.known_stats(root, rel_folder)
                 if known:  # a folder vpod has seen before: skip what is recorded unchanged
-                    encoded = os.fsencode(name)
-                    recorded = known.get(rel_folder + b"/" + encoded if rel_folder else encoded)
+                    recorded = known.get(prefix + os.fsencode(name))
                     if recorded is not None and recorded == StatKey.of(st):
                         continue
                 found.append((Path(entry.path), st))
             if len(found) >= HANDOFF_BATCH:
-                candidates += len(found)
-                self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
+                self._hand_over(found, use_ctime, tally)
                 found = []
+            if time.monotonic() >= tally.next_report:
+                self._report(root, why, tally)
         if found:
-            candidates += len(found)
-            self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
-        return seen, candidates
+            self._hand_over(found, use_ctime, tally)
+        return tally
+
+    def _hand_over(self, found: list[tuple[Path, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
+        """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""
+        tally.candidates += len(found)
+        outcomes = self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
+        if isinstance(outcomes, dict):
+            tally.queued += sum(1 for outcome in outcomes.values() if outcome is EnqueueOutcome.QUEUED)
+
+    def _report(self, root: Path, why: str | None, tally: WalkTally) -> None:
+        tally.next_report = time.monotonic() + PROGRESS_SECONDS
+        self.log.info(
+            "scan_progress", root=str(root), library=self.library_of(root), files_seen=tally.seen,
+            queued=tally.queued, why=why,
+        )

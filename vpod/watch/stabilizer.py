@@ -20,7 +20,9 @@ of folders on the local kernel's filesystems trust ctime: a network filesystem's
 ctime comes from another host's clock.
 
 Files that settle together go to ``on_ready`` as one batch (one ``/proc`` scan, and
-the intake writes them in one transaction).
+the intake writes them in one transaction); files a walk found, and no event has touched
+since, go to ``on_walked`` instead (the intake logs their ``file_queued`` at debug level:
+a catch-up scan queues a whole library).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class _Pending:
     obs: Observation | None = None
     obs_time: float = 0.0
     by_ctime: bool = False  # last_change came from a walk's st_ctime
+    walked: bool = False  # found by a folder walk, and no event since
 
 
 class Stabilizer:
@@ -63,6 +66,11 @@ class Stabilizer:
         on_gone: called with a path that vanished while pending (optional).
         writers: returns the given paths that a process still has open for writing
             (default: :func:`vpod.watch.writers.writers_among`); those wait longer.
+        on_walked: like ``on_ready``, for settled files that a folder walk found
+            (:meth:`notify_walked`) and no event touched since; its return value is
+            :meth:`notify_walked`'s. Given, it checks their writers itself (the intake
+            does, on the descriptor it fingerprints through) and hands back those still
+            written to (:meth:`still_writing`). Default: ``on_ready``, after ``writers``.
 
     Memory is one small record per file currently in flux, whatever the backlog.
     """
@@ -74,8 +82,11 @@ class Stabilizer:
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
         writers: Callable[[list[Path]], set[Path]] = writers_among,
+        on_walked: Callable[[Settled], object] | None = None,
     ) -> None:
         self.settle_seconds = settle_seconds
+        self._on_walked = on_walked or on_ready
+        self._walked_writers_checked = on_walked is not None
         self._writers = writers
         self._on_ready = on_ready
         self._on_gone = on_gone
@@ -95,8 +106,9 @@ class Stabilizer:
         """
         self.notify_many([(path, changed_at)])
 
-    def notify_many(self, items: Iterable[tuple[Path, float | None]]) -> None:
-        """:meth:`notify` for several files under one lock and one wake-up (a walked folder)."""
+    def notify_many(self, items: Iterable[tuple[Path, float | None]], *, walked: bool = False) -> None:
+        """:meth:`notify` for several files under one lock and one wake-up. ``walked``: a
+        folder walk found them (an event for one later makes it an event's file)."""
         now = time.monotonic()
         wall = time.time()
         added = False
@@ -107,33 +119,38 @@ class Stabilizer:
                 entry = self._pending.get(path)
                 if entry is not None:
                     entry.last_change = max(entry.last_change, last)
+                    entry.walked = entry.walked and walked
                     continue
-                self._pending[path] = _Pending(last_change=last, due=now, by_ctime=changed_at is not None)
+                self._pending[path] = _Pending(
+                    last_change=last, due=now, by_ctime=changed_at is not None, walked=walked
+                )
                 heapq.heappush(self._heap, (now, next(self._seq), path))
                 added = True
             if added:
                 self._cond.notify()
 
-    def notify_walked(self, items: Sequence[tuple[Path, os.stat_result]], *, trust_ctime: bool) -> None:
+    def notify_walked(self, items: Sequence[tuple[Path, os.stat_result]], *, trust_ctime: bool) -> object:
         """Files a walk found, with their ``lstat``. One whose ctime is a settle time old,
         and which no event has put in flux, has settled already: it is handed over at once
         from the caller's thread (no second look, no hop to this thread; BENCHMARKS.md,
-        catch-up scan). The rest wait like :meth:`notify_many`. ``trust_ctime``: the
-        ctimes come from this host's clock.
+        catch-up scan) to ``on_walked``, whose answer is returned (``None`` when none was
+        handed over). The rest wait like :meth:`notify_many`, and go to ``on_walked`` once
+        settled unless an event touched them meanwhile. ``trust_ctime``: the ctimes come
+        from this host's clock.
         """
         wall = time.time()
         settled: Settled = []
         waiting: list[tuple[Path, float | None]] = []
         with self._cond:
+            pending = self._pending or ()  # none in flux (a catch-up's usual case): no path to hash
             for path, st in items:
-                if trust_ctime and path not in self._pending and wall - st.st_ctime >= self.settle_seconds:
+                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and path not in pending:
                     settled.append((path, st))
                 else:
                     waiting.append((path, st.st_ctime if trust_ctime else None))
         if waiting:
-            self.notify_many(waiting)
-        if settled:
-            self._hand_over(settled)
+            self.notify_many(waiting, walked=True)
+        return self._hand_over(settled, walked=True) if settled else None
 
     def notify_later(self, paths: Iterable[Path], delay_seconds: float) -> None:
         """Hand ``paths`` over again after ``delay_seconds`` (settled files the database
@@ -172,27 +189,40 @@ class Stabilizer:
     def run(self) -> None:
         """Thread body: check files as they come due until ``stop`` is set."""
         while not self._stop.is_set():
-            settled = [item for item in map(self._check, self._next_due()) if item is not None]
-            if settled:
-                self._hand_over(settled)
+            checked = [item for item in map(self._check, self._next_due()) if item is not None]
+            for walked in (False, True):
+                settled = [(path, st) for path, st, by_walk in checked if by_walk is walked]
+                if settled:
+                    self._hand_over(settled, walked=walked)
 
-    def _hand_over(self, settled: Settled) -> None:
-        """Give settled files to ``on_ready``, except those a process still writes."""
+    def _hand_over(self, settled: Settled, *, walked: bool = False) -> object:
+        """Give settled files to ``on_ready`` (``on_walked`` for a walk's), except those a
+        process still writes; returns the callback's answer (``None``: not called)."""
+        if walked and self._walked_writers_checked:
+            return self._on_walked(settled) if not self._stop.is_set() else None
         busy = self._writers([path for path, _ in settled])
         for path in busy:
-            self._still_writing(path)
-        ready = [(path, st) for path, st in settled if path not in busy]
+            self._still_writing(path, walked)
+        ready = [(path, st) for path, st in settled if path not in busy] if busy else settled
         if ready and not self._stop.is_set():
-            self._on_ready(ready)
+            return (self._on_walked if walked else self._on_ready)(ready)
+        return None
 
-    def _still_writing(self, path: Path) -> None:
+    def still_writing(self, paths: Iterable[Path]) -> None:
+        """Settled files a walk found that a process still has open for writing (found
+        by ``on_walked``): each waits a settle time more, then is looked at again."""
+        for path in paths:
+            self._still_writing(path, True)
+
+    def _still_writing(self, path: Path, walked: bool) -> None:
         now = time.monotonic()
         with self._cond:
             if path in self._pending:
                 return  # a new event arrived meanwhile and re-added it
-            entry = _Pending(last_change=now, due=now + self.settle_seconds)
+            entry = _Pending(last_change=now, due=now + self.settle_seconds, walked=walked)
             self._pending[path] = entry
             heapq.heappush(self._heap, (entry.due, next(self._seq), path))
+            self._cond.notify()  # called from a walk's thread too (still_writing): the thread may sleep unbounded
 
     def _next_due(self) -> list[Path]:
         with self._cond:
@@ -209,8 +239,9 @@ class Stabilizer:
                 self._cond.wait(timeout)
             return []
 
-    def _check(self, path: Path) -> tuple[Path, os.stat_result] | None:
-        """Look at one due file; returns it with its stat when it has settled."""
+    def _check(self, path: Path) -> tuple[Path, os.stat_result, bool] | None:
+        """Look at one due file; returns it with its stat, and whether a walk found it
+        (:attr:`_Pending.walked`), when it has settled."""
         try:
             st = os.lstat(path)
         except OSError:  # gone, or its folder became unreadable: nothing to wait for
@@ -247,4 +278,4 @@ class Stabilizer:
                 heapq.heappush(self._heap, (entry.due, next(self._seq), path))
                 return None
             del self._pending[path]
-        return path, st
+        return path, st, entry.walked

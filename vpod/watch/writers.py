@@ -66,7 +66,7 @@ def open_for_writing(paths: list[Path], proc: str = "/proc") -> set[Path]:
     return found
 
 
-def _lease_says(fd: int) -> bool | None:
+def lease_says(fd: int) -> bool | None:
     """The kernel's answer for the open file ``fd``: True when some process has it open
     for writing, False when none has, ``None`` when no lease can be taken here.
 
@@ -91,11 +91,11 @@ def has_writer(fd: int, path: Path) -> bool:
     """Whether any process has the file open for writing; ``fd`` is vpod's own read-only
     descriptor of it and ``path`` its name.
 
-    Asked of the kernel first (:func:`_lease_says`, microseconds), where the ``/proc``
+    Asked of the kernel first (:func:`lease_says`, microseconds), where the ``/proc``
     scan reads every descriptor of every process (3 ms on a quiet host, BENCHMARKS.md);
     :func:`open_for_writing` answers where no lease can be taken.
     """
-    answer = _lease_says(fd)
+    answer = lease_says(fd)
     return bool(open_for_writing([path])) if answer is None else answer
 
 
@@ -112,7 +112,7 @@ def writers_among(paths: list[Path]) -> set[Path]:
             unknown.append(path)  # unreadable, a symlink, gone: /proc may still know
             continue
         try:
-            answer = _lease_says(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+            answer = lease_says(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
         finally:
             os.close(fd)
         if answer is None:

@@ -1,0 +1,73 @@
+"""The catch-up scan (issue 15, item 1): what it logs at info level, and the open-writer
+check it makes on the descriptor it fingerprints through."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from support.media import default_audio_languages
+
+pytestmark = pytest.mark.integration
+
+SETTLE = 0.3
+
+
+def library(tmp_path: Path, media: Path, count: int) -> list[Path]:
+    """``count`` copies of ``media`` in two folders of an inbox, then quiet for the settle time."""
+    paths = [tmp_path / "inbox" / f"s{i % 2}" / f"e{i}.mkv" for i in range(count)]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(media, path)
+    time.sleep(SETTLE * 2)  # their ctime is a settle time old: the walk queues them itself
+    return paths
+
+
+def test_at_info_level_a_catch_up_reports_counts_and_live_files_keep_file_queued(tmp_path, daemon_factory, jpn_eng_mkv):
+    walked = library(tmp_path, jpn_eng_mkv, 6)
+    inbox = tmp_path / "inbox"
+    daemon = daemon_factory({
+        "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+        "processing": {"workers": 1},
+        "logging": {"level": "info"},
+    })
+    completed = daemon.wait_for("scan_completed")[0]
+    assert (completed["files_seen"], completed["queued"], completed["library"]) == (6, 6, "inbox")
+    live = inbox / "s0" / "live.mkv"
+    shutil.copyfile(jpn_eng_mkv, live)
+    for path in [*walked, live]:
+        daemon.wait_for("file_processed", path=str(path), timeout=120)
+    assert daemon.stop() == 0
+    # Every file was queued once and processed; only the live one says so line by line.
+    assert [e["path"] for e in daemon.named("file_queued")] == [str(live)]
+    assert all(default_audio_languages(path) == ["eng"] for path in [*walked, live])
+
+
+def test_at_debug_level_each_walked_file_still_logs_file_queued(tmp_path, daemon_factory, jpn_eng_mkv):
+    walked = library(tmp_path, jpn_eng_mkv, 3)
+    daemon = daemon_factory({"watch": {"paths": [str(tmp_path / "inbox")], "settle_seconds": SETTLE}})
+    daemon.wait_for("scan_completed")
+    for path in walked:
+        line = daemon.wait_for("file_queued", path=str(path))[0]
+        assert line["level"] == "debug"
+    assert daemon.stop() == 0
+
+
+def test_a_walked_file_still_open_for_writing_is_queued_only_once_closed(tmp_path, daemon_factory, jpn_eng_mkv):
+    """Quiet for the settle time by its ctime, but a process holds it open for writing (a
+    stalled download): the catch-up finds the writer on the descriptor it would fingerprint
+    through and leaves the file waiting; closed, it is queued and processed."""
+    (stalled,) = library(tmp_path, jpn_eng_mkv, 1)
+    with open(stalled, "ab"):  # this test's process is the writer
+        time.sleep(SETTLE * 2)  # opening for append changed nothing, but let its ctime age anyway
+        daemon = daemon_factory({"watch": {"paths": [str(tmp_path / "inbox")], "settle_seconds": SETTLE}})
+        completed = daemon.wait_for("scan_completed")[0]
+        assert (completed["files_seen"], completed["queued"]) == (1, 0)
+        assert daemon.named("file_queued") == []
+    daemon.wait_for("file_processed", path=str(stalled), timeout=120)
+    assert daemon.stop() == 0
+    assert len(daemon.named("file_queued", path=str(stalled))) == 1
+    assert default_audio_languages(stalled) == ["eng"]
