@@ -141,7 +141,12 @@ class BatchResult:
     Attributes:
         total_files: files in the batch (for ``vpod process``: all files named, including
             those never started because the batch stopped early).
-        success_count / fail_count / skipped_count: outcomes among ``results``.
+        success_count / fail_count / skipped_count: outcomes among ``results``; success
+            also counts the ``unchanged_count`` files.
+        unchanged_count: files ``vpod process`` left alone, without running any tool,
+            because their stat proves them unchanged since vpod left them conforming
+            under the policy now in force (:mod:`vpod.unchanged`); they have no entry in
+            ``results``.
         results: one entry per file processed, in completion order.
         total_duration_seconds: wall time from the first start to the end of the batch.
         stopped_early: True when ``on_error = "fail"`` stopped the batch.
@@ -154,11 +159,13 @@ class BatchResult:
     results: list[FileProcessingResult] = field(default_factory=list)
     total_duration_seconds: float = 0.0
     stopped_early: bool = False
+    unchanged_count: int = 0
 
     @property
     def success_count(self) -> int:
-        """Files that conform now (changed or already conforming)."""
-        return sum(1 for r in self.results if r.status is Status.DONE)
+        """Files that conform now (changed, found conforming, or unchanged since vpod left
+        them conforming)."""
+        return sum(1 for r in self.results if r.status is Status.DONE) + self.unchanged_count
 
     @property
     def fail_count(self) -> int:
@@ -178,6 +185,7 @@ class BatchResult:
             "success_count": self.success_count,
             "fail_count": self.fail_count,
             "skipped_count": self.skipped_count,
+            "unchanged_count": self.unchanged_count,
             "total_duration_seconds": round(self.total_duration_seconds, 6),
             "stopped_early": self.stopped_early,
         }
