@@ -39,11 +39,12 @@ import nodes as nodes_section  # noqa: E402
 import overhead as overhead_section  # noqa: E402
 import pool as pool_section  # noqa: E402
 import report  # noqa: E402
+import rerun as rerun_section  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes")
+SECTIONS = ("overhead", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "rerun")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -54,6 +55,7 @@ MODULES = {
     "scan": scan_section,
     "pool": pool_section,
     "nodes": nodes_section,
+    "rerun": rerun_section,
 }
 
 
@@ -74,13 +76,15 @@ class Sizes:
     pool_per_thread: int = 500
     claim_files: int = 500
     node_files: int = 200
+    rerun_files: int = 10_000
+    rerun_folders: int = 100
     runs: int = 3
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
-    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
+    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5,
 )
 
@@ -111,6 +115,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "nodes":
             return nodes_section.nodes(folder, media, claim_files=sizes.claim_files, node_files=sizes.node_files,
                                        runs=sizes.runs, settle_seconds=sizes.settle_seconds)
+        if name == "rerun":
+            return rerun_section.rerun(folder, media, files=sizes.rerun_files, folders=sizes.rerun_folders,
+                                       runs=sizes.runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
