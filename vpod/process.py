@@ -3,9 +3,9 @@
 Files from :func:`vpod.targets.collect_targets` go, in order, to a
 ``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads, except those whose
 stat proves them untouched since vpod left them conforming under the policy that would
-judge them now (:func:`vpod.unchanged.left_conforming`): those are counted
-(``unchanged_count``) and logged ``file_unchanged`` at debug level, and no tool runs for
-them; ``force`` (``--force``) looks at every file again. Each file becomes a
+judge them now (:func:`vpod.unchanged.left_conforming`): no tool runs for those, each
+gets a successful result marked ``unchanged`` (counted in ``unchanged_count``) and a
+``file_unchanged`` line at debug level; ``force`` (``--force``) looks at every file again. Each file becomes a
 Store job (:meth:`Store.job_for_path`) and runs through :meth:`JobRunner.run`, the
 same code as ``vpod run``. At most ``2 × workers`` files are submitted ahead of the
 workers (backpressure), so a library of any size costs little memory.
@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import structlog
 
@@ -92,9 +92,8 @@ class ProcessReport:
 
     @property
     def not_started(self) -> int:
-        """Files of the batch that never started (stopped early); files left alone as
-        unchanged are not among them."""
-        return self.batch.total_files - self.batch.unchanged_count - len(self.batch.results)
+        """Files of the batch that never started (stopped early)."""
+        return self.batch.total_files - len(self.batch.results)
 
     def exit_code(self) -> int:
         """The process exit status (README "Exit codes").
@@ -139,8 +138,8 @@ class BatchProcessor:
         workers: thread count (already capped).
         controller: ``on_error`` handling and the stop flag.
         progress: the progress line.
-        unchanged: files of the run left alone as unchanged (:func:`split_unchanged`),
-            counted in the batch's ``total_files`` and ``unchanged_count``.
+        unchanged: the results of the run's files left alone as unchanged
+            (:func:`split_unchanged`); they count in the batch's ``total_files``.
     """
 
     def __init__(
@@ -153,7 +152,7 @@ class BatchProcessor:
         workers: int,
         controller: BatchController,
         progress: ProgressTracker,
-        unchanged: int = 0,
+        unchanged: Sequence[FileProcessingResult] = (),
     ) -> None:
         self.files = files
         self.store = store
@@ -163,8 +162,8 @@ class BatchProcessor:
         self.controller = controller
         self.progress = progress
         self.batch = BatchResult(
-            batch_id=new_batch_id(), started_at=time.time(), total_files=len(files) + unchanged,
-            unchanged_count=unchanged,
+            batch_id=new_batch_id(), started_at=time.time(), total_files=len(files) + len(unchanged),
+            results=list(unchanged),
         )
         self.signal_number: int | None = None
         self.log = structlog.get_logger("vpod")
@@ -291,11 +290,12 @@ class BatchProcessor:
 
 def split_unchanged(
     files: list[Target], store: Store, policies: PolicySelector
-) -> tuple[list[Target], list[Target]]:
-    """Split ``files`` (order kept) into those to process and those whose ``lstat`` proves
-    them untouched since vpod left them conforming under the policy that would judge them
-    now (:func:`vpod.unchanged.left_conforming`). No file is read and no tool runs: one
-    :meth:`Store.conforming_stats` query per folder (consecutive files of one folder
+) -> tuple[list[Target], list[FileProcessingResult]]:
+    """Split ``files`` (order kept) into those to process and the results of those whose
+    ``lstat`` proves them untouched since vpod left them conforming under the policy that
+    would judge them now (:func:`vpod.unchanged.left_conforming`): successes with
+    ``unchanged`` set, the policy's name as recorded. No file is read and no tool runs:
+    one :meth:`Store.conforming_stats` query per folder (consecutive files of one folder
     share it) and one ``lstat`` per file the Store recorded as done.
 
     Raises:
@@ -303,7 +303,7 @@ def split_unchanged(
     """
     libraries = {library.path: library.name for library in store.libraries() if library.path is not None}
     todo: list[Target] = []
-    unchanged: list[Target] = []
+    unchanged: list[FileProcessingResult] = []
     folder_key: tuple[Path, bytes] | None = None
     recorded: dict[bytes, Conforming] = {}
     for target in files:
@@ -320,7 +320,11 @@ def split_unchanged(
             if st is not None:
                 digest = policies.digest(target.path, root=target.root, library=libraries.get(str(target.root)))
                 if left_conforming(st, entry, digest):
-                    unchanged.append(target)
+                    now = time.time()
+                    unchanged.append(FileProcessingResult(
+                        path=target.path, success=True, final_path=target.path, started_at=now, ended_at=now,
+                        policy=entry.policy_name, unchanged=True,
+                    ))
                     continue
         todo.append(target)
     return todo, unchanged
@@ -397,8 +401,8 @@ def run_process(
             swept = [display_path(p) for p in sweep.removed]
         policies = PolicySelector.from_config(config)
         files, unchanged = (targets.files, []) if force else split_unchanged(targets.files, store, policies)
-        for target in unchanged:
-            log.debug("file_unchanged", path=display_path(target.path))
+        for result in unchanged:
+            log.debug("file_unchanged", path=display_path(result.path), policy=result.policy)
         progress.count_unchanged(len(unchanged))
         runner = ToolRunner(ToolLimits.from_config(config.processing))
         # The same leases as the daemon's (docs/architecture.md "Claims and leases").
@@ -425,7 +429,7 @@ def run_process(
         )
         processor = BatchProcessor(
             files, store=store, job_runner=job_runner, policies=policies,
-            workers=workers, controller=controller, progress=progress, unchanged=len(unchanged),
+            workers=workers, controller=controller, progress=progress, unchanged=unchanged,
         )
         log.info(
             "process_started", batch_id=processor.batch.batch_id, total_files=len(targets.files),

@@ -82,6 +82,9 @@ class FileProcessingResult:
         policy / policy_why: the name of the policy that judged the file and why it was
             chosen (:class:`vpod.policy.selection.Selection`); ``None`` when it was not
             judged (its folder policy file is bad).
+        unchanged: ``vpod process`` left it alone, without running any tool: its stat
+            proves it untouched since vpod left it conforming under the policy now in
+            force (:mod:`vpod.unchanged`); ``success`` is True, ``changes`` 0.
     """
 
     path: Path
@@ -100,6 +103,7 @@ class FileProcessingResult:
     worker: str | None = None
     policy: str | None = None
     policy_why: str | None = None
+    unchanged: bool = False
 
     @property
     def status(self) -> Status:
@@ -131,6 +135,7 @@ class FileProcessingResult:
             "worker": self.worker,
             "policy": utf8_text(self.policy),
             "policy_why": utf8_text(self.policy_why),
+            "unchanged": self.unchanged,
         }
 
 
@@ -141,13 +146,11 @@ class BatchResult:
     Attributes:
         total_files: files in the batch (for ``vpod process``: all files named, including
             those never started because the batch stopped early).
-        success_count / fail_count / skipped_count: outcomes among ``results``; success
-            also counts the ``unchanged_count`` files.
-        unchanged_count: files ``vpod process`` left alone, without running any tool,
-            because their stat proves them unchanged since vpod left them conforming
-            under the policy now in force (:mod:`vpod.unchanged`); they have no entry in
-            ``results``.
-        results: one entry per file processed, in completion order.
+        success_count / fail_count / skipped_count: outcomes among ``results``.
+        unchanged_count: successes among ``results`` that ``vpod process`` left alone
+            without running any tool (:attr:`FileProcessingResult.unchanged`).
+        results: one entry per file processed, in completion order (files left alone as
+            unchanged first).
         total_duration_seconds: wall time from the first start to the end of the batch.
         stopped_early: True when ``on_error = "fail"`` stopped the batch.
     """
@@ -159,13 +162,18 @@ class BatchResult:
     results: list[FileProcessingResult] = field(default_factory=list)
     total_duration_seconds: float = 0.0
     stopped_early: bool = False
-    unchanged_count: int = 0
 
     @property
     def success_count(self) -> int:
         """Files that conform now (changed, found conforming, or unchanged since vpod left
         them conforming)."""
-        return sum(1 for r in self.results if r.status is Status.DONE) + self.unchanged_count
+        return sum(1 for r in self.results if r.status is Status.DONE)
+
+    @property
+    def unchanged_count(self) -> int:
+        """Files left alone because their stat proves them unchanged since vpod left them
+        conforming under the policy now in force (no tool ran for them)."""
+        return sum(1 for r in self.results if r.unchanged)
 
     @property
     def fail_count(self) -> int:

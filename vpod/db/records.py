@@ -194,7 +194,9 @@ class Conforming:
             rename of a remux, the attributes given back, an in-place edit), or when it
             was found conforming or vouched for by a twin.
         policy_digest: :attr:`~vpod.policy.policy.Policy.digest` of the policy that judged it.
+        policy_name: that policy's name (``None``: not recorded).
     """
 
     stat: StatKey
     policy_digest: str
+    policy_name: str | None = None

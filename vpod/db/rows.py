@@ -65,9 +65,11 @@ def stat_key(row: Row) -> StatKey | None:
 
 def conforming(row: Row) -> Conforming:
     """A ``done`` row with ``size``, ``mtime_ns``, ``inode``, ``device``, ``ctime_ns`` and
-    ``policy_digest`` (none NULL: the query leaves such rows out) as a :class:`Conforming`."""
+    ``policy_digest`` (none NULL: the query leaves such rows out) and ``policy_name`` as a
+    :class:`Conforming`."""
     return Conforming(
-        StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"], row["ctime_ns"]), row["policy_digest"]
+        StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"], row["ctime_ns"]), row["policy_digest"],
+        row["policy_name"],
     )
 
 

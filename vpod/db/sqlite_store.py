@@ -279,7 +279,7 @@ class SqliteStore:
         wrote (no ctime, or no digest) are left out: they prove nothing."""
         with self.pool.read() as conn:
             rows = conn.execute(
-                "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest FROM files"
+                "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name FROM files"
                 f" WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ? AND state = 'done'"
                 " AND ctime_ns IS NOT NULL AND size IS NOT NULL AND policy_digest IS NOT NULL",
                 (str(root), folder),
