@@ -8,7 +8,11 @@ value (stat(2) "st_ctime"; utimensat(2) sets only atime and mtime). So a file re
 in place with other bytes of the same size and its mtime set back (``touch -r``) keeps
 size, mtime, inode and device, but not its ctime. Inode and device tell a file replaced
 by another (renamed over it, copied back) from the recorded one. A record without
-ctime (written by a vpod before schema 9 / PostgreSQL schema 2) proves nothing.
+ctime (written by a vpod before schema 9 / PostgreSQL schema 2) proves nothing. ctime
+ticks with the kernel's coarse clock (a few ms); since Linux 6.13 ext4, XFS, btrfs and
+tmpfs stamp a change that follows a ``stat`` with a finer, newer time (multigrain
+timestamps, Documentation/filesystems/multigrain-ts.rst), so even a change right after
+vpod's record shows; on older kernels one within the same tick could not.
 
 For the proof to hold, the stat vpod records for a file it changed is taken after its
 last change to it (the rename that puts a remux in place, the owner, mode and times
