@@ -401,8 +401,9 @@ def run_process(
             swept = [display_path(p) for p in sweep.removed]
         policies = PolicySelector.from_config(config)
         files, unchanged = (targets.files, []) if force else split_unchanged(targets.files, store, policies)
+        quiet = log.bind()  # one logger, not one per line (10,000 files, usually below the level)
         for result in unchanged:
-            log.debug("file_unchanged", path=display_path(result.path), policy=result.policy)
+            quiet.debug("file_unchanged", path=display_path(result.path), policy=result.policy)
         progress.count_unchanged(len(unchanged))
         runner = ToolRunner(ToolLimits.from_config(config.processing))
         # The same leases as the daemon's (docs/architecture.md "Claims and leases").

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -186,13 +187,15 @@ class BatchResult:
         return sum(1 for r in self.results if r.status is Status.SKIPPED)
 
     def counts(self) -> dict[str, Any]:
-        """The summary fields, as logged in ``batch_completed``."""
+        """The summary fields, as logged in ``batch_completed`` (one pass over ``results``:
+        a re-run of ``vpod process`` has one per file of the library)."""
+        by_status = Counter(r.status for r in self.results)
         return {
             "batch_id": self.batch_id,
             "total_files": self.total_files,
-            "success_count": self.success_count,
-            "fail_count": self.fail_count,
-            "skipped_count": self.skipped_count,
+            "success_count": by_status[Status.DONE],
+            "fail_count": by_status[Status.FAILED],
+            "skipped_count": by_status[Status.SKIPPED],
             "unchanged_count": self.unchanged_count,
             "total_duration_seconds": round(self.total_duration_seconds, 6),
             "stopped_early": self.stopped_early,
