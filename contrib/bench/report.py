@@ -21,6 +21,7 @@ SECTION_TITLES = {
     "scan": "6. Catch-up scan",
     "pool": "7. Database pool",
     "nodes": "8. Several nodes on one library (PostgreSQL)",
+    "rerun": "9. Re-run over unchanged files (vpod process)",
 }
 
 
