@@ -18,17 +18,29 @@ SAMPLE_BYTES = 1 << 20  # one MiB per sample
 
 @dataclass(frozen=True)
 class StatKey:
-    """The stat fields that say "unchanged since last look": size (bytes), mtime (ns), inode, device."""
+    """The stat fields that say "unchanged since last look": size (bytes), mtime (ns),
+    inode, device and ctime (ns).
+
+    ctime is what makes the key a proof: the kernel sets it to its own clock on every
+    write, truncate, rename, link, ``chmod``, ``chown`` and ``utime`` of the inode, and no
+    system call sets it to a chosen value (stat(2), "st_ctime"; utimensat(2) sets only
+    atime and mtime), so a file rewritten with the same size and its mtime set back
+    (``touch -r``) still shows a new ctime. mtime alone can be set back by any program;
+    inode and device tell a file replaced by another (a rename over it, a copy) from
+    the one recorded. ``ctime_ns`` is ``None`` in a key read from a row an older vpod
+    wrote: such a key never proves a file unchanged (:mod:`vpod.unchanged`).
+    """
 
     size: int
     mtime_ns: int
     inode: int
     device: int
+    ctime_ns: int | None = None
 
     @classmethod
     def of(cls, st: os.stat_result) -> "StatKey":
-        """Build from an ``os.stat_result``."""
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+        """Build from an ``os.stat_result`` (every field, ctime included)."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)
 
 
 def fingerprint_fd(fd: int, size: int) -> str:

@@ -1,7 +1,11 @@
 """``vpod process``: one parallel batch over existing files, through the daemon's pipeline.
 
 Files from :func:`vpod.targets.collect_targets` go, in order, to a
-``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads. Each file becomes a
+``concurrent.futures.ThreadPoolExecutor`` of ``workers`` threads, except those whose
+stat proves them untouched since vpod left them conforming under the policy that would
+judge them now (:func:`vpod.unchanged.left_conforming`): no tool runs for those, each
+gets a successful result marked ``unchanged`` (counted in ``unchanged_count``) and a
+``file_unchanged`` line at debug level; ``force`` (``--force``) looks at every file again. Each file becomes a
 Store job (:meth:`Store.job_for_path`) and runs through :meth:`JobRunner.run`, the
 same code as ``vpod run``. At most ``2 × workers`` files are submitted ahead of the
 workers (backpressure), so a library of any size costs little memory.
@@ -22,8 +26,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import structlog
 
@@ -38,8 +43,10 @@ from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets, relocate
+from vpod.unchanged import left_conforming
 
 if TYPE_CHECKING:  # imported in run_process: a run with no file needs no database and no pipeline
+    from vpod.db.records import Conforming
     from vpod.db.store import Store
     from vpod.events import EventBus
     from vpod.jobs import JobRunner
@@ -123,6 +130,8 @@ class BatchProcessor:
         workers: thread count (already capped).
         controller: ``on_error`` handling and the stop flag.
         progress: the progress line.
+        unchanged: the results of the run's files left alone as unchanged
+            (:func:`split_unchanged`); they count in the batch's ``total_files``.
     """
 
     def __init__(
@@ -135,6 +144,7 @@ class BatchProcessor:
         workers: int,
         controller: BatchController,
         progress: ProgressTracker,
+        unchanged: Sequence[FileProcessingResult] = (),
     ) -> None:
         self.files = files
         self.store = store
@@ -143,7 +153,10 @@ class BatchProcessor:
         self.workers = workers
         self.controller = controller
         self.progress = progress
-        self.batch = BatchResult(batch_id=new_batch_id(), started_at=time.time(), total_files=len(files))
+        self.batch = BatchResult(
+            batch_id=new_batch_id(), started_at=time.time(), total_files=len(files) + len(unchanged),
+            results=list(unchanged),
+        )
         self.signal_number: int | None = None
         self.log = structlog.get_logger("vpod")
         self._lock = threading.Lock()
@@ -267,6 +280,48 @@ class BatchProcessor:
             future.cancel()  # False for running ones: those complete
 
 
+def split_unchanged(
+    files: list[Target], store: Store, policies: PolicySelector
+) -> tuple[list[Target], list[FileProcessingResult]]:
+    """Split ``files`` (order kept) into those to process and the results of those whose
+    ``lstat`` proves them untouched since vpod left them conforming under the policy that
+    would judge them now (:func:`vpod.unchanged.left_conforming`): successes with
+    ``unchanged`` set, the policy's name as recorded. No file is read and no tool runs:
+    one :meth:`Store.conforming_stats` query per folder (consecutive files of one folder
+    share it) and one ``lstat`` per file the Store recorded as done.
+
+    Raises:
+        StoreError: the database cannot be read.
+    """
+    libraries = {library.path: library.name for library in store.libraries() if library.path is not None}
+    todo: list[Target] = []
+    unchanged: list[FileProcessingResult] = []
+    folder_key: tuple[Path, bytes] | None = None
+    recorded: dict[bytes, Conforming] = {}
+    for target in files:
+        relpath = target.relpath
+        key = (target.root, relpath.rpartition(b"/")[0])
+        if key != folder_key:
+            folder_key, recorded = key, store.conforming_stats(*key)
+        entry = recorded.get(relpath)
+        if entry is not None:
+            try:
+                st = os.lstat(target.path)
+            except OSError:
+                st = None  # the pipeline records why it cannot be read
+            if st is not None:
+                digest = policies.digest(target.path, root=target.root, library=libraries.get(str(target.root)))
+                if left_conforming(st, entry, digest):
+                    now = time.time()
+                    unchanged.append(FileProcessingResult(
+                        path=target.path, success=True, final_path=target.path, started_at=now, ended_at=now,
+                        policy=entry.policy_name, unchanged=True,
+                    ))
+                    continue
+        todo.append(target)
+    return todo, unchanged
+
+
 def _fingerprint(target: Target) -> tuple[str | None, StatKey | None]:
     """Content identity for the Store; no fingerprint for what the pipeline will refuse
     anyway (symlinks, FIFOs, folders) or cannot read (it records why)."""
@@ -290,6 +345,7 @@ def run_process(
     workers_requested: int | None,
     dry_run: bool,
     line: StatusLine,
+    force: bool = False,
 ) -> ProcessReport:
     """Run the batch and record it (``source = "process"``); returns the report.
 
@@ -299,6 +355,8 @@ def run_process(
         workers: threads to use (already capped); ``workers_requested`` is for the report.
         dry_run: plan only; never write a media file.
         line: stderr, for the progress line.
+        force: look at every file, also those whose stat proves them unchanged since vpod
+            left them conforming under the policy now in force (else counted, not run).
 
     Raises:
         StoreError: the database cannot be opened or migrated (nothing was processed).
@@ -348,6 +406,12 @@ def run_process(
             sweep = sweep_temps(store)
             log_sweep(sweep)
             swept = [display_path(p) for p in sweep.removed]
+        policies = PolicySelector.from_config(config)
+        files, unchanged = (targets.files, []) if force else split_unchanged(targets.files, store, policies)
+        quiet = log.bind()  # one logger, not one per line (10,000 files, usually below the level)
+        for result in unchanged:
+            quiet.debug("file_unchanged", path=display_path(result.path), policy=result.policy)
+        progress.count_unchanged(len(unchanged))
         runner = ToolRunner(ToolLimits.from_config(config.processing))
         # The same leases as the daemon's (docs/architecture.md "Claims and leases").
         leases_done = threading.Event()
@@ -372,13 +436,13 @@ def run_process(
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )
         processor = BatchProcessor(
-            targets.files, store=store, job_runner=job_runner, policies=PolicySelector.from_config(config),
-            workers=workers, controller=controller, progress=progress,
+            files, store=store, job_runner=job_runner, policies=policies,
+            workers=workers, controller=controller, progress=progress, unchanged=unchanged,
         )
         log.info(
             "process_started", batch_id=processor.batch.batch_id, total_files=len(targets.files),
-            workers=workers, on_error=config.policy.on_error, dry_run=dry_run, abandoned_rows=abandoned,
-            temp_files_removed=len(swept),
+            unchanged=len(unchanged), workers=workers, on_error=config.policy.on_error, dry_run=dry_run,
+            abandoned_rows=abandoned, temp_files_removed=len(swept), force=force,
         )
         in_main = threading.current_thread() is threading.main_thread()
 

@@ -142,6 +142,14 @@ class ProgressTracker:
             self.active += 1
             self._print_locked()
 
+    def count_unchanged(self, count: int) -> None:
+        """``count`` files of the batch are complete without work (unchanged since vpod
+        left them conforming)."""
+        with self._lock:
+            self.completed += count
+            if count:
+                self._print_locked()
+
     def complete_file(self, success: bool) -> None:
         """A worker finished a file; ``success`` is False for a failure (a skip is not one)."""
         with self._lock:

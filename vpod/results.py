@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -82,6 +83,9 @@ class FileProcessingResult:
         policy / policy_why: the name of the policy that judged the file and why it was
             chosen (:class:`vpod.policy.selection.Selection`); ``None`` when it was not
             judged (its folder policy file is bad).
+        unchanged: ``vpod process`` left it alone, without running any tool: its stat
+            proves it untouched since vpod left it conforming under the policy now in
+            force (:mod:`vpod.unchanged`); ``success`` is True, ``changes`` 0.
     """
 
     path: Path
@@ -100,6 +104,7 @@ class FileProcessingResult:
     worker: str | None = None
     policy: str | None = None
     policy_why: str | None = None
+    unchanged: bool = False
 
     @property
     def status(self) -> Status:
@@ -131,6 +136,7 @@ class FileProcessingResult:
             "worker": self.worker,
             "policy": utf8_text(self.policy),
             "policy_why": utf8_text(self.policy_why),
+            "unchanged": self.unchanged,
         }
 
 
@@ -142,7 +148,10 @@ class BatchResult:
         total_files: files in the batch (for ``vpod process``: all files named, including
             those never started because the batch stopped early).
         success_count / fail_count / skipped_count: outcomes among ``results``.
-        results: one entry per file processed, in completion order.
+        unchanged_count: successes among ``results`` that ``vpod process`` left alone
+            without running any tool (:attr:`FileProcessingResult.unchanged`).
+        results: one entry per file processed, in completion order (files left alone as
+            unchanged first).
         total_duration_seconds: wall time from the first start to the end of the batch.
         stopped_early: True when ``on_error = "fail"`` stopped the batch.
     """
@@ -157,8 +166,15 @@ class BatchResult:
 
     @property
     def success_count(self) -> int:
-        """Files that conform now (changed or already conforming)."""
+        """Files that conform now (changed, found conforming, or unchanged since vpod left
+        them conforming)."""
         return sum(1 for r in self.results if r.status is Status.DONE)
+
+    @property
+    def unchanged_count(self) -> int:
+        """Files left alone because their stat proves them unchanged since vpod left them
+        conforming under the policy now in force (no tool ran for them)."""
+        return sum(1 for r in self.results if r.unchanged)
 
     @property
     def fail_count(self) -> int:
@@ -171,13 +187,16 @@ class BatchResult:
         return sum(1 for r in self.results if r.status is Status.SKIPPED)
 
     def counts(self) -> dict[str, Any]:
-        """The summary fields, as logged in ``batch_completed``."""
+        """The summary fields, as logged in ``batch_completed`` (one pass over ``results``:
+        a re-run of ``vpod process`` has one per file of the library)."""
+        by_status = Counter(r.status for r in self.results)
         return {
             "batch_id": self.batch_id,
             "total_files": self.total_files,
-            "success_count": self.success_count,
-            "fail_count": self.fail_count,
-            "skipped_count": self.skipped_count,
+            "success_count": by_status[Status.DONE],
+            "fail_count": by_status[Status.FAILED],
+            "skipped_count": by_status[Status.SKIPPED],
+            "unchanged_count": self.unchanged_count,
             "total_duration_seconds": round(self.total_duration_seconds, 6),
             "stopped_early": self.stopped_early,
         }

@@ -23,6 +23,7 @@ SECTION_TITLES = {
     "pool": "7. Database pool",
     "nodes": "8. Several nodes on one library (PostgreSQL)",
     "startup": "9. Start-up: vpod --version and vpod process",
+    "rerun": "10. Re-run over unchanged files (vpod process)",
 }
 
 

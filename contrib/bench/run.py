@@ -40,12 +40,13 @@ import overhead as overhead_section  # noqa: E402
 import pool as pool_section  # noqa: E402
 import remux as remux_section  # noqa: E402
 import report  # noqa: E402
+import rerun as rerun_section  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 import startup as startup_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup")
+SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -58,6 +59,7 @@ MODULES = {
     "pool": pool_section,
     "nodes": nodes_section,
     "startup": startup_section,
+    "rerun": rerun_section,
 }
 
 
@@ -80,6 +82,8 @@ class Sizes:
     pool_per_thread: int = 500
     claim_files: int = 500
     node_files: int = 200
+    rerun_files: int = 10_000
+    rerun_folders: int = 100
     runs: int = 3
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     startup_runs: int = 30
@@ -90,7 +94,7 @@ class Sizes:
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
-    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, runs=1,
+    burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
 )
 
@@ -127,6 +131,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
                                        runs=sizes.runs, settle_seconds=sizes.settle_seconds)
         if name == "startup":
             return startup_section.startup(folder, media, runs=sizes.startup_runs, file_runs=sizes.startup_file_runs)
+        if name == "rerun":
+            return rerun_section.rerun(folder, media, files=sizes.rerun_files, folders=sizes.rerun_folders,
+                                       runs=sizes.runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

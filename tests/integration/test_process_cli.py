@@ -120,7 +120,8 @@ def test_config_workers_used_and_overridden_by_the_flag(tmp_path, env, jpn_eng_m
     assert len({r["worker"] for r in data["results"]}) == 4  # four threads really worked
     assert all(default_audio_languages(f) == ["eng"] for f in files)
 
-    second = process([str(tmp_path / "lib"), "--json", "--workers", "1"], config=config, env=env, **extra)
+    # --force: the files conform and are untouched since, so without it no worker would run.
+    second = process([str(tmp_path / "lib"), "--json", "--workers", "1", "--force"], config=config, env=env, **extra)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
     assert data["workers"] == 1 and data["workers_requested"] == 1

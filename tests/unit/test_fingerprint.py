@@ -49,4 +49,4 @@ def test_statkey_of(tmp_path):
     path = tmp_path / "a"
     path.write_bytes(b"abc")
     st = path.stat()
-    assert StatKey.of(st) == StatKey(3, st.st_mtime_ns, st.st_ino, st.st_dev)
+    assert StatKey.of(st) == StatKey(3, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)

@@ -80,6 +80,7 @@ CALLS: dict[str, Callable[[Store, Job], Any]] = {
     "enqueue": lambda s, j: s.enqueue(ROOT, b"c.mkv", "fp-c", key(3)),
     "enqueue_many": lambda s, j: s.enqueue_many([EnqueueEntry(ROOT, b"d.mkv", "fp-d", key(4))]),
     "known_stats": lambda s, j: s.known_stats(ROOT, b""),
+    "conforming_stats": lambda s, j: s.conforming_stats(ROOT, b""),
     "next_queued": lambda s, j: s.next_queued(5, ()),
     "next_due_at": lambda s, j: s.next_due_at(),
     "job_for_path": lambda s, j: s.job_for_path(ROOT, b"e.mkv", "fp-e", key(5)),

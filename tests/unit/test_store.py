@@ -228,6 +228,32 @@ def test_version_7_database_gains_leases_and_library_identities(tmp_path):
         assert len(set(uids)) == 2 and all(re.fullmatch(r"[0-9a-f]{32}", u) for u in uids)
         assert store.claim("w", "b") is None  # in progress without a lease: not an ended one
         with pool.read() as read:
-            assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+            assert read.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 8
+    finally:
+        pool.close()
+
+
+def test_version_8_database_gains_ctime_and_its_rows_prove_nothing(tmp_path):
+    """Schema 9 (issue 15): a done row from before has no ctime, so its stat never proves the
+    file untouched (the daemon's walk and `vpod process` look at it once more)."""
+    import sqlite3
+
+    path = tmp_path / "v8.db"
+    SqliteStore(DaemonConnectionPool(path)).close()  # today's schema, then taken back to version 8
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("ALTER TABLE files DROP COLUMN ctime_ns")
+    conn.execute("INSERT INTO libraries (name, path, created_at) VALUES ('movies', '/movies', 0)")
+    conn.execute(
+        "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+        " result_fingerprint, policy_digest, updated_at)"
+        " VALUES (1, '/movies', x'612e6d6b76', x'', 'done', 10, 1, 2, 3, 'fp', 'fp', 'digest', 0)"
+    )
+    conn.execute("PRAGMA user_version = 8")
+    conn.close()
+    pool = DaemonConnectionPool(path)
+    store = SqliteStore(pool)
+    try:
+        assert store.known_stats(Path("/movies"), b"") == {b"a.mkv": StatKey(10, 1, 2, 3, None)}
+        assert store.conforming_stats(Path("/movies"), b"") == {}
     finally:
         pool.close()

@@ -22,7 +22,7 @@ import pytest
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
-from vpod.db.records import RetryOutcome
+from vpod.db.records import Conforming, RetryOutcome
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError
 from vpod.errors import LeaseLost, VpodError
 from vpod.fingerprint import StatKey
@@ -330,6 +330,50 @@ def test_known_stats_leave_out_what_needs_a_new_look(store):
     store.enqueue(ROOT, b"permanent.mkv", "fp2", key(2))
     fail(store, claim(store))
     assert store.known_stats(ROOT, b"") == {b"permanent.mkv": key(2)}
+
+
+def test_known_stats_keep_the_ctime_and_a_row_without_one_says_so(store):
+    """ctime is recorded with the other stat fields; a key written without one reads back as None."""
+    with_ctime = StatKey(size=10, mtime_ns=1, inode=2, device=3, ctime_ns=4)
+    store.enqueue(ROOT, b"new.mkv", "fp1", with_ctime)
+    store.enqueue(ROOT, b"old.mkv", "fp2", key(2))
+    assert store.known_stats(ROOT, b"") == {b"new.mkv": with_ctime, b"old.mkv": key(2)}
+    assert store.known_stats(ROOT, b"")[b"old.mkv"].ctime_ns is None
+
+
+def test_conforming_stats_are_the_done_files_with_the_stat_after_the_change_and_the_digest(store):
+    """Only done rows with a ctime and a policy digest: what the stat alone may prove conforming."""
+    before, after = StatKey(10, 1, 2, 3, 4), StatKey(11, 5, 6, 3, 7)
+    store.enqueue(ROOT, b"s/done.mkv", "fp-done", before)
+    done(store, claim(store), "fp-done-after", after, POLICY_B)
+    store.enqueue(ROOT, b"s/no-ctime.mkv", "fp-old", key(2))
+    done(store, claim(store), "fp-old-after", key(3))  # a key as an older vpod recorded it
+    store.enqueue(ROOT, b"s/failed.mkv", "fp-failed", before)
+    fail(store, claim(store))
+    store.enqueue(ROOT, b"s/queued.mkv", "fp-queued", before)
+    assert store.conforming_stats(ROOT, b"s") == {b"s/done.mkv": Conforming(after, POLICY_B)}
+    assert store.conforming_stats(ROOT, b"") == {}
+    # Named again by vpod process: queued, so no longer conforming until it is done again.
+    assert store.job_for_path(ROOT, b"s/done.mkv", "fp-done-after", StatKey(11, 5, 6, 3, 8)) is not None
+    assert store.conforming_stats(ROOT, b"s") == {}
+    assert store.known_stats(ROOT, b"s")[b"s/done.mkv"] == StatKey(11, 5, 6, 3, 8)
+
+
+def test_a_result_without_a_stat_keeps_the_recorded_ctime(store):
+    """A failure records no stat: the one recorded at queueing stays whole, ctime included."""
+    queued = StatKey(10, 1, 2, 3, 4)
+    store.enqueue(ROOT, b"a.mkv", "fp", queued)
+    fail(store, claim(store))  # permanent
+    assert store.known_stats(ROOT, b"") == {b"a.mkv": queued}
+
+
+def test_a_remux_to_a_new_name_records_the_stat_after_it_at_the_new_name(store):
+    store.enqueue(ROOT, b"a.mp4", "fp", StatKey(10, 1, 2, 3, 4))
+    job = claim(store)
+    after = StatKey(9, 5, 6, 3, 7)
+    result = FileProcessingResult(path=job.path, success=True, changes=1)
+    store.finish(job, Outcome(result, "fp-after", after, b"a.mkv", policy_digest=POLICY_A), "b1")
+    assert store.conforming_stats(ROOT, b"")[b"a.mkv"] == Conforming(after, POLICY_A)
 
 
 def test_next_queued_excludes_and_limits(store):

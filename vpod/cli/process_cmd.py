@@ -34,6 +34,9 @@ _LEVELS = ("debug", "info", "warning", "error")
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
               'after a failure, "fail" stops at the first one (files in progress complete).')
 @click.option("--dry-run", is_flag=True, help="Report what would change; never write a media file.")
+@click.option("--force", is_flag=True, help="Look at every file again, also those whose size, mtime, inode, device "
+              "and ctime prove them unchanged since vpod left them conforming under the policy now in force "
+              "(by default those are counted as unchanged and no tool runs for them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the BatchResult as one JSON document on stdout.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every file at the [logging] level (default: warnings and errors only).")
 @config_option
@@ -43,6 +46,7 @@ def process_command(
     workers: int | None,
     on_error: str | None,
     dry_run: bool,
+    force: bool,
     as_json: bool,
     verbose: bool,
     config_path: str | None,
@@ -51,7 +55,10 @@ def process_command(
 
     PATHS are files and folders; files are chosen by [watch] extensions and ignore.
     Each file is processed once, through the same pipeline as `vpod run`. A file that a
-    running daemon is working on is waited for, never modified twice at once.
+    running daemon is working on is waited for, never modified twice at once. A file
+    vpod left conforming under the policy now in force, untouched since (its size,
+    mtime, inode, device and ctime as recorded), is counted as unchanged without
+    running any tool; --force looks at it again.
 
     Disk space: a remux starts only when the file's size + 5 % + 64 MiB is free on its
     filesystem (less what other remuxes in progress will still write); otherwise the
@@ -76,7 +83,8 @@ def process_command(
         paths, PathFilter.from_config(config.watch), recursive=recursive, watch_roots=config.watch.paths
     )
     report = run_process(  # StoreError: exit 70 (vpod.cli.exits)
-        config, targets, workers=chosen.used, workers_requested=chosen.requested, dry_run=dry_run, line=line
+        config, targets, workers=chosen.used, workers_requested=chosen.requested, dry_run=dry_run, line=line,
+        force=force,
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -102,7 +110,8 @@ def summary_text(report: ProcessReport) -> str:
         planned = [r for r in batch.results if r.reason == Reason.DRY_RUN]
         skipped = [r for r in batch.results if r.status is Status.SKIPPED and r.reason != Reason.DRY_RUN]
         head = "Dry run, nothing written: " if report.dry_run else ""
-        counts = [f"{batch.success_count} succeeded ({changed} changed)"]
+        unchanged = f", {batch.unchanged_count} unchanged since vpod left them conforming" if batch.unchanged_count else ""
+        counts = [f"{batch.success_count} succeeded ({changed} changed{unchanged})"]
         if report.dry_run:
             counts.append(f"{len(planned)} would change")
         counts += [f"{batch.fail_count} failed", f"{len(skipped)} skipped"]

@@ -101,6 +101,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX temps_on_node ON temps (node, relpath) WHERE library_id IS NULL;
     CREATE TABLE daemon (node TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (node, key))
     """,
+    # 2: each file's st_ctime (ns) with its other stat fields (vpod.fingerprint.StatKey),
+    # as SQLite's migration 9: rows from before stay NULL and never prove a file untouched.
+    """
+    ALTER TABLE files ADD COLUMN ctime_ns BIGINT
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

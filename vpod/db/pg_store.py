@@ -33,14 +33,14 @@ from psycopg.rows import DictRow
 
 from vpod.db.enqueue_rules import Write, decide, digest_of
 from vpod.db.rows import (
-    batch_record, failure_record, file_record, folder_of, in_progress, owner_record, pending_actions, stat_columns,
+    batch_record, conforming, failure_record, file_record, folder_of, in_progress, owner_record, pending_actions, stat_columns,
     text_path,
 )
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.pg_pool import PgConnection, PgPool
 from vpod.db.pg_schema import SCHEMA_VERSION, migrate
 from vpod.db.records import (
-    FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
+    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
     SpaceWait,
 )
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
@@ -318,7 +318,7 @@ class PgStore:
         if step.write is Write.SET_FINGERPRINT:
             assert row is not None
             conn.execute(
-                f"UPDATE files SET fingerprint = %s, size = %s, mtime_ns = %s, inode = %s, device = %s,"
+                f"UPDATE files SET fingerprint = %s, size = %s, mtime_ns = %s, inode = %s, device = %s, ctime_ns = %s,"
                 f" updated_at = {NOW} WHERE id = %s AND state = 'queued' AND pending_actions IS NULL",
                 (entry.fingerprint, *stat_columns(entry.stat), row["id"]),
             )
@@ -328,12 +328,13 @@ class PgStore:
         if step.write is not Write.UPSERT:
             return step.outcome, None
         upsert = conn.execute(
-            "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+            "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
             " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
-            f" queued_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, 0, NULL, NULL,"
+            f" queued_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, false, 0, NULL, NULL,"
             f" {NOW}, {NOW})"
             " ON CONFLICT (library_id, relpath) DO UPDATE SET state = excluded.state, size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
+            " ctime_ns = excluded.ctime_ns,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
             " policy_digest = excluded.policy_digest, attempts = 0, permanent = false, not_before = 0,"
             " reason = NULL, last_error = NULL, queued_at = excluded.queued_at, updated_at = excluded.updated_at,"
@@ -350,21 +351,39 @@ class PgStore:
     @staticmethod
     def _refresh_stat(conn: PgConnection, file_id: int, stat: StatKey | None) -> None:
         conn.execute(
-            f"UPDATE files SET size = %s, mtime_ns = %s, inode = %s, device = %s, updated_at = {NOW} WHERE id = %s",
+            f"UPDATE files SET size = %s, mtime_ns = %s, inode = %s, device = %s, ctime_ns = %s, updated_at = {NOW}"
+            " WHERE id = %s",
             (*stat_columns(stat), file_id),
         )
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
-        """Stat keys of files directly in ``folder`` of ``root`` (this node's folder) that
-        need no new look: done, waiting, in progress, or failed/skipped for good."""
+        """Stat keys (ctime included; ``None`` in a row an older vpod wrote) of files
+        directly in ``folder`` of ``root`` (this node's folder) that need no new look:
+        done, waiting, in progress, or failed/skipped for good."""
         with self.pool.read() as conn:
             rows = conn.execute(
-                "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device FROM files AS f"
+                "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns FROM files AS f"
                 " JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s AND m.path = %s"
                 " WHERE f.dir = %s AND f.size IS NOT NULL AND (f.state IN ('done', 'queued', 'processing') OR f.permanent)",
                 (self.node, str(root), folder),
             ).fetchall()
-        return {bytes(r["relpath"]): StatKey(r["size"], r["mtime_ns"], r["inode"], r["device"]) for r in rows}
+        return {
+            bytes(r["relpath"]): StatKey(r["size"], r["mtime_ns"], r["inode"], r["device"], r["ctime_ns"]) for r in rows
+        }
+
+    def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
+        """What vpod recorded of the files directly in ``folder`` of ``root`` (this node's
+        folder) it left conforming (see the SQLite store)."""
+        with self.pool.read() as conn:
+            rows = conn.execute(
+                "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns, f.policy_digest, f.policy_name"
+                " FROM files AS f"
+                " JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s AND m.path = %s"
+                " WHERE f.dir = %s AND f.state = 'done' AND f.ctime_ns IS NOT NULL AND f.size IS NOT NULL"
+                " AND f.policy_digest IS NOT NULL",
+                (self.node, str(root), folder),
+            ).fetchall()
+        return {bytes(r["relpath"]): conforming(r) for r in rows}
 
     def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
         """Up to ``limit`` queued jobs due now of libraries with a folder on this node, oldest first."""
@@ -391,12 +410,13 @@ class PgStore:
         with self.pool.transaction() as conn:
             library_id, library = self._library_of(conn, root)
             row = conn.execute(
-                "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+                "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
                 f" attempts, permanent, not_before, queued_at, updated_at) VALUES (%s, %s, %s, 'queued', %s, %s, %s,"
-                f" %s, %s, 0, false, 0, {NOW}, {NOW})"
+                f" %s, %s, %s, 0, false, 0, {NOW}, {NOW})"
                 " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'queued',"
                 " size = COALESCE(excluded.size, files.size), mtime_ns = COALESCE(excluded.mtime_ns, files.mtime_ns),"
                 " inode = COALESCE(excluded.inode, files.inode), device = COALESCE(excluded.device, files.device),"
+                " ctime_ns = CASE WHEN excluded.size IS NULL THEN files.ctime_ns ELSE excluded.ctime_ns END,"
                 " fingerprint = CASE WHEN files.pending_actions IS NULL THEN excluded.fingerprint"
                 " ELSE files.fingerprint END, attempts = 0, permanent = false, not_before = 0,"
                 f" reason = NULL, last_error = NULL, {_CLEAR_CLAIM}, queued_at = excluded.queued_at,"
@@ -763,11 +783,13 @@ class PgStore:
                 "UPDATE files SET state = %s, result_fingerprint = %s, policy_digest = %s, permanent = %s,"
                 f" reason = %s, last_error = %s, {_CLEAR_CLAIM}, pending_actions = NULL, updated_at = {NOW},"
                 " size = COALESCE(%s, size), mtime_ns = COALESCE(%s, mtime_ns), inode = COALESCE(%s, inode),"
-                " device = COALESCE(%s, device), policy_name = %s, policy_why = %s"
+                " device = COALESCE(%s, device), ctime_ns = CASE WHEN %s THEN ctime_ns ELSE %s END,"
+                " policy_name = %s, policy_why = %s"
                 " WHERE id = %s AND (%s::text IS NULL OR lease_token = %s) RETURNING id",
                 (
                     result.status, outcome.result_fingerprint, digest, bool(result.permanent), utf8_text(result.reason),
-                    utf8_text(result.error), *stat_columns(outcome.result_stat), utf8_text(outcome.policy_name),
+                    utf8_text(result.error), *stat_columns(outcome.result_stat)[:4], outcome.result_stat is None,
+                    stat_columns(outcome.result_stat)[4], utf8_text(outcome.policy_name),
                     utf8_text(outcome.policy_why), job.id, job.lease, job.lease,
                 ),
             ).fetchone()
@@ -793,11 +815,12 @@ class PgStore:
     @staticmethod
     def _upsert_done(conn: PgConnection, job: Job, relpath: bytes, outcome: Outcome) -> int:
         row = conn.execute(
-            "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
+            "INSERT INTO files (library_id, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
             " result_fingerprint, policy_digest, policy_name, policy_why, updated_at)"
-            f" SELECT library_id, %s, %s, 'done', %s, %s, %s, %s, %s, %s, %s, %s, %s, {NOW} FROM files WHERE id = %s"
+            f" SELECT library_id, %s, %s, 'done', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {NOW} FROM files WHERE id = %s"
             " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
+            " ctime_ns = excluded.ctime_ns,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
             " policy_digest = excluded.policy_digest, policy_name = excluded.policy_name,"
             " policy_why = excluded.policy_why, reason = NULL, last_error = NULL, updated_at = excluded.updated_at"

@@ -183,3 +183,20 @@ class FileRecord:
     stat: StatKey | None
     policy_name: str | None = None
     policy_why: str | None = None
+
+
+@dataclass(frozen=True)
+class Conforming:
+    """What the Store recorded of a file vpod left conforming (``done``):
+
+    Attributes:
+        stat: its stat key, ctime included, taken after vpod's last change to it (the
+            rename of a remux, the attributes given back, an in-place edit), or when it
+            was found conforming or vouched for by a twin.
+        policy_digest: :attr:`~vpod.policy.policy.Policy.digest` of the policy that judged it.
+        policy_name: that policy's name (``None``: not recorded).
+    """
+
+    stat: StatKey
+    policy_digest: str
+    policy_name: str | None = None

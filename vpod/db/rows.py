@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vpod.db.owners import OwnerRecord
-from vpod.db.records import BatchRecord, FailureRecord, FileRecord, InProgress
+from vpod.db.records import BatchRecord, Conforming, FailureRecord, FileRecord, InProgress
 from vpod.fingerprint import StatKey
 from vpod.results import display_path
 
@@ -31,10 +31,10 @@ def folder_of(relpath: bytes) -> bytes:
 
 
 def stat_columns(stat: StatKey | None) -> tuple[Any, ...]:
-    """``(size, mtime_ns, inode, device)`` of ``stat``, or four ``None``."""
+    """``(size, mtime_ns, inode, device, ctime_ns)`` of ``stat``, or five ``None``."""
     if stat is None:
-        return (None, None, None, None)
-    return (stat.size, stat.mtime_ns, stat.inode, stat.device)
+        return (None, None, None, None, None)
+    return (stat.size, stat.mtime_ns, stat.inode, stat.device, stat.ctime_ns)
 
 
 def eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
@@ -55,8 +55,22 @@ def pending_actions(value: str | None) -> tuple[str, ...]:
 
 
 def stat_key(row: Row) -> StatKey | None:
-    """The stat key of a row with ``size``, ``mtime_ns``, ``inode`` and ``device`` (``None``: not recorded)."""
-    return None if row["size"] is None else StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"])
+    """The stat key of a row with ``size``, ``mtime_ns``, ``inode``, ``device`` and
+    ``ctime_ns`` (``None``: not recorded; its ``ctime_ns`` is ``None`` in a row an older
+    vpod wrote)."""
+    if row["size"] is None:
+        return None
+    return StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"], row["ctime_ns"])
+
+
+def conforming(row: Row) -> Conforming:
+    """A ``done`` row with ``size``, ``mtime_ns``, ``inode``, ``device``, ``ctime_ns`` and
+    ``policy_digest`` (none NULL: the query leaves such rows out) and ``policy_name`` as a
+    :class:`Conforming`."""
+    return Conforming(
+        StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"], row["ctime_ns"]), row["policy_digest"],
+        row["policy_name"],
+    )
 
 
 def owner_record(row: Row) -> OwnerRecord:

@@ -225,6 +225,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE batches ADD COLUMN node TEXT;
     CREATE INDEX files_by_lease ON files (state, lease_until) WHERE state = 'processing'
     """,
+    # 9: each file's st_ctime (ns) with its other stat fields (vpod.fingerprint.StatKey):
+    # the kernel sets it on every change and no program can set it back, so size, mtime,
+    # inode, device and ctime together prove a file untouched (vpod.unchanged). Rows from
+    # before stay NULL: they never prove it (the file is looked at once more).
+    """
+    ALTER TABLE files ADD COLUMN ctime_ns INTEGER
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

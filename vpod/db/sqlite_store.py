@@ -15,13 +15,13 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.enqueue_rules import Write, decide
 from vpod.db.enqueue_rules import digest_of as _digest_of
-from vpod.db.rows import batch_record, failure_record, file_record, in_progress, owner_record, pending_actions
+from vpod.db.rows import batch_record, conforming, failure_record, file_record, in_progress, owner_record, pending_actions
 from vpod.db.rows import folder_of as _folder
 from vpod.db.rows import stat_columns as _stat_columns
 from vpod.db.rows import text_path as _text_path
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
-    FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
+    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
     SpaceWait,
 )
 from vpod.db.schema import migrate
@@ -76,13 +76,14 @@ def _library_of(conn: sqlite3.Connection, root: Path, now: float) -> tuple[int, 
 
 
 _UPSERT = (
-    "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-    " result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
+    "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns,"
+    " fingerprint, result_fingerprint, policy_digest, attempts, permanent, not_before, reason, last_error,"
     " queued_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, NULL, NULL, ?, ?)"
     " ON CONFLICT (library_id, relpath) DO UPDATE SET root = excluded.root, state = excluded.state,"
     " size = excluded.size,"
     " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
+    " ctime_ns = excluded.ctime_ns,"
     " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
     " policy_digest = excluded.policy_digest,"
     " attempts = 0, permanent = 0, not_before = 0, reason = NULL, last_error = NULL,"
@@ -256,7 +257,7 @@ class SqliteStore:
         if step.write is Write.SET_FINGERPRINT:
             assert row is not None
             conn.execute(
-                "UPDATE files SET fingerprint = ?, size = ?, mtime_ns = ?, inode = ?, device = ?,"
+                "UPDATE files SET fingerprint = ?, size = ?, mtime_ns = ?, inode = ?, device = ?, ctime_ns = ?,"
                 " updated_at = ? WHERE id = ?",
                 (fingerprint, *_stat_columns(stat), now, row["id"]),
             )
@@ -279,21 +280,36 @@ class SqliteStore:
     @staticmethod
     def _refresh_stat(conn: sqlite3.Connection, file_id: int, stat: StatKey, now: float) -> None:
         conn.execute(
-            "UPDATE files SET size = ?, mtime_ns = ?, inode = ?, device = ?, updated_at = ? WHERE id = ?",
+            "UPDATE files SET size = ?, mtime_ns = ?, inode = ?, device = ?, ctime_ns = ?, updated_at = ? WHERE id = ?",
             (*_stat_columns(stat), now, file_id),
         )
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
-        """Stat keys of files directly in ``folder`` of ``root`` that need no new look:
-        done, waiting, in progress, or failed/skipped for a reason only a change can fix."""
+        """Stat keys (ctime included; ``None`` in a row an older vpod wrote) of files
+        directly in ``folder`` of ``root`` that need no new look: done, waiting, in
+        progress, or failed/skipped for a reason only a change can fix."""
         with self.pool.read() as conn:
             rows = conn.execute(
-                f"SELECT relpath, size, mtime_ns, inode, device FROM files WHERE library_id = {_LIBRARY_BY_PATH}"
+                f"SELECT relpath, size, mtime_ns, inode, device, ctime_ns FROM files WHERE library_id = {_LIBRARY_BY_PATH}"
                 " AND dir = ?"
                 " AND size IS NOT NULL AND (state IN ('done', 'queued', 'processing') OR permanent = 1)",
                 (str(root), folder),
             ).fetchall()
-        return {r["relpath"]: StatKey(r["size"], r["mtime_ns"], r["inode"], r["device"]) for r in rows}
+        return {r["relpath"]: StatKey(r["size"], r["mtime_ns"], r["inode"], r["device"], r["ctime_ns"]) for r in rows}
+
+    def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
+        """What vpod recorded of the files directly in ``folder`` of ``root`` it left
+        conforming (``done``, with the policy digest that judged them and a stat key with
+        ctime): what :func:`vpod.unchanged.left_conforming` needs. Rows an older vpod
+        wrote (no ctime, or no digest) are left out: they prove nothing."""
+        with self.pool.read() as conn:
+            rows = conn.execute(
+                "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name FROM files"
+                f" WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ? AND state = 'done'"
+                " AND ctime_ns IS NOT NULL AND size IS NOT NULL AND policy_digest IS NOT NULL",
+                (str(root), folder),
+            ).fetchall()
+        return {r["relpath"]: conforming(r) for r in rows}
 
     def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
         """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""
@@ -330,12 +346,13 @@ class SqliteStore:
         with self.pool.transaction() as conn:
             library_id, library = _library_of(conn, root, now)
             row = conn.execute(
-                "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-                " attempts, permanent, not_before, queued_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)"
+                "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns,"
+                " fingerprint, attempts, permanent, not_before, queued_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)"
                 " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'queued', root = excluded.root,"
                 " size = COALESCE(excluded.size, size), mtime_ns = COALESCE(excluded.mtime_ns, mtime_ns),"
                 " inode = COALESCE(excluded.inode, inode), device = COALESCE(excluded.device, device),"
+                " ctime_ns = CASE WHEN excluded.size IS NULL THEN ctime_ns ELSE excluded.ctime_ns END,"
                 # While an interrupted plan is pending, the queued fingerprint must stay the
                 # pre-change one so the redo can tell the change already happened.
                 " fingerprint = CASE WHEN files.pending_actions IS NULL THEN excluded.fingerprint"
@@ -712,11 +729,13 @@ class SqliteStore:
                 "UPDATE files SET state = ?, result_fingerprint = ?, policy_digest = ?, permanent = ?,"
                 f" reason = ?, last_error = ?, {_NO_CLAIM}, pending_actions = NULL, updated_at = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
-                " inode = COALESCE(?, inode), device = COALESCE(?, device), policy_name = ?, policy_why = ?"
+                " inode = COALESCE(?, inode), device = COALESCE(?, device),"
+                " ctime_ns = CASE WHEN ? THEN ctime_ns ELSE ? END, policy_name = ?, policy_why = ?"
                 " WHERE id = ?",
                 (
                     state, outcome.result_fingerprint, digest, int(result.permanent), utf8_text(result.reason),
-                    utf8_text(result.error), now, *stat_cols, utf8_text(outcome.policy_name),
+                    utf8_text(result.error), now, *stat_cols[:4], outcome.result_stat is None, stat_cols[4],
+                    utf8_text(outcome.policy_name),
                     utf8_text(outcome.policy_why), job.id,
                 ),
             )
@@ -737,11 +756,12 @@ class SqliteStore:
 
     def _upsert_done(self, conn: sqlite3.Connection, job: Job, relpath: bytes, outcome: Outcome, now: float) -> int:
         row = conn.execute(
-            "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, fingerprint,"
-            " result_fingerprint, policy_digest, policy_name, policy_why, updated_at)"
-            " SELECT library_id, root, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM files WHERE id = ?"
+            "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns,"
+            " fingerprint, result_fingerprint, policy_digest, policy_name, policy_why, updated_at)"
+            " SELECT library_id, root, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM files WHERE id = ?"
             " ON CONFLICT (library_id, relpath) DO UPDATE SET state = 'done', size = excluded.size,"
             " mtime_ns = excluded.mtime_ns, inode = excluded.inode, device = excluded.device,"
+            " ctime_ns = excluded.ctime_ns,"
             " fingerprint = excluded.fingerprint, result_fingerprint = excluded.result_fingerprint,"
             " policy_digest = excluded.policy_digest, policy_name = excluded.policy_name,"
             " policy_why = excluded.policy_why,"
@@ -883,7 +903,7 @@ class SqliteStore:
             for root in path.parents:
                 row = conn.execute(
                     "SELECT root, relpath, state, reason, last_error, permanent, attempts, worker, fingerprint,"
-                    " result_fingerprint, policy_digest, size, mtime_ns, inode, device, policy_name, policy_why"
+                    " result_fingerprint, policy_digest, size, mtime_ns, inode, device, ctime_ns, policy_name, policy_why"
                     " FROM files"
                     " WHERE root = ? AND relpath = ?",
                     (str(root), os.fsencode(path.relative_to(root))),

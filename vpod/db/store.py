@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Collection, ContextManager, Iterable, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
-from vpod.db.records import FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
+from vpod.db.records import Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
 from vpod.errors import LeaseLost, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
@@ -138,7 +138,16 @@ class Store(Protocol):
         entry is judged under its own ``policy_digest``, else under this one."""
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
-        """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of ``root``."""
+        """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of
+        ``root`` that need no new look (done, waiting, in progress, or failed/skipped for
+        good), ctime included (``None`` in a row an older vpod wrote: it proves nothing,
+        :func:`vpod.unchanged.untouched`)."""
+
+    def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
+        """For the files directly in ``folder`` (relative, bytes) of ``root`` that vpod
+        left conforming (``done``): the stat key recorded after its last change and the
+        policy digest that judged them (:func:`vpod.unchanged.left_conforming`). Rows
+        without a ctime or a digest (written by an older vpod) are left out."""
 
     def next_queued(self, limit: int, exclude: Iterable[int]) -> list[Job]:
         """Up to ``limit`` queued jobs due now, oldest first, skipping ids in ``exclude``."""

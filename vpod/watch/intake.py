@@ -253,7 +253,7 @@ class Intake:
                     path=display_path(path),
                     outcome=outcome.value,
                     hint="same content as a file vpod already handled under the current policy;"
-                    " `vpod process PATH` forces a new look",
+                    " `vpod process --force PATH` forces a new look",
                 )
             else:
                 log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)

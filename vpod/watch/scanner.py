@@ -6,10 +6,10 @@ queued under the same stability test; files go over in batches of up to
 :data:`HANDOFF_BATCH`. Where the root is on a filesystem of the local kernel
 (``trust_ctime``), each file's ``st_ctime`` tells the stabilizer when it last changed,
 so a file quiet for the settle time already is not made to wait it again: the walk's
-thread hands it to the intake itself. A file
-whose size, mtime, inode and device equal what the database recorded is skipped
-without being read (the stat fast path); anything else is fingerprinted by the
-intake, which still recognizes unchanged content.
+thread hands it to the intake itself. A file whose size, mtime, inode, device and
+ctime prove it untouched since the database recorded it (:func:`vpod.unchanged.untouched`)
+is skipped without being read (the stat fast path); anything else is fingerprinted by
+the intake, which still recognizes unchanged content.
 
 A rescan after lost events is coalesced: while one of a root waits to start, more
 requests for that root add nothing; once it has started, one more may wait (events
@@ -37,6 +37,7 @@ import structlog
 from vpod.db.store import EnqueueOutcome, Store, StoreError
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
+from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
 
 
@@ -230,7 +231,7 @@ class Scanner:
                     known = self.store.known_stats(root, rel_folder)
                 if known:  # a folder vpod has seen before: skip what is recorded unchanged
                     recorded = known.get(prefix + os.fsencode(name))
-                    if recorded is not None and recorded == StatKey.of(st):
+                    if recorded is not None and untouched(st, recorded):
                         continue
                 found.append((Path(entry.path), st))
             if len(found) >= HANDOFF_BATCH:
