@@ -30,9 +30,10 @@ def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the session (tests/support/postgres.py): initdb + pg_ctl
     in a temporary folder on a free 127.0.0.1 port. ``postgres.database(tmp_path)`` gives
     the ``[database]`` section of a fresh database. Skipped (with the reason) when the
-    binaries are missing on a machine that is not CI; under CI that fails instead."""
+    binaries are missing on a machine that is not CI; under CI that fails instead.
+    Its folder (a database per test that used it) is removed in the background after."""
     try:
-        with running_postgres() as server:
+        with running_postgres(remove_in_background=True) as server:
             yield server
     except PostgresMissing as exc:
         if in_ci():
