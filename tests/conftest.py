@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from support import shards
 from support.daemon import DaemonProcess, daemon_env, write_config
 from support.media import T, audio, make_media, video
 from support.postgres import PostgresMissing, PostgresServer, in_ci, running_postgres
@@ -16,6 +17,38 @@ REQUIRED = ("ffmpeg", "ffprobe", "mkvmerge", "mkvpropedit")
 # Sample media from public projects (see its README): ../shared/corpus beside the
 # checkout, or wherever VPOD_CORPUS points. Tests that use it skip when it is absent.
 CORPUS = Path(os.environ.get("VPOD_CORPUS") or Path(__file__).resolve().parents[1].parent / "shared" / "corpus")
+
+
+SHARD = pytest.StashKey[tuple[int, dict[str, int]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard", default=None, metavar="K/N",
+        help="collect only part K of N of the test files, split into parts of about equal time "
+             "(tests/support/shards.py); .ci/run runs the parts at once",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("shard"):
+        try:
+            k, n = shards.parse(config.getoption("shard"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[SHARD] = (k, shards.assign(shards.test_files(config.rootpath), n))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if SHARD not in config.stash or collection_path.suffix != ".py":
+        return None
+    k, parts = config.stash[SHARD]
+    try:
+        relative = collection_path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return None
+    part = parts.get(relative)
+    return None if part is None or part == k else True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
