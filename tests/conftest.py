@@ -40,16 +40,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SHARD] = (k, shards.assign(shards.test_files(config.rootpath), n))
 
 
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if SHARD not in config.stash or collection_path.suffix != ".py":
-        return None
+def _in_other_shard(path: Path, config: pytest.Config) -> bool:
+    """Whether test file ``path`` belongs to another part than this process's ``--shard``."""
+    if SHARD not in config.stash:
+        return False
     k, parts = config.stash[SHARD]
     try:
-        relative = collection_path.relative_to(config.rootpath).as_posix()
+        relative = path.relative_to(config.rootpath).as_posix()
     except ValueError:
-        return None
-    part = parts.get(relative)
-    return None if part is None or part == k else True
+        return False
+    return parts.get(relative, k) != k
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Files found in a folder: another part's are not even imported. Files named on the
+    # command line are collected anyway (pytest does not ask this hook about them) and
+    # deselected below.
+    return True if collection_path.suffix == ".py" and _in_other_shard(collection_path, config) else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,6 +64,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if missing:
         # Failing loudly beats skipping: a green run without the tools proves nothing.
         raise pytest.UsageError(f"tests need {', '.join(missing)} on PATH (run .ci/run, which installs them)")
+    if SHARD in config.stash:
+        other = [item for item in items if _in_other_shard(item.path, config)]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [item for item in items if not _in_other_shard(item.path, config)]
 
 
 @pytest.fixture(scope="session", autouse=True)
