@@ -77,7 +77,9 @@ def compiled_vpod() -> None:
     ``vpod`` subprocess (daemons, ``vpod process``, ``vpod status``...) then reads them
     instead of compiling each module from source. Where ``PYTHONDONTWRITEBYTECODE`` is
     set (this machine's environment does) no process writes them, and each start
-    compiled vpod again: about 0.2 s of CPU per start, over a thousand starts a run."""
+    compiled vpod again: about 0.2 s of CPU per start (test_daemon_run: 15.4 s of CPU
+    without, 11.5 s with). Two processes compiling at once is safe: each file is replaced
+    whole (py_compile writes a temporary file and renames it)."""
     import vpod
 
     compileall.compile_dir(str(Path(vpod.__file__).parent), quiet=1)
