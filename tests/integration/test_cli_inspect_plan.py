@@ -149,6 +149,9 @@ def test_ctrl_c_exits_130(movie, env, tmp_path, command):
     proc = subprocess.Popen(
         [sys.executable, "-m", "vpod", command, str(movie)],
         env={**env, "PATH": f"{bin_dir}:{env['PATH']}"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a suite started in the background (`cmd &` in a script) hands
+        # its children SIGINT ignored, and Python then installs no KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 30

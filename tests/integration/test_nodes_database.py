@@ -60,6 +60,9 @@ def test_database_cut_off_node_self_fences_and_rejoins(cluster: Cluster, media: 
             assert not events_about(cut, "file_processed", name)
         finally:
             witness.close()
+            # Stopped while the proxy still forwards: once it is closed, the cut node's
+            # clean stop would wait out its database timeouts (about 15 s).
+            cluster.close()
 
 
 def test_database_restart_short_and_long(tmp_path: Path, media: UniqueMedia) -> None:
