@@ -4,7 +4,8 @@
 #   contrib/dev.sh vpod ARGS...              run any vpod command (status, process, ...) from the venv
 #   contrib/dev.sh test [pytest options]     install what is missing, type-check vpod/ with mypy
 #                                            (always, also with pytest options; a few seconds),
-#                                            then run the test suite (or the tests named)
+#                                            then run the test suite (two parts at once:
+#                                            contrib/test-parts.sh) or the tests named
 #   contrib/dev.sh bench [options]           install what is missing, then run the benchmark
 #                                            suite (contrib/bench/run.py --help) and rewrite BENCHMARKS.md
 # System packages come from apt-get when run as root; otherwise this script says what to
@@ -133,6 +134,11 @@ case "${1:-}" in
                 say "fix them, or run the tests anyway with VPOD_DEV_SKIP_MYPY=1 contrib/dev.sh test ..."
                 exit 1
             fi
+        fi
+        if [ "$#" -eq 0 ]; then
+            # The whole suite: in parts that run at once (VPOD_TEST_SHARDS, default 2).
+            say "pytest, the whole suite in ${VPOD_TEST_SHARDS:-2} parts at once (contrib/test-parts.sh)"
+            exec "$here/contrib/test-parts.sh" "$venv/bin/python"
         fi
         say "pytest${*:+ $*}"
         exec "$venv/bin/python" -m pytest "$@"

@@ -27,7 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--shard", default=None, metavar="K/N",
         help="collect only part K of N of the test files, split into parts of about equal time "
-             "(tests/support/shards.py); .ci/run runs the parts at once",
+             "(tests/support/shards.py); contrib/test-parts.sh runs the parts at once",
     )
 
 

@@ -1,6 +1,6 @@
 """Split the selected tests into N parts of about equal run time, by file (``--shard K/N``).
 
-``.ci/run`` runs the parts at once, one pytest process each: most of the suite's time
+``contrib/test-parts.sh`` (what ``contrib/dev.sh test`` and ``.ci/run`` run) runs the parts at once, one pytest process each: most of the suite's time
 is spent waiting (leases, settle times, daemons starting, a database going away), not
 computing, so two processes on two CPUs take about half the time of one. A file stays
 whole in one part: its module fixtures are made once and its tests keep their order.
