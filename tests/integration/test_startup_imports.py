@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from support.daemon import write_config
 from support.media import default_audio_languages
 from vpod.cli import COMMANDS, cli
+from vpod.cli.deferred import DEFERRED
 from vpod.cli.lazy import DAEMON_STACKS, daemon_stack_modules
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,7 @@ def test_process_on_an_empty_folder_imports_no_daemon_stack(env, tmp_path):
     done, modules = imported(["process", str(empty), "--config", str(sqlite_config(tmp_path))], env)
     assert done.returncode == 0 and "nothing to do" in done.stdout, done.stderr
     assert daemon_stack_modules(modules) == [], f"vpod process imported {daemon_stack_modules(modules)}"
+    assert "structlog" in modules and not set(DEFERRED) & set(modules)  # vpod.cli.deferred
 
 
 def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, tmp_path, jpn_eng_mkv: Path):
@@ -74,6 +76,34 @@ def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, t
     assert {"psycopg", "psycopg_pool"} <= set(DAEMON_STACKS)
     # No [arr] instance configured: the arr client and its HTTP stack stay out too.
     assert not {"http.client", "vpod.original.client"} & set(modules)
+    # structlog without asyncio (vpod.cli.deferred), nor what only asyncio brought.
+    assert "structlog" in modules and not {*DEFERRED, "ssl"} & set(modules)
+
+
+def test_structlog_async_methods_still_work_without_asyncio_imported_at_start(env):
+    # vpod.cli.deferred.import_structlog: structlog's asyncio is a stand-in that imports
+    # the real module when used; an async log call still logs, and asyncio is the real one.
+    script = (
+        "import sys\n"
+        "from vpod.cli.deferred import import_structlog\n"
+        "import_structlog()\n"
+        "import structlog\n"
+        "assert 'structlog' in sys.modules and 'asyncio' not in sys.modules, sorted(sys.modules)\n"
+        "structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(10),\n"
+        "                    logger_factory=structlog.PrintLoggerFactory(sys.stdout), processors=[\n"
+        "                    structlog.processors.JSONRenderer()])\n"
+        "import asyncio\n"
+        "assert type(asyncio).__name__ == 'module' and asyncio.run.__module__ == 'asyncio.runners'\n"
+        "asyncio.run(structlog.get_logger().ainfo('native_async', n=1))\n"
+        "async def stdlib_logger():\n"
+        "    await structlog.stdlib.BoundLogger(structlog.PrintLogger(sys.stdout), [structlog.processors.JSONRenderer()],\n"
+        "                                      {}).ainfo('stdlib_async')\n"
+        "asyncio.run(stdlib_logger())\n"
+        "assert structlog.stdlib.asyncio.get_running_loop is asyncio.get_running_loop\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert '"event": "native_async"' in done.stdout and '"event": "stdlib_async"' in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

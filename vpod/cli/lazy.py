@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import click
 
+from vpod.cli.deferred import import_structlog
 from vpod.cli.exits import ExitOnError
 
 DAEMON_STACKS = (
@@ -63,6 +64,7 @@ class LazyGroup(ExitOnError):
         for an unknown name (click then reports "No such command")."""
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
             module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+            import_structlog()  # before any command module imports it: without asyncio
             command = getattr(importlib.import_module(module_name), attribute)
             # What the import made (modules, classes, functions) lives until exit: the cyclic
             # collector need not look at it again, in any collection nor in the final one
