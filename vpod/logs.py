@@ -33,7 +33,6 @@ from typing import Any, MutableMapping, Protocol
 
 import structlog
 
-from vpod.db.secrets import hide_password
 from vpod.results import one_line
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -171,6 +170,8 @@ class DriverEvent:
     :func:`vpod.db.secrets.hide_password`)."""
 
     def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        from vpod.db.secrets import hide_password  # moved here: only a driver's record needs it
+
         record = event_dict.get("_record")
         message = hide_password(str(event_dict.get("event", "")))
         event_dict["event"] = "database_driver"

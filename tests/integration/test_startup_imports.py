@@ -78,6 +78,8 @@ def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, t
     assert not {"http.client", "vpod.original.client"} & set(modules)
     # structlog without asyncio (vpod.cli.deferred), nor what only asyncio brought.
     assert "structlog" in modules and not {*DEFERRED, "ssl"} & set(modules)
+    # The language table is read from its file (vpod.policy.languages._table_text).
+    assert "vpod.policy.languages" in modules and "importlib.resources" not in modules
 
 
 def test_structlog_async_methods_still_work_without_asyncio_imported_at_start(env):

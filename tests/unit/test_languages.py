@@ -41,3 +41,30 @@ def test_track_language_is_lenient():
 def test_language_name():
     assert language_name("ger") == "German"
     assert language_name("zzz") == "zzz"
+
+
+def test_table_is_read_from_a_zip_archive_too(tmp_path):
+    # The table is read from the file beside vpod's modules; vpod imported from a zip
+    # archive has no such file and reads it through importlib.resources instead.
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    import vpod
+
+    package = Path(vpod.__file__).parent
+    archive = tmp_path / "vpod.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in package.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, Path("vpod") / path.relative_to(package))
+    script = (
+        "import vpod.policy.languages as languages\n"
+        "assert languages.__file__.startswith(%r), languages.__file__\n"
+        "print(languages.normalize_language('German'), languages.language_name('jpn'))\n" % str(archive)
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", script], env={"PYTHONPATH": str(archive)}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ger", "Japanese"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 UNDETERMINED = "und"
 """ISO 639-2 code for "no language known"; also what Matroska assumes when the element is absent."""
@@ -27,11 +28,23 @@ class _Table:
     names: dict[str, str]  # ISO 639-2/B code -> English name
 
 
+def _table_text() -> str:
+    """The text of ``vpod/data/iso_639-2.json``: read from the file beside vpod's modules
+    (an installed or checked-out vpod); only where there is no such file (vpod imported
+    from a zip archive) through ``importlib.resources``, whose import alone took 8 ms of
+    every ``vpod process`` start (contrib/bench/startup.py)."""
+    path = Path(__file__).parent.parent / "data" / "iso_639-2.json"
+    try:
+        return path.read_text("utf-8")
+    except OSError:  # inside a zip archive: NotADirectoryError
+        from importlib import resources
+
+        return resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8")
+
+
 @lru_cache(maxsize=1)
 def _table() -> _Table:
-    from importlib import resources  # moved here: read once, when a language is first looked up
-
-    raw = json.loads(resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8"))
+    raw = json.loads(_table_text())
     by_key: dict[str, str] = {}
     names: dict[str, str] = {}
     full_names: dict[str, str] = {}
