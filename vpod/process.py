@@ -43,7 +43,6 @@ from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 from vpod.targets import Target, Targets, relocate
-from vpod.unchanged import left_conforming
 
 if TYPE_CHECKING:  # imported in run_process: a run with no file needs no database and no pipeline
     from vpod.db.records import Conforming
@@ -293,6 +292,8 @@ def split_unchanged(
     Raises:
         StoreError: the database cannot be read.
     """
+    from vpod.unchanged import left_conforming  # moved here: its records module only with a file
+
     libraries = {library.path: library.name for library in store.libraries() if library.path is not None}
     todo: list[Target] = []
     unchanged: list[FileProcessingResult] = []

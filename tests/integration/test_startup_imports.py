@@ -62,6 +62,8 @@ def test_process_on_an_empty_folder_imports_no_daemon_stack(env, tmp_path):
     assert done.returncode == 0 and "nothing to do" in done.stdout, done.stderr
     assert daemon_stack_modules(modules) == [], f"vpod process imported {daemon_stack_modules(modules)}"
     assert "structlog" in modules and not set(DEFERRED) & set(modules)  # vpod.cli.deferred
+    # No file: nothing of the database (vpod.process imports it in run_process, split_unchanged).
+    assert "vpod.process" in modules and not [m for m in modules if m == "sqlite3" or m.startswith("vpod.db")]
 
 
 def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, tmp_path, jpn_eng_mkv: Path):
