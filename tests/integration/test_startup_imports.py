@@ -93,6 +93,8 @@ def test_structlog_async_methods_still_work_without_asyncio_imported_at_start(en
         "import_structlog()\n"
         "import structlog\n"
         "assert 'structlog' in sys.modules and 'asyncio' not in sys.modules, sorted(sys.modules)\n"
+        "import logging\n"
+        "assert getattr(logging, 'logAsyncioTasks', True) is True  # Python 3.12+: switched back on\n"
         "structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(10),\n"
         "                    logger_factory=structlog.PrintLoggerFactory(sys.stdout), processors=[\n"
         "                    structlog.processors.JSONRenderer()])\n"

@@ -18,6 +18,7 @@ of its attributes is read, so those methods keep working; any later ``import asy
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import types
 from typing import Any
@@ -54,10 +55,19 @@ def import_structlog() -> None:
     if "structlog" in sys.modules:
         return
     stand_ins = {name: OnDemandModule(name) for name in DEFERRED if name not in sys.modules}
+    # Python 3.12+: a LogRecord names the current asyncio task when sys.modules holds
+    # asyncio (logging.logAsyncioTasks, Python docs "logging"), and structlog.stdlib makes
+    # one at import; that would load asyncio through the stand-in. Without asyncio
+    # imported its taskName is None either way, so the flag is off during the import.
+    task_names = getattr(logging, "logAsyncioTasks", None)
     sys.modules.update(stand_ins)
     try:
+        if task_names is not None:
+            setattr(logging, "logAsyncioTasks", False)  # 3.12+ only: not in 3.10's stubs
         import structlog  # noqa: F401  (an import statement: python -X importtime reports it)
     finally:
+        if task_names is not None:
+            setattr(logging, "logAsyncioTasks", task_names)
         for name, stand_in in stand_ins.items():
             if sys.modules.get(name) is stand_in:
                 del sys.modules[name]
