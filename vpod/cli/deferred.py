@@ -18,7 +18,6 @@ of its attributes is read, so those methods keep working; any later ``import asy
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 import types
 from typing import Any
@@ -54,6 +53,8 @@ def import_structlog() -> None:
     """
     if "structlog" in sys.modules:
         return
+    import logging  # here, not at the top: vpod --version imports neither logging nor structlog
+
     stand_ins = {name: OnDemandModule(name) for name in DEFERRED if name not in sys.modules}
     # Python 3.12+: a LogRecord names the current asyncio task when sys.modules holds
     # asyncio (logging.logAsyncioTasks, Python docs "logging"), and structlog.stdlib makes
