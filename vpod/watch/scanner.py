@@ -191,7 +191,7 @@ class Scanner:
         root_text = os.fspath(root)
         inside = root_text.rstrip(os.sep) + os.sep
         wants_name, is_ignored = self.filter.wants_name, self.filter.is_ignored_name
-        found: list[tuple[Path, os.stat_result]] = []
+        found: list[tuple[str, os.stat_result]] = []  # text: no Path per file
         stack = [os.fspath(folder)]
         while stack and not self.stop.is_set():
             current = stack.pop()
@@ -233,7 +233,7 @@ class Scanner:
                     recorded = known.get(prefix + os.fsencode(name))
                     if recorded is not None and untouched(st, recorded):
                         continue
-                found.append((Path(entry.path), st))
+                found.append((entry.path, st))
             if len(found) >= HANDOFF_BATCH:
                 self._hand_over(found, use_ctime, tally)
                 found = []
@@ -243,7 +243,7 @@ class Scanner:
             self._hand_over(found, use_ctime, tally)
         return tally
 
-    def _hand_over(self, found: list[tuple[Path, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
+    def _hand_over(self, found: list[tuple[str, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
         """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""
         tally.candidates += len(found)
         outcomes = self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
