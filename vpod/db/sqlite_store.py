@@ -222,7 +222,8 @@ class SqliteStore:
             done: set[tuple[int, bytes]] = set()
             upserts: list[tuple[Any, ...]] = []  # written with one executemany (a scan's batch: 1,000 new rows)
             for entry in entries:
-                key = (library_ids[str(entry.root)], entry.relpath)
+                root = str(entry.root)
+                key = (library_ids[root], entry.relpath)
                 if key in done:
                     # A file named twice in one batch: the second sees what the first did.
                     _upsert(conn, upserts)
@@ -231,9 +232,20 @@ class SqliteStore:
                     row = rows.get(key)
                 done.add(key)
                 digest = _digest_of(entry, policy_digest)
-                outcomes.append(
-                    self._enqueue(conn, entry, key[0], row, (entry.fingerprint, digest) in twins, digest, now, upserts)
-                )
+                twin = (entry.fingerprint, digest) in twins
+                if row is None:
+                    # A new file (a catch-up's usual case): decide(None, ...) queues it, or
+                    # records it done when a twin vouches for it; its row goes in as a
+                    # plain tuple (no per-file call of decide and _enqueue).
+                    fingerprint, stat = entry.fingerprint, entry.stat
+                    upserts.append((
+                        key[0], root, entry.relpath, _folder(entry.relpath), "done" if twin else "queued",
+                        stat.size, stat.mtime_ns, stat.inode, stat.device, stat.ctime_ns, fingerprint,
+                        fingerprint if twin else None, digest if twin else None, now, now,
+                    ))
+                    outcomes.append(EnqueueOutcome.SAME_CONTENT_DONE if twin else EnqueueOutcome.QUEUED)
+                    continue
+                outcomes.append(self._enqueue(conn, entry, key[0], row, twin, digest, now, upserts))
             _upsert(conn, upserts)
             return outcomes
 

@@ -190,7 +190,10 @@ class Scanner:
         use_ctime = self.trust_ctime(root)
         root_text = os.fspath(root)
         inside = root_text.rstrip(os.sep) + os.sep
-        wants_name, is_ignored = self.filter.wants_name, self.filter.is_ignored_name
+        # PathFilter.wants_name, its ignore check made once per entry (first: it also keeps folders out).
+        is_ignored, has_media, is_backup = (
+            self.filter.is_ignored_name, self.filter.has_media_extension, self.filter.is_backup_name
+        )
         found: list[tuple[str, os.stat_result]] = []  # text: no Path per file
         stack = [os.fspath(folder)]
         while stack and not self.stop.is_set():
@@ -220,7 +223,7 @@ class Scanner:
                 if is_folder and self.recursive:
                     stack.append(entry.path)
                 # A folder named x.mkv goes on like a file, to be recorded as skipped.
-                if not wants_name(name):
+                if not has_media(name) or is_backup(name):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
