@@ -299,8 +299,9 @@ class SqliteStore:
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
         """Stat keys (ctime included; ``None`` in a row an older vpod wrote) of files
         directly in ``folder`` of ``root`` that need no new look: done, waiting, in
-        progress, or failed/skipped for a reason only a change can fix."""
-        with self.pool.read() as conn:
+        progress, or failed/skipped for a reason only a change can fix. Read on the
+        calling thread's kept connection: a walk asks once per folder."""
+        with self.pool.kept_read() as conn:
             rows = conn.execute(
                 f"SELECT relpath, size, mtime_ns, inode, device, ctime_ns FROM files WHERE library_id = {_LIBRARY_BY_PATH}"
                 " AND dir = ?"
