@@ -194,7 +194,8 @@ class Intake:
             if folder is None:
                 folder = folders[parent] = self._folder_verdict(Path(path), roots)
             if folder.refused is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome=folder.refused)
+                if folder.debug:
+                    self.log.debug("file_not_queued", path=display_path(path), outcome=folder.refused)
                 continue
             root = folder.root
             if root is None:
@@ -260,7 +261,8 @@ class Intake:
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
-        queued_line = (log.debug if walked else log.info) if not walked or _debug_enabled(log) else None
+        debug = _debug_enabled(log)  # a debug line's text is not even made unless asked for
+        queued_line = (log.debug if walked else log.info) if not walked or debug else None
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
                 if queued_line is not None:
@@ -274,7 +276,7 @@ class Intake:
                     hint="same content as a file vpod already handled under the current policy;"
                     " `vpod process --force PATH` forces a new look",
                 )
-            else:
+            elif debug:  # unchanged, already queued: routine (a restart scan of files read again)
                 log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
         if queued:
             self.on_queued()
@@ -285,9 +287,9 @@ class Intake:
         outcome that keeps its files out (``claimed_elsewhere``, ``mount_unverified``) or
         ``None``, its root, and whether its files' policy digests are asked per file."""
         if self.refusal is not None and self.refusal(path) is not None:
-            return _Folder(Reason.CLAIMED_ELSEWHERE.value, None)
+            return _Folder(Reason.CLAIMED_ELSEWHERE.value, None, debug=_debug_enabled(self.log))
         if self.unverified(path) is not None:
-            return _Folder("mount_unverified", None)
+            return _Folder("mount_unverified", None, debug=_debug_enabled(self.log))
         root = root_of(path, roots)
         return _Folder(None, root, by_name=root is None or self.by_name(root))
 
@@ -348,9 +350,10 @@ class _Folder:
     files' policy digests depend on their names (``by_name``), and the folder's digest
     once asked."""
 
-    __slots__ = ("refused", "root", "by_name", "digest")
+    __slots__ = ("refused", "root", "by_name", "digest", "debug")
 
-    def __init__(self, refused: str | None, root: Path | None, *, by_name: bool = True) -> None:
+    def __init__(self, refused: str | None, root: Path | None, *, by_name: bool = True, debug: bool = False) -> None:
+        self.debug = debug  # refused: whether each file's file_not_queued (debug) is written
         self.refused = refused
         self.root = root
         self.by_name = by_name
