@@ -71,3 +71,31 @@ def test_a_walked_file_still_open_for_writing_is_queued_only_once_closed(tmp_pat
     assert daemon.stop() == 0
     assert len(daemon.named("file_queued", path=str(stalled))) == 1
     assert default_audio_languages(stalled) == ["eng"]
+
+
+def test_a_walked_copy_of_content_vpod_left_elsewhere_is_recorded_done_without_a_tool_run(
+    tmp_path, daemon_factory, jpn_eng_mkv
+):
+    """A catch-up walk hands its files over as text, asks the policy once per folder and
+    writes a batch's new rows as plain tuples: a file it finds with the size and content
+    of a file vpod left done in another folder, under the policy in force, is still
+    recorded done (``same_content_done``) and never queued, so no tool runs on it."""
+    inbox = tmp_path / "inbox"
+    first = inbox / "a" / "e.mkv"
+    first.parent.mkdir(parents=True)
+    shutil.copyfile(jpn_eng_mkv, first)
+    config = {"watch": {"paths": [str(inbox)], "settle_seconds": SETTLE}, "processing": {"workers": 1}}
+    daemon = daemon_factory(config)
+    daemon.wait_for("file_processed", path=str(first), timeout=120)
+    assert daemon.stop() == 0
+    copy = inbox / "b" / "copy.mkv"
+    copy.parent.mkdir()
+    shutil.copy2(first, copy)  # what vpod left, in a folder it has never seen
+    time.sleep(SETTLE * 2)  # quiet for the settle time by its ctime: the walk hands it over itself
+    again = daemon_factory(config, name="again")
+    completed = again.wait_for("scan_completed")[0]
+    skipped = again.wait_for("file_not_queued", path=str(copy))[0]
+    assert skipped["outcome"] == "same_content_done" and skipped["level"] == "info"
+    assert again.stop() == 0
+    assert completed["queued"] == 0
+    assert again.named("file_queued") == [] and again.named("file_processed") == []

@@ -164,3 +164,55 @@ def test_two_nodes_seeing_one_new_file_make_one_job(tmp_path: Path) -> None:
     assert [job.relpath for job in stores[0].next_queued(10, ())] == [b"movie.mkv"]
     for store in stores:
         store.close()
+
+
+def test_a_walked_batch_asks_the_policy_per_folder_unless_a_rule_goes_by_name(tmp_path: Path) -> None:
+    """A walk hands over text (no Path per file) and the policy digest is asked once per
+    folder of a batch, except in a library whose rules choose by name: there a copy of
+    handled content is judged under its own policy, whatever came first in its folder."""
+    from vpod.config import config_from_data
+    from vpod.policy.selection import PolicySelector
+
+    series = tmp_path / "series"
+    folder = series / "Anime"
+    folder.mkdir(parents=True)
+    data = {
+        "watch": {"libraries": {"series": str(series)}},
+        "policy": {"audio_languages": ["eng"]},
+        "policies": {"anime": {"audio_languages": ["jpn"]}, "kids": {"audio_languages": ["ger"]}},
+    }
+    by_rule = config_from_data(
+        {**data, "libraries": {"series": {"policy": "anime", "rules": [{"match": "**/*.kids.mkv", "policy": "kids"}]}}},
+        source=tmp_path / "a.toml",
+    )
+    plain = config_from_data({**data, "libraries": {"series": {"policy": "anime"}}}, source=tmp_path / "b.toml")
+    original, copy, kids = folder / "a.mkv", folder / "b.mkv", folder / "c.kids.mkv"
+    for path in (original, copy, kids):
+        path.write_bytes(b"same bytes" * 100)
+    for config in (by_rule, plain):
+        selector = PolicySelector.from_config(config)
+        asked: list[Path] = []
+        store = open_store(DatabaseConfig(path=tmp_path / f"{id(config)}.db"))
+
+        def digest(root: Path, path: Path) -> str | None:
+            asked.append(path)
+            return selector.digest(path, root=root)
+
+        intake = Intake(store, lambda: (series,), policy_digest=digest, follow_symlinks=False,
+                        on_queued=lambda: None, retry=lambda paths, delay: None, by_name=selector.by_name)
+        intake.file_ready(original, original.stat())
+        [job] = store.next_queued(1, ())
+        store.start(job, "w", "b")
+        fingerprint, stat_key = fingerprint_path(original)
+        done = FileProcessingResult(path=original, success=True)
+        store.finish(job, Outcome(done, fingerprint, stat_key, policy_digest=selector.digest(original)), "b")
+        asked.clear()
+
+        outcomes = intake.files_walked([(str(copy), copy.stat()), (str(kids), kids.stat())])
+
+        if config is by_rule:
+            assert outcomes == {str(copy): EnqueueOutcome.SAME_CONTENT_DONE, str(kids): EnqueueOutcome.QUEUED}
+            assert asked == [copy, kids]
+        else:  # no rule by name: the folder's policy judges both, asked once
+            assert outcomes == {str(copy): EnqueueOutcome.SAME_CONTENT_DONE, str(kids): EnqueueOutcome.SAME_CONTENT_DONE}
+            assert asked == [copy]

@@ -90,3 +90,40 @@ def test_waits_for_a_short_lock(pool):
         conn.execute("INSERT INTO t VALUES (2)")
     timer.join()
     other.close()
+
+
+def test_a_kept_reader_is_one_per_thread_sees_each_commit_and_is_closed_with_the_pool(tmp_path):
+    """kept_read: the same read-only connection for a thread's reads (a walk reads once
+    per folder), another for another thread; it sees what was committed since its last
+    read (no snapshot kept between statements), writes nothing, and close() closes it."""
+    from vpod.db.store import StoreError
+
+    p = DaemonConnectionPool(tmp_path / "x.db", busy_timeout_seconds=0.5)
+    with p.transaction() as conn:
+        conn.execute("CREATE TABLE t (n INTEGER)")
+    with p.kept_read() as first:
+        assert first.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    with p.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    with p.kept_read() as again:
+        assert again is first
+        assert again.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+        with pytest.raises(sqlite3.OperationalError):
+            again.execute("INSERT INTO t VALUES (2)")  # query_only
+    elsewhere: list[sqlite3.Connection] = []
+
+    def read_there() -> None:
+        with p.kept_read() as conn:
+            elsewhere.append(conn)
+
+    thread = threading.Thread(target=read_there)
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not first
+    p.close()
+    for conn in (first, elsewhere[0]):
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            conn.execute("SELECT 1")
+    with pytest.raises(StoreError):
+        with p.kept_read():
+            pass

@@ -858,6 +858,20 @@ def test_claim_passes_over_the_excluded_jobs_and_their_ended_leases(store):
     assert again is not None and again.id == hung.id
 
 
+def test_claim_takes_an_ended_lease_before_younger_queued_rows(store):
+    """Queued rows and rows whose lease ended are both claimable; an ended lease older
+    than the queued rows goes first (SQLite asks each state on its own index, then takes
+    the older; PostgreSQL takes an ended lease first)."""
+    for name in (b"a.mkv", b"b.mkv", b"c.mkv"):
+        store.enqueue(ROOT, name, name.decode(), key(len(name)))
+    a = store.claim("w", "b", lease_seconds=LIVE)
+    b = store.claim("w", "b", lease_seconds=ENDED)
+    assert (a.relpath, b.relpath) == (b"a.mkv", b"b.mkv")
+    assert store.claim("w", "b", lease_seconds=LIVE).id == b.id
+    assert store.claim("w", "b", lease_seconds=LIVE).relpath == b"c.mkv"
+    assert store.claim("w", "b", lease_seconds=LIVE) is None
+
+
 def test_a_live_lease_is_not_claimed_by_another_node(store, other):
     store.register_owner("daemon", node="node-a")
     other.register_owner("daemon", node="node-b")

@@ -267,6 +267,7 @@ def wire(
         refusal=claims.refusal,  # a subfolder another vpod claimed is not queued
         unverified=mounts.refusal,  # nor a file of a library folder not proven here
         still_writing=lambda paths: stabilizer.still_writing(paths),  # a walk's files: one open for lease + fingerprint
+        by_name=lambda root: files.policies.by_name(root),  # else one policy digest per folder of a batch
     )
     stabilizer = Stabilizer(config.watch.settle_seconds, intake.files_ready, stop, on_walked=intake.files_walked)
     scanner = Scanner(

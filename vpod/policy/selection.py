@@ -295,6 +295,16 @@ class PolicySelector:
         unset = "" if choice is not None else f" (the default; there is no {where} table)"
         return f"{display_path(found[0])} is ignored: {where} folder_files = false{unset}"
 
+    def by_name(self, root: Path) -> bool:
+        """Whether a file's own name, not only its folder, can choose its policy under the
+        library folder ``root``: the library has ``rules`` (globs on the relative path).
+        Without rules the policy is the library's, or a folder file's (:meth:`select`
+        looks only at folders), so every file of one folder has the same digest (the
+        intake then asks :meth:`digest` once per folder of a batch)."""
+        library = self.folders.get(root)
+        choice = self.libraries.get(library) if library is not None else None
+        return choice is not None and bool(choice.rules)
+
     def digest(self, path: Path, *, root: Path | None = None, library: str | None = None) -> str | None:
         """:attr:`Policy.digest` of the policy that judges ``path`` (:meth:`select`);
         ``None`` when its folder file is bad (the file is judged, and fails, later)."""

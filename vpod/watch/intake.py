@@ -8,7 +8,7 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import structlog
 
@@ -17,6 +17,10 @@ from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.outcomes import Reason
 from vpod.results import display_path
 from vpod.watch.writers import lease_says, open_for_writing
+
+Named = str | Path
+"""A file's name as the intake gets it: a folder walk hands over text (no :class:`Path`
+per file; BENCHMARKS.md, catch-up scan), events and the stabilizer :class:`Path`."""
 
 WRITE_RETRY_BASE_SECONDS = 2.0
 WRITE_RETRY_MAX_SECONDS = 300.0
@@ -100,6 +104,10 @@ class Intake:
             given, it asks the kernel itself, on the descriptor the fingerprint is read
             through (one open per file instead of two; BENCHMARKS.md, catch-up scan).
             ``None``: the caller checked (the stabilizer does for :meth:`files_ready`).
+        by_name: ``by_name(root)`` says whether a file's own name can choose its policy
+            under ``root`` (:meth:`vpod.policy.selection.PolicySelector.by_name`); where
+            it cannot, ``policy_digest`` is asked once per folder of a batch. Default:
+            once per file.
     """
 
     def __init__(
@@ -115,8 +123,10 @@ class Intake:
         refusal: Callable[[Path], str | None] | None = None,
         unverified: Callable[[Path], str | None] = lambda path: None,
         still_writing: Callable[[Sequence[Path]], None] | None = None,
+        by_name: Callable[[Path], bool] = lambda root: True,
     ) -> None:
         self.store = store
+        self.by_name = by_name
         self.still_writing = still_writing
         self.unverified = unverified
         self.refusal = refusal
@@ -133,11 +143,13 @@ class Intake:
         """Handle one file the stabilizer found stable. Returns what the Store did."""
         return self.files_ready([(path, st)]).get(path)
 
-    def files_walked(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
+    def files_walked(self, batch: Sequence[tuple[Named, os.stat_result]]) -> dict[Any, EnqueueOutcome]:
         """:meth:`files_ready` for files a folder walk found (a catch-up scan, a folder
         moved in, a rescan): the same, except that ``file_queued`` is logged at debug
         level; the walk reports them at info level in ``scan_progress`` and
-        ``scan_completed`` (a catch-up queues a whole library at once)."""
+        ``scan_completed`` (a catch-up queues a whole library at once). A walk hands its
+        files over as text (``str``), the stabilizer as :class:`Path`; the answer is keyed
+        by what was given."""
         return self._take(batch, walked=True)
 
     def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
@@ -163,34 +175,42 @@ class Intake:
         """
         return self._take(batch, walked=False)
 
-    def _take(self, batch: Sequence[tuple[Path, os.stat_result]], *, walked: bool) -> dict[Path, EnqueueOutcome]:
+    def _take(self, batch: Sequence[tuple[Named, os.stat_result]], *, walked: bool) -> dict[Any, EnqueueOutcome]:
         roots = self.roots()
         entries: list[EnqueueEntry] = []
-        paths: list[Path] = []
+        paths: list[Named] = []
         # What depends on a file's folder alone is asked once per folder of the batch
         # (a walk hands over 1,000 files of a few folders): the refusals look at the
-        # folders above a file only, and its root is the innermost that holds its folder.
-        folders: dict[str, tuple[str | None, Path | None]] = {}
+        # folders above a file only, its root is the innermost that holds its folder,
+        # and its policy digest is its folder's unless its library has rules by name.
+        folders: dict[str, _Folder] = {}
         check_writers = walked and self.still_writing is not None
-        busy: list[Path] = []  # a process has it open for writing: back to the stabilizer
-        unknown: list[tuple[Path, EnqueueEntry]] = []  # no lease here: one /proc scan decides
+        busy: list[Named] = []  # a process has it open for writing: back to the stabilizer
+        unknown: list[tuple[Named, EnqueueEntry]] = []  # no lease here: one /proc scan decides
         for path, st in batch:
             text = os.fspath(path)
             parent = text[: text.rfind(os.sep)]
-            known = folders.get(parent)
-            if known is None:
-                known = folders[parent] = self._folder_verdict(path, roots)
-            refused, root = known
-            if refused is not None:
-                self.log.debug("file_not_queued", path=display_path(path), outcome=refused)
+            folder = folders.get(parent)
+            if folder is None:
+                folder = folders[parent] = self._folder_verdict(Path(path), roots)
+            if folder.refused is not None:
+                if folder.debug:
+                    self.log.debug("file_not_queued", path=display_path(path), outcome=folder.refused)
                 continue
+            root = folder.root
             if root is None:
                 continue  # outside the roots
+            if folder.by_name:
+                digest = self.policy_digest(root, Path(path))
+            elif folder.digest is _UNASKED:
+                digest = folder.digest = self.policy_digest(root, Path(path))
+            else:
+                digest = folder.digest
             writer: bool | None = False
             if check_writers:
-                entry, writer = self._entry_unless_written(path, st, root)
+                entry, writer = self._entry_unless_written(text, st, root, digest)
             else:
-                entry = self._entry(path, st, root)
+                entry = self._entry(text, st, root, digest)
             if writer:
                 busy.append(path)
             elif entry is not None and writer is None:
@@ -199,20 +219,20 @@ class Intake:
                 entries.append(entry)
                 paths.append(path)
         if unknown:
-            written = open_for_writing([path for path, _ in unknown])
-            busy.extend(path for path, _ in unknown if path in written)
+            written = open_for_writing([Path(path) for path, _ in unknown])
+            busy.extend(path for path, _ in unknown if Path(path) in written)
             for path, entry in unknown:
-                if path not in written:
+                if Path(path) not in written:
                     entries.append(entry)
                     paths.append(path)
         if busy and self.still_writing is not None:
-            self.still_writing(busy)
+            self.still_writing([Path(path) for path in busy])
         if not entries:
             return {}
         with self._backoff_lock:
             wait = self.backoff.waiting()
         if wait > 0:
-            self.retry(paths, wait)  # the database failed moments ago: join the files already waiting
+            self.retry([Path(path) for path in paths], wait)  # the database failed moments ago: join the files already waiting
             return {}
         try:
             outcomes = self.store.enqueue_many(entries)
@@ -229,7 +249,7 @@ class Intake:
                 attempt=attempt,
                 retry_in_seconds=delay,
             )
-            self.retry(paths, delay)
+            self.retry([Path(path) for path in paths], delay)
             return {}
         with self._backoff_lock:
             episode = self.backoff.succeeded()
@@ -241,7 +261,8 @@ class Intake:
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
-        queued_line = (log.debug if walked else log.info) if not walked or _debug_enabled(log) else None
+        debug = _debug_enabled(log)  # a debug line's text is not even made unless asked for
+        queued_line = (log.debug if walked else log.info) if not walked or debug else None
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
                 if queued_line is not None:
@@ -255,26 +276,29 @@ class Intake:
                     hint="same content as a file vpod already handled under the current policy;"
                     " `vpod process --force PATH` forces a new look",
                 )
-            else:
+            elif debug:  # unchanged, already queued: routine (a restart scan of files read again)
                 log.debug("file_not_queued", path=display_path(path), outcome=outcome.value)
         if queued:
             self.on_queued()
         return dict(zip(paths, outcomes))
 
-    def _folder_verdict(self, path: Path, roots: tuple[Path, ...]) -> tuple[str | None, Path | None]:
-        """For the folder of ``path``: the ``file_not_queued`` outcome that keeps its files
-        out (``claimed_elsewhere``, ``mount_unverified``) or ``None``, and its root."""
+    def _folder_verdict(self, path: Path, roots: tuple[Path, ...]) -> "_Folder":
+        """What holds for every file in the folder of ``path``: the ``file_not_queued``
+        outcome that keeps its files out (``claimed_elsewhere``, ``mount_unverified``) or
+        ``None``, its root, and whether its files' policy digests are asked per file."""
         if self.refusal is not None and self.refusal(path) is not None:
-            return Reason.CLAIMED_ELSEWHERE.value, None
+            return _Folder(Reason.CLAIMED_ELSEWHERE.value, None, debug=_debug_enabled(self.log))
         if self.unverified(path) is not None:
-            return "mount_unverified", None
-        return None, root_of(path, roots)
+            return _Folder("mount_unverified", None, debug=_debug_enabled(self.log))
+        root = root_of(path, roots)
+        return _Folder(None, root, by_name=root is None or self.by_name(root))
 
-    def _entry(self, path: Path, st: os.stat_result, root: Path) -> EnqueueEntry | None:
-        """What the Store needs to queue ``path`` (under ``root``), or ``None`` (gone)."""
-        relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
+    def _entry(self, path: str, st: os.stat_result, root: Path, digest: str | None) -> EnqueueEntry | None:
+        """What the Store needs to queue ``path`` (under ``root``, judged by the policy
+        ``digest``), or ``None`` (gone)."""
+        relpath = os.fsencode(path[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
         try:
-            if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and path.exists()):
+            if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and os.path.exists(path)):
                 fingerprint, key = fingerprint_path(path)
             else:
                 fingerprint, key = f"{_kind(st.st_mode)}:{st.st_size}:{st.st_mtime_ns}", StatKey.of(st)
@@ -283,11 +307,10 @@ class Intake:
         except OSError as exc:
             # Unreadable (permissions): queue anyway so the failure is recorded with its reason.
             fingerprint, key = f"unreadable:{st.st_size}:{st.st_mtime_ns}:{exc.errno}", StatKey.of(st)
-        return EnqueueEntry(root, relpath, fingerprint, key, self.policy_digest(root, path))
-
+        return EnqueueEntry(root, relpath, fingerprint, key, digest)
 
     def _entry_unless_written(
-        self, path: Path, st: os.stat_result, root: Path
+        self, path: str, st: os.stat_result, root: Path, digest: str | None
     ) -> tuple[EnqueueEntry | None, bool | None]:
         """:meth:`_entry`, and whether some process has the file open for writing (``None``:
         the kernel cannot say here, :func:`vpod.watch.writers.lease_says`). A regular file
@@ -310,12 +333,31 @@ class Intake:
                 except OSError:
                     writer = None  # read as before, below
                 else:
-                    relpath = os.fsencode(os.fspath(path)[len(os.fspath(root)) :].lstrip(os.sep))
-                    entry = EnqueueEntry(root, relpath, fingerprint, StatKey.of(now), self.policy_digest(root, path))
+                    relpath = os.fsencode(path[len(os.fspath(root)) :].lstrip(os.sep))
+                    entry = EnqueueEntry(root, relpath, fingerprint, StatKey.of(now), digest)
                     return entry, writer
                 finally:
                     os.close(fd)
-        return self._entry(path, st, root), None
+        return self._entry(path, st, root, digest), None
+
+
+_UNASKED = "\0unasked"  # no digest asked yet (None is an answer: no policy can be chosen)
+
+
+class _Folder:
+    """What :meth:`Intake._take` knows of one folder of a batch: ``refused`` (the
+    ``file_not_queued`` outcome of all its files, or ``None``), ``root``, whether its
+    files' policy digests depend on their names (``by_name``), and the folder's digest
+    once asked."""
+
+    __slots__ = ("refused", "root", "by_name", "digest", "debug")
+
+    def __init__(self, refused: str | None, root: Path | None, *, by_name: bool = True, debug: bool = False) -> None:
+        self.debug = debug  # refused: whether each file's file_not_queued (debug) is written
+        self.refused = refused
+        self.root = root
+        self.by_name = by_name
+        self.digest: str | None = _UNASKED
 
 
 def _debug_enabled(log: object) -> bool:

@@ -190,8 +190,11 @@ class Scanner:
         use_ctime = self.trust_ctime(root)
         root_text = os.fspath(root)
         inside = root_text.rstrip(os.sep) + os.sep
-        wants_name, is_ignored = self.filter.wants_name, self.filter.is_ignored_name
-        found: list[tuple[Path, os.stat_result]] = []
+        # PathFilter.wants_name, its ignore check made once per entry (first: it also keeps folders out).
+        is_ignored, has_media, is_backup = (
+            self.filter.is_ignored_name, self.filter.has_media_extension, self.filter.is_backup_name
+        )
+        found: list[tuple[str, os.stat_result]] = []  # text: no Path per file
         stack = [os.fspath(folder)]
         while stack and not self.stop.is_set():
             current = stack.pop()
@@ -220,7 +223,7 @@ class Scanner:
                 if is_folder and self.recursive:
                     stack.append(entry.path)
                 # A folder named x.mkv goes on like a file, to be recorded as skipped.
-                if not wants_name(name):
+                if not has_media(name) or is_backup(name):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -233,7 +236,7 @@ class Scanner:
                     recorded = known.get(prefix + os.fsencode(name))
                     if recorded is not None and untouched(st, recorded):
                         continue
-                found.append((Path(entry.path), st))
+                found.append((entry.path, st))
             if len(found) >= HANDOFF_BATCH:
                 self._hand_over(found, use_ctime, tally)
                 found = []
@@ -243,7 +246,7 @@ class Scanner:
             self._hand_over(found, use_ctime, tally)
         return tally
 
-    def _hand_over(self, found: list[tuple[Path, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
+    def _hand_over(self, found: list[tuple[str, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
         """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""
         tally.candidates += len(found)
         outcomes = self.stabilizer.notify_walked(found, trust_ctime=use_ctime)

@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from vpod.watch.writers import writers_among
 
@@ -82,10 +82,10 @@ class Stabilizer:
         stop: threading.Event,
         on_gone: Callable[[Path], None] | None = None,
         writers: Callable[[list[Path]], set[Path]] = writers_among,
-        on_walked: Callable[[Settled], object] | None = None,
+        on_walked: Callable[[Sequence[tuple[str | Path, os.stat_result]]], object] | None = None,
     ) -> None:
         self.settle_seconds = settle_seconds
-        self._on_walked = on_walked or on_ready
+        self._on_walked: Callable[[Any], object] = on_walked or on_ready
         self._walked_writers_checked = on_walked is not None
         self._writers = writers
         self._on_ready = on_ready
@@ -129,8 +129,9 @@ class Stabilizer:
             if added:
                 self._cond.notify()
 
-    def notify_walked(self, items: Sequence[tuple[Path, os.stat_result]], *, trust_ctime: bool) -> object:
-        """Files a walk found, with their ``lstat``. One whose ctime is a settle time old,
+    def notify_walked(self, items: Sequence[tuple[str | Path, os.stat_result]], *, trust_ctime: bool) -> object:
+        """Files a walk found (a name as text or a :class:`Path`: a walk gives text, no
+        :class:`Path` per file), with their ``lstat``. One whose ctime is a settle time old,
         and which no event has put in flux, has settled already: it is handed over at once
         from the caller's thread (no second look, no hop to this thread; BENCHMARKS.md,
         catch-up scan) to ``on_walked``, whose answer is returned (``None`` when none was
@@ -139,18 +140,22 @@ class Stabilizer:
         from this host's clock.
         """
         wall = time.time()
-        settled: Settled = []
+        settled: list[tuple[str | Path, os.stat_result]] = []
         waiting: list[tuple[Path, float | None]] = []
         with self._cond:
-            pending = self._pending or ()  # none in flux (a catch-up's usual case): no path to hash
+            pending = self._pending  # none in flux (a catch-up's usual case): no Path made to look
             for path, st in items:
-                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and path not in pending:
+                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and not (pending and Path(path) in pending):
                     settled.append((path, st))
                 else:
-                    waiting.append((path, st.st_ctime if trust_ctime else None))
+                    waiting.append((Path(path), st.st_ctime if trust_ctime else None))
         if waiting:
             self.notify_many(waiting, walked=True)
-        return self._hand_over(settled, walked=True) if settled else None
+        if not settled:
+            return None
+        if self._walked_writers_checked:  # on_walked takes text as well
+            return self._on_walked(settled) if not self._stop.is_set() else None
+        return self._hand_over([(Path(path), st) for path, st in settled], walked=True)
 
     def notify_later(self, paths: Iterable[Path], delay_seconds: float) -> None:
         """Hand ``paths`` over again after ``delay_seconds`` (settled files the database
