@@ -314,8 +314,9 @@ class SqliteStore:
         """What vpod recorded of the files directly in ``folder`` of ``root`` it left
         conforming (``done``, with the policy digest that judged them and a stat key with
         ctime): what :func:`vpod.unchanged.left_conforming` needs. Rows an older vpod
-        wrote (no ctime, or no digest) are left out: they prove nothing."""
-        with self.pool.read() as conn:
+        wrote (no ctime, or no digest) are left out: they prove nothing. Read on the
+        calling thread's kept connection: ``vpod process`` asks once per folder."""
+        with self.pool.kept_read() as conn:
             rows = conn.execute(
                 "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name FROM files"
                 f" WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ? AND state = 'done'"
