@@ -175,6 +175,9 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.workdir is not None and not args.workdir.is_dir():
+        print(f"vpod bench: --workdir {args.workdir}: no such folder (make it first)", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)  # also when started in the background (SIGINT ignored)
     sizes = SMOKE if args.smoke else Sizes()
