@@ -132,7 +132,9 @@ class MatroskaHeaders:
         path: the file.
         size_bytes: its size when read.
         duration_ns: ``Duration`` × ``TimestampScale`` rounded to the nanosecond, as
-            ``mkvmerge -J`` reports the container's ``duration``.
+            ``mkvmerge -J`` reports the container's ``duration``; ``None`` where that
+            rounds to 0, for which ``mkvmerge -J`` reports no ``duration`` (MKVToolNix
+            v74, checked by ``tests/integration/test_matroska_reader.py``).
         tracks: every ``TrackEntry`` in file order (index = mkvmerge's track ID).
         attachments: the number of attached files.
         chapter_entries: ``ChapterAtom`` elements directly under the editions, summed
@@ -141,7 +143,7 @@ class MatroskaHeaders:
 
     path: Path
     size_bytes: int
-    duration_ns: int
+    duration_ns: int | None
     tracks: tuple[TrackEntry, ...]
     attachments: int
     chapter_entries: int
@@ -294,7 +296,7 @@ def _seek_entries(data: bytes) -> Iterator[tuple[int, int]]:
             yield _uint(fields[_SEEK_ID]), _uint(fields[_SEEK_POSITION])
 
 
-def _duration(info: bytes, path: Path) -> int:
+def _duration(info: bytes, path: Path) -> int | None:
     fields = dict(_children(info))
     scale = _uint(fields[_TIMESTAMP_SCALE]) if _TIMESTAMP_SCALE in fields else 1_000_000
     raw = fields.get(_DURATION)
@@ -303,7 +305,8 @@ def _duration(info: bytes, path: Path) -> int:
     value: float = struct.unpack(">f" if len(raw) == 4 else ">d", raw)[0]
     if not math.isfinite(value) or value < 0:
         raise MatroskaUnsure(f"{path}: Duration {value}")
-    return math.floor(value * scale + 0.5)  # mkvmerge rounds to the nearest nanosecond
+    rounded = math.floor(value * scale + 0.5)  # mkvmerge rounds to the nearest nanosecond
+    return rounded or None  # and reports no duration at all for 0
 
 
 def _tracks(data: bytes, path: Path) -> tuple[TrackEntry, ...]:
