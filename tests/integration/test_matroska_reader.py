@@ -129,6 +129,11 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     _mkvmerge("-o", str(ietf), "--language", "1:pt-BR", "--language", "2:zh-Hant-TW", "--language", "3:sr-Latn",
               "--language", "4:es-419", "--track-name", "2:中文 (繁體)", str(by_ffmpeg))  # fmt: skip
     files.append(ietf)
+    # Languages without an ISO 639-2 code: mkvmerge writes Language chi/ara/sgn/und beside them
+    macro = folder / "macrolanguages.mkv"
+    _mkvmerge("-o", str(macro), "--language", "1:yue", "--language", "2:cmn-Hans-CN", "--language", "3:arb",
+              "--language", "4:yue-HK", str(by_ffmpeg))  # fmt: skip
+    files.append(macro)
     extras = folder / "attachments-chapters.mkv"
     _mkvmerge("-o", str(extras), "--attach-file", str(notes), "--attach-file", str(cover), "--chapters", str(chapters),
               str(by_ffmpeg))  # fmt: skip
@@ -184,6 +189,7 @@ def _compare(path: Path, runner: ToolRunner) -> str:
         return f"refused: {exc}"
     mine = to_media_info(headers, _self_sources(data))
     assert _used(mine) == _used(theirs), f"{path.name}: reader {mine} != mkvmerge -J {theirs}"
+    assert headers.duration_ns == data["container"]["properties"].get("duration"), path.name
     assert headers.chapter_entries == sum(c["num_entries"] for c in data.get("chapters") or []), path.name
     assert headers.attachments == len(data.get("attachments") or []), path.name
     # Without the source's names: the table names every codec it knows as mkvmerge does.
@@ -224,6 +230,18 @@ def test_the_reader_gives_what_mkvmerge_gives_on_the_corpus(tmp_path: Path) -> N
                     read_headers(candidate)
     assert outcomes, "no Matroska file in the corpus"
     print("\n".join(f"{name}: {outcome}" for name, outcome in outcomes.items()))
+
+
+def test_a_zero_duration_is_no_duration_as_mkvmerge_says(sample_files: list[Path], tmp_path: Path) -> None:
+    """A ``Duration`` of 0 (or one rounding to 0 ns): ``mkvmerge -J`` gives no duration,
+    and so does the reader (it once gave 0); 0.6 ns rounds to 1 in both."""
+    for seconds, expected in ((0.0, None), (4e-10, None), (6e-10, 1)):
+        path = tmp_path / f"duration-{seconds}.mkv"
+        shutil.copyfile(next(p for p in sample_files if p.name == "flags-off.mkv"), path)
+        _set_duration(path, seconds)
+        assert _mkvmerge_json(path)["container"]["properties"].get("duration") == expected
+        assert read_headers(path).duration_ns == expected
+        assert _compare(path, ToolRunner(60)) == "equal"
 
 
 def test_the_reader_refuses_what_it_cannot_name(sample_files: list[Path]) -> None:

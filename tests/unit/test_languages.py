@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from vpod.policy.languages import LanguageError, language_name, normalize_language, track_language
+from vpod.policy.languages import (
+    LanguageError,
+    language_name,
+    languages_agree,
+    legacy_language,
+    normalize_language,
+    track_language,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +45,29 @@ def test_track_language_is_lenient():
     assert track_language("xyz-weird") == "xyz"
 
 
+@pytest.mark.parametrize(
+    "tag, legacy",
+    [
+        ("pt-BR", "por"), ("zh-Hant-TW", "chi"), ("en", "eng"), ("und", "und"),
+        # ISO 639-3 languages that are IANA extended language subtags: their prefix's code
+        ("yue", "chi"), ("cmn-Hans-CN", "chi"), ("nan", "chi"), ("arb", "ara"), ("swh", "swa"),
+        ("zsm", "may"), ("ase", "sgn"),
+        # ISO 639-3 languages that are not: und, as mkvmerge writes (pes is Persian, ekk Estonian)
+        ("pes", "und"), ("ekk", "und"), ("xyz", "und"),
+    ],
+)  # fmt: skip
+def test_legacy_language_is_what_mkvmerge_writes(tag, legacy):
+    assert legacy_language(tag) == legacy
+
+
+def test_languages_agree_as_mkvmerge_pairs_them():
+    assert languages_agree("chi", "yue") and languages_agree("ara", "arb") and languages_agree("und", "pes")
+    assert languages_agree("por", "pt-BR") and languages_agree("zho", "zh") and languages_agree("eng", None)
+    assert not languages_agree("eng", "yue")  # a real disagreement: set again
+    assert not languages_agree("per", "pes")  # mkvmerge would write und
+    assert not languages_agree("ger", "en")
+
+
 def test_language_name():
     assert language_name("ger") == "German"
     assert language_name("zzz") == "zzz"
@@ -62,9 +92,10 @@ def test_table_is_read_from_a_zip_archive_too(tmp_path):
     script = (
         "import vpod.policy.languages as languages\n"
         "assert languages.__file__.startswith(%r), languages.__file__\n"
-        "print(languages.normalize_language('German'), languages.language_name('jpn'))\n" % str(archive)
+        "print(languages.normalize_language('German'), languages.language_name('jpn'), languages.legacy_language('yue'))\n"
+        % str(archive)
     )
     done = subprocess.run([sys.executable, "-S", "-c", script], env={"PYTHONPATH": str(archive)}, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["ger", "Japanese"]
+    assert done.stdout.split() == ["ger", "Japanese", "chi"]

@@ -25,7 +25,10 @@ pointing at something else than it names, two Info/Tracks/Chapters/Attachments
 elements, no ``Duration``, a track type other than video/audio/subtitles, a track
 without ``CodecID`` or with a number used twice, a ``Language`` that is not a plain
 ISO 639-2/B code, a ``LanguageBCP47`` that is not in the simple canonical form
-``ll[-Ssss][-RR]`` (mkvmerge rewrites other forms), a ``Name`` that is not UTF-8, and a
+``ll[-Ssss][-RR]`` or ``lll[-Ssss][-RR]`` where ``lll`` is an ISO 639-3 language with a
+macrolanguage code (``yue``, ``cmn``, ``arb``: see
+:func:`vpod.policy.languages.legacy_language`) (mkvmerge rewrites other forms), a
+``Name`` that is not UTF-8, and a
 codec whose mkvmerge name cannot be known (see :func:`to_media_info`).
 """
 
@@ -41,7 +44,14 @@ from pathlib import Path
 
 from vpod.media.ebml import CLUSTER_ID, EBML_HEADER_ID, SEEK_HEAD_ID, SEGMENT_ID, EbmlError, element_at, read_vint
 from vpod.media.model import MATROSKA, MediaInfo, Track
-from vpod.policy.languages import LanguageError, normalize_language, track_language
+from vpod.policy.languages import (
+    UNDETERMINED,
+    LanguageError,
+    languages_agree,
+    legacy_language,
+    normalize_language,
+    track_language,
+)
 
 READER = "matroska-reader"
 """:attr:`MediaInfo.probed_with` of what this module read."""
@@ -68,7 +78,7 @@ _FLAGS = {  # element ID -> (Track attribute, value when absent)
 }
 _ATTACHED_FILE, _EDITION_ENTRY, _CHAPTER_ATOM = 0x61A7, 0x45B9, 0xB6
 _TRACK_TYPES = {1: "video", 2: "audio", 17: "subtitle"}
-_BCP47_SIMPLE = re.compile(r"[a-z]{2}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?|und")
+_BCP47_SIMPLE = re.compile(r"([a-z]{2,3})(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?")
 
 MKVMERGE_CODEC_NAMES: Mapping[str, str] = {
     "V_MPEG4/ISO/AVC": "AVC/H.264/MPEG-4p10",
@@ -122,7 +132,9 @@ class MatroskaHeaders:
         path: the file.
         size_bytes: its size when read.
         duration_ns: ``Duration`` × ``TimestampScale`` rounded to the nanosecond, as
-            ``mkvmerge -J`` reports the container's ``duration``.
+            ``mkvmerge -J`` reports the container's ``duration``; ``None`` where that
+            rounds to 0, for which ``mkvmerge -J`` reports no ``duration`` (MKVToolNix
+            v74, checked by ``tests/integration/test_matroska_reader.py``).
         tracks: every ``TrackEntry`` in file order (index = mkvmerge's track ID).
         attachments: the number of attached files.
         chapter_entries: ``ChapterAtom`` elements directly under the editions, summed
@@ -131,7 +143,7 @@ class MatroskaHeaders:
 
     path: Path
     size_bytes: int
-    duration_ns: int
+    duration_ns: int | None
     tracks: tuple[TrackEntry, ...]
     attachments: int
     chapter_entries: int
@@ -284,7 +296,7 @@ def _seek_entries(data: bytes) -> Iterator[tuple[int, int]]:
             yield _uint(fields[_SEEK_ID]), _uint(fields[_SEEK_POSITION])
 
 
-def _duration(info: bytes, path: Path) -> int:
+def _duration(info: bytes, path: Path) -> int | None:
     fields = dict(_children(info))
     scale = _uint(fields[_TIMESTAMP_SCALE]) if _TIMESTAMP_SCALE in fields else 1_000_000
     raw = fields.get(_DURATION)
@@ -293,7 +305,8 @@ def _duration(info: bytes, path: Path) -> int:
     value: float = struct.unpack(">f" if len(raw) == 4 else ">d", raw)[0]
     if not math.isfinite(value) or value < 0:
         raise MatroskaUnsure(f"{path}: Duration {value}")
-    return math.floor(value * scale + 0.5)  # mkvmerge rounds to the nearest nanosecond
+    rounded = math.floor(value * scale + 0.5)  # mkvmerge rounds to the nearest nanosecond
+    return rounded or None  # and reports no duration at all for 0
 
 
 def _tracks(data: bytes, path: Path) -> tuple[TrackEntry, ...]:
@@ -322,9 +335,8 @@ def _track_entry(data: bytes, index: int, path: Path) -> TrackEntry:
     if legacy != "und" and (not re.fullmatch(r"[a-z]{3}", legacy) or _iso639_2b(legacy) != legacy):
         raise MatroskaUnsure(f"{path}: track {index} Language {legacy!r} is not a plain ISO 639-2/B code")
     tag = _text(fields[_LANGUAGE_BCP47]) if _LANGUAGE_BCP47 in fields else None
-    if tag is not None:
-        if not _BCP47_SIMPLE.fullmatch(tag) or _iso639_2b(tag.split("-")[0]) is None:
-            raise MatroskaUnsure(f"{path}: track {index} LanguageBCP47 {tag!r} is not one the reader is sure of")
+    if tag is not None and not _sure_of_tag(tag):
+        raise MatroskaUnsure(f"{path}: track {index} LanguageBCP47 {tag!r} is not one the reader is sure of")
     ietf = track_language(tag) if tag else None
     channels = None
     if kind == "audio":
@@ -339,11 +351,27 @@ def _track_entry(data: bytes, index: int, path: Path) -> TrackEntry:
         title=(_text(fields[_NAME]) or None) if _NAME in fields else None,
         channels=channels,
         number=_uint(fields.get(_TRACK_NUMBER, b"")),
-        languages_agree=ietf is None or ietf == track_language(legacy),
+        languages_agree=languages_agree(legacy, tag),
         language_tag=tag or None,
         **flags,
     )
     return TrackEntry(track, _text(fields[_CODEC_ID]), _uint(fields.get(_TRACK_UID, b"")))
+
+
+def _sure_of_tag(tag: str) -> bool:
+    """Whether ``mkvmerge -J`` reports ``tag`` as it is stored: ``und``, a two-letter
+    ISO 639-1 language, or a three-letter ISO 639-3 language mkvmerge maps to its
+    macrolanguage's code (these have no two-letter form), each with an optional script
+    and region in canonical case."""
+    if tag == UNDETERMINED:
+        return True
+    match = _BCP47_SIMPLE.fullmatch(tag)
+    if match is None:
+        return False
+    primary = match.group(1)
+    if len(primary) == 2:
+        return _iso639_2b(primary) is not None
+    return _iso639_2b(primary) is None and legacy_language(primary) != UNDETERMINED
 
 
 def _iso639_2b(code: str) -> str | None:

@@ -26,7 +26,7 @@ from vpod.media.model import MATROSKA, MediaInfo, Track
 from vpod.media.signature import check_media_signature
 from vpod.media.tools import ToolResult, ToolRunner
 from vpod.outcomes import Reason
-from vpod.policy.languages import track_language
+from vpod.policy.languages import languages_agree, track_language
 
 _MKVMERGE_TYPES = {"video": "video", "audio": "audio", "subtitles": "subtitle"}
 _EBML_ID = b"\x1a\x45\xdf\xa3"
@@ -132,7 +132,7 @@ def _mkvmerge_track(raw: dict[str, Any]) -> Track:
         channels=props.get("audio_channels"),
         number=props.get("number"),
         duration_seconds=_hms_seconds(duration) if duration else None,
-        languages_agree=ietf is None or ietf == legacy,
+        languages_agree=languages_agree(props.get("language"), props.get("language_ietf")),
         language_tag=props.get("language_ietf") or None,
         **mkvmerge_flags(props),
     )

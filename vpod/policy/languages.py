@@ -28,18 +28,18 @@ class _Table:
     names: dict[str, str]  # ISO 639-2/B code -> English name
 
 
-def _table_text() -> str:
-    """The text of ``vpod/data/iso_639-2.json``: read from the file beside vpod's modules
+def _table_text(name: str = "iso_639-2.json") -> str:
+    """The text of ``vpod/data/NAME`` (``iso_639-2.json`` by default): read from the file beside vpod's modules
     (an installed or checked-out vpod); only where there is no such file (vpod imported
     from a zip archive) through ``importlib.resources``, whose import alone took 8 ms of
     every ``vpod process`` start (contrib/bench/startup.py)."""
-    path = Path(__file__).parent.parent / "data" / "iso_639-2.json"
+    path = Path(__file__).parent.parent / "data" / name
     try:
         return path.read_text("utf-8")
     except OSError:  # inside a zip archive: NotADirectoryError
         from importlib import resources
 
-        return resources.files("vpod.data").joinpath("iso_639-2.json").read_text("utf-8")
+        return resources.files("vpod.data").joinpath(name).read_text("utf-8")
 
 
 @lru_cache(maxsize=1)
@@ -114,3 +114,41 @@ def track_language(language: str | None, language_ietf: str | None = None) -> st
 def language_name(code: str) -> str:
     """English name of an ISO 639-2/B code, or the code itself when unknown."""
     return _table().names.get(code, code)
+
+
+@lru_cache(maxsize=1)
+def _legacy_of_extlangs() -> dict[str, str]:
+    table: dict[str, str] = json.loads(_table_text("bcp47_legacy_language.json"))["legacy"]
+    return table
+
+
+def legacy_language(tag: str) -> str:
+    """The ISO 639-2/B code mkvmerge and mkvpropedit write to Matroska's legacy
+    ``Language`` element for the BCP 47 tag ``tag`` they write to ``LanguageBCP47``.
+
+    mkvmerge's rule (MKVToolNix ``src/common/bcp47.cpp``,
+    ``language_c::get_closest_iso639_2_alpha_3_code``): the primary language subtag's
+    own ISO 639-2 code (``pt-BR`` → ``por``, ``zh-Hant`` → ``chi``); for a language
+    with none that is an extended language subtag of the IANA Language Subtag Registry,
+    the code of its prefix, its macrolanguage (``yue``, ``cmn`` → ``chi``; ``arb`` →
+    ``ara``; ``ase`` → ``sgn``); else ``und`` (``pes``, ``ekk``). The extlang part is
+    ``vpod/data/bcp47_legacy_language.json``, read from mkvmerge v74 by
+    ``contrib/data/make_legacy_language_table.py``. Never raises: anything unknown is ``und``.
+    """
+    primary = tag.strip().split("-")[0].split("_")[0].lower()
+    code = _table().by_key.get(primary) if len(primary) in (2, 3) else None
+    if code is not None:
+        return code
+    return _legacy_of_extlangs().get(primary, UNDETERMINED)
+
+
+def languages_agree(legacy: str | None, tag: str | None) -> bool:
+    """Whether a Matroska track's legacy ``Language`` (``None``: absent) and its
+    ``LanguageBCP47`` (``None``: absent) are the pair mkvmerge writes for the same
+    language, so that no tool need set them again: ``chi`` with ``yue`` agrees (see
+    :func:`legacy_language`), ``eng`` with ``yue`` does not. Without a BCP 47 tag there
+    is nothing to disagree with.
+    """
+    if not tag:
+        return True
+    return track_language(legacy) == legacy_language(tag)
