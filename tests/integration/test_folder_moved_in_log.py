@@ -1,6 +1,6 @@
 """A folder moved in is the walk's: its files are logged ``file_queued`` at debug level,
-while a file written live at the same time keeps its ``file_queued`` at info (README,
-log events; issue 15 fix).
+its counts at info (``scan_completed``, ``why = "folder"``), while a file written live at
+the same time keeps its ``file_queued`` at info (README, log events; issue 15 fix).
 
 watchdog's inotify emitter follows a folder moved in with synthetic created events for
 its content; vpod took those as live files, so a folder of 2,000 files wrote up to an
@@ -45,6 +45,11 @@ def test_folder_moved_in_is_logged_by_its_walk_and_a_live_file_at_info(tmp_path,
     for path in moved:  # each queued by the walk
         assert [e["level"] for e in queued if e["path"] == path] == ["debug"], path
     assert [e["level"] for e in queued if e["path"] == str(live)] == ["info"]
+
+    # Its counts at info: one walk, the subfolders included.
+    [walk] = daemon.wait_for("scan_completed", why="folder")
+    assert (walk["level"], walk["root"], walk["folder"], walk["files_seen"]) == ("info", str(inbox), str(inbox / "batch"), FILES)
     assert daemon.stop() == 0
     queued = daemon.named("file_queued")  # and queued once each, processing included
     assert sorted(e["path"] for e in queued) == sorted([*moved, str(live)])
+    assert len(daemon.named("scan_completed", why="folder")) == 1
