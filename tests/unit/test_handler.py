@@ -1,4 +1,5 @@
-"""WatchEventHandler: the root folder itself reported deleted or moved away."""
+"""WatchEventHandler: the root folder itself reported deleted or moved away; watchdog's
+synthetic events below a folder moved in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from pathlib import Path
 
 from structlog.testing import capture_logs
-from watchdog.events import DirDeletedEvent, DirMovedEvent
+from watchdog.events import DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileCreatedEvent, FileMovedEvent
 
 from vpod.watch.handler import WatchEventHandler
 from vpod.watch.observers import WatchManager
@@ -104,3 +105,37 @@ def test_a_failing_event_is_logged_and_the_observer_thread_goes_on(tmp_path):
     assert errors and errors[0]["root"] == str(tmp_path) and errors[0]["path"] == str(tmp_path / "boom.mkv")
     assert errors[0]["exc_info"] is True  # log.exception: the traceback goes to the log
     assert tmp_path / "after.mkv" in stabilizer.notified  # the observer thread lived on
+
+
+def test_synthetic_events_below_a_folder_moved_in_are_left_to_its_walk(tmp_path):
+    """watchdog follows a folder moved in (or moved within the root) with made-up events
+    (``is_synthetic``) for what it holds: the folder's own event sends it to be walked,
+    which finds them; they are not live files (their file_queued would be at info).
+    A synthetic move still forgets its source; a synthetic deletion is a deletion."""
+    class Recorder:
+        def __init__(self) -> None:
+            self.notified: list[Path] = []
+            self.forgotten: list[Path] = []
+
+        def notify(self, path: Path) -> None:
+            self.notified.append(path)
+
+        def forget(self, path: Path) -> None:
+            self.forgotten.append(path)
+
+    stabilizer = Recorder()
+    walked: list[Path] = []
+    handler = WatchEventHandler(
+        tmp_path, _Filter(), stabilizer, walk_folder=lambda r, folder: walked.append(folder),  # type: ignore[arg-type]
+        on_root_deleted=lambda r, moved: None,
+    )
+    handler.dispatch(DirCreatedEvent(str(tmp_path / "batch")))
+    handler.dispatch(DirCreatedEvent(str(tmp_path / "batch" / "sub"), is_synthetic=True))
+    handler.dispatch(FileCreatedEvent(str(tmp_path / "batch" / "sub" / "a.mkv"), is_synthetic=True))
+    handler.dispatch(FileMovedEvent(str(tmp_path / "old" / "b.mkv"), str(tmp_path / "batch" / "b.mkv"), is_synthetic=True))
+    handler.dispatch(DirDeletedEvent(str(tmp_path / "gone"), is_synthetic=True))
+    assert walked == [tmp_path / "batch"]  # once, the subfolder included
+    assert stabilizer.notified == []
+    assert stabilizer.forgotten == [tmp_path / "old" / "b.mkv", tmp_path / "gone"]
+    handler.dispatch(FileCreatedEvent(str(tmp_path / "batch" / "c.mkv")))  # a real event: a live file
+    assert stabilizer.notified == [tmp_path / "batch" / "c.mkv"]

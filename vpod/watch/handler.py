@@ -4,7 +4,10 @@ Events that mean "this file may have new content" (created, modified, closed aft
 write, moved in) go to the :class:`Stabilizer`; a folder created or moved in goes to
 the scanner to be walked (watchdog reports a moved-in tree as ``created``, and files
 written before its watch was set up would otherwise be missed); deleted and
-moved-away paths are forgotten. When the kernel's inotify queue overflowed, the events
+moved-away paths are forgotten. What lies below a folder moved in is the walk's: the
+synthetic events watchdog makes up for it (``is_synthetic``) are not routed as live
+files, so those files are queued once, by the walk, with a debug ``file_queued``
+(live files keep theirs at info). When the kernel's inotify queue overflowed, the events
 of the root were lost (watchdog >= 7.1 says so with one ``events_lost`` event per
 watch): the root is walked again (``events_lost`` callback).
 
@@ -36,6 +39,12 @@ from vpod.watch.filters import PathFilter, fs_name
 from vpod.watch.stabilizer import Stabilizer
 
 _CONTENT_EVENTS = (EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED)
+# watchdog's inotify emitter follows the event of a folder moved in (or moved within the
+# root) with synthetic (``event.is_synthetic``) created or moved events for everything
+# below it, listed by its own os.walk (watchdog.events.generate_sub_created_events and
+# generate_sub_moved_events, called from watchdog/observers/inotify.py
+# InotifyEmitter.build_and_queue_event, watchdog 7.1).
+_LEFT_TO_THE_WALK = (EVENT_TYPE_CREATED, EVENT_TYPE_MOVED)
 
 
 class WatchEventHandler(FileSystemEventHandler):
@@ -101,6 +110,14 @@ class WatchEventHandler(FileSystemEventHandler):
             )
             return
         src = fs_name(event.src_path)
+        if event.is_synthetic and kind in _LEFT_TO_THE_WALK:
+            # Made up by watchdog for what lies below a folder moved in or moved within the
+            # root, right after that folder's own (real) event, which sent it to be walked:
+            # the walk finds these files (a walk's file_queued is a debug line, its counts go
+            # to scan_progress / scan_completed). What moved away is still forgotten.
+            if kind == EVENT_TYPE_MOVED:
+                self._gone(src)
+            return
         if kind == EVENT_TYPE_MOVED:
             if src == self.root:
                 # Not from watchdog's inotify emitter (it drops IN_MOVE_SELF; the daemon

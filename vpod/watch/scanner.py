@@ -100,7 +100,9 @@ class Scanner:
         """Ask for ``folder`` (under ``root``) to be walked. Never blocks.
 
         ``catch_up``: a whole root walked for files that arrived unseen (at start, or a
-        root watched again); ``scan_completed`` is logged when it ends.
+        root watched again). ``scan_completed`` is logged when the walk ends, with ``why``
+        ``catch_up`` or ``folder`` (a folder created or moved in: only when it held media
+        files, so an empty folder just made logs nothing).
         """
         self._requests.put((root, folder, "catch_up" if catch_up else None))
 
@@ -135,8 +137,8 @@ class Scanner:
                 self._catch_up(root, folder)
                 continue
             tally = self.tally(root, folder, why=why or "folder")
-            if why is not None:
-                self._completed(root, why, tally)
+            if why is not None or tally.seen:  # a folder just made, still empty: no line
+                self._completed(root, folder, why or "folder", tally)
 
     def _catch_up(self, root: Path, folder: Path) -> None:
         """A catch-up walk under its library's scan lock; skipped (``scan_skipped``) while
@@ -156,11 +158,11 @@ class Scanner:
                 )
                 return
             tally = self.tally(root, folder, why="catch_up")
-        self._completed(root, "catch_up", tally)
+        self._completed(root, folder, "catch_up", tally)
 
-    def _completed(self, root: Path, why: str, tally: WalkTally) -> None:
+    def _completed(self, root: Path, folder: Path, why: str, tally: WalkTally) -> None:
         self.log.info(
-            "scan_completed", root=str(root), library=self.library_of(root), files_seen=tally.seen,
+            "scan_completed", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
             candidates=tally.candidates, queued=tally.queued, why=why,
         )
 
@@ -182,7 +184,8 @@ class Scanner:
         which hands those quiet for the settle time to the intake from this thread.
 
         Every :data:`PROGRESS_SECONDS` a walk still running logs ``scan_progress`` (info):
-        ``root``, ``library``, ``files_seen``, ``queued`` (new jobs so far) and ``why``.
+        ``root``, ``folder`` (the one walked), ``library``, ``files_seen``, ``queued`` (new jobs
+        so far) and ``why``.
         """
         tally = WalkTally(next_report=time.monotonic() + PROGRESS_SECONDS)
         if folder != root and not self.filter.wants_folder(folder, root):
@@ -241,7 +244,7 @@ class Scanner:
                 self._hand_over(found, use_ctime, tally)
                 found = []
             if time.monotonic() >= tally.next_report:
-                self._report(root, why, tally)
+                self._report(root, folder, why, tally)
         if found:
             self._hand_over(found, use_ctime, tally)
         return tally
@@ -253,9 +256,9 @@ class Scanner:
         if isinstance(outcomes, dict):
             tally.queued += sum(1 for outcome in outcomes.values() if outcome is EnqueueOutcome.QUEUED)
 
-    def _report(self, root: Path, why: str | None, tally: WalkTally) -> None:
+    def _report(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
         tally.next_report = time.monotonic() + PROGRESS_SECONDS
         self.log.info(
-            "scan_progress", root=str(root), library=self.library_of(root), files_seen=tally.seen,
+            "scan_progress", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
             queued=tally.queued, why=why,
         )
