@@ -261,8 +261,8 @@ class Intake:
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
-        debug = _debug_enabled(log)  # a debug line's text is not even made unless asked for
-        queued_line = (log.debug if walked else log.info) if not walked or debug else None
+        debug = _debug_enabled(log)
+        queued_line = log.info if not walked else log.debug if debug else None
         for path, outcome in zip(paths, outcomes):
             if outcome is EnqueueOutcome.QUEUED:
                 if queued_line is not None:
@@ -296,7 +296,7 @@ class Intake:
     def _entry(self, path: str, st: os.stat_result, root: Path, digest: str | None) -> EnqueueEntry | None:
         """What the Store needs to queue ``path`` (under ``root``, judged by the policy
         ``digest``), or ``None`` (gone)."""
-        relpath = os.fsencode(path[len(os.fspath(root)) :].lstrip(os.sep))  # relative_to, by string
+        relpath = _relpath(path, root)
         try:
             if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and self.follow_symlinks and os.path.exists(path)):
                 fingerprint, key = fingerprint_path(path)
@@ -333,8 +333,7 @@ class Intake:
                 except OSError:
                     writer = None  # read as before, below
                 else:
-                    relpath = os.fsencode(path[len(os.fspath(root)) :].lstrip(os.sep))
-                    entry = EnqueueEntry(root, relpath, fingerprint, StatKey.of(now), digest)
+                    entry = EnqueueEntry(root, _relpath(path, root), fingerprint, StatKey.of(now), digest)
                     return entry, writer
                 finally:
                     os.close(fd)
@@ -358,6 +357,12 @@ class _Folder:
         self.root = root
         self.by_name = by_name
         self.digest: str | None = _UNASKED
+
+
+def _relpath(path: str, root: Path) -> bytes:
+    """``path`` relative to ``root`` (which holds it), as the Store's bytes: by string, no
+    :class:`Path` per file."""
+    return os.fsencode(path[len(os.fspath(root)) :].lstrip(os.sep))
 
 
 def _debug_enabled(log: object) -> bool:
