@@ -78,7 +78,8 @@ class BatchController:
 class _Window:
     result: BatchResult
     deadline: float  # monotonic; no new files join after it
-    active: int = 0
+    active: int = 0  # files counted and not finished (running, or waiting for a retry)
+    running: int = 0  # of those, files a worker runs now
     clock_start: float = field(default_factory=time.monotonic)
 
 
@@ -112,8 +113,10 @@ class BatchWindows:
         id it belongs to: the window of its earlier attempt when it waits for a retry."""
         with self._lock:
             earlier = self._waiting.pop(job_id, None) if job_id is not None else None
-            if earlier is not None and self._find(earlier) is not None:
-                return earlier  # still counted in that window since its first attempt
+            window = self._find(earlier) if earlier is not None else None
+            if window is not None:
+                window.running += 1
+                return window.result.batch_id  # still counted in that window since its first attempt
             now = time.monotonic()
             if self._open is not None and now >= self._open.deadline:
                 self._retire_open()
@@ -122,6 +125,7 @@ class BatchWindows:
                 self._reserved = None
                 self._open = _Window(result, now + self.window_seconds)
             self._open.active += 1
+            self._open.running += 1
             self._open.result.total_files += 1
             return self._open.result.batch_id
 
@@ -142,13 +146,16 @@ class BatchWindows:
             window = self._find(batch_id)
             if window is not None:
                 window.active -= 1
+                window.running -= 1
                 window.result.total_files -= 1
 
     def defer_file(self, batch_id: str, job_id: int) -> None:
         """A file of ``batch_id`` failed transiently and waits in the queue for a retry:
         it stays counted, and keeps its window from closing, until it finishes."""
         with self._lock:
-            if self._find(batch_id) is not None:
+            window = self._find(batch_id)
+            if window is not None:
+                window.running -= 1
                 self._waiting[job_id] = batch_id
 
     def waiting(self) -> int:
@@ -177,6 +184,7 @@ class BatchWindows:
             if window is None:
                 return
             window.active -= 1
+            window.running -= 1
             window.result.results.append(result)
             if stopped_early:
                 window.result.stopped_early = True
@@ -191,10 +199,14 @@ class BatchWindows:
     def close_ready(self, idle: bool) -> list[BatchResult]:
         """Windows that are done: past their deadline or ``idle``, with no file in progress.
 
-        Windows that did no work are dropped silently.
+        ``idle`` is the caller's view (nothing running, nothing queued), read a moment
+        before this lock: a file claimed in between may already run in the open window,
+        which then keeps taking files (the caller's idle was stale). Windows that did no
+        work are dropped silently.
         """
         with self._lock:
-            if self._open is not None and (idle or time.monotonic() >= self._open.deadline):
+            window = self._open
+            if window is not None and ((idle and window.running <= 0) or time.monotonic() >= window.deadline):
                 self._retire_open()
             done = [w for w in self._draining.values() if w.active <= 0]
             for window in done:

@@ -105,10 +105,12 @@ def test_txt_and_part_files_are_never_queued(tmp_path, daemon_factory, jpn_eng_m
 def test_batch_completed_counts_and_sigterm(tmp_path, daemon_factory, jpn_eng_mkv):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    daemon = daemon_factory(watch_config(inbox, shutdown_timeout_seconds=20))
+    # In place before the start, so the catch-up scan queues all four at once: dropped
+    # while it runs, the first could finish before the others are queued (two batches).
     for i in range(3):
         shutil.copyfile(jpn_eng_mkv, inbox / f"ok-{i}.mkv")
     (inbox / "broken.mkv").write_text("this is text, not Matroska")
+    daemon = daemon_factory(watch_config(inbox, shutdown_timeout_seconds=20))
     batches = daemon.wait_for("batch_completed", where=lambda e: e["total_files"] >= 4, timeout=60)
     batch = batches[-1]
     assert (batch["success_count"], batch["fail_count"], batch["skipped_count"]) == (3, 1, 0)

@@ -123,3 +123,25 @@ def test_a_retry_that_will_not_come_back_is_let_go():
     [batch] = windows.close_ready(idle=True)
     assert (batch.batch_id, batch.total_files, batch.success_count) == (batch_id, 1, 1)
     assert windows.start_file(job_id=2) != batch_id  # a late retry opens a new window
+
+
+def test_a_stale_idle_does_not_end_a_window_whose_file_runs():
+    """The closer reads "idle" (nothing running, nothing queued) a moment before it
+    closes windows; a file claimed in between already runs in the open window, so that
+    window keeps taking files (CI once split 4 files dropped together into 1 + 3)."""
+    windows = BatchWindows(60)
+    first = windows.start_file(job_id=1)
+    assert windows.close_ready(idle=True) == []  # stale idle: the first file runs
+    assert windows.start_file(job_id=2) == first  # the next file joins the same window
+    windows.finish_file(first, OK)
+    windows.finish_file(first, SKIP)
+    [batch] = windows.close_ready(idle=True)
+    assert (batch.batch_id, batch.total_files) == (first, 2)
+
+
+def test_a_window_whose_only_file_waits_for_a_retry_stops_taking_files_when_idle():
+    windows = BatchWindows(60)
+    first = windows.start_file(job_id=1)
+    windows.defer_file(first, 1)
+    assert windows.close_ready(idle=True) == []
+    assert windows.start_file(job_id=2) != first
