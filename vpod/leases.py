@@ -384,16 +384,21 @@ class LeaseKeeper:
         return max(0.01, wait)
 
     def _fence(self, claim: Claim, reason: str) -> None:
-        """Drop ``claim`` now: mark it, remove its temp files, log ``lease_self_fenced``,
-        then kill its tools (SIGTERM, SIGKILL after the grace) and forget its temps in the
-        database from a thread of their own, so neither the kill's grace nor a database
-        that does not answer delays this thread (the fences of the other claims).
-        A temp the database could not forget is forgotten by a sweep once the lease is gone."""
+        """Drop ``claim`` now: mark it, stop its tools (SIGTERM), remove its temp files,
+        log ``lease_self_fenced``, then SIGKILL the tools still running after the grace
+        and forget the temps in the database from a thread of their own, so neither the
+        kill's grace nor a database that does not answer delays this thread (the fences
+        of the other claims). A temp the database could not forget is forgotten by a
+        sweep once the lease is gone. A claim whose hold already ended (its file
+        finished while a renewal was on its way) or whose outcome is being recorded is
+        left alone: what its thread runs now belongs to the next file."""
         with self._lock:  # the watch and renew threads may both fence a claim: the first one does
-            if claim.fenced.is_set():
+            if claim.fenced.is_set() or claim.settled or self._claims.get(claim.thread_id) is not claim:
                 return
             claim.fence_reason = reason
             claim.fenced.set()
+            # Under the lock the worker cannot leave hold(), so these tools are this claim's.
+            tools = self.runner.terminate_thread(claim.thread_id)
         removed = []
         for path in list(claim.temps):
             try:
@@ -408,12 +413,12 @@ class LeaseKeeper:
         self.log.error(
             "lease_self_fenced", path=display_path(claim.job.path), worker=claim.worker, reason=reason,
             seconds_since_renewal=round(now - claim.renewed_at, 3), lease_seconds=self.lease_seconds,
-            tools_killed=len(self.runner.pids_of(claim.thread_id)), temps_removed=[str(p) for p in removed],
+            tools_killed=len(tools), temps_removed=[str(p) for p in removed],
             **_waiting(claim, now),
         )
 
         def finish() -> None:
-            self.runner.kill_thread(claim.thread_id, grace_seconds=self.kill_grace_seconds)
+            self.runner.reap(tools, grace_seconds=self.kill_grace_seconds)
             for path in removed:
                 try:
                     self.store.forget_temp(path)

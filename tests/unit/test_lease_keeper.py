@@ -232,3 +232,41 @@ def _held_elsewhere(keeper, job):
             thread.join()
 
     return held()
+
+
+def test_a_renewal_answered_after_its_file_finished_fences_nothing(store, keeper, clock, progress, monkeypatch):
+    """CI once saw it: the renewal named a file that finished (its lease released) while
+    the renewal was on its way; the stale "not renewed" fenced the ended claim and the
+    fence killed the tool the same worker thread had started for the next file."""
+    first, second = claimed(store, b"first.mkv"), claimed(store, b"second.mkv")
+    progress.moving.add(first.id)
+    holding, moved_on, tool_running = threading.Event(), threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def worker() -> None:
+        with keeper.hold(first, "worker-1"):
+            holding.set()
+            moved_on.wait(10)  # the renewal of `first` is on its way
+        with keeper.hold(second, "worker-1"):
+            try:
+                outcome.append(keeper.runner.run(["sleep", "1"]).returncode)
+            except Exception as exc:  # noqa: BLE001 - the test reports what the tool met
+                outcome.append(exc)
+
+    def renewal_after_the_file_finished(jobs, lease_seconds):
+        moved_on.set()
+        _wait(lambda: bool(keeper.runner.pids_of(thread.ident)))  # the next file's tool runs
+        tool_running.set()
+        return set()  # `first` is no longer held: its row's lease was released
+
+    monkeypatch.setattr(store, "renew_leases", renewal_after_the_file_finished)
+    thread = threading.Thread(target=worker)
+    with structlog.testing.capture_logs() as logs:
+        thread.start()
+        holding.wait(10)
+        clock.now += BEAT
+        assert keeper.renew_once() == set()
+        thread.join(10)
+    assert tool_running.is_set()
+    assert outcome == [0]  # the next file's tool ran to its end
+    assert not [e for e in logs if e["event"] == "lease_self_fenced"]

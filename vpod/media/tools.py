@@ -147,24 +147,28 @@ class ToolRunner:
         with self._lock:
             return sorted(p.pid for p, t in self._running.items() if t == thread_id and p.poll() is None)
 
-    def kill_thread(self, thread_id: int, *, grace_seconds: float) -> int:
-        """Stop the tools thread ``thread_id`` runs (a self-fence: :mod:`vpod.leases`):
-        SIGTERM to each one's process group, then SIGKILL to those still running after
-        ``grace_seconds``. Their :meth:`run` raises :class:`ToolError` (reason ``killed``).
-        Returns how many were signalled."""
+    def terminate_thread(self, thread_id: int) -> list[subprocess.Popen[bytes]]:
+        """Send SIGTERM to the process group of each tool the thread ``thread_id`` runs
+        now (a self-fence: :mod:`vpod.leases`); returns those processes, for
+        :meth:`reap`. Their :meth:`run` raises :class:`ToolError` (reason ``killed``)."""
         with self._lock:
             running = [p for p, t in self._running.items() if t == thread_id and p.poll() is None]
         for process in running:
             _signal_group(process, signal.SIGTERM)
+        return running
+
+    @staticmethod
+    def reap(processes: Sequence[subprocess.Popen[bytes]], *, grace_seconds: float) -> None:
+        """SIGKILL the process group of each of ``processes`` still running
+        ``grace_seconds`` after :meth:`terminate_thread` signalled them."""
         deadline = time.monotonic() + grace_seconds
-        for process in running:
+        for process in processes:
             try:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             if process.poll() is None:
                 _kill_group(process)
-        return len(running)
 
     def kill_all(self) -> int:
         """Kill every tool still running; returns how many were killed."""
