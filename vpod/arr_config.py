@@ -9,9 +9,10 @@ One table per instance, named by the user (``[arr.movies]``, ``[arr.tv]``)::
     path_mappings = { "/movies" = "/srv/media/movies" }
 
 The connection keys (``kind``, ``url``, ``api_key`` or ``api_key_file``,
-``timeout_seconds``, ``path_mappings``) are what any use of an instance needs: today the
-original language (:mod:`vpod.original`), later webhooks and notifications. The keys
-``refresh_seconds`` and ``when_unavailable`` are about the original language. Every key
+``timeout_seconds``, ``path_mappings``) are what any use of an instance needs: the
+original language (:mod:`vpod.original`) and the rescan after a rename
+(:mod:`vpod.integrations.arr_rescan`, ``rescan``). The keys ``refresh_seconds`` and
+``when_unavailable`` are about the original language. Every key
 reloads live (SIGHUP): the next file asks the instances of the new config.
 
 The API key never appears in logs, ``repr`` or ``vpod config check`` (a ``secret``
@@ -94,6 +95,10 @@ class ArrInstance:
             it is older than this (seconds); see :mod:`vpod.original.catalog`.
         when_unavailable: ``retry`` (the file waits and is retried later) or
             ``fallback`` (judged without this instance) when it does not answer.
+        rescan: after a container change renamed a file of one of its series or
+            movies (``Film.mp4`` → ``Film.mkv``), ask the instance to rescan it
+            (``RescanSeries`` / ``RescanMovie``, :mod:`vpod.integrations.arr_rescan`), so
+            it does not mark the file missing.
     """
 
     name: str = ""
@@ -109,6 +114,7 @@ class ArrInstance:
     when_unavailable: str = setting(
         "retry", check=one_of(*UNAVAILABLE_CHOICES), doc="retry: the file waits for the instance; fallback: judged without it",
     )
+    rescan: bool = setting(True, doc="ask it to rescan the series or movie after vpod renamed one of its files")
 
     def describe(self) -> str:
         """``radarr "movies" at http://127.0.0.1:7878`` (never the key)."""
@@ -210,11 +216,21 @@ def _with_key(instance: ArrInstance, raw: dict[str, Any], source: Path | None, w
         raise ConfigError(source, f"{where} api_key", "expected exactly one of api_key and api_key_file")
     if instance.api_key_file is None:
         return replace(instance, api_key=instance.api_key.strip())
+    return replace(instance, api_key=read_secret_file(instance.api_key_file, source, f"{where} api_key_file", "API key"))
+
+
+def read_secret_file(path: Path, source: Path | None, where: str, what: str) -> str:
+    """The one word ``path`` holds (an API key, a token), whitespace around it ignored.
+
+    Raises:
+        ConfigError: naming ``where`` (``"[arr.tv] api_key_file"``): the file cannot be
+            read, is not UTF-8, or holds no word or more than one.
+    """
     try:
-        key = instance.api_key_file.read_text(encoding="utf-8").strip()
+        key = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(source, f"{where} api_key_file", f"cannot read {instance.api_key_file}: {reason}") from None
+        raise ConfigError(source, where, f"cannot read {path}: {reason}") from None
     if not key or any(c.isspace() for c in key):
-        raise ConfigError(source, f"{where} api_key_file", f"{instance.api_key_file} holds no API key (one word)")
-    return replace(instance, api_key=key)
+        raise ConfigError(source, where, f"{path} holds no {what} (one word)")
+    return key
