@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vpod.errors import ConfigError
-from vpod.tomlschema import build_section, one_of, setting
+from vpod.tomlschema import SectionT, build_section, one_of, setting
 
 ARR_KINDS = ("radarr", "sonarr")
 """What an instance may be: the two *arr applications whose v3 API vpod reads."""
@@ -170,28 +170,41 @@ def arr_section(table: Any, *, source: Path | None, base_dir: Path | None) -> Ar
             ``api_key_file``, a key file that cannot be read or is empty, or a
             ``path_mappings`` entry that is not remote = absolute local path.
     """
+    named = named_tables(table, ArrInstance, section="arr", source=source, base_dir=base_dir,
+                         what="a Sonarr or Radarr instance", keys="kind, url and api_key (or api_key_file)")
+    instances = [_with_key(instance, raw, source, f"[arr.{instance.name}]") for instance, raw in named]
+    return ArrConfig(tuple(instances))
+
+
+def named_tables(
+    table: Any, cls: type[SectionT], *, section: str, source: Path | None, base_dir: Path | None, what: str, keys: str
+) -> list[tuple[SectionT, dict[str, Any]]]:
+    """The ``[SECTION.NAME]`` sub-tables of ``table`` built as ``cls`` (a dataclass with
+    ``name``, ``kind``, ``url`` and ``path_mappings``), each with its raw table: the
+    name checked and set, ``path_mappings`` read, ``kind`` and ``url`` required. ``what``
+    and ``keys`` word the errors ("a Sonarr or Radarr instance", "kind, url and api_key").
+
+    Raises:
+        ConfigError: as :func:`arr_section` says.
+    """
     if not isinstance(table, dict):
-        raise ConfigError(source, "[arr]", "expected tables [arr.NAME], one per Sonarr or Radarr instance")
-    instances = []
+        raise ConfigError(source, f"[{section}]", f"expected tables [{section}.NAME], one per {what.split(' ', 1)[1]}")
+    built = []
     for name, raw in table.items():
-        where = f"[arr.{name}]"
+        where = f"[{section}.{name}]"
         if not _NAME.fullmatch(name):
             raise ConfigError(source, where, "expected a name of letters, digits, '_', '.' or '-'")
         if not isinstance(raw, dict):
-            raise ConfigError(
-                source, f"[arr] {name}", 'expected a table [arr.NAME] with kind, url and api_key (or api_key_file)'
-            )
+            raise ConfigError(source, f"[{section}] {name}", f"expected a table [{section}.NAME] with {keys}")
         if "name" in raw:
-            raise ConfigError(source, f"{where} name", "unknown key: the instance's name is its table's name")
-        instance = build_section(
-            ArrInstance, raw, source=source, section=f"arr.{name}", base_dir=base_dir, skip=("path_mappings",)
-        )
-        instance = replace(instance, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
+            raise ConfigError(source, f"{where} name", "unknown key: the table's name is its name")
+        item = build_section(cls, raw, source=source, section=f"{section}.{name}", base_dir=base_dir, skip=("path_mappings",))
+        item = replace(item, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
         for key in ("kind", "url"):
-            if not getattr(instance, key):
+            if not getattr(item, key):
                 raise ConfigError(source, f"{where} {key}", "required")
-        instances.append(_with_key(instance, raw, source, where))
-    return ArrConfig(tuple(instances))
+        built.append((item, raw))
+    return built
 
 
 def _mappings(raw: Any, source: Path | None, where: str) -> tuple[tuple[str, str], ...]:

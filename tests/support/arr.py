@@ -78,7 +78,38 @@ def item(kind: str, number: int, title: str, path: str, language: str | None) ->
     return data
 
 
-class ArrStandIn:
+class Served:
+    """A test HTTP server on 127.0.0.1 in a daemon thread: :meth:`serve` starts it (on
+    :attr:`port`, 0: any free port, kept for a restart), :meth:`stop` stops it."""
+
+    port = 0
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving: connections are refused until started again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+
+class ArrStandIn(Served):
     """A stand-in instance of ``kind`` (``radarr`` or ``sonarr``) on 127.0.0.1.
 
     ``items``: ``(title, path, language name or None)``; change :attr:`items` at any
@@ -96,12 +127,6 @@ class ArrStandIn:
         self.requests = 0
         self.commands: list[Recorded] = []
         self.port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def body(self) -> bytes:
         return json.dumps([item(self.kind, n, *entry) for n, entry in enumerate(self.items, 1)]).encode()
@@ -160,23 +185,8 @@ class ArrStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="arr-stand-in", daemon=True)
-        self._thread.start()
+        self.serve(Handler, "arr-stand-in")
         return self
-
-    def stop(self) -> None:
-        """Stop serving: connections are refused until :meth:`start`."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
 
     def __enter__(self) -> "ArrStandIn":
         return self.start()

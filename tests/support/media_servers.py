@@ -30,24 +30,18 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from support.arr import Recorded
+from support.arr import Recorded, Served
 
 
-class StandIn:
+class StandIn(Served):
     """A recording HTTP server on 127.0.0.1; subclasses answer in :meth:`answer`."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.port = 0
-        self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def answer(self, request: Recorded) -> tuple[int, bytes, str]:
         """``(status, body, content type)`` for ``request``."""
@@ -75,18 +69,8 @@ class StandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, name=type(self).__name__, daemon=True).start()
+        self.serve(Handler, type(self).__name__)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def __enter__(self) -> "StandIn":
         return self.start()

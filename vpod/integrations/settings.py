@@ -19,12 +19,11 @@ shown by ``vpod config check``. Every key reloads live (SIGHUP).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vpod.arr_config import _http_url, _mappings, _timeout, _under, _windows_path, read_secret_file
+from vpod.arr_config import _http_url, _timeout, _under, _windows_path, named_tables, read_secret_file
 from vpod.errors import ConfigError
 from vpod.tomlschema import build_section, in_range, one_of, setting
 
@@ -34,9 +33,6 @@ NOTIFY_EVENTS = ("file_failed", "processing_paused", "watch_folder_lost", "watch
 message per batch window, with its counts and failures)."""
 
 MEDIA_SERVER_KINDS = ("jellyfin", "emby", "plex")
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
 
 def _max_retry(value: Any) -> str | None:
     return None if 0 < value <= 3600 else "a number of seconds > 0 and <= 3600"
@@ -172,24 +168,10 @@ def media_servers_section(table: Any, *, source: Path | None, base_dir: Path | N
             ``kind`` or ``url`` missing, neither or both of ``token`` and ``token_file``,
             an unreadable token file, or a bad ``path_mappings`` entry.
     """
-    if not isinstance(table, dict):
-        raise ConfigError(source, "[media_servers]", "expected tables [media_servers.NAME], one per server")
     servers = []
-    for name, raw in table.items():
-        where = f"[media_servers.{name}]"
-        if not _NAME.fullmatch(name):
-            raise ConfigError(source, where, "expected a name of letters, digits, '_', '.' or '-'")
-        if not isinstance(raw, dict):
-            raise ConfigError(source, f"[media_servers] {name}", "expected a table with kind, url and token (or token_file)")
-        if "name" in raw:
-            raise ConfigError(source, f"{where} name", "unknown key: the server's name is its table's name")
-        server = build_section(
-            MediaServer, raw, source=source, section=f"media_servers.{name}", base_dir=base_dir, skip=("path_mappings",)
-        )
-        server = replace(server, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
-        for key in ("kind", "url"):
-            if not getattr(server, key):
-                raise ConfigError(source, f"{where} {key}", "required")
+    for server, raw in named_tables(table, MediaServer, section="media_servers", source=source, base_dir=base_dir,
+                                    what="a media server", keys="kind, url and token (or token_file)"):
+        where = f"[media_servers.{server.name}]"
         if ("token" in raw) == (server.token_file is not None):
             raise ConfigError(source, f"{where} token", "expected exactly one of token and token_file")
         if server.token_file is not None:
