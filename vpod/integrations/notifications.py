@@ -215,6 +215,8 @@ class AppriseTarget:
                 body=message.body, title=message.title, notify_type=apprise.NotifyType(message.level),
                 body_format=apprise.NotifyFormat.TEXT,
             )
+        except Exception as exc:  # a plugin's bug: its text may hold the URL, masked here
+            raise CallFailed(self.mask(f"Apprise failed: {type(exc).__name__}: {exc}"), retryable=True) from None
         finally:
             records = captured.take()
         if not ok:

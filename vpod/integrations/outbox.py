@@ -115,15 +115,19 @@ class Outbox:
             self._thread.start()
 
     def put(self, call: Call) -> bool:
-        """Queue ``call``; ``False`` (dropped, ``queue_full``) when ``capacity`` calls
-        wait already or the outbox is closing. Never blocks."""
+        """Queue ``call``; ``False`` when it is dropped: ``queue_full`` when ``capacity``
+        calls wait already, ``shutdown`` once the outbox is closing. Never blocks."""
         with self._changed:
-            if self._deadline is None and len(self._queue) < self.capacity:
+            closing = self._deadline is not None
+            if not closing and len(self._queue) < self.capacity:
                 self._queue.append(call)
                 self._changed.notify_all()
                 return True
             waiting = len(self._queue)
-        self._drop(call, "queue_full", 0, f"{waiting} calls wait already (at most {self.capacity})")
+        if closing:
+            self._drop(call, "shutdown", 0, "vpod is stopping")
+        else:
+            self._drop(call, "queue_full", 0, f"{waiting} calls wait already (at most {self.capacity})")
         return False
 
     def pending(self) -> int:
