@@ -153,3 +153,35 @@ def test_notify_and_media_servers_reload_live():
     plan = plan_reload(old, new)
     assert {"[notify] urls", "[media_servers] servers"} <= set(plan.changed) and not plan.needs_restart
     assert plan.config.notify.urls == ("json://h/x",)
+
+
+def test_a_refused_token_is_not_retried_and_the_error_does_not_show_it():
+    from support.media_servers import MediaBrowserStandIn
+    from vpod.integrations.media_servers import refresh
+    from vpod.integrations.settings import MediaServer
+
+    with MediaBrowserStandIn("emby", "right-token") as emby:
+        server = MediaServer(name="e", kind="emby", url=emby.url, token="wrong-token", timeout_seconds=5.0)
+        with pytest.raises(CallFailed) as caught:
+            refresh(server, Path("/m/a.mp4"), Path("/m/a.mkv"))
+    assert not caught.value.retryable and "401" in str(caught.value) and "wrong-token" not in str(caught.value)
+    assert [r.headers["X-Emby-Token"] for r in emby.requests] == ["wrong-token"]
+
+
+def test_a_reload_sends_new_messages_to_the_new_urls_only():
+    from support.media_servers import JsonReceiver
+    from vpod.integrations.notifications import Notifier, test_message
+
+    with JsonReceiver() as first, JsonReceiver() as second:
+        old = config_from_data({"notify": {"urls": [f"json://127.0.0.1:{first.port}/a"]}}, source=None).notify
+        new = config_from_data({"notify": {"urls": [f"json://127.0.0.1:{second.port}/b"]}}, source=None).notify
+        notifier = Notifier(old, node="n")
+        notifier.start()
+        notifier.send(test_message("n"))
+        assert notifier.drain(30)
+        notifier.reconfigure(new)
+        notifier.send(test_message("n"))
+        assert notifier.drain(30)
+        notifier.close(1.0)
+    assert len(first.messages) == 1 and len(second.messages) == 1
+    assert [r.path for r in first.requests + second.requests] == ["/a", "/b"]
