@@ -184,3 +184,25 @@ def test_vpod_notify_test_sends_one_message_and_names_a_failing_url(tmp_path, en
     assert "notify url 1 (json): sent" in out.stdout and "notify url 2 (json): failed" in out.stdout
     assert "token-abc" not in out.stdout + out.stderr
     receiver.stop()
+
+
+def test_vpod_process_rescans_and_refreshes_what_it_renamed_before_it_exits(tmp_path, env, media_cache, stand_ins):
+    """The Custom Script path (contrib/sonarr-radarr/vpod-import.sh runs vpod process on
+    the file Sonarr imported): its container change is told before the command ends."""
+    sonarr, _, jellyfin, _, _ = stand_ins
+    tv = tmp_path / "tv"
+    season = tv / SERIES / "Season 01"
+    season.mkdir(parents=True)
+    old = copy_media(media_cache("episode.mp4", [video(), audio("eng", default=True)]), season / "e.mp4")
+    config = write_config(tmp_path / "config.toml", {
+        "database": {"path": str(tmp_path / "vpod.db")}, "logging": {"format": "json"},
+        "policy": {"container": "mkv"},
+        "arr": {"tv": {"kind": "sonarr", "url": sonarr.url, "api_key": KEY, "path_mappings": {"/tv": str(tv)}}},
+        "media_servers": {"jf": {"kind": "jellyfin", "url": jellyfin.url, "token": JELLYFIN_TOKEN}},
+    })
+    out = run_vpod(["process", str(old), "--config", str(config)], env=env)
+    assert out.returncode == 0, out.stderr
+    assert (season / "e.mkv").exists() and not old.exists()
+    assert [c.json() for c in sonarr.commands] == [{"name": "RescanSeries", "seriesId": 2}]
+    [updated] = jellyfin.requests
+    assert [u["Path"] for u in updated.json()["Updates"]] == [str(old), str(season / "e.mkv")]

@@ -14,10 +14,21 @@ import functools
 from pathlib import Path
 from vpod.config import VPOConfig
 from vpod.events import FileFinished
-from vpod.integrations.outbox import Call, Outbox
+from vpod.integrations.outbox import Call, Outbox, RetryRule
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Status
 from vpod.results import FileProcessingResult, display_path
+
+CALL_RULE = RetryRule(attempts=3, retry_seconds=2.0, max_retry_seconds=30.0)
+"""*arr and media-server calls: 3 tries, 2 s then 4 s apart (each within the target's
+``timeout_seconds``)."""
+
+CALL_QUEUE = 1000
+"""Rescan and refresh calls waiting at most (a few per renamed file)."""
+
+CLOSE_SECONDS = 5.0
+"""At the end (the daemon's shutdown, the end of ``vpod process``), queued rescans and
+refreshes are made for at most this long, then dropped (logged)."""
 
 
 def renamed(result: FileProcessingResult) -> tuple[Path, Path] | None:
@@ -48,6 +59,10 @@ class RenameCalls:
         """Use the reloaded ``[arr]`` and ``[media_servers]`` from the next file on."""
         self.config = config
 
+    def close(self) -> None:
+        """Make the queued calls for at most :data:`CLOSE_SECONDS`; drop the rest."""
+        self.outbox.close(CLOSE_SECONDS)
+
     def on_file_finished(self, event: FileFinished) -> None:
         """Queue the calls for a renamed file (no network wait here: a worker's thread)."""
         paths = renamed(event.result)
@@ -70,7 +85,10 @@ class RenameCalls:
             action = "library refresh" if server.kind == "plex" else "media updated"
             self.outbox.put(Call(server.describe(), server.kind, action, functools.partial(refresh, server, old, new), fields))
 
-    @property
-    def wanted(self) -> bool:
-        """True when a rename makes any call (an instance that rescans, or a server)."""
-        return any(i.rescan for i in self.config.arr.instances) or bool(self.config.media_servers.servers)
+
+def process_rename_calls(config: VPOConfig, resolver: OriginalResolver) -> RenameCalls:
+    """The rename calls of one ``vpod process`` run, their thread started; call
+    :meth:`RenameCalls.close` when the batch is done."""
+    outbox = Outbox("integrations", capacity=CALL_QUEUE, rule=CALL_RULE)
+    outbox.start()
+    return RenameCalls(outbox, config, resolver)

@@ -8,20 +8,9 @@ from typing import Protocol
 from vpod.config import VPOConfig
 from vpod.events import EventBus
 from vpod.integrations.notifications import Notifier
-from vpod.integrations.outbox import Call, Outbox, RetryRule
-from vpod.integrations.renames import RenameCalls
+from vpod.integrations.outbox import Call, Outbox
+from vpod.integrations.renames import CALL_QUEUE, CALL_RULE, RenameCalls
 from vpod.original.resolver import OriginalResolver
-
-CALL_RULE = RetryRule(attempts=3, retry_seconds=2.0, max_retry_seconds=30.0)
-"""*arr and media-server calls: 3 tries, 2 s then 4 s apart (each within the target's
-``timeout_seconds``)."""
-
-CALL_QUEUE = 1000
-"""Rescan and refresh calls waiting at most (a few per renamed file)."""
-
-CLOSE_SECONDS = 5.0
-"""At shutdown, queued rescans and refreshes are made for at most this long."""
-
 
 class Counting(Protocol):
     """What the integrations count (:class:`vpod.metrics.Metrics`)."""
@@ -75,7 +64,8 @@ class Integrations:
 
     def close(self) -> None:
         """At shutdown, after the last batch closed: send what is queued (notifications
-        for at most ``[notify] timeout_seconds``, calls for :data:`CLOSE_SECONDS`), drop
+        for at most ``[notify] timeout_seconds``, calls for
+        :data:`~vpod.integrations.renames.CLOSE_SECONDS`), drop
         the rest (counted)."""
         self.notifier.close()
-        self.calls.close(CLOSE_SECONDS)
+        self.renames.close()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from vpod.arr_config import _http_url, _timeout, _under, _windows_path, named_tables, read_secret_file
+from vpod.arr_config import ArrConfig, _http_url, _timeout, _under, _windows_path, named_tables, read_secret_file
 from vpod.errors import ConfigError
 from vpod.tomlschema import build_section, in_range, one_of, setting
 
@@ -180,3 +180,9 @@ def media_servers_section(table: Any, *, source: Path | None, base_dir: Path | N
             raise ConfigError(source, f"{where} token", "expected a token (one word)")
         servers.append(replace(server, token=server.token.strip()))
     return MediaServersConfig(tuple(servers))
+
+
+def rename_calls_wanted(arr: ArrConfig, media_servers: MediaServersConfig) -> bool:
+    """True when a rename makes any call: an ``[arr.NAME]`` with ``rescan = true``, or a
+    ``[media_servers.NAME]`` (:mod:`vpod.integrations.renames`)."""
+    return any(i.rescan for i in arr.instances) or bool(media_servers.servers)
