@@ -185,3 +185,31 @@ def test_a_reload_sends_new_messages_to_the_new_urls_only():
         notifier.close(1.0)
     assert len(first.messages) == 1 and len(second.messages) == 1
     assert [r.path for r in first.requests + second.requests] == ["/a", "/b"]
+
+
+def test_each_chosen_event_makes_one_message_and_the_others_none():
+    from support.media_servers import JsonReceiver
+    from vpod.events import BatchClosed, FileFinished, ProcessingPaused, WatchRootLost, WatchRootRestored
+    from vpod.integrations.notifications import Notifier
+
+    failed = FileProcessingResult(Path("/lib/x.mkv"), False, error="mkvmerge: bad", reason=Reason.UNREADABLE)
+    with JsonReceiver() as receiver:
+        config = config_from_data({"notify": {
+            "urls": [f"json://127.0.0.1:{receiver.port}/n"],
+            "events": ["file_failed", "processing_paused", "watch_folder_lost", "watch_folder_restored"],
+        }}, source=None).notify
+        notifier = Notifier(config, node="nas")
+        notifier.start()
+        notifier.on_file_finished(FileFinished(failed, retrying=True))  # not final: nothing
+        notifier.on_file_finished(FileFinished(failed, retrying=False))
+        notifier.on_processing_paused(ProcessingPaused(failed))
+        notifier.on_watch_root_lost(WatchRootLost(Path("/lib"), moved=True, library="movies"))
+        notifier.on_watch_root_restored(WatchRootRestored(Path("/lib"), library="movies"))
+        notifier.on_batch_closed(BatchClosed(BatchResult("b", 0.0, total_files=1, results=[failed]), "daemon"))  # not chosen
+        assert notifier.drain(30)
+        notifier.close(1.0)
+    assert [(m["title"], m["type"]) for m in receiver.messages] == [
+        ("vpod: failed: x.mkv", "failure"), ("vpod: processing paused", "failure"),
+        ("vpod: watch folder lost", "warning"), ("vpod: watch folder restored", "success"),
+    ]
+    assert "moved away or replaced" in receiver.messages[2]["message"] and "nas" in receiver.messages[0]["message"]
