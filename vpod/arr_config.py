@@ -9,9 +9,10 @@ One table per instance, named by the user (``[arr.movies]``, ``[arr.tv]``)::
     path_mappings = { "/movies" = "/srv/media/movies" }
 
 The connection keys (``kind``, ``url``, ``api_key`` or ``api_key_file``,
-``timeout_seconds``, ``path_mappings``) are what any use of an instance needs: today the
-original language (:mod:`vpod.original`), later webhooks and notifications. The keys
-``refresh_seconds`` and ``when_unavailable`` are about the original language. Every key
+``timeout_seconds``, ``path_mappings``) are what any use of an instance needs: the
+original language (:mod:`vpod.original`) and the rescan after a rename
+(:mod:`vpod.integrations.arr_rescan`, ``rescan``). The keys ``refresh_seconds`` and
+``when_unavailable`` are about the original language. Every key
 reloads live (SIGHUP): the next file asks the instances of the new config.
 
 The API key never appears in logs, ``repr`` or ``vpod config check`` (a ``secret``
@@ -27,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vpod.errors import ConfigError
-from vpod.tomlschema import build_section, one_of, setting
+from vpod.tomlschema import SectionT, build_section, one_of, setting
 
 ARR_KINDS = ("radarr", "sonarr")
 """What an instance may be: the two *arr applications whose v3 API vpod reads."""
@@ -94,6 +95,10 @@ class ArrInstance:
             it is older than this (seconds); see :mod:`vpod.original.catalog`.
         when_unavailable: ``retry`` (the file waits and is retried later) or
             ``fallback`` (judged without this instance) when it does not answer.
+        rescan: after a container change renamed a file of one of its series or
+            movies (``Film.mp4`` → ``Film.mkv``), ask the instance to rescan it
+            (``RescanSeries`` / ``RescanMovie``, :mod:`vpod.integrations.arr_rescan`), so
+            it does not mark the file missing.
     """
 
     name: str = ""
@@ -109,6 +114,7 @@ class ArrInstance:
     when_unavailable: str = setting(
         "retry", check=one_of(*UNAVAILABLE_CHOICES), doc="retry: the file waits for the instance; fallback: judged without it",
     )
+    rescan: bool = setting(True, doc="ask it to rescan the series or movie after vpod renamed one of its files")
 
     def describe(self) -> str:
         """``radarr "movies" at http://127.0.0.1:7878`` (never the key)."""
@@ -164,28 +170,41 @@ def arr_section(table: Any, *, source: Path | None, base_dir: Path | None) -> Ar
             ``api_key_file``, a key file that cannot be read or is empty, or a
             ``path_mappings`` entry that is not remote = absolute local path.
     """
+    named = named_tables(table, ArrInstance, section="arr", source=source, base_dir=base_dir,
+                         what="a Sonarr or Radarr instance", keys="kind, url and api_key (or api_key_file)")
+    instances = [_with_key(instance, raw, source, f"[arr.{instance.name}]") for instance, raw in named]
+    return ArrConfig(tuple(instances))
+
+
+def named_tables(
+    table: Any, cls: type[SectionT], *, section: str, source: Path | None, base_dir: Path | None, what: str, keys: str
+) -> list[tuple[SectionT, dict[str, Any]]]:
+    """The ``[SECTION.NAME]`` sub-tables of ``table`` built as ``cls`` (a dataclass with
+    ``name``, ``kind``, ``url`` and ``path_mappings``), each with its raw table: the
+    name checked and set, ``path_mappings`` read, ``kind`` and ``url`` required. ``what``
+    and ``keys`` word the errors ("a Sonarr or Radarr instance", "kind, url and api_key").
+
+    Raises:
+        ConfigError: as :func:`arr_section` says.
+    """
     if not isinstance(table, dict):
-        raise ConfigError(source, "[arr]", "expected tables [arr.NAME], one per Sonarr or Radarr instance")
-    instances = []
+        raise ConfigError(source, f"[{section}]", f"expected tables [{section}.NAME], one per {what.split(' ', 1)[1]}")
+    built = []
     for name, raw in table.items():
-        where = f"[arr.{name}]"
+        where = f"[{section}.{name}]"
         if not _NAME.fullmatch(name):
             raise ConfigError(source, where, "expected a name of letters, digits, '_', '.' or '-'")
         if not isinstance(raw, dict):
-            raise ConfigError(
-                source, f"[arr] {name}", 'expected a table [arr.NAME] with kind, url and api_key (or api_key_file)'
-            )
+            raise ConfigError(source, f"[{section}] {name}", f"expected a table [{section}.NAME] with {keys}")
         if "name" in raw:
-            raise ConfigError(source, f"{where} name", "unknown key: the instance's name is its table's name")
-        instance = build_section(
-            ArrInstance, raw, source=source, section=f"arr.{name}", base_dir=base_dir, skip=("path_mappings",)
-        )
-        instance = replace(instance, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
+            raise ConfigError(source, f"{where} name", "unknown key: the table's name is its name")
+        item = build_section(cls, raw, source=source, section=f"{section}.{name}", base_dir=base_dir, skip=("path_mappings",))
+        item = replace(item, name=name, path_mappings=_mappings(raw.get("path_mappings", {}), source, where))
         for key in ("kind", "url"):
-            if not getattr(instance, key):
+            if not getattr(item, key):
                 raise ConfigError(source, f"{where} {key}", "required")
-        instances.append(_with_key(instance, raw, source, where))
-    return ArrConfig(tuple(instances))
+        built.append((item, raw))
+    return built
 
 
 def _mappings(raw: Any, source: Path | None, where: str) -> tuple[tuple[str, str], ...]:
@@ -210,11 +229,21 @@ def _with_key(instance: ArrInstance, raw: dict[str, Any], source: Path | None, w
         raise ConfigError(source, f"{where} api_key", "expected exactly one of api_key and api_key_file")
     if instance.api_key_file is None:
         return replace(instance, api_key=instance.api_key.strip())
+    return replace(instance, api_key=read_secret_file(instance.api_key_file, source, f"{where} api_key_file", "API key"))
+
+
+def read_secret_file(path: Path, source: Path | None, where: str, what: str) -> str:
+    """The one word ``path`` holds (an API key, a token), whitespace around it ignored.
+
+    Raises:
+        ConfigError: naming ``where`` (``"[arr.tv] api_key_file"``): the file cannot be
+            read, is not UTF-8, or holds no word or more than one.
+    """
     try:
-        key = instance.api_key_file.read_text(encoding="utf-8").strip()
+        key = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(source, f"{where} api_key_file", f"cannot read {instance.api_key_file}: {reason}") from None
+        raise ConfigError(source, where, f"cannot read {path}: {reason}") from None
     if not key or any(c.isspace() for c in key):
-        raise ConfigError(source, f"{where} api_key_file", f"{instance.api_key_file} holds no API key (one word)")
-    return replace(instance, api_key=key)
+        raise ConfigError(source, where, f"{path} holds no {what} (one word)")
+    return key

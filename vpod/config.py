@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from vpod.arr_config import ArrConfig, arr_section
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
+from vpod.integrations.settings import MediaServersConfig, NotifyConfig, media_servers_section, notify_section
 from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
@@ -222,6 +223,8 @@ class VPOConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     policy: Policy = field(default_factory=Policy)
     arr: ArrConfig = field(default_factory=ArrConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    media_servers: MediaServersConfig = field(default_factory=MediaServersConfig)
     policies: tuple[tuple[str, Policy], ...] = ()
     """``[policies.NAME]``: the named policies (name, policy); ``[policy]`` is ``"default"``."""
     library_policies: tuple[tuple[str, LibraryPolicy], ...] = ()
@@ -288,12 +291,16 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             sections[name] = _watch_section(table, source=source, base_dir=base_dir)
         elif name == "arr":
             sections[name] = arr_section(table, source=source, base_dir=base_dir)
+        elif name == "notify":
+            sections[name] = notify_section(table, source=source, base_dir=base_dir)
+        elif name == "media_servers":
+            sections[name] = media_servers_section(table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
             )
         else:
-            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "policies", "libraries", "arr.NAME"))
+            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "policies", "libraries", "arr.NAME", "notify", "media_servers.NAME"))
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)

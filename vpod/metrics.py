@@ -20,6 +20,8 @@ a ``vpod_`` prefix, ``_total`` on counters, base units (seconds) in the name.
 | ``vpod_last_batch_end_time_seconds`` | gauge | (epoch seconds) |
 | ``vpod_start_time_seconds`` | gauge | (epoch seconds) |
 | ``vpod_node_info`` | info (gauge, value 1) | ``node`` (``[node] name``), ``version`` |
+| ``vpod_notifications_dropped_total`` | counter | ``reason``: queue_full, undelivered, refused, shutdown, error |
+| ``vpod_integration_calls_total`` | counter | ``kind`` (sonarr, radarr, jellyfin, emby, plex, apprise), ``outcome`` (notified, failed, skipped) |
 
 Several nodes: the ``node`` label is on one info metric, not on every metric. Prometheus
 tells exporters not to put one label on all their metrics ("Target labels, not static
@@ -95,6 +97,13 @@ class Metrics:
         Info("vpod_node", "This vpod node: its [node] name and version", registry=r).info(
             {"node": node, "version": version}
         )
+        self.notifications_dropped = Counter(
+            "vpod_notifications_dropped", "Notifications dropped, by reason", ["reason"], registry=r
+        )
+        self.integration_calls = Counter(
+            "vpod_integration_calls", "Calls to *arr instances, media servers and notification URLs, by outcome",
+            ["kind", "outcome"], registry=r,
+        )
 
     def on_file_finished(self, event: FileFinished) -> None:
         """Event subscriber: :meth:`observe_file`."""
@@ -103,6 +112,16 @@ class Metrics:
     def on_batch_closed(self, event: BatchClosed) -> None:
         """Event subscriber: :meth:`observe_batch`."""
         self.observe_batch(event.batch)
+
+    def integration_dropped(self, kind: str, reason: str) -> None:
+        """A call of :mod:`vpod.integrations` was dropped; notifications (``apprise``)
+        count in ``vpod_notifications_dropped_total``."""
+        if kind == "apprise":
+            self.notifications_dropped.labels(reason).inc()
+
+    def integration_ended(self, kind: str, outcome: str) -> None:
+        """A call of :mod:`vpod.integrations` ended (``notified``, ``failed``, ``skipped``)."""
+        self.integration_calls.labels(kind, outcome).inc()
 
     def observe_file(self, result: FileProcessingResult, *, retrying: bool) -> None:
         """Count one file outcome; ``retrying`` when it went back to the queue."""

@@ -38,6 +38,7 @@ from vpod.config import VPOConfig
 from vpod.errors import StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.integrations.settings import rename_calls_wanted
 from vpod.outcomes import Reason
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
@@ -48,7 +49,9 @@ if TYPE_CHECKING:  # imported in run_process: a run with no file needs no databa
     from vpod.db.records import Conforming
     from vpod.db.store import Store
     from vpod.events import EventBus
+    from vpod.integrations.renames import RenameCalls
     from vpod.jobs import JobRunner
+    from vpod.original.resolver import OriginalResolver
 
 WORKER_PREFIX = "process-"
 """Worker threads are named ``process-<pid>_<n>`` (for people: the Store records who owns
@@ -430,6 +433,9 @@ def run_process(
         events = process_events()
         # vpod process never retries a file: its failure text says so (not "tried again later").
         original = OriginalResolver(config.arr, retried=False)
+        renames = _rename_calls(config, original)
+        if renames is not None:  # a renamed file: the *arr rescans it, media servers refresh it
+            events.subscribe(renames)
         job_runner = JobRunner(
             store, FileProcessor(runner, options, leases.temps, original), max_attempts=1, stop=give_up,
             leases=leases, lease_seconds=config.database.lease_seconds,
@@ -472,6 +478,8 @@ def run_process(
             if restore is not None:
                 restore()
             progress.finish()
+        if renames is not None:
+            renames.close()  # what is still queued, for at most a few seconds
         report = ProcessReport(
             batch, workers, workers_requested, dry_run, signal_number=processor.signal_number,
             ignored=ignored, unreadable=unreadable, temp_files_removed=swept,
@@ -491,6 +499,16 @@ def run_process(
         return report
     finally:
         store.close()
+
+
+def _rename_calls(config: VPOConfig, resolver: OriginalResolver) -> RenameCalls | None:
+    """The rescan and refresh calls after renames (:mod:`vpod.integrations.renames`), or
+    ``None`` when the config asks for none (then nothing of it is imported)."""
+    if not rename_calls_wanted(config.arr, config.media_servers):
+        return None
+    from vpod.integrations.renames import process_rename_calls
+
+    return process_rename_calls(config, resolver)
 
 
 def process_events() -> EventBus:

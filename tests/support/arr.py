@@ -11,6 +11,11 @@ https://radarr.video/docs/api/ and https://sonarr.tv/docs/api/):
   ``NzbDrone.Core.Languages.Language``: 0 Unknown, 1 English, 8 Japanese, 21 Korean,
   30 Portuguese (Brazil), -1 Any, -2 Original), plus a few more fields of the documented
   shape vpod must ignore (``year``, ``monitored``, ``images``...).
+- ``POST /api/v3/command``: a ``CommandResource`` body such as ``{"name":
+  "RescanSeries", "seriesId": 1}`` or ``{"name": "RescanMovie", "movieId": 1}`` (the
+  command classes ``RescanSeriesCommand`` / ``RescanMovieCommand`` of
+  ``src/NzbDrone.Core/MediaFiles/Commands/``), answered ``201 Created`` with the queued
+  command; every POST is recorded in ``commands``.
 - Authentication by the ``X-Api-Key`` header; a wrong or missing key gets ``401``
   as the *arr answers it. Other paths: ``404``.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,6 +40,19 @@ LANGUAGE_IDS = {
     "Any": -1, "Original": -2,
 }
 ENDPOINTS = {"radarr": "/api/v3/movie", "sonarr": "/api/v3/series"}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request a stand-in received: method, path (with its query), headers, body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 def item(kind: str, number: int, title: str, path: str, language: str | None) -> dict[str, Any]:
@@ -59,7 +78,38 @@ def item(kind: str, number: int, title: str, path: str, language: str | None) ->
     return data
 
 
-class ArrStandIn:
+class Served:
+    """A test HTTP server on 127.0.0.1 in a daemon thread: :meth:`serve` starts it (on
+    :attr:`port`, 0: any free port, kept for a restart), :meth:`stop` stops it."""
+
+    port = 0
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving: connections are refused until started again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+
+class ArrStandIn(Served):
     """A stand-in instance of ``kind`` (``radarr`` or ``sonarr``) on 127.0.0.1.
 
     ``items``: ``(title, path, language name or None)``; change :attr:`items` at any
@@ -75,13 +125,8 @@ class ArrStandIn:
         self.delay = 0.0
         self.bad_json = False
         self.requests = 0
+        self.commands: list[Recorded] = []
         self.port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def body(self) -> bytes:
         return json.dumps([item(self.kind, n, *entry) for n, entry in enumerate(self.items, 1)]).encode()
@@ -106,6 +151,27 @@ class ArrStandIn:
                     return
                 self._answer(200, stand_in.body(), "application/json; charset=utf-8")
 
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                """``POST /api/v3/command``: the command endpoint (``CommandResource``:
+                a body ``{"name": ..., <its fields>}``, answered ``201 Created`` with the
+                queued command). Recorded in :attr:`ArrStandIn.commands`."""
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                stand_in.commands.append(Recorded("POST", self.path, dict(self.headers.items()), body))
+                if self.headers.get("X-Api-Key") != stand_in.api_key:
+                    self._answer(401, b"Unauthorized", "text/plain")
+                    return
+                if self.path != "/api/v3/command":
+                    self._answer(404, b"Not Found", "text/plain")
+                    return
+                try:
+                    command = json.loads(body)
+                except ValueError:
+                    self._answer(400, b"Bad Request", "text/plain")
+                    return
+                answer = {**command, "id": len(stand_in.commands), "status": "queued", "queued": "2026-01-01T00:00:00Z"}
+                self._answer(201, json.dumps(answer).encode(), "application/json; charset=utf-8")
+
             def _answer(self, status: int, body: bytes, content_type: str) -> None:
                 try:
                     self.send_response(status)
@@ -119,23 +185,8 @@ class ArrStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="arr-stand-in", daemon=True)
-        self._thread.start()
+        self.serve(Handler, "arr-stand-in")
         return self
-
-    def stop(self) -> None:
-        """Stop serving: connections are refused until :meth:`start`."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
 
     def __enter__(self) -> "ArrStandIn":
         return self.start()

@@ -117,6 +117,7 @@ def test_config_check_prints_arr_tables_that_read_back_as_toml(tmp_path):
     assert arr["movies"] == {
         "kind": "radarr", "url": "http://127.0.0.1:7878", "api_key": "(hidden)", "timeout_seconds": 10.0,
         "path_mappings": {"/movies": "/srv/movies"}, "refresh_seconds": 600.0, "when_unavailable": "retry",
+        "rescan": True,
     }
     assert arr["tv.4k"]["api_key_file"] == str(tmp_path / "tv.key") and "api_key" not in arr["tv.4k"]
     assert KEY not in out.stdout

@@ -30,8 +30,8 @@ def test_radarr_movies_are_read_from_the_documented_shape():
     with ArrStandIn("radarr", films, api_key=KEY) as stand_in:
         items = fetch_items(radarr(stand_in.url))
     assert items == [
-        ArrItem("/movies/Parasite (2019)", "Parasite", "Korean"),
-        ArrItem("/movies/Amélie (2001)", "Amélie", "French"),
+        ArrItem("/movies/Parasite (2019)", "Parasite", "Korean", 1),
+        ArrItem("/movies/Amélie (2001)", "Amélie", "French", 2),
     ]
 
 
@@ -40,7 +40,7 @@ def test_sonarr_series_with_and_without_an_original_language():
     with ArrStandIn("sonarr", series, api_key=KEY) as stand_in:
         instance = ArrInstance(name="tv", kind="sonarr", url=stand_in.url + "/", api_key=KEY)
         items = fetch_items(instance)
-    assert items == [ArrItem("/tv/Dark", "Dark", "German"), ArrItem("/tv/Old Show", "Old Show", None)]
+    assert items == [ArrItem("/tv/Dark", "Dark", "German", 1), ArrItem("/tv/Old Show", "Old Show", None, 2)]
 
 
 def test_a_url_base_is_kept_before_the_api_path():

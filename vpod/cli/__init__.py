@@ -22,6 +22,7 @@ COMMANDS = {
     "resume": "vpod.cli.resume_cmd:resume_command",
     "retry": "vpod.cli.retry_cmd:retry_command",
     "doctor": "vpod.cli.doctor_cmd:doctor_command",
+    "notify": "vpod.cli.notify_cmd:notify_group",
 }
 """Each command and where it lives: imported only when it runs (:class:`LazyGroup`)."""
 

@@ -42,10 +42,11 @@ def check_command(config_path: str | None, as_json: bool) -> None:
     click.echo(f"# config OK ({origin})")
     click.echo(f"allow_root = {json.dumps(data['allow_root'])}")
     for section, values in data.items():
-        if section == "arr":
-            for instance in values["instances"]:  # [arr.NAME]
+        if section in ("arr", "media_servers"):
+            secret = "api_key" if section == "arr" else "token"
+            for instance in values["instances" if section == "arr" else "servers"]:  # [arr.NAME], [media_servers.NAME]
                 click.echo(f"\n{table_name(section, instance['name'])}")
-                click.echo("\n".join(_arr_lines(instance)))
+                click.echo("\n".join(_instance_lines(instance, secret)))
         elif section in ("policies", "libraries"):
             for name, table in values.items():  # [policies.NAME], [libraries.NAME]
                 click.echo(f"\n{table_name(section, name)}")
@@ -53,19 +54,20 @@ def check_command(config_path: str | None, as_json: bool) -> None:
         elif isinstance(values, dict):
             click.echo(f"\n[{section}]")
             for key, value in values.items():
-                if key == "workers_requested":
-                    continue  # said in the note on workers
+                if key == "workers_requested" or value is None:
+                    continue  # said in the note on workers; a path not set (TOML has no null)
                 note = notes.get((section, key))
                 click.echo(f"{key} = {_toml(value)}" + (f"  # {note}" if note else ""))
 
 
-def _arr_lines(instance: dict[str, Any]) -> list[str]:
-    """One ``[arr.NAME]`` table's keys as TOML that reads back: unset keys left out,
-    ``api_key`` shown as ``"(hidden)"`` unless it came from ``api_key_file``,
-    ``path_mappings`` as the ``{ "remote" = "/local" }`` table it is written as."""
+def _instance_lines(instance: dict[str, Any], secret: str) -> list[str]:
+    """One ``[arr.NAME]`` or ``[media_servers.NAME]`` table's keys as TOML that reads
+    back: unset keys left out, the ``secret`` key (``api_key``, ``token``) shown as
+    ``"(hidden)"`` unless it came from its ``*_file``, ``path_mappings`` as the
+    ``{ "remote" = "/local" }`` table it is written as."""
     lines = []
     for key, value in instance.items():
-        if key == "name" or value is None or (key == "api_key" and instance.get("api_key_file") is not None):
+        if key == "name" or value is None or (key == secret and instance.get(f"{secret}_file") is not None):
             continue
         if key == "path_mappings":
             lines.append(f"{key} = {_toml({json.dumps(remote): local for remote, local in value})}")

@@ -27,6 +27,9 @@ DAEMON_STACKS = (
     "vpod.http_listener",
     "vpod.metrics",
     "vpod.watch.observers",
+    "apprise",  # [notify] urls: only the daemon and `vpod notify test` send notifications
+    "vpod.integrations.outbox",
+    "vpod.integrations.notifications",
 )
 """Packages and modules only ``vpod run`` needs (the HTTP listener, the metrics, the
 folder watcher, the daemon) and PostgreSQL's driver, which only a PostgreSQL database

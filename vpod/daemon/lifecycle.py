@@ -129,6 +129,7 @@ class Daemon:
         if cfg.http.listen:
             self.http = HttpListener(cfg.http.listen, p.snapshot.health, p.metrics.registry)
             self.http.start()
+        p.integrations.start()  # its own threads: rescans, refreshes, notifications
         p.threads.spawn("vpod-stabilizer", p.stabilizer.run, essential=True)
         p.threads.spawn("vpod-scanner", p.scanner.run, essential=True)
         p.threads.spawn("vpod-feeder", p.feeder.run, essential=True)
@@ -323,6 +324,7 @@ class Daemon:
             )
             p.threads.join(time.monotonic() + 5.0, time.monotonic)
         p.batches.close(final=True)
+        p.integrations.close()  # after the last batch: its summary is sent too
         p.claims.release_all()  # nothing of ours runs any more: another vpod may take the folders
         p.snapshot.record("stopped", stopped_at=time.time(), claimed_elsewhere=None)
         try:

@@ -35,6 +35,7 @@ from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
 from vpod.instance import several_nodes
+from vpod.integrations.service import Integrations
 from vpod.jobs import JobRunner
 from vpod.leases import LeaseKeeper
 from vpod.media.limits import ToolLimits
@@ -135,6 +136,7 @@ class Parts:
     reporter: SystemdReporter
     settings: ProcessingSettings
     rejudge: HardlinkedRejudge
+    integrations: Integrations
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -150,7 +152,7 @@ class Parts:
         are watched and walked; the library names before new roots are logged)."""
         return [
             self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
-            self.roots, self.pool,
+            self.roots, self.pool, self.integrations,
         ]
 
 
@@ -308,6 +310,8 @@ def wire(
     )
     for subscriber in (metrics, snapshot, LookAgainWhenChanged(stabilizer.notify), EventLog(), reporter):
         events.subscribe(subscriber)
+    integrations = Integrations(config, resolver=processor.original, node=node, metrics=metrics)
+    integrations.subscribe(events)  # after the log: a notification follows the line it is about
     return Parts(
         events=events, threads=threads, metrics=metrics, runner=runner, processor=processor, leases=leases, feeder=feeder,
         stabilizer=stabilizer, scanner=scanner, watches=watches, claims=claims, roots=supervisor, pool=pool,
@@ -316,5 +320,5 @@ def wire(
         sweeper=TempSweeper(store, clock=clock), heartbeat=OwnerHeartbeat(
             store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
         ), snapshot=snapshot, reporter=reporter, settings=settings,
-        rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
+        rejudge=HardlinkedRejudge(store, lambda: files.policies, queued), integrations=integrations,
     )

@@ -7,8 +7,8 @@ What vpod reads, and where the *arr documents it (the v3 API; Sonarr's own docs 
   /api/v3/series``: an array of ``SeriesResource`` (the OpenAPI documents
   ``src/Radarr.Api.V3/openapi.json`` and ``src/Sonarr.Api.V3/openapi.json`` of each
   project, published at https://radarr.video/docs/api/ and https://sonarr.tv/docs/api/).
-- Of each item: ``path`` (string: the movie's or series' folder, as the *arr sees it),
-  ``title`` (string) and ``originalLanguage``, a ``Language`` object ``{"id": int,
+- Of each item: ``id`` (integer), ``path`` (string: the movie's or series' folder, as
+  the *arr sees it), ``title`` (string) and ``originalLanguage``, a ``Language`` object ``{"id": int,
   "name": string}``. Sonarr v3 (the application) has no ``originalLanguage``; it came
   with Sonarr v4. Every other field is ignored.
 - Authentication: the ``X-Api-Key`` header ("All requests made to the API endpoint
@@ -65,11 +65,14 @@ class ArrItem:
         title: its title, for people.
         language: ``originalLanguage.name`` (``Korean``, ``Portuguese (Brazil)``), or
             ``None`` when the item has none (Sonarr v3).
+        id: the item's ``id`` (an integer), what a command names it by
+            (``RescanSeries``'s ``seriesId``); ``None`` when missing or not an integer.
     """
 
     path: str
     title: str
     language: str | None
+    id: int | None = None
 
 
 def fetch_items(instance: ArrInstance) -> list[ArrItem]:
@@ -87,7 +90,7 @@ def fetch_items(instance: ArrInstance) -> list[ArrItem]:
     target = parts.path.rstrip("/") + ENDPOINTS[instance.kind]
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname or "", parts.port, timeout=instance.timeout_seconds)
-    connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
+    connection.response_class = functools.partial(DeadlineResponse, deadline=deadline)  # type: ignore[assignment]
     headers = {"X-Api-Key": instance.api_key, "Accept": "application/json", "User-Agent": f"vpod/{__version__}"}
     try:
         connection.request("GET", target, headers=headers)
@@ -108,7 +111,7 @@ def fetch_items(instance: ArrInstance) -> list[ArrItem]:
     return parse_items(body, target)
 
 
-class _DeadlineReader(io.RawIOBase):
+class DeadlineReader(io.RawIOBase):
     """A socket's bytes, each wait for them bounded by what is left until ``deadline``
     (:func:`time.monotonic` seconds)."""
 
@@ -135,14 +138,14 @@ class _DeadlineReader(io.RawIOBase):
         return self.sock.recv_into(buffer)
 
 
-class _DeadlineResponse(http.client.HTTPResponse):
-    """An :class:`http.client.HTTPResponse` that reads through a :class:`_DeadlineReader`
+class DeadlineResponse(http.client.HTTPResponse):
+    """An :class:`http.client.HTTPResponse` that reads through a :class:`DeadlineReader`
     (``http.client`` sets the timeout once per ``recv`` only, so a dripping server would
     hold it for as long as it drips)."""
 
     def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, self.fp))
+        self.fp = io.BufferedReader(DeadlineReader(sock, deadline, self.fp))
 
 
 def _read(response: http.client.HTTPResponse) -> bytes:
@@ -194,4 +197,8 @@ def _item(raw: dict[str, Any]) -> ArrItem | None:
     title = raw.get("title")
     language = raw.get("originalLanguage")
     name = language.get("name") if isinstance(language, dict) else None
-    return ArrItem(path, title if isinstance(title, str) else path, name if isinstance(name, str) else None)
+    number = raw.get("id")
+    return ArrItem(
+        path, title if isinstance(title, str) else path, name if isinstance(name, str) else None,
+        number if isinstance(number, int) and not isinstance(number, bool) else None,
+    )

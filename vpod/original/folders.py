@@ -25,12 +25,14 @@ class ArrTitle:
         language: the *arr's ``originalLanguage.name``, or ``None``.
         code: that language as ISO 639-2/B (:func:`vpod.original.names.language_code`),
             or ``None`` for no answer (none, ``Unknown``, ``Any``, a name vpod does not know).
+        id: the instance's id of the series or movie (``None``: it gave none).
     """
 
     title: str
     folder: Path
     language: str | None
     code: str | None
+    id: int | None = None
 
 
 class FolderIndex:
@@ -42,7 +44,7 @@ class FolderIndex:
         self.by_folder: dict[Path, ArrTitle] = {}
         for item in items:
             folder = _clean(instance.local_path(item.path))
-            self.by_folder.setdefault(folder, ArrTitle(item.title, folder, item.language, language_code(item.language)))
+            self.by_folder.setdefault(folder, ArrTitle(item.title, folder, item.language, language_code(item.language), item.id))
         # The folders the items live in (the *arr's root folders, as far as its items show).
         self.roots = frozenset(folder.parent for folder in self.by_folder)
 

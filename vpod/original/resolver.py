@@ -149,6 +149,16 @@ class OriginalResolver:
             kept = {c.instance: c for c in self._catalogs}
             self._catalogs = tuple(kept.get(i) or self._catalog(i) for i in arr.instances)
 
+    def lookup(self, instance: ArrInstance, path: Path) -> Lookup | None:
+        """What ``instance`` (one of the configured ones) says about ``path``: the series
+        or movie holding it, from the same cached list the original language uses
+        (:class:`~vpod.original.catalog.ArrCatalog`, fetched as its refresh rule says);
+        ``None`` when ``instance`` is no longer configured (a reload). Never raises for
+        the instance's failures (:attr:`Lookup.unavailable`)."""
+        with self._lock:
+            catalog = next((c for c in self._catalogs if c.instance == instance), None)
+        return None if catalog is None else _lookup(catalog, path)
+
     def resolve(self, media: MediaInfo, policy: Policy) -> Resolution:
         """The original language of ``media`` (its path and tracks) under ``policy``;
         ``Resolution(None)`` without asking anything when the policy does not use it
