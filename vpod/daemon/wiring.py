@@ -34,6 +34,8 @@ from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
+from vpod.hooks.hints import HookHints
+from vpod.hooks.receiver import HookReceiver
 from vpod.instance import several_nodes
 from vpod.jobs import JobRunner
 from vpod.leases import LeaseKeeper
@@ -135,6 +137,8 @@ class Parts:
     reporter: SystemdReporter
     settings: ProcessingSettings
     rejudge: HardlinkedRejudge
+    hooks: HookReceiver
+    hook_hints: HookHints
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -150,7 +154,7 @@ class Parts:
         are watched and walked; the library names before new roots are logged)."""
         return [
             self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
-            self.roots, self.pool,
+            self.roots, self.pool, self.hooks,
         ]
 
 
@@ -196,6 +200,7 @@ def wire(
         store, runner, stop, lease_seconds=config.database.lease_seconds,
         heartbeat_seconds=config.database.lease_heartbeat_seconds,
     )
+    hook_hints = HookHints(clock=clock)  # what Sonarr/Radarr webhooks said about files (vpod/hooks/)
     processor = FileProcessor(
         runner,
         PipelineOptions(
@@ -203,7 +208,7 @@ def wire(
             confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
         ),
         leases.temps,  # the Store's temp registry, each temp tied to its claim
-        OriginalResolver(config.arr),
+        OriginalResolver(config.arr, hinted=hook_hints.original),  # a webhook's payload first
     )
     job_runner = JobRunner(
         store,
@@ -317,4 +322,7 @@ def wire(
             store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
         ), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued),
+        hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
+                           clock=clock),
+        hook_hints=hook_hints,
     )
