@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -165,4 +167,36 @@ def test_test_and_other_events_are_acknowledged(tmp_path, daemon_factory, librar
     assert status == 200 and body["ok"] is True
     daemon.wait_for(event, kind=kind)
     assert health(port)[0] == 200
+    assert daemon.stop() == 0
+
+
+def test_a_file_still_open_for_writing_is_not_queued_until_closed(
+    tmp_path, daemon_factory, libraries, eng_jpn, media_cache,
+):
+    tv, movies = libraries
+    daemon = daemon_factory(sections(tv, movies))
+    port = daemon.wait_for("http_listening")[0]["port"]
+    held_data = payload("sonarr-v4-download.json")
+    other = media_cache("hook-eng-jpn-fre.mkv", [video(), audio("eng", default=True), audio("jpn"), audio("fre")])
+    held = place(other, tv, held_data["episodeFile"]["path"], "/tv")  # not the same content as the other file
+    free_data = payload("sonarr-v3-download.json")
+    free = place(eng_jpn, tv, free_data["episodeFile"]["path"], "/tv")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'ab'); print('open', flush=True); sys.stdin.read()",
+         str(held)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "open\n"
+        assert send(port, "sonarr", held_data, basic())[0] == 202  # accepted: the stabilizer decides when
+        assert send(port, "sonarr", free_data, basic())[0] == 202
+        daemon.wait_for("file_processed", path=str(free), timeout=40)
+        # Handed to the stabilizer first, and still not queued: its writer holds it.
+        assert not daemon.named("file_queued", path=str(held))
+    finally:
+        writer.stdin.close()
+        writer.wait(10)
+    assert send(port, "sonarr", held_data, basic())[0] == 202  # closed now: queued at once
+    daemon.wait_for("file_processed", path=str(held), timeout=40)
+    assert default_audio(held) == ["jpn"]
     assert daemon.stop() == 0

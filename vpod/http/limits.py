@@ -2,9 +2,10 @@
 
 A client may send ``burst`` requests at once, then ``per_second`` on average; beyond
 that it is answered 429 with ``Retry-After``. A flood is logged as one line when it
-starts (``http_rate_limited``) and one when the client is let in again
-(``http_rate_limit_ended``, with how many requests were refused), not a line per
-refused request: a flood of log lines is a flood too.
+starts (``http_rate_limited``) and one at the client's first request after
+:data:`QUIET_SECONDS` without a refusal (``http_rate_limit_ended``, with how many
+requests were refused), not a line per refused request: a flood of log lines is a
+flood too.
 
 Memory is bounded: at most :data:`MAX_CLIENTS` addresses are tracked; when the table is
 full, clients whose bucket is full again are forgotten, and if none is, new addresses
@@ -22,6 +23,9 @@ from typing import Callable
 MAX_CLIENTS = 4096
 """Client addresses tracked at most."""
 
+QUIET_SECONDS = 1.0
+"""A flood ends once a client was refused nothing for this long (seconds)."""
+
 _SHARED = "(others)"
 
 
@@ -30,6 +34,7 @@ class _Bucket:
     tokens: float
     at: float
     refused: int = 0  # since the episode of refusals began
+    refused_at: float = 0.0  # the last refusal
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class Admission:
         allowed: it may go on.
         retry_after: seconds until a request would be allowed (refused only).
         started: this refusal begins an episode (log it).
-        ended: the client was let in after ``ended`` refusals (log it); 0 otherwise.
+        ended: the client was let in after ``ended`` refusals, the last one
+            :data:`QUIET_SECONDS` ago or more (log it); 0 otherwise.
     """
 
     allowed: bool
@@ -79,9 +85,12 @@ class RateLimiter:
             bucket.at = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
-                ended, bucket.refused = bucket.refused, 0
+                ended = 0
+                if bucket.refused and now - bucket.refused_at >= QUIET_SECONDS:
+                    ended, bucket.refused = bucket.refused, 0
                 return Admission(True, ended=ended)
             bucket.refused += 1
+            bucket.refused_at = now
             wait = (1.0 - bucket.tokens) / self.per_second
             return Admission(False, retry_after=max(1.0, math.ceil(wait)), started=bucket.refused == 1)
 

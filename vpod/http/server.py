@@ -82,15 +82,19 @@ class _LogAdapter:
 
 _LOGGER = _LogAdapter()
 
+_REASONS = {413: "body_too_large", 431: "headers_too_large", 400: "bad_request"}
+"""The reasons logged for waitress's own refusals, as the app names them."""
+
 
 class _LoggedErrorTask(ErrorTask):  # type: ignore[misc]  # waitress ships no types
     """waitress's answer to a request it refused itself, logged like the app's refusals."""
 
     def execute(self) -> None:
         error = self.request.error
+        status = int(getattr(error, "code", 400))
         structlog.get_logger("vpod").warning(
-            "http_request_refused", status=int(getattr(error, "code", 400)),
-            reason=str(getattr(error, "reason", "bad_request")).lower().replace(" ", "_"),
+            "http_request_refused", status=status,
+            reason=_REASONS.get(status, str(getattr(error, "reason", "bad_request")).lower().replace(" ", "_")),
             error=str(getattr(error, "body", ""))[:200], client=str(self.channel.addr[0]) if self.channel.addr else "",
         )
         super().execute()
