@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
+from support.daemon import run_vpod
 from support.http import health, post
 from support.media import T, audio, mkvmerge_tracks, video
 
@@ -199,4 +201,29 @@ def test_a_file_still_open_for_writing_is_not_queued_until_closed(
     assert send(port, "sonarr", held_data, basic())[0] == 202  # closed now: queued at once
     daemon.wait_for("file_processed", path=str(held), timeout=40)
     assert default_audio(held) == ["jpn"]
+    assert daemon.stop() == 0
+
+
+def test_new_credentials_apply_on_reload_and_are_never_shown(tmp_path, daemon_factory, libraries, env):
+    tv, movies = libraries
+    key_file = tmp_path / "hook.key"
+    key_file.write_text("first-key\n")
+    config = sections(tv, movies)
+    del config["hooks"]["api_key"]
+    config["hooks"]["api_key_file"] = str(key_file)
+    daemon = daemon_factory(config)
+    port = daemon.wait_for("http_listening")[0]["port"]
+    test_event = payload("sonarr-test.json")
+    assert send(port, "sonarr", test_event, {"X-Api-Key": "first-key"})[0] == 200
+
+    key_file.write_text("second-key\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("config_reloaded")
+    assert send(port, "sonarr", test_event, {"X-Api-Key": "first-key"})[0] == 401
+    assert send(port, "sonarr", test_event, {"X-Api-Key": "second-key"})[0] == 200
+    shown = run_vpod(["config", "check", "--config", str(daemon.config)], env=env)
+    assert shown.returncode == 0 and f"api_key_file = \"{key_file}\"" in shown.stdout
+    assert PASSWORD not in shown.stdout and "(hidden)" in shown.stdout
+    log = daemon.log_path.read_text()
+    assert "first-key" not in log and "second-key" not in log and PASSWORD not in log
     assert daemon.stop() == 0
