@@ -14,8 +14,6 @@ import base64
 import json
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +22,7 @@ import pytest
 from support.daemon import run_vpod
 from support.http import health, post
 from support.media import T, audio, mkvmerge_tracks, video
+from support.writers import written_elsewhere
 
 pytestmark = pytest.mark.integration
 
@@ -183,21 +182,12 @@ def test_a_file_still_open_for_writing_is_not_queued_until_closed(
     held = place(other, tv, held_data["episodeFile"]["path"], "/tv")  # not the same content as the other file
     free_data = payload("sonarr-v3-download.json")
     free = place(eng_jpn, tv, free_data["episodeFile"]["path"], "/tv")
-    writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'ab'); print('open', flush=True); sys.stdin.read()",
-         str(held)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert writer.stdout.readline() == "open\n"
+    with written_elsewhere(held):
         assert send(port, "sonarr", held_data, basic())[0] == 202  # accepted: the stabilizer decides when
         assert send(port, "sonarr", free_data, basic())[0] == 202
         daemon.wait_for("file_processed", path=str(free), timeout=40)
         # Handed to the stabilizer first, and still not queued: its writer holds it.
         assert not daemon.named("file_queued", path=str(held))
-    finally:
-        writer.stdin.close()
-        writer.wait(10)
     assert send(port, "sonarr", held_data, basic())[0] == 202  # closed now: queued at once
     daemon.wait_for("file_processed", path=str(held), timeout=40)
     assert default_audio(held) == ["jpn"]

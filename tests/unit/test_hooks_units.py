@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support.clock import FakeClock
 from vpod.config import config_from_data
 from vpod.errors import ConfigError
 from vpod.hooks.config import HooksConfig
@@ -23,16 +24,8 @@ from vpod.config import WatchConfig
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hooks"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_client_gets_its_burst_then_its_rate_and_one_episode_per_flood():
-    clock = Clock()
+    clock = FakeClock(100.0)
     limiter = RateLimiter(per_second=2.0, burst=3, clock=clock)
     assert [limiter.admit("a").allowed for _ in range(4)] == [True, True, True, False]
     assert limiter.admit("b").allowed  # each client its own bucket
@@ -46,7 +39,7 @@ def test_a_client_gets_its_burst_then_its_rate_and_one_episode_per_flood():
 
 
 def test_the_client_table_is_bounded():
-    clock = Clock()
+    clock = FakeClock(100.0)
     limiter = RateLimiter(per_second=1.0, burst=1, clock=clock, max_clients=3)
     for name in "abc":
         assert limiter.admit(name).allowed
