@@ -119,6 +119,10 @@ def test_paths(tmp_path):
     assert library_file("/tv/Show/a.mkv", **kw) == (tv / "Show" / "a.mkv", tv)
     assert library_file("/series/Show/a.mkv", **kw)[0] == tv / "Show" / "a.mkv"  # the instance's mappings next
     assert library_file("/tv//Show/./a.mkv", **kw)[0] == tv / "Show" / "a.mkv"
+    linked = tmp_path / "linked-tv"  # the library watched through a symlink, path_map naming the real folder
+    linked.symlink_to(tv)
+    via_link = dict(kw, roots=(linked,))
+    assert library_file("/tv/Show/a.mkv", **via_link) == (linked / "Show" / "a.mkv", linked)
     for remote, reason in [
         ("/tv/Show/../../out/b.mkv", "path_traversal"), ("..\\b.mkv", "path_traversal"),
         ("/tv/link/b.mkv", "outside_libraries"), (str(outside / "b.mkv"), "outside_libraries"), ("/tv", "outside_libraries"),

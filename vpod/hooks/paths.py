@@ -56,6 +56,8 @@ def library_file(
         raise PathRefused("bad_path", f"{remote!r} reads as {str(local)!r} here: not an absolute path ([[hooks.path_map]]?)")
     path = Path(os.path.normpath(local))
     root = root_of(path, roots)
+    if root is None:  # a library watched through a symlink, mapped to its real folder
+        path, root = _through_links(path, roots)
     if root is None or path == root:
         raise PathRefused("outside_libraries", f"{path} is outside every watched folder (check [[hooks.path_map]])")
     real_root = os.path.realpath(root)
@@ -73,3 +75,15 @@ def library_file(
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise PathRefused("not_a_file", f"{path} is not a file")
     return path, root
+
+
+def _through_links(path: Path, roots: tuple[Path, ...]) -> tuple[Path, Path | None]:
+    """``path`` under the root whose real folder holds its real folder (a root configured
+    through a symlink, ``path_map`` naming the real folder), as a path under that root;
+    ``(path, None)`` when none does."""
+    real = os.path.realpath(path.parent)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return root / os.path.relpath(real, real_root) / path.name, root
+    return path, None

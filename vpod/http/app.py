@@ -57,6 +57,7 @@ def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Reques
     app.add_route("/metrics", _Metrics(services.registry))
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
     app.add_error_handler(falcon.HTTPError, _error_handler(log))
+    app.add_error_handler(Exception, _bug_handler(log))
     return app
 
 
@@ -168,5 +169,17 @@ def _error_handler(log: Any) -> Callable[..., None]:
             resp.data = NOT_FOUND
             return
         _json(resp, status, {"ok": False, "reason": str(ex.title or status), "error": str(ex.description or ex.title)})
+
+    return handle
+
+
+def _bug_handler(log: Any) -> Callable[..., None]:
+    """An exception no responder expected (a bug in vpod): logged with its traceback as
+    ``http_server`` (error level), answered 500 without details; the server goes on."""
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+        log.error("http_server", message=f"{type(ex).__name__} in {req.method} {req.path[:200]} (a bug in vpod)",
+                  exc_info=ex)
+        _json(resp, 500, {"ok": False, "reason": "internal_error", "error": "internal error (logged)"})
 
     return handle
