@@ -122,20 +122,27 @@ class ArrInstance:
 
     def local_path(self, remote: str) -> Path:
         """The path here of a path the instance reports (``path_mappings`` applied:
-        the longest matching remote prefix, compared by whole path components;
-        Windows-style remote paths are compared with ``/`` for ``\\``)."""
-        text = remote.replace("\\", "/") if _windows_path(remote) else remote
-        best: tuple[int, str, str] | None = None
-        for mapped_remote, local in self.path_mappings:
-            prefix = mapped_remote.replace("\\", "/") if _windows_path(mapped_remote) else mapped_remote
-            prefix = prefix.rstrip("/") or "/"
-            if _under(text, prefix) and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), prefix, local)
-        if best is None:
-            return Path(text)
-        _, prefix, local = best
-        rest = text[len(prefix):].lstrip("/")
-        return Path(local) / rest if rest else Path(local)
+        :func:`mapped_path`)."""
+        return mapped_path(remote, self.path_mappings)[0]
+
+
+def mapped_path(remote: str, mappings: tuple[tuple[str, str], ...]) -> tuple[Path, bool]:
+    """``remote`` read through ``(remote prefix, local folder)`` ``mappings``: the longest
+    matching prefix wins, compared by whole path components; Windows-style paths are
+    compared with ``/`` for ``\\``. Returns the path here and whether a mapping matched
+    (none: the path as it is)."""
+    text = remote.replace("\\", "/") if _windows_path(remote) else remote
+    best: tuple[int, str, str] | None = None
+    for mapped_remote, local in mappings:
+        prefix = mapped_remote.replace("\\", "/") if _windows_path(mapped_remote) else mapped_remote
+        prefix = prefix.rstrip("/") or "/"
+        if _under(text, prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), prefix, local)
+    if best is None:
+        return Path(text), False
+    _, prefix, local = best
+    rest = text[len(prefix):].lstrip("/")
+    return (Path(local) / rest if rest else Path(local)), True
 
 
 def _windows_path(text: str) -> bool:

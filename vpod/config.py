@@ -25,6 +25,7 @@ from vpod.arr_config import ArrConfig, arr_section
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.integrations.settings import MediaServersConfig, NotifyConfig, media_servers_section, notify_section
+from vpod.hooks.config import HooksConfig, hooks_section
 from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
@@ -206,9 +207,25 @@ def _listen_address(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """``[http]``: optional health and metrics listener."""
+    """``[http]``: the optional listener (``/health``, ``/metrics``, ``/hooks/sonarr|radarr``)
+    and the limits every request meets at the door (:mod:`vpod.http`). The limits apply
+    when the listener starts (a restart, or a reload that changes ``listen``)."""
 
     listen: str = setting("", check=_listen_address, doc='"HOST:PORT"; empty turns the listener off')
+    max_body_bytes: int = setting(
+        1_048_576, check=in_range(1024, 64 * 1_048_576), live=False,
+        doc="largest request body, bytes (413 beyond; a webhook is a few KiB)",
+    )
+    requests_per_second: float = setting(
+        10.0, check=at_least(0.1), live=False, doc="each client's sustained request rate (429 beyond the burst)"
+    )
+    request_burst: int = setting(100, check=in_range(1, 100_000), live=False, doc="requests a client may send at once")
+    connection_limit: int = setting(
+        100, check=in_range(1, 10_000), live=False, doc="open connections at most (waitress connection_limit)"
+    )
+    channel_timeout_seconds: float = setting(
+        60.0, check=seconds(), live=False, doc="an idle connection is closed after this (waitress channel_timeout)"
+    )
 
 
 @dataclass(frozen=True)
@@ -225,6 +242,7 @@ class VPOConfig:
     arr: ArrConfig = field(default_factory=ArrConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     media_servers: MediaServersConfig = field(default_factory=MediaServersConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     policies: tuple[tuple[str, Policy], ...] = ()
     """``[policies.NAME]``: the named policies (name, policy); ``[policy]`` is ``"default"``."""
     library_policies: tuple[tuple[str, LibraryPolicy], ...] = ()
@@ -240,6 +258,7 @@ class VPOConfig:
         data["policies"] = {name: section_as_dict(policy) for name, policy in self.policies}
         data["libraries"] = {name: choice.as_dict() for name, choice in self.library_policies}
         del data["library_policies"]
+        data["hooks"]["path_map"] = [{"remote": remote, "local": local} for remote, local in self.hooks.path_map]
         data["source"] = str(self.source) if self.source else None
         return data
 
@@ -295,12 +314,16 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             sections[name] = notify_section(table, source=source, base_dir=base_dir)
         elif name == "media_servers":
             sections[name] = media_servers_section(table, source=source, base_dir=base_dir)
+        elif name == "hooks":
+            sections[name] = hooks_section(table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
             )
         else:
-            known = ", ".join(f"[{s}]" for s in (*_SECTIONS, "policy", "policies", "libraries", "arr.NAME", "notify", "media_servers.NAME"))
+            known = ", ".join(
+                f"[{s}]" for s in (*_SECTIONS, "policy", "policies", "libraries", "arr.NAME", "notify", "media_servers.NAME", "hooks")
+            )
             raise ConfigError(source, f"[{name}]", f"unknown section or key (known: {known}, allow_root)")
     config = VPOConfig(**sections, allow_root=allow_root, source=source)
     _refuse_overlapping_roots(config.watch, source)

@@ -1,28 +1,28 @@
-"""The optional HTTP listener: ``GET /health`` (JSON) and ``GET /metrics`` (Prometheus).
+"""The optional HTTP listener: ``GET /health``, ``GET /metrics`` and the Sonarr/Radarr
+webhooks (``POST /hooks/sonarr|radarr``).
 
-Built on the standard library's :class:`http.server.ThreadingHTTPServer` (one thread per
-request, so a slow scrape never blocks a health check); the metrics text comes from
-``prometheus_client``'s exposition encoder, which also serves OpenMetrics when the
-scraper asks for it in ``Accept``. The serving thread sleeps in ``select()`` on the
-listening socket and a wake-up pipe: no polling while idle.
+This module is the daemon's handle on it: bind, serve in a thread of its own, switch
+address on reload, close. The HTTP stack itself, a Falcon app served by waitress
+(:mod:`vpod.http`), is imported by :meth:`HttpListener.start` only: a daemon without
+``[http] listen`` never loads it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import selectors
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
+from vpod.config import HttpConfig
 from vpod.errors import VpodError
 from vpod.listen_address import parse_listen_address  # moved there: the config check needs no HTTP stack
+
+if TYPE_CHECKING:
+    from vpod.hooks.receiver import HookReceiver
+    from vpod.http.server import WaitressServer
 
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
@@ -32,63 +32,34 @@ class ListenError(VpodError):
     """The HTTP listener cannot bind its address (in use, not a local address, permission)."""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], health: HealthCheck, registry: CollectorRegistry) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.health = health
-        self.registry = registry
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "vpod"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0]
-        if path == "/health":
-            healthy, body = self.server.health()
-            self._send(200 if healthy else 503, "application/json", json.dumps(body).encode())
-        elif path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(200, content_type, encoder(self.server.registry))
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: try /health or /metrics\n")
-
-    def _send(self, code: int, content_type: str, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # scrapes every few seconds would flood the log
-
-
 class HttpListener:
-    """Serves ``/health`` and ``/metrics`` on one address until :meth:`close`.
+    """Serves the app on one address until :meth:`close`.
 
     Args:
         listen: ``"HOST:PORT"`` (see :func:`parse_listen_address`).
         health: the health check.
         registry: the metrics to expose.
+        hooks: answers ``/hooks/sonarr|radarr`` (``None``: they answer 403).
+        limits: ``[http]``: body size, request rate, connections, idle timeout.
 
     Raises:
         ValueError: a malformed address.
     """
 
-    def __init__(self, listen: str, health: HealthCheck, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
+        hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
+    ) -> None:
         self.listen = listen
         self._address = parse_listen_address(listen)
         self._health = health
         self._registry = registry
-        self._server: _Server | None = None
+        self.hooks = hooks
+        self.limits = limits or HttpConfig()
+        self._server: WaitressServer | None = None
+        self._socket: socket.socket | None = None
+        self._port = 0
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = -1, -1
-        self._closing = threading.Event()
         self.log = structlog.get_logger("vpod")
 
     @property
@@ -99,51 +70,54 @@ class HttpListener:
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        assert self._server is not None
-        return self._server.server_address[1]
+        return self._port
 
     def start(self) -> None:
-        """Bind and serve in a background thread.
+        """Bind and serve in a background thread (waitress: an I/O thread and its app threads).
 
         Raises:
             ListenError: the address cannot be bound; the message names it and why.
         """
-        try:
-            self._server = _Server(self._address, self._health, self._registry)
-        except OSError as exc:
-            raise ListenError(f"cannot listen on {self.listen} ([http] listen): {exc.strerror or exc}") from exc
-        self._closing.clear()  # a listener closed for a switch may be started again
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._serve, name="vpod-http", daemon=True)
-        self._thread.start()
-        self.log.info("http_listening", listen=self.listen, port=self.port, paths=["/health", "/metrics"])
+        from vpod.http.app import Services, make_app  # the HTTP stack: only with a listener
+        from vpod.http.server import WaitressServer
 
-    def _serve(self) -> None:
-        assert self._server is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._server.socket, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._closing.is_set():
-                for key, _ in selector.select():
-                    if key.fd == self._server.socket.fileno() and not self._closing.is_set():
-                        self._server.handle_request()  # the socket is readable: accept() won't block
+        host, port = self._address
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if sock.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ListenError(f"cannot listen on {self.listen} ([http] listen): {exc.strerror or exc}") from exc
+        app = make_app(Services(self._health, self._registry, self.hooks), self.limits)
+        self._socket = sock
+        self._port = int(sock.getsockname()[1])
+        self._server = WaitressServer(app, sock, self.limits)
+        self._thread = threading.Thread(target=self._server.run, name="vpod-http", daemon=True)
+        self._thread.start()
+        self.log.info(
+            "http_listening", listen=self.listen, port=self.port,
+            paths=["/health", "/metrics", "/hooks/sonarr", "/hooks/radarr"],
+            webhooks=bool(self.hooks is not None and self.hooks.config.hooks.enabled),
+        )
 
     def close(self) -> None:
         """Stop serving and release the port; waits for the serving thread."""
         if self._server is None:
             return
-        self._closing.set()
-        os.write(self._wake_w, b"x")
+        self._server.close()
         if self._thread is not None:
             self._thread.join(10)
-        self._server.server_close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        if self._socket is not None:
+            self._socket.close()
         self._server = None
 
 
 def switch_listener(
-    current: HttpListener | None, listen: str, health: HealthCheck, registry: CollectorRegistry
+    current: HttpListener | None, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
+    hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
 ) -> HttpListener | None:
     """Serve on ``listen`` instead of ``current`` (a config reload); ``""`` stops serving.
 
@@ -164,7 +138,7 @@ def switch_listener(
         if current is not None:
             current.close()
         return None
-    new = HttpListener(listen, health, registry)
+    new = HttpListener(listen, health, registry, hooks=hooks, limits=limits)
     try:
         new.start()
     except ListenError:

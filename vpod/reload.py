@@ -13,7 +13,7 @@ from typing import Any
 from vpod.config import VPOConfig
 from vpod.policy.selection import table_name
 
-_SECTIONS = ("watch", "processing", "database", "node", "logging", "http", "policy", "arr", "notify", "media_servers")
+_SECTIONS = ("watch", "processing", "database", "node", "logging", "http", "policy", "arr", "notify", "media_servers", "hooks")
 
 
 def _restart_only() -> frozenset[tuple[str, str]]:

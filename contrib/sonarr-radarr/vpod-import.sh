@@ -11,7 +11,9 @@
 # right away, as the Sonarr/Radarr user that owns the file, and returns when the file
 # conforms (header edits are in place; a remux is written beside it, verified, then
 # renamed over it). Sonarr waits for the script, so the import is complete only after.
-# If the library folders are already watched by the vpod daemon, you do not need this.
+# If the library folders are already watched by the vpod daemon, you do not need this:
+# give that daemon an [http] listener and use the "Webhook" connection instead (README,
+# "Sonarr/Radarr webhooks"), which queues the file at once with its original language.
 #
 # Environment (set in the Sonarr/Radarr service, or edit the defaults below):
 #   VPOD         the vpod command (default /opt/vpod/bin/vpod if present, else vpod)

@@ -267,3 +267,21 @@ def test_a_file_the_database_refused_comes_back_after_the_given_wait(tmp_path, h
     harness.wait_ready(1)
     assert harness.ready[0][0] == path and harness.ready[0][1] - start >= 1.0
     assert harness.stabilizer.pending_count() == 0
+
+
+def test_a_file_its_writer_says_is_done_goes_without_the_settle_time(tmp_path):
+    # issue 16 item 2: a Sonarr/Radarr webhook says the import is complete. (A file still
+    # open for writing then waits: tests/integration/test_webhooks.py.)
+    h = Harness(settle=3600.0)
+    try:
+        done = tmp_path / "done.mkv"
+        done.write_bytes(b"x" * 10)
+        h.stabilizer.notify(done)  # its own events came first: an hour's settle time
+        with done.open("ab") as f:
+            f.write(b"more")  # a change the stabilizer has not looked at yet
+        h.stabilizer.notify_done([done])
+        h.stabilizer.notify(done)  # a late event of the import does not postpone it
+        h.wait_ready(1)
+        assert [path for path, _ in h.ready] == [done] and h.stabilizer.pending_count() == 0
+    finally:
+        h.close()

@@ -47,6 +47,9 @@ def check_command(config_path: str | None, as_json: bool) -> None:
             for instance in values["instances" if section == "arr" else "servers"]:  # [arr.NAME], [media_servers.NAME]
                 click.echo(f"\n{table_name(section, instance['name'])}")
                 click.echo("\n".join(_instance_lines(instance, secret)))
+        elif section == "hooks":
+            click.echo("\n[hooks]")
+            click.echo("\n".join(_hooks_lines(values)))
         elif section in ("policies", "libraries"):
             for name, table in values.items():  # [policies.NAME], [libraries.NAME]
                 click.echo(f"\n{table_name(section, name)}")
@@ -74,6 +77,16 @@ def _instance_lines(instance: dict[str, Any], secret: str) -> list[str]:
         else:
             lines.append(f"{key} = {_toml(value)}")
     return lines
+
+
+def _hooks_lines(hooks: dict[str, Any]) -> list[str]:
+    """``[hooks]`` as TOML that reads back: unset keys left out, a secret read from its
+    ``*_file`` left out (the file is named), ``path_map`` as an array of tables."""
+    return [
+        f"{key} = {_toml(value)}"
+        for key, value in hooks.items()
+        if value is not None and not (key in ("password", "api_key") and hooks.get(f"{key}_file") is not None)
+    ]
 
 
 def _toml(value: Any) -> str:

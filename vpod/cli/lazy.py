@@ -25,6 +25,9 @@ DAEMON_STACKS = (
     "psycopg_pool",
     "vpod.daemon",
     "vpod.http_listener",
+    "vpod.http",  # the HTTP layer, and its stack: only a daemon with [http] listen
+    "falcon",
+    "waitress",
     "vpod.metrics",
     "vpod.watch.observers",
     "apprise",  # [notify] urls: only the daemon and `vpod notify test` send notifications

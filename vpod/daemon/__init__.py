@@ -21,7 +21,8 @@ Threads, each with one loop that checks the shared stop Event:
   (:class:`~vpod.daemon.abandoned.AbandonedRows`), the ``daemon`` row
   (:class:`~vpod.daemon.snapshot.StatusSnapshot`), ``STATUS=`` and ``WATCHDOG=1``
   (:class:`~vpod.daemon.systemd.SystemdReporter`)
-* optionally the HTTP listener: ``/health`` and ``/metrics`` (:mod:`vpod.http_listener`)
+* optionally the HTTP listener: ``/health``, ``/metrics`` and the Sonarr/Radarr webhooks
+  (:mod:`vpod.http_listener`, :mod:`vpod.http`, :mod:`vpod.hooks`)
 
 What happens is published on an :class:`~vpod.events.EventBus`; logging, metrics and
 the status snapshot subscribe. The parts are built in one place,

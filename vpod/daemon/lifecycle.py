@@ -127,7 +127,9 @@ class Daemon:
         swept = sweep_temps(self.store)
         log_sweep(swept)
         if cfg.http.listen:
-            self.http = HttpListener(cfg.http.listen, p.snapshot.health, p.metrics.registry)
+            self.http = HttpListener(
+                cfg.http.listen, p.snapshot.health, p.metrics.registry, hooks=p.hooks, limits=cfg.http
+            )
             self.http.start()
         p.integrations.start()  # its own threads: rescans, refreshes, notifications
         p.threads.spawn("vpod-stabilizer", p.stabilizer.run, essential=True)
@@ -290,7 +292,10 @@ class Daemon:
         """Serve on ``listen`` (``""``: stop); False when it cannot be bound: the old
         listener then keeps serving."""
         try:
-            self.http = switch_listener(self.http, listen, self.parts.snapshot.health, self.parts.metrics.registry)
+            self.http = switch_listener(
+                self.http, listen, self.parts.snapshot.health, self.parts.metrics.registry, hooks=self.parts.hooks,
+                limits=self.config.http,  # the limits in force (restart-only keys)
+            )
         except ListenError as exc:
             kept = self.http.listen if self.http is not None and self.http.serving else None
             self.log.error("http_listen_failed", listen=listen, error=str(exc), kept=kept)

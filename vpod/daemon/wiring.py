@@ -34,6 +34,8 @@ from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
 from vpod.feeder import Feeder
 from vpod.heartbeat import OwnerHeartbeat
+from vpod.hooks.hints import HookHints
+from vpod.hooks.receiver import HookReceiver
 from vpod.instance import several_nodes
 from vpod.integrations.service import Integrations
 from vpod.jobs import JobRunner
@@ -137,6 +139,8 @@ class Parts:
     settings: ProcessingSettings
     rejudge: HardlinkedRejudge
     integrations: Integrations
+    hooks: HookReceiver
+    hook_hints: HookHints
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -152,7 +156,7 @@ class Parts:
         are watched and walked; the library names before new roots are logged)."""
         return [
             self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
-            self.roots, self.pool, self.integrations,
+            self.roots, self.pool, self.integrations, self.hooks,
         ]
 
 
@@ -198,6 +202,7 @@ def wire(
         store, runner, stop, lease_seconds=config.database.lease_seconds,
         heartbeat_seconds=config.database.lease_heartbeat_seconds,
     )
+    hook_hints = HookHints(clock=clock)  # what Sonarr/Radarr webhooks said about files (vpod/hooks/)
     processor = FileProcessor(
         runner,
         PipelineOptions(
@@ -205,7 +210,7 @@ def wire(
             confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
         ),
         leases.temps,  # the Store's temp registry, each temp tied to its claim
-        OriginalResolver(config.arr),
+        OriginalResolver(config.arr, hinted=hook_hints.original),  # a webhook's payload first
     )
     job_runner = JobRunner(
         store,
@@ -321,4 +326,7 @@ def wire(
             store, clock=clock, watch_clock=True, info=lambda: {"workers": pool.count()}
         ), snapshot=snapshot, reporter=reporter, settings=settings,
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued), integrations=integrations,
+        hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
+                           clock=clock),
+        hook_hints=hook_hints,
     )

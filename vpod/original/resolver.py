@@ -1,5 +1,7 @@
 """A file's original language: the sources in order, first answer wins.
 
+0. the payload of the Sonarr or Radarr webhook that queued the file, when it gave one
+   (:mod:`vpod.hooks.hints`);
 1. the configured Sonarr and Radarr instances (``[arr.NAME]``), in the config's order:
    the series or movie whose folder holds the file, its ``originalLanguage``;
 2. the Matroska ``FlagOriginal`` of the file's audio tracks (RFC 9559 §5.1.4.1.9: "the
@@ -119,6 +121,9 @@ class OriginalResolver:
             ``False`` for ``vpod process`` (:meth:`Resolution.error`'s wording).
         clock, fetch: passed to each :class:`ArrCatalog` (tests; ``fetch`` ``None``:
             :func:`vpod.original.client.fetch_items`).
+        hinted: ``hinted(path)`` is the original language a Sonarr/Radarr webhook gave
+            for the file (:meth:`vpod.hooks.hints.HookHints.original`), asked before
+            every other source; ``None``: no webhooks (``vpod process``).
     """
 
     def __init__(
@@ -128,7 +133,9 @@ class OriginalResolver:
         retried: bool = True,
         clock: Callable[[], float] = time.monotonic,
         fetch: Callable[[ArrInstance], list[ArrItem]] | None = None,
+        hinted: Callable[[Path], OriginalLanguage | None] | None = None,
     ) -> None:
+        self.hinted = hinted
         self.retried = retried
         self.clock = clock
         self.fetch = fetch
@@ -166,6 +173,9 @@ class OriginalResolver:
         an instance. Never raises for an instance's failure."""
         if not needs_original(policy):
             return Resolution(None)
+        given = self.hinted(media.path) if self.hinted is not None else None
+        if given is not None:  # the webhook that queued the file said it: no request needed
+            return Resolution(given)
         may_wait = names_original(policy)
         with self._lock:
             catalogs = self._catalogs

@@ -17,7 +17,7 @@ ORIGINAL = "original"
 @dataclass(frozen=True)
 class OriginalLanguage:
     """``code``: ISO 639-2/B (``kor``). ``source``: where it was learned, for people:
-    ``radarr``, ``sonarr``, ``flag_original`` or ``policy``. ``detail``: more of the
+    ``sonarr_webhook``, ``radarr_webhook``, ``radarr``, ``sonarr``, ``flag_original`` or ``policy``. ``detail``: more of the
     source when useful (the *arr instance's name, the series' title), or ``""``."""
 
     code: str

@@ -51,6 +51,7 @@ class _Pending:
     obs_time: float = 0.0
     by_ctime: bool = False  # last_change came from a walk's st_ctime
     walked: bool = False  # found by a folder walk, and no event since
+    done: bool = False  # its writer said it is complete (notify_done): events do not restart its settle time
 
 
 class Stabilizer:
@@ -118,7 +119,8 @@ class Stabilizer:
                 last = now if changed_at is None else now - max(0.0, wall - changed_at)
                 entry = self._pending.get(path)
                 if entry is not None:
-                    entry.last_change = max(entry.last_change, last)
+                    if not entry.done:  # a done file's own late events: its looks still catch a change
+                        entry.last_change = max(entry.last_change, last)
                     entry.walked = entry.walked and walked
                     continue
                 self._pending[path] = _Pending(
@@ -171,6 +173,26 @@ class Stabilizer:
                 # Quiet since a settle time before it is due: settled then, once a look confirms it.
                 self._pending[path] = _Pending(last_change=due - self.settle_seconds, due=due)
                 heapq.heappush(self._heap, (due, next(self._seq), path))
+            self._cond.notify()
+
+    def notify_done(self, paths: Iterable[Path]) -> None:
+        """Their writer says these files are complete (a Sonarr/Radarr ``Download``
+        webhook): each is looked at now, without the settle time. It is handed over once
+        two looks a moment apart find the same size and mtime and no process has it open
+        for writing (:mod:`vpod.watch.writers`); a file still written waits a settle
+        time more, and a change the looks see restarts its settle time, as for any file.
+        Events about it (the import's own, delivered late) no longer delay it; its
+        looks still catch a change."""
+        now = time.monotonic()
+        with self._cond:
+            for path in paths:
+                entry = self._pending.get(path)
+                if entry is None:
+                    entry = self._pending[path] = _Pending(last_change=now - self.settle_seconds, due=now)
+                entry.last_change = min(entry.last_change, now - self.settle_seconds)
+                entry.due, entry.walked, entry.done = now, False, True
+                entry.obs, entry.obs_time = None, 0.0  # looks from before the writer finished say nothing now
+                heapq.heappush(self._heap, (now, next(self._seq), path))
             self._cond.notify()
 
     def forget(self, path: Path) -> None:

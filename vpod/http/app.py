@@ -1,0 +1,185 @@
+"""The WSGI app: routes, and the checks every request meets at the door.
+
+============================  =======================================================
+``GET /health``               200 or 503, JSON (``StatusSnapshot.health``), as before
+``GET /metrics``              Prometheus text, or OpenMetrics when ``Accept`` asks
+``POST /hooks/sonarr|radarr`` a Sonarr/Radarr webhook (:mod:`vpod.hooks.receiver`)
+anything else                 404 ``not found: try /health or /metrics``; 405 for a
+                              known path with another method
+============================  =======================================================
+
+In this order, each refusal one log line and nothing queued: the client's rate (429,
+``Retry-After``; :mod:`vpod.http.limits`), the webhooks switched on (403 without
+``[hooks]`` credentials), the credentials (401, ``WWW-Authenticate: Basic``), the
+content type (415 unless ``application/json``), the body's size (413 over
+``[http] max_body_bytes``; waitress refuses a larger declared length before the app
+runs, :mod:`vpod.http.server`), then the payload (400, 422).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import falcon
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from vpod.config import HttpConfig
+from vpod.hooks.payload import HOOK_KINDS
+from vpod.hooks.receiver import HookReceiver
+from vpod.http.auth import authorized
+from vpod.http.limits import RateLimiter
+
+HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
+"""Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
+
+NOT_FOUND = b"not found: try /health or /metrics\n"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app serves: the health check, the metrics, the webhooks (``None``: no
+    webhook receiver, every ``/hooks/`` call gets 403)."""
+
+    health: HealthCheck
+    registry: CollectorRegistry
+    hooks: HookReceiver | None = None
+
+
+def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Request, falcon.Response]:
+    """The Falcon app serving ``services`` under ``limits`` (``[http]``)."""
+    log = structlog.get_logger("vpod")
+    app = falcon.App(middleware=[_RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log)])
+    app.add_route("/health", _Health(services.health))
+    app.add_route("/metrics", _Metrics(services.registry))
+    app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
+    app.add_error_handler(falcon.HTTPError, _error_handler(log))
+    app.add_error_handler(Exception, _bug_handler(log))
+    return app
+
+
+def refused(log: Any, req: falcon.Request, status: int, reason: str, **fields: Any) -> None:
+    """Log one refused request: ``http_request_refused`` (a 404: info, else warning)."""
+    method = log.info if status == 404 else log.warning
+    method("http_request_refused", status=status, reason=reason, method=req.method, path=req.path[:200],
+           client=req.remote_addr, **fields)
+
+
+def _json(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
+    resp.status = status
+    resp.content_type = "application/json"
+    resp.data = json.dumps(body).encode()
+
+
+class _RateLimit:
+    """Middleware: the per-client rate (:class:`RateLimiter`), before any routing."""
+
+    def __init__(self, limiter: RateLimiter, log: Any) -> None:
+        self.limiter = limiter
+        self.log = log
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        client = req.remote_addr or ""
+        admission = self.limiter.admit(client)
+        if admission.ended:
+            self.log.info("http_rate_limit_ended", client=client, refused=admission.ended)
+        if admission.allowed:
+            return
+        if admission.started:
+            self.log.warning(
+                "http_rate_limited", client=client, path=req.path[:200], status=429,
+                hint="further refused requests of this client are counted in http_rate_limit_ended",
+            )
+        resp.set_header("Retry-After", str(int(admission.retry_after)))
+        _json(resp, 429, {"ok": False, "reason": "rate_limited", "error": "too many requests: slow down"})
+        resp.complete = True
+
+
+class _Health:
+    def __init__(self, health: HealthCheck) -> None:
+        self.health = health
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        healthy, body = self.health()
+        _json(resp, 200 if healthy else 503, body)
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        encoder, content_type = choose_encoder(req.get_header("Accept") or "")
+        resp.content_type = content_type
+        resp.data = encoder(self.registry)
+
+
+class _Hooks:
+    """``POST /hooks/{kind}``: the door checks, then :meth:`HookReceiver.receive`."""
+
+    def __init__(self, receiver: HookReceiver | None, max_body: int, log: Any) -> None:
+        self.receiver = receiver
+        self.max_body = max_body
+        self.log = log
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, kind: str) -> None:
+        if kind not in HOOK_KINDS:
+            raise falcon.HTTPNotFound()
+        receiver = self.receiver
+        hooks = receiver.config.hooks if receiver is not None else None
+        if receiver is None or hooks is None or not hooks.enabled:
+            refused(self.log, req, 403, "hooks_off", hint="set [hooks] api_key or username/password")
+            _json(resp, 403, {"ok": False, "reason": "hooks_off", "error": "webhooks are off: no [hooks] credentials"})
+            return
+        if not authorized(hooks, req.get_header("Authorization"), req.get_header("X-Api-Key")):
+            given = "none" if req.get_header("Authorization") is None and req.get_header("X-Api-Key") is None else "wrong"
+            refused(self.log, req, 401, "unauthorized", credentials=given)
+            resp.set_header("WWW-Authenticate", 'Basic realm="vpod", charset="UTF-8"')
+            _json(resp, 401, {"ok": False, "reason": "unauthorized", "error": "wrong or missing credentials"})
+            return
+        media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            refused(self.log, req, 415, "unsupported_media_type", content_type=(req.content_type or "")[:100])
+            _json(resp, 415, {"ok": False, "reason": "unsupported_media_type", "error": "expected application/json"})
+            return
+        body = req.bounded_stream.read(self.max_body + 1)
+        if len(body) > self.max_body:
+            refused(self.log, req, 413, "body_too_large", max_body_bytes=self.max_body)
+            _json(resp, 413, {"ok": False, "reason": "body_too_large", "error": f"more than {self.max_body} bytes"})
+            return
+        instance = req.get_param("instance")
+        answer = receiver.receive(kind, body, instance=instance, client=req.remote_addr or "")
+        _json(resp, answer.status, answer.body)
+
+
+def _error_handler(log: Any) -> Callable[..., None]:
+    """Falcon's own refusals (no route: 404; another method: 405; a bad request line or
+    header: 400) logged and answered; 404 with the text the old listener sent."""
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]) -> None:
+        status = ex.status_code
+        refused(log, req, status, str(ex.title or status).lower().replace(" ", "_"))
+        resp.set_headers(ex.headers or {})
+        if status == 404:
+            resp.status = 404
+            resp.content_type = "text/plain; charset=utf-8"
+            resp.data = NOT_FOUND
+            return
+        _json(resp, status, {"ok": False, "reason": str(ex.title or status), "error": str(ex.description or ex.title)})
+
+    return handle
+
+
+def _bug_handler(log: Any) -> Callable[..., None]:
+    """An exception no responder expected (a bug in vpod): logged with its traceback as
+    ``http_server`` (error level), answered 500 without details; the server goes on."""
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+        log.error("http_server", message=f"{type(ex).__name__} in {req.method} {req.path[:200]} (a bug in vpod)",
+                  exc_info=ex)
+        _json(resp, 500, {"ok": False, "reason": "internal_error", "error": "internal error (logged)"})
+
+    return handle

@@ -1,0 +1,162 @@
+"""waitress serving the app on a socket vpod bound, in threads of its own.
+
+waitress reads each request whole on its one I/O thread (asynchronous sockets; a slow
+or idle client holds a connection, never a thread) before one of :data:`THREADS` app
+threads runs the app, so the daemon's workers never wait on a client. Its limits
+(waitress docs, "Arguments to waitress.serve"):
+
+- ``max_request_body_size`` = ``[http] max_body_bytes``: a longer declared or chunked
+  body is answered 413 before the app runs, and only that much is ever buffered;
+- ``connection_limit`` = ``[http] connection_limit``: beyond it no new connection is
+  accepted until one closes;
+- ``channel_timeout`` = ``[http] channel_timeout_seconds``: an idle connection is
+  closed;
+- ``max_request_header_size`` = :data:`MAX_HEADER_BYTES` (431 beyond);
+- ``ident = "vpod"`` (the ``Server`` header), no tracebacks to clients, proxy headers
+  from untrusted peers dropped.
+
+The requests waitress answers itself (413, 431, a malformed request line: 400) are
+logged as ``http_request_refused`` too, and its own log lines (the connection limit
+reached, an exception in the app) go through vpod's log as ``http_server``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+import structlog
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
+
+from vpod.config import HttpConfig
+
+THREADS = 4
+"""App threads: a health check answers while a scrape or a webhook runs."""
+
+MAX_HEADER_BYTES = 65_536
+"""Largest request line and headers (bytes); a webhook's are a few hundred."""
+
+CLEANUP_SECONDS = 15.0
+"""How often idle connections are looked for (waitress ``cleanup_interval``): the I/O
+thread wakes at most this often while nothing happens."""
+
+
+class _LogAdapter:
+    """waitress's ``logging.Logger`` calls as vpod log lines (``http_server``)."""
+
+    def __init__(self) -> None:
+        self.vpod_log = structlog.get_logger("vpod")
+
+    def log_line(self, level: int, msg: str, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        text = (msg % args) if args else msg
+        if level >= logging.ERROR:
+            self.vpod_log.error("http_server", message=text, exc_info=exc_info)
+        elif level >= logging.WARNING:
+            self.vpod_log.warning("http_server", message=text)
+        else:
+            self.vpod_log.debug("http_server", message=text)
+
+    def log(self, level: int, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(level, msg, *args, **kw)
+
+    def debug(self, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(logging.DEBUG, msg, *args, **kw)
+
+    def info(self, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(logging.INFO, msg, *args, **kw)
+
+    def warning(self, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(logging.WARNING, msg, *args, **kw)
+
+    def error(self, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(logging.ERROR, msg, *args, **kw)
+
+    def exception(self, msg: str, *args: Any, **kw: Any) -> None:
+        self.log_line(logging.ERROR, msg, *args, exc_info=True)
+
+
+_LOGGER = _LogAdapter()
+
+_REASONS = {413: "body_too_large", 431: "headers_too_large", 400: "bad_request"}
+"""The reasons logged for waitress's own refusals, as the app names them."""
+
+
+class _LoggedErrorTask(ErrorTask):  # type: ignore[misc]  # waitress ships no types
+    """waitress's answer to a request it refused itself, logged like the app's refusals."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        status = int(getattr(error, "code", 400))
+        structlog.get_logger("vpod").warning(
+            "http_request_refused", status=status,
+            reason=_REASONS.get(status, str(getattr(error, "reason", "bad_request")).lower().replace(" ", "_")),
+            error=str(getattr(error, "body", ""))[:200], client=str(self.channel.addr[0]) if self.channel.addr else "",
+        )
+        super().execute()
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = _LoggedErrorTask
+    logger = _LOGGER
+
+
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _Channel
+    logger = _LOGGER
+
+
+class WaitressServer:
+    """The app served on ``sock`` (bound, not listening) until :meth:`close`.
+
+    :meth:`run` is the serving thread's body; :meth:`close` (any thread) wakes it, and it
+    closes every connection and stops the app threads before returning.
+    """
+
+    def __init__(self, app: Any, sock: socket.socket, limits: HttpConfig) -> None:
+        adj = Adjustments(
+            sockets=[sock],
+            threads=THREADS,
+            connection_limit=limits.connection_limit,
+            channel_timeout=int(limits.channel_timeout_seconds),
+            cleanup_interval=int(CLEANUP_SECONDS),
+            max_request_body_size=limits.max_body_bytes,
+            max_request_header_size=MAX_HEADER_BYTES,
+            ident="vpod",
+            expose_tracebacks=False,
+            clear_untrusted_proxy_headers=True,
+        )
+        self._map: dict[int, Any] = {}
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher.set_thread_count(THREADS)
+        self._server = _Server(
+            app, self._map, True, sock, dispatcher=self._dispatcher, adj=adj, bind_socket=False,
+            sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+        )
+        self._closing = threading.Event()
+
+    def run(self) -> None:
+        """Serve until :meth:`close`: the I/O loop sleeps in ``poll`` until a socket is
+        ready, the wake-up trigger fires, or :data:`CLEANUP_SECONDS` pass."""
+        from waitress import wasyncore
+
+        while not self._closing.is_set():
+            wasyncore.loop(timeout=CLEANUP_SECONDS, map=self._map, use_poll=True, count=1)
+        for dispatcher in list(self._map.values()):
+            try:
+                dispatcher.close()
+            except OSError:
+                pass
+        self._dispatcher.shutdown(cancel_pending=True, timeout=5)
+
+    def close(self) -> None:
+        """Ask :meth:`run` to end (it returns within a moment)."""
+        self._closing.set()
+        try:
+            self._server.pull_trigger()
+        except OSError:
+            pass
