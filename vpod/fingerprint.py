@@ -14,6 +14,26 @@ import os
 from dataclasses import dataclass
 
 SAMPLE_BYTES = 1 << 20  # one MiB per sample
+UNREAD_PREFIX = "unread:"
+"""What a queue row holds instead of a fingerprint when a folder walk queued a new path
+without reading it (:func:`unread`): the worker reads it before it probes the file."""
+
+
+def unread(size: int) -> str:
+    """The placeholder fingerprint of a file of ``size`` bytes whose content was not read
+    yet (``"unread:SIZE"``). It never equals a real fingerprint (``"SIZE:HEX"``), so no
+    result vouches for it and no enqueue rule takes it for known content."""
+    return f"{UNREAD_PREFIX}{size}"
+
+
+def unread_size(fingerprint: str) -> int:
+    """The size in bytes an :func:`unread` placeholder names."""
+    return int(fingerprint[len(UNREAD_PREFIX) :])
+
+
+def is_unread(fingerprint: str | None) -> bool:
+    """Whether ``fingerprint`` is :func:`unread`'s placeholder."""
+    return fingerprint is not None and fingerprint.startswith(UNREAD_PREFIX)
 
 
 @dataclass(frozen=True)
