@@ -36,7 +36,7 @@ def is_unread(fingerprint: str | None) -> bool:
     return fingerprint is not None and fingerprint.startswith(UNREAD_PREFIX)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatKey:
     """The stat fields that say "unchanged since last look": size (bytes), mtime (ns),
     inode, device and ctime (ns).
@@ -49,6 +49,9 @@ class StatKey:
     inode and device tell a file replaced by another (a rename over it, a copy) from
     the one recorded. ``ctime_ns`` is ``None`` in a key read from a row an older vpod
     wrote: such a key never proves a file unchanged (:mod:`vpod.unchanged`).
+
+    With ``__slots__``: a catch-up scan makes one per file, and a frozen dataclass's
+    ``__init__`` costs half again as much without them (BENCHMARKS.md, catch-up scan).
     """
 
     size: int

@@ -16,7 +16,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, ContextManager, Iterable, Protocol, Sequence
+from typing import Callable, Collection, ContextManager, Iterable, NamedTuple, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
 from vpod.db.records import Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
@@ -45,12 +45,12 @@ class EnqueueOutcome(enum.Enum):
     UNREAD = "unread"  # an entry without its content read (vpod.fingerprint.unread) names a file with a row: nothing written
 
 
-@dataclass(frozen=True)
-class EnqueueEntry:
+class EnqueueEntry(NamedTuple):
     """A stable file to queue: its watch root, path below it (bytes), content
     fingerprint and stat key, and the :attr:`~vpod.policy.policy.Policy.digest` of the
     policy that would judge it now (``None``: the ``policy_digest`` given to
-    :meth:`Store.enqueue_many`)."""
+    :meth:`Store.enqueue_many`). A named tuple: a catch-up scan makes one per file
+    (:class:`~vpod.fingerprint.StatKey` says why)."""
 
     root: Path
     relpath: bytes
