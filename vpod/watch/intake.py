@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import structlog
 
@@ -16,6 +17,7 @@ from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreE
 from vpod.fingerprint import StatKey, fingerprint_path, unread
 from vpod.outcomes import Reason
 from vpod.results import display_path
+from vpod.watch.write_behind import WriteBehind
 from vpod.watch.writers import lease_says, open_for_writing
 
 Named = str | Path
@@ -137,6 +139,7 @@ class Intake:
         self.retry = retry
         self.backoff = WriteBackoff(clock)
         self._backoff_lock = threading.Lock()  # the stabilizer's and the scanner's threads both hand files in
+        self._walk = threading.local()  # .behind: a walk's WriteBehind and counter, on the walk's thread (behind())
         self.log = structlog.get_logger("vpod")
 
     def file_ready(self, path: Path, st: os.stat_result) -> EnqueueOutcome | None:
@@ -232,6 +235,31 @@ class Intake:
             self.still_writing([Path(path) for path in busy])
         if not entries:
             return {}
+        behind: _Behind | None = getattr(self._walk, "behind", None) if walked else None
+        if behind is not None:
+            behind[0].submit(lambda: behind[1](self._commit(paths, entries, sts, walked=True)))
+            return {}
+        return self._commit(paths, entries, sts, walked=walked)
+
+    @contextlib.contextmanager
+    def behind(self, writer: WriteBehind, counted: Callable[[dict[Any, EnqueueOutcome]], None]) -> Iterator[None]:
+        """For the block, :meth:`files_walked` called on this thread (a folder walk's)
+        writes to the database on ``writer``'s thread while the walk goes on, and returns
+        ``{}`` at once; ``counted`` gets what the Store did with each batch, from that
+        thread. Files are still read (leases) and filtered on the calling thread, and
+        ``file_queued``/``file_not_queued`` are logged as the batch is written. Other
+        threads (the stabilizer's, for walked files that had to settle) write as before."""
+        self._walk.behind = (writer, counted)
+        try:
+            yield
+        finally:
+            self._walk.behind = None
+
+    def _commit(
+        self, paths: list[Named], entries: list[EnqueueEntry], sts: list[os.stat_result], *, walked: bool
+    ) -> dict[Any, EnqueueOutcome]:
+        """Enqueue the files :meth:`_take` prepared (``paths``, their ``entries`` and
+        ``lstat``), read those the Store asks for, and log each outcome."""
         outcomes = self._enqueue(paths, entries)
         if outcomes is None:
             return {}
@@ -363,6 +391,8 @@ class Intake:
                 return EnqueueEntry(root, _relpath(path, root), unread(st.st_size), StatKey.of(st), digest), writer
         return self._entry(path, st, root, digest), None
 
+
+_Behind = tuple[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]]
 
 _UNASKED = "\0unasked"  # no digest asked yet (None is an answer: no policy can be chosen)
 
