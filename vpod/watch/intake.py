@@ -212,7 +212,7 @@ class Intake:
                 digest = folder.digest
             writer: bool | None = False
             if check_writers:
-                entry, writer = self._entry_unless_written(text, st, root, digest)
+                entry, writer = self._entry_unless_written(text, st, root, digest, os.fsencode(text[folder.cut :]))
             else:
                 entry = self._entry(text, st, root, digest)
             if writer:
@@ -363,7 +363,7 @@ class Intake:
         return EnqueueEntry(root, relpath, fingerprint, key, digest)
 
     def _entry_unless_written(
-        self, path: str, st: os.stat_result, root: Path, digest: str | None
+        self, path: str, st: os.stat_result, root: Path, digest: str | None, relpath: bytes
     ) -> tuple[EnqueueEntry | None, bool | None]:
         """What the Store needs to queue a file a walk found, and whether some process has
         it open for writing (``None``: the kernel cannot say here,
@@ -371,7 +371,8 @@ class Intake:
         and queued unread (:func:`vpod.fingerprint.unread`, its stat the walk's ``lstat``):
         the worker reads its content before it probes it, and the Store answers ``UNREAD``
         for a path it knows, which :meth:`_take` then reads. Anything else, or a file that
-        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown."""
+        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown.
+        ``relpath``: ``path`` below ``root``, as the Store's bytes."""
         if stat.S_ISREG(st.st_mode):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -388,7 +389,7 @@ class Intake:
                     os.close(fd)
                 if writer:
                     return None, True
-                return EnqueueEntry(root, _relpath(path, root), unread(st.st_size), StatKey.of(st), digest), writer
+                return EnqueueEntry(root, relpath, unread(st.st_size), StatKey.of(st), digest), writer
         return self._entry(path, st, root, digest), None
 
 
@@ -403,12 +404,14 @@ class _Folder:
     files' policy digests depend on their names (``by_name``), and the folder's digest
     once asked."""
 
-    __slots__ = ("refused", "root", "by_name", "digest", "debug")
+    __slots__ = ("refused", "root", "by_name", "digest", "debug", "cut")
 
     def __init__(self, refused: str | None, root: Path | None, *, by_name: bool = True, debug: bool = False) -> None:
         self.debug = debug  # refused: whether each file's file_not_queued (debug) is written
         self.refused = refused
         self.root = root
+        # Where a file's path below ``root`` starts in its text (no Path or fspath per file).
+        self.cut = len(os.fspath(root).rstrip(os.sep)) + 1 if root is not None else 0
         self.by_name = by_name
         self.digest: str | None = _UNASKED
 
