@@ -152,7 +152,10 @@ class Intake:
         level; the walk reports them at info level in ``scan_progress`` and
         ``scan_completed`` (a catch-up queues a whole library at once). A walk hands its
         files over as text (``str``), the stabilizer as :class:`Path`; the answer is keyed
-        by what was given."""
+        by what was given. With ``still_writing`` given, a regular file is opened for its
+        writer check only and queued unread where its path has no row
+        (:meth:`_entry_unless_written`; its worker reads it). Within :meth:`behind` the
+        database write happens on the walk's writer thread and the answer is ``{}``."""
         return self._take(batch, walked=True)
 
     def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
