@@ -14,9 +14,29 @@ import os
 from dataclasses import dataclass
 
 SAMPLE_BYTES = 1 << 20  # one MiB per sample
+UNREAD_PREFIX = "unread:"
+"""What a queue row holds instead of a fingerprint when a folder walk queued a new path
+without reading it (:func:`unread`): the worker reads it before it probes the file."""
 
 
-@dataclass(frozen=True)
+def unread(size: int) -> str:
+    """The placeholder fingerprint of a file of ``size`` bytes whose content was not read
+    yet (``"unread:SIZE"``). It never equals a real fingerprint (``"SIZE:HEX"``), so no
+    result vouches for it and no enqueue rule takes it for known content."""
+    return f"{UNREAD_PREFIX}{size}"
+
+
+def unread_size(fingerprint: str) -> int:
+    """The size in bytes an :func:`unread` placeholder names."""
+    return int(fingerprint[len(UNREAD_PREFIX) :])
+
+
+def is_unread(fingerprint: str | None) -> bool:
+    """Whether ``fingerprint`` is :func:`unread`'s placeholder."""
+    return fingerprint is not None and fingerprint.startswith(UNREAD_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
 class StatKey:
     """The stat fields that say "unchanged since last look": size (bytes), mtime (ns),
     inode, device and ctime (ns).
@@ -29,6 +49,9 @@ class StatKey:
     inode and device tell a file replaced by another (a rename over it, a copy) from
     the one recorded. ``ctime_ns`` is ``None`` in a key read from a row an older vpod
     wrote: such a key never proves a file unchanged (:mod:`vpod.unchanged`).
+
+    With ``__slots__``: a catch-up scan makes one per file, and a frozen dataclass's
+    ``__init__`` costs half again as much without them (BENCHMARKS.md, catch-up scan).
     """
 
     size: int

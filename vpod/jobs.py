@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from stat import S_ISREG
 import threading
 import time
 from dataclasses import replace
@@ -15,6 +16,7 @@ import structlog
 from vpod.db.store import LEASE_SECONDS, Job, Outcome, Store, StoreBusy, StoreError
 from vpod.errors import LeaseLost, MediaError
 from vpod.file_progress import FileProgress
+from vpod.fingerprint import fingerprint_path, is_unread
 from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.selection import PolicySelector
@@ -161,6 +163,11 @@ class JobRunner:
             if claimed is None:
                 return None
             job = claimed
+        if is_unread(job.fingerprint):
+            read = self._read_content(job, policies)
+            if read is None:
+                return None  # same content as a file vpod left done elsewhere: recorded, no tool run
+            job = read
         if self.on_start:
             self.on_start(job, worker, batch_id)
         with (
@@ -169,6 +176,38 @@ class JobRunner:
         ):
             self.log.debug("file_started", attempt=job.attempts + 1)
             return self._run_claimed(job, policies, worker, batch_id, claim)
+
+    def _read_content(self, job: Job, policies: PolicySelector) -> Job | None:
+        """Read the content of a job a folder walk queued unread (:func:`vpod.fingerprint.unread`)
+        and apply the same-content rule before anything is probed (:meth:`Store.read_content`):
+        ``None`` when a result elsewhere vouches for it under the policy that judges this
+        path now (``file_not_queued`` with ``outcome = "same_content_done"``, info level, as
+        the intake logs it; no tool runs), else the job with its fingerprint. A file that
+        cannot be read or judged here goes on unread: the pipeline records why.
+
+        Raises:
+            vpod.db.store.StoreError: the database could not be read or written.
+        """
+        try:
+            digest = policies.select(job.path, root=job.root, library=job.library or None).policy.digest
+            if not S_ISREG(os.lstat(job.path).st_mode):
+                return job  # no longer the regular file the walk found: the pipeline judges what it is now
+            fingerprint, stat = fingerprint_path(job.path)
+        except (MediaError, OSError):
+            return job  # a bad folder policy file, a file gone or unreadable: the pipeline says so
+        try:
+            twin = self.store.read_content(job, fingerprint, stat, digest)
+        except LeaseLost as exc:
+            self.log.error("lease_lost", path=display_path(job.path), error=str(exc), hint="another node has the file")
+            return None
+        if not twin:
+            return replace(job, fingerprint=fingerprint)
+        self.log.info(
+            "file_not_queued", path=display_path(job.path), outcome="same_content_done",
+            hint="same content as a file vpod already handled under the current policy;"
+            " `vpod process --force PATH` forces a new look",
+        )
+        return None
 
     def _hold(self, job: Job, worker: str) -> ContextManager[Claim | None]:
         """The lease keeper follows ``job`` for the block (no keeper: nothing)."""

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from support.media import default_audio_languages
+from support.media import audio, default_audio_languages, video
+from support.store import file_record
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +100,41 @@ def test_a_walked_copy_of_content_vpod_left_elsewhere_is_recorded_done_without_a
     assert again.stop() == 0
     assert completed["queued"] == 0
     assert again.named("file_queued") == [] and again.named("file_processed") == []
+
+
+def test_two_copies_of_new_content_in_one_walk_are_worked_on_once_the_worker_deciding_the_second(
+    tmp_path, daemon_factory, media_cache
+):
+    """The catch-up queues a new path without reading it (no result of its size exists
+    yet), so two copies of content vpod has never seen, found by one walk, are both
+    queued. The worker reads each before it probes it: the first conforms and is recorded
+    done, then the second, the same content, is recorded ``same_content_done`` without a
+    tool run (the rule "nothing twice" the intake applied before, moved to the worker)."""
+    conforming = media_cache("jpn-first.mkv", [video(), audio("jpn", default=True), audio("eng")])
+    inbox, db = tmp_path / "inbox", tmp_path / "vpod.db"
+    copies = [inbox / "a" / "x.mkv", inbox / "b" / "y.mkv"]
+    for path in copies:
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(conforming, path)
+    time.sleep(SETTLE * 2)  # quiet for the settle time by their ctimes: the walk queues them itself
+    daemon = daemon_factory({
+        "watch": {"paths": [str(inbox)], "settle_seconds": SETTLE},
+        "processing": {"workers": 1},
+        "policy": {"audio_languages": ["jpn"]},
+        "database": {"path": str(db)},
+    })
+    completed = daemon.wait_for("scan_completed")[0]
+    assert (completed["files_seen"], completed["queued"]) == (2, 2)
+    found = daemon.wait_for("file_processed", timeout=120)
+    assert len(found) == 1, f"both copies were worked on: {found}"
+    processed = found[0]
+    assert processed["changes"] == 0
+    [worked] = [path for path in copies if str(path) == processed["path"]]
+    [other] = [path for path in copies if path != worked]
+    skipped = daemon.wait_for("file_not_queued", path=str(other), timeout=120)[0]
+    assert skipped["outcome"] == "same_content_done" and skipped["level"] == "info"
+    assert daemon.stop() == 0
+    # No tool ran on the copy: the worker never started it (file_started comes before the probe).
+    assert daemon.named("file_started", path=str(other)) == []
+    assert daemon.named("file_processed", path=str(other)) == daemon.named("file_skipped", path=str(other)) == []
+    assert file_record(db, other).state == file_record(db, worked).state == "done"

@@ -12,6 +12,7 @@ SKIP LOCKED, NOTIFY, advisory locks, schema guard) is tested beside that backend
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import re
 import threading
 import time
@@ -25,7 +26,7 @@ from vpod.db.factory import open_store
 from vpod.db.records import Conforming, RetryOutcome
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError
 from vpod.errors import LeaseLost, VpodError
-from vpod.fingerprint import StatKey
+from vpod.fingerprint import StatKey, is_unread, unread
 from vpod.media.model import Track
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -124,6 +125,49 @@ def test_queue_then_start_then_finish(store):
     )
     # new content at the same path
     assert store.enqueue(ROOT, b"a.mkv", "fp-new", key(5)) is EnqueueOutcome.QUEUED
+
+
+def test_a_walked_file_queued_unread_gets_the_same_content_rule_from_the_worker(store):
+    """A folder walk queues a new path without reading it (issue 15 item 1): only while its
+    path has no row and no done result of its size under its policy; the worker then reads
+    it and the same-content rule is applied before any tool runs (read_content)."""
+    def walked(relpath: bytes, size: int, digest: str = POLICY_A) -> EnqueueOutcome:
+        [outcome] = store.enqueue_many([EnqueueEntry(ROOT, relpath, unread(size), key(size), digest)])
+        return outcome
+
+    assert walked(b"a/x.mkv", 50) is EnqueueOutcome.QUEUED
+    assert walked(b"a/y.mkv", 50) is EnqueueOutcome.QUEUED
+    assert walked(b"a/x.mkv", 50) is EnqueueOutcome.UNREAD  # a known path: the caller reads it
+    assert store.queue_depth() == 2
+    [first, second] = store.next_queued(10, ())
+    assert is_unread(first.fingerprint) and is_unread(second.fingerprint)
+    first = store.start(first, "w", "b1")
+    assert first is not None
+    # Read by the worker: nothing vouches yet, so the row takes the real content.
+    assert store.read_content(first, "50:aaaa", key(50), POLICY_A) is False
+    done(store, replace(first, fingerprint="50:aaaa"), "50:aaaa", key(50))  # conforming as found
+    # The other copy, read only now, is vouched for by that result: done, claim ended.
+    second = store.start(second, "w", "b1")
+    assert second is not None
+    assert store.read_content(second, "50:aaaa", key(51), POLICY_A) is True
+    assert store.queue_depth() == 0 and not store.start(second, "w", "b2")
+    assert store.enqueue(ROOT, b"a/y.mkv", "50:aaaa", key(51)) is EnqueueOutcome.UNCHANGED
+    # A result of that size now exists under POLICY_A: a new path of that size is read first.
+    assert walked(b"b/z.mkv", 50) is EnqueueOutcome.UNREAD
+    assert walked(b"b/z.mkv", 50, POLICY_B) is EnqueueOutcome.QUEUED  # not under another policy
+    assert walked(b"b/w.mkv", 500) is EnqueueOutcome.QUEUED  # nor at another size
+    z = store.start(next(j for j in store.next_queued(10, ()) if j.relpath == b"b/z.mkv"), "w", "b3")
+    assert z is not None
+    assert store.read_content(z, "50:aaaa", key(52), POLICY_B) is False  # POLICY_A's result does not vouch
+
+
+def test_read_content_needs_the_claim(store):
+    assert store.enqueue_many([EnqueueEntry(ROOT, b"x.mkv", unread(7), key(7), POLICY_A)]) == [EnqueueOutcome.QUEUED]
+    [job] = store.next_queued(1, ())
+    mine = store.start(job, "w", "b1")
+    assert mine is not None
+    with pytest.raises(LeaseLost):
+        store.read_content(replace(mine, lease="0" * 32), "7:bb", key(7), POLICY_A)
 
 
 def test_start_is_a_compare_and_set_between_threads(store):

@@ -280,7 +280,7 @@ def wire(
     scanner = Scanner(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",
-        library_of=libraries.library_of,
+        library_of=libraries.library_of, write_behind=intake.behind,
     )
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vpod.db.rows import Row
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome
+from vpod.fingerprint import is_unread
 from vpod.outcomes import Reason, Status
 
 
@@ -46,8 +47,15 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
     failure or skip waits for a change; content a result elsewhere vouches for under the
     policy in force (``twin``) is ``SAME_CONTENT_DONE``; anything else is queued. A file
     skipped as ``hardlinked`` under another policy digest counts as having no row (a
-    policy change re-judges it).
+    policy change re-judges it). A ``fingerprint`` not read yet
+    (:func:`vpod.fingerprint.unread`, a folder walk's file) decides only for a path with
+    no row and no result of its size under the policy in force (``twin`` means "a result
+    of its size" then): it is queued, and the worker applies the same-content rule once
+    it has read it (:meth:`vpod.db.store.Store.read_content`). Else it is ``UNREAD``,
+    nothing written: the caller reads the file and asks again.
     """
+    if is_unread(fingerprint) and (row is not None or twin):
+        return Step(EnqueueOutcome.UNREAD, Write.NONE)
     if (
         row is not None
         and row["state"] == Status.SKIPPED

@@ -45,7 +45,7 @@ from vpod.db.records import (
 )
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.errors import LeaseLost
-from vpod.fingerprint import StatKey
+from vpod.fingerprint import StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -291,11 +291,23 @@ class PgStore:
     ) -> set[tuple[str, str]]:
         """(fingerprint, digest) pairs some ``done`` result vouches for (see the SQLite store)."""
         by_digest: dict[str, set[str]] = {}
+        unread_sizes: set[tuple[str, str]] = set()
         for entry in entries:
             digest = digest_of(entry, policy_digest)
-            if digest is not None:
+            if digest is None:
+                continue
+            if is_unread(entry.fingerprint):
+                unread_sizes.add((entry.fingerprint, digest))
+            else:
                 by_digest.setdefault(digest, set()).add(entry.fingerprint)
-        vouched: set[tuple[str, str]] = set()
+        # Not read yet: a result of its size may vouch (LIKE matches characters, not the collation's order).
+        vouched: set[tuple[str, str]] = {
+            (fingerprint, digest) for fingerprint, digest in sorted(unread_sizes)
+            if conn.execute(
+                "SELECT 1 FROM files WHERE policy_digest = %s AND state = 'done' AND result_fingerprint LIKE %s LIMIT 1",
+                (digest, f"{unread_size(fingerprint)}:%"),
+            ).fetchone() is not None
+        }
         for digest, fingerprints in sorted(by_digest.items()):
             vouched.update(
                 (row["result_fingerprint"], digest)
@@ -688,6 +700,34 @@ class PgStore:
                 (lease_seconds, job.id, job.lease),
             ).fetchone()
         return row is not None
+
+    def read_content(self, job: Job, fingerprint: str, stat: StatKey, policy_digest: str | None) -> bool:
+        """See :meth:`vpod.db.store.Store.read_content` (and the SQLite store)."""
+        lease = "(%s::text IS NULL OR lease_token = %s)"
+        with self.pool.transaction() as conn:
+            held = conn.execute(f"SELECT 1 FROM files WHERE id = %s AND {lease} FOR UPDATE", (job.id, job.lease, job.lease))
+            if held.fetchone() is None:
+                raise LeaseLost(f"{display_path(job.path)}: another claim took this file; this result is discarded")
+            twin = policy_digest is not None and conn.execute(
+                "SELECT 1 FROM files WHERE policy_digest = %s AND state = 'done' AND result_fingerprint = %s"
+                " AND id <> %s LIMIT 1",
+                (policy_digest, fingerprint, job.id),
+            ).fetchone() is not None
+            if twin:
+                conn.execute(
+                    "UPDATE files SET state = 'done', fingerprint = %s, result_fingerprint = %s, policy_digest = %s,"
+                    f" attempts = 0, permanent = false, reason = NULL, last_error = NULL, {_CLEAR_CLAIM},"
+                    " pending_actions = NULL, size = %s, mtime_ns = %s, inode = %s, device = %s, ctime_ns = %s,"
+                    f" updated_at = {NOW} WHERE id = %s",
+                    (fingerprint, fingerprint, policy_digest, *stat_columns(stat), job.id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE files SET fingerprint = %s, size = %s, mtime_ns = %s, inode = %s, device = %s,"
+                    f" ctime_ns = %s, updated_at = {NOW} WHERE id = %s",
+                    (fingerprint, *stat_columns(stat), job.id),
+                )
+            return twin
 
     def release(self, job: Job) -> None:
         """Give back a claimed job not worked on: ``queued``, the attempt given back, only

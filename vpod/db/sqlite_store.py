@@ -26,7 +26,7 @@ from vpod.db.records import (
 )
 from vpod.db.schema import migrate
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
-from vpod.fingerprint import StatKey
+from vpod.fingerprint import StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -137,13 +137,29 @@ def _vouched_contents(
     new path: after a policy change the same bytes may need work. ``None``, rows from
     before schema v3 (NULL digest), and rows that are not ``done`` (a ``hardlinked``
     skip left only part of its plan applied) never vouch.
+
+    An entry not read yet (:func:`vpod.fingerprint.unread`) is in the answer when some
+    such result has its size (the size leads a fingerprint: ``"SIZE:HEX"``); then it may
+    be a copy, and is read before it is queued.
     """
     by_digest: dict[str, set[str]] = {}
+    unread_sizes: set[tuple[str, str]] = set()
     for entry in entries:
         digest = _digest_of(entry, policy_digest)
-        if digest is not None:
+        if digest is None:
+            continue
+        if is_unread(entry.fingerprint):
+            unread_sizes.add((entry.fingerprint, digest))
+        else:
             by_digest.setdefault(digest, set()).add(entry.fingerprint)
-    vouched: set[tuple[str, str]] = set()
+    vouched: set[tuple[str, str]] = {
+        (fingerprint, digest) for fingerprint, digest in sorted(unread_sizes)
+        if conn.execute(  # a range of files_by_result: fingerprints that begin "SIZE:" (';' follows ':')
+            "SELECT 1 FROM files WHERE result_fingerprint >= ? AND result_fingerprint < ? AND policy_digest = ?"
+            " AND state = 'done' LIMIT 1",
+            (f"{unread_size(fingerprint)}:", f"{unread_size(fingerprint)};", digest),
+        ).fetchone() is not None
+    }
     for digest, fingerprints in sorted(by_digest.items()):
         for chunk in _chunks(sorted(fingerprints)):
             vouched.update(
@@ -233,7 +249,7 @@ class SqliteStore:
                 done.add(key)
                 digest = _digest_of(entry, policy_digest)
                 twin = (entry.fingerprint, digest) in twins
-                if row is None:
+                if row is None and not (twin and is_unread(entry.fingerprint)):
                     # A new file (a catch-up's usual case): decide(None, ...) queues it, or
                     # records it done when a twin vouches for it; its row goes in as a
                     # plain tuple (no per-file call of decide and _enqueue).
@@ -819,6 +835,34 @@ class SqliteStore:
                 (time.time() + delay_seconds, utf8_text(result.reason), utf8_text(result.error), counted,
                  time.time(), job.id),
             )  # fmt: skip
+
+    def read_content(self, job: Job, fingerprint: str, stat: StatKey, policy_digest: str | None) -> bool:
+        """See :meth:`vpod.db.store.Store.read_content`: the same-content rule of
+        :meth:`enqueue` (:func:`_vouched_contents`), applied by the worker to a file a walk
+        queued unread."""
+        now = time.time()
+        with self.pool.transaction() as conn:
+            self._check_lease(conn, job)
+            twin = policy_digest is not None and conn.execute(
+                "SELECT 1 FROM files WHERE policy_digest = ? AND state = 'done' AND result_fingerprint = ? AND id != ?"
+                " LIMIT 1",
+                (policy_digest, fingerprint, job.id),
+            ).fetchone() is not None
+            if twin:
+                conn.execute(
+                    f"UPDATE files SET state = 'done', fingerprint = ?, result_fingerprint = ?, policy_digest = ?,"
+                    f" attempts = 0, permanent = 0, reason = NULL, last_error = NULL, {_NO_CLAIM},"
+                    " pending_actions = NULL, size = ?, mtime_ns = ?, inode = ?, device = ?, ctime_ns = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (fingerprint, fingerprint, policy_digest, *_stat_columns(stat), now, job.id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE files SET fingerprint = ?, size = ?, mtime_ns = ?, inode = ?, device = ?, ctime_ns = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (fingerprint, *_stat_columns(stat), now, job.id),
+                )
+            return twin
 
     def release(self, job: Job) -> None:
         """Return a job that was claimed but not worked on (shutdown, paused) to the queue,

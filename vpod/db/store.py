@@ -16,7 +16,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, ContextManager, Iterable, Protocol, Sequence
+from typing import Callable, Collection, ContextManager, Iterable, NamedTuple, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
 from vpod.db.records import Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
@@ -42,14 +42,15 @@ class EnqueueOutcome(enum.Enum):
     UNCHANGED = "unchanged"  # same content as vpod left (or found conforming) at this path
     SAME_CONTENT_DONE = "same_content_done"  # a new path, same content as vpod left elsewhere under this policy
     FAILED_UNCHANGED = "failed_unchanged"  # same content as a permanent failure or skip
+    UNREAD = "unread"  # an entry without its content read (vpod.fingerprint.unread) names a file with a row: nothing written
 
 
-@dataclass(frozen=True)
-class EnqueueEntry:
+class EnqueueEntry(NamedTuple):
     """A stable file to queue: its watch root, path below it (bytes), content
     fingerprint and stat key, and the :attr:`~vpod.policy.policy.Policy.digest` of the
     policy that would judge it now (``None``: the ``policy_digest`` given to
-    :meth:`Store.enqueue_many`)."""
+    :meth:`Store.enqueue_many`). A named tuple: a catch-up scan makes one per file
+    (:class:`~vpod.fingerprint.StatKey` says why)."""
 
     root: Path
     relpath: bytes
@@ -135,7 +136,29 @@ class Store(Protocol):
         self, entries: Sequence[EnqueueEntry], *, policy_digest: str | None = None
     ) -> list[EnqueueOutcome]:
         """:meth:`enqueue` for several files in one transaction; outcomes in order. Each
-        entry is judged under its own ``policy_digest``, else under this one."""
+        entry is judged under its own ``policy_digest``, else under this one.
+
+        An entry whose content was not read (its fingerprint :func:`vpod.fingerprint.unread`:
+        a folder walk's file) is queued only if its path has no row and no ``done``
+        result of its size is recorded under its policy digest (an indexed look at sizes:
+        most new files have none): a new path has no rule but "a result elsewhere vouches
+        for this content", which the worker applies once it has read the file
+        (:meth:`read_content`; for a result recorded meanwhile). Any other is ``UNREAD``:
+        nothing is written, and the caller reads the file and asks again."""
+
+    def read_content(self, job: Job, fingerprint: str, stat: StatKey, policy_digest: str | None) -> bool:
+        """The worker read ``job``'s content (it was queued :func:`~vpod.fingerprint.unread`);
+        before any tool runs, the same-content rule of :meth:`enqueue` is applied to it.
+        Returns True when a ``done`` file's result vouches for ``fingerprint`` under
+        ``policy_digest`` (``None`` never matches): the row is then recorded ``done``
+        (``same_content_done``, as :meth:`enqueue` records such a path), its claim ended,
+        and no result row written. Else the row takes ``fingerprint`` and ``stat`` (so
+        the history and an interrupted redo compare against real content) and False is
+        returned.
+
+        Raises:
+            LeaseLost: ``job.lease`` is set and the row no longer holds it; nothing written.
+        """
 
     def known_stats(self, root: Path, folder: bytes) -> dict[bytes, StatKey]:
         """Stat keys recorded for the files directly in ``folder`` (relative, bytes) of

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import structlog
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
-from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
+from vpod.fingerprint import StatKey, fingerprint_path, unread
 from vpod.outcomes import Reason
 from vpod.results import display_path
+from vpod.watch.write_behind import WriteBehind
 from vpod.watch.writers import lease_says, open_for_writing
 
 Named = str | Path
@@ -137,6 +139,7 @@ class Intake:
         self.retry = retry
         self.backoff = WriteBackoff(clock)
         self._backoff_lock = threading.Lock()  # the stabilizer's and the scanner's threads both hand files in
+        self._walk = threading.local()  # .behind: a walk's WriteBehind and counter, on the walk's thread (behind())
         self.log = structlog.get_logger("vpod")
 
     def file_ready(self, path: Path, st: os.stat_result) -> EnqueueOutcome | None:
@@ -149,7 +152,10 @@ class Intake:
         level; the walk reports them at info level in ``scan_progress`` and
         ``scan_completed`` (a catch-up queues a whole library at once). A walk hands its
         files over as text (``str``), the stabilizer as :class:`Path`; the answer is keyed
-        by what was given."""
+        by what was given. With ``still_writing`` given, a regular file is opened for its
+        writer check only and queued unread where its path has no row
+        (:meth:`_entry_unless_written`; its worker reads it). Within :meth:`behind` the
+        database write happens on the walk's writer thread and the answer is ``{}``."""
         return self._take(batch, walked=True)
 
     def files_ready(self, batch: Sequence[tuple[Path, os.stat_result]]) -> dict[Path, EnqueueOutcome]:
@@ -179,6 +185,7 @@ class Intake:
         roots = self.roots()
         entries: list[EnqueueEntry] = []
         paths: list[Named] = []
+        sts: list[os.stat_result] = []  # each entry's lstat (a file not read is read from it on a second pass)
         # What depends on a file's folder alone is asked once per folder of the batch
         # (a walk hands over 1,000 files of a few folders): the refusals look at the
         # folders above a file only, its root is the innermost that holds its folder,
@@ -186,7 +193,7 @@ class Intake:
         folders: dict[str, _Folder] = {}
         check_writers = walked and self.still_writing is not None
         busy: list[Named] = []  # a process has it open for writing: back to the stabilizer
-        unknown: list[tuple[Named, EnqueueEntry]] = []  # no lease here: one /proc scan decides
+        unknown: list[tuple[Named, EnqueueEntry, os.stat_result]] = []  # no lease here: one /proc scan decides
         for path, st in batch:
             text = os.fspath(path)
             parent = text[: text.rfind(os.sep)]
@@ -208,56 +215,71 @@ class Intake:
                 digest = folder.digest
             writer: bool | None = False
             if check_writers:
-                entry, writer = self._entry_unless_written(text, st, root, digest)
+                entry, writer = self._entry_unless_written(text, st, root, digest, os.fsencode(text[folder.cut :]))
             else:
                 entry = self._entry(text, st, root, digest)
             if writer:
                 busy.append(path)
             elif entry is not None and writer is None:
-                unknown.append((path, entry))
+                unknown.append((path, entry, st))
             elif entry is not None:
                 entries.append(entry)
                 paths.append(path)
+                sts.append(st)
         if unknown:
-            written = open_for_writing([Path(path) for path, _ in unknown])
-            busy.extend(path for path, _ in unknown if Path(path) in written)
-            for path, entry in unknown:
+            written = open_for_writing([Path(path) for path, _, _ in unknown])
+            busy.extend(path for path, _, _ in unknown if Path(path) in written)
+            for path, entry, st in unknown:
                 if Path(path) not in written:
                     entries.append(entry)
                     paths.append(path)
+                    sts.append(st)
         if busy and self.still_writing is not None:
             self.still_writing([Path(path) for path in busy])
         if not entries:
             return {}
-        with self._backoff_lock:
-            wait = self.backoff.waiting()
-        if wait > 0:
-            self.retry([Path(path) for path in paths], wait)  # the database failed moments ago: join the files already waiting
+        behind: _Behind | None = getattr(self._walk, "behind", None) if walked else None
+        if behind is not None:
+            behind[0].submit(lambda: behind[1](self._commit(paths, entries, sts, walked=True)))
             return {}
+        return self._commit(paths, entries, sts, walked=walked)
+
+    @contextlib.contextmanager
+    def behind(self, writer: WriteBehind, counted: Callable[[dict[Any, EnqueueOutcome]], None]) -> Iterator[None]:
+        """For the block, :meth:`files_walked` called on this thread (a folder walk's)
+        writes to the database on ``writer``'s thread while the walk goes on, and returns
+        ``{}`` at once; ``counted`` gets what the Store did with each batch, from that
+        thread. Files are still read (leases) and filtered on the calling thread, and
+        ``file_queued``/``file_not_queued`` are logged as the batch is written. Other
+        threads (the stabilizer's, for walked files that had to settle) write as before."""
+        self._walk.behind = (writer, counted)
         try:
-            outcomes = self.store.enqueue_many(entries)
-        except StoreError as exc:
-            # Locked by another process, or its disk is full: try again later, less often each time.
-            with self._backoff_lock:
-                delay = self.backoff.failed()
-                attempt = self.backoff.failures
-            self.log.warning(
-                "queue_busy" if isinstance(exc, StoreBusy) else "queue_write_failed",
-                path=display_path(paths[0]),
-                files=len(paths),
-                error=str(exc),
-                attempt=attempt,
-                retry_in_seconds=delay,
-            )
-            self.retry([Path(path) for path in paths], delay)
+            yield
+        finally:
+            self._walk.behind = None
+
+    def _commit(
+        self, paths: list[Named], entries: list[EnqueueEntry], sts: list[os.stat_result], *, walked: bool
+    ) -> dict[Any, EnqueueOutcome]:
+        """Enqueue the files :meth:`_take` prepared (``paths``, their ``entries`` and
+        ``lstat``), read those the Store asks for, and log each outcome."""
+        outcomes = self._enqueue(paths, entries)
+        if outcomes is None:
             return {}
-        with self._backoff_lock:
-            episode = self.backoff.succeeded()
-        if episode is not None:
-            self.log.info(
-                "queue_write_recovered", files=len(paths), failed_tries=episode[0],
-                failed_for_seconds=round(episode[1], 3),
-            )
+        to_read = [i for i, outcome in enumerate(outcomes) if outcome is EnqueueOutcome.UNREAD]
+        if to_read:
+            # A walk's file not read (its content is read by the worker) whose path has a
+            # row: the enqueue rules of a known path need its content.
+            again: list[tuple[int, EnqueueEntry]] = []
+            for i in to_read:
+                entry = self._entry(os.fspath(paths[i]), sts[i], entries[i].root, entries[i].policy_digest)
+                if entry is not None:  # else gone again: its deletion event says so
+                    again.append((i, entry))
+            answers = self._enqueue([paths[i] for i, _ in again], [entry for _, entry in again]) if again else None
+            for (i, _), outcome in zip(again, answers or ()):
+                outcomes[i] = outcome
+            kept = [i for i in range(len(paths)) if outcomes[i] is not EnqueueOutcome.UNREAD]
+            paths, outcomes = [paths[i] for i in kept], [outcomes[i] for i in kept]
         queued = False
         log = self.log.bind()  # one logger per batch, not one per line (a scan logs 100,000)
         # A walk's files: file_queued is a debug line, whose text is not even made unless asked for.
@@ -281,6 +303,40 @@ class Intake:
         if queued:
             self.on_queued()
         return dict(zip(paths, outcomes))
+
+    def _enqueue(self, paths: list[Named], entries: list[EnqueueEntry]) -> list[EnqueueOutcome] | None:
+        """:meth:`Store.enqueue_many` of ``entries`` (the files ``paths``), or ``None`` when
+        the database refused them: they were handed to ``retry`` (:class:`WriteBackoff`)."""
+        with self._backoff_lock:
+            wait = self.backoff.waiting()
+        if wait > 0:
+            self.retry([Path(path) for path in paths], wait)  # the database failed moments ago: join the files already waiting
+            return None
+        try:
+            outcomes = self.store.enqueue_many(entries)
+        except StoreError as exc:
+            # Locked by another process, or its disk is full: try again later, less often each time.
+            with self._backoff_lock:
+                delay = self.backoff.failed()
+                attempt = self.backoff.failures
+            self.log.warning(
+                "queue_busy" if isinstance(exc, StoreBusy) else "queue_write_failed",
+                path=display_path(paths[0]),
+                files=len(paths),
+                error=str(exc),
+                attempt=attempt,
+                retry_in_seconds=delay,
+            )
+            self.retry([Path(path) for path in paths], delay)
+            return None
+        with self._backoff_lock:
+            episode = self.backoff.succeeded()
+        if episode is not None:
+            self.log.info(
+                "queue_write_recovered", files=len(paths), failed_tries=episode[0],
+                failed_for_seconds=round(episode[1], 3),
+            )
+        return outcomes
 
     def _folder_verdict(self, path: Path, roots: tuple[Path, ...]) -> "_Folder":
         """What holds for every file in the folder of ``path``: the ``file_not_queued``
@@ -310,12 +366,16 @@ class Intake:
         return EnqueueEntry(root, relpath, fingerprint, key, digest)
 
     def _entry_unless_written(
-        self, path: str, st: os.stat_result, root: Path, digest: str | None
+        self, path: str, st: os.stat_result, root: Path, digest: str | None, relpath: bytes
     ) -> tuple[EnqueueEntry | None, bool | None]:
-        """:meth:`_entry`, and whether some process has the file open for writing (``None``:
-        the kernel cannot say here, :func:`vpod.watch.writers.lease_says`). A regular file
-        is opened once, for the lease and the fingerprint; anything else, or a file that
-        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown."""
+        """What the Store needs to queue a file a walk found, and whether some process has
+        it open for writing (``None``: the kernel cannot say here,
+        :func:`vpod.watch.writers.lease_says`). A regular file is opened only for the lease
+        and queued unread (:func:`vpod.fingerprint.unread`, its stat the walk's ``lstat``):
+        the worker reads its content before it probes it, and the Store answers ``UNREAD``
+        for a path it knows, which :meth:`_take` then reads. Anything else, or a file that
+        cannot be opened so, is read as :meth:`_entry` does and its writers are unknown.
+        ``relpath``: ``path`` below ``root``, as the Store's bytes."""
         if stat.S_ISREG(st.st_mode):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -326,19 +386,17 @@ class Intake:
             else:
                 try:
                     writer = lease_says(fd)
-                    if writer:
-                        return None, True
-                    now = os.fstat(fd)
-                    fingerprint = fingerprint_fd(fd, now.st_size)
                 except OSError:
-                    writer = None  # read as before, below
-                else:
-                    entry = EnqueueEntry(root, _relpath(path, root), fingerprint, StatKey.of(now), digest)
-                    return entry, writer
+                    writer = None
                 finally:
                     os.close(fd)
+                if writer:
+                    return None, True
+                return EnqueueEntry(root, relpath, unread(st.st_size), StatKey.of(st), digest), writer
         return self._entry(path, st, root, digest), None
 
+
+_Behind = tuple[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]]
 
 _UNASKED = "\0unasked"  # no digest asked yet (None is an answer: no policy can be chosen)
 
@@ -349,12 +407,14 @@ class _Folder:
     files' policy digests depend on their names (``by_name``), and the folder's digest
     once asked."""
 
-    __slots__ = ("refused", "root", "by_name", "digest", "debug")
+    __slots__ = ("refused", "root", "by_name", "digest", "debug", "cut")
 
     def __init__(self, refused: str | None, root: Path | None, *, by_name: bool = True, debug: bool = False) -> None:
         self.debug = debug  # refused: whether each file's file_not_queued (debug) is written
         self.refused = refused
         self.root = root
+        # Where a file's path below ``root`` starts in its text (no Path or fspath per file).
+        self.cut = len(os.fspath(root).rstrip(os.sep)) + 1 if root is not None else 0
         self.by_name = by_name
         self.digest: str | None = _UNASKED
 

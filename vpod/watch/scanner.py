@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, ContextManager
 
 import structlog
 
@@ -39,8 +39,11 @@ from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
+from vpod.watch.write_behind import WriteBehind
 
 
+WriteBehindHook = Callable[[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]], ContextManager[None]]
+""":meth:`vpod.watch.intake.Intake.behind`'s shape."""
 HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
 PROGRESS_SECONDS = 5.0  # a walk still running logs scan_progress this often
 
@@ -71,6 +74,9 @@ class Scanner:
             clock (the root is watched with inotify, not polled as a network share).
         library_of: the library name of a root (``None``: no library; its catch-up
             walk then takes no scan lock).
+        write_behind: :meth:`vpod.watch.intake.Intake.behind`: given, each walk writes
+            its batches to the database on a second thread while it reads the next
+            (:class:`~vpod.watch.write_behind.WriteBehind`); ``None``: on its own thread.
     """
 
     def __init__(
@@ -83,7 +89,9 @@ class Scanner:
         recursive: bool,
         trust_ctime: Callable[[Path], bool] = lambda root: False,
         library_of: Callable[[Path], str | None] = lambda root: None,
+        write_behind: WriteBehindHook | None = None,
     ) -> None:
+        self.write_behind = write_behind
         self.library_of = library_of
         self.store = store
         self.filter = path_filter
@@ -181,7 +189,9 @@ class Scanner:
         :meth:`PathFilter.wants_folder`, a name alone decides (:meth:`PathFilter.wants_name`).
         The walk works on ``str`` paths (no :class:`Path` per entry); candidates go to the
         stabilizer in batches of up to :data:`HANDOFF_BATCH` (:meth:`Stabilizer.notify_walked`),
-        which hands those quiet for the settle time to the intake from this thread.
+        which hands those quiet for the settle time to the intake from this thread; with
+        ``write_behind``, the intake writes each batch to the database on a second thread
+        while this one reads the next, and the walk returns once all are written.
 
         Every :data:`PROGRESS_SECONDS` a walk still running logs ``scan_progress`` (info):
         ``root``, ``folder`` (the one walked), ``library``, ``files_seen``, ``queued`` (new jobs
@@ -190,6 +200,23 @@ class Scanner:
         tally = WalkTally(next_report=time.monotonic() + PROGRESS_SECONDS)
         if folder != root and not self.filter.wants_folder(folder, root):
             return tally
+        if self.write_behind is None:
+            self._walk(root, folder, why, tally)
+            return tally
+        writer = WriteBehind()
+
+        def counted(outcomes: dict[Any, EnqueueOutcome]) -> None:
+            tally.queued += sum(1 for outcome in outcomes.values() if outcome is EnqueueOutcome.QUEUED)
+
+        try:
+            with self.write_behind(writer, counted):
+                self._walk(root, folder, why, tally)
+        finally:
+            writer.close()  # every batch written (and counted) before the walk reports
+        return tally
+
+    def _walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
+        """The walk of :meth:`tally`, counting into ``tally``."""
         use_ctime = self.trust_ctime(root)
         root_text = os.fspath(root)
         inside = root_text.rstrip(os.sep) + os.sep
@@ -247,7 +274,6 @@ class Scanner:
                 self._report(root, folder, why, tally)
         if found:
             self._hand_over(found, use_ctime, tally)
-        return tally
 
     def _hand_over(self, found: list[tuple[str, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
         """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""

@@ -145,9 +145,10 @@ class Stabilizer:
         settled: list[tuple[str | Path, os.stat_result]] = []
         waiting: list[tuple[Path, float | None]] = []
         with self._cond:
-            pending = self._pending  # none in flux (a catch-up's usual case): no Path made to look
+            # The names in flux as text (usually none, or the few files workers are changing): no Path per file to look.
+            pending = {os.fspath(path) for path in self._pending} if self._pending else ()
             for path, st in items:
-                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and not (pending and Path(path) in pending):
+                if trust_ctime and wall - st.st_ctime >= self.settle_seconds and not (pending and os.fspath(path) in pending):
                     settled.append((path, st))
                 else:
                     waiting.append((Path(path), st.st_ctime if trust_ctime else None))
