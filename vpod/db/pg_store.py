@@ -37,11 +37,12 @@ from vpod.db.rows import (
     text_path,
 )
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
+from vpod.db import web_reads
 from vpod.db.pg_pool import PgConnection, PgPool
 from vpod.db.pg_schema import SCHEMA_VERSION, migrate
 from vpod.db.records import (
-    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
-    SpaceWait,
+    AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
+    QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.errors import LeaseLost
@@ -1077,12 +1078,12 @@ class PgStore:
             ]
             last_batches = [
                 batch_record(r)
-                for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT %s", (batches,))
+                for r in conn.execute(web_reads.BATCHES_SQL.replace("?", "%s"), (True, batches))
             ]
             last_failures = [
                 failure_record(r)
                 for r in conn.execute(
-                    "SELECT COALESCE(m.path, l.name) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
+                    "SELECT f.id, COALESCE(m.path, l.name) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     f" f.attempts, f.policy_name{located} WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT %s",
                     (self.node, failures),
                 )
@@ -1096,6 +1097,36 @@ class PgStore:
                 )
             ]
         return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
+
+    # -- the web API's reads ---------------------------------------------------------
+
+    def recent_batches(self, limit: int) -> list[BatchRecord]:
+        """The last ``limit`` batches, newest first, each with ``unchanged_count``."""
+        with self.pool.read() as conn:
+            return web_reads.recent_batches(conn, self._located(), limit)
+
+    def list_files(
+        self, *, state: str | None = None, library: str | None = None, limit: int = 50, after: int = 0,
+    ) -> list[FileListing]:
+        """Up to ``limit`` files of id above ``after``, by id (:func:`vpod.db.web_reads.list_files`)."""
+        with self.pool.read() as conn:
+            return web_reads.list_files(conn, self._located(), state=state, library=library, limit=limit, after=after)
+
+    def file_attempts(self, file_id: int, limit: int = 50) -> tuple[FileListing | None, list[AttemptRecord]]:
+        """The file of id ``file_id`` and its last ``limit`` attempts, newest first."""
+        with self.pool.read() as conn:
+            return web_reads.file_attempts(conn, self._located(), file_id, limit)
+
+    def hourly_history(self, since: float, until: float) -> list[HourStats]:
+        """Outcomes per hour between ``since`` and ``until`` (:func:`vpod.db.web_reads.hourly_history`)."""
+        with self.pool.read() as conn:
+            return web_reads.hourly_history(conn, self._located(), since=since, until=until)
+
+    def _located(self) -> web_reads.Located:
+        return web_reads.Located(
+            "COALESCE(m.path, l.name)", " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = ?",
+            (self.node,), pg=True,
+        )
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

@@ -19,10 +19,11 @@ from vpod.db.rows import batch_record, conforming, failure_record, file_record, 
 from vpod.db.rows import folder_of as _folder
 from vpod.db.rows import stat_columns as _stat_columns
 from vpod.db.rows import text_path as _text_path
+from vpod.db import web_reads
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
-    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
-    SpaceWait,
+    AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
+    QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.schema import migrate
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
@@ -1028,12 +1029,12 @@ class SqliteStore:
             ]
             last_batches = [
                 batch_record(r)
-                for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
+                for r in conn.execute(web_reads.BATCHES_SQL, (True, batches))
             ]
             last_failures = [
                 failure_record(r)
                 for r in conn.execute(
-                    "SELECT COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
+                    "SELECT f.id, COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     " f.attempts, f.policy_name FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
                     " WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT ?",
                     (failures,),
@@ -1049,6 +1050,33 @@ class SqliteStore:
             ]
             conn.execute("COMMIT")
         return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
+
+    # -- the web API's reads ---------------------------------------------------------
+
+    def recent_batches(self, limit: int) -> list[BatchRecord]:
+        """The last ``limit`` batches, newest first, each with ``unchanged_count``."""
+        with self.pool.read() as conn:
+            return web_reads.recent_batches(conn, self._located(), limit)
+
+    def list_files(
+        self, *, state: str | None = None, library: str | None = None, limit: int = 50, after: int = 0,
+    ) -> list[FileListing]:
+        """Up to ``limit`` files of id above ``after``, by id (:func:`vpod.db.web_reads.list_files`)."""
+        with self.pool.read() as conn:
+            return web_reads.list_files(conn, self._located(), state=state, library=library, limit=limit, after=after)
+
+    def file_attempts(self, file_id: int, limit: int = 50) -> tuple[FileListing | None, list[AttemptRecord]]:
+        """The file of id ``file_id`` and its last ``limit`` attempts, newest first."""
+        with self.pool.read() as conn:
+            return web_reads.file_attempts(conn, self._located(), file_id, limit)
+
+    def hourly_history(self, since: float, until: float) -> list[HourStats]:
+        """Outcomes per hour between ``since`` and ``until`` (:func:`vpod.db.web_reads.hourly_history`)."""
+        with self.pool.read() as conn:
+            return web_reads.hourly_history(conn, self._located(), since=since, until=until)
+
+    def _located(self) -> web_reads.Located:
+        return web_reads.Located("COALESCE(l.path, f.root)")
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

@@ -1,0 +1,145 @@
+"""The reads of the web API (:mod:`vpod.web.api`), one SQL for SQLite and PostgreSQL.
+
+Each store passes its connection and how it names a file's folder on this node
+(:class:`Located`): SQLite keeps it in ``libraries.path``; PostgreSQL in
+``library_mounts`` per node. Placeholders are written ``?`` and turned into ``%s``
+for PostgreSQL. Every query is bounded (``LIMIT``) except :func:`hourly_history`, which
+reads the ``results`` rows of the hours asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from vpod.db.records import AttemptRecord, BatchRecord, FileListing, HourStats
+from vpod.db.rows import batch_record, text_path
+
+HOUR = 3600
+"""Seconds in an hour (the buckets of :func:`hourly_history`)."""
+
+BATCHES_SQL = (
+    "SELECT b.*, (SELECT COUNT(*) FROM results AS r WHERE r.batch_id = b.batch_id AND r.success = ?"
+    " AND r.changes = 0) AS unchanged_count FROM batches AS b ORDER BY b.started_at DESC LIMIT ?"
+)
+"""The last batches with their unchanged count; parameters ``(True, limit)``."""
+
+
+@dataclass(frozen=True)
+class Located:
+    """How a store names a file's folder: ``root`` (an SQL expression over ``f``, ``l``
+    and the joins), ``joins`` (SQL after ``FROM files AS f JOIN libraries AS l``) and
+    their ``params``; ``pg``: placeholders are ``%s``."""
+
+    root: str
+    joins: str = ""
+    params: tuple[Any, ...] = ()
+    pg: bool = False
+
+    def sql(self, text: str) -> str:
+        """``text`` with this store's placeholders."""
+        return text.replace("?", "%s") if self.pg else text
+
+
+def recent_batches(conn: Any, where: Located, limit: int) -> list[BatchRecord]:
+    """The last ``limit`` batches, newest first, with ``unchanged_count``."""
+    return [batch_record(r) for r in conn.execute(where.sql(BATCHES_SQL), (True, limit))]
+
+
+def list_files(
+    conn: Any, where: Located, *, state: str | None, library: str | None, limit: int, after: int,
+) -> list[FileListing]:
+    """Up to ``limit`` files with an id above ``after``, by id; only those in ``state``
+    and of the library named ``library`` when given."""
+    sql = (
+        f"SELECT f.id, {where.root} AS root, l.name AS library, f.relpath, f.state, f.reason, f.last_error,"
+        f" f.attempts, f.updated_at, f.policy_name FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+        f"{where.joins} WHERE f.id > ?"
+    )
+    params: list[Any] = [*where.params, after]
+    if state is not None:
+        sql += " AND f.state = ?"
+        params.append(state)
+    if library is not None:
+        sql += " AND l.name = ?"
+        params.append(library)
+    sql += " ORDER BY f.id LIMIT ?"
+    params.append(limit)
+    return [
+        FileListing(
+            r["id"], text_path(r["root"], bytes(r["relpath"])), r["library"], r["state"], r["reason"],
+            r["last_error"], r["attempts"], r["updated_at"], r["policy_name"],
+        )
+        for r in conn.execute(where.sql(sql), params)
+    ]
+
+
+def file_attempts(conn: Any, where: Located, file_id: int, limit: int) -> tuple[FileListing | None, list[AttemptRecord]]:
+    """The file of id ``file_id`` (``None``: no such file) and its last ``limit``
+    recorded attempts (``results`` rows), newest first."""
+    found = list_files_by_id(conn, where, file_id)
+    rows = conn.execute(
+        where.sql(
+            "SELECT batch_id, success, skipped, changes, actions, reason, error, started_at, duration_seconds"
+            " FROM results WHERE file_id = ? ORDER BY id DESC LIMIT ?"
+        ),
+        (file_id, limit),
+    )
+    attempts = [
+        AttemptRecord(
+            r["batch_id"], _status(r["success"], r["skipped"]), r["changes"] or 0, _actions(r["actions"]),
+            r["reason"], r["error"], r["started_at"], r["duration_seconds"],
+        )
+        for r in rows
+    ]
+    return found, attempts
+
+
+def list_files_by_id(conn: Any, where: Located, file_id: int) -> FileListing | None:
+    """The file of id ``file_id``, or ``None``."""
+    found = list_files(conn, where, state=None, library=None, limit=1, after=file_id - 1)
+    return found[0] if found and found[0].id == file_id else None
+
+
+def hourly_history(conn: Any, where: Located, *, since: float, until: float) -> list[HourStats]:
+    """Per hour from the one holding ``since`` to the one holding ``until`` (epoch
+    seconds), the outcomes of the attempts that started then (:class:`HourStats`); an
+    hour without any is listed with zeros."""
+    first = int(math.floor(since / HOUR)) * HOUR
+    last = int(math.floor(until / HOUR)) * HOUR
+    buckets: dict[int, list[float]] = {}
+    stats = {hour: [0, 0, 0, 0] for hour in range(first, last + 1, HOUR)}  # done, failed, skipped, unchanged
+    rows = conn.execute(
+        where.sql("SELECT started_at, duration_seconds, success, skipped, changes FROM results WHERE started_at >= ?"),
+        (first,),
+    )
+    for r in rows:
+        hour = int(math.floor(r["started_at"] / HOUR)) * HOUR
+        if hour not in stats:
+            continue
+        status = _status(r["success"], r["skipped"])
+        index = {"failed": 1, "skipped": 2}.get(status, 0 if r["changes"] else 3)
+        stats[hour][index] += 1
+        if r["duration_seconds"] is not None:
+            buckets.setdefault(hour, []).append(float(r["duration_seconds"]))
+    return [
+        HourStats(hour, *counts, mean_seconds=_mean(buckets.get(hour, ()))) for hour, counts in sorted(stats.items())
+    ]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def _status(success: Any, skipped: Any) -> str:
+    return "done" if success else ("skipped" if skipped else "failed")
+
+
+def _actions(value: str | None) -> tuple[str, ...]:
+    try:
+        found = json.loads(value) if value else []
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
