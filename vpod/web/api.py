@@ -174,7 +174,7 @@ class _History:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         hours = _int_param(req, "hours", 24, 1, 168)
         now = time.time()
-        since = now - hours * 3600 + 1
+        since = now - (hours - 1) * 3600  # the hour holding it is the first of ``hours``
 
         def read() -> dict[str, Any]:
             return {"since": since, "until": now, "hours": [asdict(h) for h in self.web.store.hourly_history(since, now)]}
