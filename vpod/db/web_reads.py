@@ -125,7 +125,7 @@ def hourly_history(conn: Any, where: Located, *, since: float, until: float) -> 
         if r["duration_seconds"] is not None:
             buckets.setdefault(hour, []).append(float(r["duration_seconds"]))
     return [
-        HourStats(hour, *counts, mean_seconds=_mean(buckets.get(hour, ()))) for hour, counts in sorted(stats.items())
+        HourStats(hour, counts[0], counts[1], counts[2], counts[3], _mean(buckets.get(hour, ()))) for hour, counts in sorted(stats.items())
     ]
 
 

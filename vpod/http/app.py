@@ -64,10 +64,11 @@ def make_app(
     """The Falcon app serving ``services`` under ``limits`` (``[http]``); ``loopback``:
     the listener is bound to a loopback address (:mod:`vpod.web.security`)."""
     log = structlog.get_logger("vpod")
-    app = falcon.App(middleware=[
+    middleware: list[Any] = [
         _RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log),
         WebSecurity(limits.token, loopback, log),
-    ])
+    ]
+    app = falcon.App(middleware=middleware)
     app.add_route("/health", _Health(services.health))
     app.add_route("/metrics", _Metrics(services.registry))
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))

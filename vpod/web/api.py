@@ -229,6 +229,8 @@ def _back_to_page(resp: falcon.Response) -> None:
     """303 to the page (``../`` from ``{base}/api/...``: right behind a proxy's prefix too)."""
     resp.status = 303
     resp.set_header("Location", "../")
+    resp.content_type = "text/plain; charset=utf-8"
+    resp.data = b"see ../\n"
 
 
 def _truthy(value: Any) -> bool:
