@@ -1,0 +1,143 @@
+"""vpod.web.security's rules (issue 17 item 4) and vpod.web.stream's coalescing and slots."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from vpod.web.security import (
+    SESSION_SECONDS, bearer, csrf_for, is_loopback, judge, new_session, same_origin, session_valid, token_matches,
+)
+from vpod.web.stream import Changes, StreamSlots, status_events
+
+TOKEN = "0123456789abcdef0123"
+NOW = 1_800_000_000.0
+HOST = "127.0.0.1:9810"
+
+
+def verdict(**kw):
+    args = dict(access="action", method="POST", token=TOKEN, loopback=True, authorization=None, cookie=None,
+                origin=None, referer=None, host=HOST, csrf_given=None, now=NOW)
+    args.update(kw)
+    return judge(**args)
+
+
+@pytest.mark.parametrize("host, loop", [
+    ("127.0.0.1", True), ("127.8.9.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.2", False), ("nas.local", False),
+])
+def test_is_loopback(host, loop):
+    assert is_loopback(host) is loop
+
+
+def test_tokens_and_bearer():
+    assert bearer(f"Bearer {TOKEN}") == TOKEN and bearer(f"bearer  {TOKEN} ") == TOKEN
+    assert bearer(f"Basic {TOKEN}") is None and bearer("Bearer ") is None and bearer(None) is None
+    assert token_matches(TOKEN, TOKEN) and not token_matches(TOKEN, TOKEN + "x") and not token_matches("", "")
+    assert not token_matches(TOKEN, "\udcff")  # undecodable header bytes: no crash, no match
+
+
+def test_sessions_expire_and_belong_to_their_token():
+    value = new_session(TOKEN, NOW)
+    assert session_valid(TOKEN, value, NOW + 5)
+    assert not session_valid(TOKEN, value, NOW + SESSION_SECONDS + 1)
+    assert not session_valid("another-token-0123456", value, NOW)
+    issued, _, signature = value.partition(".")
+    assert not session_valid(TOKEN, f"{int(issued) + 1}.{signature}", NOW)  # a forged issue time
+    assert not session_valid(TOKEN, "garbage", NOW) and not session_valid(TOKEN, None, NOW)
+
+
+def test_same_origin():
+    assert same_origin(f"http://{HOST}", HOST) and same_origin(f"http://{HOST}/vpod/", HOST)
+    assert not same_origin("http://evil.example", HOST) and not same_origin("null", HOST)
+    assert not same_origin("http://127.0.0.1:9811", HOST)
+
+
+def test_reads():
+    read = dict(access="read", method="GET")
+    assert verdict(**read).refusal is None  # loopback: open
+    assert verdict(**read, loopback=False).refusal[:2] == (401, "unauthorized")
+    assert verdict(**read, loopback=False, token="").refusal[:2] == (403, "token_required")
+    assert verdict(**read, loopback=False, authorization=f"Bearer {TOKEN}").refusal is None
+    assert verdict(**read, loopback=False, cookie=new_session(TOKEN, NOW)).via == "cookie"
+    assert verdict(access="public", method="GET", loopback=False).refusal is None
+
+
+def test_actions():
+    assert verdict().refusal[:2] == (403, "unauthorized")
+    assert verdict(token="", authorization="Bearer x").refusal[:2] == (403, "actions_off")
+    assert verdict(authorization=f"Bearer {TOKEN}").refusal is None  # curl: no Origin, no cookie
+    assert verdict(authorization=f"Bearer {TOKEN}", origin="http://evil.example").refusal[:2] == (403, "cross_origin")
+    assert verdict(authorization=f"Bearer {TOKEN}", referer="http://evil.example/x").refusal[:2] == (403, "cross_origin")
+    assert verdict(authorization=f"Bearer {TOKEN}", origin=f"http://{HOST}").refusal is None
+
+
+def test_cookie_actions_need_the_csrf_token_and_an_origin():
+    session = new_session(TOKEN, NOW)
+    good = csrf_for(TOKEN, session)
+    origin = f"http://{HOST}"
+    assert verdict(cookie=session, origin=origin).refusal[:2] == (403, "csrf")
+    assert verdict(cookie=session, origin=origin, csrf_given="0" * 40).refusal[:2] == (403, "csrf")
+    assert verdict(cookie=session, origin=origin, csrf_given=csrf_for(TOKEN, new_session(TOKEN, NOW - 9))).refusal
+    assert verdict(cookie=session, csrf_given=good).refusal[:2] == (403, "cross_origin")  # no Origin or Referer
+    assert verdict(cookie=session, origin=origin, csrf_given=good).refusal is None
+    assert verdict(cookie=session, referer=f"{origin}/", csrf_given=good).refusal is None
+
+
+def test_login_needs_no_session_but_the_same_origin():
+    assert verdict(access="login").refusal is None
+    assert verdict(access="login", origin="http://evil.example").refusal[:2] == (403, "cross_origin")
+
+
+def drain(stream, until, timeout=5.0):
+    """Events of ``stream`` (a generator in a thread) until ``until(events)``."""
+    events: list[bytes] = []
+    done = threading.Event()
+
+    def run():
+        for item in stream:
+            events.append(item)
+            if until(events):
+                break
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(timeout)
+    return events
+
+
+def test_a_burst_of_changes_is_one_status_event_and_close_ends_streams():
+    changes = Changes()
+    slots = StreamSlots(changes, limit=1)
+    reads = []
+
+    def snapshot():
+        reads.append(time.monotonic())
+        return {"n": len(reads)}
+
+    assert slots.take()
+    assert not slots.take()  # bounded
+    stream = status_events(slots, snapshot, min_interval=0.5, heartbeat=60)
+    first = drain(stream, lambda ev: any(b"event: status" in e for e in ev))
+    assert first[0].startswith(b"retry: ") and first[-1] == b'event: status\ndata: {"n":1}\n\n'
+    for _ in range(50):
+        changes.on_file_finished(object())
+    second = drain(stream, lambda ev: any(b"event: status" in e for e in ev))
+    assert len(reads) == 2 and second[-1] == b'event: status\ndata: {"n":2}\n\n'  # fifty changes, one event
+    ended = threading.Event()
+    threading.Thread(target=lambda: (list(stream), ended.set()), daemon=True).start()
+    slots.close()
+    assert ended.wait(5) and slots.open == 0  # the slot is free again
+    assert second
+
+
+def test_a_heartbeat_after_silence():
+    slots = StreamSlots(Changes())
+    assert slots.take()
+    stream = status_events(slots, dict, heartbeat=0.2)
+    events = drain(stream, lambda ev: b": heartbeat\n\n" in ev)
+    assert events[-1] == b": heartbeat\n\n"
+    stream.close()
+    assert slots.open == 0
