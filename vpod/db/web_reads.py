@@ -22,9 +22,11 @@ HOUR = 3600
 
 BATCHES_SQL = (
     "SELECT b.*, (SELECT COUNT(*) FROM results AS r WHERE r.batch_id = b.batch_id AND r.success = ?"
-    " AND r.changes = 0) AS unchanged_count FROM batches AS b ORDER BY b.started_at DESC LIMIT ?"
+    " AND r.changes = 0) AS unchanged_count"
+    " FROM (SELECT * FROM batches ORDER BY started_at DESC LIMIT ?) AS b ORDER BY b.started_at DESC"
 )
-"""The last batches with their unchanged count; parameters ``(True, limit)``."""
+"""The last batches with their unchanged count; parameters ``(True, limit)``. The
+count is taken for those batches only (``results_by_batch``), not for every batch."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ running daemon's parts.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from vpod.db.store import Store
@@ -52,7 +51,7 @@ def status_snapshot(store: Store, *, config_file: str | None = None) -> dict[str
     body = report.as_dict()
     body["last_batches"] = body["last_batches"][:CLI_BATCHES]
     body["last_failures"] = body["last_failures"][:CLI_FAILURES]
-    body["recent_batches"] = [{k: asdict(b)[k] for k in BATCH_KEYS} for b in report.queue.last_batches]
+    body["recent_batches"] = [{k: getattr(b, k) for k in BATCH_KEYS} for b in report.queue.last_batches]
     body["recent_failures"] = [
         {
             "id": f.file_id, "path": f.path, "library": _library(report.libraries, f.path), "reason": f.reason,
