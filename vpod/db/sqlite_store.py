@@ -10,7 +10,7 @@ import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, ContextManager, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.enqueue_rules import Write, decide
@@ -158,7 +158,7 @@ def _vouched_contents(
     return vouched
 
 
-class SqliteStore:
+class SqliteStore(web_reads.WebReads):
     """SQLite implementation of the Store protocol (see :mod:`vpod.db.store`).
 
     Args:
@@ -1051,29 +1051,8 @@ class SqliteStore:
             conn.execute("COMMIT")
         return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
 
-    # -- the web API's reads ---------------------------------------------------------
-
-    def recent_batches(self, limit: int) -> list[BatchRecord]:
-        """The last ``limit`` batches, newest first, each with ``unchanged_count``."""
-        with self.pool.read() as conn:
-            return web_reads.recent_batches(conn, self._located(), limit)
-
-    def list_files(
-        self, *, state: str | None = None, library: str | None = None, limit: int = 50, after: int = 0,
-    ) -> list[FileListing]:
-        """Up to ``limit`` files of id above ``after``, by id (:func:`vpod.db.web_reads.list_files`)."""
-        with self.pool.read() as conn:
-            return web_reads.list_files(conn, self._located(), state=state, library=library, limit=limit, after=after)
-
-    def file_attempts(self, file_id: int, limit: int = 50) -> tuple[FileListing | None, list[AttemptRecord]]:
-        """The file of id ``file_id`` and its last ``limit`` attempts, newest first."""
-        with self.pool.read() as conn:
-            return web_reads.file_attempts(conn, self._located(), file_id, limit)
-
-    def hourly_history(self, since: float, until: float) -> list[HourStats]:
-        """Outcomes per hour between ``since`` and ``until`` (:func:`vpod.db.web_reads.hourly_history`)."""
-        with self.pool.read() as conn:
-            return web_reads.hourly_history(conn, self._located(), since=since, until=until)
+    def _reading(self) -> ContextManager[Any]:
+        return self.pool.read()
 
     def _located(self) -> web_reads.Located:
         return web_reads.Located("COALESCE(l.path, f.root)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ContextManager, Sequence
 
 from vpod.db.records import AttemptRecord, BatchRecord, FileListing, HourStats
 from vpod.db.rows import batch_record, text_path
@@ -43,6 +43,39 @@ class Located:
     def sql(self, text: str) -> str:
         """``text`` with this store's placeholders."""
         return text.replace("?", "%s") if self.pg else text
+
+
+class WebReads:
+    """The web API's reads as :class:`~vpod.db.store.Store` methods, for a store that
+    gives a read connection (``_reading()``) and how it names folders (``_located()``)."""
+
+    def _located(self) -> Located:
+        raise NotImplementedError
+
+    def _reading(self) -> ContextManager[Any]:
+        raise NotImplementedError
+
+    def recent_batches(self, limit: int) -> list[BatchRecord]:
+        """The last ``limit`` batches, newest first, each with ``unchanged_count``."""
+        with self._reading() as conn:
+            return recent_batches(conn, self._located(), limit)
+
+    def list_files(
+        self, *, state: str | None = None, library: str | None = None, limit: int = 50, after: int = 0,
+    ) -> list[FileListing]:
+        """Up to ``limit`` files of id above ``after``, by id (:func:`list_files`)."""
+        with self._reading() as conn:
+            return list_files(conn, self._located(), state=state, library=library, limit=limit, after=after)
+
+    def file_attempts(self, file_id: int, limit: int = 50) -> tuple[FileListing | None, list[AttemptRecord]]:
+        """The file of id ``file_id`` and its last ``limit`` attempts, newest first."""
+        with self._reading() as conn:
+            return file_attempts(conn, self._located(), file_id, limit)
+
+    def hourly_history(self, since: float, until: float) -> list[HourStats]:
+        """Outcomes per hour between ``since`` and ``until`` (:func:`hourly_history`)."""
+        with self._reading() as conn:
+            return hourly_history(conn, self._located(), since=since, until=until)
 
 
 def recent_batches(conn: Any, where: Located, limit: int) -> list[BatchRecord]:
