@@ -1104,7 +1104,7 @@ class PgStore(web_reads.WebReads):
     def _located(self) -> web_reads.Located:
         return web_reads.Located(
             "COALESCE(m.path, l.name)", " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = ?",
-            (self.node,), pg=True,
+            (self.node,), pg=True, hour="CAST(FLOOR(started_at / 3600) AS BIGINT)",
         )
 
     def ping(self) -> int:
