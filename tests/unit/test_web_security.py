@@ -141,3 +141,50 @@ def test_a_heartbeat_after_silence():
     assert events[-1] == b": heartbeat\n\n"
     stream.close()
     assert slots.open == 0
+
+
+class _Page:
+    """An HTML resource as the page declares itself (``access = "read"``)."""
+
+    access = "read"
+
+    def on_get(self, req, resp):
+        from vpod.web.security import csrf_token
+
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = f'<meta name="csrf-token" content="{csrf_token(req)}">'
+
+
+def _client(loopback: bool):
+    import falcon
+    import falcon.testing
+    import structlog
+
+    from vpod.web.security import WebSecurity
+
+    app = falcon.App(middleware=[WebSecurity(TOKEN, loopback, structlog.get_logger("test"))])
+    app.add_route("/", _Page())
+    return falcon.testing.TestClient(app)
+
+
+def test_html_answers_carry_the_csp_and_the_page_gets_the_csrf_token():
+    from vpod.web.security import CSP, SESSION_COOKIE
+
+    page = _client(loopback=True).simulate_get("/")
+    assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["x-frame-options"] == "DENY" and 'content=""' in page.text  # no login: no CSRF token
+    session = new_session(TOKEN, time.time())
+    logged_in = _client(loopback=True).simulate_get("/", cookies={SESSION_COOKIE: session})
+    assert f'content="{csrf_for(TOKEN, session)}"' in logged_in.text
+
+
+def test_off_loopback_a_browser_gets_the_login_form():
+    from vpod.web.security import CSP
+
+    refused = _client(loopback=False).simulate_get("/", headers={"Accept": "text/html"})
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("text/html")
+    assert 'name="token"' in refused.text and 'action="api/login"' in refused.text and "<script" not in refused.text
+    assert refused.headers["content-security-policy"] == CSP
+    allowed = _client(loopback=False).simulate_get("/", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200
