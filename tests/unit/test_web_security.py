@@ -188,3 +188,24 @@ def test_off_loopback_a_browser_gets_the_login_form():
     assert refused.headers["content-security-policy"] == CSP
     allowed = _client(loopback=False).simulate_get("/", headers={"Authorization": f"Bearer {TOKEN}"})
     assert allowed.status_code == 200
+
+
+def test_streams_of_one_listener_share_one_read_per_change():
+    changes = Changes()
+    slots = StreamSlots(changes)
+    reads = []
+
+    def snapshot():
+        reads.append(1)
+        return {"n": len(reads)}
+
+    streams = []
+    for _ in range(3):
+        assert slots.take()
+        streams.append(status_events(slots, snapshot, min_interval=60, heartbeat=60))
+    for stream in streams:
+        assert drain(stream, lambda ev: any(b"event: status" in e for e in ev))[-1] == b'event: status\ndata: {"n":1}\n\n'
+    assert len(reads) == 1  # three pages, one database read
+    for stream in streams:
+        stream.close()
+    assert slots.open == 0

@@ -85,6 +85,7 @@ class StreamSlots:
         self._lock = threading.Lock()
         self._open = 0
         self._closed = False
+        self._shared: tuple[object, float, bytes] | None = None  # (what it shows, monotonic time, event)
 
     @property
     def closed(self) -> bool:
@@ -104,6 +105,21 @@ class StreamSlots:
                 return False
             self._open += 1
             return True
+
+    def status_event(self, seen: object, snapshot: Callable[[], dict[str, Any]], now: float, fresh: float) -> bytes:
+        """The ``status`` event for ``seen`` (the changes counted, and whether the daemon
+        stops): the one another stream of this listener made for the same ``seen`` less
+        than ``fresh`` seconds ago, else a new
+        one (the snapshot read here): eight open pages cost one database read per change."""
+        with self._lock:
+            shared = self._shared
+        if shared is not None and shared[0] == seen and now - shared[1] < fresh:
+            return shared[2]
+        event = _status_event(snapshot)
+        if event.startswith(b"event: status"):
+            with self._lock:
+                self._shared = (seen, now, event)
+        return event
 
     def give_back(self) -> None:
         """A stream ended: free its slot."""
@@ -149,7 +165,7 @@ def status_events(
                 wanted = False
                 sent_at = now
                 quiet_since = now
-                yield _status_event(snapshot)
+                yield slots.status_event((seen, stop_told), snapshot, now, min_interval)
                 continue
             if now - quiet_since >= heartbeat:
                 quiet_since = now
