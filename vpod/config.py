@@ -25,7 +25,7 @@ from vpod.arr_config import ArrConfig, arr_section
 from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.integrations.settings import MediaServersConfig, NotifyConfig, media_servers_section, notify_section
-from vpod.hooks.config import HooksConfig, hooks_section
+from vpod.hooks.config import HooksConfig, hooks_section, read_secret
 from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
@@ -195,6 +195,26 @@ class LoggingConfig:
     )
 
 
+WEB_TOKEN_MIN_CHARS = 16
+"""The shortest ``[http] token`` accepted (a guessable token is no protection)."""
+
+
+def _web_token(value: Any) -> str | None:
+    if value == "":
+        return None
+    if any(c.isspace() for c in value) or len(value) < WEB_TOKEN_MIN_CHARS:
+        return f"one word of {WEB_TOKEN_MIN_CHARS} characters or more (e.g. from `openssl rand -hex 24`), or \"\""
+    return None
+
+
+def _base_path(value: Any) -> str | None:
+    if value == "":
+        return None
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+        return '"" or a path such as "/vpod" (letters, digits, . _ ~ -; no trailing "/")'
+    return None
+
+
 def _listen_address(value: Any) -> str | None:
     if value == "":
         return None
@@ -225,6 +245,15 @@ class HttpConfig:
     )
     channel_timeout_seconds: float = setting(
         60.0, check=seconds(), live=False, doc="an idle connection is closed after this (waitress channel_timeout)"
+    )
+    # The web page and its API (vpod.web; README "HTTP API"): applied when the listener starts.
+    token: str = setting(
+        "", check=_web_token, live=False, secret=True,
+        doc="the web API's token: every action needs it, and every read off loopback (16+ characters)",
+    )
+    token_file: Path | None = setting(None, live=False, doc="a file holding the token, instead of token")
+    base_path: str = setting(
+        "", check=_base_path, live=False, doc='serve the page and /api under this path ("/vpod"; "" = at the root)'
     )
 
 
@@ -316,6 +345,8 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             sections[name] = media_servers_section(table, source=source, base_dir=base_dir)
         elif name == "hooks":
             sections[name] = hooks_section(table, source=source, base_dir=base_dir)
+        elif name == "http":
+            sections[name] = _http_section(table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
@@ -329,6 +360,21 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
     _refuse_overlapping_roots(config.watch, source)
     _refuse_short_leases(config.database, source)
     return _with_policy_choices(config, data, base_dir)
+
+
+def _http_section(table: Any, *, source: Path | None, base_dir: Path | None) -> HttpConfig:
+    """``[http]``, with ``token_file`` read (:func:`vpod.hooks.config.read_secret`).
+
+    Raises:
+        ConfigError: as :func:`build_section`; both ``token`` and ``token_file``; a token
+            file that cannot be read or holds a token too short.
+    """
+    section = build_section(HttpConfig, table, source=source, section="http", base_dir=base_dir)
+    token = read_secret(section.token, section.token_file, "token", source, section="http")
+    problem = _web_token(token)
+    if problem:
+        raise ConfigError(source, "[http] token_file", f"{section.token_file}: expected {problem}")
+    return replace(section, token=token)
 
 
 def _refuse_short_leases(database: DatabaseConfig, source: Path | None) -> None:

@@ -13,10 +13,13 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from vpod.db.factory import open_store
+from vpod.db.records import RetryOutcome
 from vpod.db.store import Store, StoreError
+from vpod.library_paths import store_library_paths
 
 if TYPE_CHECKING:
     from vpod.config import DatabaseConfig
@@ -153,6 +156,41 @@ def wake_daemon(record: DaemonRecord) -> str | None:
     except PermissionError:
         return f"not allowed to signal vpod (pid {record.pid}); run this as the daemon's user or as root"
     return None
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What :func:`requeue_files` did: ``requeued`` files queued again; ``refused``: each
+    path that was not, with why (:class:`~vpod.db.records.RetryOutcome`: unknown, or not
+    failed nor skipped)."""
+
+    requeued: int
+    refused: tuple[tuple[Path, RetryOutcome], ...] = ()
+
+
+def requeue_files(store: Store, paths: Sequence[Path] = (), *, all_failed: bool = False) -> Requeued:
+    """Queue failed (or skipped) files again with fresh attempts: every failed file when
+    ``all_failed``, and each of ``paths`` (``vpod retry``, ``POST /api/retry``). A path
+    through another name of a library folder (a bind mount, a symlink, a mount holding
+    the library's marker) is that library's file. The caller wakes the daemon.
+
+    Raises:
+        StoreError: the database cannot be written.
+    """
+    requeued = store.retry_all_failed() if all_failed else 0
+    refused: list[tuple[Path, RetryOutcome]] = []
+    if paths:
+        libraries = store_library_paths(store)
+        named: dict[Path, Path] = {}
+        for given in paths:
+            located = libraries.locate(given)
+            named[located[1] if located else given.absolute()] = given
+        for found, outcome in store.retry_paths(named).items():
+            if outcome is RetryOutcome.REQUEUED:
+                requeued += 1
+            else:
+                refused.append((named[found], outcome))
+    return Requeued(requeued, tuple(refused))
 
 
 def request_resume(store: Store) -> DaemonRecord:

@@ -1,5 +1,5 @@
-"""The optional HTTP listener: ``GET /health``, ``GET /metrics`` and the Sonarr/Radarr
-webhooks (``POST /hooks/sonarr|radarr``).
+"""The optional HTTP listener: ``GET /health``, ``GET /metrics``, the Sonarr/Radarr
+webhooks (``POST /hooks/sonarr|radarr``), and the web page with its API (:mod:`vpod.web`).
 
 This module is the daemon's handle on it: bind, serve in a thread of its own, switch
 address on reload, close. The HTTP stack itself, a Falcon app served by waitress
@@ -23,6 +23,8 @@ from vpod.listen_address import parse_listen_address  # moved there: the config 
 if TYPE_CHECKING:
     from vpod.hooks.receiver import HookReceiver
     from vpod.http.server import WaitressServer
+    from vpod.web.services import WebServices
+    from vpod.web.stream import StreamSlots
 
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
@@ -40,7 +42,9 @@ class HttpListener:
         health: the health check.
         registry: the metrics to expose.
         hooks: answers ``/hooks/sonarr|radarr`` (``None``: they answer 403).
-        limits: ``[http]``: body size, request rate, connections, idle timeout.
+        limits: ``[http]``: body size, request rate, connections, idle timeout, the web
+            API's token and base path.
+        web: the daemon for the web page and API (``None``: not served).
 
     Raises:
         ValueError: a malformed address.
@@ -48,9 +52,11 @@ class HttpListener:
 
     def __init__(
         self, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
-        hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
+        hooks: HookReceiver | None = None, limits: HttpConfig | None = None, web: WebServices | None = None,
     ) -> None:
         self.listen = listen
+        self.web = web
+        self._streams: StreamSlots | None = None
         self._address = parse_listen_address(listen)
         self._health = health
         self._registry = registry
@@ -80,6 +86,8 @@ class HttpListener:
         """
         from vpod.http.app import Services, make_app  # the HTTP stack: only with a listener
         from vpod.http.server import WaitressServer
+        from vpod.web.security import is_loopback
+        from vpod.web.stream import StreamSlots
 
         host, port = self._address
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -91,7 +99,11 @@ class HttpListener:
         except OSError as exc:
             sock.close()
             raise ListenError(f"cannot listen on {self.listen} ([http] listen): {exc.strerror or exc}") from exc
-        app = make_app(Services(self._health, self._registry, self.hooks), self.limits)
+        self._streams = StreamSlots(self.web.changes) if self.web is not None else None
+        app = make_app(
+            Services(self._health, self._registry, self.hooks, self.web, self._streams), self.limits,
+            loopback=is_loopback(host),
+        )
         self._socket = sock
         self._port = int(sock.getsockname()[1])
         self._server = WaitressServer(app, sock, self.limits)
@@ -99,7 +111,8 @@ class HttpListener:
         self._thread.start()
         self.log.info(
             "http_listening", listen=self.listen, port=self.port,
-            paths=["/health", "/metrics", "/hooks/sonarr", "/hooks/radarr"],
+            paths=["/health", "/metrics", "/hooks/sonarr", "/hooks/radarr",
+                   *([f"{self.limits.base_path}/", f"{self.limits.base_path}/api/"] if self.web is not None else [])],
             webhooks=bool(self.hooks is not None and self.hooks.config.hooks.enabled),
         )
 
@@ -107,6 +120,8 @@ class HttpListener:
         """Stop serving and release the port; waits for the serving thread."""
         if self._server is None:
             return
+        if self._streams is not None:
+            self._streams.close()  # open event streams end now, freeing their threads
         self._server.close()
         if self._thread is not None:
             self._thread.join(10)
@@ -117,7 +132,7 @@ class HttpListener:
 
 def switch_listener(
     current: HttpListener | None, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
-    hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
+    hooks: HookReceiver | None = None, limits: HttpConfig | None = None, web: WebServices | None = None,
 ) -> HttpListener | None:
     """Serve on ``listen`` instead of ``current`` (a config reload); ``""`` stops serving.
 
@@ -138,7 +153,7 @@ def switch_listener(
         if current is not None:
             current.close()
         return None
-    new = HttpListener(listen, health, registry, hooks=hooks, limits=limits)
+    new = HttpListener(listen, health, registry, hooks=hooks, limits=limits, web=web)
     try:
         new.start()
     except ListenError:

@@ -44,9 +44,12 @@ import rerun as rerun_section  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 import startup as startup_section  # noqa: E402
+import webapi as webapi_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun")
+SECTIONS = (
+    "overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun", "webapi",
+)
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -60,6 +63,7 @@ MODULES = {
     "nodes": nodes_section,
     "startup": startup_section,
     "rerun": rerun_section,
+    "webapi": webapi_section,
 }
 
 
@@ -90,12 +94,14 @@ class Sizes:
     startup_file_runs: int = 10
     heavy_files: int = 8  # the scaling section's remux-heavy set
     heavy_megabytes: float = 40.0
+    webapi_files: int = 100_000
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
+    webapi_files=1000,
 )
 
 
@@ -134,6 +140,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "rerun":
             return rerun_section.rerun(folder, media, files=sizes.rerun_files, folders=sizes.rerun_folders,
                                        runs=sizes.runs)
+        if name == "webapi":
+            return webapi_section.webapi(folder, files=sizes.webapi_files, runs=sizes.runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -301,3 +301,26 @@ def test_vpod_database_url_overrides_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("VPOD_DATABASE_URL", "sqlite:///x")
     with pytest.raises(ConfigError, match=r"environment: \$VPOD_DATABASE_URL"):
         load_config(path)
+
+
+def test_http_web_token_and_base_path(tmp_path):
+    """Issue 17: [http] token (16+ characters, secret), token_file, base_path."""
+    token = "0123456789abcdef-token"
+    config = config_from_data({"http": {"token": token, "base_path": "/vpod"}}, source=None)
+    assert config.http.token == token and config.http.base_path == "/vpod"
+    assert token not in repr(config.http) and token not in str(config.as_dict())
+    held = tmp_path / "web.token"
+    held.write_text(f"  {token}\n")
+    assert config_from_data({"http": {"token_file": str(held)}}, source=None).http.token == token
+    for bad, match in (
+        ({"token": "short"}, "16 characters"),
+        ({"token": token, "token_file": str(held)}, "not both"),
+        ({"token_file": str(tmp_path / "missing")}, "cannot read"),
+        ({"base_path": "/vpod/"}, "trailing"),
+        ({"base_path": "vpod"}, "trailing"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            config_from_data({"http": bad}, source=None)
+    held.write_text("short\n")
+    with pytest.raises(ConfigError, match="16 characters"):
+        config_from_data({"http": {"token_file": str(held)}}, source=None)

@@ -686,6 +686,44 @@ def test_batches_are_reported_newest_first(store):
     assert newest.stopped_early and (newest.started_at, newest.ended_at) == (3.0, 3.5)
 
 
+def test_the_web_reads(store):
+    """Issue 17: the listing by id (paged, by state and library), a file's attempts, the
+    last batches with their unchanged count, the outcomes per hour."""
+    for name in (b"a.mkv", b"b.mkv", "c\xff.mkv".encode("latin-1")):
+        store.enqueue(ROOT, name, f"fp-{name!r}", key())
+    jobs = {}
+    for _ in range(3):
+        job = claim(store, "w", "b1")
+        jobs[job.relpath] = job
+    now = time.time()
+    result = FileProcessingResult(path=jobs[b"a.mkv"].path, success=True, changes=1, started_at=now, duration_seconds=2.0)
+    store.finish(jobs[b"a.mkv"], Outcome(result), "b1")
+    for name in (b"b.mkv", b"c\xff.mkv"):
+        result = FileProcessingResult(path=jobs[name].path, success=False, error="tool_failed: exit 2",
+                                      reason="tool_failed", permanent=True, started_at=now, duration_seconds=1.0)
+        store.finish(jobs[name], Outcome(result), "b1")
+    batch = BatchResult(batch_id="b1", started_at=time.time(), ended_at=time.time(), total_files=3)
+    store.record_batch(batch, "daemon")
+
+    everything = store.list_files()
+    assert [f.path for f in everything] == [str(ROOT / "a.mkv"), str(ROOT / "b.mkv"), "/library/c\\xff.mkv"]
+    failed = store.list_files(state="failed", limit=1)
+    assert [f.path for f in failed] == [str(ROOT / "b.mkv")] and failed[0].reason == "tool_failed"
+    assert "tool_failed" in (failed[0].error or "") and failed[0].library == everything[0].library
+    rest = store.list_files(state="failed", limit=1, after=failed[0].id)
+    assert [f.path for f in rest] == ["/library/c\\xff.mkv"]
+    assert store.list_files(state="failed", after=rest[0].id) == []
+    assert store.list_files(library="no-such-library") == []
+
+    found, attempts = store.file_attempts(failed[0].id)
+    assert found == failed[0] and [a.status for a in attempts] == ["failed"] and attempts[0].reason == "tool_failed"
+    assert store.file_attempts(10**9) == (None, [])
+    [recent] = store.recent_batches(5)
+    assert recent.batch_id == "b1"
+    hours = store.hourly_history(time.time() - 7200, time.time())
+    assert len(hours) == 3 and sum(h.done + h.unchanged for h in hours) == 1 and sum(h.failed for h in hours) == 2
+
+
 def test_temp_registry(store, tmp_path):
     path = tmp_path / ".vpod-tmp-1.mkv"
     odd = Path(os.fsdecode(b"/library/.vpod-tmp-\xff.mkv"))

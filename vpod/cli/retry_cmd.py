@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from vpod.cli.common import config_option, fail, load_or_exit
-from vpod.control import DaemonRecord, open_existing_store, wake_daemon
+from vpod.control import DaemonRecord, open_existing_store, requeue_files, wake_daemon
 from vpod.db.records import RetryOutcome
 from vpod.exitcodes import ExitCode
-from vpod.library_paths import store_library_paths
 
 
 @click.command("retry")
@@ -30,26 +29,12 @@ def retry_command(config_path: str | None, all_failed: bool, paths: tuple[Path, 
     config = load_or_exit(config_path)
     code = ExitCode.OK
     store = open_existing_store(config.database, node=config.node.node_name)  # StoreError: exit 70 (vpod.cli.exits)
-    requeued = 0
-    if all_failed:
-        requeued += store.retry_all_failed()
-    if paths:
-        # A path through another name of a library folder (a bind mount, a symlink, a
-        # mount holding the library's marker) is that library's file.
-        libraries = store_library_paths(store)
-        named: dict[Path, Path] = {}
-        for given in paths:
-            located = libraries.locate(given)
-            named[located[1] if located else given.absolute()] = given
-        outcomes = store.retry_paths(named)
-        for found, outcome in outcomes.items():
-            path = named[found]
-            if outcome is RetryOutcome.REQUEUED:
-                requeued += 1
-                continue
-            code = ExitCode.CHECK_FAILED
-            why = "vpod has no record of it" if outcome is RetryOutcome.UNKNOWN else "not failed (queued, in progress or done)"
-            click.echo(f"vpod: {path}: {why}", err=True)
+    done = requeue_files(store, paths, all_failed=all_failed)
+    requeued = done.requeued
+    for path, outcome in done.refused:
+        code = ExitCode.CHECK_FAILED
+        why = "vpod has no record of it" if outcome is RetryOutcome.UNKNOWN else "not failed (queued, in progress or done)"
+        click.echo(f"vpod: {path}: {why}", err=True)
     record = DaemonRecord.from_info(store.daemon_info())
     click.echo(f"vpod: {requeued} file(s) queued again")
     if requeued and record.running:

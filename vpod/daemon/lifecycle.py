@@ -29,6 +29,8 @@ from vpod.instance import instance_lock
 from vpod.logs import configure_logging
 from vpod.notify import SystemdNotifier
 from vpod.reload import ReloadPlan, plan_reload
+from vpod.web.services import WebServices
+from vpod.web.snapshot import web_snapshot
 from vpod.tempfiles import log_sweep, sweep_temps
 
 
@@ -128,7 +130,7 @@ class Daemon:
         log_sweep(swept)
         if cfg.http.listen:
             self.http = HttpListener(
-                cfg.http.listen, p.snapshot.health, p.metrics.registry, hooks=p.hooks, limits=cfg.http
+                cfg.http.listen, p.snapshot.health, p.metrics.registry, hooks=p.hooks, limits=cfg.http, web=self.web()
             )
             self.http.start()
         p.integrations.start()  # its own threads: rescans, refreshes, notifications
@@ -206,6 +208,15 @@ class Daemon:
         """What SIGUSR1 does: read control requests at the next :meth:`loop`."""
         self._control_requested.set()
         self.wake()
+
+    def web(self) -> WebServices:
+        """The daemon as the web page and API see it (:mod:`vpod.web`): its snapshot, its
+        store, :meth:`request_control` (what SIGUSR1 does) and the change feed."""
+        p = self.parts
+        return WebServices(
+            snapshot=lambda: web_snapshot(p), store=self.store, control=self.request_control, changes=p.changes,
+            stop=self.stop,
+        )
 
     # -- the main loop -----------------------------------------------------------------
 
@@ -295,6 +306,7 @@ class Daemon:
             self.http = switch_listener(
                 self.http, listen, self.parts.snapshot.health, self.parts.metrics.registry, hooks=self.parts.hooks,
                 limits=self.config.http,  # the limits in force (restart-only keys)
+                web=self.web(),
             )
         except ListenError as exc:
             kept = self.http.listen if self.http is not None and self.http.serving else None

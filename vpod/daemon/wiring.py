@@ -57,6 +57,7 @@ from vpod.watch.ownership import LibraryClaims
 from vpod.watch.scanner import Scanner
 from vpod.watch.stabilizer import Stabilizer
 from vpod.watch.supervision import RootSupervisor
+from vpod.web.stream import Changes
 
 
 class Ticking(Protocol):
@@ -141,6 +142,7 @@ class Parts:
     integrations: Integrations
     hooks: HookReceiver
     hook_hints: HookHints
+    changes: Changes  # the web API's event streams wait on it (vpod.web.stream)
 
     @property
     def ticking(self) -> list[Ticking]:
@@ -313,7 +315,8 @@ def wire(
         windows, store, events, busy=lambda: pool.active() > 0 or feeder.inflight() > 0,
         paused=paused,
     )
-    for subscriber in (metrics, snapshot, LookAgainWhenChanged(stabilizer.notify), EventLog(), reporter):
+    changes = Changes()
+    for subscriber in (metrics, snapshot, LookAgainWhenChanged(stabilizer.notify), EventLog(), reporter, changes):
         events.subscribe(subscriber)
     integrations = Integrations(config, resolver=processor.original, node=node, metrics=metrics)
     integrations.subscribe(events)  # after the log: a notification follows the line it is about
@@ -328,5 +331,5 @@ def wire(
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued), integrations=integrations,
         hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
                            clock=clock),
-        hook_hints=hook_hints,
+        hook_hints=hook_hints, changes=changes,
     )

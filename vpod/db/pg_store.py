@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, ContextManager, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg.rows import DictRow
@@ -37,11 +37,12 @@ from vpod.db.rows import (
     text_path,
 )
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
+from vpod.db import web_reads
 from vpod.db.pg_pool import PgConnection, PgPool
 from vpod.db.pg_schema import SCHEMA_VERSION, migrate
 from vpod.db.records import (
-    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
-    SpaceWait,
+    AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
+    QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
 from vpod.errors import LeaseLost
@@ -90,7 +91,7 @@ def _notify(conn: PgConnection) -> None:
     conn.execute(f"NOTIFY {CHANNEL}")
 
 
-class PgStore:
+class PgStore(web_reads.WebReads):
     """PostgreSQL implementation of the Store protocol (see :mod:`vpod.db.store`).
 
     Args:
@@ -1117,12 +1118,12 @@ class PgStore:
             ]
             last_batches = [
                 batch_record(r)
-                for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT %s", (batches,))
+                for r in conn.execute(web_reads.BATCHES_SQL.replace("?", "%s"), (True, batches))
             ]
             last_failures = [
                 failure_record(r)
                 for r in conn.execute(
-                    "SELECT COALESCE(m.path, l.name) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
+                    "SELECT f.id, COALESCE(m.path, l.name) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     f" f.attempts, f.policy_name{located} WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT %s",
                     (self.node, failures),
                 )
@@ -1136,6 +1137,15 @@ class PgStore:
                 )
             ]
         return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
+
+    def _reading(self) -> ContextManager[Any]:
+        return self.pool.read()
+
+    def _located(self) -> web_reads.Located:
+        return web_reads.Located(
+            "COALESCE(m.path, l.name)", " LEFT JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = ?",
+            (self.node,), pg=True, hour="CAST(FLOOR(started_at / 3600) AS BIGINT)",
+        )
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

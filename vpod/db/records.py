@@ -104,6 +104,8 @@ class BatchRecord:
     stopped_early: bool
     node: str | None = None
     """The node that processed it (``[node] name``; ``None``: recorded before nodes were)."""
+    unchanged_count: int = 0
+    """Successes among its files that needed no change (``changes`` 0 in ``results``)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class FailureRecord:
     attempts: int
     policy: str | None = None
     """The name of the policy that judged it (``None``: not known)."""
+    file_id: int | None = None
+    """The file's row id (``GET /api/files/{id}/events``)."""
 
 
 @dataclass(frozen=True)
@@ -200,3 +204,50 @@ class Conforming:
     stat: StatKey
     policy_digest: str
     policy_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FileListing:
+    """One ``files`` row as the web API lists it (``GET /api/files``); ``updated_at`` in
+    epoch seconds; ``error`` is the tool's message of its last failure or skip."""
+
+    id: int
+    path: str
+    library: str
+    state: str
+    reason: str | None
+    error: str | None
+    attempts: int
+    updated_at: float
+    policy: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One recorded attempt of a file (a ``results`` row), newest first in
+    :meth:`~vpod.db.store.Store.file_attempts`. ``status``: ``done``, ``failed`` or
+    ``skipped``; ``started_at`` epoch seconds, ``duration_seconds`` seconds."""
+
+    batch_id: str | None
+    status: str
+    changes: int
+    actions: tuple[str, ...]
+    reason: str | None
+    error: str | None
+    started_at: float | None
+    duration_seconds: float | None
+
+
+@dataclass(frozen=True)
+class HourStats:
+    """Outcomes of the attempts that started in one hour (``hour``: its start, epoch
+    seconds, a multiple of 3600). ``done``: successes that changed the file;
+    ``unchanged``: successes that needed no change; ``mean_seconds``: mean duration of
+    all of them (``None``: none)."""
+
+    hour: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    mean_seconds: float | None = None

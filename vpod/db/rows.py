@@ -87,6 +87,7 @@ def batch_record(row: Row) -> BatchRecord:
         row["batch_id"], row["source"], row["started_at"], row["ended_at"], row["total_files"] or 0,
         row["success_count"] or 0, row["fail_count"] or 0, row["skipped_count"] or 0,
         row["total_duration_seconds"] or 0.0, bool(row["stopped_early"]), row["node"],
+        _optional(row, "unchanged_count") or 0,
     )
 
 
@@ -99,11 +100,19 @@ def file_record(row: Row, root: str) -> FileRecord:
     )
 
 
+def _optional(row: Row, column: str) -> Any:
+    """``row[column]``, or ``None`` when the query did not select it."""
+    try:
+        return row[column]
+    except (IndexError, KeyError):
+        return None
+
+
 def failure_record(row: Row) -> FailureRecord:
     """A failed ``files`` row (with its folder as ``root``) as a :class:`~vpod.db.records.FailureRecord`."""
     return FailureRecord(
         text_path(row["root"], bytes(row["relpath"])), row["reason"], row["last_error"], row["updated_at"],
-        row["attempts"], row["policy_name"],
+        row["attempts"], row["policy_name"], _optional(row, "id"),
     )
 
 

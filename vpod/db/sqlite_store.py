@@ -10,7 +10,7 @@ import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, ContextManager, Iterable, Iterator, Sequence
 
 from vpod.db.owners import HEARTBEAT_SECONDS, OWNER_KINDS, OwnerRecord, is_alive, new_incarnation, process_start, this_host
 from vpod.db.enqueue_rules import Write, decide
@@ -19,10 +19,11 @@ from vpod.db.rows import batch_record, conforming, failure_record, file_record, 
 from vpod.db.rows import folder_of as _folder
 from vpod.db.rows import stat_columns as _stat_columns
 from vpod.db.rows import text_path as _text_path
+from vpod.db import web_reads
 from vpod.db.pool import DaemonConnectionPool
 from vpod.db.records import (
-    Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome,
-    SpaceWait,
+    AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
+    QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.schema import migrate
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
@@ -173,7 +174,7 @@ def _vouched_contents(
     return vouched
 
 
-class SqliteStore:
+class SqliteStore(web_reads.WebReads):
     """SQLite implementation of the Store protocol (see :mod:`vpod.db.store`).
 
     Args:
@@ -1072,12 +1073,12 @@ class SqliteStore:
             ]
             last_batches = [
                 batch_record(r)
-                for r in conn.execute("SELECT * FROM batches ORDER BY started_at DESC LIMIT ?", (batches,))
+                for r in conn.execute(web_reads.BATCHES_SQL, (True, batches))
             ]
             last_failures = [
                 failure_record(r)
                 for r in conn.execute(
-                    "SELECT COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
+                    "SELECT f.id, COALESCE(l.path, f.root) AS root, f.relpath, f.reason, f.last_error, f.updated_at,"
                     " f.attempts, f.policy_name FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
                     " WHERE f.state = 'failed' ORDER BY f.updated_at DESC LIMIT ?",
                     (failures,),
@@ -1093,6 +1094,12 @@ class SqliteStore:
             ]
             conn.execute("COMMIT")
         return QueueReport(counts, counts["queued"], running, last_batches, last_failures, waiting_for_space)
+
+    def _reading(self) -> ContextManager[Any]:
+        return self.pool.read()
+
+    def _located(self) -> web_reads.Located:
+        return web_reads.Located("COALESCE(l.path, f.root)")
 
     def ping(self) -> int:
         """Prove the database answers; returns the queue depth.

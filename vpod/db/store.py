@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Callable, Collection, ContextManager, Iterable, NamedTuple, Protocol, Sequence
 
 from vpod.db.owners import OwnerRecord
-from vpod.db.records import Conforming, FileRecord, Library, LibraryChange, NodeRecord, QueueReport, RetryOutcome
+from vpod.db.records import (
+    AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
+    QueueReport, RetryOutcome,
+)
 from vpod.errors import LeaseLost, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
@@ -369,6 +372,25 @@ class Store(Protocol):
 
     def retry_all_failed(self) -> int:
         """Queue every failed file again; returns how many."""
+
+    # -- the web API's reads (vpod.web.api; SQL shared in vpod.db.web_reads) ----------
+
+    def recent_batches(self, limit: int) -> list[BatchRecord]:
+        """The last ``limit`` batches, newest first, each with ``unchanged_count``."""
+
+    def list_files(
+        self, *, state: str | None = None, library: str | None = None, limit: int = 50, after: int = 0,
+    ) -> list[FileListing]:
+        """Up to ``limit`` files of id above ``after`` in id order (paging), only those in
+        ``state`` / of the library named ``library`` when given."""
+
+    def file_attempts(self, file_id: int, limit: int = 50) -> tuple[FileListing | None, list[AttemptRecord]]:
+        """The file of id ``file_id`` (``None``: unknown) and its last ``limit`` attempts,
+        newest first."""
+
+    def hourly_history(self, since: float, until: float) -> list[HourStats]:
+        """Outcomes per hour of the attempts started between ``since`` and ``until``
+        (epoch seconds), oldest hour first, every hour listed."""
 
     def close(self) -> None:
         """Release the store's connections; later writes raise :class:`StoreError`."""

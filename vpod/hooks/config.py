@@ -77,25 +77,31 @@ def hooks_section(table: Any, *, source: Path | None, base_dir: Path | None) -> 
         raise ConfigError(source, "[hooks]", "expected a table")
     section = build_section(HooksConfig, table, source=source, section="hooks", base_dir=base_dir, skip=("path_map",))
     section = replace(section, path_map=_path_map(table.get("path_map", []), source))
-    password = _secret(section.password, section.password_file, "password", source)
-    api_key = _secret(section.api_key, section.api_key_file, "api_key", source)
+    password = read_secret(section.password, section.password_file, "password", source)
+    api_key = read_secret(section.api_key, section.api_key_file, "api_key", source)
     if bool(section.username) != bool(password):
         raise ConfigError(source, "[hooks] username", "expected both username and password (or password_file), or neither")
     return replace(section, password=password, api_key=api_key)
 
 
-def _secret(value: str, path: Path | None, key: str, source: Path | None) -> str:
+def read_secret(value: str, path: Path | None, key: str, source: Path | None, *, section: str = "hooks") -> str:
+    """The secret ``[section] key``: ``value``, or the one word in the file ``path``
+    (``key_file``; whitespace around it ignored).
+
+    Raises:
+        ConfigError: both are given, or the file cannot be read or holds no single word.
+    """
     if path is None:
         return value.strip()
     if value:
-        raise ConfigError(source, f"[hooks] {key}", f"expected one of {key} and {key}_file, not both")
+        raise ConfigError(source, f"[{section}] {key}", f"expected one of {key} and {key}_file, not both")
     try:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(source, f"[hooks] {key}_file", f"cannot read {path}: {reason}") from None
+        raise ConfigError(source, f"[{section}] {key}_file", f"cannot read {path}: {reason}") from None
     if _one_word(text or " "):
-        raise ConfigError(source, f"[hooks] {key}_file", f"{path} holds no {key} (one word)")
+        raise ConfigError(source, f"[{section}] {key}_file", f"{path} holds no {key} (one word)")
     return text
 
 

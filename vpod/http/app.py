@@ -4,6 +4,8 @@
 ``GET /health``               200 or 503, JSON (``StatusSnapshot.health``), as before
 ``GET /metrics``              Prometheus text, or OpenMetrics when ``Accept`` asks
 ``POST /hooks/sonarr|radarr`` a Sonarr/Radarr webhook (:mod:`vpod.hooks.receiver`)
+``{base}/api/...``            the web API (:mod:`vpod.web.api`; README "HTTP API"),
+                              behind :class:`vpod.web.security.WebSecurity`
 anything else                 404 ``not found: try /health or /metrics``; 405 for a
                               known path with another method
 ============================  =======================================================
@@ -32,6 +34,10 @@ from vpod.hooks.payload import HOOK_KINDS
 from vpod.hooks.receiver import HookReceiver
 from vpod.http.auth import authorized
 from vpod.http.limits import RateLimiter
+from vpod.web.api import add_api_routes
+from vpod.web.security import WebSecurity
+from vpod.web.services import WebServices
+from vpod.web.stream import StreamSlots
 
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
@@ -42,20 +48,32 @@ NOT_FOUND = b"not found: try /health or /metrics\n"
 @dataclass(frozen=True)
 class Services:
     """What the app serves: the health check, the metrics, the webhooks (``None``: no
-    webhook receiver, every ``/hooks/`` call gets 403)."""
+    webhook receiver, every ``/hooks/`` call gets 403), the web page and API (``web``;
+    ``None``: not served) with its event streams' slots (``streams``)."""
 
     health: HealthCheck
     registry: CollectorRegistry
     hooks: HookReceiver | None = None
+    web: WebServices | None = None
+    streams: StreamSlots | None = None
 
 
-def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Request, falcon.Response]:
-    """The Falcon app serving ``services`` under ``limits`` (``[http]``)."""
+def make_app(
+    services: Services, limits: HttpConfig, *, loopback: bool = True,
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """The Falcon app serving ``services`` under ``limits`` (``[http]``); ``loopback``:
+    the listener is bound to a loopback address (:mod:`vpod.web.security`)."""
     log = structlog.get_logger("vpod")
-    app = falcon.App(middleware=[_RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log)])
+    middleware: list[Any] = [
+        _RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log),
+        WebSecurity(limits.token, loopback, log),
+    ]
+    app = falcon.App(middleware=middleware)
     app.add_route("/health", _Health(services.health))
     app.add_route("/metrics", _Metrics(services.registry))
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
+    if services.web is not None and services.streams is not None:
+        add_api_routes(app, services.web, services.streams, base=limits.base_path, token=limits.token)
     app.add_error_handler(falcon.HTTPError, _error_handler(log))
     app.add_error_handler(Exception, _bug_handler(log))
     return app

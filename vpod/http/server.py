@@ -34,9 +34,12 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from vpod.config import HttpConfig
+from vpod.web.stream import MAX_STREAMS
 
 THREADS = 4
-"""App threads: a health check answers while a scrape or a webhook runs."""
+"""App threads: a health check answers while a scrape or a webhook runs. Each open
+event stream (``/api/events``) holds one more: :data:`vpod.web.stream.MAX_STREAMS` are
+added, so streams never starve the other requests."""
 
 MAX_HEADER_BYTES = 65_536
 """Largest request line and headers (bytes); a webhook's are a few hundred."""
@@ -120,7 +123,7 @@ class WaitressServer:
     def __init__(self, app: Any, sock: socket.socket, limits: HttpConfig) -> None:
         adj = Adjustments(
             sockets=[sock],
-            threads=THREADS,
+            threads=THREADS + MAX_STREAMS,
             connection_limit=limits.connection_limit,
             channel_timeout=int(limits.channel_timeout_seconds),
             cleanup_interval=int(CLEANUP_SECONDS),
@@ -132,7 +135,7 @@ class WaitressServer:
         )
         self._map: dict[int, Any] = {}
         self._dispatcher = ThreadedTaskDispatcher()
-        self._dispatcher.set_thread_count(THREADS)
+        self._dispatcher.set_thread_count(THREADS + MAX_STREAMS)
         self._server = _Server(
             app, self._map, True, sock, dispatcher=self._dispatcher, adj=adj, bind_socket=False,
             sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
