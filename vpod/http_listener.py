@@ -21,6 +21,7 @@ from vpod.errors import VpodError
 from vpod.listen_address import parse_listen_address  # moved there: the config check needs no HTTP stack
 
 if TYPE_CHECKING:
+    from vpod.daemon.wiring import Parts
     from vpod.hooks.receiver import HookReceiver
     from vpod.http.server import WaitressServer
 
@@ -41,6 +42,7 @@ class HttpListener:
         registry: the metrics to expose.
         hooks: answers ``/hooks/sonarr|radarr`` (``None``: they answer 403).
         limits: ``[http]``: body size, request rate, connections, idle timeout.
+        parts: the daemon's parts, for the web page ``GET /`` (``None``: no page).
 
     Raises:
         ValueError: a malformed address.
@@ -48,9 +50,10 @@ class HttpListener:
 
     def __init__(
         self, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
-        hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
+        hooks: HookReceiver | None = None, limits: HttpConfig | None = None, parts: Parts | None = None,
     ) -> None:
         self.listen = listen
+        self.parts = parts
         self._address = parse_listen_address(listen)
         self._health = health
         self._registry = registry
@@ -91,7 +94,7 @@ class HttpListener:
         except OSError as exc:
             sock.close()
             raise ListenError(f"cannot listen on {self.listen} ([http] listen): {exc.strerror or exc}") from exc
-        app = make_app(Services(self._health, self._registry, self.hooks), self.limits)
+        app = make_app(Services(self._health, self._registry, self.hooks, self.parts), self.limits)
         self._socket = sock
         self._port = int(sock.getsockname()[1])
         self._server = WaitressServer(app, sock, self.limits)
@@ -99,7 +102,7 @@ class HttpListener:
         self._thread.start()
         self.log.info(
             "http_listening", listen=self.listen, port=self.port,
-            paths=["/health", "/metrics", "/hooks/sonarr", "/hooks/radarr"],
+            paths=["/health", "/metrics", "/hooks/sonarr", "/hooks/radarr", *(["/"] if self.parts is not None else [])],
             webhooks=bool(self.hooks is not None and self.hooks.config.hooks.enabled),
         )
 
@@ -117,7 +120,7 @@ class HttpListener:
 
 def switch_listener(
     current: HttpListener | None, listen: str, health: HealthCheck, registry: CollectorRegistry, *,
-    hooks: HookReceiver | None = None, limits: HttpConfig | None = None,
+    hooks: HookReceiver | None = None, limits: HttpConfig | None = None, parts: Parts | None = None,
 ) -> HttpListener | None:
     """Serve on ``listen`` instead of ``current`` (a config reload); ``""`` stops serving.
 
@@ -138,7 +141,7 @@ def switch_listener(
         if current is not None:
             current.close()
         return None
-    new = HttpListener(listen, health, registry, hooks=hooks, limits=limits)
+    new = HttpListener(listen, health, registry, hooks=hooks, limits=limits, parts=parts)
     try:
         new.start()
     except ListenError:

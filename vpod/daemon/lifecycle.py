@@ -128,7 +128,7 @@ class Daemon:
         log_sweep(swept)
         if cfg.http.listen:
             self.http = HttpListener(
-                cfg.http.listen, p.snapshot.health, p.metrics.registry, hooks=p.hooks, limits=cfg.http
+                cfg.http.listen, p.snapshot.health, p.metrics.registry, hooks=p.hooks, limits=cfg.http, parts=p
             )
             self.http.start()
         p.integrations.start()  # its own threads: rescans, refreshes, notifications
@@ -295,6 +295,7 @@ class Daemon:
             self.http = switch_listener(
                 self.http, listen, self.parts.snapshot.health, self.parts.metrics.registry, hooks=self.parts.hooks,
                 limits=self.config.http,  # the limits in force (restart-only keys)
+                parts=self.parts,
             )
         except ListenError as exc:
             kept = self.http.listen if self.http is not None and self.http.serving else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import falcon
 import structlog
@@ -32,6 +32,9 @@ from vpod.hooks.payload import HOOK_KINDS
 from vpod.hooks.receiver import HookReceiver
 from vpod.http.auth import authorized
 from vpod.http.limits import RateLimiter
+
+if TYPE_CHECKING:
+    from vpod.daemon.wiring import Parts
 
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
@@ -47,6 +50,8 @@ class Services:
     health: HealthCheck
     registry: CollectorRegistry
     hooks: HookReceiver | None = None
+    parts: Parts | None = None
+    """The daemon's parts, for the web page (``GET /``, :mod:`vpod.web`); ``None``: no page."""
 
 
 def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Request, falcon.Response]:
@@ -56,6 +61,13 @@ def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Reques
     app.add_route("/health", _Health(services.health))
     app.add_route("/metrics", _Metrics(services.registry))
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
+    if services.parts is not None:
+        from vpod.web.page import add_page_routes
+        from vpod.web.snapshot import web_history, web_snapshot
+        from vpod.web.status_standin import add_status_route  # until vpod/web/api.py lands (issue 17)
+
+        add_page_routes(app, services.parts, web_snapshot, web_history)
+        add_status_route(app, services.parts, web_snapshot)
     app.add_error_handler(falcon.HTTPError, _error_handler(log))
     app.add_error_handler(Exception, _bug_handler(log))
     return app
