@@ -20,7 +20,7 @@ OUTCOMES = ("done", "unchanged", "skipped", "failed")
 
 WIDTH = 600
 HEIGHT = 170
-LEFT = 44  # room for the y labels
+LEFT = 48  # room for the y labels
 BOTTOM = 22  # room for the x labels
 TOP = 10
 
@@ -62,7 +62,7 @@ def seconds_per_file(rows: Sequence[dict[str, Any]]) -> str:
         An ``<svg>`` element (text).
     """
     values = [r.get("mean_seconds") for r in rows]
-    top = _nice(max((float(v) for v in values if v is not None), default=0.0))
+    top = _nice(max((float(v) for v in values if v is not None), default=0.0), smallest=0.1)
     parts = _frame("Mean time per file, seconds", top, rows)
     step = _step(rows)
     points: list[tuple[float, float, dict[str, Any]]] = []
@@ -97,7 +97,7 @@ def _frame(title: str, top: float, rows: Sequence[dict[str, Any]]) -> list[str]:
     step = _step(rows)
     for i, row in enumerate(rows):
         if int(row.get("hour", 0)) % (6 * 3600) == 0:
-            x = LEFT + i * step + step / 2
+            x = min(LEFT + i * step + step / 2, WIDTH - 18.0)
             out.append(f'<text class="chart-label" x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
                        f'{html.escape(time.strftime("%H:00", time.gmtime(int(row["hour"]))))}</text>')
     if not any(sum(int(r.get(k) or 0) for k in OUTCOMES) for r in rows):
@@ -124,10 +124,10 @@ def _hour(row: dict[str, Any]) -> str:
     return time.strftime("%Y-%m-%d %H:00 UTC", time.gmtime(int(row.get("hour", 0))))
 
 
-def _nice(value: float) -> float:
-    """The axis top: 1, 2 or 5 times a power of ten, at least ``value`` (1 for nothing)."""
-    if value <= 0:
-        return 1.0
+def _nice(value: float, smallest: float = 1.0) -> float:
+    """The axis top: 1, 2 or 5 times a power of ten, at least ``value`` and ``smallest``."""
+    if value <= smallest:
+        return smallest
     power = 10.0 ** math.floor(math.log10(value))
     for factor in (1, 2, 5, 10):
         if factor * power >= value:
@@ -136,4 +136,4 @@ def _nice(value: float) -> float:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}" if value < 10 else f"{value:.0f}"
+    return f"{value:.2g}" if value < 10 else f"{value:.0f}"

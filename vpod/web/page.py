@@ -109,6 +109,7 @@ def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str 
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta name="csrf-token" content="{token}">',
         f"<title>vpod: {_e(state)}</title>",
+        '<link rel="icon" href="data:,">',  # no /favicon.ico request (outside a sub-path)
         '<link rel="stylesheet" href="static/page.css">',
         '<script src="static/page.js" defer></script>',
         "</head><body>",
@@ -132,7 +133,9 @@ def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str 
         '<div id="failures">', _failures(snap, token), "</div></section>",
         '<section><h2>Batches</h2><div class="scroll" id="batches">', _batches(snap), "</div></section>",
         '<section><h2>Last 24 hours</h2><div class="charts">',
-        charts.files_per_hour(history), charts.seconds_per_file(history), "</div></section>",
+        "<figure>", charts.files_per_hour(history), "<figcaption>Files finished per hour, by outcome</figcaption></figure>",
+        "<figure>", charts.seconds_per_file(history), "<figcaption>Mean time per file (seconds)</figcaption></figure>",
+        "</div></section>",
         '<section><h2>Watch folders</h2><div class="scroll" id="folders">', _folders(snap), "</div></section>",
         '<section id="nodes-section"', "" if len(snap.get("nodes") or []) > 1 else " hidden",
         '><h2>Nodes</h2><div class="scroll" id="nodes">', _nodes(snap), "</div></section>",
