@@ -24,6 +24,7 @@ SECTION_TITLES = {
     "nodes": "8. Several nodes on one library (PostgreSQL)",
     "startup": "9. Start-up: vpod --version and vpod process",
     "rerun": "10. Re-run over unchanged files (vpod process)",
+    "page": "12. Web page: the idle daemon with its page open in a browser",
 }
 
 

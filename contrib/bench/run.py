@@ -37,6 +37,7 @@ import idle as idle_section  # noqa: E402
 import latency as latency_section  # noqa: E402
 import nodes as nodes_section  # noqa: E402
 import overhead as overhead_section  # noqa: E402
+import page as page_section  # noqa: E402
 import pool as pool_section  # noqa: E402
 import remux as remux_section  # noqa: E402
 import report  # noqa: E402
@@ -46,7 +47,7 @@ import scan as scan_section  # noqa: E402
 import startup as startup_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
-SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun")
+SECTIONS = ("overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun", "page")
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
     "overhead": overhead_section,
@@ -60,6 +61,7 @@ MODULES = {
     "nodes": nodes_section,
     "startup": startup_section,
     "rerun": rerun_section,
+    "page": page_section,
 }
 
 
@@ -76,6 +78,7 @@ class Sizes:
     latency_files: int = 20
     idle_folders: int = 1000
     idle_seconds: float = 60.0
+    page_seconds: float = 60.0
     burst_files: int = 10_000
     scan_files: int = 100_000
     scan_folders: int = 1000
@@ -93,7 +96,7 @@ class Sizes:
 
 
 SMOKE = Sizes(
-    overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
+    overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0, page_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
 )
@@ -134,6 +137,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
         if name == "rerun":
             return rerun_section.rerun(folder, media, files=sizes.rerun_files, folders=sizes.rerun_folders,
                                        runs=sizes.runs)
+        if name == "page":
+            return page_section.page(folder, seconds=sizes.page_seconds, runs=sizes.runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
