@@ -6,8 +6,10 @@
 "use strict";
 (function () {
   var POLL_MS = 2000;
+  var HIDDEN_POLL_MS = 30000;  // a tab in the background asks rarely; shown again, at once
   var STATES = ["queued", "processing", "done", "failed", "skipped"];
   var pollTimer = null;
+  var polling = false;  // a request of poll() is on its way
 
   function $(id) { return document.getElementById(id); }
 
@@ -174,14 +176,24 @@
   function setLive(text) { $("live").textContent = text; }
 
   function poll() {
+    polling = true;
     fetch("api/status", { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (s) { render(s); setLive("live (every 2 s)"); })
       .catch(function () { setLive("live updates failed: retrying"); })
-      .then(function () { pollTimer = setTimeout(poll, POLL_MS); });
+      .then(function () {
+        polling = false;
+        pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+      });
   }
 
-  function startPolling() { if (pollTimer === null) { pollTimer = setTimeout(poll, 0); } }
+  function startPolling() {
+    if (pollTimer !== null) { return; }
+    pollTimer = setTimeout(poll, 0);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && !polling) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 0); }
+    });
+  }
 
   function listen() {
     if (!window.EventSource) { startPolling(); return; }
