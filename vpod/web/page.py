@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import falcon
 
+from vpod.status import _duration  # vpod status's wording of a duration, shared on purpose
 from vpod.web import charts
 
 if TYPE_CHECKING:
@@ -278,14 +279,6 @@ def clock(epoch: object) -> str:
 
 
 def duration(seconds: object) -> str:
-    """Seconds as ``4.2 s`` under a minute, else ``1d 2h 3m 4s`` (``?`` for ``None``);
-    the script writes the same."""
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours or days else "", f"{minutes}m", f"{secs}s"]
-    return " ".join(p for p in parts if p)
+    """Seconds as ``4.2 s`` under a minute, else ``1d 2h 3m 4s`` (``?`` for ``None``), as
+    ``vpod status`` writes them; the script writes the same."""
+    return _duration(seconds if isinstance(seconds, (int, float)) else None)
