@@ -158,7 +158,8 @@ def test_page_shows_files_live_failures_escaped_and_the_same_without_javascript(
         failure.get_by_role("button", name="Retry").click()
     request = posted.value
     assert request.headers.get("x-csrf-token") == token
-    assert "path=" in (request.post_data or "") and f"csrf_token={token}" in (request.post_data or "")
+    sent = request.post_data_json
+    assert sent["path"] == str(inbox / HOSTILE) and sent["csrf_token"] == token
     expect(page.locator("#action-result")).to_be_visible(timeout=WAIT_MS)  # the answer, whatever it is, is shown
 
     # JavaScript off: a plain load shows the same state.
@@ -212,7 +213,8 @@ def test_page_under_a_sub_path_behind_a_reverse_proxy_on_a_phone_in_dark_mode(
 )
 def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemon_factory, browser):
     """Retry with the token (``Authorization: Bearer``) requeues the failed file: it is
-    tried again; the same click without the token is refused and nothing is tried."""
+    tried again; the same click without the token is refused and nothing is tried; after
+    logging in through the page's form, Retry carries the CSRF token and requeues it."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     token = "s3cret-token-for-the-test"
@@ -235,6 +237,22 @@ def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemo
         allowed.locator("#failures li.failure").get_by_role("button", name="Retry").click()
     assert answer.value.ok, answer.value.status
     daemon.wait_for("file_failed", path=str(broken), count=2)  # requeued and tried again
+
+    # The login form: the cookie, then the CSRF token of <meta name="csrf-token"> with each action.
+    w = open_page(browser(), url)
+    page = w.page
+    assert page.locator('meta[name="csrf-token"]').get_attribute("content") == ""
+    page.locator('form.login input[name="token"]').fill(token)
+    page.locator("form.login").get_by_role("button", name="Log in").click()
+    expect(page.locator("form.login").get_by_role("button", name="Log out")).to_be_visible(timeout=WAIT_MS)
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert csrf
+    with page.expect_response(lambda r: r.url == url + "api/retry") as answer:
+        page.locator("#failures li.failure").get_by_role("button", name="Retry").click()
+    assert answer.value.ok, answer.value.status
+    assert answer.value.request.headers.get("x-csrf-token") == csrf
+    daemon.wait_for("file_failed", path=str(broken), count=3)
+    assert w.dialogs == [] and w.csp_violations() == [], w.errors
 
 
 class _Proxy(http.server.BaseHTTPRequestHandler):

@@ -66,8 +66,9 @@ def make_app(services: Services, limits: HttpConfig) -> falcon.App[falcon.Reques
         from vpod.web.snapshot import web_history, web_snapshot
         from vpod.web.status_standin import add_status_route  # until vpod/web/api.py lands (issue 17)
 
-        add_page_routes(app, services.parts, web_snapshot, web_history)
-        add_status_route(app, services.parts, web_snapshot)
+        parts = services.parts
+        add_page_routes(app, lambda: web_snapshot(parts), lambda: web_history(parts, 24))
+        add_status_route(app, parts, web_snapshot)
     app.add_error_handler(falcon.HTTPError, _error_handler(log))
     app.add_error_handler(Exception, _bug_handler(log))
     return app

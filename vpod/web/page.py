@@ -26,15 +26,12 @@ from __future__ import annotations
 import html
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import falcon
 
 from vpod.status import _duration  # vpod status's wording of a duration, shared on purpose
 from vpod.web import charts
-
-if TYPE_CHECKING:
-    from vpod.daemon.wiring import Parts
 
 Snapshot = dict[str, Any]
 
@@ -53,17 +50,25 @@ HISTORY_HOURS = 24
 
 
 def add_page_routes(
-    app: falcon.App[falcon.Request, falcon.Response], parts: Parts,
-    snapshot: Callable[[Parts], Snapshot], history: Callable[[Parts, int], list[dict[str, Any]]],
+    app: falcon.App[falcon.Request, falcon.Response], snapshot: Callable[[], Snapshot],
+    history: Callable[[], list[dict[str, Any]]], *, base: str = "",
 ) -> None:
-    """Add ``GET /`` and ``GET /static/{name}`` to ``app``; ``snapshot(parts)`` gives the
-    page's dict (:func:`vpod.web.snapshot.web_snapshot`), ``history(parts, hours)`` the
-    chart rows (``GET /api/history``'s)."""
-    app.add_route("/", _Page(lambda: snapshot(parts), lambda: history(parts, HISTORY_HOURS)))
-    app.add_route("/static/{name}", _Static())
+    """Add ``GET {base}/`` and ``GET {base}/static/{name}`` to ``app``.
+
+    Args:
+        snapshot: the page's dict (:func:`vpod.web.snapshot.web_snapshot` of the daemon).
+        history: the chart rows of the last :data:`HISTORY_HOURS` hours, oldest first
+            (``GET /api/history``'s ``hours``: ``hour``, ``done``, ``failed``, ``skipped``,
+            ``unchanged``, ``mean_seconds``).
+        base: ``[http] base_path`` (``""`` or ``"/path"``).
+    """
+    app.add_route(f"{base}/", _Page(snapshot, history))
+    app.add_route(f"{base}/static/{{name}}", _Static())
 
 
 class _Page:
+    access = "read"  # vpod.web.security: no login on a loopback listener, else the token
+
     def __init__(self, snapshot: Callable[[], Snapshot], history: Callable[[], list[dict[str, Any]]]) -> None:
         self.snapshot = snapshot
         self.history = history
@@ -79,6 +84,8 @@ class _Page:
 
 
 class _Static:
+    access = "public"
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         content_type = STATIC.get(name)
         if content_type is None:
@@ -115,7 +122,7 @@ def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str 
         '<script src="static/page.js" defer></script>',
         "</head><body>",
         '<header><h1>vpod</h1> <span id="state" class="state state-', _e(state), '">', _e(state), "</span>",
-        ' <span id="live" class="live">live updates off: refresh the page</span></header>',
+        ' <span id="live" class="live">live updates off: refresh the page</span>', _login(token), "</header>",
         '<p id="action-result" class="action-result" role="status" hidden></p>',
         "<main>",
         '<section id="summary"><dl class="summary">',
@@ -159,6 +166,22 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) ->
         return f'<p class="empty">{_e(empty)}</p>'
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _login(token: str) -> str:
+    """Logged in (a CSRF token): a Log out button; else a token field posting to
+    ``api/login`` (answered 303 back to the page, now with the login cookie). Actions
+    need one or the other, or an ``Authorization: Bearer`` header."""
+    if token:
+        return (
+            '<form method="post" action="api/logout" class="login">'
+            f'<input type="hidden" name="csrf_token" value="{token}"><button type="submit">Log out</button></form>'
+        )
+    return (
+        '<form method="post" action="api/login" class="login"><label>Token to act '
+        '<input type="password" name="token" autocomplete="current-password" required></label> '
+        '<button type="submit">Log in</button></form>'
+    )
 
 
 def _workers_text(snap: Snapshot) -> str:

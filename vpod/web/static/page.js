@@ -2,7 +2,9 @@
 // snapshot JSON. Live from server-sent events (api/events, event "status"); when they
 // are unavailable, api/status every 2 s. Every value is set with textContent (never
 // innerHTML). Forms (Retry, Resume) are posted with fetch and the CSRF token of
-// <meta name="csrf-token">. All URLs are relative: the page works under a sub-path.
+// <meta name="csrf-token"> (as JSON; without JavaScript they are plain form posts).
+// The login form is left to the browser. All URLs are relative: the page works under a
+// sub-path.
 "use strict";
 (function () {
   var POLL_MS = 2000;
@@ -219,11 +221,12 @@
     var f = e.target;
     if (!(f instanceof HTMLFormElement) || !f.classList.contains("act")) { return; }
     e.preventDefault();
-    var body = new URLSearchParams(new FormData(f));
-    body.set("csrf_token", csrfToken());
+    var body = {};
+    new FormData(f).forEach(function (value, name) { body[name] = value; });
+    body.csrf_token = csrfToken();
     fetch(f.getAttribute("action"), {
-      method: "POST", body: body, credentials: "same-origin",
-      headers: { "X-CSRF-Token": csrfToken(), Accept: "application/json" }
+      method: "POST", body: JSON.stringify(body), credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken(), Accept: "application/json" }
     }).then(function (r) {
       return r.text().then(function (t) {
         var answer = {};
