@@ -207,10 +207,33 @@ def test_page_under_a_sub_path_behind_a_reverse_proxy_on_a_phone_in_dark_mode(
         assert w.csp_violations() == [] and w.dialogs == [], w.errors
 
 
-@pytest.mark.skipif(
+NEEDS_API = pytest.mark.skipif(
     importlib.util.find_spec("vpod.web.api") is None,
-    reason="FOR THE LEAD: needs the api engineer's POST /api/retry and [http] token (vpod/web/api.py); runs once merged",
+    reason="FOR THE LEAD: needs the api engineer's vpod/web/api.py ([http] token, base_path, POST /api/retry); "
+    "runs once merged",
 )
+
+
+@NEEDS_API
+def test_page_under_the_configured_base_path(tmp_path, daemon_factory, browser):
+    """``[http] base_path = "/vpod"``: the page at ``/vpod/`` loads its files and stays
+    live under ``/vpod/``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "broken.mkv").write_text("not a video")
+    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "base_path": "/vpod"}})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    daemon.wait_for("file_failed", path=str(inbox / "broken.mkv"))
+    w = open_page(browser(), f"http://127.0.0.1:{port}/vpod/")
+    expect(w.page.locator("#live")).to_contain_text("live", timeout=WAIT_MS)
+    expect(w.page.locator("#failures li.failure .reason")).to_have_text("not_media")
+    paths = {r.url.split(str(port), 1)[1] for r in w.requests}
+    assert paths >= {"/vpod/", "/vpod/static/page.css", "/vpod/static/page.js"}, paths
+    assert all(p.startswith("/vpod/") for p in paths), paths
+    assert w.csp_violations() == [], w.errors
+
+
+@NEEDS_API
 def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemon_factory, browser):
     """Retry with the token (``Authorization: Bearer``) requeues the failed file: it is
     tried again; the same click without the token is refused and nothing is tried; after
