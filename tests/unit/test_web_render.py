@@ -80,6 +80,8 @@ def test_the_page_shows_each_part_of_the_state() -> None:
                   "12.5 s", "not watched: missing", "Resume", "Retry all failed"):
         assert shown in text, shown
     assert 'id="nodes-section" hidden' not in text  # two nodes: shown
+    gone = {**snapshot(), "recent_failures": [{**snapshot()["recent_failures"][0], "gone": True}]}
+    assert "no failures" in render_page(gone, history())  # deleted since: nothing to retry
     one = {**snapshot(), "nodes": [{"node": "a", "alive": True, "doing": []}]}
     assert 'id="nodes-section" hidden' in render_page(one, history())
 

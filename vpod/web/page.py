@@ -224,9 +224,10 @@ def _counts(snap: Snapshot) -> str:
 
 def failures_of(snap: Snapshot) -> list[dict[str, Any]]:
     """The snapshot's failures: ``recent_failures``, else ``last_failures`` (``vpod
-    status --json``'s: ``failed_at`` for ``at``, no id), without files gone since."""
+    status --json``'s: ``failed_at`` for ``at``, no id), without files gone since (as
+    ``vpod status`` leaves them out: nothing left to retry)."""
     if snap.get("recent_failures") is not None:
-        return list(snap["recent_failures"])
+        return [f for f in snap["recent_failures"] if not f.get("gone")]
     return [{**f, "at": f.get("failed_at")} for f in snap.get("last_failures") or [] if not f.get("gone")]
 
 

@@ -86,7 +86,7 @@
   }
 
   function failuresOf(s) {
-    if (s.recent_failures) { return s.recent_failures; }
+    if (s.recent_failures) { return s.recent_failures.filter(function (f) { return !f.gone; }); }
     return (s.last_failures || []).filter(function (f) { return !f.gone; })
       .map(function (f) { return Object.assign({}, f, { at: f.failed_at }); });
   }
