@@ -118,9 +118,12 @@ case "${1:-}" in
         # PostgreSQL's server (tests/support/postgres.py runs initdb + pg_ctl) and faketime
         # (a node with a skewed clock) for the several-nodes tests; a C compiler for the
         # wall-clock shift library tests/support/faketime.py builds where libfaketime
-        # cannot run Python 3.11 (Debian 12's 0.9.10).
+        # cannot run Python 3.11 (Debian 12's 0.9.10). Debian's chromium for the web page's
+        # browser tests (tests/integration/test_web_page.py drives /usr/bin/chromium through
+        # playwright from PyPI; no browser is downloaded).
         need_packages "${tools[@]}" rsync:rsync curl:curl bindfs:bindfs pgrep:procps setfacl:acl setfattr:attr chattr:e2fsprogs gdb:gdb git:git \
-            '/usr/lib/postgresql/*/bin/initdb:postgresql' faketime:faketime cc:gcc '/usr/include/stdlib.h:libc6-dev'
+            '/usr/lib/postgresql/*/bin/initdb:postgresql' faketime:faketime cc:gcc '/usr/include/stdlib.h:libc6-dev' \
+            '/usr/bin/chromium:chromium'
         make_venv "test"
         cd "$here"
         # mypy reads [tool.mypy] in pyproject.toml (strict, vpod/ as Python 3.10). It runs
@@ -146,7 +149,7 @@ case "${1:-}" in
     bench)
         shift
         check_python
-        need_packages "${tools[@]}"
+        need_packages "${tools[@]}" '/usr/bin/chromium:chromium'  # the page section (contrib/bench/page.py)
         make_venv "bench"
         cd "$here"
         exec "$venv/bin/python" contrib/bench/run.py "$@"

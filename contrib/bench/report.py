@@ -25,6 +25,7 @@ SECTION_TITLES = {
     "startup": "9. Start-up: vpod --version and vpod process",
     "rerun": "10. Re-run over unchanged files (vpod process)",
     "webapi": "11. Web API: /api/status with 100,000 files",
+    "page": "12. Web page: the idle daemon with its page open in a browser",
 }
 
 

@@ -37,6 +37,7 @@ import idle as idle_section  # noqa: E402
 import latency as latency_section  # noqa: E402
 import nodes as nodes_section  # noqa: E402
 import overhead as overhead_section  # noqa: E402
+import page as page_section  # noqa: E402
 import pool as pool_section  # noqa: E402
 import remux as remux_section  # noqa: E402
 import report  # noqa: E402
@@ -49,6 +50,7 @@ from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: 
 
 SECTIONS = (
     "overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun", "webapi",
+    "page",
 )
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
@@ -64,6 +66,7 @@ MODULES = {
     "startup": startup_section,
     "rerun": rerun_section,
     "webapi": webapi_section,
+    "page": page_section,
 }
 
 
@@ -80,6 +83,7 @@ class Sizes:
     latency_files: int = 20
     idle_folders: int = 1000
     idle_seconds: float = 60.0
+    page_seconds: float = 60.0
     burst_files: int = 10_000
     scan_files: int = 100_000
     scan_folders: int = 1000
@@ -98,7 +102,7 @@ class Sizes:
 
 
 SMOKE = Sizes(
-    overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0,
+    overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0, page_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
     webapi_files=1000,
@@ -142,6 +146,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
                                        runs=sizes.runs)
         if name == "webapi":
             return webapi_section.webapi(folder, files=sizes.webapi_files, runs=sizes.runs)
+        if name == "page":
+            return page_section.page(folder, seconds=sizes.page_seconds, runs=sizes.runs)
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("Overhead", "Remux: CPU per remuxed file", "Scaling", "Latency", "Idle cost", "Burst and memory",
-            "Catch-up scan", "Database pool", "Several nodes", "Start-up")
+            "Catch-up scan", "Database pool", "Several nodes", "Start-up", "Web page")
 
 
 def test_smoke_run_writes_every_section(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ runs, :mod:`vpod.http.server`), then the payload (400, 422).
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import asdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,6 +37,7 @@ from vpod.hooks.receiver import HookReceiver
 from vpod.http.auth import authorized
 from vpod.http.limits import RateLimiter
 from vpod.web.api import add_api_routes
+from vpod.web.page import HISTORY_HOURS, add_page_routes
 from vpod.web.security import WebSecurity
 from vpod.web.services import WebServices
 from vpod.web.stream import StreamSlots
@@ -74,6 +77,7 @@ def make_app(
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
     if services.web is not None and services.streams is not None:
         add_api_routes(app, services.web, services.streams, base=limits.base_path, token=limits.token)
+        add_page_routes(app, services.web.snapshot, _page_history(services.web), base=limits.base_path)
     app.add_error_handler(falcon.HTTPError, _error_handler(log))
     app.add_error_handler(Exception, _bug_handler(log))
     return app
@@ -201,3 +205,13 @@ def _bug_handler(log: Any) -> Callable[..., None]:
         _json(resp, 500, {"ok": False, "reason": "internal_error", "error": "internal error (logged)"})
 
     return handle
+
+
+def _page_history(web: WebServices) -> Callable[[], list[dict[str, Any]]]:
+    """The page's chart rows: ``GET /api/history``'s last :data:`HISTORY_HOURS` hours."""
+
+    def rows() -> list[dict[str, Any]]:
+        now = time.time()
+        return [asdict(h) for h in web.store.hourly_history(now - (HISTORY_HOURS - 1) * 3600, now)]
+
+    return rows

@@ -1,0 +1,244 @@
+// vpod's status page: redraws the server-rendered sections (same ids) from the
+// snapshot JSON. Live from server-sent events (api/events, event "status"); when they
+// are unavailable, api/status every 2 s. Every value is set with textContent (never
+// innerHTML). Forms (Retry, Resume) are posted with fetch and the CSRF token of
+// <meta name="csrf-token"> (as JSON; without JavaScript they are plain form posts).
+// The login form is left to the browser. All URLs are relative: the page works under a
+// sub-path.
+"use strict";
+(function () {
+  var POLL_MS = 2000;
+  var HIDDEN_POLL_MS = 30000;  // a tab in the background asks rarely; shown again, at once
+  var STATES = ["queued", "processing", "done", "failed", "skipped"];
+  var pollTimer = null;
+  var polling = false;  // a request of poll() is on its way
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function clock(epoch) {
+    if (typeof epoch !== "number") { return ""; }
+    var d = new Date(epoch * 1000);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
+  }
+
+  function duration(s) {
+    if (typeof s !== "number") { return "?"; }
+    if (s < 60) { return s.toFixed(1) + " s"; }
+    var secs = Math.floor(s), m = Math.floor(secs / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
+    var parts = [d ? d + "d" : "", (h % 24 || d) ? (h % 24) + "h" : "", (m % 60) + "m", (secs % 60) + "s"];
+    return parts.filter(function (p) { return p; }).join(" ");
+  }
+
+  function cell(value) { return (value && value.nodeType) ? value : el("span", null, value); }
+
+  // Replace the children of #id with a table (cells: text or nodes), or a <p class="empty">.
+  function table(id, headers, rows, empty) {
+    var box = $(id);
+    if (!box) { return; }
+    var out;
+    if (!rows.length) {
+      out = el("p", "empty", empty);
+    } else {
+      out = el("table");
+      var tr = el("tr");
+      headers.forEach(function (h) { tr.appendChild(el("th", null, h)); });
+      out.appendChild(el("thead")).appendChild(tr);
+      var body = out.appendChild(el("tbody"));
+      rows.forEach(function (row) {
+        var r = body.appendChild(el("tr"));
+        row.forEach(function (c) { r.appendChild(el("td")).appendChild(cell(c)); });
+      });
+    }
+    box.replaceChildren(out);
+  }
+
+  function form(action, fields) {
+    var f = el("form", "act");
+    f.method = "post";
+    f.setAttribute("action", action);
+    Object.keys(fields).forEach(function (name) {
+      var i = el("input");
+      i.type = "hidden"; i.name = name; i.value = fields[name];
+      f.appendChild(i);
+    });
+    var token = el("input");
+    token.type = "hidden"; token.name = "csrf_token"; token.value = csrfToken();
+    f.appendChild(token);
+    var b = el("button", null, action === "api/resume" ? "Resume" : "Retry");
+    b.type = "submit";
+    f.appendChild(b);
+    return f;
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") || "" : "";
+  }
+
+  function failuresOf(s) {
+    if (s.recent_failures) { return s.recent_failures.filter(function (f) { return !f.gone; }); }
+    return (s.last_failures || []).filter(function (f) { return !f.gone; })
+      .map(function (f) { return Object.assign({}, f, { at: f.failed_at }); });
+  }
+
+  function render(s) {
+    var state = s.state || "stopped";
+    var st = $("state");
+    st.textContent = state;
+    st.className = "state state-" + state;
+    document.title = "vpod: " + state;
+    $("uptime").textContent = duration(s.uptime_seconds);
+    $("version").textContent = s.version || "?";
+    $("queue-depth").textContent = String(s.queue_depth || 0);
+    var busy = (s.in_progress || []).length;
+    $("worker-count").textContent = busy + " busy of " + (s.workers === null || s.workers === undefined ? "?" : s.workers);
+
+    var paused = s.paused || {};
+    $("paused").hidden = state !== "paused";
+    $("paused-path").textContent = paused.path || "";
+    $("paused-error").textContent = paused.error || "";
+
+    table("workers", ["Worker", "File", "Library", "Elapsed", "Attempt", "Progress"],
+      (s.in_progress || []).map(function (f) {
+        return [f.worker || "?", el("span", "path", f.path), f.library || "", duration(f.elapsed_seconds), f.attempt,
+          f.progress_percent === null || f.progress_percent === undefined ? "" : Math.round(f.progress_percent) + " %"];
+      }), "nothing in progress");
+
+    var byLib = s.library_counts || {};
+    var rows = Object.keys(byLib).sort().map(function (name) {
+      return [name].concat(STATES.map(function (k) { return byLib[name][k] || 0; }));
+    });
+    var totals = s.counts || {};
+    rows.push([el("strong", null, "all")].concat(STATES.map(function (k) { return totals[k] || 0; })));
+    table("counts", ["Library"].concat(STATES), rows, "");
+
+    var box = $("failures");
+    var failures = failuresOf(s);
+    if (!failures.length) {
+      box.replaceChildren(el("p", "empty", "no failures"));
+    } else {
+      var ul = el("ul", "failures");
+      failures.forEach(function (f) {
+        var li = ul.appendChild(el("li", "failure"));
+        var head = li.appendChild(el("div"));
+        head.appendChild(el("span", "path", f.path));
+        if (f.library) { head.appendChild(document.createTextNode(" ")); head.appendChild(el("span", "library", f.library)); }
+        var why = li.appendChild(el("div"));
+        why.appendChild(el("span", "reason", f.reason || "error"));
+        why.appendChild(document.createTextNode(" "));
+        why.appendChild(el("span", "when", clock(f.at)));
+        if (f.id !== null && f.id !== undefined) {
+          why.appendChild(document.createTextNode(" "));
+          var a = why.appendChild(el("a", "events", "log events"));
+          a.setAttribute("href", "api/files/" + encodeURIComponent(String(f.id)) + "/events");
+        }
+        li.appendChild(el("pre", "error", f.error || ""));
+        li.appendChild(form("api/retry", { path: f.path || "" }));
+      });
+      box.replaceChildren(ul);
+    }
+
+    var batches = s.recent_batches || s.last_batches || [];
+    table("batches", ["Started", "Files", "OK", "Unchanged", "Failed", "Skipped", "Took", ""],
+      batches.map(function (b) {
+        return [clock(b.started_at), b.total_files, b.success_count,
+          b.unchanged_count === null || b.unchanged_count === undefined ? "" : b.unchanged_count,
+          b.fail_count, b.skipped_count, duration(b.total_duration_seconds), b.stopped_early ? "stopped early" : ""];
+      }), "no batch yet");
+
+    var names = {};
+    (s.libraries || []).forEach(function (l) { names[l.path] = l.name; });
+    var why = {};
+    (s.unwatched || []).forEach(function (u) { why[u.path] = u.reason || "not watched"; });
+    table("folders", ["Folder", "Library", "Watched"], (s.watch_paths || []).map(function (p) {
+      return [el("span", "path", p), names[p] || "", why[p] === undefined ? "watched" : "not watched: " + why[p]];
+    }), "no watch folder");
+
+    var nodes = s.nodes || [];
+    $("nodes-section").hidden = nodes.length <= 1;
+    table("nodes", ["Node", "State", "Host", "Version", "Workers", "In progress", "Heartbeat"], nodes.map(function (n) {
+      return [n.node, n.alive ? "alive" : "gone", n.host, n.version || "?",
+        n.workers === null || n.workers === undefined ? "?" : n.workers, (n.doing || []).length,
+        duration(n.heartbeat_age_seconds)];
+    }), "");
+
+    $("updated").textContent = clock(Date.now() / 1000);
+  }
+
+  function setLive(text) { $("live").textContent = text; }
+
+  function poll() {
+    polling = true;
+    fetch("api/status", { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+      .then(function (s) { render(s); setLive("live (every 2 s)"); })
+      .catch(function () { setLive("live updates failed: retrying"); })
+      .then(function () {
+        polling = false;
+        pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+      });
+  }
+
+  function startPolling() {
+    if (pollTimer !== null) { return; }
+    pollTimer = setTimeout(poll, 0);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && !polling) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 0); }
+    });
+  }
+
+  function listen() {
+    if (!window.EventSource) { startPolling(); return; }
+    var es = new EventSource("api/events");
+    es.addEventListener("open", function () { setLive("live"); });
+    es.addEventListener("status", function (e) {
+      try { render(JSON.parse(e.data)); setLive("live"); } catch (err) { /* a bad event: wait for the next */ }
+    });
+    es.addEventListener("error", function () {
+      // No stream (an older daemon, a proxy that buffers, too many clients: 503): poll instead.
+      es.close();
+      startPolling();
+    });
+  }
+
+  function say(text) {
+    var p = $("action-result");
+    p.textContent = text;
+    p.hidden = false;
+  }
+
+  document.addEventListener("submit", function (e) {
+    var f = e.target;
+    if (!(f instanceof HTMLFormElement) || !f.classList.contains("act")) { return; }
+    e.preventDefault();
+    var body = {};
+    new FormData(f).forEach(function (value, name) { body[name] = value; });
+    body.csrf_token = csrfToken();
+    fetch(f.getAttribute("action"), {
+      method: "POST", body: JSON.stringify(body), credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken(), Accept: "application/json" }
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var answer = {};
+        try { answer = JSON.parse(t); } catch (err) { answer = {}; }
+        if (r.ok) {
+          say("done: " + (answer.message || answer.outcome || (f.getAttribute("action") === "api/resume" ? "resumed" : "queued again")));
+        } else {
+          say("refused (HTTP " + r.status + "): " + (answer.error || answer.reason || t.slice(0, 200)));
+        }
+      });
+    }).catch(function (err) { say("not sent: " + err); });
+  });
+
+  listen();
+}());
