@@ -44,7 +44,6 @@ import fcntl
 import json
 import math
 import os
-import socket
 import stat
 import threading
 import time
@@ -53,6 +52,8 @@ from pathlib import Path
 from typing import Callable
 
 import structlog
+
+from vpod.hostname import host_name
 
 MARKER_NAME = ".vpod-library"
 HEARTBEAT_SECONDS = 300.0
@@ -209,7 +210,7 @@ def read_marker(root: Path) -> tuple[Marker | None, bool | None] | None:
 def foreign_holder(root: Path, *, database_id: str, host: str | None = None, now: float | None = None) -> Marker | None:
     """The marker of another database that holds ``root`` now, or ``None`` (no marker, this
     database's, released, or its owner gone). Reads the marker; takes nothing."""
-    host = host or socket.gethostname()
+    host = host or host_name()
     now = time.time() if now is None else now
     found = read_marker(root)
     if found is None or not holds(*found, database_id=database_id, host=host, now=now):
@@ -242,7 +243,7 @@ class MarkerLookup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.database_id = database_id
-        self.host = host or socket.gethostname()
+        self.host = host or host_name()
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._folders: dict[Path, tuple[tuple[Path, Marker] | None, float]] = {}  # folder -> (answer, expiry)
@@ -338,7 +339,7 @@ class LibraryClaims:
         self.database = str(database)
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.pid = os.getpid()
         self._held: dict[Path, tuple[int, float]] = {}  # root -> (locked fd, last heartbeat)
         self._shared: set[Path] = set()  # roots whose marker another node of this database holds
