@@ -38,6 +38,7 @@ from vpod.config import VPOConfig
 from vpod.errors import StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
+from vpod.import_gc import imports_uncollected
 from vpod.outcomes import Reason
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
@@ -376,19 +377,20 @@ def run_process(
         return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
 
     # Moved here from the top of the module: the database and the pipeline, only when
-    # there is a file to process (contrib/bench/startup.py).
-    from vpod.db.factory import open_store
-    from vpod.events import BatchClosed, FileFinished, FileStarted
-    from vpod.heartbeat import OwnerHeartbeat
-    from vpod.jobs import JobRunner
-    from vpod.leases import LeaseKeeper
-    from vpod.library_paths import store_library_paths
-    from vpod.media.limits import ToolLimits
-    from vpod.media.tools import ToolRunner
-    from vpod.original.resolver import OriginalResolver
-    from vpod.pipeline import FileProcessor, PipelineOptions
-    from vpod.tempfiles import log_sweep, sweep_temps
-    from vpod.watch.ownership import MarkerLookup
+    # there is a file to process (contrib/bench/startup.py); collected as the command's are.
+    with imports_uncollected():
+        from vpod.db.factory import open_store
+        from vpod.events import BatchClosed, FileFinished, FileStarted
+        from vpod.heartbeat import OwnerHeartbeat
+        from vpod.jobs import JobRunner
+        from vpod.leases import LeaseKeeper
+        from vpod.library_paths import store_library_paths
+        from vpod.media.limits import ToolLimits
+        from vpod.media.tools import ToolRunner
+        from vpod.original.resolver import OriginalResolver
+        from vpod.pipeline import FileProcessor, PipelineOptions
+        from vpod.tempfiles import log_sweep, sweep_temps
+        from vpod.watch.ownership import MarkerLookup
 
     store = open_store(config.database, node=config.node.node_name)
     try:
