@@ -23,10 +23,14 @@ import structlog
 from vpod.results import BatchResult, FileProcessingResult
 
 
-@dataclass(frozen=True)
 class Event:
-    """Base of all events; ``name`` selects the subscriber method ``on_<name>``."""
+    """Base of all events; ``name`` selects the subscriber method ``on_<name>``.
 
+    A plain class, not a dataclass: it has no field, and each event below is a frozen
+    dataclass of its own (one dataclass fewer to build at every start).
+    """
+
+    __slots__ = ()
     name: ClassVar[str] = "event"
 
 
