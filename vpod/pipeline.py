@@ -32,7 +32,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import structlog
 
@@ -96,8 +96,7 @@ class PipelineOptions:
     claimed_lock_wait: Callable[[], float | None] | None = None
 
 
-@dataclass(frozen=True)
-class PipelineOutput:
+class PipelineOutput(NamedTuple):
     """A result plus what the Store needs to recognize the file later."""
 
     result: FileProcessingResult

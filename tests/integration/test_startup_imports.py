@@ -104,6 +104,13 @@ CHEAP_RECORDS = {
     "vpod.media.limits": ["ToolLimits"],
     "vpod.media.tools": ["ToolResult"],
     "vpod.events": ["Event"],
+    "vpod.watch.ownership": ["Marker"],
+    "vpod.policy.languages": ["_Table"],
+    "vpod.policy.planner": ["LanguageList"],
+    "vpod.media.attributes": ["SourceAttributes"],
+    "vpod.pipeline": ["PipelineOutput"],
+    "vpod.policy.original": ["OriginalLanguage"],
+    "vpod.policy.folder_file": ["FolderFile"],
 }
 
 

@@ -47,9 +47,8 @@ import os
 import stat
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import structlog
 
@@ -70,8 +69,7 @@ SUBFOLDER_RECHECK_SECONDS = 5.0
 (seconds): a subfolder another vpod claims (or gives up) is seen within this time."""
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(NamedTuple):
     """The content of a ``.vpod-library`` marker.
 
     Attributes:
@@ -115,7 +113,7 @@ class Marker:
 
     def encode(self) -> bytes:
         """The file's bytes: one JSON object and a newline."""
-        return (json.dumps({"vpod_library": 1, **asdict(self)}, sort_keys=True) + "\n").encode()
+        return (json.dumps({"vpod_library": 1, **self._asdict()}, sort_keys=True) + "\n").encode()
 
     def stale(self, now: float) -> bool:
         """True when the heartbeat is older than :data:`STALE_AFTER_HEARTBEATS` intervals."""
