@@ -111,6 +111,7 @@ CHEAP_RECORDS = {
     "vpod.pipeline": ["PipelineOutput"],
     "vpod.policy.original": ["OriginalLanguage"],
     "vpod.policy.folder_file": ["FolderFile"],
+    "vpod.policy.selection": ["Selection"],
     "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
 }
 
