@@ -87,7 +87,7 @@ def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, t
     assert "vpod.hostname" in modules and not {"socket", "_socket"} & set(modules)
 
 
-# Value classes on vpod process's path written as NamedTuples, not dataclasses: a frozen
+# Value classes on vpod process's path written as NamedTuples (or plain classes), not dataclasses: a frozen
 # dataclass costs about 0.7 ms to build at every start (six generated methods, each
 # compiled from source), a NamedTuple about 0.13 (contrib/bench/findings.md, round 3).
 CHEAP_RECORDS = {
@@ -113,6 +113,11 @@ CHEAP_RECORDS = {
     "vpod.policy.original": ["OriginalLanguage"],
     "vpod.policy.folder_file": ["FolderFile"],
     "vpod.policy.selection": ["Selection"],
+    # Plain slotted classes (mutable state nothing compares).
+    "vpod.batch": ["_Window"],
+    "vpod.tempfiles": ["SweepResult"],
+    "vpod.safety": ["LockedFile"],
+    "vpod.diskspace": ["Claim"],
     "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
 }
 
