@@ -25,7 +25,6 @@ import stat
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -56,7 +55,6 @@ WORKER_PREFIX = "process-"
 a row as an owner record, :mod:`vpod.db.owners`)."""
 
 
-@dataclass
 class ProcessReport:
     """The outcome of one ``vpod process`` run.
 
@@ -72,15 +70,24 @@ class ProcessReport:
         temp_files_removed: temp files of an interrupted vpod swept at the start.
     """
 
-    batch: BatchResult
-    workers: int
-    workers_requested: int | None
-    dry_run: bool = False
-    stop_message: str | None = None
-    signal_number: int | None = None
-    ignored: list[tuple[str, str]] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    temp_files_removed: list[str] = field(default_factory=list)
+    __slots__ = ("batch", "workers", "workers_requested", "dry_run", "stop_message", "signal_number", "ignored",
+                 "unreadable", "temp_files_removed")
+
+    def __init__(
+        self, batch: BatchResult, workers: int, workers_requested: int | None, dry_run: bool = False,
+        stop_message: str | None = None, signal_number: int | None = None,
+        ignored: list[tuple[str, str]] | None = None, unreadable: list[tuple[str, str]] | None = None,
+        temp_files_removed: list[str] | None = None,
+    ) -> None:
+        self.batch = batch
+        self.workers = workers
+        self.workers_requested = workers_requested
+        self.dry_run = dry_run
+        self.stop_message = stop_message
+        self.signal_number = signal_number
+        self.ignored = [] if ignored is None else ignored
+        self.unreadable = [] if unreadable is None else unreadable
+        self.temp_files_removed = [] if temp_files_removed is None else temp_files_removed
 
     @property
     def not_started(self) -> int:

@@ -118,6 +118,8 @@ CHEAP_RECORDS = {
     "vpod.tempfiles": ["SweepResult"],
     "vpod.safety": ["LockedFile"],
     "vpod.diskspace": ["Claim"],
+    "vpod.process": ["ProcessReport"],
+    "vpod.watch.filters": ["PathFilter"],
     "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
 }
 
