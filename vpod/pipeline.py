@@ -30,7 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -62,8 +62,7 @@ from vpod.watch.writers import has_writer
 from vpod.writability import refusal_for_error, why_not_writable
 
 
-@dataclass(frozen=True)
-class PipelineOptions:
+class PipelineOptions(NamedTuple):
     """How the pipeline treats files.
 
     Attributes:

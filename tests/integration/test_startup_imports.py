@@ -109,7 +109,7 @@ CHEAP_RECORDS = {
     "vpod.policy.languages": ["_Table"],
     "vpod.policy.planner": ["LanguageList"],
     "vpod.media.attributes": ["SourceAttributes"],
-    "vpod.pipeline": ["PipelineOutput"],
+    "vpod.pipeline": ["PipelineOutput", "PipelineOptions"],
     "vpod.policy.original": ["OriginalLanguage"],
     "vpod.policy.folder_file": ["FolderFile"],
     "vpod.policy.selection": ["Selection"],
@@ -119,6 +119,7 @@ CHEAP_RECORDS = {
     "vpod.safety": ["LockedFile"],
     "vpod.diskspace": ["Claim"],
     "vpod.process": ["ProcessReport"],
+    "vpod.leases": ["Claim"],
     "vpod.watch.filters": ["PathFilter"],
     "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
 }
