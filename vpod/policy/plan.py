@@ -25,11 +25,14 @@ def _with_why(data: dict[str, Any], why: str) -> dict[str, Any]:
 
 
 # The actions are NamedTuples (made at every vpod process start in about a fifth of a
-# frozen dataclass's time: contrib/bench/findings.md, round 3), whose last field ``why``
-# explains an action and takes no part in comparing two actions: each action's ``__eq__``,
-# ``__ne__`` and ``__hash__`` use these instead of the tuple's own.
+# frozen dataclass's time: contrib/bench/findings.md, round 3) whose last field, ``why``,
+# explains an action and takes no part in comparing two actions (_why_aside, below).
 def _equal_but_why(self: tuple[Any, ...], other: object) -> bool:
     return type(other) is type(self) and self[:-1] == other[:-1]
+
+
+def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
+    return not _equal_but_why(self, other)
 
 
 def _hash_but_why(self: tuple[Any, ...]) -> int:
@@ -43,15 +46,6 @@ class SetFlag(NamedTuple):
     flag: FlagName
     value: bool
     why: str = ""
-
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
 
     @property
     def structural(self) -> bool:
@@ -76,15 +70,6 @@ class SetLanguage(NamedTuple):
     language: str
     tag: str | None = None
     why: str = ""
-
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
 
     @property
     def structural(self) -> bool:
@@ -111,15 +96,6 @@ class SetTitle(NamedTuple):
     title: str | None
     why: str = ""
 
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
-
     @property
     def structural(self) -> bool:
         """Whether it needs a remux (a new file), not an in-place header edit."""
@@ -141,15 +117,6 @@ class RemoveTrack(NamedTuple):
     reason: str
     why: str = ""
 
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
-
     @property
     def structural(self) -> bool:
         """Whether it needs a remux (a new file), not an in-place header edit."""
@@ -169,15 +136,6 @@ class Reorder(NamedTuple):
 
     order: tuple[int, ...]
     why: str = ""
-
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
 
     @property
     def structural(self) -> bool:
@@ -199,15 +157,6 @@ class ChangeContainer(NamedTuple):
     container: str
     why: str = ""
 
-    def __eq__(self, other: object) -> bool:
-        return _equal_but_why(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _equal_but_why(self, other)
-
-    def __hash__(self) -> int:
-        return _hash_but_why(self)
-
     @property
     def structural(self) -> bool:
         """Whether it needs a remux (a new file), not an in-place header edit."""
@@ -223,6 +172,18 @@ class ChangeContainer(NamedTuple):
 
 
 Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer
+
+
+def _why_aside(*actions: type) -> None:
+    """Compare and hash ``actions`` by type and every field but the last, ``why`` (a
+    tuple's own ``==`` would count it, and equal a plain tuple)."""
+    for action in actions:
+        setattr(action, "__eq__", _equal_but_why)
+        setattr(action, "__ne__", _unequal_but_why)
+        setattr(action, "__hash__", _hash_but_why)
+
+
+_why_aside(SetFlag, SetLanguage, SetTitle, RemoveTrack, Reorder, ChangeContainer)
 
 
 class Plan(NamedTuple):
