@@ -119,6 +119,7 @@ CHEAP_RECORDS = {
     "vpod.safety": ["LockedFile"],
     "vpod.diskspace": ["Claim"],
     "vpod.process": ["ProcessReport"],
+    "vpod.targets": ["Target", "Targets"],
     "vpod.leases": ["Claim"],
     "vpod.watch.filters": ["PathFilter"],
     "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
