@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from vpod.outcomes import Reason, Status
 
@@ -62,8 +61,7 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
-@dataclass(frozen=True)
-class FileProcessingResult:
+class FileProcessingResult(NamedTuple):
     """What happened to one file.
 
     Attributes:

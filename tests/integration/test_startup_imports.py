@@ -119,7 +119,7 @@ CHEAP_RECORDS = {
     "vpod.safety": ["LockedFile"],
     "vpod.diskspace": ["Claim"],
     "vpod.process": ["ProcessReport"],
-    "vpod.results": ["BatchResult"],
+    "vpod.results": ["FileProcessingResult", "BatchResult"],
     "vpod.targets": ["Target", "Targets"],
     "vpod.leases": ["Claim"],
     "vpod.watch.filters": ["PathFilter"],
