@@ -11,7 +11,6 @@ import enum
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from vpod.results import BatchResult, FileProcessingResult
 
@@ -74,13 +73,17 @@ class BatchController:
             self._stop.clear()
 
 
-@dataclass
 class _Window:
-    result: BatchResult
-    deadline: float  # monotonic; no new files join after it
-    active: int = 0  # files counted and not finished (running, or waiting for a retry)
-    running: int = 0  # of those, files a worker runs now
-    clock_start: float = field(default_factory=time.monotonic)
+    # A plain class, not a dataclass: nothing compares or copies it, and vpod process
+    # builds this module's classes at every start (contrib/bench/findings.md, round 3).
+    __slots__ = ("result", "deadline", "active", "running", "clock_start")
+
+    def __init__(self, result: BatchResult, deadline: float) -> None:
+        self.result = result
+        self.deadline = deadline  # monotonic; no new files join after it
+        self.active = 0  # files counted and not finished (running, or waiting for a retry)
+        self.running = 0  # of those, files a worker runs now
+        self.clock_start = time.monotonic()
 
 
 class BatchWindows:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from vpod.cpu import MAX_WORKERS
 from vpod.errors import ConfigError
 from vpod.integrations.settings import MediaServersConfig, NotifyConfig, media_servers_section, notify_section
 from vpod.hooks.config import HooksConfig, hooks_section, read_secret
+from vpod.hostname import host_name
 from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
@@ -178,8 +178,8 @@ class NodeConfig:
     @property
     def node_name(self) -> str:
         """The name in force: :attr:`name`, or this machine's host name when it is ``""``
-        (gethostname(2))."""
-        return self.name or socket.gethostname()
+        (:func:`vpod.hostname.host_name`)."""
+        return self.name or host_name()
 
 
 @dataclass(frozen=True)

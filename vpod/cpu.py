@@ -9,7 +9,7 @@ this process may run on (``os.sched_getaffinity``), not all the machine's.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_WORKERS = 256
 """Upper bound of any worker count, whatever the CPUs: a typo must not ask for 10^20 threads."""
@@ -41,8 +41,7 @@ def worker_cap(cpus: int | None = None) -> int:
     return max(1, (available_cpus() if cpus is None else cpus) // 2)
 
 
-@dataclass(frozen=True)
-class WorkerCount:
+class WorkerCount(NamedTuple):
     """How many workers run, and why.
 
     Attributes:

@@ -26,7 +26,6 @@ import functools
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,7 +81,6 @@ def remux_need(size: int) -> int:
     return size + -(-size * REMUX_MARGIN_PERCENT // 100)
 
 
-@dataclass
 class Claim:
     """Space promised to one write in progress on the filesystem ``device``.
 
@@ -90,9 +88,12 @@ class Claim:
     outstanding (it is in use, so ``statvfs`` counts it already).
     """
 
-    device: int
-    need: int
-    growing: list[Path] = field(default_factory=list)
+    __slots__ = ("device", "need", "growing")
+
+    def __init__(self, device: int, need: int) -> None:
+        self.device = device
+        self.need = need
+        self.growing: list[Path] = []
 
     def track(self, path: Path) -> None:
         """Count what ``path`` (the file being written) holds against the promise."""

@@ -14,90 +14,143 @@ main loop): subscribers must be thread-safe and quick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 
 from vpod.results import BatchResult, FileProcessingResult
 
 
-@dataclass(frozen=True)
 class Event:
-    """Base of all events; ``name`` selects the subscriber method ``on_<name>``."""
+    """Base of all events; ``name`` selects the subscriber method ``on_<name>``.
 
+    Immutable (assigning raises :class:`dataclasses.FrozenInstanceError`), compared and
+    hashed by type and fields, shown as ``Name(field=value, ...)``. The events below are
+    written out with ``__slots__`` instead of as frozen dataclasses: every ``vpod process``
+    imports this module, and a frozen dataclass costs about 0.6 ms to build at each start
+    (six methods compiled from source; contrib/bench/findings.md, round 3). A subclass may
+    also be a ``@dataclass(frozen=True)`` (its generated methods replace these).
+    """
+
+    __slots__: tuple[str, ...] = ()
     name: ClassVar[str] = "event"
 
+    def _set(self, **fields: Any) -> None:
+        """Set the fields once, from ``__init__``."""
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
 
-@dataclass(frozen=True)
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, key) for key in self.__slots__)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {key!r}")
+
+    def __delattr__(self, key: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {key!r}")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={getattr(self, key)!r}" for key in self.__slots__)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+
 class FilesQueued(Event):
     """New rows were queued in the database (each is logged ``file_queued`` by the intake)."""
 
+    __slots__ = ()
     name: ClassVar[str] = "files_queued"
 
 
-@dataclass(frozen=True)
 class FileStarted(Event):
     """A worker took ``path`` from the queue and starts it in batch ``batch_id``."""
 
+    __slots__ = ("path", "worker", "batch_id")
     name: ClassVar[str] = "file_started"
     path: Path
     worker: str
     batch_id: str
 
+    def __init__(self, path: Path, worker: str, batch_id: str) -> None:
+        self._set(path=path, worker=worker, batch_id=batch_id)
 
-@dataclass(frozen=True)
+
 class FileFinished(Event):
     """A file's attempt ended; ``retrying``: it went back to the queue (not final)."""
 
+    __slots__ = ("result", "retrying")
     name: ClassVar[str] = "file_finished"
     result: FileProcessingResult
     retrying: bool
 
+    def __init__(self, result: FileProcessingResult, retrying: bool) -> None:
+        self._set(result=result, retrying=retrying)
 
-@dataclass(frozen=True)
+
 class BatchClosed(Event):
     """A batch closed (``source``: ``"daemon"`` or ``"process"``)."""
 
+    __slots__ = ("batch", "source")
     name: ClassVar[str] = "batch_closed"
     batch: BatchResult
     source: str
 
+    def __init__(self, batch: BatchResult, source: str) -> None:
+        self._set(batch=batch, source=source)
 
-@dataclass(frozen=True)
+
 class ProcessingPaused(Event):
     """The daemon stopped starting files after ``result`` failed under ``on_error = "fail"``."""
 
+    __slots__ = ("result",)
     name: ClassVar[str] = "processing_paused"
     result: FileProcessingResult
 
+    def __init__(self, result: FileProcessingResult) -> None:
+        self._set(result=result)
 
-@dataclass(frozen=True)
+
 class ProcessingResumed(Event):
     """``vpod resume`` lifted a pause; ``paused_path`` is the file that caused it."""
 
+    __slots__ = ("paused_path",)
     name: ClassVar[str] = "processing_resumed"
     paused_path: str | None
 
+    def __init__(self, paused_path: str | None) -> None:
+        self._set(paused_path=paused_path)
 
-@dataclass(frozen=True)
+
 class WatchRootLost(Event):
     """A watched root was deleted, or (``moved``) renamed away or replaced."""
 
+    __slots__ = ("root", "moved", "library")
     name: ClassVar[str] = "watch_root_lost"
     root: Path
-    moved: bool = False
-    library: str | None = None  # the root's library name
+    moved: bool
+    library: str | None  # the root's library name
+
+    def __init__(self, root: Path, moved: bool = False, library: str | None = None) -> None:
+        self._set(root=root, moved=moved, library=library)
 
 
-@dataclass(frozen=True)
 class WatchRootRestored(Event):
     """A folder has a lost root's path again and is watched."""
 
+    __slots__ = ("root", "library")
     name: ClassVar[str] = "watch_root_restored"
     root: Path
-    library: str | None = None  # the root's library name
+    library: str | None  # the root's library name
+
+    def __init__(self, root: Path, library: str | None = None) -> None:
+        self._set(root=root, library=library)
 
 
 class EventBus:

@@ -304,7 +304,7 @@ class JobRunner:
             )
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
         result = _account_interrupted(
-            job, output, replace(output.result, worker=worker, policy=selection.name, policy_why=selection.why)
+            job, output, output.result._replace(worker=worker, policy=selection.name, policy_why=selection.why)
         )
         attempt = job.attempts + 1
         waits = self._note_space_wait(job, result)
@@ -314,7 +314,7 @@ class JobRunner:
             if attempt < attempts_allowed(result.reason, self.max_attempts):
                 return self._retry(job, result, attempt, batch_id)
             if result.reason in TIMEOUT_REASONS:
-                result = replace(result, permanent=True)  # no more tries on these bytes
+                result = result._replace(permanent=True)  # no more tries on these bytes
         final_relpath = None
         if result.final_path is not None and result.final_path != job.path:
             final_relpath = _relative(result.final_path, job.root)
@@ -333,8 +333,8 @@ class JobRunner:
         failure: :func:`attempts_allowed`), if the claim still holds the row. A retry is
         reported to ``on_hung`` first, so this node leaves it to the others for a while."""
         limit = self.leases.lease_seconds - self.leases.margin_seconds if self.leases is not None else 0.0
-        hung = replace(
-            result, reason=Reason.TIMEOUT, permanent=False, retrying=False,
+        hung = result._replace(
+            reason=Reason.TIMEOUT, permanent=False, retrying=False,
             error=f"{display_path(job.path)}: the work made no progress for {limit:g} s (its claim's lease was not "
             f"renewed) and was stopped: {utf8_text(result.error)}",
         )  # fmt: skip
@@ -343,7 +343,7 @@ class JobRunner:
             if self.on_hung is not None:
                 self.on_hung(job)  # the retry is for another node first
             return self._retry(job, hung, attempt, batch_id)
-        hung = replace(hung, permanent=True)
+        hung = hung._replace(permanent=True)
         return hung, attempt, lambda: self.store.finish(job, Outcome(hung), batch_id), 0.0
 
     def _note_progress(self, job: Job, percent: float, eta: float | None) -> None:
@@ -380,7 +380,7 @@ class JobRunner:
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """A file that had to wait (too little free space, ...) ``waits`` times in a row goes back to
         the queue with backoff, and the attempt is given back."""
-        result = replace(result, retrying=True)
+        result = result._replace(retrying=True)
         delay = retry_delay(waits)
         return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id, counted=False), delay
 
@@ -389,7 +389,7 @@ class JobRunner:
     ) -> tuple[FileProcessingResult, int, Callable[[], None], float]:
         """A transient failure goes back to the queue with backoff: ``result`` marked
         ``retrying``, ``attempt``, the write that requeues it, and the delay."""
-        result = replace(result, retrying=True)
+        result = result._replace(retrying=True)
         delay = retry_delay(attempt)
         return result, attempt, lambda: self.store.retry_later(job, result, delay, batch_id), delay
 
@@ -430,7 +430,7 @@ def _account_interrupted(job: Job, output: PipelineOutput, result: FileProcessin
         and output.fingerprint_before is not None
         and output.fingerprint_before != job.fingerprint
     ):
-        return replace(result, changes=len(job.pending_actions), actions=job.pending_actions)
+        return result._replace(changes=len(job.pending_actions), actions=job.pending_actions)
     return result
 
 

@@ -37,7 +37,6 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Hashable, Iterator, TypeVar
 
@@ -59,7 +58,6 @@ FENCE_POLL_SECONDS = 0.1
 T = TypeVar("T")
 
 
-@dataclass(eq=False)
 class Claim:
     """A job a worker thread holds, as the keeper follows it.
 
@@ -78,20 +76,24 @@ class Claim:
             token, so it cannot land on another claim): no longer renewed nor fenced.
     """
 
-    job: Job
-    worker: str
-    thread_id: int
-    native_id: int
-    renewed_at: float
-    fenced: threading.Event = field(default_factory=threading.Event)
-    fence_reason: str | None = None
-    temps: set[Path] = field(default_factory=set)
-    beats: int = 0
-    last_sample: Hashable = None
-    renew_error: str | None = None
-    renewing_since: float | None = None
-    db_call_since: float | None = None
-    settled: bool = False
+    __slots__ = ("job", "worker", "thread_id", "native_id", "renewed_at", "fenced", "fence_reason", "temps", "beats",
+                 "last_sample", "renew_error", "renewing_since", "db_call_since", "settled")
+
+    def __init__(self, job: Job, worker: str, thread_id: int, native_id: int, renewed_at: float) -> None:
+        self.job = job
+        self.worker = worker
+        self.thread_id = thread_id
+        self.native_id = native_id
+        self.renewed_at = renewed_at
+        self.fenced = threading.Event()
+        self.fence_reason: str | None = None
+        self.temps: set[Path] = set()
+        self.beats = 0
+        self.last_sample: Hashable = None
+        self.renew_error: str | None = None
+        self.renewing_since: float | None = None
+        self.db_call_since: float | None = None
+        self.settled = False
 
 
 class ClaimTemps:

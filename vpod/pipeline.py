@@ -30,9 +30,9 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import structlog
 
@@ -62,8 +62,7 @@ from vpod.watch.writers import has_writer
 from vpod.writability import refusal_for_error, why_not_writable
 
 
-@dataclass(frozen=True)
-class PipelineOptions:
+class PipelineOptions(NamedTuple):
     """How the pipeline treats files.
 
     Attributes:
@@ -96,8 +95,7 @@ class PipelineOptions:
     claimed_lock_wait: Callable[[], float | None] | None = None
 
 
-@dataclass(frozen=True)
-class PipelineOutput:
+class PipelineOutput(NamedTuple):
     """A result plus what the Store needs to recognize the file later."""
 
     result: FileProcessingResult

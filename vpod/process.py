@@ -25,7 +25,6 @@ import stat
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -39,6 +38,7 @@ from vpod.errors import StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.integrations.settings import rename_calls_wanted
+from vpod.import_gc import imports_uncollected
 from vpod.outcomes import Reason
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
@@ -58,7 +58,6 @@ WORKER_PREFIX = "process-"
 a row as an owner record, :mod:`vpod.db.owners`)."""
 
 
-@dataclass
 class ProcessReport:
     """The outcome of one ``vpod process`` run.
 
@@ -74,15 +73,24 @@ class ProcessReport:
         temp_files_removed: temp files of an interrupted vpod swept at the start.
     """
 
-    batch: BatchResult
-    workers: int
-    workers_requested: int | None
-    dry_run: bool = False
-    stop_message: str | None = None
-    signal_number: int | None = None
-    ignored: list[tuple[str, str]] = field(default_factory=list)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)
-    temp_files_removed: list[str] = field(default_factory=list)
+    __slots__ = ("batch", "workers", "workers_requested", "dry_run", "stop_message", "signal_number", "ignored",
+                 "unreadable", "temp_files_removed")
+
+    def __init__(
+        self, batch: BatchResult, workers: int, workers_requested: int | None, dry_run: bool = False,
+        stop_message: str | None = None, signal_number: int | None = None,
+        ignored: list[tuple[str, str]] | None = None, unreadable: list[tuple[str, str]] | None = None,
+        temp_files_removed: list[str] | None = None,
+    ) -> None:
+        self.batch = batch
+        self.workers = workers
+        self.workers_requested = workers_requested
+        self.dry_run = dry_run
+        self.stop_message = stop_message
+        self.signal_number = signal_number
+        self.ignored = [] if ignored is None else ignored
+        self.unreadable = [] if unreadable is None else unreadable
+        self.temp_files_removed = [] if temp_files_removed is None else temp_files_removed
 
     @property
     def not_started(self) -> int:
@@ -379,19 +387,20 @@ def run_process(
         return ProcessReport(empty, workers, workers_requested, dry_run, ignored=ignored, unreadable=unreadable)
 
     # Moved here from the top of the module: the database and the pipeline, only when
-    # there is a file to process (contrib/bench/startup.py).
-    from vpod.db.factory import open_store
-    from vpod.events import BatchClosed, FileFinished, FileStarted
-    from vpod.heartbeat import OwnerHeartbeat
-    from vpod.jobs import JobRunner
-    from vpod.leases import LeaseKeeper
-    from vpod.library_paths import store_library_paths
-    from vpod.media.limits import ToolLimits
-    from vpod.media.tools import ToolRunner
-    from vpod.original.resolver import OriginalResolver
-    from vpod.pipeline import FileProcessor, PipelineOptions
-    from vpod.tempfiles import log_sweep, sweep_temps
-    from vpod.watch.ownership import MarkerLookup
+    # there is a file to process (contrib/bench/startup.py); collected as the command's are.
+    with imports_uncollected():
+        from vpod.db.factory import open_store
+        from vpod.events import BatchClosed, FileFinished, FileStarted
+        from vpod.heartbeat import OwnerHeartbeat
+        from vpod.jobs import JobRunner
+        from vpod.leases import LeaseKeeper
+        from vpod.library_paths import store_library_paths
+        from vpod.media.limits import ToolLimits
+        from vpod.media.tools import ToolRunner
+        from vpod.original.resolver import OriginalResolver
+        from vpod.pipeline import FileProcessor, PipelineOptions
+        from vpod.tempfiles import log_sweep, sweep_temps
+        from vpod.watch.ownership import MarkerLookup
 
     store = open_store(config.database, node=config.node.node_name)
     try:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from vpod.outcomes import Reason, Status
 
@@ -62,8 +61,7 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
-@dataclass(frozen=True)
-class FileProcessingResult:
+class FileProcessingResult(NamedTuple):
     """What happened to one file.
 
     Attributes:
@@ -140,7 +138,6 @@ class FileProcessingResult:
         }
 
 
-@dataclass
 class BatchResult:
     """Outcome of one batch window (daemon) or one ``vpod process`` run.
 
@@ -156,13 +153,21 @@ class BatchResult:
         stopped_early: True when ``on_error = "fail"`` stopped the batch.
     """
 
-    batch_id: str
-    started_at: float
-    ended_at: float = 0.0
-    total_files: int = 0
-    results: list[FileProcessingResult] = field(default_factory=list)
-    total_duration_seconds: float = 0.0
-    stopped_early: bool = False
+    __slots__ = ("batch_id", "started_at", "ended_at", "total_files", "results", "total_duration_seconds",
+                 "stopped_early")
+
+    def __init__(
+        self, batch_id: str, started_at: float, ended_at: float = 0.0, total_files: int = 0,
+        results: list[FileProcessingResult] | None = None, total_duration_seconds: float = 0.0,
+        stopped_early: bool = False,
+    ) -> None:
+        self.batch_id = batch_id
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.total_files = total_files
+        self.results: list[FileProcessingResult] = [] if results is None else results
+        self.total_duration_seconds = total_duration_seconds
+        self.stopped_early = stopped_early
 
     @property
     def success_count(self) -> int:

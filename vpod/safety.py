@@ -29,7 +29,6 @@ import fcntl
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from vpod.errors import MediaError
@@ -65,16 +64,18 @@ def is_under(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-@dataclass
 class LockedFile:
     """An open, ``flock``-ed regular file. ``path`` is the real path tools should use;
     ``locked`` is False when another process held the lock and the caller's claim let it
     go on without (:func:`open_for_processing` ``lock_wait_seconds``)."""
 
-    path: Path
-    fd: int
-    stat: os.stat_result
-    locked: bool = True
+    __slots__ = ("path", "fd", "stat", "locked")
+
+    def __init__(self, path: Path, fd: int, stat: os.stat_result, locked: bool = True) -> None:
+        self.path = path
+        self.fd = fd
+        self.stat = stat
+        self.locked = locked
 
     def still_current(self) -> bool:
         """True while ``path`` still names the inode that is locked (not replaced or removed)."""

@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class StatusReport:
             "config_error": self.config_error,
             "database": self.database,
             "watch_paths": list(d.watch_paths),
-            "libraries": [{**asdict(lib), "watched": lib.path in d.watch_paths} for lib in self.libraries],
+            "libraries": [{**lib._asdict(), "watched": lib.path in d.watch_paths} for lib in self.libraries],
             "unwatched_paths": list(d.unwatched_paths) if d.running else None,
             "unwatched": _unwatched(self) if d.running else None,
             "workers": d.workers if d.running else None,
@@ -91,7 +91,7 @@ class StatusReport:
             "queue_depth": self.queue.queue_depth,
             "in_progress": [
                 {
-                    **asdict(f),
+                    **f._asdict(),
                     "elapsed_seconds": _round(self.taken_at - f.started_at if f.started_at else None),
                     "progress_percent": None if f.progress_percent is None else round(f.progress_percent, 1),
                     # A dead owner's progress stopped: no time left is promised for it.
@@ -100,10 +100,10 @@ class StatusReport:
                 for f in self.queue.in_progress
             ],
             "counts": self.queue.counts,
-            "last_batches": [asdict(b) for b in self.queue.last_batches],
-            "last_failures": [{**asdict(f), "gone": f.path in self.gone} for f in self.queue.last_failures],
+            "last_batches": [b._asdict() for b in self.queue.last_batches],
+            "last_failures": [{**f._asdict(), "gone": f.path in self.gone} for f in self.queue.last_failures],
             "waiting_for_space": [
-                {**asdict(w), "retry_in_seconds": round(max(0.0, w.retry_at - self.taken_at), 1)}
+                {**w._asdict(), "retry_in_seconds": round(max(0.0, w.retry_at - self.taken_at), 1)}
                 for w in self.queue.waiting_for_space
             ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
@@ -116,7 +116,7 @@ def _node_dict(node: NodeRecord) -> dict[str, Any]:
     """One node, JSON-friendly; ``clock_skewed``: its clock is off from the database
     clock by more than :data:`~vpod.db.records.CLOCK_SKEW_WARN_SECONDS`."""
     return {
-        **asdict(node), "doing": list(node.doing),
+        **node._asdict(), "doing": list(node.doing),
         "heartbeat_age_seconds": round(node.heartbeat_age_seconds, 1),
         "clock_offset_seconds": _round(node.clock_offset_seconds),
         "clock_skewed": node.clock_skewed,

@@ -20,17 +20,14 @@ Rules:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from vpod.library_paths import LibraryPaths
 from vpod.watch.filters import PathFilter
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One file to process.
 
     Attributes:
@@ -43,7 +40,7 @@ class Target:
     path: Path
     root: Path
 
-    @cached_property
+    @property
     def relpath(self) -> bytes:
         """``path`` relative to ``root``, as bytes (the Store's identity).
 
@@ -56,7 +53,6 @@ class Target:
         return os.fsencode(path[len(root) :].lstrip(os.sep))
 
 
-@dataclass
 class Targets:
     """What :func:`collect_targets` found.
 
@@ -67,10 +63,16 @@ class Targets:
         unreadable: (folder, OS error) for folders that could not be listed.
     """
 
-    files: list[Target] = field(default_factory=list)
-    roots: tuple[Path, ...] = ()
-    ignored: list[tuple[Path, str]] = field(default_factory=list)
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    __slots__ = ("files", "roots", "ignored", "unreadable")
+
+    def __init__(
+        self, files: list[Target] | None = None, roots: tuple[Path, ...] = (),
+        ignored: list[tuple[Path, str]] | None = None, unreadable: list[tuple[Path, str]] | None = None,
+    ) -> None:
+        self.files: list[Target] = [] if files is None else files
+        self.roots = roots
+        self.ignored: list[tuple[Path, str]] = [] if ignored is None else ignored
+        self.unreadable: list[tuple[Path, str]] = [] if unreadable is None else unreadable
 
 
 def collect_targets(

@@ -31,7 +31,6 @@ import re
 import secrets
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, runtime_checkable
 
@@ -173,7 +172,6 @@ def _names(path: Path, fd: int) -> bool:
     return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
 
 
-@dataclass
 class SweepResult:
     """What :func:`sweep_temps` did.
 
@@ -184,9 +182,12 @@ class SweepResult:
             registered, so the next start tries again.
     """
 
-    removed: list[Path] = field(default_factory=list)
-    in_use: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    __slots__ = ("removed", "in_use", "failed")
+
+    def __init__(self) -> None:
+        self.removed: list[Path] = []
+        self.in_use: list[Path] = []
+        self.failed: list[tuple[Path, str]] = []
 
 
 def sweep_temps(registry: TempRegistry) -> SweepResult:

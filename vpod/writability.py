@@ -32,8 +32,8 @@ import os
 import re
 import stat
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vpod.outcomes import Reason
 
@@ -48,8 +48,7 @@ _FS_IMMUTABLE_FL = 0x00000010
 _FS_APPEND_FL = 0x00000020
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """One line of ``/proc/self/mountinfo``: where, with which per-mount options, and
     the filesystem's own (superblock) options."""
 
@@ -70,8 +69,7 @@ class Mount:
         return "ro" in self.super_options
 
 
-@dataclass(frozen=True)
-class WriteRefusal:
+class WriteRefusal(NamedTuple):
     """Why a path cannot be written.
 
     Attributes:

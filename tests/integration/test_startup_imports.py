@@ -11,6 +11,7 @@ contrib/bench/startup.py reports the times.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,78 @@ def test_process_of_a_file_imports_no_daemon_stack_and_no_postgres_driver(env, t
     assert "structlog" in modules and not {*DEFERRED, "ssl"} & set(modules)
     # The language table is read from its file (vpod.policy.languages._table_text).
     assert "vpod.policy.languages" in modules and "importlib.resources" not in modules
+    # The host name comes from uname(2) (vpod.hostname), not through the socket module.
+    assert "vpod.hostname" in modules and not {"socket", "_socket"} & set(modules)
+
+
+# Value classes on vpod process's path written as NamedTuples (or plain classes), not dataclasses: a frozen
+# dataclass costs about 0.7 ms to build at every start (six generated methods, each
+# compiled from source), a NamedTuple about 0.13 (contrib/bench/findings.md, round 3).
+CHEAP_RECORDS = {
+    "vpod.db.records": ["InProgress", "Library", "NodeRecord", "LibraryChange", "BatchRecord", "FailureRecord",
+                        "SpaceWait", "QueueReport", "FileRecord", "Conforming"],
+    "vpod.media.ebml": ["Element", "MatroskaLayout"],
+    "vpod.media.matroska": ["TrackEntry", "MatroskaHeaders"],
+    "vpod.writability": ["Mount", "WriteRefusal"],
+    "vpod.media.flags": ["TrackFlag"],
+    "vpod.policy.roles": ["Roles"],
+    "vpod.cpu": ["WorkerCount"],
+    "vpod.original.resolver": ["Resolution"],
+    "vpod.watch.roots": ["Overlap"],
+    "vpod.media.limits": ["ToolLimits"],
+    "vpod.media.tools": ["ToolResult"],
+    "vpod.events": ["Event", "FilesQueued", "FileStarted", "FileFinished", "BatchClosed", "ProcessingPaused",
+                    "ProcessingResumed", "WatchRootLost", "WatchRootRestored"],
+    "vpod.watch.ownership": ["Marker"],
+    "vpod.policy.languages": ["_Table"],
+    "vpod.policy.planner": ["LanguageList"],
+    "vpod.media.attributes": ["SourceAttributes"],
+    "vpod.pipeline": ["PipelineOutput", "PipelineOptions"],
+    "vpod.policy.original": ["OriginalLanguage"],
+    "vpod.policy.folder_file": ["FolderFile"],
+    "vpod.policy.selection": ["Selection"],
+    # Plain slotted classes (mutable state nothing compares).
+    "vpod.batch": ["_Window"],
+    "vpod.tempfiles": ["SweepResult"],
+    "vpod.safety": ["LockedFile"],
+    "vpod.diskspace": ["Claim"],
+    "vpod.process": ["ProcessReport"],
+    "vpod.results": ["FileProcessingResult", "BatchResult"],
+    "vpod.targets": ["Target", "Targets"],
+    "vpod.leases": ["Claim"],
+    "vpod.watch.filters": ["PathFilter"],
+    "vpod.policy.plan": ["SetFlag", "SetLanguage", "SetTitle", "RemoveTrack", "Reorder", "ChangeContainer", "Plan"],
+}
+
+
+def test_process_of_a_file_builds_its_records_without_dataclasses(env, tmp_path, jpn_eng_mkv: Path):
+    # In the real command, after a real run: every module above was imported, and none of
+    # those classes went through dataclasses (a regression would only show as time).
+    folder = tmp_path / "films"
+    folder.mkdir()
+    shutil.copy(jpn_eng_mkv, folder / "film.mkv")
+    script = (
+        "import dataclasses, gc, importlib, json, sys\n"
+        "from vpod.cli import main\n"
+        f"sys.argv = ['vpod', 'process', {str(folder)!r}, '--config', {str(sqlite_config(tmp_path))!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        f"wanted = {CHEAP_RECORDS!r}\n"
+        "missing = [m for m in wanted if m not in sys.modules]\n"
+        "built = [f'{m}.{c}' for m, names in wanted.items() for c in names\n"
+        "         if dataclasses.is_dataclass(getattr(importlib.import_module(m), c))]\n"
+        "print(json.dumps({'code': code, 'missing': missing, 'built': built, 'gc_on': gc.isenabled()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["code"] in (0, None), done.stderr
+    assert found["missing"] == [], "no longer on vpod process's path: drop them from CHEAP_RECORDS"
+    assert found["built"] == [], f"built as dataclasses again: {found['built']}"
+    # Imports ran with the collector off (vpod.import_gc); it is on again afterwards.
+    assert found["gc_on"] is True
 
 
 def test_structlog_async_methods_still_work_without_asyncio_imported_at_start(env):

@@ -291,3 +291,15 @@ def test_policy_file_is_loaded_and_normalized(tmp_path):
     (tmp_path / "anime.toml").write_text('[policy]\naudio_languages = ["Japanese", "en"]\n')
     loaded = policy_from_table({"policy_file": "anime.toml"}, source=tmp_path / "config.toml", base_dir=tmp_path)
     assert loaded.audio_languages == ("jpn", "eng")
+
+
+def test_actions_compare_and_hash_without_their_why():
+    # The actions are NamedTuples (start-up cost) whose ``why`` takes no part in equality,
+    # as with the dataclasses' field(compare=False) before; never equal to a plain tuple.
+    from vpod.policy.plan import Reorder, SetFlag
+
+    explained, bare = SetFlag(1, "default", True, why="first English track"), SetFlag(1, "default", True)
+    assert explained == bare and not explained != bare and hash(explained) == hash(bare)
+    assert {explained, bare} == {bare}
+    assert SetFlag(1, "default", False) != bare and Reorder((1, 0)) != Reorder((0, 1), why="x")
+    assert bare != (1, "default", True, "") and not bare.structural and Reorder((1, 0)).structural

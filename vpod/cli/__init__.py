@@ -7,10 +7,13 @@ daemon, HTTP and metrics stacks.
 
 from __future__ import annotations
 
-import click
+from vpod.import_gc import imports_uncollected
 
-from vpod import __version__
-from vpod.cli.lazy import LazyGroup
+with imports_uncollected():  # click and what it loads live until exit (vpod.import_gc)
+    import click
+
+    from vpod import __version__
+    from vpod.cli.lazy import LazyGroup
 
 COMMANDS = {
     "run": "vpod.cli.run_cmd:run_command",

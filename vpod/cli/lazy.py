@@ -8,7 +8,6 @@ third of a second on a small machine (contrib/bench/startup.py reports the figur
 
 from __future__ import annotations
 
-import gc
 import importlib
 from typing import Any, Iterable
 
@@ -16,6 +15,7 @@ import click
 
 from vpod.cli.deferred import import_structlog
 from vpod.cli.exits import ExitOnError
+from vpod.import_gc import imports_uncollected
 
 DAEMON_STACKS = (
     "http.server",
@@ -70,12 +70,11 @@ class LazyGroup(ExitOnError):
         for an unknown name (click then reports "No such command")."""
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
             module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
-            import_structlog()  # before any command module imports it: without asyncio
-            command = getattr(importlib.import_module(module_name), attribute)
-            # What the import made (modules, classes, functions) lives until exit: the cyclic
-            # collector need not look at it again, in any collection nor in the final one
-            # at exit (gc.freeze, Python docs "gc"). It is most of the objects there are.
-            gc.freeze()
+            # What the import makes (modules, classes, functions) lives until exit: no
+            # collection while it is made, none of it looked at again after (import_gc).
+            with imports_uncollected():
+                import_structlog()  # before any command module imports it: without asyncio
+                command = getattr(importlib.import_module(module_name), attribute)
             if not isinstance(command, click.Command):
                 raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
             self.add_command(command, cmd_name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -93,7 +93,7 @@ class ProcessingSettings:
         self.stabilizer.settle_seconds = config.watch.settle_seconds
         roots = tuple(p.absolute() for p in config.watch.paths)
         if roots != self.processor.options.roots:
-            self.processor.options = replace(self.processor.options, roots=roots)
+            self.processor.options = self.processor.options._replace(roots=roots)
 
 
 class LookAgainWhenChanged:

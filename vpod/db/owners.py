@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from dataclasses import dataclass
+
+from vpod.hostname import host_name
 
 HEARTBEAT_SECONDS = 30.0
 """How often an owner renews its heartbeat (seconds)."""
@@ -60,7 +61,7 @@ class OwnerRecord:
 
 def this_host() -> str:
     """The host name owner records are written with."""
-    return socket.gethostname()
+    return host_name()
 
 
 def new_incarnation() -> str:

@@ -1,15 +1,22 @@
-"""Plain records the Store returns for reports: ``vpod status``, ``/health``, ``vpod retry``."""
+"""Plain records the Store returns for reports: ``vpod status``, ``/health``, ``vpod retry``.
 
-from __future__ import annotations
+Each is a :class:`typing.NamedTuple`: immutable, compared and hashed by value, with
+``_replace`` and ``_asdict``. Not frozen dataclasses: every ``vpod process`` imports this
+module through the Store, and a NamedTuple is made in about a fifth of a frozen
+dataclass's time (one generated method, not six: contrib/bench/findings.md "round 3,
+start-up"). A record is also a tuple: compare records with records.
+"""
+
+# No `from __future__ import annotations`: a NamedTuple's field annotations are then
+# objects, not strings typing.NamedTuple compiles one by one (about half its cost here).
 
 import enum
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from vpod.fingerprint import StatKey
 
 
-@dataclass(frozen=True)
-class InProgress:
+class InProgress(NamedTuple):
     """A file a worker is processing now; ``started_at`` in epoch seconds.
 
     ``progress_percent`` (0 to 100) and ``eta_seconds`` (left, as of the report) come
@@ -29,8 +36,7 @@ class InProgress:
     a row with no owner record (a daemon before schema 6)."""
 
 
-@dataclass(frozen=True)
-class Library:
+class Library(NamedTuple):
     """A library: its ``name``, its folder on this node (``None``: none now) and how
     many files the database knows in it."""
 
@@ -48,8 +54,7 @@ clock and each node's own monotonic clock, so skew does not move a lease; it mak
 node's log times and the epoch times it writes disagree with the other nodes'."""
 
 
-@dataclass(frozen=True)
-class NodeRecord:
+class NodeRecord(NamedTuple):
     """One daemon node as :meth:`vpod.db.store.Store.nodes` reports it.
 
     ``last_seen`` is its last heartbeat (epoch seconds, database clock),
@@ -77,8 +82,7 @@ class NodeRecord:
         return self.clock_offset_seconds is not None and abs(self.clock_offset_seconds) > CLOCK_SKEW_WARN_SECONDS
 
 
-@dataclass(frozen=True)
-class LibraryChange:
+class LibraryChange(NamedTuple):
     """What :meth:`Store.bind_libraries` did to library ``name``: ``new``, ``moved``
     (``previous``: the folder before) or ``renamed`` (``previous``: the name before)."""
 
@@ -88,8 +92,7 @@ class LibraryChange:
     previous: str | None
 
 
-@dataclass(frozen=True)
-class BatchRecord:
+class BatchRecord(NamedTuple):
     """One closed batch as stored (times in epoch seconds, duration in seconds)."""
 
     batch_id: str
@@ -108,8 +111,7 @@ class BatchRecord:
     """Successes among its files that needed no change (``changes`` 0 in ``results``)."""
 
 
-@dataclass(frozen=True)
-class FailureRecord:
+class FailureRecord(NamedTuple):
     """A file whose last outcome was a failure; ``failed_at`` in epoch seconds."""
 
     path: str
@@ -123,8 +125,7 @@ class FailureRecord:
     """The file's row id (``GET /api/files/{id}/events``)."""
 
 
-@dataclass(frozen=True)
-class SpaceWait:
+class SpaceWait(NamedTuple):
     """A queued file waiting for free space: its last try found too little
     (``insufficient_space``; ``error`` names the bytes needed and free), and the daemon
     tries again at ``retry_at`` (epoch seconds) without counting an attempt."""
@@ -134,8 +135,7 @@ class SpaceWait:
     retry_at: float
 
 
-@dataclass(frozen=True)
-class QueueReport:
+class QueueReport(NamedTuple):
     """What the database says about the queue and recent work.
 
     ``counts`` maps every file state (queued, processing, done, failed, skipped) to a
@@ -148,7 +148,7 @@ class QueueReport:
     in_progress: list[InProgress]
     last_batches: list[BatchRecord]
     last_failures: list[FailureRecord]
-    waiting_for_space: list[SpaceWait] = field(default_factory=list)
+    waiting_for_space: list[SpaceWait]
 
 
 class RetryOutcome(enum.Enum):
@@ -159,8 +159,7 @@ class RetryOutcome(enum.Enum):
     UNKNOWN = "unknown"  # vpod has no record of this path
 
 
-@dataclass(frozen=True)
-class FileRecord:
+class FileRecord(NamedTuple):
     """What the Store holds about one file (:meth:`vpod.db.store.Store.file_record`).
 
     ``state`` is ``queued``, ``processing``, ``done``, ``failed`` or ``skipped``;
@@ -189,8 +188,7 @@ class FileRecord:
     policy_why: str | None = None
 
 
-@dataclass(frozen=True)
-class Conforming:
+class Conforming(NamedTuple):
     """What the Store recorded of a file vpod left conforming (``done``):
 
     Attributes:
@@ -206,8 +204,7 @@ class Conforming:
     policy_name: str | None = None
 
 
-@dataclass(frozen=True)
-class FileListing:
+class FileListing(NamedTuple):
     """One ``files`` row as the web API lists it (``GET /api/files``); ``updated_at`` in
     epoch seconds; ``error`` is the tool's message of its last failure or skip."""
 
@@ -222,8 +219,7 @@ class FileListing:
     policy: str | None
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
     """One recorded attempt of a file (a ``results`` row), newest first in
     :meth:`~vpod.db.store.Store.file_attempts`. ``status``: ``done``, ``failed`` or
     ``skipped``; ``started_at`` epoch seconds, ``duration_seconds`` seconds."""
@@ -238,8 +234,7 @@ class AttemptRecord:
     duration_seconds: float | None
 
 
-@dataclass(frozen=True)
-class HourStats:
+class HourStats(NamedTuple):
     """Outcomes of the attempts that started in one hour (``hour``: its start, epoch
     seconds, a multiple of 3600). ``done``: successes that changed the file;
     ``unchanged``: successes that needed no change; ``mean_seconds``: mean duration of

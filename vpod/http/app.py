@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -212,6 +211,6 @@ def _page_history(web: WebServices) -> Callable[[], list[dict[str, Any]]]:
 
     def rows() -> list[dict[str, Any]]:
         now = time.time()
-        return [asdict(h) for h in web.store.hourly_history(now - (HISTORY_HOURS - 1) * 3600, now)]
+        return [h._asdict() for h in web.store.hourly_history(now - (HISTORY_HOURS - 1) * 3600, now)]
 
     return rows

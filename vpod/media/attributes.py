@@ -29,8 +29,8 @@ import grp
 import os
 import pwd
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vpod.errors import MediaError
 from vpod.outcomes import Reason
@@ -45,8 +45,7 @@ def kept_name(name: str) -> bool:
     return name == ACL_XATTR or name.startswith(KEPT_PREFIXES)
 
 
-@dataclass(frozen=True)
-class SourceAttributes:
+class SourceAttributes(NamedTuple):
     """What the new file takes from its source.
 
     Attributes:

@@ -18,7 +18,7 @@ the file, or anything that is not EBML.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EBML_HEADER_ID = 0x1A45DFA3
 SEGMENT_ID = 0x18538067
@@ -52,8 +52,7 @@ class EbmlError(ValueError):
     where (byte offset) and why."""
 
 
-@dataclass(frozen=True)
-class Element:
+class Element(NamedTuple):
     """One element's header, as found in the file.
 
     Attributes:
@@ -85,8 +84,7 @@ class Element:
         return NAMES.get(self.id, f"0x{self.id:X}")
 
 
-@dataclass(frozen=True)
-class MatroskaLayout:
+class MatroskaLayout(NamedTuple):
     """What :func:`walk` found.
 
     Attributes:

@@ -26,15 +26,13 @@ both; ``original`` is not stored at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, NamedTuple, TypedDict, cast
 
 from vpod.media.model import Track
 from vpod.policy.plan import FlagName
 
 
-@dataclass(frozen=True)
-class TrackFlag:
+class TrackFlag(NamedTuple):
     """One track flag and its name in each tool.
 
     Attributes:

@@ -11,8 +11,7 @@ hours. Built from ``[processing] probe_timeout_seconds``, ``tool_timeout_seconds
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from vpod.tomlschema import MAX_SECONDS
 
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 GIB = 1024**3
 
 
-@dataclass(frozen=True)
-class ToolLimits:
+class ToolLimits(NamedTuple):
     """Wall-clock limits of tool runs, in seconds.
 
     Attributes:

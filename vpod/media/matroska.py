@@ -39,8 +39,9 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from vpod.media.ebml import CLUSTER_ID, EBML_HEADER_ID, SEEK_HEAD_ID, SEGMENT_ID, EbmlError, element_at, read_vint
 from vpod.media.model import MATROSKA, MediaInfo, Track
@@ -109,8 +110,7 @@ class MatroskaUnsure(EbmlError):
     """The reader cannot say for certain what ``mkvmerge -J`` would; the message says why."""
 
 
-@dataclass(frozen=True)
-class TrackEntry:
+class TrackEntry(NamedTuple):
     """One ``TrackEntry`` as read, before its codec is named.
 
     Attributes:
@@ -124,8 +124,7 @@ class TrackEntry:
     uid: int
 
 
-@dataclass(frozen=True)
-class MatroskaHeaders:
+class MatroskaHeaders(NamedTuple):
     """What :func:`read_headers` found.
 
     Attributes:

@@ -17,8 +17,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
 from vpod.media.limits import ToolLimits
@@ -32,8 +31,7 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _READ_SIZE = 65536
 
 
-@dataclass(frozen=True)
-class ToolResult:
+class ToolResult(NamedTuple):
     """A finished tool run: exit status and decoded output (UTF-8, bad bytes replaced)."""
 
     returncode: int

@@ -27,9 +27,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from vpod.arr_config import ArrConfig, ArrInstance
 from vpod.errors import MediaError
@@ -61,8 +60,7 @@ def needs_original(policy: Policy) -> bool:
     return policy.mark_original or names_original(policy)
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(NamedTuple):
     """The original language of one file, and how it was found.
 
     Attributes:

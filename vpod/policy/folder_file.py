@@ -14,9 +14,8 @@ import errno
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,8 +29,7 @@ FOLDER_FILE_MAX_BYTES = 64 * 1024
 """A folder file is small: a name and a few keys. A bigger one is refused unread."""
 
 
-@dataclass(frozen=True)
-class FolderFile:
+class FolderFile(NamedTuple):
     """What a ``.vpod.toml`` says: ``policy`` (a policy name, or ``None``: the one the
     config chooses for the file) and ``overrides`` (policy keys and their TOML values,
     checked when applied: :func:`vpod.policy.policy.policy_with_overrides`)."""

@@ -10,9 +10,9 @@ canonical form: ``ger`` not ``deu``, ``fre`` not ``fra``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 UNDETERMINED = "und"
 """ISO 639-2 code for "no language known"; also what Matroska assumes when the element is absent."""
@@ -22,8 +22,7 @@ class LanguageError(ValueError):
     """A language string is not an ISO 639-2 or 639-1 code or an ISO 639-2 English name."""
 
 
-@dataclass(frozen=True)
-class _Table:
+class _Table(NamedTuple):
     by_key: dict[str, str]  # lower-case code or name -> ISO 639-2/B code
     names: dict[str, str]  # ISO 639-2/B code -> English name
 

@@ -8,14 +8,13 @@ Radarr instance, a track's ``FlagOriginal``, the selected policy's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ORIGINAL = "original"
 """The word that stands for the original language in a policy's language lists."""
 
 
-@dataclass(frozen=True)
-class OriginalLanguage:
+class OriginalLanguage(NamedTuple):
     """``code``: ISO 639-2/B (``kor``). ``source``: where it was learned, for people:
     ``sonarr_webhook``, ``radarr_webhook``, ``radarr``, ``sonarr``, ``flag_original`` or ``policy``. ``detail``: more of the
     source when useful (the *arr instance's name, the series' title), or ``""``."""

@@ -5,10 +5,10 @@ Header actions (flags, language, title) can be applied in place by ``mkvpropedit
 structural ones (removal, reorder, container) need a remux into a new file.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: a NamedTuple's field annotations are then
+# objects, not strings typing.NamedTuple compiles one by one (about half its cost here).
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 FlagName = Literal[
     "default", "forced", "hearing_impaired", "visual_impaired", "commentary", "original", "text_descriptions"
@@ -25,15 +25,33 @@ def _with_why(data: dict[str, Any], why: str) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class SetFlag:
+# The actions are NamedTuples (made at every vpod process start in about a fifth of a
+# frozen dataclass's time: contrib/bench/findings.md, round 3) whose last field, ``why``,
+# explains an action and takes no part in comparing two actions (_why_aside, below).
+def _equal_but_why(self: tuple[Any, ...], other: object) -> bool:
+    return type(other) is type(self) and self[:-1] == other[:-1]
+
+
+def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
+    return not _equal_but_why(self, other)
+
+
+def _hash_but_why(self: tuple[Any, ...]) -> int:
+    return hash((type(self).__name__, self[:-1]))
+
+
+class SetFlag(NamedTuple):
     """Set one of a track's flags (:data:`FlagName`), a header-only change."""
 
     track: int
     flag: FlagName
     value: bool
-    why: str = field(default="", compare=False)
-    structural = False
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return False
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -44,8 +62,7 @@ class SetFlag:
         return _with_why({"action": "set_flag", "track": self.track, "flag": self.flag, "value": self.value}, self.why)
 
 
-@dataclass(frozen=True)
-class SetLanguage:
+class SetLanguage(NamedTuple):
     """Set a track's language: ``language`` is the ISO 639-2/B code; ``tag`` a full BCP 47
     tag to write instead when there is one to keep (``pt-BR``: the region and script a
     bare ``por`` would lose). MKVToolNix writes both Matroska elements from either."""
@@ -53,8 +70,12 @@ class SetLanguage:
     track: int
     language: str
     tag: str | None = None
-    why: str = field(default="", compare=False)
-    structural = False
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return False
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -69,14 +90,17 @@ class SetLanguage:
         return _with_why(data, self.why)
 
 
-@dataclass(frozen=True)
-class SetTitle:
+class SetTitle(NamedTuple):
     """Set a track's title; ``None`` removes it."""
 
     track: int
     title: str | None
-    why: str = field(default="", compare=False)
-    structural = False
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return False
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -87,14 +111,17 @@ class SetTitle:
         return _with_why({"action": "set_title", "track": self.track, "title": self.title}, self.why)
 
 
-@dataclass(frozen=True)
-class RemoveTrack:
+class RemoveTrack(NamedTuple):
     """Drop a track from the file; ``reason`` says which policy key asked for it."""
 
     track: int
     reason: str
-    why: str = field(default="", compare=False)
-    structural = True
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -105,13 +132,16 @@ class RemoveTrack:
         return _with_why({"action": "remove_track", "track": self.track, "reason": self.reason}, self.why)
 
 
-@dataclass(frozen=True)
-class Reorder:
+class Reorder(NamedTuple):
     """Write the kept tracks in this order of stream indexes."""
 
     order: tuple[int, ...]
-    why: str = field(default="", compare=False)
-    structural = True
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -122,13 +152,16 @@ class Reorder:
         return _with_why({"action": "reorder", "order": list(self.order)}, self.why)
 
 
-@dataclass(frozen=True)
-class ChangeContainer:
+class ChangeContainer(NamedTuple):
     """Remux into another container (``mkv``), under the same name with its extension."""
 
     container: str
-    why: str = field(default="", compare=False)
-    structural = True
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
 
     def describe(self) -> str:
         """One line for people: what it does to which track."""
@@ -142,8 +175,19 @@ class ChangeContainer:
 Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer
 
 
-@dataclass(frozen=True)
-class Plan:
+def _why_aside(*actions: type) -> None:
+    """Compare and hash ``actions`` by type and every field but the last, ``why`` (a
+    tuple's own ``==`` would count it, and equal a plain tuple)."""
+    for action in actions:
+        setattr(action, "__eq__", _equal_but_why)
+        setattr(action, "__ne__", _unequal_but_why)
+        setattr(action, "__hash__", _hash_but_why)
+
+
+_why_aside(SetFlag, SetLanguage, SetTitle, RemoveTrack, Reorder, ChangeContainer)
+
+
+class Plan(NamedTuple):
     """What to do to one file. Empty ``actions`` means the file already conforms.
 
     ``warnings`` are policy conflicts resolved safely (for example "every audio track
@@ -151,7 +195,7 @@ class Plan:
     """
 
     actions: tuple[Action, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:

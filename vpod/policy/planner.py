@@ -27,9 +27,8 @@ an empty plan. Each action carries ``why``: the key, and the rule, that asked fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.languages import UNDETERMINED
@@ -46,8 +45,7 @@ MATROSKA_SUFFIXES = (".mkv",)
 """File name suffixes a file written for ``container = "mkv"`` ends with (compared lower-case)."""
 
 
-@dataclass(frozen=True)
-class LanguageList:
+class LanguageList(NamedTuple):
     """A policy language list with ``"original"`` expanded.
 
     ``codes``: ISO 639-2/B codes in preference order, without duplicates. ``key``: the

@@ -25,7 +25,7 @@ text_descriptions             (flag only)     —                        —
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vpod.media.model import Track
 from vpod.policy.policy import Policy
@@ -66,8 +66,7 @@ def title_match(title: str | None, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Roles:
+class Roles(NamedTuple):
     """The roles of one track. Each attribute is ``""`` when the track does not have the
     role, else how it is known: ``"flag"`` or ``"title"``; :meth:`why` explains one."""
 

@@ -26,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
 
 from vpod.errors import ConfigError, MediaError
 from vpod.outcomes import Reason
@@ -79,8 +79,7 @@ class LibraryPolicy:
         }
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """The policy that judges one file: ``policy`` itself, its ``name`` (``"default"``
     or a ``[policies]`` name) and ``why`` it was chosen, for people (the rule that
     matched, the folder file, the library's policy or the default)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vpod.config import WatchConfig
 
@@ -14,8 +14,7 @@ TEMP_PREFIX = ".vpod-tmp-"
 """Name prefix of vpod's own temp files (hidden, so the default ignore list covers them too)."""
 
 
-@dataclass(frozen=True)
-class PathFilter:
+class PathFilter(NamedTuple):
     """Matches file names against ``[watch] extensions`` and ``ignore``.
 
     ``ignore`` globs (fnmatch, case-sensitive as on Linux) apply to every path

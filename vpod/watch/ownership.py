@@ -44,15 +44,15 @@ import fcntl
 import json
 import math
 import os
-import socket
 import stat
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import structlog
+
+from vpod.hostname import host_name
 
 MARKER_NAME = ".vpod-library"
 HEARTBEAT_SECONDS = 300.0
@@ -69,8 +69,7 @@ SUBFOLDER_RECHECK_SECONDS = 5.0
 (seconds): a subfolder another vpod claims (or gives up) is seen within this time."""
 
 
-@dataclass(frozen=True)
-class Marker:
+class Marker(NamedTuple):
     """The content of a ``.vpod-library`` marker.
 
     Attributes:
@@ -114,7 +113,7 @@ class Marker:
 
     def encode(self) -> bytes:
         """The file's bytes: one JSON object and a newline."""
-        return (json.dumps({"vpod_library": 1, **asdict(self)}, sort_keys=True) + "\n").encode()
+        return (json.dumps({"vpod_library": 1, **self._asdict()}, sort_keys=True) + "\n").encode()
 
     def stale(self, now: float) -> bool:
         """True when the heartbeat is older than :data:`STALE_AFTER_HEARTBEATS` intervals."""
@@ -209,7 +208,7 @@ def read_marker(root: Path) -> tuple[Marker | None, bool | None] | None:
 def foreign_holder(root: Path, *, database_id: str, host: str | None = None, now: float | None = None) -> Marker | None:
     """The marker of another database that holds ``root`` now, or ``None`` (no marker, this
     database's, released, or its owner gone). Reads the marker; takes nothing."""
-    host = host or socket.gethostname()
+    host = host or host_name()
     now = time.time() if now is None else now
     found = read_marker(root)
     if found is None or not holds(*found, database_id=database_id, host=host, now=now):
@@ -242,7 +241,7 @@ class MarkerLookup:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.database_id = database_id
-        self.host = host or socket.gethostname()
+        self.host = host or host_name()
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self._folders: dict[Path, tuple[tuple[Path, Marker] | None, float]] = {}  # folder -> (answer, expiry)
@@ -338,7 +337,7 @@ class LibraryClaims:
         self.database = str(database)
         self.heartbeat_seconds = heartbeat_seconds
         self.clock = clock
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.pid = os.getpid()
         self._held: dict[Path, tuple[int, float]] = {}  # root -> (locked fd, last heartbeat)
         self._shared: set[Path] = set()  # roots whose marker another node of this database holds

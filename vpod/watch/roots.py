@@ -16,17 +16,15 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import structlog
 
 FolderId = tuple[int, int]  # (st_dev, st_ino)
 
 
-@dataclass(frozen=True)
-class Overlap:
+class Overlap(NamedTuple):
     """``inner`` reaches files of ``outer``: the same folder (``same``) or inside it."""
 
     outer: Path

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,7 +129,7 @@ class _Files:
 
         def read() -> dict[str, Any]:
             files = self.web.store.list_files(state=state, library=library, limit=limit, after=after)
-            return {"files": [asdict(f) for f in files], "next": files[-1].id if len(files) == limit else None}
+            return {"files": [f._asdict() for f in files], "next": files[-1].id if len(files) == limit else None}
 
         _reading(resp, read)
 
@@ -151,7 +150,7 @@ class _FileEvents:
         if found is None:
             _refuse(resp, 404, "unknown_file", f"no file has id {file_id}")
             return
-        _answer(resp, 200, {"file": asdict(found), "events": [asdict(a) for a in attempts]})
+        _answer(resp, 200, {"file": found._asdict(), "events": [a._asdict() for a in attempts]})
 
 
 class _Batches:
@@ -162,7 +161,7 @@ class _Batches:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = _int_param(req, "limit", 20, 1, 1000)
-        _reading(resp, lambda: {"batches": [asdict(b) for b in self.web.store.recent_batches(limit)]})
+        _reading(resp, lambda: {"batches": [b._asdict() for b in self.web.store.recent_batches(limit)]})
 
 
 class _History:
@@ -177,7 +176,7 @@ class _History:
         since = now - (hours - 1) * 3600  # the hour holding it is the first of ``hours``
 
         def read() -> dict[str, Any]:
-            return {"since": since, "until": now, "hours": [asdict(h) for h in self.web.store.hourly_history(since, now)]}
+            return {"since": since, "until": now, "hours": [h._asdict() for h in self.web.store.hourly_history(since, now)]}
 
         _reading(resp, read)
 
