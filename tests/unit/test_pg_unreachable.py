@@ -119,6 +119,11 @@ CALLS: dict[str, Callable[[Store, Job], Any]] = {
     "check_writable": lambda s, j: s.check_writable(),
     "retry_paths": lambda s, j: s.retry_paths([ROOT / "a.mkv"]),
     "retry_all_failed": lambda s, j: s.retry_all_failed(),
+    "read_content": lambda s, j: s.read_content(j, "fp-a", key(1), None),
+    "recent_batches": lambda s, j: s.recent_batches(5),
+    "list_files": lambda s, j: s.list_files(state="failed"),
+    "file_attempts": lambda s, j: s.file_attempts(j.id),
+    "hourly_history": lambda s, j: s.hourly_history(time.time() - 3600, time.time()),
 }
 
 
