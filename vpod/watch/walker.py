@@ -1,0 +1,145 @@
+"""The walk of a catch-up scan, as a small child process (run as a script, stdlib only).
+
+A catch-up scan's directory walk, name filters, ``lstat`` and writer lease take about
+as much CPU as its database writes (BENCHMARKS.md, catch-up scan); in one process both
+share the GIL. This program does the walk's part on the second CPU while the daemon
+(:mod:`vpod.watch.walk_process`) does the per-folder decisions and the inserts.
+
+Protocol (both ends are the same Python, so :mod:`marshal` is the format): the parent
+writes one ``marshal`` dict to stdin (:func:`main` names its keys) and closes it. The
+child writes frames to stdout, each a 4-byte little-endian length and a ``marshal``
+blob of a list of records:
+
+- ``("d", folder, rel_folder, files)``: a folder listed; ``folder`` its path (``str``,
+  undecodable bytes as surrogate escapes, so any name round-trips with
+  :func:`os.fsencode`), ``rel_folder`` its path below the root (``bytes``), ``files``
+  a list of ``(name, mode, ino, dev, size, mtime_ns, ctime_ns, verdict)`` for each
+  wanted media name (``verdict``: one of the ``VERDICT_*`` codes below);
+- ``("e", folder, error)``: a folder that could not be listed;
+- ``("end",)``: the walk is complete (the last frame).
+
+The parent ends the child by killing it; a parent that dies ends it by ``EPIPE``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+import stat
+import sys
+import time
+
+VERDICT_UNCHECKED = -1  # no lease asked (its ctime is recent: the stabilizer asks when it settles)
+VERDICT_FREE = 0  # a regular file no process has open for writing (the kernel says)
+VERDICT_BUSY = 1  # a regular file some process has open for writing
+VERDICT_NO_LEASE = 2  # a regular file opened, but no lease can be taken here (the kernel cannot say)
+VERDICT_GONE = 3  # deleted between the listing and the open
+VERDICT_NOT_OPENED = 4  # a regular file that could not be opened read-only (permissions)
+VERDICT_NOT_REGULAR = 5  # a symlink, folder, FIFO, device... named like a media file
+
+FRAME_FILES = 512
+"""Files per frame (a frame is sent at the end of a folder once it holds this many)."""
+
+
+def main() -> int:
+    """Read the walk's settings from stdin, walk, write frames to stdout; exit status 0.
+
+    Settings (a ``marshal`` dict): ``root`` and ``folder`` (``str``), ``recursive``
+    (bool), ``ignore`` (the regular expression of :class:`vpod.watch.filters.PathFilter`,
+    ``str``), ``temp_prefix`` (``str``), ``extensions`` (lower case, no dot),
+    ``lease_age`` (seconds: a regular file whose ctime is at least that old is opened
+    for its writer lease; ``None``: none is).
+    """
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from vpod.watch.writers import lease_says  # os, fcntl, signal, errno, stat, pathlib
+
+    settings = marshal.loads(sys.stdin.buffer.read())
+    out = sys.stdout.buffer
+    ignore = re.compile(settings["ignore"])
+    temp_prefix: str = settings["temp_prefix"]
+    extensions = frozenset(settings["extensions"])
+    recursive: bool = settings["recursive"]
+    lease_age: float | None = settings["lease_age"]
+    root_text: str = settings["root"]
+    inside = root_text.rstrip(os.sep) + os.sep
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    records: list[tuple[object, ...]] = []
+    pending = 0
+    stack = [settings["folder"]]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            records.append(("e", current, str(exc)))
+            continue
+        if current == root_text:
+            rel_folder = b""
+        elif current.startswith(inside):
+            rel_folder = os.fsencode(current[len(inside) :])
+        else:
+            continue
+        leased_before = time.time() - lease_age if lease_age is not None else None
+        files = []
+        # The rules of PathFilter.wants_name, the ignore check first (it also keeps folders out).
+        for entry in entries:
+            name = entry.name
+            if name.startswith(temp_prefix) or ignore.match(name):
+                continue
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_folder and recursive:
+                stack.append(entry.path)
+            stem, dot, ext = name.rpartition(".")
+            if not dot or ext.lower() not in extensions or stem.endswith(".orig"):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            verdict = VERDICT_UNCHECKED
+            if not stat.S_ISREG(st.st_mode):
+                verdict = VERDICT_NOT_REGULAR
+            elif leased_before is not None and st.st_ctime <= leased_before:
+                verdict = _lease(entry.path, flags, lease_says)
+            files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
+        records.append(("d", current, rel_folder, files))
+        pending += len(files) + 1
+        if pending >= FRAME_FILES:
+            _send(out, records)
+            records, pending = [], 0
+    records.append(("end",))
+    _send(out, records)
+    return 0
+
+
+def _lease(path: str, flags: int, lease_says: object) -> int:
+    """The verdict on the regular file ``path``, as the intake's own check reads it
+    (:meth:`vpod.watch.intake.Intake._entry_unless_written`)."""
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return VERDICT_GONE
+    except OSError:
+        return VERDICT_NOT_OPENED
+    try:
+        answer = lease_says(fd)  # type: ignore[operator]
+    except OSError:
+        answer = None
+    finally:
+        os.close(fd)
+    return VERDICT_NO_LEASE if answer is None else VERDICT_BUSY if answer else VERDICT_FREE
+
+
+def _send(out: object, records: list[tuple[object, ...]]) -> None:
+    blob = marshal.dumps(records)
+    out.write(len(blob).to_bytes(4, "little") + blob)  # type: ignore[attr-defined]
+    out.flush()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
