@@ -54,12 +54,14 @@ class WalkTally:
     """What one walk found: media files ``seen``, ``candidates`` handed to the stabilizer
     (not recorded unchanged), and ``queued``: new jobs among those the walk handed to the
     intake itself (files still settling are queued later, by the stabilizer's thread).
+    ``walker_cpu_seconds``: the CPU of a child walker that completed the walk, else ``None``.
     ``next_report``: monotonic seconds of the next ``scan_progress`` line."""
 
     seen: int = 0
     candidates: int = 0
     queued: int = 0
     next_report: float = 0.0
+    walker_cpu_seconds: float | None = None  # a child walker's CPU (user + system seconds)
 
 
 class Scanner:
@@ -78,10 +80,10 @@ class Scanner:
         write_behind: :meth:`vpod.watch.intake.Intake.behind`: given, each walk writes
             its batches to the database on a second thread while it reads the next
             (:class:`~vpod.watch.write_behind.WriteBehind`); ``None``: on its own thread.
-        child_walk: a root-wide walk (``catch_up``, ``events_lost``) lists folders,
+        child_walk: the Python interpreter (the daemon's, ``sys.executable``) with which a root-wide walk (``catch_up``, ``events_lost``) lists folders,
             filters names, ``lstat``-s and asks writer leases in a child process
             (:class:`~vpod.watch.walk_process.ChildWalk`) while this process decides and
-            writes; a child that fails is reported (``scan_walker_failed``, warning) and
+            writes (``None``: every walk in this process); a child that fails is reported (``scan_walker_failed``, warning) and
             the walk goes on in this process from where the child stopped.
     """
 
@@ -96,7 +98,7 @@ class Scanner:
         trust_ctime: Callable[[Path], bool] = lambda root: False,
         library_of: Callable[[Path], str | None] = lambda root: None,
         write_behind: WriteBehindHook | None = None,
-        child_walk: bool = False,
+        child_walk: str | None = None,
     ) -> None:
         self.child_walk = child_walk
         self.write_behind = write_behind
@@ -177,9 +179,10 @@ class Scanner:
         self._completed(root, folder, "catch_up", tally)
 
     def _completed(self, root: Path, folder: Path, why: str, tally: WalkTally) -> None:
+        extra = {} if tally.walker_cpu_seconds is None else {"walker_cpu_seconds": round(tally.walker_cpu_seconds, 3)}
         self.log.info(
             "scan_completed", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
-            candidates=tally.candidates, queued=tally.queued, why=why,
+            candidates=tally.candidates, queued=tally.queued, why=why, **extra,
         )
 
     def walk(self, root: Path, folder: Path, *, why: str | None = None) -> tuple[int, int]:
@@ -226,7 +229,7 @@ class Scanner:
     def _any_walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
         """The walk of :meth:`tally`: in a child process for a root-wide walk with
         ``child_walk``, else (or for what a failed child left) in this one."""
-        if not (self.child_walk and why in ("catch_up", "events_lost")):
+        if self.child_walk is None or why not in ("catch_up", "events_lost"):
             self._walk(root, folder, why, tally)
             return
         done: set[str] = set()
@@ -243,9 +246,10 @@ class Scanner:
         """:meth:`_walk` with the listing, name filters, ``lstat`` and writer leases in a
         :class:`ChildWalk`; each folder handed over is added to ``done``."""
         use_ctime = self.trust_ctime(root)
+        assert self.child_walk is not None
         walk = ChildWalk(
             os.fspath(root), os.fspath(folder), self.filter, recursive=self.recursive,
-            lease_age=self.stabilizer.settle_seconds if use_ctime else None, stop=self.stop,
+            lease_age=self.stabilizer.settle_seconds if use_ctime else None, stop=self.stop, python=self.child_walk,
         )
         found: list[tuple[str, Any]] = []
         records = walk.records()
@@ -257,6 +261,7 @@ class Scanner:
             raise
         finally:
             records.close()  # kills the child when the walk stops early
+        tally.walker_cpu_seconds = walk.cpu_seconds
         if found:
             self._hand_over(found, use_ctime, tally)
 

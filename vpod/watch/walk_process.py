@@ -52,6 +52,7 @@ class ChildWalk:
         lease_age: seconds; a regular file whose ctime is at least that old gets its
             writer lease asked in the child (``None``: none does).
         stop: :meth:`records` ends (and the child is killed) once it is set.
+        python: the interpreter that runs the child (the daemon's own, ``sys.executable``).
 
     The child is ``python -I -S walker.py``: no site packages, no environment, stdlib
     only besides :mod:`vpod.watch.writers`.
@@ -61,18 +62,21 @@ class ChildWalk:
 
     def __init__(
         self, root: str, folder: str, path_filter: PathFilter, *, recursive: bool, lease_age: float | None,
-        stop: threading.Event,
+        stop: threading.Event, python: str = sys.executable,
     ) -> None:
+        self.python = python
         self.stop = stop
         self.settings = {
             "root": root, "folder": folder, "recursive": recursive, "ignore": path_filter.ignore.pattern,
             "temp_prefix": TEMP_PREFIX, "extensions": sorted(path_filter.extensions), "lease_age": lease_age,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cpu_seconds: float | None = None  # the child's user + system CPU, once its walk is complete
 
     def records(self) -> Generator[tuple[Any, ...], None, None]:
         """Start the child and yield its records (``("d", ...)`` and ``("e", ...)``, see
-        :mod:`vpod.watch.walker`) as they come; returns after its ``("end",)``, or at
+        :mod:`vpod.watch.walker`) as they come; returns after its ``("end", ...)``
+        (its CPU then in :attr:`cpu_seconds`), or at
         once when ``stop`` is set (the child is killed).
 
         Raises:
@@ -80,11 +84,11 @@ class ChildWalk:
         """
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", walker.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [self.python, "-I", "-S", walker.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, close_fds=True,
             )
         except OSError as exc:
-            raise WalkerFailed(f"cannot start {sys.executable}: {exc}") from exc
+            raise WalkerFailed(f"cannot start {self.python}: {exc}") from exc
         try:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             _grow_pipe(self.proc.stdout)
@@ -104,7 +108,10 @@ class ChildWalk:
                 if frame is None:
                     raise self._failed("its output ended before the walk did")
                 for record in frame:
+                    if self.stop.is_set():
+                        return
                     if record[0] == "end":
+                        self.cpu_seconds = float(record[1])
                         return
                     yield record
         finally:

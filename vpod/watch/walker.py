@@ -16,7 +16,8 @@ blob of a list of records:
   a list of ``(name, mode, ino, dev, size, mtime_ns, ctime_ns, verdict)`` for each
   wanted media name (``verdict``: one of the ``VERDICT_*`` codes below);
 - ``("e", folder, error)``: a folder that could not be listed;
-- ``("end",)``: the walk is complete (the last frame).
+- ``("end", cpu_seconds)``: the walk is complete (the last frame); the child's own
+  user + system CPU seconds (:func:`os.times`).
 
 The parent ends the child by killing it; a parent that dies ends it by ``EPIPE``.
 """
@@ -112,7 +113,8 @@ def main() -> int:
         if pending >= FRAME_FILES:
             _send(out, records)
             records, pending = [], 0
-    records.append(("end",))
+    times = os.times()
+    records.append(("end", times.user + times.system))
     _send(out, records)
     return 0
 
