@@ -11,6 +11,11 @@ ctime prove it untouched since the database recorded it (:func:`vpod.unchanged.u
 is skipped without being read (the stat fast path); anything else is fingerprinted by
 the intake, which still recognizes unchanged content.
 
+A root-wide walk (the catch-up, a rescan after lost events) lists, filters, ``lstat``-s
+and asks writer leases in a child process (:mod:`vpod.watch.walker`) on the second CPU,
+while this process decides per folder and writes the database; if the child fails, the
+walk goes on here (``scan_walker_failed``).
+
 A rescan after lost events is coalesced: while one of a root waits to start, more
 requests for that root add nothing; once it has started, one more may wait (events
 lost during the walk may concern folders it has passed already).
@@ -40,6 +45,7 @@ from vpod.watch.filters import PathFilter
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
 from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed
+from vpod.watch.walker import list_folder
 from vpod.watch.write_behind import WriteBehind
 
 
@@ -302,7 +308,6 @@ class Scanner:
         ``done`` (handed over already) are not looked at again, their subfolders are."""
         use_ctime = self.trust_ctime(root)
         root_text = os.fspath(root)
-        inside = root_text.rstrip(os.sep) + os.sep
         # PathFilter.wants_name, its ignore check made once per entry (first: it also keeps folders out).
         is_ignored, has_media, is_backup = (
             self.filter.is_ignored_name, self.filter.has_media_extension, self.filter.is_backup_name
@@ -312,16 +317,11 @@ class Scanner:
         while stack and not self.stop.is_set():
             current = stack.pop()
             try:
-                with os.scandir(current) as listing:
-                    entries = list(listing)
+                entries, rel_folder = list_folder(current, root_text)
             except OSError as exc:
                 self.log.warning("scan_folder_unreadable", folder=current, error=str(exc))
                 continue
-            if current == root_text:
-                rel_folder = b""
-            elif current.startswith(inside):
-                rel_folder = os.fsencode(current[len(inside):])
-            else:
+            if rel_folder is None:
                 continue
             prefix = rel_folder + b"/" if rel_folder else b""
             known: dict[bytes, StatKey] | None = None

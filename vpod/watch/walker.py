@@ -63,7 +63,6 @@ def main() -> int:
     recursive: bool = settings["recursive"]
     lease_age: float | None = settings["lease_age"]
     root_text: str = settings["root"]
-    inside = root_text.rstrip(os.sep) + os.sep
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     records: list[tuple[object, ...]] = []
     pending = 0
@@ -71,16 +70,11 @@ def main() -> int:
     while stack:
         current = stack.pop()
         try:
-            with os.scandir(current) as listing:
-                entries = list(listing)
+            entries, rel_folder = list_folder(current, root_text)
         except OSError as exc:
             records.append(("e", current, str(exc)))
             continue
-        if current == root_text:
-            rel_folder = b""
-        elif current.startswith(inside):
-            rel_folder = os.fsencode(current[len(inside) :])
-        else:
+        if rel_folder is None:
             continue
         leased_before = time.time() - lease_age if lease_age is not None else None
         files = []
@@ -117,6 +111,23 @@ def main() -> int:
     records.append(("end", times.user + times.system))
     _send(out, records)
     return 0
+
+
+def list_folder(current: str, root: str) -> tuple[list[os.DirEntry[str]], bytes | None]:
+    """The entries of the folder ``current`` and its path below ``root`` as bytes
+    (``b""`` for ``root`` itself; ``None`` when it is not below ``root``: a walk takes
+    nothing from it). Shared by this child and the daemon's own walk
+    (:meth:`vpod.watch.scanner.Scanner._walk`).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    with os.scandir(current) as listing:
+        entries = list(listing)
+    if current == root:
+        return entries, b""
+    inside = root.rstrip(os.sep) + os.sep
+    return entries, os.fsencode(current[len(inside) :]) if current.startswith(inside) else None
 
 
 def _lease(path: str, flags: int, lease_says: object) -> int:
