@@ -40,7 +40,10 @@ VERDICT_NOT_OPENED = 4  # a regular file that could not be opened read-only (per
 VERDICT_NOT_REGULAR = 5  # a symlink, folder, FIFO, device... named like a media file
 
 FRAME_FILES = 512
-"""Files per frame (a frame is sent at the end of a folder once it holds this many)."""
+FRAME_SECONDS = 0.1
+"""A frame is sent at the end of a folder once it holds :data:`FRAME_FILES` files or
+folders, or :data:`FRAME_SECONDS` after the last one (so the daemon, which checks its
+``stop`` at each record, is never long without one)."""
 
 
 def main() -> int:
@@ -66,6 +69,7 @@ def main() -> int:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     records: list[tuple[object, ...]] = []
     pending = 0
+    sent_at = time.monotonic()
     stack = [settings["folder"]]
     while stack:
         current = stack.pop()
@@ -104,9 +108,9 @@ def main() -> int:
             files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
         records.append(("d", current, rel_folder, files))
         pending += len(files) + 1
-        if pending >= FRAME_FILES:
+        if pending >= FRAME_FILES or time.monotonic() - sent_at >= FRAME_SECONDS:
             _send(out, records)
-            records, pending = [], 0
+            records, pending, sent_at = [], 0, time.monotonic()
     times = os.times()
     records.append(("end", times.user + times.system))
     _send(out, records)
