@@ -222,3 +222,17 @@ def test_stop_ends_the_child_walker(tmp_path: Path) -> None:
     stop.set()
     assert list(records) == []  # ends at the next frame
     assert proc.returncode is not None and walk.proc is None and walk.cpu_seconds is None
+
+
+def test_a_child_walker_that_cannot_start_is_reported_and_the_daemon_walks_alone(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    held = make_tree(root)
+    try:
+        time.sleep(SETTLE + 0.5)
+        in_process = scan(tmp_path, root, "in-process", None)
+        no_child = scan(tmp_path, root, "no-child", os.fspath(tmp_path / "no-such-python"))
+    finally:
+        held["writing"].close()
+    [failed] = [line for line in no_child[3] if line["event"] == "scan_walker_failed"]
+    assert failed["folders_done"] == 0 and "cannot start" in failed["error"]
+    assert no_child[0] == in_process[0] and no_child[1] == in_process[1]
