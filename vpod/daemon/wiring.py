@@ -9,6 +9,7 @@ except the library-claim checks' database id.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -283,6 +284,7 @@ def wire(
         store, path_filter, stabilizer, stop, recursive=config.watch.recursive,
         trust_ctime=lambda root: watches.kind(root) == "inotify",
         library_of=libraries.library_of, write_behind=intake.behind,
+        child_walk=sys.executable,  # a catch-up's walk in a child process, on the second CPU
     )
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,

@@ -17,6 +17,8 @@ from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreE
 from vpod.fingerprint import StatKey, fingerprint_path, unread
 from vpod.outcomes import Reason
 from vpod.results import display_path
+from vpod.watch import walker
+from vpod.watch.walk_process import WalkedStat
 from vpod.watch.write_behind import WriteBehind
 from vpod.watch.writers import lease_says, open_for_writing
 
@@ -215,7 +217,12 @@ class Intake:
                 digest = folder.digest
             writer: bool | None = False
             if check_writers:
-                entry, writer = self._entry_unless_written(text, st, root, digest, os.fsencode(text[folder.cut :]))
+                relpath = os.fsencode(text[folder.cut :])
+                walked_st: Any = st  # a child walker's WalkedStat, or an os.stat_result
+                if type(walked_st) is WalkedStat and walked_st.writer != walker.VERDICT_UNCHECKED:
+                    entry, writer = self._entry_as_walked(text, walked_st, root, digest, relpath)
+                else:
+                    entry, writer = self._entry_unless_written(text, st, root, digest, relpath)
             else:
                 entry = self._entry(text, st, root, digest)
             if writer:
@@ -394,6 +401,22 @@ class Intake:
                     return None, True
                 return EnqueueEntry(root, relpath, unread(st.st_size), StatKey.of(st), digest), writer
         return self._entry(path, st, root, digest), None
+
+
+    def _entry_as_walked(
+        self, path: str, st: WalkedStat, root: Path, digest: str | None, relpath: bytes
+    ) -> tuple[EnqueueEntry | None, bool | None]:
+        """:meth:`_entry_unless_written` for a file whose writers the child walker asked
+        already (``st.writer``, :mod:`vpod.watch.walker`): the same answers, no second open."""
+        verdict = st.writer
+        if verdict == walker.VERDICT_BUSY:
+            return None, True
+        if verdict == walker.VERDICT_GONE:
+            return None, False
+        if verdict == walker.VERDICT_FREE or verdict == walker.VERDICT_NO_LEASE:
+            entry = EnqueueEntry(root, relpath, unread(st.st_size), StatKey.of(st), digest)  # type: ignore[arg-type]
+            return entry, False if verdict == walker.VERDICT_FREE else None
+        return self._entry(path, st, root, digest), None  # type: ignore[arg-type]
 
 
 _Behind = tuple[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]]

@@ -11,6 +11,11 @@ ctime prove it untouched since the database recorded it (:func:`vpod.unchanged.u
 is skipped without being read (the stat fast path); anything else is fingerprinted by
 the intake, which still recognizes unchanged content.
 
+A root-wide walk (the catch-up, a rescan after lost events) lists, filters, ``lstat``-s
+and asks writer leases in a child process (:mod:`vpod.watch.walker`) on the second CPU,
+while this process decides per folder and writes the database; if the child fails, the
+walk goes on here (``scan_walker_failed``).
+
 A rescan after lost events is coalesced: while one of a root waits to start, more
 requests for that root add nothing; once it has started, one more may wait (events
 lost during the walk may concern folders it has passed already).
@@ -39,6 +44,8 @@ from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
+from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed
+from vpod.watch.walker import list_folder
 from vpod.watch.write_behind import WriteBehind
 
 
@@ -53,12 +60,14 @@ class WalkTally:
     """What one walk found: media files ``seen``, ``candidates`` handed to the stabilizer
     (not recorded unchanged), and ``queued``: new jobs among those the walk handed to the
     intake itself (files still settling are queued later, by the stabilizer's thread).
+    ``walker_cpu_seconds``: the CPU of a child walker that completed the walk, else ``None``.
     ``next_report``: monotonic seconds of the next ``scan_progress`` line."""
 
     seen: int = 0
     candidates: int = 0
     queued: int = 0
     next_report: float = 0.0
+    walker_cpu_seconds: float | None = None  # a child walker's CPU (user + system seconds)
 
 
 class Scanner:
@@ -77,6 +86,11 @@ class Scanner:
         write_behind: :meth:`vpod.watch.intake.Intake.behind`: given, each walk writes
             its batches to the database on a second thread while it reads the next
             (:class:`~vpod.watch.write_behind.WriteBehind`); ``None``: on its own thread.
+        child_walk: the Python interpreter (the daemon's, ``sys.executable``) with which a root-wide walk (``catch_up``, ``events_lost``) lists folders,
+            filters names, ``lstat``-s and asks writer leases in a child process
+            (:class:`~vpod.watch.walk_process.ChildWalk`) while this process decides and
+            writes (``None``: every walk in this process); a child that fails is reported (``scan_walker_failed``, warning) and
+            the walk goes on in this process from where the child stopped.
     """
 
     def __init__(
@@ -90,7 +104,9 @@ class Scanner:
         trust_ctime: Callable[[Path], bool] = lambda root: False,
         library_of: Callable[[Path], str | None] = lambda root: None,
         write_behind: WriteBehindHook | None = None,
+        child_walk: str | None = None,
     ) -> None:
+        self.child_walk = child_walk
         self.write_behind = write_behind
         self.library_of = library_of
         self.store = store
@@ -169,9 +185,10 @@ class Scanner:
         self._completed(root, folder, "catch_up", tally)
 
     def _completed(self, root: Path, folder: Path, why: str, tally: WalkTally) -> None:
+        extra = {} if tally.walker_cpu_seconds is None else {"walker_cpu_seconds": round(tally.walker_cpu_seconds, 3)}
         self.log.info(
             "scan_completed", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
-            candidates=tally.candidates, queued=tally.queued, why=why,
+            candidates=tally.candidates, queued=tally.queued, why=why, **extra,
         )
 
     def walk(self, root: Path, folder: Path, *, why: str | None = None) -> tuple[int, int]:
@@ -201,7 +218,7 @@ class Scanner:
         if folder != root and not self.filter.wants_folder(folder, root):
             return tally
         if self.write_behind is None:
-            self._walk(root, folder, why, tally)
+            self._any_walk(root, folder, why, tally)
             return tally
         writer = WriteBehind()
 
@@ -210,16 +227,87 @@ class Scanner:
 
         try:
             with self.write_behind(writer, counted):
-                self._walk(root, folder, why, tally)
+                self._any_walk(root, folder, why, tally)
         finally:
             writer.close()  # every batch written (and counted) before the walk reports
         return tally
 
-    def _walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
-        """The walk of :meth:`tally`, counting into ``tally``."""
+    def _any_walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
+        """The walk of :meth:`tally`: in a child process for a root-wide walk with
+        ``child_walk``, else (or for what a failed child left) in this one."""
+        if self.child_walk is None or why not in ("catch_up", "events_lost"):
+            self._walk(root, folder, why, tally)
+            return
+        done: set[str] = set()
+        try:
+            self._walk_child(root, folder, why, tally, done)
+        except WalkerFailed as exc:
+            self.log.warning(
+                "scan_walker_failed", root=str(root), folder=str(folder), error=str(exc), folders_done=len(done),
+                reason="the walk goes on in the daemon's process",
+            )
+            self._walk(root, folder, why, tally, done=done)
+
+    def _walk_child(self, root: Path, folder: Path, why: str | None, tally: WalkTally, done: set[str]) -> None:
+        """:meth:`_walk` with the listing, name filters, ``lstat`` and writer leases in a
+        :class:`ChildWalk`; each folder handed over is added to ``done``."""
+        use_ctime = self.trust_ctime(root)
+        assert self.child_walk is not None
+        walk = ChildWalk(
+            os.fspath(root), os.fspath(folder), self.filter, recursive=self.recursive,
+            lease_age=self.stabilizer.settle_seconds if use_ctime else None, stop=self.stop, python=self.child_walk,
+        )
+        found: list[tuple[str, Any]] = []
+        records = walk.records()
+        try:
+            self._take_records(records, root, folder, why, tally, use_ctime, found, done)
+        except WalkerFailed:
+            if found:  # the files of the folders done: handed over before the walk goes on here
+                self._hand_over(found, use_ctime, tally)
+            raise
+        finally:
+            records.close()  # kills the child when the walk stops early
+        tally.walker_cpu_seconds = walk.cpu_seconds
+        if found:
+            self._hand_over(found, use_ctime, tally)
+
+    def _take_records(
+        self, records: Any, root: Path, folder: Path, why: str | None, tally: WalkTally, use_ctime: bool,
+        found: list[tuple[str, Any]], done: set[str],
+    ) -> None:
+        """The per-folder part of :meth:`_walk_child`: skip what is recorded unchanged,
+        hand ``found`` over by :data:`HANDOFF_BATCH` (emptied in place), report progress."""
+        for record in records:
+            if record[0] == "e":
+                self.log.warning("scan_folder_unreadable", folder=record[1], error=record[2])
+                continue
+            _, current, rel_folder, files = record
+            if files:
+                tally.seen += len(files)
+                known = self.store.known_stats(root, rel_folder)
+                prefix = rel_folder + b"/" if rel_folder else b""
+                base = current if current.endswith(os.sep) else current + os.sep
+                for name, *fields in files:
+                    st = WalkedStat(*fields)
+                    if known:  # a folder vpod has seen before: skip what is recorded unchanged
+                        recorded = known.get(prefix + os.fsencode(name))
+                        if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
+                            continue
+                    found.append((base + name, st))
+            if len(found) >= HANDOFF_BATCH:
+                self._hand_over(list(found), use_ctime, tally)
+                found.clear()
+            done.add(current)
+            if time.monotonic() >= tally.next_report:
+                self._report(root, folder, why, tally)
+
+    def _walk(
+        self, root: Path, folder: Path, why: str | None, tally: WalkTally, *, done: frozenset[str] | set[str] = frozenset()
+    ) -> None:
+        """The walk of :meth:`tally`, counting into ``tally``; the files of the folders in
+        ``done`` (handed over already) are not looked at again, their subfolders are."""
         use_ctime = self.trust_ctime(root)
         root_text = os.fspath(root)
-        inside = root_text.rstrip(os.sep) + os.sep
         # PathFilter.wants_name, its ignore check made once per entry (first: it also keeps folders out).
         is_ignored, has_media, is_backup = (
             self.filter.is_ignored_name, self.filter.has_media_extension, self.filter.is_backup_name
@@ -229,19 +317,15 @@ class Scanner:
         while stack and not self.stop.is_set():
             current = stack.pop()
             try:
-                with os.scandir(current) as listing:
-                    entries = list(listing)
+                entries, rel_folder = list_folder(current, root_text)
             except OSError as exc:
                 self.log.warning("scan_folder_unreadable", folder=current, error=str(exc))
                 continue
-            if current == root_text:
-                rel_folder = b""
-            elif current.startswith(inside):
-                rel_folder = os.fsencode(current[len(inside):])
-            else:
+            if rel_folder is None:
                 continue
             prefix = rel_folder + b"/" if rel_folder else b""
             known: dict[bytes, StatKey] | None = None
+            again = current in done
             for entry in entries:
                 name = entry.name
                 if is_ignored(name):
@@ -253,7 +337,7 @@ class Scanner:
                 if is_folder and self.recursive:
                     stack.append(entry.path)
                 # A folder named x.mkv goes on like a file, to be recorded as skipped.
-                if not has_media(name) or is_backup(name):
+                if again or not has_media(name) or is_backup(name):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)

@@ -1,0 +1,162 @@
+"""The walk of a catch-up scan, as a small child process (run as a script, stdlib only).
+
+A catch-up scan's directory walk, name filters, ``lstat`` and writer lease take about
+as much CPU as its database writes (BENCHMARKS.md, catch-up scan); in one process both
+share the GIL. This program does the walk's part on the second CPU while the daemon
+(:mod:`vpod.watch.walk_process`) does the per-folder decisions and the inserts.
+
+Protocol (both ends are the same Python, so :mod:`marshal` is the format): the parent
+writes one ``marshal`` dict to stdin (:func:`main` names its keys) and closes it. The
+child writes frames to stdout, each a 4-byte little-endian length and a ``marshal``
+blob of a list of records:
+
+- ``("d", folder, rel_folder, files)``: a folder listed; ``folder`` its path (``str``,
+  undecodable bytes as surrogate escapes, so any name round-trips with
+  :func:`os.fsencode`), ``rel_folder`` its path below the root (``bytes``), ``files``
+  a list of ``(name, mode, ino, dev, size, mtime_ns, ctime_ns, verdict)`` for each
+  wanted media name (``verdict``: one of the ``VERDICT_*`` codes below);
+- ``("e", folder, error)``: a folder that could not be listed;
+- ``("end", cpu_seconds)``: the walk is complete (the last frame); the child's own
+  user + system CPU seconds (:func:`os.times`).
+
+The parent ends the child by killing it; a parent that dies ends it by ``EPIPE``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import re
+import stat
+import sys
+import time
+
+VERDICT_UNCHECKED = -1  # no lease asked (its ctime is recent: the stabilizer asks when it settles)
+VERDICT_FREE = 0  # a regular file no process has open for writing (the kernel says)
+VERDICT_BUSY = 1  # a regular file some process has open for writing
+VERDICT_NO_LEASE = 2  # a regular file opened, but no lease can be taken here (the kernel cannot say)
+VERDICT_GONE = 3  # deleted between the listing and the open
+VERDICT_NOT_OPENED = 4  # a regular file that could not be opened read-only (permissions)
+VERDICT_NOT_REGULAR = 5  # a symlink, folder, FIFO, device... named like a media file
+
+FRAME_FILES = 512
+FRAME_SECONDS = 0.1
+"""A frame is sent at the end of a folder once it holds :data:`FRAME_FILES` files or
+folders, or :data:`FRAME_SECONDS` after the last one (so the daemon, which checks its
+``stop`` at each record, is never long without one)."""
+
+
+def main() -> int:
+    """Read the walk's settings from stdin, walk, write frames to stdout; exit status 0.
+
+    Settings (a ``marshal`` dict): ``root`` and ``folder`` (``str``), ``recursive``
+    (bool), ``ignore`` (the regular expression of :class:`vpod.watch.filters.PathFilter`,
+    ``str``), ``temp_prefix`` (``str``), ``extensions`` (lower case, no dot),
+    ``lease_age`` (seconds: a regular file whose ctime is at least that old is opened
+    for its writer lease; ``None``: none is).
+    """
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from vpod.watch.writers import lease_says  # os, fcntl, signal, errno, stat, pathlib
+
+    settings = marshal.loads(sys.stdin.buffer.read())
+    out = sys.stdout.buffer
+    ignore = re.compile(settings["ignore"])
+    temp_prefix: str = settings["temp_prefix"]
+    extensions = frozenset(settings["extensions"])
+    recursive: bool = settings["recursive"]
+    lease_age: float | None = settings["lease_age"]
+    root_text: str = settings["root"]
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    records: list[tuple[object, ...]] = []
+    pending = 0
+    sent_at = time.monotonic()
+    stack = [settings["folder"]]
+    while stack:
+        current = stack.pop()
+        try:
+            entries, rel_folder = list_folder(current, root_text)
+        except OSError as exc:
+            records.append(("e", current, str(exc)))
+            continue
+        if rel_folder is None:
+            continue
+        leased_before = time.time() - lease_age if lease_age is not None else None
+        files = []
+        # The rules of PathFilter.wants_name, the ignore check first (it also keeps folders out).
+        for entry in entries:
+            name = entry.name
+            if name.startswith(temp_prefix) or ignore.match(name):
+                continue
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_folder and recursive:
+                stack.append(entry.path)
+            stem, dot, ext = name.rpartition(".")
+            if not dot or ext.lower() not in extensions or stem.endswith(".orig"):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            verdict = VERDICT_UNCHECKED
+            if not stat.S_ISREG(st.st_mode):
+                verdict = VERDICT_NOT_REGULAR
+            elif leased_before is not None and st.st_ctime <= leased_before:
+                verdict = _lease(entry.path, flags, lease_says)
+            files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
+        records.append(("d", current, rel_folder, files))
+        pending += len(files) + 1
+        if pending >= FRAME_FILES or time.monotonic() - sent_at >= FRAME_SECONDS:
+            _send(out, records)
+            records, pending, sent_at = [], 0, time.monotonic()
+    times = os.times()
+    records.append(("end", times.user + times.system))
+    _send(out, records)
+    return 0
+
+
+def list_folder(current: str, root: str) -> tuple[list[os.DirEntry[str]], bytes | None]:
+    """The entries of the folder ``current`` and its path below ``root`` as bytes
+    (``b""`` for ``root`` itself; ``None`` when it is not below ``root``: a walk takes
+    nothing from it). Shared by this child and the daemon's own walk
+    (:meth:`vpod.watch.scanner.Scanner._walk`).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    with os.scandir(current) as listing:
+        entries = list(listing)
+    if current == root:
+        return entries, b""
+    inside = root.rstrip(os.sep) + os.sep
+    return entries, os.fsencode(current[len(inside) :]) if current.startswith(inside) else None
+
+
+def _lease(path: str, flags: int, lease_says: object) -> int:
+    """The verdict on the regular file ``path``, as the intake's own check reads it
+    (:meth:`vpod.watch.intake.Intake._entry_unless_written`)."""
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return VERDICT_GONE
+    except OSError:
+        return VERDICT_NOT_OPENED
+    try:
+        answer = lease_says(fd)  # type: ignore[operator]
+    except OSError:
+        answer = None
+    finally:
+        os.close(fd)
+    return VERDICT_NO_LEASE if answer is None else VERDICT_BUSY if answer else VERDICT_FREE
+
+
+def _send(out: object, records: list[tuple[object, ...]]) -> None:
+    blob = marshal.dumps(records)
+    out.write(len(blob).to_bytes(4, "little") + blob)  # type: ignore[attr-defined]
+    out.flush()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
