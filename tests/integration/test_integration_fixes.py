@@ -5,11 +5,16 @@ names each URL once."""
 
 from __future__ import annotations
 
+import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from support.arr import ArrStandIn
 from support.daemon import run_vpod, write_config
+from support.media import audio, copy_media, video
+from support.media_servers import JsonReceiver, MediaBrowserStandIn, PlexStandIn
 from support.postgres import free_port
 
 pytestmark = pytest.mark.integration
@@ -94,3 +99,111 @@ def test_the_daemon_says_why_a_notification_was_dropped(tmp_path, daemon_factory
     assert "connection error" in dropped["error"].lower(), dropped
     assert daemon.stop() == 0
     assert "secret-path" not in daemon.log_path.read_text()
+
+
+class _HeldJellyfin(MediaBrowserStandIn):
+    """Jellyfin whose first request waits until :attr:`release` is set: the daemon's
+    integrations thread is busy meanwhile, so later calls queue behind it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("jellyfin", token)
+        self.release = threading.Event()
+
+    def answer(self, request):
+        if len(self.requests) == 1:
+            self.release.wait(60)
+        return super().answer(request)
+
+
+def test_a_season_pack_makes_one_call_per_series_and_folder_not_one_per_file(
+    tmp_path, daemon_factory, media_cache
+):
+    """Fix 11: renames queued while the same call waits join it (the Plex scan of the
+    folder, Jellyfin's one request, Sonarr's one RescanSeries of the series); a server
+    whose path_mappings hold none of the files is not called."""
+    key, token, series = "0123456789abcdef0123456789abcdef", "jellyfin0123456789", "Show (2020)"
+    sonarr = ArrStandIn("sonarr", [("Show", f"/tv/{series}", "English")], api_key=key).start()
+    jellyfin = _HeldJellyfin(token).start()
+    emby = MediaBrowserStandIn("emby", "emby0123456789").start()
+    plex = PlexStandIn("plexToken-XYZ", [("2", "show", "TV", ["/data/tv"])]).start()
+    try:
+        library = tmp_path / "lib"
+        tv, movies = library / "tv", library / "movies"
+        season = tv / series / "Season 01"
+        season.mkdir(parents=True)
+        movies.mkdir()
+        daemon = daemon_factory({
+            "watch": {"paths": [str(library)], "settle_seconds": 0.3},
+            "policy": {"container": "mkv"},
+            "arr": {"tv": {"kind": "sonarr", "url": sonarr.url, "api_key": key, "path_mappings": {"/tv": str(tv)}}},
+            "media_servers": {
+                "jf": {"kind": "jellyfin", "url": jellyfin.url, "token": token, "timeout_seconds": 90.0,
+                       "path_mappings": {"/media/tv": str(tv)}},
+                "emby": {"kind": "emby", "url": emby.url, "token": "emby0123456789",
+                         "path_mappings": {"/media/movies": str(movies)}},  # not the tv folder
+                "plex": {"kind": "plex", "url": plex.url, "token": "plexToken-XYZ",
+                         "path_mappings": {"/data/tv": str(tv)}},
+            },
+        })
+        source = media_cache("episode.mp4", [video(), audio("eng", default=True)])
+        files = [copy_media(source, season / f"Show S01E0{n}.mp4") for n in range(1, 6)]
+        daemon.wait_for("file_processed", count=5)
+        jellyfin.release.set()
+        daemon.wait_for("integration_notified", target='plex "plex"')
+        daemon.wait_for("integration_notified", target='jellyfin "jf"', count=2)
+        daemon.wait_for("integration_notified", target='sonarr "tv"',
+                        where=lambda e: "coalesced" in e or e.get("files") == 5)
+        skipped = daemon.wait_for("integration_skipped", target='emby "emby"')
+        assert "path_mappings" in skipped[0]["why"]
+        assert daemon.stop() == 0
+        assert emby.requests == []  # outside its path_mappings: not sent
+        refreshes = [r for r in plex.requests if "/refresh" in r.path]
+        assert len(refreshes) == 1 and len(plex.requests) == 2  # one listing, one scan of the folder
+        assert urllib.parse.parse_qs(urllib.parse.urlsplit(refreshes[0].path).query) == {
+            "path": [f"/data/tv/{series}/Season 01"]}
+        updates = [u for r in jellyfin.requests for u in r.json()["Updates"]]
+        assert len(jellyfin.requests) == 2 and len(updates) == 10  # the first, then the 4 that waited
+        assert sorted(u["Path"] for u in updates if u["UpdateType"] == "Created") == sorted(
+            f"/media/tv/{series}/Season 01/{f.with_suffix('.mkv').name}" for f in files)
+        commands = [c.json() for c in sonarr.commands]
+        assert 1 <= len(commands) <= 2 and all(c == {"name": "RescanSeries", "seriesId": 1} for c in commands)
+        lines = daemon.named("integration_notified")
+        plex_line = next(e for e in lines if e["target"] == 'plex "plex"')
+        assert plex_line["coalesced"] == 4 and plex_line["files"] == 5
+    finally:
+        jellyfin.release.set()
+        for stand_in in (sonarr, jellyfin, emby, plex):
+            stand_in.stop()
+
+
+def test_a_full_notify_queue_drops_a_file_failure_not_the_batch_summary(tmp_path, daemon_factory):
+    """Fix 6: the target is down; one message is being retried, the queue (3) fills with
+    per-file failures (the later ones dropped); each batch summary evicts the oldest of
+    them, and arrives once the target is back: 8 failures, 1 being sent, 3 waiting: 4
+    dropped, and one more per summary."""
+    receiver = JsonReceiver(refuse=10**9).start()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    try:
+        daemon = daemon_factory({
+            "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+            "processing": {"batch_window_seconds": 1.0},
+            "notify": {"urls": [f"json://127.0.0.1:{receiver.port}/x"], "queue_size": 3, "attempts": 20,
+                       "retry_seconds": 1.0, "max_retry_seconds": 1.0, "events": ["file_failed", "batch_summary"]},
+        })
+        for n in range(8):
+            (inbox / f"junk{n}.mkv").write_bytes(b"not a matroska file" * 100)
+        daemon.wait_for("file_failed", count=8)
+        batches = daemon.wait_for("batch_completed", where=lambda e: e["fail_count"] > 0)
+        while sum(b["fail_count"] for b in batches) < 8:  # under load the files may span two batches
+            batches = daemon.wait_for("batch_completed", count=len(batches) + 1, where=lambda e: e["fail_count"] > 0)
+        dropped = daemon.wait_for("integration_failed", dropped="queue_full", count=8 - 1 - 3 + len(batches))
+        assert {e["action"] for e in dropped} == {"file_failed"}  # never a summary
+        assert not daemon.named("integration_failed", action="batch_summary")
+        receiver.refuse = 0  # the target is back
+        daemon.wait_for("integration_notified", action="batch_summary", count=len(batches))
+        summaries = [m for m in receiver.messages if m["title"].startswith("vpod: batch: ")]
+        assert len(summaries) == len(batches)
+        assert daemon.stop() == 0
+    finally:
+        receiver.stop()

@@ -111,7 +111,7 @@ def batch_message(batch: BatchResult, node: str) -> Message:
     counts = batch.counts()
     failed = [r for r in batch.results if r.status is Status.FAILED]
     lines = [
-        f"{counts['total_files']} files: {counts['success_count']} done, {counts['fail_count']} failed, "
+        f"{_files(counts['total_files'])}: {counts['success_count']} done, {counts['fail_count']} failed, "
         f"{counts['skipped_count']} skipped in {batch.total_duration_seconds:.1f} s"
         + (' (stopped early: on_error = "fail")' if batch.stopped_early else ""),
     ]
@@ -125,9 +125,21 @@ def batch_message(batch: BatchResult, node: str) -> Message:
     return Message("batch_summary", title, "\n".join(lines), "failure" if failed else "success")
 
 
+def _files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count} files"
+
+
 def test_message(node: str) -> Message:
     """What ``vpod notify test`` sends."""
     return Message("test", "vpod: test notification", f"vpod {__version__} on {node} can reach this target.", "info")
+
+
+def rank(message: Message) -> int:
+    """How much ``message`` is worth keeping when its queue is full (:attr:`Call.rank`):
+    one file's failure 0, anything else (a batch summary, which lists the failures too;
+    processing paused; a watch folder lost or restored; a test) 1. A full queue drops its
+    oldest file failure for a message of rank 1, never the other way round."""
+    return 0 if message.event == "file_failed" else 1
 
 
 def url_label(number: int, url: str) -> str:
@@ -340,7 +352,8 @@ class Notifier:
     def send(self, message: Message) -> None:
         """Queue ``message`` for every URL (never blocks)."""
         for target, outbox in self.targets:
-            outbox.put(Call(target.label, "apprise", message.event, functools.partial(_send, target, message)))
+            outbox.put(Call(target.label, "apprise", message.event, functools.partial(_send, target, message),
+                            rank=rank(message)))
 
     def drain(self, timeout_seconds: float) -> bool:
         """Wait until every queue is empty, at most ``timeout_seconds`` each."""

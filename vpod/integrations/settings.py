@@ -148,6 +148,13 @@ class MediaServer:
         """``jellyfin "living-room"`` (never the token)."""
         return f'{self.kind} "{self.name}"'
 
+    def sees(self, local: Path) -> bool:
+        """True when the server is told of ``local``: ``path_mappings`` is empty (the
+        server sees the folders where vpod does), or one of its local folders holds
+        ``local``."""
+        text = str(local)
+        return not self.path_mappings or any(_under(text, mapped) for _, mapped in self.path_mappings)
+
     def server_path(self, local: Path) -> str:
         """``local`` as the server sees it: the longest matching local prefix of
         ``path_mappings`` replaced by its server path (``/`` joins a Windows path's parts
