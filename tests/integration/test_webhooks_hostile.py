@@ -108,6 +108,8 @@ CASES = [
     ("ten-mb-body", "POST", "/hooks/sonarr", GOOD, TEN_MB, 413, "http_request_refused", "body_too_large"),
     ("unknown-event-type", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/a.mkv", "Explode")), 400,
      "hook_refused", "not_a_payload"),
+    ("event-type-a-number", "POST", "/hooks/sonarr", GOOD, b'{"eventType": 1e999}', 400, "hook_refused",
+     "not_a_payload"),
     ("radarr-event-to-sonarr", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/a.mkv", "MovieAdded")),
      400, "hook_refused", "not_a_payload"),
     ("dot-dot", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/../../elsewhere/secret.mkv")), 422,
@@ -159,6 +161,8 @@ def test_each_hostile_request_gets_its_answer_and_a_log_line(door: Door, case):
     lines = door.daemon.wait_for(event, count=logged_before + 1, status=status)
     if reason is not None:
         assert lines[-1]["reason"] == reason, lines[-1]
+    if case[0] == "event-type-a-number":
+        assert "not a string" in json.loads(content)["error"]
     if status == 401:
         assert fields["www-authenticate"].startswith("Basic")
     if status != 404:  # every refusal is JSON, waitress's own (413, 431) too
