@@ -51,8 +51,9 @@ def _http_url(value: Any, example: str = "http://host:7878/radarr") -> str | Non
     try:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018  (a bad port raises here)
-    except ValueError:  # "Invalid IPv6 URL", a port out of range (its text may hold the value)
-        return f'a valid URL ("{example}"): its host or port cannot be read'
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ... 'x'"
+        reason = re.sub(r"'.*'|\".*\"", "…", str(exc))  # never the value's text: it may be a password
+        return f'a valid URL ({reason}; "{example}")'
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return f'an http:// or https:// URL, with its URL base if it has one, no query ("{example}")'
     if parts.username or parts.password:

@@ -37,6 +37,7 @@ def _check(tmp_path: Path, env: dict[str, str], data: dict) -> str:
      ["PLEXTOK"]),
     ({"media_servers": {"px": {"kind": "plex", "url": "http://127.0.0.1:32400/PATHTOKEN?x=1", "token": "t01"}}},
      ["PATHTOKEN"]),
+    ({"arr": {"tv": {"kind": "sonarr", "url": "http://user:PORTPW/x", "api_key": "k0123"}}}, ["PORTPW"]),
 ])
 def test_config_errors_never_echo_a_secret(tmp_path, env, data, secrets):
     said = _check(tmp_path, env, data)
