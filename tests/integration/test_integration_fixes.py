@@ -86,16 +86,21 @@ def test_notify_test_says_why_a_url_failed_naming_it_once(tmp_path, env):
     assert "token-abc" not in out.stdout + out.stderr
 
 
-def test_the_daemon_says_why_a_notification_was_dropped(tmp_path, daemon_factory):
+def _junk_daemon(daemon_factory, tmp_path: Path, port: int, files: int, **notify: object):
+    """A daemon notifying ``json://127.0.0.1:PORT/secret-path``, and ``files`` junk .mkv
+    files dropped in its inbox (each fails for good)."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    dead = free_port()
-    daemon = daemon_factory({
-        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
-        "processing": {"batch_window_seconds": 1.0},
-        "notify": {"urls": [f"json://127.0.0.1:{dead}/secret-path"], "attempts": 1, "events": ["file_failed"]},
-    })
-    (inbox / "broken.mkv").write_bytes(b"not a matroska file" * 100)
+    watch = {"paths": [str(inbox)], "settle_seconds": 0.3}
+    daemon = daemon_factory({"watch": watch, "processing": {"batch_window_seconds": 1.0},
+                             "notify": {"urls": [f"json://127.0.0.1:{port}/secret-path"], **notify}})
+    for n in range(files):
+        (inbox / f"junk{n}.mkv").write_bytes(b"not a matroska file" * 100)
+    return daemon
+
+
+def test_the_daemon_says_why_a_notification_was_dropped(tmp_path, daemon_factory):
+    daemon = _junk_daemon(daemon_factory, tmp_path, free_port(), 1, attempts=1, events=["file_failed"])
     dropped = daemon.wait_for("integration_failed", dropped="undelivered")[0]
     assert "connection error" in dropped["error"].lower(), dropped
     assert daemon.stop() == 0
@@ -183,17 +188,9 @@ def test_a_full_notify_queue_drops_a_file_failure_not_the_batch_summary(tmp_path
     them, and arrives once the target is back: 8 failures, 1 being sent, 3 waiting: 4
     dropped, and one more per summary."""
     receiver = JsonReceiver(refuse=10**9).start()
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
     try:
-        daemon = daemon_factory({
-            "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
-            "processing": {"batch_window_seconds": 1.0},
-            "notify": {"urls": [f"json://127.0.0.1:{receiver.port}/x"], "queue_size": 3, "attempts": 20,
-                       "retry_seconds": 1.0, "max_retry_seconds": 1.0, "events": ["file_failed", "batch_summary"]},
-        })
-        for n in range(8):
-            (inbox / f"junk{n}.mkv").write_bytes(b"not a matroska file" * 100)
+        daemon = _junk_daemon(daemon_factory, tmp_path, receiver.port, 8, queue_size=3, attempts=20,
+                              retry_seconds=1.0, max_retry_seconds=1.0, events=["file_failed", "batch_summary"])
         daemon.wait_for("file_failed", count=8)
         batches = daemon.wait_for("batch_completed", where=lambda e: e["fail_count"] > 0)
         while sum(b["fail_count"] for b in batches) < 8:  # under load the files may span two batches
