@@ -44,14 +44,18 @@ MAX_TIMEOUT_SECONDS = 120.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _http_url(value: Any) -> str | None:
+def _http_url(value: Any, example: str = "http://host:7878/radarr") -> str | None:
+    """``None`` for an http(s) URL without user, password, query or fragment, else what
+    was expected (never the value: the caller shows it masked,
+    :func:`vpod.tomlschema.shown_value`)."""
     try:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018  (a bad port raises here)
-    except ValueError as exc:  # "Invalid IPv6 URL", a port out of range
-        return f"a valid URL ({exc})"
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ... 'x'"
+        reason = re.sub(r"'.*'|\".*\"", "…", str(exc))  # never the value's text: it may be a password
+        return f'a valid URL ({reason}; "{example}")'
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        return 'an http:// or https:// URL of the instance, with its URL base if it has one ("http://host:7878/radarr")'
+        return f'an http:// or https:// URL, with its URL base if it has one, no query ("{example}")'
     if parts.username or parts.password:
         return "a URL without a user name or password (the API key authenticates)"
     return None
@@ -252,5 +256,6 @@ def read_secret_file(path: Path, source: Path | None, where: str, what: str) -> 
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(source, where, f"cannot read {path}: {reason}") from None
     if not key or any(c.isspace() for c in key):
-        raise ConfigError(source, where, f"{path} holds no {what} (one word)")
+        problem = "is empty" if not key else "holds more than one word (spaces inside)"
+        raise ConfigError(source, where, f"{path} {problem}: expected the {what} alone, one word")
     return key

@@ -237,7 +237,7 @@ class HttpConfig:
         doc="largest request body, bytes (413 beyond; a webhook is a few KiB)",
     )
     requests_per_second: float = setting(
-        10.0, check=at_least(0.1), live=False, doc="each client's sustained request rate (429 beyond the burst)"
+        10.0, check=at_least(0.1), live=False, doc="each client's sustained request rate (429 beyond the burst; not /health, /metrics)"
     )
     request_burst: int = setting(100, check=in_range(1, 100_000), live=False, doc="requests a client may send at once")
     connection_limit: int = setting(

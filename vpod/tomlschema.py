@@ -65,6 +65,40 @@ HIDDEN = "(hidden)"
 """What :func:`section_as_dict` shows instead of a set ``secret`` setting."""
 
 
+def masked_url(text: str) -> str:
+    """A URL as an error may show it: ``scheme://host:port/…`` only (user, password,
+    path and query dropped: an ntfy topic, a Telegram bot token or ``?apikey=`` may sit
+    in any of them); a text that is not ``scheme://...`` becomes ``…``."""
+    import re
+
+    scheme, sep, rest = text.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return "…"
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host = netloc.rpartition("@")[2]
+    if not re.fullmatch(r"[A-Za-z0-9.\-]*(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]*\](:[0-9]{1,5})?", host):
+        host = "…"
+    return f"{scheme}://{host}" + ("/…" if len(netloc) < len(rest) or "@" in netloc else "")
+
+
+def shown_value(value: Any, *, secret: bool = False) -> str:
+    """``value`` as a config error may echo it: a ``secret`` setting's never (only its
+    type), a string holding ``://`` as :func:`masked_url`, lists item by item."""
+    if secret:
+        return f"a {_json_type(value)} (not shown: a secret setting)"
+    if isinstance(value, str) and "://" in value:
+        return repr(masked_url(value))
+    if isinstance(value, (list, tuple)) and any(isinstance(v, str) and "://" in v for v in value):
+        return "[" + ", ".join(shown_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def _json_type(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def at_least(minimum: float, *, strict: bool = False) -> Check:
     """Validator for numbers ``>= minimum`` (``> minimum`` when ``strict``)."""
 
@@ -238,22 +272,23 @@ def build_section(
             known = ", ".join(sorted(k for k in fields if k not in skip))
             raise ConfigError(source, f"[{section}] {key}", f"unknown key (known keys: {known})")
         hint = hints[key]
+        secret = bool(fields[key].metadata.get("secret"))
         try:
             value = _coerce(hint, raw, base_dir)
         except TypeError:
             raise ConfigError(
-                source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {raw!r}"
+                source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {shown_value(raw, secret=secret)}"
             ) from None
         check = fields[key].metadata.get("check")
         for check_list in fields[key].metadata.get("check_list", ()):
             problem = check_list(value)
             if problem:
-                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {raw!r}")
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown_value(raw, secret=secret)}")
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             problem = check(item) if check else None
             if problem:
-                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {item!r}")
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown_value(item, secret=secret)}")
         values[key] = value
     return cls(**values)
 

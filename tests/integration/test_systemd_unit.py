@@ -90,3 +90,14 @@ def test_security_exposure_at_most_2():
         ).stdout
     )
     assert any(d["name"].startswith("CapabilityBoundingSet") and d["set"] for d in details)
+
+
+def test_outgoing_calls_are_not_filtered():
+    """Issue 16 (fix 1): IPAddressDeny=any + IPAddressAllow=localhost filter packets both
+    ways (systemd.resource-control(5)), so notifications and a remote *arr, media server or
+    PostgreSQL were blocked under the shipped unit. Incoming calls are limited by
+    [http] listen (localhost by default) instead; the README says why."""
+    service = unit_keys(UNIT)["Service"]
+    assert "IPAddressDeny" not in service and "IPAddressAllow" not in service
+    readme = (UNIT.parents[1] / "README.md").read_text()
+    assert "IPAddressAllow=localhost" not in readme

@@ -110,7 +110,7 @@ def test_a_download_is_processed_once_under_its_librarys_policy_and_the_payloads
     headers = basic() if auth == "basic" else {"X-Api-Key": KEY}
 
     status, body = send(port, kind, data, headers)
-    assert (status, body["queued"]) == (202, str(film))
+    assert (status, body["accepted"]) == (202, str(film))
     hook = daemon.wait_for("hook_download", path=str(film))[0]
     assert hook["original_language"] == language and hook["upgrade"] == data["isUpgrade"]
     assert hook["item_id"] == (data["series"] if kind == "sonarr" else data["movie"])["id"]
@@ -150,7 +150,7 @@ def test_radarr_v3_without_the_files_path_is_read_from_folder_and_relative_path(
     remote = data["movie"]["folderPath"] + "/" + data["movieFile"]["relativePath"]
     film = place(eng_kor, movies, remote, "/movies")
     status, body = send(port, "radarr", data, basic())
-    assert (status, body["queued"]) == (202, str(film))
+    assert (status, body["accepted"]) == (202, str(film))
     daemon.wait_for("file_processed", path=str(film), timeout=40)
     assert daemon.stop() == 0
 

@@ -10,6 +10,7 @@ webhook afterwards.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from support.daemon import DaemonProcess, daemon_env, write_config
-from support.http import health, post
+from support.http import get, health, post
 from support.media import audio, mkvmerge_tracks, video
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,7 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Door]:
     outside.mkdir()
     (outside / "secret.mkv").write_bytes(b"not for vpod")
     (tv / "escape").symlink_to(outside)  # a folder in the library that leads out
+    (tv / "Show" / "link.mkv").symlink_to(outside / "secret.mkv")  # a file in the library that leads out
     (tv / "Show" / "notes.txt").write_text("not a media file")
     home = base / "home"
     home.mkdir()
@@ -106,6 +108,8 @@ CASES = [
     ("ten-mb-body", "POST", "/hooks/sonarr", GOOD, TEN_MB, 413, "http_request_refused", "body_too_large"),
     ("unknown-event-type", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/a.mkv", "Explode")), 400,
      "hook_refused", "not_a_payload"),
+    ("event-type-a-number", "POST", "/hooks/sonarr", GOOD, b'{"eventType": 1e999}', 400, "hook_refused",
+     "not_a_payload"),
     ("radarr-event-to-sonarr", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/a.mkv", "MovieAdded")),
      400, "hook_refused", "not_a_payload"),
     ("dot-dot", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/../../elsewhere/secret.mkv")), 422,
@@ -117,6 +121,8 @@ CASES = [
     ("unmapped-path", "POST", "/hooks/sonarr", GOOD, body_of(download("/data/tv/Show/a.mkv")), 422,
      "hook_refused", "outside_libraries"),
     ("symlink-out", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/escape/secret.mkv")), 422,
+     "hook_refused", "outside_libraries"),
+    ("symlinked-file-out", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/link.mkv")), 422,
      "hook_refused", "outside_libraries"),
     ("not-a-media-file", "POST", "/hooks/sonarr", GOOD, body_of(download("/tv/Show/notes.txt")), 422,
      "hook_refused", "not_watched"),
@@ -155,8 +161,13 @@ def test_each_hostile_request_gets_its_answer_and_a_log_line(door: Door, case):
     lines = door.daemon.wait_for(event, count=logged_before + 1, status=status)
     if reason is not None:
         assert lines[-1]["reason"] == reason, lines[-1]
+    if case[0] == "event-type-a-number":
+        assert "not a string" in json.loads(content)["error"]
     if status == 401:
         assert fields["www-authenticate"].startswith("Basic")
+    if status != 404:  # every refusal is JSON, waitress's own (413, 431) too
+        assert fields["content-type"] == "application/json", fields
+        assert json.loads(content)["ok"] is False
     text = door.daemon.log_path.read_text()
     assert PASSWORD not in text and KEY + "x" not in text.replace(f'"{KEY}x"', "")  # no secret logged
     assert KEY not in text
@@ -173,10 +184,36 @@ def test_a_burst_of_1000_requests_gets_4xx_or_429_and_the_daemon_keeps_serving(d
     limited = door.daemon.wait_for("http_rate_limited", client="127.0.0.1")
     assert len(limited) == 1  # one line for the flood, not 800
     assert not door.daemon.named("file_queued")
-    time.sleep(1.2)  # refused nothing for a second (vpod.http.limits.QUIET_SECONDS): the flood is over
+    # The client is still limited, but /health and /metrics are not rate-limited.
+    assert post(door.port, "/hooks/sonarr", body, headers)[0] == 429
     assert health(door.port)[0] == 200
+    assert get(door.port, "/metrics")[0] == 200
+    time.sleep(1.2)  # refused nothing for a second (vpod.http.limits.QUIET_SECONDS): the flood is over
+    assert post(door.port, "/hooks/sonarr", body, headers)[0] == 401
     ended = door.daemon.wait_for("http_rate_limit_ended", client="127.0.0.1")
-    assert ended[0]["refused"] == statuses.count(429)
+    assert ended[0]["refused"] == statuses.count(429) + 1
+
+
+def test_a_concurrent_burst_leaves_the_log_one_json_object_a_line(door: Door):
+    """waitress's own lines ("Task queue depth is N" of the waitress.queue logger, when
+    requests wait for an app thread) go through vpod's JSON log, not beside it."""
+    time.sleep(1.2)  # a fresh bucket of request_burst (100) requests
+    body = body_of(download("/tv/Show/a.mkv"))
+    headers = {"Content-Type": "application/json", "X-Api-Key": "guess"}
+    with concurrent.futures.ThreadPoolExecutor(60) as pool:
+        statuses = list(pool.map(lambda _: post(door.port, "/hooks/sonarr", body, headers)[0], range(300)))
+    assert set(statuses) <= {401, 429}
+    assert health(door.port)[0] == 200
+    lines = door.daemon.log_path.read_bytes().splitlines()
+    bad = [line for line in lines if not _is_json_object(line)]
+    assert not bad, bad[:5]
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def test_the_daemon_still_processes_a_real_webhook_afterwards(door: Door, media_cache):
@@ -185,6 +222,8 @@ def test_the_daemon_still_processes_a_real_webhook_afterwards(door: Door, media_
     shutil.copyfile(film, target)
     status, _, content = post(door.port, "/hooks/sonarr", body_of(download("/tv/Show/Show - S01E01.mkv")), GOOD)
     assert status == 202, content
+    answer = json.loads(content)
+    assert answer["accepted"] == str(target) and "queued" not in answer  # not known yet: the intake decides
     door.daemon.wait_for("file_processed", path=str(target), timeout=40)
     assert [t["language"] for t in mkvmerge_tracks(target) if t["type"] == "audio" and t["default"]] == ["eng"]
     assert _digest(door.outside / "secret.mkv")[0] == hashlib.sha256(b"not for vpod").hexdigest()

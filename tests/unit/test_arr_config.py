@@ -79,7 +79,7 @@ def test_bad_values_name_the_file_the_key_and_what_was_expected(tmp_path, table,
 
 def test_an_empty_key_file_is_refused(tmp_path):
     (tmp_path / "k").write_text("\n")
-    with pytest.raises(ConfigError, match="holds no API key"):
+    with pytest.raises(ConfigError, match="is empty"):
         config_from_data({"arr": {"m": {"kind": "radarr", "url": "http://h:1", "api_key_file": str(tmp_path / "k")}}},
                          source=None)
 

@@ -94,7 +94,7 @@ def test_recorded_downloads(name, kind, path, language, upgrade):
 @pytest.mark.parametrize("kind, data, message", [
     ("sonarr", [], "expected a JSON object"),
     ("sonarr", {}, "no eventType"),
-    ("sonarr", {"eventType": 3}, "no eventType"),
+    ("sonarr", {"eventType": 3}, "eventType is not a string"),
     ("sonarr", {"eventType": "MovieAdded"}, "unknown sonarr eventType"),
     ("radarr", {"eventType": "SeriesAdd"}, "unknown radarr eventType"),
     ("sonarr", {"eventType": "Download", "series": {"path": "/tv/x"}}, "without episodeFile.path"),

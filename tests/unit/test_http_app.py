@@ -43,7 +43,7 @@ def test_health_and_metrics_answer_as_before(listener):
     assert headers["content-type"].startswith("application/openmetrics-text")
     status, headers, body = post(listener.port, "/nothing?x=1", b"", method="GET")
     assert (status, headers["content-type"], body) == (404, "text/plain; charset=utf-8",
-                                                        b"not found: try /health or /metrics\n")
+                                                        b"not found: try GET /health, GET /metrics, POST /hooks/sonarr, POST /hooks/radarr\n")
     assert post(listener.port, "/health", b"{}", {"Content-Type": "application/json"})[0] == 405
     # Without a webhook receiver the hooks are off.
     assert post(listener.port, "/hooks/sonarr", b"{}", {"Content-Type": "application/json"})[0] == 403

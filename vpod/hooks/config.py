@@ -101,7 +101,8 @@ def read_secret(value: str, path: Path | None, key: str, source: Path | None, *,
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(source, f"[{section}] {key}_file", f"cannot read {path}: {reason}") from None
     if _one_word(text or " "):
-        raise ConfigError(source, f"[{section}] {key}_file", f"{path} holds no {key} (one word)")
+        what = "is empty" if not text else "holds more than one word (spaces inside)"
+        raise ConfigError(source, f"[{section}] {key}_file", f"{path} {what}: expected the {key} alone, one word")
     return text
 
 

@@ -3,7 +3,7 @@
 The *arr often sees the library at another path (its container): ``[[hooks.path_map]]``
 pairs translate it (then the calling ``[arr.NAME]``'s ``path_mappings``). The result must
 be an absolute path without ``..``, inside a watched folder (also with symlinks
-resolved: a link cannot lead out), a regular file vpod watches (extension and ignore
+resolved: neither a linked folder nor a linked file may lead out), a regular file vpod watches (extension and ignore
 globs of ``[watch]``). Anything else is refused with a :class:`PathRefused`, and nothing
 is touched.
 """
@@ -74,7 +74,19 @@ def library_file(
         raise PathRefused("not_found", f"{path}: {exc.strerror or exc}") from None
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise PathRefused("not_a_file", f"{path} is not a file")
+    if stat.S_ISLNK(st.st_mode) and not _inside_a_root(os.path.realpath(path), roots):
+        # The intake would skip it (symlink_outside); say so now, nothing queued.
+        raise PathRefused("outside_libraries", f"{path} is a symlink leading outside every watched folder")
     return path, root
+
+
+def _inside_a_root(real: str, roots: tuple[Path, ...]) -> bool:
+    """True when the real path ``real`` is inside the real folder of one of ``roots``."""
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 def _through_links(path: Path, roots: tuple[Path, ...]) -> tuple[Path, Path | None]:

@@ -91,8 +91,10 @@ def parse_payload(kind: str, data: Any) -> HookEvent:
     if not isinstance(data, dict):
         raise PayloadError("expected a JSON object")
     event_type = data.get("eventType")
-    if not isinstance(event_type, str) or not event_type:
+    if event_type is None or event_type == "":
         raise PayloadError("no eventType")
+    if not isinstance(event_type, str):
+        raise PayloadError(f"eventType is not a string (a JSON {_json_kind(event_type)}): expected e.g. \"Download\"")
     if event_type not in EVENT_TYPES[kind]:
         raise PayloadError(f"unknown {kind} eventType {event_type[:40]!r}")
     item = _object(data, "series" if kind == "sonarr" else "movie")
@@ -154,3 +156,14 @@ def _joined(folder: str, relative: str) -> str:
         return ""
     separator = "\\" if "\\" in folder and "/" not in folder else "/"
     return folder.rstrip("/\\") + separator + relative.lstrip("/\\")
+
+
+def _json_kind(value: object) -> str:
+    """The JSON type name of a parsed value (``number``, ``object``, ...)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else type(value).__name__

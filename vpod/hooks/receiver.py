@@ -7,7 +7,9 @@ the content type and the body's size; :meth:`HookReceiver.receive` gets the body
   stabilizer at once (:meth:`vpod.watch.stabilizer.Stabilizer.notify_done`): it is
   queued as soon as two looks agree and no process has it open for writing, then judged
   under its library's policy like any file. What the payload said (instance, id, original
-  language) is noted first (:class:`vpod.hooks.hints.HookHints`). 202.
+  language) is noted first (:class:`vpod.hooks.hints.HookHints`). 202 ``"accepted"``:
+  handed to the open-writer check, whose outcome (queued, unchanged, same content...)
+  the answer cannot know yet (:data:`NEXT`).
 - ``Test``: 200. Any other event type the application sends: 200, ignored.
 - Malformed JSON, not a payload, an unknown event type: 400; a path refused: 422; an
   unknown ``?instance=``: 400. Nothing is queued; each refusal is one ``hook_refused``
@@ -31,6 +33,11 @@ from vpod.hooks.paths import PathRefused, library_file
 from vpod.hooks.payload import DOWNLOAD, TEST, HookEvent, PayloadError, parse_payload
 from vpod.original.names import language_code
 from vpod.watch.filters import PathFilter
+
+
+NEXT = "the open-writer check, then the intake decides (queued, unchanged, same content, ...): see the log"
+"""What a ``Download``'s 202 says happens next: the file was handed on, not queued yet
+(the stabilizer waits until no process writes it; the intake may find it unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ class HookReceiver:
             instance=hint.instance, item_id=hint.item_id, title=hint.title or None, original_language=hint.original,
             client=client,
         )
-        return HookAnswer(202, {"ok": True, "event": DOWNLOAD, "queued": str(path)})
+        return HookAnswer(202, {"ok": True, "event": DOWNLOAD, "accepted": str(path), "next": NEXT})
 
     def _instance(self, kind: str, named: str | None, instance_name: str) -> ArrInstance | None:
         """The ``[arr.NAME]`` of ``kind`` the call comes from: ``named`` (the URL's

@@ -6,12 +6,13 @@
 ``POST /hooks/sonarr|radarr`` a Sonarr/Radarr webhook (:mod:`vpod.hooks.receiver`)
 ``{base}/api/...``            the web API (:mod:`vpod.web.api`; README "HTTP API"),
                               behind :class:`vpod.web.security.WebSecurity`
-anything else                 404 ``not found: try /health or /metrics``; 405 for a
-                              known path with another method
+anything else                 404 ``not found: try GET /health, ...`` (the routes
+                              there are); 405 for a known path with another method
 ============================  =======================================================
 
 In this order, each refusal one log line and nothing queued: the client's rate (429,
-``Retry-After``; :mod:`vpod.http.limits`), the webhooks switched on (403 without
+``Retry-After``; :mod:`vpod.http.limits`; never for ``/health`` and ``/metrics``,
+:data:`UNLIMITED`), the webhooks switched on (403 without
 ``[hooks]`` credentials), the credentials (401, ``WWW-Authenticate: Basic``), the
 content type (415 unless ``application/json``), the body's size (413 over
 ``[http] max_body_bytes``; waitress refuses a larger declared length before the app
@@ -44,7 +45,22 @@ from vpod.web.stream import StreamSlots
 HealthCheck = Callable[[], "tuple[bool, dict[str, Any]]"]
 """Returns ``(healthy, body)``; ``body`` is sent as JSON with 200 or 503."""
 
-NOT_FOUND = b"not found: try /health or /metrics\n"
+UNLIMITED = ("/health", "/metrics")
+"""Paths no client's rate limits (:class:`_RateLimit`): a monitor polls them, and they
+answered every request before the webhooks came (issue 16: they "stay as they are")."""
+
+
+def not_found_text(web_base: str | None) -> bytes:
+    """The 404 body: the routes there are (``web_base``: ``[http] base_path`` when the
+    page and API are served, else ``None``)."""
+    routes = "GET /health, GET /metrics, POST /hooks/sonarr, POST /hooks/radarr"
+    if web_base is not None:
+        routes += f", the page GET {web_base}/ and the API GET {web_base}/api/..."
+    return f"not found: try {routes}\n".encode()
+
+
+NOT_FOUND = not_found_text(None)
+"""The 404 body without the page and API."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,8 @@ def make_app(
     if services.web is not None and services.streams is not None:
         add_api_routes(app, services.web, services.streams, base=limits.base_path, token=limits.token)
         add_page_routes(app, services.web.snapshot, _page_history(services.web), base=limits.base_path)
-    app.add_error_handler(falcon.HTTPError, _error_handler(log))
+    web_base = limits.base_path if services.web is not None and services.streams is not None else None
+    app.add_error_handler(falcon.HTTPError, _error_handler(log, not_found_text(web_base)))
     app.add_error_handler(Exception, _bug_handler(log))
     return app
 
@@ -103,6 +120,8 @@ class _RateLimit:
         self.log = log
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path in UNLIMITED:
+            return  # neither counted nor refused
         client = req.remote_addr or ""
         admission = self.limiter.admit(client)
         if admission.ended:
@@ -176,9 +195,10 @@ class _Hooks:
         _json(resp, answer.status, answer.body)
 
 
-def _error_handler(log: Any) -> Callable[..., None]:
+def _error_handler(log: Any, not_found: bytes = NOT_FOUND) -> Callable[..., None]:
     """Falcon's own refusals (no route: 404; another method: 405; a bad request line or
-    header: 400) logged and answered; 404 with the text the old listener sent."""
+    header: 400) logged and answered; 404 as plain text naming the routes there are
+    (``not_found``)."""
 
     def handle(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]) -> None:
         status = ex.status_code
@@ -187,7 +207,7 @@ def _error_handler(log: Any) -> Callable[..., None]:
         if status == 404:
             resp.status = 404
             resp.content_type = "text/plain; charset=utf-8"
-            resp.data = NOT_FOUND
+            resp.data = not_found
             return
         _json(resp, status, {"ok": False, "reason": str(ex.title or status), "error": str(ex.description or ex.title)})
 

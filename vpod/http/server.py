@@ -16,12 +16,14 @@ threads runs the app, so the daemon's workers never wait on a client. Its limits
   from untrusted peers dropped.
 
 The requests waitress answers itself (413, 431, a malformed request line: 400) are
-logged as ``http_request_refused`` too, and its own log lines (the connection limit
-reached, an exception in the app) go through vpod's log as ``http_server``.
+logged as ``http_request_refused`` too, and every one of its own log lines (the
+connection limit reached, "Task queue depth is N" of ``waitress.queue``, an exception in
+the app) goes through vpod's log as ``http_server``: the JSON log stays one object a line.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -31,7 +33,7 @@ import structlog
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 
 from vpod.config import HttpConfig
 from vpod.web.stream import MAX_STREAMS
@@ -92,18 +94,61 @@ _REASONS = {413: "body_too_large", 431: "headers_too_large", 400: "bad_request"}
 class _LoggedErrorTask(ErrorTask):  # type: ignore[misc]  # waitress ships no types
     """waitress's answer to a request it refused itself, logged like the app's refusals."""
 
+    logger = _LOGGER
+
     def execute(self) -> None:
+        """Log the refusal, then answer it as JSON like the app's refusals
+        (``{"ok": false, "reason": ..., "error": ...}``) instead of waitress's plain
+        text (``waitress.task.ErrorTask.execute``, done the same way: status, headers,
+        close after the answer)."""
         error = self.request.error
         status = int(getattr(error, "code", 400))
+        reason = _REASONS.get(status, str(getattr(error, "reason", "bad_request")).lower().replace(" ", "_"))
+        text = str(getattr(error, "body", ""))[:200]
         structlog.get_logger("vpod").warning(
-            "http_request_refused", status=status,
-            reason=_REASONS.get(status, str(getattr(error, "reason", "bad_request")).lower().replace(" ", "_")),
-            error=str(getattr(error, "body", ""))[:200], client=str(self.channel.addr[0]) if self.channel.addr else "",
+            "http_request_refused", status=status, reason=reason,
+            error=text, client=str(self.channel.addr[0]) if self.channel.addr else "",
         )
-        super().execute()
+        body = json.dumps({"ok": False, "reason": reason, "error": text or str(getattr(error, "reason", ""))}).encode()
+        self.status = f"{status} {getattr(error, 'reason', 'Bad Request')}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Task(WSGITask):  # type: ignore[misc]
+    logger = _LOGGER
+
+
+class _Dispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """waitress's app threads, its ``waitress`` and ``waitress.queue`` lines ("Task queue
+    depth is N" when requests wait for a thread) through vpod's log."""
+
+    logger = _LOGGER
+    queue_logger = _LOGGER
+
+
+class _Forward(logging.Handler):
+    """A record of the ``waitress`` loggers (and their children) waitress logs without
+    the class attributes above (a future version's new logger) as a vpod line, never
+    plain text beside the JSON."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _LOGGER.log_line(record.levelno, record.getMessage(), exc_info=record.exc_info)
+
+
+def _route_waitress_logs() -> None:
+    """The ``waitress`` logger (so ``waitress.queue`` too) handled by :class:`_Forward`
+    alone, not propagated to the root logger's plain-text handler. Idempotent."""
+    logger = logging.getLogger("waitress")
+    if not any(isinstance(h, _Forward) for h in logger.handlers):
+        logger.handlers = [_Forward()]
+    logger.propagate = False
 
 
 class _Channel(HTTPChannel):  # type: ignore[misc]
+    task_class = _Task
     error_task_class = _LoggedErrorTask
     logger = _LOGGER
 
@@ -133,8 +178,9 @@ class WaitressServer:
             expose_tracebacks=False,
             clear_untrusted_proxy_headers=True,
         )
+        _route_waitress_logs()
         self._map: dict[int, Any] = {}
-        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher = _Dispatcher()
         self._dispatcher.set_thread_count(THREADS + MAX_STREAMS)
         self._server = _Server(
             app, self._map, True, sock, dispatcher=self._dispatcher, adj=adj, bind_socket=False,

@@ -40,25 +40,46 @@ def rescan_command(kind: str, item_id: int) -> dict[str, object]:
 
 def rescan_owner(instance: ArrInstance, resolver: OriginalResolver, path: Path) -> str:
     """Ask ``instance`` to rescan the series or movie holding ``path`` (its new name);
-    returns ``"<command> <id> (<title>)"`` for the log.
+    returns ``"<command> <id> (<title>)"`` for the log. :func:`rescan_owners` of one path."""
+    return rescan_owners(instance, resolver, (path,))
+
+
+def rescan_owners(instance: ArrInstance, resolver: OriginalResolver, paths: tuple[Path, ...]) -> str:
+    """Ask ``instance`` to rescan each series or movie holding one of ``paths`` (new
+    names), one command per series or movie however many of its files are listed (a
+    season pack of 30 renamed files: one ``RescanSeries``); returns ``"<command> <id>
+    (<title>)"`` for each, ``; ``-joined, for the log.
 
     Raises:
-        Skipped: the instance holds no series or movie with ``path``, or is no longer
-            configured.
-        CallFailed: the list could not be read (retryable) or the command was refused.
+        Skipped: the instance holds no series or movie with any of ``paths``, or is no
+            longer configured.
+        CallFailed: the list could not be read (retryable), a title has no id, or a
+            command was refused.
     """
-    lookup = resolver.lookup(instance, path)
-    if lookup is None:
-        raise Skipped("the instance is no longer configured")
-    if lookup.unavailable is not None:
-        raise CallFailed(lookup.unavailable, retryable=True)
-    if lookup.title is None:
+    owners: dict[int, str] = {}
+    missing_id: str | None = None
+    for path in paths:
+        lookup = resolver.lookup(instance, path)
+        if lookup is None:
+            raise Skipped("the instance is no longer configured")
+        if lookup.unavailable is not None:
+            raise CallFailed(lookup.unavailable, retryable=True)
+        if lookup.title is None:
+            continue
+        if lookup.title.id is None:
+            missing_id = lookup.title.title
+            continue
+        owners.setdefault(lookup.title.id, lookup.title.title)
+    if not owners:
+        if missing_id is not None:
+            raise CallFailed(f"{missing_id!r} has no id in the instance's list", retryable=False)
         raise Skipped("no series or movie of the instance holds the file")
-    if lookup.title.id is None:
-        raise CallFailed(f"{lookup.title.title!r} has no id in the instance's list", retryable=False)
-    body = rescan_command(instance.kind, lookup.title.id)
-    call(
-        "POST", instance.url, "/api/v3/command", headers={"X-Api-Key": instance.api_key}, body=body,
-        timeout_seconds=instance.timeout_seconds,
-    )
-    return f"{body['name']} {lookup.title.id} ({lookup.title.title})"
+    done = []
+    for item_id, title in owners.items():
+        body = rescan_command(instance.kind, item_id)
+        call(
+            "POST", instance.url, "/api/v3/command", headers={"X-Api-Key": instance.api_key}, body=body,
+            timeout_seconds=instance.timeout_seconds,
+        )
+        done.append(f"{body['name']} {item_id} ({title})")
+    return "; ".join(done)

@@ -23,7 +23,10 @@ Each server refreshes just that path, not the whole library:
 
 A rename is reported to Jellyfin and Emby as two updates: the old path ``Deleted`` and
 the new one ``Created``. Paths are sent as the server sees them (``path_mappings``,
-:meth:`vpod.integrations.settings.MediaServer.server_path`).
+:meth:`vpod.integrations.settings.MediaServer.server_path`); with ``path_mappings`` set,
+a file under none of its local folders is not sent (``integration_skipped``, debug): the
+server would be told of a path it does not have. Renames waiting together are sent
+together (:func:`refresh_renames`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from vpod.integrations.http_call import CallFailed, call
 from vpod.integrations.outbox import Skipped
 from vpod.integrations.settings import MediaServer
+from vpod.results import display_path as display
 
 UPDATED_PATH = "/Library/Media/Updated"
 
@@ -57,17 +61,34 @@ def media_updated_body(server: MediaServer, old: Path, new: Path) -> dict[str, A
 
 def refresh(server: MediaServer, old: Path, new: Path) -> str:
     """Tell ``server`` that ``old`` became ``new``; returns a detail for the log.
+    :func:`refresh_renames` of one rename."""
+    return refresh_renames(server, ((old, new),))
+
+
+def refresh_renames(server: MediaServer, renames: tuple[tuple[Path, Path], ...]) -> str:
+    """Tell ``server`` that each ``(old, new)`` of ``renames`` happened: Jellyfin and
+    Emby in one ``Library/Media/Updated`` request listing them all; Plex one partial scan
+    of the folder of the first (the caller groups Plex renames by folder,
+    :mod:`vpod.integrations.renames`). Renames outside ``path_mappings`` (when it is
+    set) are left out: the server does not see those files
+    (:meth:`~vpod.integrations.settings.MediaServer.sees`). Returns a detail for the log.
 
     Raises:
         CallFailed: the server refused or did not answer.
-        Skipped: Plex has no section whose location holds the folder.
+        Skipped: no rename is inside ``path_mappings``, or Plex has no section whose
+            location holds the folder.
     """
+    seen = tuple((old, new) for old, new in renames if server.sees(new))
+    if not seen:
+        raise Skipped(f"{display(renames[0][1])} is outside the server's path_mappings: not sent")
     headers = auth_headers(server)
     if server.kind in ("jellyfin", "emby"):
-        body = media_updated_body(server, old, new)
-        call("POST", server.url, UPDATED_PATH, headers=headers, body=body, timeout_seconds=server.timeout_seconds)
-        return body["Updates"][1]["Path"]  # type: ignore[no-any-return]
-    folder = server.server_path(new.parent)
+        updates = [u for old, new in seen for u in media_updated_body(server, old, new)["Updates"]]
+        call("POST", server.url, UPDATED_PATH, headers=headers, body={"Updates": updates},
+             timeout_seconds=server.timeout_seconds)
+        last = updates[-1]["Path"]
+        return last if len(seen) == 1 else f"{len(seen)} files, the last {last}"
+    folder = server.server_path(seen[0][1].parent)
     answer = call("GET", server.url, "/library/sections", headers=headers, timeout_seconds=server.timeout_seconds)
     key = plex_section(answer.json("GET /library/sections"), folder)
     if key is None:

@@ -111,7 +111,7 @@ def batch_message(batch: BatchResult, node: str) -> Message:
     counts = batch.counts()
     failed = [r for r in batch.results if r.status is Status.FAILED]
     lines = [
-        f"{counts['total_files']} files: {counts['success_count']} done, {counts['fail_count']} failed, "
+        f"{_files(counts['total_files'])}: {counts['success_count']} done, {counts['fail_count']} failed, "
         f"{counts['skipped_count']} skipped in {batch.total_duration_seconds:.1f} s"
         + (' (stopped early: on_error = "fail")' if batch.stopped_early else ""),
     ]
@@ -125,9 +125,21 @@ def batch_message(batch: BatchResult, node: str) -> Message:
     return Message("batch_summary", title, "\n".join(lines), "failure" if failed else "success")
 
 
+def _files(count: int) -> str:
+    return "1 file" if count == 1 else f"{count} files"
+
+
 def test_message(node: str) -> Message:
     """What ``vpod notify test`` sends."""
     return Message("test", "vpod: test notification", f"vpod {__version__} on {node} can reach this target.", "info")
+
+
+def rank(message: Message) -> int:
+    """How much ``message`` is worth keeping when its queue is full (:attr:`Call.rank`):
+    one file's failure 0, anything else (a batch summary, which lists the failures too;
+    processing paused; a watch folder lost or restored; a test) 1. A full queue drops its
+    oldest file failure for a message of rank 1, never the other way round."""
+    return 0 if message.event == "file_failed" else 1
 
 
 def url_label(number: int, url: str) -> str:
@@ -150,8 +162,9 @@ def _secrets(url: str) -> list[str]:
 
 
 class _Captured(logging.Handler):
-    """Keeps the Apprise log records of the thread that sends (each URL sends on its own
-    thread), so a failed send can say why."""
+    """Keeps Apprise's log records off vpod's output; with Apprise before 2.3 (no
+    per-call ``log_callback``; one URL is sent on the calling thread) it also keeps the
+    records of the thread that sends, so a failed send can say why."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -185,12 +198,41 @@ def _apprise() -> tuple[Any, _Captured]:
     return apprise, captured
 
 
+@functools.lru_cache(maxsize=1)
+def _has_log_callback(apprise: Any) -> bool:
+    """True when ``Apprise.notify`` takes ``log_callback`` (Apprise 2.3 and later)."""
+    import inspect
+
+    return "log_callback" in inspect.signature(apprise.Apprise.notify).parameters
+
+
+def url_problem(number: int, url: str) -> str | None:
+    """Why Apprise cannot use ``url`` (the ``number``-th), or ``None``: a scheme it knows
+    no service for, or a URL of a known service it cannot read (a part missing or
+    malformed). Names the number and scheme only, never the URL. Imports Apprise."""
+    apprise, _ = _apprise()
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        from apprise.manager_plugins import NotificationManager
+
+        known: bool | None = scheme in NotificationManager()  # type: ignore[no-untyped-call]
+    except (ImportError, TypeError):  # an Apprise without that manager: only add() can tell
+        known = None
+    if known is False:
+        return f"Apprise knows no service {scheme}:// (https://github.com/caronc/apprise/wiki)"
+    if not apprise.Apprise().add(url):
+        return (f"Apprise cannot read this {scheme}:// URL: a part is missing or malformed "
+                f"(its page on https://github.com/caronc/apprise/wiki shows the form)")
+    return None
+
+
 class AppriseTarget:
     """One Apprise URL.
 
     Raises:
-        ValueError: from the constructor, when Apprise knows no service for ``url``
-            (the message names its number and scheme only).
+        ValueError: from the constructor, when Apprise knows no service for ``url`` or
+            cannot read it (:func:`url_problem`; the message names its scheme only,
+            not the label: the caller adds it).
     """
 
     def __init__(self, number: int, url: str) -> None:
@@ -199,7 +241,7 @@ class AppriseTarget:
         self._secrets = _secrets(url)
         self._apprise = apprise.Apprise()
         if not self._apprise.add(url):
-            raise ValueError(f"{self.label}: Apprise knows no service for this URL (https://github.com/caronc/apprise/wiki)")
+            raise ValueError(url_problem(number, url) or "Apprise cannot read this URL")
 
     def send(self, message: Message) -> None:
         """Deliver ``message``.
@@ -209,16 +251,24 @@ class AppriseTarget:
                 warning with the URL's parts masked).
         """
         apprise, captured = _apprise()
+        per_call: list[str] = []
+        kwargs: dict[str, Any] = {}
+        if _has_log_callback(apprise):
+            # Apprise >= 2.3 sends from its own worker threads: its per-call log callback
+            # hands this call's records (this URL's only) to this call, whichever thread
+            # logged them (apprise.Apprise.notify, "log_callback").
+            kwargs = {"log_callback": lambda entry, _service: per_call.append(str(entry.message)),
+                      "log_level": logging.WARNING}
         captured.start()
         try:
             ok = self._apprise.notify(
                 body=message.body, title=message.title, notify_type=apprise.NotifyType(message.level),
-                body_format=apprise.NotifyFormat.TEXT,
+                body_format=apprise.NotifyFormat.TEXT, **kwargs,
             )
         except Exception as exc:  # a plugin's bug: its text may hold the URL, masked here
             raise CallFailed(self.mask(f"Apprise failed: {type(exc).__name__}: {exc}"), retryable=True) from None
         finally:
-            records = captured.take()
+            records = per_call or captured.take()
         if not ok:
             raise CallFailed(self.mask("; ".join(records[-2:]) or "Apprise reported a failure"), retryable=True)
 
@@ -302,7 +352,8 @@ class Notifier:
     def send(self, message: Message) -> None:
         """Queue ``message`` for every URL (never blocks)."""
         for target, outbox in self.targets:
-            outbox.put(Call(target.label, "apprise", message.event, functools.partial(_send, target, message)))
+            outbox.put(Call(target.label, "apprise", message.event, functools.partial(_send, target, message),
+                            rank=rank(message)))
 
     def drain(self, timeout_seconds: float) -> bool:
         """Wait until every queue is empty, at most ``timeout_seconds`` each."""

@@ -5,7 +5,8 @@ appends to the queue and returns: no network wait ever happens on its thread. Th
 outbox's own thread makes each call; one that fails with a retryable error is tried
 again after ``retry_seconds``, doubling up to ``max_retry_seconds``, at most
 ``attempts`` times in all. Memory is bounded: at most ``capacity`` calls wait; one more
-is dropped (``queue_full``), and so is a call whose tries are used up (``undelivered``)
+is dropped (``queue_full``; or a waiting call of lower :attr:`Call.rank` is dropped in its
+place), and so is a call whose tries are used up (``undelivered``)
 and what is still queued when the daemon stops and ``close`` runs out of time
 (``shutdown``): each drop is counted (``on_drop``) and logged.
 
@@ -13,6 +14,8 @@ Log lines (the README's "Log events" table): ``integration_notified`` (info) whe
 succeeded, ``integration_failed`` (warning) when it is dropped, ``integration_skipped``
 (debug) when there was nothing to do (an *arr that does not hold the file). Each names
 the ``target``, the ``action`` and the ``attempts`` made; never a token or URL secret.
+Calls with the same :attr:`Call.key` queued while one waits are made once (joined, see
+:meth:`Outbox.put`); that call's lines carry ``coalesced``: how many calls joined it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Hashable
 
 import structlog
 
@@ -45,6 +48,16 @@ class Call:
         send: makes the call; returns a detail for the log (or ``None``); raises
             :class:`~vpod.integrations.http_call.CallFailed` or :class:`Skipped`.
         fields: more log fields (the file's path).
+        rank: how much the call is worth keeping when the queue is full: a call finding
+            the queue full evicts the oldest waiting call of a lower rank (dropped,
+            ``queue_full``), else it is dropped itself (a batch summary outranks one
+            file's failure, :mod:`vpod.integrations.notifications`).
+        key: calls with the same ``key`` (not ``None``) are one call: one queued while
+            another with its key waits (not yet started) joins it (:attr:`merge`) and is
+            counted in the ``coalesced`` field of the waiting call's log line.
+        merge: ``merge(later)``: the waiting call that also does what ``later`` asks
+            (more paths in one request); ``None``: ``later`` asks the same, nothing to add.
+        items: what the call is about (the renamed files), for :attr:`merge`.
     """
 
     target: str
@@ -52,6 +65,10 @@ class Call:
     action: str
     send: Callable[[], str | None]
     fields: dict[str, object] = field(default_factory=dict)
+    rank: int = 0
+    key: Hashable | None = None
+    merge: Callable[[Call], Call] | None = None
+    items: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,7 @@ class Outbox:
         self.on_outcome = on_outcome
         self.clock = clock
         self._queue: collections.deque[Call] = collections.deque()
+        self._coalesced: dict[int, int] = {}  # id() of a waiting call: how many later calls joined it
         self._changed = threading.Condition()
         self._deadline: float | None = None  # set by close(): stop waiting then
         self._busy = False
@@ -116,19 +134,54 @@ class Outbox:
 
     def put(self, call: Call) -> bool:
         """Queue ``call``; ``False`` when it is dropped: ``queue_full`` when ``capacity``
-        calls wait already, ``shutdown`` once the outbox is closing. Never blocks."""
+        calls wait already and none of them ranks lower (:attr:`Call.rank`; the oldest
+        lower one is dropped instead, ``queue_full``), ``shutdown`` once the outbox is
+        closing. A call whose :attr:`Call.key` a waiting call has joins that call
+        (``True``). Never blocks."""
+        evicted: Call | None = None
         with self._changed:
             closing = self._deadline is not None
+            if not closing and call.key is not None and self._join(call):
+                return True
+            if not closing and len(self._queue) >= self.capacity:
+                evicted = self._lowest_below(call.rank)
+                if evicted is not None:
+                    self._queue.remove(evicted)
+                    self._coalesced.pop(id(evicted), None)
             if not closing and len(self._queue) < self.capacity:
                 self._queue.append(call)
                 self._changed.notify_all()
-                return True
-            waiting = len(self._queue)
+                waiting = 0
+            else:
+                waiting = len(self._queue)
+        if evicted is not None:
+            self._drop(evicted, "queue_full", 0,
+                       f"{self.capacity} calls waited; a more valuable one ({call.action}) took its place")
         if closing:
             self._drop(call, "shutdown", 0, "vpod is stopping")
-        else:
+            return False
+        if waiting:
             self._drop(call, "queue_full", 0, f"{waiting} calls wait already (at most {self.capacity})")
+            return False
+        return True
+
+    def _join(self, call: Call) -> bool:
+        """Merge ``call`` into the waiting call with its key, if any (lock held)."""
+        for index, waiting in enumerate(self._queue):
+            if waiting.key == call.key:
+                joined = waiting.merge(call) if waiting.merge is not None else waiting
+                self._queue[index] = joined
+                self._coalesced[id(joined)] = self._coalesced.pop(id(waiting), 0) + 1
+                return True
         return False
+
+    def _lowest_below(self, rank: int) -> Call | None:
+        """The oldest waiting call of the lowest rank under ``rank`` (lock held)."""
+        lowest: Call | None = None
+        for waiting in self._queue:
+            if waiting.rank < rank and (lowest is None or waiting.rank < lowest.rank):
+                lowest = waiting
+        return lowest
 
     def pending(self) -> int:
         """Calls queued or in progress."""
@@ -158,6 +211,7 @@ class Outbox:
         with self._changed:
             left = list(self._queue)
             self._queue.clear()
+            self._coalesced.clear()
         for call in left:
             self._drop(call, "shutdown", 0, "vpod stopped before it was sent")
 
@@ -171,15 +225,19 @@ class Outbox:
                 if not self._queue:
                     return  # closing and drained
                 call = self._queue.popleft()
+                coalesced = self._coalesced.pop(id(call), 0)
                 self._busy = True
             try:
-                self._deliver(call)
+                self._deliver(call, coalesced)
             finally:
                 with self._changed:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _deliver(self, call: Call) -> None:
+    def _deliver(self, call: Call, coalesced: int = 0) -> None:
+        if coalesced:  # the log lines of this call say how many calls it stands for
+            call = Call(call.target, call.kind, call.action, call.send, {**call.fields, "coalesced": coalesced},
+                        call.rank, call.key, call.merge, call.items)
         rule = self.rule
         attempts = 0
         while True:

@@ -5,16 +5,21 @@ A file is renamed by vpod only by a container change (``container = "mkv"``:
 ``final_path`` other than its ``path``. For each such file (final, successful) one call
 per ``[arr.NAME]`` with ``rescan = true`` and one per ``[media_servers.NAME]`` are queued
 on the integrations :class:`~vpod.integrations.outbox.Outbox`; the worker that finished
-the file returns at once.
+the file returns at once. Calls queued while the same call waits are joined into it
+(a season pack of 30 renamed files: one ``RescanSeries``, one Jellyfin request, one
+Plex scan of the folder), its log line counting them (``coalesced``).
 """
 
 from __future__ import annotations
 
 import functools
+import typing
 from pathlib import Path
+from vpod.arr_config import ArrInstance
 from vpod.config import VPOConfig
 from vpod.events import FileFinished
 from vpod.integrations.outbox import Call, Outbox, RetryRule
+from vpod.integrations.settings import MediaServer
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Status
 from vpod.results import FileProcessingResult, display_path
@@ -70,20 +75,64 @@ class RenameCalls:
             self.queue(*paths)
 
     def queue(self, old: Path, new: Path) -> None:
-        """One call per *arr instance that rescans and per media server."""
-        from vpod.integrations.arr_rescan import COMMANDS, rescan_owner
-        from vpod.integrations.media_servers import refresh
-
-        fields: dict[str, object] = {"path": display_path(new), "old_path": display_path(old)}
+        """One call per *arr instance that rescans and per media server; each joins the
+        same call still waiting (:func:`rescan_call`, :func:`refresh_call`)."""
         for instance in self.config.arr.instances:
             if instance.rescan:
-                self.outbox.put(Call(
-                    f'{instance.kind} "{instance.name}"', instance.kind, COMMANDS[instance.kind][0],
-                    functools.partial(rescan_owner, instance, self.resolver, new), fields,
-                ))
+                self.outbox.put(rescan_call(instance, self.resolver, ((old, new),)))
         for server in self.config.media_servers.servers:
-            action = "library refresh" if server.kind == "plex" else "media updated"
-            self.outbox.put(Call(server.describe(), server.kind, action, functools.partial(refresh, server, old, new), fields))
+            self.outbox.put(refresh_call(server, ((old, new),)))
+
+
+Renames = tuple[tuple[Path, Path], ...]
+"""``(old path, new path)`` pairs."""
+
+
+def _fields(renames: Renames) -> dict[str, object]:
+    old, new = renames[0]
+    fields: dict[str, object] = {"path": display_path(new), "old_path": display_path(old)}
+    if len(renames) > 1:
+        fields["files"] = len(renames)
+    return fields
+
+
+def _renames(call: Call) -> Renames:
+    """The renames a call of :func:`rescan_call` or :func:`refresh_call` is about."""
+    return typing.cast(Renames, call.items)
+
+
+def rescan_call(instance: ArrInstance, resolver: OriginalResolver, renames: Renames) -> Call:
+    """The rescan of ``instance`` for ``renames``. Its key is the instance and command:
+    a rename queued while it waits joins it, and it sends one command per series or
+    movie of all its files (:func:`~vpod.integrations.arr_rescan.rescan_owners`)."""
+    from vpod.integrations.arr_rescan import COMMANDS, rescan_owners
+
+    target, action = f'{instance.kind} "{instance.name}"', COMMANDS[instance.kind][0]
+    return Call(
+        target, instance.kind, action,
+        functools.partial(rescan_owners, instance, resolver, tuple(new for _, new in renames)), _fields(renames),
+        key=(target, action), items=renames,
+        merge=lambda later: rescan_call(instance, resolver, renames + _renames(later)),
+    )
+
+
+def refresh_call(server: MediaServer, renames: Renames) -> Call:
+    """The refresh of ``server`` for ``renames``. Jellyfin, Emby: keyed by the server,
+    a rename queued while it waits joins its one request; Plex: keyed by the server and
+    the folder (as the server sees it), a rename in that folder joins its one partial
+    scan of the folder (:func:`~vpod.integrations.media_servers.refresh_renames`)."""
+    from vpod.integrations.media_servers import refresh_renames
+
+    key: tuple[str, ...]
+    if server.kind == "plex":
+        action, key = "library refresh", (server.describe(), server.server_path(renames[0][1].parent))
+    else:
+        action, key = "media updated", (server.describe(),)
+    return Call(
+        server.describe(), server.kind, action, functools.partial(refresh_renames, server, renames), _fields(renames),
+        key=("refresh", *key), items=renames,
+        merge=lambda later: refresh_call(server, renames + _renames(later)),
+    )
 
 
 def process_rename_calls(config: VPOConfig, resolver: OriginalResolver) -> RenameCalls:

@@ -34,6 +34,10 @@ message per batch window, with its counts and failures)."""
 
 MEDIA_SERVER_KINDS = ("jellyfin", "emby", "plex")
 
+def _media_url(value: Any) -> str | None:
+    return _http_url(value, "http://host:8096 (Jellyfin, Emby), http://host:32400 (Plex)")
+
+
 def _max_retry(value: Any) -> str | None:
     return None if 0 < value <= 3600 else "a number of seconds > 0 and <= 3600"
 
@@ -86,6 +90,9 @@ def notify_section(table: Any, *, source: Path | None, base_dir: Path | None) ->
             or a URL without ``scheme://``.
     """
     config = build_section(NotifyConfig, table, source=source, section="notify", base_dir=base_dir)
+    for number, url in enumerate(config.urls, 1):
+        if not _apprise_like(url):
+            raise ConfigError(source, "[notify] urls", f"URL {number} is not an Apprise URL (scheme://...)")
     urls = list(config.urls)
     if config.urls_file is not None:
         try:
@@ -93,12 +100,18 @@ def notify_section(table: Any, *, source: Path | None, base_dir: Path | None) ->
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ConfigError(source, "[notify] urls_file", f"cannot read {config.urls_file}: {reason}") from None
-        urls += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    for number, url in enumerate(urls, 1):
-        if "://" not in url or any(c.isspace() for c in url):
-            where = "[notify] urls_file" if number > len(config.urls) else "[notify] urls"
-            raise ConfigError(source, where, f"URL {number} is not an Apprise URL (scheme://...)")
+        for line_number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not _apprise_like(line.strip()):
+                raise ConfigError(source, "[notify] urls_file",
+                                  f"{config.urls_file} line {line_number} is not an Apprise URL (scheme://...)")
+            urls.append(line.strip())
     return replace(config, urls=tuple(urls))
+
+
+def _apprise_like(url: str) -> bool:
+    return "://" in url and not any(c.isspace() for c in url)
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ class MediaServer:
 
     name: str = ""
     kind: str = setting("", check=one_of(*MEDIA_SERVER_KINDS), doc="jellyfin | emby | plex")
-    url: str = setting("", check=_http_url, doc="base URL, with the URL base if any")
+    url: str = setting("", check=_media_url, doc="base URL, with the URL base if any")
     token: str = setting("", doc="API key (Jellyfin, Emby) or X-Plex-Token", secret=True)
     token_file: Path | None = setting(None, doc="a file holding the token, instead of token")
     timeout_seconds: float = setting(5.0, check=_timeout, doc="longest wait for one request, seconds")
@@ -134,6 +147,13 @@ class MediaServer:
     def describe(self) -> str:
         """``jellyfin "living-room"`` (never the token)."""
         return f'{self.kind} "{self.name}"'
+
+    def sees(self, local: Path) -> bool:
+        """True when the server is told of ``local``: ``path_mappings`` is empty (the
+        server sees the folders where vpod does), or one of its local folders holds
+        ``local``."""
+        text = str(local)
+        return not self.path_mappings or any(_under(text, mapped) for _, mapped in self.path_mappings)
 
     def server_path(self, local: Path) -> str:
         """``local`` as the server sees it: the longest matching local prefix of
