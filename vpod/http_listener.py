@@ -122,6 +122,7 @@ class HttpListener:
             return
         if self._streams is not None:
             self._streams.close()  # open event streams end now, freeing their threads
+            self._streams.wait_closed(2.0)  # none writes once the sockets close (no EBADF in the trigger)
         self._server.close()
         if self._thread is not None:
             self._thread.join(10)

@@ -132,6 +132,7 @@ class WaitressServer:
             ident="vpod",
             expose_tracebacks=False,
             clear_untrusted_proxy_headers=True,
+            channel_request_lookahead=1,  # a closed event stream is seen at once (vpod.web.stream)
         )
         self._map: dict[int, Any] = {}
         self._dispatcher = ThreadedTaskDispatcher()

@@ -41,7 +41,9 @@ def status_snapshot(store: Store, *, config_file: str | None = None) -> dict[str
     - ``recent_failures``: the last :data:`RECENT` failed files, newest first: ``id``
       (for ``/api/files/{id}/events``), ``path`` (undecodable bytes as ``\\xNN``),
       ``library``, ``reason``, ``error`` (the tool's message), ``at`` (epoch s),
-      ``attempts``, ``policy``, ``gone`` (the file no longer exists).
+      ``attempts``, ``policy``, ``gone`` (the file no longer exists);
+    - ``library_counts``: files by state per library, ``{name: {state: files}}`` (every
+      state of ``counts``, zeros included).
 
     Raises:
         StoreError / StoreBusy: the database cannot be read.
@@ -60,6 +62,11 @@ def status_snapshot(store: Store, *, config_file: str | None = None) -> dict[str
         }
         for f in report.queue.last_failures
     ]
+    states = tuple(body.get("counts") or ())
+    body["library_counts"] = {
+        name: {state: by_state.get(state, 0) for state in states}
+        for name, by_state in sorted(store.library_counts().items())
+    }
     return body
 
 
