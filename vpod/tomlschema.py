@@ -238,22 +238,23 @@ def build_section(
             known = ", ".join(sorted(k for k in fields if k not in skip))
             raise ConfigError(source, f"[{section}] {key}", f"unknown key (known keys: {known})")
         hint = hints[key]
+        shown = "(a secret, not shown)" if fields[key].metadata.get("secret") else None
         try:
             value = _coerce(hint, raw, base_dir)
         except TypeError:
             raise ConfigError(
-                source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {raw!r}"
+                source, f"[{section}] {key}", f"expected {_type_name(hint)}, got {shown or repr(raw)}"
             ) from None
         check = fields[key].metadata.get("check")
         for check_list in fields[key].metadata.get("check_list", ()):
             problem = check_list(value)
             if problem:
-                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {raw!r}")
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown or repr(raw)}")
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             problem = check(item) if check else None
             if problem:
-                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {item!r}")
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown or repr(item)}")
         values[key] = value
     return cls(**values)
 
