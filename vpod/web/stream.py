@@ -170,7 +170,7 @@ def status_events(
     stop_told = False  # the daemon began to stop: one more event tells the page
 
     def ended() -> bool:
-        return slots.closed or (gone is not None and gone())
+        return gone is not None and gone()
 
     def stopping() -> bool:
         return stop is not None and stop.is_set() and not stop_told
@@ -187,6 +187,10 @@ def status_events(
         quiet_since = clock()
         while not ended():
             now = clock()
+            if slots.closed:  # the listener closes (the daemon's last step): tell its state if not yet
+                if stop is not None and stop.is_set() and not stop_told:
+                    yield _status_event(snapshot)
+                break
             if stopping():
                 stop_told = wanted = True
                 sent_at = -min_interval  # the stop is told at once
