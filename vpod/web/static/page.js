@@ -259,7 +259,10 @@
     if (!(f instanceof HTMLFormElement) || !f.classList.contains("act")) { return; }
     e.preventDefault();
     var body = {};
-    new FormData(f).forEach(function (value, name) { body[name] = value; });
+    new FormData(f).forEach(function (value, name) {
+      // JSON's own types: the API takes a file id as a number and all_failed as true.
+      body[name] = name === "id" ? Number(value) : (name === "all_failed" ? value === "true" : value);
+    });
     body.csrf_token = csrfToken();
     fetch(f.getAttribute("action"), {
       method: "POST", body: JSON.stringify(body), credentials: "same-origin",
