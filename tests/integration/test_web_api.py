@@ -305,6 +305,7 @@ def test_reads_off_loopback_need_the_token(tmp_path, daemon_factory):
     assert call(port, "GET", "/api/files")[0] == 403
     assert call(port, "GET", "/health")[0] == 200  # /health and /metrics keep their own rules
     assert call(port, "POST", "/api/retry", {"all_failed": True})[0] == 403
+    assert open_daemon.named("http_web_locked")  # fix17 defect 16: said at start-up
     assert open_daemon.stop() == 0
 
     daemon = daemon_factory({**sections(inbox), "http": {"listen": "0.0.0.0:0", "token": TOKEN}}, name="token")
@@ -392,6 +393,7 @@ def test_counts_per_library_retry_by_id_and_json_errors(tmp_path, daemon_factory
     assert raw_get(port, "/api/status", "evil.example:80") == 421
     assert raw_get(port, "/", f"evil.example:{port}") == 421
     assert raw_get(port, "/api/status", f"localhost:{port}") == 200
+    assert call(port, "HEAD", "/")[0] == 200
     assert daemon.stop() == 0
 
 

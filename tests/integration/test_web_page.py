@@ -204,6 +204,10 @@ def test_page_under_a_sub_path_behind_a_reverse_proxy_on_a_phone_in_dark_mode(
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(21, 23, 26)", background  # the dark palette of page.css
+        field = page.evaluate("getComputedStyle(document.querySelector('form.login input')).backgroundColor")
+        assert field == "rgb(29, 32, 36)", field  # fix17 defect 16: the token field is dark too
+        label = page.evaluate("document.querySelector('.chart-label').getBoundingClientRect().height")
+        assert label >= 9, label  # fix17 defect 16: chart text readable (not ~5 px)
         page.screenshot(path=str(artifacts / "page-phone-dark.png"), full_page=True)
         assert w.csp_violations() == [] and w.dialogs == [], w.errors
 
