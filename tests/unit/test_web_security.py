@@ -189,6 +189,9 @@ def test_off_loopback_a_browser_gets_the_login_form():
     assert refused.status_code == 401 and refused.headers["content-type"].startswith("text/html")
     assert 'name="token"' in refused.text and 'action="api/login"' in refused.text and "<script" not in refused.text
     assert refused.headers["content-security-policy"] == CSP
+    assert '<link rel="stylesheet" href="static/page.css">' in refused.text  # fix17 defect 16: styled
+    again = _client(loopback=False).simulate_get("/", query_string="said=wrong_token", headers={"Accept": "text/html"})
+    assert "Refused: wrong token." in again.text
     allowed = _client(loopback=False).simulate_get("/", headers={"Authorization": f"Bearer {TOKEN}"})
     assert allowed.status_code == 200
 

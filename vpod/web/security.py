@@ -229,12 +229,13 @@ def judge(
 
 
 def login_form(message: str = "") -> bytes:
-    """A minimal HTML login form (no script, no style) posting to ``api/login``
-    relative to the page, for a read refused 401 in a browser."""
+    """A minimal HTML login form (no script; the page's public stylesheet) posting to
+    ``api/login`` relative to the page, for a read refused 401 in a browser."""
     note = f"<p>{html.escape(message)}</p>" if message else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vpod: log in</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="static/page.css"></head><body>'
         f"<h1>vpod</h1>{note}"
         '<form method="post" action="api/login"><label>Token <input type="password" name="token" '
         'autocomplete="current-password" required></label> <button type="submit">Log in</button></form>'
@@ -289,7 +290,8 @@ class WebSecurity:
             back_to_page(resp, reason)
         elif status == 401 and access == "read" and not _wants_json(req):
             resp.content_type = "text/html; charset=utf-8"
-            resp.data = login_form("Log in with the token of [http] token.")
+            wrong = req.get_param("said") == "wrong_token"  # back from a refused login (api's 303)
+            resp.data = login_form("Refused: wrong token." if wrong else "Log in with the token of [http] token.")
         else:
             resp.content_type = "application/json"
             resp.data = json.dumps({"ok": False, "reason": reason, "error": message}).encode()
