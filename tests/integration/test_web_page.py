@@ -212,6 +212,21 @@ def test_page_under_a_sub_path_behind_a_reverse_proxy_on_a_phone_in_dark_mode(
         assert w.csp_violations() == [] and w.dialogs == [], w.errors
 
 
+TOKEN = "s3cret-token-for-the-test"
+
+
+def failed_with_a_token(tmp_path: Path, daemon_factory: Any) -> tuple[Any, int, Path]:
+    """A daemon with ``[http] token = TOKEN`` and one failed file: ``(daemon, port, file)``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": TOKEN}})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    broken = inbox / "broken.mkv"
+    broken.write_text("not a video")
+    daemon.wait_for("file_failed", path=str(broken))
+    return daemon, port, broken
+
+
 NEEDS_API = pytest.mark.skipif(
     importlib.util.find_spec("vpod.web.api") is None,
     reason="FOR THE LEAD: needs the api engineer's vpod/web/api.py ([http] token, base_path, POST /api/retry); "
@@ -243,14 +258,8 @@ def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemo
     """Retry with the token (``Authorization: Bearer``) requeues the failed file: it is
     tried again; the same click without the token is refused and nothing is tried; after
     logging in through the page's form, Retry carries the CSRF token and requeues it."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    token = "s3cret-token-for-the-test"
-    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": token}})
-    port = daemon.wait_for("http_listening")[0]["port"]
-    broken = inbox / "broken.mkv"
-    broken.write_text("not a video")
-    daemon.wait_for("file_failed", path=str(broken))
+    token = TOKEN
+    daemon, port, broken = failed_with_a_token(tmp_path, daemon_factory)
     url = f"http://127.0.0.1:{port}/"
 
     refused = open_page(browser(), url).page
@@ -342,14 +351,8 @@ def test_a_refused_action_is_shown_as_refused(tmp_path, daemon_factory, browser)
 def test_without_javascript_every_answer_is_the_page_with_a_sentence(tmp_path, daemon_factory, browser):
     """Defect 5: with JavaScript off, a wrong token, an action without login and a done
     retry all end on the page, with what happened at its top (never raw JSON)."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    token = "s3cret-token-for-the-test"
-    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": token}})
-    port = daemon.wait_for("http_listening")[0]["port"]
-    broken = inbox / "broken.mkv"
-    broken.write_text("not a video")
-    daemon.wait_for("file_failed", path=str(broken))
+    daemon, port, broken = failed_with_a_token(tmp_path, daemon_factory)
+    token = TOKEN
     page = open_page(browser(java_script_enabled=False), f"http://127.0.0.1:{port}/").page
     said = page.locator("#action-result")
     expect(said).to_be_hidden()
