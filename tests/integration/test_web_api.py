@@ -83,6 +83,7 @@ def test_a_failure_is_listed_and_retried_with_the_token_only(tmp_path, daemon_fa
     status, headers, snapshot = call(port, "GET", "/api/status")
     assert status == 200 and headers["x-content-type-options"] == "nosniff"
     assert snapshot["state"] == "running" and snapshot["counts"]["failed"] == 2
+    assert snapshot["library_counts"] == {"inbox": snapshot["counts"]}  # one library: its counts are the totals
     failure = next(f for f in snapshot["recent_failures"] if f["path"] == str(inbox / "a.mkv"))
     assert failure["reason"] == "tool_failed" and "simulated failure" in failure["error"]
     assert failure["library"] == "inbox" and failure["at"] > 0
