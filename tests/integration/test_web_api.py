@@ -377,6 +377,8 @@ def test_counts_per_library_retry_by_id_and_json_errors(tmp_path, daemon_factory
     for path in ("/api/nonsense", "/api/files/abc/events"):
         status, headers, body = call(port, "GET", path)
         assert status == 404 and headers["content-type"] == "application/json" and body["reason"] == "not_found"
+    status, _, body = call(port, "GET", "/api/files?state=failed&state=done")
+    assert status == 400 and body["reason"] == "bad_parameter"  # not silently the last one
     status, _, body = call(port, "PUT", "/api/retry", {"all_failed": True}, token=TOKEN)
     assert status == 405 and body["reason"] == "method_not_allowed"
     status, _, body = call(port, "POST", "/api/retry", {"all_failed": "yes"}, token=TOKEN)

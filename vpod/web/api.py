@@ -84,13 +84,26 @@ def _refuse(resp: falcon.Response, status: int, reason: str, error: str) -> None
     _answer(resp, status, {"ok": False, "reason": reason, "error": error})
 
 
+def _param(req: falcon.Request, name: str) -> str | None:
+    """A query parameter given at most once (Falcon leaves which of several it returns
+    undefined).
+
+    Raises:
+        falcon.HTTPBadRequest: given more than once (answered 400).
+    """
+    raw = req.params.get(name)
+    if isinstance(raw, list):
+        raise falcon.HTTPBadRequest(title="bad_parameter", description=f"{name}: given more than once")
+    return raw
+
+
 def _int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter in ``[low, high]``.
 
     Raises:
-        falcon.HTTPBadRequest: not an integer or out of range (answered 400).
+        falcon.HTTPBadRequest: not an integer, out of range or repeated (answered 400).
     """
-    raw = req.get_param(name)
+    raw = _param(req, name)
     if raw is None:
         return default
     try:
@@ -129,10 +142,10 @@ class _Files:
         self.web = web
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        state = req.get_param("state")
+        state = _param(req, "state")
         if state is not None and state not in STATES:
             raise falcon.HTTPBadRequest(title="bad_parameter", description=f"state: expected one of {', '.join(STATES)}")
-        library = req.get_param("library")
+        library = _param(req, "library")
         limit = _int_param(req, "limit", 50, 1, self.MAX_LIMIT)
         after = _int_param(req, "after", 0, 0, 2**63 - 1)
 
