@@ -7,6 +7,7 @@ from __future__ import annotations
 import structlog
 
 from vpod.events import BatchClosed, ProcessingPaused, ProcessingResumed, WatchRootLost, WatchRootRestored
+from vpod.results import display_path, utf8_text
 
 
 class EventLog:
@@ -28,8 +29,8 @@ class EventLog:
         self.log.error(
             "processing_paused",
             reason='a file failed and on_error = "fail"',
-            failed_path=str(event.result.path),
-            error=event.result.error,
+            failed_path=display_path(event.result.path),  # undecodable bytes as \xNN, as file_failed
+            error=utf8_text(event.result.error),
             hint="queued files stay queued; run `vpod resume` to go on",
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
@@ -115,13 +116,23 @@ class HttpListener:
                    *([f"{self.limits.base_path}/", f"{self.limits.base_path}/api/"] if self.web is not None else [])],
             webhooks=bool(self.hooks is not None and self.hooks.config.hooks.enabled),
         )
+        if self.web is not None and not is_loopback(host) and not self.limits.token:
+            self.log.warning(
+                "http_web_locked", listen=self.listen,
+                reason="not a loopback address and no [http] token: the page and its API answer 403",
+                hint="set [http] token (or token_file), or listen on 127.0.0.1",
+            )
 
     def close(self) -> None:
         """Stop serving and release the port; waits for the serving thread."""
         if self._server is None:
             return
         if self._streams is not None:
+            had_streams = self._streams.open > 0
             self._streams.close()  # open event streams end now, freeing their threads
+            self._streams.wait_closed(2.0)  # none writes once the sockets close (no EBADF in the trigger)
+            if had_streams:
+                time.sleep(0.1)  # their last chunk handed to waitress's I/O thread
         self._server.close()
         if self._thread is not None:
             self._thread.join(10)

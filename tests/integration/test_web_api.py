@@ -83,6 +83,7 @@ def test_a_failure_is_listed_and_retried_with_the_token_only(tmp_path, daemon_fa
     status, headers, snapshot = call(port, "GET", "/api/status")
     assert status == 200 and headers["x-content-type-options"] == "nosniff"
     assert snapshot["state"] == "running" and snapshot["counts"]["failed"] == 2
+    assert snapshot["library_counts"] == {"inbox": snapshot["counts"]}  # one library: its counts are the totals
     failure = next(f for f in snapshot["recent_failures"] if f["path"] == str(inbox / "a.mkv"))
     assert failure["reason"] == "tool_failed" and "simulated failure" in failure["error"]
     assert failure["library"] == "inbox" and failure["at"] > 0
@@ -124,9 +125,9 @@ def test_a_failure_is_listed_and_retried_with_the_token_only(tmp_path, daemon_fa
 
     # The page's way: the login cookie, its CSRF token, a form, then back to the page.
     csrf = login["csrf_token"]
-    status, headers, _ = call(port, "POST", "/api/retry", {"all_failed": "1", "csrf_token": csrf}, form=True,
+    status, headers, _ = call(port, "POST", "/api/retry", {"all_failed": "true", "csrf_token": csrf}, form=True,
                               headers=with_cookie)
-    assert status == 303 and headers["location"] == "../"
+    assert status == 303 and headers["location"] == "../?said=requeued"
     daemon.wait_for("file_processed", path=str(inbox / "b.mkv"))
     assert failed_paths(port) == []
     status, _, again = call(port, "POST", "/api/retry", retry, token=TOKEN)
@@ -305,6 +306,7 @@ def test_reads_off_loopback_need_the_token(tmp_path, daemon_factory):
     assert call(port, "GET", "/api/files")[0] == 403
     assert call(port, "GET", "/health")[0] == 200  # /health and /metrics keep their own rules
     assert call(port, "POST", "/api/retry", {"all_failed": True})[0] == 403
+    assert open_daemon.named("http_web_locked")  # fix17 defect 16: said at start-up
     assert open_daemon.stop() == 0
 
     daemon = daemon_factory({**sections(inbox), "http": {"listen": "0.0.0.0:0", "token": TOKEN}}, name="token")
@@ -324,4 +326,153 @@ def test_the_api_under_a_base_path(tmp_path, daemon_factory):
     assert call(port, "GET", "/vpod/api/status")[0] == 200
     assert call(port, "GET", "/api/status")[0] == 404
     assert call(port, "GET", "/health")[0] == 200
+    assert daemon.stop() == 0
+
+
+# -- fix17: the fresh-user tester's defects (T17-REPORT) ------------------------------------
+
+
+def raw_get(port: int, path: str, host: str) -> int:
+    """The status of a GET sent with ``Host: host``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return int(sock.recv(100).split()[1])
+
+
+def test_counts_per_library_retry_by_id_and_json_errors(tmp_path, daemon_factory):
+    """Defects 2 (files by state per library), 6 (a huge id), 10 (two names shown alike:
+    retry by id), 12 (Host check), 14 (history's since) and 15 (JSON errors, 405, 415,
+    strict all_failed)."""
+    inbox, other = tmp_path / "inbox", tmp_path / "other"
+    inbox.mkdir()
+    other.mkdir()
+    daemon = daemon_factory({**sections(inbox), "watch": {"paths": [str(inbox), str(other)], "settle_seconds": SETTLE}})
+    port = port_of(daemon)
+    (inbox / "bs\\xffname.mkv").write_text("not a video")  # a backslash, x, f, f
+    daemon.wait_for("file_failed")
+    literal = call(port, "GET", "/api/status")[2]["recent_failures"][0]["id"]
+    with open(os.fsencode(inbox) + b"/bs\xffname.mkv", "wb") as handle:  # the byte 0xff
+        handle.write(b"not a video")
+    (other / "broken.mkv").write_text("not a video")
+    daemon.wait_for("file_failed", count=3)
+
+    status, _, snapshot = call(port, "GET", "/api/status")
+    assert status == 200
+    assert snapshot["library_counts"]["inbox"]["failed"] == 2 and snapshot["library_counts"]["other"]["failed"] == 1
+    assert set(snapshot["library_counts"]["inbox"]) == set(snapshot["counts"])
+    shown = [f for f in snapshot["recent_failures"] if f["path"] == f"{inbox}/bs\\xffname.mkv"]
+    assert len(shown) == 2  # the two names look alike: the page retries by id
+    ids = [f["id"] for f in shown]
+    assert literal in ids
+    status, _, answer = call(port, "POST", "/api/retry", {"id": literal}, token=TOKEN)
+    assert status == 200 and answer == {"ok": True, "requeued": 1, "refused": []}
+    daemon.wait_for("file_failed", count=4)
+    attempts = {i: len(call(port, "GET", f"/api/files/{i}/events")[2]["events"]) for i in ids}
+    assert attempts[literal] == 2 and sum(attempts.values()) == 3  # only that one ran again
+    status, _, answer = call(port, "POST", "/api/retry", {"ids": [999999]}, token=TOKEN)
+    assert status == 200 and answer["ok"] is False and answer["refused"] == [{"id": 999999, "reason": "unknown"}]
+
+    status, headers, body = call(port, "GET", "/api/files/99999999999999999999999999/events")
+    assert status == 404 and body["ok"] is False
+    for path in ("/api/nonsense", "/api/files/abc/events"):
+        status, headers, body = call(port, "GET", path)
+        assert status == 404 and headers["content-type"] == "application/json" and body["reason"] == "not_found"
+    status, _, body = call(port, "GET", "/api/files?state=failed&state=done")
+    assert status == 400 and body["reason"] == "bad_parameter"  # not silently the last one
+    status, _, body = call(port, "PUT", "/api/retry", {"all_failed": True}, token=TOKEN)
+    assert status == 405 and body["reason"] == "method_not_allowed"
+    status, _, body = call(port, "POST", "/api/retry", {"all_failed": "yes"}, token=TOKEN)
+    assert status == 400 and body["reason"] == "bad_body"
+    status, _, body = post(port, "/api/retry", b"x", {"Content-Type": "text/plain", "Authorization": f"Bearer {TOKEN}"})
+    body = json.loads(body)
+    assert status == 415 and body["reason"] == "unsupported_media_type" and body["content_type"] == "text/plain"
+    refused = daemon.wait_for("http_request_refused", status=415)[0]
+    assert refused["reason"] == "unsupported_media_type" and refused["content_type"] == "text/plain"
+
+    status, _, history = call(port, "GET", "/api/history?hours=1")
+    assert status == 200 and history["since"] < history["until"] and history["since"] % 3600 == 0
+    assert len(history["hours"]) == 1 and history["hours"][0]["hour"] >= history["since"]
+
+    assert raw_get(port, "/api/status", "evil.example:80") == 421
+    assert raw_get(port, "/", f"evil.example:{port}") == 421
+    assert raw_get(port, "/api/status", f"localhost:{port}") == 200
+    assert call(port, "HEAD", "/")[0] == 200
+    assert daemon.stop() == 0
+
+
+def test_logout_no_js_answers_and_a_resume_paused_again(tmp_path, daemon_factory):
+    """Defects 5 (no raw JSON after a form POST: the page says what happened), 9 (logout
+    needs the CSRF token and ends the session), 11 (a resume confirmed though another
+    failure pauses again) and 17 (processing_paused's failed_path as \\xNN)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory({**sections(inbox), "policy": {"on_error": "fail"}})
+    port = port_of(daemon)
+    host = f"http://127.0.0.1:{port}"
+    with open(os.fsencode(inbox) + b"/bad\xff.mkv", "wb") as handle:
+        handle.write(b"not a video")
+    paused = daemon.wait_for("processing_paused")[0]
+    assert paused["failed_path"] == f"{inbox}/bad\\xff.mkv"
+    (inbox / "broken-too.mkv").write_text("not a video")
+    daemon.wait_for("file_queued", path=str(inbox / "broken-too.mkv"))
+
+    status, headers, _ = call(port, "POST", "/api/login", {"token": "wrong-token-0123456789"}, form=True,
+                              headers={"Origin": host})
+    assert status == 303 and headers["location"] == "../?said=wrong_token"
+    status, _, page = post(port, "/?said=wrong_token", b"", method="GET")
+    assert status == 200 and b"Refused: wrong token." in page
+    assert b"Refused: wrong token." not in post(port, "/?said=%3Cb%3E", b"", method="GET")[2]
+    status, headers, _ = call(port, "POST", "/api/resume", {"csrf_token": ""}, form=True, headers={"Origin": host})
+    assert status == 303 and headers["location"] == "../?said=unauthorized"
+
+    status, headers, login = call(port, "POST", "/api/login", {"token": TOKEN}, headers={"Origin": host})
+    cookie = {"Cookie": headers["set-cookie"].split(";", 1)[0], "Origin": host}
+    csrf = {**cookie, "X-CSRF-Token": login["csrf_token"]}
+    assert call(port, "POST", "/api/logout", {}, headers=cookie)[0] == 403  # no CSRF token
+    assert call(port, "POST", "/api/logout", {}, headers={**csrf, "Origin": "http://evil.example"})[0] == 403
+    status, _, answer = call(port, "POST", "/api/resume", {}, headers=csrf)
+    assert status == 200 and answer["resumed"] is True  # confirmed, though broken-too may pause it again
+    daemon.wait_for("processing_paused", count=2)
+    assert call(port, "POST", "/api/logout", {}, headers=csrf)[0] == 200
+    status, _, refused = call(port, "POST", "/api/resume", {}, headers=csrf)  # the old cookie
+    assert status == 403 and refused["reason"] == "unauthorized"
+    assert daemon.stop() == 0
+
+
+def test_a_stop_with_a_stream_open_logs_no_error(tmp_path, daemon_factory):
+    """Defect 8: no OSError traceback from waitress's trigger; defect 3: the stream tells
+    the stop at once."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    port = port_of(daemon)
+    streams = [EventStream(port) for _ in range(3)]
+    for stream in streams:
+        stream.next_status(time.monotonic() + 10)
+    daemon.signal(15)
+    assert streams[0].next_status(time.monotonic() + 30)["state"] in ("stopping", "stopped")
+    assert daemon.proc.wait(60) == 0
+    assert [e for e in daemon.events() if e.get("level") in ("error", "critical")] == []
+
+
+def test_closed_streams_free_their_slots_at_once(tmp_path, daemon_factory):
+    """Defect 7: streams closed by their clients are not counted until a heartbeat."""
+    from vpod.web.stream import MAX_STREAMS
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    port = port_of(daemon)
+    streams = [EventStream(port) for _ in range(MAX_STREAMS)]
+    for stream in streams:
+        stream.next_status(time.monotonic() + 10)
+        stream.sock.close()
+    deadline = time.monotonic() + 10  # far below the 15 s heartbeat; a slot is freed within about 1 s
+    while True:
+        fresh = EventStream(port)
+        if fresh.status == 200 or time.monotonic() > deadline:
+            break
+        fresh.sock.close()
+        time.sleep(0.2)
+    assert fresh.status == 200
     assert daemon.stop() == 0

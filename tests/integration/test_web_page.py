@@ -159,7 +159,8 @@ def test_page_shows_files_live_failures_escaped_and_the_same_without_javascript(
     request = posted.value
     assert request.headers.get("x-csrf-token") == token
     sent = request.post_data_json
-    assert sent["path"] == str(inbox / HOSTILE) and sent["csrf_token"] == token
+    shown_id = failure.locator('input[name="id"]').get_attribute("value")
+    assert sent["id"] == int(shown_id) and sent["csrf_token"] == token  # by id: two names may look alike
     expect(page.locator("#action-result")).to_be_visible(timeout=WAIT_MS)  # the answer, whatever it is, is shown
 
     # JavaScript off: a plain load shows the same state.
@@ -203,8 +204,27 @@ def test_page_under_a_sub_path_behind_a_reverse_proxy_on_a_phone_in_dark_mode(
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(21, 23, 26)", background  # the dark palette of page.css
+        field = page.evaluate("getComputedStyle(document.querySelector('form.login input')).backgroundColor")
+        assert field == "rgb(29, 32, 36)", field  # fix17 defect 16: the token field is dark too
+        label = page.evaluate("document.querySelector('.chart-label').getBoundingClientRect().height")
+        assert label >= 9, label  # fix17 defect 16: chart text readable (not ~5 px)
         page.screenshot(path=str(artifacts / "page-phone-dark.png"), full_page=True)
         assert w.csp_violations() == [] and w.dialogs == [], w.errors
+
+
+TOKEN = "s3cret-token-for-the-test"
+
+
+def failed_with_a_token(tmp_path: Path, daemon_factory: Any) -> tuple[Any, int, Path]:
+    """A daemon with ``[http] token = TOKEN`` and one failed file: ``(daemon, port, file)``."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": TOKEN}})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    broken = inbox / "broken.mkv"
+    broken.write_text("not a video")
+    daemon.wait_for("file_failed", path=str(broken))
+    return daemon, port, broken
 
 
 NEEDS_API = pytest.mark.skipif(
@@ -238,14 +258,8 @@ def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemo
     """Retry with the token (``Authorization: Bearer``) requeues the failed file: it is
     tried again; the same click without the token is refused and nothing is tried; after
     logging in through the page's form, Retry carries the CSRF token and requeues it."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    token = "s3cret-token-for-the-test"
-    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": token}})
-    port = daemon.wait_for("http_listening")[0]["port"]
-    broken = inbox / "broken.mkv"
-    broken.write_text("not a video")
-    daemon.wait_for("file_failed", path=str(broken))
+    token = TOKEN
+    daemon, port, broken = failed_with_a_token(tmp_path, daemon_factory)
     url = f"http://127.0.0.1:{port}/"
 
     refused = open_page(browser(), url).page
@@ -276,6 +290,86 @@ def test_retry_with_the_token_requeues_and_without_it_is_refused(tmp_path, daemo
     assert answer.value.request.headers.get("x-csrf-token") == csrf
     daemon.wait_for("file_failed", path=str(broken), count=3)
     assert w.dialogs == [] and w.csp_violations() == [], w.errors
+
+
+# -- fix17: the fresh-user tester's defects 1, 3, 4, 5, 16 ------------------------------------
+
+
+def test_elapsed_and_uptime_tick_and_the_stop_is_shown(tmp_path, daemon_factory, jpn_eng_mkv, browser):
+    """Defect 1: a file held in progress shows a growing elapsed time and uptime without a
+    reload; defect 3: SIGTERM shows "stopping", then the daemon gone "not reachable"."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    gate = tmp_path / "hold-mkvpropedit"
+    gate.touch()
+    tools = gated_tool(tmp_path / "bin", "mkvpropedit", gate)
+    config = sections(inbox)
+    config["processing"]["shutdown_timeout_seconds"] = 30
+    daemon = daemon_factory(config, extra_env={"PATH": path_with(tools)})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    w = open_page(browser(), f"http://127.0.0.1:{port}/")
+    page = w.page
+    expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+    shutil.copyfile(jpn_eng_mkv, inbox / "movie.mkv")
+    elapsed = page.locator("#workers .elapsed")
+    expect(elapsed).to_have_count(1, timeout=WAIT_MS)
+    first, uptime = elapsed.inner_text(), page.locator("#uptime").inner_text()
+    expect(elapsed).not_to_have_text(first, timeout=WAIT_MS)
+    expect(page.locator("#uptime")).not_to_have_text(uptime, timeout=WAIT_MS)
+
+    daemon.signal(15)  # the held file keeps it stopping until the gate opens
+    expect(page.locator("#state")).to_have_text("stopping", timeout=WAIT_MS)
+    gate.unlink()
+    assert daemon.proc.wait(60) == 0
+    expect(page.locator("#state")).to_have_text("not reachable", timeout=WAIT_MS)
+    assert w.navigations == 1 and w.csp_violations() == [], w.errors
+
+
+@NEEDS_API
+def test_a_refused_action_is_shown_as_refused(tmp_path, daemon_factory, browser):
+    """Defect 4: an answer 200 ``{"ok": false, ...}`` is shown with its reason, never as
+    done; "Retry all failed" shows only with failures (defect 16)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    token = "s3cret-token-for-the-test"
+    daemon = daemon_factory({**sections(inbox), "http": {"listen": "127.0.0.1:0", "token": token}})
+    port = daemon.wait_for("http_listening")[0]["port"]
+    page = open_page(browser(extra_http_headers={"Authorization": f"Bearer {token}"}), f"http://127.0.0.1:{port}/").page
+    expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+    expect(page.locator("#retry-all")).to_be_hidden()
+    (inbox / "broken.mkv").write_text("not a video")
+    failure = page.locator("#failures li.failure")
+    expect(failure).to_have_count(1, timeout=WAIT_MS)
+    expect(page.locator("#retry-all")).to_be_visible()
+    failure.locator('input[name="id"]').evaluate("i => { i.value = '999999'; }")  # a file vpod does not know
+    failure.get_by_role("button", name="Retry").click()
+    expect(page.locator("#action-result")).to_have_text("refused: unknown", timeout=WAIT_MS)
+    assert daemon.stop() == 0
+
+
+@NEEDS_API
+def test_without_javascript_every_answer_is_the_page_with_a_sentence(tmp_path, daemon_factory, browser):
+    """Defect 5: with JavaScript off, a wrong token, an action without login and a done
+    retry all end on the page, with what happened at its top (never raw JSON)."""
+    daemon, port, broken = failed_with_a_token(tmp_path, daemon_factory)
+    token = TOKEN
+    page = open_page(browser(java_script_enabled=False), f"http://127.0.0.1:{port}/").page
+    said = page.locator("#action-result")
+    expect(said).to_be_hidden()
+    page.locator("#failures li.failure").get_by_role("button", name="Retry").click()
+    expect(said).to_have_text("Refused: log in with the token first.")
+    page.locator('form.login input[name="token"]').fill("wrong-token-0123456789")
+    page.locator("form.login").get_by_role("button", name="Log in").click()
+    expect(said).to_have_text("Refused: wrong token.")
+    page.locator('form.login input[name="token"]').fill(token)
+    page.locator("form.login").get_by_role("button", name="Log in").click()
+    expect(said).to_have_text("Logged in: actions are on.")
+    page.locator("#failures li.failure").get_by_role("button", name="Retry").click()
+    expect(said).to_have_text("Done: queued again.")
+    daemon.wait_for("file_failed", path=str(broken), count=2)
+    page.locator("form.login").get_by_role("button", name="Log out").click()
+    expect(said).to_have_text("Logged out: every login session of this daemon has ended.")
+    assert daemon.stop() == 0
 
 
 class _Proxy(http.server.BaseHTTPRequestHandler):

@@ -324,3 +324,12 @@ def test_http_web_token_and_base_path(tmp_path):
     held.write_text("short\n")
     with pytest.raises(ConfigError, match="16 characters"):
         config_from_data({"http": {"token_file": str(held)}}, source=None)
+
+
+@pytest.mark.parametrize("token", ["has space in it 1234567", "short", 12345678901234567890])
+def test_a_rejected_secret_is_never_echoed(token):
+    """fix17 defect 13: the error names the key and what is expected, never the value."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_data({"http": {"token": token}}, source=None)
+    message = str(caught.value)
+    assert "[http] token" in message and str(token) not in message and "not shown" in message

@@ -124,6 +124,8 @@ CALLS: dict[str, Callable[[Store, Job], Any]] = {
     "list_files": lambda s, j: s.list_files(state="failed"),
     "file_attempts": lambda s, j: s.file_attempts(j.id),
     "hourly_history": lambda s, j: s.hourly_history(time.time() - 3600, time.time()),
+    "library_counts": lambda s, j: s.library_counts(),
+    "file_path": lambda s, j: s.file_path(j.id),
 }
 
 

@@ -722,6 +722,11 @@ def test_the_web_reads(store):
     assert recent.batch_id == "b1"
     hours = store.hourly_history(time.time() - 7200, time.time())
     assert len(hours) == 3 and sum(h.done + h.unchanged for h in hours) == 1 and sum(h.failed for h in hours) == 2
+    # fix17: files by state per library (the page's "Files by library"), and a file's
+    # path by id (retry by id: the raw bytes, not the \xNN text two names may share).
+    assert store.library_counts() == {everything[0].library: {"done": 1, "failed": 2}}
+    assert store.file_path(rest[0].id) == Path(os.fsdecode(b"/library/c\xff.mkv"))
+    assert store.file_path(failed[0].id) == ROOT / "b.mkv" and store.file_path(10**9) is None
 
 
 def test_temp_registry(store, tmp_path):

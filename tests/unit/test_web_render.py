@@ -97,3 +97,19 @@ def test_charts_are_well_formed_svg_with_a_bar_per_outcome() -> None:
     empty = [{**r, "done": 0, "failed": 0, "skipped": 0, "unchanged": 0, "mean_seconds": None} for r in rows]
     assert "no files in the last 24 hours" in charts.files_per_hour(empty)
     assert "style" not in charts.files_per_hour(rows) + charts.seconds_per_file(rows)
+
+
+def test_fix17_said_node_column_retry_by_id_and_retry_all_hidden():
+    """fix17 defects 5 (the answer of a form POST at the top), 10 (Retry by id), 16 (a
+    Node column with several nodes; "Retry all failed" hidden without failures)."""
+    snap = snapshot()
+    snap["recent_batches"][0]["node"] = "<i>b</i>"
+    text = render_page(snap, history(), said="Done: queued again.")
+    assert '<p id="action-result" class="action-result" role="status">Done: queued again.</p>' in text
+    assert "<th>Node</th>" in text and "<td>&lt;i&gt;b&lt;/i&gt;</td>" in text
+    assert '<input type="hidden" name="id" value="17">' in text
+    assert 'id="retry-all">' in text
+    quiet = {**snapshot(), "recent_failures": [], "nodes": []}
+    text = render_page(quiet, history())
+    assert 'id="retry-all" hidden>' in text and "<th>Node</th>" not in text
+    assert '<p id="action-result" class="action-result" role="status" hidden></p>' in text

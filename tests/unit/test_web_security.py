@@ -155,16 +155,16 @@ class _Page:
         resp.text = f'<meta name="csrf-token" content="{csrf_token(req)}">'
 
 
-def _client(loopback: bool):
+def _client(loopback: bool, keys=None):
     import falcon
     import falcon.testing
     import structlog
 
     from vpod.web.security import WebSecurity
 
-    app = falcon.App(middleware=[WebSecurity(TOKEN, loopback, structlog.get_logger("test"))])
+    app = falcon.App(middleware=[WebSecurity(TOKEN, loopback, structlog.get_logger("test"), keys)])
     app.add_route("/", _Page())
-    return falcon.testing.TestClient(app)
+    return falcon.testing.TestClient(app, headers={"Host": HOST})
 
 
 def test_html_answers_carry_the_csp_and_the_page_gets_the_csrf_token():
@@ -174,8 +174,11 @@ def test_html_answers_carry_the_csp_and_the_page_gets_the_csrf_token():
     assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
     assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "same-origin"
     assert page.headers["x-frame-options"] == "DENY" and 'content=""' in page.text  # no login: no CSRF token
-    session = new_session(TOKEN, time.time())
-    logged_in = _client(loopback=True).simulate_get("/", cookies={SESSION_COOKIE: session})
+    from vpod.web.security import SessionKeys
+
+    keys = SessionKeys()
+    session = new_session(TOKEN, time.time(), keys)
+    logged_in = _client(loopback=True, keys=keys).simulate_get("/", cookies={SESSION_COOKIE: session})
     assert f'content="{csrf_for(TOKEN, session)}"' in logged_in.text
 
 
@@ -186,6 +189,9 @@ def test_off_loopback_a_browser_gets_the_login_form():
     assert refused.status_code == 401 and refused.headers["content-type"].startswith("text/html")
     assert 'name="token"' in refused.text and 'action="api/login"' in refused.text and "<script" not in refused.text
     assert refused.headers["content-security-policy"] == CSP
+    assert '<link rel="stylesheet" href="static/page.css">' in refused.text  # fix17 defect 16: styled
+    again = _client(loopback=False).simulate_get("/", query_string="said=wrong_token", headers={"Accept": "text/html"})
+    assert "Refused: wrong token." in again.text
     allowed = _client(loopback=False).simulate_get("/", headers={"Authorization": f"Bearer {TOKEN}"})
     assert allowed.status_code == 200
 
@@ -209,3 +215,118 @@ def test_streams_of_one_listener_share_one_read_per_change():
     for stream in streams:
         stream.close()
     assert slots.open == 0
+
+
+# -- fix17: the tester's defects 1, 3, 7, 9, 12, 14, 15 ------------------------------------
+
+
+def test_loopback_reads_need_a_loopback_host():
+    """Defect 12: DNS rebinding (a site's name resolved to 127.0.0.1) is refused 421."""
+    read = dict(access="read", method="GET")
+    for host in ("evil.example:9810", "evil.example", "127.0.0.1.evil.example", "[::2]:80", "0.0.0.0:9810"):
+        assert verdict(**read, host=host).refusal[:2] == (421, "wrong_host"), host
+    for host in ("127.0.0.1:9810", "localhost:9810", "LOCALHOST", "app.localhost:1", "[::1]:9810", "127.3.4.5", ""):
+        assert verdict(**read, host=host).refusal is None, host
+    assert verdict(**read, host="nas.example:9810", loopback=False, authorization=f"Bearer {TOKEN}").refusal is None
+    assert verdict(host="evil.example", origin="http://evil.example", authorization=f"Bearer {TOKEN}").refusal[0] == 421
+
+
+def test_logout_ends_every_session_of_the_listener():
+    """Defect 9: a cookie signed under the listener's keys stops working once they end."""
+    from vpod.web.security import SessionKeys
+
+    keys, other = SessionKeys(), SessionKeys()
+    session = new_session(TOKEN, NOW, keys)
+    assert session_valid(TOKEN, session, NOW + 1, keys)
+    assert not session_valid(TOKEN, session, NOW + 1, other)  # another listener (a restart)
+    assert verdict(cookie=session, keys=keys, origin=f"http://{HOST}", csrf_given=csrf_for(TOKEN, session)).refusal is None
+    keys.end_all()
+    assert not session_valid(TOKEN, session, NOW + 1, keys)
+    assert verdict(cookie=session, keys=keys, origin=f"http://{HOST}", csrf_given=csrf_for(TOKEN, session)).refusal[:2] == (
+        403, "unauthorized")
+
+
+class _Action:
+    access = "action"
+
+    def on_post(self, req, resp):
+        resp.media = {"ok": True}
+
+
+def test_wrong_methods_are_405_and_401_says_how_to_authenticate():
+    """Defect 15: PUT on a POST route is 405 (not 403); a 401 carries WWW-Authenticate."""
+    import falcon
+    import falcon.testing
+    import structlog
+
+    from vpod.web.security import WebSecurity
+
+    app = falcon.App(middleware=[WebSecurity(TOKEN, False, structlog.get_logger("test"))])
+    app.add_route("/api/retry", _Action())
+    app.add_route("/", _Page())
+    client = falcon.testing.TestClient(app, headers={"Host": HOST})
+    assert client.simulate_put("/api/retry").status_code == 405
+    refused = client.simulate_get("/", headers={"Accept": "application/json"})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_busy_daemon_sends_a_status_event_without_any_change():
+    """Defect 1: while a file is in progress, elapsed and progress reach the page."""
+    slots = StreamSlots(Changes())
+    assert slots.take()
+    reads = []
+
+    def snapshot():
+        reads.append(1)
+        return {"n": len(reads), "in_progress": [{"path": "/m/a.mkv", "progress_percent": 5.0 * len(reads)}]}
+
+    stream = status_events(slots, snapshot, min_interval=0.01, busy_interval=0.05, heartbeat=60)
+    events = drain(stream, lambda ev: sum(b"event: status" in e for e in ev) >= 3)
+    assert [e for e in events if e.startswith(b"event: status")][-1].startswith(b'event: status\ndata: {"n":3')
+    stream.close()
+
+
+def test_an_idle_daemon_sends_only_heartbeats():
+    slots = StreamSlots(Changes())
+    assert slots.take()
+    stream = status_events(slots, lambda: {"in_progress": []}, min_interval=0.01, busy_interval=0.01, heartbeat=0.3)
+    events = drain(stream, lambda ev: b": heartbeat\n\n" in ev)
+    assert sum(b"event: status" in e for e in events) == 1
+    stream.close()
+
+
+def test_the_daemon_beginning_to_stop_is_told_at_once():
+    """Defect 3: the stop Event wakes a quiet stream (no change, no heartbeat due)."""
+    slots = StreamSlots(Changes())
+    assert slots.take()
+    stop = threading.Event()
+    stream = status_events(slots, lambda: {"state": "stopping" if stop.is_set() else "running"}, stop=stop,
+                           min_interval=60, heartbeat=60)
+    drain(stream, lambda ev: any(b"event: status" in e for e in ev))
+    stop.set()
+    told = drain(stream, lambda ev: any(b"event: status" in e for e in ev))
+    assert told[-1] == b'event: status\ndata: {"state":"stopping"}\n\n'
+    stream.close()
+
+
+def test_a_client_gone_frees_its_slot_without_a_write():
+    """Defect 7: waitress's client_disconnected is looked at while the stream waits."""
+    slots = StreamSlots(Changes(), limit=1)
+    assert slots.take()
+    gone = threading.Event()
+    stream = status_events(slots, dict, min_interval=60, heartbeat=60, gone=gone.is_set)
+    drain(stream, lambda ev: any(b"event: status" in e for e in ev))
+    ended = threading.Event()
+    threading.Thread(target=lambda: (list(stream), ended.set()), daemon=True).start()
+    gone.set()
+    assert ended.wait(5) and slots.open == 0 and slots.take()
+
+
+def test_history_since_is_the_start_of_the_first_hour():
+    """Defect 14: hours=1 is the current clock hour, from its start."""
+    pytest.importorskip("falcon")
+    from vpod.web.api import history_since
+
+    now = 1_800_001_234.5
+    assert history_since(now, 1) == 1_800_000_000.0 <= now
+    assert history_since(now, 24) == 1_800_000_000.0 - 23 * 3600

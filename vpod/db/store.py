@@ -392,5 +392,12 @@ class Store(Protocol):
         """Outcomes per hour of the attempts started between ``since`` and ``until``
         (epoch seconds), oldest hour first, every hour listed."""
 
+    def library_counts(self) -> dict[str, dict[str, int]]:
+        """Files by state per library name: ``{name: {state: files}}``."""
+
+    def file_path(self, file_id: int) -> Path | None:
+        """The path on this node of the file of id ``file_id`` (``None``: unknown, or no
+        folder of its library here)."""
+
     def close(self) -> None:
         """Release the store's connections; later writes raise :class:`StoreError`."""

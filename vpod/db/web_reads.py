@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ContextManager
 
 from vpod.db.records import AttemptRecord, BatchRecord, FileListing, HourStats
@@ -80,6 +82,45 @@ class WebReads:
         """Outcomes per hour between ``since`` and ``until`` (:func:`hourly_history`)."""
         with self._reading() as conn:
             return hourly_history(conn, self._located(), since=since, until=until)
+
+    def library_counts(self) -> dict[str, dict[str, int]]:
+        """Files by state per library name (:func:`library_counts`)."""
+        with self._reading() as conn:
+            return library_counts(conn)
+
+    def file_path(self, file_id: int) -> Path | None:
+        """The path on this node of the file of id ``file_id`` (undecodable bytes as
+        surrogate escapes, as :func:`os.fsdecode` gives them), or ``None``: unknown, or
+        its library has no folder here."""
+        with self._reading() as conn:
+            return file_path(conn, self._located(), file_id)
+
+
+def library_counts(conn: Any) -> dict[str, dict[str, int]]:
+    """``{library name: {state: files}}`` (only the states a library has files in);
+    one pass over ``files`` (``GROUP BY``; about 10 ms per 100,000 files in SQLite)."""
+    out: dict[str, dict[str, int]] = {}
+    rows = conn.execute(
+        "SELECT l.name AS library, f.state AS state, COUNT(*) AS n FROM files AS f"
+        " JOIN libraries AS l ON l.id = f.library_id GROUP BY l.name, f.state"
+    )
+    for r in rows:
+        out.setdefault(r["library"], {})[r["state"]] = int(r["n"])
+    return out
+
+
+def file_path(conn: Any, where: Located, file_id: int) -> Path | None:
+    """The path of the file of id ``file_id`` on this node, or ``None``."""
+    rows = list(conn.execute(
+        where.sql(
+            f"SELECT {where.root} AS root, f.relpath FROM files AS f JOIN libraries AS l ON l.id = f.library_id"
+            f"{where.joins} WHERE f.id = ?"
+        ),
+        [*where.params, file_id],
+    ))
+    if not rows or rows[0]["root"] is None:
+        return None
+    return Path(rows[0]["root"]) / os.fsdecode(bytes(rows[0]["relpath"]))
 
 
 def recent_batches(conn: Any, where: Located, limit: int) -> list[BatchRecord]:

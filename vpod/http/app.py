@@ -38,7 +38,7 @@ from vpod.http.auth import authorized
 from vpod.http.limits import RateLimiter
 from vpod.web.api import add_api_routes
 from vpod.web.page import HISTORY_HOURS, add_page_routes
-from vpod.web.security import WebSecurity
+from vpod.web.security import SessionKeys, WebSecurity
 from vpod.web.services import WebServices
 from vpod.web.stream import StreamSlots
 
@@ -82,19 +82,20 @@ def make_app(
     """The Falcon app serving ``services`` under ``limits`` (``[http]``); ``loopback``:
     the listener is bound to a loopback address (:mod:`vpod.web.security`)."""
     log = structlog.get_logger("vpod")
+    keys = SessionKeys()  # this listener's login sessions (ended by POST /api/logout)
     middleware: list[Any] = [
         _RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log),
-        WebSecurity(limits.token, loopback, log),
+        WebSecurity(limits.token, loopback, log, keys),
     ]
     app = falcon.App(middleware=middleware)
     app.add_route("/health", _Health(services.health))
     app.add_route("/metrics", _Metrics(services.registry))
     app.add_route("/hooks/{kind}", _Hooks(services.hooks, limits.max_body_bytes, log))
     if services.web is not None and services.streams is not None:
-        add_api_routes(app, services.web, services.streams, base=limits.base_path, token=limits.token)
+        add_api_routes(app, services.web, services.streams, base=limits.base_path, token=limits.token, keys=keys)
         add_page_routes(app, services.web.snapshot, _page_history(services.web), base=limits.base_path)
     web_base = limits.base_path if services.web is not None and services.streams is not None else None
-    app.add_error_handler(falcon.HTTPError, _error_handler(log, not_found_text(web_base)))
+    app.add_error_handler(falcon.HTTPError, _error_handler(log, f"{limits.base_path}/api/", not_found_text(web_base)))
     app.add_error_handler(Exception, _bug_handler(log))
     return app
 
@@ -195,21 +196,32 @@ class _Hooks:
         _json(resp, answer.status, answer.body)
 
 
-def _error_handler(log: Any, not_found: bytes = NOT_FOUND) -> Callable[..., None]:
+_REASONS = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type", 413: "body_too_large"}
+"""The reasons of Falcon's own refusals (its titles are ``"404 Not Found"``...)."""
+
+
+def _error_handler(log: Any, api: str, not_found: bytes = NOT_FOUND) -> Callable[..., None]:
     """Falcon's own refusals (no route: 404; another method: 405; a bad request line or
-    header: 400) logged and answered; 404 as plain text naming the routes there are
-    (``not_found``)."""
+    header: 400) and the web API's (400, 415) logged and answered as JSON
+    ``{"ok": false, "reason", "error"}``; a 404 outside ``api`` (``{base}/api/``) as plain
+    text naming the routes there are (``not_found``)."""
 
     def handle(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]) -> None:
         status = ex.status_code
-        refused(log, req, status, str(ex.title or status).lower().replace(" ", "_"))
+        title = str(ex.title or status)
+        reason = _REASONS.get(status) or (title if " " not in title else title.lower().replace(" ", "_"))
+        fields = {"content_type": (req.content_type or "")[:100]} if status == 415 else {}
+        refused(log, req, status, reason, **fields)
         resp.set_headers(ex.headers or {})
-        if status == 404:
+        if status == 404 and not req.path.startswith(api):
             resp.status = 404
             resp.content_type = "text/plain; charset=utf-8"
             resp.data = not_found
             return
-        _json(resp, status, {"ok": False, "reason": str(ex.title or status), "error": str(ex.description or ex.title)})
+        body = {"ok": False, "reason": reason, "error": str(ex.description or title)}
+        if status == 415:
+            body["content_type"] = (req.content_type or "")[:100]
+        _json(resp, status, body)
 
     return handle
 

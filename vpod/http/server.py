@@ -177,6 +177,7 @@ class WaitressServer:
             ident="vpod",
             expose_tracebacks=False,
             clear_untrusted_proxy_headers=True,
+            channel_request_lookahead=1,  # a closed event stream is seen at once (vpod.web.stream)
         )
         _route_waitress_logs()
         self._map: dict[int, Any] = {}

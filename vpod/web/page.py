@@ -48,6 +48,26 @@ CSP = (
 STATES = ("queued", "processing", "done", "failed", "skipped")
 HISTORY_HOURS = 24
 
+SAID = {
+    "logged_in": "Logged in: actions are on.",
+    "logged_out": "Logged out: every login session of this daemon has ended.",
+    "wrong_token": "Refused: wrong token.",
+    "requeued": "Done: queued again.",
+    "none_failed": "Nothing to retry: no failed file.",
+    "not_failed": "Refused: that file is not failed (queued, in progress or done).",
+    "unknown": "Refused: vpod has no record of that file.",
+    "resumed": "Done: resumed.",
+    "not_paused": "Nothing to resume: the daemon is not paused.",
+    "resume_unconfirmed": "Resume asked, but the daemon did not confirm it in time.",
+    "unauthorized": "Refused: log in with the token first.",
+    "csrf": "Refused: the page was out of date (CSRF token); try again.",
+    "cross_origin": "Refused: the request came from another site.",
+    "actions_off": "Refused: no [http] token is configured, so actions are off.",
+    "rate_limited": "Refused: too many requests; wait a moment.",
+}
+"""What the page says at its top after a form POST without JavaScript (``?said=CODE``,
+:func:`vpod.web.security.back_to_page`); a code not listed here shows nothing."""
+
 
 def add_page_routes(
     app: falcon.App[falcon.Request, falcon.Response], snapshot: Callable[[], Snapshot],
@@ -74,13 +94,16 @@ class _Page:
         self.history = history
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        text = render_page(self.snapshot(), self.history(), csrf=_csrf_token(req))
+        text = render_page(self.snapshot(), self.history(), csrf=_csrf_token(req),
+                           said=SAID.get(req.get_param("said") or "", ""))
         resp.content_type = "text/html; charset=utf-8"
         resp.set_header("Content-Security-Policy", CSP)
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "same-origin")
         resp.set_header("Cache-Control", "no-store")
         resp.data = text.encode("utf-8", "replace")
+
+    on_head = on_get  # Falcon sends the headers only
 
 
 class _Static:
@@ -106,11 +129,13 @@ def _csrf_token(req: falcon.Request) -> str:
     return str(csrf_token(req))
 
 
-def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str = "") -> str:
+def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str = "", said: str = "") -> str:
     """The whole page (HTML text) for the snapshot ``snap`` and the chart rows
-    ``history``; ``csrf`` goes into ``<meta name="csrf-token">`` and each form."""
+    ``history``; ``csrf`` goes into ``<meta name="csrf-token">`` and each form; ``said``:
+    the answer to the last form POST (:data:`SAID`), shown at the top."""
     token = _e(csrf)
     state = str(snap.get("state") or "stopped")
+    failures = failures_of(snap)
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -123,10 +148,10 @@ def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str 
         "</head><body>",
         '<header><h1>vpod</h1> <span id="state" class="state state-', _e(state), '">', _e(state), "</span>",
         ' <span id="live" class="live">live updates off: refresh the page</span>', _login(token), "</header>",
-        '<p id="action-result" class="action-result" role="status" hidden></p>',
+        f'<p id="action-result" class="action-result" role="status"{"" if said else " hidden"}>{_e(said)}</p>',
         "<main>",
         '<section id="summary"><dl class="summary">',
-        f'<div><dt>Uptime</dt><dd id="uptime">{_e(duration(snap.get("uptime_seconds")))}</dd></div>',
+        f'<div><dt>Uptime</dt><dd id="uptime" data-seconds="{_e(snap.get("uptime_seconds"))}">{_e(duration(snap.get("uptime_seconds")))}</dd></div>',
         f'<div><dt>Version</dt><dd id="version">{_e(snap.get("version") or "?")}</dd></div>',
         f'<div><dt>Queued</dt><dd id="queue-depth">{_e(snap.get("queue_depth", 0))}</dd></div>',
         f'<div><dt>Workers</dt><dd id="worker-count">{_e(_workers_text(snap))}</dd></div>',
@@ -135,7 +160,7 @@ def render_page(snap: Snapshot, history: Sequence[dict[str, Any]], *, csrf: str 
         '<section><h2>In progress</h2><div class="scroll" id="workers">', _workers(snap), "</div></section>",
         '<section><h2>Files by library</h2><div class="scroll" id="counts">', _counts(snap), "</div></section>",
         '<section><h2>Failures</h2>',
-        '<form method="post" action="api/retry" class="act">',
+        f'<form method="post" action="api/retry" class="act" id="retry-all"{"" if failures else " hidden"}>',
         f'<input type="hidden" name="all_failed" value="true"><input type="hidden" name="csrf_token" value="{token}">',
         '<button type="submit">Retry all failed</button></form>',
         '<div id="failures">', _failures(snap, token), "</div></section>",
@@ -208,7 +233,8 @@ def _workers(snap: Snapshot) -> str:
         progress = f.get("progress_percent")
         rows.append([
             _e(f.get("worker") or "?"), f'<span class="path">{_e(f.get("path"))}</span>', _e(f.get("library") or ""),
-            _e(duration(f.get("elapsed_seconds"))), _e(f.get("attempt")),
+            f'<span class="elapsed" data-seconds="{_e(f.get("elapsed_seconds"))}">{_e(duration(f.get("elapsed_seconds")))}</span>',
+            _e(f.get("attempt")),
             _e("" if progress is None else f"{progress:.0f} %"),
         ])
     return _table(["Worker", "File", "Library", "Elapsed", "Attempt", "Progress"], rows, "nothing in progress")
@@ -245,8 +271,9 @@ def _failures(snap: Snapshot, token: str) -> str:
             f'<span class="when">{_e(clock(f.get("at")))}</span>{link}</div>'
             f'<pre class="error">{_e(f.get("error"))}</pre>'
             '<form method="post" action="api/retry" class="act">'
-            f'<input type="hidden" name="path" value="{_e(f.get("path"))}">'
-            f'<input type="hidden" name="csrf_token" value="{token}"><button type="submit">Retry</button></form>'
+            + (f'<input type="hidden" name="id" value="{_e(f["id"])}">' if f.get("id") is not None
+               else f'<input type="hidden" name="path" value="{_e(f.get("path"))}">')
+            + f'<input type="hidden" name="csrf_token" value="{token}"><button type="submit">Retry</button></form>'
             "</li>"
         )
     if not items:
@@ -257,14 +284,17 @@ def _failures(snap: Snapshot, token: str) -> str:
 def _batches(snap: Snapshot) -> str:
     rows = []
     batches = snap.get("recent_batches")
+    nodes = len(snap.get("nodes") or []) > 1  # a Node column only with several nodes
     for b in batches if batches is not None else snap.get("last_batches") or []:
         unchanged = b.get("unchanged_count")
         rows.append([
-            _e(clock(b.get("started_at"))), _e(b.get("total_files")), _e(b.get("success_count")),
+            f'<span class="when">{_e(clock(b.get("started_at")))}</span>', *([_e(b.get("node"))] if nodes else []),
+            _e(b.get("total_files")), _e(b.get("success_count")),
             _e("" if unchanged is None else unchanged), _e(b.get("fail_count")), _e(b.get("skipped_count")),
             _e(duration(b.get("total_duration_seconds"))), _e("stopped early" if b.get("stopped_early") else ""),
         ])
-    return _table(["Started", "Files", "OK", "Unchanged", "Failed", "Skipped", "Took", ""], rows, "no batch yet")
+    headers = ["Started", *(["Node"] if nodes else []), "Files", "OK", "Unchanged", "Failed", "Skipped", "Took", ""]
+    return _table(headers, rows, "no batch yet")
 
 
 def folder_rows(snap: Snapshot) -> list[tuple[str, str, str]]:

@@ -35,6 +35,8 @@ import hmac
 import html
 import ipaddress
 import json
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -86,18 +88,49 @@ def bearer(authorization: str | None) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def new_session(token: str, now: float) -> str:
-    """A login cookie's value: ``ISSUED.HMAC(token, ISSUED)`` (``ISSUED``: epoch seconds)."""
+class SessionKeys:
+    """What a login cookie's signature covers besides the token: a random secret made
+    when the listener starts and a generation that :meth:`end_all` bumps (``POST
+    /api/logout``). So logging out ends every login session of this listener at once
+    (one token, one owner), and a daemon restart (or a new listener) ends them too.
+    Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secret = secrets.token_hex(16)
+        self._generation = 0
+
+    def current(self) -> str:
+        """The text signed into every cookie now."""
+        with self._lock:
+            return f"{self._secret}:{self._generation}"
+
+    def end_all(self) -> None:
+        """Invalidate every login cookie issued so far."""
+        with self._lock:
+            self._generation += 1
+
+
+def _session_text(issued: str, keys: SessionKeys | None) -> str:
+    return f"session:{keys.current() if keys is not None else ''}:{issued}"
+
+
+def new_session(token: str, now: float, keys: SessionKeys | None = None) -> str:
+    """A login cookie's value: ``ISSUED.HMAC(token, ISSUED and keys)`` (``ISSUED``: epoch
+    seconds; ``keys``: the listener's :class:`SessionKeys`, ``None`` in unit tests)."""
     issued = str(int(now))
-    return f"{issued}.{_sign(token, 'session:' + issued)}"
+    return f"{issued}.{_sign(token, _session_text(issued, keys))}"
 
 
-def session_valid(token: str, value: str | None, now: float) -> bool:
-    """``value`` is a login cookie made with ``token`` at most :data:`SESSION_SECONDS` ago."""
+def session_valid(token: str, value: str | None, now: float, keys: SessionKeys | None = None) -> bool:
+    """``value`` is a login cookie made with ``token`` and the same ``keys`` generation at
+    most :data:`SESSION_SECONDS` ago."""
     if not token or not value:
         return False
     issued, _, signature = value.partition(".")
-    if not issued.isdigit() or not hmac.compare_digest(signature.encode(), _sign(token, "session:" + issued).encode()):
+    if not issued.isdigit() or not hmac.compare_digest(
+        signature.encode(), _sign(token, _session_text(issued, keys)).encode()
+    ):
         return False
     return 0 <= now - int(issued) <= SESSION_SECONDS
 
@@ -123,6 +156,27 @@ def same_origin(origin: str, host: str) -> bool:
     return bool(netloc) and netloc.lower() == host.lower()
 
 
+def loopback_host(host: str) -> bool:
+    """``host`` (a ``Host`` header, ``name[:port]``) names this machine by a loopback
+    name or address: ``localhost`` (and ``*.localhost``, RFC 6761 section 6.3),
+    127.0.0.0/8 or ``[::1]``; an empty one (HTTP/1.0) too. A page read through any other
+    name on a loopback listener is a DNS rebinding attack (a site's name resolved to
+    127.0.0.1), refused 421."""
+    if not host:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A request's standing: ``via`` how it proved the token (``"bearer"``,
@@ -135,13 +189,19 @@ class Verdict:
 def judge(
     *, access: str, method: str, token: str, loopback: bool, authorization: str | None, cookie: str | None,
     origin: str | None, referer: str | None, host: str, csrf_given: str | None, now: float,
+    keys: SessionKeys | None = None,
 ) -> Verdict:
     """The rules of this module for one request to a web resource of ``access``.
 
-    ``csrf_given``: the ``X-CSRF-Token`` header or ``csrf_token`` field (``None``: neither).
+    ``csrf_given``: the ``X-CSRF-Token`` header or ``csrf_token`` field (``None``: neither);
+    ``keys``: the listener's :class:`SessionKeys`. On a loopback listener, a ``Host``
+    that is not a loopback name (:func:`loopback_host`) is refused 421 before anything
+    else (DNS rebinding).
     """
+    if loopback and not loopback_host(host):
+        return Verdict(None, (421, "wrong_host", "this listener answers only to a loopback Host (localhost, 127.0.0.1, [::1])"))
     via = "bearer" if token_matches(token, bearer(authorization)) else None
-    if via is None and session_valid(token, cookie, now):
+    if via is None and session_valid(token, cookie, now, keys):
         via = "cookie"
     if access == "public":
         return Verdict(via)
@@ -169,12 +229,13 @@ def judge(
 
 
 def login_form(message: str = "") -> bytes:
-    """A minimal HTML login form (no script, no style) posting to ``api/login``
-    relative to the page, for a read refused 401 in a browser."""
+    """A minimal HTML login form (no script; the page's public stylesheet) posting to
+    ``api/login`` relative to the page, for a read refused 401 in a browser."""
     note = f"<p>{html.escape(message)}</p>" if message else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vpod: log in</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="stylesheet" href="static/page.css"></head><body>'
         f"<h1>vpod</h1>{note}"
         '<form method="post" action="api/login"><label>Token <input type="password" name="token" '
         'autocomplete="current-password" required></label> <button type="submit">Log in</button></form>'
@@ -192,16 +253,19 @@ class WebSecurity:
         log: the structlog logger refusals are logged to.
     """
 
-    def __init__(self, token: str, loopback: bool, log: Any) -> None:
+    def __init__(self, token: str, loopback: bool, log: Any, keys: SessionKeys | None = None) -> None:
         self.token = token
         self.loopback = loopback
         self.log = log
+        self.keys = keys if keys is not None else SessionKeys()
 
     def process_resource(self, req: Any, resp: Any, resource: Any, params: dict[str, Any]) -> None:
         """Judge the request; a refusal answers it here (the responder does not run)."""
         access = getattr(resource, "access", None)
         if access is None:
             return
+        if not hasattr(resource, f"on_{req.method.lower()}"):
+            return  # Falcon answers 405 (vpod.http.app's error handler: JSON)
         cookie = _cookie(req)
         csrf_given = req.get_header(CSRF_HEADER)
         if csrf_given is None and req.method == "POST":
@@ -210,7 +274,7 @@ class WebSecurity:
             access=access, method=req.method, token=self.token, loopback=self.loopback,
             authorization=req.get_header("Authorization"), cookie=cookie, origin=req.get_header("Origin"),
             referer=req.get_header("Referer"), host=req.get_header("Host") or "", csrf_given=csrf_given,
-            now=time.time(),
+            now=time.time(), keys=self.keys,
         )
         req.context.vpod_auth = verdict.via
         req.context.vpod_csrf = csrf_for(self.token, cookie or "") if verdict.via == "cookie" else ""
@@ -220,9 +284,14 @@ class WebSecurity:
         self.log.warning("http_request_refused", status=status, reason=reason, method=req.method,
                          path=req.path[:200], client=req.remote_addr)
         resp.status = status
-        if status == 401 and access == "read" and not _wants_json(req):
+        if status == 401:
+            resp.set_header("WWW-Authenticate", 'Bearer realm="vpod"')
+        if req.method == "POST" and _is_form(req) and status != 421:
+            back_to_page(resp, reason)
+        elif status == 401 and access == "read" and not _wants_json(req):
             resp.content_type = "text/html; charset=utf-8"
-            resp.data = login_form("Log in with the token of [http] token.")
+            wrong = req.get_param("said") == "wrong_token"  # back from a refused login (api's 303)
+            resp.data = login_form("Refused: wrong token." if wrong else "Log in with the token of [http] token.")
         else:
             resp.content_type = "application/json"
             resp.data = json.dumps({"ok": False, "reason": reason, "error": message}).encode()
@@ -239,10 +308,25 @@ class WebSecurity:
             resp.set_header("Cache-Control", "no-store")
 
 
-def session_cookie(resp: Any, req: Any, token: str, path: str) -> str:
+def _is_form(req: Any) -> bool:
+    return (req.content_type or "").split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def back_to_page(resp: Any, said: str, page: str = "../") -> None:
+    """Answer a form POST (the page without JavaScript) ``303 See Other`` back to the
+    page (``page``: ``../`` from ``{base}/api/...``, right behind a proxy's prefix too)
+    with ``?said=CODE``: the page shows the sentence of :data:`vpod.web.page.SAID` for
+    that code at its top (a fixed text: nothing the client sent is echoed)."""
+    resp.status = 303
+    resp.set_header("Location", f"{page}?said={said}")
+    resp.content_type = "text/plain; charset=utf-8"
+    resp.data = f"see {page}\n".encode()
+
+
+def session_cookie(resp: Any, req: Any, token: str, path: str, keys: SessionKeys | None = None) -> str:
     """Set the login cookie on ``resp`` (HttpOnly, SameSite=Strict, ``Secure`` when the
     request came over HTTPS, for ``path``); returns its CSRF token."""
-    value = new_session(token, time.time())
+    value = new_session(token, time.time(), keys)
     resp.set_cookie(SESSION_COOKIE, value, max_age=SESSION_SECONDS, path=path or "/", secure=req.scheme == "https",
                     http_only=True, same_site="Strict")
     return csrf_for(token, value)

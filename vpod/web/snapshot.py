@@ -41,7 +41,9 @@ def status_snapshot(store: Store, *, config_file: str | None = None) -> dict[str
     - ``recent_failures``: the last :data:`RECENT` failed files, newest first: ``id``
       (for ``/api/files/{id}/events``), ``path`` (undecodable bytes as ``\\xNN``),
       ``library``, ``reason``, ``error`` (the tool's message), ``at`` (epoch s),
-      ``attempts``, ``policy``, ``gone`` (the file no longer exists).
+      ``attempts``, ``policy``, ``gone`` (the file no longer exists);
+    - ``library_counts``: files by state per library, ``{name: {state: files}}`` (every
+      state of ``counts``, zeros included).
 
     Raises:
         StoreError / StoreBusy: the database cannot be read.
@@ -60,7 +62,22 @@ def status_snapshot(store: Store, *, config_file: str | None = None) -> dict[str
         }
         for f in report.queue.last_failures
     ]
+    body["library_counts"] = _library_counts(store, report.libraries, body.get("counts") or {})
     return body
+
+
+def _library_counts(store: Store, libraries: Any, counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Files by state per library: with files in one library only (the usual case) its
+    counts are ``counts`` and nothing is read; with several, one ``GROUP BY`` over
+    ``files`` (:meth:`Store.library_counts`; about 90 ms per 100,000 files on SQLite,
+    there being no index on (library, state))."""
+    busy = [lib.name for lib in libraries if lib.files]
+    if len(busy) > 1:
+        found = store.library_counts()
+    else:
+        found = {busy[0]: counts} if busy else {}
+    names = sorted({lib.name for lib in libraries} | set(found))
+    return {name: {state: found.get(name, {}).get(state, 0) for state in counts} for name in names}
 
 
 def web_snapshot(parts: Parts) -> dict[str, Any]:

@@ -16,9 +16,14 @@ Three parts, none of which ever blocks a worker or the bus:
   stream holds one: :mod:`vpod.http.server` adds :data:`MAX_STREAMS` threads). It sends the
   snapshot at once, then after a change at most once per :data:`MIN_INTERVAL_SECONDS`
   (changes in between are coalesced into the next), and a heartbeat comment after
-  :data:`HEARTBEAT_SECONDS` of silence. The snapshot is read in that thread, never on
-  the bus. A client that went away is noticed at the next write (waitress raises), and
-  its slot is freed.
+  :data:`HEARTBEAT_SECONDS` of silence. While a file is in progress (the last snapshot
+  sent has ``in_progress``), one more event every :data:`BUSY_INTERVAL_SECONDS`, so
+  elapsed time and progress (written to the database by the worker, not an EventBus
+  event) stay live; an idle daemon sends nothing but heartbeats. The daemon beginning to
+  stop is sent at once (``state: stopping``). The snapshot is read in that thread, never
+  on the bus. A client that went away is noticed within :data:`POLL_SECONDS` (waitress's
+  ``waitress.client_disconnected``, with ``channel_request_lookahead`` set in
+  :mod:`vpod.http.server`), else at the next write, and its slot is freed.
 
 No Falcon here: the daemon's wiring imports :class:`Changes` without the HTTP stack.
 """
@@ -35,6 +40,12 @@ MAX_STREAMS = 8
 
 MIN_INTERVAL_SECONDS = 1.0
 """At most one ``status`` event per this many seconds per stream."""
+
+BUSY_INTERVAL_SECONDS = 2.0
+"""While a file is in progress, a ``status`` event at least this often (elapsed, progress)."""
+
+POLL_SECONDS = 1.0
+"""How often a waiting stream looks whether the daemon stops or the client went away."""
 
 HEARTBEAT_SECONDS = 15.0
 """A comment line after this long without an event (below ``[http] channel_timeout_seconds``)."""
@@ -83,6 +94,7 @@ class StreamSlots:
         self.changes = changes
         self.limit = limit
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
         self._open = 0
         self._closed = False
         self._shared: tuple[object, float, bytes] | None = None  # (what it shows, monotonic time, event)
@@ -125,6 +137,13 @@ class StreamSlots:
         """A stream ended: free its slot."""
         with self._lock:
             self._open -= 1
+            self._ended.notify_all()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no stream is open (after :meth:`close`:
+        the listener closes its sockets only once no stream writes any more); True when none is."""
+        with self._ended:
+            return self._ended.wait_for(lambda: self._open == 0, timeout=timeout)
 
     def close(self) -> None:
         """End every open stream (they return at their next wake-up, at once) and refuse new ones."""
@@ -135,50 +154,70 @@ class StreamSlots:
 def status_events(
     slots: StreamSlots, snapshot: Callable[[], dict[str, Any]], *, stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic, min_interval: float = MIN_INTERVAL_SECONDS,
-    heartbeat: float = HEARTBEAT_SECONDS,
+    heartbeat: float = HEARTBEAT_SECONDS, busy_interval: float = BUSY_INTERVAL_SECONDS,
+    gone: Callable[[], bool] | None = None,
 ) -> Iterator[bytes]:
     """One client's stream (a slot already taken; given back when the iterator ends or
     is closed): a ``retry`` hint, the snapshot at once, then one ``status`` event per
-    change (coalesced, at most one per ``min_interval`` seconds) and a heartbeat
-    comment after ``heartbeat`` seconds of silence; one more event when ``stop`` (the
-    daemon's) is set. Ends when ``slots`` close (the listener closes, at the end of the
-    daemon's shutdown). A snapshot that cannot be read (the database busy) is sent as an
-    ``error`` event and tried again at the next change."""
+    change (coalesced, at most one per ``min_interval`` seconds), one every
+    ``busy_interval`` seconds while the last one sent had files in progress, and a
+    heartbeat comment after ``heartbeat`` seconds of silence; one more event at once when
+    ``stop`` (the daemon's) is set. Ends when ``slots`` close (the listener closes, at
+    the end of the daemon's shutdown) or ``gone()`` (the client went away) is true. A
+    snapshot that cannot be read (the database busy) is sent as an ``error`` event and
+    tried again at the next change."""
     changes = slots.changes
     stop_told = False  # the daemon began to stop: one more event tells the page
 
     def ended() -> bool:
-        return slots.closed
+        return gone is not None and gone()
+
+    def stopping() -> bool:
+        return stop is not None and stop.is_set() and not stop_told
 
     def woken() -> bool:
-        return slots.closed or (stop is not None and stop.is_set() and not stop_told)
+        return slots.closed or stopping()
 
     try:
         yield b"retry: 2000\n\n"
         sent_at = -min_interval
         wanted = True  # send the snapshot at once
+        busy = False  # the last event sent showed a file in progress
         seen = changes.seen
         quiet_since = clock()
         while not ended():
             now = clock()
+            if slots.closed:  # the listener closes (the daemon's last step): tell its state if not yet
+                if stop is not None and stop.is_set() and not stop_told:
+                    yield _status_event(snapshot)
+                break
+            if stopping():
+                stop_told = wanted = True
+                sent_at = -min_interval  # the stop is told at once
+            if busy and not wanted and now - sent_at >= busy_interval:
+                wanted = True
             if wanted and now - sent_at >= min_interval:
                 wanted = False
                 sent_at = now
                 quiet_since = now
-                yield slots.status_event((seen, stop_told), snapshot, now, min_interval)
+                event = slots.status_event((seen, stop_told, int(now / busy_interval) if busy else 0),
+                                           snapshot, now, min_interval)
+                busy = b'"in_progress":[{' in event
+                yield event
                 continue
             if now - quiet_since >= heartbeat:
                 quiet_since = now
                 yield b": heartbeat\n\n"
                 continue
             deadline = quiet_since + heartbeat
+            if busy:
+                deadline = min(deadline, sent_at + busy_interval)
             if wanted:
                 deadline = min(deadline, sent_at + min_interval)
                 time.sleep(max(0.0, min(deadline - now, 0.25)))  # coalescing: wait out the interval
                 continue
-            latest = changes.wait(seen, deadline - now, woken)
-            if latest != seen or (stop is not None and stop.is_set() and not stop_told):
-                stop_told = stop_told or (stop is not None and stop.is_set())
+            latest = changes.wait(seen, min(deadline - now, POLL_SECONDS), woken)
+            if latest != seen:
                 seen = latest
                 wanted = True
     finally:

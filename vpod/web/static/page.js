@@ -4,13 +4,18 @@
 // innerHTML). Forms (Retry, Resume) are posted with fetch and the CSRF token of
 // <meta name="csrf-token"> (as JSON; without JavaScript they are plain form posts).
 // The login form is left to the browser. All URLs are relative: the page works under a
-// sub-path.
+// sub-path. Between events, uptime and each worker's elapsed time tick here every second
+// (from the snapshot's values and the time it arrived); the daemon sends a new snapshot
+// every 2 s while a file is in progress (progress). A stream or poll that fails shows
+// the state "not reachable" (the daemon stopped or the network is down).
 "use strict";
 (function () {
   var POLL_MS = 2000;
   var HIDDEN_POLL_MS = 30000;  // a tab in the background asks rarely; shown again, at once
   var STATES = ["queued", "processing", "done", "failed", "skipped"];
   var pollTimer = null;
+  var last = null;  // the last snapshot shown, and when it came (ms): the ticking's base
+  var lastAt = 0;
   var polling = false;  // a request of poll() is on its way
 
   function $(id) { return document.getElementById(id); }
@@ -91,7 +96,34 @@
       .map(function (f) { return Object.assign({}, f, { at: f.failed_at }); });
   }
 
+  function tick() {
+    if (!last || last.state === "stopped" || $("state").textContent === "not reachable") { return; }
+    var gone = (Date.now() - lastAt) / 1000;
+    if (typeof last.uptime_seconds === "number") { $("uptime").textContent = duration(last.uptime_seconds + gone); }
+    var cells = document.querySelectorAll("#workers .elapsed");
+    for (var i = 0; i < cells.length; i++) {
+      var base = parseFloat(cells[i].getAttribute("data-seconds"));
+      if (!isNaN(base)) { cells[i].textContent = duration(base + gone); }
+    }
+  }
+
+  function unreachable() {
+    var st = $("state");
+    st.textContent = "not reachable";
+    st.className = "state state-unreachable";
+    document.title = "vpod: not reachable";
+    setLive("daemon not reachable: retrying");
+  }
+
+  function elapsedCell(seconds) {
+    var e = el("span", "elapsed", duration(seconds));
+    e.setAttribute("data-seconds", typeof seconds === "number" ? String(seconds) : "");
+    return e;
+  }
+
   function render(s) {
+    last = s;
+    lastAt = Date.now();
     var state = s.state || "stopped";
     var st = $("state");
     st.textContent = state;
@@ -110,7 +142,7 @@
 
     table("workers", ["Worker", "File", "Library", "Elapsed", "Attempt", "Progress"],
       (s.in_progress || []).map(function (f) {
-        return [f.worker || "?", el("span", "path", f.path), f.library || "", duration(f.elapsed_seconds), f.attempt,
+        return [f.worker || "?", el("span", "path", f.path), f.library || "", elapsedCell(f.elapsed_seconds), f.attempt,
           f.progress_percent === null || f.progress_percent === undefined ? "" : Math.round(f.progress_percent) + " %"];
       }), "nothing in progress");
 
@@ -143,17 +175,20 @@
           a.setAttribute("href", "api/files/" + encodeURIComponent(String(f.id)) + "/events");
         }
         li.appendChild(el("pre", "error", f.error || ""));
-        li.appendChild(form("api/retry", { path: f.path || "" }));
+        li.appendChild(form("api/retry", (f.id !== null && f.id !== undefined) ? { id: String(f.id) } : { path: f.path || "" }));
       });
       box.replaceChildren(ul);
     }
+    var all = $("retry-all");
+    if (all) { all.hidden = !failures.length; }
 
     var batches = s.recent_batches || s.last_batches || [];
-    table("batches", ["Started", "Files", "OK", "Unchanged", "Failed", "Skipped", "Took", ""],
+    var several = (s.nodes || []).length > 1;  // a Node column only with several nodes
+    table("batches", ["Started"].concat(several ? ["Node"] : [], ["Files", "OK", "Unchanged", "Failed", "Skipped", "Took", ""]),
       batches.map(function (b) {
-        return [clock(b.started_at), b.total_files, b.success_count,
+        return [el("span", "when", clock(b.started_at))].concat(several ? [b.node] : [], [b.total_files, b.success_count,
           b.unchanged_count === null || b.unchanged_count === undefined ? "" : b.unchanged_count,
-          b.fail_count, b.skipped_count, duration(b.total_duration_seconds), b.stopped_early ? "stopped early" : ""];
+          b.fail_count, b.skipped_count, duration(b.total_duration_seconds), b.stopped_early ? "stopped early" : ""]);
       }), "no batch yet");
 
     var names = {};
@@ -182,7 +217,7 @@
     fetch("api/status", { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (s) { render(s); setLive("live (every 2 s)"); })
-      .catch(function () { setLive("live updates failed: retrying"); })
+      .catch(function () { unreachable(); })
       .then(function () {
         polling = false;
         pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
@@ -205,8 +240,10 @@
       try { render(JSON.parse(e.data)); setLive("live"); } catch (err) { /* a bad event: wait for the next */ }
     });
     es.addEventListener("error", function () {
-      // No stream (an older daemon, a proxy that buffers, too many clients: 503): poll instead.
+      // The daemon gone, or no stream (a proxy that buffers, too many clients: 503): poll
+      // instead; a poll that fails too says "not reachable".
       es.close();
+      unreachable();
       startPolling();
     });
   }
@@ -222,7 +259,10 @@
     if (!(f instanceof HTMLFormElement) || !f.classList.contains("act")) { return; }
     e.preventDefault();
     var body = {};
-    new FormData(f).forEach(function (value, name) { body[name] = value; });
+    new FormData(f).forEach(function (value, name) {
+      // JSON's own types: the API takes a file id as a number and all_failed as true.
+      body[name] = name === "id" ? Number(value) : (name === "all_failed" ? value === "true" : value);
+    });
     body.csrf_token = csrfToken();
     fetch(f.getAttribute("action"), {
       method: "POST", body: JSON.stringify(body), credentials: "same-origin",
@@ -231,8 +271,15 @@
       return r.text().then(function (t) {
         var answer = {};
         try { answer = JSON.parse(t); } catch (err) { answer = {}; }
-        if (r.ok) {
-          say("done: " + (answer.message || answer.outcome || (f.getAttribute("action") === "api/resume" ? "resumed" : "queued again")));
+        if (r.ok && answer.ok === false) {
+          var why = (answer.refused || []).map(function (x) { return x.reason; }).join(", ");
+          if (f.getAttribute("action") === "api/resume") { why = answer.resumed ? "" : "not resumed (state " + answer.state + ")"; }
+          say("refused: " + (why || answer.error || answer.reason || "nothing done"));
+        } else if (r.ok) {
+          var done = f.getAttribute("action") === "api/resume"
+            ? (answer.resumed ? (answer.paused_again ? "resumed, then paused again by another failure" : "resumed") : "nothing to resume")
+            : "queued again (" + answer.requeued + ")";
+          say("done: " + done);
         } else {
           say("refused (HTTP " + r.status + "): " + (answer.error || answer.reason || t.slice(0, 200)));
         }
@@ -240,5 +287,6 @@
     }).catch(function (err) { say("not sent: " + err); });
   });
 
+  setInterval(tick, 1000);
   listen();
 }());
