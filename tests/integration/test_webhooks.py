@@ -217,3 +217,25 @@ def test_new_credentials_apply_on_reload_and_are_never_shown(tmp_path, daemon_fa
     log = daemon.log_path.read_text()
     assert "first-key" not in log and "second-key" not in log and PASSWORD not in log
     assert daemon.stop() == 0
+
+
+def test_sonarrs_import_complete_queues_every_file_of_the_pack(tmp_path, daemon_factory, libraries, eng_jpn):
+    """Sonarr v4's "On Import Complete" trigger sends the whole season pack in one call
+    (``WebhookImportCompletePayload``: a list ``episodeFiles``, event type ``Download``); a
+    fresh-user test saw it refused with 400. Each file is judged alone: one outside the
+    libraries is listed as refused, the others are processed."""
+    tv, movies = libraries
+    daemon = daemon_factory(sections(tv, movies))
+    port = daemon.wait_for("http_listening")[0]["port"]
+    data = payload("sonarr-v4-import-complete.json")
+    films = [place(eng_jpn, tv, f["path"], "/tv") for f in data["episodeFiles"]]
+    data["episodeFiles"].append({"id": 1, "path": "/elsewhere/not-a-library/x.mkv"})
+
+    status, body = send(port, "sonarr", data, basic())
+    assert status == 202 and body["accepted"] == [str(f) for f in films]
+    assert [r["reason"] for r in body["refused"]] == ["outside_libraries"]
+    for film in films:
+        assert daemon.wait_for("hook_download", path=str(film))[0]["original_language"] == "jpn"
+        daemon.wait_for("file_processed", path=str(film), timeout=40)
+        assert default_audio(film) == ["jpn"]
+    assert daemon.stop() == 0

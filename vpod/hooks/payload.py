@@ -11,13 +11,16 @@ Shapes as Sonarr (v3, v4) and Radarr (v3 to v5) write them, from their source
 event type is the enum's name (``"Download"``); a language is ``{"id": 8, "name":
 "Japanese"}``. tests/fixtures/hooks/ holds recorded shapes.
 
-Import and upgrade are both ``Download`` (an upgrade has ``isUpgrade: true``). The
-``Test`` button sends ``Test`` with a made-up series or movie (path ``C:\\testpath``).
+Import and upgrade are both ``Download`` (an upgrade has ``isUpgrade: true``). Sonarr
+v4's "On Import Complete" trigger sends ``WebhookImportCompletePayload``: ``series``
+and a list ``episodeFiles`` (every file of a season pack at once), with the event type
+``Download`` (``ImportComplete`` is read the same way). The ``Test`` button sends
+``Test`` with a made-up series or movie (path ``C:\\testpath``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 HOOK_KINDS = ("sonarr", "radarr")
@@ -40,6 +43,7 @@ answered, the rest acknowledged and ignored; any other is refused (400)."""
 
 DOWNLOAD = "Download"
 TEST = "Test"
+IMPORT_COMPLETE = "ImportComplete"
 
 
 class PayloadError(ValueError):
@@ -64,8 +68,10 @@ class HookEvent:
             Sonarr v3, Radarr before v5).
         file_path: ``Download``: the imported file as the *arr sees it
             (``episodeFile.path`` / ``movieFile.path``, else the folder + the file's
-            ``relativePath``); else ``None``.
+            ``relativePath``); the first of ``file_paths``; else ``None``.
         file_id: the episode or movie file's id in the *arr, or ``None``.
+        file_paths: every imported file, in the payload's order: one for an import, each
+            of ``episodeFiles`` for Sonarr's "On Import Complete"; ``()`` otherwise.
         is_upgrade: ``isUpgrade``: the file replaced an older one.
     """
 
@@ -79,6 +85,7 @@ class HookEvent:
     file_path: str | None = None
     file_id: int | None = None
     is_upgrade: bool = False
+    file_paths: tuple[str, ...] = ()
 
 
 def parse_payload(kind: str, data: Any) -> HookEvent:
@@ -108,6 +115,8 @@ def parse_payload(kind: str, data: Any) -> HookEvent:
         language=_language(item),
         is_upgrade=data.get("isUpgrade") is True,
     )
+    if event_type == IMPORT_COMPLETE or (event_type == DOWNLOAD and "episodeFiles" in data and "episodeFile" not in data):
+        return _import_complete(event, data, item) if kind == "sonarr" else event
     if event_type != DOWNLOAD:
         return event
     file = _object(data, "episodeFile" if kind == "sonarr" else "movieFile")
@@ -116,7 +125,36 @@ def parse_payload(kind: str, data: Any) -> HookEvent:
     if not path:
         what = "episodeFile" if kind == "sonarr" else "movieFile"
         raise PayloadError(f"a Download without {what}.path (nor the folder and {what}.relativePath)")
-    return HookEvent(**{**event.__dict__, "file_path": path, "file_id": _int(file, "id")})
+    return replace(event, file_path=path, file_id=_int(file, "id"), file_paths=(path,))
+
+
+MAX_FILES = 1000
+"""At most this many ``episodeFiles`` in one call (a season pack has tens)."""
+
+
+def _import_complete(event: HookEvent, data: dict[str, Any], series: dict[str, Any]) -> HookEvent:
+    """Sonarr's "On Import Complete" (``WebhookImportCompletePayload``): every file of
+    ``episodeFiles``, read as a ``Download`` of each.
+
+    Raises:
+        PayloadError: ``episodeFiles`` is not a list of objects with a path, or holds
+            more than :data:`MAX_FILES`.
+    """
+    files = data.get("episodeFiles")
+    if not isinstance(files, list) or not files:
+        raise PayloadError("an import-complete call without a list episodeFiles")
+    if len(files) > MAX_FILES:
+        raise PayloadError(f"episodeFiles holds {len(files)} files, more than {MAX_FILES}")
+    folder = _text(series, "path")
+    paths = []
+    for file in files:
+        if not isinstance(file, dict):
+            raise PayloadError("episodeFiles holds something else than objects")
+        path = _text(file, "path") or _joined(folder, _text(file, "relativePath"))
+        if not path:
+            raise PayloadError("a file of episodeFiles without path (nor series.path and relativePath)")
+        paths.append(path)
+    return replace(event, event_type=DOWNLOAD, file_path=paths[0], file_paths=tuple(paths))
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -104,23 +104,37 @@ class HookReceiver:
         if event.event_type != DOWNLOAD:
             self.log.info("hook_ignored", kind=kind, event_type=event.event_type, client=client)
             return HookAnswer(200, {"ok": True, "event": event.event_type, "ignored": True})
-        assert event.file_path is not None  # parse_payload: a Download names its file
-        try:
-            path, _root = library_file(
-                event.file_path, path_map=self.config.hooks.path_map,
-                instance_mappings=arr.path_mappings if arr else (), roots=self.roots(), path_filter=self.path_filter,
-            )
-        except PathRefused as exc:
-            return self._refused(kind, 422, exc.reason, str(exc), client, remote_path=event.file_path)
+        assert event.file_paths  # parse_payload: a Download names its files
         hint = self._hint(event, arr)
-        self.hints.note(path, hint)
-        self.queue([path])
-        self.log.info(
-            "hook_download", kind=kind, path=str(path), remote_path=event.file_path, upgrade=event.is_upgrade,
-            instance=hint.instance, item_id=hint.item_id, title=hint.title or None, original_language=hint.original,
-            client=client,
-        )
-        return HookAnswer(202, {"ok": True, "event": DOWNLOAD, "accepted": str(path), "next": NEXT})
+        accepted: list[str] = []
+        refused: list[dict[str, str]] = []
+        for remote in event.file_paths:
+            try:
+                path, _root = library_file(
+                    remote, path_map=self.config.hooks.path_map,
+                    instance_mappings=arr.path_mappings if arr else (), roots=self.roots(), path_filter=self.path_filter,
+                )
+            except PathRefused as exc:
+                if len(event.file_paths) == 1:
+                    return self._refused(kind, 422, exc.reason, str(exc), client, remote_path=remote)
+                self.log.warning("hook_refused", kind=kind, status=422, reason=exc.reason, error=str(exc),
+                                 client=client, remote_path=remote)
+                refused.append({"path": remote, "reason": exc.reason, "error": str(exc)})
+                continue
+            self.hints.note(path, hint)
+            self.queue([path])
+            accepted.append(str(path))
+            self.log.info(
+                "hook_download", kind=kind, path=str(path), remote_path=remote, upgrade=event.is_upgrade,
+                instance=hint.instance, item_id=hint.item_id, title=hint.title or None, original_language=hint.original,
+                client=client,
+            )
+        if len(event.file_paths) == 1:
+            return HookAnswer(202, {"ok": True, "event": DOWNLOAD, "accepted": accepted[0], "next": NEXT})
+        # Sonarr's "On Import Complete": the files of a season pack, each judged alone.
+        status = 202 if accepted else 422
+        return HookAnswer(status, {"ok": bool(accepted), "event": DOWNLOAD, "accepted": accepted, "refused": refused,
+                                   "next": NEXT})
 
     def _instance(self, kind: str, named: str | None, instance_name: str) -> ArrInstance | None:
         """The ``[arr.NAME]`` of ``kind`` the call comes from: ``named`` (the URL's
