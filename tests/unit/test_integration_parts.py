@@ -5,6 +5,7 @@ and the batch summary's text."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,34 @@ def test_each_chosen_event_makes_one_message_and_the_others_none():
         ("vpod: watch folder lost", "warning"), ("vpod: watch folder restored", "success"),
     ]
     assert "moved away or replaced" in receiver.messages[2]["message"] and "nas" in receiver.messages[0]["message"]
+
+
+def test_a_held_call_is_joined_by_the_same_call_for_the_next_files():
+    """A re-test saw a 30-file season pack make 30 RescanSeries: each rename's call went
+    out before the next rename came. With a hold, the calls put within it become one."""
+    sent: list[tuple[object, ...]] = []
+    done = threading.Event()
+
+    def rescan(items: tuple[object, ...]) -> Call:
+        def send() -> None:
+            sent.append(items)
+            done.set()
+
+        return Call("sonarr", "sonarr", "RescanSeries", send, key=("sonarr", 7), items=items,
+                    merge=lambda later: rescan(items + later.items))
+
+    outbox = Outbox("t", capacity=10, rule=RetryRule(), hold_seconds=0.5)
+    outbox.start()
+    for n in range(5):
+        assert outbox.put(rescan((f"e{n}",)))
+    assert done.wait(30)
+    outbox.close(1.0)
+    assert sent == [("e0", "e1", "e2", "e3", "e4")]  # one call for the five renames
+
+    unheld, count = Outbox("u", capacity=10, rule=RetryRule()), []
+    unheld.start()
+    for _ in range(3):
+        unheld.put(Call("sonarr", "sonarr", "RescanSeries", lambda: count.append(1), key=("sonarr", 7)))
+        assert unheld.drain(10)  # without a hold each is made before the next comes
+    unheld.close(1.0)
+    assert len(count) == 3

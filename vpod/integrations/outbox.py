@@ -99,6 +99,11 @@ class Outbox:
         on_outcome: ``(call, outcome)`` for each call that ended: ``notified``,
             ``failed`` or ``skipped`` (the metrics).
         clock: monotonic seconds.
+        hold_seconds: how long a call with a :attr:`Call.key` stays in the queue before
+            it is made, so that the same call for the next files joins it (a season
+            pack's renames come a fraction of a second apart; without a hold each one's
+            call is made before the next arrives). ``0``: made at once (``vpod process``).
+            Closing ends the hold.
     """
 
     def __init__(
@@ -110,8 +115,10 @@ class Outbox:
         on_drop: Callable[[Call, str], None] = lambda call, reason: None,
         on_outcome: Callable[[Call, str], None] = lambda call, outcome: None,
         clock: Callable[[], float] = time.monotonic,
+        hold_seconds: float = 0.0,
     ) -> None:
         self.name = name
+        self.hold_seconds = hold_seconds
         self.capacity = capacity
         self.rule = rule
         self.on_drop = on_drop
@@ -119,6 +126,7 @@ class Outbox:
         self.clock = clock
         self._queue: collections.deque[Call] = collections.deque()
         self._coalesced: dict[int, int] = {}  # id() of a waiting call: how many later calls joined it
+        self._queued_at: dict[int, float] = {}  # id() of a waiting call: when it (or what it joined) was put
         self._changed = threading.Condition()
         self._deadline: float | None = None  # set by close(): stop waiting then
         self._busy = False
@@ -148,8 +156,10 @@ class Outbox:
                 if evicted is not None:
                     self._queue.remove(evicted)
                     self._coalesced.pop(id(evicted), None)
+                    self._queued_at.pop(id(evicted), None)
             if not closing and len(self._queue) < self.capacity:
                 self._queue.append(call)
+                self._queued_at[id(call)] = self.clock()
                 self._changed.notify_all()
                 waiting = 0
             else:
@@ -172,6 +182,7 @@ class Outbox:
                 joined = waiting.merge(call) if waiting.merge is not None else waiting
                 self._queue[index] = joined
                 self._coalesced[id(joined)] = self._coalesced.pop(id(waiting), 0) + 1
+                self._queued_at[id(joined)] = self._queued_at.pop(id(waiting), self.clock())
                 return True
         return False
 
@@ -212,6 +223,7 @@ class Outbox:
             left = list(self._queue)
             self._queue.clear()
             self._coalesced.clear()
+            self._queued_at.clear()
         for call in left:
             self._drop(call, "shutdown", 0, "vpod stopped before it was sent")
 
@@ -224,8 +236,13 @@ class Outbox:
                     self._changed.wait()
                 if not self._queue:
                     return  # closing and drained
+                held = self._held_for(self._queue[0])
+                if held > 0:
+                    self._changed.wait(held)  # the same call for the next files may join it
+                    continue
                 call = self._queue.popleft()
                 coalesced = self._coalesced.pop(id(call), 0)
+                self._queued_at.pop(id(call), None)
                 self._busy = True
             try:
                 self._deliver(call, coalesced)
@@ -233,6 +250,13 @@ class Outbox:
                 with self._changed:
                     self._busy = False
                     self._changed.notify_all()
+
+    def _held_for(self, call: Call) -> float:
+        """Seconds ``call`` (the head of the queue) stays held (lock held): its
+        :attr:`hold_seconds` since it was put, for a call with a key; none once closing."""
+        if call.key is None or self.hold_seconds <= 0 or self._deadline is not None:
+            return 0.0
+        return self._queued_at.get(id(call), 0.0) + self.hold_seconds - self.clock()
 
     def _deliver(self, call: Call, coalesced: int = 0) -> None:
         if coalesced:  # the log lines of this call say how many calls it stands for

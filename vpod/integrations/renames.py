@@ -31,6 +31,13 @@ CALL_RULE = RetryRule(attempts=3, retry_seconds=2.0, max_retry_seconds=30.0)
 CALL_QUEUE = 1000
 """Rescan and refresh calls waiting at most (a few per renamed file)."""
 
+CALL_HOLD_SECONDS = 3.0
+"""The daemon holds each rescan or refresh this long before it makes it, so the renames
+of a season pack, finished a fraction of a second apart, become one call per series,
+movie or folder (:attr:`vpod.integrations.outbox.Outbox.hold_seconds`). The *arr and the
+media servers learn of a rename that much later; they would otherwise see it only at
+their next scheduled scan."""
+
 CLOSE_SECONDS = 5.0
 """At the end (the daemon's shutdown, the end of ``vpod process``), queued rescans and
 refreshes are made for at most this long, then dropped (logged)."""

@@ -9,7 +9,7 @@ from vpod.config import VPOConfig
 from vpod.events import EventBus
 from vpod.integrations.notifications import Notifier
 from vpod.integrations.outbox import Call, Outbox
-from vpod.integrations.renames import CALL_QUEUE, CALL_RULE, RenameCalls
+from vpod.integrations.renames import CALL_HOLD_SECONDS, CALL_QUEUE, CALL_RULE, RenameCalls
 from vpod.original.resolver import OriginalResolver
 
 class Counting(Protocol):
@@ -37,7 +37,7 @@ class Integrations:
     def __init__(self, config: VPOConfig, *, resolver: OriginalResolver, node: str, metrics: Counting) -> None:
         self.metrics = metrics
         self.calls = Outbox("integrations", capacity=CALL_QUEUE, rule=CALL_RULE, on_drop=self._dropped,
-                            on_outcome=self._ended)
+                            on_outcome=self._ended, hold_seconds=CALL_HOLD_SECONDS)
         self.renames = RenameCalls(self.calls, config, resolver)
         self.notifier = Notifier(config.notify, node=node, on_drop=self._dropped, on_outcome=self._ended)
 
