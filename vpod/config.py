@@ -207,6 +207,15 @@ def _web_token(value: Any) -> str | None:
     return None
 
 
+def _host_names(value: Any) -> str | None:
+    """``[http] allowed_hosts``: bare host names or addresses, no port, scheme or path
+    (``value``: one of them, or all)."""
+    for name in [value] if isinstance(value, str) else value:
+        if not name or any(c in name for c in "/:@ \t") or name != name.strip("."):
+            return f'host names without port, scheme or path (e.g. ["nas.example"]); {name[:60]!r} is not one'
+    return None
+
+
 def _base_path(value: Any) -> str | None:
     if value == "":
         return None
@@ -254,6 +263,10 @@ class HttpConfig:
     token_file: Path | None = setting(None, live=False, doc="a file holding the token, instead of token")
     base_path: str = setting(
         "", check=_base_path, live=False, doc='serve the page and /api under this path ("/vpod"; "" = at the root)'
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (), check=_host_names, live=False,
+        doc='host names a loopback listener also answers to (a reverse proxy on this machine passing Host: ["nas.example"])',
     )
 
 

@@ -476,3 +476,23 @@ def test_closed_streams_free_their_slots_at_once(tmp_path, daemon_factory):
         time.sleep(0.2)
     assert fresh.status == 200
     assert daemon.stop() == 0
+
+
+def test_a_reverse_proxy_on_this_machine_passing_its_host_is_answered_when_allowed(tmp_path, daemon_factory):
+    """A re-test put nginx-like proxying (Host passed on, as the README says) in front of a
+    loopback listener: every request got 421. `[http] allowed_hosts` names the proxy's
+    host; other names stay refused (DNS rebinding), and the refusal names the host."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox, allowed_hosts=["nas.example"]))
+    port = port_of(daemon)
+    status, _, body = call(port, "GET", "/api/status", headers={"Host": "nas.example"})
+    assert status == 200 and body["state"] == "running"
+    status, _, body = call(port, "POST", "/api/resume", {}, token=TOKEN,
+                           headers={"Host": "nas.example", "Origin": "http://nas.example"})
+    assert status in (200, 504) and body.get("reason") != "cross_origin"  # nothing paused: not resumed, not refused
+    status, _, body = call(port, "GET", "/api/status", headers={"Host": "evil.example:80"})
+    assert (status, body["reason"]) == (421, "wrong_host")
+    refused = daemon.wait_for("http_request_refused", reason="wrong_host")[0]
+    assert refused["host"] == "evil.example:80"
+    assert daemon.stop() == 0

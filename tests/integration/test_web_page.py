@@ -426,3 +426,31 @@ class reverse_proxy:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_a_page_that_fell_back_to_polling_returns_to_the_event_stream(tmp_path, daemon_factory, browser):
+    """A re-test saw a page poll forever once its stream had failed once (a restart, all
+    stream slots taken), costing the daemon more than the idle budget. With every slot
+    held the page polls; once they are freed it follows the event stream again."""
+    import socket
+
+    from vpod.web.stream import MAX_STREAMS
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    daemon = daemon_factory(sections(inbox))
+    port = daemon.wait_for("http_listening")[0]["port"]
+    held = []
+    for _ in range(MAX_STREAMS):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert b" 200 " in sock.recv(4096).split(b"\r\n", 1)[0] + b" "  # the stream is open
+        held.append(sock)
+    try:
+        w = open_page(browser(), f"http://127.0.0.1:{port}/")
+        expect(w.page.locator("#live")).to_have_text("live (every 2 s)", timeout=WAIT_MS)  # refused 503: polling
+    finally:
+        for sock in held:
+            sock.close()
+    expect(w.page.locator("#live")).to_have_text("live", timeout=WAIT_MS)  # the stream again
+    assert daemon.stop() == 0

@@ -31,7 +31,8 @@ def post(
     over the limit), and the answer is read whatever happened to the sending."""
     import socket
 
-    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}", "Connection: close"]
+    host = [] if any(name.lower() == "host" for name in headers or {}) else [f"Host: 127.0.0.1:{port}"]
+    head = [f"{method} {path} HTTP/1.1", *host, f"Content-Length: {len(body)}", "Connection: close"]
     head += [f"{name}: {value}" for name, value in (headers or {}).items()]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         try:

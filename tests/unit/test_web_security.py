@@ -330,3 +330,10 @@ def test_history_since_is_the_start_of_the_first_hour():
     now = 1_800_001_234.5
     assert history_since(now, 1) == 1_800_000_000.0 <= now
     assert history_since(now, 24) == 1_800_000_000.0 - 23 * 3600
+
+
+def test_allowed_hosts_open_a_loopback_listener_to_a_proxy_on_this_machine():
+    read = dict(access="read", method="GET")
+    assert verdict(**read, host="nas.example:443", allowed_hosts=("NAS.example",)).refusal is None
+    assert verdict(**read, host="nas.example.evil:443", allowed_hosts=("nas.example",)).refusal[:2] == (421, "wrong_host")
+    assert verdict(**read, host="other.example", allowed_hosts=("nas.example",)).refusal[:2] == (421, "wrong_host")

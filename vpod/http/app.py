@@ -85,7 +85,7 @@ def make_app(
     keys = SessionKeys()  # this listener's login sessions (ended by POST /api/logout)
     middleware: list[Any] = [
         _RateLimit(RateLimiter(limits.requests_per_second, limits.request_burst), log),
-        WebSecurity(limits.token, loopback, log, keys),
+        WebSecurity(limits.token, loopback, log, keys, limits.allowed_hosts),
     ]
     app = falcon.App(middleware=middleware)
     app.add_route("/health", _Health(services.health))

@@ -156,6 +156,14 @@ def same_origin(origin: str, host: str) -> bool:
     return bool(netloc) and netloc.lower() == host.lower()
 
 
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header (``name[:port]``, ``[v6]:port``), lower case."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        return name[1:].partition("]")[0]
+    return name.partition(":")[0] if name.count(":") == 1 else name
+
+
 def loopback_host(host: str) -> bool:
     """``host`` (a ``Host`` header, ``name[:port]``) names this machine by a loopback
     name or address: ``localhost`` (and ``*.localhost``, RFC 6761 section 6.3),
@@ -164,11 +172,7 @@ def loopback_host(host: str) -> bool:
     127.0.0.1), refused 421."""
     if not host:
         return True
-    name = host.strip().lower()
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
+    name = host_name(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -189,17 +193,19 @@ class Verdict:
 def judge(
     *, access: str, method: str, token: str, loopback: bool, authorization: str | None, cookie: str | None,
     origin: str | None, referer: str | None, host: str, csrf_given: str | None, now: float,
-    keys: SessionKeys | None = None,
+    keys: SessionKeys | None = None, allowed_hosts: tuple[str, ...] = (),
 ) -> Verdict:
     """The rules of this module for one request to a web resource of ``access``.
 
     ``csrf_given``: the ``X-CSRF-Token`` header or ``csrf_token`` field (``None``: neither);
     ``keys``: the listener's :class:`SessionKeys`. On a loopback listener, a ``Host``
-    that is not a loopback name (:func:`loopback_host`) is refused 421 before anything
-    else (DNS rebinding).
+    that is not a loopback name (:func:`loopback_host`) nor one of ``allowed_hosts``
+    (``[http] allowed_hosts``: a reverse proxy on this machine that passes the browser's
+    Host on) is refused 421 before anything else (DNS rebinding).
     """
-    if loopback and not loopback_host(host):
-        return Verdict(None, (421, "wrong_host", "this listener answers only to a loopback Host (localhost, 127.0.0.1, [::1])"))
+    if loopback and not loopback_host(host) and host_name(host) not in {h.lower() for h in allowed_hosts}:
+        return Verdict(None, (421, "wrong_host", "this listener answers only to a loopback Host (localhost, "
+                                                 "127.0.0.1, [::1]) or one of [http] allowed_hosts"))
     via = "bearer" if token_matches(token, bearer(authorization)) else None
     if via is None and session_valid(token, cookie, now, keys):
         via = "cookie"
@@ -251,11 +257,16 @@ class WebSecurity:
         token: ``[http] token`` (``""``: none configured).
         loopback: the listener is bound to a loopback address.
         log: the structlog logger refusals are logged to.
+        keys: the listener's login sessions.
+        allowed_hosts: ``[http] allowed_hosts`` (:func:`judge`).
     """
 
-    def __init__(self, token: str, loopback: bool, log: Any, keys: SessionKeys | None = None) -> None:
+    def __init__(
+        self, token: str, loopback: bool, log: Any, keys: SessionKeys | None = None, allowed_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.token = token
         self.loopback = loopback
+        self.allowed_hosts = allowed_hosts
         self.log = log
         self.keys = keys if keys is not None else SessionKeys()
 
@@ -274,15 +285,16 @@ class WebSecurity:
             access=access, method=req.method, token=self.token, loopback=self.loopback,
             authorization=req.get_header("Authorization"), cookie=cookie, origin=req.get_header("Origin"),
             referer=req.get_header("Referer"), host=req.get_header("Host") or "", csrf_given=csrf_given,
-            now=time.time(), keys=self.keys,
+            now=time.time(), keys=self.keys, allowed_hosts=self.allowed_hosts,
         )
         req.context.vpod_auth = verdict.via
         req.context.vpod_csrf = csrf_for(self.token, cookie or "") if verdict.via == "cookie" else ""
         if verdict.refusal is None:
             return
         status, reason, message = verdict.refusal
+        shown_host = {"host": (req.get_header("Host") or "")[:100]} if status == 421 else {}
         self.log.warning("http_request_refused", status=status, reason=reason, method=req.method,
-                         path=req.path[:200], client=req.remote_addr)
+                         path=req.path[:200], client=req.remote_addr, **shown_host)
         resp.status = status
         if status == 401:
             resp.set_header("WWW-Authenticate", 'Bearer realm="vpod"')

@@ -17,6 +17,9 @@
   var last = null;  // the last snapshot shown, and when it came (ms): the ticking's base
   var lastAt = 0;
   var polling = false;  // a request of poll() is on its way
+  var streaming = false;  // the event stream is open: no polling
+  var visibilityHooked = false;
+  var STREAM_RETRY_MS = 10000;  // while polling, try the event stream again this often
 
   function $(id) { return document.getElementById(id); }
 
@@ -220,31 +223,40 @@
       .catch(function () { unreachable(); })
       .then(function () {
         polling = false;
-        pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+        pollTimer = streaming ? null : setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
       });
   }
 
   function startPolling() {
-    if (pollTimer !== null) { return; }
+    if (pollTimer !== null || polling) { return; }
     pollTimer = setTimeout(poll, 0);
+    if (visibilityHooked) { return; }
+    visibilityHooked = true;
     document.addEventListener("visibilitychange", function () {
-      if (!document.hidden && !polling) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 0); }
+      if (!document.hidden && !polling && !streaming) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 0); }
     });
+  }
+
+  function stopPolling() {
+    if (pollTimer !== null) { clearTimeout(pollTimer); pollTimer = null; }
   }
 
   function listen() {
     if (!window.EventSource) { startPolling(); return; }
     var es = new EventSource("api/events");
-    es.addEventListener("open", function () { setLive("live"); });
+    es.addEventListener("open", function () { streaming = true; stopPolling(); setLive("live"); });
     es.addEventListener("status", function (e) {
       try { render(JSON.parse(e.data)); setLive("live"); } catch (err) { /* a bad event: wait for the next */ }
     });
     es.addEventListener("error", function () {
-      // The daemon gone, or no stream (a proxy that buffers, too many clients: 503): poll
-      // instead; a poll that fails too says "not reachable".
+      // The daemon gone or restarting, or no stream (a proxy that buffers, too many
+      // clients: 503): poll instead (a poll that fails too says "not reachable"), and try
+      // the stream again now and then, so a daemon back up is followed by events again.
+      streaming = false;
       es.close();
       unreachable();
       startPolling();
+      setTimeout(listen, STREAM_RETRY_MS);
     });
   }
 
