@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -348,18 +348,8 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
             sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
         elif name in ("policies", "libraries"):
             continue  # after [policy] and [watch], which they refer to
-        elif name == "watch":
-            sections[name] = _watch_section(table, source=source, base_dir=base_dir)
-        elif name == "arr":
-            sections[name] = arr_section(table, source=source, base_dir=base_dir)
-        elif name == "notify":
-            sections[name] = notify_section(table, source=source, base_dir=base_dir)
-        elif name == "media_servers":
-            sections[name] = media_servers_section(table, source=source, base_dir=base_dir)
-        elif name == "hooks":
-            sections[name] = hooks_section(table, source=source, base_dir=base_dir)
-        elif name == "http":
-            sections[name] = _http_section(table, source=source, base_dir=base_dir)
+        elif name in _SECTION_BUILDERS:
+            sections[name] = _SECTION_BUILDERS[name](table, source=source, base_dir=base_dir)
         elif name in _SECTIONS:
             sections[name] = build_section(
                 _SECTIONS[name], table, source=source, section=name, base_dir=base_dir
@@ -466,6 +456,19 @@ def _watch_section(table: Any, *, source: Path | None, base_dir: Path | None) ->
         )
     return section
 
+
+
+_SECTION_BUILDERS: dict[str, Callable[..., Any]] = {
+    "watch": _watch_section,
+    "http": _http_section,
+    "arr": arr_section,
+    "notify": notify_section,
+    "media_servers": media_servers_section,
+    "hooks": hooks_section,
+}
+"""The sections built by a function of their own (secrets read from files, sub-tables),
+not by :func:`build_section` from :data:`_SECTIONS` alone; each is called as
+``builder(table, source=..., base_dir=...)``."""
 
 def _refuse_overlapping_roots(watch: WatchConfig, source: Path | None) -> None:
     """One folder, one root: two paths reaching the same folder (by device and inode:
