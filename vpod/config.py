@@ -96,6 +96,13 @@ class WatchConfig:
         return library_names([p.absolute() for p in self.paths], named)
 
 
+_HOURS_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _hours_window(value: Any) -> str | None:
+    return None if isinstance(value, str) and _HOURS_WINDOW.match(value) else '"HH:MM-HH:MM", e.g. "22:00-07:00"'
+
+
 def _per_gib(value: Any) -> str | None:
     return None if 0 <= value <= 86400 else "a number of seconds from 0 to 86400 (one day per GiB)"
 
@@ -120,6 +127,20 @@ class ProcessingConfig:
         300.0, check=_per_gib, doc="added to tool_timeout_seconds per GiB of the file"
     )
     max_attempts: int = setting(3, check=in_range(1, 1000), doc="tries for transient failures")
+    max_transcodes: int = setting(
+        1, check=in_range(1, MAX_WORKERS), doc="files encoded at once (the transcode lane), within the workers"
+    )
+    transcode_hours: tuple[str, ...] = setting(
+        (), check=_hours_window, doc='windows "HH:MM-HH:MM" (local time) in which new transcodes start; empty: any time'
+    )
+    transcode_nice: int = setting(10, check=in_range(0, 19), doc="nice value of encoders (0: as vpod)")
+    transcode_ionice: str = setting(
+        "idle", check=one_of("idle", "best-effort", "none"), doc="I/O scheduling class of encoders (ionice(1))"
+    )
+    transcode_timeout_seconds_per_hour: float = setting(
+        28800.0, check=seconds(), doc="added to tool_timeout_seconds per hour of the file's duration for an encode"
+    )
+    vaapi_device: str = setting("/dev/dri/renderD128", doc="the VAAPI render node hardware encoders use")
 
 
 def _database_url(value: Any) -> str | None:

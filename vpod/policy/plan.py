@@ -172,7 +172,117 @@ class ChangeContainer(NamedTuple):
         return _with_why({"action": "change_container", "container": self.container}, self.why)
 
 
-Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer
+class TranscodeVideo(NamedTuple):
+    """Re-encode video track ``track`` into ``codec`` (a family: ``hevc``, ``av1``,
+    ``h264``) with ``encoder`` (``software``, or a hardware family ``vaapi``/``nvenc``/
+    ``qsv``: the executor picks the ffmpeg encoder, falling back to software with a
+    warning when the hardware is absent), at quality ``crf`` (constant rate factor, or
+    the hardware encoder's nearest quality setting) and ``preset`` (the encoder's speed
+    preset name). The bit depth and HDR metadata are kept, or the file fails with a reason.
+    A transcode: it needs a new file, and its cost class is ``transcode``."""
+
+    track: int
+    codec: str
+    encoder: str = "software"
+    crf: int = 0
+    preset: str = ""
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
+
+    def describe(self) -> str:
+        """One line for people: what it does to which track."""
+        return f"track {self.track}: transcode video to {self.codec.upper()} ({self.encoder}, crf {self.crf}, preset {self.preset})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
+        return _with_why(
+            {"action": "transcode_video", "track": self.track, "codec": self.codec, "encoder": self.encoder,
+             "crf": self.crf, "preset": self.preset},
+            self.why,
+        )  # fmt: skip
+
+
+class ConvertAudio(NamedTuple):
+    """Re-encode audio track ``track`` into ``codec`` (a family of
+    :mod:`vpod.policy.codecs`: ``aac``, ``ac3``, ``eac3``, ``opus``, ``flac``) at
+    ``bitrate_kbps`` (kilobits per second; ``None`` for a lossless codec) with
+    ``channels`` (``None``: the source's). The track keeps its place, language, title and
+    flags. A transcode."""
+
+    track: int
+    codec: str
+    bitrate_kbps: int | None = None
+    channels: int | None = None
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
+
+    def describe(self) -> str:
+        """One line for people: what it does to which track."""
+        rate = f" {self.bitrate_kbps} kb/s" if self.bitrate_kbps else ""
+        layout = f" {self.channels} ch" if self.channels else ""
+        return f"track {self.track}: convert audio to {self.codec.upper()}{layout}{rate}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
+        return _with_why(
+            {"action": "convert_audio", "track": self.track, "codec": self.codec, "bitrate_kbps": self.bitrate_kbps,
+             "channels": self.channels},
+            self.why,
+        )  # fmt: skip
+
+
+class AddAudio(NamedTuple):
+    """Add a new audio track encoded from audio track ``source`` into ``codec`` with
+    ``channels`` (downmixed when fewer than the source's) at ``bitrate_kbps`` (kilobits
+    per second), placed right after its source in the output, with the source's
+    language, the title ``title`` and FlagDefault ``default``; its other flags off. A
+    transcode (``audio_compat`` in docs/policy.md)."""
+
+    source: int
+    codec: str
+    channels: int
+    bitrate_kbps: int | None = None
+    title: str = ""
+    default: bool = False
+    why: str = ""
+
+    @property
+    def structural(self) -> bool:
+        """Whether it needs a remux (a new file), not an in-place header edit."""
+        return True
+
+    def describe(self) -> str:
+        """One line for people: what it does to which track."""
+        rate = f" {self.bitrate_kbps} kb/s" if self.bitrate_kbps else ""
+        return f"add {self.codec.upper()} {self.channels} ch{rate} audio made from track {self.source}, right after it"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``vpod plan --json``): ``action`` plus its fields."""
+        return _with_why(
+            {"action": "add_audio", "source": self.source, "codec": self.codec, "channels": self.channels,
+             "bitrate_kbps": self.bitrate_kbps, "title": self.title, "default": self.default},
+            self.why,
+        )  # fmt: skip
+
+
+TRANSCODE_ACTIONS = (TranscodeVideo, ConvertAudio, AddAudio)
+"""Actions that encode media (minutes to hours of CPU), not only copy it."""
+
+CostClass = Literal["none", "header", "remux", "transcode"]
+"""What applying a plan costs: ``none`` (conforms), ``header`` (an in-place header edit,
+a fraction of a second), ``remux`` (read and write the file once, seconds to minutes),
+``transcode`` (encode: minutes to hours of CPU)."""
+
+
+Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContainer | TranscodeVideo | ConvertAudio | AddAudio
 
 
 def _why_aside(*actions: type) -> None:
@@ -184,7 +294,7 @@ def _why_aside(*actions: type) -> None:
         setattr(action, "__hash__", _hash_but_why)
 
 
-_why_aside(SetFlag, SetLanguage, SetTitle, RemoveTrack, Reorder, ChangeContainer)
+_why_aside(SetFlag, SetLanguage, SetTitle, RemoveTrack, Reorder, ChangeContainer, TranscodeVideo, ConvertAudio, AddAudio)
 
 
 class Plan(NamedTuple):
@@ -206,6 +316,20 @@ class Plan(NamedTuple):
     def needs_remux(self) -> bool:
         """True when any action needs a new file rather than an in-place header edit."""
         return any(a.structural for a in self.actions)
+
+    @property
+    def transcodes(self) -> bool:
+        """True when any action encodes media (:data:`TRANSCODE_ACTIONS`)."""
+        return any(isinstance(a, TRANSCODE_ACTIONS) for a in self.actions)
+
+    @property
+    def cost(self) -> CostClass:
+        """The plan's cost class (:data:`CostClass`): its most expensive action's."""
+        if not self.actions:
+            return "none"
+        if self.transcodes:
+            return "transcode"
+        return "remux" if self.needs_remux else "header"
 
     def describe(self) -> tuple[str, ...]:
         """Each action's one-line description, in order."""
