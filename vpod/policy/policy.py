@@ -177,6 +177,11 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
     from vpod.policy.roles import title_match  # roles imports this module
 
     for entry in policy.audio_compat:
+        if policy.audio_convert.converts(entry.codec):
+            raise ConfigError(
+                source, "[policy] audio_compat", f"codec {entry.codec} is among audio_convert codecs: the track added "
+                "for it would be converted again; leave it out of one of them",
+            )  # fmt: skip
         for key in ("commentary_patterns", "description_patterns"):
             if title_match(entry.title, getattr(policy, key)):
                 raise ConfigError(
@@ -269,8 +274,6 @@ def _build(table: Mapping[str, Any], source: Path | None, base_dir: Path | None)
     """The :class:`Policy` of ``table``: plain keys by :func:`build_section`, the
     transcoding tables by :func:`vpod.policy.transcode_keys.transcode_keys`."""
     policy = build_section(Policy, table, source=source, section="policy", base_dir=base_dir, skip=TABLE_KEYS)
-    if not isinstance(table, Mapping):
-        return policy
     return replace(policy, **transcode_keys(table, source))
 
 
