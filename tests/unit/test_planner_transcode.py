@@ -402,3 +402,14 @@ def test_second_plan_is_empty_for_many_transcoding_policies_and_files():
             seen["default_added"] += any(a.default for a in of(first, AddAudio))
             seen["kept_by_limit"] += bool(of(first, AddAudio) and pol.max_audio_per_language)
     assert min(seen.values()) > 50, seen  # the cases that matter were met
+
+
+def test_a_folder_file_may_set_the_transcoding_keys():
+    from vpod.policy.policy import policy_with_overrides
+
+    base = policy(**COMPAT)
+    folder = policy_with_overrides(base, {"video_codec": "av1", "min_saving_percent": 20}, source=Path("/lib/.vpod.toml"))
+    assert (folder.video_codec.codec, folder.min_saving_percent, folder.audio_compat) == ("av1", 20.0, base.audio_compat)
+    with pytest.raises(ConfigError) as caught:
+        policy_with_overrides(base, {"audio_convert": {"codecs": ["dts"], "to": "mp3"}}, source=Path("/lib/.vpod.toml"))
+    assert caught.value.key == "audio_convert" and "encodes only" in caught.value.reason
