@@ -48,9 +48,15 @@ def track_codec_family(codec: str) -> str:
     """The family of a track's codec as mkvmerge (``TrueHD Atmos``) or ffprobe
     (``pcm_s24le``) reports it: the family whose name the normalized text starts with
     (the longest such name); an unknown codec is its own family."""
+    return _family_by_prefix(codec, _FAMILIES)
+
+
+def _family_by_prefix(codec: str, families: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    """The family in ``families`` with the longest name the normalized ``codec`` starts
+    with; an unknown codec is its own family."""
     text = _normalized(codec)
     best = ("", "")
-    for family, names in _FAMILIES:
+    for family, names in families:
         for known in names:
             if text.startswith(known) and len(known) > len(best[1]):
                 best = (family, known)
@@ -86,10 +92,4 @@ def track_video_family(codec: str) -> str:
     ``MPEG-1/2``) or ffprobe (``mpeg2video``) reports it: the family whose name the
     normalized text starts with (the longest such name); an unknown codec (``mjpeg``)
     is its own family, so no ``video_codec`` rule names it."""
-    text = _normalized(codec)
-    best = ("", "")
-    for family, names in _VIDEO_FAMILIES:
-        for known in names:
-            if text.startswith(known) and len(known) > len(best[1]):
-                best = (family, known)
-    return best[0] or text
+    return _family_by_prefix(codec, _VIDEO_FAMILIES)
