@@ -1,7 +1,7 @@
 """`vpod plan` of a transcoding policy on real files (issue 18 item 1): the plan's cost
 class in text and JSON, each transcode action, and a file written as the executor
 writes the plan's output (built here by hand with ffmpeg: the transcoded video, the
-original audio, a stereo AAC track right after it, not default) plans nothing."""
+converted audio, a stereo AAC track right after it, not default) plans nothing."""
 
 from __future__ import annotations
 
@@ -56,14 +56,16 @@ def test_plan_shows_the_transcode_cost_class_and_each_transcode(source, tmp_path
 
 
 def test_the_output_of_the_plan_plans_nothing(source, tmp_path, env):
-    """A second pass plans nothing: the added track is recognised as the compat track."""
-    config = write_config(tmp_path / "c.toml", {"policy": {**POLICY, "max_audio_per_language": 1}})
+    """A second pass plans nothing: the added track is recognised as the compat track
+    (kept under max_audio_per_language = 1, not default), the converted one not converted again."""
+    convert = {"codecs": ["flac"], "to": "eac3"}
+    config = write_config(tmp_path / "c.toml", {"policy": {**POLICY, "max_audio_per_language": 1, "audio_convert": convert}})
     out = tmp_path / "lib" / "film.out.mkv"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source),
          "-map", "0:v:0", "-map", "0:a:0", "-map", "0:a:0", "-map", "0:s:0",
          "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
-         "-c:a:0", "copy", "-c:a:1", "aac", "-ac:a:1", "2", "-b:a:1", "192k", "-c:s", "copy",
+         "-c:a:0", "eac3", "-b:a:0", "640k", "-ar:a:0", "48000", "-c:a:1", "aac", "-ac:a:1", "2", "-b:a:1", "192k", "-c:s", "copy",
          "-metadata:s:a:1", "title=AAC Stereo", "-metadata:s:a:1", "language=eng",
          "-disposition:v:0", "default", "-disposition:a:0", "default", "-disposition:a:1", "0", "-disposition:s:0", "0",
          str(out)],
@@ -71,8 +73,11 @@ def test_the_output_of_the_plan_plans_nothing(source, tmp_path, env):
     )  # fmt: skip
     tracks = json.loads(subprocess.run(["mkvmerge", "-J", str(out)], capture_output=True, check=True).stdout)["tracks"]
     assert [(t["codec"], t["properties"].get("audio_channels")) for t in tracks] == [
-        ("HEVC/H.265/MPEG-H", None), ("FLAC", 6), ("AAC", 2), ("SubRip/SRT", None)
+        ("HEVC/H.265/MPEG-H", None), ("E-AC-3", 6), ("AAC", 2), ("SubRip/SRT", None)
     ]
-    assert plan_json(source, config, env)["cost"] == "transcode"
+    first = plan_json(source, config, env)
+    assert first["cost"] == "transcode" and [a["action"] for a in first["actions"]] == [
+        "transcode_video", "convert_audio", "add_audio"
+    ]
     data = plan_json(out, config, env)
     assert (data["actions"], data["cost"]) == ([], "none")
