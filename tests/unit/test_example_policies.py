@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from vpod.media.model import MATROSKA, MediaInfo, Track
-from vpod.policy.plan import RemoveTrack, SetFlag
+from vpod.policy.plan import TRANSCODE_ACTIONS, RemoveTrack, SetFlag
 from vpod.policy.planner import plan
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.policy import Policy, policy_from_table
 
 POLICIES = Path(__file__).resolve().parents[2] / "contrib" / "policies"
 EXAMPLES = [
-    "anime.toml", "english-only.toml", "flags-only.toml", "original-first.toml", "original-plus-english.toml"
+    "anime.toml", "english-only.toml", "flags-only.toml", "original-first.toml", "original-plus-english.toml",
+    "transcode-hevc.toml",
 ]  # fmt: skip
 KOREAN = OriginalLanguage("kor", "radarr", "Parasite")
 
@@ -103,6 +104,26 @@ def test_anime_marks_signs_and_songs_forced():
     p = plan(load("anime.toml"), m)
     assert flags(p, "forced") == {2: True}
     assert flags(p) == {1: True, 3: True}
+
+
+def test_transcode_hevc_encodes_big_h264_converts_truehd_and_adds_stereo_aac():
+    tracks = (
+        Track(index=0, type="video", codec="AVC/H.264/MPEG-4p10", number=1),
+        Track(index=1, type="audio", codec="TrueHD Atmos", language="kor", channels=8, default=True, number=2),
+        Track(index=2, type="audio", codec="AC-3", language="kor", channels=6, number=3),
+        Track(index=3, type="audio", codec="DTS", language="eng", channels=6, number=4),
+    )
+    big = MediaInfo(Path("/lib/a.mkv"), MATROSKA, 7200.0, tracks, 8 * 10**9, "mkvmerge")  # 4 GB/h
+    p = plan(load("transcode-hevc.toml"), big, KOREAN)
+    assert [a.describe() for a in p.actions if isinstance(a, TRANSCODE_ACTIONS)] == [
+        "track 0: transcode video to HEVC (software, crf 22, preset medium)",
+        "track 1: convert audio to EAC3 640 kb/s",
+        "track 3: convert audio to EAC3 640 kb/s",
+        "add AAC 2 ch 192 kb/s audio made from track 1, right after it",
+    ]
+    assert {a.track for a in p.actions if isinstance(a, RemoveTrack)} == {2}  # one Korean track: the best
+    small = replace(big, size_bytes=2 * 10**9)  # 1 GB/h: below min_gb_per_hour
+    assert not any(a.track == 0 for a in plan(load("transcode-hevc.toml"), small, KOREAN).actions if hasattr(a, "track"))
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -18,10 +18,18 @@ from vpod.original.resolver import OriginalResolver, Resolution, names_original
 from vpod.outcomes import Reason
 from vpod.pipeline import header_part, obstacle
 from vpod.safety import Skip
+from vpod.policy.plan import CostClass
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
 
+COST_CLASSES: dict[CostClass, str] = {
+    "none": "nothing to do",
+    "header": "header edit in place, a fraction of a second",
+    "remux": "remux: the file read and written once, seconds to minutes",
+    "transcode": "transcode: media encoded, minutes to hours of CPU",
+}
+"""What each cost class of :attr:`vpod.policy.plan.Plan.cost` means, for people."""
 
 @click.command("plan")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -31,7 +39,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     """Show what the policy would change in FILE; nothing is written.
 
     The JSON form is an object with "path", "policy" ({"name", "why"}: the policy that
-    judges the file and why it was chosen), "actions" (empty when the file conforms;
+    judges the file and why it was chosen), "cost" (the plan's cost class: "none",
+    "header" for an in-place header edit, "remux", or "transcode" when it encodes
+    media), "actions" (empty when the file conforms;
     each names its track by stream index, as `vpod inspect` lists them), "warnings",
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
@@ -72,6 +82,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         data: dict[str, Any] = {
             "path": display_path(media.path),
             "policy": selection.as_dict(),
+            "cost": plan.cost,
             "actions": [{**a.as_dict(), "description": a.describe()} for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
@@ -93,7 +104,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     if plan.is_empty:
         click.echo("conforms to the policy: nothing to do")
     else:
-        click.echo(f"{len(plan.actions)} change(s):")
+        click.echo(f"{len(plan.actions)} change(s), cost class {plan.cost} ({COST_CLASSES[plan.cost]}):")
         for action in plan.actions:
             click.echo(f"  - {action.describe()}" + (f"  [{action.why}]" if action.why else ""))
     for warning in plan.warnings:

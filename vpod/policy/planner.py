@@ -18,7 +18,11 @@ rules, in the order they are evaluated (each key is documented in ``docs/policy.
 4. role flags: ``set_flags_from_titles``, ``mark_original``;
 5. titles: ``clear_track_titles``;
 6. order: ``track_order``, preferred languages first within a type;
-7. container: ``container = "mkv"``.
+7. transcoding: ``video_codec``, ``audio_convert``, ``audio_compat``
+   (:mod:`vpod.policy.transcoding`, which also shapes steps 2 to 5: a track an
+   ``audio_compat`` entry recognises as its own is kept, not made default unless asked,
+   and keeps its FlagOriginal and title);
+8. container: ``container = "mkv"``.
 
 Later rules see the result of earlier ones (a track tagged by ``untagged_language`` is
 kept or removed by its new language), so applying the plan and planning again yields
@@ -33,10 +37,18 @@ from typing import Callable, NamedTuple
 from vpod.media.model import MediaInfo, Track
 from vpod.policy.languages import UNDETERMINED
 from vpod.policy.original import ORIGINAL, OriginalLanguage
-from vpod.policy.plan import Action, ChangeContainer, Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
+from vpod.policy.plan import Action, AddAudio, ChangeContainer, Plan, RemoveTrack, Reorder, SetFlag, SetLanguage, SetTitle
 from vpod.policy.policy import Policy
 from vpod.policy.ranking import audio_rank, best_first, subtitle_kind, subtitle_rank
 from vpod.policy.roles import Roles, track_roles
+from vpod.policy.transcoding import (
+    CompatMatch,
+    add_audio_actions,
+    audio_family_after,
+    convert_actions,
+    match_compat,
+    video_actions,
+)
 
 TAGGED_TYPES = ("video", "audio", "subtitle")
 """Track types that carry a language, a title and a default flag."""
@@ -91,6 +103,7 @@ class _Judgement:
         self.keep_audio = LanguageList.expand("keep_audio_languages", policy.keep_audio_languages, original)
         self.keep_subtitle = LanguageList.expand("keep_subtitle_languages", policy.keep_subtitle_languages, original)
         self._roles = {t.index: track_roles(t, policy) for t in media.tracks}
+        self.families = {t.index: audio_family_after(t, policy) for t in media.tracks if t.type == "audio"}
         self.languages: dict[int, str] = {}
         self.warnings: list[str] = []
 
@@ -99,7 +112,13 @@ class _Judgement:
 
     @cached_property
     def audio_key(self) -> Callable[[tuple[int, Track]], tuple[int, ...]]:
-        return audio_rank(self.policy, self.roles)
+        return audio_rank(self.policy, self.roles, lambda track: self.families[track.index])
+
+    def compat(self, audio: list[Track], language: str | None) -> CompatMatch:
+        """How ``audio_compat`` is met among ``audio`` (kept tracks) in ``language``,
+        the default audio language (:func:`vpod.policy.transcoding.match_compat`)."""
+        main = [t for t in audio if self.languages[t.index] == language and not self.roles(t).secondary_audio]
+        return match_compat(self.policy, best_first(main, self.audio_key), lambda t: self.families[t.index])
 
     @cached_property
     def subtitle_key(self) -> Callable[[tuple[int, Track]], tuple[int, ...]]:
@@ -158,6 +177,8 @@ def _removals(j: _Judgement) -> dict[int, tuple[str, str]]:
         reason = _removal(j, track)
         if reason is not None:
             removed[track.index] = reason
+    # The tracks audio_compat counts as its own are kept whatever max_audio_per_language says.
+    exempt = _compat_tracks(j, [t for t in j.media.tracks_of("audio") if t.index not in removed])
     for kind, limit, key, rank in (
         ("audio", j.policy.max_audio_per_language, "max_audio_per_language", j.audio_key),
         ("subtitle", j.policy.max_subtitles_per_language, "max_subtitles_per_language", j.subtitle_key),
@@ -166,7 +187,7 @@ def _removals(j: _Judgement) -> dict[int, tuple[str, str]]:
             continue
         by_language: dict[str, list[Track]] = {}
         for track in j.media.tracks_of(kind):
-            if track.index not in removed:
+            if track.index not in removed and track.index not in exempt:
                 by_language.setdefault(j.languages[track.index], []).append(track)
         for language, tracks in by_language.items():
             for track in best_first(tracks, rank)[limit:]:
@@ -178,6 +199,15 @@ def _removals(j: _Judgement) -> dict[int, tuple[str, str]]:
             del removed[track.index]
         j.warnings.append(f"{', '.join(keys)} would remove every audio track; all {len(audio)} audio tracks are kept")
     return removed
+
+
+def _compat_tracks(j: _Judgement, audio: list[Track]) -> frozenset[int]:
+    """The compat tracks (:class:`CompatMatch`) among ``audio``, in the language the
+    default audio would have with these tracks kept."""
+    if not j.policy.audio_compat:
+        return frozenset()
+    _, current, _ = _default_audio(j, audio)
+    return j.compat(audio, j.languages[current.index] if current is not None else None).compat_tracks
 
 
 def _order(j: _Judgement, kept: list[Track]) -> list[Track]:
@@ -262,13 +292,14 @@ def _flag_actions(tracks: list[Track], chosen: Track | None, why: str) -> list[A
     for track in tracks:
         if track.default == (track is chosen):
             continue
-        reason = why if track is chosen else (f"track {chosen.index} is the default" if chosen else "no default wanted")
+        reason = why if track is chosen else (f"track {chosen.index} is the default" if chosen else why or "no default wanted")
         actions.append(SetFlag(track.index, "default", track is chosen, why=reason))
     return actions
 
 
-def _role_flags(j: _Judgement, kept: list[Track]) -> list[Action]:
-    """``set_flags_from_titles`` and ``mark_original``: flags players read."""
+def _role_flags(j: _Judgement, kept: list[Track], compat: frozenset[int] = frozenset()) -> list[Action]:
+    """``set_flags_from_titles`` and ``mark_original``: flags players read. ``compat``:
+    tracks ``audio_compat`` counts as its own, whose FlagOriginal is left as it is."""
     actions: list[Action] = []
     for track in kept:
         if track.type not in ("audio", "subtitle"):
@@ -277,7 +308,7 @@ def _role_flags(j: _Judgement, kept: list[Track]) -> list[Action]:
         if j.policy.set_flags_from_titles:
             for flag, key, pattern in roles.matched:
                 actions.append(SetFlag(track.index, flag, True, why=f"set_flags_from_titles: {roles.why(flag)}"))  # type: ignore[arg-type]
-        if j.policy.mark_original and j.original is not None:
+        if j.policy.mark_original and j.original is not None and track.index not in compat:
             language = j.languages[track.index]
             wanted = language == j.original.code
             # The flags are the source themselves when no other answered: never contradicted.
@@ -291,6 +322,30 @@ def _keeps_title(j: _Judgement, track: Track) -> bool:
     """A title that is the only mark of a role (its flag is not set in this plan) stays,
     even with ``clear_track_titles``: without it the next pass would lose the role."""
     return bool(j.roles(track).matched) and not j.policy.set_flags_from_titles and track.type in ("audio", "subtitle")
+
+
+def _compat_default(
+    policy: Policy, compat: CompatMatch, added: list[AddAudio], chosen: Track | None, why: str
+) -> tuple[Track | None, str, bool]:
+    """(the existing track to make the default audio, why, whether a track the plan adds
+    is the default instead): an ``audio_compat`` entry with ``default = true`` makes
+    the track that meets it the default, or the track added for it (every existing
+    audio track then loses FlagDefault); otherwise the default audio choice stands."""
+    for position, entry in enumerate(policy.audio_compat):
+        if not entry.default:
+            continue
+        if position in compat.met:
+            return compat.met[position], f"audio_compat[{position}] default = true", False
+        if any(a.default for a in added):
+            source = compat.source.index if compat.source is not None else None
+            return None, f"audio_compat[{position}] default = true: the track added from track {source} is the default", True
+    return chosen, why, False
+
+
+def _compat_title(policy: Policy, compat: CompatMatch, track: Track) -> bool:
+    """Whether ``track`` is a compat track titled as its ``audio_compat`` entry says
+    (``clear_track_titles`` leaves that title: the policy asked for it)."""
+    return any(t is track and policy.audio_compat[p].title == track.title for p, t in compat.met.items() if t is not compat.source)
 
 
 def wants_matroska_file(policy: Policy, media: MediaInfo) -> bool:
@@ -328,21 +383,28 @@ def plan(
     chosen_audio, default_audio, audio_why = _default_audio(j, audio)
     audio_language = j.languages[default_audio.index] if default_audio is not None else None
     chosen_subtitle, subtitle_why = _default_subtitle(j, subtitles, audio_language)
+    compat = j.compat(audio, audio_language)
+    added = [] if header_only else add_audio_actions(policy, compat, audio_language or UNDETERMINED)
+    chosen_audio, audio_why, new_default = _compat_default(policy, compat, added, chosen_audio, audio_why)
 
     actions: list[Action] = [RemoveTrack(index, key, why=why) for index, (key, why) in removed.items()]
     actions += [a for a in language_actions if a.track not in removed]
-    if chosen_audio is not None:
+    if chosen_audio is not None or new_default:
         actions += _flag_actions(audio, chosen_audio, audio_why)
     actions += _flag_actions(subtitles, chosen_subtitle, subtitle_why)
-    actions += _role_flags(j, kept)
+    actions += _role_flags(j, kept, compat.compat_tracks)
     if policy.clear_track_titles:
         actions += [
             SetTitle(t.index, None, why="clear_track_titles")
             for t in kept
-            if t.title and t.type in TAGGED_TYPES and not _keeps_title(j, t)
+            if t.title and t.type in TAGGED_TYPES and not _keeps_title(j, t) and not _compat_title(policy, compat, t)
         ]
     if [t.index for t in ordered] != [t.index for t in kept]:
         actions.append(Reorder(tuple(t.index for t in ordered), why="track_order, then preferred languages"))
+    if not header_only:
+        actions += video_actions(policy, media, ordered, j.warnings)
+        actions += convert_actions(policy, ordered)
+        actions += added
     if not header_only and wants_matroska_file(policy, media):
         actions.append(ChangeContainer("mkv", why='container="mkv"'))
     return Plan(actions=tuple(actions), warnings=tuple(j.warnings))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +17,7 @@ from vpod.errors import ConfigError
 from vpod.policy.languages import UNDETERMINED, LanguageError, normalize_language
 from vpod.policy.codecs import CODEC_NAMES, codec_family
 from vpod.policy.original import ORIGINAL
+from vpod.policy.transcode_keys import TABLE_KEYS, AudioCompat, AudioConvert, VideoCodec, transcode_keys
 from vpod.tomlschema import build_section, in_range, load_toml, one_of, setting
 
 TRACK_TYPES = ("video", "audio", "subtitle", "attachment")
@@ -33,6 +34,10 @@ out of :attr:`Policy.digest`: ``vpod process --on-error fail`` judges like the d
 ``hardlinks`` is not among them: under ``"headers"`` a hard-linked file ends with only
 the header part of its plan applied."""
 HARDLINK_MODES = ("skip", "headers", "break")
+TRANSCODE_KEYS = (*TABLE_KEYS, "keep_if_larger", "min_saving_percent")
+"""The transcoding keys (docs/policy.md "Transcoding"). Each enters :attr:`Policy.digest`
+only when set to a value other than its default, so a library judged before they existed
+is not judged again because vpod was upgraded."""
 
 
 def _track_type(value: Any) -> str | None:
@@ -102,6 +107,15 @@ class Policy:
     )
     keep_mtime: bool = setting(True, doc="a remuxed file keeps its source's modification time")
     on_error: str = setting("skip", check=one_of("skip", "fail"), doc="what a failed file does to its batch")
+    audio_compat: tuple[AudioCompat, ...] = setting(
+        (), doc="tracks (codec, channels) the default audio language must have; added from its best main track"
+    )
+    audio_convert: AudioConvert = setting(AudioConvert(), doc="audio codecs re-encoded into another; to = \"keep\": none")
+    video_codec: VideoCodec = setting(VideoCodec(), doc="video codec to re-encode listed source codecs into; \"keep\": none")
+    keep_if_larger: bool = setting(True, doc="keep the source when a transcode does not save min_saving_percent")
+    min_saving_percent: float = setting(
+        5.0, check=in_range(0, 90), doc="how much smaller (percent of the source) a transcode must be"
+    )
 
     @property
     def break_hardlinks(self) -> bool:
@@ -112,14 +126,19 @@ class Policy:
     def digest(self) -> str:
         """A short, stable identity of what this policy asks of a file: 16 hex digits,
         BLAKE2b (8 bytes) of the canonical JSON of every key except
-        :data:`RESULT_NEUTRAL_KEYS`. Equal for equal policies in any process or version
+        :data:`RESULT_NEUTRAL_KEYS` (and each of :data:`TRANSCODE_KEYS` left at its
+        default). Equal for equal policies in any process or version
         of Python; computed once per Policy object (a reload builds a new one).
 
         The Store records it with each result, so content judged under one policy is
         not taken as handled under another.
         """
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in RESULT_NEUTRAL_KEYS}
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in RESULT_NEUTRAL_KEYS and not (f.name in TRANSCODE_KEYS and getattr(self, f.name) == f.default)
+        }
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=asdict)
         return hashlib.blake2b(canonical.encode("ascii"), digest_size=8).hexdigest()
 
 
@@ -155,6 +174,20 @@ def _normalize_languages(policy: Policy, source: Path | None) -> Policy:
             source, "[policy] audio_codec_preference",
             f"{', '.join(repr(c) for c in unknown)}: not a codec vpod knows; known: {', '.join(CODEC_NAMES)}",
         )  # fmt: skip
+    from vpod.policy.roles import title_match  # roles imports this module
+
+    for entry in policy.audio_compat:
+        if policy.audio_convert.converts(entry.codec):
+            raise ConfigError(
+                source, "[policy] audio_compat", f"codec {entry.codec} is among audio_convert codecs: the track added "
+                "for it would be converted again; leave it out of one of them",
+            )  # fmt: skip
+        for key in ("commentary_patterns", "description_patterns"):
+            if title_match(entry.title, getattr(policy, key)):
+                raise ConfigError(
+                    source, "[policy] audio_compat", f"title {entry.title!r} matches {key}: the added track would "
+                    "count as commentary or audio description; choose another title",
+                )  # fmt: skip
     if len(set(policy.track_order)) != len(policy.track_order):
         raise ConfigError(source, "[policy] track_order", "expected each track type at most once")
     return replace(policy, **changes)
@@ -211,7 +244,7 @@ def policy_from_table(
         if "policy_file" in inner:
             raise ConfigError(path, "policy_file", "a policy file cannot name another policy file")
         return policy_from_table(inner, source=path, base_dir=path.parent, on_error=on_error)
-    policy = build_section(Policy, _legacy_hardlinks(table, source), source=source, section="policy", base_dir=base_dir)
+    policy = _build(_legacy_hardlinks(table, source), source, base_dir)
     if on_error is not None:
         policy = _global_on_error(policy, "on_error" in table, on_error, source, "[policy] on_error")
     return _normalize_languages(policy, source)
@@ -228,13 +261,20 @@ def policy_with_overrides(base: Policy, table: Mapping[str, Any], *, source: Pat
     """
     try:
         rest = _legacy_hardlinks(table, source)
-        given = build_section(Policy, rest, source=source, section="policy", base_dir=None)
+        given = _build(rest, source, None)
         merged = replace(base, **{key: getattr(given, key) for key in rest})
         merged = _global_on_error(merged, "on_error" in rest, base.on_error, source, "on_error")
         return _normalize_languages(merged, source)
     except ConfigError as exc:
         key = exc.key[len("[policy] ") :] if exc.key and exc.key.startswith("[policy] ") else exc.key
         raise ConfigError(exc.source, key, exc.reason) from None
+
+
+def _build(table: Mapping[str, Any], source: Path | None, base_dir: Path | None) -> Policy:
+    """The :class:`Policy` of ``table``: plain keys by :func:`build_section`, the
+    transcoding tables by :func:`vpod.policy.transcode_keys.transcode_keys`."""
+    policy = build_section(Policy, table, source=source, section="policy", base_dir=base_dir, skip=TABLE_KEYS)
+    return replace(policy, **transcode_keys(table, source))
 
 
 def _global_on_error(policy: Policy, given: bool, on_error: str, source: Path | None, key: str) -> Policy:

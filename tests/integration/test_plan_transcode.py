@@ -1,0 +1,83 @@
+"""`vpod plan` of a transcoding policy on real files (issue 18 item 1): the plan's cost
+class in text and JSON, each transcode action, and a file written as the executor
+writes the plan's output (built here by hand with ffmpeg: the transcoded video, the
+converted audio, a stereo AAC track right after it, not default) plans nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from support.daemon import run_vpod, write_config
+from support.media import audio, make_media, subtitle, video
+
+pytestmark = pytest.mark.integration
+
+POLICY = {"audio_compat": {"codec": "aac", "channels": 2}, "video_codec": {"codec": "hevc", "preset": "ultrafast"}}
+
+
+@pytest.fixture
+def source(tmp_path):
+    return make_media(
+        tmp_path / "lib" / "film.mkv",
+        [video(codec="libx264"), audio("eng", default=True, codec="flac", channels=6), subtitle("eng")],
+        duration=2.0,
+    )
+
+
+def plan_json(path, config, env):
+    result = run_vpod(["plan", str(path), "--config", str(config), "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_plan_shows_the_transcode_cost_class_and_each_transcode(source, tmp_path, env):
+    config = write_config(tmp_path / "c.toml", {"policy": POLICY})
+    data = plan_json(source, config, env)
+    assert data["cost"] == "transcode"
+    assert [{k: v for k, v in a.items() if k not in ("why", "description")} for a in data["actions"]] == [
+        {"action": "transcode_video", "track": 0, "codec": "hevc", "encoder": "software", "crf": 22, "preset": "ultrafast"},
+        {"action": "add_audio", "source": 1, "codec": "aac", "channels": 2, "bitrate_kbps": 192, "title": "AAC Stereo",
+         "default": False},
+    ]  # fmt: skip
+    human = run_vpod(["plan", str(source), "--config", str(config)], env=env)
+    assert "2 change(s), cost class transcode (transcode: media encoded" in human.stdout
+    assert "track 0: transcode video to HEVC (software, crf 22, preset ultrafast)" in human.stdout
+    assert "add AAC 2 ch 192 kb/s audio made from track 1, right after it" in human.stdout
+    # without the transcoding keys the same file conforms: cost class none
+    plain = write_config(tmp_path / "plain.toml", {"policy": {}})
+    assert plan_json(source, plain, env)["cost"] == "none"
+    header = write_config(tmp_path / "header.toml", {"policy": {"untagged_language": "eng"}})  # the video is und
+    assert plan_json(source, header, env)["cost"] == "header"
+    remux = write_config(tmp_path / "remux.toml", {"policy": {"track_order": ["audio", "video", "subtitle"]}})
+    assert plan_json(source, remux, env)["cost"] == "remux"
+
+
+def test_the_output_of_the_plan_plans_nothing(source, tmp_path, env):
+    """A second pass plans nothing: the added track is recognised as the compat track
+    (kept under max_audio_per_language = 1, not default), the converted one not converted again."""
+    convert = {"codecs": ["flac"], "to": "eac3"}
+    config = write_config(tmp_path / "c.toml", {"policy": {**POLICY, "max_audio_per_language": 1, "audio_convert": convert}})
+    out = tmp_path / "lib" / "film.out.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source),
+         "-map", "0:v:0", "-map", "0:a:0", "-map", "0:a:0", "-map", "0:s:0",
+         "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+         "-c:a:0", "eac3", "-b:a:0", "640k", "-ar:a:0", "48000", "-c:a:1", "aac", "-ac:a:1", "2", "-b:a:1", "192k", "-c:s", "copy",
+         "-metadata:s:a:1", "title=AAC Stereo", "-metadata:s:a:1", "language=eng",
+         "-disposition:v:0", "default", "-disposition:a:0", "default", "-disposition:a:1", "0", "-disposition:s:0", "0",
+         str(out)],
+        check=True,
+    )  # fmt: skip
+    tracks = json.loads(subprocess.run(["mkvmerge", "-J", str(out)], capture_output=True, check=True).stdout)["tracks"]
+    assert [(t["codec"], t["properties"].get("audio_channels")) for t in tracks] == [
+        ("HEVC/H.265/MPEG-H", None), ("E-AC-3", 6), ("AAC", 2), ("SubRip/SRT", None)
+    ]
+    first = plan_json(source, config, env)
+    assert first["cost"] == "transcode" and [a["action"] for a in first["actions"]] == [
+        "transcode_video", "convert_audio", "add_audio"
+    ]
+    data = plan_json(out, config, env)
+    assert (data["actions"], data["cost"]) == ([], "none")
