@@ -20,6 +20,7 @@ encode this equals the media time left divided by the mean speed).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -107,3 +108,29 @@ class FileProgress:
         if step > self._logged_step:
             self._logged_step = step
             self.log.info("file_progress", percent=round(percent, 1), eta_seconds=round(eta))
+
+
+class ProgressBoard:
+    """The files in progress on this node that report progress, by worker name (the
+    daemon's /metrics gauges read it at scrape time). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_worker: dict[str, FileProgress] = {}
+
+    def follow(self, worker: str, progress: FileProgress) -> None:
+        """``worker`` is now working on a file whose progress ``progress`` follows."""
+        with self._lock:
+            self._by_worker[worker] = progress
+
+    def drop(self, worker: str) -> None:
+        """``worker``'s file left the pipeline."""
+        with self._lock:
+            self._by_worker.pop(worker, None)
+
+    def points(self) -> dict[str, tuple[ProgressPoint, bool]]:
+        """worker → (its file's latest :class:`ProgressPoint`, True when it is a transcode),
+        for the workers whose tool reported at least once."""
+        with self._lock:
+            followed = list(self._by_worker.items())
+        return {w: (p.latest, p.transcoding) for w, p in followed if p.latest is not None}

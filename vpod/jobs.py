@@ -15,7 +15,7 @@ import structlog
 
 from vpod.db.store import LEASE_SECONDS, Job, Outcome, Store, StoreBusy, StoreError
 from vpod.errors import LeaseLost, MediaError
-from vpod.file_progress import FileProgress
+from vpod.file_progress import FileProgress, ProgressBoard
 from vpod.fingerprint import fingerprint_path, is_unread
 from vpod.lanes import TranscodeDeferred
 from vpod.outcomes import Reason, Retry, Status
@@ -114,6 +114,8 @@ class JobRunner:
         self.store = store
         # The transcode lane (vpod/lanes.py): a plan that transcodes needs one of its slots.
         self.lane = lane
+        # The progress of the files in progress, by worker (the daemon's /metrics).
+        self.progress_board = ProgressBoard()
         # Called with (job, deferral) when a transcode was deferred and the job given back.
         self.on_deferred = on_deferred
         self.mount_lost = mount_lost
@@ -243,7 +245,7 @@ class JobRunner:
                 if self.on_deferred is not None:
                     self.on_deferred(job, deferred)
                 return None
-            if self.lane is not None and self.lane.was_cancelled(job):
+            if self.lane is not None and self.lane.was_cancelled(job) and result.failed:
                 # Shutdown killed its encoder (its temp file is removed): it restarts from zero later.
                 self._record(lambda: self.store.release(job))
                 return None
@@ -325,6 +327,7 @@ class JobRunner:
                 progress.transcoding = ticket.holds
             self._record(lambda: self._note_plan(job, plan.describe()))
 
+        self.progress_board.follow(worker, progress)
         try:
             with ticket if ticket is not None else contextlib.nullcontext():
                 output = self.processor.process(
@@ -337,6 +340,8 @@ class JobRunner:
                 path=job.path, success=False, reason=Reason.DATABASE_BUSY, error=str(exc), permanent=False
             )
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
+        finally:
+            self.progress_board.drop(worker)
         result = _account_interrupted(
             job, output, output.result._replace(worker=worker, policy=selection.name, policy_why=selection.why)
         )

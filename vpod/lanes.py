@@ -119,7 +119,7 @@ class TranscodeDeferred(Exception):
     pipeline's ``before_apply``, before the file is touched).
 
     Attributes:
-        reason: ``lane_full`` or ``outside_transcode_hours``.
+        reason: ``lane_full``, ``outside_transcode_hours`` or ``shutting_down`` (not logged).
         next_window: when the next window opens (local time; only for outside hours).
     """
 
@@ -163,6 +163,7 @@ class TranscodeLane:
         self._deferred: dict[int, str] = {}  # job id → reason: passed over in claims
         self._logged: dict[int, str] = {}  # job id → the reason logged (transcode_deferred once)
         self._cancelled: set[int] = set()  # job ids whose encoder shutdown killed
+        self._closed = False  # shutdown: no transcode starts any more
         self.log = structlog.get_logger("vpod")
 
     @classmethod
@@ -229,6 +230,7 @@ class TranscodeLane:
         then :meth:`~vpod.media.tools.ToolRunner.reap`); the pipeline removes their temp
         files and the workers give the jobs back (:meth:`was_cancelled`). Returns the jobs."""
         with self._lock:
+            self._closed = True
             running = list(self._running.values())
             self._cancelled.update(r.job.id for r in running)
         killed = []
@@ -249,6 +251,8 @@ class TranscodeLane:
             return False
         now = self.now()
         with self._lock:
+            if self._closed:
+                raise TranscodeDeferred("shutting_down", f"{display_path(job.path)}: vpod is stopping")
             if not self.hours.open_at(now):
                 opens = self.hours.next_open(now)
                 deferred = TranscodeDeferred(

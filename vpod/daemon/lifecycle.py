@@ -317,9 +317,11 @@ class Daemon:
     # -- shutdown --------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Orderly drain: stop observing, stop feeding, let files in progress finish (at
-        most ``shutdown_timeout_seconds``, then their tools are killed and they go back
-        to the queue), close the last batch. ``/health`` answers 503 meanwhile."""
+        """Orderly drain: stop observing, stop feeding, kill running transcodes at once
+        (:meth:`vpod.lanes.TranscodeLane.cancel_all`: queued again, restarted from zero),
+        let other files in progress finish (at most ``shutdown_timeout_seconds``, then
+        their tools are killed and they go back to the queue), close the last batch.
+        ``/health`` answers 503 meanwhile."""
         p = self.parts
         self.stop.set()
         self.notifier.stopping()
@@ -329,6 +331,9 @@ class Daemon:
         p.scanner.wake()
         p.feeder.poke()
         p.pool.wake_idle()  # busy workers see the stop flag after their job
+        # A transcode does not wait for shutdown_timeout_seconds: its encoder is killed
+        # now, its temp removed, the file queued again (not counted): it restarts from zero.
+        p.lane.cancel_all(p.runner)
         deadline = time.monotonic() + self.config.processing.shutdown_timeout_seconds
         stuck = p.threads.join(deadline, time.monotonic)
         if stuck:
