@@ -35,7 +35,7 @@ import structlog
 from vpod.results import display_path
 
 if TYPE_CHECKING:
-    from vpod.config import ProcessingConfig
+    from vpod.config import ProcessingConfig, VPOConfig
     from vpod.db.store import Job
     from vpod.media.tools import ToolRunner
     from vpod.policy.plan import Plan
@@ -171,10 +171,11 @@ class TranscodeLane:
         """The lane ``[processing]`` describes (``max_transcodes``, ``transcode_hours``)."""
         return cls(processing.max_transcodes, TranscodeHours(processing.transcode_hours), **kwargs)  # type: ignore[arg-type]
 
-    def reconfigure(self, processing: ProcessingConfig) -> None:
-        """Apply reloaded ``max_transcodes`` and ``transcode_hours`` (live: from the next
-        admission; running transcodes go on). Workers are poked: a wider lane or a new
-        window may let a deferred file start."""
+    def reconfigure(self, config: VPOConfig) -> None:
+        """Apply reloaded ``[processing] max_transcodes`` and ``transcode_hours`` (live:
+        from the next admission; running transcodes go on). Workers are poked: a wider
+        lane or a new window may let a deferred file start."""
+        processing = config.processing
         with self._lock:
             self.max_transcodes = processing.max_transcodes
             self.hours = TranscodeHours(processing.transcode_hours)

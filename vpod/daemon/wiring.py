@@ -217,7 +217,7 @@ def wire(
         leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr, hinted=hook_hints.original),  # a webhook's payload first
     )
-    lane = TranscodeLane.from_config(config.processing, on_free=lambda: feeder.poke())
+    lane = TranscodeLane.from_config(config.processing)  # on_free: the feeder's poke, below
     job_runner = JobRunner(
         store,
         processor,
@@ -245,6 +245,7 @@ def wire(
         store, stop, paused, batch_id=windows.next_batch_id, libraries=mounts.claim_libraries,
         lease_seconds=config.database.lease_seconds, passed_over=lane.passed_over,
     )
+    lane.on_free = feeder.poke  # a freed slot: the workers claim the files passed over
     path_filter = PathFilter.from_config(config.watch)
 
     def verified_again(roots: list[Path]) -> None:
