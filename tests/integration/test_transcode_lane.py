@@ -130,3 +130,69 @@ def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_unc
         "transcode_cancelled"
     ]
     assert lane.running() == 0
+
+
+def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    """``vpod run`` with workers = 2, max_transcodes = 1: a second transcode is deferred
+    (once, uncounted) and passed over, header-only files dropped meanwhile are all done
+    while the first encode still runs; SIGTERM kills that encode at once (not after
+    shutdown_timeout_seconds), removes its temp file and requeues both files uncounted;
+    the next start begins the transcode again from zero (its first attempt)."""
+    import json
+    import os
+
+    from support.daemon import run_vpod
+    from support.transcode_hook import sitecustomize_env
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"workers": 2, "max_transcodes": 1, "shutdown_timeout_seconds": 600},
+    }
+    hook = {**sitecustomize_env(tmp_path / "hook", "enc", 600.0), "VPOD_CPU_COUNT": "4"}
+    daemon = daemon_factory(sections, extra_env=hook)
+
+    def drop(name: str) -> Path:
+        staged = tmp_path / name
+        staged.write_bytes(jpn_eng_mkv.read_bytes())
+        os.rename(staged, inbox / name)
+        return inbox / name
+
+    first = drop("enc-1.mkv")
+    daemon.wait_for("file_started", path=str(first))
+    report = None
+    for _ in range(600):  # the encode reports progress: percent and ETA in vpod status
+        data = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+        busy = [f for f in data["in_progress"] if f["path"] == str(first)]
+        if busy and busy[0]["progress_percent"] is not None:
+            report = busy[0]
+            break
+        time.sleep(0.1)
+    assert report is not None and report["progress_percent"] < 100 and report["eta_seconds"] > 0
+    second = drop("enc-2.mkv")
+    daemon.wait_for("transcode_deferred", path=str(second), reason="lane_full")
+    headers = [drop(f"hdr-{n}.mkv") for n in range(5)]
+    for path in headers:
+        daemon.wait_for("file_processed", path=str(path))
+    outcomes = ("file_processed", "file_failed", "file_retry", "file_skipped")
+    assert not [e for e in daemon.events() if e["event"] in outcomes and e.get("path") in (str(first), str(second))]
+    assert len(daemon.named("transcode_deferred", path=str(second))) == 1  # logged once
+
+    assert daemon.stop() == 0
+    events = [e["event"] for e in daemon.events()]
+    assert "transcode_cancelled" in events and "shutdown_timeout" not in events
+    assert daemon.named("transcode_cancelled", path=str(first))
+    assert [p.name for p in inbox.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db", busy_timeout_seconds=5))
+    try:
+        for path in (first, second):
+            record = store.file_record(path)
+            assert record is not None and (record.state, record.attempts) == ("queued", 0), record
+    finally:
+        store.close()
+
+    again = daemon_factory(sections, extra_env={**hook, "VPOD_TEST_TRANSCODE_SECONDS": "600"}, name="again")
+    started = again.wait_for("file_started", where=lambda e: e["path"] in (str(first), str(second)))
+    assert started[0]["attempt"] == 1  # the cancelled transcode starts again from zero, its first attempt
+    assert again.stop() == 0

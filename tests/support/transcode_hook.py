@@ -16,6 +16,7 @@ subprocess gets it through a ``sitecustomize.py`` (:func:`sitecustomize_env`).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 MARKER_ENV = "VPOD_TEST_TRANSCODE_MARKER"
@@ -70,9 +71,11 @@ def install(marker: str, seconds: float, patch: object = None) -> None:
 
 def sitecustomize_env(folder: Path, marker: str, seconds: float) -> dict[str, str]:
     """Environment for a vpod subprocess that installs the hook at start: a
-    ``sitecustomize.py`` in ``folder``, and this module's folder on ``PYTHONPATH``."""
+    ``sitecustomize.py`` and a copy of this module in ``folder``, on ``PYTHONPATH``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(marker=MARKER_ENV, seconds=SECONDS_ENV))
-    paths = [str(folder), str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    # A copy of this module alone: tests/support on the path would shadow the standard library's http.
+    shutil.copyfile(__file__, folder / "transcode_hook.py")
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(paths), MARKER_ENV: marker, SECONDS_ENV: str(seconds)}
 
