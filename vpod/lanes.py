@@ -182,6 +182,15 @@ class TranscodeLane:
             self._deferred.clear()
         self.on_free()
 
+    def check_width(self, workers: int) -> None:
+        """Log ``transcode_lane_wide`` (warning) when ``max_transcodes >= workers``
+        (:func:`lane_warning`): at start and after a reload."""
+        warning = lane_warning(workers, self.max_transcodes)
+        if warning is not None:
+            self.log.warning(
+                "transcode_lane_wide", workers=workers, max_transcodes=self.max_transcodes, warning=warning
+            )
+
     def ticket(self, job: Job) -> LaneTicket:
         """The lane's part in one attempt on ``job`` (a context manager: the slot, if
         taken, is freed when the attempt ends)."""
@@ -327,8 +336,10 @@ class LaneTicket:
 def lane_warning(workers: int, max_transcodes: int) -> str | None:
     """The warning for a lane as wide as the workers (``max_transcodes >= workers``):
     every worker may then be encoding, and header edits wait behind the encodes.
-    ``None`` when a worker stays free for them."""
-    if max_transcodes < workers:
+    ``None`` when a worker stays free for them, and with one worker (``max_transcodes``
+    is at least 1, so nothing in the lane's settings could change it: every file waits
+    for the one before it anyway; ``vpod doctor`` says to use two workers)."""
+    if max_transcodes < workers or workers <= 1:
         return None
     return (
         f"max_transcodes = {max_transcodes} is not below workers = {workers}: every worker may be encoding at once, "

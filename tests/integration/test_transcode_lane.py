@@ -178,6 +178,7 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     outcomes = ("file_processed", "file_failed", "file_retry", "file_skipped")
     assert not [e for e in daemon.events() if e["event"] in outcomes and e.get("path") in (str(first), str(second))]
     assert len(daemon.named("transcode_deferred", path=str(second))) == 1  # logged once
+    assert not daemon.named("transcode_lane_wide")  # workers = 2, max_transcodes = 1: one worker stays free
 
     assert daemon.stop() == 0
     events = [e["event"] for e in daemon.events()]

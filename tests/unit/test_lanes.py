@@ -120,7 +120,8 @@ def test_a_reload_changes_the_slots_and_the_hours_and_pokes():
 def test_the_warning_when_the_lane_is_as_wide_as_the_workers():
     assert lane_warning(workers=2, max_transcodes=1) is None
     assert "header edits" in (lane_warning(workers=2, max_transcodes=2) or "")
-    assert lane_warning(workers=1, max_transcodes=1) is not None
+    assert "header edits" in (lane_warning(workers=3, max_transcodes=4) or "")
+    assert lane_warning(workers=1, max_transcodes=1) is None  # nothing to change in the lane: doctor says it
 
 
 def test_a_transcode_logs_progress_every_30_seconds_with_speed_fps_and_eta():
@@ -149,3 +150,10 @@ def test_a_remux_keeps_its_ten_percent_steps_and_accepts_speed():
             clock.now += 1.0
             progress.update(float(percent), speed=2.0)
     assert len([e for e in logs if e["event"] == "file_progress"]) == 9
+
+
+def test_the_daemon_logs_the_wide_lane_at_start_and_reload():
+    with capture_logs() as logs:
+        TranscodeLane(2).check_width(2)
+        TranscodeLane(1).check_width(2)
+    assert [(e["event"], e["log_level"]) for e in logs] == [("transcode_lane_wide", "warning")]

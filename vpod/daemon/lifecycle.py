@@ -140,6 +140,7 @@ class Daemon:
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
         workers = p.pool.resize(cfg.processing.workers)
+        p.lane.check_width(workers)  # header edits must not wait behind encodes
         self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
@@ -286,6 +287,7 @@ class Daemon:
         self.config = cfg
         for part in p.reconfigurable:
             part.reconfigure(cfg)
+        p.lane.check_width(p.pool.count())
         p.snapshot.record(
             workers=p.pool.target, config=str(cfg.source) if cfg.source else None, watch_paths=_paths_json(p.roots.roots)
         )
