@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import structlog
 
+from vpod.outcomes import Reason
 from vpod.results import display_path
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from vpod.policy.plan import Plan
 
 LANE_FULL = "lane_full"
-OUTSIDE_HOURS = "outside_transcode_hours"
+OUTSIDE_HOURS = Reason.OUTSIDE_TRANSCODE_HOURS.value  # vpod process reports it as the file's skip reason
 
 
 class HoursWindow(NamedTuple):

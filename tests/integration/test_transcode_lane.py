@@ -197,3 +197,70 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     started = again.wait_for("file_started", where=lambda e: e["path"] in (str(first), str(second)))
     assert started[0]["attempt"] == 1  # the cancelled transcode starts again from zero, its first attempt
     assert again.stop() == 0
+
+
+def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane):  # type: ignore[no-untyped-def]
+    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``."""
+    import io
+    import shutil
+
+    from vpod.batch import BatchController
+    from vpod.config import WatchConfig
+    from vpod.process import BatchProcessor
+    from vpod.progress import ProgressTracker, StatusLine
+    from vpod.targets import collect_targets
+    from vpod.watch.filters import PathFilter
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in names:
+        shutil.copyfile(jpn_eng_mkv, lib / name)
+    targets = collect_targets([lib], PathFilter.from_config(WatchConfig()), recursive=False)
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
+    runner = JobRunner(
+        store, FileProcessor(ToolRunner(120), PipelineOptions(roots=targets.roots, wait_for_lock=True), store),
+        max_attempts=1, lane=lane,
+    )
+    processor = BatchProcessor(
+        targets.files, store=store, job_runner=runner, policies=PolicySelector.single(Policy()), workers=2,
+        controller=BatchController("skip"), progress=ProgressTracker(len(targets.files), StatusLine(io.StringIO())),
+    )
+    return lib, store, processor
+
+
+def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_slot(tmp_path, jpn_eng_mkv, monkeypatch):
+    install("enc", 2.0, monkeypatch)
+    names = ["a-enc.mkv", "b-enc.mkv", "c.mkv", "d.mkv", "e.mkv"]
+    lib, store, processor = batch(tmp_path, jpn_eng_mkv, names, TranscodeLane(1))
+    with capture_logs() as logs:
+        result = processor.run()
+    store.close()
+    by_name = {r.path.name: r for r in result.results}
+    assert sorted(by_name) == names and not result.stopped_early  # every file has its result
+    assert all(by_name[n].success for n in ("c.mkv", "d.mkv", "e.mkv"))
+    [deferred] = [Path(e["path"]).name for e in logs if e["event"] == "transcode_deferred"]  # the two workers race
+    [first] = {"a-enc.mkv", "b-enc.mkv"} - {deferred}
+    # the deferred one waited for the other's slot; the header files did not wait for either
+    assert by_name[deferred].started_at >= by_name[first].ended_at
+    assert max(by_name[n].ended_at for n in ("c.mkv", "d.mkv", "e.mkv")) <= by_name[first].ended_at
+
+
+def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv, monkeypatch):
+    import datetime as dt
+
+    from vpod.lanes import TranscodeHours
+
+    install("enc", 600.0, monkeypatch)
+    noon = lambda: dt.datetime(2026, 12, 5, 12, 0)  # noqa: E731
+    lane = TranscodeLane(1, TranscodeHours(["22:00-07:00"]), now=noon)
+    lib, store, processor = batch(tmp_path, jpn_eng_mkv, ["a-enc.mkv", "c.mkv"], lane)
+    before = sha(lib / "a-enc.mkv")
+    result = processor.run()
+    by_name = {r.path.name: r for r in result.results}
+    skipped = by_name["a-enc.mkv"]
+    assert skipped.skipped and skipped.reason == "outside_transcode_hours" and "2026-12-05 22:00" in skipped.error
+    assert by_name["c.mkv"].success and not result.stopped_early
+    assert sha(lib / "a-enc.mkv") == before  # nothing changed, not even its header part
+    record = store.file_record(lib / "a-enc.mkv")
+    assert (record.state, record.attempts) == ("queued", 0), record  # left for a daemon, uncounted
+    store.close()
