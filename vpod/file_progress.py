@@ -117,16 +117,20 @@ class ProgressBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_worker: dict[str, FileProgress] = {}
+        self._paths: dict[str, str] = {}
 
-    def follow(self, worker: str, progress: FileProgress) -> None:
-        """``worker`` is now working on a file whose progress ``progress`` follows."""
+    def follow(self, worker: str, progress: FileProgress, path: str = "") -> None:
+        """``worker`` is now working on the file ``path`` (as shown) whose progress
+        ``progress`` follows."""
         with self._lock:
             self._by_worker[worker] = progress
+            self._paths[worker] = path
 
     def drop(self, worker: str) -> None:
         """``worker``'s file left the pipeline."""
         with self._lock:
             self._by_worker.pop(worker, None)
+            self._paths.pop(worker, None)
 
     def points(self) -> dict[str, tuple[ProgressPoint, bool]]:
         """worker → (its file's latest :class:`ProgressPoint`, True when it is a transcode),
@@ -134,3 +138,14 @@ class ProgressBoard:
         with self._lock:
             followed = list(self._by_worker.items())
         return {w: (p.latest, p.transcoding) for w, p in followed if p.latest is not None}
+
+    def encodes(self) -> dict[str, dict[str, float | None]]:
+        """path → ``{"speed": ..., "fps": ...}`` of each transcode that reported progress
+        (``vpod status`` shows them beside the row's percent and ETA)."""
+        with self._lock:
+            followed = [(self._paths.get(w, ""), p) for w, p in self._by_worker.items()]
+        return {
+            path: {"speed": p.latest.speed, "fps": p.latest.fps}
+            for path, p in followed
+            if p.transcoding and p.latest is not None
+        }

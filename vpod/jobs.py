@@ -327,7 +327,7 @@ class JobRunner:
                 progress.transcoding = ticket.holds
             self._record(lambda: self._note_plan(job, plan.describe()))
 
-        self.progress_board.follow(worker, progress)
+        self.progress_board.follow(worker, progress, display_path(job.path))
         try:
             with ticket if ticket is not None else contextlib.nullcontext():
                 output = self.processor.process(

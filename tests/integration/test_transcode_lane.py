@@ -165,11 +165,14 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     for _ in range(600):  # the encode reports progress: percent and ETA in vpod status
         data = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
         busy = [f for f in data["in_progress"] if f["path"] == str(first)]
-        if busy and busy[0]["progress_percent"] is not None:
+        if busy and busy[0]["progress_percent"] is not None and busy[0]["speed"] is not None:
             report = busy[0]
             break
         time.sleep(0.1)
     assert report is not None and report["progress_percent"] < 100 and report["eta_seconds"] > 0
+    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
+    text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+    assert "1 encoding" in text and "x, " in text, text
     second = drop("enc-2.mkv")
     daemon.wait_for("transcode_deferred", path=str(second), reason="lane_full")
     headers = [drop(f"hdr-{n}.mkv") for n in range(5)]

@@ -37,7 +37,7 @@ def install(marker: str, seconds: float, patch: object = None) -> None:
     (a daemon subprocess)."""
     import vpod.media.remux as remux
     import vpod.pipeline as pipeline
-    from vpod.media.tool_progress import FFMPEG_ARGS, ffmpeg_line_reader
+    from vpod.media.tool_progress import FFMPEG_ARGS
     from vpod.policy.plan import TranscodeVideo
 
     real_plan = pipeline.make_plan
@@ -54,7 +54,7 @@ def install(marker: str, seconds: float, patch: object = None) -> None:
     def encode(self, media, plan, output, on_progress=None):  # type: ignore[no-untyped-def]
         if not plan.transcodes:
             return real_remux(self, media, plan, output, on_progress)
-        reader = ffmpeg_line_reader(on_progress, seconds) if on_progress else None
+        reader = _with_speed(on_progress, seconds) if on_progress else None
         if on_progress:
             on_progress(0.0)
         self.runner.run(
@@ -67,6 +67,26 @@ def install(marker: str, seconds: float, patch: object = None) -> None:
     setter = patch.setattr if patch is not None else setattr  # type: ignore[attr-defined]
     setter(pipeline, "make_plan", planned)
     setter(remux.Remuxer, "remux", encode)
+
+
+def _with_speed(sink, seconds: float):  # type: ignore[no-untyped-def]
+    """A ``-progress pipe:1`` reader passing ``sink(percent, speed=..., fps=...)``, the
+    sink signature the executor's reader will use (issue 18 SPEC: exec's part)."""
+    from vpod.media.tool_progress import ffmpeg_line_reader
+
+    seen: dict[str, float | None] = {"speed": None, "fps": None}
+    percent = ffmpeg_line_reader(lambda p: sink(p, speed=seen["speed"], fps=seen["fps"]), seconds)
+
+    def read(line: str) -> None:
+        key, _, value = line.partition("=")
+        if key in ("speed", "fps"):
+            try:
+                seen[key] = float(value.strip().rstrip("x"))
+            except ValueError:
+                seen[key] = None  # "N/A" at the start
+        percent(line)
+
+    return read
 
 
 def sitecustomize_env(folder: Path, marker: str, seconds: float) -> dict[str, str]:

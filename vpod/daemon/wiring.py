@@ -31,6 +31,7 @@ from vpod.outcomes import Reason
 from vpod.daemon.snapshot import StatusSnapshot
 from vpod.daemon.systemd import SystemdReporter
 from vpod.daemon.threads import Threads
+from vpod.daemon.transcodes import TranscodeStatus
 from vpod.db.store import Store
 from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
@@ -146,13 +147,14 @@ class Parts:
     hook_hints: HookHints
     changes: Changes  # the web API's event streams wait on it (vpod.web.stream)
     lane: TranscodeLane  # the transcode lane's slots and deferrals (vpod/lanes.py)
+    transcodes: TranscodeStatus  # the lane's state and encode speeds for vpod status
 
     @property
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
         return [
             self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.sweeper,
-            self.snapshot, self.reporter,
+            self.snapshot, self.reporter, self.transcodes,
         ]
 
     @property
@@ -339,4 +341,5 @@ def wire(
         hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
                            clock=clock),
         hook_hints=hook_hints, changes=changes, lane=lane,
+        transcodes=TranscodeStatus(lane, job_runner.progress_board, snapshot.record),
     )
