@@ -157,3 +157,36 @@ def test_the_daemon_logs_the_wide_lane_at_start_and_reload():
         TranscodeLane(2).check_width(2)
         TranscodeLane(1).check_width(2)
     assert [(e["event"], e["log_level"]) for e in logs] == [("transcode_lane_wide", "warning")]
+
+
+def test_metrics_show_the_lane_and_each_busy_workers_progress():
+    from prometheus_client import generate_latest
+
+    from vpod.file_progress import ProgressBoard
+    from vpod.metrics import Metrics
+
+    lane = TranscodeLane(1)
+    board = ProgressBoard()
+    clock = FakeClock(0.0)
+    encode = FileProgress(lambda p, eta: None, structlog.get_logger("vpod"), clock)
+    encode.transcoding = True
+    encode.update(0.0)
+    clock.now = 10.0
+    encode.update(20.0, speed=1.5, fps=36.0)
+    board.follow("worker-1", encode, "/library/film.mkv")
+    metrics = Metrics(
+        queue_depth=lambda: 0, active=lambda: 1, workers=lambda: 2, paused=lambda: False, started_at=0.0,
+        node="n", version="v", lane=lane, progress=board.points,
+    )
+    with lane.ticket(job(1)) as ticket:
+        ticket.admit(ENCODE)
+        with pytest.raises(TranscodeDeferred):
+            lane.ticket(job(2)).admit(ENCODE)
+        text = generate_latest(metrics.registry).decode()
+    assert "vpod_transcodes_running 1.0" in text and "vpod_transcodes_deferred 1.0" in text
+    assert 'vpod_file_progress_percent{kind="transcode",worker="worker-1"} 20.0' in text
+    assert 'vpod_file_eta_seconds{kind="transcode",worker="worker-1"} 40.0' in text
+    assert 'vpod_transcode_speed{worker="worker-1"} 1.5' in text and 'vpod_transcode_fps{worker="worker-1"} 36.0' in text
+    assert board.encodes() == {"/library/film.mkv": {"speed": 1.5, "fps": 36.0}}
+    board.drop("worker-1")
+    assert "vpod_file_progress_percent{" not in generate_latest(metrics.registry).decode()
