@@ -211,15 +211,24 @@ class TranscodeLane:
         """The job ids a claim must pass over now, and the seconds until that may change
         by itself (a window opens; ``None``: only when a slot frees, which pokes).
 
-        A ``lane_full`` deferral holds while every slot is taken; an outside-hours one
-        until a window opens. Ended deferrals are forgotten here."""
+        A deferral holds while every slot is taken, and an outside-hours one also until a
+        window opens. When slots are free, only as many deferred files as free slots are
+        let through (the oldest deferrals first) and forgotten here; the others stay
+        passed over, so a freed slot costs one more probe, not one per waiting file. A
+        file let through that is then not claimed here (another node did it) keeps no
+        slot: the next call lets the next one through."""
         now = self.now()
         with self._lock:
             open_now = self.hours.open_at(now)
-            full = len(self._running) >= self.max_transcodes
+            free = max(0, self.max_transcodes - len(self._running))
             for job_id, reason in list(self._deferred.items()):
-                if (reason == LANE_FULL and not full) or (reason == OUTSIDE_HOURS and open_now):
+                if reason == OUTSIDE_HOURS and not open_now:
+                    continue
+                if free > 0:
                     del self._deferred[job_id]
+                    free -= 1
+                else:
+                    self._deferred[job_id] = LANE_FULL  # the window is open, the lane is not
             ids = sorted(self._deferred)
             wait = None
             if any(r == OUTSIDE_HOURS for r in self._deferred.values()):

@@ -190,3 +190,29 @@ def test_metrics_show_the_lane_and_each_busy_workers_progress():
     assert board.encodes() == {"/library/film.mkv": {"speed": 1.5, "fps": 36.0}}
     board.drop("worker-1")
     assert "vpod_file_progress_percent{" not in generate_latest(metrics.registry).decode()
+
+
+def test_a_freed_slot_lets_one_deferred_file_through_not_all():
+    lane = TranscodeLane(1)
+    with lane.ticket(job(1)) as running:
+        running.admit(ENCODE)
+        for n in (2, 3, 4):
+            with pytest.raises(TranscodeDeferred):
+                lane.ticket(job(n)).admit(ENCODE)
+        assert lane.passed_over() == ([2, 3, 4], None)
+    assert lane.passed_over() == ([3, 4], None)  # one slot: the oldest deferral may be claimed
+    with lane.ticket(job(2)) as next_one:
+        next_one.admit(ENCODE)
+        assert lane.passed_over() == ([3, 4], None)
+    assert lane.passed_over() == ([4], None)
+
+
+def test_when_the_window_opens_the_waiting_files_queue_for_the_slots():
+    clock = WallClock(at(21, 0))
+    lane = TranscodeLane(1, TranscodeHours(["22:00-07:00"]), now=clock)
+    for n in (1, 2):
+        with pytest.raises(TranscodeDeferred):
+            lane.ticket(job(n)).admit(ENCODE)
+    assert lane.passed_over()[0] == [1, 2]
+    clock.when = at(22, 0)
+    assert lane.passed_over() == ([2], None)  # one slot: one file through, the other waits for it
