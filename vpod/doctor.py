@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Iterator
 
 from vpod.config import VPOConfig
+from vpod.cpu import effective_workers
 from vpod.db.diagnose import DatabaseFacts, Keepalive, diagnose
 from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
+from vpod.lanes import lane_warning
 from vpod.media.tools import ToolRunner
 from vpod.writability import sandbox_refusal, why_not_writable
 from vpod.watch.ownership import holds, read_marker
@@ -344,6 +346,24 @@ def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
     return Finding("inotify", "ok", detail)
 
 
+def check_transcode_lane(config: VPOConfig) -> Finding:
+    """``max_transcodes`` below the workers in force (warning otherwise: header edits
+    would wait behind encodes; :func:`vpod.lanes.lane_warning`)."""
+    workers = effective_workers(config.processing.workers).used
+    wide = lane_warning(workers, config.processing.max_transcodes)
+    if wide is not None:
+        return Finding("transcode lane", "warn", wide)
+    if workers <= 1:
+        return Finding(
+            "transcode lane", "ok",
+            "one worker: a header edit waits for an encode in progress; workers = 2 (and max_transcodes = 1) "
+            "keeps one worker free for them",
+        )
+    return Finding(
+        "transcode lane", "ok", f"at most {config.processing.max_transcodes} of {workers} workers encode at once"
+    )
+
+
 def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
     findings = list(check_tools(runner))
@@ -353,5 +373,6 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
         findings.extend(check_watch_paths(config))
         findings.extend(check_libraries(config, database_id=facts.database_id if facts else None))
         findings.append(check_inotify(config))
+        findings.append(check_transcode_lane(config))
         findings.extend(check_service_sandbox(config, runner))
     return findings

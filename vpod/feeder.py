@@ -55,6 +55,9 @@ class Feeder:
             every library with a folder here); read before each claim.
         lease_seconds: the lease a claim takes (``[database] lease_seconds``).
         clock: monotonic seconds (the idle poll's timer).
+        passed_over: the job ids the transcode lane deferred (:meth:`vpod.lanes.TranscodeLane.passed_over`:
+            passed over in claims, like the avoided ones) and the seconds until that changes
+            by itself (``None``: when a slot frees, which pokes).
     """
 
     def __init__(
@@ -67,8 +70,10 @@ class Feeder:
         libraries: Callable[[], Collection[str] | None] = lambda: None,
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        passed_over: Callable[[], tuple[list[int], float | None]] = lambda: ([], None),
     ) -> None:
         self.store = store
+        self.passed_over = passed_over
         self.stop = stop
         self.paused = paused
         self.batch_id = batch_id
@@ -192,6 +197,11 @@ class Feeder:
                 return self._until_next_look(now, tick)
             self._look = False
             avoided, avoid_ends = self._avoided(tick)
+        deferred, deferral_ends = self.passed_over()
+        if deferred:
+            avoided = sorted(set(avoided) | set(deferred))
+            if deferral_ends is not None:
+                avoid_ends = min(avoid_ends, tick + deferral_ends) if avoid_ends is not None else tick + deferral_ends
         try:
             job = self.store.claim(
                 worker, self.batch_id(), libraries=self.libraries(), lease_seconds=self.lease_seconds,
@@ -202,6 +212,8 @@ class Feeder:
                 # What is due now is only what this node avoids: look again when that ends
                 # (or at a poke or the idle poll), not in a tight loop.
                 due = now + (avoid_ends - tick)
+            elif job is None and deferred and (due is None or due <= now):
+                due = None  # only deferred transcodes are due: a freed slot pokes, else the idle poll
         except StoreError as exc:
             # A claim is a write: a database that cannot take one (its disk is full, or
             # the server is down) is waited out like an outcome it cannot record, one

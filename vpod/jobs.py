@@ -15,15 +15,18 @@ import structlog
 
 from vpod.db.store import LEASE_SECONDS, Job, Outcome, Store, StoreBusy, StoreError
 from vpod.errors import LeaseLost, MediaError
-from vpod.file_progress import FileProgress
+from vpod.file_progress import FileProgress, ProgressBoard
 from vpod.fingerprint import fingerprint_path, is_unread
+from vpod.lanes import TranscodeDeferred
 from vpod.outcomes import Reason, Retry, Status
 from vpod.pipeline import FileProcessor, PipelineOutput
 from vpod.policy.selection import PolicySelector
 from vpod.results import FileProcessingResult, display_path, utf8_text
 
 if TYPE_CHECKING:
+    from vpod.lanes import TranscodeLane
     from vpod.leases import Claim, LeaseKeeper
+    from vpod.policy.plan import Plan
 
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -82,6 +85,13 @@ class JobRunner:
     with it: the share was unmounted) did not vanish: the job is given back
     (:meth:`Store.release`, the attempt not counted), ``file_given_back`` is logged and
     the result discarded, so another node, or this one once its mount is back, does it.
+
+    The transcode lane (``lane``, :mod:`vpod.lanes`): a plan that costs ``"transcode"``
+    takes a slot before the file is touched; with no free slot, or outside
+    ``transcode_hours``, the job is given back (:meth:`Store.release`: queued, the
+    attempt not counted; ``transcode_deferred`` logged once), ``on_deferred`` is told and
+    the result discarded. A transcode whose encoder shutdown killed
+    (:meth:`TranscodeLane.cancel_all`) is given back the same way (``transcode_cancelled``).
     """
 
     def __init__(
@@ -98,8 +108,16 @@ class JobRunner:
         lease_seconds: float = LEASE_SECONDS,
         mount_lost: Callable[[Path], str | None] = lambda path: None,
         on_hung: Callable[[Job], None] | None = None,
+        lane: TranscodeLane | None = None,
+        on_deferred: Callable[[Job, TranscodeDeferred], None] | None = None,
     ) -> None:
         self.store = store
+        # The transcode lane (vpod/lanes.py): a plan that transcodes needs one of its slots.
+        self.lane = lane
+        # The progress of the files in progress, by worker (the daemon's /metrics).
+        self.progress_board = ProgressBoard()
+        # Called with (job, deferral) when a transcode was deferred and the job given back.
+        self.on_deferred = on_deferred
         self.mount_lost = mount_lost
         self.leases = leases
         self.lease_seconds = lease_seconds
@@ -220,7 +238,19 @@ class JobRunner:
         because the claim is gone."""
         started, clock = time.time(), time.monotonic()
         try:
-            result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
+            try:
+                result, attempt, write, delay = self._attempt(job, policies, worker, batch_id)
+            except TranscodeDeferred as deferred:
+                self._record(lambda: self.store.release(job))  # queued again, the attempt not counted
+                if self.on_deferred is not None:
+                    self.on_deferred(job, deferred)
+                return None
+            if self.lane is not None and self.lane.was_cancelled(job) and result.failed:
+                # Shutdown killed its encoder (its temp file is removed): it restarts from zero later.
+                self._record(lambda: self.store.release(job))
+                return None
+            if self.lane is not None:
+                self.lane.forget(job)
             if claim is not None and claim.fenced.is_set():
                 if claim.fence_reason in ("suspended", "lease_lost"):
                     # The claim is gone, not just dropped in time: this process was stopped
@@ -289,13 +319,20 @@ class JobRunner:
             return failed, job.attempts + 1, lambda: self.store.finish(job, Outcome(failed), batch_id), 0.0
         policy = selection.policy
         progress = FileProgress(lambda percent, eta: self._note_progress(job, percent, eta), self.log)
+        ticket = self.lane.ticket(job) if self.lane is not None else None
+
+        def before_apply(plan: Plan) -> None:
+            if ticket is not None:
+                ticket.admit(plan)  # raises TranscodeDeferred: nothing was touched
+                progress.transcoding = ticket.holds
+            self._record(lambda: self._note_plan(job, plan.describe()))
+
+        self.progress_board.follow(worker, progress, display_path(job.path))
         try:
-            output = self.processor.process(
-                job.path,
-                policy,
-                before_apply=lambda plan: self._record(lambda: self._note_plan(job, plan.describe())),
-                on_progress=progress.update,
-            )
+            with ticket if ticket is not None else contextlib.nullcontext():
+                output = self.processor.process(
+                    job.path, policy, before_apply=before_apply, on_progress=progress.update,
+                )
         except StoreBusy as exc:
             # A temp file could not be registered: nothing was changed yet (or, if the
             # lock hit after the change, the redo finds the file done and counts it).
@@ -303,6 +340,8 @@ class JobRunner:
                 path=job.path, success=False, reason=Reason.DATABASE_BUSY, error=str(exc), permanent=False
             )
             return self._retry(job, busy, max(job.attempts, 1), batch_id)
+        finally:
+            self.progress_board.drop(worker)
         result = _account_interrupted(
             job, output, output.result._replace(worker=worker, policy=selection.name, policy_why=selection.why)
         )

@@ -21,6 +21,12 @@ a ``vpod_`` prefix, ``_total`` on counters, base units (seconds) in the name.
 | ``vpod_start_time_seconds`` | gauge | (epoch seconds) |
 | ``vpod_node_info`` | info (gauge, value 1) | ``node`` (``[node] name``), ``version`` |
 | ``vpod_notifications_dropped_total`` | counter | ``reason``: queue_full, undelivered, refused, shutdown, error |
+| ``vpod_transcodes_running`` | gauge | (encodes running now on this node: the transcode lane's slots taken) |
+| ``vpod_transcodes_deferred`` | gauge | (files passed over now: lane full or outside ``transcode_hours``) |
+| ``vpod_file_progress_percent`` | gauge | ``worker``, ``kind`` (remux, transcode): the file in progress, read at scrape time |
+| ``vpod_file_eta_seconds`` | gauge | ``worker``, ``kind``: its estimated seconds left |
+| ``vpod_transcode_speed`` | gauge | ``worker``: the encode's speed (ffmpeg's ``speed``, media seconds per second) |
+| ``vpod_transcode_fps`` | gauge | ``worker``: the encode's frames per second |
 | ``vpod_integration_calls_total`` | counter | ``kind`` (sonarr, radarr, jellyfin, emby, plex, apprise), ``outcome`` (notified, failed, skipped) |
 
 Several nodes: the ``node`` label is on one info metric, not on every metric. Prometheus
@@ -35,14 +41,19 @@ A query joins it where the node name is wanted, e.g.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
 
 from vpod.db.store import StoreError
 from vpod.events import BatchClosed, FileFinished
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult
+
+if TYPE_CHECKING:
+    from vpod.file_progress import ProgressPoint
+    from vpod.lanes import TranscodeLane
 
 # From 0.1 s (a header edit of a small file) to an hour (the default tool timeout).
 PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -61,6 +72,9 @@ class Metrics:
         started_at: daemon start, epoch seconds.
         node: this node's name (``[node] name``), the ``node`` label of ``vpod_node_info``.
         version: vpod's version, its ``version`` label.
+        lane: the transcode lane (its running and deferred gauges); ``None``: no gauges.
+        progress: worker → (latest progress point, is a transcode) of the files in
+            progress (:meth:`vpod.file_progress.ProgressBoard.points`), read at scrape time.
     """
 
     def __init__(
@@ -73,9 +87,18 @@ class Metrics:
         started_at: float,
         node: str,
         version: str,
+        lane: TranscodeLane | None = None,
+        progress: Callable[[], dict[str, tuple[ProgressPoint, bool]]] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if lane is not None:
+            Gauge("vpod_transcodes_running", "Encodes running now on this node", registry=r).set_function(lane.running)
+            Gauge(
+                "vpod_transcodes_deferred", "Files passed over now: transcode lane full or outside transcode_hours",
+                registry=r,
+            ).set_function(lane.deferred)
+        r.register(_ProgressCollector(progress))
         self.processed = Counter("vpod_files_processed", "Files that conform to the policy after processing", registry=r)
         self.failed = Counter("vpod_files_failed", "Files that failed for good, by reason", ["reason"], registry=r)
         self.skipped = Counter("vpod_files_skipped", "Files skipped, by reason", ["reason"], registry=r)
@@ -158,3 +181,36 @@ def _or_nan(read: Callable[[], int]) -> Callable[[], float]:
             return math.nan
 
     return value
+
+
+class _ProgressCollector:
+    """The progress gauges of the files in progress, built at scrape time (one sample per
+    busy worker: the label set stays as small as the worker count)."""
+
+    def __init__(self, progress: Callable[[], dict[str, tuple[ProgressPoint, bool]]]) -> None:
+        self.progress = progress
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # the families vary per scrape: not checked at registration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        percent = GaugeMetricFamily(
+            "vpod_file_progress_percent", "How far the tool of a file in progress is (0 to 100)", labels=["worker", "kind"]
+        )
+        eta = GaugeMetricFamily(
+            "vpod_file_eta_seconds", "Estimated seconds left of a file in progress", labels=["worker", "kind"]
+        )
+        speed = GaugeMetricFamily(
+            "vpod_transcode_speed", "Speed of an encode (media seconds per second)", labels=["worker"]
+        )
+        fps = GaugeMetricFamily("vpod_transcode_fps", "Frames per second of an encode", labels=["worker"])
+        for worker, (point, transcoding) in sorted(self.progress().items()):
+            kind = "transcode" if transcoding else "remux"
+            percent.add_metric([worker, kind], point.percent)
+            if point.eta_seconds is not None:
+                eta.add_metric([worker, kind], point.eta_seconds)
+            if transcoding and point.speed is not None:
+                speed.add_metric([worker], point.speed)
+            if transcoding and point.fps is not None:
+                fps.add_metric([worker], point.fps)
+        yield from (percent, eta, speed, fps)

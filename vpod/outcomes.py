@@ -111,6 +111,10 @@ class Reason(str, Enum):
         "in_progress_elsewhere", Status.SKIPPED, Retry.NEXT_EVENT, "vpod process: the daemon is working on it"
     )
     DRY_RUN = "dry_run", Status.SKIPPED, Retry.NEXT_EVENT, "--dry-run: the file would change"
+    OUTSIDE_TRANSCODE_HOURS = (
+        "outside_transcode_hours", Status.SKIPPED, Retry.NEXT_EVENT,
+        "vpod process outside [processing] transcode_hours: the transcode did not start",
+    )
     CLAIMED_ELSEWHERE = (
         "claimed_elsewhere", Status.SKIPPED, Retry.NEXT_EVENT, "the library of another running vpod"
     )

@@ -10,6 +10,16 @@ Store job (:meth:`Store.job_for_path`) and runs through :meth:`JobRunner.run`, t
 same code as ``vpod run``. At most ``2 × workers`` files are submitted ahead of the
 workers (backpressure), so a library of any size costs little memory.
 
+The transcode lane (:mod:`vpod.lanes`) holds here too: at most ``[processing]
+max_transcodes`` files encode at once. A file whose plan transcodes while the lane is
+full is given back (its attempt not counted, ``transcode_deferred`` logged once) and
+waits in this batch; it is submitted again, before the next new file, as soon as a slot
+is free, so the other workers go on with header edits and remuxes meanwhile. Outside
+``transcode_hours`` the command does not wait for a window (a batch run by hand must
+end): such a file is reported skipped, reason ``outside_transcode_hours`` (the message
+names the next window), nothing of it is changed, and its row stays queued, so a daemon
+on this database encodes it inside a window; the rest of the batch runs as usual.
+
 Stopping: under ``on_error = "fail"`` the first failure stops the batch through the
 :class:`BatchController`: pending futures are cancelled, files in progress complete,
 the :class:`BatchResult` says ``stopped_early``. SIGINT and SIGTERM stop it the same
@@ -38,6 +48,7 @@ from vpod.errors import StoreError
 from vpod.exitcodes import SIGNAL_BASE, ExitCode
 from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.integrations.settings import rename_calls_wanted
+from vpod.lanes import OUTSIDE_HOURS, TranscodeDeferred
 from vpod.import_gc import imports_uncollected
 from vpod.outcomes import Reason
 from vpod.policy.selection import PolicySelector
@@ -47,7 +58,7 @@ from vpod.targets import Target, Targets, relocate
 
 if TYPE_CHECKING:  # imported in run_process: a run with no file needs no database and no pipeline
     from vpod.db.records import Conforming
-    from vpod.db.store import Store
+    from vpod.db.store import Job, Store
     from vpod.events import EventBus
     from vpod.integrations.renames import RenameCalls
     from vpod.jobs import JobRunner
@@ -172,6 +183,11 @@ class BatchProcessor:
         self._lock = threading.Lock()
         self._pending: set[Future[FileProcessingResult | None]] = set()
         self._slots = threading.BoundedSemaphore(2 * workers)
+        # Transcodes given back while the lane was full: submitted again when a slot frees.
+        self._waiting: list[Target] = []
+        self._deferrals: dict[int, TranscodeDeferred] = {}  # job id → why the lane gave it back
+        self._changed = threading.Condition(self._lock)  # a file ended or was given back
+        job_runner.on_deferred = self._deferred
 
     # -- signals -------------------------------------------------------------------
 
@@ -211,14 +227,13 @@ class BatchProcessor:
         clock = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"{WORKER_PREFIX}{os.getpid()}") as pool:
             for target in self.files:
+                self._submit_waiting(pool)  # a transcode whose slot is free goes before new files
                 self._slots.acquire()  # backpressure: at most 2 × workers submitted ahead
                 if self.controller.should_stop():
                     self._slots.release()
                     break
-                future = pool.submit(self._run_one, target)
-                with self._lock:
-                    self._pending.add(future)
-                future.add_done_callback(self._collect)
+                self._submit(pool, target)
+            self._drain_waiting(pool)
             if self.controller.should_stop():
                 self._cancel_pending()
         self.batch.ended_at = time.time()
@@ -228,19 +243,65 @@ class BatchProcessor:
         self.batch.stopped_early = self.controller.first_failure is not None or self.signal_number is not None
         return self.batch
 
+    def _submit(self, pool: ThreadPoolExecutor, target: Target) -> None:
+        """Run ``target`` on ``pool`` (a slot of :attr:`_slots` taken by the caller)."""
+        future = pool.submit(self._run_one, target)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._collect)
+
+    def _lane_free(self) -> bool:
+        lane = self.job_runner.lane
+        return lane is None or lane.running() < lane.max_transcodes
+
+    def _submit_waiting(self, pool: ThreadPoolExecutor) -> None:
+        """Submit the transcodes given back while the lane was full, while it has room."""
+        while True:
+            with self._lock:
+                if not self._waiting or not self._lane_free() or self.controller.should_stop():
+                    return
+                target = self._waiting.pop(0)
+            self._slots.acquire()
+            self._submit(pool, target)
+
+    def _drain_waiting(self, pool: ThreadPoolExecutor) -> None:
+        """Every file was submitted: wait until the files in progress end and the
+        transcodes given back have run (or the batch stops)."""
+        while True:
+            self._submit_waiting(pool)
+            with self._changed:
+                if self.controller.should_stop() or not (self._pending or self._waiting):
+                    return
+                if self._waiting and not self._pending:
+                    target = self._waiting.pop(0)  # nothing holds the lane any more: run it
+                else:
+                    self._changed.wait(1.0)  # a file ends (notify) or the lane frees
+                    continue
+            self._slots.acquire()
+            self._submit(pool, target)
+
+    def _deferred(self, job: Job, deferral: TranscodeDeferred) -> None:
+        """:class:`JobRunner` gave ``job`` back: its transcode may not start now."""
+        with self._lock:
+            self._deferrals[job.id] = deferral
+
     def _run_one(self, target: Target) -> FileProcessingResult | None:
-        """Worker thread body for one file; ``None`` when the batch stopped before it."""
+        """Worker thread body for one file; ``None`` when the batch stopped before it,
+        or when it waits for a slot of the transcode lane (:attr:`_waiting`)."""
         if self.controller.should_stop():
             return None
         worker = threading.current_thread().name
         self.progress.start_file()
         result = self._process(target, worker)
+        if result is None:
+            self.progress.put_back()
+            return None
         self.progress.complete_file(not result.failed)
         if self.controller.record(result):
             self._cancel_pending()
         return result
 
-    def _process(self, target: Target, worker: str) -> FileProcessingResult:
+    def _process(self, target: Target, worker: str) -> FileProcessingResult | None:
         started, clock = time.time(), time.monotonic()
 
         def own_result(**fields: Any) -> FileProcessingResult:
@@ -261,6 +322,18 @@ class BatchProcessor:
             self.log.exception("worker_error", path=display_path(target.path), worker=worker)
             return own_result(success=False, reason=Reason.INTERNAL_ERROR, permanent=False,
                               error=f"{target.path}: internal error: {exc!r}")
+        with self._lock:
+            deferral = self._deferrals.pop(job.id, None) if job is not None else None
+            if result is None and deferral is not None and deferral.reason != OUTSIDE_HOURS:
+                self._waiting.append(target)  # the lane is full: run again when a slot frees
+                self._changed.notify_all()
+                return None
+        if result is None and deferral is not None:
+            return own_result(
+                success=False, skipped=True, reason=Reason.OUTSIDE_TRANSCODE_HOURS, permanent=False,
+                error=f"{deferral}; nothing was changed (vpod process does not wait for a window; "
+                "the row stays queued for a daemon)",
+            )
         if result is None:
             return own_result(
                 success=False, skipped=True, reason=Reason.IN_PROGRESS_ELSEWHERE, permanent=False,
@@ -282,6 +355,7 @@ class BatchProcessor:
             self._pending.discard(future)
             if result is not None:
                 self.batch.results.append(result)
+            self._changed.notify_all()
 
     def _cancel_pending(self) -> None:
         with self._lock:
@@ -393,6 +467,7 @@ def run_process(
         from vpod.events import BatchClosed, FileFinished, FileStarted
         from vpod.heartbeat import OwnerHeartbeat
         from vpod.jobs import JobRunner
+        from vpod.lanes import TranscodeLane
         from vpod.leases import LeaseKeeper
         from vpod.library_paths import store_library_paths
         from vpod.media.limits import ToolLimits
@@ -447,7 +522,7 @@ def run_process(
             events.subscribe(renames)
         job_runner = JobRunner(
             store, FileProcessor(runner, options, leases.temps, original), max_attempts=1, stop=give_up,
-            leases=leases, lease_seconds=config.database.lease_seconds,
+            leases=leases, lease_seconds=config.database.lease_seconds, lane=TranscodeLane.from_config(config.processing),
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),
         )

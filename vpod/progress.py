@@ -142,6 +142,12 @@ class ProgressTracker:
             self.active += 1
             self._print_locked()
 
+    def put_back(self) -> None:
+        """A worker gave its file back to run later (a transcode waiting for a slot)."""
+        with self._lock:
+            self.active -= 1
+            self._print_locked()
+
     def count_unchanged(self, count: int) -> None:
         """``count`` files of the batch are complete without work (unchanged since vpod
         left them conforming)."""

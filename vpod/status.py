@@ -45,6 +45,16 @@ class StatusReport:
     config_file: str | None = None
     """The config file this command read (``vpod status --config``), shown when this
     node's daemon record names none (no daemon of this node has run)."""
+    transcodes: dict[str, Any] = field(default_factory=dict)
+    """The daemon's transcode lane (:mod:`vpod.daemon.transcodes`): ``running``,
+    ``deferred``, and ``encodes`` (path → ``speed``, ``fps``); empty when none runs or waits."""
+
+    def encode_of(self, path: str) -> dict[str, Any]:
+        """``{"speed": ..., "fps": ...}`` of the running encode of ``path`` (empty: none)."""
+        if not self.daemon.running:
+            return {}
+        encode = (self.transcodes.get("encodes") or {}).get(path)
+        return encode if isinstance(encode, dict) else {}
 
     @property
     def running(self) -> bool:
@@ -96,6 +106,9 @@ class StatusReport:
                     "progress_percent": None if f.progress_percent is None else round(f.progress_percent, 1),
                     # A dead owner's progress stopped: no time left is promised for it.
                     "eta_seconds": None if f.eta_seconds is None or f.owner_alive is False else round(f.eta_seconds),
+                    # An encode's speed (media seconds per second) and frames per second, else null.
+                    "speed": self.encode_of(f.path).get("speed"),
+                    "fps": self.encode_of(f.path).get("fps"),
                 }
                 for f in self.queue.in_progress
             ],
@@ -107,6 +120,10 @@ class StatusReport:
                 for w in self.queue.waiting_for_space
             ],
             "claimed_elsewhere": list(self.claimed_elsewhere) if d.running else [],
+            "transcodes": {
+                "running": self.transcodes.get("running", 0) if d.running else 0,
+                "deferred": self.transcodes.get("deferred", 0) if d.running else 0,
+            },
             "nodes": [_node_dict(n) for n in self.nodes],
             **({"files": [_file_dict(path, record) for path, record in self.files]} if self.files else {}),
         }
@@ -154,8 +171,17 @@ def read_status(
     files = tuple((str(path), store.file_record(_in_library(libraries, path))) for path in paths)
     return StatusReport(
         record, report, store.location, time.time(), config_error, gone, _claimed_elsewhere(info),
-        tuple(store.libraries()), files, tuple(store.nodes()), config_file,
+        tuple(store.libraries()), files, tuple(store.nodes()), config_file, _transcodes(info),
     )
+
+
+def _transcodes(info: dict[str, str]) -> dict[str, Any]:
+    """The daemon's transcode lane (``transcodes``, JSON, :mod:`vpod.daemon.transcodes`)."""
+    try:
+        value = json.loads(info.get("transcodes") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def is_gone(shown: str) -> bool:
@@ -247,14 +273,20 @@ def format_status(status: StatusReport) -> str:
         )
     lines += _node_lines(status)
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
-    lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}")
+    lanes = status.transcodes if d.running else {}
+    encoding = (
+        f" ({lanes.get('running', 0)} encoding, {lanes.get('deferred', 0)} waiting for the transcode lane)"
+        if lanes.get("running") or lanes.get("deferred") else ""
+    )
+    lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}{encoding}")
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
         # A row can outlive its owner (kill -9): say so instead of showing it as running.
         # No owner record: a row of a daemon from before schema 6, alive only while one runs.
         gone = f.owner_alive is False or (f.owner_alive is None and not d.running)
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
-        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {_progress(f, live=not gone)}{one_line(f.path)}{note}")
+        progress = _progress(f, live=not gone, speed=status.encode_of(f.path).get("speed"))
+        lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {progress}{one_line(f.path)}{note}")
     for w in q.waiting_for_space:  # queued, but not before there is room: say why it does not start
         lines.append(f"  waiting for space: {one_line(w.path)}, retry in {_duration(max(0.0, w.retry_at - status.taken_at))}")
         lines.append(f"      {as_lines(w.error, ' ' * 6)}")
@@ -330,15 +362,18 @@ def _file_lines(path: str, record: FileRecord | None) -> list[str]:
     return lines
 
 
-def _progress(f: InProgress, *, live: bool = True) -> str:
-    """``43 %, 1m 2s left  `` for a remux that reported its progress, else ``""``; for a
-    file whose owner ended (``live`` False) only where it stopped: ``43 % when it stopped  ``."""
+def _progress(f: InProgress, *, live: bool = True, speed: float | None = None) -> str:
+    """``43 %, 1m 2s left  `` for a remux that reported its progress (an encode:
+    ``43 %, 0.82x, 1m 2s left  ``, ``speed`` in media seconds per second), else ``""``;
+    for a file whose owner ended (``live`` False) only where it stopped:
+    ``43 % when it stopped  ``."""
     if f.progress_percent is None:
         return ""
     if not live:
         return f"{f.progress_percent:.0f} % when it stopped  "
+    pace = f", {speed:.2f}x" if isinstance(speed, (int, float)) else ""
     left = f", {_duration(f.eta_seconds)} left" if f.eta_seconds is not None else ""
-    return f"{f.progress_percent:.0f} %{left}  "
+    return f"{f.progress_percent:.0f} %{pace}{left}  "
 
 
 def _round(value: float | None) -> float | None:

@@ -123,3 +123,24 @@ def test_parse_version_forms():
     assert parse_version("ffmpeg version n6.1 Copyright") == (6, 1)
     assert parse_version("mkvmerge v74.0.0 ('You Oughta Know') 64-bit") == (74, 0, 0)
     assert parse_version("ffmpeg version N-112233-gabcdef") is None
+
+
+def test_a_transcode_lane_as_wide_as_the_workers_warns_in_doctor_and_config_check(tmp_path, env):
+    """max_transcodes >= workers: header edits would wait behind encodes (issue 18, item 2)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    wide = write_config(tmp_path / "wide.toml", {
+        "watch": {"paths": [str(inbox)]}, "database": {"path": str(tmp_path / "v.db")},
+        "processing": {"workers": 2, "max_transcodes": 2},
+    })  # fmt: skip
+    cpus = {**env, "VPOD_CPU_COUNT": "4"}
+    found = findings(run_vpod(["doctor", "--config", str(wide), "--json"], env=cpus))
+    assert found["transcode lane"]["level"] == "warn" and "max_transcodes = 2" in found["transcode lane"]["detail"]
+    checked = run_vpod(["config", "check", "--config", str(wide)], env=cpus)
+    assert checked.returncode == 0 and "warning: [processing] max_transcodes = 2" in checked.stderr
+    narrow = write_config(tmp_path / "narrow.toml", {
+        "watch": {"paths": [str(inbox)]}, "database": {"path": str(tmp_path / "v.db")},
+        "processing": {"workers": 2, "max_transcodes": 1},
+    })  # fmt: skip
+    assert findings(run_vpod(["doctor", "--config", str(narrow), "--json"], env=cpus))["transcode lane"]["level"] == "ok"
+    assert "warning" not in run_vpod(["config", "check", "--config", str(narrow)], env=cpus).stderr

@@ -34,7 +34,7 @@ def test_a_reason_read_back_is_the_member():
 
 def test_skips_that_get_a_new_look_at_their_next_event():
     assert {r.value for r in Reason if r.retry is Retry.NEXT_EVENT} == {
-        "vanished", "source_changed", "claimed_elsewhere", "in_progress_elsewhere", "dry_run"
+        "vanished", "source_changed", "claimed_elsewhere", "in_progress_elsewhere", "dry_run", "outside_transcode_hours"
     }
     assert all(r.status is Status.SKIPPED for r in Reason if r.retry in (Retry.CONTENT, Retry.NEXT_EVENT))
 

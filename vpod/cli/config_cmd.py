@@ -10,6 +10,7 @@ import click
 from vpod import config as config_module
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cpu import effective_workers
+from vpod.lanes import lane_warning
 from vpod.policy.selection import table_name
 
 
@@ -38,6 +39,10 @@ def check_command(config_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     notes = {("processing", "workers"): workers.explanation()}
+    wide = lane_warning(workers.used, config.processing.max_transcodes)
+    if wide is not None:
+        notes[("processing", "max_transcodes")] = "warning: " + wide
+        click.echo(f"warning: [processing] {wide}", err=True)
     path, _ = config_module.config_path(config_path)
     origin = str(config.source) if config.source else f"{path} not found: built-in defaults"
     click.echo(f"# config OK ({origin})")

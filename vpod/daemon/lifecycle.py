@@ -140,6 +140,7 @@ class Daemon:
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
         workers = p.pool.resize(cfg.processing.workers)
+        p.lane.check_width(workers)  # header edits must not wait behind encodes
         self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
@@ -286,6 +287,7 @@ class Daemon:
         self.config = cfg
         for part in p.reconfigurable:
             part.reconfigure(cfg)
+        p.lane.check_width(p.pool.count())
         p.snapshot.record(
             workers=p.pool.target, config=str(cfg.source) if cfg.source else None, watch_paths=_paths_json(p.roots.roots)
         )
@@ -317,9 +319,11 @@ class Daemon:
     # -- shutdown --------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Orderly drain: stop observing, stop feeding, let files in progress finish (at
-        most ``shutdown_timeout_seconds``, then their tools are killed and they go back
-        to the queue), close the last batch. ``/health`` answers 503 meanwhile."""
+        """Orderly drain: stop observing, stop feeding, kill running transcodes at once
+        (:meth:`vpod.lanes.TranscodeLane.cancel_all`: queued again, restarted from zero),
+        let other files in progress finish (at most ``shutdown_timeout_seconds``, then
+        their tools are killed and they go back to the queue), close the last batch.
+        ``/health`` answers 503 meanwhile."""
         p = self.parts
         self.stop.set()
         self.notifier.stopping()
@@ -329,6 +333,9 @@ class Daemon:
         p.scanner.wake()
         p.feeder.poke()
         p.pool.wake_idle()  # busy workers see the stop flag after their job
+        # A transcode does not wait for shutdown_timeout_seconds: its encoder is killed
+        # now, its temp removed, the file queued again (not counted): it restarts from zero.
+        p.lane.cancel_all(p.runner)
         deadline = time.monotonic() + self.config.processing.shutdown_timeout_seconds
         stuck = p.threads.join(deadline, time.monotonic)
         if stuck:

@@ -26,10 +26,12 @@ from vpod.daemon.libraries import LibraryBinding
 from vpod.daemon.pausing import PauseControl
 from vpod.daemon.pool import ActiveFiles, WorkerPool
 from vpod.daemon.rejudge import HardlinkedRejudge
+from vpod.lanes import TranscodeLane
 from vpod.outcomes import Reason
 from vpod.daemon.snapshot import StatusSnapshot
 from vpod.daemon.systemd import SystemdReporter
 from vpod.daemon.threads import Threads
+from vpod.daemon.transcodes import TranscodeStatus
 from vpod.db.store import Store
 from vpod.eventlog import EventLog
 from vpod.events import EventBus, FileFinished, FilesQueued, FileStarted
@@ -144,13 +146,15 @@ class Parts:
     hooks: HookReceiver
     hook_hints: HookHints
     changes: Changes  # the web API's event streams wait on it (vpod.web.stream)
+    lane: TranscodeLane  # the transcode lane's slots and deferrals (vpod/lanes.py)
+    transcodes: TranscodeStatus  # the lane's state and encode speeds for vpod status
 
     @property
     def ticking(self) -> list[Ticking]:
         """Parts with a periodic duty, in the order the main loop runs them."""
         return [
             self.batches, self.threads, self.heartbeat, self.mounts, self.roots, self.abandoned, self.sweeper,
-            self.snapshot, self.reporter,
+            self.snapshot, self.reporter, self.transcodes,
         ]
 
     @property
@@ -159,7 +163,7 @@ class Parts:
         are watched and walked; the library names before new roots are logged)."""
         return [
             self.settings, self.libraries, self.mounts, self.files, self.rejudge, self.pausing, self.batches,
-            self.roots, self.pool, self.integrations, self.hooks,
+            self.roots, self.pool, self.integrations, self.hooks, self.lane,
         ]
 
 
@@ -215,9 +219,11 @@ def wire(
         leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr, hinted=hook_hints.original),  # a webhook's payload first
     )
+    lane = TranscodeLane.from_config(config.processing)  # on_free: the feeder's poke, below
     job_runner = JobRunner(
         store,
         processor,
+        lane=lane,
         max_attempts=config.processing.max_attempts,
         stop=stop,
         on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
@@ -239,8 +245,9 @@ def wire(
     )
     feeder = Feeder(
         store, stop, paused, batch_id=windows.next_batch_id, libraries=mounts.claim_libraries,
-        lease_seconds=config.database.lease_seconds,
+        lease_seconds=config.database.lease_seconds, passed_over=lane.passed_over,
     )
+    lane.on_free = feeder.poke  # a freed slot: the workers claim the files passed over
     path_filter = PathFilter.from_config(config.watch)
 
     def verified_again(roots: list[Path]) -> None:
@@ -311,7 +318,7 @@ def wire(
     threads.others += [pool.dead_threads, watches.dead_observers]
     metrics = Metrics(
         queue_depth=store.ping, active=pool.active, workers=pool.count, paused=paused.is_set, started_at=started_at,
-        node=node, version=__version__,
+        node=node, version=__version__, lane=lane, progress=job_runner.progress_board.points,
     )
     batches = BatchCloser(
         windows, store, events, busy=lambda: pool.active() > 0 or feeder.inflight() > 0,
@@ -333,5 +340,6 @@ def wire(
         rejudge=HardlinkedRejudge(store, lambda: files.policies, queued), integrations=integrations,
         hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
                            clock=clock),
-        hook_hints=hook_hints, changes=changes,
+        hook_hints=hook_hints, changes=changes, lane=lane,
+        transcodes=TranscodeStatus(lane, job_runner.progress_board, snapshot.record),
     )

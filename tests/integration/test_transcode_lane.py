@@ -1,0 +1,269 @@
+"""The transcode lane with the real pipeline in process (issue 18, item 2 and 3): real
+media, real tools, a real SQLite Store, :class:`vpod.jobs.JobRunner` and the Feeder as
+the daemon wires them. The plan's transcode and its encoder come from a test-only hook
+(tests/support/transcode_hook.py: the policy keys and the executor are other branches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+from support.transcode_hook import install
+
+from vpod.config import DatabaseConfig
+from vpod.db.factory import open_store
+from vpod.db.store import Job
+from vpod.feeder import Feeder
+from vpod.fingerprint import fingerprint_path
+from vpod.jobs import JobRunner
+from vpod.lanes import TranscodeLane
+from vpod.media.tools import ToolRunner
+from vpod.pipeline import FileProcessor, PipelineOptions
+from vpod.policy.plan import Plan, TranscodeVideo
+from vpod.policy.policy import Policy
+from vpod.policy.selection import PolicySelector
+from vpod.watch.filters import TEMP_PREFIX
+
+pytestmark = pytest.mark.integration
+
+ENCODE = Plan((TranscodeVideo(0, "hevc"),))
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wait_until(condition, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for ``condition()`` (a bound on a hang, not a timed assertion)."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def library(tmp_path, jpn_eng_mkv):
+    """enc.mkv (the hook plans a transcode) and hdr-N.mkv (header edits only), queued."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    store = open_store(DatabaseConfig(path=tmp_path / "v.db", busy_timeout_seconds=5))
+    for name in ("enc.mkv", "hdr-1.mkv", "hdr-2.mkv"):
+        (folder / name).write_bytes(jpn_eng_mkv.read_bytes())
+        store.enqueue(folder, name.encode(), *fingerprint_path(folder / name))
+    yield folder, store
+    store.close()
+
+
+def make_runner(store, folder: Path, lane: TranscodeLane, tools: ToolRunner) -> JobRunner:
+    return JobRunner(
+        store, FileProcessor(tools, PipelineOptions(roots=(folder,)), store), max_attempts=3, lane=lane,
+        wait_for_space=True,
+    )
+
+
+def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(library, monkeypatch):
+    folder, store = library
+    install("enc", 30.0, monkeypatch)
+    lane = TranscodeLane(1)
+    feeder = Feeder(store, threading.Event(), threading.Event(), batch_id=lambda: "b1", passed_over=lane.passed_over)
+    lane.on_free = feeder.poke
+    runner = make_runner(store, folder, lane, ToolRunner(60))
+    policies = PolicySelector.single(Policy())
+    busy = lane.ticket(Job(10_000, folder, b"other.mkv", "x", 0))  # another file encodes: the lane is full
+    busy.admit(ENCODE)
+    before = sha(folder / "enc.mkv")
+    with capture_logs() as logs:
+        done = []
+        while (job := feeder.try_claim("w1")) is not None and isinstance(job, Job):
+            done.append((job.relpath, runner.run(job, policies, "w1", "b1")))
+            feeder.done(job, requeued=done[-1][1] is None)
+    assert [(name, result is None) for name, result in done] == [
+        (b"enc.mkv", True), (b"hdr-1.mkv", False), (b"hdr-2.mkv", False),
+    ]  # the transcode was given back and passed over; both header files were processed
+    assert all(result.success and result.changes == 2 for _, result in done[1:])
+    record = store.file_record(folder / "enc.mkv")
+    assert (record.state, record.attempts, record.reason) == ("queued", 0, None), record  # not counted
+    assert sha(folder / "enc.mkv") == before  # not touched
+    deferred = [e for e in logs if e["event"] == "transcode_deferred"]
+    assert [(e["reason"], e["path"]) for e in deferred] == [("lane_full", str(folder / "enc.mkv"))]
+    assert lane.deferred() == 1
+    assert store.claim("w1", "b1", exclude=lane.passed_over()[0]) is None
+    busy.__exit__(None, None, None)  # the other encode ends: a slot frees, the workers are poked
+    assert lane.passed_over() == ([], None)
+    job = feeder.try_claim("w1")
+    assert isinstance(job, Job) and job.relpath == b"enc.mkv" and job.attempts == 0
+
+
+def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_uncounted(library, monkeypatch):
+    folder, store = library
+    install("enc", 600.0, monkeypatch)  # an encode far longer than the test
+    tools = ToolRunner(60)
+    lane = TranscodeLane(1)
+    runner = make_runner(store, folder, lane, tools)
+    job = store.claim("w1", "b1")
+    assert job is not None and job.relpath == b"enc.mkv"
+    before = sha(folder / "enc.mkv")
+    outcome: list[object] = []
+    with capture_logs() as logs:
+        worker = threading.Thread(
+            target=lambda: outcome.append(runner.run(job, PolicySelector.single(Policy()), "w1", "b1"))
+        )
+        worker.start()
+        temps = lambda: [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]  # noqa: E731
+        wait_until(lambda: lane.running() == 1 and temps() and tools.pids_of(worker.ident or 0), "the encode runs")
+        cancelled = lane.cancel_all(tools)
+        worker.join(30)
+        assert not worker.is_alive()
+    assert [j.id for j in cancelled] == [job.id]
+    assert outcome == [None]  # no outcome recorded
+    record = store.file_record(folder / "enc.mkv")
+    assert (record.state, record.attempts) == ("queued", 0), record  # requeued, the attempt not counted
+    assert temps() == [] and store.pending_temps() == []  # its temp file removed
+    assert sha(folder / "enc.mkv") == before
+    assert [e["event"] for e in logs if e["event"] in ("transcode_cancelled", "file_retry", "file_failed")] == [
+        "transcode_cancelled"
+    ]
+    assert lane.running() == 0
+
+
+def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    """``vpod run`` with workers = 2, max_transcodes = 1: a second transcode is deferred
+    (once, uncounted) and passed over, header-only files dropped meanwhile are all done
+    while the first encode still runs; SIGTERM kills that encode at once (not after
+    shutdown_timeout_seconds), removes its temp file and requeues both files uncounted;
+    the next start begins the transcode again from zero (its first attempt)."""
+    import json
+    import os
+
+    from support.daemon import run_vpod
+    from support.transcode_hook import sitecustomize_env
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"workers": 2, "max_transcodes": 1, "shutdown_timeout_seconds": 600},
+    }
+    hook = {**sitecustomize_env(tmp_path / "hook", "enc", 600.0), "VPOD_CPU_COUNT": "4"}
+    daemon = daemon_factory(sections, extra_env=hook)
+
+    def drop(name: str) -> Path:
+        staged = tmp_path / name
+        staged.write_bytes(jpn_eng_mkv.read_bytes())
+        os.rename(staged, inbox / name)
+        return inbox / name
+
+    first = drop("enc-1.mkv")
+    daemon.wait_for("file_started", path=str(first))
+    report = None
+    for _ in range(600):  # the encode reports progress: percent and ETA in vpod status
+        data = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+        busy = [f for f in data["in_progress"] if f["path"] == str(first)]
+        if busy and busy[0]["progress_percent"] is not None and busy[0]["speed"] is not None:
+            report = busy[0]
+            break
+        time.sleep(0.1)
+    assert report is not None and report["progress_percent"] < 100 and report["eta_seconds"] > 0
+    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
+    text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+    assert "1 encoding" in text and "x, " in text, text
+    second = drop("enc-2.mkv")
+    daemon.wait_for("transcode_deferred", path=str(second), reason="lane_full")
+    headers = [drop(f"hdr-{n}.mkv") for n in range(5)]
+    for path in headers:
+        daemon.wait_for("file_processed", path=str(path))
+    outcomes = ("file_processed", "file_failed", "file_retry", "file_skipped")
+    assert not [e for e in daemon.events() if e["event"] in outcomes and e.get("path") in (str(first), str(second))]
+    assert len(daemon.named("transcode_deferred", path=str(second))) == 1  # logged once
+    assert not daemon.named("transcode_lane_wide")  # workers = 2, max_transcodes = 1: one worker stays free
+
+    assert daemon.stop() == 0
+    events = [e["event"] for e in daemon.events()]
+    assert "transcode_cancelled" in events and "shutdown_timeout" not in events
+    assert daemon.named("transcode_cancelled", path=str(first))
+    assert [p.name for p in inbox.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db", busy_timeout_seconds=5))
+    try:
+        for path in (first, second):
+            record = store.file_record(path)
+            assert record is not None and (record.state, record.attempts) == ("queued", 0), record
+    finally:
+        store.close()
+
+    again = daemon_factory(sections, extra_env={**hook, "VPOD_TEST_TRANSCODE_SECONDS": "600"}, name="again")
+    started = again.wait_for("file_started", where=lambda e: e["path"] in (str(first), str(second)))
+    assert started[0]["attempt"] == 1  # the cancelled transcode starts again from zero, its first attempt
+    assert again.stop() == 0
+
+
+def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane):  # type: ignore[no-untyped-def]
+    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``."""
+    import io
+    import shutil
+
+    from vpod.batch import BatchController
+    from vpod.config import WatchConfig
+    from vpod.process import BatchProcessor
+    from vpod.progress import ProgressTracker, StatusLine
+    from vpod.targets import collect_targets
+    from vpod.watch.filters import PathFilter
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in names:
+        shutil.copyfile(jpn_eng_mkv, lib / name)
+    targets = collect_targets([lib], PathFilter.from_config(WatchConfig()), recursive=False)
+    store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
+    runner = JobRunner(
+        store, FileProcessor(ToolRunner(120), PipelineOptions(roots=targets.roots, wait_for_lock=True), store),
+        max_attempts=1, lane=lane,
+    )
+    processor = BatchProcessor(
+        targets.files, store=store, job_runner=runner, policies=PolicySelector.single(Policy()), workers=2,
+        controller=BatchController("skip"), progress=ProgressTracker(len(targets.files), StatusLine(io.StringIO())),
+    )
+    return lib, store, processor
+
+
+def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_slot(tmp_path, jpn_eng_mkv, monkeypatch):
+    install("enc", 2.0, monkeypatch)
+    names = ["a-enc.mkv", "b-enc.mkv", "c.mkv", "d.mkv", "e.mkv"]
+    lib, store, processor = batch(tmp_path, jpn_eng_mkv, names, TranscodeLane(1))
+    with capture_logs() as logs:
+        result = processor.run()
+    store.close()
+    by_name = {r.path.name: r for r in result.results}
+    assert sorted(by_name) == names and not result.stopped_early  # every file has its result
+    assert all(by_name[n].success for n in ("c.mkv", "d.mkv", "e.mkv"))
+    [deferred] = [Path(e["path"]).name for e in logs if e["event"] == "transcode_deferred"]  # the two workers race
+    [first] = {"a-enc.mkv", "b-enc.mkv"} - {deferred}
+    # the deferred one waited for the other's slot; the header files did not wait for either
+    assert by_name[deferred].started_at >= by_name[first].ended_at
+    assert max(by_name[n].ended_at for n in ("c.mkv", "d.mkv", "e.mkv")) <= by_name[first].ended_at
+
+
+def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv, monkeypatch):
+    import datetime as dt
+
+    from vpod.lanes import TranscodeHours
+
+    install("enc", 600.0, monkeypatch)
+    noon = lambda: dt.datetime(2026, 12, 5, 12, 0)  # noqa: E731
+    lane = TranscodeLane(1, TranscodeHours(["22:00-07:00"]), now=noon)
+    lib, store, processor = batch(tmp_path, jpn_eng_mkv, ["a-enc.mkv", "c.mkv"], lane)
+    before = sha(lib / "a-enc.mkv")
+    result = processor.run()
+    by_name = {r.path.name: r for r in result.results}
+    skipped = by_name["a-enc.mkv"]
+    assert skipped.skipped and skipped.reason == "outside_transcode_hours" and "2026-12-05 22:00" in skipped.error
+    assert by_name["c.mkv"].success and not result.stopped_early
+    assert sha(lib / "a-enc.mkv") == before  # nothing changed, not even its header part
+    record = store.file_record(lib / "a-enc.mkv")
+    assert (record.state, record.attempts) == ("queued", 0), record  # left for a daemon, uncounted
+    store.close()
