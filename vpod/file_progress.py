@@ -49,8 +49,10 @@ class FileProgress:
         self._logged_step = 0
         self._stored_at: float | None = None
 
-    def update(self, percent: float) -> None:
-        """The tool reports ``percent`` done; 0 marks its start (the estimate's origin)."""
+    def update(self, percent: float, *, speed: float | None = None, fps: float | None = None) -> None:
+        """The tool reports ``percent`` done; 0 marks its start (the estimate's origin).
+        ``speed`` and ``fps`` (an encode's, :data:`vpod.media.tool_progress.ProgressSink`)
+        are accepted and not used here yet."""
         now = self.clock()
         if self._started is None:
             self._started = now
