@@ -639,8 +639,9 @@ def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes:
     if compared <= media.size_bytes * (1 - percent / 100):
         return None
     saved = 100.0 * (media.size_bytes - compared) / media.size_bytes if media.size_bytes else 0.0
+    change = f"saved {saved:.1f} %" if saved >= 0 else f"grew by {-saved:.1f} %"
     return (
-        f"the transcode saved {saved:.1f} % ({format_bytes(media.size_bytes)} -> {format_bytes(compared)}"
+        f"the transcode {change} ({format_bytes(media.size_bytes)} -> {format_bytes(compared)}"
         f"{' without the added tracks' if added else ''}), less than min_saving_percent = {percent:g} "
         "(keep_if_larger)"
     )

@@ -29,9 +29,9 @@ def movie(path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bi
     base = work / f".base-{path.stem}.mkv"
     make_media(
         base,
-        [video(codec="libx264"), audio("eng", codec=audio_codec, channels=6, default=True, title="Surround"),
+        [video(codec="libx264"), audio("eng", codec="flac" if audio_codec == "truehd" else audio_codec, channels=6, default=True, title="Surround"),
          subtitle("eng")],
-        duration=seconds, video_size="320x240",
+        duration=seconds, video_size="320x240", video_source="testsrc2",
     )  # fmt: skip
     # make_media has no pixel format or -strict option: the video is re-encoded in 4:2:0
     # (what a real film has), and TrueHD made here.
@@ -58,11 +58,11 @@ def movie(path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bi
 
 
 def tiny_hevc(path: Path, *, seconds: float = 3.0) -> Path:
-    """``path`` (.mkv): a flat-colour 320x240 HEVC video at a very low bitrate, and AAC stereo."""
+    """``path`` (.mkv): a 320x240 HEVC video at a very low bitrate, and AAC stereo."""
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"color=c=gray:size=320x240:rate=10:duration={seconds}",
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=10:duration={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency=400:duration={seconds}:sample_rate=8000",
-         "-map", "0", "-map", "1", "-c:v", "libx265", "-preset", "ultrafast", "-crf", "45", "-x265-params", "log-level=error",
+         "-map", "0", "-map", "1", "-c:v", "libx265", "-preset", "ultrafast", "-crf", "40", "-x265-params", "log-level=error",
          "-c:a", "aac", "-b:a", "16k", "-metadata:s:a:0", "language=eng", str(path)],
         check=True,
     )  # fmt: skip

@@ -1,0 +1,156 @@
+"""Applying a plan that encodes (issue 18, "exec"): the real pipeline, real ffmpeg, real files.
+
+The plans come from the real planner plus :mod:`tests.support.transcode_plans` (the
+``video_codec`` / ``audio_compat`` planner lands on another branch).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.pipeline import Pipeline, pipeline, sha256  # noqa: F401 (fixture)
+from tests.support.transcode_media import attachments, chapter_count, movie, streams, tiny_hevc
+from tests.support.transcode_plans import Wanted, plan_transcodes
+from vpod.media.probe import probe
+from vpod.outcomes import Reason
+from vpod.policy.policy import Policy
+
+POLICY = Policy(audio_languages=("eng",))
+
+
+def _ffmpeg_wrapper(folder: Path, body: str) -> None:
+    """Put an ``ffmpeg`` first on PATH: a Python script that runs ``body`` with ``ARGS``
+    (its arguments) and ``REAL`` (the real ffmpeg), for encodes into a vpod temp file only;
+    every other run is the real ffmpeg (os.execv: the same process)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ffmpeg"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, subprocess, sys\n"
+        f"REAL = {shutil.which('ffmpeg')!r}\n"
+        "ARGS = sys.argv[1:]\n"
+        "OUT = ARGS[-1][len('file:'):] if ARGS and ARGS[-1].startswith('file:') else ''\n"
+        "if not os.path.basename(OUT).startswith('.vpod-tmp-') or '-c:0' not in ARGS:\n"
+        "    os.execv(REAL, [REAL, *ARGS])\n"
+        + body
+    )
+    script.chmod(0o755)
+
+
+@pytest.mark.parametrize("audio_codec", ["flac", "pcm_s24le", "truehd"])
+def test_h264_becomes_hevc_with_a_stereo_aac_track_right_after_the_5_1_source(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, audio_codec: str
+) -> None:
+    source = movie(pipeline.library / "Film.mkv", audio_codec=audio_codec)
+    before = probe(source, pipeline.runner)
+    plan_transcodes(monkeypatch, Wanted())
+
+    out = pipeline.run(source, POLICY)
+
+    assert out.result.success, out.result.error
+    assert out.result.final_path == source
+    got = streams(source)
+    carried = [s for s in got if s["codec_type"] != "attachment"]
+    assert [(s["codec_type"], s["codec_name"]) for s in carried] == [
+        ("video", "hevc"), ("audio", got[1]["codec_name"]), ("audio", "aac"), ("subtitle", "subrip"),
+    ]  # fmt: skip
+    assert got[1]["codec_name"].startswith(audio_codec[:4]) and got[1]["channels"] == 6  # the original, kept
+    compat = got[2]
+    assert compat["channels"] == 2 and compat["tags"]["language"] == "eng" and compat["tags"]["title"] == "AAC Stereo"
+    assert compat["disposition"]["default"] == 0 and got[1]["disposition"]["default"] == 1
+    assert chapter_count(source) == 2 and attachments(source) == ["notes.txt"]
+    after = probe(source, pipeline.runner)
+    assert before.duration_seconds is not None and after.duration_seconds is not None
+    assert abs(after.duration_seconds - before.duration_seconds) <= 1.0
+    assert after.size_bytes < before.size_bytes
+    pipeline.assert_conforms(source, POLICY)  # a second pass plans nothing
+    assert pipeline.temps_left() == []
+
+
+def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = movie(pipeline.library / "Deep.mkv", ten_bit=True)
+    plan_transcodes(monkeypatch, Wanted(compat=None))
+
+    out = pipeline.run(source, POLICY)
+
+    assert out.result.success, out.result.error
+    video = streams(source)[0]
+    assert (video["codec_name"], video["pix_fmt"]) == ("hevc", "yuv420p10le")
+
+
+def test_a_result_that_does_not_decode_fails_verification_and_the_source_stays(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = movie(pipeline.library / "Broken.mkv", seconds=8.0)
+    digest = sha256(source)
+    # The encode succeeds, then its frames are damaged: every 200th byte of the middle of
+    # the file flipped (element headers mostly intact, so the headers still look right).
+    _ffmpeg_wrapper(
+        tmp_path / "bin",
+        "done = subprocess.run([REAL, *ARGS]).returncode\n"
+        "data = bytearray(open(OUT, 'rb').read())\n"
+        "for i in range(len(data) // 5, len(data) * 4 // 5, 200):\n"
+        "    data[i] ^= 0xFF\n"
+        "open(OUT, 'wb').write(data)\n"
+        "sys.exit(done)\n",
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    plan_transcodes(monkeypatch, Wanted(compat=None))
+
+    out = pipeline.run(source, POLICY)
+
+    assert not out.result.success and out.result.reason is Reason.VERIFY_FAILED, out.result
+    assert "does not decode" in (out.result.error or "") or "decodes with errors" in (out.result.error or "")
+    assert sha256(source) == digest
+    assert pipeline.temps_left() == []
+
+
+def test_a_transcode_that_saves_too_little_is_discarded_and_the_rest_of_the_plan_applied(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tiny_hevc(pipeline.library / "Small.mkv")
+    before = probe(source, pipeline.runner)
+    # Its English audio is not default: the real planner sets the flag (a header edit).
+    assert not before.tracks_of("audio")[0].default
+    plan_transcodes(monkeypatch, Wanted(video="h264", crf=10, compat=None))  # H.264 at CRF 10: far larger
+
+    out = pipeline.run(source, POLICY)
+
+    assert out.result.skipped and out.result.reason is Reason.NOT_SMALLER and out.result.permanent, out.result
+    assert out.result.actions == ("track 1: set default flag on",), out.result.actions
+    after = probe(source, pipeline.runner)
+    assert [t.codec for t in after.tracks] == [t.codec for t in before.tracks]  # still HEVC
+    assert after.tracks_of("audio")[0].default
+    assert out.fingerprint_after is not None and out.fingerprint_after != out.fingerprint_before
+    assert pipeline.temps_left() == []
+
+
+def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = movie(pipeline.library / "Long.mkv", seconds=4.0)
+    digest = sha256(source)
+    # -re: the encode reads its input at the rate it plays (4 s), so progress comes mid-way.
+    _ffmpeg_wrapper(
+        tmp_path / "bin", "at = ARGS.index('-i')\nos.execv(REAL, [REAL, *ARGS[:at], '-re', *ARGS[at:]])\n"
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    plan_transcodes(monkeypatch, Wanted())
+    seen: list[float] = []
+
+    def kill_midway(percent: float, **_: object) -> None:
+        seen.append(percent)
+        if 0 < percent < 100:
+            pipeline.runner.kill_all()  # as a shutdown does
+
+    out = pipeline.processor.process(source, POLICY, on_progress=kill_midway)
+
+    assert any(0 < p < 100 for p in seen), seen
+    assert not out.result.success and out.result.reason is Reason.KILLED and not out.result.permanent, out.result
+    assert sha256(source) == digest
+    assert pipeline.temps_left() == []
