@@ -154,3 +154,97 @@ def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
     assert not out.result.success and out.result.reason is Reason.KILLED and not out.result.permanent, out.result
     assert sha256(source) == digest
     assert pipeline.temps_left() == []
+
+
+def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.support.pipeline import make_pipeline
+    from vpod.media.encoders import TranscodeSettings
+    from vpod.pipeline import FileProcessor
+
+    pipe = make_pipeline(tmp_path)
+    # No such render node: the VAAPI test encode fails, libx265 encodes instead.
+    pipe.processor = FileProcessor(
+        pipe.runner, pipe.processor.options, pipe.store,
+        transcoding=TranscodeSettings(vaapi_device=str(tmp_path / "no-renderD128")),
+    )  # fmt: skip
+    source = movie(pipe.library / "Film.mkv")
+    plan_transcodes(monkeypatch, Wanted(encoder="vaapi", compat=None))
+
+    with capture_logs() as logs:
+        out = pipe.run(source, POLICY)
+
+    assert out.result.success, out.result.error
+    assert streams(source)[0]["codec_name"] == "hevc"
+    fallback = [e for e in logs if e["event"] == "encoder_fallback"]
+    assert len(fallback) == 1 and fallback[0]["encoder"] == "libx265" and "hevc_vaapi" in fallback[0]["why"]
+
+
+def test_the_encoder_runs_at_the_configured_nice_and_io_priority(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = tmp_path / "priority.txt"
+    # The encode notes its own nice value and I/O class (ionice(1) -p reads them), then runs.
+    _ffmpeg_wrapper(
+        tmp_path / "bin",
+        f"open({str(seen)!r}, 'w').write('%d %s' % (os.getpriority(os.PRIO_PROCESS, 0), "
+        "subprocess.run(['ionice', '-p', str(os.getpid())], capture_output=True, text=True).stdout.strip()))\n"
+        "os.execv(REAL, [REAL, *ARGS])\n",
+    )
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    source = movie(pipeline.library / "Film.mkv")
+    plan_transcodes(monkeypatch, Wanted(compat=None))
+
+    out = pipeline.run(source, POLICY)  # the default settings: transcode_nice = 10, transcode_ionice = "idle"
+
+    assert out.result.success, out.result.error
+    assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0) + 10} idle"
+
+
+def _hdr10_source(path: Path) -> Path:
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10:duration=3",
+         "-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
+         "-x265-params", "log-level=error:hdr10=1:repeat-headers=1:colorprim=bt2020:transfer=smpte2084:"
+         "colormatrix=bt2020nc:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):"
+         "max-cll=1000,400",
+         "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def _first_frame_side_data(path: Path) -> list[str]:
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames",
+         str(path)], capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return [s["side_data_type"] for s in json.loads(out)["frames"][0].get("side_data_list", [])]
+
+
+def test_hdr10_is_kept_by_libsvtav1_and_refused_for_h264(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = _hdr10_source(pipeline.library / "Kept.mkv")
+    refused = _hdr10_source(pipeline.library / "Refused.mkv")
+    digest = sha256(refused)
+    plan_transcodes(monkeypatch, Wanted(video="av1", crf=50, preset="12", compat=None))
+    out = pipeline.run(kept, POLICY)
+    assert out.result.success, out.result.error
+    video = streams(kept)[0]
+    assert (video["codec_name"], video["pix_fmt"], video["color_transfer"], video["color_primaries"]) == (
+        "av1", "yuv420p10le", "smpte2084", "bt2020",
+    )  # fmt: skip
+    assert {"Mastering display metadata", "Content light level metadata"} <= set(_first_frame_side_data(kept))
+
+    plan_transcodes(monkeypatch, Wanted(video="h264", compat=None))
+    out = pipeline.run(refused, POLICY)
+    assert not out.result.success and out.result.reason is Reason.HDR_NOT_KEPT, out.result
+    assert "HDR10" in (out.result.error or "") and sha256(refused) == digest
+    assert pipeline.temps_left() == []
