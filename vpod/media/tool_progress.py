@@ -49,10 +49,10 @@ def _number(text: str) -> float | None:
 def ffmpeg_line_reader(sink: ProgressSink, duration_seconds: float | None) -> Callable[[str], None]:
     """A stdout line reader for ``ffmpeg -progress pipe:1``.
 
-    At the end of each block (its ``progress=continue`` line) the sink gets
-    ``out_time_us`` as a share of ``duration_seconds`` (no call without a positive
-    duration and a position), with the block's ``speed`` and ``fps`` as keywords; at
-    ``progress=end`` it gets 100. Values are capped at 99.9 until the end: a stream may
+    At the end of each block (its ``progress=`` line) the sink gets ``out_time_us`` as a
+    share of ``duration_seconds`` (no call without a positive duration and a position),
+    with the block's ``speed`` and ``fps`` as keywords; after the last block
+    (``progress=end``) it gets 100 too. Values are capped at 99.9 until the end: a stream may
     run past the container's duration.
     """
     block: dict[str, str] = {}
@@ -66,14 +66,13 @@ def ffmpeg_line_reader(sink: ProgressSink, duration_seconds: float | None) -> Ca
         speed, fps = _number(block.get("speed", "")), _number(block.get("fps", ""))
         position = block.get("out_time_us", "")
         block.clear()
-        if value == "end":
-            sink(100.0, speed=speed, fps=fps)
-            return
         try:
             seconds = int(position) / 1e6  # "N/A" before the first packet
         except ValueError:
-            return
-        if duration_seconds and duration_seconds > 0:
+            seconds = None
+        if seconds is not None and duration_seconds and duration_seconds > 0:
             sink(max(0.0, min(99.9, 100.0 * seconds / duration_seconds)), speed=speed, fps=fps)
+        if value == "end":
+            sink(100.0, speed=speed, fps=fps)
 
     return read
