@@ -248,3 +248,19 @@ def test_hdr10_is_kept_by_libsvtav1_and_refused_for_h264(pipeline: Pipeline, mon
     assert not out.result.success and out.result.reason is Reason.HDR_NOT_KEPT, out.result
     assert "HDR10" in (out.result.error or "") and sha256(refused) == digest
     assert pipeline.temps_left() == []
+
+
+def test_bcp47_language_tags_survive_the_ffmpeg_run(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    source = movie(pipeline.library / "Filme.mkv")
+    subprocess.run(["mkvpropedit", "-q", str(source), "--edit", "track:a1", "--set", "language=pt-BR"], check=True)
+    policy = Policy(audio_languages=("por",))
+    plan_transcodes(monkeypatch, Wanted())
+
+    out = pipeline.run(source, policy)
+
+    assert out.result.success, out.result.error
+    audio = probe(source, pipeline.runner).tracks_of("audio")
+    assert [(t.language_tag, t.channels) for t in audio] == [("pt-BR", 6), ("pt-BR", 2)]
+    pipeline.assert_conforms(source, policy)

@@ -315,6 +315,7 @@ class Transcoder:
                     on_progress(0.0)
                 reader = ffmpeg_line_reader(on_progress, media.duration_seconds) if on_progress else None
                 self.runner.run(args, on_output_line=reader, timeout_seconds=limit, wrapper=self.settings.wrapper())
+            self._write_language_tags(media, plan, output)
         except ToolError as exc:
             if type(exc) is not ToolError:
                 raise  # ToolTimeout, ToolMissing: their own reasons
@@ -329,6 +330,17 @@ class Transcoder:
         return tool
 
 
-def encoded_outputs(media: MediaInfo, plan: Plan) -> list[tuple[int, OutputTrack]]:
-    """(output position among carried tracks, track) of each encoded or added track."""
-    return [(n, out) for n, out in enumerate(planned_layout(media, plan)) if out.encode is not None]
+    def _write_language_tags(self, media: MediaInfo, plan: Plan, output: Path) -> None:
+        """Give the written tracks their BCP 47 language tags (``pt-BR``, ``yue``): FFmpeg
+        5.1 reads and writes only Matroska's ``Language`` element, so one ``mkvpropedit``
+        run on the temp file sets ``language`` to each track's tag, which MKVToolNix writes
+        into both elements (mkvpropedit(1), track properties). Nothing runs when no
+        track has a tag."""
+        edits: list[str] = []
+        for n, out in enumerate(o for o in planned_layout(media, plan)):
+            if out.track.language_tag:
+                edits += ["--edit", f"track:{n + 1}", "--set", f"language={out.track.language_tag}"]
+        if edits:
+            # Exit status 1 means "finished with warnings" (mkvpropedit(1), EXIT CODES).
+            self.runner.run(["mkvpropedit", os.fspath(output.absolute()), *edits], ok_codes=(0, 1))
+
