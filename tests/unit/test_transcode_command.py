@@ -152,3 +152,12 @@ def test_keep_if_larger_measures_video_transcodes_without_the_added_tracks():
     with_aac = Plan((*video.actions, AddAudio(1, "aac", 2, 128, "AAC")))
     assert saving_shortfall(media, with_aac, Policy(), 9_400_000 + 128_000 // 8 * 600) is None
     assert saving_shortfall(media, Plan((AddAudio(1, "aac", 2, 128, "AAC"),)), Policy(), 20_000_000) is None
+
+
+def test_the_decode_check_reads_three_windows_and_counts_frames():
+    from vpod.media.decode_check import _frames, check_points
+
+    assert check_points(3600.0) == (0.0, 1800.0, 3597.0)
+    assert check_points(4.0) == (0.0,) and check_points(None) == (0.0,)
+    assert _frames("frame=0\nprogress=continue\nframe=48\nprogress=end\n") == 48
+    assert _frames("progress=end\n") == 0

@@ -214,7 +214,7 @@ def verify_written(
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
     if planned and not problems:
-        encoded = [n for n, p in enumerate(planned) if p.encode is not None]
+        encoded = [(n, p.track.type) for n, p in enumerate(planned) if p.encode is not None]
         problems += decode_check(path, encoded, after.duration_seconds, runner)
     if not problems:
         leftover = make_plan(policy, after, original, header_only=header_only)
