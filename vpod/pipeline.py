@@ -560,7 +560,7 @@ class FileProcessor:
                 # A tool or the verification failed: if the source changed meanwhile (a user
                 # copying a new version over it), that is the reason, not a broken remux.
                 self._check_unchanged(locked)
-                raise _about_source(exc, source, temp, tool) from None
+                raise _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed") from None
             self._check_unchanged(locked)
             shortfall = saving_shortfall(media, plan, policy, temp.stat().st_size)
             if shortfall is not None:
@@ -647,13 +647,13 @@ def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes:
     )
 
 
-def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None) -> MediaError:
-    """``exc``, from the remux of ``source`` into ``temp`` or from checking ``temp``,
-    reworded to name the source first (errors are about the user's file); the temp
-    file's name and the tool that wrote it follow."""
+def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None, made: str = "remuxed") -> MediaError:
+    """``exc``, from the remux (or transcode: ``made``) of ``source`` into ``temp`` or from
+    checking ``temp``, reworded to name the source first (errors are about the user's
+    file); the temp file's name and the tool that wrote it follow."""
     text = str(exc)
     if text.startswith(f"{temp}: "):
-        text = f"{source}: the remuxed copy {temp.name}: {text[len(str(temp)) + 2:]}"
+        text = f"{source}: the {made} copy {temp.name}: {text[len(str(temp)) + 2:]}"
     elif not text.startswith(f"{source}: "):
         text = f"{source}: {text}"
     if tool is not None:

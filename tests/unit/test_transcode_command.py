@@ -139,8 +139,8 @@ def test_an_encode_limit_grows_with_the_duration():
 
 
 def test_encoders_run_under_nice_and_ionice():
-    assert TranscodeSettings(10, "idle").wrapper() == ("nice", "-n", "10", "ionice", "-c", "3")
-    assert TranscodeSettings(5, "best-effort").wrapper() == ("nice", "-n", "5", "ionice", "-c", "2", "-n", "7")
+    assert TranscodeSettings(10, "idle").wrapper() == ("nice", "-n", "10", "ionice", "-t", "-c", "3")
+    assert TranscodeSettings(5, "best-effort").wrapper() == ("nice", "-n", "5", "ionice", "-t", "-c", "2", "-n", "7")
     assert TranscodeSettings(0, "none").wrapper() == ()
 
 

@@ -58,13 +58,14 @@ class TranscodeSettings(NamedTuple):
 
     def wrapper(self) -> tuple[str, ...]:
         """The priority prefix an encoder runs under (:meth:`ToolRunner.run` ``wrapper``):
-        ``nice -n N`` (nice(1)) and ``ionice -c 3`` / ``-c 2 -n 7`` (ionice(1), classes
-        idle and best-effort lowest level); empty when both are off."""
+        ``nice -n N`` (nice(1)) and ``ionice -t -c 3`` / ``-t -c 2 -n 7`` (ionice(1),
+        classes idle and best-effort lowest level; ``-t``: the encoder still runs where
+        the I/O class cannot be set); empty when both are off."""
         prefix: tuple[str, ...] = ("nice", "-n", str(self.nice)) if self.nice else ()
         if self.ionice == "idle":
-            prefix += ("ionice", "-c", "3")
+            prefix += ("ionice", "-t", "-c", "3")
         elif self.ionice == "best-effort":
-            prefix += ("ionice", "-c", "2", "-n", "7")
+            prefix += ("ionice", "-t", "-c", "2", "-n", "7")
         return prefix
 
 

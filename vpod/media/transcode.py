@@ -281,7 +281,11 @@ class Transcoder:
                     encoder=choice.name, why=choice.fallback,
                 )  # fmt: skip
             check_hdr_kept(color, choice.name, media.path)
-            pix_fmt = output_pixel_format(color, choice.pixel_formats, choice.name, media.path)
+            if choice.hardware in ("vaapi", "qsv"):
+                # Hardware frames: the upload filter's surface format (nv12 / p010) sets the depth.
+                pix_fmt = "p010le" if color.depth > 8 else "nv12"
+            else:
+                pix_fmt = output_pixel_format(color, choice.pixel_formats, choice.name, media.path)
             out[action.track] = VideoEncode(choice, color, pix_fmt)
         return out
 
