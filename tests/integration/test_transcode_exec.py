@@ -271,3 +271,17 @@ def test_bcp47_language_tags_survive_the_ffmpeg_run(pipeline: Pipeline, monkeypa
     audio = probe(source, pipeline.runner).tracks_of("audio")
     assert [(t.language_tag, t.channels) for t in audio] == [("pt-BR", 6), ("pt-BR", 2)]
     pipeline.assert_conforms(source, policy)
+
+
+def test_converted_audio_keeps_its_place_title_and_flags(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = movie(pipeline.library / "Film.mkv", audio_codec="truehd")
+    plan_transcodes(monkeypatch, Wanted(video=None, compat=None, convert=(("truehd", "dts", "pcm"), "eac3", 640)))
+
+    out = pipeline.run(source, POLICY)
+
+    assert out.result.success, out.result.error
+    got = [s for s in streams(source) if s["codec_type"] != "attachment"]
+    assert [(s["codec_type"], s["codec_name"]) for s in got] == [("video", "h264"), ("audio", "eac3"), ("subtitle", "subrip")]
+    assert got[1]["channels"] == 6 and got[1]["tags"]["title"] == "Surround" and got[1]["disposition"]["default"] == 1
+    assert chapter_count(source) == 2 and attachments(source) == ["notes.txt"]
+    pipeline.assert_conforms(source, POLICY)

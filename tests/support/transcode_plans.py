@@ -20,7 +20,7 @@ import vpod.pipeline
 from vpod.media.model import MediaInfo
 from vpod.media.verify import codec_family_of
 from vpod.policy.codecs import track_codec_family
-from vpod.policy.plan import Action, AddAudio, Plan, TranscodeVideo
+from vpod.policy.plan import Action, AddAudio, ConvertAudio, Plan, TranscodeVideo
 from vpod.policy.planner import plan as real_plan
 
 
@@ -32,6 +32,7 @@ class Wanted(NamedTuple):
     preset: str = "ultrafast"
     encoder: str = "software"
     compat: tuple[str, int, int, str] | None = ("aac", 2, 128, "AAC Stereo")  # codec, channels, kb/s, title
+    convert: tuple[tuple[str, ...], str, int] | None = None  # audio families, into codec, kb/s
 
 
 def transcodes(media: MediaInfo, wanted: Wanted) -> list[Action]:
@@ -42,6 +43,13 @@ def transcodes(media: MediaInfo, wanted: Wanted) -> list[Action]:
             TranscodeVideo(t.index, wanted.video, wanted.encoder, wanted.crf, wanted.preset, why="video_codec")
             for t in media.tracks_of("video")
             if codec_family_of(t) != wanted.video
+        ]
+    if wanted.convert:
+        families, into, kbps = wanted.convert
+        out += [
+            ConvertAudio(t.index, into, kbps, why="audio_convert")
+            for t in media.tracks_of("audio")
+            if track_codec_family(t.codec) in families
         ]
     if wanted.compat:
         codec, channels, rate, title = wanted.compat
