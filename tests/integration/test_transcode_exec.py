@@ -285,3 +285,24 @@ def test_converted_audio_keeps_its_place_title_and_flags(pipeline: Pipeline, mon
     assert got[1]["channels"] == 6 and got[1]["tags"]["title"] == "Surround" and got[1]["disposition"]["default"] == 1
     assert chapter_count(source) == 2 and attachments(source) == ["notes.txt"]
     pipeline.assert_conforms(source, POLICY)
+
+
+def test_a_cover_picture_attachment_stays_an_attachment(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = movie(pipeline.library / "Film.mkv", cover=True)
+    picture = pipeline.library / "picture.jpg"
+    import subprocess
+
+    subprocess.run(["mkvextract", str(source), "attachments", f"1:{picture}"], check=True, capture_output=True)
+    plan_transcodes(monkeypatch, Wanted(compat=None))
+
+    out = pipeline.run(source, POLICY)
+
+    assert out.result.success, out.result.error
+    assert sorted(attachments(source)) == ["cover.jpg", "notes.txt"]
+    assert [s["codec_type"] for s in streams(source) if s["codec_type"] != "attachment"].count("video") == 2  # hevc + the picture
+    again = pipeline.library / "again.jpg"
+    number = attachments(source).index("cover.jpg") + 1
+    subprocess.run(["mkvextract", str(source), "attachments", f"{number}:{again}"], check=True, capture_output=True)
+    assert again.read_bytes() == picture.read_bytes()  # the same bytes
+    assert [t.type for t in probe(source, pipeline.runner).tracks] == ["video", "audio", "subtitle"]
+    assert pipeline.temps_left() == []

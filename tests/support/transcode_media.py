@@ -22,9 +22,12 @@ _CHAPTERS = """<?xml version="1.0"?>
 """
 
 
-def movie(path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bit: bool = False) -> Path:
+def movie(
+    path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bit: bool = False, cover: bool = False
+) -> Path:
     """``path`` (.mkv): H.264 video (10-bit ``yuv420p10le`` when ``ten_bit``), English 5.1
-    ``audio_codec`` audio (default on), English SRT, 2 chapters, 1 attachment ``notes.txt``."""
+    ``audio_codec`` audio (default on), English SRT, 2 chapters, 1 attachment ``notes.txt``
+    (and ``cover.jpg`` first when ``cover``)."""
     work = path.parent
     base = work / f".base-{path.stem}.mkv"
     make_media(
@@ -47,12 +50,18 @@ def movie(path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bi
     chapters.write_text(_CHAPTERS)
     notes = work / "notes.txt"
     notes.write_text("kept by the transcode\n")
+    picture = work / "cover.jpg"
+    attach: list[str] = []
+    if cover:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "color=red:size=64x64",
+                        "-frames:v", "1", str(picture)], check=True)  # fmt: skip
+        attach += ["--attachment-mime-type", "image/jpeg", "--attach-file", str(picture)]
     done = subprocess.run(
-        ["mkvmerge", "-q", "-o", str(path), "--chapters", str(chapters), "--attachment-mime-type", "text/plain",
+        ["mkvmerge", "-q", "-o", str(path), "--chapters", str(chapters), *attach, "--attachment-mime-type", "text/plain",
          "--attach-file", str(notes), str(source)],
     )  # fmt: skip
     assert done.returncode in (0, 1), done
-    for leftover in (base, source, chapters, notes):
+    for leftover in (base, source, chapters, notes, picture):
         leftover.unlink(missing_ok=True)
     return path
 

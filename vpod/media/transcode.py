@@ -36,7 +36,7 @@ from vpod.media.tools import ToolRunner
 from vpod.media.video_color import VideoColor, check_hdr_kept, color_args, output_pixel_format, video_color
 from vpod.outcomes import Reason
 from vpod.policy.plan import AddAudio, ConvertAudio, Plan, TranscodeVideo
-from vpod.tempfiles import TempRegistry
+from vpod.tempfiles import TempRegistry, temp_beside
 
 AUDIO_ENCODERS = {"aac": "aac", "ac3": "ac3", "eac3": "eac3", "opus": "libopus", "flac": "flac"}
 """Audio codec family → ffmpeg's encoder (FFmpeg's native AAC/AC-3/E-AC-3/FLAC, libopus)."""
@@ -122,6 +122,7 @@ def transcode_args(
     video: dict[int, VideoEncode],
     *,
     covers: dict[int, Path] | None = None,
+    pictures: list[tuple[Path, str, str]] | None = None,
     vaapi_device: str = "",
     progress: bool = True,
 ) -> list[str]:
@@ -133,6 +134,9 @@ def transcode_args(
         video: per source track index of each :class:`TranscodeVideo`, how it is encoded.
         covers: MP4 cover pictures extracted to files (:meth:`Remuxer._extract_covers`),
             attached instead of mapped.
+        pictures: a Matroska source's image attachments extracted to files, with their
+            file names and MIME types (ffmpeg reads them as ``attached_pic`` video
+            streams, which FFmpeg 5.1's Matroska muxer would write as video tracks), attached again.
         vaapi_device: the render node, when a VAAPI encoder runs.
         progress: ask for ``-progress pipe:1`` blocks on stdout.
 
@@ -161,12 +165,11 @@ def transcode_args(
         args += ["-attach", ffmpeg_input(cover)]
     for out in layout:
         args += ["-map", f"0:{index[out.track.index]}"]
+    pictures = pictures or []
+    for picture, _, _ in pictures:
+        args += ["-attach", ffmpeg_input(picture)]
     if media.probed_with == "mkvmerge":
-        # Attachments: ffmpeg shows image attachments as attached_pic video streams.
-        args += ["-map", "0:t?"]
-        for stream in streams:
-            if stream.get("codec_type") == "video" and (stream.get("disposition") or {}).get("attached_pic"):
-                args += ["-map", f"0:{stream['index']}"]
+        args += ["-map", "0:t?"]  # the other attachments (fonts, text), copied as they are
     args += ["-map_chapters", "0", "-c", "copy"]
     for n, out in enumerate(layout):
         stream = raw.get(index[out.track.index], {})
@@ -196,6 +199,11 @@ def transcode_args(
             codec, (".jpg", "image/jpeg")
         )
         name = "cover" + extension if n == len(layout) else f"cover-{n - len(layout) + 1}{extension}"
+        args += [f"-metadata:s:{n}", f"mimetype={mimetype}", f"-metadata:s:{n}", f"filename={name}"]
+    after = len(layout) + len(covers)
+    if media.probed_with == "mkvmerge":
+        after += sum(1 for stream in streams if stream.get("codec_type") == "attachment")
+    for n, (_, name, mimetype) in enumerate(pictures, start=after):  # -attach streams come after mapped ones
         args += [f"-metadata:s:{n}", f"mimetype={mimetype}", f"-metadata:s:{n}", f"filename={name}"]
     args += ["-default_mode", "passthrough", "-f", "matroska", ffmpeg_input(output)]
     return args
@@ -312,9 +320,11 @@ class Transcoder:
         try:
             with ExitStack() as stack:
                 covers = self.remuxer._extract_covers(media, plan, stack) if media.probed_with != "mkvmerge" else {}
+                pictures = self._extract_pictures(media, streams, stack)
                 args = transcode_args(
-                    media, plan, output, streams, video, covers=covers, vaapi_device=vaapi, progress=on_progress is not None
-                )
+                    media, plan, output, streams, video, covers=covers, pictures=pictures, vaapi_device=vaapi,
+                    progress=on_progress is not None,
+                )  # fmt: skip
                 if on_progress is not None:
                     on_progress(0.0)
                 reader = ffmpeg_line_reader(on_progress, media.duration_seconds) if on_progress else None
@@ -333,6 +343,36 @@ class Transcoder:
             ) from None
         return tool
 
+
+    def _extract_pictures(
+        self, media: MediaInfo, streams: list[dict[str, Any]], stack: ExitStack
+    ) -> list[tuple[Path, str, str]]:
+        """Each image attachment of a Matroska source that ffmpeg reads as an
+        ``attached_pic`` stream, extracted byte for byte by ``mkvextract attachments``
+        (mkvextract(1)) into a registered temp file beside the source: (file, name, MIME type).
+
+        Raises:
+            MediaError: such a stream matches no attachment ``mkvmerge -J`` lists.
+        """
+        if media.probed_with != "mkvmerge":
+            return []
+        listed = (media.extra.get("mkvmerge") or {}).get("attachments") or []
+        out: list[tuple[Path, str, str]] = []
+        for stream in streams:
+            if not (stream.get("disposition") or {}).get("attached_pic"):
+                continue
+            name = str((stream.get("tags") or {}).get("filename", ""))
+            match = next((a for a in listed if a.get("file_name") == name), None)
+            if match is None:
+                raise MediaError(f"{media.path}: cannot find the attachment {name!r} to carry it over; left unchanged")
+            suffix = Path(name).suffix or ".bin"
+            picture = stack.enter_context(temp_beside(media.path, self.temps, suffix=suffix))
+            self.runner.run(
+                ["mkvextract", os.fspath(media.path.absolute()), "attachments", f"{match['id']}:{os.fspath(picture)}"],
+                ok_codes=(0, 1), timeout_seconds=self.runner.limits.base_seconds,
+            )  # fmt: skip
+            out.append((picture, name, str(match.get("content_type") or "application/octet-stream")))
+        return out
 
     def _write_language_tags(self, media: MediaInfo, plan: Plan, output: Path) -> None:
         """Give the written tracks their BCP 47 language tags (``pt-BR``, ``yue``): FFmpeg
