@@ -306,3 +306,24 @@ def test_a_cover_picture_attachment_stays_an_attachment(pipeline: Pipeline, monk
     assert again.read_bytes() == picture.read_bytes()  # the same bytes
     assert [t.type for t in probe(source, pipeline.runner).tracks] == ["video", "audio", "subtitle"]
     assert pipeline.temps_left() == []
+
+
+def test_an_mp4_is_transcoded_into_mkv(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.media import audio, make_media, subtitle, video
+
+    source = make_media(
+        pipeline.library / "Clip.mp4", [video(codec="libx264"), audio("eng", default=True), subtitle("eng")],
+        duration=3.0, video_size="320x240", video_source="testsrc2",
+    )  # fmt: skip
+    policy = Policy(audio_languages=("eng",), container="mkv")
+    plan_transcodes(monkeypatch, Wanted(compat=None))
+
+    out = pipeline.run(source, policy)
+
+    assert out.result.success, out.result.error
+    target = pipeline.library / "Clip.mkv"
+    assert out.result.final_path == target and not source.exists()
+    assert [(s["codec_type"], s["codec_name"]) for s in streams(target)] == [
+        ("video", "hevc"), ("audio", "aac"), ("subtitle", "subrip"),
+    ]  # fmt: skip
+    pipeline.assert_conforms(target, policy)

@@ -161,3 +161,22 @@ def test_the_decode_check_reads_three_windows_and_counts_frames():
     assert check_points(4.0) == (0.0,) and check_points(None) == (0.0,)
     assert _frames("frame=0\nprogress=continue\nframe=48\nprogress=end\n") == 48
     assert _frames("progress=end\n") == 0
+
+
+def test_verification_names_a_track_whose_codec_or_channels_are_not_the_planned_ones():
+    from vpod.media.layout import planned_layout
+    from vpod.media.verify import _compare_codecs, codec_family_of
+
+    assert [codec_family_of(Track(0, "video", name)) for name in ("HEVC/H.265/MPEG-H", "hevc", "AVC/H.264/MPEG-4p10", "AV1")] == [
+        "hevc", "hevc", "h264", "av1",
+    ]  # fmt: skip
+    media = _media()
+    plan = Plan((TranscodeVideo(0, "hevc", "software", 22, "medium"), AddAudio(1, "aac", 2, 192, "AAC Stereo")))
+    planned = planned_layout(media, plan)
+    written = [Track(0, "video", "AVC/H.264/MPEG-4p10"), Track(1, "audio", "TrueHD", channels=6),
+               Track(2, "audio", "AAC", channels=6), Track(3, "audio", "AC-3", channels=6), Track(4, "subtitle", "SubRip/SRT")]  # fmt: skip
+    problems = _compare_codecs("mkvmerge", written, planned, same_reader=True)
+    assert problems == [
+        "mkvmerge: track 0 (video) codec is 'AVC/H.264/MPEG-4p10', expected hevc",
+        "mkvmerge: track 2 (audio) has 6 channels, expected 2",
+    ]
