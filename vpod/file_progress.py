@@ -77,7 +77,7 @@ class FileProgress:
         self._logged_at: float | None = None
         self._stored_at: float | None = None
 
-    def update(self, percent: float, speed: float | None = None, fps: float | None = None) -> None:
+    def update(self, percent: float, *, speed: float | None = None, fps: float | None = None) -> None:
         """The tool reports ``percent`` done (0 marks its start: the estimate's origin),
         with ffmpeg's ``speed`` (×, media seconds per second) and ``fps`` when known
         (the sink signature of :data:`vpod.media.tool_progress.ProgressSink`)."""

@@ -118,6 +118,10 @@ class Reason(str, Enum):
     CLAIMED_ELSEWHERE = (
         "claimed_elsewhere", Status.SKIPPED, Retry.NEXT_EVENT, "the library of another running vpod"
     )
+    NOT_SMALLER = (
+        "not_smaller", Status.SKIPPED, Retry.CONTENT,
+        "the transcode did not save min_saving_percent (keep_if_larger): discarded, the rest of the plan applied",
+    )
 
     # -- failed -------------------------------------------------------------------
     UNSUPPORTED_STREAM = (
@@ -125,6 +129,10 @@ class Reason(str, Enum):
     )
     TARGET_EXISTS = "target_exists", Status.FAILED, Retry.NO, "NAME.mkv already exists beside NAME.mp4"
     VERIFY_FAILED = "verify_failed", Status.FAILED, Retry.NO, "the written file is not what was planned"
+    HDR_NOT_KEPT = (
+        "hdr_not_kept", Status.FAILED, Retry.NO,
+        "the planned encoder cannot keep the video's HDR metadata or bit depth (Dolby Vision, PQ into H.264)",
+    )
     INSUFFICIENT_SPACE = (
         "insufficient_space", Status.FAILED, Retry.WAITS, "the change does not fit in the free space"
     )

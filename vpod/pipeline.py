@@ -12,7 +12,12 @@ Apply, by plan:
 * anything structural (removal, reorder, container), or a header change the file's
   container cannot take in place: one remux into a temp file beside the source
   (:mod:`vpod.media.remux`), verify it (:mod:`vpod.media.verify`), then put it in place
-  (:mod:`vpod.media.replace`).
+  (:mod:`vpod.media.replace`);
+* a plan that encodes (:attr:`Plan.transcodes`): the same, with one ffmpeg run that
+  writes the whole plan (:mod:`vpod.media.transcode`) instead of the remux. Under
+  ``keep_if_larger`` (the default) a result that did not save ``min_saving_percent`` of
+  a video transcode is discarded; the rest of the plan (less its transcodes) is applied
+  the usual way and the file is skipped as ``not_smaller`` (:meth:`FileProcessor._not_smaller`).
 
 A file with several hard links (``st_nlink > 1``) gets what ``[policy] hardlinks``
 allows: ``"skip"`` nothing (an in-place edit changes the bytes a torrent client seeds);
@@ -42,17 +47,19 @@ from vpod.errors import MediaError
 from vpod.fingerprint import StatKey, fingerprint_fd, fingerprint_path
 from vpod.media.attributes import check_owner_can_be_kept, read_attributes
 from vpod.media.edit import edit_in_place
+from vpod.media.encoders import TranscodeSettings
 from vpod.media.model import MediaInfo
 from vpod.media.probe import probe
 from vpod.media.remux import Remuxer, unsupported_stream_error
 from vpod.media.replace import backup_path, keep_backup, put_in_place
 from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
+from vpod.media.transcode import Transcoder
 from vpod.media.verify import verify_written
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import ChangeContainer, Plan
+from vpod.policy.plan import TRANSCODE_ACTIONS, AddAudio, ChangeContainer, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path
@@ -183,16 +190,20 @@ class FileProcessor:
         temps: records temp files (the Store), so a crash cannot leave one behind.
         original: finds each file's original language (``[arr]`` instances, FlagOriginal,
             the policy); ``None``: no instance, the file's flags and the policy only.
+        transcoding: how encoders run (``[processing]`` nice, ionice, VAAPI device);
+            ``None``: the defaults. A reload passes new ones to ``transcoder.reconfigure``.
     """
 
     def __init__(
-        self, runner: ToolRunner, options: PipelineOptions, temps: TempRegistry, original: OriginalResolver | None = None
+        self, runner: ToolRunner, options: PipelineOptions, temps: TempRegistry, original: OriginalResolver | None = None,
+        transcoding: TranscodeSettings | None = None,
     ) -> None:
         self.runner = runner
         self.options = options
         self.temps = temps
         self.original = original or OriginalResolver(ArrConfig())
         self.remuxer = Remuxer(runner, temps)
+        self.transcoder = Transcoder(runner, temps, transcoding or TranscodeSettings(), self.remuxer)
         self.space = SpaceLedger()
         self.log = structlog.get_logger("vpod")
 
@@ -333,7 +344,12 @@ class FileProcessor:
             )
         if before_apply is not None:
             before_apply(plan)
-        final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
+        try:
+            final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
+        except Skip as exc:
+            if exc.reason is not Reason.NOT_SMALLER:
+                raise
+            return self._not_smaller(media, plan, policy, locked, exc, fingerprint_before, finish, original)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         return PipelineOutput(
             finish(
@@ -397,9 +413,43 @@ class FileProcessor:
         )
         return PipelineOutput(result, fingerprint_before, fingerprint_after, stat_after, media_after)
 
+    def _not_smaller(
+        self,
+        media: MediaInfo,
+        plan: Plan,
+        policy: Policy,
+        locked: LockedFile,
+        skip: Skip,
+        fingerprint_before: str,
+        finish: Callable[..., FileProcessingResult],
+        original: OriginalLanguage | None = None,
+    ) -> PipelineOutput:
+        """The transcode of ``plan`` was verified but not smaller (``skip``, reason
+        ``not_smaller``; its temp file is gone): apply the rest of the plan, less its
+        transcodes, the usual way (in place or by a remux, verified with the transcodes
+        allowed to remain), and report the file skipped, permanent, carrying the content
+        vpod left, as :meth:`_hardlinked` does: the Store takes that content as handled
+        under this policy, so it is not encoded again (:meth:`vpod.db.store.Store.enqueue`).
+
+        Raises:
+            as :meth:`_apply`.
+        """
+        rest = plan._replace(actions=tuple(a for a in plan.actions if not isinstance(a, TRANSCODE_ACTIONS)))
+        if rest.is_empty:
+            result = finish(success=False, skipped=True, reason=skip.reason, error=str(skip), permanent=True)
+            return PipelineOutput(result, fingerprint_before, fingerprint_before, StatKey.of(locked.stat), media)
+        final_path, media_after = self._apply(media, rest, policy, locked, None, original, transcodes_declined=True)
+        fingerprint_after, stat_after = fingerprint_path(final_path)
+        result = finish(
+            success=False, skipped=True, reason=skip.reason, permanent=True, changes=len(rest.actions),
+            actions=rest.describe(), final_path=final_path,
+            error=f"{skip}; applied: {'; '.join(rest.describe())}",
+        )  # fmt: skip
+        return PipelineOutput(result, fingerprint_before, fingerprint_after, stat_after, media_after)
+
     def _apply(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
-        original: OriginalLanguage | None = None,
+        original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
     ) -> tuple[Path, MediaInfo]:
         """Apply ``plan`` (made with the ``original`` language) and verify the result;
         returns (final path, probe of it).
@@ -411,17 +461,23 @@ class FileProcessor:
             InsufficientSpace: the remux, the backup copy or the in-place edit would not
                 fit in the free space with its margin; nothing was written.
             MediaError: ``unsupported_stream`` (see :func:`obstacle`), before anything
-                is written; a tool failed or the result does not conform. The source is
+                is written; ``hdr_not_kept`` (a transcode would lose HDR or bit depth);
+                a tool failed or the result does not conform. The source is
                 as it was (a failed in-place edit is undone), except with reason ``undo_failed``.
             OSError: the file system refused (a full disk while copying a backup).
+            Skip: reason ``not_smaller``: the verified transcode was discarded (``keep_if_larger``).
+
+        ``transcodes_declined``: ``plan`` is a plan less its transcodes (:meth:`_not_smaller`).
         """
         blocked = obstacle(media, plan, policy, locked.stat)
         if blocked is not None:
             raise blocked
         if not needs_remux(media, plan):
-            return media.path, self._edit_in_place(media, plan, policy, locked, original=original)
+            return media.path, self._edit_in_place(
+                media, plan, policy, locked, original=original, transcodes_declined=transcodes_declined
+            )
         self._may_write(media.path, in_place=False)
-        return self._remux(media, plan, policy, locked, on_progress, original)
+        return self._remux(media, plan, policy, locked, on_progress, original, transcodes_declined=transcodes_declined)
 
     def _may_write(self, path: Path, *, in_place: bool) -> None:
         """Raise unless vpod may make the change here (see :meth:`_apply`): the file lies
@@ -433,7 +489,7 @@ class FileProcessor:
 
     def _edit_in_place(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, *, header_only: bool = False,
-        original: OriginalLanguage | None = None,
+        original: OriginalLanguage | None = None, transcodes_declined: bool = False,
     ) -> MediaInfo:
         """Apply the header-only ``plan`` (made with the ``original`` language) with
         mkvpropedit and verify it (``header_only``: nothing may be left but what only a
@@ -446,7 +502,7 @@ class FileProcessor:
             media, plan, self.runner, self.temps, self.space,
             verify=lambda: verify_written(
                 media.path, media, plan, policy, self.runner, cross_check=False, header_only=header_only,
-                original=original,
+                original=original, transcodes_declined=transcodes_declined,
             ),
         )  # fmt: skip
 
@@ -466,19 +522,24 @@ class FileProcessor:
 
     def _remux(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
-        original: OriginalLanguage | None = None,
+        original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
     ) -> tuple[Path, MediaInfo]:
-        """Remux into a temp file beside the source, verify, then put it in place."""
+        """Remux (or, for a plan that encodes, transcode: :class:`Transcoder`) into a temp
+        file beside the source, verify, then put it in place. A transcode's result that is
+        not smaller by ``min_saving_percent`` is discarded under ``keep_if_larger``
+        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was."""
         source = media.path
         st = locked.stat
         changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
-        target = source.with_suffix(".mkv") if changes_container else source
+        # A transcode always writes Matroska (a .webm cannot hold HEVC or AAC).
+        to_mkv = changes_container or (plan.transcodes and source.suffix.lower() != ".mkv")
+        target = source.with_suffix(".mkv") if to_mkv else source
         if target != source and os.path.lexists(target):
             raise MediaError(
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
                 reason=Reason.TARGET_EXISTS,
             )
-        what = f"the remux (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
+        what = f"the {'transcode' if plan.transcodes else 'remux'} (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
         with (
             self.space.claim(source, source.parent, remux_need(st.st_size), WRITE_MARGIN_BYTES, what) as claim,
             temp_beside(source, self.temps, suffix=target.suffix) as temp,
@@ -488,14 +549,22 @@ class FileProcessor:
             check_owner_can_be_kept(temp, st, source)
             tool = None
             try:
-                tool = self.remuxer.remux(media, plan, temp, on_progress)
-                media_after = verify_written(temp, media, plan, policy, self.runner, original=original)
+                if plan.transcodes:
+                    tool = self.transcoder.transcode(media, plan, temp, on_progress)
+                else:
+                    tool = self.remuxer.remux(media, plan, temp, on_progress)
+                media_after = verify_written(
+                    temp, media, plan, policy, self.runner, original=original, transcodes_declined=transcodes_declined
+                )
             except MediaError as exc:
                 # A tool or the verification failed: if the source changed meanwhile (a user
                 # copying a new version over it), that is the reason, not a broken remux.
                 self._check_unchanged(locked)
-                raise _about_source(exc, source, temp, tool) from None
+                raise _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed") from None
             self._check_unchanged(locked)
+            shortfall = saving_shortfall(media, plan, policy, temp.stat().st_size)
+            if shortfall is not None:
+                raise Skip(f"{source}: {shortfall}; the transcode was discarded and the source kept", Reason.NOT_SMALLER)
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
@@ -552,13 +621,39 @@ class FileProcessor:
             )
 
 
-def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None) -> MediaError:
-    """``exc``, from the remux of ``source`` into ``temp`` or from checking ``temp``,
-    reworded to name the source first (errors are about the user's file); the temp
-    file's name and the tool that wrote it follow."""
+def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes: int) -> str | None:
+    """Why a transcode's result of ``result_bytes`` is not kept, or ``None`` to keep it.
+
+    Only a plan that re-encodes video is measured (an added audio track always makes a
+    file larger), and only under ``keep_if_larger`` (default true). The result, less the
+    nominal size of the tracks the plan adds (bitrate × duration), must be at least
+    ``min_saving_percent`` (default 5) % smaller than the source. Both keys are read
+    with ``getattr`` and their defaults until the policy declares them.
+    """
+    if not any(isinstance(a, TranscodeVideo) for a in plan.actions) or not getattr(policy, "keep_if_larger", True):
+        return None
+    percent = float(getattr(policy, "min_saving_percent", 5))
+    seconds = media.duration_seconds or 0.0
+    added = sum(int((a.bitrate_kbps or 0) * 1000 / 8 * seconds) for a in plan.actions if isinstance(a, AddAudio))
+    compared = max(0, result_bytes - added)
+    if compared <= media.size_bytes * (1 - percent / 100):
+        return None
+    saved = 100.0 * (media.size_bytes - compared) / media.size_bytes if media.size_bytes else 0.0
+    change = f"saved {saved:.1f} %" if saved >= 0 else f"grew by {-saved:.1f} %"
+    return (
+        f"the transcode {change} ({format_bytes(media.size_bytes)} -> {format_bytes(compared)}"
+        f"{' without the added tracks' if added else ''}), less than min_saving_percent = {percent:g} "
+        "(keep_if_larger)"
+    )
+
+
+def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None, made: str = "remuxed") -> MediaError:
+    """``exc``, from the remux (or transcode: ``made``) of ``source`` into ``temp`` or from
+    checking ``temp``, reworded to name the source first (errors are about the user's
+    file); the temp file's name and the tool that wrote it follow."""
     text = str(exc)
     if text.startswith(f"{temp}: "):
-        text = f"{source}: the remuxed copy {temp.name}: {text[len(str(temp)) + 2:]}"
+        text = f"{source}: the {made} copy {temp.name}: {text[len(str(temp)) + 2:]}"
     elif not text.startswith(f"{source}: "):
         text = f"{source}: {text}"
     if tool is not None:

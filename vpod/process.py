@@ -470,6 +470,7 @@ def run_process(
         from vpod.lanes import TranscodeLane
         from vpod.leases import LeaseKeeper
         from vpod.library_paths import store_library_paths
+        from vpod.media.encoders import TranscodeSettings
         from vpod.media.limits import ToolLimits
         from vpod.media.tools import ToolRunner
         from vpod.original.resolver import OriginalResolver
@@ -521,7 +522,8 @@ def run_process(
         if renames is not None:  # a renamed file: the *arr rescans it, media servers refresh it
             events.subscribe(renames)
         job_runner = JobRunner(
-            store, FileProcessor(runner, options, leases.temps, original), max_attempts=1, stop=give_up,
+            store, FileProcessor(runner, options, leases.temps, original, TranscodeSettings.from_config(config.processing)),
+            max_attempts=1, stop=give_up,
             leases=leases, lease_seconds=config.database.lease_seconds, lane=TranscodeLane.from_config(config.processing),
             on_outcome=lambda result, retrying: events.publish(FileFinished(result, retrying)),
             on_start=lambda job, worker, batch_id: events.publish(FileStarted(job.path, worker, batch_id)),

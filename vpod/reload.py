@@ -30,11 +30,13 @@ RESTART_ONLY: frozenset[tuple[str, str]] = _restart_only()
 """``(section, key)`` pairs a reload does not apply (listed in the README), read from
 the keys' declarations (``setting(..., live=False)`` in :mod:`vpod.config`). Every
 other key applies live; the tool time limits (``probe_timeout_seconds``,
-``tool_timeout_seconds``, ``tool_timeout_seconds_per_gib``) from the next tool run on:
-a run in progress keeps the limit it started with; the transcode lane's
-``max_transcodes`` and ``transcode_hours`` (:meth:`vpod.lanes.TranscodeLane.reconfigure`)
-from the next file whose plan transcodes: running encodes go on, deferred files are
-looked at again at once."""
+``tool_timeout_seconds``, ``tool_timeout_seconds_per_gib``,
+``transcode_timeout_seconds_per_hour``) and the encoders' ``transcode_nice``,
+``transcode_ionice`` and ``vaapi_device`` from the next tool run on: a run in progress
+keeps the limit and priority it started with; the transcode lane's ``max_transcodes``
+and ``transcode_hours`` (:meth:`vpod.lanes.TranscodeLane.reconfigure`) from the next
+file whose plan transcodes: running encodes go on, deferred files are looked at again
+at once."""
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def test_an_ffmpeg_remux_reports_its_progress_up_to_the_end(tmp_path):
     assert choose_remuxer(probe(path, pipeline.runner)) == "ffmpeg"
     seen: list[float] = []
     policy = policy_from_table({"container": "mkv"}, source=None, base_dir=None)
-    out = pipeline.processor.process(path, policy, on_progress=seen.append)
+    out = pipeline.processor.process(path, policy, on_progress=lambda percent, **_: seen.append(percent))
     assert out.result.success, out.result.error
     assert seen[0] == 0.0 and seen[-1] == 100.0
     assert seen == sorted(seen) and len(seen) >= 3  # start, at least one position, the end

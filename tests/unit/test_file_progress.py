@@ -22,13 +22,13 @@ def test_mkvmerge_gui_mode_lines_give_percentages():
 
 def test_ffmpeg_progress_blocks_give_the_share_of_the_duration():
     seen: list[float] = []
-    read = ffmpeg_line_reader(seen.append, 200.0)
+    read = ffmpeg_line_reader(lambda percent, **_: seen.append(percent), 200.0)
     for line in ["frame=1", "out_time_us=N/A", "out_time_us=50000000", "progress=continue",
                  "out_time_us=250000000", "progress=end"]:  # fmt: skip
         read(line)
     assert seen == [25.0, 99.9, 100.0]  # past the probed duration: not done until the end
     unknown: list[float] = []
-    read = ffmpeg_line_reader(unknown.append, None)
+    read = ffmpeg_line_reader(lambda percent, **_: unknown.append(percent), None)
     read("out_time_us=50000000")
     read("progress=end")
     assert unknown == [100.0]

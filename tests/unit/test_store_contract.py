@@ -341,6 +341,18 @@ def test_a_hardlinked_skip_is_done_only_for_the_policy_that_judged_it(store):
     assert sorted(j.relpath for j in store.next_queued(10, ())) == [b"copy.mkv", b"linked.mkv"]
 
 
+def test_a_not_smaller_skip_is_not_encoded_again_under_its_policy_but_is_under_another(store):
+    """keep_if_larger (issue 18): the content vpod left after discarding a transcode is
+    handled under the policy that judged it, and judged again under another."""
+    store.enqueue(ROOT, b"small.mkv", "fp-in", key(1), policy_digest=POLICY_A)
+    job = claim(store)
+    result = FileProcessingResult(path=job.path, success=False, skipped=True, reason="not_smaller", changes=1,
+                                  error=f"{job.path}: the transcode saved 1.0 %", permanent=True)
+    store.finish(job, Outcome(result, "fp-left", key(9), policy_digest=POLICY_A), "b")
+    assert store.enqueue(ROOT, b"small.mkv", "fp-left", key(9), policy_digest=POLICY_A) is EnqueueOutcome.UNCHANGED
+    assert store.enqueue(ROOT, b"small.mkv", "fp-left", key(9), policy_digest=POLICY_B) is EnqueueOutcome.QUEUED
+
+
 def test_requeue_hardlinked_takes_the_files_a_changed_policy_judges_differently(store):
     for name, digest in ((b"a.mkv", POLICY_A), (b"b.mkv", POLICY_B)):
         store.enqueue(ROOT, name, f"fp-{name!r}", key(1))

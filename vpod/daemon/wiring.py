@@ -43,6 +43,7 @@ from vpod.instance import several_nodes
 from vpod.integrations.service import Integrations
 from vpod.jobs import JobRunner
 from vpod.leases import LeaseKeeper
+from vpod.media.encoders import TranscodeSettings
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
 from vpod.metrics import Metrics
@@ -93,6 +94,7 @@ class ProcessingSettings:
         self.config = config
         self.processor.original.reconfigure(config.arr)
         self.runner.limits = ToolLimits.from_config(config.processing)
+        self.processor.transcoder.reconfigure(TranscodeSettings.from_config(config.processing))
         self.stabilizer.settle_seconds = config.watch.settle_seconds
         roots = tuple(p.absolute() for p in config.watch.paths)
         if roots != self.processor.options.roots:
@@ -218,6 +220,7 @@ def wire(
         ),
         leases.temps,  # the Store's temp registry, each temp tied to its claim
         OriginalResolver(config.arr, hinted=hook_hints.original),  # a webhook's payload first
+        TranscodeSettings.from_config(config.processing),
     )
     lane = TranscodeLane.from_config(config.processing)  # on_free: the feeder's poke, below
     job_runner = JobRunner(

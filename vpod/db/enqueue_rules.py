@@ -46,8 +46,8 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
     equal to what vpod left at this path is ``UNCHANGED``; content equal to a permanent
     failure or skip waits for a change; content a result elsewhere vouches for under the
     policy in force (``twin``) is ``SAME_CONTENT_DONE``; anything else is queued. A file
-    skipped as ``hardlinked`` under another policy digest counts as having no row (a
-    policy change re-judges it). A ``fingerprint`` not read yet
+    skipped as ``hardlinked`` or ``not_smaller`` under another policy digest counts as
+    having no row (a policy change re-judges it). A ``fingerprint`` not read yet
     (:func:`vpod.fingerprint.unread`, a folder walk's file) decides only for a path with
     no row and no result of its size under the policy in force (``twin`` means "a result
     of its size" then): it is queued, and the worker applies the same-content rule once
@@ -59,7 +59,7 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
     if (
         row is not None
         and row["state"] == Status.SKIPPED
-        and row["reason"] == Reason.HARDLINKED
+        and row["reason"] in (Reason.HARDLINKED, Reason.NOT_SMALLER)
         and row["policy_digest"] != policy_digest
     ):
         row = None

@@ -30,11 +30,14 @@ class ToolLimits(NamedTuple):
             that names no file.
         seconds_per_gib: added to ``base_seconds`` per GiB (2**30 bytes) of the file a
             run reads or writes.
+        encode_seconds_per_hour: added to ``base_seconds`` per hour of the file's
+            duration for an encode (:meth:`for_encode`).
     """
 
     probe_seconds: float
     base_seconds: float
     seconds_per_gib: float
+    encode_seconds_per_hour: float = 28800.0
 
     @classmethod
     def uniform(cls, seconds: float) -> "ToolLimits":
@@ -48,6 +51,7 @@ class ToolLimits(NamedTuple):
             probe_seconds=processing.probe_timeout_seconds,
             base_seconds=processing.tool_timeout_seconds,
             seconds_per_gib=processing.tool_timeout_seconds_per_gib,
+            encode_seconds_per_hour=processing.transcode_timeout_seconds_per_hour,
         )
 
     def for_size(self, size_bytes: int) -> float:
@@ -55,3 +59,11 @@ class ToolLimits(NamedTuple):
         ``base_seconds + seconds_per_gib × size / GiB``, at most 7 days
         (:data:`vpod.tomlschema.MAX_SECONDS`, the longest wait the OS timers take)."""
         return min(self.base_seconds + self.seconds_per_gib * max(size_bytes, 0) / GIB, MAX_SECONDS)
+
+    def for_encode(self, size_bytes: int, duration_seconds: float | None) -> float:
+        """The limit of an encode (``[processing] transcode_timeout_seconds_per_hour``):
+        ``base_seconds + encode_seconds_per_hour × duration / 3600 s``, at most 7 days; a
+        file of unknown duration gets :meth:`for_size`'s limit."""
+        if not duration_seconds or duration_seconds <= 0:
+            return self.for_size(size_bytes)
+        return min(self.base_seconds + self.encode_seconds_per_hour * duration_seconds / 3600.0, MAX_SECONDS)

@@ -6,6 +6,8 @@
   by ``progress=continue`` or ``progress=end`` (ffmpeg(1), ``-progress url``), every
   ``-stats_period`` (0.5 s by default). ``out_time_us`` is the output's position in
   microseconds; against the file's duration from the probe it gives the percentage.
+  ``speed`` (``1.23x``: seconds of media per second of wall clock) and ``fps`` (frames
+  encoded per second) come in the same block; an encode's sink gets them too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-ProgressSink = Callable[[float], None]
-"""Called with the percentage done (0 to 100)."""
+ProgressSink = Callable[..., None]
+"""Called as ``sink(percent)`` or ``sink(percent, speed=S, fps=F)``: the percentage done
+(0 to 100), and from ffmpeg also its speed (media seconds per wall-clock second, ``1.5``
+for ffmpeg's ``speed=1.5x``) and frames per second, each ``None`` while ffmpeg reports
+``N/A``. Consumers take both keywords as optional."""
 
 MKVMERGE_ARGS: tuple[str, ...] = ("--gui-mode",)
 FFMPEG_ARGS: tuple[str, ...] = ("-progress", "pipe:1", "-nostats")
@@ -33,21 +38,41 @@ def mkvmerge_line_reader(sink: ProgressSink) -> Callable[[str], None]:
     return read
 
 
+def _number(text: str) -> float | None:
+    """``"1.23x"`` / ``"24.5"`` → the number; ``"N/A"`` or garbage → ``None``."""
+    try:
+        return float(text.strip().rstrip("x"))
+    except ValueError:
+        return None
+
+
 def ffmpeg_line_reader(sink: ProgressSink, duration_seconds: float | None) -> Callable[[str], None]:
-    """A stdout line reader for ``ffmpeg -progress pipe:1``: ``out_time_us`` as a share
-    of ``duration_seconds`` (nothing without a positive duration), and 100 at
-    ``progress=end``. Values are capped at 99.9 until the end: a stream may run past
-    the container's duration."""
+    """A stdout line reader for ``ffmpeg -progress pipe:1``.
+
+    At the end of each block (its ``progress=`` line) the sink gets ``out_time_us`` as a
+    share of ``duration_seconds`` (no call without a positive duration and a position),
+    with the block's ``speed`` and ``fps`` as keywords; after the last block
+    (``progress=end``) it gets 100 too. Values are capped at 99.9 until the end: a stream may
+    run past the container's duration.
+    """
+    block: dict[str, str] = {}
 
     def read(line: str) -> None:
         key, _, value = line.partition("=")
-        if key == "progress" and value.strip() == "end":
-            sink(100.0)
-        elif key == "out_time_us" and duration_seconds and duration_seconds > 0:
-            try:
-                position = int(value) / 1e6  # "N/A" before the first packet
-            except ValueError:
-                return
-            sink(max(0.0, min(99.9, 100.0 * position / duration_seconds)))
+        key, value = key.strip(), value.strip()
+        if key != "progress":
+            block[key] = value
+            return
+        speed, fps = _number(block.get("speed", "")), _number(block.get("fps", ""))
+        position = block.get("out_time_us", "")
+        block.clear()
+        try:
+            seconds = int(position) / 1e6  # "N/A" before the first packet
+        except ValueError:
+            seconds = None
+        if seconds is not None and duration_seconds and duration_seconds > 0:
+            sink(max(0.0, min(99.9, 100.0 * seconds / duration_seconds)), speed=speed, fps=fps)
+        if value == "end":
+            sink(100.0, speed=speed, fps=fps)
 
     return read

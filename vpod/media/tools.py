@@ -70,6 +70,7 @@ class ToolRunner:
         timeout_seconds: float | None = None,
         ok_codes: tuple[int, ...] = (0,),
         on_output_line: Callable[[str], None] | None = None,
+        wrapper: Sequence[str] = (),
     ) -> ToolResult:
         """Run ``args[0]`` (looked up on ``PATH``) with the remaining arguments.
 
@@ -83,6 +84,10 @@ class ToolRunner:
                 as it is printed (decoded, without its line break), for progress; the
                 whole stdout is still in the result. If it raises, the tool is killed
                 and the exception propagates.
+            wrapper: programs that set a priority and then exec the tool, with their
+                arguments (``("nice", "-n", "10", "ionice", "-c", "3")``: nice(1),
+                ionice(1)); each is looked up on ``PATH``. The tool keeps its process
+                group, so a timeout or shutdown still kills it; errors name the tool.
 
         Raises:
             ToolMissing: the program is not on ``PATH`` (also when it vanished at run time).
@@ -93,6 +98,8 @@ class ToolRunner:
         name = os.fspath(args[0])
         limit = self.limits.base_seconds if timeout_seconds is None else timeout_seconds
         argv = [tool_path(name), *(os.fspath(a) for a in args[1:])]
+        if wrapper:
+            argv = [tool_path(wrapper[0]), *wrapper[1:], *argv]
         try:
             process = subprocess.Popen(
                 argv,

@@ -21,9 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from vpod.errors import MediaError
+from vpod.media.decode_check import decode_check
 from vpod.media.ebml import EbmlError
 from vpod.media.flags import TRACK_FLAGS
-from vpod.media.layout import changed_fields, expected_tracks
+from vpod.media.layout import OutputTrack, changed_fields, expected_tracks, planned_layout
 from vpod.media.matroska import MatroskaHeaders, read_headers, to_media_info
 from vpod.media.model import MediaInfo, Track
 from vpod.media.probe import probe, probe_with_ffprobe
@@ -31,7 +32,8 @@ from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
 from vpod.policy.languages import legacy_language
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import Plan
+from vpod.policy.codecs import track_codec_family
+from vpod.policy.plan import TRANSCODE_ACTIONS, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 
@@ -72,6 +74,45 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
         if e.index in titles_of and g.title != e.title:
             problems.append(f"{reader}: track {position} ({e.type}) title is {g.title!r}, expected {e.title!r}")
     return problems
+
+
+_VIDEO_FAMILIES = (
+    # (family, the start of its names as mkvmerge -J and ffprobe give them, lower case)
+    ("hevc", ("hevc",)),
+    ("av1", ("av1",)),
+    ("h264", ("avc", "h264", "h.264")),
+)
+
+
+def codec_family_of(track: Track) -> str:
+    """The codec family of a track as mkvmerge or ffprobe names its codec: for video
+    ``hevc`` (``HEVC/H.265/MPEG-H``, ``hevc``), ``av1``, ``h264`` (``AVC/H.264/MPEG-4p10``,
+    ``h264``), else the lower-cased name; for audio :func:`vpod.policy.codecs.track_codec_family`."""
+    name = track.codec.lower()
+    if track.type == "video":
+        return next((family for family, starts in _VIDEO_FAMILIES if name.startswith(starts)), name)
+    return track_codec_family(track.codec) if track.type == "audio" else name
+
+
+def _compare_codecs(reader: str, got: list[Track], planned: tuple[OutputTrack, ...], same_reader: bool) -> list[str]:
+    """Each track of a transcode's output has the planned codec and, where planned, the
+    channel count; a copied track has the source's codec when the same tool read both
+    (``same_reader``: mkvmerge and ffprobe name codecs differently, and an MP4's
+    ``mov_text`` becomes SRT)."""
+    problems = []
+    for position, (g, p) in enumerate(zip(got, planned)):
+        if p.codec is None and not same_reader:
+            continue
+        want = p.codec or codec_family_of(p.track)
+        if codec_family_of(g) != want:
+            problems.append(f"{reader}: track {position} ({p.track.type}) codec is {g.codec!r}, expected {want}")
+        if p.channels and g.channels and g.channels != p.channels:
+            problems.append(f"{reader}: track {position} ({p.track.type}) has {g.channels} channels, expected {p.channels}")
+    return problems
+
+
+def _without_transcodes(plan: Plan) -> Plan:
+    return plan._replace(actions=tuple(a for a in plan.actions if not isinstance(a, TRANSCODE_ACTIONS)))
 
 
 def _chapter_entries(media: MediaInfo) -> int | None:
@@ -117,6 +158,7 @@ def verify_written(
     cross_check: bool = True,
     original: OriginalLanguage | None = None,
     header_only: bool = False,
+    transcodes_declined: bool = False,
 ) -> MediaInfo:
     """Check that ``path`` holds ``before`` with ``plan`` applied; returns its probe.
 
@@ -135,17 +177,33 @@ def verify_written(
             a good edit into a failure after the fact.
         header_only: ``plan`` is the header part of a plan (a hard-linked file under
             ``hardlinks = "headers"``): what only a remux can do may be left.
+        transcodes_declined: ``plan`` is a plan less its transcodes (their result was
+            not smaller: ``keep_if_larger``): the transcodes may be left.
+
+    A plan that encodes (:attr:`Plan.transcodes`) is checked against
+    :func:`vpod.media.layout.planned_layout`: every track's codec family as planned
+    (the source's where copied), the added tracks with their titles, the channel
+    counts planned, and a decode check of each encoded track at its start, middle
+    and end (:mod:`vpod.media.decode_check`).
 
     Raises:
         MediaError: reason ``verify_failed``, naming every difference found.
         ToolTimeout / ToolMissing: a probing tool hung or is missing.
     """
-    expected = _carried(expected_tracks(before, plan))
-    after = read_back(path, before, expected)
-    if after is None:
-        after = probe(path, runner)
-    titles_of = {i for i, fields in changed_fields(before, plan).items() if "title" in fields}
+    planned = planned_layout(before, plan) if plan.transcodes else ()
+    if planned:
+        expected = [p.track for p in planned]
+        after = probe(path, runner)  # new CodecIDs: the in-process reader names codecs by the source's
+        titles_of = {t.index for t in expected}  # every title: the added tracks' and the copied ones'
+    else:
+        expected = _carried(expected_tracks(before, plan))
+        after = read_back(path, before, expected) or probe(path, runner)
+        titles_of = {i for i, fields in changed_fields(before, plan).items() if "title" in fields}
     problems = _compare_tracks(after.probed_with, _carried(after.tracks), expected, titles_of)
+    if planned and not problems:
+        problems += _compare_codecs(
+            after.probed_with, _carried(after.tracks), planned, same_reader=after.probed_with == before.probed_with
+        )
     if after.attachments != before.attachments:
         problems.append(f"{after.attachments} attachments, expected {before.attachments}")
     chapters_before, chapters_after = _chapter_entries(before), _chapter_entries(after)
@@ -161,8 +219,13 @@ def verify_written(
     if cross_check and after.probed_with == "mkvmerge":
         ffprobe_view = probe_with_ffprobe(path, runner)
         problems += _compare_tracks("ffprobe", _carried(ffprobe_view.tracks), expected, set())
+    if planned and not problems:
+        encoded = [(n, p.track.type) for n, p in enumerate(planned) if p.encode is not None]
+        problems += decode_check(path, encoded, after.duration_seconds, runner)
     if not problems:
         leftover = make_plan(policy, after, original, header_only=header_only)
+        if transcodes_declined:
+            leftover = _without_transcodes(leftover)
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:

@@ -1,0 +1,101 @@
+"""Small sources for transcode tests, made at test time with ffmpeg and mkvmerge.
+
+:func:`movie`: a few seconds of 320x240 H.264 (libx264 ultrafast), a 5.1 audio track
+(FLAC, PCM s24le or TrueHD), an SRT subtitle, two chapters and a text attachment.
+:func:`tiny_hevc`: a very low-bitrate HEVC file (nothing left to save by re-encoding).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.support.media import audio, make_media, subtitle, video
+
+_CHAPTERS = """<?xml version="1.0"?>
+<Chapters><EditionEntry>
+<ChapterAtom><ChapterTimeStart>00:00:00.000</ChapterTimeStart><ChapterDisplay><ChapterString>One</ChapterString></ChapterDisplay></ChapterAtom>
+<ChapterAtom><ChapterTimeStart>00:00:01.500</ChapterTimeStart><ChapterDisplay><ChapterString>Two</ChapterString></ChapterDisplay></ChapterAtom>
+</EditionEntry></Chapters>
+"""
+
+
+def movie(
+    path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bit: bool = False, cover: bool = False
+) -> Path:
+    """``path`` (.mkv): H.264 video (10-bit ``yuv420p10le`` when ``ten_bit``), English 5.1
+    ``audio_codec`` audio (default on), English SRT, 2 chapters, 1 attachment ``notes.txt``
+    (and ``cover.jpg`` first when ``cover``)."""
+    work = path.parent
+    base = work / f".base-{path.stem}.mkv"
+    make_media(
+        base,
+        [video(codec="libx264"), audio("eng", codec="flac" if audio_codec == "truehd" else audio_codec, channels=6, default=True, title="Surround"),
+         subtitle("eng")],
+        duration=seconds, video_size="320x240", video_source="testsrc2",
+    )  # fmt: skip
+    # make_media has no pixel format or -strict option: the video is re-encoded in 4:2:0
+    # (what a real film has), and TrueHD made here.
+    source = work / f".redo-{path.stem}.mkv"
+    extra = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le" if ten_bit else "yuv420p"]
+    if audio_codec == "truehd":
+        extra += ["-c:a", "truehd", "-strict", "-2", "-ar", "48000"]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-i", str(base), "-map", "0", "-c", "copy", *extra, str(source)],
+        check=True,
+    )  # fmt: skip
+    chapters = work / f".chapters-{path.stem}.xml"
+    chapters.write_text(_CHAPTERS)
+    notes = work / "notes.txt"
+    notes.write_text("kept by the transcode\n")
+    picture = work / "cover.jpg"
+    attach: list[str] = []
+    if cover:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", "color=red:size=64x64",
+                        "-frames:v", "1", str(picture)], check=True)  # fmt: skip
+        attach += ["--attachment-mime-type", "image/jpeg", "--attach-file", str(picture)]
+    done = subprocess.run(
+        ["mkvmerge", "-q", "-o", str(path), "--chapters", str(chapters), *attach, "--attachment-mime-type", "text/plain",
+         "--attach-file", str(notes), str(source)],
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done
+    for leftover in (base, source, chapters, notes, picture):
+        leftover.unlink(missing_ok=True)
+    return path
+
+
+def tiny_hevc(path: Path, *, seconds: float = 3.0) -> Path:
+    """``path`` (.mkv): a 320x240 HEVC video at a very low bitrate, and AAC stereo."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=10:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=400:duration={seconds}:sample_rate=8000",
+         "-map", "0", "-map", "1", "-c:v", "libx265", "-preset", "ultrafast", "-crf", "40", "-x265-params", "log-level=error",
+         "-c:a", "aac", "-b:a", "16k", "-metadata:s:a:0", "language=eng", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def streams(path: Path) -> list[dict[str, Any]]:
+    """ffprobe's streams of ``path``."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_chapters", str(path)],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    data: list[dict[str, Any]] = json.loads(out)["streams"]
+    return data
+
+
+def chapter_count(path: Path) -> int:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_chapters", str(path)], capture_output=True, check=True
+    ).stdout
+    return len(json.loads(out)["chapters"])
+
+
+def attachments(path: Path) -> list[str]:
+    """File names of ``path``'s attachments (mkvmerge -J)."""
+    data = json.loads(subprocess.run(["mkvmerge", "-J", str(path)], capture_output=True, check=True).stdout)
+    return [a["file_name"] for a in data.get("attachments", [])]

@@ -1,0 +1,176 @@
+"""Which ffmpeg encoder writes a planned codec, and how encoders run.
+
+A :class:`~vpod.policy.plan.TranscodeVideo` names a codec family (``hevc``, ``av1``,
+``h264``) and an encoder family (``software``, ``vaapi``, ``nvenc``, ``qsv``). The
+software encoders are libx265, libsvtav1 and libx264. A hardware one is used only when
+this ffmpeg has it (``ffmpeg -encoders``) AND a one-second test encode with it works
+(the device opens, the driver takes the format); otherwise the software encoder runs
+and the choice says why (logged ``encoder_fallback``). FFmpeg 5.1 has no AV1 hardware
+encoder (``av1_vaapi`` and ``av1_nvenc`` came in FFmpeg 6), so ``av1`` there is always
+libsvtav1. Answers are remembered for the life of the :class:`EncoderCatalog` (one per
+pipeline): the hardware does not come and go between files.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import TYPE_CHECKING, NamedTuple
+
+from vpod.errors import ToolError
+from vpod.media.tools import ToolRunner
+
+if TYPE_CHECKING:
+    from vpod.config import ProcessingConfig
+
+SOFTWARE = {"hevc": "libx265", "av1": "libsvtav1", "h264": "libx264"}
+"""Codec family → the software encoder that writes it."""
+
+HARDWARE = {
+    "vaapi": {"hevc": "hevc_vaapi", "av1": "av1_vaapi", "h264": "h264_vaapi"},
+    "nvenc": {"hevc": "hevc_nvenc", "av1": "av1_nvenc", "h264": "h264_nvenc"},
+    "qsv": {"hevc": "hevc_qsv", "av1": "av1_qsv", "h264": "h264_qsv"},
+}
+"""Hardware family → codec family → the ffmpeg encoder's name."""
+
+_TEST_SECONDS = 30.0  # a test encode of one small frame that takes longer is a broken device
+_ENCODER_LINE = re.compile(r"^\s*[VAS][A-Z.]{5}\s+(\S+)\s")
+_PIXEL_FORMATS = re.compile(r"Supported pixel formats:\s*(.+)")
+
+
+class TranscodeSettings(NamedTuple):
+    """How encoders run (``[processing]``; README "Configuration").
+
+    Attributes:
+        nice: nice(1) value 0-19 of an encoder (0: as vpod).
+        ionice: ionice(1) class: ``idle`` (-c 3), ``best-effort`` (-c 2 -n 7), ``none``.
+        vaapi_device: the DRM render node VAAPI encoders use.
+    """
+
+    nice: int = 10
+    ionice: str = "idle"
+    vaapi_device: str = "/dev/dri/renderD128"
+
+    @classmethod
+    def from_config(cls, processing: "ProcessingConfig") -> "TranscodeSettings":
+        """The settings ``[processing]`` gives (``transcode_nice``, ``transcode_ionice``, ``vaapi_device``)."""
+        return cls(processing.transcode_nice, processing.transcode_ionice, processing.vaapi_device)
+
+    def wrapper(self) -> tuple[str, ...]:
+        """The priority prefix an encoder runs under (:meth:`ToolRunner.run` ``wrapper``):
+        ``nice -n N`` (nice(1)) and ``ionice -t -c 3`` / ``-t -c 2 -n 7`` (ionice(1),
+        classes idle and best-effort lowest level; ``-t``: the encoder still runs where
+        the I/O class cannot be set); empty when both are off."""
+        prefix: tuple[str, ...] = ("nice", "-n", str(self.nice)) if self.nice else ()
+        if self.ionice == "idle":
+            prefix += ("ionice", "-t", "-c", "3")
+        elif self.ionice == "best-effort":
+            prefix += ("ionice", "-t", "-c", "2", "-n", "7")
+        return prefix
+
+
+class EncoderChoice(NamedTuple):
+    """The encoder a video transcode runs with.
+
+    Attributes:
+        name: ffmpeg's encoder name (``libx265``, ``hevc_vaapi``).
+        hardware: its hardware family, or ``""`` for software.
+        fallback: why the planned hardware encoder is not used (``""``: it is, or none was asked).
+        pixel_formats: the pixel formats it takes (``ffmpeg -h encoder=NAME``).
+    """
+
+    name: str
+    hardware: str
+    fallback: str
+    pixel_formats: tuple[str, ...]
+
+
+class EncoderCatalog:
+    """What this ffmpeg can encode with; thread-safe, each question asked once.
+
+    Args:
+        runner: runs ``ffmpeg -encoders``, ``ffmpeg -h encoder=NAME`` and test encodes.
+        settings: the VAAPI device of a test encode.
+    """
+
+    def __init__(self, runner: ToolRunner, settings: TranscodeSettings) -> None:
+        self.runner = runner
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._names: frozenset[str] | None = None
+        self._formats: dict[str, tuple[str, ...]] = {}
+        self._works: dict[tuple[str, str], str] = {}  # (encoder, device) -> "" or why not
+
+    def choose(self, codec: str, hardware: str) -> EncoderChoice:
+        """The encoder for codec family ``codec`` asked as ``hardware`` (``software`` or a
+        key of :data:`HARDWARE`).
+
+        Raises:
+            ToolError: ``codec`` is no family vpod encodes, or ffmpeg lacks its software encoder.
+            ToolMissing: ffmpeg is not installed.
+        """
+        if codec not in SOFTWARE:
+            raise ToolError(f"vpod cannot encode video into {codec!r} (it knows {', '.join(SOFTWARE)})")
+        software = SOFTWARE[codec]
+        fallback = ""
+        if hardware in HARDWARE:
+            name = HARDWARE[hardware][codec]
+            why = self._usable(name, hardware)
+            if not why:
+                return EncoderChoice(name, hardware, "", self.pixel_formats(name))
+            fallback = f"{name} is not usable ({why}); {software} encodes instead"
+        elif hardware not in ("software", ""):
+            fallback = f"unknown encoder {hardware!r}; {software} encodes instead"
+        if software not in self.encoder_names():
+            raise ToolError(f"this ffmpeg has no {software} encoder (ffmpeg -encoders)")
+        return EncoderChoice(software, "", fallback, self.pixel_formats(software))
+
+    def encoder_names(self) -> frozenset[str]:
+        """Every encoder ``ffmpeg -encoders`` lists (asked once)."""
+        with self._lock:
+            if self._names is None:
+                out = self.runner.run(["ffmpeg", "-hide_banner", "-encoders"]).stdout
+                self._names = frozenset(m.group(1) for m in map(_ENCODER_LINE.match, out.splitlines()) if m)
+            return self._names
+
+    def pixel_formats(self, name: str) -> tuple[str, ...]:
+        """The pixel formats encoder ``name`` takes (``ffmpeg -h encoder=NAME``, asked once)."""
+        with self._lock:
+            if name not in self._formats:
+                out = self.runner.run(["ffmpeg", "-hide_banner", "-h", f"encoder={name}"]).stdout
+                match = _PIXEL_FORMATS.search(out)
+                self._formats[name] = tuple(match.group(1).split()) if match else ()
+            return self._formats[name]
+
+    def _usable(self, name: str, hardware: str) -> str:
+        """``""`` when hardware encoder ``name`` encodes a test frame, else why not."""
+        if name not in self.encoder_names():
+            return "this ffmpeg has no such encoder (ffmpeg -encoders)"
+        key = (name, self.settings.vaapi_device if hardware == "vaapi" else "")
+        with self._lock:
+            known = self._works.get(key)
+        if known is not None:
+            return known
+        why = ""
+        try:
+            self.runner.run(test_encode_args(name, hardware, self.settings.vaapi_device), timeout_seconds=_TEST_SECONDS)
+        except ToolError as exc:  # a timeout too (ToolTimeout is a ToolError)
+            why = str(exc).splitlines()[-1][:300] if str(exc) else "the test encode failed"
+        with self._lock:
+            self._works[key] = why
+        return why
+
+
+def test_encode_args(name: str, hardware: str, vaapi_device: str) -> list[str]:
+    """An ffmpeg command that encodes one 256x256 frame with hardware encoder ``name`` and
+    throws it away: it fails when the device does not open or the driver refuses."""
+    head = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
+    if hardware == "vaapi":
+        head += ["-vaapi_device", vaapi_device]
+    elif hardware == "qsv":
+        head += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+    upload = {"vaapi": ["-vf", "format=nv12,hwupload"], "qsv": ["-vf", "format=nv12,hwupload=extra_hw_frames=64"]}
+    return [
+        *head, "-f", "lavfi", "-i", "color=size=256x256:duration=0.1:rate=10", "-frames:v", "1",
+        *upload.get(hardware, []), "-c:v", name, "-f", "null", "-",
+    ]  # fmt: skip
