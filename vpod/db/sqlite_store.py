@@ -26,8 +26,8 @@ from vpod.db.records import (
     QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.schema import migrate
-from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
-from vpod.fingerprint import StatKey, is_unread, unread_size
+from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError, WalkedFolder
+from vpod.fingerprint import UNREAD_PREFIX, StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -91,6 +91,30 @@ _UPSERT = (
     " queued_at = excluded.queued_at, updated_at = excluded.updated_at"
 )
 """A file's row (re)written as queued (or done, for content a twin vouches for) with fresh attempts."""
+
+
+_INSERT_WALKED = (
+    "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
+    " attempts, permanent, not_before, queued_at, updated_at)"
+    " SELECT :library, :root, CAST(:prefix || (value ->> 0) AS BLOB), :dir, 'queued', value ->> 4, value ->> 5,"
+    " value ->> 2, value ->> 3, value ->> 6, :unread || (value ->> 4), 0, 0, 0, :now, :now FROM json_each(:rows)"
+    " WHERE :digest IS NULL OR NOT EXISTS (SELECT 1 FROM files WHERE result_fingerprint >= (value ->> 4) || ':'"
+    " AND result_fingerprint < (value ->> 4) || ';' AND +policy_digest = :digest AND +state = 'done')"
+    " ON CONFLICT DO NOTHING"
+)
+"""The new rows of one walked folder (:meth:`SqliteStore.enqueue_walked_new`): the row
+:data:`_UPSERT` writes for an unread entry, each file's fields read from the folder's
+JSON by SQLite (``->>``: SQLite 3.38). A path with a row, or a size a ``done`` result has
+under the digest (a range of ``files_by_result``, as :func:`_vouched_contents`), is left
+out (the unary ``+`` keeps the planner on that range: with ``state = 'done'`` it took
+``files_by_state`` and read every ``done`` row once per file); ``WHERE`` also tells
+SQLite's parser that ``ON CONFLICT`` is an upsert."""
+_NOT_WALKED_IN = (
+    "SELECT value ->> 0 FROM json_each(:rows) WHERE NOT EXISTS (SELECT 1 FROM files WHERE library_id = :library"
+    " AND relpath = CAST(:prefix || (value ->> 0) AS BLOB) AND id > :before)"
+)
+"""The names of a folder's JSON that :data:`_INSERT_WALKED` did not write (no row with
+an id above the largest before it: SQLite gives a new row a larger rowid)."""
 
 
 def _upsert(conn: sqlite3.Connection, upserts: list[tuple[Any, ...]]) -> None:
@@ -265,6 +289,34 @@ class SqliteStore(web_reads.WebReads):
                 outcomes.append(self._enqueue(conn, entry, key[0], row, twin, digest, now, upserts))
             _upsert(conn, upserts)
             return outcomes
+
+    bulk_walk = True
+
+    def enqueue_walked_new(
+        self, root: Path, folders: Sequence[WalkedFolder], policy_digest: str | None
+    ) -> list[list[str]]:
+        """:meth:`vpod.db.store.Store.enqueue_walked_new`: one ``INSERT ... SELECT ...
+        FROM json_each(?)`` per folder (:data:`_INSERT_WALKED`), all in one transaction.
+        A folder whose statement wrote fewer rows than it names is asked which it left
+        out (:data:`_NOT_WALKED_IN`); the usual answer, every file new, costs nothing more."""
+        now = time.time()
+        left: list[list[str]] = []
+        with self.pool.transaction() as conn:
+            library_id = _library_of(conn, root, now)[0]
+            args = {
+                "library": library_id, "root": str(root), "now": now, "digest": policy_digest, "unread": UNREAD_PREFIX,
+            }
+            for folder in folders:
+                before = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()[0]
+                prefix = folder.dir.decode() + "/" if folder.dir else ""
+                named = {**args, "prefix": prefix, "dir": folder.dir, "rows": folder.rows}
+                written = conn.execute(_INSERT_WALKED, named).rowcount
+                if written == folder.files:
+                    left.append([])
+                else:
+                    query = {"rows": folder.rows, "library": library_id, "prefix": prefix, "before": before}
+                    left.append([row[0] for row in conn.execute(_NOT_WALKED_IN, query)])
+        return left
 
     def _enqueue(
         self,

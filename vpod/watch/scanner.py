@@ -29,28 +29,32 @@ same files, and the store's upsert would make one job of each anyway).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 import structlog
 
-from vpod.db.store import EnqueueOutcome, Store, StoreError
+from vpod.db.store import EnqueueOutcome, Store, StoreError, WalkedFolder
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
+from vpod.watch.intake import BulkFolder, Leftover
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
 from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed
-from vpod.watch.walker import list_folder
+from vpod.watch.walker import VERDICT_FREE, list_folder
 from vpod.watch.write_behind import WriteBehind
 
 
 WriteBehindHook = Callable[[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]], ContextManager[None]]
 """:meth:`vpod.watch.intake.Intake.behind`'s shape."""
+BulkHook = Callable[[Path, Sequence[BulkFolder], Leftover, Callable[[int], None]], None]
+""":meth:`vpod.watch.intake.Intake.folders_walked`'s shape."""
 HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
 PROGRESS_SECONDS = 5.0  # a walk still running logs scan_progress this often
 
@@ -91,6 +95,13 @@ class Scanner:
             (:class:`~vpod.watch.walk_process.ChildWalk`) while this process decides and
             writes (``None``: every walk in this process); a child that fails is reported (``scan_walker_failed``, warning) and
             the walk goes on in this process from where the child stopped.
+        bulk: :meth:`vpod.watch.intake.Intake.folders_walked`, given where the store has a
+            bulk path (``Store.bulk_walk``): a child walk's folders of which the database
+            records nothing, and in which no file is in flux, are queued by it, one
+            statement per folder and no per-file work in this process; their files that
+            need the per-file rules (a row exists, a ``done`` result has their size) come
+            back and go to the stabilizer as any walked file. ``None``: every file goes
+            to the stabilizer.
     """
 
     def __init__(
@@ -105,7 +116,9 @@ class Scanner:
         library_of: Callable[[Path], str | None] = lambda root: None,
         write_behind: WriteBehindHook | None = None,
         child_walk: str | None = None,
+        bulk: BulkHook | None = None,
     ) -> None:
+        self.bulk = bulk
         self.child_walk = child_walk
         self.write_behind = write_behind
         self.library_of = library_of
@@ -256,35 +269,49 @@ class Scanner:
         walk = ChildWalk(
             os.fspath(root), os.fspath(folder), self.filter, recursive=self.recursive,
             lease_age=self.stabilizer.settle_seconds if use_ctime else None, stop=self.stop, python=self.child_walk,
+            bulk=self.bulk is not None and use_ctime,
         )
         found: list[tuple[str, Any]] = []
+        bulk: list[BulkFolder] = []
         records = walk.records()
         try:
-            self._take_records(records, root, folder, why, tally, use_ctime, found, done)
+            self._take_records(records, root, folder, why, tally, use_ctime, found, bulk, done)
         except WalkerFailed:
-            if found:  # the files of the folders done: handed over before the walk goes on here
+            # The files of the folders done: handed over before the walk goes on here.
+            self._bulk_over(root, bulk, use_ctime, tally)
+            if found:
                 self._hand_over(found, use_ctime, tally)
             raise
         finally:
             records.close()  # kills the child when the walk stops early
         tally.walker_cpu_seconds = walk.cpu_seconds
+        self._bulk_over(root, bulk, use_ctime, tally)
         if found:
             self._hand_over(found, use_ctime, tally)
 
     def _take_records(
         self, records: Any, root: Path, folder: Path, why: str | None, tally: WalkTally, use_ctime: bool,
-        found: list[tuple[str, Any]], done: set[str],
+        found: list[tuple[str, Any]], bulk: list[BulkFolder], done: set[str],
     ) -> None:
         """The per-folder part of :meth:`_walk_child`: skip what is recorded unchanged,
-        hand ``found`` over by :data:`HANDOFF_BATCH` (emptied in place), report progress."""
+        hand ``found`` and ``bulk`` over by :data:`HANDOFF_BATCH` (emptied in place),
+        report progress."""
+        in_bulk = sum(folder.walked.files for folder in bulk)  # files waiting in ``bulk``
         for record in records:
             if record[0] == "e":
                 self.log.warning("scan_folder_unreadable", folder=record[1], error=record[2])
                 continue
-            _, current, rel_folder, files = record
-            if files:
-                tally.seen += len(files)
+            current, rel_folder, files = record[1], record[2], record[3]
+            rows = record[4] if len(record) > 4 else None  # None, or (count, first name, JSON): vpod.watch.walker
+            if files or rows is not None:
                 known = self.store.known_stats(root, rel_folder)
+                if rows is not None and not known and not self.stabilizer.in_flux(current):
+                    tally.seen += rows[0]
+                    bulk.append(BulkFolder(current, rows[1], WalkedFolder(rel_folder, rows[2], rows[0])))
+                    in_bulk += rows[0]
+                elif rows is not None:  # a folder vpod has seen, or a file in flux: each file by the rules
+                    files = files + _expanded(json.loads(rows[2]))
+                tally.seen += len(files)
                 prefix = rel_folder + b"/" if rel_folder else b""
                 base = current if current.endswith(os.sep) else current + os.sep
                 for name, *fields in files:
@@ -294,12 +321,33 @@ class Scanner:
                         if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
                             continue
                     found.append((base + name, st))
+            if in_bulk >= HANDOFF_BATCH:
+                self._bulk_over(root, bulk, use_ctime, tally)
+                in_bulk = 0
             if len(found) >= HANDOFF_BATCH:
                 self._hand_over(list(found), use_ctime, tally)
                 found.clear()
             done.add(current)
             if time.monotonic() >= tally.next_report:
                 self._report(root, folder, why, tally)
+
+    def _bulk_over(self, root: Path, bulk: list[BulkFolder], use_ctime: bool, tally: WalkTally) -> None:
+        """Give the new folders in ``bulk`` to :attr:`bulk` (emptied in place); the files
+        it hands back go to the stabilizer (:meth:`_hand_back`)."""
+        if not bulk or self.bulk is None:
+            return
+        folders = list(bulk)
+        bulk.clear()
+        tally.candidates += sum(folder.walked.files for folder in folders)
+
+        def leftover(folder: str, rows: list[list[Any]]) -> None:
+            base = folder if folder.endswith(os.sep) else folder + os.sep
+            self._hand_back([(base + name, WalkedStat(*fields)) for name, *fields in _expanded(rows)], use_ctime, tally)
+
+        def queued(count: int) -> None:
+            tally.queued += count
+
+        self.bulk(root, folders, leftover, queued)
 
     def _walk(
         self, root: Path, folder: Path, why: str | None, tally: WalkTally, *, done: frozenset[str] | set[str] = frozenset()
@@ -362,8 +410,13 @@ class Scanner:
     def _hand_over(self, found: list[tuple[str, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
         """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""
         tally.candidates += len(found)
+        self._hand_back(found, use_ctime, tally)
+
+    def _hand_back(self, found: list[tuple[str, Any]], use_ctime: bool, tally: WalkTally) -> None:
+        """:meth:`_hand_over` of files counted as candidates already (a bulk folder's
+        files that need the per-file rules)."""
         outcomes = self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
-        if isinstance(outcomes, dict):
+        if isinstance(outcomes, dict) and outcomes:  # {} within write-behind: counted on the writer's thread
             tally.queued += sum(1 for outcome in outcomes.values() if outcome is EnqueueOutcome.QUEUED)
 
     def _report(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
@@ -372,3 +425,9 @@ class Scanner:
             "scan_progress", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
             queued=tally.queued, why=why,
         )
+
+
+def _expanded(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """A folder's bulk rows (:mod:`vpod.watch.walker`: files with no writer) as the
+    child's per-file tuples, verdict included."""
+    return [(*row, VERDICT_FREE) for row in rows]
