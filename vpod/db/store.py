@@ -116,10 +116,10 @@ class Outcome:
 
 class WalkedFolder(NamedTuple):
     """One folder's files for :meth:`Store.enqueue_walked_new`: ``dir`` (the folder below
-    the root, the Store's bytes; valid UTF-8) and ``rows``, the JSON text of a list of
-    ``[name, mode, inode, device, size, mtime_ns, ctime_ns]`` (``name`` the file's UTF-8
-    name in the folder; sizes in bytes, times in nanoseconds; :mod:`vpod.watch.walker`),
-    ``files``: how many."""
+    the root, the Store's bytes; valid UTF-8), ``rows``, the JSON text of a list of
+    ``[name, mode, inode, device, size, mtime_ns, ctime_ns, dir]`` (``name`` the file's
+    UTF-8 name in the folder, ``dir`` the folder as text; sizes in bytes, times in
+    nanoseconds; :mod:`vpod.watch.walker`), and ``files``: how many."""
 
     dir: bytes
     rows: str
@@ -168,8 +168,7 @@ class Store(Protocol):
     def enqueue_walked_new(
         self, root: Path, folders: Sequence[WalkedFolder], policy_digest: str | None
     ) -> list[list[str]]:
-        """Queue, in one transaction and one statement per folder, the files a walk found
-        in folders under ``root`` as :meth:`enqueue_many` would queue entries with an
+        """Queue, in one transaction, the files a walk found in folders under ``root`` as :meth:`enqueue_many` would queue entries with an
         :func:`~vpod.fingerprint.unread` fingerprint (a catch-up of new folders: no
         per-file work in Python; BENCHMARKS.md, catch-up scan): a file is written as
         ``queued`` only if its path has no row and no ``done`` result of its size is

@@ -72,6 +72,9 @@ class WalkTally:
     queued: int = 0
     next_report: float = 0.0
     walker_cpu_seconds: float | None = None  # a child walker's CPU (user + system seconds)
+    # Files of bulk folders the store handed back that the database records unchanged:
+    # counted as candidates when handed over, taken off at the end (written by the writer thread).
+    recorded_back: int = 0
 
 
 class Scanner:
@@ -232,6 +235,7 @@ class Scanner:
             return tally
         if self.write_behind is None:
             self._any_walk(root, folder, why, tally)
+            tally.candidates -= tally.recorded_back
             return tally
         writer = WriteBehind()
 
@@ -243,6 +247,7 @@ class Scanner:
                 self._any_walk(root, folder, why, tally)
         finally:
             writer.close()  # every batch written (and counted) before the walk reports
+        tally.candidates -= tally.recorded_back
         return tally
 
     def _any_walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
@@ -303,24 +308,16 @@ class Scanner:
                 continue
             current, rel_folder, files = record[1], record[2], record[3]
             rows = record[4] if len(record) > 4 else None  # None, or (count, first name, JSON): vpod.watch.walker
-            if files or rows is not None:
-                known = self.store.known_stats(root, rel_folder)
-                if rows is not None and not known and not self.stabilizer.in_flux(current):
-                    tally.seen += rows[0]
-                    bulk.append(BulkFolder(current, rows[1], WalkedFolder(rel_folder, rows[2], rows[0])))
-                    in_bulk += rows[0]
-                elif rows is not None:  # a folder vpod has seen, or a file in flux: each file by the rules
-                    files = files + _expanded(json.loads(rows[2]))
+            if rows is not None and self.stabilizer.in_flux(current):  # each file by the rules
+                files, rows = files + _expanded(json.loads(rows[2])), None
+            if rows is not None:
+                # No known_stats here: files with a row come back from the store (leftover).
+                tally.seen += rows[0]
+                bulk.append(BulkFolder(current, rows[1], WalkedFolder(rel_folder, rows[2], rows[0])))
+                in_bulk += rows[0]
+            if files:
                 tally.seen += len(files)
-                prefix = rel_folder + b"/" if rel_folder else b""
-                base = current if current.endswith(os.sep) else current + os.sep
-                for name, *fields in files:
-                    st = WalkedStat(*fields)
-                    if known:  # a folder vpod has seen before: skip what is recorded unchanged
-                        recorded = known.get(prefix + os.fsencode(name))
-                        if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
-                            continue
-                    found.append((base + name, st))
+                found.extend(self._unrecorded(root, current, rel_folder, files))
             if in_bulk >= HANDOFF_BATCH:
                 self._bulk_over(root, bulk, use_ctime, tally)
                 in_bulk = 0
@@ -331,18 +328,40 @@ class Scanner:
             if time.monotonic() >= tally.next_report:
                 self._report(root, folder, why, tally)
 
+    def _unrecorded(
+        self, root: Path, current: str, rel_folder: bytes, files: list[tuple[Any, ...]]
+    ) -> list[tuple[str, WalkedStat]]:
+        """The child's ``files`` of the folder ``current`` (``rel_folder`` below ``root``)
+        that the database does not record unchanged (the stat fast path)."""
+        known = self.store.known_stats(root, rel_folder)
+        prefix = rel_folder + b"/" if rel_folder else b""
+        base = current if current.endswith(os.sep) else current + os.sep
+        found = []
+        for name, *fields in files:
+            st = WalkedStat(*fields)
+            if known:  # a folder vpod has seen before: skip what is recorded unchanged
+                recorded = known.get(prefix + os.fsencode(name))
+                if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
+                    continue
+            found.append((base + name, st))
+        return found
+
     def _bulk_over(self, root: Path, bulk: list[BulkFolder], use_ctime: bool, tally: WalkTally) -> None:
         """Give the new folders in ``bulk`` to :attr:`bulk` (emptied in place); the files
-        it hands back go to the stabilizer (:meth:`_hand_back`)."""
+        it hands back (a row exists, or the rules need their content) go to the
+        stabilizer unless recorded unchanged (:meth:`_hand_back`)."""
         if not bulk or self.bulk is None:
             return
         folders = list(bulk)
         bulk.clear()
         tally.candidates += sum(folder.walked.files for folder in folders)
+        rel_of = {folder.path: folder.walked.dir for folder in folders}
 
         def leftover(folder: str, rows: list[list[Any]]) -> None:
-            base = folder if folder.endswith(os.sep) else folder + os.sep
-            self._hand_back([(base + name, WalkedStat(*fields)) for name, *fields in _expanded(rows)], use_ctime, tally)
+            found = self._unrecorded(root, folder, rel_of[folder], _expanded(rows))
+            tally.recorded_back += len(rows) - len(found)  # recorded unchanged: not candidates after all
+            if found:
+                self._hand_back(found, use_ctime, tally)
 
         def queued(count: int) -> None:
             tally.queued += count
@@ -430,4 +449,4 @@ class Scanner:
 def _expanded(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
     """A folder's bulk rows (:mod:`vpod.watch.walker`: files with no writer) as the
     child's per-file tuples, verdict included."""
-    return [(*row, VERDICT_FREE) for row in rows]
+    return [(*row[:7], VERDICT_FREE) for row in rows]

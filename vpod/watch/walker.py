@@ -20,8 +20,8 @@ blob of a list of records:
   statement (:meth:`vpod.db.store.Store.enqueue_walked_new`): regular, a settle time
   quiet (``lease_age``), no writer (the lease taken: ``VERDICT_FREE``), a UTF-8 name
   below a UTF-8 folder, an inode below 2**63. ``rows`` is the JSON text (C-speed
-  :func:`json.dumps`) of ``[name, mode, ino, dev, size, mtime_ns, ctime_ns]`` lists;
-  those files are not in ``files``;
+  :func:`json.dumps`) of ``[name, mode, ino, dev, size, mtime_ns, ctime_ns, rel_folder]``
+  lists (``rel_folder`` as text); those files are not in ``files``;
 - ``("e", folder, error)``: a folder that could not be listed;
 - ``("end", cpu_seconds)``: the walk is complete (the last frame); the child's own
   user + system CPU seconds (:func:`os.times`).
@@ -100,6 +100,7 @@ def main() -> int:
         leased_before = time.time() - lease_age if lease_age is not None else None
         files = []
         rows: list[list[object]] | None = [] if bulk and _utf8(rel_folder) else None
+        rel_text = rel_folder.decode() if rows is not None else ""
         # The rules of PathFilter.wants_name, the ignore check first (it also keeps folders out).
         for entry in entries:
             name = entry.name
@@ -124,7 +125,9 @@ def main() -> int:
             elif leased_before is not None and st.st_ctime <= leased_before:
                 verdict = _lease(entry.path, flags)
                 if verdict == VERDICT_FREE and rows is not None and st.st_ino < _INT64 and _utf8(name):
-                    rows.append([name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+                    rows.append([
+                        name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, rel_text
+                    ])
                     continue
             files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
         if not bulk:
