@@ -56,6 +56,10 @@ WriteBehindHook = Callable[[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], N
 BulkHook = Callable[[Path, Sequence[BulkFolder], Leftover, Callable[[int], None]], None]
 """:meth:`vpod.watch.intake.Intake.folders_walked`'s shape."""
 HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
+BULK_BATCH = 5000
+"""Files of new folders queued in one statement and transaction (:meth:`Scanner._bulk_over`):
+each transaction and statement is a few hand-offs of the GIL, which the writer thread
+waits for while the worker's thread runs Python (BENCHMARKS.md, catch-up scan)."""
 PROGRESS_SECONDS = 5.0  # a walk still running logs scan_progress this often
 
 
@@ -318,7 +322,7 @@ class Scanner:
             if files:
                 tally.seen += len(files)
                 found.extend(self._unrecorded(root, current, rel_folder, files))
-            if in_bulk >= HANDOFF_BATCH:
+            if in_bulk >= BULK_BATCH:
                 self._bulk_over(root, bulk, use_ctime, tally)
                 in_bulk = 0
             if len(found) >= HANDOFF_BATCH:
