@@ -96,8 +96,8 @@ _UPSERT = (
 _INSERT_WALKED = (
     "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
     " attempts, permanent, not_before, queued_at, updated_at)"
-    " SELECT :library, :root, CAST(iif(value ->> 7 = '', value ->> 0, (value ->> 7) || '/' || (value ->> 0)) AS BLOB),"
-    " CAST(value ->> 7 AS BLOB), 'queued', value ->> 4, value ->> 5, value ->> 2, value ->> 3, value ->> 6,"
+    " SELECT :library, :root, CAST(value ->> 0 AS BLOB), CAST(value ->> 7 AS BLOB),"
+    " 'queued', value ->> 4, value ->> 5, value ->> 2, value ->> 3, value ->> 6,"
     " :unread || (value ->> 4), 0, 0, 0, :now, :now FROM json_each(:rows)"
     " WHERE :digest IS NULL OR NOT EXISTS (SELECT 1 FROM files WHERE result_fingerprint >= (value ->> 4) || ':'"
     " AND result_fingerprint < (value ->> 4) || ';' AND +policy_digest = :digest AND +state = 'done')"
@@ -113,9 +113,9 @@ SQLite's parser that ``ON CONFLICT`` is an upsert."""
 _NOT_WALKED_IN = (
     "SELECT value ->> 7, value ->> 0 FROM json_each(:rows) WHERE NOT EXISTS (SELECT 1 FROM files"
     " WHERE library_id = :library AND id > :before"
-    " AND relpath = CAST(iif(value ->> 7 = '', value ->> 0, (value ->> 7) || '/' || (value ->> 0)) AS BLOB))"
+    " AND relpath = CAST(value ->> 0 AS BLOB))"
 )
-"""The (folder, name) pairs of the JSON that :data:`_INSERT_WALKED` did not write: no row
+"""The (folder, relpath) pairs of the JSON that :data:`_INSERT_WALKED` did not write: no row
 with an id above the largest before the transaction (SQLite gives a new row a larger rowid)."""
 
 
@@ -316,8 +316,8 @@ class SqliteStore(web_reads.WebReads):
             if conn.execute(_INSERT_WALKED, named).rowcount == sum(folder.files for folder in folders):
                 return [[] for _ in folders]
             left: dict[str, list[str]] = {}
-            for folder, name in conn.execute(_NOT_WALKED_IN, {"rows": rows, "library": library_id, "before": before}):
-                left.setdefault(folder, []).append(name)
+            for folder, relpath in conn.execute(_NOT_WALKED_IN, {"rows": rows, "library": library_id, "before": before}):
+                left.setdefault(folder, []).append(relpath[len(folder) + 1 :] if folder else relpath)
         return [left.get(folder.dir.decode(), []) for folder in folders]
 
     def _enqueue(

@@ -117,9 +117,9 @@ class Outcome:
 class WalkedFolder(NamedTuple):
     """One folder's files for :meth:`Store.enqueue_walked_new`: ``dir`` (the folder below
     the root, the Store's bytes; valid UTF-8), ``rows``, the JSON text of a list of
-    ``[name, mode, inode, device, size, mtime_ns, ctime_ns, dir]`` (``name`` the file's
-    UTF-8 name in the folder, ``dir`` the folder as text; sizes in bytes, times in
-    nanoseconds; :mod:`vpod.watch.walker`), and ``files``: how many."""
+    ``[relpath, mode, inode, device, size, mtime_ns, ctime_ns, dir]`` (``relpath`` the
+    file's UTF-8 path below the root, ``dir`` its folder's, as text; sizes in bytes,
+    times in nanoseconds; :mod:`vpod.watch.walker`), and ``files``: how many."""
 
     dir: bytes
     rows: str

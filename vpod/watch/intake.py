@@ -20,7 +20,7 @@ from vpod.fingerprint import StatKey, fingerprint_path, unread
 from vpod.outcomes import Reason
 from vpod.results import display_path
 from vpod.watch import walker
-from vpod.watch.walk_process import WalkedStat
+from vpod.watch.walk_process import WalkedStat, walked_name
 from vpod.watch.write_behind import WriteBehind
 from vpod.watch.writers import lease_says, open_for_writing
 
@@ -272,7 +272,7 @@ class Intake:
         batch the database refused (the per-file path backs off, :class:`WriteBackoff`).
 
         ``leftover(folder, rows)`` gets a folder's path and its rows as the walker
-        wrote them (``[name, mode, inode, device, size, mtime_ns, ctime_ns]``);
+        wrote them (:class:`~vpod.db.store.WalkedFolder`);
         ``queued(n)`` the number of new jobs of each batch. Within :meth:`behind` the
         database write, the ``file_queued`` lines (debug) and both callbacks happen on
         the walk's writer thread, else on the calling one.
@@ -328,11 +328,11 @@ class Intake:
                 rows = json.loads(folder.walked.rows)
                 if names:
                     kept = set(names)
-                    leftover(folder.path, [row for row in rows if row[0] in kept])
-                    rows = [row for row in rows if row[0] not in kept]
+                    leftover(folder.path, [row for row in rows if walked_name(row) in kept])
+                    rows = [row for row in rows if walked_name(row) not in kept]
                 base = folder.path.rstrip(os.sep) + os.sep
                 for row in rows if debug else ():
-                    log.debug("file_queued", path=display_path(base + row[0]))
+                    log.debug("file_queued", path=display_path(base + walked_name(row)))
         if new:
             queued(new)
             self.on_queued()

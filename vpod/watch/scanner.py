@@ -46,7 +46,7 @@ from vpod.watch.filters import PathFilter
 from vpod.watch.intake import BulkFolder, Leftover
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
-from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed
+from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed, walked_name
 from vpod.watch.walker import VERDICT_FREE, list_folder
 from vpod.watch.write_behind import WriteBehind
 
@@ -452,5 +452,5 @@ class Scanner:
 
 def _expanded(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
     """A folder's bulk rows (:mod:`vpod.watch.walker`: files with no writer) as the
-    child's per-file tuples, verdict included."""
-    return [(*row[:7], VERDICT_FREE) for row in rows]
+    child's per-file tuples (name, stat fields, verdict)."""
+    return [(walked_name(row), *row[1:7], VERDICT_FREE) for row in rows]

@@ -160,3 +160,9 @@ def _grow_pipe(stream: IO[bytes]) -> None:
     except OSError:
         pass
 
+
+def walked_name(row: list[Any]) -> str:
+    """The file name of a bulk row of the child walker (``[relpath, ..., rel_folder]``:
+    :class:`~vpod.db.store.WalkedFolder`)."""
+    relpath, folder = row[0], row[7]
+    return str(relpath[len(folder) + 1 :] if folder else relpath)

@@ -20,8 +20,9 @@ blob of a list of records:
   statement (:meth:`vpod.db.store.Store.enqueue_walked_new`): regular, a settle time
   quiet (``lease_age``), no writer (the lease taken: ``VERDICT_FREE``), a UTF-8 name
   below a UTF-8 folder, an inode below 2**63. ``rows`` is the JSON text (C-speed
-  :func:`json.dumps`) of ``[name, mode, ino, dev, size, mtime_ns, ctime_ns, rel_folder]``
-  lists (``rel_folder`` as text); those files are not in ``files``;
+  :func:`json.dumps`) of ``[relpath, mode, ino, dev, size, mtime_ns, ctime_ns, rel_folder]``
+  lists (``relpath``: the file's path below the root, ``rel_folder`` its folder's, both
+  text: SQLite takes them as they are); those files are not in ``files``;
 - ``("e", folder, error)``: a folder that could not be listed;
 - ``("end", cpu_seconds)``: the walk is complete (the last frame); the child's own
   user + system CPU seconds (:func:`os.times`).
@@ -101,6 +102,8 @@ def main() -> int:
         files = []
         rows: list[list[object]] | None = [] if bulk and _utf8(rel_folder) else None
         rel_text = rel_folder.decode() if rows is not None else ""
+        prefix = rel_text + "/" if rel_text else ""
+        first = ""
         # The rules of PathFilter.wants_name, the ignore check first (it also keeps folders out).
         for entry in entries:
             name = entry.name
@@ -126,14 +129,16 @@ def main() -> int:
                 verdict = _lease(entry.path, flags)
                 if verdict == VERDICT_FREE and rows is not None and st.st_ino < _INT64 and _utf8(name):
                     rows.append([
-                        name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, rel_text
+                        prefix + name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        rel_text,
                     ])
+                    first = first or name
                     continue
             files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
         if not bulk:
             records.append(("d", current, rel_folder, files))
         else:
-            records.append(("d", current, rel_folder, files, (len(rows), rows[0][0], dumps(rows)) if rows else None))
+            records.append(("d", current, rel_folder, files, (len(rows), first, dumps(rows)) if rows else None))
         pending += len(files) + len(rows or ()) + 1
         if pending >= FRAME_FILES or time.monotonic() - sent_at >= FRAME_SECONDS:
             _send(out, records)
