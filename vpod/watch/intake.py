@@ -260,9 +260,8 @@ class Intake:
         here (:meth:`Store.enqueue_walked_new`, where the store has it: ``bulk_walk``).
 
         Each of ``folders`` holds files the child walker vouched for (regular, quiet
-        for the settle time, no writer: :mod:`vpod.watch.walker`) in a folder of which
-        the database records nothing the stat fast path would use, and which no event
-        has in flux (the caller checked). What depends on the folder is asked as
+        for the settle time, no writer: :mod:`vpod.watch.walker`) in a folder where no
+        file is in flux (the caller checked). What depends on the folder is asked as
         :meth:`files_walked` asks it: a folder another vpod claimed, one not proven on
         this node, one whose innermost root is not ``root``, or whose library chooses
         policies by file name goes to ``leftover`` whole. The store queues a file only

@@ -103,12 +103,12 @@ class Scanner:
             writes (``None``: every walk in this process); a child that fails is reported (``scan_walker_failed``, warning) and
             the walk goes on in this process from where the child stopped.
         bulk: :meth:`vpod.watch.intake.Intake.folders_walked`, given where the store has a
-            bulk path (``Store.bulk_walk``): a child walk's folders of which the database
-            records nothing, and in which no file is in flux, are queued by it, one
-            statement per folder and no per-file work in this process; their files that
-            need the per-file rules (a row exists, a ``done`` result has their size) come
-            back and go to the stabilizer as any walked file. ``None``: every file goes
-            to the stabilizer.
+            bulk path (``Store.bulk_walk``): the files a child walk vouched for (see
+            :mod:`vpod.watch.walker`) in folders where no file is in flux are queued by
+            it, :data:`BULK_BATCH` at a time, with no per-file work in this process;
+            those it does not write (a row exists, a ``done`` result has their size) come
+            back, and go through the stat fast path and the stabilizer as any walked
+            file. ``None``: every file goes to the stabilizer.
     """
 
     def __init__(
@@ -303,8 +303,8 @@ class Scanner:
         found: list[tuple[str, Any]], bulk: list[BulkFolder], done: set[str],
     ) -> None:
         """The per-folder part of :meth:`_walk_child`: skip what is recorded unchanged,
-        hand ``found`` and ``bulk`` over by :data:`HANDOFF_BATCH` (emptied in place),
-        report progress."""
+        hand ``found`` over by :data:`HANDOFF_BATCH` and ``bulk`` by :data:`BULK_BATCH`
+        (both emptied in place), report progress."""
         in_bulk = sum(folder.walked.files for folder in bulk)  # files waiting in ``bulk``
         for record in records:
             if record[0] == "e":
