@@ -17,6 +17,9 @@ from structlog.testing import capture_logs
 
 from vpod.config import DatabaseConfig, WatchConfig
 from vpod.db.factory import open_store
+from vpod.db.store import Outcome
+from vpod.fingerprint import fingerprint_path
+from vpod.results import FileProcessingResult
 from vpod.watch import scanner as scanner_module
 from vpod.watch import walker
 from vpod.watch.filters import PathFilter
@@ -111,10 +114,18 @@ def test_the_child_asks_no_lease_of_a_file_changed_within_the_settle_time(tmp_pa
     assert [f[-1] for f in record[3]] == [walker.VERDICT_UNCHECKED]
 
 
-def scan(tmp_path: Path, root: Path, name: str, child: str | None) -> tuple[list[Any], list[bytes], Any, list[Any]]:
-    """A catch-up walk of ``root`` into a new database, the intake wired as the daemon
-    wires it; returns (rows, files left to the stabilizer as still written, tally, logs)."""
+def scan(
+    tmp_path: Path, root: Path, name: str, child: str | None, *, bulk: list[int] | None = None,
+    prepare: Any = None,
+) -> tuple[list[Any], list[bytes], Any, list[Any]]:
+    """A catch-up walk of ``root`` into the database ``name`` (new, or as an earlier walk
+    left it), the intake wired as the daemon wires it; returns (rows, files left to the
+    stabilizer as still written, tally, logs). ``bulk``: new folders are queued in bulk
+    (Intake.folders_walked), and the number of folders handed to it is appended there.
+    ``prepare(store)`` runs before the walk."""
     store = open_store(DatabaseConfig(path=tmp_path / f"{name}.db"))
+    if prepare is not None:
+        prepare(store)
     stop = threading.Event()
     busy: list[bytes] = []
     stabilizer: Stabilizer | None = None
@@ -127,9 +138,15 @@ def scan(tmp_path: Path, root: Path, name: str, child: str | None) -> tuple[list
         retry=lambda paths, delay: None, still_writing=still_writing,
     )
     stabilizer = Stabilizer(SETTLE, intake.files_ready, stop, on_walked=intake.files_walked)
+    def folders_walked(root: Path, folders: Any, *args: Any) -> None:
+        assert bulk is not None
+        bulk.append(len(folders))
+        intake.folders_walked(root, folders, *args)
+
     scanner = Scanner(
         store, PathFilter.from_config(WatchConfig()), stabilizer, stop, recursive=True,
         trust_ctime=lambda r: True, write_behind=intake.behind, child_walk=child,
+        bulk=folders_walked if bulk is not None else None,
     )
     with capture_logs() as logs:
         tally = scanner.tally(root, root, why="catch_up")
@@ -156,6 +173,69 @@ def test_a_catch_up_walked_in_the_child_queues_exactly_what_the_in_process_walk_
     )
     assert in_child[2].walker_cpu_seconds is not None and in_process[2].walker_cpu_seconds is None
     assert not [line for line in in_child[3] if line["event"] == "scan_walker_failed"]
+
+
+def test_a_catch_up_of_new_folders_in_bulk_queues_exactly_what_the_per_file_walk_queues(tmp_path: Path) -> None:
+    """The bulk path (issue 15 item 1: new folders queued by one statement, SQLite): the
+    same rows and counts as the in-process walk, on a tree of every kind of name; names
+    that are not UTF-8, a file still written, symlinks and a FIFO go the per-file way."""
+    root = tmp_path / "lib"
+    held = make_tree(root)
+    folders: list[int] = []
+    try:
+        time.sleep(SETTLE + 0.5)
+        in_process = scan(tmp_path, root, "in-process", None)
+        in_bulk = scan(tmp_path, root, "bulk", sys.executable, bulk=folders)
+    finally:
+        held["writing"].close()
+    assert folders and sum(folders) == 1  # only "show" holds UTF-8 names below a UTF-8 folder
+    assert in_bulk[0] == in_process[0] and len(in_bulk[0]) == 2 * len(ODD_NAMES) + 4
+    assert in_bulk[1] == in_process[1] == [os.fsencode(root) + b"/show/writing.mkv"]
+    assert (in_bulk[2].seen, in_bulk[2].candidates, in_bulk[2].queued) == (
+        in_process[2].seen, in_process[2].candidates, in_process[2].queued
+    )
+
+
+def test_a_bulk_walk_leaves_rows_it_finds_to_the_rules_and_other_claims_alone(tmp_path: Path) -> None:
+    """A folder with rows goes to the bulk path too: the store writes only paths with no
+    row, and hands the rest back to the per-file rules (the stat fast path, then the
+    enqueue rules): a file rewritten since vpod left it is queued again, one left as vpod
+    recorded it is not, another worker's file in progress keeps its claim."""
+    root = tmp_path / "lib"
+    (root / "known").mkdir(parents=True)
+    for name in ("kept", "rewritten", "busy", "waiting"):
+        (root / "known" / f"{name}.mkv").write_bytes(name.encode() * 100)
+    time.sleep(SETTLE + 0.5)
+    first = scan(tmp_path, root, "db", sys.executable, bulk=[])
+    assert first[2].queued == 4
+
+    def claim(store: Any, name: str) -> Any:
+        job = next(j for j in store.next_queued(10, ()) if j.relpath == f"known/{name}.mkv".encode())
+        return store.start(job, "other-worker", "b1")
+
+    recorded = {name: fingerprint_path(root / "known" / f"{name}.mkv") for name in ("kept", "rewritten")}
+
+    def prepare(store: Any) -> None:
+        for name in ("kept", "rewritten"):  # left conforming as found, before the rewrite below
+            job = claim(store, name)
+            fingerprint, stat_key = recorded[name]
+            result = FileProcessingResult(path=job.path, success=True, changes=0)
+            store.finish(job, Outcome(result, fingerprint, stat_key, policy_digest="digest"), "b1")
+        assert claim(store, "busy") is not None  # in progress elsewhere
+
+    (root / "known" / "rewritten.mkv").write_bytes(b"other bytes" * 100)
+    (root / "known" / "new.mkv").write_bytes(b"new")
+    time.sleep(SETTLE + 0.5)
+    folders: list[int] = []
+    rows, busy, tally, _ = scan(tmp_path, root, "db", sys.executable, bulk=folders, prepare=prepare)
+    assert folders == [1]
+    states = {row[0]: row[1] for row in rows}
+    assert states == {
+        b"known/kept.mkv": "done", b"known/rewritten.mkv": "queued", b"known/busy.mkv": "processing",
+        b"known/waiting.mkv": "queued", b"known/new.mkv": "queued",
+    }
+    assert [row[4] for row in rows if row[0] == b"known/rewritten.mkv"] != ["unread:1100"]  # read by the rules
+    assert (tally.seen, tally.candidates, tally.queued) == (5, 2, 2) and busy == []
 
 
 def test_a_child_walker_that_dies_is_reported_and_the_walk_goes_on_in_the_daemon_nothing_lost_or_twice(

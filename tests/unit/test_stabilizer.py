@@ -285,3 +285,15 @@ def test_a_file_its_writer_says_is_done_goes_without_the_settle_time(tmp_path):
         assert [path for path, _ in h.ready] == [done] and h.stabilizer.pending_count() == 0
     finally:
         h.close()
+
+
+def test_in_flux_names_the_folders_of_files_waiting_to_settle(tmp_path):
+    """A catch-up queues a folder in bulk only where no file of it is in flux (issue 15 item 1)."""
+    stabilizer = Stabilizer(60.0, lambda batch: None, threading.Event())
+    (tmp_path / "a").mkdir()
+    assert not stabilizer.in_flux(str(tmp_path / "a"))
+    stabilizer.notify(tmp_path / "a" / "x.mkv")
+    assert stabilizer.in_flux(str(tmp_path / "a")) and stabilizer.in_flux(str(tmp_path / "a") + "/")
+    assert not stabilizer.in_flux(str(tmp_path)) and not stabilizer.in_flux(str(tmp_path / "b"))
+    stabilizer.forget(tmp_path / "a" / "x.mkv")
+    assert not stabilizer.in_flux(str(tmp_path / "a"))

@@ -11,6 +11,7 @@ SKIP LOCKED, NOTIFY, advisory locks, schema guard) is tested beside that backend
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 import re
@@ -24,7 +25,7 @@ import pytest
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
 from vpod.db.records import Conforming, RetryOutcome
-from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, StoreBusy, StoreError, WalkedFolder
 from vpod.errors import LeaseLost, VpodError
 from vpod.fingerprint import StatKey, is_unread, unread
 from vpod.media.model import Track
@@ -159,6 +160,60 @@ def test_a_walked_file_queued_unread_gets_the_same_content_rule_from_the_worker(
     z = store.start(next(j for j in store.next_queued(10, ()) if j.relpath == b"b/z.mkv"), "w", "b3")
     assert z is not None
     assert store.read_content(z, "50:aaaa", key(52), POLICY_B) is False  # POLICY_A's result does not vouch
+
+
+def _walked(dir_: bytes, *files: tuple[str, StatKey]) -> WalkedFolder:
+    """A folder's rows as the child walker writes them (vpod.watch.walker)."""
+    prefix = dir_.decode() + "/" if dir_ else ""
+    rows = [
+        [prefix + name, 0o100644, st.inode, st.device, st.size, st.mtime_ns, st.ctime_ns, dir_.decode()]
+        for name, st in files
+    ]
+    return WalkedFolder(dir_, json.dumps(rows), len(rows))
+
+
+def test_a_walk_queues_new_folders_in_bulk_exactly_as_enqueue_many_queues_unread_files(store):
+    """Store.enqueue_walked_new (issue 15 item 1, the catch-up's bulk path; SQLite): a file
+    is queued, as enqueue_many queues an unread entry, only where its path has no row and no
+    done result of its size is recorded under the digest; every other file (a queued row,
+    another claim's processing row, a size a result has) is left as it is and named back."""
+    if not store.bulk_walk:
+        with pytest.raises(NotImplementedError):
+            store.enqueue_walked_new(ROOT, [_walked(b"a", ("x.mkv", key(1)))], POLICY_A)
+        return
+    store.enqueue(ROOT, b"a/queued.mkv", "fp-queued", key(1))
+    store.enqueue(ROOT, b"a/busy.mkv", "fp-busy", key(2))
+    busy = store.start(next(j for j in store.next_queued(10, ()) if j.relpath == b"a/busy.mkv"), "other", "b0")
+    assert busy is not None
+    store.enqueue(ROOT, b"x/done.mkv", "fp-done", key(3))
+    finished = store.start(next(j for j in store.next_queued(10, ()) if j.relpath == b"x/done.mkv"), "w", "b0")
+    assert finished is not None
+    done(store, finished, "77:abcd", StatKey(77, 1, 3, 1, 9))  # a result of 77 bytes under POLICY_A
+    before = {p: store.file_record(ROOT / p) for p in ("a/queued.mkv", "a/busy.mkv", "x/done.mkv")}
+    new, top, other_size = StatKey(10, 5, 50, 1, 6), StatKey(5, 7, 51, 1, 8), StatKey(78, 9, 52, 1, 10)
+    left = store.enqueue_walked_new(ROOT, [
+        _walked(b"a", ("new.mkv", new), ("queued.mkv", key(11)), ("busy.mkv", key(12))),
+        _walked(b"b", ("twin.mkv", StatKey(77, 2, 53, 1, 11)), ("other.mkv", other_size)),
+        _walked(b"", ("top \u00e9 \"q\".mkv", top)),
+    ], POLICY_A)
+    assert [sorted(names) for names in left] == [["busy.mkv", "queued.mkv"], ["twin.mkv"], []]
+    assert {p: store.file_record(ROOT / p) for p in before} == before  # rows of any state left alone
+    assert store.file_record(ROOT / "b/twin.mkv") is None  # read first, by the per-file rules
+    # What enqueue_many writes for the same files, unread, under another root.
+    other = Path("/other")
+    assert store.enqueue_many([
+        EnqueueEntry(other, b"a/new.mkv", unread(10), new, POLICY_A),
+        EnqueueEntry(other, b"b/other.mkv", unread(78), other_size, POLICY_A),
+        EnqueueEntry(other, "top \u00e9 \"q\".mkv".encode(), unread(5), top, POLICY_A),
+    ]) == [EnqueueOutcome.QUEUED] * 3
+    for relpath in ("a/new.mkv", "b/other.mkv", "top \u00e9 \"q\".mkv"):
+        walked, listed = store.file_record(ROOT / relpath), store.file_record(other / relpath)
+        assert walked is not None and listed is not None
+        assert walked._replace(path="") == listed._replace(path=""), relpath
+        assert walked.state == "queued" and is_unread(walked.fingerprint)
+    assert store.known_stats(ROOT, b"a")[b"a/new.mkv"] == new
+    assert store.queue_depth() == 1 + 3 + 3  # a/queued.mkv, the three walked, the three listed
+    assert store.enqueue_walked_new(ROOT, [_walked(b"a", ("new.mkv", new))], None) == [["new.mkv"]]  # no twice
 
 
 def test_read_content_needs_the_claim(store):

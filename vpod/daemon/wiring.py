@@ -295,6 +295,7 @@ def wire(
         trust_ctime=lambda root: watches.kind(root) == "inotify",
         library_of=libraries.library_of, write_behind=intake.behind,
         child_walk=sys.executable,  # a catch-up's walk in a child process, on the second CPU
+        bulk=intake.folders_walked if store.bulk_walk else None,  # new folders: one statement each (SQLite)
     )
     supervisor = RootSupervisor(
         roots, watches=watches, claims=claims, scanner=scanner, events=events, wake=wake,

@@ -44,7 +44,7 @@ from vpod.db.records import (
     AttemptRecord, BatchRecord, Conforming, FileListing, FileRecord, HourStats, Library, LibraryChange, NodeRecord,
     QueueReport, RetryOutcome, SpaceWait,
 )
-from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError
+from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outcome, StoreError, WalkedFolder
 from vpod.errors import LeaseLost
 from vpod.fingerprint import StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
@@ -232,6 +232,18 @@ class PgStore(web_reads.WebReads):
         """Queue a stable file unless the same content was already handled (the rules:
         :func:`vpod.db.enqueue_rules.decide`)."""
         return self.enqueue_many([EnqueueEntry(root, relpath, fingerprint, stat)], policy_digest=policy_digest)[0]
+
+    bulk_walk = False  # a walk takes each file through enqueue_many (the SQLite store has a bulk path)
+
+    def enqueue_walked_new(
+        self, root: Path, folders: Sequence[WalkedFolder], policy_digest: str | None
+    ) -> list[list[str]]:
+        """Not on PostgreSQL (:attr:`bulk_walk`): a walk's files go through :meth:`enqueue_many`.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError("no bulk path for a walk on PostgreSQL: use enqueue_many")
 
     def enqueue_many(
         self, entries: Sequence[EnqueueEntry], *, policy_digest: str | None = None

@@ -26,8 +26,8 @@ from vpod.db.records import (
     QueueReport, RetryOutcome, SpaceWait,
 )
 from vpod.db.schema import migrate
-from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError
-from vpod.fingerprint import StatKey, is_unread, unread_size
+from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError, WalkedFolder
+from vpod.fingerprint import UNREAD_PREFIX, StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
 from vpod.outcomes import Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -91,6 +91,32 @@ _UPSERT = (
     " queued_at = excluded.queued_at, updated_at = excluded.updated_at"
 )
 """A file's row (re)written as queued (or done, for content a twin vouches for) with fresh attempts."""
+
+
+_INSERT_WALKED = (
+    "INSERT INTO files (library_id, root, relpath, dir, state, size, mtime_ns, inode, device, ctime_ns, fingerprint,"
+    " attempts, permanent, not_before, queued_at, updated_at)"
+    " SELECT :library, :root, CAST(value ->> 0 AS BLOB), CAST(value ->> 7 AS BLOB),"
+    " 'queued', value ->> 4, value ->> 5, value ->> 2, value ->> 3, value ->> 6,"
+    " :unread || (value ->> 4), 0, 0, 0, :now, :now FROM json_each(:rows)"
+    " WHERE :digest IS NULL OR NOT EXISTS (SELECT 1 FROM files WHERE result_fingerprint >= (value ->> 4) || ':'"
+    " AND result_fingerprint < (value ->> 4) || ';' AND +policy_digest = :digest AND +state = 'done')"
+    " ON CONFLICT DO NOTHING"
+)
+"""The new rows of walked folders (:meth:`SqliteStore.enqueue_walked_new`): the row
+:data:`_UPSERT` writes for an unread entry, each file's fields read from the JSON by
+SQLite (``->>``: SQLite 3.38). A path with a row, or a size a ``done`` result has under
+the digest (a range of ``files_by_result``, as :func:`_vouched_contents`), is left out
+(the unary ``+`` keeps the planner on that range: with ``state = 'done'`` it took
+``files_by_state`` and read every ``done`` row once per file); ``WHERE`` also tells
+SQLite's parser that ``ON CONFLICT`` is an upsert."""
+_NOT_WALKED_IN = (
+    "SELECT value ->> 7, value ->> 0 FROM json_each(:rows) WHERE NOT EXISTS (SELECT 1 FROM files"
+    " WHERE library_id = :library AND id > :before"
+    " AND relpath = CAST(value ->> 0 AS BLOB))"
+)
+"""The (folder, relpath) pairs of the JSON that :data:`_INSERT_WALKED` did not write: no row
+with an id above the largest before the transaction (SQLite gives a new row a larger rowid)."""
 
 
 def _upsert(conn: sqlite3.Connection, upserts: list[tuple[Any, ...]]) -> None:
@@ -265,6 +291,34 @@ class SqliteStore(web_reads.WebReads):
                 outcomes.append(self._enqueue(conn, entry, key[0], row, twin, digest, now, upserts))
             _upsert(conn, upserts)
             return outcomes
+
+    bulk_walk = True
+
+    def enqueue_walked_new(
+        self, root: Path, folders: Sequence[WalkedFolder], policy_digest: str | None
+    ) -> list[list[str]]:
+        """:meth:`vpod.db.store.Store.enqueue_walked_new`: one ``INSERT ... SELECT ...
+        FROM json_each(?)`` for all the folders (:data:`_INSERT_WALKED`; the folders'
+        JSON arrays joined into one). When it writes fewer rows than the folders name,
+        the names it left out are asked (:data:`_NOT_WALKED_IN`); the usual answer, every
+        file new, costs nothing more."""
+        if not folders:
+            return []
+        now = time.time()
+        rows = "[" + ",".join(folder.rows[1:-1] for folder in folders) + "]"
+        with self.pool.transaction() as conn:
+            library_id = _library_of(conn, root, now)[0]
+            before = conn.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()[0]
+            named = {
+                "library": library_id, "root": str(root), "now": now, "digest": policy_digest, "unread": UNREAD_PREFIX,
+                "rows": rows,
+            }
+            if conn.execute(_INSERT_WALKED, named).rowcount == sum(folder.files for folder in folders):
+                return [[] for _ in folders]
+            left: dict[str, list[str]] = {}
+            for folder, relpath in conn.execute(_NOT_WALKED_IN, {"rows": rows, "library": library_id, "before": before}):
+                left.setdefault(folder, []).append(relpath[len(folder) + 1 :] if folder else relpath)
+        return [left.get(folder.dir.decode(), []) for folder in folders]
 
     def _enqueue(
         self,

@@ -114,6 +114,18 @@ class Outcome:
     policy_why: str | None = None
 
 
+class WalkedFolder(NamedTuple):
+    """One folder's files for :meth:`Store.enqueue_walked_new`: ``dir`` (the folder below
+    the root, the Store's bytes; valid UTF-8), ``rows``, the JSON text of a list of
+    ``[relpath, mode, inode, device, size, mtime_ns, ctime_ns, dir]`` (``relpath`` the
+    file's UTF-8 path below the root, ``dir`` its folder's, as text; sizes in bytes,
+    times in nanoseconds; :mod:`vpod.watch.walker`), and ``files``: how many."""
+
+    dir: bytes
+    rows: str
+    files: int
+
+
 class Store(Protocol):
     """Durable queue and results. Every method is thread-safe and commits before returning.
 
@@ -148,6 +160,25 @@ class Store(Protocol):
         for this content", which the worker applies once it has read the file
         (:meth:`read_content`; for a result recorded meanwhile). Any other is ``UNREAD``:
         nothing is written, and the caller reads the file and asks again."""
+
+    bulk_walk: bool
+    """Whether :meth:`enqueue_walked_new` is implemented (SQLite). Where it is not
+    (PostgreSQL), a walk takes every file through :meth:`enqueue_many`."""
+
+    def enqueue_walked_new(
+        self, root: Path, folders: Sequence[WalkedFolder], policy_digest: str | None
+    ) -> list[list[str]]:
+        """Queue, in one transaction, the files a walk found in folders under ``root`` as :meth:`enqueue_many` would queue entries with an
+        :func:`~vpod.fingerprint.unread` fingerprint (a catch-up of new folders: no
+        per-file work in Python; BENCHMARKS.md, catch-up scan): a file is written as
+        ``queued`` only if its path has no row and no ``done`` result of its size is
+        recorded under ``policy_digest``; any other is left as it is (a row of any state,
+        this node's or another's). Returns, per folder in order, the names not queued:
+        the caller takes each through :meth:`enqueue_many`'s rules.
+
+        Raises:
+            NotImplementedError: the backend has none (:attr:`bulk_walk` False).
+        """
 
     def read_content(self, job: Job, fingerprint: str, stat: StatKey, policy_digest: str | None) -> bool:
         """The worker read ``job``'s content (it was queued :func:`~vpod.fingerprint.unread`);

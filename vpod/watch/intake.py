@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import os
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import structlog
 
-from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError
+from vpod.db.store import EnqueueEntry, EnqueueOutcome, Store, StoreBusy, StoreError, WalkedFolder
 from vpod.fingerprint import StatKey, fingerprint_path, unread
 from vpod.outcomes import Reason
 from vpod.results import display_path
 from vpod.watch import walker
-from vpod.watch.walk_process import WalkedStat
+from vpod.watch.walk_process import WalkedStat, walked_name
 from vpod.watch.write_behind import WriteBehind
 from vpod.watch.writers import lease_says, open_for_writing
 
@@ -251,6 +253,89 @@ class Intake:
             return {}
         return self._commit(paths, entries, sts, walked=walked)
 
+    def folders_walked(
+        self, root: Path, folders: Sequence[BulkFolder], leftover: Leftover, queued: Callable[[int], None]
+    ) -> None:
+        """Queue the files a walk of ``root`` found in new folders with no per-file work
+        here (:meth:`Store.enqueue_walked_new`, where the store has it: ``bulk_walk``).
+
+        Each of ``folders`` holds files the child walker vouched for (regular, quiet
+        for the settle time, no writer: :mod:`vpod.watch.walker`) in a folder where no
+        file is in flux (the caller checked). What depends on the folder is asked as
+        :meth:`files_walked` asks it: a folder another vpod claimed, one not proven on
+        this node, one whose innermost root is not ``root``, or whose library chooses
+        policies by file name goes to ``leftover`` whole. The store queues a file only
+        where its path has no row and no ``done`` result of its size is recorded under
+        the folder's policy digest; the rest goes to ``leftover`` (the caller takes each
+        through :meth:`files_walked`: the per-file rules), as does every file of a
+        batch the database refused (the per-file path backs off, :class:`WriteBackoff`).
+
+        ``leftover(folder, rows)`` gets a folder's path and its rows as the walker
+        wrote them (:class:`~vpod.db.store.WalkedFolder`);
+        ``queued(n)`` the number of new jobs of each batch. Within :meth:`behind` the
+        database write, the ``file_queued`` lines (debug) and both callbacks happen on
+        the walk's writer thread, else on the calling one.
+        """
+        roots = self.roots()
+        by_digest: dict[str | None, list[BulkFolder]] = {}
+        for folder in folders:
+            named = Path(folder.path, folder.first)
+            verdict = self._folder_verdict(named, roots)
+            if verdict.refused is not None or verdict.root != root or verdict.by_name:
+                leftover(folder.path, json.loads(folder.walked.rows))
+                continue
+            by_digest.setdefault(self.policy_digest(root, named), []).append(folder)
+        if not by_digest:
+            return
+        behind: _Behind | None = getattr(self._walk, "behind", None)
+        job = functools.partial(self._commit_folders, root, by_digest, leftover, queued)
+        if behind is not None:
+            behind[0].submit(job)
+        else:
+            job()
+
+    def _commit_folders(
+        self, root: Path, by_digest: dict[str | None, list[BulkFolder]], leftover: Leftover,
+        queued: Callable[[int], None],
+    ) -> None:
+        """The database part of :meth:`folders_walked`."""
+        log = self.log.bind()  # the configured logger (a lazy proxy cannot say whether debug is on)
+        debug = _debug_enabled(log)
+        new = 0
+        for digest, folders in by_digest.items():
+            with self._backoff_lock:
+                wait = self.backoff.waiting()
+            try:
+                if wait > 0:  # the database failed moments ago: the per-file path joins the files waiting
+                    raise StoreError("the database is backing off")
+                left = self.store.enqueue_walked_new(root, [folder.walked for folder in folders], digest)
+            except StoreError:
+                for folder in folders:  # the per-file path asks again, logs and backs off
+                    leftover(folder.path, json.loads(folder.walked.rows))
+                continue
+            with self._backoff_lock:
+                episode = self.backoff.succeeded()
+            if episode is not None:
+                log.info(
+                    "queue_write_recovered", files=sum(f.walked.files for f in folders), failed_tries=episode[0],
+                    failed_for_seconds=round(episode[1], 3),
+                )
+            for folder, names in zip(folders, left):
+                new += folder.walked.files - len(names)
+                if not names and not debug:
+                    continue
+                rows = json.loads(folder.walked.rows)
+                if names:
+                    kept = set(names)
+                    leftover(folder.path, [row for row in rows if walked_name(row) in kept])
+                    rows = [row for row in rows if walked_name(row) not in kept]
+                base = folder.path.rstrip(os.sep) + os.sep
+                for row in rows if debug else ():
+                    log.debug("file_queued", path=display_path(base + walked_name(row)))
+        if new:
+            queued(new)
+            self.on_queued()
+
     @contextlib.contextmanager
     def behind(self, writer: WriteBehind, counted: Callable[[dict[Any, EnqueueOutcome]], None]) -> Iterator[None]:
         """For the block, :meth:`files_walked` called on this thread (a folder walk's)
@@ -420,6 +505,21 @@ class Intake:
 
 
 _Behind = tuple[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]]
+
+
+class BulkFolder(NamedTuple):
+    """A folder of new files for :meth:`Intake.folders_walked`: its ``path`` (text),
+    the ``first`` file's name (what its policy digest is asked with), and the
+    :class:`~vpod.db.store.WalkedFolder` the store takes."""
+
+    path: str
+    first: str
+    walked: WalkedFolder
+
+
+Leftover = Callable[[str, list[list[Any]]], None]
+"""``leftover(folder, rows)``: files of a walked folder for the per-file rules
+(:meth:`Intake.folders_walked`)."""
 
 _UNASKED = "\0unasked"  # no digest asked yet (None is an answer: no policy can be chosen)
 

@@ -29,29 +29,37 @@ same files, and the store's upsert would make one job of each anyway).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Sequence
 
 import structlog
 
-from vpod.db.store import EnqueueOutcome, Store, StoreError
+from vpod.db.store import EnqueueOutcome, Store, StoreError, WalkedFolder
 from vpod.fingerprint import StatKey
 from vpod.watch.filters import PathFilter
+from vpod.watch.intake import BulkFolder, Leftover
 from vpod.unchanged import untouched
 from vpod.watch.stabilizer import Stabilizer
-from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed
-from vpod.watch.walker import list_folder
+from vpod.watch.walk_process import ChildWalk, WalkedStat, WalkerFailed, walked_name
+from vpod.watch.walker import VERDICT_FREE, list_folder
 from vpod.watch.write_behind import WriteBehind
 
 
 WriteBehindHook = Callable[[WriteBehind, Callable[[dict[Any, EnqueueOutcome]], None]], ContextManager[None]]
 """:meth:`vpod.watch.intake.Intake.behind`'s shape."""
+BulkHook = Callable[[Path, Sequence[BulkFolder], Leftover, Callable[[int], None]], None]
+""":meth:`vpod.watch.intake.Intake.folders_walked`'s shape."""
 HANDOFF_BATCH = 1000  # files handed to the stabilizer at once: one /proc scan, one transaction
+BULK_BATCH = 5000
+"""Files of new folders queued in one statement and transaction (:meth:`Scanner._bulk_over`):
+each transaction and statement is a few hand-offs of the GIL, which the writer thread
+waits for while the worker's thread runs Python (BENCHMARKS.md, catch-up scan)."""
 PROGRESS_SECONDS = 5.0  # a walk still running logs scan_progress this often
 
 
@@ -68,6 +76,9 @@ class WalkTally:
     queued: int = 0
     next_report: float = 0.0
     walker_cpu_seconds: float | None = None  # a child walker's CPU (user + system seconds)
+    # Files of bulk folders the store handed back that the database records unchanged:
+    # counted as candidates when handed over, taken off at the end (written by the writer thread).
+    recorded_back: int = 0
 
 
 class Scanner:
@@ -91,6 +102,13 @@ class Scanner:
             (:class:`~vpod.watch.walk_process.ChildWalk`) while this process decides and
             writes (``None``: every walk in this process); a child that fails is reported (``scan_walker_failed``, warning) and
             the walk goes on in this process from where the child stopped.
+        bulk: :meth:`vpod.watch.intake.Intake.folders_walked`, given where the store has a
+            bulk path (``Store.bulk_walk``): the files a child walk vouched for (see
+            :mod:`vpod.watch.walker`) in folders where no file is in flux are queued by
+            it, :data:`BULK_BATCH` at a time, with no per-file work in this process;
+            those it does not write (a row exists, a ``done`` result has their size) come
+            back, and go through the stat fast path and the stabilizer as any walked
+            file. ``None``: every file goes to the stabilizer.
     """
 
     def __init__(
@@ -105,7 +123,9 @@ class Scanner:
         library_of: Callable[[Path], str | None] = lambda root: None,
         write_behind: WriteBehindHook | None = None,
         child_walk: str | None = None,
+        bulk: BulkHook | None = None,
     ) -> None:
+        self.bulk = bulk
         self.child_walk = child_walk
         self.write_behind = write_behind
         self.library_of = library_of
@@ -219,6 +239,7 @@ class Scanner:
             return tally
         if self.write_behind is None:
             self._any_walk(root, folder, why, tally)
+            tally.candidates -= tally.recorded_back
             return tally
         writer = WriteBehind()
 
@@ -230,6 +251,7 @@ class Scanner:
                 self._any_walk(root, folder, why, tally)
         finally:
             writer.close()  # every batch written (and counted) before the walk reports
+        tally.candidates -= tally.recorded_back
         return tally
 
     def _any_walk(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
@@ -256,50 +278,99 @@ class Scanner:
         walk = ChildWalk(
             os.fspath(root), os.fspath(folder), self.filter, recursive=self.recursive,
             lease_age=self.stabilizer.settle_seconds if use_ctime else None, stop=self.stop, python=self.child_walk,
+            bulk=self.bulk is not None and use_ctime,
         )
         found: list[tuple[str, Any]] = []
+        bulk: list[BulkFolder] = []
         records = walk.records()
         try:
-            self._take_records(records, root, folder, why, tally, use_ctime, found, done)
+            self._take_records(records, root, folder, why, tally, use_ctime, found, bulk, done)
         except WalkerFailed:
-            if found:  # the files of the folders done: handed over before the walk goes on here
+            # The files of the folders done: handed over before the walk goes on here.
+            self._bulk_over(root, bulk, use_ctime, tally)
+            if found:
                 self._hand_over(found, use_ctime, tally)
             raise
         finally:
             records.close()  # kills the child when the walk stops early
         tally.walker_cpu_seconds = walk.cpu_seconds
+        self._bulk_over(root, bulk, use_ctime, tally)
         if found:
             self._hand_over(found, use_ctime, tally)
 
     def _take_records(
         self, records: Any, root: Path, folder: Path, why: str | None, tally: WalkTally, use_ctime: bool,
-        found: list[tuple[str, Any]], done: set[str],
+        found: list[tuple[str, Any]], bulk: list[BulkFolder], done: set[str],
     ) -> None:
         """The per-folder part of :meth:`_walk_child`: skip what is recorded unchanged,
-        hand ``found`` over by :data:`HANDOFF_BATCH` (emptied in place), report progress."""
+        hand ``found`` over by :data:`HANDOFF_BATCH` and ``bulk`` by :data:`BULK_BATCH`
+        (both emptied in place), report progress."""
+        in_bulk = sum(folder.walked.files for folder in bulk)  # files waiting in ``bulk``
         for record in records:
             if record[0] == "e":
                 self.log.warning("scan_folder_unreadable", folder=record[1], error=record[2])
                 continue
-            _, current, rel_folder, files = record
+            current, rel_folder, files = record[1], record[2], record[3]
+            rows = record[4] if len(record) > 4 else None  # None, or (count, first name, JSON): vpod.watch.walker
+            if rows is not None and self.stabilizer.in_flux(current):  # each file by the rules
+                files, rows = files + _expanded(json.loads(rows[2])), None
+            if rows is not None:
+                # No known_stats here: files with a row come back from the store (leftover).
+                tally.seen += rows[0]
+                bulk.append(BulkFolder(current, rows[1], WalkedFolder(rel_folder, rows[2], rows[0])))
+                in_bulk += rows[0]
             if files:
                 tally.seen += len(files)
-                known = self.store.known_stats(root, rel_folder)
-                prefix = rel_folder + b"/" if rel_folder else b""
-                base = current if current.endswith(os.sep) else current + os.sep
-                for name, *fields in files:
-                    st = WalkedStat(*fields)
-                    if known:  # a folder vpod has seen before: skip what is recorded unchanged
-                        recorded = known.get(prefix + os.fsencode(name))
-                        if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
-                            continue
-                    found.append((base + name, st))
+                found.extend(self._unrecorded(root, current, rel_folder, files))
+            if in_bulk >= BULK_BATCH:
+                self._bulk_over(root, bulk, use_ctime, tally)
+                in_bulk = 0
             if len(found) >= HANDOFF_BATCH:
                 self._hand_over(list(found), use_ctime, tally)
                 found.clear()
             done.add(current)
             if time.monotonic() >= tally.next_report:
                 self._report(root, folder, why, tally)
+
+    def _unrecorded(
+        self, root: Path, current: str, rel_folder: bytes, files: list[tuple[Any, ...]]
+    ) -> list[tuple[str, WalkedStat]]:
+        """The child's ``files`` of the folder ``current`` (``rel_folder`` below ``root``)
+        that the database does not record unchanged (the stat fast path)."""
+        known = self.store.known_stats(root, rel_folder)
+        prefix = rel_folder + b"/" if rel_folder else b""
+        base = current if current.endswith(os.sep) else current + os.sep
+        found = []
+        for name, *fields in files:
+            st = WalkedStat(*fields)
+            if known:  # a folder vpod has seen before: skip what is recorded unchanged
+                recorded = known.get(prefix + os.fsencode(name))
+                if recorded is not None and untouched(st, recorded):  # type: ignore[arg-type]
+                    continue
+            found.append((base + name, st))
+        return found
+
+    def _bulk_over(self, root: Path, bulk: list[BulkFolder], use_ctime: bool, tally: WalkTally) -> None:
+        """Give the new folders in ``bulk`` to :attr:`bulk` (emptied in place); the files
+        it hands back (a row exists, or the rules need their content) go to the
+        stabilizer unless recorded unchanged (:meth:`_hand_back`)."""
+        if not bulk or self.bulk is None:
+            return
+        folders = list(bulk)
+        bulk.clear()
+        tally.candidates += sum(folder.walked.files for folder in folders)
+        rel_of = {folder.path: folder.walked.dir for folder in folders}
+
+        def leftover(folder: str, rows: list[list[Any]]) -> None:
+            found = self._unrecorded(root, folder, rel_of[folder], _expanded(rows))
+            tally.recorded_back += len(rows) - len(found)  # recorded unchanged: not candidates after all
+            if found:
+                self._hand_back(found, use_ctime, tally)
+
+        def queued(count: int) -> None:
+            tally.queued += count
+
+        self.bulk(root, folders, leftover, queued)
 
     def _walk(
         self, root: Path, folder: Path, why: str | None, tally: WalkTally, *, done: frozenset[str] | set[str] = frozenset()
@@ -362,8 +433,13 @@ class Scanner:
     def _hand_over(self, found: list[tuple[str, os.stat_result]], use_ctime: bool, tally: WalkTally) -> None:
         """Give walked files to the stabilizer; count the new jobs of those it handed on at once."""
         tally.candidates += len(found)
+        self._hand_back(found, use_ctime, tally)
+
+    def _hand_back(self, found: list[tuple[str, Any]], use_ctime: bool, tally: WalkTally) -> None:
+        """:meth:`_hand_over` of files counted as candidates already (a bulk folder's
+        files that need the per-file rules)."""
         outcomes = self.stabilizer.notify_walked(found, trust_ctime=use_ctime)
-        if isinstance(outcomes, dict):
+        if isinstance(outcomes, dict) and outcomes:  # {} within write-behind: counted on the writer's thread
             tally.queued += sum(1 for outcome in outcomes.values() if outcome is EnqueueOutcome.QUEUED)
 
     def _report(self, root: Path, folder: Path, why: str | None, tally: WalkTally) -> None:
@@ -372,3 +448,9 @@ class Scanner:
             "scan_progress", root=str(root), folder=str(folder), library=self.library_of(root), files_seen=tally.seen,
             queued=tally.queued, why=why,
         )
+
+
+def _expanded(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """A folder's bulk rows (:mod:`vpod.watch.walker`: files with no writer) as the
+    child's per-file tuples (name, stat fields, verdict)."""
+    return [(walked_name(row), *row[1:7], VERDICT_FREE) for row in rows]

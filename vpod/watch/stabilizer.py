@@ -204,6 +204,16 @@ class Stabilizer:
             for other in [p for p in self._pending if str(p).startswith(prefix)]:
                 del self._pending[other]
 
+    def in_flux(self, folder: str) -> bool:
+        """Whether a file directly in ``folder`` (text) is waiting to settle (an event,
+        a walk, a file handed back): a walk then takes that folder's files one by one
+        (:meth:`notify_walked`) instead of queueing them in bulk."""
+        with self._cond:
+            if not self._pending:
+                return False
+            folder = folder.rstrip(os.sep) or os.sep
+            return any(os.path.dirname(os.fspath(path)) == folder for path in self._pending)
+
     def pending_count(self) -> int:
         """How many files are waiting to settle."""
         with self._cond:

@@ -53,22 +53,24 @@ class ChildWalk:
             writer lease asked in the child (``None``: none does).
         stop: :meth:`records` ends (and the child is killed) once it is set.
         python: the interpreter that runs the child (the daemon's own, ``sys.executable``).
+        bulk: the child hands each folder's files that may be queued in one statement
+            as one JSON text (the fifth field of a folder's record, :mod:`vpod.watch.walker`).
 
-    The child is ``python -I -S walker.py``: no site packages, no environment, stdlib
-    only besides :mod:`vpod.watch.writers`.
+    The child is ``python -I -S walker.py``: no site packages, no environment, stdlib only.
     """
 
     PIPE_BYTES = 1 << 20  # the pipe's buffer (F_SETPIPE_SZ): the child walks ahead by about 1 MiB of records
 
     def __init__(
         self, root: str, folder: str, path_filter: PathFilter, *, recursive: bool, lease_age: float | None,
-        stop: threading.Event, python: str = sys.executable,
+        stop: threading.Event, python: str = sys.executable, bulk: bool = False,
     ) -> None:
         self.python = python
         self.stop = stop
         self.settings = {
             "root": root, "folder": folder, "recursive": recursive, "ignore": path_filter.ignore.pattern,
             "temp_prefix": TEMP_PREFIX, "extensions": sorted(path_filter.extensions), "lease_age": lease_age,
+            "bulk": bulk,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.cpu_seconds: float | None = None  # the child's user + system CPU, once its walk is complete
@@ -158,3 +160,9 @@ def _grow_pipe(stream: IO[bytes]) -> None:
     except OSError:
         pass
 
+
+def walked_name(row: list[Any]) -> str:
+    """The file name of a bulk row of the child walker (``[relpath, ..., rel_folder]``:
+    :class:`~vpod.db.store.WalkedFolder`)."""
+    relpath, folder = row[0], row[7]
+    return str(relpath[len(folder) + 1 :] if folder else relpath)

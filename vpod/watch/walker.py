@@ -15,6 +15,14 @@ blob of a list of records:
   :func:`os.fsencode`), ``rel_folder`` its path below the root (``bytes``), ``files``
   a list of ``(name, mode, ino, dev, size, mtime_ns, ctime_ns, verdict)`` for each
   wanted media name (``verdict``: one of the ``VERDICT_*`` codes below);
+  With the setting ``bulk``, the record has a fifth field: ``None``, or
+  ``(count, first_name, rows)`` for the folder's files that may be queued in one
+  statement (:meth:`vpod.db.store.Store.enqueue_walked_new`): regular, a settle time
+  quiet (``lease_age``), no writer (the lease taken: ``VERDICT_FREE``), a UTF-8 name
+  below a UTF-8 folder, an inode below 2**63. ``rows`` is the JSON text (C-speed
+  :func:`json.dumps`) of ``[relpath, mode, ino, dev, size, mtime_ns, ctime_ns, rel_folder]``
+  lists (``relpath``: the file's path below the root, ``rel_folder`` its folder's, both
+  text: SQLite takes them as they are); those files are not in ``files``;
 - ``("e", folder, error)``: a folder that could not be listed;
 - ``("end", cpu_seconds)``: the walk is complete (the last frame); the child's own
   user + system CPU seconds (:func:`os.times`).
@@ -24,9 +32,13 @@ The parent ends the child by killing it; a parent that dies ends it by ``EPIPE``
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import marshal
 import os
 import re
+import signal
 import stat
 import sys
 import time
@@ -53,11 +65,15 @@ def main() -> int:
     (bool), ``ignore`` (the regular expression of :class:`vpod.watch.filters.PathFilter`,
     ``str``), ``temp_prefix`` (``str``), ``extensions`` (lower case, no dot),
     ``lease_age`` (seconds: a regular file whose ctime is at least that old is opened
-    for its writer lease; ``None``: none is).
+    for its writer lease; ``None``: none is), ``bulk`` (optional bool: records carry
+    their folder's bulk rows, see the module's docstring; only where this process's
+    file names are UTF-8, :func:`sys.getfilesystemencoding`).
     """
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from vpod.watch.writers import lease_says  # os, fcntl, signal, errno, stat, pathlib
-
+    # A lease break (a writer opening the file in the microseconds the lease is held)
+    # signals SIGIO, whose default action ends a process (signal(7)); here it is ignored,
+    # so the lease needs no F_SETSIG, and close(2) releases it (no F_UNLCK): one fcntl
+    # per file instead of three (vpod.watch.writers.lease_says asks the same question).
+    signal.signal(signal.SIGIO, signal.SIG_IGN)
     settings = marshal.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
     ignore = re.compile(settings["ignore"])
@@ -66,6 +82,8 @@ def main() -> int:
     recursive: bool = settings["recursive"]
     lease_age: float | None = settings["lease_age"]
     root_text: str = settings["root"]
+    bulk: bool = bool(settings.get("bulk")) and sys.getfilesystemencoding() == "utf-8" and lease_age is not None
+    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     records: list[tuple[object, ...]] = []
     pending = 0
@@ -82,6 +100,10 @@ def main() -> int:
             continue
         leased_before = time.time() - lease_age if lease_age is not None else None
         files = []
+        rows: list[list[object]] | None = [] if bulk and _utf8(rel_folder) else None
+        rel_text = rel_folder.decode() if rows is not None else ""
+        prefix = rel_text + "/" if rel_text else ""
+        first = ""
         # The rules of PathFilter.wants_name, the ignore check first (it also keeps folders out).
         for entry in entries:
             name = entry.name
@@ -104,10 +126,20 @@ def main() -> int:
             if not stat.S_ISREG(st.st_mode):
                 verdict = VERDICT_NOT_REGULAR
             elif leased_before is not None and st.st_ctime <= leased_before:
-                verdict = _lease(entry.path, flags, lease_says)
+                verdict = _lease(entry.path, flags)
+                if verdict == VERDICT_FREE and rows is not None and st.st_ino < _INT64 and _utf8(name):
+                    rows.append([
+                        prefix + name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        rel_text,
+                    ])
+                    first = first or name
+                    continue
             files.append((name, st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns, verdict))
-        records.append(("d", current, rel_folder, files))
-        pending += len(files) + 1
+        if not bulk:
+            records.append(("d", current, rel_folder, files))
+        else:
+            records.append(("d", current, rel_folder, files, (len(rows), first, dumps(rows)) if rows else None))
+        pending += len(files) + len(rows or ()) + 1
         if pending >= FRAME_FILES or time.monotonic() - sent_at >= FRAME_SECONDS:
             _send(out, records)
             records, pending, sent_at = [], 0, time.monotonic()
@@ -134,9 +166,12 @@ def list_folder(current: str, root: str) -> tuple[list[os.DirEntry[str]], bytes 
     return entries, os.fsencode(current[len(inside) :]) if current.startswith(inside) else None
 
 
-def _lease(path: str, flags: int, lease_says: object) -> int:
+def _lease(path: str, flags: int) -> int:
     """The verdict on the regular file ``path``, as the intake's own check reads it
-    (:meth:`vpod.watch.intake.Intake._entry_unless_written`)."""
+    (:meth:`vpod.watch.intake.Intake._entry_unless_written`; the kernel's rule is in
+    :func:`vpod.watch.writers.lease_says`: Linux refuses a read lease, ``EAGAIN``, while
+    any process has the file open for writing, F_SETLEASE(2const)). The lease is
+    released by ``close``."""
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -144,12 +179,27 @@ def _lease(path: str, flags: int, lease_says: object) -> int:
     except OSError:
         return VERDICT_NOT_OPENED
     try:
-        answer = lease_says(fd)  # type: ignore[operator]
-    except OSError:
-        answer = None
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return VERDICT_BUSY if exc.errno == errno.EAGAIN else VERDICT_NO_LEASE
     finally:
         os.close(fd)
-    return VERDICT_NO_LEASE if answer is None else VERDICT_BUSY if answer else VERDICT_FREE
+    return VERDICT_FREE
+
+
+_INT64 = 1 << 63  # an inode at or above it does not fit SQLite's INTEGER
+
+
+def _utf8(name: str | bytes) -> bool:
+    """Whether ``name`` (a surrogate-escaped ``str``, or bytes) is valid UTF-8 on disk:
+    JSON and SQLite text carry it unchanged."""
+    if name.isascii():
+        return True
+    try:
+        name.encode() if isinstance(name, str) else name.decode()
+    except UnicodeError:
+        return False
+    return True
 
 
 def _send(out: object, records: list[tuple[object, ...]]) -> None:
