@@ -1,7 +1,9 @@
 """The transcode lane with the real pipeline in process (issue 18, item 2 and 3): real
 media, real tools, a real SQLite Store, :class:`vpod.jobs.JobRunner` and the Feeder as
-the daemon wires them. The plan's transcode and its encoder come from a test-only hook
-(tests/support/transcode_hook.py: the policy keys and the executor are other branches).
+the daemon wires them, and the daemon itself. The transcodes are the real planner's
+(a policy with ``video_codec``, ``audio_compat``, ``audio_convert``, ``keep_if_larger``)
+and the encodes the real ffmpeg's; where a test needs an encode that lasts, ffmpeg reads
+a long H.264 clip at the rate it plays (``-re``: tests/support/ffmpeg_wrapper.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from support.transcode_hook import install
+from support.ffmpeg_wrapper import REAL_TIME, ffmpeg_wrapper
+from support.media import audio, make_media, video
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
@@ -25,13 +28,40 @@ from vpod.lanes import TranscodeLane
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.plan import Plan, TranscodeVideo
-from vpod.policy.policy import Policy
+from vpod.policy.policy import policy_from_table
 from vpod.policy.selection import PolicySelector
 from vpod.watch.filters import TEMP_PREFIX
 
 pytestmark = pytest.mark.integration
 
 ENCODE = Plan((TranscodeVideo(0, "hevc"),))
+
+# H.264 is re-encoded into HEVC; the header files' MPEG-4 video is not. Their English AAC
+# (mono) already is an equivalent of the compat track, and they have no FLAC or PCM.
+POLICY_TABLE = {
+    "video_codec": {"codec": "hevc", "convert": ["h264"], "crf": 30, "preset": "ultrafast"},
+    "audio_compat": {"codec": "aac", "channels": 2, "bitrate_kbps": 128},
+    "audio_convert": {"codecs": ["flac", "pcm"], "to": "eac3"},
+    "keep_if_larger": True,
+}
+POLICY = policy_from_table(POLICY_TABLE, source=None, base_dir=None)
+POLICIES = PolicySelector.single(POLICY)
+
+
+def h264_clip(folder: Path, seconds: float) -> Path:
+    """An H.264 clip of ``seconds`` with the tracks of ``jpn_eng_mkv`` (English audio
+    first, Japanese default): the policy plans two flag changes and a video transcode."""
+    return make_media(
+        folder / f".h264-{seconds:g}.mkv", [video(codec="libx264"), audio("eng"), audio("jpn", default=True)],
+        duration=seconds, video_size="160x120",
+    )  # fmt: skip
+
+
+def real_time_ffmpeg(tmp_path: Path) -> str:
+    """A ``PATH`` whose ffmpeg encodes at the rate the media plays (the real ffmpeg, ``-re``)."""
+    import os
+
+    return f"{ffmpeg_wrapper(tmp_path / 'bin', REAL_TIME)}{os.pathsep}{os.environ['PATH']}"
 
 
 def sha(path: Path) -> str:
@@ -49,12 +79,14 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:  # type: ig
 
 @pytest.fixture
 def library(tmp_path, jpn_eng_mkv):
-    """enc.mkv (the hook plans a transcode) and hdr-N.mkv (header edits only), queued."""
+    """enc.mkv (H.264 of 300 s: the policy plans a transcode) and hdr-N.mkv (header
+    edits only), queued."""
     folder = tmp_path / "library"
     folder.mkdir()
     store = open_store(DatabaseConfig(path=tmp_path / "v.db", busy_timeout_seconds=5))
+    clip = h264_clip(tmp_path, 300.0)
     for name in ("enc.mkv", "hdr-1.mkv", "hdr-2.mkv"):
-        (folder / name).write_bytes(jpn_eng_mkv.read_bytes())
+        (folder / name).write_bytes((clip if name.startswith("enc") else jpn_eng_mkv).read_bytes())
         store.enqueue(folder, name.encode(), *fingerprint_path(folder / name))
     yield folder, store
     store.close()
@@ -67,14 +99,13 @@ def make_runner(store, folder: Path, lane: TranscodeLane, tools: ToolRunner) -> 
     )
 
 
-def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(library, monkeypatch):
+def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(library):
     folder, store = library
-    install("enc", 30.0, monkeypatch)
     lane = TranscodeLane(1)
     feeder = Feeder(store, threading.Event(), threading.Event(), batch_id=lambda: "b1", passed_over=lane.passed_over)
     lane.on_free = feeder.poke
     runner = make_runner(store, folder, lane, ToolRunner(60))
-    policies = PolicySelector.single(Policy())
+    policies = POLICIES
     busy = lane.ticket(Job(10_000, folder, b"other.mkv", "x", 0))  # another file encodes: the lane is full
     busy.admit(ENCODE)
     before = sha(folder / "enc.mkv")
@@ -100,9 +131,9 @@ def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(li
     assert isinstance(job, Job) and job.relpath == b"enc.mkv" and job.attempts == 0
 
 
-def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_uncounted(library, monkeypatch):
+def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_uncounted(library, monkeypatch, tmp_path):
     folder, store = library
-    install("enc", 600.0, monkeypatch)  # an encode far longer than the test
+    monkeypatch.setenv("PATH", real_time_ffmpeg(tmp_path))  # 300 s of media: an encode far longer than the test
     tools = ToolRunner(60)
     lane = TranscodeLane(1)
     runner = make_runner(store, folder, lane, tools)
@@ -112,11 +143,18 @@ def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_unc
     outcome: list[object] = []
     with capture_logs() as logs:
         worker = threading.Thread(
-            target=lambda: outcome.append(runner.run(job, PolicySelector.single(Policy()), "w1", "b1"))
+            target=lambda: outcome.append(runner.run(job, POLICIES, "w1", "b1"))
         )
         worker.start()
         temps = lambda: [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]  # noqa: E731
         wait_until(lambda: lane.running() == 1 and temps() and tools.pids_of(worker.ident or 0), "the encode runs")
+        # The real encoder's progress reaches the worker's FileProgress as a transcode's
+        # (the 30 s log cadence; /metrics and vpod status read it), with speed and fps.
+        reported = lambda: runner.progress_board.points().get("w1")  # noqa: E731
+        wait_until(lambda: (r := reported()) is not None and r[0].speed is not None, "the encoder reports its speed")
+        point, transcoding = reported()
+        assert transcoding and 0 < point.percent < 100 and point.speed > 0 and point.fps is not None
+        assert list(runner.progress_board.encodes()) == [str(folder / "enc.mkv")]
         cancelled = lane.cancel_all(tools)
         worker.join(30)
         assert not worker.is_alive()
@@ -132,6 +170,26 @@ def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_unc
     assert lane.running() == 0
 
 
+def test_a_transcode_cancelled_before_its_encoder_starts_runs_no_tool_after_the_stop():
+    """Shutdown may find a transcode admitted but between two tools (probed, its encoder
+    not started yet): nothing is running to kill, and the encoder must not start after
+    (it ran to its end, holding the shutdown, before ToolRunner.cancel_thread)."""
+    from vpod.errors import ToolError
+    from vpod.outcomes import Reason
+
+    tools = ToolRunner(60)
+    lane = TranscodeLane(1)
+    job = Job(1, Path("/library"), b"enc.mkv", "x", 0)
+    with lane.ticket(job) as ticket:
+        ticket.admit(ENCODE)  # this thread now transcodes; no tool of it runs at this moment
+        assert lane.cancel_all(tools) == [job]
+        with pytest.raises(ToolError) as refused:
+            tools.run(["ffmpeg", "-version"])  # the encoder it would start next
+        assert refused.value.reason is Reason.KILLED and not refused.value.permanent
+    assert lane.was_cancelled(job)
+    assert tools.run(["ffmpeg", "-version"]).returncode == 0  # the thread's next job runs its tools
+
+
 def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(tmp_path, daemon_factory, env, jpn_eng_mkv):
     """``vpod run`` with workers = 2, max_transcodes = 1: a second transcode is deferred
     (once, uncounted) and passed over, header-only files dropped meanwhile are all done
@@ -142,20 +200,22 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     import os
 
     from support.daemon import run_vpod
-    from support.transcode_hook import sitecustomize_env
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     sections = {
         "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
         "processing": {"workers": 2, "max_transcodes": 1, "shutdown_timeout_seconds": 600},
+        "policy": POLICY_TABLE,
     }
-    hook = {**sitecustomize_env(tmp_path / "hook", "enc", 600.0), "VPOD_CPU_COUNT": "4"}
-    daemon = daemon_factory(sections, extra_env=hook)
+    # The encodes run at the rate the media plays: 300 s, far longer than the test.
+    slow = {"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "4"}
+    daemon = daemon_factory(sections, extra_env=slow)
+    clip = h264_clip(tmp_path, 300.0)
 
     def drop(name: str) -> Path:
         staged = tmp_path / name
-        staged.write_bytes(jpn_eng_mkv.read_bytes())
+        staged.write_bytes((clip if name.startswith("enc") else jpn_eng_mkv).read_bytes())
         os.rename(staged, inbox / name)
         return inbox / name
 
@@ -196,14 +256,16 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     finally:
         store.close()
 
-    again = daemon_factory(sections, extra_env={**hook, "VPOD_TEST_TRANSCODE_SECONDS": "600"}, name="again")
+    again = daemon_factory(sections, extra_env=slow, name="again")
     started = again.wait_for("file_started", where=lambda e: e["path"] in (str(first), str(second)))
     assert started[0]["attempt"] == 1  # the cancelled transcode starts again from zero, its first attempt
     assert again.stop() == 0
 
 
-def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane):  # type: ignore[no-untyped-def]
-    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``."""
+def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane, seconds: float = 3.0):  # type: ignore[no-untyped-def]
+    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``:
+    those with ``enc`` in their name an H.264 clip of ``seconds`` (a transcode), the
+    others ``jpn_eng_mkv`` (a header edit)."""
     import io
     import shutil
 
@@ -216,8 +278,9 @@ def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLa
 
     lib = tmp_path / "lib"
     lib.mkdir()
+    clip = h264_clip(tmp_path, seconds)
     for name in names:
-        shutil.copyfile(jpn_eng_mkv, lib / name)
+        shutil.copyfile(clip if "enc" in name else jpn_eng_mkv, lib / name)
     targets = collect_targets([lib], PathFilter.from_config(WatchConfig()), recursive=False)
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     runner = JobRunner(
@@ -225,14 +288,14 @@ def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLa
         max_attempts=1, lane=lane,
     )
     processor = BatchProcessor(
-        targets.files, store=store, job_runner=runner, policies=PolicySelector.single(Policy()), workers=2,
+        targets.files, store=store, job_runner=runner, policies=POLICIES, workers=2,
         controller=BatchController("skip"), progress=ProgressTracker(len(targets.files), StatusLine(io.StringIO())),
     )
     return lib, store, processor
 
 
 def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_slot(tmp_path, jpn_eng_mkv, monkeypatch):
-    install("enc", 2.0, monkeypatch)
+    monkeypatch.setenv("PATH", real_time_ffmpeg(tmp_path))  # each encode lasts its 3 s of media at least
     names = ["a-enc.mkv", "b-enc.mkv", "c.mkv", "d.mkv", "e.mkv"]
     lib, store, processor = batch(tmp_path, jpn_eng_mkv, names, TranscodeLane(1))
     with capture_logs() as logs:
@@ -248,12 +311,11 @@ def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_s
     assert max(by_name[n].ended_at for n in ("c.mkv", "d.mkv", "e.mkv")) <= by_name[first].ended_at
 
 
-def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv, monkeypatch):
+def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv):
     import datetime as dt
 
     from vpod.lanes import TranscodeHours
 
-    install("enc", 600.0, monkeypatch)
     noon = lambda: dt.datetime(2026, 12, 5, 12, 0)  # noqa: E731
     lane = TranscodeLane(1, TranscodeHours(["22:00-07:00"]), now=noon)
     lib, store, processor = batch(tmp_path, jpn_eng_mkv, ["a-enc.mkv", "c.mkv"], lane)
