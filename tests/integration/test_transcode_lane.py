@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 from support.ffmpeg_wrapper import REAL_TIME, ffmpeg_wrapper
 from support.media import audio, make_media, video
+from support.tools import path_with
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
@@ -59,9 +60,17 @@ def h264_clip(folder: Path, seconds: float) -> Path:
 
 def real_time_ffmpeg(tmp_path: Path) -> str:
     """A ``PATH`` whose ffmpeg encodes at the rate the media plays (the real ffmpeg, ``-re``)."""
-    import os
+    return path_with(ffmpeg_wrapper(tmp_path / "bin", REAL_TIME))
 
-    return f"{ffmpeg_wrapper(tmp_path / 'bin', REAL_TIME)}{os.pathsep}{os.environ['PATH']}"
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """The daemon's /metrics samples: (name, labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from support.http import get
+
+    code, _, body = get(port, "/metrics")
+    assert code == 200
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(body) for s in family.samples]
 
 
 def sha(path: Path) -> str:
@@ -207,6 +216,7 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
         "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
         "processing": {"workers": 2, "max_transcodes": 1, "shutdown_timeout_seconds": 600},
         "policy": POLICY_TABLE,
+        "http": {"listen": "127.0.0.1:0"},
     }
     # The encodes run at the rate the media plays: 300 s, far longer than the test.
     slow = {"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "4"}
@@ -233,6 +243,14 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert "1 encoding" in text and "x, " in text, text
+    # /metrics, read at scrape time from the worker's progress: the real encode's gauges.
+    gauges = scrape(daemon.wait_for("http_listening")[0]["port"])
+    assert ("vpod_transcodes_running", {}, 1.0) in gauges
+    [(worker, percent)] = [(labels["worker"], value) for name, labels, value in gauges
+                           if name == "vpod_file_progress_percent" and labels["kind"] == "transcode"]  # fmt: skip
+    speed = [value for name, labels, value in gauges if name == "vpod_transcode_speed" and labels == {"worker": worker}]
+    fps = [value for name, labels, value in gauges if name == "vpod_transcode_fps" and labels == {"worker": worker}]
+    assert 0 < percent < 100 and speed and speed[0] > 0 and fps, gauges
     second = drop("enc-2.mkv")
     daemon.wait_for("transcode_deferred", path=str(second), reason="lane_full")
     headers = [drop(f"hdr-{n}.mkv") for n in range(5)]
