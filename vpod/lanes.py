@@ -247,19 +247,21 @@ class TranscodeLane:
 
     def cancel_all(self, runner: ToolRunner) -> list[Job]:
         """Shutdown: kill the tools of every running transcode at once (SIGKILL to each
-        tool's process group, :meth:`vpod.media.tools.ToolRunner.terminate_thread`
-        then :meth:`~vpod.media.tools.ToolRunner.reap`); the pipeline removes their temp
+        tool's process group, :meth:`vpod.media.tools.ToolRunner.cancel_thread` then
+        :meth:`~vpod.media.tools.ToolRunner.reap`) and refuse the tools their threads
+        would start next, until their slots are freed; the pipeline removes their temp
         files and the workers give the jobs back (:meth:`was_cancelled`). Returns the jobs."""
-        with self._lock:
+        killed = []
+        with self._lock:  # held while refusing: a slot freed meanwhile (_free) allows its thread after
             self._closed = True
             self._canceller = runner
             running = list(self._running.values())
             self._cancelled.update(r.job.id for r in running)
-        killed = []
+            for entry in running:
+                # Its current tool is killed, and no next one starts: the worker may be between
+                # two tools (probed, its encoder not started yet) (ToolRunner.cancel_thread).
+                killed.extend(runner.cancel_thread(entry.thread_id))
         for entry in running:
-            # Its current tool is killed, and no next one starts: the worker may be between
-            # two tools (probed, its encoder not started yet) (ToolRunner.cancel_thread).
-            killed.extend(runner.cancel_thread(entry.thread_id))
             self.log.warning(
                 "transcode_cancelled", path=display_path(entry.job.path),
                 hint="shutdown: the encoder was killed and its temp file removed; the file is queued again and its "
@@ -310,9 +312,8 @@ class TranscodeLane:
     def _free(self, job: Job) -> None:
         with self._lock:
             entry = self._running.pop(job.id, None)
-            canceller = self._canceller if entry is not None and job.id in self._cancelled else None
-        if canceller is not None and entry is not None:
-            canceller.allow_thread(entry.thread_id)  # its cancelled work has ended
+            if entry is not None and job.id in self._cancelled and self._canceller is not None:
+                self._canceller.allow_thread(entry.thread_id)  # its cancelled work has ended
         if entry is not None:
             self.on_free()
 
