@@ -280,6 +280,39 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     assert again.stop() == 0
 
 
+def test_a_transcode_not_smaller_frees_its_slot_and_its_content_is_not_encoded_again(tmp_path):
+    """The lane admits the transcode in before_apply; exec discards the result as
+    ``not_smaller`` and applies the rest of the plan (a flag) the usual way: the slot is
+    freed, the outcome recorded skipped and permanent, and the content vpod left is not
+    queued again under that policy (the watcher's enqueue after vpod's own edit)."""
+    from support.transcode_media import tiny_hevc
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    source = tiny_hevc(folder / "small.mkv")  # English audio, not default: the flag is a header edit
+    store = open_store(DatabaseConfig(path=tmp_path / "v.db", busy_timeout_seconds=5))
+    store.enqueue(folder, b"small.mkv", *fingerprint_path(source))
+    # HEVC into H.264 at CRF 10: far larger than the source.
+    table = {"audio_languages": ["eng"], "video_codec": {"codec": "h264", "convert": ["hevc"], "crf": 10, "preset": "ultrafast"}}
+    policy = policy_from_table(table, source=None, base_dir=None)
+    lane = TranscodeLane(1)
+    freed: list[bool] = []
+    lane.on_free = lambda: freed.append(True)
+    job = store.claim("w1", "b1")
+    try:
+        with capture_logs() as logs:
+            result = make_runner(store, folder, lane, ToolRunner(60)).run(job, PolicySelector.single(policy), "w1", "b1")
+        assert result is not None and result.skipped and result.reason == "not_smaller" and result.permanent, result
+        assert result.actions == ("track 1: set default flag on",)
+        assert freed == [True] and lane.running() == 0 and lane.deferred() == 0
+        assert not [e for e in logs if e["event"] in ("transcode_deferred", "transcode_cancelled")]
+        record = store.file_record(source)
+        assert (record.state, record.reason, record.permanent) == ("skipped", "not_smaller", True), record
+        assert store.enqueue(folder, b"small.mkv", *fingerprint_path(source), policy_digest=policy.digest).value == "unchanged"
+    finally:
+        store.close()
+
+
 def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane, seconds: float = 3.0):  # type: ignore[no-untyped-def]
     """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``:
     those with ``enc`` in their name an H.264 clip of ``seconds`` (a transcode), the
