@@ -94,7 +94,8 @@ class ToolRunner:
             ToolMissing: the program is not on ``PATH`` (also when it vanished at run time).
             ToolTimeout: it ran longer than the timeout.
             ToolError: it exited with a status not in ``ok_codes``; the message holds
-                the command name, the status and the tool's stderr.
+                the command name, the status and the tool's stderr. Reason ``killed``
+                (not permanent) when the thread's work was cancelled (:meth:`cancel_thread`).
         """
         name = os.fspath(args[0])
         self._check_allowed(name)
@@ -117,14 +118,13 @@ class ToolRunner:
         except FileNotFoundError:
             raise ToolMissing(name) from None
         with self._lock:
-            self._running[process] = threading.get_ident()
             refused = threading.get_ident() in self._refused
-        if refused:  # cancelled between the check above and now: it goes at once
-            with self._lock:
-                self._running.pop(process, None)
+            if not refused:
+                self._running[process] = threading.get_ident()
+        if refused:  # cancelled between the check above and now (cancel_thread): it goes at once
             _kill_group(process)
             process.communicate()
-            self._check_allowed(name)
+            raise _cancelled(name)
         try:
             if on_output_line is None:
                 stdout, stderr = process.communicate(timeout=limit)
@@ -191,9 +191,7 @@ class ToolRunner:
         with self._lock:
             refused = threading.get_ident() in self._refused
         if refused:
-            raise ToolError(
-                f"{name} was not run: its work was cancelled (vpod is stopping)", reason=Reason.KILLED, permanent=False
-            )
+            raise _cancelled(name)
 
     @staticmethod
     def reap(processes: Sequence[subprocess.Popen[bytes]], *, grace_seconds: float) -> None:
@@ -265,6 +263,10 @@ def _communicate_by_line(
     process.stdout.close()
     process.stderr.close()
     return b"".join(out), b"".join(err)
+
+
+def _cancelled(name: str) -> ToolError:
+    return ToolError(f"{name} was not run: its work was cancelled (vpod is stopping)", reason=Reason.KILLED, permanent=False)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
