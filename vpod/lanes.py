@@ -165,6 +165,7 @@ class TranscodeLane:
         self._logged: dict[int, str] = {}  # job id → the reason logged (transcode_deferred once)
         self._cancelled: set[int] = set()  # job ids whose encoder shutdown killed
         self._closed = False  # shutdown: no transcode starts any more
+        self._canceller: ToolRunner | None = None  # the runner cancel_all cancelled the encodes' threads in
         self.log = structlog.get_logger("vpod")
 
     @classmethod
@@ -246,16 +247,21 @@ class TranscodeLane:
 
     def cancel_all(self, runner: ToolRunner) -> list[Job]:
         """Shutdown: kill the tools of every running transcode at once (SIGKILL to each
-        tool's process group, :meth:`vpod.media.tools.ToolRunner.terminate_thread`
-        then :meth:`~vpod.media.tools.ToolRunner.reap`); the pipeline removes their temp
+        tool's process group, :meth:`vpod.media.tools.ToolRunner.cancel_thread` then
+        :meth:`~vpod.media.tools.ToolRunner.reap`) and refuse the tools their threads
+        would start next, until their slots are freed; the pipeline removes their temp
         files and the workers give the jobs back (:meth:`was_cancelled`). Returns the jobs."""
-        with self._lock:
+        killed = []
+        with self._lock:  # held while refusing: a slot freed meanwhile (_free) allows its thread after
             self._closed = True
+            self._canceller = runner
             running = list(self._running.values())
             self._cancelled.update(r.job.id for r in running)
-        killed = []
+            for entry in running:
+                # Its current tool is killed, and no next one starts: the worker may be between
+                # two tools (probed, its encoder not started yet) (ToolRunner.cancel_thread).
+                killed.extend(runner.cancel_thread(entry.thread_id))
         for entry in running:
-            killed.extend(runner.terminate_thread(entry.thread_id))
             self.log.warning(
                 "transcode_cancelled", path=display_path(entry.job.path),
                 hint="shutdown: the encoder was killed and its temp file removed; the file is queued again and its "
@@ -305,8 +311,10 @@ class TranscodeLane:
 
     def _free(self, job: Job) -> None:
         with self._lock:
-            freed = self._running.pop(job.id, None) is not None
-        if freed:
+            entry = self._running.pop(job.id, None)
+            if entry is not None and job.id in self._cancelled and self._canceller is not None:
+                self._canceller.allow_thread(entry.thread_id)  # its cancelled work has ended
+        if entry is not None:
             self.on_free()
 
     def forget(self, job: Job) -> None:

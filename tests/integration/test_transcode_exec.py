@@ -1,56 +1,55 @@
 """Applying a plan that encodes (issue 18, "exec"): the real pipeline, real ffmpeg, real files.
 
-The plans come from the real planner plus :mod:`tests.support.transcode_plans` (the
-``video_codec`` / ``audio_compat`` planner lands on another branch).
+The plans come from the real planner under policies with the real keys (``video_codec``,
+``audio_compat``, ``audio_convert``, ``keep_if_larger``), parsed as a config's
+``[policy]`` table is (:func:`transcoding`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.ffmpeg_wrapper import REAL_TIME, ffmpeg_wrapper
 from tests.support.pipeline import Pipeline, pipeline, sha256  # noqa: F401 (fixture)
 from tests.support.transcode_media import attachments, chapter_count, movie, streams, tiny_hevc
-from tests.support.transcode_plans import Wanted, plan_transcodes
 from vpod.media.probe import probe
 from vpod.outcomes import Reason
-from vpod.policy.policy import Policy
+from vpod.policy.policy import Policy, policy_from_table
 
-POLICY = Policy(audio_languages=("eng",))
+COMPAT = {"codec": "aac", "channels": 2, "bitrate_kbps": 128, "title": "AAC Stereo"}
 
 
-def _ffmpeg_wrapper(folder: Path, body: str) -> None:
-    """Put an ``ffmpeg`` first on PATH: a Python script that runs ``body`` with ``ARGS``
-    (its arguments) and ``REAL`` (the real ffmpeg), for encodes into a vpod temp file only;
-    every other run is the real ffmpeg (os.execv: the same process)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "ffmpeg"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import os, subprocess, sys\n"
-        f"REAL = {shutil.which('ffmpeg')!r}\n"
-        "ARGS = sys.argv[1:]\n"
-        "OUT = ARGS[-1][len('file:'):] if ARGS and ARGS[-1].startswith('file:') else ''\n"
-        "if not os.path.basename(OUT).startswith('.vpod-tmp-') or '-c:0' not in ARGS:\n"
-        "    os.execv(REAL, [REAL, *ARGS])\n"
-        + body
-    )
-    script.chmod(0o755)
+def transcoding(
+    video: str | None = "hevc", *, crf: int = 30, preset: str = "ultrafast", encoder: str = "software",
+    compat: bool = True, **keys: object,
+) -> Policy:
+    """A policy as a config's ``[policy]`` table gives it: English audio, H.264 (and
+    HEVC, for ``video = "h264"``) re-encoded into ``video`` (``None``: no video key) at
+    ``crf`` / ``preset`` with ``encoder``, an AAC stereo compat track when ``compat``,
+    and any other ``keys``."""
+    table: dict[str, object] = {"audio_languages": ["eng"], **keys}
+    if video is not None:
+        table["video_codec"] = {
+            "codec": video, "convert": [c for c in ("h264", "hevc") if c != video], "crf": crf, "preset": preset, "encoder": encoder,
+        }  # fmt: skip
+    if compat:
+        table["audio_compat"] = COMPAT
+    return policy_from_table(table, source=None, base_dir=None)
+
 
 
 @pytest.mark.parametrize("audio_codec", ["flac", "pcm_s24le", "truehd"])
 def test_h264_becomes_hevc_with_a_stereo_aac_track_right_after_the_5_1_source(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, audio_codec: str
+    pipeline: Pipeline, audio_codec: str
 ) -> None:
     source = movie(pipeline.library / "Film.mkv", audio_codec=audio_codec)
     before = probe(source, pipeline.runner)
-    plan_transcodes(monkeypatch, Wanted())
+    policy = transcoding()
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert out.result.success, out.result.error
     assert out.result.final_path == source
@@ -68,15 +67,15 @@ def test_h264_becomes_hevc_with_a_stereo_aac_track_right_after_the_5_1_source(
     assert before.duration_seconds is not None and after.duration_seconds is not None
     assert abs(after.duration_seconds - before.duration_seconds) <= 1.0
     assert after.size_bytes < before.size_bytes
-    pipeline.assert_conforms(source, POLICY)  # a second pass plans nothing
+    pipeline.assert_conforms(source, policy)  # a second pass plans nothing
     assert pipeline.temps_left() == []
 
 
-def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline) -> None:
     source = movie(pipeline.library / "Deep.mkv", ten_bit=True)
-    plan_transcodes(monkeypatch, Wanted(compat=None))
+    policy = transcoding(compat=False)
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert out.result.success, out.result.error
     video = streams(source)[0]
@@ -98,7 +97,7 @@ def test_a_result_that_does_not_decode_fails_verification_and_the_source_stays(
 ) -> None:
     source = movie(pipeline.library / "Broken.mkv", seconds=8.0)
     digest = sha256(source)
-    _ffmpeg_wrapper(
+    ffmpeg_wrapper(
         tmp_path / "bin",
         "done = subprocess.run([REAL, *ARGS]).returncode\n"
         "data = bytearray(open(OUT, 'rb').read())\n"
@@ -107,9 +106,9 @@ def test_a_result_that_does_not_decode_fails_verification_and_the_source_stays(
         "sys.exit(done)\n",
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    plan_transcodes(monkeypatch, Wanted(compat=None))
+    policy = transcoding(compat=False)
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert not out.result.success and out.result.reason is Reason.VERIFY_FAILED, out.result
     assert any(words in (out.result.error or "") for words in ("does not decode", "decodes with errors", "no frame")), out.result.error
@@ -118,15 +117,15 @@ def test_a_result_that_does_not_decode_fails_verification_and_the_source_stays(
 
 
 def test_a_transcode_that_saves_too_little_is_discarded_and_the_rest_of_the_plan_applied(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline
 ) -> None:
     source = tiny_hevc(pipeline.library / "Small.mkv")
     before = probe(source, pipeline.runner)
     # Its English audio is not default: the real planner sets the flag (a header edit).
     assert not before.tracks_of("audio")[0].default
-    plan_transcodes(monkeypatch, Wanted(video="h264", crf=10, compat=None))  # H.264 at CRF 10: far larger
+    policy = transcoding(video="h264", crf=10, compat=False)  # H.264 at CRF 10: far larger
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert out.result.skipped and out.result.reason is Reason.NOT_SMALLER and out.result.permanent, out.result
     assert out.result.actions == ("track 1: set default flag on",), out.result.actions
@@ -143,11 +142,9 @@ def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
     source = movie(pipeline.library / "Long.mkv", seconds=4.0)
     digest = sha256(source)
     # -re: the encode reads its input at the rate it plays (4 s), so progress comes mid-way.
-    _ffmpeg_wrapper(
-        tmp_path / "bin", "at = ARGS.index('-i')\nos.execv(REAL, [REAL, *ARGS[:at], '-re', *ARGS[at:]])\n"
-    )
+    ffmpeg_wrapper(tmp_path / "bin", REAL_TIME)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    plan_transcodes(monkeypatch, Wanted())
+    policy = transcoding()
     seen: list[float] = []
 
     def kill_midway(percent: float, **_: object) -> None:
@@ -155,7 +152,7 @@ def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
         if 0 < percent < 100:
             pipeline.runner.kill_all()  # as a shutdown does
 
-    out = pipeline.processor.process(source, POLICY, on_progress=kill_midway)
+    out = pipeline.processor.process(source, policy, on_progress=kill_midway)
 
     assert any(0 < p < 100 for p in seen), seen
     assert not out.result.success and out.result.reason is Reason.KILLED and not out.result.permanent, out.result
@@ -163,9 +160,7 @@ def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
     assert pipeline.temps_left() == []
 
 
-def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_with_a_warning(tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
     from tests.support.pipeline import make_pipeline
@@ -179,10 +174,10 @@ def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_wit
         transcoding=TranscodeSettings(vaapi_device=str(tmp_path / "no-renderD128")),
     )  # fmt: skip
     source = movie(pipe.library / "Film.mkv")
-    plan_transcodes(monkeypatch, Wanted(encoder="vaapi", compat=None))
+    policy = transcoding(encoder="vaapi", compat=False)
 
     with capture_logs() as logs:
-        out = pipe.run(source, POLICY)
+        out = pipe.run(source, policy)
 
     assert out.result.success, out.result.error
     assert streams(source)[0]["codec_name"] == "hevc"
@@ -195,7 +190,7 @@ def test_the_encoder_runs_at_the_configured_nice_and_io_priority(
 ) -> None:
     seen = tmp_path / "priority.txt"
     # The encode notes its own nice value and I/O class (ionice(1) -p reads them), then runs.
-    _ffmpeg_wrapper(
+    ffmpeg_wrapper(
         tmp_path / "bin",
         f"open({str(seen)!r}, 'w').write('%d %s' % (os.getpriority(os.PRIO_PROCESS, 0), "
         "subprocess.run(['ionice', '-p', str(os.getpid())], capture_output=True, text=True).stdout.strip()))\n"
@@ -203,9 +198,9 @@ def test_the_encoder_runs_at_the_configured_nice_and_io_priority(
     )
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     source = movie(pipeline.library / "Film.mkv")
-    plan_transcodes(monkeypatch, Wanted(compat=None))
+    policy = transcoding(compat=False)
 
-    out = pipeline.run(source, POLICY)  # the default settings: transcode_nice = 10, transcode_ionice = "idle"
+    out = pipeline.run(source, policy)  # the default settings: transcode_nice = 10, transcode_ionice = "idle"
 
     assert out.result.success, out.result.error
     assert seen.read_text() == f"{os.getpriority(os.PRIO_PROCESS, 0) + 10} idle"
@@ -237,12 +232,12 @@ def _first_frame_side_data(path: Path) -> list[str]:
     return [s["side_data_type"] for s in json.loads(out)["frames"][0].get("side_data_list", [])]
 
 
-def test_hdr10_is_kept_by_libsvtav1_and_refused_for_h264(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hdr10_is_kept_by_libsvtav1_and_refused_for_h264(pipeline: Pipeline) -> None:
     kept = _hdr10_source(pipeline.library / "Kept.mkv")
     refused = _hdr10_source(pipeline.library / "Refused.mkv")
     digest = sha256(refused)
-    plan_transcodes(monkeypatch, Wanted(video="av1", crf=50, preset="12", compat=None))
-    out = pipeline.run(kept, POLICY)
+    policy = transcoding(video="av1", crf=50, preset="12", compat=False)
+    out = pipeline.run(kept, policy)
     assert out.result.success, out.result.error
     video = streams(kept)[0]
     assert (video["codec_name"], video["pix_fmt"], video["color_transfer"], video["color_primaries"]) == (
@@ -250,20 +245,19 @@ def test_hdr10_is_kept_by_libsvtav1_and_refused_for_h264(pipeline: Pipeline, mon
     )  # fmt: skip
     assert {"Mastering display metadata", "Content light level metadata"} <= set(_first_frame_side_data(kept))
 
-    plan_transcodes(monkeypatch, Wanted(video="h264", compat=None))
-    out = pipeline.run(refused, POLICY)
+    policy = transcoding(video="h264", compat=False)
+    out = pipeline.run(refused, policy)
     assert not out.result.success and out.result.reason is Reason.HDR_NOT_KEPT, out.result
     assert "HDR10" in (out.result.error or "") and sha256(refused) == digest
     assert pipeline.temps_left() == []
 
 
-def test_bcp47_language_tags_survive_the_ffmpeg_run(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bcp47_language_tags_survive_the_ffmpeg_run(pipeline: Pipeline) -> None:
     import subprocess
 
     source = movie(pipeline.library / "Filme.mkv")
     subprocess.run(["mkvpropedit", "-q", str(source), "--edit", "track:a1", "--set", "language=pt-BR"], check=True)
-    policy = Policy(audio_languages=("por",))
-    plan_transcodes(monkeypatch, Wanted())
+    policy = transcoding(audio_languages=["por"])
 
     out = pipeline.run(source, policy)
 
@@ -273,29 +267,29 @@ def test_bcp47_language_tags_survive_the_ffmpeg_run(pipeline: Pipeline, monkeypa
     pipeline.assert_conforms(source, policy)
 
 
-def test_converted_audio_keeps_its_place_title_and_flags(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_converted_audio_keeps_its_place_title_and_flags(pipeline: Pipeline) -> None:
     source = movie(pipeline.library / "Film.mkv", audio_codec="truehd")
-    plan_transcodes(monkeypatch, Wanted(video=None, compat=None, convert=(("truehd", "dts", "pcm"), "eac3", 640)))
+    policy = transcoding(None, compat=False, audio_convert={"codecs": ["truehd", "dts", "pcm"], "to": "eac3", "bitrate_kbps": 640})
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert out.result.success, out.result.error
     got = [s for s in streams(source) if s["codec_type"] != "attachment"]
     assert [(s["codec_type"], s["codec_name"]) for s in got] == [("video", "h264"), ("audio", "eac3"), ("subtitle", "subrip")]
     assert got[1]["channels"] == 6 and got[1]["tags"]["title"] == "Surround" and got[1]["disposition"]["default"] == 1
     assert chapter_count(source) == 2 and attachments(source) == ["notes.txt"]
-    pipeline.assert_conforms(source, POLICY)
+    pipeline.assert_conforms(source, policy)
 
 
-def test_a_cover_picture_attachment_stays_an_attachment(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cover_picture_attachment_stays_an_attachment(pipeline: Pipeline) -> None:
     source = movie(pipeline.library / "Film.mkv", cover=True)
     picture = pipeline.library / "picture.jpg"
     import subprocess
 
     subprocess.run(["mkvextract", str(source), "attachments", f"1:{picture}"], check=True, capture_output=True)
-    plan_transcodes(monkeypatch, Wanted(compat=None))
+    policy = transcoding(compat=False)
 
-    out = pipeline.run(source, POLICY)
+    out = pipeline.run(source, policy)
 
     assert out.result.success, out.result.error
     assert sorted(attachments(source)) == ["cover.jpg", "notes.txt"]
@@ -308,15 +302,14 @@ def test_a_cover_picture_attachment_stays_an_attachment(pipeline: Pipeline, monk
     assert pipeline.temps_left() == []
 
 
-def test_an_mp4_is_transcoded_into_mkv(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_mp4_is_transcoded_into_mkv(pipeline: Pipeline) -> None:
     from tests.support.media import audio, make_media, subtitle, video
 
     source = make_media(
         pipeline.library / "Clip.mp4", [video(codec="libx264"), audio("eng", default=True), subtitle("eng")],
         duration=3.0, video_size="320x240", video_source="testsrc2",
     )  # fmt: skip
-    policy = Policy(audio_languages=("eng",), container="mkv")
-    plan_transcodes(monkeypatch, Wanted(compat=None))
+    policy = transcoding(compat=False, container="mkv")
 
     out = pipeline.run(source, policy)
 

@@ -1,7 +1,9 @@
 """The transcode lane with the real pipeline in process (issue 18, item 2 and 3): real
 media, real tools, a real SQLite Store, :class:`vpod.jobs.JobRunner` and the Feeder as
-the daemon wires them. The plan's transcode and its encoder come from a test-only hook
-(tests/support/transcode_hook.py: the policy keys and the executor are other branches).
+the daemon wires them, and the daemon itself. The transcodes are the real planner's
+(a policy with ``video_codec``, ``audio_compat``, ``audio_convert``, ``keep_if_larger``)
+and the encodes the real ffmpeg's; where a test needs an encode that lasts, ffmpeg reads
+a long H.264 clip at the rate it plays (``-re``: tests/support/ffmpeg_wrapper.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from support.transcode_hook import install
+from support.ffmpeg_wrapper import REAL_TIME, ffmpeg_wrapper
+from support.media import audio, make_media, video
+from support.tools import path_with
 
 from vpod.config import DatabaseConfig
 from vpod.db.factory import open_store
@@ -25,13 +29,48 @@ from vpod.lanes import TranscodeLane
 from vpod.media.tools import ToolRunner
 from vpod.pipeline import FileProcessor, PipelineOptions
 from vpod.policy.plan import Plan, TranscodeVideo
-from vpod.policy.policy import Policy
+from vpod.policy.policy import policy_from_table
 from vpod.policy.selection import PolicySelector
 from vpod.watch.filters import TEMP_PREFIX
 
 pytestmark = pytest.mark.integration
 
 ENCODE = Plan((TranscodeVideo(0, "hevc"),))
+
+# H.264 is re-encoded into HEVC; the header files' MPEG-4 video is not. Their English AAC
+# (mono) already is an equivalent of the compat track, and they have no FLAC or PCM.
+POLICY_TABLE = {
+    "video_codec": {"codec": "hevc", "convert": ["h264"], "crf": 30, "preset": "ultrafast"},
+    "audio_compat": {"codec": "aac", "channels": 2, "bitrate_kbps": 128},
+    "audio_convert": {"codecs": ["flac", "pcm"], "to": "eac3"},
+    "keep_if_larger": True,
+}
+POLICY = policy_from_table(POLICY_TABLE, source=None, base_dir=None)
+POLICIES = PolicySelector.single(POLICY)
+
+
+def h264_clip(folder: Path, seconds: float) -> Path:
+    """An H.264 clip of ``seconds`` with the tracks of ``jpn_eng_mkv`` (English audio
+    first, Japanese default): the policy plans two flag changes and a video transcode."""
+    return make_media(
+        folder / f".h264-{seconds:g}.mkv", [video(codec="libx264"), audio("eng"), audio("jpn", default=True)],
+        duration=seconds, video_size="160x120",
+    )  # fmt: skip
+
+
+def real_time_ffmpeg(tmp_path: Path) -> str:
+    """A ``PATH`` whose ffmpeg encodes at the rate the media plays (the real ffmpeg, ``-re``)."""
+    return path_with(ffmpeg_wrapper(tmp_path / "bin", REAL_TIME))
+
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """The daemon's /metrics samples: (name, labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from support.http import get
+
+    code, _, body = get(port, "/metrics")
+    assert code == 200
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(body) for s in family.samples]
 
 
 def sha(path: Path) -> str:
@@ -49,12 +88,14 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:  # type: ig
 
 @pytest.fixture
 def library(tmp_path, jpn_eng_mkv):
-    """enc.mkv (the hook plans a transcode) and hdr-N.mkv (header edits only), queued."""
+    """enc.mkv (H.264 of 300 s: the policy plans a transcode) and hdr-N.mkv (header
+    edits only), queued."""
     folder = tmp_path / "library"
     folder.mkdir()
     store = open_store(DatabaseConfig(path=tmp_path / "v.db", busy_timeout_seconds=5))
+    clip = h264_clip(tmp_path, 300.0)
     for name in ("enc.mkv", "hdr-1.mkv", "hdr-2.mkv"):
-        (folder / name).write_bytes(jpn_eng_mkv.read_bytes())
+        (folder / name).write_bytes((clip if name.startswith("enc") else jpn_eng_mkv).read_bytes())
         store.enqueue(folder, name.encode(), *fingerprint_path(folder / name))
     yield folder, store
     store.close()
@@ -67,14 +108,13 @@ def make_runner(store, folder: Path, lane: TranscodeLane, tools: ToolRunner) -> 
     )
 
 
-def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(library, monkeypatch):
+def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(library):
     folder, store = library
-    install("enc", 30.0, monkeypatch)
     lane = TranscodeLane(1)
     feeder = Feeder(store, threading.Event(), threading.Event(), batch_id=lambda: "b1", passed_over=lane.passed_over)
     lane.on_free = feeder.poke
     runner = make_runner(store, folder, lane, ToolRunner(60))
-    policies = PolicySelector.single(Policy())
+    policies = POLICIES
     busy = lane.ticket(Job(10_000, folder, b"other.mkv", "x", 0))  # another file encodes: the lane is full
     busy.admit(ENCODE)
     before = sha(folder / "enc.mkv")
@@ -100,9 +140,9 @@ def test_a_full_lane_defers_the_transcode_uncounted_and_header_files_are_done(li
     assert isinstance(job, Job) and job.relpath == b"enc.mkv" and job.attempts == 0
 
 
-def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_uncounted(library, monkeypatch):
+def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_uncounted(library, monkeypatch, tmp_path):
     folder, store = library
-    install("enc", 600.0, monkeypatch)  # an encode far longer than the test
+    monkeypatch.setenv("PATH", real_time_ffmpeg(tmp_path))  # 300 s of media: an encode far longer than the test
     tools = ToolRunner(60)
     lane = TranscodeLane(1)
     runner = make_runner(store, folder, lane, tools)
@@ -112,11 +152,18 @@ def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_unc
     outcome: list[object] = []
     with capture_logs() as logs:
         worker = threading.Thread(
-            target=lambda: outcome.append(runner.run(job, PolicySelector.single(Policy()), "w1", "b1"))
+            target=lambda: outcome.append(runner.run(job, POLICIES, "w1", "b1"))
         )
         worker.start()
         temps = lambda: [p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX)]  # noqa: E731
         wait_until(lambda: lane.running() == 1 and temps() and tools.pids_of(worker.ident or 0), "the encode runs")
+        # The real encoder's progress reaches the worker's FileProgress as a transcode's
+        # (the 30 s log cadence; /metrics and vpod status read it), with speed and fps.
+        reported = lambda: runner.progress_board.points().get("w1")  # noqa: E731
+        wait_until(lambda: (r := reported()) is not None and r[0].speed is not None, "the encoder reports its speed")
+        point, transcoding = reported()
+        assert transcoding and 0 < point.percent < 100 and point.speed > 0 and point.fps is not None
+        assert list(runner.progress_board.encodes()) == [str(folder / "enc.mkv")]
         cancelled = lane.cancel_all(tools)
         worker.join(30)
         assert not worker.is_alive()
@@ -132,6 +179,26 @@ def test_shutdown_kills_a_running_transcode_removes_its_temp_and_requeues_it_unc
     assert lane.running() == 0
 
 
+def test_a_transcode_cancelled_before_its_encoder_starts_runs_no_tool_after_the_stop():
+    """Shutdown may find a transcode admitted but between two tools (probed, its encoder
+    not started yet): nothing is running to kill, and the encoder must not start after
+    (it ran to its end, holding the shutdown, before ToolRunner.cancel_thread)."""
+    from vpod.errors import ToolError
+    from vpod.outcomes import Reason
+
+    tools = ToolRunner(60)
+    lane = TranscodeLane(1)
+    job = Job(1, Path("/library"), b"enc.mkv", "x", 0)
+    with lane.ticket(job) as ticket:
+        ticket.admit(ENCODE)  # this thread now transcodes; no tool of it runs at this moment
+        assert lane.cancel_all(tools) == [job]
+        with pytest.raises(ToolError) as refused:
+            tools.run(["ffmpeg", "-version"])  # the encoder it would start next
+        assert refused.value.reason is Reason.KILLED and not refused.value.permanent
+    assert lane.was_cancelled(job)
+    assert tools.run(["ffmpeg", "-version"]).returncode == 0  # the thread's next job runs its tools
+
+
 def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(tmp_path, daemon_factory, env, jpn_eng_mkv):
     """``vpod run`` with workers = 2, max_transcodes = 1: a second transcode is deferred
     (once, uncounted) and passed over, header-only files dropped meanwhile are all done
@@ -142,20 +209,23 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     import os
 
     from support.daemon import run_vpod
-    from support.transcode_hook import sitecustomize_env
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     sections = {
         "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
         "processing": {"workers": 2, "max_transcodes": 1, "shutdown_timeout_seconds": 600},
+        "policy": POLICY_TABLE,
+        "http": {"listen": "127.0.0.1:0"},
     }
-    hook = {**sitecustomize_env(tmp_path / "hook", "enc", 600.0), "VPOD_CPU_COUNT": "4"}
-    daemon = daemon_factory(sections, extra_env=hook)
+    # The encodes run at the rate the media plays: 300 s, far longer than the test.
+    slow = {"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "4"}
+    daemon = daemon_factory(sections, extra_env=slow)
+    clip = h264_clip(tmp_path, 300.0)
 
     def drop(name: str) -> Path:
         staged = tmp_path / name
-        staged.write_bytes(jpn_eng_mkv.read_bytes())
+        staged.write_bytes((clip if name.startswith("enc") else jpn_eng_mkv).read_bytes())
         os.rename(staged, inbox / name)
         return inbox / name
 
@@ -173,6 +243,14 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert "1 encoding" in text and "x, " in text, text
+    # /metrics, read at scrape time from the worker's progress: the real encode's gauges.
+    gauges = scrape(daemon.wait_for("http_listening")[0]["port"])
+    assert ("vpod_transcodes_running", {}, 1.0) in gauges
+    [(worker, percent)] = [(labels["worker"], value) for name, labels, value in gauges
+                           if name == "vpod_file_progress_percent" and labels["kind"] == "transcode"]  # fmt: skip
+    speed = [value for name, labels, value in gauges if name == "vpod_transcode_speed" and labels == {"worker": worker}]
+    fps = [value for name, labels, value in gauges if name == "vpod_transcode_fps" and labels == {"worker": worker}]
+    assert 0 < percent < 100 and speed and speed[0] > 0 and fps, gauges
     second = drop("enc-2.mkv")
     daemon.wait_for("transcode_deferred", path=str(second), reason="lane_full")
     headers = [drop(f"hdr-{n}.mkv") for n in range(5)]
@@ -196,14 +274,49 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     finally:
         store.close()
 
-    again = daemon_factory(sections, extra_env={**hook, "VPOD_TEST_TRANSCODE_SECONDS": "600"}, name="again")
+    again = daemon_factory(sections, extra_env=slow, name="again")
     started = again.wait_for("file_started", where=lambda e: e["path"] in (str(first), str(second)))
     assert started[0]["attempt"] == 1  # the cancelled transcode starts again from zero, its first attempt
     assert again.stop() == 0
 
 
-def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane):  # type: ignore[no-untyped-def]
-    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``."""
+def test_a_transcode_not_smaller_frees_its_slot_and_its_content_is_not_encoded_again(tmp_path):
+    """The lane admits the transcode in before_apply; exec discards the result as
+    ``not_smaller`` and applies the rest of the plan (a flag) the usual way: the slot is
+    freed, the outcome recorded skipped and permanent, and the content vpod left is not
+    queued again under that policy (the watcher's enqueue after vpod's own edit)."""
+    from support.transcode_media import tiny_hevc
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    source = tiny_hevc(folder / "small.mkv")  # English audio, not default: the flag is a header edit
+    store = open_store(DatabaseConfig(path=tmp_path / "v.db", busy_timeout_seconds=5))
+    store.enqueue(folder, b"small.mkv", *fingerprint_path(source))
+    # HEVC into H.264 at CRF 10: far larger than the source.
+    table = {"audio_languages": ["eng"], "video_codec": {"codec": "h264", "convert": ["hevc"], "crf": 10, "preset": "ultrafast"}}
+    policy = policy_from_table(table, source=None, base_dir=None)
+    lane = TranscodeLane(1)
+    freed: list[bool] = []
+    lane.on_free = lambda: freed.append(True)
+    job = store.claim("w1", "b1")
+    try:
+        with capture_logs() as logs:
+            result = make_runner(store, folder, lane, ToolRunner(60)).run(job, PolicySelector.single(policy), "w1", "b1")
+        assert result is not None and result.skipped and result.reason == "not_smaller" and result.permanent, result
+        assert result.actions == ("track 1: set default flag on",)
+        assert freed == [True] and lane.running() == 0 and lane.deferred() == 0
+        assert not [e for e in logs if e["event"] in ("transcode_deferred", "transcode_cancelled")]
+        record = store.file_record(source)
+        assert (record.state, record.reason, record.permanent) == ("skipped", "not_smaller", True), record
+        assert store.enqueue(folder, b"small.mkv", *fingerprint_path(source), policy_digest=policy.digest).value == "unchanged"
+    finally:
+        store.close()
+
+
+def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLane, seconds: float = 3.0):  # type: ignore[no-untyped-def]
+    """A ``vpod process`` batch (BatchProcessor, two workers) over copies of ``names``:
+    those with ``enc`` in their name an H.264 clip of ``seconds`` (a transcode), the
+    others ``jpn_eng_mkv`` (a header edit)."""
     import io
     import shutil
 
@@ -216,8 +329,9 @@ def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLa
 
     lib = tmp_path / "lib"
     lib.mkdir()
+    clip = h264_clip(tmp_path, seconds)
     for name in names:
-        shutil.copyfile(jpn_eng_mkv, lib / name)
+        shutil.copyfile(clip if "enc" in name else jpn_eng_mkv, lib / name)
     targets = collect_targets([lib], PathFilter.from_config(WatchConfig()), recursive=False)
     store = open_store(DatabaseConfig(path=tmp_path / "vpod.db"))
     runner = JobRunner(
@@ -225,14 +339,14 @@ def batch(tmp_path: Path, jpn_eng_mkv: Path, names: list[str], lane: TranscodeLa
         max_attempts=1, lane=lane,
     )
     processor = BatchProcessor(
-        targets.files, store=store, job_runner=runner, policies=PolicySelector.single(Policy()), workers=2,
+        targets.files, store=store, job_runner=runner, policies=POLICIES, workers=2,
         controller=BatchController("skip"), progress=ProgressTracker(len(targets.files), StatusLine(io.StringIO())),
     )
     return lib, store, processor
 
 
 def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_slot(tmp_path, jpn_eng_mkv, monkeypatch):
-    install("enc", 2.0, monkeypatch)
+    monkeypatch.setenv("PATH", real_time_ffmpeg(tmp_path))  # each encode lasts its 3 s of media at least
     names = ["a-enc.mkv", "b-enc.mkv", "c.mkv", "d.mkv", "e.mkv"]
     lib, store, processor = batch(tmp_path, jpn_eng_mkv, names, TranscodeLane(1))
     with capture_logs() as logs:
@@ -248,12 +362,11 @@ def test_vpod_process_runs_header_files_while_a_second_transcode_waits_for_the_s
     assert max(by_name[n].ended_at for n in ("c.mkv", "d.mkv", "e.mkv")) <= by_name[first].ended_at
 
 
-def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv, monkeypatch):
+def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tmp_path, jpn_eng_mkv):
     import datetime as dt
 
     from vpod.lanes import TranscodeHours
 
-    install("enc", 600.0, monkeypatch)
     noon = lambda: dt.datetime(2026, 12, 5, 12, 0)  # noqa: E731
     lane = TranscodeLane(1, TranscodeHours(["22:00-07:00"]), now=noon)
     lib, store, processor = batch(tmp_path, jpn_eng_mkv, ["a-enc.mkv", "c.mkv"], lane)

@@ -62,6 +62,7 @@ class ToolRunner:
         self.limits = limits if isinstance(limits, ToolLimits) else ToolLimits.uniform(limits)
         self._lock = threading.Lock()
         self._running: dict[subprocess.Popen[bytes], int] = {}  # process -> the thread that runs it
+        self._refused: set[int] = set()  # threads whose work was cancelled: no tool of theirs starts
 
     def run(
         self,
@@ -93,9 +94,11 @@ class ToolRunner:
             ToolMissing: the program is not on ``PATH`` (also when it vanished at run time).
             ToolTimeout: it ran longer than the timeout.
             ToolError: it exited with a status not in ``ok_codes``; the message holds
-                the command name, the status and the tool's stderr.
+                the command name, the status and the tool's stderr. Reason ``killed``
+                (not permanent) when the thread's work was cancelled (:meth:`cancel_thread`).
         """
         name = os.fspath(args[0])
+        self._check_allowed(name)
         limit = self.limits.base_seconds if timeout_seconds is None else timeout_seconds
         argv = [tool_path(name), *(os.fspath(a) for a in args[1:])]
         if wrapper:
@@ -115,7 +118,13 @@ class ToolRunner:
         except FileNotFoundError:
             raise ToolMissing(name) from None
         with self._lock:
-            self._running[process] = threading.get_ident()
+            refused = threading.get_ident() in self._refused
+            if not refused:
+                self._running[process] = threading.get_ident()
+        if refused:  # cancelled between the check above and now (cancel_thread): it goes at once
+            _kill_group(process)
+            process.communicate()
+            raise _cancelled(name)
         try:
             if on_output_line is None:
                 stdout, stderr = process.communicate(timeout=limit)
@@ -161,6 +170,28 @@ class ToolRunner:
         for process in running:
             _signal_group(process, signal.SIGTERM)
         return running
+
+    def cancel_thread(self, thread_id: int) -> list[subprocess.Popen[bytes]]:
+        """Cancel the work of the thread ``thread_id``: SIGTERM its tools as
+        :meth:`terminate_thread` does, and refuse every tool it starts from now on until
+        :meth:`allow_thread` (its :meth:`run` raises :class:`ToolError`, reason ``killed``):
+        a cancelled transcode may be between two tools (its probe done, its encoder not
+        started yet), and the next one must not run. Returns the processes, for :meth:`reap`."""
+        with self._lock:
+            self._refused.add(thread_id)
+        return self.terminate_thread(thread_id)
+
+    def allow_thread(self, thread_id: int) -> None:
+        """The thread ``thread_id`` may run tools again (its cancelled work has ended)."""
+        with self._lock:
+            self._refused.discard(thread_id)
+
+    def _check_allowed(self, name: str) -> None:
+        """Raises :class:`ToolError` (``killed``) when this thread's work was cancelled."""
+        with self._lock:
+            refused = threading.get_ident() in self._refused
+        if refused:
+            raise _cancelled(name)
 
     @staticmethod
     def reap(processes: Sequence[subprocess.Popen[bytes]], *, grace_seconds: float) -> None:
@@ -232,6 +263,10 @@ def _communicate_by_line(
     process.stdout.close()
     process.stderr.close()
     return b"".join(out), b"".join(err)
+
+
+def _cancelled(name: str) -> ToolError:
+    return ToolError(f"{name} was not run: its work was cancelled (vpod is stopping)", reason=Reason.KILLED, permanent=False)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -32,7 +32,7 @@ from vpod.media.tools import ToolRunner
 from vpod.outcomes import Reason
 from vpod.policy.languages import legacy_language
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.codecs import track_codec_family
+from vpod.policy.codecs import track_codec_family, track_video_family
 from vpod.policy.plan import TRANSCODE_ACTIONS, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
@@ -76,22 +76,14 @@ def _compare_tracks(reader: str, got: list[Track], expected: list[Track], titles
     return problems
 
 
-_VIDEO_FAMILIES = (
-    # (family, the start of its names as mkvmerge -J and ffprobe give them, lower case)
-    ("hevc", ("hevc",)),
-    ("av1", ("av1",)),
-    ("h264", ("avc", "h264", "h.264")),
-)
-
-
 def codec_family_of(track: Track) -> str:
     """The codec family of a track as mkvmerge or ffprobe names its codec: for video
-    ``hevc`` (``HEVC/H.265/MPEG-H``, ``hevc``), ``av1``, ``h264`` (``AVC/H.264/MPEG-4p10``,
-    ``h264``), else the lower-cased name; for audio :func:`vpod.policy.codecs.track_codec_family`."""
-    name = track.codec.lower()
+    :func:`vpod.policy.codecs.track_video_family` (``HEVC/H.265/MPEG-H`` and ``hevc`` are
+    ``hevc``; ``MPEG-1/2`` and ``mpeg2video`` are ``mpeg2``), for audio
+    :func:`vpod.policy.codecs.track_codec_family`, else the lower-cased name."""
     if track.type == "video":
-        return next((family for family, starts in _VIDEO_FAMILIES if name.startswith(starts)), name)
-    return track_codec_family(track.codec) if track.type == "audio" else name
+        return track_video_family(track.codec)
+    return track_codec_family(track.codec) if track.type == "audio" else track.codec.lower()
 
 
 def _compare_codecs(reader: str, got: list[Track], planned: tuple[OutputTrack, ...], same_reader: bool) -> list[str]:
