@@ -2,8 +2,11 @@
 default exactly that many (a default that fits the machine needs no warning).
 
 Each worker drives an I/O- and CPU-heavy tool (mkvmerge, ffmpeg); more workers than
-half the CPUs only make them fight over disk and cores. The CPUs counted are those
-this process may run on (``os.sched_getaffinity``), not all the machine's.
+half the CPUs only make them fight over disk and cores. The transcode lane is the
+exception: its ``max_transcodes`` encoders run at a low priority (nice 10, idle I/O),
+and a worker beside each of them is what keeps header edits quick while one encodes, so
+a count asked for may exceed half the CPUs by ``max_transcodes``. The CPUs counted are
+those this process may run on (``os.sched_getaffinity``), not all the machine's.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def worker_cap(cpus: int | None = None) -> int:
-    """The most workers allowed: half the available CPUs, at least 1."""
-    return max(1, (available_cpus() if cpus is None else cpus) // 2)
+def worker_cap(cpus: int | None = None, lane: int = 0) -> int:
+    """The most workers allowed: half the available CPUs, at least 1, plus ``lane``
+    (``[processing] max_transcodes``: the encoders' low-priority workers)."""
+    return max(1, (available_cpus() if cpus is None else cpus) // 2) + lane
 
 
 class WorkerCount(NamedTuple):
@@ -47,8 +51,8 @@ class WorkerCount(NamedTuple):
     Attributes:
         used: worker threads to run.
         requested: the count asked for (``--workers`` or ``[processing] workers``), or
-            ``None`` when nobody asked: then the cap itself is used, with no warning.
-        cap: :func:`worker_cap` of ``cpus``.
+            ``None`` when nobody asked: then half the CPUs are used, with no warning.
+        cap: :func:`worker_cap` of ``cpus`` and the transcode lane's width.
         cpus: :func:`available_cpus`.
     """
 
@@ -68,17 +72,20 @@ class WorkerCount(NamedTuple):
         if self.requested is None:
             return f"not set: as many as fit, {half}"
         if self.capped:
-            return f"{self.requested} requested, capped at {half}; set {CPU_COUNT_ENV} if that CPU count is wrong"
+            lane = self.cap - max(1, self.cpus // 2)
+            limit = f"{half}, plus max_transcodes ({lane})" if lane else half
+            return f"{self.requested} requested, capped at {limit}; set {CPU_COUNT_ENV} if that CPU count is wrong"
         return "as set"
 
 
-def effective_workers(requested: int | None) -> WorkerCount:
-    """The workers to run for ``requested`` (``None``: not set, use the cap).
+def effective_workers(requested: int | None, lane: int = 0) -> WorkerCount:
+    """The workers to run for ``requested`` (``None``: not set, half the CPUs), with a
+    transcode lane ``lane`` wide (``[processing] max_transcodes``) widening the cap.
 
     Raises:
         ValueError: ``$VPOD_CPU_COUNT`` is set but not a positive integer.
     """
     cpus = available_cpus()
-    cap = worker_cap(cpus)
-    used = cap if requested is None else min(requested, cap)
+    cap = worker_cap(cpus, lane)
+    used = worker_cap(cpus) if requested is None else min(requested, cap)
     return WorkerCount(used=used, requested=requested, cap=cap, cpus=cpus)

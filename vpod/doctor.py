@@ -349,7 +349,7 @@ def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
 def check_transcode_lane(config: VPOConfig) -> Finding:
     """``max_transcodes`` below the workers in force (warning otherwise: header edits
     would wait behind encodes; :func:`vpod.lanes.lane_warning`)."""
-    workers = effective_workers(config.processing.workers).used
+    workers = effective_workers(config.processing.workers, config.processing.max_transcodes).used
     wide = lane_warning(workers, config.processing.max_transcodes)
     if wide is not None:
         return Finding("transcode lane", "warn", wide)

@@ -192,7 +192,8 @@ def test_default_workers_start_without_a_cap_warning(tmp_path, daemon_factory, e
 
     asked = daemon_factory(watch_config(inbox, workers=3), extra_env=two_cpus, name="asked")
     capped = asked.wait_for("workers_capped")[0]
-    assert (capped["requested"], capped["used"]) == (3, 1)
+    # half the 2 CPUs plus the transcode lane's max_transcodes (1)
+    assert (capped["requested"], capped["used"]) == (3, 2)
     assert asked.stop() == 0
 
 

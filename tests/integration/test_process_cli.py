@@ -88,9 +88,10 @@ def test_worker_count_is_capped_at_half_the_cpus_with_a_warning(tmp_path, env, j
     result = process([str(tmp_path / "lib"), "-w", "3", "--json"], config=config_file(tmp_path), env=env,
                      VPOD_CPU_COUNT="2")
     assert result.returncode == 0, result.stderr
-    assert "using 1 worker(s) instead of the 3 requested" in result.stderr
+    # half the 2 CPUs, plus max_transcodes (1): the encoders' low-priority workers
+    assert "using 2 worker(s) instead of the 3 requested" in result.stderr
     data = json.loads(result.stdout)
-    assert (data["workers"], data["workers_requested"]) == (1, 3)
+    assert (data["workers"], data["workers_requested"]) == (2, 3)
 
 
 def test_default_worker_count_fits_the_machine_without_a_warning(tmp_path, env, jpn_eng_mkv):
@@ -102,9 +103,9 @@ def test_default_worker_count_fits_the_machine_without_a_warning(tmp_path, env, 
     assert "warning" not in result.stderr
     data = json.loads(result.stdout)
     assert (data["workers"], data["workers_requested"]) == (1, None)
-    explicit = config_file(tmp_path, processing={"workers": 2})
+    explicit = config_file(tmp_path, processing={"workers": 3})
     capped = process([str(tmp_path / "lib"), "--json"], config=explicit, env=env, VPOD_CPU_COUNT="2")
-    assert "using 1 worker(s) instead of the 2 requested" in capped.stderr
+    assert "using 2 worker(s) instead of the 3 requested" in capped.stderr
 
 
 def test_config_workers_used_and_overridden_by_the_flag(tmp_path, env, jpn_eng_mkv):

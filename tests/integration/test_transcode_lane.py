@@ -219,7 +219,7 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
         "http": {"listen": "127.0.0.1:0"},
     }
     # The encodes run at the rate the media plays: 300 s, far longer than the test.
-    slow = {"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "4"}
+    slow = {"PATH": real_time_ffmpeg(tmp_path)}
     daemon = daemon_factory(sections, extra_env=slow)
     clip = h264_clip(tmp_path, 300.0)
 

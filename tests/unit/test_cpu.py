@@ -35,6 +35,18 @@ def test_bad_override_is_an_error(monkeypatch, bad):
         available_cpus()
 
 
+def test_the_transcode_lane_widens_the_cap_of_a_count_asked_for_not_the_default(monkeypatch):
+    # workers = 2, max_transcodes = 1 on 2 CPUs: one worker encodes at low priority, the
+    # other keeps header edits quick (issue 18); unset stays half the CPUs.
+    monkeypatch.setenv("VPOD_CPU_COUNT", "2")
+    assert effective_workers(2, lane=1).used == 2 and not effective_workers(2, lane=1).capped
+    capped = effective_workers(3, lane=1)
+    assert (capped.used, capped.capped) == (2, True)
+    assert "plus max_transcodes (1)" in capped.explanation()
+    assert effective_workers(None, lane=1).used == 1
+    assert effective_workers(2).used == 1
+
+
 def test_unset_means_the_cap_without_a_warning(monkeypatch):
     monkeypatch.setenv("VPOD_CPU_COUNT", "2")
     workers = effective_workers(None)

@@ -32,7 +32,7 @@ def check_command(config_path: str | None, as_json: bool) -> None:
     _check_notify_urls(config)
     data = config.as_dict()
     # The worker count in force, not the unset default: it depends on the machine.
-    workers = effective_workers(config.processing.workers)
+    workers = effective_workers(config.processing.workers, config.processing.max_transcodes)
     data["processing"]["workers"] = workers.used
     data["processing"]["workers_requested"] = workers.requested
     if as_json:

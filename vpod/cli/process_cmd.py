@@ -76,7 +76,7 @@ def process_command(
         _log_level(config.logging.level, verbose), config.logging.format, stream=line,
         timestamps=config.logging.timestamps,
     )
-    chosen = effective_workers(config.processing.workers)
+    chosen = effective_workers(config.processing.workers, config.processing.max_transcodes)
     if chosen.capped:
         line.write(f"vpod: warning: using {chosen.used} worker(s) instead of the {chosen.explanation()}\n")
     targets = collect_targets(

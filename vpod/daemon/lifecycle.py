@@ -139,7 +139,7 @@ class Daemon:
         p.threads.spawn("vpod-feeder", p.feeder.run, essential=True)
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
-        workers = p.pool.resize(cfg.processing.workers)
+        workers = p.pool.resize(cfg.processing.workers, cfg.processing.max_transcodes)
         p.lane.check_width(workers)  # header edits must not wait behind encodes
         self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)

@@ -77,11 +77,12 @@ class WorkerPool:
             f"worker-{self._seq}", source=self.feeder, stop=self.stop, handler=self.handler, retire=self.retire
         )
 
-    def resize(self, requested: int | None) -> int:
+    def resize(self, requested: int | None, lane: int = 0) -> int:
         """Start or retire workers to reach ``requested`` (capped, ``workers_capped``
-        logged; ``None``: the cap); returns the count used. Surplus workers retire
-        between files: idle ones are woken by sentinels now."""
-        workers = effective_workers(requested)
+        logged; ``None``: half the CPUs; ``lane``: ``max_transcodes``, which widens the
+        cap, :func:`vpod.cpu.effective_workers`); returns the count used. Surplus
+        workers retire between files: idle ones are woken by sentinels now."""
+        workers = effective_workers(requested, lane)
         if workers.capped:
             self.log.warning("workers_capped", requested=requested, used=workers.used, reason=workers.explanation())
         count = workers.used
@@ -98,7 +99,7 @@ class WorkerPool:
 
     def reconfigure(self, config: VPOConfig) -> None:
         """Apply a reloaded ``[processing] workers``."""
-        self.resize(config.processing.workers)
+        self.resize(config.processing.workers, config.processing.max_transcodes)
 
     def retire(self, worker: Worker) -> bool:
         """Asked by a worker between jobs: True (and forgotten) when there are too many."""
