@@ -16,8 +16,9 @@ Apply, by plan:
 * a plan that encodes (:attr:`Plan.transcodes`): the same, with one ffmpeg run that
   writes the whole plan (:mod:`vpod.media.transcode`) instead of the remux. Under
   ``keep_if_larger`` (the default) a result that did not save ``min_saving_percent`` of
-  a video transcode is discarded; the rest of the plan (less its transcodes) is applied
-  the usual way and the file is skipped as ``not_smaller`` (:meth:`FileProcessor._not_smaller`).
+  a video transcode is discarded; the rest of the plan (less its video transcode: audio
+  encodes included) is applied and the file is skipped as ``not_smaller``
+  (:meth:`FileProcessor._not_smaller`).
 
 A file with several hard links (``st_nlink > 1``) gets what ``[policy] hardlinks``
 allows: ``"skip"`` nothing (an in-place edit changes the bytes a torrent client seeds);
@@ -55,11 +56,11 @@ from vpod.media.replace import backup_path, keep_backup, put_in_place
 from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
 from vpod.media.transcode import Transcoder
-from vpod.media.verify import verify_written
+from vpod.media.verify import verify_written, without_video_transcodes
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import TRANSCODE_ACTIONS, AddAudio, ChangeContainer, Plan, TranscodeVideo
+from vpod.policy.plan import AddAudio, ChangeContainer, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 from vpod.results import FileProcessingResult, display_path
@@ -424,17 +425,19 @@ class FileProcessor:
         finish: Callable[..., FileProcessingResult],
         original: OriginalLanguage | None = None,
     ) -> PipelineOutput:
-        """The transcode of ``plan`` was verified but not smaller (``skip``, reason
+        """The video transcode of ``plan`` was verified but not smaller (``skip``, reason
         ``not_smaller``; its temp file is gone): apply the rest of the plan, less its
-        transcodes, the usual way (in place or by a remux, verified with the transcodes
-        allowed to remain), and report the file skipped, permanent, carrying the content
+        :class:`TranscodeVideo` actions (:func:`vpod.media.verify.without_video_transcodes`: audio encodes,
+        flags, order, removals, container kept), through the transcoder again when audio
+        encodes remain, else the usual way (in place or by a remux), verified with the
+        video transcode allowed to remain, and report the file skipped, permanent, carrying the content
         vpod left, as :meth:`_hardlinked` does: the Store takes that content as handled
         under this policy, so it is not encoded again (:meth:`vpod.db.store.Store.enqueue`).
 
         Raises:
             as :meth:`_apply`.
         """
-        rest = plan._replace(actions=tuple(a for a in plan.actions if not isinstance(a, TRANSCODE_ACTIONS)))
+        rest = without_video_transcodes(plan)
         if rest.is_empty:
             result = finish(success=False, skipped=True, reason=skip.reason, error=str(skip), permanent=True)
             return PipelineOutput(result, fingerprint_before, fingerprint_before, StatKey.of(locked.stat), media)

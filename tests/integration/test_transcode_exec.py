@@ -17,6 +17,8 @@ from tests.support.pipeline import Pipeline, pipeline, sha256  # noqa: F401 (fix
 from tests.support.transcode_media import attachments, chapter_count, movie, streams, tiny_hevc
 from vpod.media.probe import probe
 from vpod.outcomes import Reason
+from vpod.policy.plan import TranscodeVideo
+from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy, policy_from_table
 
 COMPAT = {"codec": "aac", "channels": 2, "bitrate_kbps": 128, "title": "AAC Stereo"}
@@ -133,6 +135,35 @@ def test_a_transcode_that_saves_too_little_is_discarded_and_the_rest_of_the_plan
     assert [t.codec for t in after.tracks] == [t.codec for t in before.tracks]  # still HEVC
     assert after.tracks_of("audio")[0].default
     assert out.fingerprint_after is not None and out.fingerprint_after != out.fingerprint_before
+    assert pipeline.temps_left() == []
+
+
+@pytest.mark.parametrize("convert", [False, True])
+def test_a_video_encode_not_smaller_still_gets_its_audio_compat_track_and_audio_convert(
+    pipeline: Pipeline, convert: bool
+) -> None:
+    # keep_if_larger is about the video re-encode: the audio actions of the plan are
+    # applied without it (through the transcoder), and a second pass plans only the
+    # video transcode the not_smaller outcome vouches for.
+    source = tiny_hevc(pipeline.library / "Small.mkv")
+    keys: dict[str, object] = {"audio_compat": {"codec": "ac3", "channels": 2, "bitrate_kbps": 96, "title": "AC-3 Stereo"}}
+    if convert:
+        keys["audio_convert"] = {"codecs": ["aac"], "to": "opus", "bitrate_kbps": 64}
+    policy = transcoding(video="h264", crf=10, compat=False, **keys)  # H.264 at CRF 10: far larger
+
+    out = pipeline.run(source, policy)
+
+    assert out.result.skipped and out.result.reason is Reason.NOT_SMALLER and out.result.permanent, out.result
+    got = streams(source)
+    assert [(s["codec_type"], s["codec_name"]) for s in got] == [
+        ("video", "hevc"), ("audio", "opus" if convert else "aac"), ("audio", "ac3"),
+    ], got  # fmt: skip
+    assert got[2]["channels"] == got[1]["channels"] and got[2]["tags"]["title"] == "AC-3 Stereo"  # a mono source stays mono
+    assert got[1]["disposition"]["default"] == 1 and got[2]["disposition"]["default"] == 0
+    assert out.fingerprint_after is not None and out.fingerprint_after != out.fingerprint_before
+    media = probe(source, pipeline.runner)
+    again = make_plan(policy, media, pipeline.processor.original.resolve(media, policy).original)
+    assert [type(a) for a in again.actions] == [TranscodeVideo], again.describe()
     assert pipeline.temps_left() == []
 
 

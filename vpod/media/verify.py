@@ -33,7 +33,7 @@ from vpod.outcomes import Reason
 from vpod.policy.languages import legacy_language
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.codecs import track_codec_family, track_video_family
-from vpod.policy.plan import TRANSCODE_ACTIONS, Plan
+from vpod.policy.plan import Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 
@@ -103,8 +103,11 @@ def _compare_codecs(reader: str, got: list[Track], planned: tuple[OutputTrack, .
     return problems
 
 
-def _without_transcodes(plan: Plan) -> Plan:
-    return plan._replace(actions=tuple(a for a in plan.actions if not isinstance(a, TRANSCODE_ACTIONS)))
+def without_video_transcodes(plan: Plan) -> Plan:
+    """``plan`` less its :class:`TranscodeVideo` actions: what ``keep_if_larger`` still
+    applies when the video encode was not smaller (the size rule is about the video; an
+    added or converted audio track, flags, order and removals are kept)."""
+    return plan._replace(actions=tuple(a for a in plan.actions if not isinstance(a, TranscodeVideo)))
 
 
 def _chapter_entries(media: MediaInfo) -> int | None:
@@ -169,8 +172,8 @@ def verify_written(
             a good edit into a failure after the fact.
         header_only: ``plan`` is the header part of a plan (a hard-linked file under
             ``hardlinks = "headers"``): what only a remux can do may be left.
-        transcodes_declined: ``plan`` is a plan less its transcodes (their result was
-            not smaller: ``keep_if_larger``): the transcodes may be left.
+        transcodes_declined: ``plan`` is a plan less its video transcodes (their result
+            was not smaller: ``keep_if_larger``): those may be left, nothing else.
 
     A plan that encodes (:attr:`Plan.transcodes`) is checked against
     :func:`vpod.media.layout.planned_layout`: every track's codec family as planned
@@ -217,7 +220,7 @@ def verify_written(
     if not problems:
         leftover = make_plan(policy, after, original, header_only=header_only)
         if transcodes_declined:
-            leftover = _without_transcodes(leftover)
+            leftover = without_video_transcodes(leftover)
         if not leftover.is_empty:
             problems.append("still to do: " + "; ".join(leftover.describe()))
     if problems:
