@@ -398,14 +398,25 @@ def split_unchanged(
             if st is not None:
                 digest = policies.digest(target.path, root=target.root, library=libraries.get(str(target.root)))
                 if left_conforming(st, entry, digest):
-                    now = time.time()
-                    unchanged.append(FileProcessingResult(
-                        path=target.path, success=True, final_path=target.path, started_at=now, ended_at=now,
-                        policy=entry.policy_name, unchanged=True,
-                    ))
+                    unchanged.append(_unchanged_result(target.path, entry))
                     continue
         todo.append(target)
     return todo, unchanged
+
+
+def _unchanged_result(path: Path, entry: Conforming) -> FileProcessingResult:
+    """The result of a file :func:`split_unchanged` leaves alone: a success, or for one kept
+    as ``not_smaller`` (its video encode was not smaller) that skip again, permanent."""
+    now = time.time()
+    kept = {} if entry.reason is None else {
+        "success": False, "skipped": True, "reason": Reason.NOT_SMALLER, "permanent": True,
+        "error": f"{path}: unchanged since vpod kept its video as it was ({entry.reason}: the encode was not "
+        "smaller under keep_if_larger); --force looks again",
+    }
+    fields: dict[str, Any] = {"success": True, **kept}
+    return FileProcessingResult(
+        path=path, final_path=path, started_at=now, ended_at=now, policy=entry.policy_name, unchanged=True, **fields
+    )
 
 
 def _fingerprint(target: Target) -> tuple[str | None, StatKey | None]:

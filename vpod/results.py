@@ -83,7 +83,8 @@ class FileProcessingResult(NamedTuple):
             judged (its folder policy file is bad).
         unchanged: ``vpod process`` left it alone, without running any tool: its stat
             proves it untouched since vpod left it conforming under the policy now in
-            force (:mod:`vpod.unchanged`); ``success`` is True, ``changes`` 0.
+            force (:mod:`vpod.unchanged`); ``success`` is True, ``changes`` 0 (or, for
+            a file vpod kept as ``not_smaller``, skipped again with that reason).
     """
 
     path: Path
@@ -145,7 +146,7 @@ class BatchResult:
         total_files: files in the batch (for ``vpod process``: all files named, including
             those never started because the batch stopped early).
         success_count / fail_count / skipped_count: outcomes among ``results``.
-        unchanged_count: successes among ``results`` that ``vpod process`` left alone
+        unchanged_count: files among ``results`` that ``vpod process`` left alone
             without running any tool (:attr:`FileProcessingResult.unchanged`).
         results: one entry per file processed, in completion order (files left alone as
             unchanged first).

@@ -24,7 +24,8 @@ Two questions use the rule:
   as needing no new look (done, waiting, in progress, failed or skipped for good) whose
   stat proves it untouched, without reading it;
 * :func:`left_conforming`: ``vpod process`` skips, without running any tool, a file vpod
-  left conforming (``done``) under the policy that would judge it now, untouched since.
+  left conforming (``done``, or kept as ``not_smaller``: its video encode was not smaller)
+  under the policy that would judge it now, untouched since.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def untouched(st: os.stat_result, recorded: StatKey) -> bool:
 
 def left_conforming(st: os.stat_result, recorded: Conforming | None, policy_digest: str | None) -> bool:
     """Whether ``st`` (an ``lstat`` of the file now) proves that the file is as vpod left it
-    conforming under the policy now in force: a regular file, recorded ``done``
+    conforming under the policy now in force: a regular file, recorded ``done`` (or
+    skipped for good as ``not_smaller``)
     (``recorded``, from :meth:`vpod.db.store.Store.conforming_stats`; ``None``: no such
     record) under ``policy_digest`` (:meth:`vpod.policy.selection.PolicySelector.digest`
     of the policy that would judge it now; ``None``, a bad folder policy file, never

@@ -401,12 +401,12 @@ class PgStore(web_reads.WebReads):
         folder) it left conforming (see the SQLite store)."""
         with self.pool.read() as conn:
             rows = conn.execute(
-                "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns, f.policy_digest, f.policy_name"
-                " FROM files AS f"
+                "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns, f.policy_digest, f.policy_name,"
+                " f.state, f.reason FROM files AS f"
                 " JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s AND m.path = %s"
-                " WHERE f.dir = %s AND f.state = 'done' AND f.ctime_ns IS NOT NULL AND f.size IS NOT NULL"
-                " AND f.policy_digest IS NOT NULL",
-                (self.node, str(root), folder),
+                " WHERE f.dir = %s AND (f.state = 'done' OR (f.state = 'skipped' AND f.reason = %s AND f.permanent))"
+                " AND f.ctime_ns IS NOT NULL AND f.size IS NOT NULL AND f.policy_digest IS NOT NULL",
+                (self.node, str(root), folder, Reason.NOT_SMALLER),
             ).fetchall()
         return {bytes(r["relpath"]): conforming(r) for r in rows}
 

@@ -189,7 +189,9 @@ class FileRecord(NamedTuple):
 
 
 class Conforming(NamedTuple):
-    """What the Store recorded of a file vpod left conforming (``done``):
+    """What the Store recorded of a file vpod left conforming (``done``), or left as
+    handled under its policy though it still plans a video transcode (skipped for good as
+    ``not_smaller``: the encode was not smaller, ``keep_if_larger``):
 
     Attributes:
         stat: its stat key, ctime included, taken after vpod's last change to it (the
@@ -197,11 +199,13 @@ class Conforming(NamedTuple):
             was found conforming or vouched for by a twin.
         policy_digest: :attr:`~vpod.policy.policy.Policy.digest` of the policy that judged it.
         policy_name: that policy's name (``None``: not recorded).
+        reason: ``None`` for a ``done`` row; ``"not_smaller"`` for one skipped as such.
     """
 
     stat: StatKey
     policy_digest: str
     policy_name: str | None = None
+    reason: str | None = None
 
 
 class FileListing(NamedTuple):

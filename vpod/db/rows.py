@@ -64,12 +64,12 @@ def stat_key(row: Row) -> StatKey | None:
 
 
 def conforming(row: Row) -> Conforming:
-    """A ``done`` row with ``size``, ``mtime_ns``, ``inode``, ``device``, ``ctime_ns`` and
-    ``policy_digest`` (none NULL: the query leaves such rows out) and ``policy_name`` as a
-    :class:`Conforming`."""
+    """A ``done`` (or ``not_smaller``) row with ``size``, ``mtime_ns``, ``inode``, ``device``,
+    ``ctime_ns`` and ``policy_digest`` (none NULL: the query leaves such rows out),
+    ``policy_name``, ``state`` and ``reason`` as a :class:`Conforming`."""
     return Conforming(
         StatKey(row["size"], row["mtime_ns"], row["inode"], row["device"], row["ctime_ns"]), row["policy_digest"],
-        row["policy_name"],
+        row["policy_name"], None if row["state"] == "done" else row["reason"],
     )
 
 

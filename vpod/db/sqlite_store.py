@@ -383,16 +383,17 @@ class SqliteStore(web_reads.WebReads):
 
     def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
         """What vpod recorded of the files directly in ``folder`` of ``root`` it left
-        conforming (``done``, with the policy digest that judged them and a stat key with
+        conforming (``done``, or skipped for good as ``not_smaller``, with the policy digest that judged them and a stat key with
         ctime): what :func:`vpod.unchanged.left_conforming` needs. Rows an older vpod
         wrote (no ctime, or no digest) are left out: they prove nothing. Read on the
         calling thread's kept connection: ``vpod process`` asks once per folder."""
         with self.pool.kept_read() as conn:
             rows = conn.execute(
-                "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name FROM files"
-                f" WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ? AND state = 'done'"
+                "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name, state, reason"
+                f" FROM files WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ?"
+                " AND (state = 'done' OR (state = 'skipped' AND reason = ? AND permanent))"
                 " AND ctime_ns IS NOT NULL AND size IS NOT NULL AND policy_digest IS NOT NULL",
-                (str(root), folder),
+                (str(root), folder, Reason.NOT_SMALLER),
             ).fetchall()
         return {r["relpath"]: conforming(r) for r in rows}
 

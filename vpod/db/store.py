@@ -202,7 +202,8 @@ class Store(Protocol):
 
     def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
         """For the files directly in ``folder`` (relative, bytes) of ``root`` that vpod
-        left conforming (``done``): the stat key recorded after its last change and the
+        left conforming (``done``, or skipped for good as ``not_smaller``: handled under
+        that policy): the stat key recorded after its last change and the
         policy digest that judged them (:func:`vpod.unchanged.left_conforming`). Rows
         without a ctime or a digest (written by an older vpod) are left out."""
 
