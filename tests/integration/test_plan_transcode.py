@@ -81,3 +81,19 @@ def test_the_output_of_the_plan_plans_nothing(source, tmp_path, env):
     ]
     data = plan_json(out, config, env)
     assert (data["actions"], data["cost"]) == ([], "none")
+
+
+def test_a_hard_linked_file_shows_the_cost_of_the_header_part_it_would_get(source, tmp_path, env):
+    """Under hardlinks = "headers" the run applies only the header part of a transcode's
+    plan: `vpod plan` shows that part's cost class (and the whole plan's, as before)."""
+    (tmp_path / "seed").mkdir()
+    (tmp_path / "seed" / "film.mkv").hardlink_to(source)
+    policy = {**POLICY, "untagged_language": "eng", "hardlinks": "headers"}  # the video is und: a header edit
+    config = write_config(tmp_path / "c.toml", {"policy": policy})
+    data = plan_json(source, config, env)
+    assert data["skip"]["reason"] == "hardlinked"
+    assert [a["action"] for a in data["would_apply"]] == ["set_language"], data["would_apply"]
+    assert (data["cost"], data["would_apply_cost"]) == ("transcode", "header")
+    human = run_vpod(["plan", str(source), "--config", str(config)], env=env).stdout
+    assert "cost class transcode (transcode: media encoded" in human  # the whole plan, as before
+    assert "vpod run would apply only the header part in place (1 change(s), cost class header (header edit" in human

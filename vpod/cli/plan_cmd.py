@@ -46,7 +46,8 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
-    hard-linked file under hardlinks = "headers" the header part) and "original_language"
+    hard-linked file under hardlinks = "headers" the header part), "would_apply_cost"
+    (their cost class: "cost" is the whole plan's) and "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
     and "notes"; null when no language list of the policy names "original" and no
     source answered or noted anything).
@@ -88,6 +89,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
             "would_apply": [{**a.as_dict(), "description": a.describe()} for a in applied.actions],
+            "would_apply_cost": applied.cost,
             "original_language": original,
         }
         click.echo(json.dumps(data, indent=2))
@@ -110,7 +112,10 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
     if skip is not None and not applied.is_empty:
-        click.echo(f"vpod run would apply only the header part in place ({len(applied.actions)} change(s)):")
+        click.echo(
+            f"vpod run would apply only the header part in place ({len(applied.actions)} change(s), "
+            f"cost class {applied.cost} ({COST_CLASSES[applied.cost]})):"
+        )
         for line in applied.describe():
             click.echo(f"  - {line}")
         click.echo(f"and skip the rest ({skip.reason}): {skip}")
