@@ -145,6 +145,9 @@ class TranscodeLane:
         now: local wall-clock time (a naive datetime; tests pass a fake clock).
         on_free: called (outside the lock) when a slot frees: the Feeder's poke, so the
             workers claim the files passed over.
+        on_change: called (outside the lock) when a transcode takes or frees a slot: the
+            daemon's :meth:`vpod.daemon.transcodes.TranscodeStatus.changed`, so ``vpod
+            status`` shows an encode's start and end without waiting for a timer.
     """
 
     def __init__(
@@ -154,11 +157,13 @@ class TranscodeLane:
         *,
         now: Callable[[], dt.datetime] = dt.datetime.now,
         on_free: Callable[[], None] = lambda: None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.max_transcodes = max_transcodes
         self.hours = hours or TranscodeHours()
         self.now = now
         self.on_free = on_free
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}  # job id → the running transcode
         self._deferred: dict[int, str] = {}  # job id → reason: passed over in claims
@@ -276,6 +281,8 @@ class TranscodeLane:
         if plan.cost != "transcode":
             return False
         now = self.now()
+        deferred: TranscodeDeferred | None = None
+        first = False
         with self._lock:
             if self._closed:
                 raise TranscodeDeferred("shutting_down", f"{display_path(job.path)}: vpod is stopping")
@@ -297,10 +304,13 @@ class TranscodeLane:
                 self._running[job.id] = _Running(job, thread_id)
                 self._deferred.pop(job.id, None)
                 self._logged.pop(job.id, None)
-                return True
-            self._deferred[job.id] = deferred.reason
-            first = self._logged.get(job.id) != deferred.reason
-            self._logged[job.id] = deferred.reason
+            if deferred is not None:
+                self._deferred[job.id] = deferred.reason
+                first = self._logged.get(job.id) != deferred.reason
+                self._logged[job.id] = deferred.reason
+        if deferred is None:
+            self.on_change()  # outside the lock: it wakes the daemon's main loop
+            return True
         if first:
             fields = {"next_window": f"{deferred.next_window:%Y-%m-%dT%H:%M}"} if deferred.next_window else {}
             self.log.info(
@@ -315,6 +325,7 @@ class TranscodeLane:
             if entry is not None and job.id in self._cancelled and self._canceller is not None:
                 self._canceller.allow_thread(entry.thread_id)  # its cancelled work has ended
         if entry is not None:
+            self.on_change()
             self.on_free()
 
     def forget(self, job: Job) -> None:

@@ -4,6 +4,7 @@ deferrals, and the 30 s progress cadence of a transcode (fake monotonic clock)."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,42 @@ def test_when_the_window_opens_the_waiting_files_queue_for_the_slots():
     assert lane.passed_over()[0] == [1, 2]
     clock.when = at(22, 0)
     assert lane.passed_over() == ([2], None)  # one slot: one file through, the other waits for it
+
+
+def test_the_status_record_is_written_when_an_encode_starts_and_ends_at_most_once_a_second():
+    """vpod status shows an encode at once (issue 18 fix): the lane's start and end wake
+    the main loop and the record is written at the next tick, not at the next timer
+    (which, for an idle daemon, is the heartbeat's, up to 30 s later); never twice
+    within MIN_RECORD_SECONDS."""
+    from vpod.daemon.transcodes import MIN_RECORD_SECONDS, TranscodeStatus
+    from vpod.file_progress import ProgressBoard
+
+    lane = TranscodeLane(2)
+    writes: list[tuple[float, object]] = []
+    wakes: list[int] = []
+    now = [100.0]
+    status = TranscodeStatus(
+        lane, ProgressBoard(), lambda **keys: writes.append((now[0], keys["transcodes"])) or True,
+        wake=lambda: wakes.append(1),
+    )
+    lane.on_change = status.changed
+    assert status.tick(now[0]) == float("inf") and writes == [(100.0, None)]  # idle: no timer
+
+    now[0] = 130.0
+    with lane.ticket(job(1)) as first:
+        first.admit(ENCODE)
+        assert wakes == [1]
+        status.tick(now[0])  # the woken main loop's tick
+        assert [json.loads(w) if w else w for _, w in writes[1:]] == [{"deferred": 0, "encodes": {}, "running": 1}]
+        now[0] = 130.2
+        with lane.ticket(job(2)) as second:
+            second.admit(ENCODE)
+            assert status.tick(now[0]) == 130.0 + MIN_RECORD_SECONDS  # too soon: written at 131
+            assert len(writes) == 2
+            now[0] = 131.0
+            status.tick(now[0])
+            assert json.loads(writes[-1][1])["running"] == 2
+    now[0] = 132.5
+    status.tick(now[0])  # both ended
+    assert writes[-1] == (132.5, None) and len(wakes) == 4
+    assert status.tick(133.0) == float("inf")

@@ -309,6 +309,8 @@ def wire(
         claims=claims, dead_threads=threads.dead, started_at=started_at, node=node,
     )
     reporter = SystemdReporter(notifier, text=snapshot.text, dead_threads=threads.dead, wake=wake)
+    transcodes = TranscodeStatus(lane, job_runner.progress_board, snapshot.record, wake=wake)
+    lane.on_change = transcodes.changed  # an encode started or ended: vpod status shows it now
     active.changed = reporter.changed
     pausing = PauseControl(
         controller, paused, store=store, record=snapshot.record, feeder=feeder, events=events, changed=reporter.changed
@@ -345,5 +347,5 @@ def wire(
         hooks=HookReceiver(config, roots=lambda: supervisor.roots, queue=stabilizer.notify_done, hints=hook_hints,
                            clock=clock),
         hook_hints=hook_hints, changes=changes, lane=lane,
-        transcodes=TranscodeStatus(lane, job_runner.progress_board, snapshot.record),
+        transcodes=transcodes,
     )
