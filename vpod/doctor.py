@@ -22,7 +22,9 @@ from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
 from vpod.lanes import lane_warning
+from vpod.media.encoders import HARDWARE, SOFTWARE, encoder_names_in
 from vpod.media.tools import ToolRunner
+from vpod.media.transcode import AUDIO_ENCODERS
 from vpod.writability import sandbox_refusal, why_not_writable
 from vpod.watch.ownership import holds, read_marker
 
@@ -364,6 +366,102 @@ def check_transcode_lane(config: VPOConfig) -> Finding:
     )
 
 
+FOLDER_POLICIES_NOTE = (
+    "folder policy files (.vpod.toml) cannot be known up front: the encoders they name are not checked"
+)
+
+
+def needed_encoders(config: VPOConfig) -> dict[str, list[str]]:
+    """The ffmpeg encoders the configured policies (``[policy]``, named ``"default"``, and
+    every ``[policies.NAME]``) encode with → the names of the policies needing each, in
+    the order first met. A video codec needs its software encoder (:data:`SOFTWARE`: the
+    fallback of a hardware one) and, for ``encoder = "vaapi"`` / ``"nvenc"`` / ``"qsv"``,
+    that hardware encoder (:data:`HARDWARE`); ``audio_compat`` and ``audio_convert`` the
+    audio encoder of their codec (:data:`vpod.media.transcode.AUDIO_ENCODERS`)."""
+    needed: dict[str, list[str]] = {}
+    for name, policy in (("default", config.policy), *config.policies):
+        names: list[str] = []
+        video = policy.video_codec
+        if video.codec in SOFTWARE:
+            names.append(SOFTWARE[video.codec])
+            if video.encoder in HARDWARE:
+                names.append(HARDWARE[video.encoder][video.codec])
+        names += [AUDIO_ENCODERS[entry.codec] for entry in policy.audio_compat if entry.codec in AUDIO_ENCODERS]
+        if policy.audio_convert.active and policy.audio_convert.to in AUDIO_ENCODERS:
+            names.append(AUDIO_ENCODERS[policy.audio_convert.to])
+        for encoder in names:
+            users = needed.setdefault(encoder, [])
+            if name not in users:
+                users.append(name)
+    return needed
+
+
+def _uses_vaapi(config: VPOConfig) -> list[str]:
+    """The policies whose ``video_codec`` asks for ``encoder = "vaapi"``."""
+    return [
+        name for name, policy in (("default", config.policy), *config.policies)
+        if policy.video_codec.codec in SOFTWARE and policy.video_codec.encoder == "vaapi"
+    ]  # fmt: skip
+
+
+def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
+    """Finding ``encoders``: whether this ffmpeg has every encoder the configured policies
+    need (:func:`needed_encoders`), from one ``ffmpeg -hide_banner -encoders`` run (none
+    when no policy encodes). A missing software or audio encoder: warn (the files that
+    need it fail); a missing hardware one: warn (software encodes instead). Then, when a
+    policy asks for ``encoder = "vaapi"``, finding ``vaapi device``: whether ``[processing]
+    vaapi_device`` exists and this user can read and write it (ok/warn; under the unit
+    ``PrivateDevices=yes`` hides it: README "Encoders under the unit")."""
+    needed = needed_encoders(config)
+    if not needed:
+        yield Finding("encoders", "ok", f"no configured policy encodes; {FOLDER_POLICIES_NOTE}")
+    else:
+        try:
+            have = encoder_names_in(runner.run(["ffmpeg", "-hide_banner", "-encoders"], timeout_seconds=30).stdout)
+        except ToolError as exc:
+            have = None
+            yield Finding("encoders", "warn", f"cannot list ffmpeg's encoders ({exc}); the policies need "
+                          f"{', '.join(needed)}; {FOLDER_POLICIES_NOTE}")
+        if have is not None:
+            hardware = {n for names in HARDWARE.values() for n in names.values()}
+            wanted = "; ".join(f"{encoder} ({', '.join(users)})" for encoder, users in needed.items())
+            missing = [e for e in needed if e not in have and e not in hardware]
+            missing_hw = [e for e in needed if e not in have and e in hardware]
+            if missing or missing_hw:
+                parts = []
+                if missing:
+                    parts.append(
+                        f"this ffmpeg lacks {', '.join(missing)}: the files whose plans need them fail; install an "
+                        "ffmpeg built with them (Debian's and Ubuntu's `ffmpeg` package has them all: "
+                        "apt install ffmpeg)"
+                    )
+                if missing_hw:
+                    parts.append(f"it lacks {', '.join(missing_hw)}: the software encoder runs instead")
+                yield Finding("encoders", "warn", f"{'; '.join(parts)}. Needed: {wanted}; {FOLDER_POLICIES_NOTE}")
+            else:
+                yield Finding("encoders", "ok", f"ffmpeg has every encoder the policies need: {wanted}; {FOLDER_POLICIES_NOTE}")
+    vaapi = _uses_vaapi(config)
+    if vaapi:
+        device = config.processing.vaapi_device
+        users = ", ".join(vaapi)
+        if not os.path.exists(device):
+            yield Finding(
+                "vaapi device", "warn",
+                f"[processing] vaapi_device {device} does not exist (policies asking for encoder = \"vaapi\": {users}): "
+                "vpod encodes in software instead (encoder_fallback); under the systemd unit PrivateDevices=yes hides "
+                "it: see README \"Encoders under the unit\"",
+            )
+        elif not os.access(device, os.R_OK | os.W_OK):
+            yield Finding(
+                "vaapi device", "warn",
+                f"[processing] vaapi_device {device} is not readable and writable by this user (policies: {users}): "
+                "add the user to its group (render or video; under the unit SupplementaryGroups=render video, "
+                "README \"Encoders under the unit\"); until then vpod encodes in software",
+            )
+        else:
+            yield Finding("vaapi device", "ok", f"{device} is readable and writable (policies: {users})")
+
+
 def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
     """Every check; with ``config`` ``None`` (it did not load) only the tools are checked."""
     findings = list(check_tools(runner))
@@ -374,5 +472,6 @@ def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:
         findings.extend(check_libraries(config, database_id=facts.database_id if facts else None))
         findings.append(check_inotify(config))
         findings.append(check_transcode_lane(config))
+        findings.extend(check_encoders(config, runner))
         findings.extend(check_service_sandbox(config, runner))
     return findings

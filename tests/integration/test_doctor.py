@@ -144,3 +144,58 @@ def test_a_transcode_lane_as_wide_as_the_workers_warns_in_doctor_and_config_chec
     })  # fmt: skip
     assert findings(run_vpod(["doctor", "--config", str(narrow), "--json"], env=cpus))["transcode lane"]["level"] == "ok"
     assert "warning" not in run_vpod(["config", "check", "--config", str(narrow)], env=cpus).stderr
+
+
+ENCODING_POLICIES = {
+    "policy": {"video_codec": {"codec": "hevc"}, "audio_compat": {"codec": "aac"}},
+    "policies": {
+        "anime": {"video_codec": {"codec": "av1"}, "audio_convert": {"codecs": ["flac"], "to": "opus"}},
+        "tv": {"video_codec": {"codec": "hevc", "encoder": "vaapi"}},  # hevc_vaapi: in Debian's ffmpeg
+    },
+}
+
+
+def encoders_config(tmp_path: Path, device: Path) -> Path:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return write_config(tmp_path / "enc.toml", {
+        "watch": {"paths": [str(inbox)]}, "database": {"path": str(tmp_path / "v.db")},
+        "processing": {"vaapi_device": str(device)}, **ENCODING_POLICIES,
+    })  # fmt: skip
+
+
+def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, env):
+    """Finding "encoders": each encoder the [policy] and [policies.NAME] need, against one
+    `ffmpeg -hide_banner -encoders`; a missing one is named with what to install; a
+    policy with encoder = "vaapi" also gets its device checked (issue 18 fix)."""
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    for tool in ("ffprobe", "mkvmerge", "mkvpropedit"):
+        (folder / tool).symlink_to(shutil.which(tool))
+    log = tmp_path / "ffmpeg.log"
+    (folder / "ffmpeg").write_text(  # the real ffmpeg, less libsvtav1 and libopus in its list
+        f"#!/bin/sh\necho \"$*\" >> {log}\n"
+        f"if [ \"$*\" = \"-hide_banner -encoders\" ]; then {shutil.which('ffmpeg')} \"$@\" | grep -v -e libsvtav1 -e libopus; "
+        f"else exec {shutil.which('ffmpeg')} \"$@\"; fi\n"
+    )
+    (folder / "ffmpeg").chmod(0o755)
+    path_env = {**env, "PATH": f"{folder}:{env['PATH']}"}
+    config = encoders_config(tmp_path, tmp_path / "no-such-renderD128")
+    found = findings(run_vpod(["doctor", "--config", str(config), "--json"], env=path_env))
+    encoders = found["encoders"]
+    assert encoders["level"] == "warn", encoders
+    assert "lacks libsvtav1, libopus:" in encoders["detail"] and "apt install ffmpeg" in encoders["detail"]
+    for needed in ("libx265 (default, tv)", "aac (default)", "libsvtav1 (anime)", "libopus (anime)", "hevc_vaapi (tv)"):
+        assert needed in encoders["detail"]
+    assert ".vpod.toml" in encoders["detail"]  # folder policy files: not known up front
+    assert found["vaapi device"]["level"] == "warn" and "PrivateDevices" in found["vaapi device"]["detail"]
+    assert log.read_text().splitlines().count("-hide_banner -encoders") == 1
+
+    device = tmp_path / "renderD128"
+    device.write_bytes(b"")
+    real = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, device)), "--json"], env=env))
+    assert real["encoders"]["level"] == "ok", real["encoders"]
+    assert real["vaapi device"]["level"] == "ok"
+    plain = findings(run_vpod(["doctor", "--config", str(good_config(tmp_path)), "--json"], env=env))
+    assert plain["encoders"]["level"] == "ok" and "no configured policy encodes" in plain["encoders"]["detail"]
+    assert "vaapi device" not in plain

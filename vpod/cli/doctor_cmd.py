@@ -1,4 +1,4 @@
-"""``vpod doctor``: check tools, config, database, watch folders and inotify limits."""
+"""``vpod doctor``: check tools, config, database, watch folders, inotify limits and encoders."""
 
 from __future__ import annotations
 

@@ -129,8 +129,7 @@ class EncoderCatalog:
         """Every encoder ``ffmpeg -encoders`` lists (asked once)."""
         with self._lock:
             if self._names is None:
-                out = self.runner.run(["ffmpeg", "-hide_banner", "-encoders"]).stdout
-                self._names = frozenset(m.group(1) for m in map(_ENCODER_LINE.match, out.splitlines()) if m)
+                self._names = encoder_names_in(self.runner.run(["ffmpeg", "-hide_banner", "-encoders"]).stdout)
             return self._names
 
     def pixel_formats(self, name: str) -> tuple[str, ...]:
@@ -159,6 +158,13 @@ class EncoderCatalog:
         with self._lock:
             self._works[key] = why
         return why
+
+
+def encoder_names_in(listing: str) -> frozenset[str]:
+    """The encoder names in ``ffmpeg -hide_banner -encoders`` output: each line after the
+    legend is six flag characters (``V.....``: video, ``A``: audio, ``S``: subtitle) and
+    the name."""
+    return frozenset(m.group(1) for m in map(_ENCODER_LINE.match, listing.splitlines()) if m)
 
 
 def test_encode_args(name: str, hardware: str, vaapi_device: str) -> list[str]:
