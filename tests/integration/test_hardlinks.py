@@ -107,7 +107,7 @@ def test_plan_shows_which_part_would_be_applied(tmp_path, env, media_cache, hard
     assert (data["skip"] or {}).get("reason") == (None if hardlinks == "break" else "hardlinked")
     human = run_vpod(["plan", str(path), "--config", str(config)], env=env).stdout
     if hardlinks == "headers":
-        assert "vpod run would apply only the header part in place (2 change(s)):" in human
+        assert "vpod run would apply only the header part in place (2 change(s), cost class header (" in human
         assert "and skip the rest (hardlinked)" in human
 
 

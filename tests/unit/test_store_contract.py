@@ -29,6 +29,7 @@ from vpod.db.store import EnqueueEntry, EnqueueOutcome, Job, Outcome, Store, Sto
 from vpod.errors import LeaseLost, VpodError
 from vpod.fingerprint import StatKey, is_unread, unread
 from vpod.media.model import Track
+from vpod.outcomes import Reason
 from vpod.results import BatchResult, FileProcessingResult
 
 from tests.support.stores import own_a_row_and_exit
@@ -468,6 +469,22 @@ def test_conforming_stats_are_the_done_files_with_the_stat_after_the_change_and_
     assert store.job_for_path(ROOT, b"s/done.mkv", "fp-done-after", StatKey(11, 5, 6, 3, 8)) is not None
     assert store.conforming_stats(ROOT, b"s") == {}
     assert store.known_stats(ROOT, b"s")[b"s/done.mkv"] == StatKey(11, 5, 6, 3, 8)
+
+
+def test_conforming_stats_include_a_file_kept_as_not_smaller_with_its_reason(store):
+    """A file skipped for good as not_smaller (its video encode was not smaller) is handled
+    under the policy that judged it: vpod process run again leaves it alone too. A
+    not_smaller skip that is not permanent, or another permanent skip, is not."""
+    before, after = StatKey(10, 1, 2, 3, 4), StatKey(11, 5, 6, 3, 7)
+    store.enqueue(ROOT, b"small.mkv", "fp-small", before)
+    job = claim(store)
+    kept = FileProcessingResult(path=job.path, success=False, skipped=True, reason=Reason.NOT_SMALLER, permanent=True)
+    store.finish(job, Outcome(kept, "fp-small-after", after, policy_digest=POLICY_A), "b1")
+    store.enqueue(ROOT, b"linked.mkv", "fp-linked", before)
+    job = claim(store)
+    linked = FileProcessingResult(path=job.path, success=False, skipped=True, reason=Reason.HARDLINKED, permanent=True)
+    store.finish(job, Outcome(linked, "fp-linked", before, policy_digest=POLICY_A), "b1")
+    assert store.conforming_stats(ROOT, b"") == {b"small.mkv": Conforming(after, POLICY_A, None, "not_smaller")}
 
 
 def test_a_result_without_a_stat_keeps_the_recorded_ctime(store):
