@@ -567,7 +567,9 @@ class FileProcessor:
             self._check_unchanged(locked)
             shortfall = saving_shortfall(media, plan, policy, temp.stat().st_size)
             if shortfall is not None:
-                raise Skip(f"{source}: {shortfall}; the transcode was discarded and the source kept", Reason.NOT_SMALLER)
+                raise Skip(
+                    f"{source}: {shortfall}; the transcode was discarded and the source's video kept", Reason.NOT_SMALLER
+                )
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
