@@ -74,3 +74,11 @@ def test_the_daemon_does_not_queue_a_file_kept_as_not_smaller_again(tmp_path: Pa
     again.wait_for("scan_completed")
     assert again.stop() == 0
     assert again.named("file_processed", path=str(target)) == again.named("file_skipped", path=str(target)) == []
+
+    # A policy that now judges it differently (a larger margin of saving asked for: a new
+    # digest) may encode it: the restart puts it back in the queue, once.
+    changed = {**config, "policy": {**POLICY, "min_saving_percent": 50}}
+    third = daemon_factory(changed, name="third")
+    assert third.wait_for("not_smaller_requeued")[0]["files"] == 1
+    third.wait_for("file_skipped", path=str(target))  # judged again under the new policy
+    assert third.stop() == 0

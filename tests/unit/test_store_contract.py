@@ -378,9 +378,12 @@ def test_the_policy_that_judged_a_file_is_recorded_with_why(store):
     assert [f.policy for f in store.queue_report().last_failures] == ["anime"]
 
 
-def skip_hardlinked(store: Store, job: Job, fingerprint_after: str, policy_digest: str) -> None:
-    """The outcome of a hard-linked file: the header part applied, the rest skipped."""
-    result = FileProcessingResult(path=job.path, success=False, skipped=True, reason="hardlinked", changes=2,
+def skip_hardlinked(
+    store: Store, job: Job, fingerprint_after: str, policy_digest: str, reason: str = "hardlinked"
+) -> None:
+    """The outcome of a hard-linked file: the header part applied, the rest skipped (or
+    another permanent skip of part of a plan: ``not_smaller``)."""
+    result = FileProcessingResult(path=job.path, success=False, skipped=True, reason=reason, changes=2,
                                   error=f"{job.path}: has 2 hard links", permanent=True)
     store.finish(job, Outcome(result, fingerprint_after, key(9), policy_digest=policy_digest), "b")
 
@@ -425,6 +428,22 @@ def test_requeue_hardlinked_takes_the_files_a_changed_policy_judges_differently(
     [job] = store.next_queued(10, ())
     assert job.relpath == b"b.mkv" and job.attempts == 0
     assert store.requeue_hardlinked(digest_of) == []  # b.mkv is queued now; a.mkv stays done for policy A
+
+
+def test_requeue_takes_not_smaller_skips_a_changed_policy_judges_differently_and_only_when_asked(store):
+    # A file whose video encode was not smaller is done for that policy only: another
+    # policy (say a lower crf) may encode it (issue 18, keep_if_larger).
+    for name, digest in ((b"a.mkv", POLICY_A), (b"b.mkv", POLICY_B)):
+        store.enqueue(ROOT, name, f"fp-{name!r}", key(1))
+        skip_hardlinked(store, claim(store), f"out-{name!r}", digest, reason="not_smaller")
+
+    def digest_of(library: str, folder: Path, relpath: bytes) -> str:
+        return POLICY_A
+
+    assert store.requeue_hardlinked(digest_of) == []  # hardlinked skips only
+    assert store.requeue_hardlinked(digest_of, Reason.NOT_SMALLER) == [ROOT / "b.mkv"]
+    [job] = store.next_queued(10, ())
+    assert job.relpath == b"b.mkv" and job.attempts == 0
 
 
 def test_known_stats_per_folder(store):

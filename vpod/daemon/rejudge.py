@@ -1,4 +1,6 @@
-"""Hard-linked files judged under a policy that no longer judges them go back to the queue."""
+"""Files skipped for good under a policy that no longer judges them go back to the queue:
+hard-linked ones (``hardlinked``) and those whose video encode was not smaller
+(``not_smaller``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import structlog
 
 from vpod.config import VPOConfig
 from vpod.db.store import Store
+from vpod.outcomes import Reason
 from vpod.policy.selection import PolicySelector
 
 
@@ -19,6 +22,8 @@ class HardlinkedRejudge:
     another: at start and after each reload, those whose policy (the one
     :class:`PolicySelector` chooses for them now) has another digest are queued again
     (:meth:`vpod.db.store.Store.requeue_hardlinked`), logged ``hardlinked_requeued``.
+    The same holds for a file skipped as ``not_smaller`` (its video encode was not
+    smaller, ``keep_if_larger``): logged ``not_smaller_requeued``.
 
     Args:
         store: the Store.
@@ -39,11 +44,15 @@ class HardlinkedRejudge:
         def digest_of(library: str, folder: Path, relpath: bytes) -> str | None:
             return selector.digest(folder / os.fsdecode(relpath), root=folder, library=library)
 
-        paths = self.store.requeue_hardlinked(digest_of)
-        if paths:
-            self.log.info("hardlinked_requeued", files=len(paths), reason="the policy that judges them changed")
+        count = 0
+        for reason, event in ((Reason.HARDLINKED, "hardlinked_requeued"), (Reason.NOT_SMALLER, "not_smaller_requeued")):
+            paths = self.store.requeue_hardlinked(digest_of, reason)
+            if paths:
+                self.log.info(event, files=len(paths), reason="the policy that judges them changed")
+                count += len(paths)
+        if count:
             self.queued()
-        return len(paths)
+        return count
 
     def reconfigure(self, config: VPOConfig) -> None:
         """After a reload: re-judge what the new policies judge differently."""

@@ -939,14 +939,16 @@ class PgStore(web_reads.WebReads):
                 _notify(conn)
             return count
 
-    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
+    def requeue_hardlinked(
+        self, digest_of: Callable[[str, Path, bytes], str | None], reason: Reason = Reason.HARDLINKED
+    ) -> list[Path]:
         """Queue again the ``hardlinked`` skips of this node's libraries whose recorded
         policy digest differs from ``digest_of(library, folder, relpath)``; returns their paths."""
         with self.pool.read() as conn:
             rows = conn.execute(
                 f"SELECT f.id, l.name, m.path, f.relpath, f.policy_digest{self._mounted()}"
                 " WHERE f.state = 'skipped' AND f.reason = %(reason)s",
-                {"node": self.node, "reason": Reason.HARDLINKED},
+                {"node": self.node, "reason": reason},
             ).fetchall()
         stale = [
             (r["id"], r["policy_digest"], Path(r["path"]) / os.fsdecode(bytes(r["relpath"])))
@@ -960,7 +962,7 @@ class PgStore(web_reads.WebReads):
                     "UPDATE files SET state = 'queued', attempts = 0, permanent = false, not_before = 0, reason = NULL,"
                     f" last_error = NULL, queued_at = {NOW}, updated_at = {NOW}"
                     " WHERE id = %s AND state = 'skipped' AND reason = %s AND policy_digest IS NOT DISTINCT FROM %s",
-                    (file_id, Reason.HARDLINKED, digest),
+                    (file_id, reason, digest),
                 ).rowcount:
                     requeued.append(path)
             if requeued:

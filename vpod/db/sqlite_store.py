@@ -980,8 +980,10 @@ class SqliteStore(web_reads.WebReads):
             )
             return cursor.rowcount
 
-    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
-        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
+    def requeue_hardlinked(
+        self, digest_of: Callable[[str, Path, bytes], str | None], reason: Reason = Reason.HARDLINKED
+    ) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped with ``reason`` whose
         recorded policy digest differs from ``digest_of(library, folder, relpath)`` (the
         policy that judges them now); returns their paths. ``digest_of`` runs outside any
         transaction (it may read folder policy files); a row that changed meanwhile is
@@ -991,7 +993,7 @@ class SqliteStore(web_reads.WebReads):
                 "SELECT f.id, l.name, l.path, f.relpath, f.policy_digest FROM files AS f"
                 " JOIN libraries AS l ON l.id = f.library_id"
                 " WHERE f.state = 'skipped' AND f.reason = ? AND l.path IS NOT NULL",
-                (Reason.HARDLINKED,),
+                (reason,),
             ).fetchall()
         stale = [
             (r["id"], r["policy_digest"], Path(r["path"]) / os.fsdecode(bytes(r["relpath"])))
@@ -1006,7 +1008,7 @@ class SqliteStore(web_reads.WebReads):
                     "UPDATE files SET state = 'queued', attempts = 0, permanent = 0, not_before = 0, reason = NULL,"
                     " last_error = NULL, queued_at = ?, updated_at = ?"
                     " WHERE id = ? AND state = 'skipped' AND reason = ? AND policy_digest IS ?",
-                    (now, now, file_id, Reason.HARDLINKED, digest),
+                    (now, now, file_id, reason, digest),
                 )
                 if cursor.rowcount:
                     requeued.append(path)

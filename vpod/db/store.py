@@ -26,6 +26,7 @@ from vpod.db.records import (
 from vpod.errors import LeaseLost, StoreBusy, StoreError
 from vpod.fingerprint import StatKey
 from vpod.media.model import Track
+from vpod.outcomes import Reason
 from vpod.results import BatchResult, FileProcessingResult
 
 # Listed so that importing StoreBusy/StoreError from here is an explicit re-export (mypy --strict).
@@ -345,11 +346,15 @@ class Store(Protocol):
         """Return jobs a crashed daemon left in progress (their owner not alive, or none)
         to the queue; returns how many. A ``vpod process``'s rows are left alone."""
 
-    def requeue_hardlinked(self, digest_of: Callable[[str, Path, bytes], str | None]) -> list[Path]:
-        """Queue again, with fresh attempts, the files skipped as ``hardlinked`` whose
-        recorded policy digest differs from ``digest_of(library, folder, relpath)``, the
-        digest of the policy that judges each now (a policy change re-judges them);
-        returns their paths. ``digest_of`` is not called inside a transaction."""
+    def requeue_hardlinked(
+        self, digest_of: Callable[[str, Path, bytes], str | None], reason: Reason = Reason.HARDLINKED
+    ) -> list[Path]:
+        """Queue again, with fresh attempts, the files skipped for good with ``reason``
+        (``hardlinked``, or ``not_smaller``: both are done for the policy that judged them
+        only) whose recorded policy digest differs from ``digest_of(library, folder,
+        relpath)``, the digest of the policy that judges each now (a policy change
+        re-judges them); returns their paths. ``digest_of`` is not called inside a
+        transaction."""
 
     def record_batch(self, batch: BatchResult, source: str) -> None:
         """Store a closed batch with this node's name (the ``node`` of :meth:`register_owner`
