@@ -10,7 +10,9 @@
 #      STATUS= text reaches systemd; WATCHDOG=1 pings keep it alive (WatchdogSec=3 drop-in);
 #   6. `systemctl stop vpod` during a remux must let the remux finish (KillMode=mixed: the
 #      SIGTERM reaches vpod alone, which drains) and end with the main process exiting 0;
-#   7. a wedged daemon (SIGSTOP) stops pinging and systemd's watchdog restarts it.
+#   7. a file under a transcoding policy is encoded to HEVC under the unit (its encoder
+#      lowers its own priority: setpriority/ioprio_set past the system call filter);
+#   8. a wedged daemon (SIGSTOP) stops pinging and systemd's watchdog restarts it.
 #
 #   contrib/systemd-e2e.sh [--build-only] [--rebuild] [--keep-logs]
 #
@@ -308,6 +310,25 @@ if grep -q 'exited with status -15' "$RUNDIR/journal.txt"; then fail "a tool was
 [[ $(default_audio /var/lib/vpod/inbox/third.mkv) == jpn ]] || fail "third.mkv: the remux did not complete"
 ct 10 rm -f /etc/systemd/system/vpod.service.d/e2e-slow-remux.conf
 ct 10 systemctl daemon-reload
+
+log "a transcode under the unit: the encoder lowers its own priority (nice, ionice) past the syscall filter"
+# keep_if_larger = false: the check is that the encode runs and verifies, not its size.
+ct 10 sed -i -e 's/^video_codec = .*/video_codec = { codec = "hevc", convert = ["mpeg4"], crf = 30, preset = "ultrafast" }/' \
+    -e 's/^keep_if_larger = .*/keep_if_larger = false/' /etc/vpod/config.toml || die "config edit failed"
+ct 10 grep -q '^video_codec = { codec = "hevc"' /etc/vpod/config.toml || fail "install.sh's config has no video_codec line"
+ct 120 systemctl start vpod || fail "start with a transcoding policy failed"
+ct 60 ffmpeg -v error -y -nostdin -f lavfi -i testsrc=size=320x240:rate=10:duration=2 \
+   -f lavfi -i sine=frequency=300:duration=2:sample_rate=8000 -c:v mpeg4 -c:a aac -b:a 16k \
+   -metadata:s:1 language=jpn /opt/e2e-media/fourth.mkv || die "ffmpeg (fourth.mkv) failed"
+ct 10 runuser -u vpod -- cp /opt/e2e-media/fourth.mkv /var/lib/vpod/inbox/fourth.mkv
+if wait_journal 120 file_processed /var/lib/vpod/inbox/fourth.mkv; then
+  codec=$(ct 30 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name -of csv=p=0 /var/lib/vpod/inbox/fourth.mkv)
+  [[ $codec == hevc ]] || fail "fourth.mkv: video is $codec after the transcode, not hevc"
+else
+  ct 30 journalctl -u vpod --no-pager -o cat | grep -F fourth.mkv | tail -5 >&2 || true
+  fail "fourth.mkv not transcoded under the unit (no file_processed)"
+fi
+ct 60 systemctl stop vpod || fail "stop after the transcode failed"
 
 log "a wedged daemon (SIGSTOP) stops pinging: systemd's watchdog must restart it"
 ct 120 systemctl start vpod || fail "second start failed"

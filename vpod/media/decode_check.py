@@ -11,6 +11,7 @@ reason ``verify_failed``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from vpod.errors import ToolError, ToolTimeout
@@ -19,6 +20,19 @@ from vpod.media.tools import ToolRunner
 
 WINDOW_SECONDS = 2.0
 """Seconds decoded at each point."""
+
+_FOREIGN_LINES = re.compile(r"^Warning: using insecure memory!$")
+"""Lines a library linked into FFmpeg writes to stderr itself, about neither the file nor
+its decoding: libgcrypt (Debian's FFmpeg links it through libssh) prints this one when
+``mlock`` is refused, as under systemd's ``SystemCallFilter=@system-service``, which has
+no ``@memlock`` (systemd.exec(5)). Left in, every decode check under the unit failed."""
+
+
+def decode_errors(stderr: str) -> str:
+    """What ffmpeg said at level ``error`` or worse in ``stderr``, without
+    :data:`_FOREIGN_LINES` (``""``: nothing)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip() and not _FOREIGN_LINES.match(line.strip())]
+    return "\n".join(lines)
 
 
 def check_points(duration_seconds: float | None) -> tuple[float, ...]:
@@ -51,8 +65,9 @@ def decode_check(
             except ToolError as exc:
                 problems.append(f"stream {stream} does not decode at {start:g} s: {str(exc)[-300:]}")
                 continue
-            if result.stderr.strip():
-                problems.append(f"stream {stream} decodes with errors at {start:g} s: {result.stderr.strip()[-300:]}")
+            errors = decode_errors(result.stderr)
+            if errors:
+                problems.append(f"stream {stream} decodes with errors at {start:g} s: {errors[-300:]}")
             elif kind == "video" and _frames(result.stdout) == 0:
                 problems.append(f"stream {stream}: no frame decodes at {start:g} s")
     return problems

@@ -280,6 +280,13 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
+_FFMPEG_PROGRESS = re.compile(
+    r"^(frame|fps|stream_\d+_\d+_q|bitrate|total_size|out_time|out_time_us|out_time_ms|dup_frames|drop_frames|speed"
+    r"|progress)="
+)
+"""A line of ``ffmpeg -progress`` output (ffmpeg(1), ``-progress url``: ``key=value`` lines)."""
+
+
 def tool_message(result: ToolResult) -> str:
     """The useful part of a tool's complaint: stderr, else the tail of stdout.
 
@@ -296,7 +303,11 @@ def tool_message(result: ToolResult) -> str:
             for line in result.stdout.splitlines()
         ]
         complaints = [line for line in lines if line.startswith(("Error", "Warning"))]
-        # Progress lines (``#GUI#progress 45%``, ``Progress: 45%``) say nothing about the failure.
-        rest = [line for line in lines if not line.startswith(("#GUI#progress", "Progress:"))]
+        # Progress lines (``#GUI#progress 45%``, ``Progress: 45%``, ffmpeg's ``-progress``
+        # ``key=value`` blocks) say nothing about the failure.
+        rest = [
+            line for line in lines
+            if not line.startswith(("#GUI#progress", "Progress:")) and not _FFMPEG_PROGRESS.match(line)
+        ]
         text = "\n".join(complaints) or "\n".join(rest).strip()[-_STDERR_LIMIT:]
     return text[-_STDERR_LIMIT:] or "(no message)"
