@@ -1,0 +1,240 @@
+"""Transcode: the encoder through vpod against the same ffmpeg command by hand, throughput with workers, size saved.
+
+The clip set: ``files`` clips of ``seconds`` s each, made once: 320x240 H.264 at 25 fps
+(``libx264 -preset ultrafast -crf 16``, a generous source, as a library's H.264 often
+is) with an English FLAC 5.1 track. The policy is issue 18's: ``video_codec = { codec =
+"hevc", convert = ["h264"] }`` with vpod's defaults (libx265, CRF 22, preset medium) and
+``audio_compat = { codec = "aac", channels = 2 }``: one ffmpeg run per file writes the
+HEVC video, copies the FLAC track and adds a stereo AAC track after it.
+
+**Encoder fps.** vpod runs ``vpod process --workers 1`` with a timing wrapper first on
+its ``PATH``: an ``ffmpeg`` run that writes a ``.vpod-tmp-`` file (vpod's encode) is
+recorded with its arguments, its nice value and I/O class (``ionice -p``), and the wall
+time of the real ffmpeg, spawn to exit; every other run (probes, the decode check) goes
+straight to ffmpeg. Right after, each recorded command runs by hand: the same arguments
+but an untouched copy of the clip as input and a file in another folder as output,
+under the same nice value and I/O class, through the same wrapper (so both are timed
+alike). fps = the clip's frames ÷ those seconds. The ratio is vpod's encode time ÷ the
+hand's, summed over a round's clips and paired per round: what vpod adds to the encode
+itself (reading ``-progress``, its own threads), not what it adds around it (probes,
+verification, the decode check: those are in the throughput).
+
+**Throughput.** ``vpod process --workers w`` over fresh copies (start-up, probes,
+verification, decode check and replace included), as frames of video per second of wall
+time, with ``max_transcodes = w``: w = 1 and 2 always, 4 where the machine has 4 CPUs.
+vpod caps its workers at half the CPUs; where that is below w, ``VPOD_CPU_COUNT = 2 × w``
+lifts the cap (noted in the row). libx265 uses several threads itself, so on 2 CPUs two
+encodes share the CPUs one already uses: the speedup there shows contention, not scaling.
+
+**Size saved**: 1 − (the results' bytes ÷ the sources' bytes) over the workers-1 runs,
+in %; the sources' FLAC track is kept as it is and an AAC track is added, so the saving
+is the video's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BenchFailure, Row, remove_tree, vpod_command, vpod_env, write_config
+
+POLICY = {"video_codec": {"codec": "hevc", "convert": ["h264"]}, "audio_compat": {"codec": "aac", "channels": 2}}
+FPS = 25
+TEMP_MARK = ".vpod-tmp-"  # the name of every temp file vpod writes (README, "Nothing damaged")
+
+_TIMER = '''\
+#!{python}
+import json, os, subprocess, sys, time
+REAL, LOG = {real!r}, {log!r}
+args = sys.argv[1:]
+outputs = [a for i, a in enumerate(args) if {mark!r} in a and (i == 0 or args[i - 1] != "-i")]
+if not outputs:
+    os.execv(REAL, [REAL, *args])
+io = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True, text=True).stdout.strip()
+start = time.monotonic()
+code = subprocess.call([REAL, *args])
+seconds = time.monotonic() - start
+with open(LOG, "a") as note:
+    note.write(json.dumps({{"args": args, "output": outputs[-1], "nice": os.nice(0), "ionice": io,
+                            "seconds": seconds, "code": code}}) + "\\n")
+sys.exit(code)
+'''
+
+
+def make_clips(folder: Path, *, files: int, seconds: float) -> list[Path]:
+    """``files`` distinct clips (see the module docstring), each titled by its number."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(files):
+        path = folder / f"clip{i:02d}.mkv"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-nostdin",
+             "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate={FPS}:duration={seconds}",
+             "-f", "lavfi", "-i", f"sine=frequency={300 + 50 * i}:duration={seconds}:sample_rate=48000",
+             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16",
+             "-pix_fmt", "yuv420p", "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac",
+             "-metadata:s:a:0", "language=eng", "-disposition:a:0", "default", "-metadata", f"title=clip {i}",
+             str(path)],
+            check=True,
+        )  # fmt: skip
+        clips.append(path)
+    return clips
+
+
+def frames(path: Path) -> int:
+    """Video frames of ``path`` (``ffprobe -count_packets``)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0", "-count_packets",
+         "-show_entries", "stream=nb_read_packets", str(path)],
+        capture_output=True, check=True, text=True,
+    ).stdout  # fmt: skip
+    return int(json.loads(out)["streams"][0]["nb_read_packets"])
+
+
+class Timer:
+    """The timing wrapper (see the module docstring) in ``folder / "bin" / "ffmpeg"``."""
+
+    def __init__(self, folder: Path) -> None:
+        real = shutil.which("ffmpeg")
+        if real is None:
+            raise BenchFailure("ffmpeg is not on PATH")
+        self.bin = folder / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        self.log = folder / "encodes.jsonl"
+        self.ffmpeg = self.bin / "ffmpeg"
+        self.ffmpeg.write_text(_TIMER.format(python=sys.executable, real=real, log=str(self.log), mark=TEMP_MARK))
+        self.ffmpeg.chmod(0o755)
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def by_hand(self, record: dict[str, Any], source: Path, pristine: Path, out_folder: Path) -> float:
+        """Seconds of ``record``'s command run by hand: input ``pristine`` instead of
+        ``source``, the output in ``out_folder``, the same nice value and I/O class.
+
+        Raises:
+            BenchFailure: the command failed, or its priority cannot be given again.
+        """
+        args = list(record["args"])
+        out_folder.mkdir(parents=True, exist_ok=True)
+        output = out_folder / Path(record["output"]).name
+        args = [str(pristine) if a == str(source) else str(output) if a == record["output"] else a for a in args]
+        prefix = ["nice", "-n", str(record["nice"] - os.nice(0))]
+        io = record["ionice"]
+        if io.startswith("idle"):
+            prefix += ["ionice", "-c", "3"]
+        elif io.startswith("best-effort"):
+            prefix += ["ionice", "-c", "2", "-n", io.rsplit(" ", 1)[1]]
+        elif not io.startswith("none"):
+            raise BenchFailure(f"cannot run the encode by hand at vpod's I/O priority {io!r}")
+        before = len(self.records())
+        done = subprocess.run([*prefix, str(self.ffmpeg), *args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        found = self.records()[before:]
+        if done.returncode != 0 or len(found) != 1:
+            raise BenchFailure(f"the encode by hand failed (exit {done.returncode}): {done.stderr[-2000:]}")
+        output.unlink(missing_ok=True)
+        return float(found[0]["seconds"])
+
+
+def run_vpod(work: Path, folder: Path, clips: list[Path], workers: int, cpus: int, timer: Timer) -> float:
+    """Wall seconds of ``vpod process FOLDER --workers W`` over fresh copies of ``clips``
+    (a fresh database each time), checked: every file HEVC with a stereo AAC track added.
+
+    Raises:
+        BenchFailure: a file was not transcoded as planned.
+    """
+    folder.mkdir(parents=True)
+    for clip in clips:
+        shutil.copyfile(clip, folder / clip.name)
+    config = write_config(work / f"{folder.name}.toml", {
+        "database": {"path": str(work / f"{folder.name}.db")},
+        "processing": {"max_transcodes": workers},
+        "policy": POLICY,
+    })  # fmt: skip
+    (work / "home").mkdir(exist_ok=True)
+    env = vpod_env(work / "home", None if workers <= cpus // 2 else 2 * workers)
+    env["PATH"] = f"{timer.bin}{os.pathsep}{env.get('PATH', '')}"
+    start = time.monotonic()
+    done = subprocess.run(
+        vpod_command("process", str(folder), "--workers", str(workers), "--json", "--config", str(config)),
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.monotonic() - start
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        raise BenchFailure(f"vpod process printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}") from None
+    if done.returncode != 0 or report["success_count"] != len(clips) or report["workers"] != workers:
+        raise BenchFailure(f"vpod process: exit {done.returncode}, {report['success_count']}/{len(clips)} succeeded, "
+                           f"{report['workers']} workers (asked {workers}): {done.stderr[-2000:]}")  # fmt: skip
+    for clip in clips:
+        tracks = json.loads(subprocess.run(["mkvmerge", "-J", str(folder / clip.name)], capture_output=True,
+                                           check=True).stdout)["tracks"]  # fmt: skip
+        codecs = [(t["codec"], t["properties"].get("audio_channels")) for t in tracks]
+        if codecs != [("HEVC/H.265/MPEG-H", None), ("FLAC", 6), ("AAC", 2)]:
+            raise BenchFailure(f"{folder / clip.name}: tracks {codecs}, expected HEVC, FLAC 5.1, AAC stereo")
+    return wall
+
+
+def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -> list[Row]:
+    """The transcode rows; see the module docstring."""
+    clips = make_clips(work / "clips", files=files, seconds=seconds)
+    per_clip = [frames(clip) for clip in clips]
+    total_frames = sum(per_clip)
+    timer = Timer(work / "timer")
+    counts = [1, 2] + ([4] if cpus >= 4 else [])
+    vpod_encode: list[float] = []
+    hand_encode: list[float] = []
+    walls: dict[int, list[float]] = {w: [] for w in counts}
+    saved: list[float] = []
+    for run in range(runs):
+        folder = work / f"w1-{run}"
+        before = len(timer.records())
+        walls[1].append(run_vpod(work, folder, clips, 1, cpus, timer))
+        records = timer.records()[before:]
+        if len(records) != len(clips) or any(r["code"] != 0 for r in records):
+            raise BenchFailure(f"expected {len(clips)} encodes by vpod, recorded {records}")
+        saved.append(100 * (1 - sum((folder / c.name).stat().st_size for c in clips) / sum(c.stat().st_size for c in clips)))
+        hand = 0.0
+        for clip in clips:
+            source = folder / clip.name
+            (record,) = [r for r in records if str(source) in r["args"]]
+            hand += timer.by_hand(record, source, clip, work / f"hand-{run}")
+        vpod_encode.append(sum(r["seconds"] for r in records))
+        hand_encode.append(hand)
+        remove_tree(folder)
+        remove_tree(work / f"hand-{run}")
+        for workers in counts[1:]:
+            folder = work / f"w{workers}-{run}"
+            walls[workers].append(run_vpod(work, folder, clips, workers, cpus, timer))
+            remove_tree(folder)
+    note = f"{files} clips of {seconds:g} s, 320x240 H.264 → HEVC (libx265 CRF 22, medium) + AAC stereo"
+    rows = [
+        Row("transcode", "encoder fps, the same ffmpeg command by hand (same nice, ionice)",
+            [total_frames / s for s in hand_encode], "fps", note=note),
+        Row("transcode", "encoder fps through vpod process (its ffmpeg run, spawn to exit)",
+            [total_frames / s for s in vpod_encode], "fps", note=note),
+        Row("transcode", "vpod ÷ by hand (encode seconds; = fps by hand ÷ fps through vpod)",
+            [v / h for v, h in zip(vpod_encode, hand_encode)], "×", goal="≤ 1.02", check=lambda v: v <= 1.02,
+            note="paired per run", digits=3),
+    ]  # fmt: skip
+    for workers in counts:
+        override = None if workers <= cpus // 2 else 2 * workers
+        rows.append(Row("transcode", f"vpod process --workers {workers} (max_transcodes {workers}): frames/s of wall time",
+                        [total_frames / s for s in walls[workers]], "fps",
+                        note="start-up included" + (f"; VPOD_CPU_COUNT={override}" if override else "")))  # fmt: skip
+    for workers in counts[1:]:
+        rows.append(Row("transcode", f"speedup of workers {workers} over workers 1 (t1 ÷ t{workers})",
+                        [a / b for a, b in zip(walls[1], walls[workers])], "×", note="paired per run"))  # fmt: skip
+    rows.append(Row("transcode", "size saved (results ÷ sources)", saved, "%", digits=1,
+                    note=f"sources {sum(c.stat().st_size for c in clips) / 1e6:.1f} MB"))  # fmt: skip
+    return rows
