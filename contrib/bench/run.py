@@ -3,7 +3,7 @@
 
 Run it through ``contrib/dev.sh bench [options]``, which installs what it needs first.
 
-    run.py                      every section at full size (6 to 10 minutes on 2 CPUs)
+    run.py                      every section at full size (8 to 12 minutes on 2 CPUs)
     run.py --only burst,scan    some sections (BENCHMARKS.md is left alone unless --output)
     run.py --smoke              every section at toy size, to check the suite itself works
     run.py --profile            also attach py-spy to the daemons of burst and scan
