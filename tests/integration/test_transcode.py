@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from support.daemon import run_vpod, write_config
-from support.encoder_hold import ToolRecorder, alive, is_encode
+from support.encoder_hold import ToolRecorder, alive
 from support.media import audio, make_media, mkvmerge_tracks, video
 from support.transcode_media import (
     ATTACHMENT_NAME,
@@ -126,6 +126,17 @@ def successes_with_changes(db: Path, path: Path) -> int:
         ).fetchone()[0]
 
 
+def writing_runs(recorder: ToolRecorder) -> list[dict[str, Any]]:
+    """Recorded runs that write or check a new file: mkvpropedit, mkvmerge with an output,
+    ffmpeg reading an input (an encode, a remux, a decode check); not probes nor ``-version``."""
+    return [
+        r for r in recorder.runs()
+        if r["tool"] == "mkvpropedit"
+        or (r["tool"] == "mkvmerge" and any(a in ("-o", "--output") or a.startswith("--output=") for a in r["args"]))
+        or (r["tool"] == "ffmpeg" and "-i" in r["args"])
+    ]  # fmt: skip
+
+
 # -- 1. the planned streams, a smaller file, and a second pass that plans nothing ---------------
 
 
@@ -141,8 +152,9 @@ def test_transcoded_file_has_the_planned_streams_and_plans_nothing_after(tmp_pat
     config = process_config(tmp_path, TRANSCODE_POLICY)
 
     planned = plan_json(config, env, source)
-    kinds = sorted(a["action"] for a in planned["actions"])
-    assert kinds == ["add_audio", "transcode_video"], planned
+    kinds = {a["action"] for a in planned["actions"]}
+    assert {"add_audio", "transcode_video"} <= kinds and not kinds & {"remove_track", "convert_audio"}, planned
+    assert planned.get("cost") == "transcode", planned
 
     report = process(config, env, source)
     assert report["exit_code"] == 0, report
@@ -181,9 +193,7 @@ def test_transcoded_file_has_the_planned_streams_and_plans_nothing_after(tmp_pat
     second = process(config, {**env, **recorder.env()}, source, extra=("--force",))
     (result,) = second["results"]
     assert second["exit_code"] == 0 and result["success"] and result["changes"] == 0, second
-    writes = [r for r in recorder.runs() if r["tool"] in ("ffmpeg", "mkvpropedit")
-              or (r["tool"] == "mkvmerge" and "-J" not in r["args"])]  # fmt: skip
-    assert writes == [], writes
+    assert writing_runs(recorder) == [], writing_runs(recorder)
     assert sha(source) == after
 
 
@@ -253,7 +263,7 @@ def test_kill_9_mid_transcode_transcodes_once_and_leaves_no_temp(tmp_path, daemo
         MKV_CODEC["hevc"], MKV_CODEC["truehd"], MKV_CODEC["aac"], MKV_CODEC["srt"]
     ]
     assert successes_with_changes(tmp_path / "vpod.db", film) == 1
-    assert len(recorder.encodes(film)) == 2, recorder.encodes(film)  # the killed one and the one that finished
+    assert len(recorder.encodes()) == 2, recorder.encodes()  # the killed one and the one that finished
 
     # A third start finds the file vpod left and encodes nothing.
     daemon = daemon_factory(config, extra_env=recorder.env(), name="third")
@@ -261,7 +271,7 @@ def test_kill_9_mid_transcode_transcodes_once_and_leaves_no_temp(tmp_path, daemo
     time.sleep(SETTLE * 4)
     assert daemon.stop() == 0
     assert daemon.named("file_processed") == [] and daemon.named("file_started") == []
-    assert len(recorder.encodes(film)) == 2
+    assert len(recorder.encodes()) == 2
 
 
 # -- 3. two lanes: header edits are not starved by a transcode ------------------------------------
@@ -299,8 +309,8 @@ def test_header_edits_are_done_while_a_transcode_runs(tmp_path, daemon_factory):
 
     for episode in episodes:
         daemon.wait_for("file_processed", path=str(episode), timeout=120)
-    assert alive(held_a) and set(recorder.held()) == {held_a}, "A no longer encoding, or B encoding beside it"
-    assert recorder.encodes(b) == [], "B was encoded beside A: max_transcodes = 1 was not kept"
+    assert alive(held_a), "A's encoder is gone"
+    assert len(recorder.encodes()) == 1, f"B was encoded beside A: max_transcodes = 1 not kept: {recorder.encodes()}"
     deferred = daemon.named("transcode_deferred", path=str(b))
     assert deferred and deferred[0].get("reason") == "lane_full", daemon.named("transcode_deferred")
 
@@ -315,8 +325,7 @@ def test_header_edits_are_done_while_a_transcode_runs(tmp_path, daemon_factory):
     assert [t["codec"] for t in mkvmerge_json(b)["tracks"]][0] == MKV_CODEC["hevc"]
     for episode in episodes:
         assert [t["language"] for t in mkvmerge_tracks(episode) if t["type"] == "audio" and t["default"]] == ["eng"]
-    assert [r for r in recorder.runs() if is_encode(r)] == recorder.encodes(a) + recorder.encodes(b)
-    assert len(recorder.encodes(a)) == len(recorder.encodes(b)) == 1, recorder.encodes()
+    assert len(recorder.encodes()) == 2, recorder.encodes()  # A's, then B's
 
 
 # -- 4. keep_if_larger -------------------------------------------------------------------------------

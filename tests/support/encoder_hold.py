@@ -57,12 +57,6 @@ def is_encode(run: dict[str, Any]) -> bool:
     )
 
 
-def input_of(run: dict[str, Any]) -> str:
-    """The first ``-i`` argument of a recorded run."""
-    args = run["args"]
-    return args[args.index("-i") + 1]
-
-
 class ToolRecorder:
     """The wrapper folder; put :attr:`bin` first on vpod's ``PATH`` (:meth:`env`).
 
@@ -92,9 +86,9 @@ class ToolRecorder:
             return []
         return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
-    def encodes(self, source: Path | None = None) -> list[dict[str, Any]]:
-        """Recorded encodes (of ``source``, when given: it is their input)."""
-        return [r for r in self.runs() if is_encode(r) and (source is None or input_of(r) == str(source))]
+    def encodes(self) -> list[dict[str, Any]]:
+        """Recorded encodes, oldest first."""
+        return [r for r in self.runs() if is_encode(r)]
 
     def hold(self) -> None:
         """Encodes started from now on stop before they run (until :meth:`release`)."""
