@@ -38,11 +38,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from common import BenchFailure, Row, remove_tree, vpod_command, vpod_env, write_config
+from common import BenchFailure, Row, remove_tree, write_config
+from overhead import run_process
 
 POLICY = {"video_codec": {"codec": "hevc", "convert": ["h264"]}, "audio_compat": {"codec": "aac", "channels": 2}}
 FPS = 25
@@ -153,35 +153,19 @@ def run_vpod(work: Path, folder: Path, clips: list[Path], workers: int, cpus: in
         BenchFailure: a file was not transcoded as planned.
     """
     folder.mkdir(parents=True)
-    for clip in clips:
-        shutil.copyfile(clip, folder / clip.name)
+    copies = [Path(shutil.copyfile(clip, folder / clip.name)) for clip in clips]
     config = write_config(work / f"{folder.name}.toml", {
         "database": {"path": str(work / f"{folder.name}.db")},
         "processing": {"max_transcodes": workers},
         "policy": POLICY,
     })  # fmt: skip
-    (work / "home").mkdir(exist_ok=True)
-    env = vpod_env(work / "home", None if workers <= cpus // 2 else 2 * workers)
-    env["PATH"] = f"{timer.bin}{os.pathsep}{env.get('PATH', '')}"
-    start = time.monotonic()
-    done = subprocess.run(
-        vpod_command("process", str(folder), "--workers", str(workers), "--json", "--config", str(config)),
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    wall = time.monotonic() - start
-    try:
-        report = json.loads(done.stdout)
-    except ValueError:
-        raise BenchFailure(f"vpod process printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}") from None
-    if done.returncode != 0 or report["success_count"] != len(clips) or report["workers"] != workers:
-        raise BenchFailure(f"vpod process: exit {done.returncode}, {report['success_count']}/{len(clips)} succeeded, "
-                           f"{report['workers']} workers (asked {workers}): {done.stderr[-2000:]}")  # fmt: skip
-    for clip in clips:
-        tracks = json.loads(subprocess.run(["mkvmerge", "-J", str(folder / clip.name)], capture_output=True,
-                                           check=True).stdout)["tracks"]  # fmt: skip
-        codecs = [(t["codec"], t["properties"].get("audio_channels")) for t in tracks]
+    cpu_count = None if workers <= cpus // 2 else 2 * workers
+    wall, _ = run_process(work, folder, copies, workers, cpu_count, config=config, path_first=timer.bin)
+    for path in copies:
+        tracks = json.loads(subprocess.run(["mkvmerge", "-J", str(path)], capture_output=True, check=True).stdout)
+        codecs = [(t["codec"], t["properties"].get("audio_channels")) for t in tracks["tracks"]]
         if codecs != [("HEVC/H.265/MPEG-H", None), ("FLAC", 6), ("AAC", 2)]:
-            raise BenchFailure(f"{folder / clip.name}: tracks {codecs}, expected HEVC, FLAC 5.1, AAC stereo")
+            raise BenchFailure(f"{path}: tracks {codecs}, expected HEVC, FLAC 5.1, AAC stereo")
     return wall
 
 
