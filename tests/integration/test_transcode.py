@@ -239,7 +239,7 @@ def test_kill_9_mid_transcode_transcodes_once_and_leaves_no_temp(tmp_path, daemo
     film = inbox / "film.mkv"
     os.link(source, film)  # one atomic appearance; the source copy stays for comparison
     os.unlink(source)
-    original = sha(film)
+    original, inode = sha(film), film.stat().st_ino
 
     (pid,) = recorder.wait_held()
     temp = stop_when_written(pid, inbox)
@@ -259,6 +259,7 @@ def test_kill_9_mid_transcode_transcodes_once_and_leaves_no_temp(tmp_path, daemo
     daemon.wait_for("file_processed", path=str(film), timeout=180)
     assert daemon.stop() == 0
     assert temps(inbox) == [], "a temp file was left"
+    assert film.stat().st_ino != inode, "the result was not renamed over the source"
     assert [t["codec"] for t in mkvmerge_json(film)["tracks"]] == [
         MKV_CODEC["hevc"], MKV_CODEC["truehd"], MKV_CODEC["aac"], MKV_CODEC["srt"]
     ]
