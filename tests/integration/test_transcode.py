@@ -34,7 +34,7 @@ import pytest
 from support.daemon import run_vpod, write_config
 from support.encoder_hold import ToolRecorder, alive
 from support.media import audio, make_media, mkvmerge_tracks, video
-from support.transcode_media import (
+from support.acceptance_media import (
     ATTACHMENT_NAME,
     ATTACHMENT_TEXT,
     CHAPTER_TITLES,
