@@ -90,7 +90,7 @@ def make_surround_file(path: Path, audio: str = "truehd", *, duration: float = 4
 
 
 def make_small_hevc(path: Path, *, duration: float = 4.0, marker: str = "") -> Path:
-    """Write ``path`` (Matroska): low-bitrate HEVC 320x240 (``libx265`` CRF 40 of a
+    """Write ``path`` (Matroska): low-bitrate HEVC 320x240 4:2:0 (``libx265`` CRF 40 of a
     still-ish picture) with one English stereo AAC track, default: a file that the
     default policy finds conforming, and that no re-encode into H.264 makes smaller.
 
@@ -103,7 +103,7 @@ def make_small_hevc(path: Path, *, duration: float = 4.0, marker: str = "") -> P
          "-f", "lavfi", "-i", f"testsrc=size={VIDEO_SIZE}:rate={FPS}:duration={duration}",
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={duration}:sample_rate=48000",
          "-map", "0:v", "-map", "1:a", "-map_metadata", "-1",
-         "-c:v", "libx265", "-preset", "ultrafast", "-crf", "40", "-x265-params", "log-level=error",
+         "-c:v", "libx265", "-preset", "ultrafast", "-crf", "40", "-pix_fmt", "yuv420p", "-x265-params", "log-level=error",
          "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-metadata:s:a:0", "language=eng",
          "-disposition:a:0", "default", "-metadata", f"title={marker or path.stem}",
          str(path)],
