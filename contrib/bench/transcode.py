@@ -123,10 +123,11 @@ class Timer:
         Raises:
             BenchFailure: the command failed, or its priority cannot be given again.
         """
-        args = list(record["args"])
         out_folder.mkdir(parents=True, exist_ok=True)
-        output = out_folder / Path(record["output"]).name
-        args = [str(pristine) if a == str(source) else str(output) if a == record["output"] else a for a in args]
+        vpod_output = record["output"].removeprefix("file:")  # vpod names files as file: URLs (ffmpeg-protocols(1))
+        output = out_folder / Path(vpod_output).name
+        args = [a.replace(vpod_output, str(output)) if a == record["output"] else a.replace(str(source), str(pristine))
+                for a in record["args"]]  # fmt: skip
         prefix = ["nice", "-n", str(record["nice"] - os.nice(0))]
         io = record["ionice"]
         if io.startswith("idle"):
@@ -191,7 +192,7 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -
         hand = 0.0
         for clip in clips:
             source = folder / clip.name
-            (record,) = [r for r in records if str(source) in r["args"]]
+            (record,) = [r for r in records if any(a.endswith(str(source)) for a in r["args"])]
             hand += timer.by_hand(record, source, clip, work / f"hand-{run}")
         vpod_encode.append(sum(r["seconds"] for r in records))
         hand_encode.append(hand)
