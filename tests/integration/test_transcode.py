@@ -185,11 +185,14 @@ def test_transcoded_file_has_the_planned_streams_and_plans_nothing_after(tmp_pat
     assert source.stat().st_size < before_size, (source.stat().st_size, before_size)
     assert temps(library) == []
 
-    # The second pass: nothing to plan, and a run (forced to look again) runs no tool that writes.
+    # The second pass: nothing to plan; a re-run runs no tool at all, and one forced to probe
+    # and plan again (--force) runs no tool that writes.
     again = plan_json(config, env, source)
     assert again["actions"] == [] and again["would_apply"] == [], again
     recorder = ToolRecorder(tmp_path / "tools")
     after = sha(source)
+    rerun = process(config, {**env, **recorder.env()}, source)
+    assert rerun["results"][0]["unchanged"] and recorder.runs() == [], (rerun, recorder.runs())
     second = process(config, {**env, **recorder.env()}, source, extra=("--force",))
     (result,) = second["results"]
     assert second["exit_code"] == 0 and result["success"] and result["changes"] == 0, second
