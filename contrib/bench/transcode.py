@@ -11,10 +11,11 @@ HEVC video, copies the FLAC track and adds a stereo AAC track after it.
 its ``PATH``: an ``ffmpeg`` run that writes a ``.vpod-tmp-`` file (vpod's encode) is
 recorded with its arguments, its nice value and I/O class (``ionice -p``), and the wall
 time of the real ffmpeg, spawn to exit; every other run (probes, the decode check) goes
-straight to ffmpeg. Right after, each recorded command runs by hand: the same arguments
-but an untouched copy of the clip as input and a file in another folder as output,
-under the same nice value and I/O class, through the same wrapper (so both are timed
-alike). fps = the clip's frames ÷ those seconds. The ratio is vpod's encode time ÷ the
+straight to ffmpeg. Each recorded command also runs by hand: the same arguments but an
+untouched copy of the clip as input and a file in another folder as output, under the
+same nice value and I/O class, through the same wrapper (so both are timed alike); right
+after vpod in even runs, right before it in odd runs (with the previous run's commands),
+so that neither side always meets a warmer or a busier machine. fps = the clip's frames ÷ those seconds. The ratio is vpod's encode time ÷ the
 hand's, summed over a round's clips and paired per round: what vpod adds to the encode
 itself (reading ``-progress``, its own threads), not what it adds around it (probes,
 verification, the decode check: those are in the throughput).
@@ -170,6 +171,14 @@ def run_vpod(work: Path, folder: Path, clips: list[Path], workers: int, cpus: in
     return wall
 
 
+def encode_by_hand(timer: Timer, commands: dict[str, tuple[dict[str, Any], Path]], clips: list[Path],
+                   out_folder: Path) -> float:
+    """Seconds of vpod's recorded encode of each clip run by hand on its untouched copy."""
+    seconds = sum(timer.by_hand(*commands[clip.name], clip, out_folder) for clip in clips)
+    remove_tree(out_folder)
+    return seconds
+
+
 def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -> list[Row]:
     """The transcode rows; see the module docstring."""
     clips = make_clips(work / "clips", files=files, seconds=seconds)
@@ -181,23 +190,28 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -
     hand_encode: list[float] = []
     walls: dict[int, list[float]] = {w: [] for w in counts}
     saved: list[float] = []
+    commands: dict[str, tuple[dict[str, Any], Path]] = {}  # clip name -> vpod's last command, its source then
     for run in range(runs):
+        # Odd runs encode by hand first (vpod's commands of the run before), even runs after
+        # vpod: neither side always runs on a warmer or a cooler machine.
+        hand_first = run % 2 == 1
+        if hand_first:
+            hand_encode.append(encode_by_hand(timer, commands, clips, work / f"hand-{run}"))
         folder = work / f"w1-{run}"
         before = len(timer.records())
         walls[1].append(run_vpod(work, folder, clips, 1, cpus, timer))
         records = timer.records()[before:]
         if len(records) != len(clips) or any(r["code"] != 0 for r in records):
             raise BenchFailure(f"expected {len(clips)} encodes by vpod, recorded {records}")
+        vpod_encode.append(sum(r["seconds"] for r in records))
         saved.append(100 * (1 - sum((folder / c.name).stat().st_size for c in clips) / sum(c.stat().st_size for c in clips)))
-        hand = 0.0
         for clip in clips:
             source = folder / clip.name
             (record,) = [r for r in records if any(a.endswith(str(source)) for a in r["args"])]
-            hand += timer.by_hand(record, source, clip, work / f"hand-{run}")
-        vpod_encode.append(sum(r["seconds"] for r in records))
-        hand_encode.append(hand)
+            commands[clip.name] = (record, source)
+        if not hand_first:
+            hand_encode.append(encode_by_hand(timer, commands, clips, work / f"hand-{run}"))
         remove_tree(folder)
-        remove_tree(work / f"hand-{run}")
         for workers in counts[1:]:
             folder = work / f"w{workers}-{run}"
             walls[workers].append(run_vpod(work, folder, clips, workers, cpus, timer))
