@@ -1,6 +1,6 @@
 """Transcode: the encoder through vpod against the same ffmpeg command by hand, throughput with workers, size saved.
 
-The clip set: ``files`` clips of ``seconds`` s each, made once: 320x240 H.264 at 25 fps
+The clip set: 4 clips of 8 s each (1 of 1 s under ``--smoke``), made once: 320x240 H.264 at 25 fps
 (``libx264 -preset ultrafast -crf 16``, a generous source, as a library's H.264 often
 is) with an English FLAC 5.1 track. The policy is issue 18's: ``video_codec = { codec =
 "hevc", convert = ["h264"] }`` with vpod's defaults (libx265, CRF 22, preset medium) and
