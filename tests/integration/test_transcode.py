@@ -213,14 +213,18 @@ def daemon_config(inbox: Path, policy: dict[str, Any], **processing: Any) -> dic
     }
 
 
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # the first bytes of a Matroska file (RFC 8794 §8.1, EBML Header)
+
+
 def stop_when_written(pid: int, temp_dir: Path, timeout: float = 60) -> Path:
-    """Let the held encoder ``pid`` run until its temp file has bytes, then stop it again:
-    a transcode in progress, its output half written."""
+    """Let the held encoder ``pid`` run until its temp file starts with a Matroska header
+    (written by ffmpeg: not space vpod reserved), then stop it again: a transcode in
+    progress, its output half written."""
     os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            written = [p for p in temps(temp_dir) if p.stat().st_size > 0]
+            written = [p for p in temps(temp_dir) if p.read_bytes()[:4] == EBML_MAGIC]
             if written:
                 return written[0]
             assert alive(pid), "the encode ended before it wrote anything the test could see"
