@@ -213,7 +213,7 @@ def daemon_config(inbox: Path, policy: dict[str, Any], **processing: Any) -> dic
     }
 
 
-EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # the first bytes of a Matroska file (RFC 8794 §8.1, EBML Header)
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # a Matroska file starts with the EBML header, Element ID 0x1A45DFA3 (RFC 8794)
 
 
 def stop_when_written(pid: int, temp_dir: Path, timeout: float = 60) -> Path:
