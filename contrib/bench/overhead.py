@@ -12,6 +12,7 @@ same load.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -66,18 +67,24 @@ def run_floor(kind: str, edit: str, files: list[Path]) -> float:
 
 
 def run_process(
-    work: Path, folder: Path, files: list[Path], workers: int = 1, cpu_count: int | None = None
+    work: Path, folder: Path, files: list[Path], workers: int = 1, cpu_count: int | None = None,
+    config: Path | None = None, path_first: Path | None = None,
 ) -> tuple[float, dict]:
-    """(wall seconds including start-up, the ``--json`` report) of ``vpod process FOLDER``.
+    """(wall seconds including start-up, the ``--json`` report) of ``vpod process FOLDER``,
+    under ``config`` (default: ``work / "process.toml"``, the default policy), with
+    ``path_first`` (a folder of tool wrappers) first on its ``PATH``.
 
     Raises:
         BenchFailure: a file was not processed, or the worker count is not ``workers``.
     """
-    config = work / "process.toml"
-    if not config.exists():
-        write_config(config, {"database": {"path": str(work / "process.db")}})
+    if config is None:
+        config = work / "process.toml"
+        if not config.exists():
+            write_config(config, {"database": {"path": str(work / "process.db")}})
     (work / "home").mkdir(exist_ok=True)
     env = vpod_env(work / "home", cpu_count)
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     start = time.monotonic()
     done = subprocess.run(
         vpod_command("process", str(folder), "--workers", str(workers), "--json", "--config", str(config)),

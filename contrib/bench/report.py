@@ -26,6 +26,7 @@ SECTION_TITLES = {
     "rerun": "10. Re-run over unchanged files (vpod process)",
     "webapi": "11. Web API: /api/status with 100,000 files",
     "page": "12. Web page: the idle daemon with its page open in a browser",
+    "transcode": "13. Transcode: the encoder through vpod against the same ffmpeg command by hand",
 }
 
 

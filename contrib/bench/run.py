@@ -3,7 +3,7 @@
 
 Run it through ``contrib/dev.sh bench [options]``, which installs what it needs first.
 
-    run.py                      every section at full size (6 to 10 minutes on 2 CPUs)
+    run.py                      every section at full size (8 to 12 minutes on 2 CPUs)
     run.py --only burst,scan    some sections (BENCHMARKS.md is left alone unless --output)
     run.py --smoke              every section at toy size, to check the suite itself works
     run.py --profile            also attach py-spy to the daemons of burst and scan
@@ -45,12 +45,13 @@ import rerun as rerun_section  # noqa: E402
 import scaling as scaling_section  # noqa: E402
 import scan as scan_section  # noqa: E402
 import startup as startup_section  # noqa: E402
+import transcode as transcode_section  # noqa: E402
 import webapi as webapi_section  # noqa: E402
 from common import REPO, BenchFailure, MediaSource, Row, make_template  # noqa: E402
 
 SECTIONS = (
     "overhead", "remux", "scaling", "latency", "idle", "burst", "scan", "pool", "nodes", "startup", "rerun", "webapi",
-    "page",
+    "page", "transcode",
 )
 DEFAULT_SETTLE_SECONDS = 5.0  # vpod's own default ([watch] settle_seconds)
 MODULES = {
@@ -67,6 +68,7 @@ MODULES = {
     "rerun": rerun_section,
     "webapi": webapi_section,
     "page": page_section,
+    "transcode": transcode_section,
 }
 
 
@@ -99,13 +101,15 @@ class Sizes:
     heavy_files: int = 8  # the scaling section's remux-heavy set
     heavy_megabytes: float = 40.0
     webapi_files: int = 100_000
+    transcode_files: int = 4
+    transcode_seconds: float = 8.0
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0, page_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
-    webapi_files=1000,
+    webapi_files=1000, transcode_files=1, transcode_seconds=1.0,
 )
 
 
@@ -148,6 +152,9 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
             return webapi_section.webapi(folder, files=sizes.webapi_files, runs=sizes.runs)
         if name == "page":
             return page_section.page(folder, seconds=sizes.page_seconds, runs=sizes.runs)
+        if name == "transcode":
+            return transcode_section.transcode(folder, files=sizes.transcode_files, seconds=sizes.transcode_seconds,
+                                               runs=sizes.runs, cpus=len(os.sched_getaffinity(0)))
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -36,6 +36,7 @@ EXPECTED_SECONDS: dict[str, float] = {
     "tests/integration/test_bench_smoke.py": 96,
     "tests/integration/test_watching.py": 86,
     "tests/integration/test_crash_recovery.py": 68,
+    "tests/integration/test_transcode.py": 40,
     "tests/integration/test_daemon_run.py": 55,
     "tests/integration/test_faults.py": 62,
     "tests/integration/test_bad_input.py": 55,
