@@ -7,6 +7,8 @@ The plans come from the real planner under policies with the real keys (``video_
 
 from __future__ import annotations
 
+import subprocess
+
 import os
 from pathlib import Path
 
@@ -82,6 +84,22 @@ def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline) -> None:
     assert out.result.success, out.result.error
     video = streams(source)[0]
     assert (video["codec_name"], video["pix_fmt"]) == ("hevc", "yuv420p10le")
+
+
+def test_an_rgb_hevc_source_becomes_yuv_h264_without_its_gbr_matrix(pipeline: Pipeline) -> None:
+    # libx264 refuses -colorspace gbr ("Unable to parse option value"): an RGB source
+    # encoded as YUV must not pass the identity matrix on (found by the acceptance tests).
+    source = pipeline.library / "Rgb.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2",
+         "-c:v", "libx265", "-pix_fmt", "gbrp", "-x265-params", "log-level=error", "-preset", "ultrafast", str(source)],
+        check=True,
+    )  # fmt: skip
+    assert streams(source)[0]["pix_fmt"] == "gbrp"
+    out = pipeline.run(source, transcoding("h264", compat=False, keep_if_larger=False))
+    assert out.result.success, out.result.error
+    video = streams(source)[0]
+    assert video["codec_name"] == "h264" and video["pix_fmt"].startswith("yuv"), video
 
 
 # The encode succeeds, then its frames are damaged in the middle of the file, where the

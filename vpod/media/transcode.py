@@ -102,7 +102,7 @@ def _video_args(encode: TranscodeVideo, how: VideoEncode, n: int) -> list[str]:
         args += [f"-pix_fmt:{n}", how.pix_fmt, f"-crf:{n}", str(encode.crf)]
         if encode.preset:
             args += [f"-preset:{n}", encode.preset]
-    return args + color_args(how.color, name, n)
+    return args + color_args(how.color, name, n, rgb=how.pix_fmt.startswith("gbr"))
 
 
 def _audio_args(encode: ConvertAudio | AddAudio, n: int) -> list[str]:

@@ -162,14 +162,18 @@ def _svt_point(x: Fraction, y: Fraction) -> str:
     return f"({float(x):.4f},{float(y):.4f})"
 
 
-def color_args(color: VideoColor, encoder: str, n: int) -> list[str]:
+def color_args(color: VideoColor, encoder: str, n: int, *, rgb: bool = False) -> list[str]:
     """ffmpeg options for output stream ``n`` that keep ``color``'s colour tags and HDR
     metadata with ``encoder``: ``-color_primaries``/``-color_trc``/``-colorspace``/
     ``-color_range`` (every encoder writes them into its VUI / sequence header), and for
-    libx265 and libsvtav1 the mastering display and content light level."""
+    libx265 and libsvtav1 the mastering display and content light level. The matrix
+    ``gbr`` (an RGB source, H.273's identity matrix) is passed only to an ``rgb`` output:
+    an RGB source encoded as YUV has no such matrix, and libx264 refuses it."""
     args: list[str] = []
     for option, value in (("color_primaries", color.primaries), ("color_trc", color.transfer),
                           ("colorspace", color.matrix), ("color_range", color.range)):  # fmt: skip
+        if option == "colorspace" and value == "gbr" and not rgb:
+            continue
         if value and value != "unknown":
             args += [f"-{option}:{n}", value]
     params: list[str] = []
