@@ -346,7 +346,7 @@ class FileProcessor:
         if before_apply is not None:
             before_apply(plan)
         try:
-            final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
+            final_path, media_after, done = self._apply(media, plan, policy, locked, on_progress, original)
         except Skip as exc:
             if exc.reason is not Reason.NOT_SMALLER:
                 raise
@@ -356,7 +356,7 @@ class FileProcessor:
             finish(
                 success=True,
                 changes=len(plan.actions),
-                actions=plan.describe(),
+                actions=done.describe(),
                 final_path=final_path,
             ),
             fingerprint_before,
@@ -441,7 +441,7 @@ class FileProcessor:
         if rest.is_empty:
             result = finish(success=False, skipped=True, reason=skip.reason, error=str(skip), permanent=True)
             return PipelineOutput(result, fingerprint_before, fingerprint_before, StatKey.of(locked.stat), media)
-        final_path, media_after = self._apply(media, rest, policy, locked, None, original, transcodes_declined=True)
+        final_path, media_after, rest = self._apply(media, rest, policy, locked, None, original, transcodes_declined=True)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         result = finish(
             success=False, skipped=True, reason=skip.reason, permanent=True, changes=len(rest.actions),
@@ -453,9 +453,10 @@ class FileProcessor:
     def _apply(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
         original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
-    ) -> tuple[Path, MediaInfo]:
+    ) -> tuple[Path, MediaInfo, Plan]:
         """Apply ``plan`` (made with the ``original`` language) and verify the result;
-        returns (final path, probe of it).
+        returns (final path, probe of it, the plan as done: a video transcode whose
+        encoder fell back names the one that ran, :func:`vpod.media.transcode.as_done`).
 
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
@@ -476,9 +477,10 @@ class FileProcessor:
         if blocked is not None:
             raise blocked
         if not needs_remux(media, plan):
-            return media.path, self._edit_in_place(
+            edited = self._edit_in_place(
                 media, plan, policy, locked, original=original, transcodes_declined=transcodes_declined
             )
+            return media.path, edited, plan
         self._may_write(media.path, in_place=False)
         return self._remux(media, plan, policy, locked, on_progress, original, transcodes_declined=transcodes_declined)
 
@@ -526,11 +528,12 @@ class FileProcessor:
     def _remux(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
         original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
-    ) -> tuple[Path, MediaInfo]:
+    ) -> tuple[Path, MediaInfo, Plan]:
         """Remux (or, for a plan that encodes, transcode: :class:`Transcoder`) into a temp
         file beside the source, verify, then put it in place. A transcode's result that is
         not smaller by ``min_saving_percent`` is discarded under ``keep_if_larger``
-        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was."""
+        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was.
+        Returns as :meth:`_apply`."""
         source = media.path
         st = locked.stat
         changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
@@ -551,9 +554,10 @@ class FileProcessor:
             # Before any tool writes: a new file that would lose the source's owner is not made.
             check_owner_can_be_kept(temp, st, source)
             tool = None
+            done = plan
             try:
                 if plan.transcodes:
-                    tool = self.transcoder.transcode(media, plan, temp, on_progress)
+                    tool, done = self.transcoder.transcode(media, plan, temp, on_progress)
                 else:
                     tool = self.remuxer.remux(media, plan, temp, on_progress)
                 media_after = verify_written(
@@ -582,7 +586,7 @@ class FileProcessor:
                 keep_backup(source, self.temps, copy=False)
             attrs = read_attributes(locked.fd, source)
             put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
-        return target, replace(media_after, path=target)
+        return target, replace(media_after, path=target), done
 
     def _confirm_lease(self, path: Path) -> None:
         """The claim's compare-and-set just before ``path`` is changed (see

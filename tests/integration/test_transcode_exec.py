@@ -214,6 +214,11 @@ def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_wit
     assert streams(source)[0]["codec_name"] == "hevc"
     fallback = [e for e in logs if e["event"] == "encoder_fallback"]
     assert len(fallback) == 1 and fallback[0]["encoder"] == "libx265" and "hevc_vaapi" in fallback[0]["why"]
+    # The missing device is named, not ffmpeg's "Error parsing global options".
+    assert f"vaapi_device {tmp_path / 'no-renderD128'} does not exist" in fallback[0]["why"], fallback[0]["why"]
+    # The recorded actions name the encoder that ran; a second pass plans nothing.
+    assert any("transcode video to HEVC (libx265, vaapi not usable, crf" in a for a in out.result.actions), out.result.actions
+    pipe.assert_conforms(source, policy)
 
 
 def test_the_encoder_runs_at_the_configured_nice_and_io_priority(

@@ -179,7 +179,8 @@ class TranscodeVideo(NamedTuple):
     warning when the hardware is absent), at quality ``crf`` (constant rate factor, or
     the hardware encoder's nearest quality setting) and ``preset`` (the encoder's speed
     preset name). The bit depth and HDR metadata are kept, or the file fails with a reason.
-    A transcode: it needs a new file, and its cost class is ``transcode``."""
+    A transcode: it needs a new file, and its cost class is ``transcode``. ``ran`` is
+    set by the executor on the plan it reports as done, never by the planner."""
 
     track: int
     codec: str
@@ -187,6 +188,7 @@ class TranscodeVideo(NamedTuple):
     crf: int = 0
     preset: str = ""
     why: str = ""
+    ran: str = ""
 
     @property
     def structural(self) -> bool:
@@ -194,8 +196,9 @@ class TranscodeVideo(NamedTuple):
         return True
 
     def describe(self) -> str:
-        """One line for people: what it does to which track."""
-        return f"track {self.track}: transcode video to {self.codec.upper()} ({self.encoder}, crf {self.crf}, preset {self.preset})"
+        """One line for people: what it does to which track (once done, with ``ran``:
+        the encoder that ran where it is not the one asked, e.g. ``libx265, vaapi not usable``)."""
+        return f"track {self.track}: transcode video to {self.codec.upper()} ({self.ran or self.encoder}, crf {self.crf}, preset {self.preset})"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
