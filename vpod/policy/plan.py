@@ -27,9 +27,11 @@ def _with_why(data: dict[str, Any], why: str) -> dict[str, Any]:
 
 # The actions are NamedTuples (made at every vpod process start in about a fifth of a
 # frozen dataclass's time: contrib/bench/findings.md, round 3) whose last field, ``why``,
-# explains an action and takes no part in comparing two actions (_why_aside, below).
+# explains an action and takes no part in comparing two actions (_why_aside, below);
+# nor does TranscodeVideo's ``ran``, just before it (what ran, once done).
 def _equal_but_why(self: tuple[Any, ...], other: object) -> bool:
-    return type(other) is type(self) and self[:-1] == other[:-1]
+    cut = -2 if type(self) is TranscodeVideo else -1
+    return type(other) is type(self) and self[:cut] == other[:cut]
 
 
 def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
@@ -37,7 +39,7 @@ def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
 
 
 def _hash_but_why(self: tuple[Any, ...]) -> int:
-    return hash((type(self).__name__, self[:-1]))
+    return hash((type(self).__name__, self[: -2 if type(self) is TranscodeVideo else -1]))
 
 
 class SetFlag(NamedTuple):
@@ -187,8 +189,8 @@ class TranscodeVideo(NamedTuple):
     encoder: str = "software"
     crf: int = 0
     preset: str = ""
-    why: str = ""
     ran: str = ""
+    why: str = ""
 
     @property
     def structural(self) -> bool:
@@ -289,8 +291,8 @@ Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContai
 
 
 def _why_aside(*actions: type) -> None:
-    """Compare and hash ``actions`` by type and every field but the last, ``why`` (a
-    tuple's own ``==`` would count it, and equal a plain tuple)."""
+    """Compare and hash ``actions`` by type and every field but the last, ``why`` (and
+    TranscodeVideo's ``ran``; a tuple's own ``==`` would count them, and equal a plain tuple)."""
     for action in actions:
         setattr(action, "__eq__", _equal_but_why)
         setattr(action, "__ne__", _unequal_but_why)
