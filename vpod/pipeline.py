@@ -60,9 +60,10 @@ from vpod.media.verify import verify_written, without_video_transcodes
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import AddAudio, ChangeContainer, Plan, TranscodeVideo
+from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
+from vpod.policy.transcode_keys import default_bitrate_kbps
 from vpod.results import FileProcessingResult, display_path
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
@@ -545,9 +546,9 @@ class FileProcessor:
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
                 reason=Reason.TARGET_EXISTS,
             )
-        what = f"the {'transcode' if plan.transcodes else 'remux'} (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
+        need, what = write_need(media, plan, st.st_size)
         with (
-            self.space.claim(source, source.parent, remux_need(st.st_size), WRITE_MARGIN_BYTES, what) as claim,
+            self.space.claim(source, source.parent, need, WRITE_MARGIN_BYTES, what) as claim,
             temp_beside(source, self.temps, suffix=target.suffix) as temp,
         ):
             claim.track(temp)
@@ -628,6 +629,46 @@ class FileProcessor:
                 "(the daemon does so once it settles; after `vpod process`, run it again)",
                 Reason.SOURCE_CHANGED,
             )
+
+
+PCM_KBPS_PER_CHANNEL = 768
+"""FLAC's estimate per channel (kb/s): 16-bit 48 kHz PCM, what lossless audio at that
+depth takes at most before compression."""
+
+
+def encoded_audio_bytes(media: MediaInfo, plan: Plan) -> int:
+    """The estimated size (bytes) of the audio tracks ``plan`` adds or re-encodes
+    (:class:`AddAudio`, :class:`ConvertAudio`): each one's bitrate (the policy's, or the
+    codec's default for its channels; FLAC: :data:`PCM_KBPS_PER_CHANNEL` per channel)
+    × the file's duration (0 when unknown)."""
+    seconds = media.duration_seconds or 0.0
+    channels_of = {t.index: t.channels for t in media.tracks}
+    total = 0
+    for action in plan.actions:
+        if isinstance(action, AddAudio):
+            channels = action.channels
+        elif isinstance(action, ConvertAudio):
+            channels = action.channels or channels_of.get(action.track) or 2
+        else:
+            continue
+        kbps = action.bitrate_kbps or default_bitrate_kbps(action.codec, channels) or PCM_KBPS_PER_CHANNEL * channels
+        total += int(kbps * 1000 / 8 * seconds)
+    return total
+
+
+def write_need(media: MediaInfo, plan: Plan, size: int) -> tuple[int, str]:
+    """The bytes a remux or transcode of ``media`` (``size`` bytes) into a new file may
+    write, and how the estimate is made, for the space check's message: the source's
+    size + 5 % (a remux copies, and a video encode is kept only when smaller:
+    ``keep_if_larger``), plus for a transcode the audio tracks it adds or converts
+    (:func:`encoded_audio_bytes`; a converted track's source is still counted in the
+    source's size)."""
+    base = remux_need(size)
+    if not plan.transcodes:
+        return base, f"the remux (the new file: at most the source's {format_bytes(size)} + 5 %)"
+    audio = encoded_audio_bytes(media, plan)
+    extra = f" + {format_bytes(audio)} for the audio tracks it adds or converts (bitrate × duration)" if audio else ""
+    return base + audio, f"the transcode (the new file, estimated: the source's {format_bytes(size)} + 5 %{extra})"
 
 
 def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes: int) -> str | None:
