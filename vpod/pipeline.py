@@ -131,6 +131,13 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
     if plan.is_empty:
         return None
     if not media.is_matroska and policy.container == "keep":
+        if plan.transcodes:  # an encode writes Matroska, which "keep" does not allow
+            return Skip(
+                f"{media.path}: its plan transcodes, and an encode writes Matroska, which [policy] container = "
+                f'"keep" does not allow for this {media.path.suffix.lstrip(".").upper() or media.container} file; '
+                f'set container = "mkv" to let vpod transcode it into {media.path.with_suffix(".mkv").name}',
+                Reason.CONTAINER_NOT_SUPPORTED,
+            )
         return Skip(
             f"{media.path}: {media.container} files cannot be edited in place; set "
             f'[policy] container = "mkv" to let vpod remux them into MKV',

@@ -356,3 +356,17 @@ def test_an_mp4_is_transcoded_into_mkv(pipeline: Pipeline) -> None:
         ("video", "hevc"), ("audio", "aac"), ("subtitle", "subrip"),
     ]  # fmt: skip
     pipeline.assert_conforms(target, policy)
+
+
+def test_an_mp4_under_container_keep_is_skipped_saying_container_mkv_transcodes_it(pipeline: Pipeline) -> None:
+    from tests.support.media import audio, make_media, video
+
+    source = make_media(pipeline.library / "Clip.mp4", [video(codec="libx264"), audio("eng", default=True)], duration=2.0)
+    digest = sha256(source)
+
+    out = pipeline.run(source, transcoding(compat=False))  # container = "keep", the default
+
+    assert out.result.skipped and out.result.reason is Reason.CONTAINER_NOT_SUPPORTED, out.result
+    error = out.result.error or ""
+    assert 'set container = "mkv" to let vpod transcode it into Clip.mkv' in error and "cannot be edited in place" not in error, error
+    assert sha256(source) == digest and pipeline.temps_left() == []
