@@ -240,7 +240,7 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
             break
         time.sleep(0.1)
     assert report is not None and report["progress_percent"] < 100 and report["eta_seconds"] > 0
-    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
+    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0, "outside_hours": 0, "next_window": None}
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert "1 encoding" in text and "x, " in text, text
     # /metrics, read at scrape time from the worker's progress: the real encode's gauges.
