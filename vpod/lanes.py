@@ -213,6 +213,16 @@ class TranscodeLane:
         with self._lock:
             return len(self._deferred)
 
+    def outside_hours(self) -> tuple[int, dt.datetime | None]:
+        """Of :meth:`deferred`, the files waiting for a ``transcode_hours`` window (the
+        others wait for a slot: lane full), and when the next window opens (local time;
+        ``None`` when none waits)."""
+        now = self.now()
+        with self._lock:
+            waiting = sum(1 for reason in self._deferred.values() if reason == OUTSIDE_HOURS)
+            opens = self.hours.next_open(now) if waiting else None
+        return waiting, opens
+
     def passed_over(self) -> tuple[list[int], float | None]:
         """The job ids a claim must pass over now, and the seconds until that may change
         by itself (a window opens; ``None``: only when a slot frees, which pokes).

@@ -60,9 +60,10 @@ from vpod.media.verify import verify_written, without_video_transcodes
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import AddAudio, ChangeContainer, Plan, TranscodeVideo
+from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
+from vpod.policy.transcode_keys import default_bitrate_kbps
 from vpod.results import FileProcessingResult, display_path
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
@@ -130,6 +131,13 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
     if plan.is_empty:
         return None
     if not media.is_matroska and policy.container == "keep":
+        if plan.transcodes:  # an encode writes Matroska, which "keep" does not allow
+            return Skip(
+                f"{media.path}: its plan transcodes, and an encode writes Matroska, which [policy] container = "
+                f'"keep" does not allow for this {media.path.suffix.lstrip(".").upper() or media.container} file; '
+                f'set container = "mkv" to let vpod transcode it into {media.path.with_suffix(".mkv").name}',
+                Reason.CONTAINER_NOT_SUPPORTED,
+            )
         return Skip(
             f"{media.path}: {media.container} files cannot be edited in place; set "
             f'[policy] container = "mkv" to let vpod remux them into MKV',
@@ -346,7 +354,7 @@ class FileProcessor:
         if before_apply is not None:
             before_apply(plan)
         try:
-            final_path, media_after = self._apply(media, plan, policy, locked, on_progress, original)
+            final_path, media_after, done = self._apply(media, plan, policy, locked, on_progress, original)
         except Skip as exc:
             if exc.reason is not Reason.NOT_SMALLER:
                 raise
@@ -356,7 +364,7 @@ class FileProcessor:
             finish(
                 success=True,
                 changes=len(plan.actions),
-                actions=plan.describe(),
+                actions=done.describe(),
                 final_path=final_path,
             ),
             fingerprint_before,
@@ -441,7 +449,7 @@ class FileProcessor:
         if rest.is_empty:
             result = finish(success=False, skipped=True, reason=skip.reason, error=str(skip), permanent=True)
             return PipelineOutput(result, fingerprint_before, fingerprint_before, StatKey.of(locked.stat), media)
-        final_path, media_after = self._apply(media, rest, policy, locked, None, original, transcodes_declined=True)
+        final_path, media_after, rest = self._apply(media, rest, policy, locked, None, original, transcodes_declined=True)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         result = finish(
             success=False, skipped=True, reason=skip.reason, permanent=True, changes=len(rest.actions),
@@ -453,9 +461,10 @@ class FileProcessor:
     def _apply(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
         original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
-    ) -> tuple[Path, MediaInfo]:
+    ) -> tuple[Path, MediaInfo, Plan]:
         """Apply ``plan`` (made with the ``original`` language) and verify the result;
-        returns (final path, probe of it).
+        returns (final path, probe of it, the plan as done: a video transcode whose
+        encoder fell back names the one that ran, :func:`vpod.media.transcode.as_done`).
 
         Raises:
             Skip: reasons ``container_not_supported`` (a non-Matroska file under
@@ -476,9 +485,10 @@ class FileProcessor:
         if blocked is not None:
             raise blocked
         if not needs_remux(media, plan):
-            return media.path, self._edit_in_place(
+            edited = self._edit_in_place(
                 media, plan, policy, locked, original=original, transcodes_declined=transcodes_declined
             )
+            return media.path, edited, plan
         self._may_write(media.path, in_place=False)
         return self._remux(media, plan, policy, locked, on_progress, original, transcodes_declined=transcodes_declined)
 
@@ -526,11 +536,12 @@ class FileProcessor:
     def _remux(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, on_progress: ProgressSink | None = None,
         original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
-    ) -> tuple[Path, MediaInfo]:
+    ) -> tuple[Path, MediaInfo, Plan]:
         """Remux (or, for a plan that encodes, transcode: :class:`Transcoder`) into a temp
         file beside the source, verify, then put it in place. A transcode's result that is
         not smaller by ``min_saving_percent`` is discarded under ``keep_if_larger``
-        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was."""
+        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was.
+        Returns as :meth:`_apply`."""
         source = media.path
         st = locked.stat
         changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
@@ -542,18 +553,19 @@ class FileProcessor:
                 f"{source}: cannot remux into {target.name}: a file with that name already exists",
                 reason=Reason.TARGET_EXISTS,
             )
-        what = f"the {'transcode' if plan.transcodes else 'remux'} (the new file: at most the source's {format_bytes(st.st_size)} + 5 %)"
+        need, what = write_need(media, plan, st.st_size)
         with (
-            self.space.claim(source, source.parent, remux_need(st.st_size), WRITE_MARGIN_BYTES, what) as claim,
+            self.space.claim(source, source.parent, need, WRITE_MARGIN_BYTES, what) as claim,
             temp_beside(source, self.temps, suffix=target.suffix) as temp,
         ):
             claim.track(temp)
             # Before any tool writes: a new file that would lose the source's owner is not made.
             check_owner_can_be_kept(temp, st, source)
             tool = None
+            done = plan
             try:
                 if plan.transcodes:
-                    tool = self.transcoder.transcode(media, plan, temp, on_progress)
+                    tool, done = self.transcoder.transcode(media, plan, temp, on_progress)
                 else:
                     tool = self.remuxer.remux(media, plan, temp, on_progress)
                 media_after = verify_written(
@@ -582,7 +594,7 @@ class FileProcessor:
                 keep_backup(source, self.temps, copy=False)
             attrs = read_attributes(locked.fd, source)
             put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
-        return target, replace(media_after, path=target)
+        return target, replace(media_after, path=target), done
 
     def _confirm_lease(self, path: Path) -> None:
         """The claim's compare-and-set just before ``path`` is changed (see
@@ -624,6 +636,46 @@ class FileProcessor:
                 "(the daemon does so once it settles; after `vpod process`, run it again)",
                 Reason.SOURCE_CHANGED,
             )
+
+
+PCM_KBPS_PER_CHANNEL = 768
+"""FLAC's estimate per channel (kb/s): 16-bit 48 kHz PCM, what lossless audio at that
+depth takes at most before compression."""
+
+
+def encoded_audio_bytes(media: MediaInfo, plan: Plan) -> int:
+    """The estimated size (bytes) of the audio tracks ``plan`` adds or re-encodes
+    (:class:`AddAudio`, :class:`ConvertAudio`): each one's bitrate (the policy's, or the
+    codec's default for its channels; FLAC: :data:`PCM_KBPS_PER_CHANNEL` per channel)
+    × the file's duration (0 when unknown)."""
+    seconds = media.duration_seconds or 0.0
+    channels_of = {t.index: t.channels for t in media.tracks}
+    total = 0
+    for action in plan.actions:
+        if isinstance(action, AddAudio):
+            channels = action.channels
+        elif isinstance(action, ConvertAudio):
+            channels = action.channels or channels_of.get(action.track) or 2
+        else:
+            continue
+        kbps = action.bitrate_kbps or default_bitrate_kbps(action.codec, channels) or PCM_KBPS_PER_CHANNEL * channels
+        total += int(kbps * 1000 / 8 * seconds)
+    return total
+
+
+def write_need(media: MediaInfo, plan: Plan, size: int) -> tuple[int, str]:
+    """The bytes a remux or transcode of ``media`` (``size`` bytes) into a new file may
+    write, and how the estimate is made, for the space check's message: the source's
+    size + 5 % (a remux copies, and a video encode is kept only when smaller:
+    ``keep_if_larger``), plus for a transcode the audio tracks it adds or converts
+    (:func:`encoded_audio_bytes`; a converted track's source is still counted in the
+    source's size)."""
+    base = remux_need(size)
+    if not plan.transcodes:
+        return base, f"the remux (the new file: at most the source's {format_bytes(size)} + 5 %)"
+    audio = encoded_audio_bytes(media, plan)
+    extra = f" + {format_bytes(audio)} for the audio tracks it adds or converts (bitrate × duration)" if audio else ""
+    return base + audio, f"the transcode (the new file, estimated: the source's {format_bytes(size)} + 5 %{extra})"
 
 
 def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes: int) -> str | None:

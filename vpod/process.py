@@ -79,19 +79,20 @@ class ProcessReport:
         dry_run: nothing was written.
         stop_message: why the batch stopped early (failed file and reason, or signal).
         signal_number: the signal that interrupted the run, if any.
+        tools_killed: a second signal killed the tools of the files in progress.
         ignored: files named on the command line that the filters dropped, with why.
         unreadable: folders that could not be listed, with the OS error.
         temp_files_removed: temp files of an interrupted vpod swept at the start.
     """
 
     __slots__ = ("batch", "workers", "workers_requested", "dry_run", "stop_message", "signal_number", "ignored",
-                 "unreadable", "temp_files_removed")
+                 "unreadable", "temp_files_removed", "tools_killed")
 
     def __init__(
         self, batch: BatchResult, workers: int, workers_requested: int | None, dry_run: bool = False,
         stop_message: str | None = None, signal_number: int | None = None,
         ignored: list[tuple[str, str]] | None = None, unreadable: list[tuple[str, str]] | None = None,
-        temp_files_removed: list[str] | None = None,
+        temp_files_removed: list[str] | None = None, tools_killed: bool = False,
     ) -> None:
         self.batch = batch
         self.workers = workers
@@ -102,6 +103,7 @@ class ProcessReport:
         self.ignored = [] if ignored is None else ignored
         self.unreadable = [] if unreadable is None else unreadable
         self.temp_files_removed = [] if temp_files_removed is None else temp_files_removed
+        self.tools_killed = tools_killed
 
     @property
     def not_started(self) -> int:
@@ -179,6 +181,7 @@ class BatchProcessor:
             results=list(unchanged),
         )
         self.signal_number: int | None = None
+        self.tools_killed = False  # a second signal killed the tools still running
         self.log = structlog.get_logger("vpod")
         self._lock = threading.Lock()
         self._pending: set[Future[FileProcessingResult | None]] = set()
@@ -199,6 +202,7 @@ class BatchProcessor:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             # No futures are touched here: the main loop cancels them after the flag is set.
             if self.signal_number is not None:
+                self.tools_killed = True
                 on_repeat()
                 return
             self.signal_number = signum
@@ -579,7 +583,7 @@ def run_process(
             renames.close()  # what is still queued, for at most a few seconds
         report = ProcessReport(
             batch, workers, workers_requested, dry_run, signal_number=processor.signal_number,
-            ignored=ignored, unreadable=unreadable, temp_files_removed=swept,
+            tools_killed=processor.tools_killed, ignored=ignored, unreadable=unreadable, temp_files_removed=swept,
         )
         report.stop_message = _stop_message(report, controller)
         if report.stop_message:
@@ -622,6 +626,11 @@ def process_events() -> EventBus:
 def _stop_message(report: ProcessReport, controller: BatchController) -> str | None:
     if report.signal_number is not None:
         name = signal.Signals(report.signal_number).name
+        if report.tools_killed:
+            return (
+                f"interrupted by {name} twice: {report.not_started} file(s) not started; the files in progress "
+                "were stopped, their tools killed (each fails as killed and is left as it was: run again to do them)"
+            )
         return f"interrupted by {name}: {report.not_started} file(s) not started, files in progress completed"
     failure = controller.first_failure
     if failure is None:

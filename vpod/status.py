@@ -123,6 +123,8 @@ class StatusReport:
             "transcodes": {
                 "running": self.transcodes.get("running", 0) if d.running else 0,
                 "deferred": self.transcodes.get("deferred", 0) if d.running else 0,
+                "outside_hours": self.transcodes.get("outside_hours", 0) if d.running else 0,
+                "next_window": self.transcodes.get("next_window") if d.running else None,
             },
             "nodes": [_node_dict(n) for n in self.nodes],
             **({"files": [_file_dict(path, record) for path, record in self.files]} if self.files else {}),
@@ -274,10 +276,7 @@ def format_status(status: StatusReport) -> str:
     lines += _node_lines(status)
     workers = f", {d.workers} workers" if d.running and d.workers is not None else ""
     lanes = status.transcodes if d.running else {}
-    encoding = (
-        f" ({lanes.get('running', 0)} encoding, {lanes.get('deferred', 0)} waiting for the transcode lane)"
-        if lanes.get("running") or lanes.get("deferred") else ""
-    )
+    encoding = f" ({_lane_text(lanes)})" if lanes.get("running") or lanes.get("deferred") else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}{encoding}")
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
@@ -314,6 +313,21 @@ def format_status(status: StatusReport) -> str:
     for path, file in status.files:
         lines += _file_lines(path, file)
     return "\n".join(lines)
+
+
+def _lane_text(lanes: dict[str, Any]) -> str:
+    """The transcode lane in the queue line: encodes running, files waiting for a slot
+    (``max_transcodes``), and files waiting for a ``transcode_hours`` window with when
+    the next one opens."""
+    outside = int(lanes.get("outside_hours") or 0)
+    full = max(0, int(lanes.get("deferred") or 0) - outside)
+    parts = [f"{lanes.get('running', 0)} encoding"]
+    if full or not outside:
+        parts.append(f"{full} waiting for a transcode slot (max_transcodes)")
+    if outside:
+        opens = lanes.get("next_window")
+        parts.append(f"{outside} waiting for transcode_hours" + (f" (next window {opens})" if opens else ""))
+    return ", ".join(parts)
 
 
 def _in_library(libraries: LibraryPaths | None, path: Path) -> Path:

@@ -269,7 +269,7 @@ def build_section(
         if key in skip:
             continue
         if key not in fields:
-            known = ", ".join(sorted(k for k in fields if k not in skip))
+            known = ", ".join(sorted({*fields, *skip}))  # a skipped key is known: the caller reads it
             raise ConfigError(source, f"[{section}] {key}", f"unknown key (known keys: {known})")
         hint = hints[key]
         secret = bool(fields[key].metadata.get("secret"))

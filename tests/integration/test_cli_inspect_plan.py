@@ -83,6 +83,19 @@ def test_inspect_and_plan_of_a_non_media_file_exit_1_naming_it(tmp_path, env):
     assert run_vpod(["inspect", str(tmp_path / "missing.mkv")], env=env).returncode == 2
 
 
+def test_plan_json_of_a_non_media_or_truncated_file_prints_the_object_with_error(movie, tmp_path, env):
+    bad = tmp_path / "notes.mkv"
+    bad.write_text("just text")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(movie.read_bytes()[:200])  # the EBML header and no more
+    for path in (bad, cut):
+        result = run_vpod(["plan", "--json", str(path)], env=env)
+        assert result.returncode == 1 and str(path) in result.stderr, result.stderr
+        data = json.loads(result.stdout)
+        assert data["error"]["reason"] and str(path) in data["error"]["detail"], data
+        assert data["actions"] == [] and data["would_apply"] == [] and data["cost"] is None, data
+
+
 def test_plan_and_dry_run_agree_with_the_run_on_a_stream_matroska_cannot_hold(tmp_path, env):
     """A QuickTime timecode track (a data stream to FFmpeg 5.1, like WebVTT in MP4) makes
     the run fail as unsupported_stream: `vpod plan` and `--dry-run` must say so instead

@@ -248,3 +248,25 @@ def test_daemon_waits_for_space_then_remuxes(tmp_path, daemon_factory, media_cac
         assert default_audio_languages(film) == ["jpn"]
         assert not daemon.named("file_failed")
         assert daemon.stop() == 0
+
+
+def test_a_transcode_that_adds_a_track_claims_its_estimated_size_too(tmp_path, env):
+    """A small low-bitrate file given a high-bitrate stereo AAC track grows far more than
+    5 %: the space check counts the added track (bitrate × duration), so with room for
+    the source + 5 % + the margin but not for the track, nothing starts."""
+    from vpod.diskspace import WRITE_MARGIN_BYTES, remux_need
+
+    policy = {"audio_languages": ["eng"], "audio_compat": {"codec": "aac", "channels": 2, "bitrate_kbps": 1024}}
+    with small_ext4(tmp_path, 96) as disk:
+        film = make_media(disk / "film.mkv", [video(), audio("eng", default=True, codec="flac")], duration=30)
+        size = film.stat().st_size
+        added = 1024 * 1000 // 8 * 30  # 3.84 MB, far more than 5 % of the source
+        assert added > size // 20
+        fill(disk, leave=remux_need(size) + WRITE_MARGIN_BYTES + added // 2)
+        digest = sha256(film)
+        status, report = process(tmp_path, env, [film], policy)
+        assert status == 1, report
+        (result,) = report["results"]
+        assert result["reason"] == "insufficient_space", result
+        assert "for the audio tracks it adds or converts (bitrate × duration)" in result["error"], result["error"]
+        assert sha256(film) == digest and names(disk) == [".filler", "film.mkv"]

@@ -300,8 +300,11 @@ def test_a_second_sigint_kills_the_tools_in_progress(tmp_path, env, jpn_eng_mkv)
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGINT, log.read_text()
-    [item] = json.loads(stdout)["results"]
+    data = json.loads(stdout)
+    [item] = data["results"]
     assert not item["success"] and item["reason"] == "killed"
+    # The summary says the file was stopped, not "files in progress completed".
+    assert "files in progress were stopped" in data["stop_message"], data["stop_message"]
     assert default_audio_languages(target) == ["jpn"]  # killed before it wrote anything
     assert "send it again to kill" in log.read_text()
 

@@ -232,6 +232,11 @@ def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_wit
     assert streams(source)[0]["codec_name"] == "hevc"
     fallback = [e for e in logs if e["event"] == "encoder_fallback"]
     assert len(fallback) == 1 and fallback[0]["encoder"] == "libx265" and "hevc_vaapi" in fallback[0]["why"]
+    # The missing device is named, not ffmpeg's "Error parsing global options".
+    assert f"vaapi_device {tmp_path / 'no-renderD128'} does not exist" in fallback[0]["why"], fallback[0]["why"]
+    # The recorded actions name the encoder that ran; a second pass plans nothing.
+    assert any("transcode video to HEVC (libx265, vaapi not usable, crf" in a for a in out.result.actions), out.result.actions
+    pipe.assert_conforms(source, policy)
 
 
 def test_the_encoder_runs_at_the_configured_nice_and_io_priority(
@@ -369,3 +374,17 @@ def test_an_mp4_is_transcoded_into_mkv(pipeline: Pipeline) -> None:
         ("video", "hevc"), ("audio", "aac"), ("subtitle", "subrip"),
     ]  # fmt: skip
     pipeline.assert_conforms(target, policy)
+
+
+def test_an_mp4_under_container_keep_is_skipped_saying_container_mkv_transcodes_it(pipeline: Pipeline) -> None:
+    from tests.support.media import audio, make_media, video
+
+    source = make_media(pipeline.library / "Clip.mp4", [video(codec="libx264"), audio("eng", default=True)], duration=2.0)
+    digest = sha256(source)
+
+    out = pipeline.run(source, transcoding(compat=False))  # container = "keep", the default
+
+    assert out.result.skipped and out.result.reason is Reason.CONTAINER_NOT_SUPPORTED, out.result
+    error = out.result.error or ""
+    assert 'set container = "mkv" to let vpod transcode it into Clip.mkv' in error and "cannot be edited in place" not in error, error
+    assert sha256(source) == digest and pipeline.temps_left() == []

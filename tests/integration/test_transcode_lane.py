@@ -240,7 +240,7 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
             break
         time.sleep(0.1)
     assert report is not None and report["progress_percent"] < 100 and report["eta_seconds"] > 0
-    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0}
+    assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0, "outside_hours": 0, "next_window": None}
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert "1 encoding" in text and "x, " in text, text
     # /metrics, read at scrape time from the worker's progress: the real encode's gauges.
@@ -380,3 +380,40 @@ def test_vpod_process_outside_the_hours_skips_the_transcode_and_does_the_rest(tm
     record = store.file_record(lib / "a-enc.mkv")
     assert (record.state, record.attempts) == ("queued", 0), record  # left for a daemon, uncounted
     store.close()
+
+
+def test_vpod_status_says_a_file_waits_for_transcode_hours_and_when_the_window_opens(tmp_path, daemon_factory, env):
+    """A file deferred outside ``transcode_hours`` is shown as such in ``vpod status``
+    (text and JSON), with the next window, not as waiting for the lane."""
+    import datetime as dt
+    import json
+    import os
+
+    from support.daemon import run_vpod
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    # A one-minute window two hours from now (local time): closed now, whatever the hour.
+    opens = dt.datetime.now() + dt.timedelta(hours=2)
+    window = f"{opens:%H:%M}-{opens + dt.timedelta(minutes=1):%H:%M}"
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"workers": 2, "max_transcodes": 1, "transcode_hours": [window]},
+        "policy": POLICY_TABLE,
+    }
+    daemon = daemon_factory(sections)
+    staged = h264_clip(tmp_path, 2.0)
+    os.rename(staged, inbox / "enc.mkv")
+    daemon.wait_for("transcode_deferred", path=str(inbox / "enc.mkv"), reason="outside_transcode_hours")
+    data: dict = {}
+    for _ in range(600):  # the daemon records the lane's state within seconds
+        data = json.loads(run_vpod(["status", "--config", str(daemon.config), "--json"], env=env).stdout)
+        if data["transcodes"]["deferred"]:
+            break
+        time.sleep(0.1)
+    expected = f"{opens:%Y-%m-%d %H:%M}"
+    assert data["transcodes"] == {"running": 0, "deferred": 1, "outside_hours": 1, "next_window": expected}, data
+    text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+    assert f"1 waiting for transcode_hours (next window {expected})" in text, text
+    assert "waiting for a transcode slot" not in text, text
+    assert daemon.stop() == 0

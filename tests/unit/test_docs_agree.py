@@ -135,3 +135,14 @@ def test_every_policy_key_is_in_the_key_table_of_docs_policy_md():
     rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
     missing = [f.name for f in fields(Policy) if f.name not in rows]
     assert not missing, f"docs/policy.md has no key-table row for {missing}"
+
+
+def test_every_video_codec_name_video_codec_accepts_is_in_docs_policy_md():
+    """``video_codec = "h265"`` and ``convert = ["xvid"]`` are accepted: each name the
+    parser takes is written in docs/policy.md's ``video_codec`` section."""
+    from vpod.policy.codecs import _VIDEO_FAMILIES
+
+    text = (ROOT / "docs" / "policy.md").read_text()
+    section = text.split("\n### `video_codec`\n", 1)[1].split("\n### ", 1)[0]
+    missing = [name for _, names in _VIDEO_FAMILIES for name in names if f"`{name}`" not in section]
+    assert not missing, f"docs/policy.md's video_codec section does not name {missing}"

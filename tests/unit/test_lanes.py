@@ -49,6 +49,10 @@ def test_a_window_crossing_midnight_holds_the_night_and_ends_exclusive():
     assert all(night.contains(minute(t)) for t in inside)
     assert not any(night.contains(minute(t)) for t in outside)
     assert HoursWindow.parse("00:00-00:00").contains(minute("12:00"))  # a whole day
+    # Any window whose start is its end is the whole day, as the README's config block says.
+    assert all(HoursWindow.parse("22:00-22:00").contains(minute(t)) for t in [*inside, *outside])
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert '"22:00-22:00", is the whole day' in readme
 
 
 def test_next_window_opens_later_today_or_tomorrow():

@@ -120,6 +120,11 @@ def test_the_neutral_values_plan_nothing_and_equal_the_defaults():
         ({"audio_compat": [{"codec": "aac"}, {"codec": "aac", "channels": 0}]}, "[policy] audio_compat[1]", "channels"),
         ({"audio_compat": {"codec": "ac3", "bitrate_kbps": 1000}}, "[policy] audio_compat", "640"),
         ({"audio_compat": {"codec": "flac", "bitrate_kbps": 900}}, "[policy] audio_compat", "lossless"),
+        # One message for a negative bitrate and for 1-7 (issue 18 follow-up).
+        ({"audio_compat": {"codec": "aac", "bitrate_kbps": -128}}, "[policy] audio_compat",
+         "bitrate_kbps: expected 0 (the codec's default) or from 8 to 6,144, got -128"),
+        ({"audio_compat": {"codec": "aac", "bitrate_kbps": 7}}, "[policy] audio_compat",
+         "bitrate_kbps: expected 0 (the codec's default) or from 8 to 6,144, got 7"),
         ({"audio_compat": [{"codec": "aac", "default": True}, {"codec": "ac3", "channels": 6, "default": True}]},
          "[policy] audio_compat", "at most one"),
         ({"audio_compat": [{"codec": "aac"}, {"codec": "aac"}]}, "[policy] audio_compat[1]", "already listed"),
@@ -148,6 +153,14 @@ def test_bad_values_are_refused_naming_the_key(table, key, words):
     with pytest.raises(ConfigError) as caught:
         policy(**table)
     assert caught.value.key == key and words in caught.value.reason, caught.value
+
+
+def test_an_unknown_key_lists_every_known_key_the_transcoding_ones_included():
+    with pytest.raises(ConfigError) as caught:
+        policy(video_codecs="hevc")
+    known = caught.value.reason.split("known keys: ", 1)[1].rstrip(")").split(", ")
+    for key in ("audio_compat", "audio_convert", "video_codec", "keep_if_larger", "min_saving_percent", "audio_languages"):
+        assert key in known, caught.value.reason
 
 
 def test_a_named_policy_names_its_own_table_in_errors():

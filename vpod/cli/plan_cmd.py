@@ -11,7 +11,7 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
-from vpod.errors import MediaError, UsageProblem
+from vpod.errors import MediaError, ToolMissing, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
 from vpod.original.resolver import OriginalResolver, Resolution, names_original
@@ -51,6 +51,10 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     (the file's original language: "code", "source", "detail", "description", "waiting"
     and "notes"; null when no language list of the policy names "original" and no
     source answered or noted anything).
+    A file that cannot be read as media (not media, truncated, not a regular file) still
+    gets the object with --json: "error" holds the reason and detail, "policy", "cost" and
+    "would_apply_cost" are null and the lists empty; the exit status stays 1 and the
+    line on stderr too.
     Exit status: 0, 1 when the file cannot be read as media, 2 for a bad config or
     folder policy file, 69 when a tool is missing.
     """
@@ -58,7 +62,12 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     # Asking a Sonarr/Radarr instance may log (arr_unavailable): to stderr, warnings only,
     # so stdout holds the plan alone.
     configure_logging("warning", config.logging.format, timestamps=config.logging.timestamps)
-    media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    try:
+        media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    except MediaError as exc:
+        if as_json and not isinstance(exc, ToolMissing):
+            click.echo(json.dumps(_unreadable(file, exc), indent=2))
+        raise  # the line on stderr and exit status 1 (vpod.cli.exits)
     selector = PolicySelector.from_config(config)
     try:
         selection = selector.select(media.path)
@@ -125,6 +134,23 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
+
+
+def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:
+    """``vpod plan --json``'s object for a ``file`` that cannot be read as media: every
+    member, ``error`` saying why (``exc``'s reason and message), nothing planned."""
+    return {
+        "path": display_path(file.absolute()),
+        "policy": None,
+        "cost": None,
+        "actions": [],
+        "warnings": [],
+        "skip": None,
+        "error": {"reason": exc.reason, "detail": str(exc)},
+        "would_apply": [],
+        "would_apply_cost": None,
+        "original_language": None,
+    }
 
 
 def _original_as_dict(resolution: Resolution) -> dict[str, Any]:

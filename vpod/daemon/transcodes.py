@@ -56,11 +56,19 @@ class TranscodeStatus:
         self.wake()
 
     def value(self) -> str | None:
-        """The JSON recorded now (``None``: no encode runs or waits)."""
+        """The JSON recorded now (``None``: no encode runs or waits): ``running``,
+        ``deferred`` (files waiting), ``encodes``, and when some of the deferred wait for a
+        ``transcode_hours`` window (the rest wait for a slot), ``outside_hours`` (how
+        many) and ``next_window`` (local ``YYYY-MM-DD HH:MM``)."""
         running, deferred = self.lane.running(), self.lane.deferred()
         if not (running or deferred):
             return None
-        return json.dumps({"running": running, "deferred": deferred, "encodes": self.board.encodes()}, sort_keys=True)
+        data: dict[str, object] = {"running": running, "deferred": deferred, "encodes": self.board.encodes()}
+        outside, opens = self.lane.outside_hours()
+        if outside:
+            data["outside_hours"] = min(outside, deferred)
+            data["next_window"] = f"{opens:%Y-%m-%d %H:%M}" if opens is not None else None
+        return json.dumps(data, sort_keys=True)
 
     def tick(self, now: float) -> float:
         """Record the state when it changed: :data:`MIN_RECORD_SECONDS` after the last

@@ -13,6 +13,7 @@ pipeline): the hardware does not come and go between files.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import TYPE_CHECKING, NamedTuple
@@ -77,12 +78,15 @@ class EncoderChoice(NamedTuple):
         hardware: its hardware family, or ``""`` for software.
         fallback: why the planned hardware encoder is not used (``""``: it is, or none was asked).
         pixel_formats: the pixel formats it takes (``ffmpeg -h encoder=NAME``).
+        short: the fallback's reason in a few words for the recorded action (``""``:
+            "<asked> not usable").
     """
 
     name: str
     hardware: str
     fallback: str
     pixel_formats: tuple[str, ...]
+    short: str = ""
 
 
 class EncoderCatalog:
@@ -150,11 +154,13 @@ class EncoderCatalog:
             known = self._works.get(key)
         if known is not None:
             return known
-        why = ""
-        try:
-            self.runner.run(test_encode_args(name, hardware, self.settings.vaapi_device), timeout_seconds=_TEST_SECONDS)
-        except ToolError as exc:  # a timeout too (ToolTimeout is a ToolError)
-            why = str(exc).splitlines()[-1][:300] if str(exc) else "the test encode failed"
+        # A missing or closed render node is said plainly, without a test encode.
+        why = vaapi_device_problem(self.settings.vaapi_device) if hardware == "vaapi" else ""
+        if not why:
+            try:
+                self.runner.run(test_encode_args(name, hardware, self.settings.vaapi_device), timeout_seconds=_TEST_SECONDS)
+            except ToolError as exc:  # a timeout too (ToolTimeout is a ToolError)
+                why = str(exc).splitlines()[-1][:300] if str(exc) else "the test encode failed"
         with self._lock:
             self._works[key] = why
         return why
@@ -165,6 +171,18 @@ def encoder_names_in(listing: str) -> frozenset[str]:
     legend is six flag characters (``V.....``: video, ``A``: audio, ``S``: subtitle) and
     the name."""
     return frozenset(m.group(1) for m in map(_ENCODER_LINE.match, listing.splitlines()) if m)
+
+
+def vaapi_device_problem(device: str) -> str:
+    """``""`` when the VAAPI render node ``device`` (``[processing] vaapi_device``) opens
+    for reading and writing, as the driver opens it, else why not, naming the key."""
+    try:
+        os.close(os.open(device, os.O_RDWR | os.O_CLOEXEC))
+    except FileNotFoundError:
+        return f"[processing] vaapi_device {device} does not exist"
+    except OSError as exc:
+        return f"[processing] vaapi_device {device} cannot be opened ({exc.strerror or exc})"
+    return ""
 
 
 def test_encode_args(name: str, hardware: str, vaapi_device: str) -> list[str]:

@@ -114,6 +114,19 @@ def _audio_args(encode: ConvertAudio | AddAudio, n: int) -> list[str]:
     return args
 
 
+def as_done(plan: Plan, video: dict[int, VideoEncode]) -> Plan:
+    """``plan`` as carried out: each :class:`TranscodeVideo` whose encoder fell back
+    (``encoder_fallback``) gets ``ran`` = the encoder that ran and why, e.g. ``libx265,
+    vaapi not usable``, so the recorded actions do not name a hardware encoder that did
+    not run. Only what is reported changes: the planner never sets ``ran``."""
+    actions = tuple(
+        a._replace(ran=f"{video[a.track].choice.name}, {video[a.track].choice.short or a.encoder + ' not usable'}")
+        if isinstance(a, TranscodeVideo) and a.track in video and video[a.track].choice.fallback else a
+        for a in plan.actions
+    )  # fmt: skip
+    return plan._replace(actions=actions)
+
+
 def transcode_args(
     media: MediaInfo,
     plan: Plan,
@@ -282,7 +295,10 @@ class Transcoder:
             if choice.hardware and (color.hdr or color.dolby_vision):
                 # Only libx265/libsvtav1 are known to write HDR10's metadata (video_color).
                 software = self.encoders.choose(action.codec, "software")
-                choice = software._replace(fallback=f"{choice.name} does not keep HDR metadata; {software.name} encodes instead")
+                choice = software._replace(
+                    fallback=f"{choice.name} does not keep HDR metadata; {software.name} encodes instead",
+                    short=f"{action.encoder} does not keep HDR",
+                )  # fmt: skip
             if choice.fallback:
                 self.log.warning(
                     "encoder_fallback", path=str(media.path), track=action.track, wanted=action.encoder,
@@ -297,10 +313,14 @@ class Transcoder:
             out[action.track] = VideoEncode(choice, color, pix_fmt)
         return out
 
-    def transcode(self, media: MediaInfo, plan: Plan, output: Path, on_progress: ProgressSink | None = None) -> str:
+    def transcode(
+        self, media: MediaInfo, plan: Plan, output: Path, on_progress: ProgressSink | None = None
+    ) -> tuple[str, Plan]:
         """Write ``media`` with ``plan`` applied into ``output`` (an existing empty temp file
-        beside the source); returns the tool used (``ffmpeg (libx265)``). The source is
-        only read. ``on_progress`` gets 0 at the start, then ``(percent, speed=, fps=)``.
+        beside the source); returns the tool used (``ffmpeg (libx265)``) and the plan as
+        done (:func:`as_done`: each video transcode names the encoder that ran where the
+        asked one was not usable). The source is only read. ``on_progress`` gets 0 at
+        the start, then ``(percent, speed=, fps=)``.
 
         Raises:
             MediaError: reasons ``unsupported_stream``, ``hdr_not_kept``, ``disk_full``,
@@ -341,8 +361,7 @@ class Transcoder:
             raise MediaError(
                 f"{media.path}: transcode with {tool} failed: {exc}", reason=exc.reason, permanent=exc.permanent
             ) from None
-        return tool
-
+        return tool, as_done(plan, video)
 
     def _extract_pictures(
         self, media: MediaInfo, streams: list[dict[str, Any]], stack: ExitStack

@@ -27,9 +27,11 @@ def _with_why(data: dict[str, Any], why: str) -> dict[str, Any]:
 
 # The actions are NamedTuples (made at every vpod process start in about a fifth of a
 # frozen dataclass's time: contrib/bench/findings.md, round 3) whose last field, ``why``,
-# explains an action and takes no part in comparing two actions (_why_aside, below).
+# explains an action and takes no part in comparing two actions (_why_aside, below);
+# nor does TranscodeVideo's ``ran``, just before it (what ran, once done).
 def _equal_but_why(self: tuple[Any, ...], other: object) -> bool:
-    return type(other) is type(self) and self[:-1] == other[:-1]
+    cut = -2 if type(self) is TranscodeVideo else -1
+    return type(other) is type(self) and self[:cut] == other[:cut]
 
 
 def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
@@ -37,7 +39,7 @@ def _unequal_but_why(self: tuple[Any, ...], other: object) -> bool:
 
 
 def _hash_but_why(self: tuple[Any, ...]) -> int:
-    return hash((type(self).__name__, self[:-1]))
+    return hash((type(self).__name__, self[: -2 if type(self) is TranscodeVideo else -1]))
 
 
 class SetFlag(NamedTuple):
@@ -179,13 +181,15 @@ class TranscodeVideo(NamedTuple):
     warning when the hardware is absent), at quality ``crf`` (constant rate factor, or
     the hardware encoder's nearest quality setting) and ``preset`` (the encoder's speed
     preset name). The bit depth and HDR metadata are kept, or the file fails with a reason.
-    A transcode: it needs a new file, and its cost class is ``transcode``."""
+    A transcode: it needs a new file, and its cost class is ``transcode``. ``ran`` is
+    set by the executor on the plan it reports as done, never by the planner."""
 
     track: int
     codec: str
     encoder: str = "software"
     crf: int = 0
     preset: str = ""
+    ran: str = ""
     why: str = ""
 
     @property
@@ -194,8 +198,9 @@ class TranscodeVideo(NamedTuple):
         return True
 
     def describe(self) -> str:
-        """One line for people: what it does to which track."""
-        return f"track {self.track}: transcode video to {self.codec.upper()} ({self.encoder}, crf {self.crf}, preset {self.preset})"
+        """One line for people: what it does to which track (once done, with ``ran``:
+        the encoder that ran where it is not the one asked, e.g. ``libx265, vaapi not usable``)."""
+        return f"track {self.track}: transcode video to {self.codec.upper()} ({self.ran or self.encoder}, crf {self.crf}, preset {self.preset})"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``vpod plan --json``): ``action`` plus its fields."""
@@ -286,8 +291,8 @@ Action = SetFlag | SetLanguage | SetTitle | RemoveTrack | Reorder | ChangeContai
 
 
 def _why_aside(*actions: type) -> None:
-    """Compare and hash ``actions`` by type and every field but the last, ``why`` (a
-    tuple's own ``==`` would count it, and equal a plain tuple)."""
+    """Compare and hash ``actions`` by type and every field but the last, ``why`` (and
+    TranscodeVideo's ``ran``; a tuple's own ``==`` would count them, and equal a plain tuple)."""
     for action in actions:
         setattr(action, "__eq__", _equal_but_why)
         setattr(action, "__ne__", _unequal_but_why)

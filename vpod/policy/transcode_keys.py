@@ -212,8 +212,8 @@ def _bitrate(table: Mapping[str, Any], codec: str, source: Path | None, key: str
             raise _fail(source, key, "bitrate_kbps: FLAC is lossless and takes no bitrate; leave it out")
         return 0
     high = 640 if codec == "ac3" else 6144
-    value = _int(table, "bitrate_kbps", 0, 0, high, source, key)
-    if 0 < value < 8:
+    value = table.get("bitrate_kbps", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or 8 <= value <= high):
         raise _fail(source, key, f"bitrate_kbps: expected 0 (the codec's default) or from 8 to {high:,}, got {value!r}")
     return value
 
