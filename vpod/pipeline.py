@@ -684,12 +684,11 @@ def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes:
     Only a plan that re-encodes video is measured (an added audio track always makes a
     file larger), and only under ``keep_if_larger`` (default true). The result, less the
     nominal size of the tracks the plan adds (bitrate × duration), must be at least
-    ``min_saving_percent`` (default 5) % smaller than the source. Both keys are read
-    with ``getattr`` and their defaults until the policy declares them.
+    ``min_saving_percent`` (default 5) % smaller than the source.
     """
-    if not any(isinstance(a, TranscodeVideo) for a in plan.actions) or not getattr(policy, "keep_if_larger", True):
+    if not any(isinstance(a, TranscodeVideo) for a in plan.actions) or not policy.keep_if_larger:
         return None
-    percent = float(getattr(policy, "min_saving_percent", 5))
+    percent = float(policy.min_saving_percent)
     seconds = media.duration_seconds or 0.0
     added = sum(int((a.bitrate_kbps or 0) * 1000 / 8 * seconds) for a in plan.actions if isinstance(a, AddAudio))
     compared = max(0, result_bytes - added)
