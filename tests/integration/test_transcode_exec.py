@@ -75,6 +75,20 @@ def test_h264_becomes_hevc_with_a_stereo_aac_track_right_after_the_5_1_source(
     assert pipeline.temps_left() == []
 
 
+@pytest.mark.parametrize("frame_rate", ["24", "24000/1001"])
+def test_a_film_rate_source_with_an_added_aac_track_passes_the_decode_check(pipeline: Pipeline, frame_rate: str) -> None:
+    # Found by a fresh-user test: at 24 fps (every film), the AAC track's priming delays the
+    # video by 21 ms, and ffmpeg's null muxer in the decode check complained of
+    # "non monotonically increasing dts": not a decode error, yet every such file failed
+    # verify_failed. The other tests' 10 fps (100 ms frames) hid it.
+    source = movie(pipeline.library / "Film.mkv", audio_codec="truehd", seconds=4.0, frame_rate=frame_rate)
+    policy = transcoding(preset="medium")  # B-frames: the first packets have no DTS
+    out = pipeline.run(source, policy)
+    assert out.result.success, out.result.error
+    assert [s.get("codec_name") for s in streams(source)][:3] == ["hevc", "truehd", "aac"]
+    pipeline.assert_conforms(source, policy)
+
+
 def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline) -> None:
     source = movie(pipeline.library / "Deep.mkv", ten_bit=True)
     policy = transcoding(compat=False)
@@ -84,6 +98,23 @@ def test_a_10_bit_source_stays_10_bit(pipeline: Pipeline) -> None:
     assert out.result.success, out.result.error
     video = streams(source)[0]
     assert (video["codec_name"], video["pix_fmt"]) == ("hevc", "yuv420p10le")
+
+
+def test_an_rgb_h264_source_becomes_rgb_hevc_with_its_matrix(pipeline: Pipeline) -> None:
+    # ffprobe names the RGB matrix "gbr", ffmpeg's -colorspace option "rgb": passed as
+    # "gbr", libx265 (which takes gbrp, so the source's pixel format stays) refused it
+    # (found by a fresh-user test).
+    source = pipeline.library / "Rgb444.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2",
+         "-c:v", "libx264rgb", "-preset", "ultrafast", str(source)],
+        check=True,
+    )  # fmt: skip
+    assert streams(source)[0]["pix_fmt"].startswith("gbr") or streams(source)[0]["pix_fmt"].startswith("bgr")
+    out = pipeline.run(source, transcoding("hevc", compat=False, keep_if_larger=False))
+    assert out.result.success, out.result.error
+    video = streams(source)[0]
+    assert video["codec_name"] == "hevc" and video["pix_fmt"] == "gbrp", video
 
 
 def test_an_rgb_hevc_source_becomes_yuv_h264_without_its_gbr_matrix(pipeline: Pipeline) -> None:

@@ -23,9 +23,11 @@ _CHAPTERS = """<?xml version="1.0"?>
 
 
 def movie(
-    path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bit: bool = False, cover: bool = False
+    path: Path, *, audio_codec: str = "flac", seconds: float = 3.0, ten_bit: bool = False, cover: bool = False,
+    frame_rate: str | None = None,
 ) -> Path:
-    """``path`` (.mkv): H.264 video (10-bit ``yuv420p10le`` when ``ten_bit``), English 5.1
+    """``path`` (.mkv): H.264 video (10-bit ``yuv420p10le`` when ``ten_bit``; at
+    ``frame_rate``, e.g. ``"24000/1001"``, instead of make_media's 10 fps), English 5.1
     ``audio_codec`` audio (default on), English SRT, 2 chapters, 1 attachment ``notes.txt``
     (and ``cover.jpg`` first when ``cover``)."""
     work = path.parent
@@ -42,8 +44,14 @@ def movie(
     extra = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le" if ten_bit else "yuv420p"]
     if audio_codec == "truehd":
         extra += ["-c:a", "truehd", "-strict", "-2", "-ar", "48000"]
+    # make_media's video runs at 10 fps; a film's rate is a new video source, not -r (which
+    # would repeat frames at uneven times).
+    inputs, maps = ["-i", str(base)], ["-map", "0"]
+    if frame_rate:
+        inputs += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate={frame_rate}:duration={seconds}"]
+        maps = ["-map", "1:v", "-map", "0:a", "-map", "0:s"]
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-i", str(base), "-map", "0", "-c", "copy", *extra, str(source)],
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", *inputs, *maps, "-c", "copy", *extra, str(source)],
         check=True,
     )  # fmt: skip
     chapters = work / f".chapters-{path.stem}.xml"

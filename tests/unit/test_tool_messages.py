@@ -19,7 +19,9 @@ def test_a_killed_ffmpeg_with_progress_on_stdout_is_not_described_by_its_progres
     assert tool_message(said) == "Conversion failed!"
 
 
-def test_the_decode_check_ignores_libgcrypts_insecure_memory_warning_and_nothing_else():
+def test_the_decode_check_ignores_libgcrypts_warning_and_the_null_muxers_timestamps_and_nothing_else():
     assert decode_errors("Warning: using insecure memory!\n") == ""
-    real = "Warning: using insecure memory!\n[hevc @ 0x5581] Could not find ref with POC 7\n"
+    muxer = "[null @ 0x55f272b7f780] Application provided invalid, non monotonically increasing dts to muxer in stream 0: 41 >= 41\n"
+    assert decode_errors(muxer) == ""
+    real = "Warning: using insecure memory!\n" + muxer + "[hevc @ 0x5581] Could not find ref with POC 7\n"
     assert decode_errors(real) == "[hevc @ 0x5581] Could not find ref with POC 7"

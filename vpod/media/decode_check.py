@@ -21,11 +21,18 @@ from vpod.media.tools import ToolRunner
 WINDOW_SECONDS = 2.0
 """Seconds decoded at each point."""
 
-_FOREIGN_LINES = re.compile(r"^Warning: using insecure memory!$")
-"""Lines a library linked into FFmpeg writes to stderr itself, about neither the file nor
-its decoding: libgcrypt (Debian's FFmpeg links it through libssh) prints this one when
-``mlock`` is refused, as under systemd's ``SystemCallFilter=@system-service``, which has
-no ``@memlock`` (systemd.exec(5)). Left in, every decode check under the unit failed."""
+_FOREIGN_LINES = re.compile(r"^(Warning: using insecure memory!$|\[null @ 0x[0-9a-f]+\] )")
+"""Lines about neither the file nor its decoding:
+
+* libgcrypt (Debian's FFmpeg links it through libssh) prints "Warning: using insecure
+  memory!" when ``mlock`` is refused, as under systemd's
+  ``SystemCallFilter=@system-service``, which has no ``@memlock`` (systemd.exec(5)).
+  Left in, every decode check under the unit failed.
+* The ``null`` muxer (``-f null``), which writes nothing, complains of the timestamps
+  ffmpeg hands it ("Application provided invalid, non monotonically increasing dts to
+  muxer"): after ``-ss`` into a film at 24 fps whose video starts 21 ms late (an AAC
+  track's priming), decoded frames round to equal timestamps. Left in, every film with
+  an added AAC track failed."""
 
 
 def decode_errors(stderr: str) -> str:

@@ -167,13 +167,17 @@ def color_args(color: VideoColor, encoder: str, n: int, *, rgb: bool = False) ->
     metadata with ``encoder``: ``-color_primaries``/``-color_trc``/``-colorspace``/
     ``-color_range`` (every encoder writes them into its VUI / sequence header), and for
     libx265 and libsvtav1 the mastering display and content light level. The matrix
-    ``gbr`` (an RGB source, H.273's identity matrix) is passed only to an ``rgb`` output:
-    an RGB source encoded as YUV has no such matrix, and libx264 refuses it."""
+    ``gbr`` (an RGB source, H.273's identity matrix) is passed only to an ``rgb`` output,
+    and by its option name ``rgb`` (ffprobe prints ``av_color_space_name``, ``gbr``;
+    ``ffmpeg -h full``, ``-colorspace``, knows it as ``rgb``: the one name of the four
+    tags that differs): an RGB source encoded as YUV has no such matrix."""
     args: list[str] = []
     for option, value in (("color_primaries", color.primaries), ("color_trc", color.transfer),
                           ("colorspace", color.matrix), ("color_range", color.range)):  # fmt: skip
-        if option == "colorspace" and value == "gbr" and not rgb:
-            continue
+        if option == "colorspace" and value == "gbr":
+            if not rgb:
+                continue
+            value = "rgb"
         if value and value != "unknown":
             args += [f"-{option}:{n}", value]
     params: list[str] = []
