@@ -695,11 +695,11 @@ def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes:
     if compared <= media.size_bytes * (1 - percent / 100):
         return None
     saved = 100.0 * (media.size_bytes - compared) / media.size_bytes if media.size_bytes else 0.0
-    change = f"saved {saved:.1f} %" if saved >= 0 else f"grew by {-saved:.1f} %"
+    change = f"saved only {saved:.1f} %" if saved >= 0 else f"made the file {-saved:.1f} % larger"
     return (
         f"the transcode {change} ({format_bytes(media.size_bytes)} -> {format_bytes(compared)}"
-        f"{' without the added tracks' if added else ''}), less than min_saving_percent = {percent:g} "
-        "(keep_if_larger)"
+        f"{' without the added tracks' if added else ''}); keep_if_larger asks for a saving of at least "
+        f"min_saving_percent = {percent:g} %"
     )
 
 
