@@ -184,14 +184,19 @@ def test_a_burst_of_1000_requests_gets_4xx_or_429_and_the_daemon_keeps_serving(d
     limited = door.daemon.wait_for("http_rate_limited", client="127.0.0.1")
     assert len(limited) == 1  # one line for the flood, not 800
     assert not door.daemon.named("file_queued")
-    # The client is still limited, but /health and /metrics are not rate-limited.
-    assert post(door.port, "/hooks/sonarr", body, headers)[0] == 429
+    # The client is still limited (on a slow machine a request may find a token refilled
+    # meanwhile, at requests_per_second = 20: then it is refused by its key, 401, and the
+    # next ones by the rate), but /health and /metrics are not rate-limited.
+    again: list[int] = []
+    while len(again) < 100 and 429 not in again:
+        again.append(post(door.port, "/hooks/sonarr", body, headers)[0])
+    assert again[-1] == 429 and set(again) <= {401, 429}, again
     assert health(door.port)[0] == 200
     assert get(door.port, "/metrics")[0] == 200
     time.sleep(1.2)  # refused nothing for a second (vpod.http.limits.QUIET_SECONDS): the flood is over
     assert post(door.port, "/hooks/sonarr", body, headers)[0] == 401
     ended = door.daemon.wait_for("http_rate_limit_ended", client="127.0.0.1")
-    assert ended[0]["refused"] == statuses.count(429) + 1
+    assert ended[0]["refused"] == statuses.count(429) + again.count(429)
 
 
 def test_a_concurrent_burst_leaves_the_log_one_json_object_a_line(door: Door):
