@@ -103,13 +103,14 @@ class Sizes:
     webapi_files: int = 100_000
     transcode_files: int = 4
     transcode_seconds: float = 8.0
+    transcode_pairs: int = 9  # rounds of vpod's encodes against the same commands by hand
 
 
 SMOKE = Sizes(
     overhead_files=3, overhead_rounds=1, remux_files=3, remux_rounds=1, scaling_files=4, issue4_files=4, latency_files=3, idle_folders=20, idle_seconds=2.0, page_seconds=2.0,
     burst_files=200, scan_files=1000, scan_folders=10, pool_per_thread=50, claim_files=50, node_files=12, rerun_files=200, rerun_folders=4, runs=1,
     settle_seconds=0.5, startup_runs=3, startup_file_runs=1, heavy_files=2, heavy_megabytes=4.0,
-    webapi_files=1000, transcode_files=1, transcode_seconds=1.0,
+    webapi_files=1000, transcode_files=1, transcode_seconds=1.0, transcode_pairs=1,
 )
 
 
@@ -154,7 +155,8 @@ def run_section(name: str, work: Path, media: MediaSource, sizes: Sizes, profile
             return page_section.page(folder, seconds=sizes.page_seconds, runs=sizes.runs)
         if name == "transcode":
             return transcode_section.transcode(folder, files=sizes.transcode_files, seconds=sizes.transcode_seconds,
-                                               runs=sizes.runs, cpus=len(os.sched_getaffinity(0)))
+                                               runs=sizes.runs, pairs=sizes.transcode_pairs,
+                                               cpus=len(os.sched_getaffinity(0)))
         raise ValueError(name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

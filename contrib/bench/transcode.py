@@ -14,14 +14,19 @@ time of the real ffmpeg, spawn to exit; every other run (probes, the decode chec
 straight to ffmpeg. Each recorded command also runs by hand: the same arguments but an
 untouched copy of the clip as input and a file in another folder as output, under the
 same nice value and I/O class, through the same wrapper (so both are timed alike); right
-after vpod in even runs, right before it in odd runs (with the previous run's commands),
-so that neither side always meets a warmer or a busier machine. fps = the clip's frames
-÷ those seconds. The ratio is vpod's encode time ÷ the hand's, summed over a run's clips
-and paired per run: what vpod adds to the encode itself (reading ``-progress``, its own
-threads), not what it adds around it (probes, verification, the decode check: those are
-in the throughput). The encode runs at ``transcode_nice`` (10 by default) and I/O class
-idle, so on a machine busy with other work its wall time follows that work; the same
-ratio of the encodes' CPU seconds (user + system, ``getrusage``) does not.
+after vpod in even rounds, right before it in odd rounds (with the previous round's
+commands), so that neither side always meets a warmer or a busier machine. fps = the
+clip's frames ÷ those seconds. The ratio is vpod's encode time ÷ the hand's, summed over
+a round's clips and paired per round, 9 rounds (``transcode_pairs``; one encode takes
+about 2 s, so 3 rounds left the median at the mercy of one noisy second): what vpod
+adds to the encode itself (reading ``-progress``, its own threads), not what it adds
+around it (probes, verification, the decode check: those are in the throughput). The
+encode runs at ``transcode_nice`` (10 by default) and I/O class idle, so on a machine
+busy with other work its wall time follows that work; the same ratio of the encodes' CPU
+seconds (user + system, ``getrusage``) does not. The wrapper also reads its caller's own
+CPU seconds (``/proc/PPID/stat``, utime + stime of all its threads; ``nice`` and
+``ionice`` exec, so the caller is vpod) before and after each encode: what vpod itself
+takes from the CPUs while its encoder runs.
 
 **Throughput.** ``vpod process --workers w`` over fresh copies (start-up, probes,
 verification, decode check and replace included), as frames of video per second of wall
@@ -61,13 +66,19 @@ outputs = [a for i, a in enumerate(args) if {mark!r} in a and (i == 0 or args[i 
 if not outputs:
     os.execv(REAL, [REAL, *args])
 io = subprocess.run(["ionice", "-p", str(os.getpid())], capture_output=True, text=True).stdout.strip()
+def caller_cpu():  # CPU seconds of the caller's own threads: utime + stime in proc(5), /proc/PID/stat
+    fields = open(f"/proc/{{os.getppid()}}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+caller_before = caller_cpu()
 start = time.monotonic()
 code = subprocess.call([REAL, *args])
 seconds = time.monotonic() - start
+caller = caller_cpu() - caller_before
 used = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(LOG, "a") as note:
     note.write(json.dumps({{"args": args, "output": outputs[-1], "nice": os.nice(0), "ionice": io,
-                            "seconds": seconds, "cpu": used.ru_utime + used.ru_stime, "code": code}}) + "\\n")
+                            "seconds": seconds, "cpu": used.ru_utime + used.ru_stime, "caller_cpu": caller,
+                            "code": code}}) + "\\n")
 sys.exit(code)
 '''
 
@@ -184,21 +195,23 @@ def encode_by_hand(timer: Timer, commands: dict[str, tuple[dict[str, Any], Path]
     return sum(r["seconds"] for r in runs), sum(r["cpu"] for r in runs)
 
 
-def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -> list[Row]:
-    """The transcode rows; see the module docstring."""
+def transcode(work: Path, *, files: int, seconds: float, runs: int, pairs: int, cpus: int) -> list[Row]:
+    """The transcode rows; see the module docstring. ``pairs`` rounds of vpod's encodes and
+    the same commands by hand (at least ``runs``); the workers-2 (and 4) runs ``runs`` times."""
     clips = make_clips(work / "clips", files=files, seconds=seconds)
     per_clip = [frames(clip) for clip in clips]
     total_frames = sum(per_clip)
     timer = Timer(work / "timer")
     counts = [1, 2] + ([4] if cpus >= 4 else [])
-    vpod_encode: list[tuple[float, float]] = []  # (wall, CPU) seconds per run
+    vpod_encode: list[tuple[float, float]] = []  # (wall, CPU) seconds per round
+    vpod_own: list[float] = []  # vpod's own CPU seconds ÷ wall seconds of its encodes, per round
     hand_encode: list[tuple[float, float]] = []
     walls: dict[int, list[float]] = {w: [] for w in counts}
     saved: list[float] = []
     commands: dict[str, tuple[dict[str, Any], Path]] = {}  # clip name -> vpod's last command, its source then
-    for run in range(runs):
-        # Odd runs encode by hand first (vpod's commands of the run before), even runs after
-        # vpod: neither side always runs on a warmer or a cooler machine.
+    for run in range(max(runs, pairs)):
+        # Odd rounds encode by hand first (vpod's commands of the round before), even rounds
+        # after vpod: neither side always runs on a warmer or a cooler machine.
         hand_first = run % 2 == 1
         if hand_first:
             hand_encode.append(encode_by_hand(timer, commands, clips, work / f"hand-{run}"))
@@ -209,6 +222,7 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -
         if len(records) != len(clips) or any(r["code"] != 0 for r in records):
             raise BenchFailure(f"expected {len(clips)} encodes by vpod, recorded {records}")
         vpod_encode.append((sum(r["seconds"] for r in records), sum(r["cpu"] for r in records)))
+        vpod_own.append(100 * sum(r["caller_cpu"] for r in records) / sum(r["seconds"] for r in records))
         saved.append(100 * (1 - sum((folder / c.name).stat().st_size for c in clips) / sum(c.stat().st_size for c in clips)))
         for clip in clips:
             source = folder / clip.name
@@ -217,6 +231,8 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -
         if not hand_first:
             hand_encode.append(encode_by_hand(timer, commands, clips, work / f"hand-{run}"))
         remove_tree(folder)
+        if run >= runs:
+            continue
         for workers in counts[1:]:
             folder = work / f"w{workers}-{run}"
             walls[workers].append(run_vpod(work, folder, clips, workers, timer))
@@ -229,10 +245,12 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, cpus: int) -
             [total_frames / wall for wall, _ in vpod_encode], "fps", note=note),
         Row("transcode", "vpod ÷ by hand (encode wall seconds; = fps by hand ÷ fps through vpod)",
             [v[0] / h[0] for v, h in zip(vpod_encode, hand_encode)], "×", goal="≤ 1.02", check=lambda v: v <= 1.02,
-            note="paired per run", digits=3),
+            note=f"paired per round, {len(vpod_encode)} rounds", digits=3),
         Row("transcode", "vpod ÷ by hand (CPU seconds of the encode, user + system)",
             [v[1] / h[1] for v, h in zip(vpod_encode, hand_encode)], "×",
-            note="paired per run; unlike wall time, not moved by other programs' load", digits=3),
+            note="paired per round; unlike wall time, not moved by other programs' load", digits=3),
+        Row("transcode", "vpod's own CPU while its encode runs (all its threads), ÷ the encode's wall time",
+            vpod_own, "%", note="what vpod takes from the encoder's CPUs", digits=2),
     ]  # fmt: skip
     for workers in counts:
         rows.append(Row("transcode", f"vpod process --workers {workers} (max_transcodes {workers}): frames/s of wall time",
