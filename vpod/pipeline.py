@@ -68,7 +68,7 @@ from vpod.results import FileProcessingResult, display_path
 from vpod.safety import LockedFile, Skip, is_under, open_for_processing
 from vpod.tempfiles import TempRegistry, temp_beside
 from vpod.watch.writers import has_writer
-from vpod.writability import refusal_for_error, why_not_writable
+from vpod.writability import DAEMON_AGAIN, refusal_for_error, why_not_writable
 
 
 class PipelineOptions(NamedTuple):
@@ -88,6 +88,9 @@ class PipelineOptions(NamedTuple):
             before it is replaced or edited in place; it raises
             :class:`~vpod.errors.LeaseLost` to discard the result (nothing is replaced,
             the temp file is removed; the error propagates out of :meth:`FileProcessor.process`).
+        try_again: how a refused write's message says to try the file again once its
+            cause is fixed (:data:`vpod.writability.DAEMON_AGAIN`, ``vpod retry PATH``;
+            ``vpod process`` passes :data:`~vpod.writability.PROCESS_AGAIN`).
         claimed_lock_wait: how long (seconds) the file's ``flock`` held by another
             process is waited for when this thread holds a live claim on it
             (:meth:`vpod.leases.LeaseKeeper.lock_wait_seconds`; ``None``: no claim, the
@@ -102,6 +105,7 @@ class PipelineOptions(NamedTuple):
     refusal: Callable[[Path], str | None] | None = None
     confirm_lease: Callable[[Path], None] | None = None
     claimed_lock_wait: Callable[[], float | None] | None = None
+    try_again: str = DAEMON_AGAIN
 
 
 class PipelineOutput(NamedTuple):
@@ -297,7 +301,7 @@ class FileProcessor:
             if write_refusal is not None:
                 # A write or rename refused although the early check passed (the state
                 # changed meanwhile, or a rule os.access cannot see): say why.
-                message = f"{write_refusal.message(path)} ({exc.strerror})"
+                message = f"{write_refusal.message(path, self.options.try_again)} ({exc.strerror})"
                 return PipelineOutput(
                     finish(success=False, reason=write_refusal.reason, error=message, permanent=False), fingerprint_before
                 )
@@ -498,7 +502,7 @@ class FileProcessor:
         if not is_under(path, self.options.roots):
             # A followed symlink's target: read for inspection, never written.
             raise Skip(f"{path}: changing it would write outside the watched folders", Reason.OUTSIDE_ROOTS)
-        _check_writable(path, in_place, self._root_of(path))
+        _check_writable(path, in_place, self._root_of(path), self.options.try_again)
 
     def _edit_in_place(
         self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, *, header_only: bool = False,
@@ -717,22 +721,23 @@ def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None, m
     return MediaError(text, reason=exc.reason, permanent=exc.permanent)
 
 
-def _check_writable(path: Path, in_place: bool, root: Path) -> None:
+def _check_writable(path: Path, in_place: bool, root: Path, again: str) -> None:
     """Fail early, before any tool runs, when vpod may not write what the change needs:
     the file itself, and for a remux also its folder (temp file + rename). A file its
     owner made read-only to vpod is respected by a remux too, although the folder would
     let vpod replace it. ``root`` (the watch root) is the folder a ``ReadWritePaths=``
-    hint names.
+    hint names; ``again`` how the message says to try again (:attr:`PipelineOptions.try_again`).
 
     Raises:
         MediaError: the reason says why (:mod:`vpod.writability`): ``read_only_filesystem``,
             ``systemd_sandbox``, ``immutable`` or ``not_writable``; not permanent: fixing
-            the cause and running ``vpod retry PATH`` is enough (it is not a content change).
+            the cause and trying again (``vpod retry PATH``, or ``vpod process`` again) is
+            enough (it is not a content change).
     """
     for target, what in ((path, "the file"), *(() if in_place else ((path.parent, f"its folder {path.parent}"),))):
         refusal = why_not_writable(target, what, suggest=root)
         if refusal is not None:
-            raise MediaError(refusal.message(path), reason=refusal.reason, permanent=False)
+            raise MediaError(refusal.message(path, again), reason=refusal.reason, permanent=False)
 
 
 def _naming(path: Path, message: str) -> str:

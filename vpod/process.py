@@ -492,6 +492,7 @@ def run_process(
         from vpod.pipeline import FileProcessor, PipelineOptions
         from vpod.tempfiles import log_sweep, sweep_temps
         from vpod.watch.ownership import MarkerLookup
+        from vpod.writability import PROCESS_AGAIN
 
     store = open_store(config.database, node=config.node.node_name)
     try:
@@ -528,6 +529,7 @@ def run_process(
             # Files in the library of a running vpod with another database are skipped.
             refusal=MarkerLookup(store.database_id()).refusal,
             confirm_lease=leases.confirm, claimed_lock_wait=leases.lock_wait_seconds,
+            try_again=PROCESS_AGAIN,  # its next run tries a failed file again: no `vpod retry` needed
         )
         give_up = threading.Event()  # a second signal: stop waiting for a locked database too
         events = process_events()

@@ -69,6 +69,15 @@ class Mount(NamedTuple):
         return "ro" in self.super_options
 
 
+DAEMON_AGAIN = "run `vpod retry PATH`"
+"""How a refusal's message tells a daemon's user to try the file again once the cause is
+fixed: the daemon tries a failed file again only after ``vpod retry`` (or a change)."""
+
+PROCESS_AGAIN = "run `vpod process PATH` again"
+"""The same for ``vpod process``: it never queues a file for later, and its next run
+tries a failed file again (``vpod retry`` is the daemon's command)."""
+
+
 class WriteRefusal(NamedTuple):
     """Why a path cannot be written.
 
@@ -87,9 +96,10 @@ class WriteRefusal(NamedTuple):
         """``cause; fix`` (what ``vpod doctor`` prints)."""
         return f"{self.cause}; {self.fix}"
 
-    def message(self, path: Path) -> str:
-        """The error recorded for the file ``path``: it leads, then cause, fix, and how to go on."""
-        return f"{path}: {self.cause}; {self.fix}, then run `vpod retry PATH`"
+    def message(self, path: Path, again: str = DAEMON_AGAIN) -> str:
+        """The error recorded for the file ``path``: it leads, then cause, fix, and how to
+        go on (``again``: :data:`DAEMON_AGAIN` or :data:`PROCESS_AGAIN`)."""
+        return f"{path}: {self.cause}; {self.fix}, then {again}"
 
 
 def _unescape(field: str) -> str:

@@ -97,3 +97,28 @@ def test_a_hard_linked_file_shows_the_cost_of_the_header_part_it_would_get(sourc
     human = run_vpod(["plan", str(source), "--config", str(config)], env=env).stdout
     assert "cost class transcode (transcode: media encoded" in human  # the whole plan, as before
     assert "vpod run would apply only the header part in place (1 change(s), cost class header (header edit" in human
+
+
+def test_a_hardware_encode_says_it_falls_back_when_not_usable(source, tmp_path, env):
+    """Issue 18 round 3: `vpod plan` does not try the hardware (the executor does), so a
+    planned ``encoder = "vaapi"`` says which software encoder runs otherwise; a render
+    node that does not exist is said here already (no test encode is run)."""
+    device = tmp_path / "no-renderD128"
+    policy = {"video_codec": {"codec": "hevc", "preset": "ultrafast", "encoder": "vaapi"}}
+    config = write_config(tmp_path / "c.toml", {"policy": policy, "processing": {"vaapi_device": str(device)}})
+    data = plan_json(source, config, env)
+    [action] = data["actions"]
+    why = f"[processing] vaapi_device {device} does not exist"
+    assert (action["encoder"], action["hardware_encoder"], action["fallback_encoder"], action["not_usable_here"]) == (
+        "vaapi", "hevc_vaapi", "libx265", why,
+    )  # fmt: skip
+    line = f"track 0: transcode video to HEVC (vaapi, crf 22, preset ultrafast): hevc_vaapi not usable here ({why})"
+    assert action["description"] == f"{line}; libx265 encodes instead"
+    human = run_vpod(["plan", str(source), "--config", str(config)], env=env)
+    assert f"  - {line}; libx265 encodes instead" in human.stdout, human.stdout
+    if "hevc_vaapi" in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout:
+        # ffmpeg has the encoder and the device opens: only the run can tell
+        usable = write_config(tmp_path / "u.toml", {"policy": policy, "processing": {"vaapi_device": "/dev/null"}})
+        [action] = plan_json(source, usable, env)["actions"]
+        assert action["description"].endswith(": hevc_vaapi if usable at run time, else libx265")
+        assert action["not_usable_here"] is None

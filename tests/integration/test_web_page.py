@@ -454,3 +454,40 @@ def test_a_page_that_fell_back_to_polling_returns_to_the_event_stream(tmp_path, 
             sock.close()
     expect(w.page.locator("#live")).to_have_text("live", timeout=WAIT_MS)  # the stream again
     assert daemon.stop() == 0
+
+
+# -- issue 18 round 3: a running encode's speed, fps and time left ---------------------------
+
+ENCODE_POLICY = {"video_codec": {"codec": "hevc", "convert": ["h264"], "crf": 30, "preset": "ultrafast"}}
+ENCODE_PROGRESS = r"^\d+ %, \d+\.\d\dx, \d+(\.\d)? fps, (\d+d )?(\d+h )?\d+m \d+s left$"
+
+
+def test_a_running_encode_shows_its_percent_speed_fps_and_time_left(tmp_path, daemon_factory, browser):
+    """A real encode held at the rate its clip plays (ffmpeg ``-re``): its Progress cell
+    reads ``43 %, 1.00x, 25 fps, 4m 2s left`` and changes as the snapshots come, with
+    JavaScript and without it (the page as served)."""
+    import re
+
+    from support.ffmpeg_wrapper import REAL_TIME, ffmpeg_wrapper
+    from support.media import make_media, video
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = sections(inbox)
+    config["policy"] = ENCODE_POLICY
+    config["processing"]["shutdown_timeout_seconds"] = 5
+    daemon = daemon_factory(config, extra_env={"PATH": path_with(ffmpeg_wrapper(tmp_path / "bin", REAL_TIME))})
+    clip = make_media(tmp_path / "h264.mkv", [video(codec="libx264")], duration=300.0, video_size="160x120")
+    port = daemon.wait_for("http_listening")[0]["port"]
+    url = f"http://127.0.0.1:{port}/"
+    page = open_page(browser(), url).page
+    expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+    os.rename(clip, inbox / "film.mkv")
+    cell = page.locator("#workers td").nth(5)  # Worker, File, Library, Elapsed, Attempt, Progress
+    expect(cell).to_have_text(re.compile(ENCODE_PROGRESS), timeout=WAIT_MS)
+    first = cell.inner_text()
+    expect(cell).not_to_have_text(first, timeout=WAIT_MS)  # the next snapshots redraw it
+    expect(cell).to_have_text(re.compile(ENCODE_PROGRESS))
+
+    still = open_page(browser(java_script_enabled=False), url).page
+    expect(still.locator("#workers td").nth(5)).to_have_text(re.compile(ENCODE_PROGRESS))

@@ -214,3 +214,18 @@ def test_doctor_names_watch_folders_outside_the_units_read_write_paths(tmp_path,
     assert finding["level"] == "warn"
     assert finding["detail"].startswith(f"the folder {outside} is read-only for vpod: it runs in the systemd service vpod.service")
     assert f"ReadWritePaths={outside}" in finding["detail"]
+
+
+def test_vpod_process_names_itself_as_the_way_to_try_again(tmp_path, env, media_cache, read_only_bind):
+    """Issue 18 round 3: `vpod process`'s message for a read-only file ends with running
+    `vpod process` again (its next run tries a failed file again), not the daemon's
+    `vpod retry PATH`; the daemon's wording stays (the pipeline's default)."""
+    backing, mount = read_only_bind
+    copy_media(media_cache("remux.mkv", REMUX), backing / "remux.mkv")
+    config = config_for(tmp_path)
+    done = run_vpod(["process", str(mount / "remux.mkv"), "--config", str(config)], env=env)
+    printed = done.stdout + done.stderr
+    assert f"(mount -o remount,rw,bind {mount}) or stop watching it, then run `vpod process PATH` again" in printed
+    assert "vpod retry" not in printed, printed
+    refusal = why_not_writable(mount / "remux.mkv", "the file")
+    assert refusal is not None and refusal.message(mount / "remux.mkv").endswith("then run `vpod retry PATH`")

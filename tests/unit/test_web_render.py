@@ -113,3 +113,18 @@ def test_fix17_said_node_column_retry_by_id_and_retry_all_hidden():
     text = render_page(quiet, history())
     assert 'id="retry-all" hidden>' in text and "<th>Node</th>" not in text
     assert '<p id="action-result" class="action-result" role="status" hidden></p>' in text
+
+
+def test_an_encode_shows_its_percent_speed_fps_and_time_left_and_a_remux_its_percent() -> None:
+    """Issue 18 item 3 (round 3): the Progress cell of an encode (speed or fps reported)
+    says how fast and how long; a remux or header edit keeps its percent alone."""
+    from vpod.web.page import progress_text
+
+    encode = {"progress_percent": 43.2, "eta_seconds": 3242, "speed": 0.8213, "fps": 24.4}
+    assert progress_text(encode) == "43 %, 0.82x, 24 fps, 54m 2s left"
+    assert progress_text({**encode, "fps": 7.26, "eta_seconds": None}) == "43 %, 0.82x, 7.3 fps"
+    assert progress_text({"progress_percent": 43.2, "eta_seconds": 12, "speed": None, "fps": None}) == "43 %"
+    assert progress_text({"progress_percent": None, "speed": None, "fps": None}) == ""
+    snap = snapshot()
+    snap["in_progress"] = [{**snap["in_progress"][0], **encode}]
+    assert "<td>43 %, 0.82x, 24 fps, 54m 2s left</td>" in render_page(snap, history(), csrf="t")

@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
-from vpod.errors import MediaError, ToolMissing, UsageProblem
+from vpod.errors import MediaError, ToolError, ToolMissing, UsageProblem
 from vpod.logs import configure_logging
+from vpod.media.encoders import HARDWARE, PlannedEncoder, encoder_names_in, planned_encoder
 from vpod.media.limits import ToolLimits
+from vpod.media.tools import ToolRunner
 from vpod.original.resolver import OriginalResolver, Resolution, names_original
 from vpod.outcomes import Reason
 from vpod.pipeline import header_part, obstacle
 from vpod.safety import Skip
-from vpod.policy.plan import CostClass
+from vpod.policy.plan import Action, CostClass, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
@@ -42,7 +44,11 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     judges the file and why it was chosen), "cost" (the plan's cost class: "none",
     "header" for an in-place header edit, "remux", or "transcode" when it encodes
     media), "actions" (empty when the file conforms;
-    each names its track by stream index, as `vpod inspect` lists them), "warnings",
+    each names its track by stream index, as `vpod inspect` lists them; a video
+    transcode asking for a hardware encoder also has "hardware_encoder",
+    "fallback_encoder", the software encoder that runs when the hardware one is not
+    usable at run time, and "not_usable_here", why this machine already rules it out, or
+    null; no test encode is run), "warnings",
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
@@ -88,16 +94,17 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     # (mark_original would flag its tracks), or there is something to note.
     shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
     original = _original_as_dict(resolution) if shown else None
+    encoders = _planned_encoders(plan.actions, config.processing.vaapi_device, ToolLimits.from_config(config.processing))
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),
             "policy": selection.as_dict(),
             "cost": plan.cost,
-            "actions": [{**a.as_dict(), "description": a.describe()} for a in plan.actions],
+            "actions": [_action_json(a, encoders) for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
-            "would_apply": [{**a.as_dict(), "description": a.describe()} for a in applied.actions],
+            "would_apply": [_action_json(a, encoders) for a in applied.actions],
             "would_apply_cost": applied.cost,
             "original_language": original,
         }
@@ -117,7 +124,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(f"{len(plan.actions)} change(s), cost class {plan.cost} ({COST_CLASSES[plan.cost]}):")
         for action in plan.actions:
-            click.echo(f"  - {action.describe()}" + (f"  [{action.why}]" if action.why else ""))
+            click.echo(f"  - {_describe(action, encoders)}" + (f"  [{action.why}]" if action.why else ""))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
     if skip is not None and not applied.is_empty:
@@ -134,6 +141,45 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
+
+
+def _planned_encoders(actions: Sequence[Action], vaapi_device: str, limits: ToolLimits) -> dict[Action, PlannedEncoder]:
+    """Each video transcode of ``actions`` that asks for a hardware encoder, with what the
+    plan can say of it by the cheap checks (:func:`vpod.media.encoders.planned_encoder`:
+    ``ffmpeg -encoders`` lists it, ``[processing] vaapi_device`` opens); no test encode
+    runs here, the executor's own. Without a usable ``ffmpeg`` the listing is not known."""
+    hardware = [a for a in actions if isinstance(a, TranscodeVideo) and a.encoder in HARDWARE]
+    if not hardware:
+        return {}
+    try:
+        names: frozenset[str] | None = encoder_names_in(
+            ToolRunner(limits).run(["ffmpeg", "-hide_banner", "-encoders"]).stdout
+        )
+    except ToolError:  # ToolMissing too: the run would say so; the plan only cannot tell
+        names = None
+    return {a: planned_encoder(a.codec, a.encoder, names, vaapi_device) for a in hardware}
+
+
+def _describe(action: Action, encoders: dict[Action, PlannedEncoder]) -> str:
+    """The action's line; a hardware encode's says what runs when the hardware cannot
+    (``...: hevc_vaapi if usable at run time, else libx265``)."""
+    planned = encoders.get(action)
+    return f"{action.describe()}: {planned.describe()}" if planned else action.describe()
+
+
+def _action_json(action: Action, encoders: dict[Action, PlannedEncoder]) -> dict[str, Any]:
+    """An action of ``vpod plan --json``; a video transcode asking for a hardware encoder
+    also has ``hardware_encoder`` (ffmpeg's name), ``fallback_encoder`` (the software
+    encoder that runs when it is not usable at run time) and ``not_usable_here`` (why the
+    cheap checks already rule it out, or null)."""
+    data = {**action.as_dict(), "description": _describe(action, encoders)}
+    planned = encoders.get(action)
+    if planned is not None:
+        data.update(
+            hardware_encoder=planned.hardware, fallback_encoder=planned.software,
+            not_usable_here=planned.not_usable or None,
+        )  # fmt: skip
+    return data
 
 
 def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:

@@ -166,6 +166,54 @@ class EncoderCatalog:
         return why
 
 
+class PlannedEncoder(NamedTuple):
+    """What ``vpod plan`` can say of a planned video encode without encoding anything: the
+    executor tries the hardware at run time (:meth:`EncoderCatalog.choose`: listed by
+    ffmpeg, the VAAPI device opens, a one-frame test encode works), the plan only looks.
+
+    Attributes:
+        hardware: ffmpeg's name of the hardware encoder asked (``hevc_vaapi``), ``""``
+            when software was asked.
+        software: the software encoder that runs when the hardware one is not usable (or
+            always, when software was asked): ``libx265``, ``libsvtav1``, ``libx264``.
+        not_usable: why the hardware encoder is already known not to be usable here (not
+            listed by this ffmpeg, or ``[processing] vaapi_device`` does not open); ``""``
+            when only the run can tell.
+    """
+
+    hardware: str
+    software: str
+    not_usable: str = ""
+
+    def describe(self) -> str:
+        """``hevc_vaapi if usable at run time, else libx265``, or ``hevc_vaapi not usable
+        here (WHY); libx265 encodes instead``; ``""`` for a software encode."""
+        if not self.hardware:
+            return ""
+        if self.not_usable:
+            return f"{self.hardware} not usable here ({self.not_usable}); {self.software} encodes instead"
+        return f"{self.hardware} if usable at run time, else {self.software}"
+
+
+def planned_encoder(codec: str, hardware: str, names: frozenset[str] | None, vaapi_device: str) -> PlannedEncoder:
+    """The encoders a video transcode into codec family ``codec`` asked as ``hardware``
+    (``software`` or a key of :data:`HARDWARE`) may run with, by the cheap checks only:
+    whether ``names`` (:func:`encoder_names_in` of ``ffmpeg -encoders``; ``None``: not
+    known) lists the hardware encoder, and for ``vaapi`` whether ``vaapi_device`` opens
+    (:func:`vaapi_device_problem`). No test encode is run: a hardware encoder that passes
+    both may still fall back at run time."""
+    software = SOFTWARE.get(codec, "")
+    name = HARDWARE.get(hardware, {}).get(codec, "")
+    if not name:
+        return PlannedEncoder("", software)
+    why = ""
+    if names is not None and name not in names:
+        why = "this ffmpeg has no such encoder (ffmpeg -encoders)"
+    elif hardware == "vaapi":
+        why = vaapi_device_problem(vaapi_device)
+    return PlannedEncoder(name, software, why)
+
+
 def encoder_names_in(listing: str) -> frozenset[str]:
     """The encoder names in ``ffmpeg -hide_banner -encoders`` output: each line after the
     legend is six flag characters (``V.....``: video, ``A``: audio, ``S``: subtitle) and

@@ -14,7 +14,7 @@ with :func:`html.escape`; a name that is not valid UTF-8 arrives as ``\\xNN`` es
 
 The sections, in the order of the page (the script keeps the same ids): ``state`` and
 the summary (uptime, version, queue, workers), ``paused`` (why, and Resume), ``workers``
-(each file in progress: worker, file, elapsed, attempt, progress), ``counts`` (files by
+(each file in progress: worker, file, elapsed, attempt, progress: :func:`progress_text`), ``counts`` (files by
 state, per library), ``failures`` (newest first: file, library, reason, the tool's
 message, when, a link to its log events, Retry), ``batches`` (the last BatchResult
 windows), the charts (:mod:`vpod.web.charts`), ``folders`` (each watch folder and
@@ -230,14 +230,39 @@ def _paused(snap: Snapshot, token: str) -> str:
 def _workers(snap: Snapshot) -> str:
     rows = []
     for f in snap.get("in_progress") or []:
-        progress = f.get("progress_percent")
         rows.append([
             _e(f.get("worker") or "?"), f'<span class="path">{_e(f.get("path"))}</span>', _e(f.get("library") or ""),
             f'<span class="elapsed" data-seconds="{_e(f.get("elapsed_seconds"))}">{_e(duration(f.get("elapsed_seconds")))}</span>',
             _e(f.get("attempt")),
-            _e("" if progress is None else f"{progress:.0f} %"),
+            _e(progress_text(f)),
         ])
     return _table(["Worker", "File", "Library", "Elapsed", "Attempt", "Progress"], rows, "nothing in progress")
+
+
+def progress_text(f: Snapshot) -> str:
+    """The Progress cell of one ``in_progress`` entry of the snapshot: ``43 %`` for a remux
+    or header edit that reported its percent; for an encode (``speed`` or ``fps`` not
+    null) ``43 %, 0.82x, 24 fps, 54m 2s left`` (``speed`` in media seconds per second,
+    ``eta_seconds`` written as :func:`duration`), each part only when the snapshot has it;
+    ``""`` when nothing was reported. ``static/page.js`` (``progressText``) writes the same."""
+    percent, speed, fps, left = (_number(f.get(k)) for k in ("progress_percent", "speed", "fps", "eta_seconds"))
+    parts = [] if percent is None else [f"{percent:.0f} %"]
+    if speed is None and fps is None:
+        return "".join(parts)
+    if speed is not None:
+        parts.append(f"{speed:.2f}x")
+    if fps is not None:
+        parts.append(f"{fps:.{1 if fps < 10 else 0}f} fps")
+    if left is not None:
+        parts.append(f"{duration(left)} left")
+    return ", ".join(parts)
+
+
+def _number(value: object) -> float | None:
+    """``value`` if it is a number (not a bool, not NaN), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
 
 
 def _counts(snap: Snapshot) -> str:

@@ -124,6 +124,21 @@
     return e;
   }
 
+  function num(v) { return typeof v === "number" && isFinite(v); }
+
+  // A file's Progress cell, as page.py's progress_text writes it: "43 %" (a remux or a
+  // header edit), and for an encode (speed or fps reported) "43 %, 0.82x, 24 fps, 54m 2s
+  // left" (speed in media seconds per second; the time left as the snapshot says).
+  function progressText(f) {
+    var parts = [];
+    if (num(f.progress_percent)) { parts.push(Math.round(f.progress_percent) + " %"); }
+    if (!num(f.speed) && !num(f.fps)) { return parts.join(""); }
+    if (num(f.speed)) { parts.push(f.speed.toFixed(2) + "x"); }
+    if (num(f.fps)) { parts.push(f.fps.toFixed(f.fps < 10 ? 1 : 0) + " fps"); }
+    if (num(f.eta_seconds)) { parts.push(duration(f.eta_seconds) + " left"); }
+    return parts.join(", ");
+  }
+
   function render(s) {
     last = s;
     lastAt = Date.now();
@@ -146,7 +161,7 @@
     table("workers", ["Worker", "File", "Library", "Elapsed", "Attempt", "Progress"],
       (s.in_progress || []).map(function (f) {
         return [f.worker || "?", el("span", "path", f.path), f.library || "", elapsedCell(f.elapsed_seconds), f.attempt,
-          f.progress_percent === null || f.progress_percent === undefined ? "" : Math.round(f.progress_percent) + " %"];
+          progressText(f)];
       }), "nothing in progress");
 
     var byLib = s.library_counts || {};
