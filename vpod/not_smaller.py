@@ -1,0 +1,152 @@
+"""What ``vpod plan`` learns from the database about a file vpod kept as ``not_smaller``.
+
+Under ``keep_if_larger`` a video encode that was not smaller is thrown away, the rest of
+the plan applied, and the file skipped as ``not_smaller``, permanent
+(:meth:`vpod.pipeline.FileProcessor._not_smaller`). The content vpod left is then handled
+under the policy that judged it: the daemon does not queue it again (its content equals
+the row's ``result_fingerprint``: :func:`vpod.db.enqueue_rules.decide`, ``UNCHANGED``) and
+``vpod process`` skips it without a tool (:func:`vpod.unchanged.left_conforming`), though
+its plan still holds the video transcode. :func:`recorded_not_smaller` finds such a
+record for ``vpod plan``, which otherwise reads no database: the same row, the same
+policy digest, the same content.
+
+It only reads: the store is opened as ``vpod status`` opens it
+(:func:`vpod.control.open_existing_store`: never created; a SQLite file missing means
+nothing recorded), one row is read, and the store is closed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from vpod.outcomes import Reason
+
+if TYPE_CHECKING:
+    from vpod.config import VPOConfig
+
+TRY_AGAIN = (
+    "the policy that judges it changes (its digest: e.g. video_codec, min_saving_percent, keep_if_larger)",
+    "its content changes",
+    "vpod retry PATH, or vpod process --force PATH",
+)
+"""What makes vpod encode such a file's video again (docs/policy.md "keep_if_larger and
+min_saving_percent"; README ``not_smaller_requeued``; ``vpod retry`` queues a skipped file
+again with fresh attempts; ``--force`` looks at every file named)."""
+
+_SHORTFALL = re.compile(
+    r"the transcode (?:saved only (?P<saved>[0-9.]+) %|made the file (?P<larger>[0-9.]+) % larger)"
+    r"(?: \([^)]*\))?"
+)
+"""The saving in the message :func:`vpod.pipeline.saving_shortfall` wrote (e.g. ``the
+transcode made the file 107.4 % larger (1.1 MB -> 2.3 MB)``)."""
+
+
+@dataclass(frozen=True)
+class NotSmaller:
+    """A ``not_smaller`` record that holds for the file as it is now.
+
+    Attributes:
+        detail: how the discarded encode compared, as recorded (e.g. ``the transcode
+            saved only 3.1 % (5.0 GB -> 4.8 GB)``); the whole recorded message when it
+            has no such part (an older vpod's), ``None`` when none was recorded.
+        saved_percent: the saving in percent of the source's size (negative: the encode
+            was that much larger); ``None`` when the message does not say.
+        policy: the name of the policy that judged it (``None``: not recorded).
+    """
+
+    detail: str | None
+    saved_percent: float | None
+    policy: str | None
+
+    @classmethod
+    def from_message(cls, message: str | None, policy: str | None) -> "NotSmaller":
+        """Build from the row's recorded error ``message`` (the :class:`~vpod.safety.Skip`
+        text, ``PATH: SHORTFALL; the transcode was discarded ...``)."""
+        found = _SHORTFALL.search(message or "")
+        if found is None:
+            return cls(message, None, policy)
+        saved = found.group("saved")
+        percent = float(saved) if saved is not None else -float(found.group("larger"))
+        return cls(found.group(0), percent, policy)
+
+    def describe(self) -> str:
+        """One sentence for people: what vpod recorded, and what makes it try again."""
+        how = f": {self.detail}" if self.detail else ""
+        under = f" under this policy ({self.policy})" if self.policy else " under this policy"
+        return (
+            f"vpod encoded this content's video before{under} and kept the source's video: "
+            f"the encode was not smaller (keep_if_larger){how}; "
+            f"vpod tries again when {'; when '.join(TRY_AGAIN[:2])}; or after {TRY_AGAIN[2]}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``not_smaller`` member of ``vpod plan --json``: ``detail``,
+        ``saved_percent``, ``policy`` and ``try_again`` (a list of sentences)."""
+        return {
+            "detail": self.detail, "saved_percent": self.saved_percent, "policy": self.policy,
+            "try_again": list(TRY_AGAIN),
+        }
+
+
+class Lookup(NamedTuple):
+    """:func:`recorded_not_smaller`'s answer: ``found`` (``None``: no such record holds)
+    and ``problem``, one line saying why the database could not be read (``None``: it
+    was read, or there is none)."""
+
+    found: NotSmaller | None
+    problem: str | None = None
+
+
+def recorded_not_smaller(config: VPOConfig, path: Path, policy_digest: str) -> Lookup:
+    """Whether the configured database holds a ``not_smaller`` outcome for the file at
+    ``path`` (absolute) that holds now: its row is skipped with reason ``not_smaller``,
+    judged under ``policy_digest`` (:attr:`vpod.policy.policy.Policy.digest` of the policy
+    in force for it), and the file's content (:func:`vpod.fingerprint.fingerprint_path`,
+    at most 3 MiB read) is the content vpod left (``result_fingerprint``): the rule the
+    daemon's queue applies (:func:`vpod.db.enqueue_rules.decide`).
+
+    Reads only. With no database (SQLite: no file at ``[database] path``) nothing is
+    opened or created. A path through another name of a library folder (a bind mount, a
+    symlink) is looked up as that library's file (:mod:`vpod.library_paths`).
+
+    Never raises for the database: a store that cannot be opened or read (or a file that
+    cannot be read) is ``Lookup(None, problem)``.
+    """
+    database = config.database
+    if not database.url and not os.path.lexists(database.path):
+        return Lookup(None)
+    from vpod.fingerprint import fingerprint_path
+
+    try:
+        fingerprint, _stat = fingerprint_path(path)  # before the store: its opening may drop root
+    except OSError as exc:
+        return Lookup(None, f"cannot read {path} to compare it with the database: {exc.strerror or exc}")
+    # Imported here: a plan without a video transcode never loads the store.
+    from vpod.control import open_existing_store
+    from vpod.errors import StoreError
+    from vpod.library_paths import store_library_paths
+
+    try:
+        store = open_existing_store(database, node=config.node.node_name)
+    except StoreError as exc:
+        return Lookup(None, f"cannot read the database: {exc}")
+    try:
+        located = store_library_paths(store).locate(path)
+        record = store.file_record(located[1] if located is not None else path)
+    except StoreError as exc:
+        return Lookup(None, f"cannot read the database {store.location}: {exc}")
+    finally:
+        store.close()
+    if (
+        record is None
+        or record.state != "skipped"
+        or record.reason != Reason.NOT_SMALLER
+        or record.policy_digest != policy_digest
+        or record.result_fingerprint != fingerprint
+    ):
+        return Lookup(None)
+    return Lookup(NotSmaller.from_message(record.error, record.policy_name))
