@@ -74,14 +74,15 @@ class NotSmaller:
         return cls(found.group(0), percent, policy)
 
     def describe(self) -> str:
-        """One sentence for people: what vpod recorded, and what makes it try again."""
+        """What vpod recorded, for people (one line)."""
         how = f": {self.detail}" if self.detail else ""
         under = f" under this policy ({self.policy})" if self.policy else " under this policy"
-        return (
-            f"vpod encoded this content's video before{under} and kept the source's video: "
-            f"the encode was not smaller (keep_if_larger){how}; "
-            f"vpod tries again when {'; when '.join(TRY_AGAIN[:2])}; or after {TRY_AGAIN[2]}"
-        )
+        return f"an earlier encode of this content{under} was not smaller (keep_if_larger){how}"
+
+    @staticmethod
+    def try_again() -> str:
+        """What makes vpod encode the video again, for people (one line: :data:`TRY_AGAIN`)."""
+        return f"vpod tries again when {TRY_AGAIN[0]}, when {TRY_AGAIN[1]}, or after {TRY_AGAIN[2]}"
 
     def as_dict(self) -> dict[str, Any]:
         """The ``not_smaller`` member of ``vpod plan --json``: ``detail``,

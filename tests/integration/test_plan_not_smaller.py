@@ -60,7 +60,7 @@ def test_plan_says_the_video_transcode_of_a_file_kept_as_not_smaller_will_not_ru
     assert data["error"] is None
 
     text = plan(kept, config, env).stdout
-    assert "transcode video to H.264" in text and "(not run: an earlier encode was not smaller)" in text
+    assert "transcode video to H264" in text and "(not run: an earlier encode was not smaller)" in text
     assert "vpod run would not encode its video again (not_smaller)" in text
     assert f"made the file {-found['saved_percent']:.1f} % larger" in text
     assert "vpod tries again when the policy that judges it changes" in text
@@ -89,7 +89,7 @@ def test_plan_without_a_database_creates_none_and_plans_the_transcode(tmp_path: 
     assert done.returncode == 0 and done.stderr == "", done.stderr
     data = json.loads(done.stdout)
     assert data["not_smaller"] is None and data["skip"] is None
-    assert [a["action"] for a in data["would_apply"]] == ["transcode_video", "add_audio"]
+    assert "transcode_video" in [a["action"] for a in data["would_apply"]] and data["would_apply_cost"] == "transcode"
     assert not database.exists() and not database.parent.exists()
 
 

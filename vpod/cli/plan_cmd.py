@@ -90,7 +90,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     declined = _declined(config, media.path, plan, policy.digest) if blocked is None else None
     if declined is not None:  # the run would not encode its video again: the rest only
         applied = without_video_transcodes(plan)
-        skip = Skip(f"{display_path(media.path)}: {declined.describe()}", Reason.NOT_SMALLER)
+        skip = Skip(f"{display_path(media.path)}: {declined.describe()}; {declined.try_again()}", Reason.NOT_SMALLER)
     # Shown when it matters: a language list names "original", or a source answered
     # (mark_original would flag its tracks), or there is something to note.
     shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
@@ -131,6 +131,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"warning: {warning}")
     if declined is not None:
         click.echo(f"vpod run would not encode its video again ({Reason.NOT_SMALLER}): {declined.describe()}")
+        click.echo(f"  {declined.try_again()}")
         if applied.is_empty:
             click.echo(f"vpod run would apply nothing else (cost class {applied.cost})")
         else:
