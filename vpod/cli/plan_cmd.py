@@ -49,11 +49,16 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
-    hard-linked file under hardlinks = "headers" the header part), "would_apply_cost"
-    (their cost class: "cost" is the whole plan's) and "original_language"
+    hard-linked file under hardlinks = "headers" the header part, or for a file kept as
+    not_smaller the plan less its video transcode), "would_apply_cost"
+    (their cost class: "cost" is the whole plan's), "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
     and "notes"; null when no language list of the policy names "original" and no
-    source answered or noted anything).
+    source answered or noted anything) and "not_smaller" ("detail", "saved_percent",
+    "policy", "try_again"; null unless the configured database holds that outcome for
+    this content under the policy in force: its video transcode, marked "not_run", is
+    not run again). The database is read only when the plan re-encodes video, and only
+    if it exists; one it cannot read is said on stderr and the plan made without it.
     A file that cannot be read as media (not media, truncated, not a regular file) still
     gets the object with --json: "error" holds the reason and detail, "policy", "cost" and
     "would_apply_cost" are null and the lists empty; the exit status stays 1 and the
