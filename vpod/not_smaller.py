@@ -10,23 +10,27 @@ its plan still holds the video transcode. :func:`recorded_not_smaller` finds suc
 record for ``vpod plan``, which otherwise reads no database: the same row, the same
 policy digest, the same content.
 
-It only reads: the store is opened as ``vpod status`` opens it
-(:func:`vpod.control.open_existing_store`: never created; a SQLite file missing means
-nothing recorded), one row is read, and the store is closed.
+It only reads: an existing store is opened (a SQLite file missing means nothing
+recorded, and none is made), one row is read, and the store is closed. Run as root on a
+SQLite file another user owns (the daemon's), the store is opened with that user's
+effective ids, as ``vpod status`` opens it (:func:`vpod.control.open_existing_store`), so
+SQLite's side files (``-wal``, ``-shm``) stay the daemon's; unlike ``vpod status``, root
+is taken back afterwards: the plan goes on reading the library as root.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from vpod.outcomes import Reason
 
 if TYPE_CHECKING:
-    from vpod.config import VPOConfig
+    from vpod.config import DatabaseConfig, VPOConfig
 
 TRY_AGAIN = (
     "the policy that judges it changes (its digest: e.g. video_codec, min_saving_percent, keep_if_larger)",
@@ -118,7 +122,7 @@ def recorded_not_smaller(config: VPOConfig, path: Path, policy_digest: str) -> L
     cannot be read) is ``Lookup(None, problem)``.
     """
     database = config.database
-    if not database.url and not os.path.lexists(database.path):
+    if not database.url and not os.path.exists(database.path):
         return Lookup(None)
     from vpod.fingerprint import fingerprint_path
 
@@ -127,21 +131,22 @@ def recorded_not_smaller(config: VPOConfig, path: Path, policy_digest: str) -> L
     except OSError as exc:
         return Lookup(None, f"cannot read {path} to compare it with the database: {exc.strerror or exc}")
     # Imported here: a plan without a video transcode never loads the store.
-    from vpod.control import open_existing_store
+    from vpod.db.factory import open_store
     from vpod.errors import StoreError
     from vpod.library_paths import store_library_paths
 
     try:
-        store = open_existing_store(database, node=config.node.node_name)
+        with _as_database_owner(database):
+            store = open_store(database, node=config.node.node_name)
+            try:
+                located = store_library_paths(store).locate(path)
+                record = store.file_record(located[1] if located is not None else path)
+            finally:
+                store.close()
     except StoreError as exc:
         return Lookup(None, f"cannot read the database: {exc}")
-    try:
-        located = store_library_paths(store).locate(path)
-        record = store.file_record(located[1] if located is not None else path)
-    except StoreError as exc:
-        return Lookup(None, f"cannot read the database {store.location}: {exc}")
-    finally:
-        store.close()
+    except OSError as exc:
+        return Lookup(None, f"cannot read the database {database.path}: {exc.strerror or exc}")
     if (
         record is None
         or record.state != "skipped"
@@ -151,3 +156,32 @@ def recorded_not_smaller(config: VPOConfig, path: Path, policy_digest: str) -> L
     ):
         return Lookup(None)
     return Lookup(NotSmaller.from_message(record.error, record.policy_name))
+
+
+@contextmanager
+def _as_database_owner(database: DatabaseConfig) -> Iterator[None]:
+    """Run the ``with`` block with the effective uid and gid (and no supplementary
+    groups) of the SQLite file's owner when this process is root and the file is another
+    user's (seteuid(2), setegid(2): the real and saved ids stay root's, so root is taken
+    back after the block); otherwise as it is. A PostgreSQL database is no file here.
+
+    Raises:
+        OSError: the file cannot be stat'ed.
+    """
+    if database.url or os.geteuid() != 0:
+        yield
+        return
+    owner = os.stat(database.path)
+    if owner.st_uid == 0:
+        yield
+        return
+    gid, groups = os.getegid(), os.getgroups()
+    os.setgroups([])
+    os.setegid(owner.st_gid)
+    os.seteuid(owner.st_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(gid)
+        os.setgroups(groups)

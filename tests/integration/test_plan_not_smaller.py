@@ -7,6 +7,7 @@ policy it plans as before. The outcome is made by the real `vpod process`."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from support.daemon import run_vpod, write_config
+from support.privileges import NOBODY, world_dir  # noqa: F401  (a fixture)
 from support.transcode_media import tiny_hevc
 from test_not_smaller import POLICY, process
 
@@ -126,3 +128,25 @@ def test_plan_finds_a_not_smaller_outcome_on_postgresql(tmp_path: Path, env: dic
     assert data["not_smaller"] is not None and data["not_smaller"]["saved_percent"] < 0
     assert data["would_apply"] == [] and data["skip"]["reason"] == "not_smaller"
     assert not (tmp_path / "unused.db").exists()
+
+
+def test_plan_as_root_reads_a_database_the_daemons_user_owns(
+    tmp_path: Path, env: dict[str, str], world_dir: Path  # noqa: F811
+) -> None:
+    """Root reads it with that user's effective ids (SQLite's side files stay that user's)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the database of another user")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    source = tiny_hevc(lib / "Small.mkv")
+    folder = world_dir / "state"
+    config = write_config(tmp_path / "c.toml", {"database": {"path": str(folder / "vpod.db")}, "policy": POLICY})
+    done = run_vpod(["process", "--config", str(config), "--json", str(lib)], env=env, timeout=240)
+    assert json.loads(done.stdout)["results"][0]["reason"] == "not_smaller", done.stderr
+    for path in (folder, *folder.iterdir()):
+        os.chown(path, NOBODY, NOBODY)
+    data = plan(source, config, env, "--json")
+    assert data["not_smaller"] is not None and data["would_apply"] == []
+    assert {p.name: p.stat().st_uid for p in (folder, *folder.iterdir())} == {
+        p.name: NOBODY for p in (folder, *folder.iterdir())
+    }
