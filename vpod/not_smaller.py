@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
@@ -41,17 +40,17 @@ TRY_AGAIN = (
 min_saving_percent"; README ``not_smaller_requeued``; ``vpod retry`` queues a skipped file
 again with fresh attempts; ``--force`` looks at every file named)."""
 
-_SHORTFALL = re.compile(
+_SHORTFALL = (
     r"the transcode (?:saved only (?P<saved>[0-9.]+) %|made the file (?P<larger>[0-9.]+) % larger)"
     r"(?: \([^)]*\))?"
 )
-"""The saving in the message :func:`vpod.pipeline.saving_shortfall` wrote (e.g. ``the
+"""The pattern of the saving in the message :func:`vpod.pipeline.saving_shortfall` wrote (e.g. ``the
 transcode made the file 107.4 % larger (1.1 MB -> 2.3 MB)``)."""
 
 
-@dataclass(frozen=True)
-class NotSmaller:
-    """A ``not_smaller`` record that holds for the file as it is now.
+class NotSmaller(NamedTuple):
+    """A ``not_smaller`` record that holds for the file as it is now (a NamedTuple: this
+    module is imported by every ``vpod plan``, see :mod:`vpod.db.records`).
 
     Attributes:
         detail: how the discarded encode compared, as recorded (e.g. ``the transcode
@@ -70,7 +69,7 @@ class NotSmaller:
     def from_message(cls, message: str | None, policy: str | None) -> "NotSmaller":
         """Build from the row's recorded error ``message`` (the :class:`~vpod.safety.Skip`
         text, ``PATH: SHORTFALL; the transcode was discarded ...``)."""
-        found = _SHORTFALL.search(message or "")
+        found = re.search(_SHORTFALL, message or "")  # compiled only when a record is found
         if found is None:
             return cls(message, None, policy)
         saved = found.group("saved")

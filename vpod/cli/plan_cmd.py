@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from vpod.cli.common import config_option, load_or_exit
-from vpod.config import VPOConfig
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
+from vpod.config import VPOConfig
 from vpod.errors import MediaError, ToolMissing, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.limits import ToolLimits
@@ -92,7 +92,8 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     skip = blocked if isinstance(blocked, Skip) else None
     error = blocked if blocked is not None and skip is None else None
     applied = plan if blocked is None else header_part(media, plan, policy, st, resolution.original)
-    declined = _declined(config, media.path, plan, policy.digest) if blocked is None else None
+    # A video transcode vpod declined before (keep_if_larger): not run again on that content.
+    declined = _declined(config, media.path, plan, policy.digest) if blocked is None and policy.keep_if_larger else None
     if declined is not None:  # the run would not encode its video again: the rest only
         applied = without_video_transcodes(plan)
         skip = Skip(f"{display_path(media.path)}: {declined.describe()}; {declined.try_again()}", Reason.NOT_SMALLER)
