@@ -11,16 +11,19 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
+from vpod.config import VPOConfig
 from vpod.errors import MediaError, ToolError, ToolMissing, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.encoders import HARDWARE, PlannedEncoder, encoder_names_in, planned_encoder
 from vpod.media.limits import ToolLimits
 from vpod.media.tools import ToolRunner
+from vpod.media.verify import without_video_transcodes
+from vpod.not_smaller import NotSmaller, recorded_not_smaller
 from vpod.original.resolver import OriginalResolver, Resolution, names_original
 from vpod.outcomes import Reason
 from vpod.pipeline import header_part, obstacle
 from vpod.safety import Skip
-from vpod.policy.plan import Action, CostClass, TranscodeVideo
+from vpod.policy.plan import Action, CostClass, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
@@ -52,11 +55,16 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     "skip" (why `vpod run` would leave the file alone, or null), "error" (why
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
-    hard-linked file under hardlinks = "headers" the header part), "would_apply_cost"
-    (their cost class: "cost" is the whole plan's) and "original_language"
+    hard-linked file under hardlinks = "headers" the header part, or for a file kept as
+    not_smaller the plan less its video transcode), "would_apply_cost"
+    (their cost class: "cost" is the whole plan's), "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
     and "notes"; null when no language list of the policy names "original" and no
-    source answered or noted anything).
+    source answered or noted anything) and "not_smaller" ("detail", "saved_percent",
+    "policy", "try_again"; null unless the configured database holds that outcome for
+    this content under the policy in force: its video transcode, marked "not_run", is
+    not run again). The database is read only when the plan re-encodes video, and only
+    if it exists; one it cannot read is said on stderr and the plan made without it.
     A file that cannot be read as media (not media, truncated, not a regular file) still
     gets the object with --json: "error" holds the reason and detail, "policy", "cost" and
     "would_apply_cost" are null and the lists empty; the exit status stays 1 and the
@@ -90,6 +98,11 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     skip = blocked if isinstance(blocked, Skip) else None
     error = blocked if blocked is not None and skip is None else None
     applied = plan if blocked is None else header_part(media, plan, policy, st, resolution.original)
+    # A video transcode vpod declined before (keep_if_larger): not run again on that content.
+    declined = _declined(config, media.path, plan, policy.digest) if blocked is None and policy.keep_if_larger else None
+    if declined is not None:  # the run would not encode its video again: the rest only
+        applied = without_video_transcodes(plan)
+        skip = Skip(f"{display_path(media.path)}: {declined.describe()}; {declined.try_again()}", Reason.NOT_SMALLER)
     # Shown when it matters: a language list names "original", or a source answered
     # (mark_original would flag its tracks), or there is something to note.
     shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
@@ -100,13 +113,14 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             "path": display_path(media.path),
             "policy": selection.as_dict(),
             "cost": plan.cost,
-            "actions": [_action_json(a, encoders) for a in plan.actions],
+            "actions": [{**_action_json(a, encoders), **_not_run(a, declined)} for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
             "would_apply": [_action_json(a, encoders) for a in applied.actions],
             "would_apply_cost": applied.cost,
             "original_language": original,
+            "not_smaller": declined.as_dict() if declined is not None else None,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -124,10 +138,23 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(f"{len(plan.actions)} change(s), cost class {plan.cost} ({COST_CLASSES[plan.cost]}):")
         for action in plan.actions:
-            click.echo(f"  - {_describe(action, encoders)}" + (f"  [{action.why}]" if action.why else ""))
+            not_run = "  (not run: an earlier encode was not smaller)" if _not_run(action, declined) else ""
+            click.echo(f"  - {_describe(action, encoders)}" + (f"  [{action.why}]" if action.why else "") + not_run)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
-    if skip is not None and not applied.is_empty:
+    if declined is not None:
+        click.echo(f"vpod run would not encode its video again ({Reason.NOT_SMALLER}): {declined.describe()}")
+        click.echo(f"  {declined.try_again()}")
+        if applied.is_empty:
+            click.echo(f"vpod run would apply nothing else (cost class {applied.cost})")
+        else:
+            click.echo(
+                f"vpod run would apply the rest ({len(applied.actions)} change(s), "
+                f"cost class {applied.cost} ({COST_CLASSES[applied.cost]})):"
+            )
+            for line in applied.describe():
+                click.echo(f"  - {line}")
+    elif skip is not None and not applied.is_empty:
         click.echo(
             f"vpod run would apply only the header part in place ({len(applied.actions)} change(s), "
             f"cost class {applied.cost} ({COST_CLASSES[applied.cost]})):"
@@ -196,7 +223,26 @@ def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:
         "would_apply": [],
         "would_apply_cost": None,
         "original_language": None,
+        "not_smaller": None,
     }
+
+
+def _declined(config: VPOConfig, path: Path, plan: Plan, digest: str) -> NotSmaller | None:
+    """The ``not_smaller`` record that holds for ``path`` under the policy of ``digest``
+    (:func:`vpod.not_smaller.recorded_not_smaller`), looked up only when ``plan`` re-encodes
+    video (no store is opened otherwise); a database that cannot be read is said in one
+    line on stderr, and the plan made as without it."""
+    if not any(isinstance(a, TranscodeVideo) for a in plan.actions):
+        return None
+    lookup = recorded_not_smaller(config, path, digest)
+    if lookup.problem is not None:
+        click.echo(f"vpod: warning: {lookup.problem}; planned without what it recorded", err=True)
+    return lookup.found
+
+
+def _not_run(action: object, declined: NotSmaller | None) -> dict[str, str]:
+    """``{"not_run": "not_smaller"}`` for a video transcode the run would not do again, else ``{}``."""
+    return {"not_run": Reason.NOT_SMALLER.value} if declined is not None and isinstance(action, TranscodeVideo) else {}
 
 
 def _original_as_dict(resolution: Resolution) -> dict[str, Any]:
