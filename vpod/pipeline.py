@@ -581,10 +581,10 @@ class FileProcessor:
                 self._check_unchanged(locked)
                 raise _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed") from None
             self._check_unchanged(locked)
-            shortfall = self._video_shortfall(media, plan, policy, temp)
+            shortfall = self._video_shortfall(media, plan, policy, locked, temp)
             if shortfall is not None:
                 raise Skip(
-                    f"{source}: {shortfall}; the transcode was discarded and the source's video kept", Reason.NOT_SMALLER
+                    f"{source}: {shortfall}; the encode was discarded and the source's video kept", Reason.NOT_SMALLER
                 )
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
@@ -600,7 +600,9 @@ class FileProcessor:
             put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
         return target, replace(media_after, path=target), done
 
-    def _video_shortfall(self, media: MediaInfo, plan: Plan, policy: Policy, temp: Path) -> str | None:
+    def _video_shortfall(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, temp: Path
+    ) -> str | None:
         """Why the verified result ``temp`` of ``plan`` is not kept under ``keep_if_larger``,
         or ``None``: its re-encoded video tracks against the source's, in bytes
         (:func:`vpod.media.video_saving.measure_video`, one ffprobe pass over each file),
@@ -610,13 +612,17 @@ class FileProcessor:
         Raises:
             MediaError: ffprobe could not count a file's video bytes; the message names the
                 source (and the transcoded copy when that is the file it could not read).
+            Skip: ``vanished`` / ``source_changed``: the source changed while it was read
+                (:meth:`_check_unchanged`, asked again: the pass reads the whole file).
         """
         if not is_judged(plan, policy):
             return None
         try:
             video = measure_video(media, plan, temp, self.transcoder.source_streams(media), self.runner)
         except MediaError as exc:
+            self._check_unchanged(locked)  # a source rewritten meanwhile is the reason, not ffprobe
             raise _about_source(exc, media.path, temp, None, "transcoded") from None
+        self._check_unchanged(locked)
         return saving_shortfall(video, policy)
 
     def _confirm_lease(self, path: Path) -> None:

@@ -393,3 +393,29 @@ def test_keep_if_larger_judges_the_video_not_the_lossless_audio_beside_it(tmp_pa
     assert video_after <= 0.9 * video_before, (video_before, video_after)  # the video shrank well ...
     assert 0.95 * size < source.stat().st_size < size, (size, source.stat().st_size)  # ... the file barely
     assert temps(library) == []
+
+
+def test_keep_if_larger_fails_the_file_naming_it_when_ffprobe_cannot_count_the_video(tmp_path, env):
+    """The ffprobe that counts the video's packets fails (every other ffprobe runs): the file
+    fails with an error naming it and the count that failed, the source byte for byte as
+    it was, no temp file left."""
+    library = tmp_path / "library"
+    source = video_with_lossless_audio(library / "surround.mkv", seconds=2.0)
+    original = sha(source)
+    real = subprocess.run(["sh", "-c", "command -v ffprobe"], capture_output=True, text=True, check=True).stdout.strip()
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "ffprobe").write_text(
+        '#!/bin/sh\ncase "$*" in *packet=stream_index,size*) echo "simulated read error" >&2; exit 1;; esac\n'
+        f'exec "{real}" "$@"\n'
+    )
+    (tools / "ffprobe").chmod(0o755)
+    config = process_config(tmp_path, {"video_codec": {**HEVC, "preset": "ultrafast"}})
+
+    report = process(config, {**env, "PATH": f"{tools}{os.pathsep}{env['PATH']}"}, source)
+    (result,) = report["results"]
+    assert not result["success"] and not result["skipped"], result
+    assert result["error"].startswith(f"{source}: "), result
+    assert "cannot count the bytes of its video" in result["error"] and "simulated read error" in result["error"]
+    assert sha(source) == original
+    assert temps(library) == []
