@@ -36,6 +36,7 @@ from support.daemon import run_vpod, write_config
 from support.encoder_hold import ToolRecorder, alive
 from support.media import audio, make_media, mkvmerge_tracks, video
 from support.transcode_media import video_packet_bytes, video_with_lossless_audio
+from support.tools import path_with, tool_failing_with
 from support.acceptance_media import (
     ATTACHMENT_NAME,
     ATTACHMENT_TEXT,
@@ -402,17 +403,10 @@ def test_keep_if_larger_fails_the_file_naming_it_when_ffprobe_cannot_count_the_v
     library = tmp_path / "library"
     source = video_with_lossless_audio(library / "surround.mkv", seconds=2.0)
     original = sha(source)
-    real = subprocess.run(["sh", "-c", "command -v ffprobe"], capture_output=True, text=True, check=True).stdout.strip()
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "ffprobe").write_text(
-        '#!/bin/sh\ncase "$*" in *packet=stream_index,size*) echo "simulated read error" >&2; exit 1;; esac\n'
-        f'exec "{real}" "$@"\n'
-    )
-    (tools / "ffprobe").chmod(0o755)
+    tools = tool_failing_with(tmp_path / "bin", "ffprobe", "packet=stream_index,size")
     config = process_config(tmp_path, {"video_codec": {**HEVC, "preset": "ultrafast"}})
 
-    report = process(config, {**env, "PATH": f"{tools}{os.pathsep}{env['PATH']}"}, source)
+    report = process(config, {**env, "PATH": path_with(tools)}, source)
     (result,) = report["results"]
     assert not result["success"] and not result["skipped"], result
     assert result["error"].startswith(f"{source}: "), result
