@@ -24,10 +24,11 @@ spare the source's pass, but they are not trusted:
   other tools, and MKVToolNix's way to tell fresh ones (its wiki, "Track statistics tags":
   ``_STATISTICS_WRITING_APP`` and ``_STATISTICS_WRITING_DATE_UTC`` against the segment's
   writing application and date) fails for a file written by ffmpeg, which writes no date;
-* they are another measure: mkvmerge counts bytes as it stores them (MKVToolNix issue
-  #2022: after its own track compression, e.g. header removal), ffprobe counts the
-  packets it hands to a decoder. A saving computed from one count against the other could
-  discard (or keep) hours of encoding on the difference between two tools.
+* they are another tool's measure: mkvmerge counts what it muxes (MKVToolNix issue
+  #2022: some versions counted the bytes after the track's own compression, zlib or
+  header removal), ffprobe the packets it hands to a decoder. A saving computed from one
+  count against the other could discard (or keep) hours of encoding on the difference
+  between two tools, and the result, written by ffmpeg, carries no such tags to compare.
 
 Counting packets in both files costs one read of the source and gives one measure.
 """
@@ -129,7 +130,8 @@ def measure_video(
     (``media.path``, whose ffprobe ``streams`` map its tracks to ffmpeg's indexes:
     :func:`vpod.media.transcode.ffmpeg_indexes`) and in ``written``, the verified result
     (Matroska, its tracks in the order of :func:`vpod.media.layout.planned_layout`, the
-    order the transcode wrote them in). One :func:`packet_bytes` pass per file.
+    order the transcode wrote them in). One :func:`packet_bytes` pass per file; the
+    source's ``NUMBER_OF_BYTES`` tags are not used (see the module docstring).
 
     Raises:
         MediaError: as :func:`packet_bytes`, naming the file it could not read; or the
