@@ -41,11 +41,13 @@ min_saving_percent"; README ``not_smaller_requeued``; ``vpod retry`` queues a sk
 again with fresh attempts; ``--force`` looks at every file named)."""
 
 _SHORTFALL = (
-    r"the transcode (?:saved only (?P<saved>[0-9.]+) %|made the file (?P<larger>[0-9.]+) % larger)"
+    r"the (?:video encode|transcode) (?:saved only (?P<saved>[0-9.]+) %|made the (?:video|file) (?P<larger>[0-9.]+) % larger)"
     r"(?: \([^)]*\))?"
 )
-"""The pattern of the saving in the message :func:`vpod.pipeline.saving_shortfall` wrote (e.g. ``the
-transcode made the file 107.4 % larger (1.1 MB -> 2.3 MB)``)."""
+"""The pattern of the saving in the message :func:`vpod.media.video_saving.saving_shortfall`
+wrote (``the video encode made the video 107.4 % larger (1.1 MiB -> 2.3 MiB of video)``),
+and in the whole-file wording of the first transcoding release (``the transcode saved only
+4.0 % (...)``)."""
 
 
 class NotSmaller(NamedTuple):
@@ -53,11 +55,12 @@ class NotSmaller(NamedTuple):
     module is imported by every ``vpod plan``, see :mod:`vpod.db.records`).
 
     Attributes:
-        detail: how the discarded encode compared, as recorded (e.g. ``the transcode
-            saved only 3.1 % (5.0 GB -> 4.8 GB)``); the whole recorded message when it
-            has no such part (an older vpod's), ``None`` when none was recorded.
-        saved_percent: the saving in percent of the source's size (negative: the encode
-            was that much larger); ``None`` when the message does not say.
+        detail: how the discarded encode compared, as recorded (e.g. ``the video encode
+            saved only 3.1 % (5.0 GiB -> 4.8 GiB of video)``); the whole recorded message
+            when it has no such part, ``None`` when none was recorded.
+        saved_percent: the saving in percent of the source's video (of the whole file in
+            records of the first transcoding release; negative: the encode was that much
+            larger); ``None`` when the message does not say.
         policy: the name of the policy that judged it (``None``: not recorded).
     """
 

@@ -120,7 +120,8 @@ class Reason(str, Enum):
     )
     NOT_SMALLER = (
         "not_smaller", Status.SKIPPED, Retry.CONTENT,
-        "the transcode did not save min_saving_percent (keep_if_larger): discarded, the rest of the plan applied",
+        "the video encode did not save min_saving_percent of the video (keep_if_larger): discarded, the rest of the "
+        "plan applied",
     )
 
     # -- failed -------------------------------------------------------------------

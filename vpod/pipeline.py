@@ -15,9 +15,11 @@ Apply, by plan:
   (:mod:`vpod.media.replace`);
 * a plan that encodes (:attr:`Plan.transcodes`): the same, with one ffmpeg run that
   writes the whole plan (:mod:`vpod.media.transcode`) instead of the remux. Under
-  ``keep_if_larger`` (the default) a result that did not save ``min_saving_percent`` of
-  a video transcode is discarded; the rest of the plan (less its video transcode: audio
-  encodes included) is applied and the file is skipped as ``not_smaller``
+  ``keep_if_larger`` (the default) a verified result whose re-encoded video is not
+  ``min_saving_percent`` smaller than the source's video (the bytes of those tracks'
+  packets in each file, :mod:`vpod.media.video_saving`: the audio, copied or added,
+  counts for nothing) is discarded; the rest of the plan (less its video transcode:
+  audio encodes included) is applied and the file is skipped as ``not_smaller``
   (:meth:`FileProcessor._not_smaller`).
 
 A file with several hard links (``st_nlink > 1``) gets what ``[policy] hardlinks``
@@ -57,10 +59,11 @@ from vpod.media.tool_progress import ProgressSink
 from vpod.media.tools import ToolRunner
 from vpod.media.transcode import Transcoder
 from vpod.media.verify import verify_written, without_video_transcodes
+from vpod.media.video_saving import is_judged, measure_video, saving_shortfall
 from vpod.original.resolver import OriginalResolver
 from vpod.outcomes import Reason
 from vpod.policy.original import OriginalLanguage
-from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan, TranscodeVideo
+from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.policy import Policy
 from vpod.policy.transcode_keys import default_bitrate_kbps
@@ -543,8 +546,9 @@ class FileProcessor:
     ) -> tuple[Path, MediaInfo, Plan]:
         """Remux (or, for a plan that encodes, transcode: :class:`Transcoder`) into a temp
         file beside the source, verify, then put it in place. A transcode's result that is
-        not smaller by ``min_saving_percent`` is discarded under ``keep_if_larger``
-        (:func:`saving_shortfall`): raises :class:`Skip` ``not_smaller``, the source as it was.
+        whose video is not smaller by ``min_saving_percent`` is discarded under
+        ``keep_if_larger`` (:meth:`_video_shortfall`): raises :class:`Skip` ``not_smaller``,
+        the source as it was.
         Returns as :meth:`_apply`."""
         source = media.path
         st = locked.stat
@@ -581,10 +585,10 @@ class FileProcessor:
                 self._check_unchanged(locked)
                 raise _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed") from None
             self._check_unchanged(locked)
-            shortfall = saving_shortfall(media, plan, policy, temp.stat().st_size)
+            shortfall = self._video_shortfall(media, plan, policy, locked, temp)
             if shortfall is not None:
                 raise Skip(
-                    f"{source}: {shortfall}; the transcode was discarded and the source's video kept", Reason.NOT_SMALLER
+                    f"{source}: {shortfall}; the encode was discarded and the source's video kept", Reason.NOT_SMALLER
                 )
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
@@ -599,6 +603,31 @@ class FileProcessor:
             attrs = read_attributes(locked.fd, source)
             put_in_place(temp, source, target, attrs, keep_mtime=policy.keep_mtime)
         return target, replace(media_after, path=target), done
+
+    def _video_shortfall(
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, temp: Path
+    ) -> str | None:
+        """Why the verified result ``temp`` of ``plan`` is not kept under ``keep_if_larger``,
+        or ``None``: its re-encoded video tracks against the source's, in bytes
+        (:func:`vpod.media.video_saving.measure_video`, one ffprobe pass over each file),
+        judged by :func:`vpod.media.video_saving.saving_shortfall`. Measured only for a plan
+        that re-encodes video under ``keep_if_larger`` (:func:`vpod.media.video_saving.is_judged`).
+
+        Raises:
+            MediaError: ffprobe could not count a file's video bytes; the message names the
+                source (and the transcoded copy when that is the file it could not read).
+            Skip: ``vanished`` / ``source_changed``: the source changed while it was read
+                (:meth:`_check_unchanged`, asked again: the pass reads the whole file).
+        """
+        if not is_judged(plan, policy):
+            return None
+        try:
+            video = measure_video(media, plan, temp, self.transcoder.source_streams(media), self.runner)
+        except MediaError as exc:
+            self._check_unchanged(locked)  # a source rewritten meanwhile is the reason, not ffprobe
+            raise _about_source(exc, media.path, temp, None, "transcoded") from None
+        self._check_unchanged(locked)
+        return saving_shortfall(video, policy)
 
     def _confirm_lease(self, path: Path) -> None:
         """The claim's compare-and-set just before ``path`` is changed (see
@@ -680,31 +709,6 @@ def write_need(media: MediaInfo, plan: Plan, size: int) -> tuple[int, str]:
     audio = encoded_audio_bytes(media, plan)
     extra = f" + {format_bytes(audio)} for the audio tracks it adds or converts (bitrate × duration)" if audio else ""
     return base + audio, f"the transcode (the new file, estimated: the source's {format_bytes(size)} + 5 %{extra})"
-
-
-def saving_shortfall(media: MediaInfo, plan: Plan, policy: Policy, result_bytes: int) -> str | None:
-    """Why a transcode's result of ``result_bytes`` is not kept, or ``None`` to keep it.
-
-    Only a plan that re-encodes video is measured (an added audio track always makes a
-    file larger), and only under ``keep_if_larger`` (default true). The result, less the
-    nominal size of the tracks the plan adds (bitrate × duration), must be at least
-    ``min_saving_percent`` (default 5) % smaller than the source.
-    """
-    if not any(isinstance(a, TranscodeVideo) for a in plan.actions) or not policy.keep_if_larger:
-        return None
-    percent = float(policy.min_saving_percent)
-    seconds = media.duration_seconds or 0.0
-    added = sum(int((a.bitrate_kbps or 0) * 1000 / 8 * seconds) for a in plan.actions if isinstance(a, AddAudio))
-    compared = max(0, result_bytes - added)
-    if compared <= media.size_bytes * (1 - percent / 100):
-        return None
-    saved = 100.0 * (media.size_bytes - compared) / media.size_bytes if media.size_bytes else 0.0
-    change = f"saved only {saved:.1f} %" if saved >= 0 else f"made the file {-saved:.1f} % larger"
-    return (
-        f"the transcode {change} ({format_bytes(media.size_bytes)} -> {format_bytes(compared)}"
-        f"{' without the added tracks' if added else ''}); keep_if_larger asks for a saving of at least "
-        f"min_saving_percent = {percent:g} %"
-    )
 
 
 def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None, made: str = "remuxed") -> MediaError:

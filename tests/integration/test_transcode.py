@@ -10,7 +10,8 @@
    file is left, the source untouched until the verified replace.
 3. ``workers = 2``, ``max_transcodes = 1``: ten header-only files dropped during a long
    transcode are all done while it still runs (order of events, never a timing).
-4. ``keep_if_larger``: a file already small is left as it is, outcome ``not_smaller``.
+4. ``keep_if_larger``: a file already small is left as it is, outcome ``not_smaller``; the
+   saving is the video's, so big lossless audio beside a video that shrank does not hide it.
 
 "A long transcode" is a real encode held before it starts (tests/support/encoder_hold.py:
 the test's wrapper stops the ffmpeg process vpod started, with vpod's own arguments, until
@@ -34,6 +35,8 @@ import pytest
 from support.daemon import run_vpod, write_config
 from support.encoder_hold import ToolRecorder, alive
 from support.media import audio, make_media, mkvmerge_tracks, video
+from support.transcode_media import video_packet_bytes, video_with_lossless_audio
+from support.tools import path_with, tool_failing_with
 from support.acceptance_media import (
     ATTACHMENT_NAME,
     ATTACHMENT_TEXT,
@@ -368,4 +371,45 @@ def test_keep_if_larger_false_keeps_the_larger_encode(tmp_path, env):
     assert result["success"] and not result["skipped"] and result["changes"] > 0, result
     assert mkvmerge_json(small)["tracks"][0]["codec"] == MKV_CODEC["h264"]
     assert small.stat().st_size > size
+    assert temps(library) == []
+
+
+def test_keep_if_larger_judges_the_video_not_the_lossless_audio_beside_it(tmp_path, env):
+    """A generous H.264 video beside a PCM 5.1 track ten times its size: the HEVC encode
+    makes the video about a third smaller but the whole file under 5 % smaller. The rule is
+    about the video, so the encode is kept (before, the whole file was measured and the
+    encode discarded as ``not_smaller``)."""
+    library = tmp_path / "library"
+    source = video_with_lossless_audio(library / "surround.mkv")
+    size, video_before, pcm = source.stat().st_size, video_packet_bytes(source), stream_md5(source, "a:0")
+    config = process_config(tmp_path, {"video_codec": {**HEVC, "preset": "ultrafast"}})
+    assert [a["action"] for a in plan_json(config, env, source)["actions"]] == ["transcode_video"]
+
+    report = process(config, env, source)
+    (result,) = report["results"]
+    assert result["success"] and not result["skipped"] and result["reason"] is None, result
+    assert [t["codec"] for t in mkvmerge_json(source)["tracks"]] == [MKV_CODEC["hevc"], MKV_CODEC["pcm"]]
+    assert stream_md5(source, "a:0") == pcm
+    video_after = video_packet_bytes(source)
+    assert video_after <= 0.9 * video_before, (video_before, video_after)  # the video shrank well ...
+    assert 0.95 * size < source.stat().st_size < size, (size, source.stat().st_size)  # ... the file barely
+    assert temps(library) == []
+
+
+def test_keep_if_larger_fails_the_file_naming_it_when_ffprobe_cannot_count_the_video(tmp_path, env):
+    """The ffprobe that counts the video's packets fails (every other ffprobe runs): the file
+    fails with an error naming it and the count that failed, the source byte for byte as
+    it was, no temp file left."""
+    library = tmp_path / "library"
+    source = video_with_lossless_audio(library / "surround.mkv", seconds=2.0)
+    original = sha(source)
+    tools = tool_failing_with(tmp_path / "bin", "ffprobe", "packet=stream_index,size")
+    config = process_config(tmp_path, {"video_codec": {**HEVC, "preset": "ultrafast"}})
+
+    report = process(config, {**env, "PATH": path_with(tools)}, source)
+    (result,) = report["results"]
+    assert not result["success"] and not result["skipped"], result
+    assert result["error"].startswith(f"{source}: "), result
+    assert "cannot count the bytes of its video" in result["error"] and "simulated read error" in result["error"]
+    assert sha(source) == original
     assert temps(library) == []

@@ -127,6 +127,19 @@ def breakable_tool(folder: Path, name: str, flag: Path) -> Path:
     ))
 
 
+def tool_failing_with(folder: Path, name: str, argument: str) -> Path:
+    """Put a ``name`` in ``folder`` that fails (exit 1, "simulated read error" on stderr)
+    when one of its arguments is ``argument`` and execs the real ``name`` otherwise: one
+    kind of run of a tool fails, every other runs.
+
+    Returns ``folder``; prepend it to ``PATH`` with :func:`path_with`.
+    """
+    return _install(folder, name, lambda real: (
+        f'#!/bin/sh\nfor a in "$@"; do [ "$a" = "{argument}" ] && {{ echo "simulated read error" >&2; exit 1; }}; done\n'
+        f'exec "{real}" "$@"\n'
+    ))
+
+
 def gated_tool(folder: Path, name: str, gate: Path) -> Path:
     """Put a ``name`` in ``folder`` that waits while ``gate`` exists, then execs the real
     ``name``: the test decides when a file in progress may finish, whatever the load.

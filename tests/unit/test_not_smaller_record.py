@@ -6,32 +6,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vpod.media.model import MediaInfo, Track
+from vpod.media.video_saving import VideoBytes, saving_shortfall
 from vpod.not_smaller import TRY_AGAIN, NotSmaller
-from vpod.pipeline import saving_shortfall
-from vpod.policy.plan import Plan, TranscodeVideo
 from vpod.policy.policy import Policy
 
-MEDIA = MediaInfo(Path("/media/Film.mkv"), "matroska", 600.0, (Track(0, "video", "HEVC/H.265/MPEG-H", "und"),),
-                  10_000_000, "mkvmerge")  # fmt: skip
-VIDEO = Plan((TranscodeVideo(0, "h264", "software", 20, "medium"),))
+PATH = Path("/media/Film.mkv")
 
 
 def recorded(result_bytes: int) -> str:
-    """The row's message, as the pipeline words it (vpod.pipeline._remux and _not_smaller)."""
-    shortfall = saving_shortfall(MEDIA, VIDEO, Policy(), result_bytes)
+    """The row's message, as the pipeline words it (vpod.pipeline._remux and _not_smaller),
+    for a source with 10,000,000 bytes of video."""
+    shortfall = saving_shortfall(VideoBytes(10_000_000, result_bytes), Policy())
     assert shortfall is not None
-    return f"{MEDIA.path}: {shortfall}; the transcode was discarded and the source's video kept; applied: x"
+    return f"{PATH}: {shortfall}; the encode was discarded and the source's video kept; applied: x"
 
 
 def test_the_saving_is_read_from_the_pipelines_own_message() -> None:
     less = NotSmaller.from_message(recorded(9_600_000), "default")
     assert less.saved_percent == 4.0 and less.detail is not None
-    assert less.detail.startswith("the transcode saved only 4.0 % (") and less.detail.endswith(")")
+    assert less.detail.startswith("the video encode saved only 4.0 % (") and less.detail.endswith("of video)")
     more = NotSmaller.from_message(recorded(12_000_000), "anime")
-    assert more.saved_percent == -20.0 and "made the file 20.0 % larger" in (more.detail or "")
-    assert "(anime)" in more.describe() and "made the file 20.0 % larger" in more.describe()
+    assert more.saved_percent == -20.0 and "made the video 20.0 % larger" in (more.detail or "")
+    assert "(anime)" in more.describe() and "made the video 20.0 % larger" in more.describe()
     assert "policy that judges it changes" in more.try_again() and "vpod retry PATH" in more.try_again()
+
+
+def test_a_record_of_the_whole_file_wording_is_still_read() -> None:
+    """The first transcoding release judged the whole file and worded it so; such rows stay."""
+    old = NotSmaller.from_message(
+        f"{PATH}: the transcode made the file 107.4 % larger (1.1 MiB -> 2.3 MiB without the added tracks); "
+        "keep_if_larger asks for a saving of at least min_saving_percent = 5 %; the transcode was discarded", None
+    )
+    assert old.saved_percent == -107.4 and old.detail == (
+        "the transcode made the file 107.4 % larger (1.1 MiB -> 2.3 MiB without the added tracks)"
+    )
 
 
 def test_a_message_without_a_saving_is_shown_as_recorded() -> None:

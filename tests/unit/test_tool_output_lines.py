@@ -82,3 +82,20 @@ def test_a_failure_without_an_error_line_leaves_the_progress_lines_out():
     message = str(failed.value)
     assert "mkvmerge v1 (fake)" in message and "status 2" in message
     assert "progress" not in message.lower()
+
+
+def test_without_keep_stdout_the_lines_arrive_and_no_stdout_is_held():
+    # A listing of 200,000 lines (a film's packets) is handed over line by line; the result
+    # holds none of it, its stderr still kept.
+    script = "import sys\nfor i in range(200000):\n    print(f'stream_index=0|size={i}')\nsys.stderr.write('note')\n"
+    total = 0
+    count = 0
+
+    def on_line(line: str) -> None:
+        nonlocal total, count
+        total += int(line.rpartition("=")[2])
+        count += 1
+
+    result = ToolRunner(60).run([PY, "-c", script], on_output_line=on_line, keep_stdout=False)
+    assert (count, total) == (200000, sum(range(200000)))
+    assert (result.stdout, result.stderr, result.returncode) == ("", "note", 0)

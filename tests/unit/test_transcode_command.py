@@ -1,5 +1,6 @@
 """The ffmpeg command of a transcode, the progress reader's speed/fps, colour and HDR rules,
-the encode time limit, the priority wrapper and the keep_if_larger rule (issue 18, "exec")."""
+the encode time limit and the priority wrapper (issue 18, "exec"; the keep_if_larger rule:
+test_video_saving.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from vpod.media.tool_progress import ffmpeg_line_reader
 from vpod.media.transcode import VideoEncode, ffmpeg_indexes, transcode_args
 from vpod.media.video_color import check_hdr_kept, color_args, output_pixel_format, video_color
 from vpod.outcomes import Reason
-from vpod.pipeline import saving_shortfall
 from vpod.policy.plan import AddAudio, ConvertAudio, Plan, RemoveTrack, Reorder, SetFlag, TranscodeVideo
-from vpod.policy.policy import Policy
 
 SOURCE = Path("/media/Film.mkv")
 
@@ -142,16 +141,6 @@ def test_encoders_run_under_nice_and_ionice():
     assert TranscodeSettings(10, "idle").wrapper() == ("nice", "-n", "10", "ionice", "-t", "-c", "3")
     assert TranscodeSettings(5, "best-effort").wrapper() == ("nice", "-n", "5", "ionice", "-t", "-c", "2", "-n", "7")
     assert TranscodeSettings(0, "none").wrapper() == ()
-
-
-def test_keep_if_larger_measures_video_transcodes_without_the_added_tracks():
-    media = _media(size=10_000_000)  # 600 s
-    video = Plan((TranscodeVideo(0, "hevc", "software", 22, "medium"),))
-    assert saving_shortfall(media, video, Policy(), 9_400_000) is None  # 6 % saved
-    assert "saved only 4.0 %" in (saving_shortfall(media, video, Policy(), 9_600_000) or "")
-    with_aac = Plan((*video.actions, AddAudio(1, "aac", 2, 128, "AAC")))
-    assert saving_shortfall(media, with_aac, Policy(), 9_400_000 + 128_000 // 8 * 600) is None
-    assert saving_shortfall(media, Plan((AddAudio(1, "aac", 2, 128, "AAC"),)), Policy(), 20_000_000) is None
 
 
 def test_the_decode_check_reads_three_windows_and_counts_frames():

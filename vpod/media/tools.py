@@ -72,6 +72,7 @@ class ToolRunner:
         ok_codes: tuple[int, ...] = (0,),
         on_output_line: Callable[[str], None] | None = None,
         wrapper: Sequence[str] = (),
+        keep_stdout: bool = True,
     ) -> ToolResult:
         """Run ``args[0]`` (looked up on ``PATH``) with the remaining arguments.
 
@@ -85,6 +86,9 @@ class ToolRunner:
                 as it is printed (decoded, without its line break), for progress; the
                 whole stdout is still in the result. If it raises, the tool is killed
                 and the exception propagates.
+            keep_stdout: with ``on_output_line``, ``False`` keeps no stdout in the result
+                (``""``): a long listing (one line per packet of a film) is read line by
+                line and never held whole. stderr is kept either way.
             wrapper: programs that set a priority and then exec the tool, with their
                 arguments (``("nice", "-n", "10", "ionice", "-c", "3")``: nice(1),
                 ionice(1)); each is looked up on ``PATH``. The tool keeps its process
@@ -129,7 +133,7 @@ class ToolRunner:
             if on_output_line is None:
                 stdout, stderr = process.communicate(timeout=limit)
             else:
-                stdout, stderr = _communicate_by_line(process, limit, on_output_line)
+                stdout, stderr = _communicate_by_line(process, limit, on_output_line, keep_stdout=keep_stdout)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
@@ -217,12 +221,13 @@ class ToolRunner:
 
 
 def _communicate_by_line(
-    process: subprocess.Popen[bytes], timeout_seconds: float, on_line: Callable[[str], None]
+    process: subprocess.Popen[bytes], timeout_seconds: float, on_line: Callable[[str], None], *, keep_stdout: bool = True
 ) -> tuple[bytes, bytes]:
     """:meth:`Popen.communicate` that also hands each stdout line to ``on_line`` as it
     arrives. Both pipes are drained together (one ``selectors`` loop, no thread, no
     polling), so a tool that fills its stderr pipe never blocks; the deadline counts
-    from the call, as ``communicate(timeout=...)`` does.
+    from the call, as ``communicate(timeout=...)`` does. Without ``keep_stdout`` the
+    stdout returned is empty: each chunk is dropped once its lines are handed over.
 
     Raises:
         subprocess.TimeoutExpired: the tool ran past ``timeout_seconds`` (the caller kills it).
@@ -246,8 +251,9 @@ def _communicate_by_line(
                     if not data:
                         selector.unregister(key.fileobj)
                         continue
-                    key.data.append(data)
-                    if key.data is out:
+                    if key.data is not out or keep_stdout:
+                        key.data.append(data)
+                    if key.fileobj is process.stdout:
                         *lines, pending = _LINE_BREAK.split(pending + data)
                         for line in lines:
                             on_line(line.decode("utf-8", "replace"))

@@ -112,9 +112,11 @@ class Policy:
     )
     audio_convert: AudioConvert = setting(AudioConvert(), doc="audio codecs re-encoded into another; to = \"keep\": none")
     video_codec: VideoCodec = setting(VideoCodec(), doc="video codec to re-encode listed source codecs into; \"keep\": none")
-    keep_if_larger: bool = setting(True, doc="keep the source when a transcode does not save min_saving_percent")
+    keep_if_larger: bool = setting(
+        True, doc="keep the source's video when its encode does not save min_saving_percent of the video"
+    )
     min_saving_percent: float = setting(
-        5.0, check=in_range(0, 90), doc="how much smaller (percent of the source) a transcode must be"
+        5.0, check=in_range(0, 90), doc="how much smaller (percent of the source's video bytes) the encoded video must be"
     )
 
     @property
