@@ -64,7 +64,7 @@ def test_plan_says_the_video_transcode_of_a_file_kept_as_not_smaller_will_not_ru
     text = plan(kept, config, env).stdout
     assert "transcode video to H264" in text and "(not run: an earlier encode was not smaller)" in text
     assert "vpod run would not encode its video again (not_smaller)" in text
-    assert f"made the file {-found['saved_percent']:.1f} % larger" in text
+    assert f"made the video {-found['saved_percent']:.1f} % larger" in text
     assert "vpod tries again when the policy that judges it changes" in text
     assert "vpod run would apply nothing else (cost class none)" in text
 
