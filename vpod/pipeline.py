@@ -545,7 +545,7 @@ class FileProcessor:
         original: OriginalLanguage | None = None, *, transcodes_declined: bool = False,
     ) -> tuple[Path, MediaInfo, Plan]:
         """Remux (or, for a plan that encodes, transcode: :class:`Transcoder`) into a temp
-        file beside the source, verify, then put it in place. A transcode's result that is
+        file beside the source, verify, then put it in place. A transcode's result
         whose video is not smaller by ``min_saving_percent`` is discarded under
         ``keep_if_larger`` (:meth:`_video_shortfall`): raises :class:`Skip` ``not_smaller``,
         the source as it was.
