@@ -75,6 +75,21 @@ class Targets:
         self.unreadable: list[tuple[Path, str]] = [] if unreadable is None else unreadable
 
 
+def command_line_path(given: os.PathLike[str] | str) -> Path:
+    """A PATH given on the command line as ``vpod process`` names it: absolute and
+    normalised (``..`` and ``.`` taken out lexically, os.path.abspath), symlinks kept."""
+    return Path(os.path.abspath(given))
+
+
+def command_line_file(given: os.PathLike[str] | str) -> Path:
+    """A FILE given on the command line as ``vpod process`` processes it
+    (:func:`collect_targets`): :func:`command_line_path`, and a symlink replaced by the
+    file it points to (Path.resolve). ``vpod plan`` and ``vpod inspect`` judge this path,
+    so they choose the library, folder ``.vpod.toml`` and policy the run would."""
+    absolute = command_line_path(given)
+    return absolute.resolve() if absolute.is_symlink() else absolute
+
+
 def collect_targets(
     paths: Sequence[Path],
     path_filter: PathFilter,
@@ -98,7 +113,7 @@ def collect_targets(
     roots: list[Path] = []
     libraries = LibraryPaths(watch_roots)
     for given in paths:
-        absolute = Path(os.path.abspath(given))
+        absolute = command_line_path(given)
         if absolute.is_dir():
             roots.append(absolute)
             candidates = _folder_files(absolute, path_filter, recursive, found.unreadable)
@@ -107,7 +122,7 @@ def collect_targets(
             if not path_filter.wants(absolute, absolute.parent):
                 found.ignored.append((absolute, _why_ignored(absolute, path_filter)))
                 continue
-            real = absolute.resolve() if absolute.is_symlink() else absolute
+            real = absolute.resolve() if absolute.is_symlink() else absolute  # command_line_file
             roots.append(real)
             candidates = [real]
             default_root = real.parent

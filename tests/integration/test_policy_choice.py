@@ -79,6 +79,29 @@ def test_plan_names_the_policy_and_the_rule(tmp_path, env, media_cache):
     assert data["policy"] == {"name": "default", "why": "outside every library: the default policy [policy]"}
 
 
+def test_plan_and_inspect_judge_a_path_with_dotdot_or_a_symlink_as_process_does(tmp_path, env, media_cache):
+    """A FILE named through ``..`` from another folder, or through a symlink outside the
+    library: plan chooses the folder file's policy, as `vpod process` does, and prints the
+    normalised path (T18C finding 3: it said "outside every library")."""
+    shows = tmp_path / "shows"
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    config = write_config(tmp_path / "c.toml", sections(shows, tmp_path / "db"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "link.mkv"
+    link.symlink_to(files["Kids"])
+    kids = {"name": "kids", "why": expected_why("Kids", shows)}
+    for given in ("../shows/Kids/e1.mkv", "../shows/Drama/../Kids/./e1.mkv", "link.mkv"):
+        data = json.loads(run_vpod(["plan", given, "--config", str(config), "--json"], env=env, cwd=elsewhere).stdout)
+        assert (data["path"], data["policy"]) == (str(files["Kids"]), kids), given
+        human = run_vpod(["plan", given, "--config", str(config)], env=env, cwd=elsewhere).stdout
+        assert f"policy: kids ({kids['why']})" in human and "/../" not in human, human
+        shown = json.loads(run_vpod(["inspect", given, "--config", str(config), "--json"], env=env, cwd=elsewhere).stdout)
+        assert shown["path"] == str(files["Kids"]), given
+    out = run_vpod(["process", "../shows/Kids/e1.mkv", "--config", str(config), "--json"], env=env, cwd=elsewhere)
+    assert default_audio(files["Kids"]) == ["ger"], out.stdout + out.stderr
+
+
 def test_process_judges_each_folder_by_its_policy(tmp_path, env, media_cache):
     shows = tmp_path / "shows"
     files = make_library(shows, media_cache("four-audio.mkv", TRACKS))

@@ -24,12 +24,16 @@ from vpod.policy.roles import track_roles
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
 from vpod.safety import require_regular_file
+from vpod.targets import command_line_file
 
 PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
 
 def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
-    """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones).
+    """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones), named
+    as ``vpod process`` names it (:func:`vpod.targets.command_line_file`: absolute,
+    ``..`` taken out, a symlink followed): the result's ``path`` is the one a policy is
+    chosen for.
 
     Raises:
         Skip: not a regular file (a FIFO named ``x.mkv``, a folder, a device), by the
@@ -40,7 +44,7 @@ def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
     require_tools_or_exit(PROBE_TOOLS)
     try:
         require_regular_file(path, os.stat(path))  # the pipeline's check: a FIFO is never opened
-        return probe(path.absolute(), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
+        return probe(command_line_file(path), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
     except OSError as exc:
         raise MediaError(f"{display_path(path)}: {exc.strerror or exc}", reason=Reason.OS_ERROR) from exc
 

@@ -27,6 +27,7 @@ from vpod.policy.plan import Action, CostClass, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
+from vpod.targets import command_line_file
 
 COST_CLASSES: dict[CostClass, str] = {
     "none": "nothing to do",
@@ -213,7 +214,7 @@ def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:
     """``vpod plan --json``'s object for a ``file`` that cannot be read as media: every
     member, ``error`` saying why (``exc``'s reason and message), nothing planned."""
     return {
-        "path": display_path(file.absolute()),
+        "path": display_path(command_line_file(file)),
         "policy": None,
         "cost": None,
         "actions": [],
