@@ -2,7 +2,7 @@
 
 Under ``keep_if_larger`` a video encode that was not smaller is thrown away, the rest of
 the plan applied, and the file skipped as ``not_smaller``, permanent
-(:meth:`vpod.pipeline.FileProcessor._not_smaller`). The content vpod left is then handled
+(:meth:`vpod.pipeline.FileProcessor._video_declined`). The content vpod left is then handled
 under the policy that judged it: the daemon does not queue it again (its content equals
 the row's ``result_fingerprint``: :func:`vpod.db.enqueue_rules.decide`, ``UNCHANGED``) and
 ``vpod process`` skips it without a tool (:func:`vpod.unchanged.left_conforming`), though

@@ -123,6 +123,16 @@ class Reason(str, Enum):
         "the video encode did not save min_saving_percent of the video (keep_if_larger): discarded, the rest of the "
         "plan applied",
     )
+    HDR_NOT_KEPT = (
+        "hdr_not_kept", Status.SKIPPED, Retry.CONTENT,
+        "the planned encoder cannot keep the video's HDR metadata or bit depth (Dolby Vision, PQ into H.264): "
+        "the video encode not run, the rest of the plan applied",
+    )
+    INTERLACED_NOT_KEPT = (
+        "interlaced_not_kept", Status.SKIPPED, Retry.CONTENT,
+        "the video is interlaced and an encode would make progressive frames of its fields: the video encode "
+        "not run, the rest of the plan applied",
+    )
 
     # -- failed -------------------------------------------------------------------
     UNSUPPORTED_STREAM = (
@@ -130,10 +140,6 @@ class Reason(str, Enum):
     )
     TARGET_EXISTS = "target_exists", Status.FAILED, Retry.NO, "NAME.mkv already exists beside NAME.mp4"
     VERIFY_FAILED = "verify_failed", Status.FAILED, Retry.NO, "the written file is not what was planned"
-    HDR_NOT_KEPT = (
-        "hdr_not_kept", Status.FAILED, Retry.NO,
-        "the planned encoder cannot keep the video's HDR metadata or bit depth (Dolby Vision, PQ into H.264)",
-    )
     INSUFFICIENT_SPACE = (
         "insufficient_space", Status.FAILED, Retry.WAITS, "the change does not fit in the free space"
     )
@@ -176,6 +182,13 @@ class Reason(str, Enum):
     BAD_FOLDER_POLICY = (
         "bad_folder_policy", Status.FAILED, Retry.NO, "the folder's .vpod.toml cannot be read or holds a bad key"
     )
+
+
+VIDEO_DECLINED = frozenset({Reason.NOT_SMALLER, Reason.HDR_NOT_KEPT, Reason.INTERLACED_NOT_KEPT})
+"""The skips of a file whose video transcode vpod declined while applying the rest of its
+plan (:meth:`vpod.pipeline.FileProcessor._video_declined`): the encode was not smaller,
+or it could not keep the picture (HDR, bit depth, interlacing). Permanent: the content
+vpod left is handled under the policy that judged it."""
 
 
 class Unwatched(str, Enum):

@@ -20,7 +20,9 @@ Apply, by plan:
   packets in each file, :mod:`vpod.media.video_saving`: the audio, copied or added,
   counts for nothing) is discarded; the rest of the plan (less its video transcode:
   audio encodes included) is applied and the file is skipped as ``not_smaller``
-  (:meth:`FileProcessor._not_smaller`).
+  (:meth:`FileProcessor._video_declined`). So is a video transcode that could not keep
+  the picture, found before any encode: HDR (``hdr_not_kept``) or an interlaced source
+  (``interlaced_not_kept``), :func:`vpod.media.transcode.check_picture_kept`.
 
 A file with several hard links (``st_nlink > 1``) gets what ``[policy] hardlinks``
 allows: ``"skip"`` nothing (an in-place edit changes the bytes a torrent client seeds);
@@ -61,7 +63,7 @@ from vpod.media.transcode import Transcoder
 from vpod.media.verify import verify_written, without_video_transcodes
 from vpod.media.video_saving import is_judged, measure_video, saving_shortfall
 from vpod.original.resolver import OriginalResolver
-from vpod.outcomes import Reason
+from vpod.outcomes import VIDEO_DECLINED, Reason
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan
 from vpod.policy.planner import plan as make_plan
@@ -362,10 +364,12 @@ class FileProcessor:
             before_apply(plan)
         try:
             final_path, media_after, done = self._apply(media, plan, policy, locked, on_progress, original)
-        except Skip as exc:
-            if exc.reason is not Reason.NOT_SMALLER:
+        except MediaError as exc:
+            if exc.reason not in VIDEO_DECLINED:
                 raise
-            return self._not_smaller(media, plan, policy, locked, exc, fingerprint_before, finish, original)
+            # Not smaller, or a picture the encode cannot keep (HDR, interlacing): the rest.
+            declined = exc if isinstance(exc, Skip) else Skip(str(exc), exc.reason)
+            return self._video_declined(media, plan, policy, locked, declined, fingerprint_before, finish, original)
         fingerprint_after, stat_after = fingerprint_path(final_path)
         return PipelineOutput(
             finish(
@@ -429,7 +433,7 @@ class FileProcessor:
         )
         return PipelineOutput(result, fingerprint_before, fingerprint_after, stat_after, media_after)
 
-    def _not_smaller(
+    def _video_declined(
         self,
         media: MediaInfo,
         plan: Plan,
@@ -440,8 +444,11 @@ class FileProcessor:
         finish: Callable[..., FileProcessingResult],
         original: OriginalLanguage | None = None,
     ) -> PipelineOutput:
-        """The video transcode of ``plan`` was verified but not smaller (``skip``, reason
-        ``not_smaller``; its temp file is gone): apply the rest of the plan, less its
+        """The video transcode of ``plan`` was declined (``skip``, a reason of
+        :data:`vpod.outcomes.VIDEO_DECLINED`; its temp file is gone): verified but not
+        smaller (``not_smaller``), or refused before any encode because it could not keep
+        the picture (``hdr_not_kept``, ``interlaced_not_kept``:
+        :func:`vpod.media.transcode.check_picture_kept`). Apply the rest of the plan, less its
         :class:`TranscodeVideo` actions (:func:`vpod.media.verify.without_video_transcodes`: audio encodes,
         flags, order, removals, container kept), through the transcoder again when audio
         encodes remain, else the usual way (in place or by a remux), verified with the
@@ -480,13 +487,13 @@ class FileProcessor:
             InsufficientSpace: the remux, the backup copy or the in-place edit would not
                 fit in the free space with its margin; nothing was written.
             MediaError: ``unsupported_stream`` (see :func:`obstacle`), before anything
-                is written; ``hdr_not_kept`` (a transcode would lose HDR or bit depth);
-                a tool failed or the result does not conform. The source is
+                is written; ``hdr_not_kept`` / ``interlaced_not_kept`` (a transcode would lose
+                HDR, bit depth or interlacing: :meth:`_video_declined` applies the rest); a tool failed or the result does not conform. The source is
                 as it was (a failed in-place edit is undone), except with reason ``undo_failed``.
             OSError: the file system refused (a full disk while copying a backup).
             Skip: reason ``not_smaller``: the verified transcode was discarded (``keep_if_larger``).
 
-        ``transcodes_declined``: ``plan`` is a plan less its transcodes (:meth:`_not_smaller`).
+        ``transcodes_declined``: ``plan`` is a plan less its transcodes (:meth:`_video_declined`).
         """
         blocked = obstacle(media, plan, policy, locked.stat)
         if blocked is not None:

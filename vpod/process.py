@@ -409,13 +409,19 @@ def split_unchanged(
 
 
 def _unchanged_result(path: Path, entry: Conforming) -> FileProcessingResult:
-    """The result of a file :func:`split_unchanged` leaves alone: a success, or for one kept
-    as ``not_smaller`` (its video encode was not smaller) that skip again, permanent."""
+    """The result of a file :func:`split_unchanged` leaves alone: a success, or for one whose
+    video encode vpod declined (``not_smaller``: not smaller; ``hdr_not_kept`` /
+    ``interlaced_not_kept``: it could not keep the picture) that skip again, permanent."""
     now = time.time()
+    why = {
+        Reason.NOT_SMALLER: "the encode was not smaller under keep_if_larger",
+        Reason.HDR_NOT_KEPT: "an encode would not keep its HDR or bit depth",
+        Reason.INTERLACED_NOT_KEPT: "an encode would not keep its interlacing",
+    }
     kept = {} if entry.reason is None else {
-        "success": False, "skipped": True, "reason": Reason.NOT_SMALLER, "permanent": True,
-        "error": f"{path}: unchanged since vpod kept its video as it was ({entry.reason}: the encode was not "
-        "smaller under keep_if_larger); --force looks again",
+        "success": False, "skipped": True, "reason": Reason(entry.reason), "permanent": True,
+        "error": f"{path}: unchanged since vpod kept its video as it was ({entry.reason}: "
+        f"{why.get(Reason(entry.reason), 'its encode was declined')}); --force looks again",
     }
     fields: dict[str, Any] = {"success": True, **kept}
     return FileProcessingResult(

@@ -4,6 +4,7 @@
 (FLAC, PCM s24le or TrueHD), an SRT subtitle, two chapters and a text attachment.
 :func:`tiny_hevc`: a very low-bitrate HEVC file (nothing left to save by re-encoding).
 :func:`video_with_lossless_audio`: a video that shrinks well beside big PCM audio.
+:func:`picture_not_kept`: HDR10 HEVC or interlaced MPEG-2, whose encode vpod declines.
 """
 
 from __future__ import annotations
@@ -103,6 +104,34 @@ def video_with_lossless_audio(path: Path, *, seconds: float = 4.0, audio_first: 
          "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16", "-pix_fmt", "yuv420p",
          "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "pcm_s16le",
          "-metadata:s:a:0", "language=eng", "-disposition:a:0", "default", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+_HDR10 = [
+    "-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
+    "-x265-params", "log-level=error:hdr10=1:repeat-headers=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:"
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400",
+    "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+]
+"""HDR10 HEVC 10-bit with mastering display (SMPTE ST 2086) and MaxCLL/MaxFALL (x265 docs, "VUI/SEI options")."""
+_INTERLACED = ["-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-top", "1", "-b:v", "2M"]
+"""MPEG-2 coded interlaced, top field first (ffmpeg-codecs(1): ilme/ildct; ffmpeg(1) -top): ffprobe field_order tt."""
+
+
+def picture_not_kept(path: Path, kind: str, *, seconds: float = 2.0) -> Path:
+    """``path`` (.mkv): a 320x240 video vpod cannot re-encode without losing its picture,
+    ``kind`` ``"hdr10"`` (:data:`_HDR10`) or ``"interlaced"`` (:data:`_INTERLACED`, 25 fps),
+    and an English FLAC 5.1 track with its default flag off (a header fix for a policy
+    whose audio_languages is English; a source for an audio_compat track)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}:sample_rate=48000", "-map", "0", "-map", "1",
+         *{"hdr10": _HDR10, "interlaced": _INTERLACED}[kind],
+         "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac",
+         "-metadata:s:a:0", "language=eng", "-disposition:a:0", "0", str(path)],
         check=True,
     )  # fmt: skip
     return path

@@ -14,7 +14,7 @@ PATH = Path("/media/Film.mkv")
 
 
 def recorded(result_bytes: int) -> str:
-    """The row's message, as the pipeline words it (vpod.pipeline._remux and _not_smaller),
+    """The row's message, as the pipeline words it (vpod.pipeline._remux and _video_declined),
     for a source with 10,000,000 bytes of video."""
     shortfall = saving_shortfall(VideoBytes(10_000_000, result_bytes), Policy())
     assert shortfall is not None

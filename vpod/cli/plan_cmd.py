@@ -16,7 +16,9 @@ from vpod.errors import MediaError, ToolError, ToolMissing, UsageProblem
 from vpod.logs import configure_logging
 from vpod.media.encoders import HARDWARE, PlannedEncoder, encoder_names_in, planned_encoder
 from vpod.media.limits import ToolLimits
+from vpod.media.model import MediaInfo
 from vpod.media.tools import ToolRunner
+from vpod.media.transcode import picture_refusal
 from vpod.media.verify import without_video_transcodes
 from vpod.not_smaller import NotSmaller, recorded_not_smaller
 from vpod.original.resolver import OriginalResolver, Resolution, names_original
@@ -57,14 +59,17 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
     hard-linked file under hardlinks = "headers" the header part, or for a file kept as
-    not_smaller the plan less its video transcode), "would_apply_cost"
+    not_smaller, hdr_not_kept or interlaced_not_kept the plan less its video transcode),
+    "would_apply_cost"
     (their cost class: "cost" is the whole plan's), "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
     and "notes"; null when no language list of the policy names "original" and no
     source answered or noted anything) and "not_smaller" ("detail", "saved_percent",
     "policy", "try_again"; null unless the configured database holds that outcome for
     this content under the policy in force: its video transcode, marked "not_run", is
-    not run again). The database is read only when the plan re-encodes video, and only
+    not run again). A video transcode that cannot keep the picture (HDR the encoder
+    cannot write, an interlaced source: one ffprobe of the streams and of the first
+    frame, no encode) is marked "not_run" with that reason, which "skip" carries. The database is read only when the plan re-encodes video, and only
     if it exists; one it cannot read is said on stderr and the plan made without it.
     A file that cannot be read as media (not media, truncated, not a regular file) still
     gets the object with --json: "error" holds the reason and detail, "policy", "cost" and
@@ -104,6 +109,12 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     if declined is not None:  # the run would not encode its video again: the rest only
         applied = without_video_transcodes(plan)
         skip = Skip(f"{display_path(media.path)}: {declined.describe()}; {declined.try_again()}", Reason.NOT_SMALLER)
+    # A video transcode the run declines before any encode (HDR, interlacing): the rest only.
+    refused = _picture_refused(media, plan, config) if blocked is None and declined is None else None
+    if refused is not None:
+        applied = without_video_transcodes(plan)
+        skip = Skip(str(refused), refused.reason)
+    not_run = Reason.NOT_SMALLER if declined is not None else refused.reason if refused is not None else None
     # Shown when it matters: a language list names "original", or a source answered
     # (mark_original would flag its tracks), or there is something to note.
     shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
@@ -114,7 +125,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             "path": display_path(media.path),
             "policy": selection.as_dict(),
             "cost": plan.cost,
-            "actions": [{**_action_json(a, encoders), **_not_run(a, declined)} for a in plan.actions],
+            "actions": [{**_action_json(a, encoders), **_not_run(a, not_run)} for a in plan.actions],
             "warnings": list(plan.warnings),
             "skip": {"reason": skip.reason, "detail": str(skip)} if skip else None,
             "error": {"reason": error.reason, "detail": str(error)} if error else None,
@@ -139,22 +150,19 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     else:
         click.echo(f"{len(plan.actions)} change(s), cost class {plan.cost} ({COST_CLASSES[plan.cost]}):")
         for action in plan.actions:
-            not_run = "  (not run: an earlier encode was not smaller)" if _not_run(action, declined) else ""
-            click.echo(f"  - {_describe(action, encoders)}" + (f"  [{action.why}]" if action.why else "") + not_run)
+            marked = _not_run(action, not_run)
+            why_not = "an earlier encode was not smaller" if declined is not None else f"{not_run}: see below"
+            note = f"  (not run: {why_not})" if marked else ""
+            click.echo(f"  - {_describe(action, encoders)}" + (f"  [{action.why}]" if action.why else "") + note)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}")
     if declined is not None:
         click.echo(f"vpod run would not encode its video again ({Reason.NOT_SMALLER}): {declined.describe()}")
         click.echo(f"  {declined.try_again()}")
-        if applied.is_empty:
-            click.echo(f"vpod run would apply nothing else (cost class {applied.cost})")
-        else:
-            click.echo(
-                f"vpod run would apply the rest ({len(applied.actions)} change(s), "
-                f"cost class {applied.cost} ({COST_CLASSES[applied.cost]})):"
-            )
-            for line in applied.describe():
-                click.echo(f"  - {line}")
+        _echo_rest(applied)
+    elif refused is not None:
+        click.echo(f"vpod run would not encode its video ({refused.reason}): {refused}")
+        _echo_rest(applied)
     elif skip is not None and not applied.is_empty:
         click.echo(
             f"vpod run would apply only the header part in place ({len(applied.actions)} change(s), "
@@ -169,6 +177,33 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
+
+
+def _echo_rest(applied: Plan) -> None:
+    """The lines saying what the run applies of a plan whose video transcode it declines."""
+    if applied.is_empty:
+        click.echo(f"vpod run would apply nothing else (cost class {applied.cost})")
+        return
+    click.echo(
+        f"vpod run would apply the rest ({len(applied.actions)} change(s), "
+        f"cost class {applied.cost} ({COST_CLASSES[applied.cost]})):"
+    )
+    for line in applied.describe():
+        click.echo(f"  - {line}")
+
+
+def _picture_refused(media: MediaInfo, plan: Plan, config: VPOConfig) -> MediaError | None:
+    """Why the run would decline ``plan``'s video transcode before any encode
+    (``hdr_not_kept``, ``interlaced_not_kept``: :func:`vpod.media.transcode.picture_refusal`,
+    the executor's own check), or ``None``. An ffprobe that fails here is said in one
+    line on stderr and the plan made without the check (the run would say more)."""
+    try:
+        return picture_refusal(media, plan, ToolRunner(ToolLimits.from_config(config.processing)))
+    except ToolMissing:
+        raise
+    except (ToolError, MediaError) as exc:
+        click.echo(f"vpod: warning: cannot check whether the video encode keeps the picture: {exc}", err=True)
+        return None
 
 
 def _planned_encoders(actions: Sequence[Action], vaapi_device: str, limits: ToolLimits) -> dict[Action, PlannedEncoder]:
@@ -241,9 +276,11 @@ def _declined(config: VPOConfig, path: Path, plan: Plan, digest: str) -> NotSmal
     return lookup.found
 
 
-def _not_run(action: object, declined: NotSmaller | None) -> dict[str, str]:
-    """``{"not_run": "not_smaller"}`` for a video transcode the run would not do again, else ``{}``."""
-    return {"not_run": Reason.NOT_SMALLER.value} if declined is not None and isinstance(action, TranscodeVideo) else {}
+def _not_run(action: object, reason: Reason | None) -> dict[str, str]:
+    """``{"not_run": REASON}`` for a video transcode the run would not do (``not_smaller``:
+    not again; ``hdr_not_kept`` / ``interlaced_not_kept``: declined before any encode),
+    else ``{}``."""
+    return {"not_run": reason.value} if reason is not None and isinstance(action, TranscodeVideo) else {}
 
 
 def _original_as_dict(resolution: Resolution) -> dict[str, Any]:

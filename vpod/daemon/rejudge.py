@@ -1,6 +1,6 @@
 """Files skipped for good under a policy that no longer judges them go back to the queue:
-hard-linked ones (``hardlinked``) and those whose video encode was not smaller
-(``not_smaller``)."""
+hard-linked ones (``hardlinked``) and those whose video encode vpod declined
+(``not_smaller``, ``hdr_not_kept``, ``interlaced_not_kept``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ class HardlinkedRejudge:
     :class:`PolicySelector` chooses for them now) has another digest are queued again
     (:meth:`vpod.db.store.Store.requeue_hardlinked`), logged ``hardlinked_requeued``.
     The same holds for a file skipped as ``not_smaller`` (its video encode was not
-    smaller, ``keep_if_larger``): logged ``not_smaller_requeued``.
+    smaller, ``keep_if_larger``): logged ``not_smaller_requeued``; and for one whose video
+    encode was declined because it could not keep the picture (``hdr_not_kept``,
+    ``interlaced_not_kept``): logged ``video_declined_requeued`` with ``outcome``.
 
     Args:
         store: the Store.
@@ -45,10 +47,14 @@ class HardlinkedRejudge:
             return selector.digest(folder / os.fsdecode(relpath), root=folder, library=library)
 
         count = 0
-        for reason, event in ((Reason.HARDLINKED, "hardlinked_requeued"), (Reason.NOT_SMALLER, "not_smaller_requeued")):
+        for reason, event in (
+            (Reason.HARDLINKED, "hardlinked_requeued"), (Reason.NOT_SMALLER, "not_smaller_requeued"),
+            (Reason.HDR_NOT_KEPT, "video_declined_requeued"), (Reason.INTERLACED_NOT_KEPT, "video_declined_requeued"),
+        ):  # fmt: skip
             paths = self.store.requeue_hardlinked(digest_of, reason)
             if paths:
-                self.log.info(event, files=len(paths), reason="the policy that judges them changed")
+                extra = {"outcome": reason.value} if event == "video_declined_requeued" else {}
+                self.log.info(event, files=len(paths), reason="the policy that judges them changed", **extra)
                 count += len(paths)
         if count:
             self.queued()

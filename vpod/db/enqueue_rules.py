@@ -14,7 +14,7 @@ from vpod.db.rows import Row
 
 from vpod.db.store import EnqueueEntry, EnqueueOutcome
 from vpod.fingerprint import is_unread
-from vpod.outcomes import Reason, Status
+from vpod.outcomes import VIDEO_DECLINED, Reason, Status
 
 
 class Write(enum.Enum):
@@ -46,7 +46,8 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
     equal to what vpod left at this path is ``UNCHANGED``; content equal to a permanent
     failure or skip waits for a change; content a result elsewhere vouches for under the
     policy in force (``twin``) is ``SAME_CONTENT_DONE``; anything else is queued. A file
-    skipped as ``hardlinked`` or ``not_smaller`` under another policy digest counts as
+    skipped as ``hardlinked`` or with its video encode declined (``not_smaller``,
+    ``hdr_not_kept``, ``interlaced_not_kept``: :data:`vpod.outcomes.VIDEO_DECLINED`) under another policy digest counts as
     having no row (a policy change re-judges it). A ``fingerprint`` not read yet
     (:func:`vpod.fingerprint.unread`, a folder walk's file) decides only for a path with
     no row and no result of its size under the policy in force (``twin`` means "a result
@@ -59,7 +60,7 @@ def decide(row: Row | None, fingerprint: str, *, twin: bool, policy_digest: str 
     if (
         row is not None
         and row["state"] == Status.SKIPPED
-        and row["reason"] in (Reason.HARDLINKED, Reason.NOT_SMALLER)
+        and (row["reason"] == Reason.HARDLINKED or row["reason"] in VIDEO_DECLINED)
         and row["policy_digest"] != policy_digest
     ):
         row = None

@@ -48,7 +48,7 @@ from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, Outc
 from vpod.errors import LeaseLost
 from vpod.fingerprint import StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
-from vpod.outcomes import Reason, Status
+from vpod.outcomes import VIDEO_DECLINED, Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 NOW = "extract(epoch from clock_timestamp())::float8"
@@ -404,9 +404,9 @@ class PgStore(web_reads.WebReads):
                 "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns, f.policy_digest, f.policy_name,"
                 " f.state, f.reason FROM files AS f"
                 " JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s AND m.path = %s"
-                " WHERE f.dir = %s AND (f.state = 'done' OR (f.state = 'skipped' AND f.reason = %s AND f.permanent))"
+                " WHERE f.dir = %s AND (f.state = 'done' OR (f.state = 'skipped' AND f.reason IN (%s, %s, %s) AND f.permanent))"
                 " AND f.ctime_ns IS NOT NULL AND f.size IS NOT NULL AND f.policy_digest IS NOT NULL",
-                (self.node, str(root), folder, Reason.NOT_SMALLER),
+                (self.node, str(root), folder, *sorted(VIDEO_DECLINED)),
             ).fetchall()
         return {bytes(r["relpath"]): conforming(r) for r in rows}
 

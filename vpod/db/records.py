@@ -191,7 +191,8 @@ class FileRecord(NamedTuple):
 class Conforming(NamedTuple):
     """What the Store recorded of a file vpod left conforming (``done``), or left as
     handled under its policy though it still plans a video transcode (skipped for good as
-    ``not_smaller``: the encode was not smaller, ``keep_if_larger``):
+    ``not_smaller``: the encode was not smaller, ``keep_if_larger``; or as ``hdr_not_kept``
+    / ``interlaced_not_kept``: it could not keep the picture, :data:`vpod.outcomes.VIDEO_DECLINED`):
 
     Attributes:
         stat: its stat key, ctime included, taken after vpod's last change to it (the
@@ -199,7 +200,7 @@ class Conforming(NamedTuple):
             was found conforming or vouched for by a twin.
         policy_digest: :attr:`~vpod.policy.policy.Policy.digest` of the policy that judged it.
         policy_name: that policy's name (``None``: not recorded).
-        reason: ``None`` for a ``done`` row; ``"not_smaller"`` for one skipped as such.
+        reason: ``None`` for a ``done`` row; the reason (``"not_smaller"`` ...) for one skipped as such.
     """
 
     stat: StatKey

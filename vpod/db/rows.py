@@ -64,7 +64,7 @@ def stat_key(row: Row) -> StatKey | None:
 
 
 def conforming(row: Row) -> Conforming:
-    """A ``done`` (or ``not_smaller``) row with ``size``, ``mtime_ns``, ``inode``, ``device``,
+    """A ``done`` (or ``not_smaller``, ``hdr_not_kept``, ``interlaced_not_kept``) row with ``size``, ``mtime_ns``, ``inode``, ``device``,
     ``ctime_ns`` and ``policy_digest`` (none NULL: the query leaves such rows out),
     ``policy_name``, ``state`` and ``reason`` as a :class:`Conforming`."""
     return Conforming(

@@ -29,7 +29,7 @@ from vpod.db.schema import migrate
 from vpod.db.store import LEASE_SECONDS, EnqueueEntry, EnqueueOutcome, Job, LeaseLost, Outcome, StoreError, WalkedFolder
 from vpod.fingerprint import UNREAD_PREFIX, StatKey, is_unread, unread_size
 from vpod.libraries import adhoc_name
-from vpod.outcomes import Reason, Status
+from vpod.outcomes import VIDEO_DECLINED, Reason, Status
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
 
 
@@ -383,7 +383,9 @@ class SqliteStore(web_reads.WebReads):
 
     def conforming_stats(self, root: Path, folder: bytes) -> dict[bytes, Conforming]:
         """What vpod recorded of the files directly in ``folder`` of ``root`` it left
-        conforming (``done``, or skipped for good as ``not_smaller``, with the policy digest that judged them and a stat key with
+        conforming (``done``, or skipped for good with a reason of
+        :data:`vpod.outcomes.VIDEO_DECLINED`: its video encode declined, the rest of its plan
+        applied), with the policy digest that judged them and a stat key with
         ctime): what :func:`vpod.unchanged.left_conforming` needs. Rows an older vpod
         wrote (no ctime, or no digest) are left out: they prove nothing. Read on the
         calling thread's kept connection: ``vpod process`` asks once per folder."""
@@ -391,9 +393,9 @@ class SqliteStore(web_reads.WebReads):
             rows = conn.execute(
                 "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name, state, reason"
                 f" FROM files WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ?"
-                " AND (state = 'done' OR (state = 'skipped' AND reason = ? AND permanent))"
+                " AND (state = 'done' OR (state = 'skipped' AND reason IN (?, ?, ?) AND permanent))"
                 " AND ctime_ns IS NOT NULL AND size IS NOT NULL AND policy_digest IS NOT NULL",
-                (str(root), folder, Reason.NOT_SMALLER),
+                (str(root), folder, *sorted(VIDEO_DECLINED)),
             ).fetchall()
         return {r["relpath"]: conforming(r) for r in rows}
 

@@ -10,7 +10,8 @@ its source, attachments (``-map 0:t?``) and chapters (``-map_chapters 0``) kept,
 
 The encoder of a video transcode is chosen by :mod:`vpod.media.encoders` (hardware only
 when present, else software with an ``encoder_fallback`` warning); its bit depth and HDR
-are kept or the file fails before anything is written (:mod:`vpod.media.video_color`).
+are kept, or its encode is declined before anything is written, as it is for an
+interlaced source (:mod:`vpod.media.video_color`, :func:`check_picture_kept`).
 The encoder runs under ``[processing] transcode_nice`` / ``transcode_ionice`` and a
 time limit that grows with the file's duration (:meth:`vpod.media.limits.ToolLimits.for_encode`).
 """
@@ -26,14 +27,16 @@ from typing import Any, NamedTuple
 import structlog
 
 from vpod.errors import MediaError, ToolError
-from vpod.media.encoders import EncoderCatalog, EncoderChoice, TranscodeSettings
+from vpod.media.encoders import SOFTWARE, EncoderCatalog, EncoderChoice, TranscodeSettings
 from vpod.media.layout import OutputTrack, changed_fields, planned_layout
 from vpod.media.model import MediaInfo
 from vpod.media.probe import ffmpeg_input
 from vpod.media.remux import _CONVERTED_SUBTITLES, Remuxer, _disposition, unsupported_stream_error
 from vpod.media.tool_progress import FFMPEG_ARGS, ProgressSink, ffmpeg_line_reader
 from vpod.media.tools import ToolRunner
-from vpod.media.video_color import VideoColor, check_hdr_kept, color_args, output_pixel_format, video_color
+from vpod.media.video_color import (
+    VideoColor, check_hdr_kept, check_progressive, color_args, output_pixel_format, video_color,
+)
 from vpod.outcomes import Reason
 from vpod.policy.plan import AddAudio, ConvertAudio, Plan, TranscodeVideo
 from vpod.tempfiles import TempRegistry, temp_beside
@@ -222,6 +225,83 @@ def transcode_args(
     return args
 
 
+def source_streams(media: MediaInfo, runner: ToolRunner) -> list[dict[str, Any]]:
+    """ffprobe's ``streams`` of ``media`` (``-show_streams``, side data included): the
+    probe's own when it ran ffprobe, else one ffprobe run.
+
+    Raises:
+        ToolError / ToolMissing / ToolTimeout: ffprobe failed.
+    """
+    data = media.extra.get("ffprobe")
+    if data is None:
+        result = runner.run(
+            ["ffprobe", "-v", "error", "-of", "json", "-show_streams", ffmpeg_input(media.path)],
+            timeout_seconds=runner.limits.probe_seconds,
+        )
+        data = json.loads(result.stdout or "{}")
+    streams: list[dict[str, Any]] = data.get("streams", [])
+    return streams
+
+
+def first_frame(media: MediaInfo, stream_index: int, runner: ToolRunner) -> dict[str, Any] | None:
+    """The first frame of ffmpeg stream ``stream_index`` as ``ffprobe -show_frames`` reads
+    it (its side data: HDR metadata an HEVC stream carries in SEI), or ``None``.
+
+    Raises:
+        ToolError / ToolMissing / ToolTimeout: ffprobe failed.
+    """
+    result = runner.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-select_streams", str(stream_index), "-read_intervals",
+         "%+#1", "-show_frames", "-show_entries", "frame=side_data_list", ffmpeg_input(media.path)],
+        timeout_seconds=runner.limits.probe_seconds,
+    )  # fmt: skip
+    frames = json.loads(result.stdout or "{}").get("frames") or []
+    return frames[0] if frames else None
+
+
+def check_picture_kept(stream: dict[str, Any], color: VideoColor, action: TranscodeVideo, source: Path) -> None:
+    """Raise when the video transcode ``action`` of the ffprobe ``stream`` (whose colour
+    is ``color``) cannot keep its picture, judged with no encoder run: interlaced
+    (:func:`vpod.media.video_color.check_progressive`), or HDR the encoder that would
+    write it cannot keep (:func:`vpod.media.video_color.check_hdr_kept` with the
+    codec's software encoder: a hardware one gives way to it for HDR, see
+    :meth:`Transcoder.plan_video`). The executor and ``vpod plan`` both ask this.
+
+    Raises:
+        MediaError: reason ``interlaced_not_kept`` or ``hdr_not_kept`` (permanent).
+    """
+    check_progressive(stream, source)
+    check_hdr_kept(color, SOFTWARE[action.codec], source)
+
+
+def picture_refusal(media: MediaInfo, plan: Plan, runner: ToolRunner) -> MediaError | None:
+    """Why the first video transcode of ``plan`` would be declined by the executor before
+    any encode (:func:`check_picture_kept`), or ``None``; what ``vpod plan`` predicts.
+    Runs nothing for a plan without a video transcode, else one ``ffprobe
+    -show_streams`` (unless the probe has it) and one first-frame read per video
+    transcode. The bit depth an encoder cannot write (12-bit into libx265's 4:2:0
+    formats, :func:`vpod.media.video_color.output_pixel_format`) is known only from the
+    encoder's pixel formats, at run time: not predicted here.
+
+    Raises:
+        ToolError / ToolMissing / ToolTimeout: ffprobe failed.
+        MediaError: ffmpeg and mkvmerge list different tracks (:func:`ffmpeg_indexes`).
+    """
+    videos = [a for a in plan.actions if isinstance(a, TranscodeVideo)]
+    if not videos:
+        return None
+    streams = source_streams(media, runner)
+    index = ffmpeg_indexes(media, streams)
+    raw = {int(s["index"]): s for s in streams}
+    for action in videos:
+        stream = raw.get(index[action.track], {})
+        try:
+            check_picture_kept(stream, video_color(stream, first_frame(media, index[action.track], runner)), action, media.path)
+        except MediaError as exc:
+            return exc
+    return None
+
+
 class Transcoder:
     """Writes a plan that encodes into a new Matroska file with one ffmpeg run.
 
@@ -248,31 +328,8 @@ class Transcoder:
             self.encoders = EncoderCatalog(self.runner, settings)
 
     def source_streams(self, media: MediaInfo) -> list[dict[str, Any]]:
-        """ffprobe's ``streams`` of the source (side data included).
-
-        Raises:
-            ToolError / ToolMissing / ToolTimeout: ffprobe failed.
-        """
-        data = media.extra.get("ffprobe")
-        if data is None:
-            result = self.runner.run(
-                ["ffprobe", "-v", "error", "-of", "json", "-show_streams", ffmpeg_input(media.path)],
-                timeout_seconds=self.runner.limits.probe_seconds,
-            )
-            data = json.loads(result.stdout or "{}")
-        streams: list[dict[str, Any]] = data.get("streams", [])
-        return streams
-
-    def first_frame(self, media: MediaInfo, stream_index: int) -> dict[str, Any] | None:
-        """The first frame of stream ``stream_index`` as ``ffprobe -show_frames`` reads it
-        (its side data: HDR metadata an HEVC stream carries in SEI), or ``None``."""
-        result = self.runner.run(
-            ["ffprobe", "-v", "error", "-of", "json", "-select_streams", str(stream_index), "-read_intervals",
-             "%+#1", "-show_frames", "-show_entries", "frame=side_data_list", ffmpeg_input(media.path)],
-            timeout_seconds=self.runner.limits.probe_seconds,
-        )  # fmt: skip
-        frames = json.loads(result.stdout or "{}").get("frames") or []
-        return frames[0] if frames else None
+        """ffprobe's ``streams`` of the source (:func:`source_streams`)."""
+        return source_streams(media, self.runner)
 
     def plan_video(self, media: MediaInfo, plan: Plan, streams: list[dict[str, Any]]) -> dict[int, VideoEncode]:
         """For each :class:`TranscodeVideo`: the encoder (logging ``encoder_fallback`` when
@@ -280,7 +337,8 @@ class Transcoder:
         pixel format.
 
         Raises:
-            MediaError: reason ``hdr_not_kept`` (see :mod:`vpod.media.video_color`).
+            MediaError: reason ``hdr_not_kept`` or ``interlaced_not_kept`` (see
+                :mod:`vpod.media.video_color` and :func:`check_picture_kept`).
             ToolError: no encoder for the codec.
         """
         index = ffmpeg_indexes(media, streams)
@@ -290,7 +348,8 @@ class Transcoder:
             if not isinstance(action, TranscodeVideo):
                 continue
             source = index[action.track]
-            color = video_color(raw.get(source, {}), self.first_frame(media, source))
+            color = video_color(raw.get(source, {}), first_frame(media, source, self.runner))
+            check_picture_kept(raw.get(source, {}), color, action, media.path)
             choice = self.encoders.choose(action.codec, action.encoder)
             if choice.hardware and (color.hdr or color.dolby_vision):
                 # Only libx265/libsvtav1 are known to write HDR10's metadata (video_color).
@@ -304,7 +363,7 @@ class Transcoder:
                     "encoder_fallback", path=str(media.path), track=action.track, wanted=action.encoder,
                     encoder=choice.name, why=choice.fallback,
                 )  # fmt: skip
-            check_hdr_kept(color, choice.name, media.path)
+            check_hdr_kept(color, choice.name, media.path)  # the encoder that runs (check_picture_kept: the plan's)
             if choice.hardware in ("vaapi", "qsv"):
                 # Hardware frames: the upload filter's surface format (nv12 / p010) sets the depth.
                 pix_fmt = "p010le" if color.depth > 8 else "nv12"

@@ -12,8 +12,16 @@ depth; PQ's mastering display and content light level by libx265 (``x265-params`
 ``master-display``/``max-cll``, x265 docs "VUI/SEI options") and libsvtav1
 (``svtav1-params`` ``mastering-display``/``content-light``, SVT-AV1 docs
 Parameters.md); HLG's colour tags by every software encoder. Dolby Vision's RPU cannot be
-re-encoded by any of them, and PQ into H.264 loses its metadata: those fail the file
-with reason ``hdr_not_kept`` before anything is written.
+re-encoded by any of them, and PQ into H.264 loses its metadata: those decline the
+video encode with reason ``hdr_not_kept`` before anything is written.
+
+Interlacing is never kept: FFmpeg 5.1's libx265 codes the fields of an interlaced source
+as progressive frames and writes a field order into the header all the same, and vpod
+passes no interlaced-coding options to any encoder. A source whose ffprobe
+``field_order`` is ``tt``, ``bb``, ``tb`` or ``bt`` (ffprobe's names of FFmpeg's
+``AVFieldOrder``, libavcodec/codec_par.h: the field coded and the field displayed first)
+declines the video encode with reason ``interlaced_not_kept``. The pipeline then applies
+the rest of the plan (:meth:`vpod.pipeline.FileProcessor._video_declined`).
 """
 
 from __future__ import annotations
@@ -129,7 +137,7 @@ def output_pixel_format(color: VideoColor, formats: tuple[str, ...], encoder: st
         return "p010le" if color.depth == 10 else "nv12"
     raise MediaError(
         f"{source}: the video is {color.depth}-bit ({color.pix_fmt}) and {encoder} cannot encode that depth "
-        f"(it takes {', '.join(formats)}); re-encoding would lose it, so the file is left unchanged",
+        f"(it takes {', '.join(formats)}); re-encoding would lose it, so the video is not re-encoded",
         reason=Reason.HDR_NOT_KEPT,
     )
 
@@ -149,8 +157,36 @@ def check_hdr_kept(color: VideoColor, encoder: str, source: Path) -> None:
         why = f"it is HDR ({color.transfer}) in {color.depth} bits"
     if why:
         raise MediaError(
-            f"{source}: the video cannot be re-encoded without losing its HDR: {why}; the file is left unchanged",
+            f"{source}: the video cannot be re-encoded without losing its HDR: {why}; the video is not re-encoded",
             reason=Reason.HDR_NOT_KEPT,
+        )
+
+
+FIELD_ORDERS = {
+    "tt": "top field coded and displayed first",
+    "bb": "bottom field coded and displayed first",
+    "tb": "top field coded first, bottom displayed first",
+    "bt": "bottom field coded first, top displayed first",
+}
+"""ffprobe's ``field_order`` of an interlaced stream (``progressive`` and ``unknown`` are
+the others), ffprobe's names of FFmpeg's ``AVFieldOrder`` (libavcodec/codec_par.h)."""
+
+
+def check_progressive(stream: dict[str, Any], source: Path) -> None:
+    """Raise when the ffprobe ``stream`` (``-show_streams``) is interlaced (see the module).
+
+    Raises:
+        MediaError: reason ``interlaced_not_kept`` (permanent), naming the field order
+            and what the user can do.
+    """
+    order = str(stream.get("field_order") or "")
+    if order in FIELD_ORDERS:
+        raise MediaError(
+            f"{source}: the video is interlaced (field order {order}: {FIELD_ORDERS[order]}) and re-encoding it "
+            "would make progressive frames of its fields, with a wrong field order in the header; the video is "
+            'not re-encoded. Set video_codec = "keep" for it (e.g. in its folder\'s .vpod.toml), or deinterlace '
+            "it first (e.g. ffmpeg -vf bwdif)",
+            reason=Reason.INTERLACED_NOT_KEPT,
         )
 
 
