@@ -50,7 +50,7 @@ from vpod.fingerprint import StatKey, fingerprint_path
 from vpod.integrations.settings import rename_calls_wanted
 from vpod.lanes import OUTSIDE_HOURS, TranscodeDeferred
 from vpod.import_gc import imports_uncollected
-from vpod.outcomes import Reason
+from vpod.outcomes import VIDEO_DECLINED, Reason
 from vpod.policy.selection import PolicySelector
 from vpod.progress import ProgressTracker, StatusLine
 from vpod.results import BatchResult, FileProcessingResult, display_path, utf8_text
@@ -418,10 +418,10 @@ def _unchanged_result(path: Path, entry: Conforming) -> FileProcessingResult:
         Reason.HDR_NOT_KEPT: "an encode would not keep its HDR or bit depth",
         Reason.INTERLACED_NOT_KEPT: "an encode would not keep its interlacing",
     }
+    reason = next((r for r in VIDEO_DECLINED if r == entry.reason), Reason.NOT_SMALLER)
     kept = {} if entry.reason is None else {
-        "success": False, "skipped": True, "reason": Reason(entry.reason), "permanent": True,
-        "error": f"{path}: unchanged since vpod kept its video as it was ({entry.reason}: "
-        f"{why.get(Reason(entry.reason), 'its encode was declined')}); --force looks again",
+        "success": False, "skipped": True, "reason": reason, "permanent": True,
+        "error": f"{path}: unchanged since vpod kept its video as it was ({reason}: {why[reason]}); --force looks again",
     }
     fields: dict[str, Any] = {"success": True, **kept}
     return FileProcessingResult(

@@ -1,0 +1,100 @@
+"""A video transcode that cannot keep the picture (T18C findings 4 and 8): HDR10 into
+H.264 (``hdr_not_kept``) and an interlaced MPEG-2 source (``interlaced_not_kept``). The
+video encode is declined before anything is encoded; the rest of the plan (a default
+flag, an added AAC track) is applied as for ``not_smaller``; the source's video packets
+are untouched; `vpod plan` says so beforehand; a second run changes and runs nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.daemon import write_config
+from support.transcode_media import picture_not_kept, streams
+from test_unchanged import counting_tools, tool_runs
+
+pytestmark = pytest.mark.integration
+
+CASES = {
+    # HDR10 HEVC under a policy that converts HEVC to H.264: libx264 cannot write its
+    # mastering display metadata.
+    "hdr10": ("hdr_not_kept", {"codec": "h264", "convert": ["hevc"], "preset": "ultrafast"}, "HDR10 (PQ)"),
+    # Interlaced MPEG-2 under video_codec = "hevc" and its default convert list (mpeg2 in it).
+    "interlaced": ("interlaced_not_kept", "hevc", "field order tt"),
+}
+
+
+def vpod(tmp_path: Path, env: dict[str, str], video_codec: Any, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    config = write_config(tmp_path / "c.toml", {
+        "database": {"path": str(tmp_path / "vpod.db")}, "logging": {"format": "json"},
+        "policy": {"audio_languages": ["eng"], "video_codec": video_codec,
+                   "audio_compat": {"codec": "aac", "channels": 2, "bitrate_kbps": 96}},
+    })  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vpod", *args, "--config", str(config)],
+        env={**env, **({"PATH": path} if path else {})}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+
+def video_hash(path: Path) -> str:
+    """A hash of the video stream's packets (ffmpeg's streamhash muxer, ffmpeg-formats(1))."""
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "streamhash", "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_the_video_encode_is_declined_and_the_rest_of_the_plan_applied(tmp_path: Path, env: dict[str, str], kind: str) -> None:
+    reason, video_codec, named = CASES[kind]
+    source = picture_not_kept(tmp_path / "lib" / "Film.mkv", kind)
+    before = streams(source)
+    video_before = video_hash(source)
+
+    planned = vpod(tmp_path, env, video_codec, "plan", str(source), "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["skip"]["reason"] == reason and named in plan["skip"]["detail"], plan["skip"]
+    assert plan["error"] is None
+    video = [a for a in plan["actions"] if a["action"] == "transcode_video"]
+    assert [a.get("not_run") for a in video] == [reason], plan["actions"]
+    assert sorted(a["action"] for a in plan["would_apply"]) == ["add_audio", "set_flag"], plan["would_apply"]
+    assert plan["would_apply_cost"] == "transcode"  # the AAC encode
+    text = vpod(tmp_path, env, video_codec, "plan", str(source)).stdout
+    assert f"(not run: {reason}" in text and f"vpod run would not encode its video ({reason})" in text, text
+    assert "vpod run would apply the rest (2 change(s)" in text, text
+
+    done = vpod(tmp_path, env, video_codec, "process", str(source), "--json")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["results"]
+    assert (result["skipped"], result["reason"]) == (True, reason), result
+    assert "applied: track 1: set default flag on; add AAC 2 ch" in result["error"], result
+    after = streams(source)
+    assert video_hash(source) == video_before
+    assert {k: after[0].get(k) for k in ("codec_name", "pix_fmt", "field_order", "color_transfer")} == {
+        k: before[0].get(k) for k in ("codec_name", "pix_fmt", "field_order", "color_transfer")
+    }
+    assert [(s["codec_name"], s.get("channels"), s["disposition"]["default"]) for s in after[1:]] == [
+        ("flac", 6, 1), ("aac", 2, 0),
+    ]  # fmt: skip
+    assert not list(source.parent.glob(".vpod-tmp*"))
+
+    # Handled under this policy: vpod process again runs no tool; the plan now declines
+    # the video transcode alone, with nothing else to apply.
+    log = tmp_path / "tools.log"
+    again = vpod(tmp_path, env, video_codec, "process", str(source), "--json", path=counting_tools(tmp_path / "bin", log))
+    [result] = json.loads(again.stdout)["results"]
+    assert (result["unchanged"], result["skipped"], result["reason"]) == (True, True, reason), result
+    assert tool_runs(log) == []
+    plan = json.loads(vpod(tmp_path, env, video_codec, "plan", str(source), "--json").stdout)
+    assert (plan["skip"]["reason"], plan["would_apply"], plan["would_apply_cost"]) == (reason, [], "none")
+    # --force looks again: the same decline, nothing written.
+    mtime = source.stat().st_mtime_ns
+    forced = json.loads(vpod(tmp_path, env, video_codec, "process", str(source), "--json", "--force").stdout)
+    assert [(r["reason"], r.get("changes")) for r in forced["results"]] == [(reason, 0)], forced
+    assert source.stat().st_mtime_ns == mtime
