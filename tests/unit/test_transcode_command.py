@@ -15,7 +15,7 @@ from vpod.media.limits import ToolLimits
 from vpod.media.model import MediaInfo, Track
 from vpod.media.tool_progress import ffmpeg_line_reader
 from vpod.media.transcode import VideoEncode, ffmpeg_indexes, transcode_args
-from vpod.media.video_color import check_hdr_kept, color_args, output_pixel_format, video_color
+from vpod.media.video_color import check_hdr_kept, check_progressive, color_args, output_pixel_format, video_color
 from vpod.outcomes import Reason
 from vpod.policy.plan import AddAudio, ConvertAudio, Plan, RemoveTrack, Reorder, SetFlag, TranscodeVideo
 
@@ -129,6 +129,19 @@ def test_what_cannot_be_kept_fails_with_hdr_not_kept():
         output_pixel_format(twelve, ("yuv420p", "yuv420p10le"), "libsvtav1", SOURCE)
     assert depth.value.reason is Reason.HDR_NOT_KEPT
     assert output_pixel_format(video_color({"pix_fmt": "yuv422p10le"}), ("yuv420p", "yuv420p10le"), "x", SOURCE) == "yuv420p10le"
+
+
+@pytest.mark.parametrize("order", ["tt", "bb", "tb", "bt"])
+def test_an_interlaced_source_declines_the_video_encode_naming_its_field_order(order):
+    with pytest.raises(MediaError) as refused:
+        check_progressive({"codec_name": "mpeg2video", "field_order": order}, SOURCE)
+    assert refused.value.reason is Reason.INTERLACED_NOT_KEPT and refused.value.permanent
+    assert f"field order {order}" in str(refused.value) and 'video_codec = "keep"' in str(refused.value)
+
+
+@pytest.mark.parametrize("stream", [{"field_order": "progressive"}, {"field_order": "unknown"}, {}])
+def test_a_progressive_or_unknown_field_order_is_encoded(stream):
+    check_progressive(stream, SOURCE)  # no error
 
 
 def test_an_encode_limit_grows_with_the_duration():
