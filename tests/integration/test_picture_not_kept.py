@@ -98,3 +98,29 @@ def test_the_video_encode_is_declined_and_the_rest_of_the_plan_applied(tmp_path:
     forced = json.loads(vpod(tmp_path, env, video_codec, "process", str(source), "--json", "--force").stdout)
     assert [(r["reason"], r.get("changes")) for r in forced["results"]] == [(reason, 0)], forced
     assert source.stat().st_mtime_ns == mtime
+
+
+def test_the_daemon_applies_the_rest_once_and_a_policy_change_judges_it_again(tmp_path: Path, daemon_factory: Any) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    policy = {"audio_languages": ["eng"], "video_codec": "hevc", "audio_compat": {"codec": "aac", "channels": 2}}
+    config = {"watch": {"paths": [str(inbox)], "settle_seconds": 0.3}, "policy": policy}
+    daemon = daemon_factory(config, name="first")
+    target = picture_not_kept(tmp_path / "Film.mkv", "interlaced").rename(inbox / "Film.mkv")
+    [event] = daemon.wait_for("file_skipped", path=str(target))
+    assert (event["reason"], event["changes"]) == ("interlaced_not_kept", 2), event
+    assert daemon.stop() == 0
+    assert [s["codec_name"] for s in streams(target)] == ["mpeg2video", "flac", "aac"]
+
+    again = daemon_factory(config, name="second")
+    again.wait_for("scan_completed")
+    assert again.stop() == 0
+    assert again.named("file_processed", path=str(target)) == again.named("file_skipped", path=str(target)) == []
+
+    # Another policy (a new digest) judges it again at start: queued once, declined again.
+    third = daemon_factory({**config, "policy": {**policy, "video_codec": {"codec": "hevc", "crf": 30}}}, name="third")
+    [requeued] = third.wait_for("video_declined_requeued")
+    assert (requeued["files"], requeued["outcome"]) == (1, "interlaced_not_kept"), requeued
+    [event] = third.wait_for("file_skipped", path=str(target))
+    assert event["reason"] == "interlaced_not_kept" and not event.get("changes"), event
+    assert third.stop() == 0
