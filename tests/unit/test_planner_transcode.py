@@ -427,7 +427,8 @@ def test_what_the_measure_leaves_out():
 
 
 def test_the_why_says_what_was_measured():
-    m = media(t("video", H264), t("audio", "FLAC", channels=6, default=True), t("audio", "AAC", channels=2), size=2 * 10**9)
+    tracks = (t("video", H264), t("audio", "FLAC", channels=6, default=True), t("audio", "AAC", channels=2))
+    m = media(*tracks, size=2 * 10**9)
     [action] = of(plan(policy(**UNDER), m), TranscodeVideo)
     assert action.why == (
         "video_codec: h264 is in convert [h264, mpeg2, mpeg4, vc1]; "

@@ -429,7 +429,9 @@ def _plan(
         actions.append(Reorder(tuple(t.index for t in ordered), why="track_order, then preferred languages"))
     measure = video_measure(policy, media, compat)
     if not header_only:
-        judged = measure if minimums_of is None else minimums_measure(policy, minimums_of, original)
+        rule = policy.video_codec
+        minimums = rule.active and bool(rule.min_bitrate_kbps or rule.min_gb_per_hour)
+        judged = minimums_measure(policy, minimums_of, original) if minimums and minimums_of is not None else measure
         actions += video_actions(policy, ordered, judged, j.warnings)
         actions += convert_actions(policy, ordered)
         actions += added
