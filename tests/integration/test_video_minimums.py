@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from support.daemon import run_vpod, write_config
-from support.transcode_media import streams, video_packet_bytes
+from support.transcode_media import streams, video_packet_bytes, video_with_lossless_audio
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +25,12 @@ SECONDS = 4.0
 
 
 def h264_with_flac_51(path: Path, *, silent: bool = False) -> Path:
-    """``path`` (.mkv): 320x240 H.264 (libx264 ultrafast) and English FLAC 5.1 at 48 kHz
-    (what the AAC track is made from at its full 192 kb/s), not default: a flag to fix.
-    ``silent``: the audio is silence (a few kb/s of FLAC)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sound = "anullsrc=sample_rate=48000" if silent else "sine=frequency=500:sample_rate=48000"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-nostdin",
-         "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=10:duration={SECONDS}",
-         "-f", "lavfi", "-t", str(SECONDS), "-i", sound,
-         "-map", "0:v", "-map", "1:a", "-map_metadata", "-1",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-         "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac",
-         "-metadata:s:a:0", "language=eng", "-disposition:a:0", "0", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+    """``path`` (.mkv): 320x240 H.264 (libx264 ultrafast, CRF 23) and English FLAC 5.1 at
+    48 kHz (what the AAC track is made from at its full 192 kb/s), not default: a flag
+    to fix. ``silent``: the audio is silence (a few kb/s of FLAC)."""
+    return video_with_lossless_audio(
+        path, seconds=SECONDS, crf=23, audio_codec="flac", silent=silent, default=False
+    )
 
 
 def mkvmerge_duration(path: Path) -> float:
