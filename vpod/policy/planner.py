@@ -43,10 +43,10 @@ from vpod.policy.ranking import audio_rank, best_first, subtitle_kind, subtitle_
 from vpod.policy.roles import Roles, track_roles
 from vpod.policy.transcoding import (
     CompatMatch,
+    VideoMeasure,
     add_audio_actions,
     audio_family_after,
     convert_actions,
-    VideoMeasure,
     match_compat,
     video_actions,
     video_measure,
