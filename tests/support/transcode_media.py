@@ -88,22 +88,28 @@ def tiny_hevc(path: Path, *, seconds: float = 3.0) -> Path:
     return path
 
 
-def video_with_lossless_audio(path: Path, *, seconds: float = 4.0, audio_first: bool = False) -> Path:
+def video_with_lossless_audio(
+    path: Path, *, seconds: float = 4.0, audio_first: bool = False, crf: int = 16, audio_codec: str = "pcm_s16le",
+    silent: bool = False, default: bool = True,
+) -> Path:
     """``path`` (.mkv): a generous 320x240 H.264 video (libx264 ultrafast, CRF 16, 10 fps:
     an HEVC encode at vpod's default CRF makes it about a third smaller) and a big English
     PCM 5.1 track (16-bit, 48 kHz: 4.6 Mb/s, ten times the video), default on, so the whole
     file shrinks by under 5 % when only its video does; ``audio_first`` puts the audio
-    track before the video."""
+    track before the video. The others change that: the video's ``crf``, the audio's
+    ``audio_codec`` (an ffmpeg encoder, e.g. ``flac``), ``silent`` (silence, not a tone),
+    ``default`` (its FlagDefault)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    sound = "anullsrc=sample_rate=48000" if silent else "sine=frequency=500:sample_rate=48000"
     inputs = [["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=10:duration={seconds}"],
-              ["-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}:sample_rate=48000"]]  # fmt: skip
+              ["-f", "lavfi", "-t", str(seconds), "-i", sound]]  # fmt: skip
     order = ["1:a", "0:v"] if audio_first else ["0:v", "1:a"]
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-nostdin", *inputs[0], *inputs[1],
          *(arg for stream in order for arg in ("-map", stream)), "-map_metadata", "-1",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16", "-pix_fmt", "yuv420p",
-         "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "pcm_s16le",
-         "-metadata:s:a:0", "language=eng", "-disposition:a:0", "default", str(path)],
+         "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+         "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", audio_codec,
+         "-metadata:s:a:0", "language=eng", "-disposition:a:0", "default" if default else "0", str(path)],
         check=True,
     )  # fmt: skip
     return path

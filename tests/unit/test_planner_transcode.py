@@ -25,7 +25,7 @@ from vpod.media.layout import expected_tracks
 from vpod.media.model import MATROSKA, MediaInfo, Track
 from vpod.policy.original import OriginalLanguage
 from vpod.policy.plan import AddAudio, ChangeContainer, ConvertAudio, Plan, RemoveTrack, SetFlag, SetTitle, TranscodeVideo
-from vpod.policy.planner import plan
+from vpod.policy.planner import minimums_measure, plan
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import policies_from_table
 from vpod.tomlschema import section_as_dict
@@ -374,6 +374,88 @@ def test_minimum_bitrate_and_size_per_hour():
     unknown = plan(policy(**rule), media(*tracks, size=10**10, duration=None))
     assert unknown.is_empty and "duration is unknown" in unknown.warnings[0]
     assert of(plan(policy(video_codec="hevc"), media(*tracks, size=10, duration=None)), TranscodeVideo)  # no minimum
+
+
+# The minimums judge the file less its audio_compat tracks at their nominal bitrate (T18C
+# finding 1: a file just under min_gb_per_hour got an AAC track, was over it afterwards,
+# and failed its verification on every attempt).
+UNDER = {"audio_compat": {"codec": "aac", "channels": 2}, "video_codec": {"codec": "hevc", "min_gb_per_hour": 1.5}}
+AAC_HOUR = 192_000 // 8 * 3600  # 86.4 MB: 192 kb/s for an hour
+
+
+def test_the_minimums_do_not_count_an_audio_compat_track_at_its_nominal_bitrate():
+    source = media(t("video", H264), t("audio", "FLAC", channels=6, default=True), size=147 * 10**7)  # 1.47 GB/h
+    first = plan(policy(**UNDER), source)
+    assert not of(first, TranscodeVideo) and [a.bitrate_kbps for a in of(first, AddAudio)] == [192]
+    # the output: 1.5564 GB/h in all, but 1.47 GB/h less the added track's 192 kb/s
+    output = replace(applied(source, first), size_bytes=source.size_bytes + AAC_HOUR)
+    assert output.size_bytes / 10**9 > 1.5 and [t.codec for t in output.tracks][1:3] == ["FLAC", "AAC"]
+    assert plan(policy(**UNDER), output).is_empty
+    # the same bytes without a compat track (FLAC and AC-3 stereo) are over: transcoded
+    other = replace(output, tracks=tuple(replace(x, codec="AC-3") if x.codec == "AAC" else x for x in output.tracks))
+    assert of(plan(policy(**UNDER), other), TranscodeVideo)
+
+
+def test_the_source_and_the_plans_output_read_the_same_measure():
+    for compat, added_kbps in (({"codec": "aac"}, 192), ({"codec": "aac", "bitrate_kbps": 256}, 256),
+                               ([{"codec": "ac3", "channels": 6}, {"codec": "aac"}], 640 + 192)):  # fmt: skip
+        p = policy(audio_compat=compat, video_codec={"codec": "hevc", "min_bitrate_kbps": 1})
+        source = media(t("video", H264), t("audio", "DTS-HD Master Audio", channels=6, default=True), size=3 * 10**9)
+        first = plan(p, source)
+        assert sum(a.bitrate_kbps for a in of(first, AddAudio)) == added_kbps, compat
+        output = replace(applied(source, first), size_bytes=source.size_bytes + added_kbps * 1000 // 8 * 3600)
+        before, after = minimums_measure(p, source), minimums_measure(p, output)
+        assert before == (pytest.approx(3 * 10**9 * 8 / 3600 / 1000), pytest.approx(3.0), 0)
+        assert (after.kbps, after.gb_per_hour) == (pytest.approx(before.kbps), pytest.approx(before.gb_per_hour))
+        assert after.less_kbps == added_kbps
+
+
+def test_what_the_measure_leaves_out():
+    p = policy(**UNDER)
+    # the best main track itself meets the entry (an AAC stereo film): nothing is subtracted
+    only_aac = media(t("video", H264), t("audio", "AAC", channels=2, default=True), size=16 * 10**8)
+    assert minimums_measure(p, only_aac).less_kbps == 0 and of(plan(p, only_aac), TranscodeVideo)
+    # an AAC stereo track in another language, or commentary, is no compat track
+    for extra in (t("audio", "AAC", "fre", channels=2), t("audio", "AAC", channels=2, commentary=True)):
+        m = media(t("video", H264), t("audio", "FLAC", channels=6, default=True), extra, size=16 * 10**8)
+        assert minimums_measure(p, m).less_kbps == 0, extra
+    # a FLAC entry has no nominal bitrate: nothing is subtracted for it
+    flac = policy(audio_compat={"codec": "flac", "channels": 2}, video_codec="hevc")
+    m = media(t("video", H264), t("audio", "DTS", channels=6, default=True), t("audio", "FLAC", channels=2))
+    assert minimums_measure(flac, m).less_kbps == 0
+    assert minimums_measure(p, media(t("video", H264), duration=None)) is None
+
+
+def test_the_why_says_what_was_measured():
+    tracks = (t("video", H264), t("audio", "FLAC", channels=6, default=True), t("audio", "AAC", channels=2))
+    m = media(*tracks, size=2 * 10**9)
+    [action] = of(plan(policy(**UNDER), m), TranscodeVideo)
+    assert action.why == (
+        "video_codec: h264 is in convert [h264, mpeg2, mpeg4, vc1]; "
+        "4,252 kb/s, 1.91 GB/h (the file less 192 kb/s of audio_compat tracks)"
+    )
+    [action] = of(plan(policy(**UNDER), replace(m, tracks=m.tracks[:2])), TranscodeVideo)
+    assert action.why.endswith("; 4,444 kb/s, 2.00 GB/h (the file)")
+
+
+def test_minimums_of_judges_the_output_by_its_sources_measure():
+    """The verification's re-plan (vpod.media.verify.verify_written): an output over a
+    minimum its source was under plans no video transcode; everything else is still planned."""
+    source = media(t("video", H264), t("audio", "FLAC", channels=6, default=True), size=149 * 10**7)
+    # an output larger than its nominal bytes explain (a real encoder, a converted track)
+    output = replace(applied(source, plan(policy(**UNDER), source)), size_bytes=2 * 10**9)
+    assert of(plan(policy(**UNDER), output), TranscodeVideo)
+    assert plan(policy(**UNDER), output, minimums_of=source).is_empty
+    # strict for the rest: a flag left wrong is still to do
+    wrong = replace(output, tracks=tuple(replace(x, default=False) for x in output.tracks))
+    assert [a.describe() for a in plan(policy(**UNDER), wrong, minimums_of=source).actions] == [
+        "track 1: set default flag on"
+    ]
+    # a source over the minimum: its measure plans the transcode (the output of a declined one)
+    over = replace(source, size_bytes=2 * 10**9)
+    assert of(plan(policy(**UNDER), output, minimums_of=over), TranscodeVideo)
+    # the source's duration unknown: not re-encoded, as its own plan said
+    assert not of(plan(policy(**UNDER), output, minimums_of=replace(source, duration_seconds=None)), TranscodeVideo)
 
 
 # -- a second pass plans nothing ------------------------------------------------------------------

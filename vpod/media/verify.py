@@ -175,6 +175,11 @@ def verify_written(
         transcodes_declined: ``plan`` is a plan less its video transcodes (their result
             was not smaller: ``keep_if_larger``): those may be left, nothing else.
 
+    The empty plan is judged with ``video_codec``'s minimums read on ``before``
+    (:func:`vpod.policy.planner.plan` ``minimums_of``): the written file's size is not
+    its source's (an added track, a converted one), and a source the plan did not
+    re-encode, being under a minimum, is not failed because its output is over it.
+
     A plan that encodes (:attr:`Plan.transcodes`) is checked against
     :func:`vpod.media.layout.planned_layout`: every track's codec family as planned
     (the source's where copied), the added tracks with their titles, the channel
@@ -218,7 +223,9 @@ def verify_written(
         encoded = [(n, p.track.type) for n, p in enumerate(planned) if p.encode is not None]
         problems += decode_check(path, encoded, after.duration_seconds, runner)
     if not problems:
-        leftover = make_plan(policy, after, original, header_only=header_only)
+        # video_codec's minimums judge the output by its source's measure: a borderline
+        # source's own added audio must not turn the plan's output into a file to encode.
+        leftover = make_plan(policy, after, original, header_only=header_only, minimums_of=before)
         if transcodes_declined:
             leftover = without_video_transcodes(leftover)
         if not leftover.is_empty:

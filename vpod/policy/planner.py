@@ -43,11 +43,13 @@ from vpod.policy.ranking import audio_rank, best_first, subtitle_kind, subtitle_
 from vpod.policy.roles import Roles, track_roles
 from vpod.policy.transcoding import (
     CompatMatch,
+    VideoMeasure,
     add_audio_actions,
     audio_family_after,
     convert_actions,
     match_compat,
     video_actions,
+    video_measure,
 )
 
 TAGGED_TYPES = ("video", "audio", "subtitle")
@@ -356,7 +358,12 @@ def wants_matroska_file(policy: Policy, media: MediaInfo) -> bool:
 
 
 def plan(
-    policy: Policy, media: MediaInfo, original: OriginalLanguage | None = None, *, header_only: bool = False
+    policy: Policy,
+    media: MediaInfo,
+    original: OriginalLanguage | None = None,
+    *,
+    header_only: bool = False,
+    minimums_of: MediaInfo | None = None,
 ) -> Plan:
     """The actions that make ``media`` conform to ``policy``; empty when it conforms.
 
@@ -370,8 +377,27 @@ def plan(
     nothing). ``header_only``: plan only what an in-place header edit can do, as if
     the policy removed, reordered and converted nothing (a hard-linked file under
     ``hardlinks = "headers"``); applying it and planning again with ``header_only``
-    gives an empty plan.
+    gives an empty plan. ``minimums_of``: the file whose measure
+    (:func:`minimums_measure`) judges ``video_codec``'s minimums, instead of
+    ``media``'s own: the source, when the file its plan wrote is planned again to
+    verify it (the decision the source's plan made stands for its own output).
     """
+    return _plan(policy, media, original, header_only, minimums_of)[0]
+
+
+def minimums_measure(policy: Policy, media: MediaInfo, original: OriginalLanguage | None = None) -> VideoMeasure | None:
+    """What ``video_codec``'s ``min_bitrate_kbps`` / ``min_gb_per_hour`` judge in ``media``
+    when :func:`plan` plans it (:func:`vpod.policy.transcoding.video_measure`: its size
+    less the nominal size of the ``audio_compat`` tracks it keeps); ``None`` when its
+    duration is unknown."""
+    return _plan(policy, media, original, False, None)[1]
+
+
+def _plan(
+    policy: Policy, media: MediaInfo, original: OriginalLanguage | None, header_only: bool, minimums_of: MediaInfo | None
+) -> tuple[Plan, VideoMeasure | None]:
+    """(:func:`plan`, :func:`minimums_measure`) of ``media``, with ``minimums_of`` as in
+    :func:`plan` (the measure returned is ``media``'s own)."""
     j = _Judgement(policy, media, original)
     language_actions = _languages(j)
     removed = {} if header_only else _removals(j)
@@ -401,10 +427,14 @@ def plan(
         ]
     if [t.index for t in ordered] != [t.index for t in kept]:
         actions.append(Reorder(tuple(t.index for t in ordered), why="track_order, then preferred languages"))
+    measure = video_measure(policy, media, compat)
     if not header_only:
-        actions += video_actions(policy, media, ordered, j.warnings)
+        rule = policy.video_codec
+        minimums = rule.active and bool(rule.min_bitrate_kbps or rule.min_gb_per_hour)
+        judged = minimums_measure(policy, minimums_of, original) if minimums and minimums_of is not None else measure
+        actions += video_actions(policy, ordered, judged, j.warnings)
         actions += convert_actions(policy, ordered)
         actions += added
     if not header_only and wants_matroska_file(policy, media):
         actions.append(ChangeContainer("mkv", why='container="mkv"'))
-    return Plan(actions=tuple(actions), warnings=tuple(j.warnings))
+    return Plan(actions=tuple(actions), warnings=tuple(j.warnings)), measure

@@ -120,7 +120,9 @@ class VideoCodec:
     ``codec``) is re-encoded into ``codec`` with ``encoder`` at ``crf``/``preset``,
     when the file's bitrate is at least ``min_bitrate_kbps`` (kilobits per second:
     size × 8 / duration) and its size per hour at least ``min_gb_per_hour`` (10^9
-    bytes per hour). ``codec = "keep"`` (the default) re-encodes nothing."""
+    bytes per hour), its size less its ``audio_compat`` tracks' nominal size
+    (:func:`vpod.policy.transcoding.video_measure`). ``codec = "keep"`` (the default)
+    re-encodes nothing."""
 
     codec: str = "keep"
     convert: tuple[str, ...] = ()

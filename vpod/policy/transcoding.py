@@ -22,6 +22,10 @@ tracks are kept. The rules (docs/policy.md "Transcoding"):
   FlagOriginal it has, keeps the entry's title under ``clear_track_titles``, and is the
   default audio only when the entry says ``default = true``); else an :class:`AddAudio`
   from the source is planned.
+* ``video_codec``'s minimums judge the file's size less the nominal size (bitrate ×
+  duration) of its compat tracks (:class:`VideoMeasure`): the track a plan adds is
+  then not counted in its own output, so the plan's output does not cross a minimum
+  its source was under.
 """
 
 from __future__ import annotations
@@ -100,6 +104,15 @@ def match_compat(policy: Policy, main: list[Track], family: Callable[[Track], st
     return CompatMatch(source, met, tuple(missing))
 
 
+def compat_bitrate_kbps(entry: AudioCompat, channels: int) -> int:
+    """The bitrate (kb/s) vpod writes a track for ``entry`` with ``channels`` at: the
+    entry's ``bitrate_kbps`` (resolved when the config loads: the codec's default,
+    :func:`vpod.policy.transcode_keys.default_bitrate_kbps`, when left out); 0 for FLAC
+    (lossless: no bitrate). The :class:`AddAudio` of an entry carries it, and
+    :func:`video_measure` subtracts it for each compat track."""
+    return entry.bitrate_kbps
+
+
 def add_audio_actions(policy: Policy, match: CompatMatch, language: str) -> list[AddAudio]:
     """One :class:`AddAudio` per entry ``match`` finds missing, from its source, in the
     order of ``audio_compat`` (the executor writes them right after the source in that
@@ -116,7 +129,10 @@ def add_audio_actions(policy: Policy, match: CompatMatch, language: str) -> list
             f"made from track {source.index}, the best main {language} track"
         )
         actions.append(
-            AddAudio(source.index, entry.codec, channels, entry.bitrate_kbps or None, entry.title, entry.default, why=why)
+            AddAudio(
+                source.index, entry.codec, channels, compat_bitrate_kbps(entry, channels) or None, entry.title,
+                entry.default, why=why,
+            )
         )
     return actions
 
@@ -136,32 +152,75 @@ def convert_actions(policy: Policy, kept: list[Track]) -> list[ConvertAudio]:
     return actions
 
 
-def video_actions(policy: Policy, media: MediaInfo, kept: list[Track], warnings: list[str]) -> list[TranscodeVideo]:
+class VideoMeasure(NamedTuple):
+    """What ``video_codec``'s minimums judge in a file (:func:`video_measure`).
+
+    ``kbps``: kilobits per second; ``gb_per_hour``: GB (10^9 bytes) per hour of
+    duration; both of the file's size less ``less_kbps`` × duration, the nominal size of
+    its compat tracks (``less_kbps``: their bitrates summed, kb/s; 0 when it has none).
+    """
+
+    kbps: float
+    gb_per_hour: float
+    less_kbps: int
+
+    def describe(self) -> str:
+        """``12,345 kb/s, 1.62 GB/h (the file less 192 kb/s of audio_compat tracks)``."""
+        less = f" less {self.less_kbps:,} kb/s of audio_compat tracks" if self.less_kbps else ""
+        return f"{self.kbps:,.0f} kb/s, {self.gb_per_hour:.2f} GB/h (the file{less})"
+
+
+def video_measure(policy: Policy, media: MediaInfo, match: CompatMatch) -> VideoMeasure | None:
+    """The measure ``video_codec``'s ``min_bitrate_kbps`` and ``min_gb_per_hour`` judge in
+    ``media``: its ``size_bytes`` less, for each compat track of ``match`` (a track that
+    meets an ``audio_compat`` entry and is not its source: the kind of track a plan
+    adds), the entry's bitrate × the duration (:func:`compat_bitrate_kbps`; a FLAC entry
+    has none: nothing is subtracted for it). ``None`` when the duration is unknown.
+
+    The same rule read on a source and on the file its plan writes gives about the same
+    measure: the source has no compat track where the plan adds one, and the output's
+    added track is subtracted at the bitrate it was written at (a real encoder's bytes
+    stray from it by a little: :func:`vpod.media.verify.verify_written` judges the
+    output with its source's measure, so that never fails a file).
+    """
+    duration = media.duration_seconds
+    if not duration or duration <= 0:
+        return None
+    less_kbps = sum(
+        compat_bitrate_kbps(policy.audio_compat[position], track.channels or policy.audio_compat[position].channels)
+        for position, track in match.met.items()
+        if track is not match.source
+    )
+    size = max(0.0, media.size_bytes - less_kbps * 1000 / 8 * duration)
+    return VideoMeasure(size * 8 / duration / 1000, size / GB / (duration / 3600), less_kbps)
+
+
+def video_actions(
+    policy: Policy, kept: list[Track], measure: VideoMeasure | None, warnings: list[str]
+) -> list[TranscodeVideo]:
     """A :class:`TranscodeVideo` for each kept video track (cover art is an attachment,
     never a video track: :mod:`vpod.media.probe`) whose family ``video_codec`` converts,
-    when the file's bitrate (``size_bytes`` × 8 / duration, kb/s) and size per hour
-    (GB of 10^9 bytes) reach the rule's minimums. A minimum that cannot be checked (no
-    duration) plans nothing and adds a warning to ``warnings``."""
+    when ``measure`` (:func:`video_measure`: the file's size less its compat tracks'
+    nominal size, in kb/s and GB of 10^9 bytes per hour) reaches the rule's minimums. A
+    minimum that cannot be checked (``measure`` is ``None``: no duration) plans nothing
+    and adds a warning to ``warnings``."""
     rule = policy.video_codec
     if not rule.active:
         return []
     video = [t for t in kept if t.type == "video" and track_video_family(t.codec) in rule.convert]
     if not video:
         return []
-    measure = ""
+    shown = ""
     if rule.min_bitrate_kbps or rule.min_gb_per_hour:
-        duration = media.duration_seconds
-        if not duration or duration <= 0:
+        if measure is None:
             warnings.append("video_codec: the file's duration is unknown, so its bitrate cannot be checked; not re-encoded")
             return []
-        kbps = media.size_bytes * 8 / duration / 1000
-        per_hour = media.size_bytes / GB / (duration / 3600)
-        if kbps < rule.min_bitrate_kbps or per_hour < rule.min_gb_per_hour:
+        if measure.kbps < rule.min_bitrate_kbps or measure.gb_per_hour < rule.min_gb_per_hour:
             return []
-        measure = f"; {kbps:,.0f} kb/s, {per_hour:.2f} GB/h"
+        shown = f"; {measure.describe()}"
     actions = []
     for track in video:
         family = track_video_family(track.codec)
-        why = f"video_codec: {family} is in convert [{', '.join(rule.convert)}]{measure}"
+        why = f"video_codec: {family} is in convert [{', '.join(rule.convert)}]{shown}"
         actions.append(TranscodeVideo(track.index, rule.codec, rule.encoder, rule.crf, rule.preset, why=why))
     return actions
