@@ -116,7 +116,7 @@ def add_audio_actions(policy: Policy, match: CompatMatch, language: str) -> list
             f"made from track {source.index}, the best main {language} track"
         )
         actions.append(
-            AddAudio(source.index, entry.codec, channels, entry.bitrate_kbps or None, entry.title, entry.default, why=why)
+            AddAudio(source.index, entry.codec, channels, entry.bitrate_for(channels), entry.title, entry.default, why=why)
         )
     return actions
 
