@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -191,11 +193,20 @@ def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, en
     assert found["vaapi device"]["level"] == "warn" and "PrivateDevices" in found["vaapi device"]["detail"]
     assert log.read_text().splitlines().count("-hide_banner -encoders") == 1
 
+    # /dev/null is readable and writable, but no VAAPI driver opens it (T18C finding 5).
+    null = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, Path("/dev/null"))), "--json"], env=env))
+    assert null["encoders"]["level"] == "ok", null["encoders"]
+    assert null["vaapi device"]["level"] == "warn", null["vaapi device"]
+    assert "/dev/null is not a DRM render node (a character device 1:3" in null["vaapi device"]["detail"]
     device = tmp_path / "renderD128"
-    device.write_bytes(b"")
-    real = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, device)), "--json"], env=env))
-    assert real["encoders"]["level"] == "ok", real["encoders"]
-    assert real["vaapi device"]["level"] == "ok"
+    try:
+        os.mknod(device, 0o660 | stat.S_IFCHR, os.makedev(226, 128))
+    except PermissionError:
+        pass  # not root: the node check's "ok" is not reached here
+    else:
+        real = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, device)), "--json"], env=env))
+        assert real["vaapi device"]["level"] == "ok", real["vaapi device"]
+        assert f"{device} is a DRM render node (226:128), readable and writable" in real["vaapi device"]["detail"]
     plain = findings(run_vpod(["doctor", "--config", str(good_config(tmp_path)), "--json"], env=env))
     assert plain["encoders"]["level"] == "ok" and "no configured policy encodes" in plain["encoders"]["detail"]
     assert "vaapi device" not in plain
