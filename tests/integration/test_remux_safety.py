@@ -137,6 +137,16 @@ def test_container_change_never_overwrites_an_existing_mkv(pipeline, media_cache
     assert pipeline.temps_left() == []
 
 
+def test_a_transcode_never_overwrites_an_existing_mkv_and_says_transcode(pipeline, media_cache):  # noqa: F811
+    mp4 = copy_media(media_cache("film2.mp4", [video(), audio("eng", default=True)]), pipeline.library / "enc.mp4")
+    mkv = copy_media(media_cache("reorder.mkv", REORDER), pipeline.library / "enc.mkv")
+    digests = sha256(mp4), sha256(mkv)
+    out = pipeline.run(mp4, policy(container="mkv", video_codec={"codec": "hevc", "preset": "ultrafast"})).result
+    assert out.failed and out.reason == "target_exists", out.error
+    assert "cannot transcode into enc.mkv: a file with that name already exists" in out.error, out.error
+    assert (sha256(mp4), sha256(mkv)) == digests
+
+
 def _with_cover(tmp_path: Path, source: Path, name: str) -> Path:
     cover = tmp_path / "cover.png"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=32x32:duration=0.1",
