@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -439,14 +440,15 @@ def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
             missing_hw = [e for e in needed if e not in have and e in hardware]
             if missing or missing_hw:
                 parts = []
+                ffmpeg = f"this ffmpeg ({shutil.which('ffmpeg') or 'ffmpeg'})"
                 if missing:
                     parts.append(
-                        f"this ffmpeg lacks {', '.join(missing)}: the files whose plans need them fail; install an "
+                        f"{ffmpeg} lacks {', '.join(missing)}: the files whose plans need them fail; install an "
                         "ffmpeg built with them (Debian's and Ubuntu's `ffmpeg` package has them all: "
                         "apt install ffmpeg)"
                     )
                 if missing_hw:
-                    parts.append(f"it lacks {', '.join(missing_hw)}: the software encoder runs instead")
+                    parts.append(f"{ffmpeg} lacks {', '.join(missing_hw)}: the software encoder runs instead")
                 yield Finding("encoders", "warn", f"{'; '.join(parts)}. Needed: {wanted}; {FOLDER_POLICIES_NOTE}")
             else:
                 yield Finding("encoders", "ok", f"ffmpeg has every encoder the policies need: {wanted}; {FOLDER_POLICIES_NOTE}")

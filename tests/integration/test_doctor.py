@@ -175,9 +175,9 @@ def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, en
     for tool in ("ffprobe", "mkvmerge", "mkvpropedit"):
         (folder / tool).symlink_to(shutil.which(tool))
     log = tmp_path / "ffmpeg.log"
-    (folder / "ffmpeg").write_text(  # the real ffmpeg, less libsvtav1 and libopus in its list
+    (folder / "ffmpeg").write_text(  # the real ffmpeg, less libsvtav1, libopus and hevc_vaapi in its list
         f"#!/bin/sh\necho \"$*\" >> {log}\n"
-        f"if [ \"$*\" = \"-hide_banner -encoders\" ]; then {shutil.which('ffmpeg')} \"$@\" | grep -v -e libsvtav1 -e libopus; "
+        f"if [ \"$*\" = \"-hide_banner -encoders\" ]; then {shutil.which('ffmpeg')} \"$@\" | grep -v -e libsvtav1 -e libopus -e hevc_vaapi; "
         f"else exec {shutil.which('ffmpeg')} \"$@\"; fi\n"
     )
     (folder / "ffmpeg").chmod(0o755)
@@ -186,7 +186,10 @@ def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, en
     found = findings(run_vpod(["doctor", "--config", str(config), "--json"], env=path_env))
     encoders = found["encoders"]
     assert encoders["level"] == "warn", encoders
-    assert "lacks libsvtav1, libopus:" in encoders["detail"] and "apt install ffmpeg" in encoders["detail"]
+    assert f"this ffmpeg ({folder / 'ffmpeg'}) lacks libsvtav1, libopus:" in encoders["detail"], encoders
+    assert "apt install ffmpeg" in encoders["detail"]
+    # T18C finding 10: a missing hardware encoder said "it lacks"; it names the ffmpeg now.
+    assert f"; this ffmpeg ({folder / 'ffmpeg'}) lacks hevc_vaapi: the software encoder runs instead" in encoders["detail"]
     for needed in ("libx265 (default, tv)", "aac (default)", "libsvtav1 (anime)", "libopus (anime)", "hevc_vaapi (tv)"):
         assert needed in encoders["detail"]
     assert ".vpod.toml" in encoders["detail"]  # folder policy files: not known up front
