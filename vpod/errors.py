@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpod.durations import duration_text
 from vpod.outcomes import Reason
 
 
@@ -78,8 +79,6 @@ class ToolTimeout(ToolError):
         """``set_by``: the config keys that set the limit (``[processing]
         tool_timeout_seconds``), named so the user knows what to raise; ``""`` for a
         fixed limit."""
-        from vpod.durations import duration_text
-
         raise_it = f" (the limit: {set_by})" if set_by else ""
         super().__init__(
             f"{tool} did not finish within {duration_text(timeout_seconds)} and was killed{raise_it}",
