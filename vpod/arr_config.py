@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vpod.errors import ConfigError
-from vpod.tomlschema import SectionT, build_section, one_of, setting
+from vpod.tomlschema import SectionT, build_section, one_of, setting, shown_value
 
 ARR_KINDS = ("radarr", "sonarr")
 """What an instance may be: the two *arr applications whose v3 API vpod reads."""
@@ -221,14 +221,14 @@ def named_tables(
 def _mappings(raw: Any, source: Path | None, where: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(raw, dict):
         raise ConfigError(
-            source, f"{where} path_mappings", f'expected a table {{ "/remote/path" = "/local/path" }}, got {raw!r}'
+            source, f"{where} path_mappings", f'expected a table {{ "/remote/path" = "/local/path" }}, got {shown_value(raw)}'
         )
     pairs = []
     for remote, local in raw.items():
         if not remote or not isinstance(local, str) or not PurePosixPath(local).is_absolute():
             raise ConfigError(
                 source, f"{where} path_mappings",
-                f'expected "/remote/path" = "/absolute/local/path", got {remote!r} = {local!r}',
+                f'expected "/remote/path" = "/absolute/local/path", got {shown_value(remote)} = {shown_value(local)}',
             )
         pairs.append((remote, local.rstrip("/") or "/"))
     return tuple(pairs)

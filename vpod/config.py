@@ -30,6 +30,7 @@ from vpod.listen_address import parse_listen_address
 from vpod.policy.policy import Policy, policy_from_table
 from vpod.policy.selection import DEFAULT_POLICY, LibraryPolicy, libraries_from_table, policies_from_table
 from vpod.tomlschema import (
+    shown_value,
     at_least,
     build_section,
     in_range,
@@ -107,6 +108,11 @@ def _per_gib(value: Any) -> str | None:
     return None if 0 <= value <= 86400 else "a number of seconds from 0 to 86400 (one day per GiB)"
 
 
+def _device_path(value: Any) -> str | None:
+    # A relative path would be resolved against whatever folder vpod runs in.
+    return None if os.path.isabs(value) else 'an absolute path of a DRM render node, e.g. "/dev/dri/renderD128"'
+
+
 @dataclass(frozen=True)
 class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
@@ -140,7 +146,9 @@ class ProcessingConfig:
     transcode_timeout_seconds_per_hour: float = setting(
         28800.0, check=seconds(), doc="added to tool_timeout_seconds per hour of the file's duration for an encode"
     )
-    vaapi_device: str = setting("/dev/dri/renderD128", doc="the VAAPI render node hardware encoders use")
+    vaapi_device: str = setting(
+        "/dev/dri/renderD128", check=_device_path, doc="the VAAPI render node hardware encoders use (an absolute path)"
+    )
 
 
 def _database_url(value: Any) -> str | None:
@@ -363,7 +371,7 @@ def config_from_data(data: dict[str, Any], *, source: Path | None) -> VPOConfig:
     for name, table in data.items():
         if name == "allow_root":
             if not isinstance(table, bool):
-                raise ConfigError(source, "allow_root", f"expected a boolean, got {table!r}")
+                raise ConfigError(source, "allow_root", f"expected a boolean, got {shown_value(table)}")
             allow_root = table
         elif name == "policy":
             sections["policy"] = policy_from_table(table, source=source, base_dir=base_dir)
@@ -453,14 +461,14 @@ def _watch_section(table: Any, *, source: Path | None, base_dir: Path | None) ->
     if raw is None:
         return section
     if not isinstance(raw, dict):
-        raise ConfigError(source, "[watch.libraries]", f'expected a table of NAME = "/path", got {raw!r}')
+        raise ConfigError(source, "[watch.libraries]", f'expected a table of NAME = "/path", got {shown_value(raw)}')
     named: list[tuple[str, Path]] = []
     for name, value in raw.items():
         problem = name_problem(name)
         if problem:
             raise ConfigError(source, f"[watch.libraries] {name!r}", f"expected {problem}")
         if not isinstance(value, str) or not value:
-            raise ConfigError(source, f"[watch.libraries] {name}", f"expected a path string, got {value!r}")
+            raise ConfigError(source, f"[watch.libraries] {name}", f"expected a path string, got {shown_value(value)}")
         path = Path(value).expanduser()
         named.append((name, path if path.is_absolute() or base_dir is None else base_dir / path))
     folders = [path.absolute() for _, path in named]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
 from vpod.errors import ToolError
 from vpod.lanes import lane_warning
-from vpod.media.encoders import HARDWARE, SOFTWARE, encoder_names_in
+from vpod.media.encoders import HARDWARE, SOFTWARE, drm_node_problem, encoder_names_in
 from vpod.media.tools import ToolRunner
 from vpod.media.transcode import AUDIO_ENCODERS
 from vpod.writability import sandbox_refusal, why_not_writable
@@ -404,13 +405,23 @@ def _uses_vaapi(config: VPOConfig) -> list[str]:
     ]  # fmt: skip
 
 
+def _not_drm(device: str) -> str:
+    """:func:`vpod.media.encoders.drm_node_problem`, with a device that vanished or cannot
+    be looked at said as such."""
+    try:
+        return drm_node_problem(device)
+    except OSError as exc:
+        return f"[processing] vaapi_device {device} cannot be looked at ({exc.strerror or exc})"
+
+
 def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
     """Finding ``encoders``: whether this ffmpeg has every encoder the configured policies
     need (:func:`needed_encoders`), from one ``ffmpeg -hide_banner -encoders`` run (none
     when no policy encodes). A missing software or audio encoder: warn (the files that
     need it fail); a missing hardware one: warn (software encodes instead). Then, when a
     policy asks for ``encoder = "vaapi"``, finding ``vaapi device``: whether ``[processing]
-    vaapi_device`` exists and this user can read and write it (ok/warn; under the unit
+    vaapi_device`` exists, is a DRM render node (a character device of major 226,
+    :func:`vpod.media.encoders.drm_node_problem`) and this user can read and write it (ok/warn; under the unit
     ``PrivateDevices=yes`` hides it: README "Encoders under the unit")."""
     needed = needed_encoders(config)
     if not needed:
@@ -429,14 +440,15 @@ def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
             missing_hw = [e for e in needed if e not in have and e in hardware]
             if missing or missing_hw:
                 parts = []
+                ffmpeg = f"this ffmpeg ({shutil.which('ffmpeg') or 'ffmpeg'})"
                 if missing:
                     parts.append(
-                        f"this ffmpeg lacks {', '.join(missing)}: the files whose plans need them fail; install an "
+                        f"{ffmpeg} lacks {', '.join(missing)}: the files whose plans need them fail; install an "
                         "ffmpeg built with them (Debian's and Ubuntu's `ffmpeg` package has them all: "
                         "apt install ffmpeg)"
                     )
                 if missing_hw:
-                    parts.append(f"it lacks {', '.join(missing_hw)}: the software encoder runs instead")
+                    parts.append(f"{ffmpeg} lacks {', '.join(missing_hw)}: the software encoder runs instead")
                 yield Finding("encoders", "warn", f"{'; '.join(parts)}. Needed: {wanted}; {FOLDER_POLICIES_NOTE}")
             else:
                 yield Finding("encoders", "ok", f"ffmpeg has every encoder the policies need: {wanted}; {FOLDER_POLICIES_NOTE}")
@@ -451,6 +463,12 @@ def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
                 "vpod encodes in software instead (encoder_fallback); under the systemd unit PrivateDevices=yes hides "
                 "it: see README \"Encoders under the unit\"",
             )
+        elif _not_drm(device):
+            yield Finding(
+                "vaapi device", "warn",
+                f"{_not_drm(device)} (policies asking for encoder = \"vaapi\": {users}): vpod encodes in "
+                "software instead (encoder_fallback); set [processing] vaapi_device to the render node",
+            )
         elif not os.access(device, os.R_OK | os.W_OK):
             yield Finding(
                 "vaapi device", "warn",
@@ -459,7 +477,11 @@ def check_encoders(config: VPOConfig, runner: ToolRunner) -> Iterator[Finding]:
                 "README \"Encoders under the unit\"); until then vpod encodes in software",
             )
         else:
-            yield Finding("vaapi device", "ok", f"{device} is readable and writable (policies: {users})")
+            rdev = os.stat(device).st_rdev  # a character device: _not_drm said so
+            yield Finding(
+                "vaapi device", "ok",
+                f"{device} is a DRM render node ({os.major(rdev)}:{os.minor(rdev)}), readable and writable (policies: {users})",
+            )
 
 
 def run_checks(config: VPOConfig | None, runner: ToolRunner) -> list[Finding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vpod.durations import duration_text
 from vpod.outcomes import Reason
 
 
@@ -74,9 +75,13 @@ class ToolMissing(ToolError):
 class ToolTimeout(ToolError):
     """An external tool ran longer than its timeout and was killed."""
 
-    def __init__(self, tool: str, timeout_seconds: float) -> None:
+    def __init__(self, tool: str, timeout_seconds: float, set_by: str = "") -> None:
+        """``set_by``: the config keys that set the limit (``[processing]
+        tool_timeout_seconds``), named so the user knows what to raise; ``""`` for a
+        fixed limit."""
+        raise_it = f" (the limit: {set_by})" if set_by else ""
         super().__init__(
-            f"{tool} did not finish within {timeout_seconds:g} s and was killed",
+            f"{tool} did not finish within {duration_text(timeout_seconds)} and was killed{raise_it}",
             reason=Reason.TIMEOUT,
             permanent=False,
         )

@@ -563,9 +563,11 @@ class FileProcessor:
         # A transcode always writes Matroska (a .webm cannot hold HEVC or AAC).
         to_mkv = changes_container or (plan.transcodes and source.suffix.lower() != ".mkv")
         target = source.with_suffix(".mkv") if to_mkv else source
+        doing = "transcoding" if plan.transcodes else "remuxing"  # what messages say vpod was doing
         if target != source and os.path.lexists(target):
             raise MediaError(
-                f"{source}: cannot remux into {target.name}: a file with that name already exists",
+                f"{source}: cannot {'transcode' if plan.transcodes else 'remux'} into {target.name}: "
+                "a file with that name already exists",
                 reason=Reason.TARGET_EXISTS,
             )
         need, what = write_need(media, plan, st.st_size)
@@ -589,9 +591,15 @@ class FileProcessor:
             except MediaError as exc:
                 # A tool or the verification failed: if the source changed meanwhile (a user
                 # copying a new version over it), that is the reason, not a broken remux.
-                self._check_unchanged(locked)
-                raise _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed") from None
-            self._check_unchanged(locked)
+                self._check_unchanged(locked, doing)
+                about = _about_source(exc, source, temp, tool, "transcoded" if plan.transcodes else "remuxed")
+                if about.reason is Reason.DISK_FULL:
+                    about = MediaError(
+                        f"{about}; {_free_space_hint(source.parent, need, what, self.options.try_again)}",
+                        reason=about.reason, permanent=about.permanent,
+                    )  # fmt: skip
+                raise about from None
+            self._check_unchanged(locked, doing)
             shortfall = self._video_shortfall(media, plan, policy, locked, temp)
             if shortfall is not None:
                 raise Skip(
@@ -600,7 +608,7 @@ class FileProcessor:
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
-                    f"{source}: opened for writing by another process during the remux; left as it was",
+                    f"{source}: opened for writing by another process during the {doing[:-3]}; left as it was",
                     reason=Reason.LOCKED,
                     permanent=False,
                 )
@@ -631,9 +639,9 @@ class FileProcessor:
         try:
             video = measure_video(media, plan, temp, self.transcoder.source_streams(media), self.runner)
         except MediaError as exc:
-            self._check_unchanged(locked)  # a source rewritten meanwhile is the reason, not ffprobe
+            self._check_unchanged(locked, "transcoding")  # a source rewritten meanwhile is the reason, not ffprobe
             raise _about_source(exc, media.path, temp, None, "transcoded") from None
-        self._check_unchanged(locked)
+        self._check_unchanged(locked, "transcoding")
         return saving_shortfall(video, policy)
 
     def _confirm_lease(self, path: Path) -> None:
@@ -652,9 +660,10 @@ class FileProcessor:
         return next((root for root in self.options.roots if is_under(path, (root,))), path.parent)
 
     @staticmethod
-    def _check_unchanged(locked: LockedFile) -> None:
+    def _check_unchanged(locked: LockedFile, doing: str = "remuxing") -> None:
         """Raise unless the locked path still names the same, unmodified inode (size and
-        mtime as read when the file was locked).
+        mtime as read when the file was locked). ``doing``: what the message says vpod
+        was doing meanwhile (``remuxing``, ``transcoding``).
 
         Raises:
             Skip: reason ``vanished`` (the name is gone) or ``source_changed`` (rewritten
@@ -663,7 +672,7 @@ class FileProcessor:
         try:
             now = os.stat(locked.path, follow_symlinks=False)
         except FileNotFoundError:
-            raise Skip(f"{locked.path}: vanished while vpod was remuxing it", Reason.VANISHED) from None
+            raise Skip(f"{locked.path}: vanished while vpod was {doing} it", Reason.VANISHED) from None
         except OSError:
             return  # cannot tell; the replace itself would fail on a real problem
         before = locked.stat
@@ -671,7 +680,7 @@ class FileProcessor:
             before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns
         ):  # fmt: skip
             raise Skip(
-                f"{locked.path}: changed while vpod was remuxing it (another program wrote or replaced it); "
+                f"{locked.path}: changed while vpod was {doing} it (another program wrote or replaced it); "
                 "vpod's copy was discarded and the new content left as written, to be looked at again "
                 "(the daemon does so once it settles; after `vpod process`, run it again)",
                 Reason.SOURCE_CHANGED,
@@ -716,6 +725,18 @@ def write_need(media: MediaInfo, plan: Plan, size: int) -> tuple[int, str]:
     audio = encoded_audio_bytes(media, plan)
     extra = f" + {format_bytes(audio)} for the audio tracks it adds or converts (bitrate × duration)" if audio else ""
     return base + audio, f"the transcode (the new file, estimated: the source's {format_bytes(size)} + 5 %{extra})"
+
+
+def _free_space_hint(folder: Path, need: int, what: str, again: str) -> str:
+    """What to do after a write ran out of space in ``folder``: free the bytes ``need``
+    the write was estimated at (:func:`write_need`, described by ``what``) plus
+    :data:`WRITE_MARGIN_BYTES` there, then ``again`` (:attr:`PipelineOptions.try_again`).
+    The space check passed before the write, so something else filled the filesystem
+    meanwhile, or the estimate was short."""
+    return (
+        f"free space on the filesystem of {folder} (`df -h {folder}`): {what} needs about {format_bytes(need)}, "
+        f"and vpod keeps {format_bytes(WRITE_MARGIN_BYTES)} free besides; then {again}"
+    )
 
 
 def _about_source(exc: MediaError, source: Path, temp: Path, tool: str | None, made: str = "remuxed") -> MediaError:

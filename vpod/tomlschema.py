@@ -87,10 +87,31 @@ def shown_value(value: Any, *, secret: bool = False) -> str:
     if secret:
         return f"a {_json_type(value)} (not shown: a secret setting)"
     if isinstance(value, str) and "://" in value:
-        return repr(masked_url(value))
-    if isinstance(value, (list, tuple)) and any(isinstance(v, str) and "://" in v for v in value):
+        return toml_value(masked_url(value))
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(shown_value(v) for v in value) + "]"
-    return repr(value)
+    return toml_value(value)
+
+
+def toml_value(value: Any) -> str:
+    """``value`` (parsed TOML) written back as TOML, as the user wrote it: ``true``,
+    ``95``, ``"relative/dev"``, ``[1, 2]``, ``{ to = "aac" }`` (not Python's ``True``,
+    ``95.0`` or ``'x'``). A string is a TOML basic string (JSON's escapes are TOML's)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return str(value)
 
 
 def _json_type(value: Any) -> str:
@@ -284,11 +305,12 @@ def build_section(
             problem = check_list(value)
             if problem:
                 raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown_value(raw, secret=secret)}")
-        items = value if isinstance(value, tuple) else (value,)
-        for item in items:
+        # Echo each item as written (95, not the float 95.0 it became).
+        items = zip(value, raw) if isinstance(value, tuple) else ((value, raw),)
+        for item, written in items:
             problem = check(item) if check else None
             if problem:
-                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown_value(item, secret=secret)}")
+                raise ConfigError(source, f"[{section}] {key}", f"expected {problem}, got {shown_value(written, secret=secret)}")
         values[key] = value
     return cls(**values)
 

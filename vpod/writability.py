@@ -86,20 +86,28 @@ class WriteRefusal(NamedTuple):
             ``not_writable``: the short tag of logs, the database and metrics.
         cause: what is wrong, naming the path ("the folder /srv/x is on a read-only mount ...").
         fix: what to do about it.
+        daemon_fix: another way out that only the daemon's user has, said after ``fix``
+            in the daemon's words (``or stop watching it``); left out of what ``vpod
+            process`` says, which watches nothing.
     """
 
     reason: Reason
     cause: str
     fix: str
+    daemon_fix: str = ""
 
     def sentence(self) -> str:
-        """``cause; fix`` (what ``vpod doctor`` prints)."""
-        return f"{self.cause}; {self.fix}"
+        """``cause; fix`` (what ``vpod doctor`` prints, of the daemon's watched folders)."""
+        return f"{self.cause}; {self.fix}{self._daemon_fix(DAEMON_AGAIN)}"
 
     def message(self, path: Path, again: str = DAEMON_AGAIN) -> str:
         """The error recorded for the file ``path``: it leads, then cause, fix, and how to
-        go on (``again``: :data:`DAEMON_AGAIN` or :data:`PROCESS_AGAIN`)."""
-        return f"{path}: {self.cause}; {self.fix}, then {again}"
+        go on (``again``: :data:`DAEMON_AGAIN` or :data:`PROCESS_AGAIN`; only the
+        daemon's message offers :attr:`daemon_fix`)."""
+        return f"{path}: {self.cause}; {self.fix}{self._daemon_fix(again)}, then {again}"
+
+    def _daemon_fix(self, again: str) -> str:
+        return f" {self.daemon_fix}" if self.daemon_fix and again == DAEMON_AGAIN else ""
 
 
 def _unescape(field: str) -> str:
@@ -204,7 +212,8 @@ def _read_only_refusal(
         return WriteRefusal(
             Reason.READ_ONLY_FILESYSTEM,
             f"{what} is on a read-only filesystem ({mount.fstype} {mount.source}, {where})",
-            f"remount it read-write (mount -o remount,rw {mount.mount_point}) or stop watching it",
+            f"remount it read-write (mount -o remount,rw {mount.mount_point})",
+            "or stop watching it",
         )
     unit = systemd_service(cgroup)
     if unit is not None and private_mounts:
@@ -214,7 +223,8 @@ def _read_only_refusal(
         Reason.READ_ONLY_FILESYSTEM,
         f"{what} is on a read-only mount ({where}; the filesystem itself is writable, so this mount "
         "was made read-only, e.g. a read-only bind mount or a container volume)",
-        f"make the mount writable (mount -o remount,rw,bind {point}) or stop watching it",
+        f"make the mount writable (mount -o remount,rw,bind {point})",
+        "or stop watching it",
     )
 
 

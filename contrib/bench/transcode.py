@@ -258,6 +258,6 @@ def transcode(work: Path, *, files: int, seconds: float, runs: int, pairs: int, 
     for workers in counts[1:]:
         rows.append(Row("transcode", f"speedup of workers {workers} over workers 1 (t1 ÷ t{workers})",
                         [a / b for a, b in zip(walls[1], walls[workers])], "×", note="paired per run"))  # fmt: skip
-    rows.append(Row("transcode", "size saved (results ÷ sources)", saved, "%", digits=1,
+    rows.append(Row("transcode", "size saved (1 − results ÷ sources)", saved, "%", digits=1,
                     note=f"sources {sum(c.stat().st_size for c in clips) / 1e6:.1f} MB"))  # fmt: skip
     return rows

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -173,9 +175,9 @@ def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, en
     for tool in ("ffprobe", "mkvmerge", "mkvpropedit"):
         (folder / tool).symlink_to(shutil.which(tool))
     log = tmp_path / "ffmpeg.log"
-    (folder / "ffmpeg").write_text(  # the real ffmpeg, less libsvtav1 and libopus in its list
+    (folder / "ffmpeg").write_text(  # the real ffmpeg, less libsvtav1, libopus and hevc_vaapi in its list
         f"#!/bin/sh\necho \"$*\" >> {log}\n"
-        f"if [ \"$*\" = \"-hide_banner -encoders\" ]; then {shutil.which('ffmpeg')} \"$@\" | grep -v -e libsvtav1 -e libopus; "
+        f"if [ \"$*\" = \"-hide_banner -encoders\" ]; then {shutil.which('ffmpeg')} \"$@\" | grep -v -e libsvtav1 -e libopus -e hevc_vaapi; "
         f"else exec {shutil.which('ffmpeg')} \"$@\"; fi\n"
     )
     (folder / "ffmpeg").chmod(0o755)
@@ -184,18 +186,30 @@ def test_encoders_the_policies_need_are_checked_with_one_ffmpeg_run(tmp_path, en
     found = findings(run_vpod(["doctor", "--config", str(config), "--json"], env=path_env))
     encoders = found["encoders"]
     assert encoders["level"] == "warn", encoders
-    assert "lacks libsvtav1, libopus:" in encoders["detail"] and "apt install ffmpeg" in encoders["detail"]
+    assert f"this ffmpeg ({folder / 'ffmpeg'}) lacks libsvtav1, libopus:" in encoders["detail"], encoders
+    assert "apt install ffmpeg" in encoders["detail"]
+    # T18C finding 10: a missing hardware encoder said "it lacks"; it names the ffmpeg now.
+    assert f"; this ffmpeg ({folder / 'ffmpeg'}) lacks hevc_vaapi: the software encoder runs instead" in encoders["detail"]
     for needed in ("libx265 (default, tv)", "aac (default)", "libsvtav1 (anime)", "libopus (anime)", "hevc_vaapi (tv)"):
         assert needed in encoders["detail"]
     assert ".vpod.toml" in encoders["detail"]  # folder policy files: not known up front
     assert found["vaapi device"]["level"] == "warn" and "PrivateDevices" in found["vaapi device"]["detail"]
     assert log.read_text().splitlines().count("-hide_banner -encoders") == 1
 
+    # /dev/null is readable and writable, but no VAAPI driver opens it (T18C finding 5).
+    null = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, Path("/dev/null"))), "--json"], env=env))
+    assert null["encoders"]["level"] == "ok", null["encoders"]
+    assert null["vaapi device"]["level"] == "warn", null["vaapi device"]
+    assert "/dev/null is not a DRM render node (a character device 1:3" in null["vaapi device"]["detail"]
     device = tmp_path / "renderD128"
-    device.write_bytes(b"")
-    real = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, device)), "--json"], env=env))
-    assert real["encoders"]["level"] == "ok", real["encoders"]
-    assert real["vaapi device"]["level"] == "ok"
+    try:
+        os.mknod(device, 0o660 | stat.S_IFCHR, os.makedev(226, 128))
+    except PermissionError:
+        pass  # not root: the node check's "ok" is not reached here
+    else:
+        real = findings(run_vpod(["doctor", "--config", str(encoders_config(tmp_path, device)), "--json"], env=env))
+        assert real["vaapi device"]["level"] == "ok", real["vaapi device"]
+        assert f"{device} is a DRM render node (226:128), readable and writable" in real["vaapi device"]["detail"]
     plain = findings(run_vpod(["doctor", "--config", str(good_config(tmp_path)), "--json"], env=env))
     assert plain["encoders"]["level"] == "ok" and "no configured policy encodes" in plain["encoders"]["detail"]
     assert "vaapi device" not in plain

@@ -6,7 +6,9 @@ converted audio, a stereo AAC track right after it, not default) plans nothing."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -116,9 +118,16 @@ def test_a_hardware_encode_says_it_falls_back_when_not_usable(source, tmp_path, 
     assert action["description"] == f"{line}; libx265 encodes instead"
     human = run_vpod(["plan", str(source), "--config", str(config)], env=env)
     assert f"  - {line}; libx265 encodes instead" in human.stdout, human.stdout
-    if "hevc_vaapi" in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout:
-        # ffmpeg has the encoder and the device opens: only the run can tell
-        usable = write_config(tmp_path / "u.toml", {"policy": policy, "processing": {"vaapi_device": "/dev/null"}})
+    listed = "hevc_vaapi" in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    if listed:
+        # /dev/null opens read-write, but it is no DRM render node: said here already (T18C finding 5)
+        null = write_config(tmp_path / "n.toml", {"policy": policy, "processing": {"vaapi_device": "/dev/null"}})
+        [action] = plan_json(source, null, env)["actions"]
+        assert action["not_usable_here"].startswith("[processing] vaapi_device /dev/null is not a DRM render node"), action
+    nodes = sorted(Path("/dev/dri").glob("renderD*")) if Path("/dev/dri").is_dir() else []
+    if listed and nodes and os.access(nodes[0], os.R_OK | os.W_OK):
+        # ffmpeg has the encoder and a real render node opens: only the run can tell
+        usable = write_config(tmp_path / "u.toml", {"policy": policy, "processing": {"vaapi_device": str(nodes[0])}})
         [action] = plan_json(source, usable, env)["actions"]
         assert action["description"].endswith(": hevc_vaapi if usable at run time, else libx265")
         assert action["not_usable_here"] is None

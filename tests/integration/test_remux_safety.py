@@ -64,23 +64,29 @@ def test_mp4_is_removed_only_after_the_new_file_is_verified(tmp_path, pipeline, 
     [
         ("full.mkv", REORDER, {"audio_languages": ["jpn"]}, "mkvmerge"),
         ("full.mp4", [video(), audio("eng"), audio("jpn", default=True), subtitle("eng")], {"container": "mkv"}, "ffmpeg"),
+        # An encode (T18C finding 10: the message now says what to do).
+        ("encode.mkv", REORDER, {"video_codec": {"codec": "hevc", "preset": "ultrafast"}}, "ffmpeg"),
     ],
 )
 def test_disk_full_during_a_remux(tmp_path, monkeypatch, name, tracks, table, tool):
     """Room when vpod checks (the source + 5 % + 64 MiB), then another program fills the
-    disk to its last block as the remux starts: the remux fails, the source stays."""
+    disk to its last block as the remux (or encode) starts: it fails, the source stays,
+    and the message says to free space there and how much the write needs."""
     with small_ext4(tmp_path, 80) as disk:
         pipe = make_pipeline(tmp_path, library=disk)
         path = copy_media(make_media(tmp_path / "gen" / name, tracks), disk / name)
         digest = sha256(path)
         media = probe(path, pipe.runner)
-        assert choose_remuxer(media) == tool
+        assert choose_remuxer(media) == tool or "video_codec" in table
         filling = disk_filling_tool(tmp_path / "bin", tool, disk / ".filler", when="--output" if tool == "mkvmerge" else None)
         monkeypatch.setenv("PATH", path_with(filling))
         out = pipe.run(path, policy(**table)).result
         assert out.failed and out.reason == "disk_full", out.error
         assert "No space left on device" in out.error and str(path) in out.error
         assert f"{tool} exited with status" in out.error  # the tool's own message is recorded too
+        doing = "transcode" if "video_codec" in table else "remux"
+        assert f"; free space on the filesystem of {disk} (`df -h {disk}`): the {doing} (the new file" in out.error
+        assert "and vpod keeps 64.0 MiB free besides; then run `vpod retry PATH`" in out.error, out.error
         if tool == "mkvmerge":
             assert "drive may be full" in out.error
         assert sha256(path) == digest
@@ -129,6 +135,16 @@ def test_container_change_never_overwrites_an_existing_mkv(pipeline, media_cache
     assert out.failed and out.reason == "target_exists" and "same.mkv" in out.error
     assert (sha256(mp4), sha256(mkv)) == digests
     assert pipeline.temps_left() == []
+
+
+def test_a_transcode_never_overwrites_an_existing_mkv_and_says_transcode(pipeline, media_cache):  # noqa: F811
+    mp4 = copy_media(media_cache("film2.mp4", [video(), audio("eng", default=True)]), pipeline.library / "enc.mp4")
+    mkv = copy_media(media_cache("reorder.mkv", REORDER), pipeline.library / "enc.mkv")
+    digests = sha256(mp4), sha256(mkv)
+    out = pipeline.run(mp4, policy(container="mkv", video_codec={"codec": "hevc", "preset": "ultrafast"})).result
+    assert out.failed and out.reason == "target_exists", out.error
+    assert "cannot transcode into enc.mkv: a file with that name already exists" in out.error, out.error
+    assert (sha256(mp4), sha256(mkv)) == digests
 
 
 def _with_cover(tmp_path: Path, source: Path, name: str) -> Path:

@@ -20,6 +20,7 @@ from support.daemon import write_config
 from support.media import audio, copy_media, make_media, mkvmerge_tracks, video
 from support.pipeline import pipeline, sha256  # noqa: F401  (fixture)
 from vpod.policy.policy import Policy
+from vpod.policy.transcode_keys import VideoCodec
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +169,25 @@ def test_vpod_process_reports_the_overwrite_as_a_skip(tmp_path, env, media_cache
     ).stdout)
     assert data["results"][0]["success"] and data["results"][0]["changes"] > 0  # the new content, next run
     assert titles(path) == ["new eng", "new jpn"]
+
+
+def test_a_transcode_says_transcoding_when_the_source_changed(tmp_path, pipeline, media_cache, monkeypatch):  # noqa: F811
+    """T18C finding 10: the message said "remuxing" of an encode. A stand-in ffmpeg runs
+    the real libx265 encode, then appends a byte to the source (another program writing)."""
+    path = copy_media(media_cache("old.mkv", OLD), pipeline.library / "encoded.mkv")
+    folder = tmp_path / "appendbin"
+    folder.mkdir()
+    (folder / "ffmpeg").write_text(
+        f"#!{sys.executable}\nimport subprocess, sys\nREAL = {shutil.which('ffmpeg')!r}\nargs = sys.argv[1:]\n"
+        "done = subprocess.run([REAL, *args])\n"
+        "if 'libx265' in args:\n"
+        "    with open(args[args.index('-i') + 1].removeprefix('file:'), 'ab') as source:\n"
+        "        source.write(b'x')\n"
+        "sys.exit(done.returncode)\n"
+    )
+    (folder / "ffmpeg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    out = pipeline.run(path, Policy(video_codec=VideoCodec("hevc", ("h264", "mpeg4"), crf=30, preset="ultrafast"))).result
+    assert (out.skipped, out.reason) == (True, "source_changed"), (out.error, out.actions)
+    assert f"{path}: changed while vpod was transcoding it" in out.error, out.error
+    assert pipeline.temps_left() == []

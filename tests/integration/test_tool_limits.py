@@ -241,9 +241,26 @@ def test_a_remux_limit_is_a_base_plus_seconds_per_gib(tmp_path, env):
 
     stuck, code, result = remux_with("fixed", 0)
     assert code == 1 and result["reason"] == "timeout", result
-    assert "mkvmerge did not finish within 1 s" in result["error"], result
+    assert "mkvmerge did not finish within 1 s and was killed (the limit: [processing] tool_timeout_seconds + " \
+        "tool_timeout_seconds_per_gib × the file's size)" in result["error"], result
     assert default_audio_languages(stuck) == ["jpn"] and [p.name for p in stuck.parent.iterdir()] == ["movie.mkv"]
 
     done, code, result = remux_with("scaled", 86400)
     assert code == 0 and result["success"], result
     assert [t["language"] for t in mkvmerge_tracks(done) if t["type"] == "audio"] == ["eng", "jpn"]
+
+
+def test_an_encode_timeout_names_its_keys_and_reads_as_a_duration(tmp_path, env):
+    """T18C finding 10: an encode killed at its limit said "within 1.33333 s" and named no
+    key. Now the limit reads "1.2 s" (base 1 s + 60 s per hour × 10 s) and the message
+    names the keys that set it. A stand-in ffmpeg sleeps 3 s before a libx265 encode."""
+    source = make_media(tmp_path / "src" / "film.mkv", NEEDS_REMUX, duration=10)
+    bin_dir = slow_tool(tmp_path / "bin", "ffmpeg", 3.0, only_with="libx265")
+    limits = {"tool_timeout_seconds": 1.0, "transcode_timeout_seconds_per_hour": 60.0}
+    config = config_file(tmp_path, processing=limits, policy={"video_codec": "hevc"})
+    code, report, err = process([source], config=config, env=env, path=path_with(bin_dir))
+    result = report["results"][0]
+    assert code == 1 and result["reason"] == "timeout", (result, err)
+    assert ": ffmpeg did not finish within 1.2 s and was killed (the limit: [processing] tool_timeout_seconds " \
+        "+ transcode_timeout_seconds_per_hour × the file's duration)" in result["error"], result
+    assert [p.name for p in source.parent.iterdir()] == ["film.mkv"]  # no temp file left

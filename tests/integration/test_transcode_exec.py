@@ -240,7 +240,15 @@ def test_an_encode_killed_midway_leaves_the_source_and_no_temp(
     assert pipeline.temps_left() == []
 
 
-def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_with_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("device", "why"),
+    [("no-renderD128", "vaapi_device {tmp}/no-renderD128 does not exist"),
+     # T18C finding 5: /dev/null opens read-write, but it is no DRM node: said so, not ffmpeg's error.
+     ("/dev/null", "vaapi_device /dev/null is not a DRM render node (a character device 1:3")],
+)  # fmt: skip
+def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_with_a_warning(
+    tmp_path: Path, device: str, why: str
+) -> None:
     from structlog.testing import capture_logs
 
     from tests.support.pipeline import make_pipeline
@@ -251,7 +259,7 @@ def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_wit
     # No such render node: the VAAPI test encode fails, libx265 encodes instead.
     pipe.processor = FileProcessor(
         pipe.runner, pipe.processor.options, pipe.store,
-        transcoding=TranscodeSettings(vaapi_device=str(tmp_path / "no-renderD128")),
+        transcoding=TranscodeSettings(vaapi_device=str(tmp_path / device)),
     )  # fmt: skip
     source = movie(pipe.library / "Film.mkv")
     policy = transcoding(encoder="vaapi", compat=False)
@@ -264,7 +272,7 @@ def test_a_configured_hardware_encoder_that_is_absent_falls_back_to_software_wit
     fallback = [e for e in logs if e["event"] == "encoder_fallback"]
     assert len(fallback) == 1 and fallback[0]["encoder"] == "libx265" and "hevc_vaapi" in fallback[0]["why"]
     # The missing device is named, not ffmpeg's "Error parsing global options".
-    assert f"vaapi_device {tmp_path / 'no-renderD128'} does not exist" in fallback[0]["why"], fallback[0]["why"]
+    assert why.format(tmp=tmp_path) in fallback[0]["why"], fallback[0]["why"]
     # The recorded actions name the encoder that ran; a second pass plans nothing.
     assert any("transcode video to HEVC (libx265, vaapi not usable, crf" in a for a in out.result.actions), out.result.actions
     pipe.assert_conforms(source, policy)

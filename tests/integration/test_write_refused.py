@@ -225,7 +225,11 @@ def test_vpod_process_names_itself_as_the_way_to_try_again(tmp_path, env, media_
     config = config_for(tmp_path)
     done = run_vpod(["process", str(mount / "remux.mkv"), "--config", str(config)], env=env)
     printed = done.stdout + done.stderr
-    assert f"(mount -o remount,rw,bind {mount}) or stop watching it, then run `vpod process PATH` again" in printed
+    # vpod process watches nothing: no "or stop watching it" (T18C finding 10).
+    assert f"(mount -o remount,rw,bind {mount}), then run `vpod process PATH` again" in printed, printed
+    assert "stop watching" not in printed, printed
     assert "vpod retry" not in printed, printed
     refusal = why_not_writable(mount / "remux.mkv", "the file")
-    assert refusal is not None and refusal.message(mount / "remux.mkv").endswith("then run `vpod retry PATH`")
+    assert refusal is not None and refusal.message(mount / "remux.mkv").endswith(
+        f"(mount -o remount,rw,bind {mount}) or stop watching it, then run `vpod retry PATH`"
+    )

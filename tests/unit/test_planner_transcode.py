@@ -88,9 +88,12 @@ def test_defaults_are_resolved_when_the_policy_loads():
         audio_convert={"codecs": ["DTS-HD MA", "TrueHD", "lpcm"], "to": "E-AC-3"},
     )  # fmt: skip
     assert [(e.codec, e.channels, e.bitrate_kbps, e.title, e.default) for e in p.audio_compat] == [
-        ("aac", 2, 192, "AAC Stereo", False), ("ac3", 6, 640, "AC-3 5.1", False), ("opus", 6, 256, "Opus 5.1", False),
-        ("eac3", 2, 224, "E-AC-3 Stereo", False), ("flac", 1, 0, "FLAC Mono", False),
+        ("aac", 2, 0, "AAC Stereo", False), ("ac3", 6, 0, "AC-3 5.1", False), ("opus", 6, 0, "Opus 5.1", False),
+        ("eac3", 2, 0, "E-AC-3 Stereo", False), ("flac", 1, 0, "FLAC Mono", False),
     ]  # fmt: skip
+    # A bitrate left out follows the channels written (the plan's), as audio_convert's does.
+    assert [e.bitrate_for(e.channels) for e in p.audio_compat] == [192, 640, 256, 224, None]
+    assert p.audio_compat[1].bitrate_for(1) == 192
     assert (p.audio_convert.codecs, p.audio_convert.to, p.audio_convert.bitrate_kbps) == (("dtshd", "truehd", "pcm"), "eac3", 0)
     assert p.audio_convert.bitrate_for(6) == 640 and p.audio_convert.bitrate_for(2) == 224
     for codec, crf, preset, convert in (
@@ -108,7 +111,7 @@ def test_defaults_are_resolved_when_the_policy_loads():
 def test_the_neutral_values_plan_nothing_and_equal_the_defaults():
     neutral = policy(audio_compat=[], audio_convert={"to": "keep"}, video_codec="keep", keep_if_larger=True, min_saving_percent=5)
     assert neutral == Policy()
-    assert policy(audio_convert={"to": "keep", "codecs": ["dts"]}).audio_convert == Policy().audio_convert
+    assert policy(audio_convert={}).audio_convert == Policy().audio_convert
 
 
 @pytest.mark.parametrize(
@@ -136,6 +139,22 @@ def test_the_neutral_values_plan_nothing_and_equal_the_defaults():
         ({"audio_convert": {"codecs": ["atmos"], "to": "eac3"}}, "[policy] audio_convert", "not an audio codec"),
         ({"audio_convert": {"to": "eac3"}}, "[policy] audio_convert", "non-empty list"),
         ({"audio_convert": ["dts"]}, "[policy] audio_convert", "expected a table"),
+        # Sub-keys that would have no effect are refused, never dropped (T18C finding 5).
+        ({"audio_convert": {"codecs": ["dts"]}}, "[policy] audio_convert",
+         'to is required when codecs is given: the codec the listed tracks are converted into, one of aac, ac3, '
+         'eac3, opus, flac; to convert nothing, write audio_convert = "keep"'),
+        ({"audio_convert": {"codecs": ["dts"], "to": "keep"}}, "[policy] audio_convert", 'codecs: no effect under to = "keep"'),
+        ({"video_codec": {"codec": "keep", "crf": 20}}, "[policy] video_codec",
+         'crf: no effect under codec = "keep" (nothing is re-encoded); leave it out, or name a codec (hevc, av1, h264)'),
+        ({"video_codec": {"codec": "keep", "preset": "slow", "convert": ["h264"], "min_gb_per_hour": 1}},
+         "[policy] video_codec", 'convert, min_gb_per_hour, preset: no effect under codec = "keep"'),
+        ({"video_codec": {"codec": "hevc", "convert": []}}, "[policy] video_codec",
+         'convert = [] converts nothing: list the source codecs to re-encode into hevc (leave convert out for '
+         '["h264", "mpeg2", "mpeg4", "vc1"]), or write video_codec = "keep" to re-encode none'),
+        # Values echoed as TOML, as written (not Python's True, 95.0 or 'x').
+        ({"video_codec": {"codec": "hevc", "crf": True}}, "[policy] video_codec",
+         "crf: expected an integer from 0 to 51, got true"),
+        ({"video_codec": {"codec": "hevc", "preset": "fastest"}}, "[policy] video_codec", 'got "fastest"'),
         ({"video_codec": "vp9"}, "[policy] video_codec", "expected one of hevc, av1, h264"),
         ({"video_codec": {"codec": "hevc", "convert": ["h264", "hevc"]}}, "[policy] video_codec", "converts to"),
         ({"video_codec": {"codec": "hevc", "convert": ["realvideo"]}}, "[policy] video_codec", "not a video codec"),
@@ -145,7 +164,7 @@ def test_the_neutral_values_plan_nothing_and_equal_the_defaults():
         ({"video_codec": {"codec": "hevc", "encoder": "amf"}}, "[policy] video_codec", "encoder"),
         ({"video_codec": {"codec": "hevc", "min_gb_per_hour": -1}}, "[policy] video_codec", "min_gb_per_hour"),
         ({"video_codec": {"convert": ["h264"]}}, "[policy] video_codec", "codec is required"),
-        ({"min_saving_percent": 95}, "[policy] min_saving_percent", "90"),
+        ({"min_saving_percent": 95}, "[policy] min_saving_percent", "expected a number from 0 to 90, got 95"),
         ({"keep_if_larger": "yes"}, "[policy] keep_if_larger", "boolean"),
     ],
 )
@@ -178,7 +197,7 @@ def test_config_check_output_reads_back_as_the_same_policy():
         keep_if_larger=False,
     )  # fmt: skip
     data = section_as_dict(p)
-    assert data["video_codec"]["codec"] == "av1" and data["audio_compat"][1]["bitrate_kbps"] == 640
+    assert data["video_codec"]["codec"] == "av1" and data["audio_compat"][1]["bitrate_kbps"] == 0
     assert policy(**{k: data[k] for k in ("audio_compat", "audio_convert", "video_codec", "keep_if_larger")}) == p
 
 
@@ -215,9 +234,22 @@ def test_never_an_upmix_and_each_entry_on_its_own():
     m = media(t("video", H264), t("audio", "DTS", channels=2, default=True))
     p = plan(policy(audio_compat=[{"codec": "ac3", "channels": 6}, {"codec": "aac"}]), m)
     assert [(a.codec, a.channels, a.bitrate_kbps, a.title) for a in of(p, AddAudio)] == [
-        ("ac3", 2, 640, "AC-3 5.1"), ("aac", 2, 192, "AAC Stereo")
+        ("ac3", 2, 192, "AC-3 5.1"), ("aac", 2, 192, "AAC Stereo")
     ]
     assert plan(policy(audio_compat=[{"codec": "ac3", "channels": 6}, {"codec": "aac"}]), applied(m, p)).is_empty
+
+
+@pytest.mark.parametrize(
+    "entry, source_channels, kbps",
+    [({"codec": "ac3", "channels": 6}, 1, 192), ({"codec": "ac3", "channels": 6}, 6, 640),
+     ({"codec": "aac", "channels": 6}, 2, 192), ({"codec": "opus", "channels": 8}, 6, 256),
+     ({"codec": "ac3", "channels": 6, "bitrate_kbps": 448}, 1, 448), ({"codec": "flac", "channels": 6}, 2, None)],
+)  # fmt: skip
+def test_the_default_bitrate_follows_the_channels_written(entry, source_channels, kbps):
+    # T18C finding 7: AC-3 5.1 from a mono source was planned "1 ch 640 kb/s".
+    m = media(t("video", H264), t("audio", "DTS", channels=source_channels, default=True))
+    (added,) = of(plan(policy(audio_compat=entry), m), AddAudio)
+    assert (added.channels, added.bitrate_kbps) == (min(entry["channels"], source_channels), kbps)
 
 
 def test_not_planned_when_an_equivalent_track_is_there():
@@ -262,7 +294,7 @@ def test_never_made_from_commentary_or_audio_description():
     )  # fmt: skip
     assert of(plan(policy(audio_compat={"codec": "ac3", "channels": 6}), m), AddAudio) == []  # the main track is AC-3 2.0
     assert of(plan(policy(audio_compat={"codec": "eac3", "channels": 6}), m), AddAudio) == [
-        AddAudio(3, "eac3", 2, 640, "E-AC-3 5.1", False)
+        AddAudio(3, "eac3", 2, 224, "E-AC-3 5.1", False)  # 2 channels written: E-AC-3's stereo default
     ]
     only_commentary = media(t("video", H264), t("audio", "TrueHD", channels=8, commentary=True, default=True))
     assert of(plan(policy(**COMPAT), only_commentary), AddAudio) == []
@@ -469,7 +501,8 @@ def test_second_plan_is_empty_for_many_transcoding_policies_and_files():
         policy(
             audio_languages=a, keep_audio_languages=k, remove_commentary=True, untagged_language=u, clear_track_titles=c,
             max_audio_per_language=n, audio_codec_preference=pref, audio_compat=compat, video_codec="hevc",
-            audio_convert={"codecs": ["dts", "truehd", "pcm"], "to": to}, container="mkv", mark_original=True,
+            audio_convert={"codecs": ["dts", "truehd", "pcm"], "to": to} if to != "keep" else "keep", container="mkv",
+            mark_original=True,
         )
         for a, k, u, c, n, pref, compat, to in itertools.product(
             [["eng"], ["jpn", "eng"], []], [[], ["jpn"]], ["", "eng"], [False, True], [0, 1, 2],

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vpod.errors import ConfigError
-from vpod.tomlschema import build_section, setting
+from vpod.tomlschema import build_section, setting, shown_value
 
 
 def _one_word(value: Any) -> str | None:
@@ -109,13 +109,13 @@ def read_secret(value: str, path: Path | None, key: str, source: Path | None, *,
 def _path_map(raw: Any, source: Path | None) -> tuple[tuple[str, str], ...]:
     where = "[[hooks.path_map]]"
     if not isinstance(raw, list):
-        raise ConfigError(source, where, f'expected a list of tables {{ remote = "/tv", local = "/srv/tv" }}, got {raw!r}')
+        raise ConfigError(source, where, f'expected a list of tables {{ remote = "/tv", local = "/srv/tv" }}, got {shown_value(raw)}')
     pairs = []
     for item in raw:
         if not isinstance(item, dict) or set(item) != {"remote", "local"}:
-            raise ConfigError(source, where, f"expected the keys remote and local, got {item!r}")
+            raise ConfigError(source, where, f"expected the keys remote and local, got {shown_value(item)}")
         remote, local = item["remote"], item["local"]
         if not isinstance(remote, str) or not remote or not isinstance(local, str) or not PurePosixPath(local).is_absolute():
-            raise ConfigError(source, where, f'expected remote = "/path/there", local = "/absolute/path/here", got {item!r}')
+            raise ConfigError(source, where, f'expected remote = "/path/there", local = "/absolute/path/here", got {shown_value(item)}')
         pairs.append((remote, local.rstrip("/") or "/"))
     return tuple(pairs)

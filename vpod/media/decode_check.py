@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from vpod.errors import ToolError, ToolTimeout
+from vpod.media.limits import BASE_KEYS
 from vpod.media.probe import ffmpeg_input
 from vpod.media.tools import ToolRunner
 
@@ -66,7 +67,7 @@ def decode_check(
                     "-ss", f"{start:g}",
                     "-t", f"{WINDOW_SECONDS:g}", "-i", ffmpeg_input(path), "-map", f"0:{stream}", "-f", "null", "-"]  # fmt: skip
             try:
-                result = runner.run(args, timeout_seconds=runner.limits.base_seconds)
+                result = runner.run(args, timeout_seconds=runner.limits.base_seconds, timeout_keys=BASE_KEYS)
             except ToolTimeout:
                 raise
             except ToolError as exc:

@@ -39,6 +39,7 @@ from typing import BinaryIO, Callable, TypeVar
 from vpod.diskspace import EDIT_MARGIN_BYTES, InsufficientSpace, SpaceLedger, free_bytes, format_bytes
 from vpod.diskspace import release_reserved, reserve_after_end
 from vpod.errors import MediaError, ToolError
+from vpod.media.limits import SIZE_KEYS
 from vpod.media.ebml import CLUSTER_ID, SEEK_HEAD_ID, VOID_ID, EbmlError, MatroskaLayout, walk
 from vpod.media.flags import FLAGS_BY_NAME
 from vpod.media.model import MediaInfo
@@ -182,7 +183,7 @@ def _edit_undoably(
             ) from None
     try:
         # The size share of the limit: mkvpropedit may have to move header elements.
-        runner.run(["mkvpropedit", *args], ok_codes=(0, 1), timeout_seconds=runner.limits.for_size(size))
+        runner.run(["mkvpropedit", *args], ok_codes=(0, 1), timeout_seconds=runner.limits.for_size(size), timeout_keys=SIZE_KEYS)
         return verify()
     except BaseException as exc:
         # Without a reservation, a write mkvpropedit could not make is the likely cause

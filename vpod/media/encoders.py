@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -221,10 +222,46 @@ def encoder_names_in(listing: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in map(_ENCODER_LINE.match, listing.splitlines()) if m)
 
 
+DRM_MAJOR = 226
+"""The device major number of DRM nodes (``/dev/dri/card0`` minor 0 and up, render nodes
+``/dev/dri/renderD128`` minor 128 and up): the Linux kernel's
+Documentation/admin-guide/devices.txt, "226 char DRM (Direct Rendering Manager)"."""
+
+
+def drm_node_problem(device: str) -> str:
+    """``""`` when ``device`` is a DRM device node (a character device of major
+    :data:`DRM_MAJOR`), else what it is instead, naming ``[processing] vaapi_device``:
+    a VAAPI driver opens only those (``/dev/null`` opens, yet ffmpeg then fails with
+    "Error parsing global options: Generic error in an external library").
+
+    Raises:
+        OSError: ``device`` cannot be looked at (FileNotFoundError: it does not exist).
+    """
+    st = os.stat(device)
+    if stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == DRM_MAJOR:
+        return ""
+    if stat.S_ISCHR(st.st_mode):
+        what = f"a character device {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}, not of the DRM major {DRM_MAJOR}"
+    elif stat.S_ISDIR(st.st_mode):
+        what = "a folder"
+    elif stat.S_ISREG(st.st_mode):
+        what = "a regular file"
+    else:
+        what = "not a character device"
+    return (
+        f"[processing] vaapi_device {device} is not a DRM render node ({what}); "
+        "render nodes are /dev/dri/renderD128 and up (`ls -l /dev/dri`)"
+    )
+
+
 def vaapi_device_problem(device: str) -> str:
-    """``""`` when the VAAPI render node ``device`` (``[processing] vaapi_device``) opens
-    for reading and writing, as the driver opens it, else why not, naming the key."""
+    """``""`` when the VAAPI render node ``device`` (``[processing] vaapi_device``) is a
+    DRM device node (:func:`drm_node_problem`) and opens for reading and writing, as the
+    driver opens it, else why not, naming the key."""
     try:
+        why = drm_node_problem(device)
+        if why:
+            return why
         os.close(os.open(device, os.O_RDWR | os.O_CLOEXEC))
     except FileNotFoundError:
         return f"[processing] vaapi_device {device} does not exist"

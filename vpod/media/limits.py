@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 
 GIB = 1024**3
 
+BASE_KEYS = "[processing] tool_timeout_seconds"
+"""The key setting :attr:`ToolLimits.base_seconds`, as a timeout's message names it."""
+SIZE_KEYS = "[processing] tool_timeout_seconds + tool_timeout_seconds_per_gib × the file's size"
+"""The keys setting :meth:`ToolLimits.for_size`'s limit."""
+ENCODE_KEYS = "[processing] tool_timeout_seconds + transcode_timeout_seconds_per_hour × the file's duration"
+"""The keys setting :meth:`ToolLimits.for_encode`'s limit (of a file whose duration is known)."""
+PROBE_KEYS = "[processing] probe_timeout_seconds"
+"""The key setting :attr:`ToolLimits.probe_seconds`."""
+
 
 class ToolLimits(NamedTuple):
     """Wall-clock limits of tool runs, in seconds.
@@ -67,3 +76,9 @@ class ToolLimits(NamedTuple):
         if not duration_seconds or duration_seconds <= 0:
             return self.for_size(size_bytes)
         return min(self.base_seconds + self.encode_seconds_per_hour * duration_seconds / 3600.0, MAX_SECONDS)
+
+    @staticmethod
+    def encode_keys(duration_seconds: float | None) -> str:
+        """The keys that set :meth:`for_encode`'s limit for a file of ``duration_seconds``
+        (:data:`ENCODE_KEYS`; :data:`SIZE_KEYS` when the duration is unknown)."""
+        return ENCODE_KEYS if duration_seconds and duration_seconds > 0 else SIZE_KEYS

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vpod.errors import MediaError, ToolError
+from vpod.media.limits import SIZE_KEYS
 from vpod.media.flags import TRACK_FLAGS
 from vpod.media.layout import changed_fields, expected_tracks
 from vpod.media.model import MediaInfo, Track
@@ -275,7 +276,7 @@ class Remuxer:
                 # Exit status 1 means "finished with warnings" (mkvmerge(1), EXIT CODES).
                 self.runner.run(
                     ["mkvmerge", *extra, *mkvmerge_args(media, plan, output)], ok_codes=(0, 1),
-                    on_output_line=reader, timeout_seconds=limit,
+                    on_output_line=reader, timeout_seconds=limit, timeout_keys=SIZE_KEYS,
                 )
             else:
                 with ExitStack() as stack:
@@ -288,7 +289,7 @@ class Remuxer:
                         on_progress(0.0)
                     self.runner.run(
                         ["ffmpeg", *extra, *ffmpeg_args(media, plan, output, covers)],
-                        on_output_line=reader, timeout_seconds=limit,
+                        on_output_line=reader, timeout_seconds=limit, timeout_keys=SIZE_KEYS,
                     )
         except ToolError as exc:
             if any(hint in str(exc).lower() for hint in _NO_SPACE_HINTS):
@@ -316,7 +317,7 @@ class Remuxer:
             self.runner.run(
                 ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y", "-i", ffmpeg_input(media.path),
                  "-map", f"0:{track.index}", "-c", "copy", "-frames:v", "1", "-f", "image2", ffmpeg_input(picture)],
-                timeout_seconds=self.runner.limits.for_size(media.size_bytes),
+                timeout_seconds=self.runner.limits.for_size(media.size_bytes), timeout_keys=SIZE_KEYS,
             )  # fmt: skip
             covers[track.index] = picture
         return covers

@@ -133,7 +133,7 @@ def put_in_place(new: Path, source: Path, target: Path, attrs: SourceAttributes,
             _link_no_clobber(new, target)
         except FileExistsError:
             raise MediaError(
-                f"{source}: cannot remux into {target.name}: a file with that name already exists",
+                f"{source}: cannot write the new file as {target.name}: a file with that name appeared meanwhile",
                 reason=Reason.TARGET_EXISTS,
             ) from None
         os.unlink(source)

@@ -20,7 +20,7 @@ import time
 from typing import Callable, NamedTuple, Sequence
 
 from vpod.errors import ToolError, ToolMissing, ToolTimeout
-from vpod.media.limits import ToolLimits
+from vpod.media.limits import BASE_KEYS, ToolLimits
 from vpod.media.parent_death import die_with_parent
 from vpod.outcomes import Reason
 
@@ -69,6 +69,7 @@ class ToolRunner:
         args: Sequence[str | os.PathLike[str]],
         *,
         timeout_seconds: float | None = None,
+        timeout_keys: str | None = None,
         ok_codes: tuple[int, ...] = (0,),
         on_output_line: Callable[[str], None] | None = None,
         wrapper: Sequence[str] = (),
@@ -80,6 +81,10 @@ class ToolRunner:
             args: program name then arguments; paths may hold any bytes (``os.fsencode``).
             timeout_seconds: wall-clock limit (default: ``limits.base_seconds``); the
                 tool is killed (SIGKILL) when it passes.
+            timeout_keys: the config keys that set ``timeout_seconds``, which the
+                timeout's message names (:mod:`vpod.media.limits` ``*_KEYS``; default:
+                :data:`~vpod.media.limits.BASE_KEYS` when ``timeout_seconds`` is not
+                given, else none named).
             ok_codes: exit statuses that count as success. mkvmerge and mkvpropedit exit
                 1 for "finished with warnings" (mkvmerge(1), section "EXIT CODES").
             on_output_line: called in this thread with each line of the tool's stdout
@@ -137,7 +142,8 @@ class ToolRunner:
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
-            raise ToolTimeout(name, limit) from None
+            keys = timeout_keys if timeout_keys is not None else (BASE_KEYS if timeout_seconds is None else "")
+            raise ToolTimeout(name, limit, keys) from None
         except BaseException:  # Ctrl-C (KeyboardInterrupt) in inspect/plan: the tool goes too
             _kill_group(process)
             process.wait()

@@ -28,6 +28,7 @@ import structlog
 
 from vpod.errors import MediaError, ToolError
 from vpod.media.encoders import SOFTWARE, EncoderCatalog, EncoderChoice, TranscodeSettings
+from vpod.media.limits import BASE_KEYS, PROBE_KEYS
 from vpod.media.layout import OutputTrack, changed_fields, planned_layout
 from vpod.media.model import MediaInfo
 from vpod.media.probe import ffmpeg_input
@@ -236,7 +237,7 @@ def source_streams(media: MediaInfo, runner: ToolRunner) -> list[dict[str, Any]]
     if data is None:
         result = runner.run(
             ["ffprobe", "-v", "error", "-of", "json", "-show_streams", ffmpeg_input(media.path)],
-            timeout_seconds=runner.limits.probe_seconds,
+            timeout_seconds=runner.limits.probe_seconds, timeout_keys=PROBE_KEYS,
         )
         data = json.loads(result.stdout or "{}")
     streams: list[dict[str, Any]] = data.get("streams", [])
@@ -253,7 +254,7 @@ def first_frame(media: MediaInfo, stream_index: int, runner: ToolRunner) -> dict
     result = runner.run(
         ["ffprobe", "-v", "error", "-of", "json", "-select_streams", str(stream_index), "-read_intervals",
          "%+#1", "-show_frames", "-show_entries", "frame=side_data_list", ffmpeg_input(media.path)],
-        timeout_seconds=runner.limits.probe_seconds,
+        timeout_seconds=runner.limits.probe_seconds, timeout_keys=PROBE_KEYS,
     )  # fmt: skip
     frames = json.loads(result.stdout or "{}").get("frames") or []
     return frames[0] if frames else None
@@ -407,7 +408,10 @@ class Transcoder:
                 if on_progress is not None:
                     on_progress(0.0)
                 reader = ffmpeg_line_reader(on_progress, media.duration_seconds) if on_progress else None
-                self.runner.run(args, on_output_line=reader, timeout_seconds=limit, wrapper=self.settings.wrapper())
+                self.runner.run(
+                    args, on_output_line=reader, timeout_seconds=limit, wrapper=self.settings.wrapper(),
+                    timeout_keys=self.runner.limits.encode_keys(media.duration_seconds),
+                )
             self._write_language_tags(media, plan, output)
         except ToolError as exc:
             if type(exc) is not ToolError:
@@ -447,7 +451,7 @@ class Transcoder:
             picture = stack.enter_context(temp_beside(media.path, self.temps, suffix=suffix))
             self.runner.run(
                 ["mkvextract", os.fspath(media.path.absolute()), "attachments", f"{match['id']}:{os.fspath(picture)}"],
-                ok_codes=(0, 1), timeout_seconds=self.runner.limits.base_seconds,
+                ok_codes=(0, 1), timeout_seconds=self.runner.limits.base_seconds, timeout_keys=BASE_KEYS,
             )  # fmt: skip
             out.append((picture, name, str(match.get("content_type") or "application/octet-stream")))
         return out

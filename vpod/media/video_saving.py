@@ -41,6 +41,7 @@ from typing import Any, Collection, NamedTuple
 
 from vpod.diskspace import format_bytes
 from vpod.errors import MediaError, ToolError, ToolMissing, ToolTimeout
+from vpod.media.limits import SIZE_KEYS
 from vpod.media.layout import planned_layout
 from vpod.media.model import MediaInfo
 from vpod.media.probe import ffmpeg_input
@@ -106,7 +107,7 @@ def packet_bytes(path: Path, streams: Collection[int], runner: ToolRunner) -> di
     except OSError as exc:
         raise MediaError(f"{path}: cannot count the bytes of its video: {exc.strerror or exc}") from None
     try:
-        runner.run(args, timeout_seconds=runner.limits.for_size(size_bytes), on_output_line=count, keep_stdout=False)
+        runner.run(args, timeout_seconds=runner.limits.for_size(size_bytes), timeout_keys=SIZE_KEYS, on_output_line=count, keep_stdout=False)
     except (ToolTimeout, ToolMissing):
         raise
     except ToolError as exc:

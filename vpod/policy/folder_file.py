@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from vpod.errors import ConfigError
+from vpod.tomlschema import shown_value
 
 FOLDER_FILE = ".vpod.toml"
 FOLDER_FILE_MAX_BYTES = 64 * 1024
@@ -105,7 +106,7 @@ def read_folder_file(path: Path) -> FolderFile:
             '(policy = "NAME" to name a policy, any other key of [policy] to override it)',
         )
     if name is not None and (not isinstance(name, str) or not name):
-        raise ConfigError(path, "policy", f'expected the name of a policy of [policies] (or "default"), got {name!r}')
+        raise ConfigError(path, "policy", f'expected the name of a policy of [policies] (or "default"), got {shown_value(name)}')
     if "policy_file" in table:
         raise ConfigError(path, "policy_file", "a folder file cannot name a policy file; name a policy of [policies]")
     return FolderFile(path, name, table)

@@ -18,7 +18,7 @@ from vpod.policy.languages import UNDETERMINED, LanguageError, normalize_languag
 from vpod.policy.codecs import CODEC_NAMES, codec_family
 from vpod.policy.original import ORIGINAL
 from vpod.policy.transcode_keys import TABLE_KEYS, AudioCompat, AudioConvert, VideoCodec, transcode_keys
-from vpod.tomlschema import build_section, in_range, load_toml, one_of, setting
+from vpod.tomlschema import build_section, in_range, load_toml, one_of, setting, shown_value
 
 TRACK_TYPES = ("video", "audio", "subtitle", "attachment")
 LANGUAGE_LIST_KEYS = (
@@ -220,7 +220,7 @@ def policy_from_table(
             )
         raw = table["policy_file"]
         if not isinstance(raw, str) or not raw:
-            raise ConfigError(source, "[policy] policy_file", f"expected a path string, got {raw!r}")
+            raise ConfigError(source, "[policy] policy_file", f"expected a path string, got {shown_value(raw)}")
         path = Path(raw).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -298,7 +298,7 @@ def _legacy_hardlinks(table: Mapping[str, Any], source: Path | None) -> Mapping[
         return table
     value = table["break_hardlinks"]
     if not isinstance(value, bool):
-        raise ConfigError(source, "[policy] break_hardlinks", f"expected true or false, got {value!r}")
+        raise ConfigError(source, "[policy] break_hardlinks", f"expected true or false, got {shown_value(value)}")
     if "hardlinks" in table:
         raise ConfigError(
             source, "[policy] break_hardlinks", 'cannot be combined with hardlinks (the key that replaces it); keep hardlinks'

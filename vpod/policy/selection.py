@@ -32,6 +32,7 @@ from vpod.errors import ConfigError, MediaError
 from vpod.outcomes import Reason
 from vpod.policy.folder_file import FolderFile, nearest_folder_file, read_folder_file
 from vpod.policy.pathglob import GlobError, PathGlob, compile_glob
+from vpod.tomlschema import shown_value
 from vpod.policy.policy import Policy, policy_from_table, policy_with_overrides
 from vpod.results import display_path
 
@@ -164,7 +165,7 @@ def libraries_from_table(
         policy = _policy_name(keys.get("policy", DEFAULT_POLICY), known_policies, source, f"{where} policy")
         folder_files = keys.get("folder_files", False)
         if not isinstance(folder_files, bool):
-            raise ConfigError(source, f"{where} folder_files", f"expected a boolean, got {folder_files!r}")
+            raise ConfigError(source, f"{where} folder_files", f"expected a boolean, got {shown_value(folder_files)}")
         rules = _rules(keys.get("rules", []), known_policies, source, where)
         chosen.append((name, LibraryPolicy(policy, rules, folder_files)))
     return tuple(chosen)
@@ -173,20 +174,20 @@ def libraries_from_table(
 def _policy_name(value: Any, known: set[str], source: Path | None, key: str) -> str:
     if not isinstance(value, str) or value not in known:
         names = ", ".join(f'"{n}"' for n in sorted(known))
-        raise ConfigError(source, key, f"expected the name of a policy ({names}), got {value!r}")
+        raise ConfigError(source, key, f"expected the name of a policy ({names}), got {shown_value(value)}")
     return value
 
 
 def _rules(value: Any, known: set[str], source: Path | None, where: str) -> tuple[PathRule, ...]:
     if not isinstance(value, list):
-        raise ConfigError(source, f"{where} rules", f'expected a list of {{ match = "GLOB", policy = "NAME" }}, got {value!r}')
+        raise ConfigError(source, f"{where} rules", f'expected a list of {{ match = "GLOB", policy = "NAME" }}, got {shown_value(value)}')
     rules = []
     for i, item in enumerate(value):
         key = f"{where} rules[{i}]"
         if not isinstance(item, dict) or set(item) != set(RULE_KEYS):
-            raise ConfigError(source, key, f'expected {{ match = "GLOB", policy = "NAME" }}, got {item!r}')
+            raise ConfigError(source, key, f'expected {{ match = "GLOB", policy = "NAME" }}, got {shown_value(item)}')
         if not isinstance(item["match"], str):
-            raise ConfigError(source, f"{key} match", f"expected a path glob, got {item['match']!r}")
+            raise ConfigError(source, f"{key} match", f"expected a path glob, got {shown_value(item['match'])}")
         try:
             glob = compile_glob(item["match"])
         except GlobError as exc:
@@ -354,7 +355,7 @@ class PolicySelector:
                 name = folder_file.policy or base
                 if name not in self.policies:
                     names = ", ".join(f'"{n}"' for n in sorted(self.policies))
-                    raise ConfigError(path, "policy", f"expected the name of a policy ({names}), got {name!r}")
+                    raise ConfigError(path, "policy", f"expected the name of a policy ({names}), got {shown_value(name)}")
                 policy = self.policies[name]
                 if folder_file.overrides:
                     policy = policy_with_overrides(policy, folder_file.overrides, source=path)

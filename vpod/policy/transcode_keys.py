@@ -4,9 +4,14 @@
 
 Each table becomes a frozen dataclass whose defaults mean "nothing": ``audio_compat =
 []``, ``audio_convert = { to = "keep" }``, ``video_codec = "keep"``. Every value is
-resolved when the config loads (a bitrate, title, CRF or preset left out gets its
-codec's default), so ``vpod config check`` prints what applies and the plan never
-guesses. docs/policy.md "Transcoding" describes every key.
+resolved when the config loads (a title, CRF or preset left out gets its codec's
+default), so ``vpod config check`` prints what applies and the plan never guesses; a
+bitrate left out is 0, "the codec's default for the channels actually written"
+(:func:`default_bitrate_kbps`), which only the plan knows. A sub-key that would have no
+effect (``crf`` under ``codec = "keep"``, ``codecs`` without ``to``, ``convert = []``)
+is refused rather than dropped, as FLAC's ``bitrate_kbps`` is: a policy may live in a
+folder's ``.vpod.toml``, which no ``vpod config check`` reads, so a warning would go
+unseen. docs/policy.md "Transcoding" describes every key.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vpod.errors import ConfigError
+from vpod.tomlschema import shown_value
 from vpod.policy.codecs import CODEC_NAMES, VIDEO_CODEC_NAMES, codec_family, video_codec_family
 
 TABLE_KEYS = ("audio_compat", "audio_convert", "video_codec")
@@ -74,14 +80,23 @@ def default_title(codec: str, channels: int) -> str:
 class AudioCompat:
     """One ``audio_compat`` entry: the default audio language must have a track in
     ``codec`` (an :data:`AUDIO_TARGETS` family) with ``channels`` (or fewer, when its
-    source has fewer), at ``bitrate_kbps`` (0 for FLAC), titled ``title``, FlagDefault
+    source has fewer), at ``bitrate_kbps`` (0: the codec's default for the channels
+    written, :meth:`bitrate_for`; FLAC takes none), titled ``title``, FlagDefault
     ``default``."""
 
     codec: str = "aac"
     channels: int = 2
-    bitrate_kbps: int = 192
+    bitrate_kbps: int = 0
     title: str = "AAC Stereo"
     default: bool = False
+
+    def bitrate_for(self, channels: int) -> int | None:
+        """The bitrate (kb/s) of the track this entry adds with ``channels`` (those
+        written: the entry's, or the source's when fewer); ``None`` for FLAC. An AC-3
+        5.1 entry made from a mono source gets AC-3's mono/stereo default, 192, not 640."""
+        if self.codec == "flac":
+            return None
+        return self.bitrate_kbps or default_bitrate_kbps(self.codec, channels)
 
 
 @dataclass(frozen=True)
@@ -156,7 +171,7 @@ def _fail(source: Path | None, key: str, reason: str) -> ConfigError:
 
 def _table(value: Any, known: tuple[str, ...], source: Path | None, key: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(source, key, f"expected a table {{ {', '.join(known)} }}, got {value!r}")
+        raise _fail(source, key, f"expected a table {{ {', '.join(known)} }}, got {shown_value(value)}")
     unknown = sorted(set(value) - set(known))
     if unknown:
         raise _fail(source, key, f"unknown key {unknown[0]!r} (known keys: {', '.join(known)})")
@@ -166,14 +181,14 @@ def _table(value: Any, known: tuple[str, ...], source: Path | None, key: str) ->
 def _int(table: Mapping[str, Any], name: str, default: int, low: int, high: int, source: Path | None, key: str) -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(source, key, f"{name}: expected an integer from {low:,} to {high:,}, got {value!r}")
+        raise _fail(source, key, f"{name}: expected an integer from {low:,} to {high:,}, got {shown_value(value)}")
     return value
 
 
 def _audio_family(name: Any, source: Path | None, key: str, what: str) -> str:
     family = codec_family(name) if isinstance(name, str) else None
     if family is None:
-        raise _fail(source, key, f"{what}: {name!r} is not an audio codec vpod knows; known: {', '.join(CODEC_NAMES)}")
+        raise _fail(source, key, f"{what}: {shown_value(name)} is not an audio codec vpod knows; known: {', '.join(CODEC_NAMES)}")
     return family
 
 
@@ -187,15 +202,15 @@ def _audio_compat(value: Any, source: Path | None) -> tuple[AudioCompat, ...]:
             raise _fail(source, key, f'codec is required (one of {", ".join(AUDIO_TARGETS)})')
         codec = _audio_family(table["codec"], source, key, "codec")
         if codec not in AUDIO_TARGETS:
-            raise _fail(source, key, f"codec: vpod encodes only {', '.join(AUDIO_TARGETS)}, not {table['codec']!r}")
+            raise _fail(source, key, f"codec: vpod encodes only {', '.join(AUDIO_TARGETS)}, not {shown_value(table['codec'])}")
         channels = _int(table, "channels", 2, 1, 8, source, key)
-        bitrate = _bitrate(table, codec, source, key) or default_bitrate_kbps(codec, channels)
+        bitrate = _bitrate(table, codec, source, key)
         title = table.get("title", default_title(codec, channels))
         if not isinstance(title, str):
-            raise _fail(source, key, f"title: expected a string, got {title!r}")
+            raise _fail(source, key, f"title: expected a string, got {shown_value(title)}")
         default = table.get("default", False)
         if not isinstance(default, bool):
-            raise _fail(source, key, f"default: expected true or false, got {default!r}")
+            raise _fail(source, key, f"default: expected true or false, got {shown_value(default)}")
         entry = AudioCompat(codec, channels, bitrate, title, default)
         if any((e.codec, e.channels) == (codec, channels) for e in entries):
             raise _fail(source, key, f"{codec} with {channels} channels is already listed")
@@ -216,7 +231,7 @@ def _bitrate(table: Mapping[str, Any], codec: str, source: Path | None, key: str
     high = 640 if codec == "ac3" else 6144
     value = table.get("bitrate_kbps", 0)
     if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or 8 <= value <= high):
-        raise _fail(source, key, f"bitrate_kbps: expected 0 (the codec's default) or from 8 to {high:,}, got {value!r}")
+        raise _fail(source, key, f"bitrate_kbps: expected 0 (the codec's default) or from 8 to {high:,}, got {shown_value(value)}")
     return value
 
 
@@ -225,15 +240,28 @@ def _audio_convert(value: Any, source: Path | None) -> AudioConvert:
     if value == "keep":
         return AudioConvert()
     table = _table(value, _CONVERT_KEYS, source, key)
+    targets = ", ".join(AUDIO_TARGETS)
+    if "to" not in table and table:
+        raise _fail(
+            source, key, f"to is required when {' and '.join(sorted(table))} {'is' if len(table) == 1 else 'are'} "
+            f'given: the codec the listed tracks are converted into, one of {targets}; to convert nothing, '
+            'write audio_convert = "keep" (or leave audio_convert out)',
+        )  # fmt: skip
     to = table.get("to", "keep")
     if to == "keep":
+        unused = sorted(set(table) - {"to"})
+        if unused:
+            raise _fail(
+                source, key, f'{" and ".join(unused)}: no effect under to = "keep" (nothing is converted); '
+                f"leave {'it' if len(unused) == 1 else 'them'} out, or set to (one of {targets})",
+            )  # fmt: skip
         return AudioConvert()
     family = _audio_family(to, source, key, "to")
     if family not in AUDIO_TARGETS:
-        raise _fail(source, key, f'to: vpod encodes only {", ".join(AUDIO_TARGETS)} (or "keep"), not {to!r}')
+        raise _fail(source, key, f'to: vpod encodes only {", ".join(AUDIO_TARGETS)} (or "keep"), not {shown_value(to)}')
     raw = table.get("codecs", [])
     if not isinstance(raw, list) or not raw:
-        raise _fail(source, key, f'codecs: expected a non-empty list of codecs, e.g. ["dts", "truehd"], got {raw!r}')
+        raise _fail(source, key, f'codecs: expected a non-empty list of codecs, e.g. ["dts", "truehd"], got {shown_value(raw)}')
     codecs = tuple(dict.fromkeys(_audio_family(c, source, key, "codecs") for c in raw))
     if family in codecs:
         raise _fail(source, key, f"codecs: lists {family}, the codec it converts to")
@@ -247,33 +275,47 @@ def _video_codec(value: Any, source: Path | None) -> VideoCodec:
     if name is None:
         raise _fail(source, key, f'codec is required (one of {", ".join(VIDEO_TARGETS)}, or "keep")')
     if name == "keep":
+        unused = [k for k in _VIDEO_KEYS if k in table and k != "codec"]
+        if unused:
+            raise _fail(
+                source, key, f'{", ".join(unused)}: no effect under codec = "keep" (nothing is re-encoded); '
+                f"leave {'it' if len(unused) == 1 else 'them'} out, or name a codec ({', '.join(VIDEO_TARGETS)})",
+            )  # fmt: skip
         return VideoCodec()
     codec = video_codec_family(name) if isinstance(name, str) else None
     if codec not in VIDEO_TARGETS:
-        raise _fail(source, key, f'codec: expected one of {", ".join(VIDEO_TARGETS)} or "keep", got {name!r}')
+        raise _fail(source, key, f'codec: expected one of {", ".join(VIDEO_TARGETS)} or "keep", got {shown_value(name)}')
     raw = table.get("convert", [c for c in DEFAULT_VIDEO_CONVERT if c != codec])
     if not isinstance(raw, list):
-        raise _fail(source, key, f"convert: expected a list of video codecs, got {raw!r}")
+        raise _fail(source, key, f"convert: expected a list of video codecs, got {shown_value(raw)}")
+    if not raw:
+        # Refused like audio_convert's empty codecs: it would mean "re-encode nothing",
+        # which codec = "keep" says, or be read as "re-encode every codec", which it is not.
+        default = ", ".join(f'"{c}"' for c in DEFAULT_VIDEO_CONVERT if c != codec)
+        raise _fail(
+            source, key, f"convert = [] converts nothing: list the source codecs to re-encode into {codec} "
+            f'(leave convert out for [{default}]), or write video_codec = "keep" to re-encode none',
+        )  # fmt: skip
     convert: list[str] = []
     for item in raw:
         family = video_codec_family(item) if isinstance(item, str) else None
         if family is None:
-            raise _fail(source, key, f"convert: {item!r} is not a video codec vpod knows; known: {', '.join(VIDEO_CODEC_NAMES)}")
+            raise _fail(source, key, f"convert: {shown_value(item)} is not a video codec vpod knows; known: {', '.join(VIDEO_CODEC_NAMES)}")
         if family == codec:
             raise _fail(source, key, f"convert: lists {codec}, the codec it converts to")
         convert.append(family)
     encoder = table.get("encoder", "software")
     if encoder not in ENCODERS:
-        raise _fail(source, key, f"encoder: expected one of {', '.join(ENCODERS)}, got {encoder!r}")
+        raise _fail(source, key, f"encoder: expected one of {', '.join(ENCODERS)}, got {shown_value(encoder)}")
     crf = _int(table, "crf", VIDEO_DEFAULTS[codec][0], *CRF_RANGE[codec], source, key)
     preset = table.get("preset", VIDEO_DEFAULTS[codec][1])
     if isinstance(preset, int) and not isinstance(preset, bool):
         preset = str(preset)  # preset = 8 for SVT-AV1
     presets = SVTAV1_PRESETS if codec == "av1" else X26X_PRESETS
     if not isinstance(preset, str) or not preset or (encoder == "software" and preset not in presets):
-        raise _fail(source, key, f"preset: expected one of {', '.join(presets)} for {codec}, got {preset!r}")
+        raise _fail(source, key, f"preset: expected one of {', '.join(presets)} for {codec}, got {shown_value(preset)}")
     minimum = _int(table, "min_bitrate_kbps", 0, 0, 1_000_000, source, key)
     per_hour = table.get("min_gb_per_hour", 0.0)
     if isinstance(per_hour, bool) or not isinstance(per_hour, (int, float)) or not math.isfinite(per_hour) or per_hour < 0:
-        raise _fail(source, key, f"min_gb_per_hour: expected a number >= 0, got {per_hour!r}")
+        raise _fail(source, key, f"min_gb_per_hour: expected a number >= 0, got {shown_value(per_hour)}")
     return VideoCodec(codec, tuple(dict.fromkeys(convert)), minimum, float(per_hour), encoder, crf, preset)

@@ -105,12 +105,12 @@ def match_compat(policy: Policy, main: list[Track], family: Callable[[Track], st
 
 
 def compat_bitrate_kbps(entry: AudioCompat, channels: int) -> int:
-    """The bitrate (kb/s) vpod writes a track for ``entry`` with ``channels`` at: the
-    entry's ``bitrate_kbps`` (resolved when the config loads: the codec's default,
-    :func:`vpod.policy.transcode_keys.default_bitrate_kbps`, when left out); 0 for FLAC
-    (lossless: no bitrate). The :class:`AddAudio` of an entry carries it, and
+    """The bitrate (kb/s) vpod writes a track for ``entry`` with ``channels`` (those
+    written) at: :meth:`AudioCompat.bitrate_for` (the entry's ``bitrate_kbps``, or the
+    codec's default for those channels, :func:`vpod.policy.transcode_keys.default_bitrate_kbps`);
+    0 for FLAC (lossless: no bitrate). The :class:`AddAudio` of an entry carries it, and
     :func:`video_measure` subtracts it for each compat track."""
-    return entry.bitrate_kbps
+    return entry.bitrate_for(channels) or 0
 
 
 def add_audio_actions(policy: Policy, match: CompatMatch, language: str) -> list[AddAudio]:
