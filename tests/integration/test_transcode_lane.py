@@ -457,3 +457,41 @@ def test_unset_workers_beside_an_encoding_policy_keep_a_worker_for_header_edits(
     outcomes = ("file_processed", "file_failed", "file_retry", "file_skipped")
     assert not [e for e in daemon.events() if e["event"] in outcomes and e.get("path") == str(encode)]
     assert daemon.stop() == 0
+
+
+def test_one_worker_set_beside_an_encoding_policy_is_warned_and_status_says_why_files_wait(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    """``workers = 1`` asked for while the policy encodes: the daemon logs
+    ``transcode_lane_wide`` at start (it did only from two workers), and while the one
+    worker encodes, ``vpod status`` says why the queued header file waits and where the
+    fix is named."""
+    import os
+
+    from support.daemon import run_vpod
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"workers": 1, "shutdown_timeout_seconds": 600},
+        "policy": POLICY_TABLE,
+    }
+    daemon = daemon_factory(sections, extra_env={"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "2"})
+    [wide] = daemon.named("transcode_lane_wide")
+    assert (wide["workers"], wide["max_transcodes"]) == (1, 1) and "set workers = 2" in wide["warning"], wide
+    clip = h264_clip(tmp_path, 300.0)
+    for name, source in (("enc.mkv", clip), ("hdr.mkv", jpn_eng_mkv)):
+        staged = tmp_path / name
+        staged.write_bytes(source.read_bytes())
+        os.rename(staged, inbox / name)
+        if name == "enc.mkv":
+            daemon.wait_for("file_started", path=str(inbox / name))
+    daemon.wait_for("file_queued", path=str(inbox / "hdr.mkv"))
+    text = ""
+    for _ in range(300):
+        text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+        if "1 queued" in text and "1 encoding" in text:
+            break
+        time.sleep(0.1)
+    assert "every worker is encoding: queued header edits and remuxes wait for an encode to end" in text, text
+    assert not daemon.named("file_processed", path=str(inbox / "hdr.mkv"))
+    assert daemon.stop() == 0
