@@ -118,7 +118,7 @@ class ProcessingConfig:
     """``[processing]``: worker threads, queue bound, batch windows and time limits."""
 
     workers: int | None = setting(
-        None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs; capped there plus max_transcodes"
+        None, check=in_range(1, MAX_WORKERS), doc="worker threads; not set: half the CPUs (plus max_transcodes when a policy encodes); capped at half plus max_transcodes"
     )
     queue_size: int = setting(256, check=in_range(1, 1_000_000), doc="no longer used: free workers claim one file each, none are read ahead (accepted for old configs)", live=False)
     batch_window_seconds: float = setting(60.0, check=seconds(), doc="BatchResult period")

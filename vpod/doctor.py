@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vpod.config import VPOConfig
-from vpod.cpu import effective_workers
+from vpod.cpu import workers_for
 from vpod.db.diagnose import DatabaseFacts, Keepalive, diagnose
 from vpod.db.secrets import hide_password
 from vpod.db.store import LEASE_SECONDS, StoreError
@@ -350,20 +350,28 @@ def check_inotify(config: VPOConfig, sysctl: Path = INOTIFY_SYSCTL) -> Finding:
 
 
 def check_transcode_lane(config: VPOConfig) -> Finding:
-    """``max_transcodes`` below the workers in force (warning otherwise: header edits
-    would wait behind encodes; :func:`vpod.lanes.lane_warning`)."""
-    workers = effective_workers(config.processing.workers, config.processing.max_transcodes).used
-    wide = lane_warning(workers, config.processing.max_transcodes)
+    """A worker free for header edits and remuxes while encodes run: ``max_transcodes``
+    below the workers in force when a policy of the config encodes (warning otherwise:
+    header edits would wait behind encodes; :func:`vpod.lanes.lane_warning`). The workers
+    in force: :func:`vpod.cpu.workers_for` (not set: half the CPUs, plus
+    ``max_transcodes`` when a policy encodes)."""
+    workers = workers_for(config)
+    max_transcodes = config.processing.max_transcodes
+    wide = lane_warning(workers.used, max_transcodes, workers.encoding)
     if wide is not None:
         return Finding("transcode lane", "warn", wide)
-    if workers <= 1:
+    if workers.used <= max_transcodes:  # one worker, and no policy of the config encodes
         return Finding(
             "transcode lane", "ok",
-            "one worker: a header edit waits for an encode in progress; workers = 2 (and max_transcodes = 1) "
-            "keeps one worker free for them",
+            "one worker, and no policy of the config encodes; a folder .vpod.toml that does (it cannot be known up "
+            "front) would make header edits wait for its encodes: then set workers = 2 (and max_transcodes = 1)",
         )
+    how = " (workers not set: half the CPUs plus max_transcodes, as a policy encodes)" if (
+        workers.requested is None and workers.encoding
+    ) else ""
     return Finding(
-        "transcode lane", "ok", f"at most {config.processing.max_transcodes} of {workers} workers encode at once"
+        "transcode lane", "ok",
+        f"at most {max_transcodes} of {workers.used} workers encode at once{how}; the others take header edits and remuxes",
     )
 
 

@@ -11,7 +11,8 @@ A remux of a large file takes minutes, an encode hours; the tool's own progress 
   (ffmpeg's ``speed=1.23x``: media seconds per second) and ``fps`` as well;
 * the file's database row (``vpod status``: percent and ETA), written when the first
   percentage arrives and then at most once every :data:`STORE_INTERVAL_SECONDS`, so a
-  long run costs a handful of small writes;
+  long run costs a handful of small writes, and once more when the tool ends (100 %, no
+  ETA: verification follows);
 * the latest values in :attr:`FileProgress.latest` (the daemon's /metrics gauges).
 
 The estimate is linear: the time since the tool started, scaled by what is left (for an
@@ -85,8 +86,11 @@ class FileProgress:
         if self._started is None:
             self._started = now
             self._logged_at = now
-        if percent <= 0 or percent >= 100:
-            return  # nothing to estimate from yet, or done: file_processed follows
+        if percent >= 100:
+            self._tool_done(now, speed, fps)
+            return  # done: verification, then file_processed, follow
+        if percent <= 0:
+            return  # nothing to estimate from yet
         eta = (now - self._started) * (100.0 - percent) / percent
         self.latest = ProgressPoint(percent, eta, speed, fps)
         if self._stored_at is None or now - self._stored_at >= STORE_INTERVAL_SECONDS:
@@ -108,6 +112,26 @@ class FileProgress:
         if step > self._logged_step:
             self._logged_step = step
             self.log.info("file_progress", percent=round(percent, 1), eta_seconds=round(eta))
+
+
+    def _tool_done(self, now: float, speed: float | None, fps: float | None) -> None:
+        """The tool reported 100 %: the row, if it was written, says 100 % with no ETA
+        (the last noted percent and estimate, up to :data:`STORE_INTERVAL_SECONDS`
+        old, would otherwise show through the verification that follows, the estimate
+        counted down to nothing: "78 %, 0.0 s left"); once per tool run."""
+        last = self.latest
+        if last is None or last.percent >= 100:
+            return
+        self.latest = ProgressPoint(
+            100.0, None, last.speed if speed is None else speed, last.fps if fps is None else fps
+        )
+        if self._stored_at is None:
+            return
+        self._stored_at = now
+        try:
+            self.note(100.0, None)
+        except StoreError as exc:
+            self.log.debug("progress_not_recorded", error=str(exc))
 
 
 class ProgressBoard:

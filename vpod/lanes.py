@@ -189,10 +189,11 @@ class TranscodeLane:
             self._deferred.clear()
         self.on_free()
 
-    def check_width(self, workers: int) -> None:
+    def check_width(self, workers: int, encoding: Sequence[str] = ()) -> None:
         """Log ``transcode_lane_wide`` (warning) when ``max_transcodes >= workers``
-        (:func:`lane_warning`): at start and after a reload."""
-        warning = lane_warning(workers, self.max_transcodes)
+        (:func:`lane_warning`; ``encoding``: the config's policies that encode): at
+        start and after a reload."""
+        warning = lane_warning(workers, self.max_transcodes, encoding)
         if warning is not None:
             self.log.warning(
                 "transcode_lane_wide", workers=workers, max_transcodes=self.max_transcodes, warning=warning
@@ -372,15 +373,27 @@ class LaneTicket:
             self.lane._free(self.job)
 
 
-def lane_warning(workers: int, max_transcodes: int) -> str | None:
+def lane_warning(workers: int, max_transcodes: int, encoding: Sequence[str] = ()) -> str | None:
     """The warning for a lane as wide as the workers (``max_transcodes >= workers``):
-    every worker may then be encoding, and header edits wait behind the encodes.
-    ``None`` when a worker stays free for them, and with one worker (``max_transcodes``
-    is at least 1, so nothing in the lane's settings could change it: every file waits
-    for the one before it anyway; ``vpod doctor`` says to use two workers)."""
-    if max_transcodes < workers or workers <= 1:
+    every worker may then be encoding, and header edits and remuxes wait behind the
+    encodes (issue 18: "transcodes must not starve header edits"). ``encoding``: the
+    config's policies that encode (:func:`vpod.cpu.encoding_policies`).
+
+    ``None`` when a worker stays free for them; also with one worker when no policy of
+    the config encodes (only a folder ``.vpod.toml`` could then encode, unknown up
+    front: ``vpod doctor`` says so). The fix named: ``workers = max_transcodes + 1``,
+    which the cap always allows (:func:`vpod.cpu.worker_cap`), or leaving ``workers``
+    unset when a policy encodes (the default is then half the CPUs plus
+    ``max_transcodes``), or a lower ``max_transcodes``."""
+    if max_transcodes < workers or (workers <= 1 and not encoding):
         return None
+    fixes = [f"set workers = {max_transcodes + 1}"]
+    if encoding:
+        fixes.append("leave workers unset (then half the CPUs plus max_transcodes)")
+    if workers > 1:
+        fixes.append("set max_transcodes below workers")
+    who = f" (policy {', '.join(encoding)} encodes)" if encoding else ""
     return (
-        f"max_transcodes = {max_transcodes} is not below workers = {workers}: every worker may be encoding at once, "
-        "and header edits and remuxes then wait behind the encodes; set max_transcodes below workers"
+        f"max_transcodes = {max_transcodes} is not below workers = {workers}{who}: every worker may be encoding at "
+        f"once, and header edits and remuxes then wait behind the encodes; {', or '.join(fixes)}"
     )

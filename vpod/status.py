@@ -278,13 +278,18 @@ def format_status(status: StatusReport) -> str:
     lanes = status.transcodes if d.running else {}
     encoding = f" ({_lane_text(lanes)})" if lanes.get("running") or lanes.get("deferred") else ""
     lines.append(f"queue: {q.queue_depth} queued, {len(q.in_progress)} in progress{workers}{encoding}")
+    if d.running and d.workers and int(lanes.get("running") or 0) >= d.workers and q.queue_depth:
+        lines.append(
+            "  every worker is encoding: queued header edits and remuxes wait for an encode to end; "
+            "`vpod doctor` (transcode lane) says how to keep a worker free for them"
+        )
     for f in q.in_progress:
         elapsed = _duration(status.taken_at - f.started_at) if f.started_at else "?"
         # A row can outlive its owner (kill -9): say so instead of showing it as running.
         # No owner record: a row of a daemon from before schema 6, alive only while one runs.
         gone = f.owner_alive is False or (f.owner_alive is None and not d.running)
         note = "  (its owner ended; taken up again by the daemon or the next run)" if gone else ""
-        progress = _progress(f, live=not gone, speed=status.encode_of(f.path).get("speed"))
+        progress = _progress(f, live=not gone, encode=status.encode_of(f.path))
         lines.append(f"  {f.worker or '?':<10} {elapsed:>9}  {progress}{one_line(f.path)}{note}")
     for w in q.waiting_for_space:  # queued, but not before there is room: say why it does not start
         lines.append(f"  waiting for space: {one_line(w.path)}, retry in {_duration(max(0.0, w.retry_at - status.taken_at))}")
@@ -376,18 +381,26 @@ def _file_lines(path: str, record: FileRecord | None) -> list[str]:
     return lines
 
 
-def _progress(f: InProgress, *, live: bool = True, speed: float | None = None) -> str:
-    """``43 %, 1m 2s left  `` for a remux that reported its progress (an encode:
-    ``43 %, 0.82x, 1m 2s left  ``, ``speed`` in media seconds per second), else ``""``;
-    for a file whose owner ended (``live`` False) only where it stopped:
-    ``43 % when it stopped  ``."""
+def _progress(f: InProgress, *, live: bool = True, encode: dict[str, Any] | None = None) -> str:
+    """``43 %, 1m 2s left  `` for a remux that reported its progress (an encode, whose
+    ``encode`` holds ``speed`` in media seconds per second and ``fps``:
+    ``43 %, 0.82x, 24 fps, 1m 2s left  ``, as the web page writes it,
+    :func:`vpod.web.page.progress_text`), else ``""``; no ETA when none is known (the
+    tool ended, or the last estimate ran out before the next report); for a file whose
+    owner ended (``live`` False) only where it stopped: ``43 % when it stopped  ``."""
     if f.progress_percent is None:
         return ""
     if not live:
         return f"{f.progress_percent:.0f} % when it stopped  "
-    pace = f", {speed:.2f}x" if isinstance(speed, (int, float)) else ""
-    left = f", {_duration(f.eta_seconds)} left" if f.eta_seconds is not None else ""
-    return f"{f.progress_percent:.0f} %{pace}{left}  "
+    speed, fps = (encode or {}).get("speed"), (encode or {}).get("fps")
+    parts = [f"{f.progress_percent:.0f} %"]
+    if isinstance(speed, (int, float)):
+        parts.append(f"{speed:.2f}x")
+    if isinstance(fps, (int, float)):
+        parts.append(f"{fps:.{1 if fps < 10 else 0}f} fps")
+    if f.eta_seconds is not None:
+        parts.append(f"{_duration(f.eta_seconds)} left")
+    return ", ".join(parts) + "  "
 
 
 def _round(value: float | None) -> float | None:

@@ -148,6 +148,46 @@ def test_a_transcode_lane_as_wide_as_the_workers_warns_in_doctor_and_config_chec
     assert "warning" not in run_vpod(["config", "check", "--config", str(narrow)], env=cpus).stderr
 
 
+
+def test_one_worker_beside_a_policy_that_encodes_warns_and_unset_workers_leave_one_free(tmp_path, env):
+    """T18C finding 2: on 2 CPUs, ``workers`` unset was 1 and ``max_transcodes`` 1, so a
+    flag fix waited for a whole encode while doctor said ``[ OK ]`` and config check
+    nothing. Unset beside a policy that encodes, the count is now 2 (half the CPUs plus
+    max_transcodes); set to 1, doctor WARNs and config check warns, naming the fix."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    base = {"watch": {"paths": [str(inbox)]}, "database": {"path": str(tmp_path / "v.db")}}
+    cpus = {**env, "VPOD_CPU_COUNT": "2"}
+    encodes = {"policies": {"films": {"video_codec": {"codec": "hevc"}}}}  # a named policy is enough
+    unset = write_config(tmp_path / "unset.toml", {**base, **encodes})
+    lane = findings(run_vpod(["doctor", "--config", str(unset), "--json"], env=cpus))["transcode lane"]
+    assert lane["level"] == "ok" and "at most 1 of 2 workers encode at once" in lane["detail"], lane
+    checked = run_vpod(["config", "check", "--config", str(unset)], env=cpus)
+    assert checked.returncode == 0 and "warning" not in checked.stderr, checked.stderr
+    assert (
+        "workers = 2  # not set: half of the 2 CPU(s) available to vpod, plus max_transcodes (1) as policy films "
+        "encodes, so a worker stays free for header edits and remuxes"
+    ) in checked.stdout
+    data = json.loads(run_vpod(["config", "check", "--config", str(unset), "--json"], env=cpus).stdout)
+    assert (data["processing"]["workers"], data["processing"]["workers_requested"]) == (2, None)
+
+    one = write_config(tmp_path / "one.toml", {**base, **encodes, "processing": {"workers": 1}})
+    lane = findings(run_vpod(["doctor", "--config", str(one), "--json"], env=cpus))["transcode lane"]
+    assert lane["level"] == "warn", lane
+    assert "max_transcodes = 1 is not below workers = 1 (policy films encodes)" in lane["detail"]
+    assert "set workers = 2" in lane["detail"] and "leave workers unset" in lane["detail"]
+    checked = run_vpod(["config", "check", "--config", str(one)], env=cpus)
+    assert checked.returncode == 0
+    assert "warning: [processing] max_transcodes = 1 is not below workers = 1 (policy films encodes)" in checked.stderr
+
+    # No policy of the config encodes: one worker, as before, and no warning (only a
+    # folder .vpod.toml could encode, and doctor says so).
+    plain = write_config(tmp_path / "plain.toml", base)
+    lane = findings(run_vpod(["doctor", "--config", str(plain), "--json"], env=cpus))["transcode lane"]
+    assert lane["level"] == "ok" and "one worker" in lane["detail"] and ".vpod.toml" in lane["detail"], lane
+    checked = run_vpod(["config", "check", "--config", str(plain)], env=cpus)
+    assert "warning" not in checked.stderr and "workers = 1  # not set: as many as fit" in checked.stdout
+
 ENCODING_POLICIES = {
     "policy": {"video_codec": {"codec": "hevc"}, "audio_compat": {"codec": "aac"}},
     "policies": {

@@ -131,3 +131,29 @@ def test_a_hardware_encode_says_it_falls_back_when_not_usable(source, tmp_path, 
         [action] = plan_json(source, usable, env)["actions"]
         assert action["description"].endswith(": hevc_vaapi if usable at run time, else libx265")
         assert action["not_usable_here"] is None
+
+
+def test_plan_says_a_transcode_would_wait_for_the_next_transcode_hours_window(source, tmp_path, env):
+    """T18C finding 9: outside every ``transcode_hours`` window the daemon defers a file
+    whose plan transcodes (``transcode_deferred``, ``next_window``) and ``vpod process``
+    skips it (``outside_transcode_hours``); ``vpod plan`` now says so too, naming the
+    window that opens next. The window is computed from now: it opens in 2 hours."""
+    import datetime as dt
+
+    opens = dt.datetime.now() + dt.timedelta(hours=2)
+    window = f"{opens:%H:%M}-{opens + dt.timedelta(hours=1):%H:%M}"
+    closed = {"processing": {"transcode_hours": [window]}}
+    config = write_config(tmp_path / "c.toml", {"policy": POLICY, **closed})
+    data = plan_json(source, config, env)
+    assert data["cost"] == "transcode"
+    assert data["waits_for_transcode_hours"] == {"next_window": f"{opens:%Y-%m-%dT%H:%M}", "transcode_hours": [window]}
+    human = run_vpod(["plan", str(source), "--config", str(config)], env=env).stdout
+    assert f"vpod run would wait for transcode_hours ['{window}']: it is outside every window now; " in human
+    assert f"the next one opens at {opens:%Y-%m-%d %H:%M}" in human and "outside_transcode_hours" in human
+    # Header edits and remuxes are not limited by the windows; an open window does not wait.
+    header = write_config(tmp_path / "header.toml", {"policy": {"untagged_language": "eng"}, **closed})
+    assert plan_json(source, header, env)["waits_for_transcode_hours"] is None
+    assert "transcode_hours" not in run_vpod(["plan", str(source), "--config", str(header)], env=env).stdout
+    always = write_config(tmp_path / "open.toml", {"policy": POLICY, "processing": {"transcode_hours": ["00:00-00:00"]}})
+    assert plan_json(source, always, env)["waits_for_transcode_hours"] is None
+    assert plan_json(source, write_config(tmp_path / "any.toml", {"policy": POLICY}), env)["waits_for_transcode_hours"] is None

@@ -9,6 +9,7 @@ a long H.264 clip at the rate it plays (``-re``: tests/support/ffmpeg_wrapper.py
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from pathlib import Path
@@ -243,6 +244,8 @@ def test_the_daemon_does_header_files_during_a_transcode_and_a_stop_cancels_it(t
     assert report["speed"] > 0 and data["transcodes"] == {"running": 1, "deferred": 0, "outside_hours": 0, "next_window": None}
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert "1 encoding" in text and "x, " in text, text
+    # As the web page writes it (T18C finding 10: the fps was missing from the text).
+    assert re.search(r" \d+ %, \d+\.\d\dx, \d+(\.\d)? fps, (\d+h )?\d+m \d+s left  ", text), text
     # /metrics, read at scrape time from the worker's progress: the real encode's gauges.
     gauges = scrape(daemon.wait_for("http_listening")[0]["port"])
     assert ("vpod_transcodes_running", {}, 1.0) in gauges
@@ -416,4 +419,79 @@ def test_vpod_status_says_a_file_waits_for_transcode_hours_and_when_the_window_o
     text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
     assert f"1 waiting for transcode_hours (next window {expected})" in text, text
     assert "waiting for a transcode slot" not in text, text
+    assert daemon.stop() == 0
+
+
+def test_unset_workers_beside_an_encoding_policy_keep_a_worker_for_header_edits(tmp_path, daemon_factory, jpn_eng_mkv):
+    """T18C finding 2: on a 2-CPU machine with ``workers`` not set, the one default
+    worker took the encode and a flag fix waited for all of it. A policy that encodes
+    now makes the default half the CPUs plus max_transcodes (2 workers): a header-only
+    file dropped while a long encode runs is done during it. (Without such a policy the
+    default stays half the CPUs: test_daemon_run.py, test_default_workers_start_without_a_cap_warning.)"""
+    import os
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"shutdown_timeout_seconds": 600},  # no workers: the default
+        "policy": POLICY_TABLE,
+    }
+    # The encode runs at the rate the media plays: 300 s, far longer than the test.
+    daemon = daemon_factory(sections, extra_env={"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "2"})
+    assert daemon.named("daemon_started")[0]["workers"] == 2
+    assert not daemon.named("transcode_lane_wide") and not daemon.named("workers_capped")
+    clip = h264_clip(tmp_path, 300.0)
+
+    def drop(name: str, source: Path) -> Path:
+        staged = tmp_path / name
+        staged.write_bytes(source.read_bytes())
+        os.rename(staged, inbox / name)
+        return inbox / name
+
+    encode = drop("enc.mkv", clip)
+    daemon.wait_for("file_started", path=str(encode))
+    wait_until(lambda: any(p.name.startswith(TEMP_PREFIX) for p in inbox.iterdir()), "the encode writes its temp file")
+    header = drop("hdr.mkv", jpn_eng_mkv)
+    daemon.wait_for("file_processed", path=str(header))  # one worker: it would wait the 300 s encode
+    outcomes = ("file_processed", "file_failed", "file_retry", "file_skipped")
+    assert not [e for e in daemon.events() if e["event"] in outcomes and e.get("path") == str(encode)]
+    assert daemon.stop() == 0
+
+
+def test_one_worker_set_beside_an_encoding_policy_is_warned_and_status_says_why_files_wait(tmp_path, daemon_factory, env, jpn_eng_mkv):
+    """``workers = 1`` asked for while the policy encodes: the daemon logs
+    ``transcode_lane_wide`` at start (it did only from two workers), and while the one
+    worker encodes, ``vpod status`` says why the queued header file waits and where the
+    fix is named."""
+    import os
+
+    from support.daemon import run_vpod
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    sections = {
+        "watch": {"paths": [str(inbox)], "settle_seconds": 0.3},
+        "processing": {"workers": 1, "shutdown_timeout_seconds": 600},
+        "policy": POLICY_TABLE,
+    }
+    daemon = daemon_factory(sections, extra_env={"PATH": real_time_ffmpeg(tmp_path), "VPOD_CPU_COUNT": "2"})
+    [wide] = daemon.named("transcode_lane_wide")
+    assert (wide["workers"], wide["max_transcodes"]) == (1, 1) and "set workers = 2" in wide["warning"], wide
+    clip = h264_clip(tmp_path, 300.0)
+    for name, source in (("enc.mkv", clip), ("hdr.mkv", jpn_eng_mkv)):
+        staged = tmp_path / name
+        staged.write_bytes(source.read_bytes())
+        os.rename(staged, inbox / name)
+        if name == "enc.mkv":
+            daemon.wait_for("file_started", path=str(inbox / name))
+    daemon.wait_for("file_queued", path=str(inbox / "hdr.mkv"))
+    text = ""
+    for _ in range(300):
+        text = run_vpod(["status", "--config", str(daemon.config)], env=env).stdout
+        if "1 queued" in text and "1 encoding" in text:
+            break
+        time.sleep(0.1)
+    assert "every worker is encoding: queued header edits and remuxes wait for an encode to end" in text, text
+    assert not daemon.named("file_processed", path=str(inbox / "hdr.mkv"))
     assert daemon.stop() == 0

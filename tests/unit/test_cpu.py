@@ -53,3 +53,31 @@ def test_unset_means_the_cap_without_a_warning(monkeypatch):
     assert (workers.used, workers.requested, workers.capped) == (1, None, False)
     assert "not set" in workers.explanation() and "2 CPU(s)" in workers.explanation()
     assert not effective_workers(1).capped
+
+
+def test_unset_with_a_policy_that_encodes_keeps_a_worker_free_for_header_edits(monkeypatch):
+    # T18C finding 2: on 2 CPUs half is 1, and max_transcodes = 1 would let that one worker
+    # encode while a flag fix waits; unset, the default is then half plus max_transcodes.
+    from vpod.config import VPOConfig
+    from vpod.cpu import encoding_policies, workers_for
+    from vpod.policy.policy import policy_from_table
+
+    monkeypatch.setenv("VPOD_CPU_COUNT", "2")
+    workers = effective_workers(None, lane=1, encoding=("default",))
+    assert (workers.used, workers.capped) == (2, False)
+    assert "plus max_transcodes (1) as policy default encodes" in workers.explanation()
+    assert effective_workers(1, lane=1, encoding=("default",)).used == 1  # a count set is kept
+    monkeypatch.setenv("VPOD_CPU_COUNT", "8")
+    assert effective_workers(None, lane=2, encoding=("x",)).used == 6
+
+    def config(**table: object) -> VPOConfig:
+        return VPOConfig(policy=policy_from_table(table, source=None, base_dir=None))
+
+    monkeypatch.setenv("VPOD_CPU_COUNT", "2")
+    assert encoding_policies(config()) == () and workers_for(config()).used == 1
+    assert encoding_policies(config(untagged_language="eng")) == ()
+    assert encoding_policies(config(video_codec="keep")) == ()
+    assert encoding_policies(config(video_codec={"codec": "hevc"})) == ("default",)
+    assert encoding_policies(config(audio_compat={"codec": "aac"})) == ("default",)
+    assert encoding_policies(config(audio_convert={"codecs": ["dts"], "to": "eac3"})) == ("default",)
+    assert workers_for(config(video_codec={"codec": "hevc"})).used == 2

@@ -129,6 +129,18 @@ def test_the_warning_when_the_lane_is_as_wide_as_the_workers():
     assert lane_warning(workers=1, max_transcodes=1) is None  # nothing to change in the lane: doctor says it
 
 
+def test_one_worker_beside_a_policy_that_encodes_is_warned_about_naming_the_fix():
+    # T18C finding 2: workers = 1 and max_transcodes = 1 while [policy] encodes: a flag
+    # fix waits for the whole encode.
+    warning = lane_warning(workers=1, max_transcodes=1, encoding=("default",))
+    assert warning is not None and "policy default encodes" in warning
+    assert "set workers = 2" in warning and "leave workers unset" in warning
+    assert "max_transcodes below workers" not in warning  # it cannot go below 1
+    wide = lane_warning(workers=2, max_transcodes=2, encoding=("default", "anime"))
+    assert wide is not None and "set workers = 3" in wide and "max_transcodes below workers" in wide
+    assert lane_warning(workers=2, max_transcodes=1, encoding=("default",)) is None
+
+
 def test_a_transcode_logs_progress_every_30_seconds_with_speed_fps_and_eta():
     clock = FakeClock(100.0)
     with capture_logs() as logs:
@@ -161,7 +173,9 @@ def test_the_daemon_logs_the_wide_lane_at_start_and_reload():
     with capture_logs() as logs:
         TranscodeLane(2).check_width(2)
         TranscodeLane(1).check_width(2)
-    assert [(e["event"], e["log_level"]) for e in logs] == [("transcode_lane_wide", "warning")]
+        TranscodeLane(1).check_width(1)
+        TranscodeLane(1).check_width(1, ("default",))
+    assert [(e["event"], e["log_level"]) for e in logs] == [("transcode_lane_wide", "warning")] * 2
 
 
 def test_metrics_show_the_lane_and_each_busy_workers_progress():

@@ -59,3 +59,30 @@ def test_a_dead_owners_progress_shows_where_it_stopped_without_time_left(store):
     rows = {Path(r["path"]).name: r for r in json.loads(json.dumps(report.as_dict()))["in_progress"]}
     assert rows["dead.mkv"]["eta_seconds"] is None and rows["dead.mkv"]["progress_percent"] == 18.0
     assert rows["live.mkv"]["eta_seconds"] is not None
+
+
+def test_an_estimate_that_ran_out_is_not_shown_as_zero_seconds_left(store):
+    """T18C finding 10: ``78 %, 1.49x, 0.0 s left`` mid-encode. The row is written at most
+    every 5 s (and the estimate only while the tool reports): an estimate counted down
+    past its end is not known any more, not 0 s."""
+    import contextlib
+    import sqlite3
+    import time
+
+    from vpod.status import format_status, read_status
+
+    store.register_owner("process")
+    job = store.start(store.job_for_path(ROOT, b"enc.mkv", "fp", STAT), "process-2_0", "b")
+    assert job is not None
+    store.note_progress(job, 78.0, 2.9)
+    with contextlib.closing(sqlite3.connect(store.location)) as conn:  # noted 4 s ago
+        conn.execute("UPDATE files SET progress_at = ? WHERE relpath = ?", (time.time() - 4.0, b"enc.mkv"))
+        conn.commit()
+    report = read_status(store, batches=0, failures=0)
+    [shown] = report.queue.in_progress
+    assert shown.progress_percent == 78.0 and shown.eta_seconds is None
+    [line] = [line for line in format_status(report).splitlines() if "enc.mkv" in line]
+    assert "78 %" in line and "left" not in line
+    store.note_progress(job, 80.0, 30.0)  # the next report: an estimate again
+    [shown] = store.queue_report().in_progress
+    assert shown.eta_seconds is not None and 25 < shown.eta_seconds <= 30

@@ -9,7 +9,7 @@ import click
 
 from vpod import config as config_module
 from vpod.cli.common import config_option, load_or_exit
-from vpod.cpu import effective_workers
+from vpod.cpu import workers_for
 from vpod.lanes import lane_warning
 from vpod.policy.selection import table_name
 
@@ -26,20 +26,23 @@ def check_command(config_path: str | None, as_json: bool) -> None:
     """Validate the config and print the effective values (exit 2 naming the key on error).
 
     [processing] workers shows the count in force on this machine, and where it comes
-    from (not set: half the CPUs available; or as set, or capped).
+    from (not set: half the CPUs available, plus max_transcodes when a policy encodes;
+    or as set, or capped). A transcode lane that leaves no worker free for header edits
+    while a policy encodes (or max_transcodes not below two workers or more) is warned
+    about on stderr, naming the fix.
     """
     config = load_or_exit(config_path)
     _check_notify_urls(config)
     data = config.as_dict()
     # The worker count in force, not the unset default: it depends on the machine.
-    workers = effective_workers(config.processing.workers, config.processing.max_transcodes)
+    workers = workers_for(config)
     data["processing"]["workers"] = workers.used
     data["processing"]["workers_requested"] = workers.requested
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     notes = {("processing", "workers"): workers.explanation()}
-    wide = lane_warning(workers.used, config.processing.max_transcodes)
+    wide = lane_warning(workers.used, config.processing.max_transcodes, workers.encoding)
     if wide is not None:
         notes[("processing", "max_transcodes")] = "warning: " + wide
         click.echo(f"warning: [processing] {wide}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from vpod.cli.common import config_option, load_or_exit
 from vpod.cli.inspect_cmd import format_media, probe_or_exit, role_names
 from vpod.config import VPOConfig
 from vpod.errors import MediaError, ToolError, ToolMissing, UsageProblem
+from vpod.lanes import TranscodeHours
 from vpod.logs import configure_logging
 from vpod.media.encoders import HARDWARE, PlannedEncoder, encoder_names_in, planned_encoder
 from vpod.media.limits import ToolLimits
@@ -69,7 +71,10 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     this content under the policy in force: its video transcode, marked "not_run", is
     not run again). A video transcode that cannot keep the picture (HDR the encoder
     cannot write, an interlaced source: one ffprobe of the streams and of the first
-    frame, no encode) is marked "not_run" with that reason, which "skip" carries. The database is read only when the plan re-encodes video, and only
+    frame, no encode) is marked "not_run" with that reason, which "skip" carries.
+    "waits_for_transcode_hours" ({"next_window", "transcode_hours"}: what the run would
+    apply encodes, [processing] transcode_hours is set and now is outside every window;
+    null otherwise). The database is read only when the plan re-encodes video, and only
     if it exists; one it cannot read is said on stderr and the plan made without it.
     A file that cannot be read as media (not media, truncated, not a regular file) still
     gets the object with --json: "error" holds the reason and detail, "policy", "cost" and
@@ -120,6 +125,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     shown = names_original(policy) or resolution.original is not None or bool(resolution.notes)
     original = _original_as_dict(resolution) if shown else None
     encoders = _planned_encoders(plan.actions, config.processing.vaapi_device, ToolLimits.from_config(config.processing))
+    waits = _waits_for_transcode_hours(config, applied.cost if error is None else "none")
     if as_json:
         data: dict[str, Any] = {
             "path": display_path(media.path),
@@ -133,6 +139,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
             "would_apply_cost": applied.cost,
             "original_language": original,
             "not_smaller": declined.as_dict() if declined is not None else None,
+            "waits_for_transcode_hours": waits,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -177,6 +184,12 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
         click.echo(f"vpod run would wait and try it again later ({error.reason}), changing nothing: {error}")
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
+    if waits is not None:
+        click.echo(
+            f"vpod run would wait for transcode_hours {waits['transcode_hours']}: it is outside every window now; "
+            f"the next one opens at {waits['next_window'].replace('T', ' ')} (the daemon defers the file until then, "
+            f"transcode_deferred; vpod process skips it, {Reason.OUTSIDE_TRANSCODE_HOURS})"
+        )
 
 
 def _echo_rest(applied: Plan) -> None:
@@ -260,7 +273,23 @@ def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:
         "would_apply_cost": None,
         "original_language": None,
         "not_smaller": None,
+        "waits_for_transcode_hours": None,
     }
+
+
+def _waits_for_transcode_hours(config: VPOConfig, cost: CostClass) -> dict[str, Any] | None:
+    """``vpod plan``'s ``waits_for_transcode_hours``: for what the run would apply at
+    ``cost`` ``"transcode"`` while ``[processing] transcode_hours`` is set and now (local
+    time) is outside every window, ``{"next_window": "YYYY-MM-DDTHH:MM", "transcode_hours":
+    [...]}`` (the window's opening in local time, as the daemon's ``transcode_deferred``
+    logs it; the configured windows); else ``None`` (:class:`vpod.lanes.TranscodeHours`,
+    the daemon's and ``vpod process``'s rule)."""
+    hours = TranscodeHours(config.processing.transcode_hours)
+    now = dt.datetime.now()
+    opens = hours.next_open(now) if cost == "transcode" and not hours.open_at(now) else None
+    if opens is None:
+        return None
+    return {"next_window": f"{opens:%Y-%m-%dT%H:%M}", "transcode_hours": list(hours.text)}
 
 
 def _declined(config: VPOConfig, path: Path, plan: Plan, digest: str) -> NotSmaller | None:

@@ -10,7 +10,7 @@ import click
 
 from vpod.cli.common import config_option, load_or_exit, require_tools_or_exit, worker_count
 from vpod.config import with_overrides
-from vpod.cpu import CPU_COUNT_ENV, effective_workers
+from vpod.cpu import CPU_COUNT_ENV, workers_for
 from vpod.logs import configure_logging
 from vpod.outcomes import Reason, Status
 from vpod.process import ProcessReport, run_process
@@ -28,7 +28,8 @@ _LEVELS = ("debug", "info", "warning", "error")
 @click.option(
     "--workers", "-w", type=int, callback=worker_count, metavar="N",
     help="Files processed at once (overrides [processing] workers; default: half the CPUs available, "
-    f"which is also the cap; ${CPU_COUNT_ENV} overrides the detected count). A remux starts only when the file's size "
+    "plus max_transcodes when a policy encodes; capped there plus max_transcodes; "
+    f"${CPU_COUNT_ENV} overrides the detected count). A remux starts only when the file's size "
     "+ 5 % + 64 MiB is free beside it.",
 )
 @click.option("--on-error", type=click.Choice(["skip", "fail"]), help='Overrides [policy] on_error: "skip" goes on '
@@ -76,7 +77,7 @@ def process_command(
         _log_level(config.logging.level, verbose), config.logging.format, stream=line,
         timestamps=config.logging.timestamps,
     )
-    chosen = effective_workers(config.processing.workers, config.processing.max_transcodes)
+    chosen = workers_for(config)
     if chosen.capped:
         line.write(f"vpod: warning: using {chosen.used} worker(s) instead of the {chosen.explanation()}\n")
     targets = collect_targets(

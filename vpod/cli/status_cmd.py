@@ -28,7 +28,8 @@ def status_command(paths: tuple[Path, ...], config_path: str | None, as_json: bo
     judged each and why (a rule, a folder file, the library's policy, the default).
 
     State (running, paused, stopping or stopped) and pid, uptime, queue depth, files in
-    progress with worker and elapsed time, counts by state, the last batches and the
+    progress with worker and elapsed time (and, from a remux or an encode, its percent;
+    an encode's speed and fps; the time left while an estimate is known), counts by state, the last batches and the
     last failures with reasons, and watch folders not watched now. Exit status: 0 while a
     daemon runs, 3 when none does. A config file with an error only warns when the
     database it names can still be found (the daemon keeps running on its last good

@@ -19,6 +19,7 @@ import structlog
 
 from vpod import __version__
 from vpod.config import VPOConfig
+from vpod.cpu import encoding_policies
 from vpod.daemon.wiring import Parts, wire
 from vpod.db.secrets import password_source
 from vpod.db.factory import open_store
@@ -139,8 +140,8 @@ class Daemon:
         p.threads.spawn("vpod-feeder", p.feeder.run, essential=True)
         p.threads.spawn("vpod-lease-renew", p.leases.renew_loop, essential=True)
         p.threads.spawn("vpod-lease-watch", p.leases.watch_loop, essential=True)
-        workers = p.pool.resize(cfg.processing.workers, cfg.processing.max_transcodes)
-        p.lane.check_width(workers)  # header edits must not wait behind encodes
+        workers = p.pool.resize(cfg)
+        p.lane.check_width(workers, encoding_policies(cfg))  # header edits must not wait behind encodes
         self.store.heartbeat(workers=workers)  # the node's worker count, known to `vpod status` from the start
         p.roots.watch_all(catch_up=cfg.watch.scan_on_start)
         p.snapshot.record(
@@ -287,7 +288,7 @@ class Daemon:
         self.config = cfg
         for part in p.reconfigurable:
             part.reconfigure(cfg)
-        p.lane.check_width(p.pool.count())
+        p.lane.check_width(p.pool.target, encoding_policies(cfg))
         p.snapshot.record(
             workers=p.pool.target, config=str(cfg.source) if cfg.source else None, watch_paths=_paths_json(p.roots.roots)
         )

@@ -8,7 +8,7 @@ from typing import Callable
 import structlog
 
 from vpod.config import VPOConfig
-from vpod.cpu import effective_workers
+from vpod.cpu import workers_for
 from vpod.feeder import Feeder
 from vpod.worker import JobHandler, Worker
 
@@ -77,14 +77,17 @@ class WorkerPool:
             f"worker-{self._seq}", source=self.feeder, stop=self.stop, handler=self.handler, retire=self.retire
         )
 
-    def resize(self, requested: int | None, lane: int = 0) -> int:
-        """Start or retire workers to reach ``requested`` (capped, ``workers_capped``
-        logged; ``None``: half the CPUs; ``lane``: ``max_transcodes``, which widens the
-        cap, :func:`vpod.cpu.effective_workers`); returns the count used. Surplus
-        workers retire between files: idle ones are woken by sentinels now."""
-        workers = effective_workers(requested, lane)
+    def resize(self, config: VPOConfig) -> int:
+        """Start or retire workers to reach ``config``'s ``[processing] workers``
+        (capped, ``workers_capped`` logged; not set: half the CPUs, plus
+        ``max_transcodes`` when a policy encodes: :func:`vpod.cpu.workers_for`); returns
+        the count used. Surplus workers retire between files: idle ones are woken by
+        sentinels now."""
+        workers = workers_for(config)
         if workers.capped:
-            self.log.warning("workers_capped", requested=requested, used=workers.used, reason=workers.explanation())
+            self.log.warning(
+                "workers_capped", requested=workers.requested, used=workers.used, reason=workers.explanation()
+            )
         count = workers.used
         with self._lock:
             self.target = count
@@ -98,8 +101,9 @@ class WorkerPool:
         return count
 
     def reconfigure(self, config: VPOConfig) -> None:
-        """Apply a reloaded ``[processing] workers``."""
-        self.resize(config.processing.workers, config.processing.max_transcodes)
+        """Apply a reloaded ``[processing] workers`` (or, when not set, reloaded policies
+        that start or stop encoding)."""
+        self.resize(config)
 
     def retire(self, worker: Worker) -> bool:
         """Asked by a worker between jobs: True (and forgotten) when there are too many."""

@@ -38,10 +38,15 @@ def stat_columns(stat: StatKey | None) -> tuple[Any, ...]:
 
 
 def eta_now(eta_seconds: float | None, noted_at: float | None, now: float) -> float | None:
-    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``."""
+    """An estimate noted at ``noted_at`` (epoch seconds), counted down to ``now``;
+    ``None`` (not known) once it has run out: the tool still runs, or verification
+    follows it, and "0 s left" would be wrong (the row is written at most every
+    :data:`vpod.file_progress.STORE_INTERVAL_SECONDS`, so a short estimate runs out
+    before the next report)."""
     if eta_seconds is None or noted_at is None:
         return None
-    return max(0.0, eta_seconds - max(0.0, now - noted_at))
+    left = eta_seconds - max(0.0, now - noted_at)
+    return left if left > 0 else None
 
 
 def text_path(root: str, relpath: bytes) -> str:

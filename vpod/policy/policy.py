@@ -120,6 +120,13 @@ class Policy:
     )
 
     @property
+    def encodes(self) -> bool:
+        """Whether this policy may plan an encode: ``video_codec`` re-encodes a codec,
+        ``audio_compat`` lists a track, or ``audio_convert`` converts a codec (whether a
+        given file needs one is the plan's business: :attr:`vpod.policy.plan.Plan.cost`)."""
+        return self.video_codec.active or bool(self.audio_compat) or self.audio_convert.active
+
+    @property
     def break_hardlinks(self) -> bool:
         """``hardlinks = "break"``: a remux may split a file from its other hard links."""
         return self.hardlinks == "break"
