@@ -93,20 +93,24 @@ def test_database_is_private(tmp_path, daemon_factory):
         assert mode & 0o077 == 0, f"{path} is readable or writable by others: {oct(mode)}"
 
 
-def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
-    """Another process takes the database's write lock for ``seconds``."""
+def hold_lock(db: Path, seconds: float, until_gone: Path | None = None) -> subprocess.Popen:
+    """Another process takes the database's write lock for ``seconds``, or, with
+    ``until_gone``, until that file is removed (``seconds`` then only bounds it)."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sqlite3, sys, time\n"
+            "import os, sqlite3, sys, time\n"
             "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
             "conn.execute('BEGIN EXCLUSIVE')\n"
             "print('locked', flush=True)\n"
-            "time.sleep(float(sys.argv[2]))\n"
+            "end = time.monotonic() + float(sys.argv[2])\n"
+            "while time.monotonic() < end and (not sys.argv[3] or os.path.exists(sys.argv[3])):\n"
+            "    time.sleep(0.05)\n"
             "conn.execute('COMMIT')\n",
             str(db),
             str(seconds),
+            str(until_gone or ""),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -221,9 +225,16 @@ def test_lock_during_a_remux_does_not_leave_the_file_in_progress(tmp_path, daemo
     while not started.exists():
         assert time.monotonic() < deadline, daemon.tail()
         time.sleep(0.05)
-    holder = hold_lock(db, 6)
+    held = tmp_path / "held"
+    held.touch()
+    # Held until the worker has met the lock after the remux (database_busy), however
+    # slow a loaded machine makes the remux's end: a fixed 6 s let it finish after the
+    # lock was gone, and the case under test never happened.
+    holder = hold_lock(db, 120, until_gone=held)
     gate.unlink()  # the remux finishes while the database is locked
-    retry = daemon.wait_for("file_retry", path=str(inbox / "movie.mkv"), timeout=30)[0]
+    daemon.wait_for("database_busy", timeout=60)
+    held.unlink()
+    retry = daemon.wait_for("file_retry", path=str(inbox / "movie.mkv"), timeout=60)[0]
     assert retry["reason"] == "database_busy"
     assert holder.wait(30) == 0
     done = daemon.wait_for("file_processed", path=str(inbox / "movie.mkv"), timeout=60)[0]
