@@ -269,6 +269,10 @@ def test_the_default_title_names_the_layout_written_and_the_why_what_was_asked(e
     fewer = " (from a 1-channel source: 1 ch written)" if asked > 1 else ""
     assert added.why.startswith(f"audio_compat[0]: no {entry['codec']} {asked} ch eng track{fewer}; made from track 1"), added.why
     assert plan(p, applied(m, first)).is_empty  # clear_track_titles leaves the title written
+    # a mono compat track an older vpod titled with the entry's title ("AAC Stereo") keeps it too
+    older = applied(m, first)
+    older = replace(older, tracks=tuple(replace(x, title=p.audio_compat[0].title) if x.index == 2 else x for x in older.tracks))
+    assert of(plan(p, older), SetTitle) == []
 
 
 def test_not_planned_when_an_equivalent_track_is_there():
