@@ -133,6 +133,11 @@ class Reason(str, Enum):
         "the video is interlaced and an encode would make progressive frames of its fields: the video encode "
         "not run, the rest of the plan applied",
     )
+    SEVERAL_VIDEO_TRACKS = (
+        "several_video_tracks", Status.SKIPPED, Retry.CONTENT,
+        "the plan would re-encode more than one video track (FFmpeg 5.1's Matroska muxer writes the second badly): "
+        "the video encode not run, the rest of the plan applied",
+    )
 
     # -- failed -------------------------------------------------------------------
     UNSUPPORTED_STREAM = (
@@ -184,10 +189,13 @@ class Reason(str, Enum):
     )
 
 
-VIDEO_DECLINED = frozenset({Reason.NOT_SMALLER, Reason.HDR_NOT_KEPT, Reason.INTERLACED_NOT_KEPT})
+VIDEO_DECLINED = frozenset(
+    {Reason.NOT_SMALLER, Reason.HDR_NOT_KEPT, Reason.INTERLACED_NOT_KEPT, Reason.SEVERAL_VIDEO_TRACKS}
+)
 """The skips of a file whose video transcode vpod declined while applying the rest of its
 plan (:meth:`vpod.pipeline.FileProcessor._video_declined`): the encode was not smaller,
-or it could not keep the picture (HDR, bit depth, interlacing). Permanent: the content
+or it could not keep the picture (HDR, bit depth, interlacing, more than one video track
+to encode). Permanent: the content
 vpod left is handled under the policy that judged it."""
 
 

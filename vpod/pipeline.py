@@ -367,7 +367,7 @@ class FileProcessor:
         except MediaError as exc:
             if exc.reason not in VIDEO_DECLINED:
                 raise
-            # Not smaller, or a picture the encode cannot keep (HDR, interlacing): the rest.
+            # Not smaller, or a picture the encode cannot keep (HDR, interlacing, two video tracks): the rest.
             declined = exc if isinstance(exc, Skip) else Skip(str(exc), exc.reason)
             return self._video_declined(media, plan, policy, locked, declined, fingerprint_before, finish, original)
         fingerprint_after, stat_after = fingerprint_path(final_path)

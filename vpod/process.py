@@ -411,12 +411,13 @@ def split_unchanged(
 def _unchanged_result(path: Path, entry: Conforming) -> FileProcessingResult:
     """The result of a file :func:`split_unchanged` leaves alone: a success, or for one whose
     video encode vpod declined (``not_smaller``: not smaller; ``hdr_not_kept`` /
-    ``interlaced_not_kept``: it could not keep the picture) that skip again, permanent."""
+    ``interlaced_not_kept`` / ``several_video_tracks``: it could not keep the picture) that skip again, permanent."""
     now = time.time()
     why = {
         Reason.NOT_SMALLER: "the encode was not smaller under keep_if_larger",
         Reason.HDR_NOT_KEPT: "an encode would not keep its HDR or bit depth",
         Reason.INTERLACED_NOT_KEPT: "an encode would not keep its interlacing",
+        Reason.SEVERAL_VIDEO_TRACKS: "it has more than one video track to encode",
     }
     reason = next((r for r in VIDEO_DECLINED if r == entry.reason), Reason.NOT_SMALLER)
     kept = {} if entry.reason is None else {

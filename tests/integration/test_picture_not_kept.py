@@ -1,5 +1,7 @@
 """A video transcode that cannot keep the picture (T18C findings 4 and 8): HDR10 into
-H.264 (``hdr_not_kept``) and an interlaced MPEG-2 source (``interlaced_not_kept``). The
+H.264 (``hdr_not_kept``), an interlaced MPEG-2 source (``interlaced_not_kept``), and two
+H.264 video tracks to encode (``several_video_tracks``, T18D N3: FFmpeg 5.1 writes the
+second so that it fails the verification's decode, on every attempt). The
 video encode is declined before anything is encoded; the rest of the plan (a default
 flag, an added AAC track) is applied as for ``not_smaller``; the source's video packets
 are untouched; `vpod plan` says so beforehand; a second run changes and runs nothing."""
@@ -26,6 +28,10 @@ CASES = {
     "hdr10": ("hdr_not_kept", {"codec": "h264", "convert": ["hevc"], "preset": "ultrafast"}, "HDR10 (PQ)"),
     # Interlaced MPEG-2 under video_codec = "hevc" and its default convert list (mpeg2 in it).
     "interlaced": ("interlaced_not_kept", "hevc", "field order tt"),
+    # Two H.264 tracks under a policy that converts H.264 to HEVC.
+    "two_h264": (
+        "several_video_tracks", {"codec": "hevc", "convert": ["h264"], "preset": "ultrafast"}, "2 video tracks (tracks 0, 1)"
+    ),
 }
 
 
@@ -54,6 +60,7 @@ def test_the_video_encode_is_declined_and_the_rest_of_the_plan_applied(tmp_path:
     reason, video_codec, named = CASES[kind]
     source = picture_not_kept(tmp_path / "lib" / "Film.mkv", kind)
     before = streams(source)
+    videos = sum(1 for s in before if s["codec_type"] == "video")
     video_before = video_hash(source)
 
     planned = vpod(tmp_path, env, video_codec, "plan", str(source), "--json")
@@ -62,7 +69,7 @@ def test_the_video_encode_is_declined_and_the_rest_of_the_plan_applied(tmp_path:
     assert plan["skip"]["reason"] == reason and named in plan["skip"]["detail"], plan["skip"]
     assert plan["error"] is None
     video = [a for a in plan["actions"] if a["action"] == "transcode_video"]
-    assert [a.get("not_run") for a in video] == [reason], plan["actions"]
+    assert [a.get("not_run") for a in video] == [reason] * videos, plan["actions"]
     assert sorted(a["action"] for a in plan["would_apply"]) == ["add_audio", "set_flag"], plan["would_apply"]
     assert plan["would_apply_cost"] == "transcode"  # the AAC encode
     text = vpod(tmp_path, env, video_codec, "plan", str(source)).stdout
@@ -73,13 +80,12 @@ def test_the_video_encode_is_declined_and_the_rest_of_the_plan_applied(tmp_path:
     assert done.returncode == 0, done.stderr
     [result] = json.loads(done.stdout)["results"]
     assert (result["skipped"], result["reason"]) == (True, reason), result
-    assert "applied: track 1: set default flag on; add AAC 2 ch" in result["error"], result
+    assert f"applied: track {videos}: set default flag on; add AAC 2 ch" in result["error"], result
     after = streams(source)
     assert video_hash(source) == video_before
-    assert {k: after[0].get(k) for k in ("codec_name", "pix_fmt", "field_order", "color_transfer")} == {
-        k: before[0].get(k) for k in ("codec_name", "pix_fmt", "field_order", "color_transfer")
-    }
-    assert [(s["codec_name"], s.get("channels"), s["disposition"]["default"]) for s in after[1:]] == [
+    fields = ("codec_name", "pix_fmt", "field_order", "color_transfer")
+    assert [{k: s.get(k) for k in fields} for s in after[:videos]] == [{k: s.get(k) for k in fields} for s in before[:videos]]
+    assert [(s["codec_name"], s.get("channels"), s["disposition"]["default"]) for s in after[videos:]] == [
         ("flac", 6, 1), ("aac", 2, 0),
     ]  # fmt: skip
     assert not list(source.parent.glob(".vpod-tmp*"))

@@ -126,16 +126,23 @@ _INTERLACED = ["-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-top", "1", "-b:v
 """MPEG-2 coded interlaced, top field first (ffmpeg-codecs(1): ilme/ildct; ffmpeg(1) -top): ffprobe field_order tt."""
 
 
+_TWO_H264 = ["-map", "2:v", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+"""A second video track (input 2: 30 fps, the first is 25 fps), both H.264: a plan that
+converts H.264 would encode two video tracks (``several_video_tracks``)."""
+
+
 def picture_not_kept(path: Path, kind: str, *, seconds: float = 2.0) -> Path:
     """``path`` (.mkv): a 320x240 video vpod cannot re-encode without losing its picture,
-    ``kind`` ``"hdr10"`` (:data:`_HDR10`) or ``"interlaced"`` (:data:`_INTERLACED`, 25 fps),
-    and an English FLAC 5.1 track with its default flag off (a header fix for a policy
-    whose audio_languages is English; a source for an audio_compat track)."""
+    ``kind`` ``"hdr10"`` (:data:`_HDR10`), ``"interlaced"`` (:data:`_INTERLACED`, 25 fps)
+    or ``"two_h264"`` (two H.264 video tracks, :data:`_TWO_H264`), then an English FLAC
+    5.1 track with its default flag off (a header fix for a policy whose audio_languages
+    is English; a source for an audio_compat track)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}:sample_rate=48000", "-map", "0", "-map", "1",
-         *{"hdr10": _HDR10, "interlaced": _INTERLACED}[kind],
+         "-f", "lavfi", "-i", f"sine=frequency=500:duration={seconds}:sample_rate=48000",
+         "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=30:duration={seconds}", "-map", "0:v",
+         *{"hdr10": _HDR10, "interlaced": _INTERLACED, "two_h264": _TWO_H264}[kind], "-map", "1:a",
          "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac",
          "-metadata:s:a:0", "language=eng", "-disposition:a:0", "0", str(path)],
         check=True,

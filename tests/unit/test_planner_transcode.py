@@ -234,7 +234,7 @@ def test_never_an_upmix_and_each_entry_on_its_own():
     m = media(t("video", H264), t("audio", "DTS", channels=2, default=True))
     p = plan(policy(audio_compat=[{"codec": "ac3", "channels": 6}, {"codec": "aac"}]), m)
     assert [(a.codec, a.channels, a.bitrate_kbps, a.title) for a in of(p, AddAudio)] == [
-        ("ac3", 2, 192, "AC-3 5.1"), ("aac", 2, 192, "AAC Stereo")
+        ("ac3", 2, 192, "AC-3 Stereo"), ("aac", 2, 192, "AAC Stereo")
     ]
     assert plan(policy(audio_compat=[{"codec": "ac3", "channels": 6}, {"codec": "aac"}]), applied(m, p)).is_empty
 
@@ -250,6 +250,29 @@ def test_the_default_bitrate_follows_the_channels_written(entry, source_channels
     m = media(t("video", H264), t("audio", "DTS", channels=source_channels, default=True))
     (added,) = of(plan(policy(audio_compat=entry), m), AddAudio)
     assert (added.channels, added.bitrate_kbps) == (min(entry["channels"], source_channels), kbps)
+
+
+@pytest.mark.parametrize(
+    "entry, title",
+    [({"codec": "aac"}, "AAC Mono"), ({"codec": "ac3", "channels": 6}, "AC-3 Mono"),
+     ({"codec": "aac", "title": "Compat"}, "Compat"), ({"codec": "aac", "channels": 1}, "AAC Mono")],
+)  # fmt: skip
+def test_the_default_title_names_the_layout_written_and_the_why_what_was_asked(entry, title):
+    # T18D N5: from a mono source the added track was titled "AAC Stereo" with 1 channel,
+    # and the why-text read "no aac 1 ch eng track" although the entry asks for 2.
+    m = media(t("video", H264, title="v"), t("audio", "FLAC", channels=1, default=True))
+    p = policy(audio_compat=entry, clear_track_titles=True)
+    first = plan(p, m)
+    (added,) = of(first, AddAudio)
+    assert (added.channels, added.title) == (1, title)
+    asked = entry.get("channels", 2)
+    fewer = " (from a 1-channel source: 1 ch written)" if asked > 1 else ""
+    assert added.why.startswith(f"audio_compat[0]: no {entry['codec']} {asked} ch eng track{fewer}; made from track 1"), added.why
+    assert plan(p, applied(m, first)).is_empty  # clear_track_titles leaves the title written
+    # a mono compat track an older vpod titled with the entry's title ("AAC Stereo") keeps it too
+    older = applied(m, first)
+    older = replace(older, tracks=tuple(replace(x, title=p.audio_compat[0].title) if x.index == 2 else x for x in older.tracks))
+    assert of(plan(p, older), SetTitle) == []
 
 
 def test_not_planned_when_an_equivalent_track_is_there():
@@ -294,7 +317,7 @@ def test_never_made_from_commentary_or_audio_description():
     )  # fmt: skip
     assert of(plan(policy(audio_compat={"codec": "ac3", "channels": 6}), m), AddAudio) == []  # the main track is AC-3 2.0
     assert of(plan(policy(audio_compat={"codec": "eac3", "channels": 6}), m), AddAudio) == [
-        AddAudio(3, "eac3", 2, 224, "E-AC-3 5.1", False)  # 2 channels written: E-AC-3's stereo default
+        AddAudio(3, "eac3", 2, 224, "E-AC-3 Stereo", False)  # 2 channels written: E-AC-3's stereo default and title
     ]
     only_commentary = media(t("video", H264), t("audio", "TrueHD", channels=8, commentary=True, default=True))
     assert of(plan(policy(**COMPAT), only_commentary), AddAudio) == []

@@ -14,7 +14,7 @@ from vpod.media.encoders import EncoderChoice, TranscodeSettings
 from vpod.media.limits import ToolLimits
 from vpod.media.model import MediaInfo, Track
 from vpod.media.tool_progress import ffmpeg_line_reader
-from vpod.media.transcode import VideoEncode, ffmpeg_indexes, transcode_args
+from vpod.media.transcode import VideoEncode, check_one_video_encode, ffmpeg_indexes, transcode_args
 from vpod.media.video_color import check_hdr_kept, check_progressive, color_args, output_pixel_format, video_color
 from vpod.outcomes import Reason
 from vpod.policy.plan import AddAudio, ConvertAudio, Plan, RemoveTrack, Reorder, SetFlag, TranscodeVideo
@@ -187,3 +187,14 @@ def test_verification_names_a_track_whose_codec_or_channels_are_not_the_planned_
         "mkvmerge: track 0 (video) codec is 'AVC/H.264/MPEG-4p10', expected hevc",
         "mkvmerge: track 2 (audio) has 6 channels, expected 2",
     ]
+
+
+def test_a_plan_that_encodes_two_video_tracks_is_declined_with_what_to_do():
+    # T18D N3: FFmpeg 5.1 writes the second encoded video track so that it fails the decode check.
+    one = Plan((TranscodeVideo(0, "hevc"), AddAudio(2, "aac", 2, 192, "AAC Stereo")))
+    check_one_video_encode(one, SOURCE)  # no error
+    with pytest.raises(MediaError) as refused:
+        check_one_video_encode(one._replace(actions=(*one.actions, TranscodeVideo(1, "hevc"))), SOURCE)
+    assert refused.value.reason is Reason.SEVERAL_VIDEO_TRACKS and refused.value.permanent
+    assert "2 video tracks (tracks 0, 1)" in str(refused.value) and 'video_codec = "keep"' in str(refused.value)
+    assert "remove the extra video track" in str(refused.value)

@@ -61,7 +61,8 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     `vpod run` would fail the file without changing it, e.g. unsupported_stream, or null),
     "would_apply" (the actions `vpod run` would apply: all of them, none, or for a
     hard-linked file under hardlinks = "headers" the header part, or for a file kept as
-    not_smaller, hdr_not_kept or interlaced_not_kept the plan less its video transcode),
+    not_smaller, hdr_not_kept, interlaced_not_kept or several_video_tracks the plan less
+    its video transcode),
     "would_apply_cost"
     (their cost class: "cost" is the whole plan's), "original_language"
     (the file's original language: "code", "source", "detail", "description", "waiting"
@@ -71,7 +72,7 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     this content under the policy in force: its video transcode, marked "not_run", is
     not run again). A video transcode that cannot keep the picture (HDR the encoder
     cannot write, an interlaced source: one ffprobe of the streams and of the first
-    frame, no encode) is marked "not_run" with that reason, which "skip" carries.
+    frame, no encode; more than one video track to encode) is marked "not_run" with that reason, which "skip" carries.
     "waits_for_transcode_hours" ({"next_window", "transcode_hours"}: what the run would
     apply encodes, [processing] transcode_hours is set and now is outside every window;
     null otherwise). The database is read only when the plan re-encodes video, and only
@@ -207,7 +208,7 @@ def _echo_rest(applied: Plan) -> None:
 
 def _picture_refused(media: MediaInfo, plan: Plan, config: VPOConfig) -> MediaError | None:
     """Why the run would decline ``plan``'s video transcode before any encode
-    (``hdr_not_kept``, ``interlaced_not_kept``: :func:`vpod.media.transcode.picture_refusal`,
+    (``several_video_tracks``, ``hdr_not_kept``, ``interlaced_not_kept``: :func:`vpod.media.transcode.picture_refusal`,
     the executor's own check), or ``None``. An ffprobe that fails here is said in one
     line on stderr and the plan made without the check (the run would say more)."""
     try:
@@ -307,7 +308,8 @@ def _declined(config: VPOConfig, path: Path, plan: Plan, digest: str) -> NotSmal
 
 def _not_run(action: object, reason: Reason | None) -> dict[str, str]:
     """``{"not_run": REASON}`` for a video transcode the run would not do (``not_smaller``:
-    not again; ``hdr_not_kept`` / ``interlaced_not_kept``: declined before any encode),
+    not again; ``hdr_not_kept`` / ``interlaced_not_kept`` / ``several_video_tracks``:
+    declined before any encode),
     else ``{}``."""
     return {"not_run": reason.value} if reason is not None and isinstance(action, TranscodeVideo) else {}
 

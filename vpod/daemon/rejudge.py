@@ -1,6 +1,6 @@
 """Files skipped for good under a policy that no longer judges them go back to the queue:
 hard-linked ones (``hardlinked``) and those whose video encode vpod declined
-(``not_smaller``, ``hdr_not_kept``, ``interlaced_not_kept``)."""
+(``not_smaller``, ``hdr_not_kept``, ``interlaced_not_kept``, ``several_video_tracks``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class HardlinkedRejudge:
     The same holds for a file skipped as ``not_smaller`` (its video encode was not
     smaller, ``keep_if_larger``): logged ``not_smaller_requeued``; and for one whose video
     encode was declined because it could not keep the picture (``hdr_not_kept``,
-    ``interlaced_not_kept``): logged ``video_declined_requeued`` with ``outcome``.
+    ``interlaced_not_kept``, ``several_video_tracks``): logged ``video_declined_requeued`` with ``outcome``.
 
     Args:
         store: the Store.
@@ -50,6 +50,7 @@ class HardlinkedRejudge:
         for reason, event in (
             (Reason.HARDLINKED, "hardlinked_requeued"), (Reason.NOT_SMALLER, "not_smaller_requeued"),
             (Reason.HDR_NOT_KEPT, "video_declined_requeued"), (Reason.INTERLACED_NOT_KEPT, "video_declined_requeued"),
+            (Reason.SEVERAL_VIDEO_TRACKS, "video_declined_requeued"),
         ):  # fmt: skip
             paths = self.store.requeue_hardlinked(digest_of, reason)
             if paths:

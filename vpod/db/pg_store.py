@@ -404,7 +404,8 @@ class PgStore(web_reads.WebReads):
                 "SELECT f.relpath, f.size, f.mtime_ns, f.inode, f.device, f.ctime_ns, f.policy_digest, f.policy_name,"
                 " f.state, f.reason FROM files AS f"
                 " JOIN library_mounts AS m ON m.library_id = f.library_id AND m.node = %s AND m.path = %s"
-                " WHERE f.dir = %s AND (f.state = 'done' OR (f.state = 'skipped' AND f.reason IN (%s, %s, %s) AND f.permanent))"
+                " WHERE f.dir = %s AND (f.state = 'done' OR (f.state = 'skipped' AND f.reason IN ("
+                f"{', '.join(['%s'] * len(VIDEO_DECLINED))}) AND f.permanent))"
                 " AND f.ctime_ns IS NOT NULL AND f.size IS NOT NULL AND f.policy_digest IS NOT NULL",
                 (self.node, str(root), folder, *sorted(VIDEO_DECLINED)),
             ).fetchall()

@@ -393,7 +393,7 @@ class SqliteStore(web_reads.WebReads):
             rows = conn.execute(
                 "SELECT relpath, size, mtime_ns, inode, device, ctime_ns, policy_digest, policy_name, state, reason"
                 f" FROM files WHERE library_id = {_LIBRARY_BY_PATH} AND dir = ?"
-                " AND (state = 'done' OR (state = 'skipped' AND reason IN (?, ?, ?) AND permanent))"
+                f" AND (state = 'done' OR (state = 'skipped' AND reason IN ({', '.join('?' * len(VIDEO_DECLINED))}) AND permanent))"
                 " AND ctime_ns IS NOT NULL AND size IS NOT NULL AND policy_digest IS NOT NULL",
                 (str(root), folder, *sorted(VIDEO_DECLINED)),
             ).fetchall()

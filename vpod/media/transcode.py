@@ -11,7 +11,8 @@ its source, attachments (``-map 0:t?``) and chapters (``-map_chapters 0``) kept,
 The encoder of a video transcode is chosen by :mod:`vpod.media.encoders` (hardware only
 when present, else software with an ``encoder_fallback`` warning); its bit depth and HDR
 are kept, or its encode is declined before anything is written, as it is for an
-interlaced source (:mod:`vpod.media.video_color`, :func:`check_picture_kept`).
+interlaced source (:mod:`vpod.media.video_color`, :func:`check_picture_kept`) and for a
+plan that encodes more than one video track (:func:`check_one_video_encode`).
 The encoder runs under ``[processing] transcode_nice`` / ``transcode_ionice`` and a
 time limit that grows with the file's duration (:meth:`vpod.media.limits.ToolLimits.for_encode`).
 """
@@ -275,10 +276,36 @@ def check_picture_kept(stream: dict[str, Any], color: VideoColor, action: Transc
     check_hdr_kept(color, SOFTWARE[action.codec], source)
 
 
+def check_one_video_encode(plan: Plan, source: Path) -> None:
+    """Raise when ``plan`` re-encodes more than one video track. FFmpeg 5.1's Matroska
+    muxer indexes (Cues) the first video track only, and the encoders' delays give each
+    encoded track another first timestamp: a seek to the start (a player's, and the
+    verification's ``ffmpeg -ss 0``, :mod:`vpod.media.decode_check`) lands on the first
+    track's keyframe and drops an earlier keyframe of the second, whose decode then
+    fails ("File is broken, keyframes not correctly marked!", "Could not find ref with
+    POC 0"): the result would fail ``verify_failed`` on every attempt. Runs no tool.
+
+    Raises:
+        MediaError: reason ``several_video_tracks`` (permanent), naming the tracks and
+            what the user can do.
+    """
+    tracks = [a.track for a in plan.actions if isinstance(a, TranscodeVideo)]
+    if len(tracks) > 1:
+        raise MediaError(
+            f"{source}: the plan would re-encode {len(tracks)} video tracks (tracks "
+            f"{', '.join(map(str, tracks))}), and FFmpeg's Matroska muxer writes a file whose second encoded video "
+            "track does not decode from its start; the video is not re-encoded. Set video_codec = \"keep\" for it "
+            "(e.g. in its folder's .vpod.toml), or remove the extra video track (e.g. mkvmerge -o OUT.mkv "
+            "--video-tracks 0 FILE)",
+            reason=Reason.SEVERAL_VIDEO_TRACKS,
+        )
+
+
 def picture_refusal(media: MediaInfo, plan: Plan, runner: ToolRunner) -> MediaError | None:
-    """Why the first video transcode of ``plan`` would be declined by the executor before
-    any encode (:func:`check_picture_kept`), or ``None``; what ``vpod plan`` predicts.
-    Runs nothing for a plan without a video transcode, else one ``ffprobe
+    """Why the video transcodes of ``plan`` would be declined by the executor before
+    any encode (:func:`check_one_video_encode`, then :func:`check_picture_kept` of each),
+    or ``None``; what ``vpod plan`` predicts. Runs nothing for a plan without a video
+    transcode or with several, else one ``ffprobe
     -show_streams`` (unless the probe has it) and one first-frame read per video
     transcode. The bit depth an encoder cannot write (12-bit into libx265's 4:2:0
     formats, :func:`vpod.media.video_color.output_pixel_format`) is known only from the
@@ -291,6 +318,10 @@ def picture_refusal(media: MediaInfo, plan: Plan, runner: ToolRunner) -> MediaEr
     videos = [a for a in plan.actions if isinstance(a, TranscodeVideo)]
     if not videos:
         return None
+    try:
+        check_one_video_encode(plan, media.path)
+    except MediaError as exc:
+        return exc
     streams = source_streams(media, runner)
     index = ffmpeg_indexes(media, streams)
     raw = {int(s["index"]): s for s in streams}
@@ -338,10 +369,12 @@ class Transcoder:
         pixel format.
 
         Raises:
-            MediaError: reason ``hdr_not_kept`` or ``interlaced_not_kept`` (see
+            MediaError: reason ``several_video_tracks`` (:func:`check_one_video_encode`),
+                ``hdr_not_kept`` or ``interlaced_not_kept`` (see
                 :mod:`vpod.media.video_color` and :func:`check_picture_kept`).
             ToolError: no encoder for the codec.
         """
+        check_one_video_encode(plan, media.path)
         index = ffmpeg_indexes(media, streams)
         raw = {int(s["index"]): s for s in streams}
         out: dict[int, VideoEncode] = {}
@@ -383,7 +416,8 @@ class Transcoder:
         the start, then ``(percent, speed=, fps=)``.
 
         Raises:
-            MediaError: reasons ``unsupported_stream``, ``hdr_not_kept``, ``disk_full``,
+            MediaError: reasons ``unsupported_stream``, ``several_video_tracks``,
+                ``hdr_not_kept``, ``interlaced_not_kept``, ``disk_full``,
                 or the encoder's failure with its stderr (``tool_failed``, or ``killed``,
                 not permanent, when a signal ended it).
             ToolTimeout / ToolMissing: the encode ran past its limit, or a tool is missing.

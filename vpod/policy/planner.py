@@ -346,8 +346,14 @@ def _compat_default(
 
 def _compat_title(policy: Policy, compat: CompatMatch, track: Track) -> bool:
     """Whether ``track`` is a compat track titled as its ``audio_compat`` entry says
-    (``clear_track_titles`` leaves that title: the policy asked for it)."""
-    return any(t is track and policy.audio_compat[p].title == track.title for p, t in compat.met.items() if t is not compat.source)
+    (its title, or :meth:`~vpod.policy.transcode_keys.AudioCompat.title_for` its channels:
+    ``AAC Mono`` for a mono one, ``AAC Stereo`` as vpod titled it before;
+    ``clear_track_titles`` leaves that title: the policy asked for it)."""
+    entries = policy.audio_compat
+    return any(
+        t is track and track.title in (entries[p].title, entries[p].title_for(track.channels or entries[p].channels))
+        for p, t in compat.met.items() if t is not compat.source
+    )  # fmt: skip
 
 
 def wants_matroska_file(policy: Policy, media: MediaInfo) -> bool:

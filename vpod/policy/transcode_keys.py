@@ -82,7 +82,7 @@ class AudioCompat:
     ``codec`` (an :data:`AUDIO_TARGETS` family) with ``channels`` (or fewer, when its
     source has fewer), at ``bitrate_kbps`` (0: the codec's default for the channels
     written, :meth:`bitrate_for`; FLAC takes none), titled ``title``, FlagDefault
-    ``default``."""
+    ``default`` (the default title names the layout written, :meth:`title_for`)."""
 
     codec: str = "aac"
     channels: int = 2
@@ -97,6 +97,16 @@ class AudioCompat:
         if self.codec == "flac":
             return None
         return self.bitrate_kbps or default_bitrate_kbps(self.codec, channels)
+
+    def title_for(self, channels: int) -> str:
+        """The title of the track this entry adds with ``channels`` (those written): the
+        entry's, except that the default title (:func:`default_title` of the entry's
+        channels) names the layout written when there are fewer (``AAC Mono``, not ``AAC
+        Stereo``, from a mono source). A title the user wrote is kept; one written equal
+        to the default cannot be told from it and is treated as the default."""
+        if channels != self.channels and self.title == default_title(self.codec, self.channels):
+            return default_title(self.codec, channels)
+        return self.title
 
 
 @dataclass(frozen=True)

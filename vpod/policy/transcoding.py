@@ -21,7 +21,8 @@ tracks are kept. The rules (docs/policy.md "Transcoding"):
   *compat track*: it is never removed by ``max_audio_per_language``, keeps whatever
   FlagOriginal it has, keeps the entry's title under ``clear_track_titles``, and is the
   default audio only when the entry says ``default = true``); else an :class:`AddAudio`
-  from the source is planned.
+  from the source is planned, titled as the entry says (its default title names the
+  layout written, :meth:`AudioCompat.title_for`: ``AAC Mono`` from a mono source).
 * ``video_codec``'s minimums judge the file's size less the nominal size (bitrate ×
   duration) of its compat tracks (:class:`VideoMeasure`): the track a plan adds is
   then not counted in its own output, so the plan's output does not cross a minimum
@@ -124,14 +125,15 @@ def add_audio_actions(policy: Policy, match: CompatMatch, language: str) -> list
     for position in match.missing:
         entry = policy.audio_compat[position]
         channels = target_channels(entry, source)
+        fewer = f" (from a {channels}-channel source: {channels} ch written)" if channels < entry.channels else ""
         why = (
-            f"audio_compat[{position}]: no {entry.codec} {channels} ch {language} track; "
+            f"audio_compat[{position}]: no {entry.codec} {entry.channels} ch {language} track{fewer}; "
             f"made from track {source.index}, the best main {language} track"
         )
         actions.append(
             AddAudio(
-                source.index, entry.codec, channels, compat_bitrate_kbps(entry, channels) or None, entry.title,
-                entry.default, why=why,
+                source.index, entry.codec, channels, compat_bitrate_kbps(entry, channels) or None,
+                entry.title_for(channels), entry.default, why=why,
             )
         )
     return actions
