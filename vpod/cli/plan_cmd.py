@@ -185,8 +185,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
     if waits is not None:
+        windows = ", ".join(json.dumps(w) for w in waits["transcode_hours"])  # as the config writes them
         click.echo(
-            f"vpod run would wait for transcode_hours {waits['transcode_hours']}: it is outside every window now; "
+            f"vpod run would wait for transcode_hours {windows}: it is outside every window now; "
             f"the next one opens at {waits['next_window'].replace('T', ' ')} (the daemon defers the file until then, "
             f"transcode_deferred; vpod process skips it, {Reason.OUTSIDE_TRANSCODE_HOURS})"
         )
