@@ -159,10 +159,11 @@ def skip_reason(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result
             Reason.HARDLINKED,
         )
     if needs_remux(media, plan) and st.st_nlink > 1 and not policy.break_hardlinks:
+        rewrite = "transcode" if plan.cost == "transcode" else "remux"  # how the new file would be made
         return Skip(
-            f"{media.path}: has {st.st_nlink} hard links and this plan needs a remux, which would split it "
+            f"{media.path}: has {st.st_nlink} hard links and this plan needs a {rewrite}, which would split it "
             f'from its other links; [policy] hardlinks = "headers" applies only its header part in place '
-            f'("break" allows the remux)',
+            f'("break" allows the {rewrite})',
             Reason.HARDLINKED,
         )
     return None
@@ -191,12 +192,40 @@ def obstacle(media: MediaInfo, plan: Plan, policy: Policy, st: os.stat_result) -
     Returns:
         The :class:`Skip` of :func:`skip_reason` (the file is skipped), else, for a plan
         that needs a remux, the ``unsupported_stream`` error of
-        :func:`vpod.media.remux.unsupported_stream_error` (the file fails), else ``None``.
+        :func:`vpod.media.remux.unsupported_stream_error` or the ``target_exists`` error
+        of :func:`target_exists_error` (the file fails), else ``None``.
     """
     skip = skip_reason(media, plan, policy, st)
     if skip is not None:
         return skip
-    return unsupported_stream_error(media, plan) if needs_remux(media, plan) else None
+    if not needs_remux(media, plan):
+        return None
+    return unsupported_stream_error(media, plan) or target_exists_error(media, plan)
+
+
+def new_file_name(media: MediaInfo, plan: Plan) -> Path:
+    """The name the file written for ``plan`` (one that needs a remux) takes: the
+    source's name with ``.mkv`` for a container change, or for a transcode of a file not
+    named ``.mkv`` (an encode always writes Matroska; a .webm cannot hold HEVC or AAC);
+    else the source's own name."""
+    source = media.path
+    changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
+    to_mkv = changes_container or (plan.transcodes and source.suffix.lower() != ".mkv")
+    return source.with_suffix(".mkv") if to_mkv else source
+
+
+def target_exists_error(media: MediaInfo, plan: Plan) -> MediaError | None:
+    """The ``target_exists`` error when the file ``plan`` writes takes a new name
+    (:func:`new_file_name`) that another file (or symlink) already has: vpod never
+    overwrites it; ``None`` otherwise. Known before anything is written."""
+    source, target = media.path, new_file_name(media, plan)
+    if target == source or not os.path.lexists(target):
+        return None
+    return MediaError(
+        f"{source}: cannot {'transcode' if plan.transcodes else 'remux'} into {target.name}: "
+        "a file with that name already exists",
+        reason=Reason.TARGET_EXISTS,
+    )
 
 
 class FileProcessor:
@@ -559,17 +588,8 @@ class FileProcessor:
         Returns as :meth:`_apply`."""
         source = media.path
         st = locked.stat
-        changes_container = any(isinstance(a, ChangeContainer) for a in plan.actions)
-        # A transcode always writes Matroska (a .webm cannot hold HEVC or AAC).
-        to_mkv = changes_container or (plan.transcodes and source.suffix.lower() != ".mkv")
-        target = source.with_suffix(".mkv") if to_mkv else source
+        target = new_file_name(media, plan)  # obstacle() checked it is free
         doing = "transcoding" if plan.transcodes else "remuxing"  # what messages say vpod was doing
-        if target != source and os.path.lexists(target):
-            raise MediaError(
-                f"{source}: cannot {'transcode' if plan.transcodes else 'remux'} into {target.name}: "
-                "a file with that name already exists",
-                reason=Reason.TARGET_EXISTS,
-            )
         need, what = write_need(media, plan, st.st_size)
         with (
             self.space.claim(source, source.parent, need, WRITE_MARGIN_BYTES, what) as claim,

@@ -90,6 +90,17 @@ def command_line_file(given: os.PathLike[str] | str) -> Path:
     return absolute.resolve() if absolute.is_symlink() else absolute
 
 
+def library_file(given: os.PathLike[str] | str, watch_roots: Sequence[Path]) -> Path:
+    """A FILE given on the command line named as :func:`collect_targets` names it:
+    :func:`command_line_file`, then, when it lies in one of ``watch_roots`` reached
+    through another name of that folder (a symlinked path, a bind mount), named through
+    the library folder (:meth:`LibraryPaths.locate`). ``vpod plan`` and ``vpod inspect``
+    choose the library, folder ``.vpod.toml`` and policy for this path, as the run does."""
+    real = command_line_file(given)
+    located = LibraryPaths(watch_roots).locate(real)
+    return located[1] if located is not None else real
+
+
 def collect_targets(
     paths: Sequence[Path],
     path_filter: PathFilter,
@@ -122,7 +133,7 @@ def collect_targets(
             if not path_filter.wants(absolute, absolute.parent):
                 found.ignored.append((absolute, _why_ignored(absolute, path_filter)))
                 continue
-            real = absolute.resolve() if absolute.is_symlink() else absolute  # command_line_file
+            real = command_line_file(absolute)
             roots.append(real)
             candidates = [real]
             default_root = real.parent

@@ -82,3 +82,19 @@ def test_the_daemon_does_not_queue_a_file_kept_as_not_smaller_again(tmp_path: Pa
     assert third.wait_for("not_smaller_requeued")[0]["files"] == 1
     third.wait_for("file_skipped", path=str(target))  # judged again under the new policy
     assert third.stop() == 0
+
+
+def test_the_summary_counts_a_not_smaller_file_whose_audio_was_added_as_changed(tmp_path: Path, env: dict[str, str]) -> None:
+    """The skip applied the rest of the plan (an AC-3 track): `vpod process`'s summary
+    counts the file among the changed (T18D finding N7: it said "0 changed")."""
+    (tmp_path / "lib").mkdir()
+    source = tiny_hevc(tmp_path / "lib" / "Small.mkv")
+    config = write_config(tmp_path / "process.toml", {"database": {"path": str(tmp_path / "vpod.db")}, "policy": POLICY})
+    done = subprocess.run(
+        [sys.executable, "-m", "vpod", "process", "--config", str(config), str(source)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert [s["codec_name"] for s in streams(source)] == ["hevc", "aac", "ac3"]  # the file changed
+    first = done.stdout.splitlines()[0]
+    assert "0 succeeded (1 changed, 1 of them skipped but changed in part), 0 failed, 1 skipped" in first, done.stdout
+    assert "[not_smaller]" in done.stdout

@@ -96,6 +96,9 @@ def test_a_hard_linked_file_shows_the_cost_of_the_header_part_it_would_get(sourc
     assert data["skip"]["reason"] == "hardlinked"
     assert [a["action"] for a in data["would_apply"]] == ["set_language"], data["would_apply"]
     assert (data["cost"], data["would_apply_cost"]) == ("transcode", "header")
+    # The skip names how the new file would be made: a transcode (T18D finding N9).
+    assert "this plan needs a transcode, which would split it" in data["skip"]["detail"], data["skip"]
+    assert '("break" allows the transcode)' in data["skip"]["detail"] and "remux" not in data["skip"]["detail"]
     human = run_vpod(["plan", str(source), "--config", str(config)], env=env).stdout
     assert "cost class transcode (transcode: media encoded" in human  # the whole plan, as before
     assert "vpod run would apply only the header part in place (1 change(s), cost class header (header edit" in human
@@ -142,13 +145,15 @@ def test_plan_says_a_transcode_would_wait_for_the_next_transcode_hours_window(so
 
     opens = dt.datetime.now() + dt.timedelta(hours=2)
     window = f"{opens:%H:%M}-{opens + dt.timedelta(hours=1):%H:%M}"
-    closed = {"processing": {"transcode_hours": [window]}}
+    later = f"{opens + dt.timedelta(hours=3):%H:%M}-{opens + dt.timedelta(hours=4):%H:%M}"
+    closed = {"processing": {"transcode_hours": [window, later]}}
     config = write_config(tmp_path / "c.toml", {"policy": POLICY, **closed})
     data = plan_json(source, config, env)
     assert data["cost"] == "transcode"
-    assert data["waits_for_transcode_hours"] == {"next_window": f"{opens:%Y-%m-%dT%H:%M}", "transcode_hours": [window]}
+    assert data["waits_for_transcode_hours"] == {"next_window": f"{opens:%Y-%m-%dT%H:%M}", "transcode_hours": [window, later]}
     human = run_vpod(["plan", str(source), "--config", str(config)], env=env).stdout
-    assert f"vpod run would wait for transcode_hours ['{window}']: it is outside every window now; " in human
+    # The windows as the config writes them (T18D finding N11: it printed a Python list).
+    assert f'vpod run would wait for transcode_hours "{window}", "{later}": it is outside every window now; ' in human
     assert f"the next one opens at {opens:%Y-%m-%d %H:%M}" in human and "outside_transcode_hours" in human
     # Header edits and remuxes are not limited by the windows; an open window does not wait.
     header = write_config(tmp_path / "header.toml", {"policy": {"untagged_language": "eng"}, **closed})
@@ -157,3 +162,26 @@ def test_plan_says_a_transcode_would_wait_for_the_next_transcode_hours_window(so
     always = write_config(tmp_path / "open.toml", {"policy": POLICY, "processing": {"transcode_hours": ["00:00-00:00"]}})
     assert plan_json(source, always, env)["waits_for_transcode_hours"] is None
     assert plan_json(source, write_config(tmp_path / "any.toml", {"policy": POLICY}), env)["waits_for_transcode_hours"] is None
+
+
+def test_plan_predicts_target_exists_as_process_reports_it(tmp_path, env):
+    """An MP4 whose plan writes NAME.mkv while a NAME.mkv exists: `vpod plan` says the
+    run would fail it with target_exists, as `vpod process` then does (T18D finding N4:
+    the plan showed no error), and nothing is written."""
+    mp4 = make_media(tmp_path / "lib" / "P.mp4", [video(codec="libx264"), audio("eng", default=True)])
+    mkv = make_media(tmp_path / "lib" / "P.mkv", [video(codec="libx264")])
+    before = mp4.read_bytes(), mkv.read_bytes()
+    config = write_config(tmp_path / "c.toml", {"policy": {**POLICY, "container": "mkv"}, "database": {"path": str(tmp_path / "db")}})
+    data = plan_json(mp4, config, env)
+    assert data["cost"] == "transcode" and data["skip"] is None
+    assert data["error"] == {
+        "reason": "target_exists",
+        "detail": f"{mp4}: cannot transcode into P.mkv: a file with that name already exists",
+    }, data["error"]
+    assert (data["would_apply"], data["would_apply_cost"]) == ([], "none")
+    human = run_vpod(["plan", str(mp4), "--config", str(config)], env=env).stdout
+    assert "vpod run would fail it (target_exists), changing nothing: " in human, human
+    result = run_vpod(["process", str(mp4), "--config", str(config), "--json"], env=env)
+    [entry] = json.loads(result.stdout)["results"]
+    assert (entry["reason"], entry["error"]) == ("target_exists", data["error"]["detail"]), entry
+    assert (mp4.read_bytes(), mkv.read_bytes()) == before

@@ -102,6 +102,29 @@ def test_plan_and_inspect_judge_a_path_with_dotdot_or_a_symlink_as_process_does(
     assert default_audio(files["Kids"]) == ["ger"], out.stdout + out.stderr
 
 
+def test_plan_and_inspect_judge_a_file_under_a_symlinked_library_folder_as_process_does(tmp_path, env, media_cache):
+    """A FILE named through a symlink to the library folder: plan and inspect name it
+    through the library and choose its policy, as `vpod process` does (T18D finding
+    N2: plan said "outside every library")."""
+    shows = tmp_path / "shows"
+    files = make_library(shows, media_cache("four-audio.mkv", TRACKS))
+    config = write_config(tmp_path / "c.toml", sections(shows, tmp_path / "db"))
+    (tmp_path / "showslink").symlink_to(shows)
+    cases = {
+        "showslink/Drama/e1.mkv": ("Drama", "tv"),
+        "showslink/Kids/e1.mkv": ("Kids", "kids"),
+    }
+    for given, (folder, name) in cases.items():
+        data = json.loads(run_vpod(["plan", given, "--config", str(config), "--json"], env=env, cwd=tmp_path).stdout)
+        assert (data["path"], data["policy"]) == (str(files[folder]), {"name": name, "why": expected_why(folder, shows)}), given
+        shown = json.loads(run_vpod(["inspect", given, "--config", str(config), "--json"], env=env, cwd=tmp_path).stdout)
+        assert shown["path"] == str(files[folder]), given
+    out = run_vpod(["process", "showslink/Drama/e1.mkv", "--config", str(config), "--json"], env=env, cwd=tmp_path)
+    [result] = json.loads(out.stdout)["results"]
+    assert (result["path"], result["policy"]) == (str(files["Drama"]), "tv"), out.stdout + out.stderr
+    assert default_audio(files["Drama"]) == ["fre"]
+
+
 def test_process_judges_each_folder_by_its_policy(tmp_path, env, media_cache):
     shows = tmp_path / "shows"
     files = make_library(shows, media_cache("four-audio.mkv", TRACKS))

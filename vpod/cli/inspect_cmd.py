@@ -24,16 +24,17 @@ from vpod.policy.roles import track_roles
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
 from vpod.safety import require_regular_file
-from vpod.targets import command_line_file
+from vpod.targets import library_file
 
 PROBE_TOOLS = ("mkvmerge", "ffprobe")
 
 
-def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
+def probe_or_exit(path: Path, limits: ToolLimits | None = None, watch_roots: Sequence[Path] = ()) -> MediaInfo:
     """Probe ``path`` (within ``limits``, default: the built-in ``[processing]`` ones), named
-    as ``vpod process`` names it (:func:`vpod.targets.command_line_file`: absolute,
-    ``..`` taken out, a symlink followed): the result's ``path`` is the one a policy is
-    chosen for.
+    as ``vpod process`` names it (:func:`vpod.targets.library_file`: absolute, ``..``
+    taken out, a symlink followed, a file of one of ``watch_roots`` reached through a
+    symlinked folder or a bind mount named through that root): the result's ``path`` is
+    the one a policy is chosen for.
 
     Raises:
         Skip: not a regular file (a FIFO named ``x.mkv``, a folder, a device), by the
@@ -44,7 +45,7 @@ def probe_or_exit(path: Path, limits: ToolLimits | None = None) -> MediaInfo:
     require_tools_or_exit(PROBE_TOOLS)
     try:
         require_regular_file(path, os.stat(path))  # the pipeline's check: a FIFO is never opened
-        return probe(command_line_file(path), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
+        return probe(library_file(path, watch_roots), ToolRunner(limits or ToolLimits.from_config(ProcessingConfig())))
     except OSError as exc:
         raise MediaError(f"{display_path(path)}: {exc.strerror or exc}", reason=Reason.OS_ERROR) from exc
 
@@ -117,7 +118,7 @@ def inspect_command(file: Path, config_path: str | None, as_json: bool) -> None:
     folder policy file, 69 when a tool is missing.
     """
     config = load_or_exit(config_path)
-    media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+    media = probe_or_exit(file, ToolLimits.from_config(config.processing), config.watch.paths)
     try:  # the title patterns of the policy that judges the file
         policy = PolicySelector.from_config(config).select(media.path).policy
     except MediaError as exc:  # a bad .vpod.toml, as vpod plan reports it

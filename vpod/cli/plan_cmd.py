@@ -31,7 +31,7 @@ from vpod.policy.plan import Action, CostClass, Plan, TranscodeVideo
 from vpod.policy.planner import plan as make_plan
 from vpod.policy.selection import PolicySelector
 from vpod.results import display_path
-from vpod.targets import command_line_file
+from vpod.targets import library_file
 
 COST_CLASSES: dict[CostClass, str] = {
     "none": "nothing to do",
@@ -89,10 +89,10 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     # so stdout holds the plan alone.
     configure_logging("warning", config.logging.format, timestamps=config.logging.timestamps)
     try:
-        media = probe_or_exit(file, ToolLimits.from_config(config.processing))
+        media = probe_or_exit(file, ToolLimits.from_config(config.processing), config.watch.paths)
     except MediaError as exc:
         if as_json and not isinstance(exc, ToolMissing):
-            click.echo(json.dumps(_unreadable(file, exc), indent=2))
+            click.echo(json.dumps(_unreadable(library_file(file, config.watch.paths), exc), indent=2))
         raise  # the line on stderr and exit status 1 (vpod.cli.exits)
     selector = PolicySelector.from_config(config)
     try:
@@ -186,8 +186,9 @@ def plan_command(file: Path, config_path: str | None, as_json: bool) -> None:
     elif error is not None:
         click.echo(f"vpod run would fail it ({error.reason}), changing nothing: {error}")
     if waits is not None:
+        windows = ", ".join(json.dumps(w) for w in waits["transcode_hours"])  # as the config writes them
         click.echo(
-            f"vpod run would wait for transcode_hours {waits['transcode_hours']}: it is outside every window now; "
+            f"vpod run would wait for transcode_hours {windows}: it is outside every window now; "
             f"the next one opens at {waits['next_window'].replace('T', ' ')} (the daemon defers the file until then, "
             f"transcode_deferred; vpod process skips it, {Reason.OUTSIDE_TRANSCODE_HOURS})"
         )
@@ -263,7 +264,7 @@ def _unreadable(file: Path, exc: MediaError) -> dict[str, Any]:
     """``vpod plan --json``'s object for a ``file`` that cannot be read as media: every
     member, ``error`` saying why (``exc``'s reason and message), nothing planned."""
     return {
-        "path": display_path(command_line_file(file)),
+        "path": display_path(file),
         "policy": None,
         "cost": None,
         "actions": [],

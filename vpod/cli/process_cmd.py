@@ -102,17 +102,23 @@ def _log_level(configured: str, verbose: bool) -> str:
 
 
 def summary_text(report: ProcessReport) -> str:
-    """The human summary: counts, total time, each failed or skipped file with its reason."""
+    """The human summary: counts, total time, each failed or skipped file with its reason.
+    "changed" counts every file written, a skipped one whose header part or rest of the
+    plan was applied (its result's ``changes``) too."""
     batch = report.batch
     if batch.total_files == 0:
         lines = ["vpod process: nothing to do (no video files found)."]
     else:
-        changed = sum(1 for r in batch.results if r.status is Status.DONE and r.changes)
         planned = [r for r in batch.results if r.reason == Reason.DRY_RUN]
         skipped = [r for r in batch.results if r.status is Status.SKIPPED and r.reason != Reason.DRY_RUN]
+        # A skip that still applied part of the plan (the header part of a hard-linked
+        # file, the rest of a plan whose video transcode was declined) changed its file.
+        in_part = 0 if report.dry_run else sum(1 for r in skipped if r.changes)
+        changed = sum(1 for r in batch.results if r.status is Status.DONE and r.changes) + in_part
         head = "Dry run, nothing written: " if report.dry_run else ""
         unchanged = f", {batch.unchanged_count} unchanged since vpod left them conforming" if batch.unchanged_count else ""
-        counts = [f"{batch.success_count} succeeded ({changed} changed{unchanged})"]
+        partly = f", {in_part} of them skipped but changed in part" if in_part else ""
+        counts = [f"{batch.success_count} succeeded ({changed} changed{partly}{unchanged})"]
         if report.dry_run:
             counts.append(f"{len(planned)} would change")
         counts += [f"{batch.fail_count} failed", f"{len(skipped)} skipped"]
