@@ -42,7 +42,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import structlog
 
@@ -600,9 +600,12 @@ class FileProcessor:
             check_owner_can_be_kept(temp, st, source)
             tool = None
             done = plan
+            streams: list[dict[str, Any]] | None = None  # the source's, for an encode
             try:
                 if plan.transcodes:
-                    tool, done = self.transcoder.transcode(media, plan, temp, on_progress)
+                    # One ffprobe of the source's streams for the encode and for keep_if_larger's count.
+                    streams = self.transcoder.source_streams(media)
+                    tool, done = self.transcoder.transcode(media, plan, temp, on_progress, streams)
                 else:
                     tool = self.remuxer.remux(media, plan, temp, on_progress)
                 media_after = verify_written(
@@ -620,7 +623,7 @@ class FileProcessor:
                     )  # fmt: skip
                 raise about from None
             self._check_unchanged(locked, doing)
-            shortfall = self._video_shortfall(media, plan, policy, locked, temp)
+            shortfall = self._video_shortfall(media, plan, policy, locked, temp, streams)
             if shortfall is not None:
                 raise Skip(
                     f"{source}: {shortfall}; the encode was discarded and the source's video kept", Reason.NOT_SMALLER
@@ -628,7 +631,7 @@ class FileProcessor:
             if has_writer(locked.fd, source):
                 # Replacing it now would leave that writer's next bytes in a deleted file.
                 raise MediaError(
-                    f"{source}: opened for writing by another process during the {doing[:-3]}; left as it was",
+                    f"{source}: opened for writing by another process during the {'transcode' if plan.transcodes else 'remux'}; left as it was",
                     reason=Reason.LOCKED,
                     permanent=False,
                 )
@@ -640,10 +643,12 @@ class FileProcessor:
         return target, replace(media_after, path=target), done
 
     def _video_shortfall(
-        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, temp: Path
+        self, media: MediaInfo, plan: Plan, policy: Policy, locked: LockedFile, temp: Path,
+        streams: list[dict[str, Any]] | None,
     ) -> str | None:
         """Why the verified result ``temp`` of ``plan`` is not kept under ``keep_if_larger``,
-        or ``None``: its re-encoded video tracks against the source's, in bytes
+        or ``None``: its re-encoded video tracks (located by the source's ffprobe
+        ``streams``, as the encode used them) against the source's, in bytes
         (:func:`vpod.media.video_saving.measure_video`, one ffprobe pass over each file),
         judged by :func:`vpod.media.video_saving.saving_shortfall`. Measured only for a plan
         that re-encodes video under ``keep_if_larger`` (:func:`vpod.media.video_saving.is_judged`).
@@ -654,10 +659,10 @@ class FileProcessor:
             Skip: ``vanished`` / ``source_changed``: the source changed while it was read
                 (:meth:`_check_unchanged`, asked again: the pass reads the whole file).
         """
-        if not is_judged(plan, policy):
+        if streams is None or not is_judged(plan, policy):
             return None
         try:
-            video = measure_video(media, plan, temp, self.transcoder.source_streams(media), self.runner)
+            video = measure_video(media, plan, temp, streams, self.runner)
         except MediaError as exc:
             self._check_unchanged(locked, "transcoding")  # a source rewritten meanwhile is the reason, not ffprobe
             raise _about_source(exc, media.path, temp, None, "transcoded") from None

@@ -407,13 +407,15 @@ class Transcoder:
         return out
 
     def transcode(
-        self, media: MediaInfo, plan: Plan, output: Path, on_progress: ProgressSink | None = None
+        self, media: MediaInfo, plan: Plan, output: Path, on_progress: ProgressSink | None = None,
+        streams: list[dict[str, Any]] | None = None,
     ) -> tuple[str, Plan]:
         """Write ``media`` with ``plan`` applied into ``output`` (an existing empty temp file
         beside the source); returns the tool used (``ffmpeg (libx265)``) and the plan as
         done (:func:`as_done`: each video transcode names the encoder that ran where the
         asked one was not usable). The source is only read. ``on_progress`` gets 0 at
-        the start, then ``(percent, speed=, fps=)``.
+        the start, then ``(percent, speed=, fps=)``. ``streams``: the source's
+        (:meth:`source_streams`) when the caller has them already; else probed here.
 
         Raises:
             MediaError: reasons ``unsupported_stream``, ``several_video_tracks``,
@@ -425,7 +427,8 @@ class Transcoder:
         unsupported = unsupported_stream_error(media, plan)
         if unsupported is not None:
             raise unsupported
-        streams = self.source_streams(media)
+        if streams is None:
+            streams = self.source_streams(media)
         video = self.plan_video(media, plan, streams)
         vaapi = self.settings.vaapi_device if any(v.choice.hardware == "vaapi" for v in video.values()) else ""
         encoders = ", ".join(sorted({v.choice.name for v in video.values()}))
